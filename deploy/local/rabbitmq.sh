@@ -1,0 +1,297 @@
+#!/usr/bin/env bash
+# A throwaway single-node RabbitMQ on loopback, everything under one base directory (see
+# shared/docs/RUNBOOK.md). No root service, no systemd, no Docker: Debian's rabbitmq-server package only.
+#
+#   rabbitmq.sh start   BASE [PORT]  start epmd + the node; prints amqp://guest:guest@127.0.0.1:PORT//
+#   rabbitmq.sh stop    BASE         stop the node (TERM, then KILL after a timeout) and its epmd, by pid
+#   rabbitmq.sh restart BASE         stop the node only and start it again; data (durable queues) kept
+#   rabbitmq.sh kill    BASE         SIGKILL the node (a crash; epmd and data stay); `start BASE` revives it
+#   rabbitmq.sh url     BASE         print the AMQP URL
+#   rabbitmq.sh env     BASE         print the environment (`eval "$(rabbitmq.sh env BASE)"; rabbitmqctl status`)
+#   rabbitmq.sh ctl     BASE ARGS... run rabbitmqctl against the node, e.g. `ctl BASE list_queues`
+#
+# PORT is chosen free if omitted (its distribution port, PORT+20000, must be free too); a second `start`
+# of the same BASE reuses the port and data of the first. The node has its own epmd on its own free port,
+# so it never meets another RabbitMQ on the machine. Only the URL goes to stdout, everything else to
+# stderr. Processes are only ever stopped by the pids recorded under BASE, never by name.
+#
+# Env: RABBITMQ_BIN_DIR (default /usr/lib/rabbitmq/bin), RABBITMQ_STOP_TIMEOUT (s, default 30),
+#      RABBITMQ_START_TIMEOUT (s, default 110).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+RMQ_BIN="${RABBITMQ_BIN_DIR:-/usr/lib/rabbitmq/bin}"
+STOP_TIMEOUT="${RABBITMQ_STOP_TIMEOUT:-30}"
+START_TIMEOUT="${RABBITMQ_START_TIMEOUT:-110}"
+DIST_OFFSET=20000
+
+log() { echo "rabbitmq.sh: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+
+# --- pid helpers --------------------------------------------------------------------------------------
+
+read_pid() { # FILE -> pid on stdout, or nothing
+    local f="$1" pid=""
+    [[ -s "$f" ]] && read -r pid <"$f" || true
+    [[ "$pid" =~ ^[0-9]+$ ]] && echo "$pid" || true
+}
+
+# alive PID [WORD]: the pid runs and (if WORD given) its command line mentions WORD, so a recycled pid
+# that now belongs to something else is never signalled.
+alive() {
+    local pid="$1" word="${2:-}"
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+    [[ -z "$word" ]] && return 0
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$word"
+}
+
+# group_alive SID: the session leader or anything in its process group still runs
+group_alive() { [[ -n "$1" ]] && { kill -0 "$1" 2>/dev/null || kill -0 -- "-$1" 2>/dev/null; }; }
+
+# wait_gone PID SECONDS: true once the pid is gone
+wait_gone() {
+    local pid="$1" deadline=$((SECONDS + $2))
+    while kill -0 "$pid" 2>/dev/null; do
+        ((SECONDS >= deadline)) && return 1
+        sleep 0.1
+    done
+}
+
+# port_free PORT: nothing listens on 127.0.0.1:PORT (SO_REUSEADDR, as the servers bind: connections
+# lingering in TIME_WAIT after a stop do not count)
+port_free() {
+    python3 -c 'import socket,sys
+s=socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try: s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError: sys.exit(1)' "$1"
+}
+
+# --- environment --------------------------------------------------------------------------------------
+
+load_env() {
+    [[ -f "$BASE/env.sh" ]] || die "$BASE is not a RabbitMQ base (no env.sh); run: rabbitmq.sh start $BASE"
+    # shellcheck disable=SC1091
+    . "$BASE/env.sh"
+}
+
+# First start of a BASE: config files, cookie, ports, env.sh.
+init_base() {
+    local port="$1" epmd_port
+    [[ -x "$RMQ_BIN/rabbitmq-server" ]] || die "$RMQ_BIN/rabbitmq-server not found (apt-get install rabbitmq-server)"
+    command -v epmd >/dev/null || die "epmd not found (it comes with erlang-base)"
+    if [[ -z "$port" ]]; then
+        port="$("$HERE/free-port.sh" --pair "$DIST_OFFSET")"
+    fi
+    [[ "$port" =~ ^[0-9]+$ ]] && ((port >= 1024 && port + DIST_OFFSET <= 65535)) \
+        || die "PORT must be 1024..$((65535 - DIST_OFFSET)) (its distribution port is PORT+$DIST_OFFSET)"
+    epmd_port="$("$HERE/free-port.sh")"
+
+    mkdir -p "$BASE/mnesia" "$BASE/log"
+    chmod 700 "$BASE"
+    if [[ ! -s "$BASE/.erlang.cookie" ]]; then
+        (umask 077 && head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32 >"$BASE/.erlang.cookie")
+    fi
+    chmod 400 "$BASE/.erlang.cookie"
+    : >"$BASE/rabbitmq-env.conf"            # empty: the system-wide /etc/rabbitmq/rabbitmq-env.conf is ignored
+    echo '[].' >"$BASE/enabled_plugins"
+    cat >"$BASE/rabbitmq.conf" <<EOF
+listeners.tcp.default = 127.0.0.1:$port
+loopback_users.guest = true
+log.console = false
+log.file.level = info
+# small CI disks: only block publishers when the disk is really full
+disk_free_limit.absolute = 50MB
+EOF
+    cat >"$BASE/env.sh" <<EOF
+# generated by deploy/local/rabbitmq.sh; source it to talk to this node with rabbitmqctl
+export GRIDCASE_RABBITMQ_PORT=$port
+export HOME='$BASE'
+export RABBITMQ_NODENAME='rabbit-$port@localhost'
+export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+export RABBITMQ_NODE_PORT=$port
+export RABBITMQ_DIST_PORT=$((port + DIST_OFFSET))
+export ERL_EPMD_ADDRESS=127.0.0.1
+export ERL_EPMD_PORT=$epmd_port
+export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS='-kernel inet_dist_use_interface {127,0,0,1}'
+export RABBITMQ_MNESIA_BASE='$BASE/mnesia'
+export RABBITMQ_LOG_BASE='$BASE/log'
+export RABBITMQ_PID_FILE='$BASE/rabbitmq.pid'
+export RABBITMQ_CONFIG_FILE='$BASE/rabbitmq'
+export RABBITMQ_ADVANCED_CONFIG_FILE='$BASE/advanced.config'
+export RABBITMQ_ENABLED_PLUGINS_FILE='$BASE/enabled_plugins'
+export RABBITMQ_CONF_ENV_FILE='$BASE/rabbitmq-env.conf'
+export PATH='$RMQ_BIN':"\$PATH"
+EOF
+}
+
+# --- epmd ---------------------------------------------------------------------------------------------
+
+start_epmd() {
+    local pid
+    pid="$(read_pid "$BASE/epmd.pid")"
+    if alive "$pid" epmd; then
+        return 0
+    fi
+    port_free "$ERL_EPMD_PORT" || die "epmd port $ERL_EPMD_PORT is taken; remove $BASE/env.sh to pick new ports"
+    setsid epmd -address 127.0.0.1 -port "$ERL_EPMD_PORT" </dev/null >>"$BASE/log/epmd.log" 2>&1 &
+    pid=$!
+    echo "$pid" >"$BASE/epmd.pid"
+    local i
+    for i in $(seq 100); do
+        epmd -port "$ERL_EPMD_PORT" -names >/dev/null 2>&1 && return 0
+        alive "$pid" || break
+        sleep 0.05
+    done
+    die "epmd did not come up on 127.0.0.1:$ERL_EPMD_PORT (see $BASE/log/epmd.log)"
+}
+
+stop_epmd() {
+    local pid
+    pid="$(read_pid "$BASE/epmd.pid")"
+    if alive "$pid" epmd; then
+        kill -TERM "$pid" 2>/dev/null || true
+        wait_gone "$pid" 5 || kill -KILL "$pid" 2>/dev/null || true
+        wait_gone "$pid" 5 || log "warning: epmd $pid did not exit"
+    fi
+    rm -f "$BASE/epmd.pid"
+}
+
+# --- node ---------------------------------------------------------------------------------------------
+
+node_pid() { read_pid "$RABBITMQ_PID_FILE"; }
+session_pid() { read_pid "$BASE/node-session.pid"; }
+
+node_running() {
+    alive "$(node_pid)" beam || group_alive "$(session_pid)"
+}
+
+start_node() {
+    node_running && die "node $RABBITMQ_NODENAME already running (pid $(node_pid)); use restart"
+    port_free "$RABBITMQ_NODE_PORT" || die "port $RABBITMQ_NODE_PORT is taken"
+    port_free "$RABBITMQ_DIST_PORT" || die "distribution port $RABBITMQ_DIST_PORT is taken"
+    rm -f "$RABBITMQ_PID_FILE"
+    local t0=$SECONDS sid
+    # setsid: the node gets its own session and process group (pgid = the wrapper's pid), so nothing
+    # it spawns outlives a stop, and the caller's signals (Ctrl-C) do not reach it.
+    (cd "$BASE" && exec setsid rabbitmq-server </dev/null >>"$BASE/log/server.out" 2>&1) &
+    sid=$!
+    echo "$sid" >"$BASE/node-session.pid"
+    log "starting node $RABBITMQ_NODENAME on 127.0.0.1:$RABBITMQ_NODE_PORT (session $sid, logs in $BASE/log)"
+
+    # rabbitmqctl wait returns once the node has booted; meanwhile watch for the node dying early.
+    rabbitmqctl wait --timeout "$START_TIMEOUT" "$RABBITMQ_PID_FILE" >>"$BASE/log/wait.out" 2>&1 &
+    local waiter=$! rc
+    while kill -0 "$waiter" 2>/dev/null; do
+        if ! kill -0 "$sid" 2>/dev/null; then    # the wrapper lives as long as the node
+            kill -TERM "$waiter" 2>/dev/null || true
+            break
+        fi
+        sleep 0.1
+    done
+    rc=0
+    wait "$waiter" || rc=$?
+    if ((rc != 0)) || ! alive "$(node_pid)" beam; then
+        log "node failed to start (rabbitmqctl wait exit $rc); last lines of the logs:"
+        tail -n 30 "$BASE/log/server.out" "$BASE/log/wait.out" "$BASE/log/$RABBITMQ_NODENAME.log" >&2 2>/dev/null || true
+        stop_node
+        return 1
+    fi
+    log "node up in $((SECONDS - t0)) s (pid $(node_pid))"
+}
+
+stop_node() {
+    local pid sid
+    pid="$(node_pid)"
+    sid="$(session_pid)"
+    if alive "$pid" beam; then
+        kill -TERM "$pid" 2>/dev/null || true     # the Erlang VM shuts RabbitMQ down cleanly on SIGTERM
+        if ! wait_gone "$pid" "$STOP_TIMEOUT"; then
+            log "node $pid still running after ${STOP_TIMEOUT}s; sending KILL"
+            kill -KILL "$pid" 2>/dev/null || true
+            wait_gone "$pid" 5 || true
+        fi
+    fi
+    # Whatever is left of the node's process group (the wrapper shell, erl_child_setup, a node that
+    # died before writing its pid file): TERM, then KILL.
+    if group_alive "$sid"; then
+        kill -TERM -- "-$sid" 2>/dev/null || kill -TERM "$sid" 2>/dev/null || true
+        local deadline=$((SECONDS + 10))
+        while group_alive "$sid" && ((SECONDS < deadline)); do sleep 0.1; done
+        if group_alive "$sid"; then
+            kill -KILL -- "-$sid" 2>/dev/null || kill -KILL "$sid" 2>/dev/null || true
+        fi
+    fi
+    rm -f "$RABBITMQ_PID_FILE" "$BASE/node-session.pid"
+}
+
+kill_node() {
+    local pid sid
+    pid="$(node_pid)"
+    sid="$(session_pid)"
+    alive "$pid" beam && kill -KILL "$pid" 2>/dev/null || true
+    if group_alive "$sid"; then kill -KILL -- "-$sid" 2>/dev/null || kill -KILL "$sid" 2>/dev/null || true; fi
+    [[ -n "$pid" ]] && { wait_gone "$pid" 5 || true; }
+    rm -f "$BASE/node-session.pid"
+}
+
+url() { echo "amqp://guest:guest@127.0.0.1:${RABBITMQ_NODE_PORT}//"; }
+
+# --- main ---------------------------------------------------------------------------------------------
+
+cmd="${1:-}"
+[[ -n "$cmd" && -n "${2:-}" ]] || usage
+[[ "$cmd" == start ]] && mkdir -p "$2"
+[[ -d "$2" ]] || die "no such directory: $2"
+BASE="$(cd "$2" && pwd)"
+shift 2
+
+case "$cmd" in
+    start)
+        port="${1:-}"
+        if [[ -f "$BASE/env.sh" ]]; then
+            load_env
+            [[ -z "$port" || "$port" == "$RABBITMQ_NODE_PORT" ]] \
+                || die "$BASE was set up for port $RABBITMQ_NODE_PORT, not $port"
+        else
+            init_base "$port"
+            load_env
+        fi
+        start_epmd
+        start_node || { stop_epmd; exit 1; }
+        url
+        ;;
+    stop)
+        [[ -f "$BASE/env.sh" ]] || { log "nothing to stop in $BASE"; exit 0; }
+        load_env
+        stop_node
+        stop_epmd
+        log "stopped $RABBITMQ_NODENAME"
+        ;;
+    restart)
+        load_env
+        stop_node
+        start_epmd
+        start_node
+        url
+        ;;
+    kill)
+        load_env
+        kill_node
+        ;;
+    url)
+        load_env
+        url
+        ;;
+    env)
+        cat "$BASE/env.sh" 2>/dev/null || die "$BASE is not a RabbitMQ base"
+        ;;
+    ctl)
+        load_env
+        exec rabbitmqctl "$@"
+        ;;
+    *)
+        usage
+        ;;
+esac

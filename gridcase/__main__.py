@@ -1,0 +1,3 @@
+from gridcase.cli import main
+
+main()

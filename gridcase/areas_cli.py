@@ -1,0 +1,109 @@
+"""``gridcase areas import|validate``: a hierarchy from GeoJSON files, with a validation report."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from services.dispatch.domain.areas import LEVELS
+
+LEVEL_OPTION = click.option("--level", "levels", type=(click.Choice(LEVELS), click.Path(exists=True, dir_okay=False)),
+                            multiple=True, required=True, help="a level and its FeatureCollection file; once per level")
+
+
+def _read(levels) -> dict[str, dict]:
+    return {level: json.loads(Path(path).read_text(encoding="utf-8")) for level, path in levels}
+
+
+def _progress(console):
+    return Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=False)
+
+
+def _report(console, findings) -> None:
+    if not findings:
+        console.print("[green]no findings[/green]")
+        return
+    table = Table(title=f"{len(findings)} finding(s)")
+    for column in ("severity", "level", "feature", "problem", "detail"):
+        table.add_column(column)
+    for f in findings:
+        style = "red" if f.severity == "error" else "yellow"
+        table.add_row(f"[{style}]{f.severity}[/{style}]", f.level, f.feature_id or "-", f.problem, f.detail)
+    console.print(table)
+
+
+def _run(levels, repair, action):
+    console = Console(stderr=True)
+    with _progress(console) as progress:
+        tasks = {}
+
+        def report(step, done, total):
+            if step not in tasks:
+                tasks[step] = progress.add_task(step, total=total)
+            progress.update(tasks[step], completed=done, total=total)
+
+        result = action(_read(levels), repair, report)
+    return console, result
+
+
+@click.group()
+def areas():
+    """The city's area hierarchy (hq → subcenter → station → grid)."""
+
+
+@areas.command("validate")
+@LEVEL_OPTION
+@click.option("--repair", is_flag=True, help="repair invalid rings with make_valid instead of rejecting them")
+def validate(levels, repair):
+    """Check a hierarchy without importing it; exit 1 on errors."""
+    from services.dispatch.domain.geojson import build_hierarchy
+
+    console, (hierarchy, findings) = _run(levels, repair, lambda data, rep, progress: build_hierarchy(
+        data, repair=rep, progress=progress))
+    _report(console, findings)
+    if hierarchy is None:
+        raise SystemExit(1)
+    _summary(console, {level: len(hierarchy.level(level)) for level in LEVELS})
+
+
+@areas.command("import")
+@LEVEL_OPTION
+@click.option("--repair", is_flag=True, help="repair invalid rings with make_valid instead of rejecting them")
+@click.option("--activate/--no-activate", default=True, show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+def import_(levels, repair, activate, data_dir):
+    """Import a new version of the hierarchy into dispatch's database; nothing changes on errors."""
+    from services.dispatch import handlers, store
+    from shared.clock import make_clock
+    from shared.config import from_env
+    from shared.db import make_engine
+    from shared.migrations import upgrade
+
+    settings = from_env(data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url("dispatch"))
+    upgrade(engine, "dispatch")
+    sources = ", ".join(Path(p).name for _, p in levels)
+    console, (version, findings) = _run(levels, repair, lambda data, rep, progress: handlers.import_areas(
+        engine, data, source=sources, activate=activate, clock=make_clock(settings), repair=rep, progress=progress))
+    _report(console, findings)
+    if version is None:
+        console.print("[red]not imported: fix the errors above[/red]")
+        raise SystemExit(1)
+    with engine.connect() as db:
+        summary = next(v.summary for v in store.versions(db) if v.id == version)
+    _summary(console, summary, version=version, active=activate)
+
+
+def _summary(console, counts: dict, version: int | None = None, active: bool = False) -> None:
+    table = Table(title=f"version {version}{' (active)' if active else ''}" if version else "hierarchy")
+    table.add_column("level")
+    table.add_column("areas", justify="right")
+    for level in LEVELS:
+        table.add_row(level, str(counts.get(level, 0)))
+    console.print(table)

@@ -1,0 +1,122 @@
+"""The ``gridcase`` command line."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+
+import click
+
+from shared.auth import ROLES, issue_token
+from shared.config import SERVICES, from_env
+
+DATA_DIR = click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+                        help="where embedded data and the development secret live [default: ./.gridcase]")
+
+
+def settings_for(data_dir, **overrides):
+    return from_env(data_dir, **overrides)
+
+
+def _logging(settings) -> None:
+    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+@click.group()
+def main():
+    """gridcase: grid-governance case management (intake, dispatch, escalation)."""
+
+
+@main.command()
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--city", default=None, help="demo (generated), a directory of level files, or a JSON file")
+@DATA_DIR
+def up(port, host, city, data_dir):
+    """Run everything in one process: SQLite per service, in-memory bus, all APIs on one port."""
+    from werkzeug.serving import make_server
+
+    from gridcase.embedded import System
+    from gridcase.tokens import development_tokens
+
+    settings = settings_for(data_dir, city=city)
+    _logging(settings)
+    system = System(settings)
+    version = system.ensure_city(settings.city)
+    system.start_workers()
+    server = make_server(host, port, system, threaded=True)
+    base = f"http://{host}:{server.server_port}"
+    click.echo(f"gridcase is up at {base}  (data in {settings.data_dir.resolve()})")
+    if version:
+        click.echo(f"  imported city {settings.city!r} as area version {version}")
+    for name in SERVICES:
+        click.echo(f"  {name:<10} {base}/{name}/v1   openapi {base}/{name}/openapi.json")
+    click.echo(f"  ready      {base}/readyz    metrics {base}/metrics")
+    click.echo("development tokens (Authorization: Bearer …):")
+    for role, area, token in development_tokens(system, settings):
+        click.echo(f"  {role:<11} {area or '':<22} {token}")
+    sys.stdout.flush()
+
+    def shutdown(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, shutdown)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        system.stop()
+
+
+@main.command()
+@click.argument("service", type=click.Choice(SERVICES))
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--host", default=lambda: os.environ.get("GRIDCASE_HOST", "127.0.0.1"), show_default="127.0.0.1")
+@click.option("--workers", type=int, default=lambda: int(os.environ.get("GRIDCASE_WEB_WORKERS", "2")))
+@DATA_DIR
+def serve(service, port, host, workers, data_dir):
+    """Serve one service's HTTP API with gunicorn (production)."""
+    from gridcase.production import serve_service
+
+    settings = settings_for(data_dir)
+    _logging(settings)
+    serve_service(service, settings, bind=f"{host}:{port}", workers=workers)
+
+
+@main.command()
+@click.argument("name", type=click.Choice(SERVICES + ("scheduler",)))
+@DATA_DIR
+def worker(name, data_dir):
+    """Run a service's consumers and outbox relay, or the deadline scheduler (production)."""
+    from gridcase.production import run_worker
+
+    settings = settings_for(data_dir)
+    _logging(settings)
+    run_worker(name, settings)
+
+
+@main.command()
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--area", default=None, help="the grid/station/sub-center id the role is scoped to")
+@click.option("--user", default=None)
+@click.option("--days", type=float, default=30.0, show_default=True)
+@DATA_DIR
+def token(role, area, user, days, data_dir):
+    """Print a signed development token (and nothing else) on stdout."""
+    from datetime import timedelta
+
+    settings = settings_for(data_dir)
+    try:
+        click.echo(issue_token(settings.secret, role, area=area, user=user, ttl=timedelta(days=days)))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+from gridcase.areas_cli import areas  # noqa: E402
+
+main.add_command(areas)

@@ -1,0 +1,89 @@
+"""The embedded system: all three services in one process, on SQLite and the in-memory bus.
+
+One WSGI application routes by the first path segment to each service's own Flask app, exactly as
+the production gateway routes by prefix; consumers, relays and the scheduler run as threads.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gridcase import cities
+from services.dispatch import bootstrap as dispatch
+from services.escalation import bootstrap as escalation
+from services.intake import bootstrap as intake
+from shared.config import Settings
+from shared.runtime import Runner, Service
+
+log = logging.getLogger("gridcase")
+PREFIXES = {"intake": "intake", "open311": "intake", "dispatch": "dispatch", "escalation": "escalation"}
+
+
+class System:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.services: dict[str, Service] = {
+            s.name: s for s in (intake.build(settings), dispatch.build(settings), escalation.build(settings))}
+        self.runner = Runner()
+        self.root = self._root_app()
+
+    def start_workers(self) -> None:
+        self.runner.start_all(list(self.services.values()))
+
+    def stop(self) -> None:
+        self.runner.stop()
+        for service in self.services.values():
+            service.engine.dispose()
+
+    def __call__(self, environ, start_response):
+        first = environ.get("PATH_INFO", "/").lstrip("/").split("/", 1)[0]
+        target = PREFIXES.get(first)
+        app = self.services[target].app if target else self.root
+        return app(environ, start_response)
+
+    def ensure_city(self, city: str) -> int | None:
+        """Import the city on first start; returns the new version, or None if one is active."""
+        service = self.services["dispatch"]
+        return cities.ensure_city(service.engine, city, clock=service.app.extensions["gridcase"].clock)
+
+    def _root_app(self) -> Flask:
+        app = Flask("gridcase")
+        app.json.ensure_ascii = False
+
+        @app.get("/")
+        def index():
+            return {"service": "gridcase", "apis": {name: f"/{name}/openapi.json" for name in self.services},
+                    "health": "/healthz", "ready": "/readyz", "metrics": "/metrics"}
+
+        @app.get("/healthz")
+        def healthz():
+            return {"status": "ok"}
+
+        @app.get("/readyz")
+        def readyz():
+            problems = {}
+            for name, service in self.services.items():
+                with service.app.test_request_context():
+                    response = service.app.view_functions["readyz"]()
+                if isinstance(response, Response) and response.status_code != 200:
+                    problems[name] = response.get_json()
+            try:
+                self.runner.alive()
+            except RuntimeError as exc:
+                problems["workers"] = str(exc)
+            if problems:
+                response = jsonify({"type": "about:blank", "title": "Service Unavailable", "status": 503,
+                                    "detail": "not every service is ready", "services": problems})
+                response.status_code, response.mimetype = 503, "application/problem+json"
+                return response
+            return {"status": "ready", "services": sorted(self.services)}
+
+        @app.get("/metrics")
+        def metrics():
+            return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+
+        return app
+

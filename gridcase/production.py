@@ -1,0 +1,73 @@
+"""Production processes: one service's API under gunicorn, or one service's background workers.
+
+Both bring the service's schema up to date first (in the gunicorn master, before forking), and
+open no connection before the fork: each gunicorn worker builds its own app and engine.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import signal
+import threading
+
+from gunicorn.app.base import BaseApplication
+
+from shared.config import Settings
+from shared.db import make_engine
+from shared.migrations import upgrade
+from shared.runtime import Runner
+
+log = logging.getLogger("gridcase")
+
+
+def _bootstrap(service: str):
+    return importlib.import_module(f"services.{service}.bootstrap")
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, factory, options: dict):
+        self.factory = factory
+        self.options = options
+        super().__init__()
+
+    def load_config(self):
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        return self.factory()
+
+
+def serve_service(service: str, settings: Settings, *, bind: str, workers: int) -> None:
+    engine = make_engine(settings.database_url(service))
+    upgrade(engine, service)
+    engine.dispose()
+    factory = lambda: _bootstrap(service).build(settings, migrate=False).app  # noqa: E731
+    _Gunicorn(factory, {"bind": bind, "workers": workers, "worker_class": "sync", "timeout": 60,
+                        "graceful_timeout": 20, "keepalive": 5, "accesslog": None,
+                        "proc_name": f"gridcase-{service}"}).run()
+
+
+def run_worker(name: str, settings: Settings) -> None:
+    """``intake|dispatch|escalation``: that service's consumers and relay; ``scheduler``: deadlines."""
+    service_name = "escalation" if name == "scheduler" else name
+    service = _bootstrap(service_name).build(settings)
+    if name == "scheduler":
+        factories = {"scheduler": service.workers["scheduler"]}
+    else:
+        factories = {k: v for k, v in service.workers.items() if k != "scheduler"}
+    runner = Runner()
+    for worker_name, factory in factories.items():
+        runner.start(f"{service_name}.{worker_name}", factory())
+    stopped = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopped.set())
+    log.info("worker %s running: %s", name, ", ".join(factories))
+    while not stopped.wait(1.0):
+        try:
+            runner.alive()
+        except RuntimeError:
+            log.exception("a worker thread died; exiting so the supervisor restarts the process")
+            break
+    runner.stop()
+    service.engine.dispose()

@@ -1,0 +1,15 @@
+"""Development tokens printed by ``gridcase up``: one per role, scoped to the first area of its level."""
+from __future__ import annotations
+
+from shared.auth import ROLE_SCOPE, ROLES, issue_token
+
+
+def development_tokens(system, settings) -> list[tuple[str, str | None, str]]:
+    active = system.services["dispatch"].app.extensions["gridcase"].areas.current()
+    out = []
+    for role in ROLES:
+        level = ROLE_SCOPE.get(role)
+        area = active.hierarchy.level(level)[0].id if level else None
+        user = f"{role}-{area}" if area else role
+        out.append((role, area, issue_token(settings.secret, role, area=area, user=user)))
+    return out

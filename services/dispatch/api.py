@@ -1,0 +1,139 @@
+"""Dispatch's HTTP interface: locate a point, read and import the area hierarchy."""
+from __future__ import annotations
+
+import json
+
+import shapely
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from marshmallow import RAISE, Schema, fields, validate
+
+from services.dispatch import handlers, store
+from services.dispatch.areaindex import NoActiveAreas
+from services.dispatch.domain.areas import LEVELS
+from services.dispatch.domain.gcj02 import gcj02_to_wgs84
+from services.dispatch.domain.locate import OutsideCity
+from shared.clock import isoformat
+from shared.web import identity, problem, require_role
+
+blp = Blueprint("dispatch", __name__, url_prefix="/dispatch/v1", description="Areas and geographic routing")
+MAP_TOLERANCE_DEG = 0.00005  # ~5 m: enough for a city map, a fraction of the vertices
+
+
+class LocateArgs(Schema):
+    class Meta:
+        unknown = RAISE
+
+    lon = fields.Float(required=True, allow_nan=False, validate=validate.Range(-180, 180))
+    lat = fields.Float(required=True, allow_nan=False, validate=validate.Range(-90, 90))
+    crs = fields.String(load_default="wgs84", validate=validate.OneOf(["wgs84", "gcj02"]),
+                        metadata={"description": "gcj02: the offset coordinates of Chinese map apps"})
+
+
+class AreasArgs(Schema):
+    class Meta:
+        unknown = RAISE
+
+    level = fields.String(validate=validate.OneOf(LEVELS))
+    version = fields.Integer()
+    simplify = fields.Boolean(load_default=True)
+
+
+class ImportIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    levels = fields.Dict(keys=fields.String(validate=validate.OneOf(LEVELS)), values=fields.Dict(),
+                         required=True)
+    activate = fields.Boolean(load_default=True)
+    repair = fields.Boolean(load_default=False)
+    source = fields.String(load_default="api", validate=validate.Length(max=200))
+
+
+def deps():
+    return current_app.extensions["gridcase"]
+
+
+def _active():
+    try:
+        return deps().areas.current()
+    except NoActiveAreas as exc:
+        abort(503, message=str(exc))
+
+
+@blp.route("/locate")
+class Locate(MethodView):
+    @blp.arguments(LocateArgs, location="query")
+    def get(self, args):
+        """Point → grid → station → sub-center → headquarters.
+
+        ``GET /dispatch/v1/locate?lon=13.40&lat=52.52`` → ``{"grid": {"id", "name"}, "station": …,
+        "subcenter": …, "hq": …, "triage": false, "candidates": [], "version": 1}``. A point in no
+        grid goes to the lowest level holding it with ``triage: true`` and the nearest grids.
+        """
+        identity()
+        lon, lat = args["lon"], args["lat"]
+        if args["crs"] == "gcj02":
+            lon, lat = gcj02_to_wgs84(lon, lat)
+        active = _active()
+        try:
+            location = active.locator.locate(lon, lat)
+        except OutsideCity:
+            abort(404, message=f"({lon}, {lat}) lies outside the city of version {active.version}")
+        ref = lambda r: {"id": r.id, "name": r.name} if r else None  # noqa: E731
+        return {"grid": ref(location.grid), "station": ref(location.station),
+                "subcenter": ref(location.subcenter), "hq": ref(location.hq), "triage": location.triage,
+                "candidates": [{"id": c.id, "distance_m": round(c.distance_m, 1)} for c in location.candidates],
+                "version": active.version, "lon": lon, "lat": lat}
+
+
+@blp.route("/areas")
+class Areas(MethodView):
+    @blp.arguments(AreasArgs, location="query")
+    def get(self, args):
+        """Without ``level``: the versions. With ``level``: that level as a GeoJSON FeatureCollection."""
+        identity()
+        if "level" not in args:
+            with deps().engine.connect() as db:
+                return {"versions": [{"version": v.id, "active": v.active, "source": v.source,
+                                      "created_at": isoformat(v.created_at), "summary": v.summary,
+                                      "activated_at": isoformat(v.activated_at) if v.activated_at else None}
+                                     for v in store.versions(db)]}
+        active = _active()
+        if args.get("version") not in (None, active.version):
+            with deps().engine.connect() as db:
+                hierarchy = store.load_hierarchy(db, args["version"])
+            version = args["version"]
+        else:
+            hierarchy, version = active.hierarchy, active.version
+        return feature_collection(hierarchy.level(args["level"]), version, args["simplify"])
+
+    @blp.arguments(ImportIn)
+    def post(self, body):
+        """Import a new version: ``{"levels": {"hq": FC, "subcenter": FC, "station": FC, "grid": FC},
+        "activate": true}`` → ``201`` with the version, or ``422`` with every finding."""
+        require_role("admin")
+        missing = [level for level in LEVELS if level not in body["levels"]]
+        if missing:
+            abort(422, errors={f"levels.{m}": ["a FeatureCollection is required"] for m in missing})
+        version, findings = handlers.import_areas(
+            deps().engine, body["levels"], source=body["source"], activate=body["activate"],
+            repair=body["repair"], clock=deps().clock)
+        report = [f.to_dict() for f in findings]
+        if version is None:
+            errors = sum(1 for f in report if f["severity"] == "error")
+            return problem(422, "Unprocessable Entity",
+                           f"the hierarchy has {errors} error(s); nothing was imported", findings=report)
+        deps().areas.invalidate()
+        return {"version": version, "active": body["activate"], "findings": report}, 201
+
+
+def feature_collection(areas, version: int, simplify: bool) -> dict:
+    geometries = [a.geometry for a in areas]
+    if simplify and geometries:
+        geometries = shapely.simplify(geometries, MAP_TOLERANCE_DEG, preserve_topology=True)
+    return {"type": "FeatureCollection", "version": version, "features": [
+        {"type": "Feature", "id": a.id,
+         "properties": {"id": a.id, "name": a.name, "level": a.level, "parent": a.parent},
+         "geometry": json.loads(shapely.to_geojson(g))} for a, g in zip(areas, geometries, strict=True)]}

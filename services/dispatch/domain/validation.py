@@ -1,0 +1,359 @@
+"""Checks on an imported area hierarchy, each answering with findings that name a level and a feature.
+
+Everything here works on numpy arrays of shapely geometries, because a city can have 100,000 grids and
+shapely 2's vectorized functions (and its STRtree) keep that to seconds. Geometries arrive in one of two
+coordinate systems, and each check says which it takes:
+
+- ``lonlat``: WGS84 longitude/latitude, as read from the file (validity, ranges, swapped axes);
+- ``local``: the same coordinates scaled to metres around the city's centre by a ``LocalFrame``
+  (overlaps, parents, gaps), with areas converted to m² by ``LocalFrame.area``.
+
+Errors block an import; warnings are reported and the import goes on.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import shapely
+
+from .areas import child_level, parent_level
+
+ERROR = "error"
+WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found in an import. ``feature_id`` is None for a problem with a whole file or level.
+
+    ``problem`` is a short machine code (``overlap``, ``gap``, ``outside_parent``...) that clients
+    match on; ``detail`` is the sentence a person reads; ``other_id`` names the second feature of a
+    pair (the sibling of an overlap), so that a map can highlight both.
+    """
+
+    level: str
+    feature_id: str | None
+    problem: str
+    severity: str
+    detail: str
+    other_id: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def error(level, feature_id, problem, detail, other_id=None) -> Finding:
+    return Finding(level, feature_id, problem, ERROR, detail, other_id)
+
+
+def warning(level, feature_id, problem, detail, other_id=None) -> Finding:
+    return Finding(level, feature_id, problem, WARNING, detail, other_id)
+
+
+def has_errors(findings: Sequence[Finding]) -> bool:
+    return any(f.severity == ERROR for f in findings)
+
+
+# --- identity ------------------------------------------------------------------------------------
+
+
+def check_duplicate_ids(ids_by_level: dict[str, Sequence[str]]) -> list[Finding]:
+    """Ids must be unique across the whole hierarchy, not only within a level: cases, tokens and the
+    ``Hierarchy`` all look areas up by id alone, so a station and a grid sharing an id would make one
+    of them unreachable."""
+    findings: list[Finding] = []
+    first_level: dict[str, str] = {}
+    for level, ids in ids_by_level.items():
+        for area_id, count in Counter(ids).items():
+            if count > 1:
+                findings.append(error(level, area_id, "duplicate_id",
+                                      f"id {area_id} is used by {count} {level} features"))
+            if area_id in first_level:
+                findings.append(error(level, area_id, "duplicate_id",
+                                      f"id {area_id} is already used at level {first_level[area_id]}"))
+            else:
+                first_level[area_id] = level
+    return findings
+
+
+# --- single geometries (lonlat) --------------------------------------------------------------------
+
+
+def check_geometry(level: str, ids: Sequence[str], geoms: np.ndarray, *, repair: bool):
+    """Empty, out-of-range and invalid geometries. Returns ``(geoms, ok, findings)``: the geometries
+    (repaired where asked), a mask of those fit for the geometric checks, and the findings.
+
+    Invalid geometry is repaired only when asked, because ``make_valid`` can change an area's shape
+    (a bowtie becomes two triangles) and somebody should look at it before cases are routed by it.
+    """
+    findings: list[Finding] = []
+    geoms = geoms.copy()
+    empty = shapely.is_empty(geoms)
+    bounds = shapely.bounds(geoms)
+    finite = np.isfinite(bounds).all(axis=1)
+    in_range = finite & (bounds[:, 0] >= -180) & (bounds[:, 2] <= 180) & (bounds[:, 1] >= -90) & (bounds[:, 3] <= 90)
+    ok = ~empty & in_range
+    for i in np.flatnonzero(empty):
+        findings.append(error(level, ids[i], "empty_geometry", f"{level} {ids[i]} has an empty geometry"))
+    for i in np.flatnonzero(~empty & ~in_range):
+        findings.append(error(level, ids[i], "out_of_range", _out_of_range_detail(level, ids[i], bounds[i])))
+
+    candidates = np.flatnonzero(ok)
+    reasons = shapely.is_valid_reason(geoms[candidates])
+    for i, reason in zip(candidates, reasons, strict=True):
+        if reason == "Valid Geometry":
+            continue
+        if not repair:
+            ok[i] = False
+            findings.append(error(level, ids[i], "invalid_geometry",
+                                  f"{level} {ids[i]} is not a valid polygon: {reason}"))
+            continue
+        fixed = polygonal(shapely.make_valid(geoms[i], method="structure", keep_collapsed=False))
+        if fixed.is_empty:
+            ok[i] = False
+            findings.append(error(level, ids[i], "invalid_geometry", f"{level} {ids[i]} is not a valid polygon "
+                                                                     f"({reason}) and nothing is left after repair"))
+        else:
+            geoms[i] = fixed
+            findings.append(warning(level, ids[i], "repaired",
+                                    f"{level} {ids[i]} was not a valid polygon ({reason}); repaired with make_valid"))
+    return geoms, ok, findings
+
+
+def polygonal(geom):
+    """The polygonal parts of a geometry (make_valid may also return lines and points)."""
+    parts = [p for p in shapely.get_parts(geom) if p.geom_type in ("Polygon", "MultiPolygon")]
+    if not parts:
+        return shapely.Polygon()
+    return parts[0] if len(parts) == 1 else shapely.union_all(parts)
+
+
+def _out_of_range_detail(level, area_id, b) -> str:
+    if not np.isfinite(b).all():
+        return f"{level} {area_id} has coordinates that are not finite numbers"
+    text = (f"{level} {area_id} has coordinates x {b[0]:.6g}..{b[2]:.6g}, y {b[1]:.6g}..{b[3]:.6g}, outside WGS84 "
+            "(longitude -180..180, latitude -90..90)")
+    if np.abs(b).max() > 1000:
+        return text + ": they look like projected metres; declare the file's crs or reproject it to WGS84"
+    if -90 <= b[0] and b[2] <= 90 and -180 <= b[1] and b[3] <= 180:
+        return text + ": they look like [lat, lon]; GeoJSON wants [lon, lat]"
+    return text
+
+
+# --- swapped axes (lonlat) -------------------------------------------------------------------------
+
+
+def check_swapped(level_ids: dict[str, Sequence[str]], level_geoms: dict[str, np.ndarray],
+                  ok: dict[str, np.ndarray]) -> list[Finding]:
+    """Flag features whose coordinates look like [lat, lon] instead of GeoJSON's [lon, lat].
+
+    Heuristic: the headquarters' bounding box is where the city is. A feature of a lower level whose
+    own bounding box misses it, while the box with x and y exchanged hits it, is reported as swapped.
+    The headquarters itself is judged the same way against the sub-centers' box; when it is the one
+    that looks swapped, its exchanged box becomes the reference. A whole file swapped consistently
+    cannot be told from a city elsewhere and passes (it will then usually fail on ranges or parents).
+    Flagged features are taken out of ``ok`` so that they do not also show up as having no parent.
+    """
+    findings: list[Finding] = []
+    hq_box = _union_box(level_geoms["hq"][ok["hq"]])
+    below_box = _union_box(level_geoms["subcenter"][ok["subcenter"]])
+    if hq_box is None:
+        return findings
+    reference = hq_box
+    if below_box is not None and not _boxes_meet(hq_box, below_box) and _boxes_meet(_swap(hq_box), below_box):
+        findings += _flag_swapped("hq", level_ids["hq"], level_geoms["hq"], ok["hq"], below_box)
+        reference = _swap(hq_box)
+    for level in level_geoms:
+        if level != "hq":
+            findings += _flag_swapped(level, level_ids[level], level_geoms[level], ok[level], reference)
+    return findings
+
+
+def _flag_swapped(level, ids, geoms, ok, reference) -> list[Finding]:
+    b = shapely.bounds(geoms)
+    own = _meets(b, reference)
+    swapped = _meets(b[:, [1, 0, 3, 2]], reference)
+    flagged = ok & ~own & swapped
+    ok &= ~flagged
+    return [error(level, ids[i], "swapped_coordinates",
+                  f"{level} {ids[i]} lies outside the city (x {b[i, 0]:.6g}..{b[i, 2]:.6g}, "
+                  f"y {b[i, 1]:.6g}..{b[i, 3]:.6g}) but inside it with x and y exchanged: "
+                  "its coordinates look like [lat, lon]; GeoJSON wants [lon, lat]")
+            for i in np.flatnonzero(flagged)]
+
+
+def _union_box(geoms):
+    if len(geoms) == 0:
+        return None
+    b = shapely.bounds(geoms)
+    return np.array([b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()])
+
+
+def _swap(box):
+    return box[[1, 0, 3, 2]]
+
+
+def _meets(boxes: np.ndarray, box) -> np.ndarray:
+    return (boxes[:, 0] <= box[2]) & (boxes[:, 2] >= box[0]) & (boxes[:, 1] <= box[3]) & (boxes[:, 3] >= box[1])
+
+
+def _boxes_meet(a, b) -> bool:
+    return bool(_meets(a[None, :], b)[0])
+
+
+# --- siblings, parents and gaps (local) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LocalFrame:
+    """Lon/lat scaled to metres around the city's centre: an affine map, not a projection.
+
+    Why not a real projection (UTM, Lambert equal-area)? GeoJSON edges are straight lines in lon/lat,
+    and dispatch locates points in lon/lat, so overlaps and gaps must be judged there. A projection
+    bends edges; a vertex lying on a neighbour's long straight edge (generated cities have kilometre-long
+    edges) then drifts off it and leaves overlaps and slivers of hundreds of m² that are not in the
+    data. An affine map keeps every line straight, so the topology is the file's.
+
+    It is not equal-area: east-west metres shrink with cos(latitude). ``area`` multiplies each
+    geometry's planar area by cos(lat)/cos(lat0) at its centroid, which leaves an error far below
+    one part in 10,000 at city size (and ``metres per degree`` come from the WGS84 ellipsoid at lat0).
+    """
+
+    lon0: float
+    lat0: float
+
+    @classmethod
+    def around(cls, geoms: np.ndarray) -> LocalFrame:
+        minx, miny, maxx, maxy = shapely.total_bounds(geoms)
+        return cls((minx + maxx) / 2, (miny + maxy) / 2)
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """Metres per degree of longitude and of latitude at lat0 (WGS84 radii of curvature)."""
+        a, e2 = 6378137.0, 0.00669437999014
+        phi = math.radians(self.lat0)
+        w = 1 - e2 * math.sin(phi) ** 2
+        n, m = a / math.sqrt(w), a * (1 - e2) / w ** 1.5
+        return math.radians(1) * n * math.cos(phi), math.radians(1) * m
+
+    def to_local(self, geoms: np.ndarray) -> np.ndarray:
+        kx, ky = self.scale
+        return shapely.transform(geoms, lambda xy: (xy - (self.lon0, self.lat0)) * (kx, ky))
+
+    def area(self, local: np.ndarray) -> np.ndarray:
+        """Areas in m² of geometries in this frame."""
+        lat = self.lat0 + shapely.get_y(shapely.centroid(local)) / self.scale[1]
+        factor = np.cos(np.radians(lat)) / math.cos(math.radians(self.lat0))
+        return shapely.area(local) * np.nan_to_num(factor, nan=1.0)
+
+
+def check_overlaps(level: str, ids: Sequence[str], geoms: np.ndarray, tolerance_m2: float,
+                   frame: LocalFrame) -> list[Finding]:
+    """Siblings must not share area: a point in two grids has two owners.
+
+    Candidate pairs are neighbours from an STRtree, never all pairs. Intersecting every neighbour pair
+    is still the slow part (100,000 grids touch in 400,000 pairs), so GEOS's coverage validation goes
+    first: a polygon whose every edge matches its neighbours' cannot overlap them, and only pairs with
+    a flagged polygon (an overlap, or merely unmatched vertices) are intersected.
+    """
+    suspect = ~shapely.is_empty(shapely.coverage_invalid_edges(geoms))
+    a, b = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    keep = (a < b) & (suspect[a] | suspect[b])
+    a, b = a[keep], b[keep]
+    areas = frame.area(shapely.intersection(geoms[a], geoms[b]))
+    return [error(level, ids[i], "overlap",
+                  f"{level} {ids[i]} overlaps {level} {ids[j]} by {area:,.0f} m² (tolerance {tolerance_m2:g} m²)",
+                  ids[j])
+            for i, j, area in zip(a, b, areas, strict=True) if area > tolerance_m2]
+
+
+def assign_parents(level: str, ids: Sequence[str], geoms: np.ndarray, declared: Sequence[str | None],
+                   parent_ids: Sequence[str], parent_geoms: np.ndarray, *, known_parent_ids: set[str],
+                   overlap_tolerance_m2: float, outside_tolerance_ratio: float, frame: LocalFrame):
+    """Give every child its parent, and check that the child lies inside it.
+
+    A declared ``parent`` property wins; otherwise the parent is the feature of the level above that
+    holds most of the child's area. Most children lie wholly inside one parent, which a prepared
+    ``covers`` test finds cheaply; only the rest need intersection areas. Returns ``(parent, inside,
+    findings)``: the index of each child's parent in ``parent_ids`` (-1 for none) and the area of the
+    child inside it, in m².
+    """
+    upper = parent_level(level) or "parent"
+    n = len(ids)
+    parent = np.full(n, -1)
+    inside = np.zeros(n)
+    findings: list[Finding] = []
+    child_area = frame.area(geoms)
+    index_of = {pid: k for k, pid in enumerate(parent_ids)}
+    is_declared = np.array([d is not None for d in declared], dtype=bool)
+    for i in np.flatnonzero(is_declared):
+        k = index_of.get(declared[i])
+        if k is not None:
+            parent[i] = k
+        elif declared[i] not in known_parent_ids:
+            findings.append(error(level, ids[i], "unknown_parent",
+                                  f"{level} {ids[i]} names parent {declared[i]}, which is no {upper}", declared[i]))
+    if len(parent_geoms) == 0:
+        return parent, inside, findings
+
+    shapely.prepare(parent_geoms)
+    tree = shapely.STRtree(geoms)
+    p, c = tree.query(parent_geoms, predicate="covers")
+    covered = np.zeros(n, dtype=bool)
+    covered[c] = True
+    order = np.lexsort((p, c))
+    first = order[np.unique(c[order], return_index=True)[1]]
+    wanted = ~is_declared[c[first]]
+    parent[c[first][wanted]] = p[first][wanted]
+
+    p, c = tree.query(parent_geoms, predicate="intersects")
+    straddles = ~is_declared[c] & ~covered[c]
+    p, c = p[straddles], c[straddles]
+    areas = frame.area(shapely.intersection(geoms[c], parent_geoms[p]))
+    order = np.lexsort((p, -areas, c))
+    best = order[np.unique(c[order], return_index=True)[1]]
+    best = best[areas[best] > 0]
+    parent[c[best]] = p[best]
+
+    assigned = np.flatnonzero(parent >= 0)
+    whole = shapely.covers(parent_geoms[parent[assigned]], geoms[assigned])
+    inside[assigned[whole]] = child_area[assigned[whole]]
+    part = assigned[~whole]
+    inside[part] = frame.area(shapely.intersection(geoms[part], parent_geoms[parent[part]]))
+
+    orphans = np.flatnonzero((parent < 0) & ~is_declared)
+    if len(orphans):
+        (_, nearest), distance = shapely.STRtree(parent_geoms).query_nearest(
+            geoms[orphans], return_distance=True, all_matches=False)
+        findings += [error(level, ids[i], "no_parent",
+                           f"{level} {ids[i]} lies in no {upper}; the nearest, {parent_ids[k]}, is {d:,.0f} m away",
+                           parent_ids[k])
+                     for i, k, d in zip(orphans, nearest, distance, strict=True)]
+    outside = np.clip(child_area - inside, 0, None)
+    for i in np.flatnonzero((parent >= 0) & (outside > overlap_tolerance_m2)
+                            & (outside > outside_tolerance_ratio * child_area)):
+        findings.append(error(level, ids[i], "outside_parent",
+                              f"{outside[i]:,.0f} m² ({outside[i] / child_area[i]:.1%}) of {level} {ids[i]} lies "
+                              f"outside its {upper} {parent_ids[parent[i]]}", parent_ids[parent[i]]))
+    return parent, inside, findings
+
+
+def check_gaps(level: str, ids: Sequence[str], geoms: np.ndarray, child_parent: np.ndarray,
+               child_inside: np.ndarray, tolerance_ratio: float, frame: LocalFrame) -> list[Finding]:
+    """Warn where a parent's area is not covered by its children: a report there finds no owner at the
+    lower level and goes to triage. Only a warning, because real cities have such slivers (Berlin's
+    city outline and its planning areas differ by about 0.07 % of the city) and they are handled at
+    locate time. Children's areas are summed, which is exact because overlapping siblings are errors."""
+    area = frame.area(geoms)
+    assigned = child_parent >= 0
+    covered = np.bincount(child_parent[assigned], weights=child_inside[assigned], minlength=len(ids))
+    gap = np.clip(area - covered, 0, None)
+    below = child_level(level) or "child"
+    return [warning(level, ids[k], "gap",
+                    f"{gap[k]:,.0f} m² ({gap[k] / area[k]:.2%}) of {level} {ids[k]} is covered by none of its {below}s")
+            for k in np.flatnonzero(gap > tolerance_ratio * area)]
+

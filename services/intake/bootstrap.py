@@ -1,0 +1,35 @@
+"""Wire intake: settings → engine, clock, policy → Flask app and background workers."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from services.intake.api import blp
+from shared.clock import Clock, make_clock
+from shared.config import Settings
+from shared.db import make_engine
+from shared.migrations import upgrade
+from shared.policy import Policy, load_policy
+from shared.runtime import Service, check_broker, check_database, relay_factory
+from shared.web import create_app
+
+
+@dataclass(frozen=True)
+class IntakeDeps:
+    engine: sa.Engine
+    clock: Clock
+    policy: Policy
+
+
+def build(settings: Settings, clock: Clock | None = None, *, migrate: bool = True) -> Service:
+    engine = make_engine(settings.database_url("intake"))
+    if migrate:
+        upgrade(engine, "intake")
+    deps = IntakeDeps(engine, clock or make_clock(settings), load_policy(settings.policy_file))
+    app, api = create_app("intake", title="gridcase intake", secret=settings.secret, max_body=12 * 1024 * 1024,
+                          readiness={"database": check_database(engine),
+                                     "broker": check_broker(settings.broker_url)})
+    app.extensions["gridcase"] = deps
+    api.register_blueprint(blp)
+    return Service("intake", settings, engine, app, workers={"relay": relay_factory("intake", settings, engine)})

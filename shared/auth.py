@@ -1,0 +1,51 @@
+"""Bearer tokens: signed JWTs carrying a role, an area and a user name. Deny by default."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+
+ROLES = ("grid_worker", "station", "subcenter", "command", "supervisor", "admin")
+#: The area level a role is scoped to; roles not listed see every area.
+ROLE_SCOPE = {"grid_worker": "grid", "station": "station", "subcenter": "subcenter"}
+ALGORITHM = "HS256"
+
+
+class AuthError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Identity:
+    role: str
+    user: str
+    area: str | None = None
+
+    def sees(self, areas: dict[str, str | None]) -> bool:
+        """Whether this identity's area covers a case owned under ``areas`` (level → area id)."""
+        level = ROLE_SCOPE.get(self.role)
+        return level is None or (self.area is not None and areas.get(level) == self.area)
+
+
+def issue_token(secret: str, role: str, *, area: str | None = None, user: str | None = None,
+                ttl: timedelta = timedelta(days=30), now: datetime | None = None) -> str:
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
+    if role in ROLE_SCOPE and not area:
+        raise ValueError(f"role {role} needs --area (the id of its {ROLE_SCOPE[role]})")
+    now = now or datetime.now(UTC)
+    claims = {"sub": user or role, "role": role, "iat": now, "exp": now + ttl}
+    if area:
+        claims["area"] = area
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def read_token(secret: str, token: str) -> Identity:
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
+    except jwt.PyJWTError as exc:
+        raise AuthError(str(exc)) from exc
+    if claims.get("role") not in ROLES:
+        raise AuthError("token has no valid role")
+    return Identity(role=claims["role"], user=claims["sub"], area=claims.get("area"))

@@ -1,0 +1,75 @@
+"""One frozen settings object per process, read from the environment once.
+
+Embedded mode (the default) needs nothing: SQLite files under the data directory and an
+in-process bus. Production sets ``GRIDCASE_BROKER_URL`` and one database URL per service.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+SERVICES = ("intake", "dispatch", "escalation")
+MEMORY_BROKER = "memory://"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path(".gridcase")
+    broker_url: str = MEMORY_BROKER
+    database_urls: dict[str, str] = field(default_factory=dict)
+    secret: str = ""
+    time_scale: float = 1.0
+    clock_anchor: str | None = None
+    city: str = "demo"
+    policy_file: str | None = None
+    delivery_limit: int = 5
+    log_level: str = "INFO"
+
+    @property
+    def embedded(self) -> bool:
+        return self.broker_url.startswith("memory://")
+
+    def database_url(self, service: str) -> str:
+        return self.database_urls.get(service) or f"sqlite:///{(self.data_dir / f'{service}.db').resolve()}"
+
+    def replace(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+
+def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None, **overrides) -> Settings:
+    """Build the process's settings from ``env`` (default ``os.environ``) and explicit overrides."""
+    env = os.environ if env is None else env
+    directory = Path(data_dir or env.get("GRIDCASE_DATA_DIR") or ".gridcase")
+    urls = {s: env[f"GRIDCASE_{s.upper()}_DATABASE_URL"] for s in SERVICES
+            if env.get(f"GRIDCASE_{s.upper()}_DATABASE_URL")}
+    settings = Settings(
+        data_dir=directory,
+        broker_url=env.get("GRIDCASE_BROKER_URL") or MEMORY_BROKER,
+        database_urls=urls,
+        secret=env.get("GRIDCASE_SECRET", ""),
+        time_scale=float(env.get("GRIDCASE_TIME_SCALE", "1") or 1),
+        clock_anchor=env.get("GRIDCASE_CLOCK_ANCHOR") or None,
+        city=env.get("GRIDCASE_CITY", "demo"),
+        policy_file=env.get("GRIDCASE_POLICY_FILE") or None,
+        delivery_limit=int(env.get("GRIDCASE_DELIVERY_LIMIT", "5")),
+        log_level=env.get("GRIDCASE_LOG_LEVEL", "INFO"),
+    )
+    settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    if settings.time_scale <= 0:
+        raise ValueError("GRIDCASE_TIME_SCALE must be positive")
+    if not settings.secret:
+        settings = replace(settings, secret=_development_secret(settings.data_dir))
+    return settings
+
+
+def _development_secret(data_dir: Path) -> str:
+    """A per-data-directory signing secret, so development tokens survive restarts."""
+    path = data_dir / "secret"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()

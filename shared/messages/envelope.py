@@ -1,0 +1,62 @@
+"""The JSON envelope every message travels in.
+
+``{id, type, version, occurred_at, correlation_id, producer, payload}``; the routing key is the
+type. Consumers tolerate unknown fields (marshmallow ``EXCLUDE``) so producers can add fields
+without a lock-step deploy.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields
+
+from shared.clock import isoformat, utc
+
+
+class MessageError(ValueError):
+    """A message that cannot be decoded or does not match its schema: a poison message."""
+
+
+class EnvelopeSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    id = fields.UUID(required=True)
+    type = fields.String(required=True)
+    version = fields.Integer(required=True)
+    occurred_at = fields.AwareDateTime(required=True, default_timezone=None)
+    correlation_id = fields.String(required=True)
+    producer = fields.String(required=True)
+    payload = fields.Dict(required=True)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    type: str
+    payload: dict
+    occurred_at: datetime
+    producer: str
+    version: int = 1
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    correlation_id: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "id": self.id, "type": self.type, "version": self.version,
+            "occurred_at": isoformat(self.occurred_at), "correlation_id": self.correlation_id or self.id,
+            "producer": self.producer, "payload": self.payload,
+        }, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, body: str | bytes) -> Envelope:
+        try:
+            raw = json.loads(body)
+            data = EnvelopeSchema().load(raw)
+        except (ValueError, TypeError, ValidationError) as exc:
+            raise MessageError(f"not a gridcase envelope: {exc}") from exc
+        return cls(type=data["type"], payload=data["payload"], occurred_at=utc(data["occurred_at"]),
+                   producer=data["producer"], version=data["version"], id=str(data["id"]),
+                   correlation_id=data["correlation_id"])

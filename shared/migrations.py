@@ -1,0 +1,77 @@
+"""Alembic, one migration history per service, run programmatically on start.
+
+``upgrade(engine, "intake")`` brings the service's schema up to date. On PostgreSQL an advisory
+lock serialises concurrent starts (an API and a worker booting together).
+"""
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Engine
+
+SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
+
+
+def alembic_config(service: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(SERVICES_DIR / service / "migrations"))
+    return config
+
+
+def upgrade(engine: Engine, service: str, revision: str = "head") -> None:
+    config = alembic_config(service)
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            key = zlib.crc32(f"gridcase-migrate-{service}".encode())
+            connection.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+        connection.commit()
+        if engine.dialect.name == "postgresql":
+            connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            connection.commit()
+
+
+def run_env() -> None:
+    """The body of every service's ``migrations/env.py``."""
+    from alembic import context
+
+    connection = context.config.attributes["connection"]
+    context.configure(connection=connection, render_as_batch=connection.dialect.name == "sqlite")
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def create_messaging_tables(op) -> None:
+    """The outbox and inbox every service carries, created by each service's first migration."""
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+        sa.Column("message_id", sa.String(36), nullable=False, unique=True),
+        sa.Column("type", sa.String(64), nullable=False),
+        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+    )
+    op.create_index("ix_outbox_unsent", "outbox", ["id"], postgresql_where=sa.text("sent_at IS NULL"),
+                    sqlite_where=sa.text("sent_at IS NULL"))
+    op.create_table(
+        "inbox",
+        sa.Column("consumer", sa.String(64), primary_key=True),
+        sa.Column("message_id", sa.String(36), primary_key=True),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_table(
+        "dead_letters",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("consumer", sa.String(64), nullable=False),
+        sa.Column("message_id", sa.String(64), nullable=True),
+        sa.Column("routing_key", sa.String(64), nullable=False),
+        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("failed_at", sa.DateTime(timezone=True), nullable=False),
+    )

@@ -1,0 +1,118 @@
+"""Pipelined publisher confirms on RabbitMQ with pika's SelectConnection.
+
+A batch is published in one go and the ioloop runs until the broker has acked every delivery tag
+(acks may cover many tags at once with ``multiple``). A nack, a closed connection or a timeout
+raises, and the relay leaves the rows unsent.
+"""
+from __future__ import annotations
+
+import logging
+
+import pika
+from pika.adapters.select_connection import SelectConnection
+from prometheus_client import Counter
+
+from shared import bus
+
+log = logging.getLogger("gridcase.relay")
+UNROUTABLE = Counter("gridcase_outbox_unroutable_total", "Published messages no queue was bound for", ["type"])
+
+
+class PikaConfirmPublisher:
+    def __init__(self, url: str, delivery_limit: int, *, timeout: float = 30.0):
+        with bus.connect(url) as kombu_connection:  # topology is declared by kombu, in one place
+            bus.declare_topology(kombu_connection, delivery_limit)
+        self.timeout = timeout
+        self.channel = None
+        self.error: str | None = None
+        self._outstanding: set[int] = set()
+        self._next_tag = 1
+        self._waiting_for = None
+        parameters = pika.URLParameters(url)
+        parameters.heartbeat = 30
+        self.connection = SelectConnection(
+            parameters, on_open_callback=self._on_open, on_open_error_callback=self._on_failure,
+            on_close_callback=self._on_failure)
+        self._run_until(lambda: self.channel is not None, "connecting")
+
+    def publish(self, rows) -> None:
+        for row in rows:
+            properties = pika.BasicProperties(delivery_mode=2, content_type="application/json",
+                                              content_encoding="utf-8", message_id=row.message_id)
+            self.channel.basic_publish(bus.EXCHANGE.name, row.type, row.body.encode(), properties,
+                                       mandatory=True)
+            self._outstanding.add(self._next_tag)
+            self._next_tag += 1
+        self._run_until(lambda: not self._outstanding, "waiting for confirms")
+
+    def idle(self, seconds: float) -> None:
+        """Sleep while serving the connection (heartbeats)."""
+        self.connection.ioloop.call_later(seconds, self.connection.ioloop.stop)
+        self.connection.ioloop.start()
+        self._raise_error()
+
+    def close(self) -> None:
+        if self.connection.is_open:
+            self.connection.close()
+            self.connection.ioloop.call_later(2, self.connection.ioloop.stop)
+            self.connection.ioloop.start()
+
+    # -- callbacks -------------------------------------------------------------------------------
+
+    def _on_open(self, connection):
+        connection.channel(on_open_callback=self._on_channel)
+
+    def _on_channel(self, channel):
+        channel.add_on_close_callback(self._on_failure)
+        channel.add_on_return_callback(self._on_return)
+        channel.confirm_delivery(ack_nack_callback=self._on_confirm,
+                                 callback=lambda _frame: self._set_channel(channel))
+
+    def _set_channel(self, channel):
+        self.channel = channel
+        self._check()
+
+    def _on_confirm(self, frame):
+        method = frame.method
+        tags = ({t for t in self._outstanding if t <= method.delivery_tag} if method.multiple
+                else {method.delivery_tag})
+        if isinstance(method, pika.spec.Basic.Nack):
+            self.error = f"broker nacked delivery {sorted(tags)[:3]}"
+        self._outstanding -= tags
+        self._check()
+
+    def _on_return(self, _channel, method, properties, _body):
+        # The relay declared every subscriber's queue before publishing, so a returned message is
+        # a type nobody subscribes to (yet). It is counted and logged, not retried forever.
+        UNROUTABLE.labels(method.routing_key).inc()
+        log.warning("no queue is bound for %s (message %s)", method.routing_key, properties.message_id)
+
+    def _on_failure(self, *args):
+        self.error = f"connection to broker lost: {args[-1] if args else ''}"
+        self._check(force=True)
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def _check(self, force: bool = False):
+        if self._waiting_for is not None and (force or self.error or self._waiting_for()):
+            self.connection.ioloop.stop()
+
+    def _run_until(self, condition, what: str) -> None:
+        if not condition() and not self.error:
+            self._waiting_for = condition
+            timer = self.connection.ioloop.call_later(self.timeout, self._on_timeout(what))
+            self.connection.ioloop.start()
+            self.connection.ioloop.remove_timeout(timer)
+            self._waiting_for = None
+        self._raise_error()
+
+    def _on_timeout(self, what):
+        def fire():
+            self.error = self.error or f"timed out {what}"
+            self.connection.ioloop.stop()
+        return fire
+
+    def _raise_error(self):
+        if self.error:
+            from shared.relay import PublishError
+            raise PublishError(self.error)

@@ -1,0 +1,143 @@
+"""What every service's HTTP side shares: the app factory, RFC 9457 problems, auth, health, metrics."""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from flask import Flask, Response, current_app, g, jsonify, request
+from flask_smorest import Api, abort
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from werkzeug.exceptions import HTTPException
+
+from shared.auth import AuthError, Identity, read_token
+
+log = logging.getLogger("gridcase.http")
+PROBLEM = "application/problem+json"
+BODY_TYPES = {"application/json", "multipart/form-data", "application/x-www-form-urlencoded"}
+REQUESTS = Counter("gridcase_http_requests_total", "HTTP requests", ["service", "method", "status"])
+LATENCY = Histogram("gridcase_http_request_seconds", "HTTP request latency", ["service"])
+
+
+def problem(status: int, title: str, detail: str = "", *, errors: list | None = None,
+            headers: dict | None = None, **members) -> Response:
+    """An RFC 9457 problem response; ``members`` are extension members (e.g. ``findings``)."""
+    body = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if errors:
+        body["errors"] = errors
+    body.update(members)
+    body["instance"] = request.path
+    response = jsonify(body)
+    response.status_code = status
+    response.mimetype = PROBLEM
+    response.headers.extend(headers or {})
+    return response
+
+
+def flatten_errors(messages, prefix: str = "") -> list[dict]:
+    """``{"location": {"lon": ["Not a number."]}}`` → ``[{"field": "location.lon", "detail": ...}]``."""
+    if isinstance(messages, dict):
+        out = []
+        for key, value in messages.items():
+            out += flatten_errors(value, f"{prefix}.{key}" if prefix else str(key))
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [{"field": prefix, "detail": " ".join(messages)}]
+    return [{"field": prefix, "detail": str(messages)}]
+
+
+class ProblemApi(Api):
+    """flask-smorest's Api with every error answered as ``application/problem+json``."""
+
+    def handle_http_exception(self, error: HTTPException):
+        data = getattr(error, "data", None) or {}
+        errors = None
+        messages = data.get("errors") or data.get("messages")
+        if messages:
+            # webargs nests by location ("json", "query"); the field path is what a client needs.
+            if isinstance(messages, dict) and set(messages) <= {"json", "query", "form", "files", "headers"}:
+                messages = {k: v for loc in messages.values() for k, v in loc.items()}
+            errors = flatten_errors(messages)
+        if error.code >= 500:
+            log.exception("internal error", exc_info=error.original_exception
+                          if hasattr(error, "original_exception") else None)
+        detail = data.get("message") or (error.description if error.code != 422 else "")
+        if error.code == 422 and errors and not detail:
+            detail = "; ".join(f"{e['field']}: {e['detail']}" for e in errors)
+        return problem(error.code, error.name, detail, errors=errors, headers=data.get("headers"))
+
+
+def create_app(service: str, *, title: str, readiness: dict[str, Callable[[], None]],
+               secret: str, max_body: int = 1024 * 1024) -> tuple[Flask, ProblemApi]:
+    app = Flask(f"gridcase.{service}")
+    app.config.update(
+        API_TITLE=title, API_VERSION="v1", OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX=f"/{service}", OPENAPI_JSON_PATH="openapi.json",
+        MAX_CONTENT_LENGTH=max_body, JSON_SORT_KEYS=False,
+        GRIDCASE_SECRET=secret, GRIDCASE_SERVICE=service,
+    )
+    app.json.ensure_ascii = False
+    api = ProblemApi(app, spec_kwargs={"components": {"securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}}})
+
+    @app.before_request
+    def _start():
+        g.started = time.perf_counter()
+        if request.method in ("POST", "PUT", "PATCH") and request.content_length \
+                and request.mimetype not in BODY_TYPES:
+            return problem(415, "Unsupported Media Type",
+                           f"send application/json, not {request.mimetype or 'no content type'}")
+
+    @app.after_request
+    def _count(response):
+        REQUESTS.labels(service, request.method, response.status_code).inc()
+        if "started" in g:
+            LATENCY.labels(service).observe(time.perf_counter() - g.started)
+        return response
+
+    def healthz():
+        return {"status": "ok", "service": service}
+
+    def readyz():
+        failures = {}
+        for name, check in readiness.items():
+            try:
+                check()
+            except Exception as exc:
+                failures[name] = str(exc)[:200]
+        if failures:
+            return problem(503, "Service Unavailable", f"{service} is not ready",
+                           errors=[{"field": k, "detail": v} for k, v in failures.items()])
+        return {"status": "ready", "service": service, "checks": sorted(readiness)}
+
+    def metrics():
+        return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+
+    for path, view in (("healthz", healthz), ("readyz", readyz), ("metrics", metrics)):
+        app.add_url_rule(f"/{service}/{path}", path, view)
+        app.add_url_rule(f"/{path}", f"{path}_root", view)  # a lone service process answers at its root too
+    return app, api
+
+
+def identity() -> Identity:
+    """The caller, from the bearer token; 401 without a valid one."""
+    if "identity" in g:
+        return g.identity
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        abort(401, message="a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+    try:
+        g.identity = read_token(current_app.config["GRIDCASE_SECRET"], token.strip())
+    except AuthError as exc:
+        abort(401, message=f"invalid token: {exc}", headers={"WWW-Authenticate": "Bearer"})
+    return g.identity
+
+
+def require_role(*roles: str) -> Identity:
+    caller = identity()
+    if caller.role not in roles:
+        abort(403, message=f"role {caller.role} may not do this")
+    return caller

@@ -1,0 +1,51 @@
+"""Shared fixtures. Servers come from the environment (see deploy/local/with-servers.sh):
+``GRIDCASE_TEST_BROKER_URL`` (RabbitMQ) and ``GRIDCASE_TEST_POSTGRES_URL`` (an admin URL; each
+test gets a database of its own). Without them those tests skip with a reason — except under
+``CI=true``, where a missing server is a failure, never a skip."""
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from tests.support.servers import create_database, drop_database, purge_broker
+
+
+def _required(name: str) -> str:
+    url = os.environ.get(name)
+    if url:
+        return url
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{name} is not set: CI must run this tier against a real server")
+    pytest.skip(f"{name} not set (no server): run `make test`, which starts one")
+
+
+@pytest.fixture
+def broker_url():
+    url = _required("GRIDCASE_TEST_BROKER_URL")
+    purge_broker(url)
+    return url
+
+
+@pytest.fixture
+def postgres_admin_url():
+    return _required("GRIDCASE_TEST_POSTGRES_URL")
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url):
+    name = f"gridcase_test_{uuid.uuid4().hex[:12]}"
+    url = create_database(postgres_admin_url, name)
+    yield url
+    drop_database(postgres_admin_url, name)
+
+
+@pytest.fixture
+def postgres_urls(postgres_admin_url):
+    """One database per service, as production has."""
+    names = {s: f"gridcase_{s}_{uuid.uuid4().hex[:10]}" for s in ("intake", "dispatch", "escalation")}
+    urls = {s: create_database(postgres_admin_url, n) for s, n in names.items()}
+    yield urls
+    for name in names.values():
+        drop_database(postgres_admin_url, name)

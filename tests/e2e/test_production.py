@@ -1,0 +1,61 @@
+"""The production topology as plain processes: three gunicorn APIs, the workers and the scheduler,
+on RabbitMQ and one PostgreSQL database per service."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import requests
+
+from services.dispatch.citygen import generate_city, write_city
+from tests.support.servers import free_port, queue_depth
+from tests.support.system import Processes, a_point_in_grid, auth, token, wait_for_case, wait_ready
+
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
+
+
+@pytest.fixture
+def production(tmp_path, broker_url, postgres_urls):
+    env = {"GRIDCASE_BROKER_URL": broker_url, "GRIDCASE_SECRET": "e2e-" + uuid.uuid4().hex * 2,
+           **{f"GRIDCASE_{s.upper()}_DATABASE_URL": url for s, url in postgres_urls.items()}}
+    processes = Processes(tmp_path)
+    city = tmp_path / "city"
+    write_city(generate_city(grids=200, stations=12, subcenters=3), city)
+    args = ["areas", "import", "--data-dir", str(tmp_path)]
+    for level in ("hq", "subcenter", "station", "grid"):
+        args += ["--level", level, str(city / f"{level}.geojson")]
+    importer = processes.start("import", args, env)
+    assert importer.wait(120) == 0, processes.log("import")
+    ports = {}
+    for service in ("intake", "dispatch", "escalation"):
+        ports[service] = free_port()
+        processes.start(f"serve-{service}", ["serve", service, "--port", str(ports[service]), "--workers", "1",
+                                             "--data-dir", str(tmp_path)], env)
+        processes.start(f"worker-{service}", ["worker", service, "--data-dir", str(tmp_path)], env)
+    processes.start("scheduler", ["worker", "scheduler", "--data-dir", str(tmp_path)], env)
+    urls = {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
+    try:
+        for service, url in urls.items():
+            wait_ready(f"{url}/{service}/readyz", timeout=60, process=processes.running[f"serve-{service}"])
+        yield urls, tmp_path, env, processes
+    finally:
+        processes.stop_all()
+
+
+def test_a_report_reaches_level_one_through_rabbitmq_and_postgres_within_five_seconds(production, broker_url):
+    urls, data, env, _ = production
+    admin = token(data, "admin", env=env)
+    grid, lon, lat = a_point_in_grid(urls["dispatch"], admin)
+    worker = token(data, "grid_worker", env=env, area=grid, user="wang")
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    body = {"category": "street_light", "description": "lamp out", "location": {"lon": lon, "lat": lat}}
+    created = requests.post(f"{urls['intake']}/intake/v1/reports", json=body, headers=auth(worker, **key), timeout=5)
+    assert created.status_code == 201, created.text
+    case, _ = wait_for_case(urls["escalation"], created.json()["id"], worker, timeout=5)
+    assert case["level"] == 1 and case["owner"]["area_id"] == grid and case["status"] == "open"
+    retried = requests.post(f"{urls['intake']}/intake/v1/reports", json=body, headers=auth(worker, **key), timeout=5)
+    assert retried.json()["id"] == created.json()["id"]
+    listing = requests.get(f"{urls['escalation']}/escalation/v1/cases", headers=auth(admin), timeout=5).json()
+    assert listing["total"] == 1
+    for queue in ("gridcase.dispatch.locate", "gridcase.escalation.open", "gridcase.dead-letter"):
+        assert queue_depth(broker_url, queue) == 0

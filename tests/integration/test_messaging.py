@@ -1,0 +1,140 @@
+"""Outbox → relay → broker → inbox, on SQLite + the in-memory bus and on PostgreSQL + RabbitMQ."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from kombu import Connection, Producer
+
+from shared import bus
+from shared.relay import Relay, publisher_factory
+from tests.support.messaging import (fill_outbox, messaging_engine, seen_counts, start_consumer, unsent,
+                                     wait_for)
+from tests.support.servers import queue_depth
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_relay(engine, url, **options):
+    relay = Relay(engine, "test", publisher_factory(url, 5), **options)
+    thread = threading.Thread(target=relay.run, daemon=True)
+    thread.start()
+    return relay, thread
+
+
+def stop(*workers):
+    for worker in workers:
+        worker.stop()
+
+
+def test_every_outbox_row_reaches_the_consumer_once_on_sqlite_and_the_memory_bus(tmp_path):
+    url = f"memory://{tmp_path.name}"
+    engine = messaging_engine(f"sqlite:///{tmp_path}/svc.db")
+    with Connection(url) as connection:
+        bus.declare_topology(connection, 5)
+        connection.default_channel.queue_purge(bus.SUBSCRIPTIONS["dispatch.locate"].queue_name)
+    fill_outbox(engine, 300)
+    consumer, _ = start_consumer(engine, url)
+    relay, _ = start_relay(engine, url)
+    try:
+        wait_for(lambda: seen_counts(engine)[0] == 300, message="300 messages consumed")
+        assert seen_counts(engine) == (300, 300)
+        assert unsent(engine) == 0
+    finally:
+        stop(relay, consumer)
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.postgres
+def test_the_relay_publishes_with_confirms_and_the_inbox_applies_each_message_once(broker_url, postgres_url):
+    engine = messaging_engine(postgres_url)
+    fill_outbox(engine, 3000)
+    relay, _ = start_relay(engine, broker_url)
+    consumer, _ = start_consumer(engine, broker_url)
+    try:
+        wait_for(lambda: seen_counts(engine)[0] >= 3000, timeout=60, message="3000 consumed")
+        wait_for(lambda: unsent(engine) == 0, message="outbox drained")
+        assert seen_counts(engine) == (3000, 3000)
+        wait_for(lambda: queue_depth(broker_url, "gridcase.dispatch.locate") == 0, message="queue empty")
+    finally:
+        stop(relay, consumer)
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.postgres
+def test_a_relay_killed_between_confirm_and_mark_sent_duplicates_and_the_inbox_absorbs_it(broker_url,
+                                                                                        postgres_url):
+    engine = messaging_engine(postgres_url)
+    fill_outbox(engine, 500)
+    crashing = subprocess.run([sys.executable, "-m", "tests.support.relay_process", postgres_url, broker_url, "200"],
+                              cwd=ROOT, env={**os.environ, "GRIDCASE_CRASH_AT": "relay.after_confirm"},
+                              timeout=60, capture_output=True)
+    assert crashing.returncode == -signal.SIGKILL
+    assert unsent(engine) == 500, "the killed relay marked nothing sent"
+    assert queue_depth(broker_url, "gridcase.dispatch.locate") == 200, "yet the broker confirmed one batch"
+    consumer, _ = start_consumer(engine, broker_url)
+    relay, _ = start_relay(engine, broker_url, batch_size=200)
+    try:
+        wait_for(lambda: unsent(engine) == 0, timeout=30, message="outbox drained")
+        wait_for(lambda: seen_counts(engine)[0] == 500, timeout=30, message="500 applied")
+        wait_for(lambda: queue_depth(broker_url, "gridcase.dispatch.locate") == 0, message="queue empty")
+        assert seen_counts(engine) == (500, 500), "the 200 duplicates were absorbed by the inbox"
+    finally:
+        stop(relay, consumer)
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.postgres
+def test_a_broker_restart_in_the_middle_of_relaying_loses_nothing(broker_url, postgres_url):
+    base = os.environ.get("GRIDCASE_TEST_RABBITMQ_BASE")
+    if not base:
+        if os.environ.get("CI") == "true":
+            pytest.fail("GRIDCASE_TEST_RABBITMQ_BASE is needed to restart the broker")
+        pytest.skip("broker not started by deploy/local/rabbitmq.sh: cannot restart it")
+    engine = messaging_engine(postgres_url)
+    fill_outbox(engine, 20000)
+    relay, _ = start_relay(engine, broker_url, batch_size=500)
+    consumer, _ = start_consumer(engine, broker_url)
+    try:
+        wait_for(lambda: 0 < 20000 - unsent(engine), timeout=30, message="relaying started")
+        subprocess.run([str(ROOT / "deploy/local/rabbitmq.sh"), "restart", base], check=True, timeout=180,
+                       stdout=subprocess.DEVNULL)
+        wait_for(lambda: unsent(engine) == 0, timeout=120, message="outbox drained after the restart")
+        wait_for(lambda: seen_counts(engine)[1] == 20000, timeout=120, message="every case applied")
+        assert seen_counts(engine) == (20000, 20000)
+    finally:
+        stop(relay, consumer)
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.postgres
+def test_a_malformed_message_ends_in_the_dead_letter_queue_after_the_delivery_limit(broker_url, postgres_url):
+    engine = messaging_engine(postgres_url)
+    consumer, _ = start_consumer(engine, broker_url, delivery_limit=5)
+    try:
+        with Connection(broker_url) as connection:
+            producer = Producer(connection.default_channel, exchange=bus.EXCHANGE)
+            producer.publish(b"{not json", routing_key="case.reported", content_type="application/json",
+                             content_encoding="utf-8", message_id="poison-1")
+            producer.publish(json.dumps({"id": "0b5c3d5e-6f1a-4b8e-9a55-9e1c6b1f2a33", "type": "case.reported",
+                                         "version": 1, "occurred_at": "2026-01-01T00:00:00Z",
+                                         "correlation_id": "x", "producer": "t", "payload": {"case_id": 1}}),
+                             routing_key="case.reported", content_type="application/json",
+                             content_encoding="utf-8", message_id="poison-2")
+        fill_outbox(engine, 50)
+        relay, _ = start_relay(engine, broker_url)
+        wait_for(lambda: queue_depth(broker_url, bus.DEAD_QUEUE_NAME) == 2, timeout=30, message="2 dead letters")
+        wait_for(lambda: seen_counts(engine)[0] == 50, message="good messages still flow")
+        with Connection(broker_url) as connection:
+            channel = connection.default_channel
+            dead = [channel.basic_get(bus.DEAD_QUEUE_NAME, no_ack=True) for _ in range(2)]
+        assert sorted(m.properties["message_id"] for m in dead) == ["poison-1", "poison-2"]
+        relay.stop()
+    finally:
+        consumer.stop()

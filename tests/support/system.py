@@ -1,0 +1,96 @@
+"""Running gridcase as real processes for end-to-end tests, and talking to it over real HTTP."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from shapely.geometry import shape
+
+ROOT = Path(__file__).resolve().parents[2]
+GRIDCASE = [sys.executable, "-m", "gridcase"]
+
+
+class Processes:
+    """Started processes, each logging to a file, all stopped at the end of the test."""
+
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+        self.running: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, args: list[str], env: dict) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "ab")
+        process = subprocess.Popen(GRIDCASE + args, cwd=ROOT, env={**os.environ, **env}, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        self.running[name] = process
+        return process
+
+    def kill(self, name: str, sig=signal.SIGKILL) -> None:
+        process = self.running.pop(name)
+        os.killpg(process.pid, sig)
+        process.wait(20)
+
+    def stop_all(self) -> None:
+        for name in list(self.running):
+            process = self.running.pop(name)
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(15)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(5)
+
+    def log(self, name: str) -> str:
+        return (self.log_dir / f"{name}.log").read_text(errors="replace")[-4000:]
+
+
+def wait_ready(url: str, timeout: float = 60.0, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"process exited with {process.returncode} before {url} was ready")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} not ready after {timeout}s")
+
+
+def token(data_dir: Path, role: str, env: dict | None = None, **claims) -> str:
+    args = ["token", "--role", role, "--data-dir", str(data_dir)]
+    for key, value in claims.items():
+        args += [f"--{key}", value]
+    out = subprocess.run(GRIDCASE + args, cwd=ROOT, env={**os.environ, **(env or {})}, check=True,
+                         capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def auth(token_: str, **headers) -> dict:
+    return {"Authorization": f"Bearer {token_}", **headers}
+
+
+def a_point_in_grid(base: str, admin: str, index: int = 0) -> tuple[str, float, float]:
+    """A grid of the active hierarchy and a point inside it: (grid id, lon, lat)."""
+    grids = requests.get(f"{base}/dispatch/v1/areas", params={"level": "grid", "simplify": "false"},
+                         headers=auth(admin), timeout=30).json()["features"]
+    feature = grids[index]
+    point = shape(feature["geometry"]).representative_point()
+    return feature["properties"]["id"], point.x, point.y
+
+
+def wait_for_case(base: str, case_id: str, token_: str, timeout: float = 5.0) -> tuple[dict, float]:
+    """Poll escalation until the case has arrived; returns (case, seconds it took)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        response = requests.get(f"{base}/escalation/v1/cases/{case_id}", headers=auth(token_), timeout=5)
+        if response.status_code == 200:
+            return response.json(), time.monotonic() - started
+        assert response.status_code == 404, response.text
+        time.sleep(0.02)
+    raise AssertionError(f"case {case_id} did not reach escalation within {timeout}s")
