@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -33,7 +34,7 @@ def _report(console, findings) -> None:
         table.add_column(column)
     for f in findings:
         style = "red" if f.severity == "error" else "yellow"
-        table.add_row(f"[{style}]{f.severity}[/{style}]", f.level, f.feature_id or "-", f.problem, f.detail)
+        table.add_row(f"[{style}]{f.severity}[/{style}]", f.level, escape(f.feature_id or "-"), f.problem, escape(f.detail))
     console.print(table)
 
 

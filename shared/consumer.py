@@ -49,7 +49,7 @@ def claim(connection: sa.Connection, consumer: str, message_id: str) -> bool:
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(inbox).values(consumer=consumer, message_id=message_id,
                                              processed_at=datetime.now(UTC)).on_conflict_do_nothing()
-    return connection.execute(statement).rowcount == 1
+    return connection.execute(statement.returning(inbox.c.message_id)).first() is not None
 
 
 class ConsumerWorker:

@@ -7,6 +7,7 @@ raises, and the relay leaves the rows unsent.
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit, urlunsplit
 
 import pika
 from pika.adapters.select_connection import SelectConnection
@@ -16,6 +17,15 @@ from shared import bus
 
 log = logging.getLogger("gridcase.relay")
 UNROUTABLE = Counter("gridcase_outbox_unroutable_total", "Published messages no queue was bound for", ["type"])
+
+
+def pika_url(url: str) -> str:
+    """kombu writes the default vhost as ``//``; pika reads that as an empty vhost and wants ``/%2F``."""
+    parts = urlsplit(url)
+    vhost = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if vhost in ("", "/"):
+        vhost = "%2F"
+    return urlunsplit((parts.scheme.replace("pyamqp", "amqp"), parts.netloc, "/" + vhost, parts.query, ""))
 
 
 class PikaConfirmPublisher:
@@ -28,7 +38,7 @@ class PikaConfirmPublisher:
         self._outstanding: set[int] = set()
         self._next_tag = 1
         self._waiting_for = None
-        parameters = pika.URLParameters(url)
+        parameters = pika.URLParameters(pika_url(url))
         parameters.heartbeat = 30
         self.connection = SelectConnection(
             parameters, on_open_callback=self._on_open, on_open_error_callback=self._on_failure,

@@ -58,7 +58,10 @@ class ProblemApi(Api):
         if messages:
             # webargs nests by location ("json", "query"); the field path is what a client needs.
             if isinstance(messages, dict) and set(messages) <= {"json", "query", "form", "files", "headers"}:
-                messages = {k: v for loc in messages.values() for k, v in loc.items()}
+                merged = {}
+                for location, value in messages.items():
+                    merged.update(value if isinstance(value, dict) else {location: value})
+                messages = merged
             errors = flatten_errors(messages)
         if error.code >= 500:
             log.exception("internal error", exc_info=error.original_exception

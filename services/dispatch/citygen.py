@@ -14,8 +14,10 @@ have no gaps and no overlaps, and the same seed gives byte-identical JSON.
 """
 from __future__ import annotations
 
+import gc
 import json
 import math
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +46,11 @@ def generate_city(
     """
     if grids < 1:
         raise ValueError("a city needs at least one grid")
+    with _collector_paused():
+        return _generate(grids, stations, subcenters, seed, center, cell_m)
+
+
+def _generate(grids, stations, subcenters, seed, center, cell_m) -> dict[str, dict]:
     stations = max(1, min(stations, grids))
     subcenters = max(1, min(subcenters, stations))
     rng = np.random.default_rng(seed)
@@ -77,13 +84,14 @@ def generate_city(
 def hierarchy_from_city(city: dict[str, dict]) -> Hierarchy:
     """The generated (or any `{level: FC}`) city as `Area`s; each feature needs `properties.id` and `parent`."""
     areas = []
-    for level in LEVELS:
-        features = city[level]["features"]
-        geoms = _shapes([f["geometry"] for f in features])
-        for feature, geom in zip(features, geoms):
-            p = feature["properties"]
-            areas.append(Area(p["id"], p.get("name", p["id"]), level, p.get("parent"), geom))
-    return Hierarchy(areas)
+    with _collector_paused():
+        for level in LEVELS:
+            features = city[level]["features"]
+            geoms = _shapes([f["geometry"] for f in features])
+            for feature, geom in zip(features, geoms):
+                p = feature["properties"]
+                areas.append(Area(p["id"], p.get("name", p["id"]), level, p.get("parent"), geom))
+        return Hierarchy(areas)
 
 
 def write_city(city: dict[str, dict], directory) -> list[Path]:
@@ -96,6 +104,22 @@ def write_city(city: dict[str, dict], directory) -> list[Path]:
         path.write_text(json.dumps(city[level], ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
         paths.append(path)
     return paths
+
+
+@contextmanager
+def _collector_paused():
+    """Pause Python's cyclic garbage collector while building a big city.
+
+    A 100,000-grid city is about a million small lists and dicts, none of them in a reference cycle; left on,
+    the collector walks them again and again as they pile up, which measured at 40-50 % of the build time.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _city_cells(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

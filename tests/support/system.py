@@ -37,12 +37,16 @@ class Processes:
     def stop_all(self) -> None:
         for name in list(self.running):
             process = self.running.pop(name)
+            if process.poll() is not None:
+                continue
             try:
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait(15)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
+            except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(5)
+            except ProcessLookupError:
+                pass
 
     def log(self, name: str) -> str:
         return (self.log_dir / f"{name}.log").read_text(errors="replace")[-4000:]

@@ -73,7 +73,7 @@ def parse_level(fc: dict, level: str) -> tuple[list[RawFeature], list[Finding]]:
         if raw is not None:
             features.append(raw)
     if transformer is not None and features:
-        geoms = shapely.transform(np.array([f.geometry for f in features]),
+        geoms = shapely.transform(np.array([f.geometry for f in features], dtype=object),
                                   lambda x, y: transformer.transform(x, y, errcheck=False), interleaved=False)
         features = [RawFeature(f.id, f.name, f.level, f.parent, g) for f, g in zip(features, geoms, strict=True)]
     return features, findings
@@ -95,8 +95,9 @@ def _parse_feature(feature, index: int, level: str, findings: list[Finding]) -> 
         return None
     kind = geometry.get("type") if isinstance(geometry, dict) else None
     if kind not in POLYGONAL:
+        what = f"a {kind}" if isinstance(kind, str) else "not a GeoJSON geometry"
         findings.append(error(level, area_id, "unsupported_geometry",
-                              f"{level} {area_id} is a {kind}; only Polygon and MultiPolygon are areas"))
+                              f"{level} {area_id} is {what}; only Polygon and MultiPolygon are areas"))
         return None
     try:
         geom = shape(geometry)
@@ -118,11 +119,14 @@ def _crs_transformer(crs_member, level: str) -> tuple[Transformer | None, list[F
         return None, []
     props = crs_member.get("properties") if isinstance(crs_member, dict) else None
     props = props if isinstance(props, dict) else {}
-    name = props.get("name") or (f"EPSG:{props['code']}" if "code" in props else None)
+    name = crs_member if isinstance(crs_member, str) else props.get("name") or (
+        f"EPSG:{props['code']}" if "code" in props else None)
     try:
         crs = CRS.from_user_input(name)
         if crs.equals(WGS84, ignore_axis_order=True):
             return None, []
+        if not (crs.is_geographic or crs.is_projected):
+            raise CRSError(f"{crs.name} is not a horizontal coordinate system")
         transformer = Transformer.from_crs(crs, WGS84, always_xy=True)
     except (CRSError, ProjError, TypeError) as exc:
         return None, [error(level, None, "unsupported_crs", f"the {level} file declares a crs that cannot be used "
@@ -203,7 +207,6 @@ def build_hierarchy(levels: dict[str, dict], *, repair: bool = False, overlap_to
              for level in LEVELS
              for f, parent, geometry in zip(features[level], parents[level], lonlat[level], strict=True)]
     return Hierarchy(areas), findings
-
 
 
 def _to_local(lonlat: dict[str, np.ndarray]) -> tuple[v.LocalFrame, dict[str, np.ndarray]]:

@@ -34,6 +34,7 @@ WGS84_E2 = 6.69437999014e-3
 _ORIGIN = shapely.Point(0.0, 0.0)
 _SLOTS = ("grid", "station", "subcenter", "hq")  # the order of Location's fields
 _NO_CHAIN: tuple[None, ...] = (None,) * len(_SLOTS)
+_CHUNK = 8192  # points per vectorized step of locate_many
 
 
 def metres_per_degree(lat: float) -> tuple[float, float]:
@@ -146,8 +147,20 @@ class Locator:
         return self._triage(point, lon, lat)
 
     def locate_many(self, lons, lats) -> list[Location | None]:
-        """The owners of many points in one vectorized pass; `None` for a point outside the city."""
+        """The owners of many points, vectorized; `None` for a point outside the city.
+
+        Points go through in chunks so that their temporary shapely geometries (which the garbage collector
+        tracks) die young: one 200,000-point array survives long enough to trigger full collections that walk
+        every object of a big hierarchy, measured at 40 % of the time with 100,000 grids.
+        """
         lons, lats = np.asarray(lons, dtype=float).ravel(), np.asarray(lats, dtype=float).ravel()
+        located = np.empty(len(lons), dtype=object)
+        for start in range(0, len(lons), _CHUNK):
+            part = slice(start, start + _CHUNK)
+            located[part] = self._locate_chunk(lons[part], lats[part])
+        return located.tolist()
+
+    def _locate_chunk(self, lons: np.ndarray, lats: np.ndarray) -> np.ndarray:
         points = shapely.points(lons, lats)
         grids, hq = self._levels["grid"], self._levels["hq"]
         grid = grids.owners(points, lons, lats)
@@ -157,7 +170,7 @@ class Locator:
             inside = missing[hq.owners(points[missing], lons[missing], lats[missing]) != hq.none]
             for i in inside.tolist():
                 located[i] = self._triage(points[i], lons[i].item(), lats[i].item())
-        return located.tolist()
+        return located
 
     def _triage(self, point, lon: float, lat: float) -> Location:
         """A point inside the city but in no grid: the lowest level covering it owns it."""

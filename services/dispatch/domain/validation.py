@@ -107,6 +107,11 @@ def check_geometry(level: str, ids: Sequence[str], geoms: np.ndarray, *, repair:
     for i, reason in zip(candidates, reasons, strict=True):
         if reason == "Valid Geometry":
             continue
+        if reason.startswith("Invalid Coordinate"):  # NaN or infinity: nothing to repair
+            ok[i] = False
+            findings.append(error(level, ids[i], "out_of_range", f"{level} {ids[i]} has coordinates that are not "
+                                                                 f"finite numbers: {reason}"))
+            continue
         if not repair:
             ok[i] = False
             findings.append(error(level, ids[i], "invalid_geometry",
@@ -140,7 +145,7 @@ def _out_of_range_detail(level, area_id, b) -> str:
     if np.abs(b).max() > 1000:
         return text + ": they look like projected metres; declare the file's crs or reproject it to WGS84"
     if -90 <= b[0] and b[2] <= 90 and -180 <= b[1] and b[3] <= 180:
-        return text + ": they look like [lat, lon]; GeoJSON wants [lon, lat]"
+        return text + ": they look like (lat, lon) pairs; GeoJSON wants (lon, lat)"
     return text
 
 
@@ -182,7 +187,7 @@ def _flag_swapped(level, ids, geoms, ok, reference) -> list[Finding]:
     return [error(level, ids[i], "swapped_coordinates",
                   f"{level} {ids[i]} lies outside the city (x {b[i, 0]:.6g}..{b[i, 2]:.6g}, "
                   f"y {b[i, 1]:.6g}..{b[i, 3]:.6g}) but inside it with x and y exchanged: "
-                  "its coordinates look like [lat, lon]; GeoJSON wants [lon, lat]")
+                  "its coordinates look like (lat, lon) pairs; GeoJSON wants (lon, lat)")
             for i in np.flatnonzero(flagged)]
 
 
@@ -214,13 +219,14 @@ class LocalFrame:
 
     Why not a real projection (UTM, Lambert equal-area)? GeoJSON edges are straight lines in lon/lat,
     and dispatch locates points in lon/lat, so overlaps and gaps must be judged there. A projection
-    bends edges; a vertex lying on a neighbour's long straight edge (generated cities have kilometre-long
-    edges) then drifts off it and leaves overlaps and slivers of hundreds of m² that are not in the
-    data. An affine map keeps every line straight, so the topology is the file's.
+    bends edges; a vertex lying on a neighbour's long straight edge then drifts off it and leaves
+    overlaps and slivers that are not in the data (230,000 m² between two sub-centers of a generated
+    100,000-grid city, whose outlines have 40 km straight edges). An affine map keeps every line
+    straight, so the topology is the file's.
 
     It is not equal-area: east-west metres shrink with cos(latitude). ``area`` multiplies each
-    geometry's planar area by cos(lat)/cos(lat0) at its centroid, which leaves an error far below
-    one part in 10,000 at city size (and ``metres per degree`` come from the WGS84 ellipsoid at lat0).
+    geometry's planar area by cos(lat)/cos(lat0) at its centroid; against geodesic areas (pyproj
+    Geod) that is within 0.003 % for every Berlin planning area and 0.0002 % for the whole city.
     """
 
     lon0: float
@@ -246,9 +252,12 @@ class LocalFrame:
 
     def area(self, local: np.ndarray) -> np.ndarray:
         """Areas in m² of geometries in this frame."""
-        lat = self.lat0 + shapely.get_y(shapely.centroid(local)) / self.scale[1]
-        factor = np.cos(np.radians(lat)) / math.cos(math.radians(self.lat0))
-        return shapely.area(local) * np.nan_to_num(factor, nan=1.0)
+        centroids = shapely.centroid(local)
+        y = np.zeros(len(centroids))
+        solid = ~shapely.is_empty(centroids)
+        y[solid] = shapely.get_y(centroids[solid])
+        lat = self.lat0 + y / self.scale[1]
+        return shapely.area(local) * np.cos(np.radians(lat)) / math.cos(math.radians(self.lat0))
 
 
 def check_overlaps(level: str, ids: Sequence[str], geoms: np.ndarray, tolerance_m2: float,
@@ -345,9 +354,10 @@ def assign_parents(level: str, ids: Sequence[str], geoms: np.ndarray, declared: 
 def check_gaps(level: str, ids: Sequence[str], geoms: np.ndarray, child_parent: np.ndarray,
                child_inside: np.ndarray, tolerance_ratio: float, frame: LocalFrame) -> list[Finding]:
     """Warn where a parent's area is not covered by its children: a report there finds no owner at the
-    lower level and goes to triage. Only a warning, because real cities have such slivers (Berlin's
-    city outline and its planning areas differ by about 0.07 % of the city) and they are handled at
-    locate time. Children's areas are summed, which is exact because overlapping siblings are errors."""
+    lower level and goes to triage. Only a warning, because real cities have such slivers (about
+    34,000 m² of Berlin, 0.004 %, is in no planning area; up to 0.03 % of one district region) and
+    locate handles them. Children's areas are summed, which is exact because overlapping siblings are
+    errors."""
     area = frame.area(geoms)
     assigned = child_parent >= 0
     covered = np.bincount(child_parent[assigned], weights=child_inside[assigned], minlength=len(ids))
