@@ -7,8 +7,9 @@ ratio against a raw baseline on the same polygons and points:
 
 - `locate_many` points/s ÷ `STRtree(grid_polygons).query(points, predicate="within")` points/s (goal ≥ 0.8);
 - per-point `Locator.locate` µs, ratio = raw per-point `tree.query(Point, predicate="within")` µs ÷ ours;
-- resident memory after building the 100,000-grid Locator (goal ≤ 500 MB) and the time to generate the city,
-  turn it into a `Hierarchy` and build the Locator.
+- resident memory after building the 100,000-grid Locator (goal ≤ 500 MB; the peak, which includes the
+  generated GeoJSON, is printed too) and the time to generate the city, turn it into a `Hierarchy` and build
+  the Locator.
 
 Prints one line per figure: `name value unit ratio` ("-" where a figure has no baseline).
 """
@@ -40,6 +41,7 @@ def run(sizes=SIZES, points: int = POINTS, rounds: int = ROUNDS) -> list[tuple[s
         if grids == max(sizes):
             figures.append((f"dispatch.build_{grids}_grids", round(build_s, 2), "s", None))
             figures.append((f"dispatch.rss_{grids}_grids", round(_rss_mb()), "MB", None))
+            figures.append(("dispatch.peak_rss_so_far", round(_peak_rss_mb()), "MB", None))
         figures += _throughput(grids, hierarchy, locator, points, rounds)
     return figures
 
@@ -73,12 +75,12 @@ def _throughput(grids, hierarchy, locator, n_points, rounds):
 
 
 def _raw_one_by_one(tree, lons, lats):
-    for lon, lat in zip(lons, lats):
+    for lon, lat in zip(lons, lats, strict=True):
         tree.query(shapely.Point(lon, lat), predicate="within")
 
 
 def _locate_one_by_one(locator, lons, lats):
-    for lon, lat in zip(lons, lats):
+    for lon, lat in zip(lons, lats, strict=True):
         try:
             locator.locate(lon, lat)
         except OutsideCity:
@@ -97,7 +99,11 @@ def _rss_mb() -> float:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * resource.getpagesize() / 2**20
     except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return _peak_rss_mb()
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
 def main() -> None:

@@ -22,7 +22,8 @@ def settings_for(data_dir, **overrides):
 def _logging(settings) -> None:
     logging.basicConfig(level=settings.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    for noisy in ("werkzeug", "pika", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @click.group()

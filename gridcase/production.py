@@ -45,7 +45,7 @@ def serve_service(service: str, settings: Settings, *, bind: str, workers: int) 
     factory = lambda: _bootstrap(service).build(settings, migrate=False).app  # noqa: E731
     _Gunicorn(factory, {"bind": bind, "workers": workers, "worker_class": "sync", "timeout": 60,
                         "graceful_timeout": 20, "keepalive": 5, "accesslog": None,
-                        "proc_name": f"gridcase-{service}"}).run()
+                        "proc_name": f"gridcase-{service}", "control_socket_disable": True}).run()
 
 
 def run_worker(name: str, settings: Settings) -> None:

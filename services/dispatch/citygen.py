@@ -88,7 +88,7 @@ def hierarchy_from_city(city: dict[str, dict]) -> Hierarchy:
         for level in LEVELS:
             features = city[level]["features"]
             geoms = _shapes([f["geometry"] for f in features])
-            for feature, geom in zip(features, geoms):
+            for feature, geom in zip(features, geoms, strict=True):
                 p = feature["properties"]
                 areas.append(Area(p["id"], p.get("name", p["id"]), level, p.get("parent"), geom))
         return Hierarchy(areas)
@@ -192,7 +192,7 @@ def _shapes(geometries: list[dict]) -> list:
     out = [None] * len(geometries)
     if simple:
         rings = np.array([geometries[i]["coordinates"][0] for i in simple], dtype=float)
-        for i, geom in zip(simple, shapely.polygons(rings)):
+        for i, geom in zip(simple, shapely.polygons(rings), strict=True):
             out[i] = geom
     for i, g in enumerate(geometries):
         if out[i] is None:

@@ -8,7 +8,8 @@ import pytest
 import requests
 
 from services.dispatch.citygen import generate_city, write_city
-from tests.support.servers import free_port, queue_depth
+from tests.support.messaging import wait_for
+from tests.support.servers import consumer_count, free_port, queue_depth
 from tests.support.system import Processes, a_point_in_grid, auth, token, wait_for_case, wait_ready
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
@@ -37,9 +38,34 @@ def production(tmp_path, broker_url, postgres_urls):
     try:
         for service, url in urls.items():
             wait_ready(f"{url}/{service}/readyz", timeout=60, process=processes.running[f"serve-{service}"])
+        for queue in ("gridcase.dispatch.locate", "gridcase.escalation.open"):
+            wait_for(lambda q=queue: _consumers(broker_url, q) > 0, timeout=60, message=f"a consumer on {queue}")
         yield urls, tmp_path, env, processes
     finally:
         processes.stop_all()
+
+
+def _consumers(url, queue) -> int:
+    try:
+        return consumer_count(url, queue)
+    except Exception:  # not declared yet
+        return 0
+
+
+def _where(broker_url, env) -> str:
+    """Where a message stopped: unsent outbox rows per service and queue depths."""
+    import sqlalchemy as sa
+
+    from shared.db import make_engine
+    state = {}
+    for service in ("intake", "dispatch", "escalation"):
+        engine = make_engine(env[f"GRIDCASE_{service.upper()}_DATABASE_URL"])
+        with engine.connect() as db:
+            state[service] = db.execute(sa.text("SELECT count(*), count(sent_at) FROM outbox")).one()
+        engine.dispose()
+    for queue in ("gridcase.dispatch.locate", "gridcase.escalation.open", "gridcase.dead-letter"):
+        state[queue] = (queue_depth(broker_url, queue), _consumers(broker_url, queue))
+    return repr(state)
 
 
 def test_a_report_reaches_level_one_through_rabbitmq_and_postgres_within_five_seconds(production, broker_url):
@@ -51,7 +77,10 @@ def test_a_report_reaches_level_one_through_rabbitmq_and_postgres_within_five_se
     body = {"category": "street_light", "description": "lamp out", "location": {"lon": lon, "lat": lat}}
     created = requests.post(f"{urls['intake']}/intake/v1/reports", json=body, headers=auth(worker, **key), timeout=5)
     assert created.status_code == 201, created.text
-    case, _ = wait_for_case(urls["escalation"], created.json()["id"], worker, timeout=5)
+    try:
+        case, _ = wait_for_case(urls["escalation"], created.json()["id"], worker, timeout=5)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; {_where(broker_url, env)}") from None
     assert case["level"] == 1 and case["owner"]["area_id"] == grid and case["status"] == "open"
     retried = requests.post(f"{urls['intake']}/intake/v1/reports", json=body, headers=auth(worker, **key), timeout=5)
     assert retried.json()["id"] == created.json()["id"]

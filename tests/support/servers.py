@@ -38,6 +38,11 @@ def queue_depth(url: str, name: str) -> int:
         return connection.channel().queue_declare(name, passive=True).message_count
 
 
+def consumer_count(url: str, name: str) -> int:
+    with Connection(url) as connection:
+        return connection.channel().queue_declare(name, passive=True).consumer_count
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

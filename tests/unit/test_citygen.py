@@ -12,9 +12,9 @@ from services.dispatch.domain.locate import metres_per_degree
 
 ID_PATTERN = {
     "hq": r"HQ",
-    "subcenter": r"SC\d{2}",
-    "station": r"SC\d{2}-ST\d{2}",
-    "grid": r"SC\d{2}-ST\d{2}-G\d{4,}",
+    "subcenter": r"SC\d{2,}",
+    "station": r"SC\d{2,}-ST\d{2,}",
+    "grid": r"SC\d{2,}-ST\d{2,}-G\d{4,}",
 }
 
 

@@ -20,8 +20,8 @@ distance to better than 0.01 %, far inside the 1 % the candidates need, and cost
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 import shapely
@@ -46,13 +46,15 @@ def metres_per_degree(lat: float) -> tuple[float, float]:
     return math.radians(1.0) * prime_vertical * math.cos(phi), math.radians(1.0) * meridional
 
 
+# AreaRef and Location use __slots__: a 100,000-grid Locator keeps one of each per grid (no vars() on them;
+# dataclasses.asdict works). Candidates are few, and callers serialise them with vars().
 @dataclass(frozen=True, slots=True)
 class AreaRef:
     id: str
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Candidate:
     id: str
     distance_m: float
@@ -96,7 +98,8 @@ class _LevelIndex:
     area's *prepared* geometry (an indexed point-in-polygon test) without making a point geometry, whereas
     `STRtree.query(points, predicate="within"/"covered_by")` prepares the point side and walks every edge of
     big polygons (measured: 2-3x slower on Berlin's planning areas, 30x on a city outline). Both `locate` and
-    `locate_many` use this one predicate, so they always agree, boundaries included.
+    `locate_many` use this one predicate, so they always agree, boundaries included. Geometries are prepared
+    here, up front, so the first case pays nothing and threads sharing a Locator never prepare lazily.
     """
 
     def __init__(self, areas: Iterable[Area]):

@@ -1,0 +1,61 @@
+# gridcase — the two commands: `make run` (everything in one process) and `make test` (every tier).
+#
+#   make setup              .venv with the project and its dev tools (re-installs when pyproject.toml changes)
+#   make run  [ARGS=...]    gridcase up, embedded: SQLite + in-process bus, http://127.0.0.1:8000
+#   make test [PYTEST_ARGS=...] [TESTS=tests/unit]
+#                           pytest; starts a throwaway RabbitMQ and PostgreSQL on free loopback ports when
+#                           they are installed and GRIDCASE_TEST_BROKER_URL / _POSTGRES_URL are not given
+#   make bench [ARGS=...]   benchmarks (ratios against raw baselines measured in the same run)
+#   make lint               ruff
+#   make clean              caches and build output; `make distclean` also removes .venv
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+PIP_QUIET ?= -q
+ARGS ?=
+PYTEST_ARGS ?=
+TESTS ?= tests
+WITH_SERVERS := deploy/local/with-servers.sh
+
+export PIP_PROGRESS_BAR := off
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run test bench lint clean distclean
+
+help:
+	@awk '/^#/ { sub(/^# ?/, ""); print; next } { exit }' Makefile
+
+setup: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# The stamp is newer than pyproject.toml once the install succeeded; a failed install leaves no stamp.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) install $(PIP_QUIET) --upgrade pip
+	$(PIP) install $(PIP_QUIET) -e '.[dev]'
+	@touch $@
+
+run: setup
+	$(BIN)/gridcase up $(ARGS)
+
+test: setup
+	$(WITH_SERVERS) $(BIN)/pytest -q $(PYTEST_ARGS) $(TESTS)
+
+bench: setup
+	$(WITH_SERVERS) $(BIN)/python -m benchmarks $(ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf build dist .pytest_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o \( -name __pycache__ -o -name '*.egg-info' \) -type d -print0 \
+		| xargs -0 rm -rf
+
+distclean: clean
+	rm -rf $(VENV)
