@@ -34,7 +34,8 @@ def _report(console, findings) -> None:
         table.add_column(column)
     for f in findings:
         style = "red" if f.severity == "error" else "yellow"
-        table.add_row(f"[{style}]{f.severity}[/{style}]", f.level, escape(f.feature_id or "-"), f.problem, escape(f.detail))
+        table.add_row(f"[{style}]{f.severity}[/{style}]", f.level, escape(f.feature_id or "-"), f.problem,
+                      escape(f.detail))
     console.print(table)
 
 
@@ -84,21 +85,25 @@ def import_(levels, repair, activate, data_dir):
     from shared.config import from_env
     from shared.db import make_engine
     from shared.migrations import upgrade
+    from shared.policy import load_policy
 
     settings = from_env(data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url("dispatch"))
     upgrade(engine, "dispatch")
     sources = ", ".join(Path(p).name for _, p in levels)
-    console, (version, findings) = _run(levels, repair, lambda data, rep, progress: handlers.import_areas(
-        engine, data, source=sources, activate=activate, clock=make_clock(settings), repair=rep, progress=progress))
-    _report(console, findings)
-    if version is None:
+    console, result = _run(levels, repair, lambda data, rep, progress: handlers.import_areas(
+        engine, data, source=sources, activate=activate, clock=make_clock(settings), policy=load_policy(
+            settings.policy_file), repair=rep, progress=progress))
+    _report(console, result.findings)
+    if result.version is None:
         console.print("[red]not imported: fix the errors above[/red]")
         raise SystemExit(1)
     with engine.connect() as db:
-        summary = next(v.summary for v in store.versions(db) if v.id == version)
-    _summary(console, summary, version=version, active=activate)
+        summary = next(v.summary for v in store.versions(db) if v.id == result.version)
+    _summary(console, summary, version=result.version, active=activate)
+    if activate:
+        _moves(console, result.moves)
 
 
 def _summary(console, counts: dict, version: int | None = None, active: bool = False) -> None:
@@ -107,4 +112,17 @@ def _summary(console, counts: dict, version: int | None = None, active: bool = F
     table.add_column("areas", justify="right")
     for level in LEVELS:
         table.add_row(level, str(counts.get(level, 0)))
+    console.print(table)
+
+
+def _moves(console, moves) -> None:
+    if not moves:
+        console.print("no open case changed owner")
+        return
+    table = Table(title=f"{len(moves)} open case(s) re-routed")
+    for column in ("case", "from", "to"):
+        table.add_column(column)
+    for move in moves:
+        owner = lambda ids: " / ".join(escape(v) for v in (ids["grid"], ids["station"], ids["subcenter"]) if v)  # noqa: E731
+        table.add_row(move.number, owner(move.before) or "-", owner(move.after) or "-")
     console.print(table)

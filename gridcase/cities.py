@@ -34,9 +34,9 @@ def ensure_city(engine: sa.Engine, city: str, *, clock: Clock) -> int | None:
     with engine.connect() as db:
         if store.active_version(db) is not None:
             return None
-    version, findings = handlers.import_areas(engine, load_levels(city), source=f"gridcase up --city {city}",
-                                              activate=True, clock=clock)
-    if version is None:
-        errors = "; ".join(f"{f.level} {f.feature_id}: {f.problem} {f.detail}" for f in findings[:10])
+    result = handlers.import_areas(engine, load_levels(city), source=f"gridcase up --city {city}",
+                                   activate=True, clock=clock)
+    if result.version is None:
+        errors = "; ".join(f"{f.level} {f.feature_id}: {f.problem} {f.detail}" for f in result.findings[:10])
         raise CityError(f"the city {city!r} does not import: {errors}")
-    return version
+    return result.version

@@ -32,7 +32,12 @@ class Subscription:
 #: (a message published before its queue exists would be dropped as unroutable).
 SUBSCRIPTIONS: dict[str, Subscription] = {s.consumer: s for s in (
     Subscription("dispatch.locate", "dispatch", ("case.reported",)),
+    Subscription("dispatch.closed", "dispatch", ("case.closed",)),
     Subscription("escalation.open", "escalation", ("case.dispatched",)),
+    Subscription("escalation.areas", "escalation", ("areas.published",)),
+    Subscription("escalation.transfer", "escalation", ("case.transferred",)),
+    Subscription("intake.status", "intake", ("case.escalated", "case.transferred", "case.resolved",
+                                             "case.closed", "case.reworked")),
 )}
 
 

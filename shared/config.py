@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 SERVICES = ("intake", "dispatch", "escalation")
-MEMORY_BROKER = "memory://"
+MEMORY_BROKER = "memory://localhost/"
 
 
 @dataclass(frozen=True)

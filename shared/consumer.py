@@ -12,7 +12,6 @@ the batch is held, unacknowledged, and retried until the database is back.
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from collections import Counter as Tally
@@ -99,7 +98,7 @@ class ConsumerWorker:
             while not self.stopping.is_set():
                 try:
                     connection.drain_events(timeout=0.005 if self._batch else 0.5)
-                except socket.timeout:
+                except TimeoutError:
                     self._flush(connection)
                     connection.heartbeat_check()
             self._flush(connection)

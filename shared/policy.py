@@ -23,6 +23,7 @@ class Category:
     severity: str
     start_level: str
     hours: dict[int, float]  # level number → time limit at that level
+    unit: str | None = None  # an area id that takes every case of this category (e.g. a specialised station)
 
 
 @dataclass(frozen=True)
@@ -45,5 +46,5 @@ def load_policy(path: str | Path | None = None) -> Policy:
         if any(h <= 0 for h in hours.values()):
             raise ValueError(f"category {raw['code']}: time limits must be positive")
         categories[raw["code"]] = Category(raw["code"], raw["zh"], raw["en"], raw.get("severity", "normal"),
-                                           start, hours)
+                                           start, hours, raw.get("unit"))
     return Policy(categories)

@@ -55,6 +55,16 @@ def relay_factory(service: str, settings: Settings, engine: sa.Engine) -> Callab
                          replay_window=window)
 
 
+def consumer_factories(handlers: dict, engine: sa.Engine, settings: Settings) -> dict[str, Callable[[], object]]:
+    """One consumer worker per subscription name (see ``shared.bus.SUBSCRIPTIONS``)."""
+    from shared.consumer import ConsumerWorker
+
+    def factory(name, handler):
+        return lambda: ConsumerWorker(bus.SUBSCRIPTIONS[name], handler, engine, settings.broker_url,
+                                      delivery_limit=settings.delivery_limit)
+    return {name: factory(name, handler) for name, handler in handlers.items()}
+
+
 class Runner:
     """Runs workers in daemon threads and stops them together."""
 

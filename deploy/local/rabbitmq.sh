@@ -7,7 +7,8 @@
 #   rabbitmq.sh restart BASE         stop the node only and start it again; data (durable queues) kept
 #   rabbitmq.sh kill    BASE         SIGKILL the node (a crash; epmd and data stay); `start BASE` revives it
 #   rabbitmq.sh url     BASE         print the AMQP URL
-#   rabbitmq.sh env     BASE         print the environment (`eval "$(rabbitmq.sh env BASE)"; rabbitmqctl status`)
+#   rabbitmq.sh env     BASE         print the environment (`eval "$(rabbitmq.sh env BASE)"; rabbitmqctl status`;
+#                                    only while it runs: with its epmd down, rabbitmqctl starts a stray epmd)
 #   rabbitmq.sh ctl     BASE ARGS... run rabbitmqctl against the node, e.g. `ctl BASE list_queues`
 #
 # PORT is chosen free if omitted (its distribution port, PORT+20000, must be free too); a second `start`
@@ -28,7 +29,7 @@ DIST_OFFSET=20000
 
 log() { echo "rabbitmq.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
@@ -310,6 +311,9 @@ case "$cmd" in
         ;;
     ctl)
         load_env
+        # With its epmd down, rabbitmqctl would start an epmd daemon of its own on our port, which no
+        # pid file knows about: refuse instead.
+        alive "$(read_pid "$BASE/epmd.pid")" epmd || die "not running (start it with: rabbitmq.sh start $BASE)"
         exec rabbitmqctl "$@"
         ;;
     *)

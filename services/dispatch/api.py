@@ -117,16 +117,49 @@ class Areas(MethodView):
         missing = [level for level in LEVELS if level not in body["levels"]]
         if missing:
             abort(422, errors={f"levels.{m}": ["a FeatureCollection is required"] for m in missing})
-        version, findings = handlers.import_areas(
+        result = handlers.import_areas(
             deps().engine, body["levels"], source=body["source"], activate=body["activate"],
-            repair=body["repair"], clock=deps().clock)
-        report = [f.to_dict() for f in findings]
-        if version is None:
+            repair=body["repair"], clock=deps().clock, policy=deps().policy)
+        report = [f.to_dict() for f in result.findings]
+        if result.version is None:
             errors = sum(1 for f in report if f["severity"] == "error")
             return problem(422, "Unprocessable Entity",
                            f"the hierarchy has {errors} error(s); nothing was imported", findings=report)
         deps().areas.invalidate()
-        return {"version": version, "active": body["activate"], "findings": report}, 201
+        return {"version": result.version, "active": body["activate"], "findings": report,
+                "moves": [m.to_dict() for m in result.moves]}, 201
+
+
+class TransferIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    to = fields.String(required=True, validate=validate.Length(1, 64),
+                       metadata={"description": "the id of the grid or station that takes the case"})
+    reason = fields.String(required=True, validate=validate.Length(1, 500))
+
+
+@blp.route("/cases/<case_id>/transfer")
+class Transfer(MethodView):
+    @blp.arguments(TransferIn)
+    def post(self, body, case_id):
+        """Move a case to another grid or station, with a reason (a wrong location or category).
+
+        ``{"to": "SC01-ST02-G0007", "reason": "reported on the wrong side of the river"}`` → ``200``
+        with the new owners; escalation and intake learn of it from ``case.transferred``.
+        """
+        caller = require_role("station", "subcenter", "command", "admin")
+        d = deps()
+        with d.engine.connect() as db:
+            row = store.get_dispatch(db, case_id)
+        scope = {"station": row.station_id, "subcenter": row.subcenter_id} if row else {}
+        if row is None or not caller.sees(scope):
+            abort(404, message="no such case")
+        try:
+            return handlers.transfer_case(d.engine, case_id, body["to"], reason=body["reason"], actor=caller.user,
+                                          areas=d.areas, clock=d.clock)
+        except handlers.TransferError as exc:
+            abort(422, errors={"to": [str(exc)]})
 
 
 def feature_collection(areas, version: int, simplify: bool) -> dict:

@@ -33,22 +33,30 @@ class AreaIndex:
         self._lock = threading.Lock()
 
     def current(self) -> ActiveAreas:
-        """The active version; checks the database for a newer one at most every few seconds."""
+        """The active version, for readers; checks for a newer one at most every few seconds."""
         with self._lock:
             if self._active is None or time.monotonic() - self._checked > self.refresh_seconds:
-                self._refresh()
+                with self.engine.connect() as db:
+                    self._load(store.active_version(db), db)
             if self._active is None:
                 raise NoActiveAreas("no area hierarchy is active: import one with `gridcase areas import`")
+            return self._active
+
+    def version(self, version: int | None, db: sa.Connection) -> ActiveAreas:
+        """Exactly ``version`` (the one the transaction ``db`` read as active), loaded through ``db`` if new
+        (a second connection could wait on the lock that ``db`` holds)."""
+        if version is None:
+            raise NoActiveAreas("no area hierarchy is active: import one with `gridcase areas import`")
+        with self._lock:
+            self._load(version, db)
             return self._active
 
     def invalidate(self) -> None:
         with self._lock:
             self._checked = 0.0
 
-    def _refresh(self) -> None:
-        with self.engine.connect() as connection:
-            version = store.active_version(connection)
-            if version is not None and (self._active is None or self._active.version != version):
-                hierarchy = store.load_hierarchy(connection, version)
-                self._active = ActiveAreas(version, hierarchy, Locator(hierarchy))
+    def _load(self, version: int | None, db: sa.Connection) -> None:
+        if version is not None and (self._active is None or self._active.version != version):
+            hierarchy = store.load_hierarchy(db, version)
+            self._active = ActiveAreas(version, hierarchy, Locator(hierarchy))
         self._checked = time.monotonic()

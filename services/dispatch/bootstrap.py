@@ -9,14 +9,12 @@ import sqlalchemy as sa
 from services.dispatch import handlers
 from services.dispatch.api import blp
 from services.dispatch.areaindex import AreaIndex
-from shared import bus
 from shared.clock import Clock, make_clock
 from shared.config import Settings
-from shared.consumer import ConsumerWorker
 from shared.db import make_engine
 from shared.migrations import upgrade
 from shared.policy import Policy, load_policy
-from shared.runtime import Service, check_broker, check_database, relay_factory
+from shared.runtime import Service, check_broker, check_database, consumer_factories, relay_factory
 from shared.web import create_app
 
 
@@ -39,9 +37,9 @@ def build(settings: Settings, clock: Clock | None = None, *, migrate: bool = Tru
                                      "broker": check_broker(settings.broker_url)})
     app.extensions["gridcase"] = deps
     api.register_blueprint(blp)
-    locate = partial(handlers.dispatch_case, areas=deps.areas, policy=deps.policy, clock=deps.clock)
+    consumers = {
+        "dispatch.locate": partial(handlers.dispatch_case, areas=deps.areas, policy=deps.policy, clock=deps.clock),
+        "dispatch.closed": partial(handlers.close_case, clock=deps.clock),
+    }
     return Service("dispatch", settings, engine, app, workers={
-        "relay": relay_factory("dispatch", settings, engine),
-        "locate": lambda: ConsumerWorker(bus.SUBSCRIPTIONS["dispatch.locate"], locate, engine,
-                                         settings.broker_url, delivery_limit=settings.delivery_limit),
-    })
+        "relay": relay_factory("dispatch", settings, engine), **consumer_factories(consumers, engine, settings)})

@@ -45,11 +45,18 @@ dispatches = sa.Table(
     sa.Column("triage", sa.Boolean, nullable=False),
     sa.Column("candidates", sa.JSON, nullable=False),
     sa.Column("dispatched_at", UTCDateTime, nullable=False),
+    sa.Column("closed_at", UTCDateTime),
 )
 
 
-def active_version(connection: sa.Connection) -> int | None:
-    return connection.execute(sa.select(area_versions.c.id).where(area_versions.c.active)).scalar()
+def active_version(connection: sa.Connection, *, share_lock: bool = False) -> int | None:
+    """The active version. With ``share_lock`` (PostgreSQL) an activation waits for this transaction,
+    and this transaction waits for an activation in progress: a case is never routed by a version that
+    was replaced before it committed (re-routing would miss it)."""
+    query = sa.select(area_versions.c.id).where(area_versions.c.active)
+    if share_lock and connection.dialect.name == "postgresql":
+        query = query.with_for_update(read=True)
+    return connection.execute(query).scalar()
 
 
 def versions(connection: sa.Connection) -> list:
@@ -78,3 +85,12 @@ def load_hierarchy(connection: sa.Connection, version: int) -> Hierarchy:
     rows = connection.execute(sa.select(areas).where(areas.c.version == version)).all()
     geometries = shapely.from_wkb([r.geometry for r in rows])
     return Hierarchy(Area(r.id, r.name, r.level, r.parent, g) for r, g in zip(rows, geometries, strict=True))
+
+
+def open_dispatches(connection: sa.Connection) -> list:
+    return connection.execute(sa.select(dispatches).where(dispatches.c.closed_at.is_(None))
+                              .order_by(dispatches.c.dispatched_at)).all()
+
+
+def get_dispatch(connection: sa.Connection, case_id: str):
+    return connection.execute(sa.select(dispatches).where(dispatches.c.case_id == case_id)).first()

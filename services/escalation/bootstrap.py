@@ -9,14 +9,12 @@ import sqlalchemy as sa
 from services.escalation import handlers
 from services.escalation.api import blp
 from services.escalation.scheduler import Scheduler
-from shared import bus
 from shared.clock import Clock, make_clock
 from shared.config import Settings
-from shared.consumer import ConsumerWorker
 from shared.db import make_engine
 from shared.migrations import upgrade
 from shared.policy import Policy, load_policy
-from shared.runtime import Service, check_broker, check_database, relay_factory
+from shared.runtime import Service, check_broker, check_database, consumer_factories, relay_factory
 from shared.web import create_app
 
 
@@ -37,10 +35,12 @@ def build(settings: Settings, clock: Clock | None = None, *, migrate: bool = Tru
                                      "broker": check_broker(settings.broker_url)})
     app.extensions["gridcase"] = deps
     api.register_blueprint(blp)
-    open_case = partial(handlers.open_case, policy=deps.policy, clock=deps.clock)
+    consumers = {
+        "escalation.open": partial(handlers.open_case, policy=deps.policy, clock=deps.clock),
+        "escalation.areas": handlers.keep_areas,
+        "escalation.transfer": partial(handlers.transfer_case, clock=deps.clock),
+    }
     return Service("escalation", settings, engine, app, workers={
-        "relay": relay_factory("escalation", settings, engine),
-        "open": lambda: ConsumerWorker(bus.SUBSCRIPTIONS["escalation.open"], open_case, engine,
-                                       settings.broker_url, delivery_limit=settings.delivery_limit),
+        "relay": relay_factory("escalation", settings, engine), **consumer_factories(consumers, engine, settings),
         "scheduler": lambda: Scheduler(engine, deps.clock),
     })

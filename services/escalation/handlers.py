@@ -7,6 +7,7 @@ from services.escalation import store
 from services.escalation.domain.cases import Case, Step
 from shared import outbox
 from shared.clock import Clock, isoformat
+from shared.consumer import Unavailable
 from shared.messages import Envelope, make_message
 from shared.policy import LEVEL_NAMES, Policy
 
@@ -22,6 +23,23 @@ def open_case(db: sa.Connection, envelope: Envelope, payload: dict, *, policy: P
                      start_level=payload["start_level"], hours=hours, now=clock.now(),
                      triage=payload["triage"])
     store.insert(db, case, clock.now())
+
+
+def keep_areas(db: sa.Connection, envelope: Envelope, payload: dict) -> None:
+    """``areas.published`` → escalation's own copy of the hierarchy."""
+    store.replace_areas(db, payload["version"], payload["areas"])
+
+
+def transfer_case(db: sa.Connection, envelope: Envelope, payload: dict, *, clock: Clock) -> None:
+    """``case.transferred`` → new owners (and, for a staff transfer, a new level and deadline)."""
+    row = store.get(db, payload["case_id"], for_update=True)
+    if row is None:  # its case.dispatched is still on the way (another queue): hold and retry
+        raise Unavailable(f"case {payload['case_id']} has not opened yet")
+    case = store.from_row(row)
+    now = clock.now()
+    if case.transfer({k: payload.get(k) for k in LEVEL_KEYS}, payload.get("level"), now, actor=payload["actor"],
+                     reason=payload["reason"]) is not None:
+        store.update(db, case, now)
 
 
 def escalate_due(engine: sa.Engine, clock: Clock, *, limit: int = 500) -> int:

@@ -50,6 +50,29 @@ escalations = sa.Table(
 )
 
 
+#: Escalation's copy of the active hierarchy (from ``areas.published``), without geometry.
+areas = sa.Table(
+    "areas", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("parent", sa.String(64)),
+)
+
+
+def replace_areas(db: sa.Connection, version: int, items: list[dict]) -> bool:
+    """Keep the newest published version only; False if ``version`` is older than the copy."""
+    current = db.execute(sa.select(sa.func.max(areas.c.version))).scalar()
+    if current is not None and current > version:
+        return False
+    db.execute(areas.delete())
+    if items:
+        db.execute(areas.insert(), [{"version": version, "id": a["id"], "level": a["level"], "name": a["name"],
+                                     "parent": a.get("parent")} for a in items])
+    return True
+
+
 def _columns(case: Case, now) -> dict:
     ids = {level: (ref or {}).get("id") for level, ref in case.areas.items()}
     return {"number": case.number, "category": case.category, "severity": case.severity,
@@ -85,8 +108,11 @@ def from_row(row) -> Case:
                 opened_at=row.opened_at, deadline=row.deadline_at, overdue=row.overdue)
 
 
-def get(db: sa.Connection, case_id: str):
-    return db.execute(sa.select(cases).where(cases.c.id == case_id)).first()
+def get(db: sa.Connection, case_id: str, *, for_update: bool = False):
+    query = sa.select(cases).where(cases.c.id == case_id)
+    if for_update and db.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return db.execute(query).first()
 
 
 def steps(db: sa.Connection, case_id: str) -> list[Step]:

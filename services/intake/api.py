@@ -46,6 +46,8 @@ class ReportOut(Schema):
     reporter = fields.String()
     reported_at = fields.String()
     updated_at = fields.String()
+    level = fields.Integer(allow_none=True)
+    owner_area_id = fields.String(allow_none=True)
 
 
 class CategoryOut(Schema):
@@ -60,7 +62,8 @@ def report_view(row) -> dict:
     return {"id": row.id, "number": row.number, "status": row.status, "category": row.category,
             "severity": row.severity, "description": row.description,
             "location": {"lon": row.lon, "lat": row.lat}, "reporter": row.reporter,
-            "reported_at": isoformat(row.reported_at), "updated_at": isoformat(row.updated_at)}
+            "reported_at": isoformat(row.reported_at), "updated_at": isoformat(row.updated_at),
+            "level": row.level, "owner_area_id": row.owner_area_id}
 
 
 def deps():

@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import sqlalchemy as sa
 
+from services.intake import handlers
 from services.intake.api import blp
 from shared.clock import Clock, make_clock
 from shared.config import Settings
 from shared.db import make_engine
 from shared.migrations import upgrade
 from shared.policy import Policy, load_policy
-from shared.runtime import Service, check_broker, check_database, relay_factory
+from shared.runtime import Service, check_broker, check_database, consumer_factories, relay_factory
 from shared.web import create_app
 
 
@@ -32,4 +34,6 @@ def build(settings: Settings, clock: Clock | None = None, *, migrate: bool = Tru
                                      "broker": check_broker(settings.broker_url)})
     app.extensions["gridcase"] = deps
     api.register_blueprint(blp)
-    return Service("intake", settings, engine, app, workers={"relay": relay_factory("intake", settings, engine)})
+    consumers = {"intake.status": partial(handlers.follow_case, clock=deps.clock)}
+    return Service("intake", settings, engine, app, workers={
+        "relay": relay_factory("intake", settings, engine), **consumer_factories(consumers, engine, settings)})

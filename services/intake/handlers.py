@@ -63,3 +63,17 @@ def _insert(report, reporter, idempotency_key, fingerprint, engine, clock, polic
             "reporter": reporter, "reported_at": isoformat(now),
         }, occurred_at=now, producer="intake", correlation_id=case_id))
         return store.get(connection, case_id)
+
+
+LEVEL_NUMBERS = {"grid": 1, "station": 2, "subcenter": 3, "hq": 4}
+
+
+def follow_case(db: sa.Connection, envelope, payload: dict, *, clock: Clock) -> None:
+    """Escalation and dispatch events → the status a grid worker sees on their report."""
+    values = {"updated_at": clock.now()}
+    if envelope.type == "case.transferred":
+        if payload.get("level"):
+            values.update(level=LEVEL_NUMBERS[payload["level"]], owner_area_id=payload[payload["level"]]["id"])
+    else:
+        values.update(status=payload["status"], level=payload["level"], owner_area_id=payload["owner"]["area_id"])
+    db.execute(store.reports.update().where(store.reports.c.id == payload["case_id"]).values(**values))

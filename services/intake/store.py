@@ -23,6 +23,8 @@ reports = sa.Table(
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("reported_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("level", sa.Integer),
+    sa.Column("owner_area_id", sa.String(64)),
 )
 
 

@@ -75,7 +75,10 @@ class CaseVerified(_Payload):
 
 
 class CaseTransferred(_Payload):
+    """New owners for a case. ``level`` set: staff moved it there (it restarts at that level);
+    ``level`` null: a new area version re-routed it (it keeps its level and deadline)."""
     case_id = fields.String(required=True)
+    level = fields.String(allow_none=True, load_default=None, validate=validate.OneOf(LEVELS))
     grid = fields.Nested(AreaRefSchema, allow_none=True, load_default=None)
     station = fields.Nested(AreaRefSchema, allow_none=True, load_default=None)
     subcenter = fields.Nested(AreaRefSchema, allow_none=True, load_default=None)

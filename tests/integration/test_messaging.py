@@ -14,8 +14,7 @@ from kombu import Connection, Producer
 
 from shared import bus
 from shared.relay import Relay, publisher_factory
-from tests.support.messaging import (fill_outbox, messaging_engine, seen_counts, start_consumer, unsent,
-                                     wait_for)
+from tests.support.messaging import fill_outbox, messaging_engine, seen_counts, start_consumer, unsent, wait_for
 from tests.support.servers import queue_depth
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,8 +4,8 @@ Plain Python over shapely geometries; no framework, no storage.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 from shapely.geometry.base import BaseGeometry
 

@@ -132,12 +132,18 @@ class Locator:
         self._max_candidates = candidates
         self._radius_m = candidate_radius_m
         self._levels = {level: _LevelIndex(hierarchy.level(level)) for level in LEVELS}
-        chains = _chains(hierarchy)
+        chains = self._chains = _chains(hierarchy)
         self._chain = {level: [chains[a.id] for a in self._levels[level].areas] for level in LEVELS}
         grids = self._levels["grid"]
         # One shared, immutable Location per grid (plus None for "no grid"): the hot path only indexes.
         self._grid_locations = np.empty(grids.none + 1, dtype=object)
         self._grid_locations[: grids.none] = [Location(*c, False, ()) for c in self._chain["grid"]]
+
+    def unit(self, area_id: str) -> Location:
+        """The owners of a named unit (a category routed to it, a transfer): the unit and all above it.
+
+        Raises ``KeyError`` for an id that is not in the hierarchy."""
+        return Location(*self._chains[area_id], False, ())
 
     def locate(self, lon: float, lat: float) -> Location:
         """The owners of one point; raises `OutsideCity`."""

@@ -1,15 +1,30 @@
-"""Which level a case starts at: where the point lies, raised by the category's policy."""
+"""Who owns a case: where the point lies, raised by the category's policy, or a named unit.
+
+A point in no grid (a gap, or outside the city) is owned by the lowest level that holds it. A
+category may start higher (urgent safety hazards go straight to the sub-center), or name the unit
+that takes all its cases; a unit the active hierarchy does not have is ignored, so a policy that
+names an old area id still routes by location.
+"""
 from __future__ import annotations
 
 from services.dispatch.domain.areas import LEVEL_NUMBER
-from services.dispatch.domain.locate import Location
+from services.dispatch.domain.locate import Location, Locator
 
 
 def start_level(location: Location, category_start: str) -> str:
-    """The higher of the lowest level that holds the point and the category's start level.
-
-    A point in no grid (a gap, or outside the city) is owned by the lowest level that holds it;
-    an urgent category may skip the lower levels entirely.
-    """
+    """The higher of the lowest level that holds the point and the category's start level."""
     owner = location.owner_level()
     return owner if LEVEL_NUMBER[owner] >= LEVEL_NUMBER[category_start] else category_start
+
+
+def route(location: Location, locator: Locator, *, category_start: str = "grid",
+          unit: str | None = None) -> tuple[Location, str]:
+    """The owners and the start level of a case reported at ``location``."""
+    if unit is not None:
+        try:
+            owners = locator.unit(unit)
+        except KeyError:
+            pass
+        else:
+            return owners, owners.owner_level()
+    return location, start_level(location, category_start)

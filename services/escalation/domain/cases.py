@@ -83,6 +83,27 @@ class Case:
         self.steps.append(step)
         return step
 
+    def transfer(self, areas: dict[str, dict | None], level: str | None, now: datetime, *, actor: str,
+                 reason: str) -> Step | None:
+        """New owners. Staff naming a level restart the case there with that level's deadline; a
+        re-route by a new area version keeps the level and deadline (moving up if that level has no
+        owner any more). A closed case keeps its history: nothing changes."""
+        if self.status == CLOSED:
+            return None
+        previous = self.level
+        self.areas = areas
+        if level is not None:
+            self.level = _owned_level(areas, LEVEL_NUMBERS[level])
+            self.deadline = now + timedelta(hours=self.hours[self.level]) if self.status == OPEN else None
+            self.overdue = False
+            action = "transferred"
+        else:
+            self.level = _owned_level(areas, self.level)
+            action = "rerouted"
+        step = Step(now, action, actor, previous, self.level, f"{reason} → {self.owner.area_id}")
+        self.steps.append(step)
+        return step
+
 
 def _owned_level(areas: dict[str, dict | None], level: int) -> int:
     """The first level at or above ``level`` that has an owner (a gap has no grid)."""
