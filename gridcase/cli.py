@@ -119,5 +119,7 @@ def token(role, area, user, days, data_dir):
 
 
 from gridcase.areas_cli import areas  # noqa: E402
+from gridcase.dlq import dlq  # noqa: E402
 
 main.add_command(areas)
+main.add_command(dlq)

@@ -43,6 +43,13 @@ class Unavailable(RuntimeError):
 TRANSIENT = (sa.exc.OperationalError, sa.exc.InterfaceError, Unavailable)
 
 
+class _Stored:
+    """A message body read back from the dead-letter table, shaped like a kombu message."""
+
+    def __init__(self, body: str):
+        self.body = body
+
+
 def claim(connection: sa.Connection, consumer: str, message_id: str) -> bool:
     """Record the message in the inbox; False if this consumer has already processed it."""
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
@@ -88,6 +95,11 @@ class ConsumerWorker:
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def replay(self, body: str) -> None:
+        """Process one dead-lettered message body again, through the inbox (``gridcase dlq replay``)."""
+        with self.engine.begin() as db:
+            self._process(db, _Stored(body))
 
     def _consume(self, connection) -> None:
         bus.declare_topology(connection, self.delivery_limit)

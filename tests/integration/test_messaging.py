@@ -137,3 +137,41 @@ def test_a_malformed_message_ends_in_the_dead_letter_queue_after_the_delivery_li
         relay.stop()
     finally:
         consumer.stop()
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.postgres
+def test_dead_letters_are_listed_and_replayed_once_the_cause_is_fixed(broker_url, postgres_url):
+    from gridcase.dlq import list_dead, replay
+    from shared.config import Settings
+    from tests.support import messaging
+
+    engine = messaging_engine(postgres_url)
+    broken = {"on": True}
+
+    def fragile(db, envelope, payload):
+        if broken["on"] and payload["case_id"] == "case-000001":
+            raise RuntimeError("a bug")
+        messaging.record(db, envelope, payload)
+
+    from shared.consumer import ConsumerWorker
+
+    consumer = ConsumerWorker(messaging.SUBSCRIPTION, fragile, engine, broker_url, delivery_limit=5)
+    threading.Thread(target=consumer.run, daemon=True).start()
+    assert consumer.ready.wait(10)
+    fill_outbox(engine, 3)
+    relay, _ = start_relay(engine, broker_url)
+    try:
+        wait_for(lambda: queue_depth(broker_url, bus.DEAD_QUEUE_NAME) == 1, timeout=30, message="1 dead letter")
+        assert seen_counts(engine) == (2, 2)
+        settings = Settings(broker_url=broker_url, secret="x")
+        [letter] = list_dead(settings)
+        assert letter.routing_key == "case.reported" and "case-000001" in letter.body
+        assert queue_depth(broker_url, bus.DEAD_QUEUE_NAME) == 1, "listing leaves the letter where it was"
+        broken["on"] = False
+        assert replay(settings) == 1
+        wait_for(lambda: seen_counts(engine)[0] == 3, message="the replayed message applied")
+        assert seen_counts(engine) == (3, 3)
+        assert queue_depth(broker_url, bus.DEAD_QUEUE_NAME) == 0
+    finally:
+        stop(relay, consumer)

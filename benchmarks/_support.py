@@ -1,0 +1,330 @@
+"""What the benchmarks share: servers from the environment, throwaway databases and vhosts, processes in
+their own process groups, wrk, and the figure/note output format.
+
+Everything a benchmark creates is registered on a ``Scope`` and removed when the scope closes, also on an
+error, Ctrl-C or SIGTERM (``python -m benchmarks`` turns SIGTERM into ``SystemExit`` so ``finally`` runs).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+GRIDCASE = [sys.executable, "-m", "gridcase"]
+
+Figure = tuple[str, float, str, "float | None"]
+
+
+# -- output --------------------------------------------------------------------------------------------
+
+def figure_line(name: str, value, unit: str, ratio) -> str:
+    return f"{name} {value} {unit} {'-' if ratio is None else ratio}"
+
+
+def note(text: str) -> None:
+    """A line of detail that is not a figure (method, checks, counts); ``# `` marks it."""
+    for line in str(text).splitlines():
+        print(f"# {line}", flush=True)
+
+
+def emit(figures: list[Figure]) -> None:
+    for figure in figures:
+        print(figure_line(*figure), flush=True)
+
+
+def sigterm_as_exit() -> None:
+    """SIGTERM → SystemExit, so every ``finally`` (process groups, databases) runs."""
+    def handler(signum, _frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, handler)
+
+
+# -- servers from the environment ----------------------------------------------------------------------
+
+def require_env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise SystemExit(f"{name} is not set: run `make bench` (deploy/local/with-servers.sh starts the servers)")
+    return value
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Scope(contextlib.ExitStack):
+    """Databases, vhosts, processes and directories of one benchmark; closing removes them (LIFO)."""
+
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+        self.run_id = uuid.uuid4().hex[:10]
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"gridcase-bench-{prefix}-"))
+        self.callback(_rmtree, self.tmp)
+        self.processes = Processes(self.tmp)
+        self.callback(self.processes.stop_all)
+
+    # PostgreSQL
+    def database(self, service: str) -> str:
+        admin = require_env("GRIDCASE_TEST_POSTGRES_URL")
+        name = f"gridcase_bench_{self.prefix}_{service}_{self.run_id}"
+        with psycopg.connect(_plain(admin), autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        self.callback(_drop_database, admin, name)
+        return _plain(admin).rsplit("/", 1)[0] + f"/{name}"
+
+    # RabbitMQ
+    def broker(self) -> str:
+        """A vhost of our own when the node can be administered (``GRIDCASE_TEST_RABBITMQ_BASE``, set by
+        with-servers.sh when it started the node), so other test runs that purge the gridcase queues
+        on the same node cannot touch ours; else the URL's vhost, whose gridcase queues are deleted
+        at the end (and purged at the start)."""
+        url = require_env("GRIDCASE_TEST_BROKER_URL")
+        base = os.environ.get("GRIDCASE_TEST_RABBITMQ_BASE")
+        if base and Path(base, "env.sh").exists():
+            vhost = f"gridcase-bench-{self.prefix}-{self.run_id}"
+            _rabbitmqctl(base, "add_vhost", vhost)
+            self.callback(_rabbitmqctl, base, "delete_vhost", vhost)
+            _rabbitmqctl(base, "set_permissions", "-p", vhost, _user(url), ".*", ".*", ".*")
+            head = url.split("://", 1)
+            host = head[1].split("/", 1)[0]
+            return f"{head[0]}://{host}/{vhost}"
+        note("no GRIDCASE_TEST_RABBITMQ_BASE: using the URL's vhost; its gridcase queues are deleted "
+             "before and after (do not run this while tests use the same node)")
+        delete_gridcase_queues(url)
+        self.callback(delete_gridcase_queues, url)
+        return url
+
+
+def _user(url: str) -> str:
+    netloc = url.split("://", 1)[1].split("/", 1)[0]
+    return netloc.split("@", 1)[0].split(":", 1)[0] if "@" in netloc else "guest"
+
+
+def _rabbitmqctl(base: str, *args: str) -> None:
+    subprocess.run([str(ROOT / "deploy/local/rabbitmq.sh"), "ctl", base, *args], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+
+
+def delete_gridcase_queues(url: str) -> None:
+    from kombu import Connection
+
+    from shared import bus
+    with Connection(url) as connection:
+        channel = connection.channel()
+        for subscription in bus.SUBSCRIPTIONS.values():
+            channel.queue_delete(subscription.queue_name)
+        channel.queue_delete(bus.DEAD_QUEUE_NAME)
+
+
+def _drop_database(admin: str, name: str) -> None:
+    with psycopg.connect(_plain(admin), autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+    shutil.rmtree(path, ignore_errors=True)
+
+
+# -- processes -----------------------------------------------------------------------------------------
+
+class Processes:
+    """Started processes, each in its own session (process group), logging to a file; all stopped at the end."""
+
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+        self.running: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, args: list[str], env: dict | None = None) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "ab")
+        try:
+            process = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+        finally:
+            log.close()
+        self.running[name] = process
+        return process
+
+    def gridcase(self, name: str, args: list[str], env: dict) -> subprocess.Popen:
+        return self.start(name, GRIDCASE + args, env)
+
+    def stop(self, name: str) -> None:
+        process = self.running.pop(name, None)
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+        except ProcessLookupError:
+            pass
+        # a gunicorn master may have left a worker behind in the group: make sure the group is gone
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+    def stop_all(self) -> None:
+        for name in list(self.running)[::-1]:
+            self.stop(name)
+
+    def check(self, name: str) -> None:
+        process = self.running[name]
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{self.log(name)}")
+
+    def log(self, name: str) -> str:
+        return (self.log_dir / f"{name}.log").read_text(errors="replace")[-4000:]
+
+
+def wait_ready(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before {url} was ready")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} not ready after {timeout}s")
+
+
+def wait_until(condition, timeout: float, what: str, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
+
+
+def gridcase_token(data_dir: Path, env: dict, role: str = "grid_worker", area: str = "G", user: str = "bench") -> str:
+    out = subprocess.run(GRIDCASE + ["token", "--role", role, "--area", area, "--user", user,
+                                     "--data-dir", str(data_dir)],
+                         cwd=ROOT, env={**os.environ, **env}, check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+# -- wrk -----------------------------------------------------------------------------------------------
+
+WRK_SCRIPT = r"""
+-- POST one JSON body per request; with "keyed", a unique Idempotency-Key per request (run, thread, counter).
+-- Counts the status of every response and prints "status CODE COUNT" lines when done.
+local threads = {}
+local next_id = 0
+
+function setup(thread)
+  next_id = next_id + 1
+  thread:set("tid", next_id)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  run = args[1] or "run"
+  keyed = args[2] == "keyed"
+  n = 0
+  statuses = {}
+  local f = assert(io.open(args[3], "r"))
+  token = f:read("*l")
+  payload = f:read("*l")
+  f:close()
+end
+
+function request()
+  n = n + 1
+  local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token}
+  if keyed then
+    headers["Idempotency-Key"] = run .. "-" .. tid .. "-" .. n
+  end
+  return wrk.format("POST", nil, headers, payload)
+end
+
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+
+function done(summary, latency, requests)
+  local total = {}
+  for _, thread in ipairs(threads) do
+    local counts = thread:get("statuses")
+    for code, count in pairs(counts) do
+      total[code] = (total[code] or 0) + count
+    end
+  end
+  for code, count in pairs(total) do
+    io.write(string.format("status %d %d\n", code, count))
+  end
+end
+"""
+
+
+class WrkResult:
+    def __init__(self, output: str):
+        self.output = output
+        m = re.search(r"Requests/sec:\s+([\d.]+)", output)
+        if not m:
+            raise RuntimeError(f"could not read wrk's output:\n{output}")
+        self.rps = float(m.group(1))
+        self.statuses = {int(c): int(n) for c, n in re.findall(r"^status (\d+) (\d+)$", output, re.M)}
+        m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+        self.non_2xx_3xx = int(m.group(1)) if m else 0
+        m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+        self.socket_errors = sum(int(x) for x in m.groups()) if m else 0
+        m = re.search(r"^\s+(\d+) requests in", output, re.M)
+        self.requests = int(m.group(1)) if m else 0
+        m = re.search(r"^\s+50%\s+(\S+)", output, re.M)
+        self.p50 = m.group(1) if m else "?"
+        m = re.search(r"^\s+99%\s+(\S+)", output, re.M)
+        self.p99 = m.group(1) if m else "?"
+
+    def count(self, status: int) -> int:
+        return self.statuses.get(status, 0)
+
+    @property
+    def errors(self) -> int:
+        """Responses that were not 2xx plus socket errors (a run with errors is invalid)."""
+        return sum(n for code, n in self.statuses.items() if not 200 <= code < 300) + self.socket_errors
+
+
+def run_wrk(url: str, token: str, payload: str, *, seconds: float, threads: int = 2, connections: int = 32,
+            keyed: bool = False, run_id: str = "run", work_dir: Path) -> WrkResult:
+    script = work_dir / "post.lua"
+    if not script.exists():
+        script.write_text(WRK_SCRIPT)
+    data = work_dir / "request.txt"
+    data.write_text(f"{token}\n{payload}\n")
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
+               "-s", str(script), url, "--", run_id, "keyed" if keyed else "plain", str(data)]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    if out.returncode != 0:
+        raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr}{out.stdout}")
+    return WrkResult(out.stdout)
+
+
+# -- statistics ----------------------------------------------------------------------------------------
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
+    return ordered[rank - 1]

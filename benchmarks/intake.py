@@ -1,0 +1,109 @@
+"""Intake benchmark: durable report accepts/s over HTTP, against a bare Flask endpoint in the same run.
+
+    python -m benchmarks.intake [--quick]
+
+Two servers run side by side, each ``--workers 2`` gunicorn sync workers bound on loopback:
+
+- ``gridcase serve intake`` on a fresh PostgreSQL database (``GRIDCASE_BROKER_URL`` set, no relay worker:
+  the reports' ``case.reported`` rows accumulate in the outbox, so only the HTTP accept path is measured);
+- the raw baseline, ``benchmarks/_bare_flask.py``: Flask parses the JSON body and echoes it with 201, under
+  the same gunicorn settings.
+
+The same wrk command loads both (``-t2 -c32``, a Lua script posting a valid report with a grid worker's
+bearer token; statuses counted per response), interleaved for several rounds, best of the rounds taken:
+bare, intake without an Idempotency-Key, intake with a unique Idempotency-Key per request (run, thread,
+counter: the realistic phone client, which costs intake one more lookup). Any non-2xx response or socket
+error makes the figure invalid (reported as ``intake.errors``). After each intake round the rows added to
+``reports`` are compared with the 201s wrk saw (rows may exceed 201s by the requests in flight when wrk
+stopped, at most the connection count).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+
+import sqlalchemy as sa
+
+from benchmarks._support import (Figure, Scope, emit, free_port, gridcase_token, note, run_wrk, sigterm_as_exit,
+                                 wait_ready)
+
+CONNECTIONS = 32
+THREADS = 2
+WORKERS = 2
+REPORT = {"category": "street_light", "description": "Lamp out at gate 3",
+          "location": {"lon": 102.264, "lat": 27.894}}
+
+
+def run(quick: bool = False) -> list[Figure]:
+    seconds, rounds = (3, 1) if quick else (10, 2)
+    with Scope("intake") as scope:
+        database = scope.database("intake")
+        env = {"GRIDCASE_INTAKE_DATABASE_URL": database, "GRIDCASE_BROKER_URL": scope.broker(),
+               "GRIDCASE_SECRET": "bench-" + uuid.uuid4().hex * 2, "GRIDCASE_LOG_LEVEL": "WARNING"}
+        token = gridcase_token(scope.tmp, env)
+        ports = {"intake": free_port(), "bare": free_port()}
+        intake = scope.processes.gridcase("serve-intake", ["serve", "intake", "--port", str(ports["intake"]),
+                                                           "--workers", str(WORKERS), "--data-dir", str(scope.tmp)],
+                                          env)
+        bare = scope.processes.start("serve-bare", [sys.executable, "-m", "benchmarks._bare_flask", "--bind",
+                                                    f"127.0.0.1:{ports['bare']}", "--workers", str(WORKERS)])
+        wait_ready(f"http://127.0.0.1:{ports['intake']}/intake/readyz", intake)
+        wait_ready(f"http://127.0.0.1:{ports['bare']}/healthz", bare)
+        engine = sa.create_engine(database.replace("postgresql://", "postgresql+psycopg://"), poolclass=sa.NullPool)
+        scope.callback(engine.dispose)
+        payload = json.dumps(REPORT)
+        urls = {name: f"http://127.0.0.1:{port}/intake/v1/reports" for name, port in ports.items()}
+
+        def load(name, duration, keyed=False, tag="warm"):
+            return run_wrk(urls[name], token, payload, seconds=duration, threads=THREADS, connections=CONNECTIONS,
+                           keyed=keyed, run_id=f"{scope.run_id}-{tag}", work_dir=scope.tmp)
+
+        def rows() -> int:
+            with engine.connect() as db:
+                return db.execute(sa.text("SELECT count(*) FROM reports")).scalar_one()
+
+        for name in ("bare", "intake"):  # warm up: imports, connection pools, PostgreSQL caches
+            load(name, 2)
+        best = {"bare": 0.0, "plain": 0.0, "keyed": 0.0}
+        errors = 0
+        for round_ in range(rounds):
+            for case in ("bare", "plain", "keyed"):
+                before = rows() if case != "bare" else 0
+                result = load("bare" if case == "bare" else "intake", seconds, keyed=case == "keyed",
+                              tag=f"{case}{round_}")
+                errors += result.errors
+                detail = (f"round {round_ + 1} {case:<5}: {result.rps:,.0f} req/s, {result.requests} requests, "
+                          f"statuses {dict(sorted(result.statuses.items()))}, socket errors {result.socket_errors}, "
+                          f"latency p50 {result.p50} p99 {result.p99}")
+                if case != "bare":
+                    time.sleep(0.5)  # requests in flight when wrk stopped still commit
+                    added = rows() - before
+                    created = result.count(201)
+                    verdict = "ok" if 0 <= added - created <= CONNECTIONS else "MISMATCH"
+                    detail += f"; rows added {added} vs 201s {created} ({verdict})"
+                    if verdict != "ok":
+                        errors += 1
+                note(detail)
+                if result.errors == 0:
+                    best[case] = max(best[case], result.rps)
+        if errors:
+            note(f"INVALID: {errors} error(s) (non-2xx, socket errors or row mismatches); see the rounds above")
+    bare_rps = best["bare"]
+    ratio = (lambda x: round(x / bare_rps, 2) if bare_rps else None)
+    return [
+        ("intake.bare_flask", round(bare_rps), "req/s", None),
+        ("intake.accepts", round(best["plain"]), "req/s", ratio(best["plain"])),
+        ("intake.accepts_keyed", round(best["keyed"]), "req/s", ratio(best["keyed"])),
+        ("intake.errors", errors, "count", None),
+    ]
+
+
+def main() -> None:
+    sigterm_as_exit()
+    emit(run(quick="--quick" in sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()
