@@ -1,0 +1,72 @@
+"""Deadlines with a compressed clock: `GRIDCASE_TIME_SCALE=7200` makes a four-hour limit two seconds."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from shared.clock import parse_time
+from tests.support.servers import free_port
+from tests.support.system import ROOT, Processes, a_point_in_grid, auth, token, wait_for_case, wait_ready
+
+SCALE = 7200.0
+
+
+@pytest.fixture(scope="module")
+def fast_clock_system(tmp_path_factory):
+    data = tmp_path_factory.mktemp("deadlines")
+    port = free_port()
+    processes = Processes(data)
+    process = processes.start("up", ["up", "--port", str(port), "--data-dir", str(data)],
+                              {"GRIDCASE_TIME_SCALE": str(SCALE)})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(f"{base}/readyz", timeout=90, process=process)
+        yield base, data
+    finally:
+        processes.stop_all()
+
+
+def test_an_unhandled_case_climbs_to_the_station_after_its_grid_deadline_and_not_before(fast_clock_system):
+    base, data = fast_clock_system
+    admin = token(data, "admin")
+    grid, lon, lat = a_point_in_grid(base, admin)
+    created = requests.post(f"{base}/intake/v1/reports", headers=auth(admin), timeout=5, json={
+        "category": "street_light", "description": "lamp", "location": {"lon": lon, "lat": lat}}).json()
+    case, _ = wait_for_case(base, created["id"], admin)
+    assert case["level"] == 1
+    deadline = parse_time(case["deadline"])
+    real_wait = (deadline - parse_time(case["opened_at"])).total_seconds() / SCALE
+    started = time.monotonic()
+    while time.monotonic() - started < real_wait + 5:
+        case = requests.get(f"{base}/escalation/v1/cases/{created['id']}", headers=auth(admin), timeout=5).json()
+        if case["level"] == 2:
+            break
+        time.sleep(0.05)
+    assert case["level"] == 2, "the scheduler escalated the case"
+    escalated = case["timeline"][-1]
+    assert escalated["action"] == "escalated" and (escalated["from_level"], escalated["to_level"]) == (1, 2)
+    lateness = (parse_time(escalated["at"]) - deadline).total_seconds() / SCALE
+    assert 0 <= lateness <= 2.0, f"escalated {lateness:.2f} real seconds after the deadline"
+    assert case["owner"]["level"] == 2 and case["owner"]["area_id"] == case["areas"]["station"]["id"]
+    report = requests.get(f"{base}/intake/v1/reports/{created['id']}", headers=auth(admin), timeout=5).json()
+    assert report["level"] in (1, 2)  # intake follows asynchronously
+
+
+def test_gridcase_up_starts_on_berlin(tmp_path):
+    port = free_port()
+    processes = Processes(tmp_path)
+    process = processes.start("berlin", ["up", "--port", str(port), "--data-dir", str(tmp_path), "--city",
+                                         str(ROOT / "examples/berlin")], {})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(f"{base}/readyz", timeout=90, process=process)
+        admin = token(tmp_path, "admin")
+        # Alexanderplatz
+        found = requests.get(f"{base}/dispatch/v1/locate", params={"lon": 13.4132, "lat": 52.5219},
+                             headers=auth(admin), timeout=5).json()
+        assert found["hq"]["name"] == "Berlin" and found["subcenter"]["id"] == "01"
+        assert found["grid"]["id"].startswith(found["station"]["id"]) and len(found["grid"]["id"]) == 8
+    finally:
+        processes.stop_all()
