@@ -26,8 +26,17 @@ import uuid
 
 import sqlalchemy as sa
 
-from benchmarks._support import (Figure, Scope, emit, free_port, gridcase_token, note, run_wrk, sigterm_as_exit,
-                                 wait_ready)
+from benchmarks._support import (
+    Figure,
+    Scope,
+    emit,
+    free_port,
+    gridcase_token,
+    note,
+    run_wrk,
+    sigterm_as_exit,
+    wait_ready,
+)
 
 CONNECTIONS = 32
 THREADS = 2

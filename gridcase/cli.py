@@ -82,6 +82,11 @@ def up(port, host, city, data_dir):
 @DATA_DIR
 def serve(service, port, host, workers, data_dir):
     """Serve one service's HTTP API with gunicorn (production)."""
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # /metrics must add up every worker's counters; prometheus_client reads this before its first import.
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=f"gridcase-{service}-metrics-")
     from gridcase.production import serve_service
 
     settings = settings_for(data_dir)

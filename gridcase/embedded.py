@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gridcase import cities
 from services.dispatch import bootstrap as dispatch
@@ -16,6 +15,7 @@ from services.escalation import bootstrap as escalation
 from services.intake import bootstrap as intake
 from shared.config import Settings
 from shared.runtime import Runner, Service
+from shared.web import metrics_response
 
 log = logging.getLogger("gridcase")
 PREFIXES = {"intake": "intake", "open311": "intake", "dispatch": "dispatch", "escalation": "escalation"}
@@ -81,9 +81,7 @@ class System:
                 return response
             return {"status": "ready", "services": sorted(self.services)}
 
-        @app.get("/metrics")
-        def metrics():
-            return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+        app.add_url_rule("/metrics", "metrics", metrics_response)
 
         return app
 

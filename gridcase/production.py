@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import signal
 import threading
 
@@ -45,7 +46,15 @@ def serve_service(service: str, settings: Settings, *, bind: str, workers: int) 
     factory = lambda: _bootstrap(service).build(settings, migrate=False).app  # noqa: E731
     _Gunicorn(factory, {"bind": bind, "workers": workers, "worker_class": "sync", "timeout": 60,
                         "graceful_timeout": 20, "keepalive": 5, "accesslog": None,
-                        "proc_name": f"gridcase-{service}", "control_socket_disable": True}).run()
+                        "proc_name": f"gridcase-{service}", "control_socket_disable": True,
+                        "child_exit": _metrics_child_exit}).run()
+
+
+def _metrics_child_exit(_server, worker) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
 
 
 def run_worker(name: str, settings: Settings) -> None:

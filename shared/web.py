@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 
 from flask import Flask, Response, current_app, g, jsonify, request
 from flask_smorest import Api, abort
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from werkzeug.exceptions import HTTPException
 
 from shared.auth import AuthError, Identity, read_token
@@ -116,12 +117,21 @@ def create_app(service: str, *, title: str, readiness: dict[str, Callable[[], No
         return {"status": "ready", "service": service, "checks": sorted(readiness)}
 
     def metrics():
-        return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+        return metrics_response()
 
     for path, view in (("healthz", healthz), ("readyz", readyz), ("metrics", metrics)):
         app.add_url_rule(f"/{service}/{path}", path, view)
         app.add_url_rule(f"/{path}", f"{path}_root", view)  # a lone service process answers at its root too
     return app, api
+
+
+def metrics_response() -> Response:
+    """Prometheus text; under gunicorn with several workers, the sum over all of them."""
+    registry = None
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    return Response(generate_latest(registry) if registry else generate_latest(), mimetype=CONTENT_TYPE_LATEST)
 
 
 def identity() -> Identity:
