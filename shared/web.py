@@ -5,6 +5,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from flask import Flask, Response, current_app, g, jsonify, request
 from flask_smorest import Api, abort
@@ -15,6 +16,7 @@ from shared.auth import AuthError, Identity, read_token
 
 log = logging.getLogger("gridcase.http")
 PROBLEM = "application/problem+json"
+STATIC = Path(__file__).with_name("static")
 BODY_TYPES = {"application/json", "multipart/form-data", "application/x-www-form-urlencoded"}
 REQUESTS = Counter("gridcase_http_requests_total", "HTTP requests", ["service", "method", "status"])
 LATENCY = Histogram("gridcase_http_request_seconds", "HTTP request latency", ["service"])
@@ -75,10 +77,12 @@ class ProblemApi(Api):
 
 def create_app(service: str, *, title: str, readiness: dict[str, Callable[[], None]],
                secret: str, max_body: int = 1024 * 1024) -> tuple[Flask, ProblemApi]:
-    app = Flask(f"gridcase.{service}")
+    # Swagger UI is served from the package (shared/static/swagger-ui, swagger-ui-dist 5): no CDN.
+    app = Flask(f"gridcase.{service}", static_folder=str(STATIC), static_url_path=f"/{service}/static")
     app.config.update(
         API_TITLE=title, API_VERSION="v1", OPENAPI_VERSION="3.1.0",
         OPENAPI_URL_PREFIX=f"/{service}", OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs", OPENAPI_SWAGGER_UI_URL=f"/{service}/static/swagger-ui/",
         MAX_CONTENT_LENGTH=max_body, JSON_SORT_KEYS=False,
         GRIDCASE_SECRET=secret, GRIDCASE_SERVICE=service,
     )

@@ -143,3 +143,14 @@ def test_every_accepted_report_has_exactly_one_case_and_every_outbox_is_empty(em
 def _count(path, table, where="1=1") -> int:
     with sqlite3.connect(path) as db:
         return db.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0]
+
+
+@pytest.mark.parametrize("service", ["intake", "dispatch", "escalation"])
+def test_each_service_publishes_its_openapi_and_docs_without_a_cdn(embedded, service):
+    base, _ = embedded
+    spec = requests.get(f"{base}/{service}/openapi.json", timeout=5)
+    assert spec.status_code == 200 and spec.json()["openapi"].startswith("3.")
+    assert any(path.startswith(f"/{service}/v1") for path in spec.json()["paths"])
+    docs = requests.get(f"{base}/{service}/docs", timeout=5)
+    assert docs.status_code == 200 and "http" not in docs.text.split("swagger-ui.css")[0].rsplit('"', 1)[-1]
+    assert requests.get(f"{base}/{service}/static/swagger-ui/swagger-ui-bundle.js", timeout=5).status_code == 200

@@ -100,10 +100,11 @@ def test_gateway_upstreams_are_compose_services_on_the_port_they_serve(compose, 
     assert upstreams, "no upstream blocks in deploy/nginx.conf"
     servers = {name: re.findall(r"^\s*server\s+([\w.-]+):(\d+)", body, re.M) for name, body in upstreams.items()}
 
+    services = set(compose["services"])
     for name, hosts in servers.items():
         assert hosts, f"upstream {name} has no server"
         for host, port in hosts:
-            assert host in compose["services"], f"nginx upstream {name} names {host}, not a compose service"
+            assert host in services, f"nginx upstream {name} names {host}, not a compose service"
             command = compose["services"][host].get("command", [])
             assert "--port" in command and command[command.index("--port") + 1] == port, (
                 f"{host} does not serve on port {port} (command: {command})")
@@ -111,7 +112,7 @@ def test_gateway_upstreams_are_compose_services_on_the_port_they_serve(compose, 
     targets = re.findall(r"proxy_pass\s+https?://([\w.-]+)", nginx_conf)
     assert targets
     for target in targets:
-        assert target in upstreams or target in compose["services"], f"proxy_pass to unknown {target}"
+        assert target in upstreams or target in services, f"proxy_pass to unknown {target}"
 
 
 def test_gateway_routes_each_prefix_to_its_service(nginx_conf):
