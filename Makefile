@@ -2,6 +2,7 @@
 #
 #   make setup              .venv with the project and its dev tools (re-installs when pyproject.toml changes)
 #   make run  [ARGS=...]    gridcase up, embedded: SQLite + in-process bus, http://127.0.0.1:8000
+#                           (GRIDCASE_PORT, GRIDCASE_DATA_DIR, GRIDCASE_TIME_SCALE from the environment)
 #   make test [PYTEST_ARGS=...] [TESTS=tests/unit]
 #                           pytest; starts a throwaway RabbitMQ and PostgreSQL on free loopback ports when
 #                           they are installed and GRIDCASE_TEST_BROKER_URL / _POSTGRES_URL are not given
@@ -41,7 +42,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	@touch $@
 
 run: setup
-	$(BIN)/gridcase up $(ARGS)
+	$(BIN)/gridcase up $(if $(GRIDCASE_PORT),--port $(GRIDCASE_PORT)) $(ARGS)
 
 test: setup
 	$(WITH_SERVERS) $(BIN)/pytest -q $(PYTEST_ARGS) $(TESTS)

@@ -1,4 +1,6 @@
-"""Gunicorn settings for `gridcase serve <service>` (production; the embedded `gridcase up` does not use them).
+"""Gunicorn settings for `gridcase serve <service> --config deploy/gunicorn.conf.py` (production; the
+embedded `gridcase up` does not use them). The command line's --host/--port/--workers win over `bind` and
+`workers` here.
 
 Everything comes from the environment, so one image serves every service:
 

@@ -32,7 +32,7 @@ def main():
 
 
 @main.command()
-@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True, envvar="GRIDCASE_PORT")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--city", default=None, help="demo (generated), a directory of level files, or a JSON file")
 @DATA_DIR
@@ -79,19 +79,28 @@ def up(port, host, city, data_dir):
 @click.option("--port", type=int, default=8000, show_default=True)
 @click.option("--host", default=lambda: os.environ.get("GRIDCASE_HOST", "127.0.0.1"), show_default="127.0.0.1")
 @click.option("--workers", type=int, default=lambda: int(os.environ.get("GRIDCASE_WEB_WORKERS", "2")))
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+              default=lambda: os.environ.get("GRIDCASE_GUNICORN_CONFIG"),
+              help="a gunicorn config file (e.g. deploy/gunicorn.conf.py); --host/--port/--workers win over it")
 @DATA_DIR
-def serve(service, port, host, workers, data_dir):
+def serve(service, port, host, workers, config_file, data_dir):
     """Serve one service's HTTP API with gunicorn (production)."""
+    import shutil
+    import tempfile
+
+    own_metrics_dir = None
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # /metrics must add up every worker's counters; prometheus_client reads this before its first import.
-        import tempfile
-
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=f"gridcase-{service}-metrics-")
+        own_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=f"gridcase-{service}-")
     from gridcase.production import serve_service
 
     settings = settings_for(data_dir)
     _logging(settings)
-    serve_service(service, settings, bind=f"{host}:{port}", workers=workers)
+    try:
+        serve_service(service, settings, bind=f"{host}:{port}", workers=workers, config_file=config_file)
+    finally:
+        if own_metrics_dir:
+            shutil.rmtree(own_metrics_dir, ignore_errors=True)
 
 
 @main.command()

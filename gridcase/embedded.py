@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
 
 from gridcase import cities
 from services.dispatch import bootstrap as dispatch
@@ -15,7 +16,7 @@ from services.escalation import bootstrap as escalation
 from services.intake import bootstrap as intake
 from shared.config import Settings
 from shared.runtime import Runner, Service
-from shared.web import metrics_response
+from shared.web import metrics_response, problem
 
 log = logging.getLogger("gridcase")
 PREFIXES = {"intake": "intake", "open311": "intake", "dispatch": "dispatch", "escalation": "escalation"}
@@ -52,6 +53,7 @@ class System:
     def _root_app(self) -> Flask:
         app = Flask("gridcase")
         app.json.ensure_ascii = False
+        app.register_error_handler(HTTPException, lambda e: problem(e.code, e.name, e.description))
 
         @app.get("/")
         def index():

@@ -26,28 +26,34 @@ def _bootstrap(service: str):
 
 
 class _Gunicorn(BaseApplication):
-    def __init__(self, factory, options: dict):
+    """Our defaults, then the config file if one is given, then the command line's bind and workers."""
+
+    def __init__(self, factory, defaults: dict, overrides: dict, config_file: str | None):
         self.factory = factory
-        self.options = options
+        self.defaults, self.overrides, self.config_file = defaults, overrides, config_file
         super().__init__()
 
     def load_config(self):
-        for key, value in self.options.items():
+        for key, value in self.defaults.items():
+            self.cfg.set(key, value)
+        if self.config_file:
+            self.load_config_from_file(self.config_file)
+        for key, value in self.overrides.items():
             self.cfg.set(key, value)
 
     def load(self):
         return self.factory()
 
 
-def serve_service(service: str, settings: Settings, *, bind: str, workers: int) -> None:
+def serve_service(service: str, settings: Settings, *, bind: str, workers: int, config_file: str | None = None) -> None:
     engine = make_engine(settings.database_url(service))
     upgrade(engine, service)
     engine.dispose()
     factory = lambda: _bootstrap(service).build(settings, migrate=False).app  # noqa: E731
-    _Gunicorn(factory, {"bind": bind, "workers": workers, "worker_class": "sync", "timeout": 60,
-                        "graceful_timeout": 20, "keepalive": 5, "accesslog": None,
-                        "proc_name": f"gridcase-{service}", "control_socket_disable": True,
-                        "child_exit": _metrics_child_exit}).run()
+    defaults = {"worker_class": "sync", "timeout": 60, "graceful_timeout": 20, "keepalive": 5, "accesslog": None,
+                "control_socket_disable": True, "child_exit": _metrics_child_exit}
+    _Gunicorn(factory, defaults, {"bind": bind, "workers": workers, "proc_name": f"gridcase-{service}"},
+              config_file).run()
 
 
 def _metrics_child_exit(_server, worker) -> None:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import sqlalchemy as sa
 from flask import Flask, Response, current_app, g, jsonify, request
 from flask_smorest import Api, abort
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
@@ -89,6 +90,13 @@ def create_app(service: str, *, title: str, readiness: dict[str, Callable[[], No
     app.json.ensure_ascii = False
     api = ProblemApi(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}}})
+
+    @app.errorhandler(sa.exc.OperationalError)
+    @app.errorhandler(sa.exc.InterfaceError)
+    def _database_down(exc):
+        log.warning("database unavailable: %s", exc)
+        return problem(503, "Service Unavailable", "the database is unavailable; nothing was stored, retry later",
+                       headers={"Retry-After": "5"})
 
     @app.before_request
     def _start():

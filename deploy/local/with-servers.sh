@@ -106,7 +106,9 @@ else
     fi
 fi
 
-# CMD runs in the foreground: Ctrl-C reaches it as usual, and the traps run once it has ended.
+# CMD runs in the foreground: Ctrl-C reaches it (and us) as usual, and the traps run once it has ended.
+# (A TERM sent to this script alone is acted on when CMD ends: bash defers traps during a foreground
+# command. Signal the process group to stop everything at once.)
 set +e
 "$@"
 CMD_RC=$?
