@@ -46,7 +46,7 @@ from benchmarks._support import (Figure, Scope, emit, free_port, gridcase_token,
                                  sigterm_as_exit, wait_ready, wait_until)
 
 CITY_GRIDS = 1500
-RATE = 200
+RATE = 100  # reports/s offered in the latency run (200/s saturates this 2-core machine: see RESULTS.md)
 
 
 def run(quick: bool = False) -> list[Figure]:
@@ -102,6 +102,7 @@ def run(quick: bool = False) -> list[Figure]:
         posted, failures, offered = _steady_load(base, token, points, RATE, latency_seconds)
         _wait_for_cases(engines["escalation"], 1 + n + len(posted), 60, procs)
         latencies = _latencies(engines, posted)
+        note(_stages(engines, posted))
         note(f"latency: {len(posted)} reports posted at {offered:.0f}/s offered for {latency_seconds} s, "
              f"{failures} failed; opened_at − reported_at over {len(latencies)} cases: "
              f"p50 {percentile(latencies, 50):.1f} ms, p90 {percentile(latencies, 90):.1f} ms, "
@@ -331,6 +332,8 @@ def _steady_load(base: str, token: str, points, rate: float, seconds: float, thr
     rng = random.Random(3)
     plan = [rng.choice(points) for _ in range(total)]
     posted: list[str] = []
+    durations: list[float] = []
+    lateness: list[float] = []
     failures = [0]
     lock = threading.Lock()
     next_index = [0]
@@ -347,6 +350,7 @@ def _steady_load(base: str, token: str, points, rate: float, seconds: float, thr
             delay = start + i / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+            sent = time.monotonic()
             try:
                 case_id = _post(session, base, token, *plan[i])
             except Exception:
@@ -355,6 +359,8 @@ def _steady_load(base: str, token: str, points, rate: float, seconds: float, thr
                 continue
             with lock:
                 posted.append(case_id)
+                durations.append((time.monotonic() - sent) * 1000)
+                lateness.append(max(0.0, sent - (start + i / rate)) * 1000)
 
     pool = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
     for thread in pool:
@@ -362,6 +368,9 @@ def _steady_load(base: str, token: str, points, rate: float, seconds: float, thr
     for thread in pool:
         thread.join()
     offered = total / max(1e-9, time.monotonic() - start)
+    if durations:
+        note(f"latency run client: POST p50 {percentile(durations, 50):.1f} ms, p99 {percentile(durations, 99):.1f} ms; "
+             f"sent late by p50 {percentile(lateness, 50):.1f} ms, p99 {percentile(lateness, 99):.1f} ms")
     return posted, failures[0], offered
 
 
@@ -374,6 +383,34 @@ def _latencies(engines: dict, case_ids: list[str]) -> list[float]:
         opened = dict(db.execute(sa.text("SELECT id, opened_at FROM cases WHERE id = ANY(:ids)"),
                                  {"ids": ids}).all())
     return [(opened[i] - reported[i]).total_seconds() * 1000 for i in ids if i in opened and i in reported]
+
+
+def _stages(engines: dict, case_ids: list[str]) -> str:
+    """Where the latency goes, per hop, from the timestamps the services write (medians, ms)."""
+    ids = list(case_ids)
+    case_of = "(body::json -> 'payload' ->> 'case_id')"
+    query = {
+        "intake": f"SELECT r.id, r.reported_at, o.sent_at FROM reports r JOIN outbox o ON {case_of} = r.id "
+                  "WHERE r.id = ANY(:ids) AND o.type = 'case.reported'",
+        "dispatch": f"SELECT d.case_id, d.dispatched_at, o.sent_at FROM dispatches d JOIN outbox o ON {case_of} = d.case_id "
+                    "WHERE d.case_id = ANY(:ids) AND o.type = 'case.dispatched'",
+        "escalation": "SELECT id, opened_at, opened_at FROM cases WHERE id = ANY(:ids)",
+    }
+    times = {}
+    for service, sql in query.items():
+        with engines[service].connect() as db:
+            times[service] = {row[0]: (row[1], row[2]) for row in db.execute(sa.text(sql), {"ids": ids})}
+    hops = {"intake relay (reported → confirmed by the broker)": [], "→ dispatched (delivery + dispatch batch)": [],
+            "dispatch relay (dispatched → confirmed)": [], "→ opened at level 1 (delivery + escalation batch)": []}
+    for i in ids:
+        if not all(i in times[s] for s in times):
+            continue
+        (reported, sent1), (dispatched, sent2), (opened, _) = times["intake"][i], times["dispatch"][i], times["escalation"][i]
+        for hop, (a, b) in zip(hops, ((reported, sent1), (sent1, dispatched), (dispatched, sent2), (sent2, opened)),
+                               strict=True):
+            hops[hop].append((b - a).total_seconds() * 1000)
+    return "latency by hop (median ms; sent_at is stamped after the confirm, so a hop may be negative): " + "; ".join(
+        f"{hop} {percentile(values, 50):.1f}" for hop, values in hops.items() if values)
 
 
 def main() -> None:

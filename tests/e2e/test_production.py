@@ -88,3 +88,49 @@ def test_a_report_reaches_level_one_through_rabbitmq_and_postgres_within_five_se
     assert listing["total"] == 1
     for queue in ("gridcase.dispatch.locate", "gridcase.escalation.open", "gridcase.dead-letter"):
         assert queue_depth(broker_url, queue) == 0
+
+
+def test_concurrent_reports_and_their_retries_make_exactly_one_case_each(production, broker_url):
+    """I1–I4 over 40 reports, each sent twice at once with its key, through the production topology."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import sqlalchemy as sa
+
+    from shared.db import make_engine
+    from tests.support.messaging import wait_for
+
+    urls, data, env, _ = production
+    admin = token(data, "admin", env=env)
+    grid, lon, lat = a_point_in_grid(urls["dispatch"], admin, index=4)
+    worker = token(data, "grid_worker", env=env, area=grid, user="li")
+
+    def send(i):
+        body = {"category": "illegal_dumping", "description": f"pile {i}", "location": {"lon": lon, "lat": lat}}
+        headers = auth(worker, **{"Idempotency-Key": f"pile-{i}"})
+        return requests.post(f"{urls['intake']}/intake/v1/reports", json=body, headers=headers, timeout=10)
+
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(send, [i // 2 for i in range(80)]))
+    assert all(r.status_code == 201 for r in responses), [r.text for r in responses if r.status_code != 201]
+    ids = {r.json()["id"] for r in responses}
+    assert len(ids) == 40
+
+    engines = {s: make_engine(env[f"GRIDCASE_{s.upper()}_DATABASE_URL"]) for s in ("intake", "dispatch", "escalation")}
+
+    def count(service, sql):
+        with engines[service].connect() as db:
+            return db.execute(sa.text(sql)).scalar()
+
+    try:
+        wait_for(lambda: count("escalation", "SELECT count(*) FROM cases") == 40, timeout=20, message="40 cases")
+        assert count("intake", "SELECT count(*) FROM reports") == 40
+        assert count("dispatch", "SELECT count(DISTINCT case_id) FROM dispatches") == 40
+        assert count("escalation", "SELECT count(*) FROM cases WHERE level = 1 AND status = 'open'") == 40
+        for service in engines:
+            wait_for(lambda s=service: count(s, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0,
+                     message=f"{service} outbox drained")
+        for queue in ("gridcase.dispatch.locate", "gridcase.escalation.open", "gridcase.dead-letter"):
+            assert queue_depth(broker_url, queue) == 0
+    finally:
+        for engine in engines.values():
+            engine.dispose()
