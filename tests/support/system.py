@@ -35,21 +35,28 @@ class Processes:
         process.wait(20)
 
     def stop_all(self) -> None:
-        for name in list(self.running):
-            process = self.running.pop(name)
-            if process.poll() is not None:
-                continue
+        """SIGTERM to every process first (they stop in parallel), then SIGKILL whatever is left after 15 s."""
+        running = [p for p in self.running.values() if p.poll() is None]
+        self.running.clear()
+        for process in running:
+            _signal(process, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for process in running:
             try:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(15)
+                process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+                _signal(process, signal.SIGKILL)
                 process.wait(5)
-            except ProcessLookupError:
-                pass
 
     def log(self, name: str) -> str:
         return (self.log_dir / f"{name}.log").read_text(errors="replace")[-4000:]
+
+
+def _signal(process: subprocess.Popen, sig) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def wait_ready(url: str, timeout: float = 60.0, process: subprocess.Popen | None = None) -> None:

@@ -1,0 +1,219 @@
+"""Run every benchmark, print one line per figure and rewrite ``benchmarks/RESULTS.md``.
+
+    python -m benchmarks [--only intake,pipeline,dispatch] [--quick] [--results PATH|-]
+
+``make bench`` runs this under ``deploy/local/with-servers.sh``, which provides RabbitMQ and PostgreSQL
+(``GRIDCASE_TEST_BROKER_URL``, ``GRIDCASE_TEST_POSTGRES_URL``). Each group runs in a fresh child process
+(``python -m benchmarks --child NAME``), so one group's memory and threads cannot skew another's figures.
+A figure line is ``name value unit ratio`` (``-``: no baseline); lines starting with ``# `` are notes
+(method details, checks). ``--quick`` uses small sizes, for a smoke run. ``--results -`` writes no file.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks._support import ROOT, emit, sigterm_as_exit
+
+GROUPS = ("intake", "pipeline", "dispatch")
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+#: What each figure's ratio means (and the goal, where there is one).
+MEANING = {
+    "intake.bare_flask": "raw baseline: bare Flask JSON POST echo, same gunicorn settings and wrk",
+    "intake.accepts": "÷ bare Flask; no Idempotency-Key (goal ≥ 0.5)",
+    "intake.accepts_keyed": "÷ bare Flask; a unique Idempotency-Key per request (goal ≥ 0.5)",
+    "intake.errors": "non-2xx + socket errors + row-count mismatches over all rounds (must be 0)",
+    "pipeline.raw_broker": "raw baseline: pika confirmed publish + consume with ack each, same messages",
+    "pipeline.cases_per_s": "÷ raw broker msgs/s (goal ≥ 1,000 cases/s)",
+    "pipeline.latency_p50": "report → level 1 (escalation opened_at − intake reported_at)",
+    "pipeline.latency_p99": "report → level 1",
+    "pipeline.latency_errors": "failed POSTs in the latency run (must be 0)",
+    "dispatch.build_100000_grids": "generate + Hierarchy + Locator",
+    "dispatch.rss_100000_grids": "after building the Locator (goal ≤ 500 MB)",
+    "dispatch.peak_rss_so_far": "peak of the dispatch child process",
+    "dispatch.import_berlin": "ratio = JSON parse s ÷ import s",
+}
+
+
+def _meaning(name: str) -> str:
+    if name in MEANING:
+        return MEANING[name]
+    if name.startswith("dispatch.raw_strtree_within"):
+        return "raw baseline: shapely STRtree.query(points, predicate=\"within\")"
+    if name.startswith("dispatch.locate_many"):
+        return "÷ raw STRtree (goal ≥ 0.8)"
+    if name.startswith("dispatch.locate_one"):
+        return "ratio = raw per-point STRtree µs ÷ ours (goal ≤ 50 µs per locate)"
+    if name.startswith("dispatch.import_"):
+        return "ratio = JSON parse s ÷ import s"
+    return ""
+
+
+# -- the children ------------------------------------------------------------------------------------------
+
+def _child(name: str, quick: bool) -> None:
+    sigterm_as_exit()
+    if name == "intake":
+        from benchmarks import intake
+        emit(intake.run(quick=quick))
+    elif name == "pipeline":
+        from benchmarks import pipeline
+        emit(pipeline.run(quick=quick))
+    elif name == "dispatch":
+        from benchmarks import areas_import, dispatch
+        if quick:
+            emit(dispatch.run(sizes=(2_000, 10_000), points=50_000, rounds=2))
+        else:
+            emit(dispatch.run())
+        emit(areas_import.run(quick=quick))
+    else:
+        raise SystemExit(f"unknown benchmark {name!r}")
+
+
+def _run_group(name: str, quick: bool) -> tuple[list[tuple], list[str], int, float]:
+    """Run one group in a child process, echoing its lines; returns (figures, notes, exit code, seconds)."""
+    command = [sys.executable, "-m", "benchmarks", "--child", name] + (["--quick"] if quick else [])
+    figures, notes = [], []
+    started = time.monotonic()
+    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True, bufsize=1)
+    try:
+        for line in child.stdout:
+            line = line.rstrip("\n")
+            print(line, flush=True)
+            if line.startswith("# "):
+                notes.append(line[2:])
+                continue
+            parts = line.split()
+            if len(parts) == 4:
+                figures.append(tuple(parts))
+        code = child.wait()
+    except BaseException as exc:
+        # Ctrl-C has reached the child too (same process group); our SIGTERM (SystemExit) is passed on.
+        # Either way the child stops its servers and drops its databases in its own `finally` blocks:
+        # wait for that.
+        if child.poll() is None and not isinstance(exc, KeyboardInterrupt):
+            child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(120)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        raise
+    return figures, notes, code, time.monotonic() - started
+
+
+# -- RESULTS.md --------------------------------------------------------------------------------------------
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _server_versions() -> str:
+    out = []
+    try:
+        import psycopg
+        with psycopg.connect(os.environ["GRIDCASE_TEST_POSTGRES_URL"].replace("postgresql+psycopg", "postgresql"),
+                             connect_timeout=5) as connection:
+            out.append("PostgreSQL " + connection.execute("SHOW server_version").fetchone()[0])
+    except Exception:
+        out.append("PostgreSQL ?")
+    try:
+        from kombu import Connection
+        with Connection(os.environ["GRIDCASE_TEST_BROKER_URL"], connect_timeout=5) as connection:
+            connection.connect()
+            version = connection.connection.server_properties.get("version", "?")
+            out.append(f"RabbitMQ {version.decode() if isinstance(version, bytes) else version}")
+    except Exception:
+        out.append("RabbitMQ ?")
+    return ", ".join(out)
+
+
+def _write_results(path: Path, command: str, results: dict, started: datetime, seconds: float,
+                   load: tuple[tuple, tuple]) -> None:
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `python -m benchmarks` (`make bench`); every run rewrites this file. Each figure comes with a",
+        "ratio against a raw baseline measured in the same run, because the machine is shared and noisy: compare",
+        "ratios between runs, not absolute numbers. Method: the docstrings of `benchmarks/intake.py`,",
+        "`benchmarks/pipeline.py`, `benchmarks/dispatch.py` and `benchmarks/areas_import.py`.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| date | {started:%Y-%m-%d %H:%M} UTC |",
+        f"| command | `{command}` |",
+        f"| machine | {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {_cpu_model()}, "
+        f"{platform.system()} {platform.release()} |",
+        f"| Python | {platform.python_version()} ({platform.python_implementation()}) |",
+        f"| servers | {_server_versions()} |",
+        f"| load average | {' '.join(f'{x:.2f}' for x in load[0])} at the start, "
+        f"{' '.join(f'{x:.2f}' for x in load[1])} at the end |",
+        f"| duration | {seconds:.0f} s |",
+        "",
+        "| figure | value | unit | ratio | ratio / meaning |",
+        "|---|---:|---|---:|---|",
+    ]
+    for group, (figures, _notes, code, _s) in results.items():
+        for name, value, unit, ratio in figures:
+            lines.append(f"| `{name}` | {value} | {unit} | {ratio} | {_meaning(name)} |")
+        if code != 0:
+            lines.append(f"| `{group}` | FAILED | exit {code} | - | see the notes |")
+    lines += ["", "## Notes (printed by the benchmarks)", ""]
+    for group, (_figures, notes, code, group_seconds) in results.items():
+        lines.append(f"**{group}** ({group_seconds:.0f} s{'' if code == 0 else f', exit code {code}'})")
+        lines.append("")
+        lines += [f"- {note}" for note in notes] or ["- (none)"]
+        lines.append("")
+    path.write_text("\n".join(lines))
+
+
+# -- main --------------------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default=",".join(GROUPS), help=f"comma-separated, of: {', '.join(GROUPS)}")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument("--results", default=str(RESULTS), help="where to write the results ('-': nowhere)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        _child(args.child, args.quick)
+        return 0
+    groups = [g.strip() for g in args.only.split(",") if g.strip()]
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(GROUPS)}")
+    for name in ("GRIDCASE_TEST_BROKER_URL", "GRIDCASE_TEST_POSTGRES_URL"):
+        if not os.environ.get(name) and any(g in groups for g in ("intake", "pipeline")):
+            parser.error(f"{name} is not set: run `make bench` (deploy/local/with-servers.sh provides the servers)")
+    sigterm_as_exit()
+    started, t0, load0 = datetime.now(UTC), time.monotonic(), os.getloadavg()
+    results = {}
+    for group in groups:
+        results[group] = _run_group(group, args.quick)
+        if results[group][2] != 0:
+            print(f"# {group} FAILED with exit code {results[group][2]}", flush=True)
+    seconds = time.monotonic() - t0
+    command = " ".join(["python -m benchmarks"] + (argv if argv is not None else sys.argv[1:]))
+    if args.results != "-":
+        _write_results(Path(args.results), command, results, started, seconds, (load0, os.getloadavg()))
+        print(f"# results written to {args.results} ({seconds:.0f} s)", flush=True)
+    return 0 if all(code == 0 for _f, _n, code, _s in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
