@@ -100,7 +100,10 @@ def run(quick: bool = False) -> list[Figure]:
         if errors:
             note(f"INVALID: {errors} error(s) (non-2xx, socket errors or row mismatches); see the rounds above")
     bare_rps = best["bare"]
-    ratio = (lambda x: round(x / bare_rps, 2) if bare_rps else None)
+
+    def ratio(rps):
+        return round(rps / bare_rps, 2) if bare_rps else None
+
     return [
         ("intake.bare_flask", round(bare_rps), "req/s", None),
         ("intake.accepts", round(best["plain"]), "req/s", ratio(best["plain"])),

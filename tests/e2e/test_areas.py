@@ -13,8 +13,7 @@ import pytest
 import requests
 
 from services.dispatch.citygen import generate_city
-from tests.support.servers import free_port
-from tests.support.system import ROOT, Processes, auth, token, wait_for_case, wait_ready
+from tests.support.system import ROOT, auth, embedded_system, token, wait_for_case
 
 BROKEN = ROOT / "tests/fixtures/broken"
 LEVELS = ("hq", "subcenter", "station", "grid")
@@ -30,15 +29,8 @@ def system(tmp_path_factory, city):
     data = tmp_path_factory.mktemp("areas")
     city_file = data / "city.json"
     city_file.write_text(json.dumps(city))
-    port = free_port()
-    processes = Processes(data)
-    process = processes.start("up", ["up", "--port", str(port), "--data-dir", str(data), "--city", str(city_file)], {})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(f"{base}/readyz", timeout=90, process=process)
+    with embedded_system(data, "--city", str(city_file)) as base:
         yield base, data, token(data, "admin")
-    finally:
-        processes.stop_all()
 
 
 def centre(feature) -> tuple[float, float]:

@@ -7,8 +7,7 @@ import pytest
 import requests
 
 from shared.clock import parse_time
-from tests.support.servers import free_port
-from tests.support.system import ROOT, Processes, a_point_in_grid, auth, token, wait_for_case, wait_ready
+from tests.support.system import ROOT, a_point_in_grid, auth, embedded_system, token, wait_for_case
 
 SCALE = 7200.0
 
@@ -16,16 +15,8 @@ SCALE = 7200.0
 @pytest.fixture(scope="module")
 def fast_clock_system(tmp_path_factory):
     data = tmp_path_factory.mktemp("deadlines")
-    port = free_port()
-    processes = Processes(data)
-    process = processes.start("up", ["up", "--port", str(port), "--data-dir", str(data)],
-                              {"GRIDCASE_TIME_SCALE": str(SCALE)})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(f"{base}/readyz", timeout=90, process=process)
+    with embedded_system(data, env={"GRIDCASE_TIME_SCALE": str(SCALE)}) as base:
         yield base, data
-    finally:
-        processes.stop_all()
 
 
 def test_an_unhandled_case_climbs_to_the_station_after_its_grid_deadline_and_not_before(fast_clock_system):
@@ -55,18 +46,10 @@ def test_an_unhandled_case_climbs_to_the_station_after_its_grid_deadline_and_not
 
 
 def test_gridcase_up_starts_on_berlin(tmp_path):
-    port = free_port()
-    processes = Processes(tmp_path)
-    process = processes.start("berlin", ["up", "--port", str(port), "--data-dir", str(tmp_path), "--city",
-                                         str(ROOT / "examples/berlin")], {})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(f"{base}/readyz", timeout=90, process=process)
+    with embedded_system(tmp_path, "--city", str(ROOT / "examples/berlin")) as base:
         admin = token(tmp_path, "admin")
         # Alexanderplatz
         found = requests.get(f"{base}/dispatch/v1/locate", params={"lon": 13.4132, "lat": 52.5219},
                              headers=auth(admin), timeout=5).json()
         assert found["hq"]["name"] == "Berlin" and found["subcenter"]["id"] == "01"
         assert found["grid"]["id"].startswith(found["station"]["id"]) and len(found["grid"]["id"]) == 8
-    finally:
-        processes.stop_all()

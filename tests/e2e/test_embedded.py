@@ -8,22 +8,14 @@ import uuid
 import pytest
 import requests
 
-from tests.support.servers import free_port
-from tests.support.system import Processes, a_point_in_grid, auth, token, wait_for_case, wait_ready
+from tests.support.system import a_point_in_grid, auth, embedded_system, token, wait_for_case
 
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory):
     data = tmp_path_factory.mktemp("embedded")
-    port = free_port()
-    processes = Processes(data)
-    process = processes.start("up", ["up", "--port", str(port), "--data-dir", str(data)], {})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(f"{base}/readyz", timeout=90, process=process)
+    with embedded_system(data) as base:
         yield base, data
-    finally:
-        processes.stop_all()
 
 
 def report(lon, lat, **overrides):

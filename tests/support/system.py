@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -50,6 +51,22 @@ class Processes:
 
     def log(self, name: str) -> str:
         return (self.log_dir / f"{name}.log").read_text(errors="replace")[-4000:]
+
+
+@contextmanager
+def embedded_system(data: Path, *args: str, env: dict | None = None):
+    """`gridcase up` on a free port with its data in ``data``; yields the base URL once /readyz is 200."""
+    from tests.support.servers import free_port
+
+    port = free_port()
+    processes = Processes(data)
+    process = processes.start("up", ["up", "--port", str(port), "--data-dir", str(data), *args], env or {})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(f"{base}/readyz", timeout=90, process=process)
+        yield base
+    finally:
+        processes.stop_all()
 
 
 def _signal(process: subprocess.Popen, sig) -> None:
