@@ -17,9 +17,13 @@ from prometheus_client import Counter
 
 from shared import bus
 from shared.faults import crash_point
-from shared.outbox import outbox
+from shared.outbox import inbox, outbox
 
 log = logging.getLogger("gridcase.relay")
+#: Sent outbox rows are kept a day (the embedded replay needs the last hour); inbox rows a week, far
+#: beyond any redelivery (a message is redelivered within minutes, or dead-lettered).
+OUTBOX_RETENTION = timedelta(days=1)
+INBOX_RETENTION = timedelta(days=7)
 PUBLISHED = Counter("gridcase_outbox_published_total", "Outbox messages confirmed by the broker", ["service"])
 
 
@@ -65,8 +69,13 @@ class Relay:
         if self.replay_window is not None:
             self._reset_recent()
         backoff = 0.2
+        next_prune = 0.0
         while not self.stopping.is_set():
             try:
+                if time.monotonic() >= next_prune:
+                    now = datetime.now(UTC)
+                    prune(self.engine, sent_before=now - OUTBOX_RETENTION, processed_before=now - INBOX_RETENTION)
+                    next_prune = time.monotonic() + 600
                 if self.publisher is None:
                     self.publisher = self.publisher_factory()
                     backoff = 0.2
@@ -122,6 +131,8 @@ def publisher_factory(url: str, delivery_limit: int):
     return lambda: KombuPublisher(url, delivery_limit)
 
 
-def prune_sent(connection: sa.Connection, older_than: timedelta) -> int:
-    cutoff = datetime.now(UTC) - older_than
-    return connection.execute(outbox.delete().where(outbox.c.sent_at < cutoff)).rowcount
+def prune(engine: sa.Engine, *, sent_before: datetime, processed_before: datetime) -> None:
+    """Housekeeping: forget outbox rows long sent and inbox rows past any redelivery."""
+    with engine.begin() as connection:
+        connection.execute(outbox.delete().where(outbox.c.sent_at < sent_before))
+        connection.execute(inbox.delete().where(inbox.c.processed_at < processed_before))

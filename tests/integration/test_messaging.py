@@ -189,3 +189,26 @@ def test_dead_letters_are_listed_and_replayed_once_the_cause_is_fixed(broker_url
         assert queue_depth(broker_url, bus.DEAD_QUEUE_NAME) == 0
     finally:
         stop(relay, consumer)
+
+
+def test_housekeeping_forgets_old_sent_rows_and_old_inbox_entries_but_nothing_unsent(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    import sqlalchemy as sa
+
+    from shared.outbox import inbox, outbox
+    from shared.relay import prune
+
+    engine = messaging_engine(f"sqlite:///{tmp_path}/svc.db")
+    fill_outbox(engine, 4)
+    long_ago = datetime.now(UTC) - timedelta(days=30)
+    with engine.begin() as db:
+        db.execute(outbox.update().where(outbox.c.id <= 2).values(sent_at=long_ago))
+        db.execute(outbox.update().where(outbox.c.id == 3).values(sent_at=datetime.now(UTC)))
+        db.execute(inbox.insert(), [{"consumer": "c", "message_id": "old", "processed_at": long_ago},
+                                    {"consumer": "c", "message_id": "new", "processed_at": datetime.now(UTC)}])
+    now = datetime.now(UTC)
+    prune(engine, sent_before=now - timedelta(days=1), processed_before=now - timedelta(days=7))
+    with engine.connect() as db:
+        assert db.execute(sa.select(outbox.c.id).order_by(outbox.c.id)).scalars().all() == [3, 4]
+        assert db.execute(sa.select(inbox.c.message_id)).scalars().all() == ["new"]
