@@ -1,6 +1,7 @@
 """Run every benchmark, print one line per figure and rewrite ``benchmarks/RESULTS.md``.
 
     python -m benchmarks [--only intake,pipeline,dispatch] [--quick] [--results PATH|-]
+    make bench ARGS="--only pipeline --quick"
 
 ``make bench`` runs this under ``deploy/local/with-servers.sh``, which provides RabbitMQ and PostgreSQL
 (``GRIDCASE_TEST_BROKER_URL``, ``GRIDCASE_TEST_POSTGRES_URL``). Each group runs in a fresh child process
@@ -142,6 +143,15 @@ def _server_versions() -> str:
     return ", ".join(out)
 
 
+def _server_origin() -> str:
+    origin = "servers given by GRIDCASE_TEST_BROKER_URL / GRIDCASE_TEST_POSTGRES_URL"
+    if os.environ.get("GRIDCASE_TEST_POSTGRES_BASE"):
+        origin = "throwaway servers started by deploy/local/with-servers.sh"
+    vhost = ("a RabbitMQ vhost per benchmark" if os.environ.get("GRIDCASE_TEST_RABBITMQ_BASE")
+             else "the URL's RabbitMQ vhost")
+    return f"{origin}; {vhost}"
+
+
 def _write_results(path: Path, command: str, results: dict, started: datetime, seconds: float,
                    load: tuple[tuple, tuple]) -> None:
     lines = [
@@ -159,7 +169,7 @@ def _write_results(path: Path, command: str, results: dict, started: datetime, s
         f"| machine | {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {_cpu_model()}, "
         f"{platform.system()} {platform.release()} |",
         f"| Python | {platform.python_version()} ({platform.python_implementation()}) |",
-        f"| servers | {_server_versions()} |",
+        f"| servers | {_server_versions()}; {_server_origin()} |",
         f"| load average | {' '.join(f'{x:.2f}' for x in load[0])} at the start, "
         f"{' '.join(f'{x:.2f}' for x in load[1])} at the end |",
         f"| duration | {seconds:.0f} s |",
