@@ -195,7 +195,7 @@ def _report(case_id: str, number: str, lon: float, lat: float, now: datetime) ->
     from shared.messages import make_message
 
     report = NewReport("street_light", f"bench lamp {number}", lon, lat)
-    row = {"id": case_id, "number": number, "idempotency_key": None, "reporter": "bench",
+    row = {"id": case_id, "idempotency_key": None, "reporter": "bench",
            "fingerprint": report.fingerprint(), "category": report.category, "severity": "normal",
            "description": report.description, "lon": lon, "lat": lat, "status": "reported",
            "reported_at": now, "updated_at": now}

@@ -1,13 +1,14 @@
 """The idempotent consumer: everything common to every message handler, written once.
 
-A handler is ``handle(connection, envelope, payload)`` and runs inside the service's database
-transaction together with the inbox row ``(consumer, message id)``; a message whose id is already
-in the inbox is skipped. Messages are processed in batches (one transaction per batch) and acked
-only after the commit. A batch that fails is retried one message per transaction so that one
-poison message cannot hold back the rest; a failing message is rejected back to the queue, and
-after the delivery limit RabbitMQ dead-letters it (the embedded bus counts deliveries itself and
-stores the dead letter in the service database). Database outages are not the message's fault:
-the batch is held, unacknowledged, and retried until the database is back.
+Messages are processed in batches: one transaction per batch records every message id in the inbox
+with one statement (``(consumer, message id)``; ids already there are skipped) and hands the new
+ones to the handler, ``handle(connection, deliveries)``, which writes its effects in the same
+transaction; the batch is acked only after the commit. A batch that fails is retried one message
+per transaction so that one poison message cannot hold back the rest; a failing message is rejected
+back to the queue, and after the delivery limit RabbitMQ dead-letters it (the embedded bus counts
+deliveries itself and stores the dead letter in the service database). Database outages, and
+handlers that raise ``Unavailable``, are not the message's fault: the messages are held,
+unacknowledged, and retried until the cause is gone.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import threading
 import time
 from collections import Counter as Tally
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -33,7 +35,23 @@ PROCESSED = Counter("gridcase_messages_processed_total", "Messages handled and c
 DUPLICATES = Counter("gridcase_messages_duplicate_total", "Messages skipped by the inbox", ["consumer"])
 FAILED = Counter("gridcase_messages_failed_total", "Message deliveries that failed", ["consumer"])
 
-Handler = Callable[[sa.Connection, Envelope, dict], None]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    envelope: Envelope
+    payload: dict
+
+
+Handler = Callable[[sa.Connection, list[Delivery]], None]
+
+
+def each(handle: Callable[[sa.Connection, Envelope, dict], None]) -> Handler:
+    """A batch handler from a function that takes one message at a time."""
+    def handle_all(db: sa.Connection, deliveries: list[Delivery]) -> None:
+        for delivery in deliveries:
+            handle(db, delivery.envelope, delivery.payload)
+    return handle_all
 
 
 class Unavailable(RuntimeError):
@@ -50,12 +68,13 @@ class _Stored:
         self.body = body
 
 
-def claim(connection: sa.Connection, consumer: str, message_id: str) -> bool:
-    """Record the message in the inbox; False if this consumer has already processed it."""
+def claim(connection: sa.Connection, consumer: str, message_ids: list[str]) -> set[str]:
+    """Record the messages in the inbox in one statement; returns the ids not processed before."""
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(inbox).values(consumer=consumer, message_id=message_id,
-                                             processed_at=datetime.now(UTC)).on_conflict_do_nothing()
-    return connection.execute(statement.returning(inbox.c.message_id)).first() is not None
+    now = datetime.now(UTC)
+    statement = dialect.insert(inbox).values([{"consumer": consumer, "message_id": m, "processed_at": now}
+                                              for m in dict.fromkeys(message_ids)]).on_conflict_do_nothing()
+    return set(connection.execute(statement.returning(inbox.c.message_id)).scalars())
 
 
 class ConsumerWorker:
@@ -99,7 +118,7 @@ class ConsumerWorker:
     def replay(self, body: str) -> None:
         """Process one dead-lettered message body again, through the inbox (``gridcase dlq replay``)."""
         with self.engine.begin() as db:
-            self._process(db, _Stored(body))
+            self._process(db, [_Stored(body)])
 
     def _consume(self, connection) -> None:
         bus.declare_topology(connection, self.delivery_limit)
@@ -126,45 +145,57 @@ class ConsumerWorker:
         batch, self._batch = self._batch, []
         if not batch:
             return
+        try:
+            if not self._commit_held(connection, batch):
+                return  # stopping: unacked, redelivered to the next consumer
+        except Exception:
+            self._one_by_one(connection, batch)
+            return
+        crash_point("consumer.after_commit")
+        self._ack(batch)
+
+    def _commit_held(self, connection, batch) -> bool:
+        """Process ``batch`` in one transaction, retrying while the cause is transient; False if stopped."""
         backoff = 0.2
         while True:
             try:
                 with self.engine.begin() as db:
-                    for message in batch:
-                        self._process(db, message)
-                break
-            except TRANSIENT:
+                    self._process(db, batch)
+                return True
+            except TRANSIENT as exc:
                 if self.stopping.is_set():
-                    return  # unacked: redelivered to the next consumer
-                log.warning("consumer %s: database unavailable, holding %d messages", self.name,
-                            len(batch), exc_info=True)
+                    return False
+                log.warning("consumer %s: holding %d message(s): %s", self.name, len(batch), exc)
                 self._pause(connection, backoff)
                 backoff = min(backoff * 2, 5.0)
-            except Exception:
-                self._one_by_one(batch)
-                return
-        crash_point("consumer.after_commit")
-        self._ack(batch)
 
-    def _one_by_one(self, batch) -> None:
+    def _one_by_one(self, connection, batch) -> None:
         for message in batch:
             try:
-                with self.engine.begin() as db:
-                    self._process(db, message)
+                if not self._commit_held(connection, [message]):
+                    return
             except Exception as exc:
                 self._failed(message, exc)
             else:
                 message.ack()
 
-    def _process(self, db: sa.Connection, message) -> None:
-        envelope = Envelope.from_json(message.body)
-        if envelope.type not in self.subscription.routing_keys:
-            raise MessageError(f"{self.name} does not take {envelope.type}")
-        if not claim(db, self.name, envelope.id):
-            DUPLICATES.labels(self.name).inc()
-            return
-        self.handler(db, envelope, read_payload(envelope))
-        PROCESSED.labels(self.name).inc()
+    def _process(self, db: sa.Connection, messages) -> None:
+        deliveries = []
+        for message in messages:
+            envelope = Envelope.from_json(message.body)
+            if envelope.type not in self.subscription.routing_keys:
+                raise MessageError(f"{self.name} does not take {envelope.type}")
+            deliveries.append(Delivery(envelope, read_payload(envelope)))
+        fresh = claim(db, self.name, [d.envelope.id for d in deliveries])
+        new = []
+        for delivery in deliveries:  # a message twice in one batch is new only the first time
+            if delivery.envelope.id in fresh:
+                fresh.discard(delivery.envelope.id)
+                new.append(delivery)
+        DUPLICATES.labels(self.name).inc(len(deliveries) - len(new))
+        if new:
+            self.handler(db, new)
+        PROCESSED.labels(self.name).inc(len(new))
 
     def _ack(self, batch) -> None:
         if bus.is_amqp(self.url):

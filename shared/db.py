@@ -25,7 +25,9 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
                                pool_size=pool_size, max_overflow=20)
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+    # No pre-ping (a round trip per checkout): a dead connection fails its statement, the pool drops it,
+    # and the caller answers 503 or retries.
+    return create_engine(url, pool_size=pool_size, max_overflow=10)
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -39,11 +39,12 @@ dead_letters = sa.Table(
 )
 
 
-def add(connection: sa.Connection, envelope: Envelope) -> None:
-    """Queue ``envelope`` for publishing; commits (or rolls back) with the caller's transaction."""
-    connection.execute(outbox.insert().values(
-        message_id=envelope.id, type=envelope.type, body=envelope.to_json(),
-        created_at=datetime.now(UTC)))
+def add(connection: sa.Connection, *envelopes: Envelope) -> None:
+    """Queue envelopes for publishing; they commit (or roll back) with the caller's transaction."""
+    if envelopes:
+        now = datetime.now(UTC)
+        connection.execute(outbox.insert(), [{"message_id": e.id, "type": e.type, "body": e.to_json(),
+                                              "created_at": now} for e in envelopes])
 
 
 def pending_count(connection: sa.Connection) -> int:

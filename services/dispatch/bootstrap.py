@@ -11,6 +11,7 @@ from services.dispatch.api import blp
 from services.dispatch.areaindex import AreaIndex
 from shared.clock import Clock, make_clock
 from shared.config import Settings
+from shared.consumer import each
 from shared.db import make_engine
 from shared.migrations import upgrade
 from shared.policy import Policy, load_policy
@@ -38,8 +39,8 @@ def build(settings: Settings, clock: Clock | None = None, *, migrate: bool = Tru
     app.extensions["gridcase"] = deps
     api.register_blueprint(blp)
     consumers = {
-        "dispatch.locate": partial(handlers.dispatch_case, areas=deps.areas, policy=deps.policy, clock=deps.clock),
-        "dispatch.closed": partial(handlers.close_case, clock=deps.clock),
+        "dispatch.locate": partial(handlers.dispatch_cases, areas=deps.areas, policy=deps.policy, clock=deps.clock),
+        "dispatch.closed": each(partial(handlers.close_case, clock=deps.clock)),
     }
     return Service("dispatch", settings, engine, app, workers={
         "relay": relay_factory("dispatch", settings, engine), **consumer_factories(consumers, engine, settings)})

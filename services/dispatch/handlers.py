@@ -8,34 +8,42 @@ import sqlalchemy as sa
 from services.dispatch import store
 from services.dispatch.areaindex import AreaIndex
 from services.dispatch.domain.areas import LEVELS, Hierarchy
-from services.dispatch.domain.locate import AreaRef, Location, Locator, OutsideCity
+from services.dispatch.domain.locate import AreaRef, Location, Locator
 from services.dispatch.domain.routing import route
 from shared import outbox
 from shared.clock import Clock
+from shared.consumer import Delivery
 from shared.messages import Envelope, make_message
 from shared.policy import Policy
 
 
-def dispatch_case(db: sa.Connection, envelope: Envelope, payload: dict, *, areas: AreaIndex,
-                  policy: Policy, clock: Clock) -> None:
-    """``case.reported`` → find the owners → record them → ``case.dispatched``."""
+def dispatch_cases(db: sa.Connection, deliveries: list[Delivery], *, areas: AreaIndex, policy: Policy,
+                   clock: Clock) -> None:
+    """``case.reported`` → find the owners → record them → ``case.dispatched``, for a batch at once."""
     active = areas.version(store.active_version(db, share_lock=True), db)
-    lon, lat = payload["location"]["lon"], payload["location"]["lat"]
-    category = policy.categories.get(payload["category"])
-    location, level = route(_locate(active.locator, active.hierarchy, lon, lat), active.locator,
-                            category_start=category.start_level if category else "grid",
-                            unit=category.unit if category else None)
+    payloads = [d.payload for d in deliveries]
+    located = active.locator.locate_many([p["location"]["lon"] for p in payloads],
+                                         [p["location"]["lat"] for p in payloads])
     now = clock.now()
-    db.execute(store.dispatches.insert().values(
-        case_id=payload["case_id"], number=payload["number"], category=payload["category"], lon=lon, lat=lat,
-        version=active.version, start_level=level, triage=location.triage,
-        candidates=[vars(c) for c in location.candidates], dispatched_at=now, **_ids(location)))
-    outbox.add(db, make_message("case.dispatched", {
-        "case_id": payload["case_id"], "number": payload["number"], "category": payload["category"],
-        "severity": payload["severity"], "reported_at": payload["reported_at"],
-        "areas_version": active.version, "start_level": level, **_refs(location), "triage": location.triage,
-        "candidates": [{"id": c.id, "distance_m": c.distance_m} for c in location.candidates],
-    }, occurred_at=now, producer="dispatch", correlation_id=envelope.correlation_id))
+    rows, messages = [], []
+    for delivery, payload, location in zip(deliveries, payloads, located, strict=True):
+        category = policy.categories.get(payload["category"])
+        location, level = route(location or _outside_city(active.hierarchy), active.locator,
+                                category_start=category.start_level if category else "grid",
+                                unit=category.unit if category else None)
+        lon, lat = payload["location"]["lon"], payload["location"]["lat"]
+        rows.append({"case_id": payload["case_id"], "number": payload["number"], "category": payload["category"],
+                     "lon": lon, "lat": lat, "version": active.version, "start_level": level,
+                     "triage": location.triage, "candidates": [vars(c) for c in location.candidates],
+                     "dispatched_at": now, **_ids(location)})
+        messages.append(make_message("case.dispatched", {
+            "case_id": payload["case_id"], "number": payload["number"], "category": payload["category"],
+            "severity": payload["severity"], "reported_at": payload["reported_at"],
+            "areas_version": active.version, "start_level": level, **_refs(location), "triage": location.triage,
+            "candidates": [{"id": c.id, "distance_m": c.distance_m} for c in location.candidates],
+        }, occurred_at=now, producer="dispatch", correlation_id=delivery.envelope.correlation_id))
+    db.execute(store.dispatches.insert(), rows)
+    outbox.add(db, *messages)
 
 
 def close_case(db: sa.Connection, envelope: Envelope, payload: dict, *, clock: Clock) -> None:
@@ -44,14 +52,11 @@ def close_case(db: sa.Connection, envelope: Envelope, payload: dict, *, clock: C
                .values(closed_at=clock.now()))
 
 
-def _locate(locator: Locator, hierarchy: Hierarchy, lon: float, lat: float) -> Location:
+def _outside_city(hierarchy: Hierarchy) -> Location:
     """A reported case is never dropped: a point outside the city goes to headquarters for triage."""
-    try:
-        return locator.locate(lon, lat)
-    except OutsideCity:
-        hq = hierarchy.level("hq")[0]
-        return Location(grid=None, station=None, subcenter=None, hq=AreaRef(hq.id, hq.name), triage=True,
-                        candidates=())
+    hq = hierarchy.level("hq")[0]
+    return Location(grid=None, station=None, subcenter=None, hq=AreaRef(hq.id, hq.name), triage=True,
+                    candidates=())
 
 
 # -- area versions -------------------------------------------------------------------------------------
@@ -119,7 +124,7 @@ def reroute_open_cases(db: sa.Connection, version: int, hierarchy: Hierarchy, *,
     now = clock.now()
     for row, location in zip(rows, located, strict=True):
         category = policy.categories.get(row.category) if policy else None
-        location, _level = route(location or _locate(locator, hierarchy, row.lon, row.lat), locator,
+        location, _level = route(location or _outside_city(hierarchy), locator,
                                  category_start=row.start_level, unit=category.unit if category else None)
         before = {"grid": row.grid_id, "station": row.station_id, "subcenter": row.subcenter_id, "hq": row.hq_id}
         after = _ids(location, suffix="")

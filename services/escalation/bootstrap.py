@@ -11,6 +11,7 @@ from services.escalation.api import blp
 from services.escalation.scheduler import Scheduler
 from shared.clock import Clock, make_clock
 from shared.config import Settings
+from shared.consumer import each
 from shared.db import make_engine
 from shared.migrations import upgrade
 from shared.policy import Policy, load_policy
@@ -36,9 +37,9 @@ def build(settings: Settings, clock: Clock | None = None, *, migrate: bool = Tru
     app.extensions["gridcase"] = deps
     api.register_blueprint(blp)
     consumers = {
-        "escalation.open": partial(handlers.open_case, policy=deps.policy, clock=deps.clock),
-        "escalation.areas": handlers.keep_areas,
-        "escalation.transfer": partial(handlers.transfer_case, clock=deps.clock),
+        "escalation.open": partial(handlers.open_cases, policy=deps.policy, clock=deps.clock),
+        "escalation.areas": each(handlers.keep_areas),
+        "escalation.transfer": each(partial(handlers.transfer_case, clock=deps.clock)),
     }
     return Service("escalation", settings, engine, app, workers={
         "relay": relay_factory("escalation", settings, engine), **consumer_factories(consumers, engine, settings),

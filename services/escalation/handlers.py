@@ -7,22 +7,25 @@ from services.escalation import store
 from services.escalation.domain.cases import Case, Step
 from shared import outbox
 from shared.clock import Clock, isoformat
-from shared.consumer import Unavailable
+from shared.consumer import Delivery, Unavailable
 from shared.messages import Envelope, make_message
 from shared.policy import LEVEL_NAMES, Policy
 
 LEVEL_KEYS = tuple(LEVEL_NAMES.values())
 
 
-def open_case(db: sa.Connection, envelope: Envelope, payload: dict, *, policy: Policy, clock: Clock) -> None:
-    """``case.dispatched`` → the case opens at its start level with that level's deadline."""
-    category = policy.categories.get(payload["category"])
-    hours = category.hours if category else policy.categories["other"].hours
-    case = Case.open(id=payload["case_id"], number=payload["number"], category=payload["category"],
-                     severity=payload["severity"], areas={k: payload.get(k) for k in LEVEL_KEYS},
-                     start_level=payload["start_level"], hours=hours, now=clock.now(),
-                     triage=payload["triage"])
-    store.insert(db, case, clock.now())
+def open_cases(db: sa.Connection, deliveries: list[Delivery], *, policy: Policy, clock: Clock) -> None:
+    """``case.dispatched`` → each case opens at its start level with that level's deadline."""
+    now = clock.now()
+    cases = []
+    for delivery in deliveries:
+        payload = delivery.payload
+        category = policy.categories.get(payload["category"]) or policy.categories["other"]
+        cases.append(Case.open(id=payload["case_id"], number=payload["number"], category=payload["category"],
+                               severity=payload["severity"], areas={k: payload.get(k) for k in LEVEL_KEYS},
+                               start_level=payload["start_level"], hours=category.hours, now=now,
+                               triage=payload["triage"]))
+    store.insert(db, cases, now)
 
 
 def keep_areas(db: sa.Connection, envelope: Envelope, payload: dict) -> None:

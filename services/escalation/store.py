@@ -83,22 +83,26 @@ def _columns(case: Case, now) -> dict:
             "updated_at": now}
 
 
-def insert(db: sa.Connection, case: Case, now) -> None:
-    db.execute(cases.insert().values(id=case.id, **_columns(case, now)))
-    _append_steps(db, case)
+def insert(db: sa.Connection, new_cases: list[Case], now) -> None:
+    db.execute(cases.insert(), [{"id": case.id, **_columns(case, now)} for case in new_cases])
+    _append_steps(db, new_cases)
 
 
 def update(db: sa.Connection, case: Case, now) -> None:
     db.execute(cases.update().where(cases.c.id == case.id).values(**_columns(case, now)))
-    _append_steps(db, case)
+    _append_steps(db, [case])
 
 
-def _append_steps(db: sa.Connection, case: Case) -> None:
-    if case.steps:
-        db.execute(timeline.insert(), [{"case_id": case.id, **vars(step)} for step in case.steps])
-        for step in case.steps:
-            if step.action == "escalated":
-                db.execute(escalations.insert().values(case_id=case.id, level=step.to_level, at=step.at))
+def _append_steps(db: sa.Connection, changed: list[Case]) -> None:
+    """The new timeline steps of each case, and one ``escalations`` row per level reached."""
+    steps = [{"case_id": case.id, **vars(step)} for case in changed for step in case.steps]
+    if steps:
+        db.execute(timeline.insert(), steps)
+    reached = [{"case_id": s["case_id"], "level": s["to_level"], "at": s["at"]} for s in steps
+               if s["action"] == "escalated"]
+    if reached:
+        db.execute(escalations.insert(), reached)
+    for case in changed:
         case.steps.clear()
 
 

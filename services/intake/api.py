@@ -9,7 +9,7 @@ from flask_smorest import Blueprint, abort
 from marshmallow import RAISE, Schema, fields, validate
 
 from services.intake import handlers, store
-from services.intake.domain.reports import IdempotencyConflict, NewReport, UnknownCategory
+from services.intake.domain.reports import IdempotencyConflict, NewReport, UnknownCategory, report_number
 from shared.clock import isoformat
 from shared.web import identity, require_role
 
@@ -59,8 +59,8 @@ class CategoryOut(Schema):
 
 
 def report_view(row) -> dict:
-    return {"id": row.id, "number": row.number, "status": row.status, "category": row.category,
-            "severity": row.severity, "description": row.description,
+    return {"id": row.id, "number": report_number(row.seq, row.reported_at), "status": row.status,
+            "category": row.category, "severity": row.severity, "description": row.description,
             "location": {"lon": row.lon, "lat": row.lat}, "reporter": row.reporter,
             "reported_at": isoformat(row.reported_at), "updated_at": isoformat(row.updated_at),
             "level": row.level, "owner_area_id": row.owner_area_id}
@@ -92,13 +92,13 @@ class Reports(MethodView):
         report = NewReport(body["category"], body["description"],
                            body["location"]["lon"], body["location"]["lat"])
         try:
-            row, _created = handlers.submit_report(report, reporter=caller.user, idempotency_key=key,
-                                                   engine=d.engine, clock=d.clock, policy=d.policy)
+            submitted = handlers.submit_report(report, reporter=caller.user, idempotency_key=key,
+                                               engine=d.engine, clock=d.clock, policy=d.policy)
         except UnknownCategory:
             abort(422, errors={"category": [f"unknown category; one of {', '.join(d.policy.categories)}"]})
         except IdempotencyConflict:
             abort(422, errors={"Idempotency-Key": ["already used for a different report"]})
-        return report_view(row)
+        return report_view(submitted.row)
 
 
 @blp.route("/reports/<report_id>")

@@ -10,6 +10,7 @@ from services.intake import handlers
 from services.intake.api import blp
 from shared.clock import Clock, make_clock
 from shared.config import Settings
+from shared.consumer import each
 from shared.db import make_engine
 from shared.migrations import upgrade
 from shared.policy import Policy, load_policy
@@ -34,6 +35,6 @@ def build(settings: Settings, clock: Clock | None = None, *, migrate: bool = Tru
                                      "broker": check_broker(settings.broker_url)})
     app.extensions["gridcase"] = deps
     api.register_blueprint(blp)
-    consumers = {"intake.status": partial(handlers.follow_case, clock=deps.clock)}
+    consumers = {"intake.status": each(partial(handlers.follow_case, clock=deps.clock))}
     return Service("intake", settings, engine, app, workers={
         "relay": relay_factory("intake", settings, engine), **consumer_factories(consumers, engine, settings)})

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from types import SimpleNamespace
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from services.intake import store
 from services.intake.domain.reports import IdempotencyConflict, NewReport, UnknownCategory, report_number
@@ -13,56 +16,52 @@ from shared.messages import make_message
 from shared.policy import Policy
 
 
+@dataclass(frozen=True)
+class Submitted:
+    row: sa.Row
+    created: bool
+
+
 def submit_report(report: NewReport, *, reporter: str, idempotency_key: str | None, engine: sa.Engine,
-                  clock: Clock, policy: Policy):
-    """Store a report and its ``case.reported`` in one transaction; returns ``(row, created)``.
+                  clock: Clock, policy: Policy) -> Submitted:
+    """Store a report and its ``case.reported`` in one transaction.
 
     A retry with the same key and the same report returns the stored one; the same key with a
-    different report raises ``IdempotencyConflict``. Two concurrent requests with one key race on
-    the unique constraint, and the loser reads the winner's row.
+    different report raises ``IdempotencyConflict``. The insert itself detects a used key
+    (``ON CONFLICT DO NOTHING``), so two concurrent requests with one key make one report and the
+    common path is a single round trip per table.
     """
     if report.category not in policy.categories:
         raise UnknownCategory(report.category)
     fingerprint = report.fingerprint()
-    if idempotency_key:
-        with engine.begin() as connection:
-            existing = store.find_by_key(connection, reporter, idempotency_key)
-        if existing is not None:
-            return _same_or_conflict(existing, fingerprint), False
-    try:
-        return _insert(report, reporter, idempotency_key, fingerprint, engine, clock, policy), True
-    except sa.exc.IntegrityError:
-        if not idempotency_key:
-            raise
-        with engine.begin() as connection:
-            existing = store.find_by_key(connection, reporter, idempotency_key)
-        return _same_or_conflict(existing, fingerprint), False
-
-
-def _same_or_conflict(row, fingerprint: str):
-    if row.fingerprint != fingerprint:
-        raise IdempotencyConflict(row.id)
-    return row
-
-
-def _insert(report, reporter, idempotency_key, fingerprint, engine, clock, policy):
     now = clock.now()
     case_id = str(uuid.uuid4())
     severity = policy.category(report.category).severity
-    with engine.begin() as connection:
-        seq = connection.execute(store.reports.insert().values(
-            id=case_id, idempotency_key=idempotency_key, reporter=reporter, fingerprint=fingerprint,
-            category=report.category, severity=severity, description=report.description,
-            lon=report.lon, lat=report.lat, status="reported", reported_at=now, updated_at=now,
-        )).inserted_primary_key[0]
-        number = report_number(seq, now)
-        connection.execute(store.reports.update().where(store.reports.c.seq == seq).values(number=number))
-        outbox.add(connection, make_message("case.reported", {
+    values = {"id": case_id, "idempotency_key": idempotency_key, "reporter": reporter, "fingerprint": fingerprint,
+              "category": report.category, "severity": severity, "description": report.description,
+              "lon": report.lon, "lat": report.lat, "status": "reported", "reported_at": now, "updated_at": now}
+    with engine.begin() as db:
+        dialect = postgresql if db.dialect.name == "postgresql" else sqlite
+        inserted = db.execute(dialect.insert(store.reports).values(**values).on_conflict_do_nothing()
+                              .returning(store.reports.c.seq)).scalar()
+        if inserted is None:  # the key was used before (or by a concurrent request, now committed)
+            if idempotency_key is None:
+                raise RuntimeError(f"report {case_id} conflicted without an idempotency key")
+            existing = store.find_by_key(db, reporter, idempotency_key)
+            if existing.fingerprint != fingerprint:
+                raise IdempotencyConflict(existing.id)
+            return Submitted(existing, created=False)
+        number = report_number(inserted, now)
+        outbox.add(db, make_message("case.reported", {
             "case_id": case_id, "number": number, "category": report.category, "severity": severity,
             "description": report.description, "location": {"lon": report.lon, "lat": report.lat},
             "reporter": reporter, "reported_at": isoformat(now),
         }, occurred_at=now, producer="intake", correlation_id=case_id))
-        return store.get(connection, case_id)
+    return Submitted(_Row(seq=inserted, level=None, owner_area_id=None, **values), created=True)
+
+
+class _Row(SimpleNamespace):
+    """The row just inserted, without reading it back."""
 
 
 LEVEL_NUMBERS = {"grid": 1, "station": 2, "subcenter": 3, "hq": 4}

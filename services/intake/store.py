@@ -11,7 +11,6 @@ reports = sa.Table(
     "reports", metadata,
     sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("id", sa.String(36), nullable=False, unique=True),
-    sa.Column("number", sa.String(32), unique=True),
     sa.Column("idempotency_key", sa.String(128)),
     sa.Column("reporter", sa.String(128), nullable=False),
     sa.Column("fingerprint", sa.String(64), nullable=False),

@@ -33,6 +33,9 @@ class EnvelopeSchema(Schema):
     payload = fields.Dict(required=True)
 
 
+_ENVELOPE = EnvelopeSchema()
+
+
 @dataclass(frozen=True)
 class Envelope:
     type: str
@@ -54,7 +57,7 @@ class Envelope:
     def from_json(cls, body: str | bytes) -> Envelope:
         try:
             raw = json.loads(body)
-            data = EnvelopeSchema().load(raw)
+            data = _ENVELOPE.load(raw)
         except (ValueError, TypeError, ValidationError) as exc:
             raise MessageError(f"not a gridcase envelope: {exc}") from exc
         return cls(type=data["type"], payload=data["payload"], occurred_at=utc(data["occurred_at"]),

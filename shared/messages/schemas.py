@@ -106,11 +106,14 @@ SCHEMAS: dict[tuple[str, int], type[Schema]] = {
 }
 
 MESSAGE_TYPES = tuple(sorted({t for t, _ in SCHEMAS}))
+# Schema instances are stateless once built, and building one costs more than using it.
+_PRODUCING = {key: cls(unknown=RAISE) for key, cls in SCHEMAS.items()}
+_CONSUMING = {key: cls() for key, cls in SCHEMAS.items()}
 
 
-def _schema(type_: str, version: int) -> type[Schema]:
+def _schema(schemas: dict, type_: str, version: int) -> Schema:
     try:
-        return SCHEMAS[(type_, version)]
+        return schemas[(type_, version)]
     except KeyError:
         raise MessageError(f"unknown message type {type_!r} version {version}") from None
 
@@ -118,7 +121,7 @@ def _schema(type_: str, version: int) -> type[Schema]:
 def make_message(type_: str, payload: dict, *, occurred_at, producer: str, correlation_id: str = "",
                  version: int = 1) -> Envelope:
     """Validate a payload strictly and wrap it in an envelope."""
-    errors = _schema(type_, version)(unknown=RAISE).validate(payload)
+    errors = _schema(_PRODUCING, type_, version).validate(payload)
     if errors:
         raise MessageError(f"{type_} v{version} payload invalid: {errors}")
     return Envelope(type=type_, payload=payload, occurred_at=occurred_at, producer=producer,
@@ -128,6 +131,6 @@ def make_message(type_: str, payload: dict, *, occurred_at, producer: str, corre
 def read_payload(envelope: Envelope) -> dict:
     """Validate and load an incoming payload, ignoring fields this version does not know."""
     try:
-        return _schema(envelope.type, envelope.version)().load(envelope.payload)
+        return _schema(_CONSUMING, envelope.type, envelope.version).load(envelope.payload)
     except ValidationError as exc:
         raise MessageError(f"{envelope.type} v{envelope.version} payload invalid: {exc.messages}") from exc

@@ -168,9 +168,9 @@ def test_dead_letters_are_listed_and_replayed_once_the_cause_is_fixed(broker_url
             raise RuntimeError("a bug")
         messaging.record(db, envelope, payload)
 
-    from shared.consumer import ConsumerWorker
+    from shared.consumer import ConsumerWorker, each
 
-    consumer = ConsumerWorker(messaging.SUBSCRIPTION, fragile, engine, broker_url, delivery_limit=5)
+    consumer = ConsumerWorker(messaging.SUBSCRIPTION, each(fragile), engine, broker_url, delivery_limit=5)
     threading.Thread(target=consumer.run, daemon=True).start()
     assert consumer.ready.wait(10)
     fill_outbox(engine, 3)

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from services.escalation import handlers, store
 from shared.clock import FakeClock
+from shared.consumer import Delivery
 from shared.db import make_engine
 from shared.messages import make_message
 from shared.migrations import upgrade
@@ -38,7 +39,7 @@ def open_cases(engine, clock, n, category="street_light"):
                        "reported_at": "2026-01-05T09:00:00Z", "areas_version": 1, "start_level": "grid",
                        **AREAS, "triage": False, "candidates": []}
             envelope = make_message("case.dispatched", payload, occurred_at=clock.now(), producer="test")
-            handlers.open_case(db, envelope, payload, policy=policy, clock=clock)
+            handlers.open_cases(db, [Delivery(envelope, payload)], policy=policy, clock=clock)
 
 
 def levels(engine) -> dict[int, int]:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from shared import bus, outbox
-from shared.consumer import ConsumerWorker
+from shared.consumer import ConsumerWorker, each
 from shared.db import make_engine
 from shared.messages import make_message
 from shared.migrations import upgrade
@@ -44,7 +44,7 @@ def record(db, envelope, payload) -> None:
 
 
 def start_consumer(engine, url: str, **options) -> tuple[ConsumerWorker, threading.Thread]:
-    worker = ConsumerWorker(SUBSCRIPTION, record, engine, url, **options)
+    worker = ConsumerWorker(SUBSCRIPTION, each(record), engine, url, **options)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     assert worker.ready.wait(10), "consumer did not start"

@@ -19,7 +19,6 @@ def upgrade():
         "reports",
         sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
         sa.Column("id", sa.String(36), nullable=False, unique=True),
-        sa.Column("number", sa.String(32), nullable=True, unique=True),
         sa.Column("idempotency_key", sa.String(128), nullable=True),
         sa.Column("reporter", sa.String(128), nullable=False),
         sa.Column("fingerprint", sa.String(64), nullable=False),
