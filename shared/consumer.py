@@ -29,6 +29,7 @@ from shared import bus
 from shared.faults import crash_point
 from shared.messages import Envelope, MessageError, read_payload
 from shared.outbox import dead_letters, inbox
+from shared.outbox import wakeup as outbox_wakeup
 
 log = logging.getLogger("gridcase.consumer")
 PROCESSED = Counter("gridcase_messages_processed_total", "Messages handled and committed", ["consumer"])
@@ -153,6 +154,7 @@ class ConsumerWorker:
             return
         crash_point("consumer.after_commit")
         self._ack(batch)
+        outbox_wakeup(self.engine).set()
 
     def _commit_held(self, connection, batch) -> bool:
         """Process ``batch`` in one transaction, retrying while the cause is transient; False if stopped."""
@@ -178,6 +180,7 @@ class ConsumerWorker:
                 self._failed(message, exc)
             else:
                 message.ack()
+                outbox_wakeup(self.engine).set()
 
     def _process(self, db: sa.Connection, messages) -> None:
         deliveries = []

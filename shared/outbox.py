@@ -1,6 +1,7 @@
 """The transactional outbox: a message is written in the same transaction as the state it reports."""
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -37,6 +38,15 @@ dead_letters = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("failed_at", UTCDateTime, nullable=False),
 )
+
+
+_wakeups: dict[str, threading.Event] = {}
+
+
+def wakeup(engine: sa.Engine) -> threading.Event:
+    """Set after a commit that wrote outbox rows, so a relay in the same process publishes at once
+    instead of at its next poll (a relay in another process polls)."""
+    return _wakeups.setdefault(str(engine.url), threading.Event())
 
 
 def add(connection: sa.Connection, *envelopes: Envelope) -> None:

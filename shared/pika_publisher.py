@@ -55,9 +55,9 @@ class PikaConfirmPublisher:
             self._next_tag += 1
         self._run_until(lambda: not self._outstanding, "waiting for confirms")
 
-    def idle(self, seconds: float) -> None:
-        """Sleep while serving the connection (heartbeats)."""
-        self.connection.ioloop.call_later(seconds, self.connection.ioloop.stop)
+    def heartbeat(self) -> None:
+        """Serve the connection between batches: heartbeats in and out, a close from the broker."""
+        self.connection.ioloop.call_later(0, self.connection.ioloop.stop)
         self.connection.ioloop.start()
         self._raise_error()
 

@@ -18,6 +18,7 @@ from prometheus_client import Counter
 from shared import bus
 from shared.faults import crash_point
 from shared.outbox import inbox, outbox
+from shared.outbox import wakeup as outbox_wakeup
 
 log = logging.getLogger("gridcase.relay")
 #: Sent outbox rows are kept a day (the embedded replay needs the last hour); inbox rows a week, far
@@ -45,8 +46,8 @@ class KombuPublisher:
                                   content_type="application/json", content_encoding="utf-8",
                                   message_id=row.message_id)
 
-    def idle(self, seconds: float) -> None:
-        time.sleep(seconds)
+    def heartbeat(self) -> None:
+        """Nothing to keep alive in memory."""
 
     def close(self) -> None:
         self.connection.release()
@@ -54,7 +55,7 @@ class KombuPublisher:
 
 class Relay:
     def __init__(self, engine: sa.Engine, service: str, publisher_factory, *, batch_size: int = 1000,
-                 poll_interval: float = 0.05, replay_window: timedelta | None = None):
+                 poll_interval: float = 0.02, replay_window: timedelta | None = None):
         self.engine = engine
         self.service = service
         self.publisher_factory = publisher_factory
@@ -62,7 +63,9 @@ class Relay:
         self.poll_interval = poll_interval
         self.replay_window = replay_window
         self.stopping = threading.Event()
+        self.wakeup = outbox_wakeup(engine)
         self.publisher = None
+        self._last_heartbeat = 0.0
 
     def run(self) -> None:
         """Publish until stopped, reconnecting to the broker with backoff."""
@@ -80,7 +83,7 @@ class Relay:
                     self.publisher = self.publisher_factory()
                     backoff = 0.2
                 if self.run_once() == 0:
-                    self.publisher.idle(self.poll_interval)
+                    self._idle()
             except Exception:  # broker or database trouble: back off and retry, never give up
                 log.warning("relay %s: publishing failed, retrying in %.1fs", self.service, backoff,
                             exc_info=True)
@@ -108,6 +111,15 @@ class Relay:
 
     def stop(self) -> None:
         self.stopping.set()
+        self.wakeup.set()
+
+    def _idle(self) -> None:
+        """Until the next poll, or until a commit in this process wrote outbox rows."""
+        if self.wakeup.wait(self.poll_interval):
+            self.wakeup.clear()
+        if time.monotonic() - self._last_heartbeat > 1.0:
+            self.publisher.heartbeat()
+            self._last_heartbeat = time.monotonic()
 
     def _drop_publisher(self) -> None:
         if self.publisher is not None:

@@ -57,6 +57,7 @@ def submit_report(report: NewReport, *, reporter: str, idempotency_key: str | No
             "description": report.description, "location": {"lon": report.lon, "lat": report.lat},
             "reporter": reporter, "reported_at": isoformat(now),
         }, occurred_at=now, producer="intake", correlation_id=case_id))
+    outbox.wakeup(engine).set()
     return Submitted(_Row(seq=inserted, level=None, owner_area_id=None, **values), created=True)
 
 
