@@ -41,7 +41,7 @@ def up(port, host, city, data_dir):
     from werkzeug.serving import make_server
 
     from gridcase.embedded import System
-    from gridcase.tokens import development_tokens
+    from gridcase.tokens import development_tokens, sample_point
 
     settings = settings_for(data_dir, city=city)
     _logging(settings)
@@ -57,8 +57,16 @@ def up(port, host, city, data_dir):
         click.echo(f"  {name:<10} {base}/{name}/v1   openapi {base}/{name}/openapi.json")
     click.echo(f"  ready      {base}/readyz    metrics {base}/metrics")
     click.echo("development tokens (Authorization: Bearer …):")
-    for role, area, token in development_tokens(system, settings):
+    tokens = development_tokens(system, settings)
+    for role, area, token in tokens:
         click.echo(f"  {role:<11} {area or '':<22} {token}")
+    role, grid, token = tokens[0]
+    lon, lat = sample_point(system, grid)
+    click.echo(f"try it — a report from inside {grid}:\n"
+               f"  curl -s -X POST {base}/intake/v1/reports -H 'Authorization: Bearer {token}' "
+               f"-H 'Idempotency-Key: first-report' -H 'Content-Type: application/json' -d "
+               f"'{{\"category\": \"street_light\", \"description\": \"lamp out\", "
+               f"\"location\": {{\"lon\": {lon}, \"lat\": {lat}}}}}'")
     sys.stdout.flush()
 
     def shutdown(*_):

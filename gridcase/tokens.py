@@ -4,6 +4,13 @@ from __future__ import annotations
 from shared.auth import ROLE_SCOPE, ROLES, issue_token
 
 
+def sample_point(system, grid_id: str) -> tuple[float, float]:
+    """A point inside a grid, for the first report a new user files."""
+    area = system.services["dispatch"].app.extensions["gridcase"].areas.current().hierarchy.get(grid_id)
+    point = area.geometry.representative_point()
+    return round(point.x, 6), round(point.y, 6)
+
+
 def development_tokens(system, settings) -> list[tuple[str, str | None, str]]:
     active = system.services["dispatch"].app.extensions["gridcase"].areas.current()
     out = []

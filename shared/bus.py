@@ -36,8 +36,8 @@ SUBSCRIPTIONS: dict[str, Subscription] = {s.consumer: s for s in (
     Subscription("escalation.open", "escalation", ("case.dispatched",)),
     Subscription("escalation.areas", "escalation", ("areas.published",)),
     Subscription("escalation.transfer", "escalation", ("case.transferred",)),
-    Subscription("intake.status", "intake", ("case.escalated", "case.transferred", "case.resolved",
-                                             "case.closed", "case.reworked")),
+    Subscription("intake.status", "intake", ("case.dispatched", "case.escalated", "case.transferred",
+                                             "case.resolved", "case.closed", "case.reworked")),
 )}
 
 

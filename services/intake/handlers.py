@@ -71,7 +71,10 @@ LEVEL_NUMBERS = {"grid": 1, "station": 2, "subcenter": 3, "hq": 4}
 def follow_case(db: sa.Connection, envelope, payload: dict, *, clock: Clock) -> None:
     """Escalation and dispatch events → the status a grid worker sees on their report."""
     values = {"updated_at": clock.now()}
-    if envelope.type == "case.transferred":
+    if envelope.type == "case.dispatched":
+        level = payload["start_level"]
+        values.update(status="open", level=LEVEL_NUMBERS[level], owner_area_id=payload[level]["id"])
+    elif envelope.type == "case.transferred":
         if payload.get("level"):
             values.update(level=LEVEL_NUMBERS[payload["level"]], owner_area_id=payload[payload["level"]]["id"])
     else:
