@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify
+from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from gridcase import cities
@@ -16,7 +16,7 @@ from services.escalation import bootstrap as escalation
 from services.intake import bootstrap as intake
 from shared.config import Settings
 from shared.runtime import Runner, Service
-from shared.web import metrics_response, problem
+from shared.web import metrics_response, problem, readiness_failures
 
 log = logging.getLogger("gridcase")
 PREFIXES = {"intake": "intake", "open311": "intake", "dispatch": "dispatch", "escalation": "escalation"}
@@ -66,12 +66,8 @@ class System:
 
         @app.get("/readyz")
         def readyz():
-            problems = {}
-            for name, service in self.services.items():
-                with service.app.test_request_context():
-                    response = service.app.view_functions["readyz"]()
-                if isinstance(response, Response) and response.status_code != 200:
-                    problems[name] = response.get_json()
+            problems = {name: failures for name, service in self.services.items()
+                        if (failures := readiness_failures(service.app.config["GRIDCASE_READINESS"]))}
             try:
                 self.runner.alive()
             except RuntimeError as exc:

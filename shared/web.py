@@ -116,13 +116,10 @@ def create_app(service: str, *, title: str, readiness: dict[str, Callable[[], No
     def healthz():
         return {"status": "ok", "service": service}
 
+    app.config["GRIDCASE_READINESS"] = readiness
+
     def readyz():
-        failures = {}
-        for name, check in readiness.items():
-            try:
-                check()
-            except Exception as exc:
-                failures[name] = str(exc)[:200]
+        failures = readiness_failures(readiness)
         if failures:
             return problem(503, "Service Unavailable", f"{service} is not ready",
                            errors=[{"field": k, "detail": v} for k, v in failures.items()])
@@ -135,6 +132,17 @@ def create_app(service: str, *, title: str, readiness: dict[str, Callable[[], No
         app.add_url_rule(f"/{service}/{path}", path, view)
         app.add_url_rule(f"/{path}", f"{path}_root", view)  # a lone service process answers at its root too
     return app, api
+
+
+def readiness_failures(checks: dict[str, Callable[[], None]]) -> dict[str, str]:
+    """Run each readiness check; the failed ones by name, with the reason."""
+    failures = {}
+    for name, check in checks.items():
+        try:
+            check()
+        except Exception as exc:
+            failures[name] = str(exc)[:200]
+    return failures
 
 
 def metrics_response() -> Response:
