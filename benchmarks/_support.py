@@ -10,7 +10,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,8 +17,9 @@ import time
 import uuid
 from pathlib import Path
 
-import psycopg
 import requests
+
+from tests.support.servers import create_database, drop_database, free_port, purge_broker  # noqa: F401 (free_port is re-exported)
 
 ROOT = Path(__file__).resolve().parents[1]
 GRIDCASE = [sys.executable, "-m", "gridcase"]
@@ -60,16 +60,6 @@ def require_env(name: str) -> str:
     return value
 
 
-def _plain(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Scope(contextlib.ExitStack):
     """Databases, vhosts, processes and directories of one benchmark; closing removes them (LIFO)."""
 
@@ -86,10 +76,9 @@ class Scope(contextlib.ExitStack):
     def database(self, service: str) -> str:
         admin = require_env("GRIDCASE_TEST_POSTGRES_URL")
         name = f"gridcase_bench_{self.prefix}_{service}_{self.run_id}"
-        with psycopg.connect(_plain(admin), autocommit=True) as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')
-        self.callback(_drop_database, admin, name)
-        return _plain(admin).rsplit("/", 1)[0] + f"/{name}"
+        url = create_database(admin, name)
+        self.callback(drop_database, admin, name)
+        return url
 
     # RabbitMQ
     def broker(self) -> str:
@@ -109,8 +98,8 @@ class Scope(contextlib.ExitStack):
             return f"{head[0]}://{host}/{vhost}"
         note("no GRIDCASE_TEST_RABBITMQ_BASE: using the URL's vhost; its gridcase queues are deleted "
              "before and after (do not run this while tests use the same node)")
-        delete_gridcase_queues(url)
-        self.callback(delete_gridcase_queues, url)
+        purge_broker(url)
+        self.callback(purge_broker, url)
         return url
 
 
@@ -122,22 +111,6 @@ def _user(url: str) -> str:
 def _rabbitmqctl(base: str, *args: str) -> None:
     subprocess.run([str(ROOT / "deploy/local/rabbitmq.sh"), "ctl", base, *args], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
-
-
-def delete_gridcase_queues(url: str) -> None:
-    from kombu import Connection
-
-    from shared import bus
-    with Connection(url) as connection:
-        channel = connection.channel()
-        for subscription in bus.SUBSCRIPTIONS.values():
-            channel.queue_delete(subscription.queue_name)
-        channel.queue_delete(bus.DEAD_QUEUE_NAME)
-
-
-def _drop_database(admin: str, name: str) -> None:
-    with psycopg.connect(_plain(admin), autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _rmtree(path: Path) -> None:
