@@ -49,3 +49,15 @@ def postgres_urls(postgres_admin_url):
     yield urls
     for name in names.values():
         drop_database(postgres_admin_url, name)
+
+
+@pytest.fixture
+def production(tmp_path, broker_url, postgres_urls):
+    """The production topology as separate processes (see ``tests.support.system.Production``)."""
+    from tests.support.system import Production
+
+    system = Production(tmp_path, broker_url, postgres_urls)
+    try:
+        yield system.start()
+    finally:
+        system.processes.stop_all()

@@ -7,49 +7,10 @@ import uuid
 import pytest
 import requests
 
-from services.dispatch.citygen import generate_city, write_city
-from tests.support.messaging import wait_for
-from tests.support.servers import consumer_count, free_port, queue_depth
-from tests.support.system import Processes, a_point_in_grid, auth, token, wait_for_case, wait_ready
+from tests.support.servers import queue_depth
+from tests.support.system import a_point_in_grid, auth, consumers, token, wait_for_case
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
-
-
-@pytest.fixture
-def production(tmp_path, broker_url, postgres_urls):
-    env = {"GRIDCASE_BROKER_URL": broker_url, "GRIDCASE_SECRET": "e2e-" + uuid.uuid4().hex * 2,
-           **{f"GRIDCASE_{s.upper()}_DATABASE_URL": url for s, url in postgres_urls.items()}}
-    processes = Processes(tmp_path)
-    city = tmp_path / "city"
-    write_city(generate_city(grids=200, stations=12, subcenters=3), city)
-    args = ["areas", "import", "--data-dir", str(tmp_path)]
-    for level in ("hq", "subcenter", "station", "grid"):
-        args += ["--level", level, str(city / f"{level}.geojson")]
-    importer = processes.start("import", args, env)
-    assert importer.wait(120) == 0, processes.log("import")
-    ports = {}
-    for service in ("intake", "dispatch", "escalation"):
-        ports[service] = free_port()
-        processes.start(f"serve-{service}", ["serve", service, "--port", str(ports[service]), "--workers", "1",
-                                             "--data-dir", str(tmp_path)], env)
-        processes.start(f"worker-{service}", ["worker", service, "--data-dir", str(tmp_path)], env)
-    processes.start("scheduler", ["worker", "scheduler", "--data-dir", str(tmp_path)], env)
-    urls = {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
-    try:
-        for service, url in urls.items():
-            wait_ready(f"{url}/{service}/readyz", timeout=60, process=processes.running[f"serve-{service}"])
-        for queue in ("gridcase.dispatch.locate", "gridcase.escalation.open"):
-            wait_for(lambda q=queue: _consumers(broker_url, q) > 0, timeout=60, message=f"a consumer on {queue}")
-        yield urls, tmp_path, env, processes
-    finally:
-        processes.stop_all()
-
-
-def _consumers(url, queue) -> int:
-    try:
-        return consumer_count(url, queue)
-    except Exception:  # not declared yet
-        return 0
 
 
 def _where(broker_url, env) -> str:
@@ -64,12 +25,12 @@ def _where(broker_url, env) -> str:
             state[service] = db.execute(sa.text("SELECT count(*), count(sent_at) FROM outbox")).one()
         engine.dispose()
     for queue in ("gridcase.dispatch.locate", "gridcase.escalation.open", "gridcase.dead-letter"):
-        state[queue] = (queue_depth(broker_url, queue), _consumers(broker_url, queue))
+        state[queue] = (queue_depth(broker_url, queue), consumers(broker_url, queue))
     return repr(state)
 
 
 def test_a_report_reaches_level_one_through_rabbitmq_and_postgres_within_five_seconds(production, broker_url):
-    urls, data, env, _ = production
+    urls, data, env = production.urls, production.data, production.env
     admin = token(data, "admin", env=env)
     grid, lon, lat = a_point_in_grid(urls["dispatch"], admin)
     worker = token(data, "grid_worker", env=env, area=grid, user="wang")
@@ -99,7 +60,7 @@ def test_concurrent_reports_and_their_retries_make_exactly_one_case_each(product
     from shared.db import make_engine
     from tests.support.messaging import wait_for
 
-    urls, data, env, _ = production
+    urls, data, env = production.urls, production.data, production.env
     admin = token(data, "admin", env=env)
     grid, lon, lat = a_point_in_grid(urls["dispatch"], admin, index=4)
     worker = token(data, "grid_worker", env=env, area=grid, user="li")

@@ -122,3 +122,58 @@ def wait_for_case(base: str, case_id: str, token_: str, timeout: float = 5.0) ->
         assert response.status_code == 404, response.text
         time.sleep(0.02)
     raise AssertionError(f"case {case_id} did not reach escalation within {timeout}s")
+
+
+def consumers(url: str, queue: str) -> int:
+    from tests.support.servers import consumer_count
+
+    try:
+        return consumer_count(url, queue)
+    except Exception:  # not declared yet
+        return 0
+
+
+class Production:
+    """The production topology as plain processes: three gunicorn APIs, each service's worker and the
+    scheduler, on RabbitMQ and one PostgreSQL database per service, with a generated city imported."""
+
+    def __init__(self, data: Path, broker_url: str, database_urls: dict[str, str]):
+        import uuid
+
+        self.data = data
+        self.broker_url = broker_url
+        self.env = {"GRIDCASE_BROKER_URL": broker_url, "GRIDCASE_SECRET": "e2e-" + uuid.uuid4().hex * 2,
+                    **{f"GRIDCASE_{s.upper()}_DATABASE_URL": url for s, url in database_urls.items()}}
+        self.processes = Processes(data)
+        self.urls: dict[str, str] = {}
+
+    def start(self) -> Production:
+        from services.dispatch.citygen import generate_city, write_city
+        from tests.support.messaging import wait_for
+        from tests.support.servers import free_port
+
+        city = self.data / "city"
+        write_city(generate_city(grids=200, stations=12, subcenters=3), city)
+        args = ["areas", "import", "--data-dir", str(self.data)]
+        for level in ("hq", "subcenter", "station", "grid"):
+            args += ["--level", level, str(city / f"{level}.geojson")]
+        assert self.processes.start("import", args, self.env).wait(120) == 0, self.processes.log("import")
+        for service in ("intake", "dispatch", "escalation"):
+            port = free_port()
+            self.urls[service] = f"http://127.0.0.1:{port}"
+            self.processes.start(f"serve-{service}", ["serve", service, "--port", str(port), "--workers", "1",
+                                                      "--data-dir", str(self.data)], self.env)
+            self.start_worker(service)
+        self.start_worker("scheduler")
+        for service, url in self.urls.items():
+            wait_ready(f"{url}/{service}/readyz", timeout=60, process=self.processes.running[f"serve-{service}"])
+        for queue in ("gridcase.dispatch.locate", "gridcase.escalation.open"):
+            wait_for(lambda q=queue: consumers(self.broker_url, q) > 0, timeout=60, message=f"a consumer on {queue}")
+        return self
+
+    def start_worker(self, name: str, **env) -> subprocess.Popen:
+        return self.processes.start(f"worker-{name}", ["worker", name, "--data-dir", str(self.data)],
+                                    {**self.env, **env})
+
+    def token(self, role: str, **claims) -> str:
+        return token(self.data, role, env=self.env, **claims)
