@@ -93,7 +93,7 @@ class Reports(MethodView):
                            body["location"]["lon"], body["location"]["lat"])
         try:
             submitted = handlers.submit_report(report, reporter=caller.user, idempotency_key=key,
-                                               engine=d.engine, clock=d.clock, policy=d.policy)
+                                               writer=d.writer, clock=d.clock, policy=d.policy)
         except UnknownCategory:
             abort(422, errors={"category": [f"unknown category; one of {', '.join(d.policy.categories)}"]})
         except IdempotencyConflict:

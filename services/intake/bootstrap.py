@@ -6,7 +6,7 @@ from functools import partial
 
 import sqlalchemy as sa
 
-from services.intake import handlers
+from services.intake import handlers, store
 from services.intake.api import blp
 from shared.clock import Clock, make_clock
 from shared.config import Settings
@@ -23,13 +23,15 @@ class IntakeDeps:
     engine: sa.Engine
     clock: Clock
     policy: Policy
+    writer: store.ReportWriter
 
 
 def build(settings: Settings, clock: Clock | None = None, *, migrate: bool = True) -> Service:
     engine = make_engine(settings.database_url("intake"))
     if migrate:
         upgrade(engine, "intake")
-    deps = IntakeDeps(engine, clock or make_clock(settings), load_policy(settings.policy_file))
+    deps = IntakeDeps(engine, clock or make_clock(settings), load_policy(settings.policy_file),
+                      store.ReportWriter(engine))
     app, api = create_app("intake", title="gridcase intake", secret=settings.secret, max_body=12 * 1024 * 1024,
                           readiness={"database": check_database(engine),
                                      "broker": check_broker(settings.broker_url)})

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from services.intake import store
 from services.intake.domain.reports import IdempotencyConflict, NewReport, UnknownCategory, report_number
@@ -22,14 +21,13 @@ class Submitted:
     created: bool
 
 
-def submit_report(report: NewReport, *, reporter: str, idempotency_key: str | None, engine: sa.Engine,
-                  clock: Clock, policy: Policy) -> Submitted:
-    """Store a report and its ``case.reported`` in one transaction.
+def submit_report(report: NewReport, *, reporter: str, idempotency_key: str | None,
+                  writer: store.ReportWriter, clock: Clock, policy: Policy) -> Submitted:
+    """Store a report and its ``case.reported`` atomically.
 
     A retry with the same key and the same report returns the stored one; the same key with a
     different report raises ``IdempotencyConflict``. The insert itself detects a used key
-    (``ON CONFLICT DO NOTHING``), so two concurrent requests with one key make one report and the
-    common path is a single round trip per table.
+    (``ON CONFLICT DO NOTHING``), so two concurrent requests with one key make one report.
     """
     if report.category not in policy.categories:
         raise UnknownCategory(report.category)
@@ -40,24 +38,25 @@ def submit_report(report: NewReport, *, reporter: str, idempotency_key: str | No
     values = {"id": case_id, "idempotency_key": idempotency_key, "reporter": reporter, "fingerprint": fingerprint,
               "category": report.category, "severity": severity, "description": report.description,
               "lon": report.lon, "lat": report.lat, "status": "reported", "reported_at": now, "updated_at": now}
-    with engine.begin() as db:
-        dialect = postgresql if db.dialect.name == "postgresql" else sqlite
-        inserted = db.execute(dialect.insert(store.reports).values(**values).on_conflict_do_nothing()
-                              .returning(store.reports.c.seq)).scalar()
-        if inserted is None:  # the key was used before (or by a concurrent request, now committed)
-            if idempotency_key is None:
-                raise RuntimeError(f"report {case_id} conflicted without an idempotency key")
+
+
+    def message_for(seq: int):
+        return make_message("case.reported", {
+            "case_id": case_id, "number": report_number(seq, now), "category": report.category,
+            "severity": severity, "description": report.description,
+            "location": {"lon": report.lon, "lat": report.lat}, "reporter": reporter, "reported_at": isoformat(now),
+        }, occurred_at=now, producer="intake", correlation_id=case_id)
+
+    inserted = writer.insert(values, message_for)
+    if inserted is None:  # the key was used before (or by a concurrent request, now committed)
+        if idempotency_key is None:
+            raise RuntimeError(f"report {case_id} conflicted without an idempotency key")
+        with writer.engine.connect() as db:
             existing = store.find_by_key(db, reporter, idempotency_key)
-            if existing.fingerprint != fingerprint:
-                raise IdempotencyConflict(existing.id)
-            return Submitted(existing, created=False)
-        number = report_number(inserted, now)
-        outbox.add(db, make_message("case.reported", {
-            "case_id": case_id, "number": number, "category": report.category, "severity": severity,
-            "description": report.description, "location": {"lon": report.lon, "lat": report.lat},
-            "reporter": reporter, "reported_at": isoformat(now),
-        }, occurred_at=now, producer="intake", correlation_id=case_id))
-    outbox.wakeup(engine).set()
+        if existing.fingerprint != fingerprint:
+            raise IdempotencyConflict(existing.id)
+        return Submitted(existing, created=False)
+    outbox.wakeup(writer.engine).set()
     return Submitted(_Row(seq=inserted, level=None, owner_area_id=None, **values), created=True)
 
 
