@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from shared.clock import parse_time
-from tests.support.system import ROOT, a_point_in_grid, auth, embedded_system, token, wait_for_case
+from tests.support.system import ROOT, a_point_in_grid, auth, embedded_system, report_at_level, token, wait_for_case
 
 SCALE = 7200.0
 
@@ -41,12 +41,7 @@ def test_an_unhandled_case_climbs_to_the_station_after_its_grid_deadline_and_not
     lateness = (parse_time(escalated["at"]) - deadline).total_seconds() / SCALE
     assert 0 <= lateness <= 2.0, f"escalated {lateness:.2f} real seconds after the deadline"
     assert case["owner"]["level"] == 2 and case["owner"]["area_id"] == case["areas"]["station"]["id"]
-    follow = time.monotonic() + 5
-    while time.monotonic() < follow:  # intake follows case.escalated asynchronously
-        report = requests.get(f"{base}/intake/v1/reports/{created['id']}", headers=auth(admin), timeout=5).json()
-        if report["level"] == 2:
-            break
-        time.sleep(0.05)
+    report = report_at_level(base, created["id"], admin, 2)
     assert report["level"] == 2 and report["owner_area_id"] == case["areas"]["station"]["id"]
 
 

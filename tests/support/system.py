@@ -112,6 +112,17 @@ def a_point_in_grid(base: str, admin: str, index: int = 0) -> tuple[str, float, 
     return feature["properties"]["id"], point.x, point.y
 
 
+def report_at_level(base: str, report_id: str, token_: str, level: int, timeout: float = 5.0) -> dict:
+    """Poll intake until its report shows ``level`` (intake follows the other services asynchronously);
+    returns the last report seen, at that level or not."""
+    deadline = time.monotonic() + timeout
+    while True:
+        report = requests.get(f"{base}/intake/v1/reports/{report_id}", headers=auth(token_), timeout=5).json()
+        if report.get("level") == level or time.monotonic() > deadline:
+            return report
+        time.sleep(0.02)
+
+
 def wait_for_case(base: str, case_id: str, token_: str, timeout: float = 5.0) -> tuple[dict, float]:
     """Poll escalation until the case has arrived; returns (case, seconds it took)."""
     started = time.monotonic()
