@@ -212,3 +212,43 @@ def test_housekeeping_forgets_old_sent_rows_and_old_inbox_entries_but_nothing_un
     with engine.connect() as db:
         assert db.execute(sa.select(outbox.c.id).order_by(outbox.c.id)).scalars().all() == [3, 4]
         assert db.execute(sa.select(inbox.c.message_id)).scalars().all() == ["new"]
+
+
+def test_an_embedded_dead_letter_is_replayed_through_its_consumer_and_then_forgotten(tmp_path):
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from gridcase.cities import ensure_city
+    from gridcase.dlq import list_dead, replay
+    from services.dispatch import store
+    from services.dispatch.citygen import generate_city, hierarchy_from_city
+    from shared.clock import FakeClock
+    from shared.config import from_env
+    from shared.db import make_engine
+    from shared.messages import make_message
+    from shared.migrations import upgrade
+    from shared.outbox import dead_letters
+
+    city = generate_city(grids=16, stations=4, subcenters=2)
+    (tmp_path / "city.json").write_text(json.dumps(city))
+    settings = from_env(tmp_path, env={})
+    engine = make_engine(settings.database_url("dispatch"))
+    upgrade(engine, "dispatch")
+    ensure_city(engine, str(tmp_path / "city.json"), clock=FakeClock())
+    point = hierarchy_from_city(city).level("grid")[0].geometry.representative_point()
+    message = make_message("case.reported", {
+        "case_id": "c-dead", "number": "1", "category": "other", "severity": "normal", "description": "x",
+        "location": {"lon": point.x, "lat": point.y}, "reporter": "w", "reported_at": "2026-01-01T00:00:00Z"},
+        occurred_at=datetime.now(UTC), producer="test")
+    with engine.begin() as db:
+        db.execute(dead_letters.insert().values(consumer="dispatch.locate", message_id=message.id,
+                                                routing_key="case.reported", body=message.to_json(),
+                                                reason="a bug, since fixed", failed_at=datetime.now(UTC)))
+    assert [d.message_id for d in list_dead(settings)] == [message.id]
+    assert replay(settings) == 1
+    with engine.connect() as db:
+        assert db.execute(sa.select(store.dispatches.c.case_id)).scalars().all() == ["c-dead"]
+    assert list_dead(settings) == []
+    assert replay(settings) == 0
+    engine.dispose()
