@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -50,3 +51,36 @@ def test_while_postgres_is_down_intake_answers_503_and_every_accepted_report_arr
         accepted.add(response.json()["id"])
     assert len(accepted) == 20
     assert_invariants(production, 20)
+
+
+def test_a_rabbitmq_restart_under_load_loses_no_report_and_the_services_reconnect_by_themselves(production):
+    base = os.environ.get("GRIDCASE_TEST_RABBITMQ_BASE")
+    if not base:
+        if os.environ.get("CI") == "true":
+            pytest.fail("GRIDCASE_TEST_RABBITMQ_BASE is needed to restart RabbitMQ")
+        pytest.skip("RabbitMQ not started by deploy/local/rabbitmq.sh: cannot restart it")
+    admin = production.token("admin")
+    _, lon, lat = a_point_in_grid(production.urls["dispatch"], admin, index=11)
+    intake = f"{production.urls['intake']}/intake/v1/reports"
+    accepted: set[str] = set()
+    stop = time.monotonic() + 12
+
+    def keep_reporting():
+        i = 0
+        while time.monotonic() < stop:
+            response = requests.post(intake, timeout=10, headers=auth(admin, **{"Idempotency-Key": f"rmq-{i}"}),
+                                     json={"category": "road_damage", "description": f"rmq {i}",
+                                           "location": {"lon": lon, "lat": lat}})
+            assert response.status_code == 201, response.text  # intake needs only its database
+            accepted.add(response.json()["id"])
+            i += 1
+            time.sleep(0.02)
+
+    with ThreadPoolExecutor(1) as pool:
+        flow = pool.submit(keep_reporting)
+        time.sleep(2)
+        subprocess.run([str(ROOT / "deploy/local/rabbitmq.sh"), "restart", base], check=True, timeout=180,
+                       stdout=subprocess.DEVNULL)
+        flow.result()
+    assert len(accepted) > 100
+    assert_invariants(production, len(accepted))
