@@ -1,6 +1,7 @@
 """What every service's HTTP side shares: the app factory, RFC 9457 problems, auth, health, metrics."""
 from __future__ import annotations
 
+import http
 import logging
 import os
 import time
@@ -10,6 +11,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import Flask, Response, current_app, g, jsonify, request
 from flask_smorest import Api, abort
+from flask_smorest.utils import prepare_response
+from marshmallow import INCLUDE, Schema, fields
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from werkzeug.exceptions import HTTPException
 
@@ -52,8 +55,41 @@ def flatten_errors(messages, prefix: str = "") -> list[dict]:
     return [{"field": prefix, "detail": str(messages)}]
 
 
+class FieldProblem(Schema):
+    field = fields.String()
+    detail = fields.String()
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details, as every error response is written."""
+
+    class Meta:
+        unknown = INCLUDE  # extension members (e.g. ``findings``) are allowed
+
+    type = fields.String()
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    instance = fields.String()
+    errors = fields.List(fields.Nested(FieldProblem))
+
+
 class ProblemApi(Api):
-    """flask-smorest's Api with every error answered as ``application/problem+json``."""
+    """flask-smorest's Api with every error answered, and documented, as ``application/problem+json``."""
+
+    ERROR_SCHEMA = ProblemSchema
+    PASSED_HEADERS = ("Allow", "WWW-Authenticate", "Retry-After")
+
+    def _register_responses(self):
+        for status in http.HTTPStatus:
+            response = {"description": status.phrase}
+            if status >= 400:
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, PROBLEM)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, PROBLEM)
+        self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, response, lazy=True)
 
     def handle_http_exception(self, error: HTTPException):
         data = getattr(error, "data", None) or {}
@@ -73,7 +109,9 @@ class ProblemApi(Api):
         detail = data.get("message") or (error.description if error.code != 422 else "")
         if error.code == 422 and errors and not detail:
             detail = "; ".join(f"{e['field']}: {e['detail']}" for e in errors)
-        return problem(error.code, error.name, detail, errors=errors, headers=data.get("headers"))
+        headers = {k: v for k, v in error.get_headers() if k in self.PASSED_HEADERS}
+        headers.update(data.get("headers") or {})
+        return problem(error.code, error.name, detail, errors=errors, headers=headers)
 
 
 def create_app(service: str, *, title: str, readiness: dict[str, Callable[[], None]],

@@ -36,16 +36,27 @@ class AreasArgs(Schema):
         unknown = RAISE
 
     level = fields.String(validate=validate.OneOf(LEVELS))
-    version = fields.Integer()
+    version = fields.Integer(validate=validate.Range(1, 2**31 - 1))
     simplify = fields.Boolean(load_default=True)
+
+
+class LevelsIn(Schema):
+    """One GeoJSON FeatureCollection per level."""
+
+    class Meta:
+        unknown = RAISE
+
+    hq = fields.Dict(required=True)
+    subcenter = fields.Dict(required=True)
+    station = fields.Dict(required=True)
+    grid = fields.Dict(required=True)
 
 
 class ImportIn(Schema):
     class Meta:
         unknown = RAISE
 
-    levels = fields.Dict(keys=fields.String(validate=validate.OneOf(LEVELS)), values=fields.Dict(),
-                         required=True)
+    levels = fields.Nested(LevelsIn, required=True)
     activate = fields.Boolean(load_default=True)
     repair = fields.Boolean(load_default=False)
     source = fields.String(load_default="api", validate=validate.Length(max=200))
@@ -65,6 +76,7 @@ def _active():
 @blp.route("/locate")
 class Locate(MethodView):
     @blp.arguments(LocateArgs, location="query")
+    @blp.response(200)
     def get(self, args):
         """Point → grid → station → sub-center → headquarters.
 
@@ -91,6 +103,7 @@ class Locate(MethodView):
 @blp.route("/areas")
 class Areas(MethodView):
     @blp.arguments(AreasArgs, location="query")
+    @blp.response(200)
     def get(self, args):
         """Without ``level``: the versions. With ``level``: that level as a GeoJSON FeatureCollection."""
         identity()
@@ -103,6 +116,8 @@ class Areas(MethodView):
         active = _active()
         if args.get("version") not in (None, active.version):
             with deps().engine.connect() as db:
+                if args["version"] not in {v.id for v in store.versions(db)}:
+                    abort(404, message=f"no area version {args['version']}")
                 hierarchy = store.load_hierarchy(db, args["version"])
             version = args["version"]
         else:
@@ -110,13 +125,11 @@ class Areas(MethodView):
         return feature_collection(hierarchy.level(args["level"]), version, args["simplify"])
 
     @blp.arguments(ImportIn)
+    @blp.response(201)
     def post(self, body):
         """Import a new version: ``{"levels": {"hq": FC, "subcenter": FC, "station": FC, "grid": FC},
         "activate": true}`` → ``201`` with the version, or ``422`` with every finding."""
         require_role("admin")
-        missing = [level for level in LEVELS if level not in body["levels"]]
-        if missing:
-            abort(422, errors={f"levels.{m}": ["a FeatureCollection is required"] for m in missing})
         result = handlers.import_areas(
             deps().engine, body["levels"], source=body["source"], activate=body["activate"],
             repair=body["repair"], clock=deps().clock, policy=deps().policy)
@@ -142,6 +155,7 @@ class TransferIn(Schema):
 @blp.route("/cases/<case_id>/transfer")
 class Transfer(MethodView):
     @blp.arguments(TransferIn)
+    @blp.response(200)
     def post(self, body, case_id):
         """Move a case to another grid or station, with a reason (a wrong location or category).
 

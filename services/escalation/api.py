@@ -58,6 +58,7 @@ def _scope(query, caller):
 @blp.route("/cases")
 class Cases(MethodView):
     @blp.arguments(CaseListArgs, location="query")
+    @blp.response(200)
     def get(self, args):
         """Cases the caller may see, newest first; filters: status, level, area, category, overdue."""
         caller = identity()
@@ -81,6 +82,7 @@ class Cases(MethodView):
 
 @blp.route("/cases/<case_id>")
 class CaseDetail(MethodView):
+    @blp.response(200)
     def get(self, case_id):
         """One case with its owner, deadline and timeline; 404 if unknown or outside the caller's area.
 
