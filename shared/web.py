@@ -1,6 +1,7 @@
 """What every service's HTTP side shares: the app factory, RFC 9457 problems, auth, health, metrics."""
 from __future__ import annotations
 
+import functools
 import http
 import logging
 import os
@@ -205,6 +206,18 @@ def identity() -> Identity:
     except AuthError as exc:
         abort(401, message=f"invalid token: {exc}", headers={"WWW-Authenticate": "Bearer"})
     return g.identity
+
+
+def roles(*allowed: str):
+    """Decorator: 401/403 before anything else of the request (its body included) is looked at.
+    Put it above ``@blp.arguments``."""
+    def decorate(view):
+        @functools.wraps(view)
+        def guarded(*args, **kwargs):
+            require_role(*allowed)
+            return view(*args, **kwargs)
+        return guarded
+    return decorate
 
 
 def require_role(*roles: str) -> Identity:

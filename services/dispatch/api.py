@@ -15,9 +15,10 @@ from services.dispatch.domain.areas import LEVELS
 from services.dispatch.domain.gcj02 import gcj02_to_wgs84
 from services.dispatch.domain.locate import OutsideCity
 from shared.clock import isoformat
-from shared.web import identity, problem, require_role
+from shared.web import identity, problem, roles
 
 blp = Blueprint("dispatch", __name__, url_prefix="/dispatch/v1", description="Areas and geographic routing")
+TRANSFERRERS = ("station", "subcenter", "command", "admin")
 MAP_TOLERANCE_DEG = 0.00005  # ~5 m: enough for a city map, a fraction of the vertices
 
 
@@ -124,12 +125,12 @@ class Areas(MethodView):
             hierarchy, version = active.hierarchy, active.version
         return feature_collection(hierarchy.level(args["level"]), version, args["simplify"])
 
+    @roles("admin")
     @blp.arguments(ImportIn)
     @blp.response(201)
     def post(self, body):
         """Import a new version: ``{"levels": {"hq": FC, "subcenter": FC, "station": FC, "grid": FC},
         "activate": true}`` → ``201`` with the version, or ``422`` with every finding."""
-        require_role("admin")
         result = handlers.import_areas(
             deps().engine, body["levels"], source=body["source"], activate=body["activate"],
             repair=body["repair"], clock=deps().clock, policy=deps().policy)
@@ -154,6 +155,7 @@ class TransferIn(Schema):
 
 @blp.route("/cases/<case_id>/transfer")
 class Transfer(MethodView):
+    @roles(*TRANSFERRERS)
     @blp.arguments(TransferIn)
     @blp.response(200)
     def post(self, body, case_id):
@@ -162,7 +164,7 @@ class Transfer(MethodView):
         ``{"to": "SC01-ST02-G0007", "reason": "reported on the wrong side of the river"}`` → ``200``
         with the new owners; escalation and intake learn of it from ``case.transferred``.
         """
-        caller = require_role("station", "subcenter", "command", "admin")
+        caller = identity()
         d = deps()
         with d.engine.connect() as db:
             row = store.get_dispatch(db, case_id)

@@ -27,7 +27,7 @@ class CaseListArgs(Schema):
     area = fields.String()
     category = fields.String()
     overdue = fields.Boolean()
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(1, 1_000_000))
     page_size = fields.Integer(load_default=50, validate=validate.Range(1, 500))
 
 

@@ -11,7 +11,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from services.intake import handlers, store
 from services.intake.domain.reports import IdempotencyConflict, NewReport, UnknownCategory, report_number
 from shared.clock import isoformat
-from shared.web import identity, require_role
+from shared.web import identity, roles
 
 blp = Blueprint("intake", __name__, url_prefix="/intake/v1", description="Grid workers' reports")
 REPORTERS = ("grid_worker", "station", "subcenter", "command", "admin")
@@ -72,6 +72,7 @@ def deps():
 
 @blp.route("/reports")
 class Reports(MethodView):
+    @roles(*REPORTERS)
     @blp.arguments(ReportIn)
     @blp.response(201, ReportOut)
     @blp.alt_response(422, description="invalid report, or Idempotency-Key reused with another report")
@@ -84,7 +85,7 @@ class Reports(MethodView):
         """
         from flask import request
 
-        caller = require_role(*REPORTERS)
+        caller = identity()
         key = request.headers.get("Idempotency-Key")
         if key is not None and not KEY.match(key):
             abort(422, errors={"Idempotency-Key": ["must be 1-128 printable ASCII characters"]})

@@ -147,3 +147,13 @@ def test_each_service_publishes_its_openapi_and_docs_without_a_cdn(embedded, ser
     docs = requests.get(f"{base}/{service}/docs", timeout=5)
     assert docs.status_code == 200 and "http" not in docs.text.split("swagger-ui.css")[0].rsplit('"', 1)[-1]
     assert requests.get(f"{base}/{service}/static/swagger-ui/swagger-ui-bundle.js", timeout=5).status_code == 200
+
+
+def test_a_role_that_may_not_report_gets_403_before_its_body_is_even_read(embedded):
+    base, data = embedded
+    supervisor = token(data, "supervisor")
+    response = requests.post(f"{base}/intake/v1/reports", json={"nonsense": True}, headers=auth(supervisor),
+                             timeout=5)
+    assert response.status_code == 403 and response.headers["Content-Type"].startswith("application/problem+json")
+    anonymous = requests.post(f"{base}/intake/v1/reports", json={"nonsense": True}, timeout=5)
+    assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"] == "Bearer"
