@@ -127,7 +127,7 @@ def create_app(service: str, *, title: str, readiness: dict[str, Callable[[], No
         GRIDCASE_SECRET=secret, GRIDCASE_SERVICE=service,
     )
     app.json.ensure_ascii = False
-    api = ProblemApi(app, spec_kwargs={"components": {"securitySchemes": {
+    api = ProblemApi(app, spec_kwargs={"security": [{"bearer": []}], "components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}}})
 
     @app.errorhandler(sa.exc.OperationalError)

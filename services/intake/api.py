@@ -117,6 +117,7 @@ class Report(MethodView):
 
 @blp.route("/categories")
 class Categories(MethodView):
+    @blp.doc(security=[])  # public: a phone shows the list before anyone signs in
     @blp.response(200, CategoryOut(many=True))
     def get(self):
         """The report categories of the policy, with names in Chinese and English."""
