@@ -1,0 +1,93 @@
+"""gridcase's words, each defined once: levels, case statuses, roles and the area-scope rule.
+
+Every service, message and page speaks these. A level is an ``IntEnum`` (1 = grid worker … 4 =
+command headquarters) whose ``.area`` is the name of the area level that owns a case there; a level
+travels in every message and response as its number. Statuses and roles are ``StrEnum`` members,
+so they compare equal to the plain strings stored in databases and tokens.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import IntEnum, StrEnum
+
+
+class Level(IntEnum):
+    """The four levels of the closed loop (四级闭环), lowest first."""
+
+    GRID = 1  # 网格员: the grid worker
+    STATION = 2  # 工作站: the work station
+    SUBCENTER = 3  # 分中心: the sub-center
+    HQ = 4  # 指挥部: command headquarters
+
+    @property
+    def area(self) -> str:
+        """The area level owning a case at this level: ``grid``, ``station``, ``subcenter`` or ``hq``."""
+        return self.name.lower()
+
+    @property
+    def up(self) -> Level | None:
+        """The next level up, or None at headquarters."""
+        return Level(self + 1) if self < Level.HQ else None
+
+    @classmethod
+    def of(cls, value: int | str | Level) -> Level:
+        """A level from its number (``2``) or its area name (``"station"``); ValueError otherwise."""
+        if isinstance(value, Level):
+            return value
+        if isinstance(value, str) and not value.isdigit():
+            try:
+                return cls[value.upper()]
+            except KeyError:
+                raise ValueError(f"unknown level {value!r}; one of {', '.join(AREA_LEVELS)}") from None
+        return cls(int(value))
+
+
+#: Area levels from the top (the city) to the bottom (one grid worker's cell), as dispatch walks them.
+AREA_LEVELS: tuple[str, ...] = tuple(level.area for level in reversed(Level))
+#: Area levels a case can be owned at, below headquarters (the columns a scope is checked on).
+SCOPED_AREA_LEVELS: tuple[str, ...] = ("grid", "station", "subcenter")
+
+
+class Status(StrEnum):
+    """Where a case stands. ``reported`` is intake's word for a report no other service has seen yet."""
+
+    REPORTED = "reported"
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    VERIFYING = "verifying"
+    CLOSED = "closed"
+    REWORK = "rework"
+    SUSPENDED = "suspended"
+
+
+class Role(StrEnum):
+    """Who a caller is (the ``role`` claim of a token)."""
+
+    GRID_WORKER = "grid_worker"
+    STATION = "station"
+    SUBCENTER = "subcenter"
+    COMMAND = "command"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+    @property
+    def scope(self) -> Level | None:
+        """The level whose area a caller of this role is confined to; None: the whole city."""
+        return ROLE_SCOPE.get(self)
+
+
+#: A grid worker sees the cases of one grid, a station of its grids, a sub-center of its stations;
+#: command headquarters, supervisors and admins see the whole city.
+ROLE_SCOPE: dict[Role, Level] = {Role.GRID_WORKER: Level.GRID, Role.STATION: Level.STATION,
+                                 Role.SUBCENTER: Level.SUBCENTER}
+
+
+def in_scope(role: str, area: str | None, owners: Mapping[str, str | None]) -> bool:
+    """The area-scope rule: whether a caller (``role``, ``area`` id) may see a case whose owners are
+    ``owners`` (area level name → area id, e.g. ``{"grid": "G1", "station": "S1", ...}``).
+
+    A scoped role sees a case when the case's owner at the role's level is the caller's area; a caller
+    of a scoped role with no area sees nothing."""
+    level = ROLE_SCOPE.get(Role(role))
+    return level is None or (area is not None and owners.get(level.area) == area)
