@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from services.dispatch.domain.areas import LEVELS
+from shared.vocabulary import AREA_LEVELS as LEVELS
 
 LEVEL_OPTION = click.option("--level", "levels", type=(click.Choice(LEVELS), click.Path(exists=True, dir_okay=False)),
                             multiple=True, required=True, help="a level and its FeatureCollection file; once per level")
@@ -80,27 +80,22 @@ def validate(levels, repair):
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 def import_(levels, repair, activate, data_dir):
     """Import a new version of the hierarchy into dispatch's database; nothing changes on errors."""
-    from services.dispatch import handlers, store
-    from shared.clock import make_clock
+    from services.dispatch import bootstrap, handlers
     from shared.config import from_env
-    from shared.db import make_engine
-    from shared.migrations import upgrade
-    from shared.policy import load_policy
 
     settings = from_env(data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database_url("dispatch"))
-    upgrade(engine, "dispatch")
+    dispatch = bootstrap.build(settings, web=False)
     sources = ", ".join(Path(p).name for _, p in levels)
-    console, result = _run(levels, repair, lambda data, rep, progress: handlers.import_areas(
-        engine, data, source=sources, activate=activate, clock=make_clock(settings), policy=load_policy(
-            settings.policy_file), repair=rep, progress=progress))
+    console, result = _run(levels, repair, lambda data, rep, progress: dispatch.run(
+        handlers.import_areas, handlers.ImportAreas(data, source=sources, activate=activate, repair=rep,
+                                                    progress=progress)))
     _report(console, result.findings)
     if result.version is None:
         console.print("[red]not imported: fix the errors above[/red]")
         raise SystemExit(1)
-    with engine.connect() as db:
-        summary = next(v.summary for v in store.versions(db) if v.id == result.version)
+    with dispatch.uow() as uow:
+        summary = next(v.summary for v in uow.store.versions() if v.id == result.version)
     _summary(console, summary, version=result.version, active=activate)
     if activate:
         _moves(console, result.moves)

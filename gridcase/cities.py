@@ -4,12 +4,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import sqlalchemy as sa
-
-from services.dispatch import handlers, store
+from services.dispatch import handlers
 from services.dispatch.citygen import generate_city
 from services.dispatch.domain.geojson import load_city_dir
-from shared.clock import Clock
 
 
 class CityError(ValueError):
@@ -30,12 +27,14 @@ def load_levels(city: str) -> dict[str, dict]:
     raise CityError(f"--city {city!r}: not 'demo', a directory or a file")
 
 
-def ensure_city(engine: sa.Engine, city: str, *, clock: Clock) -> int | None:
-    with engine.connect() as db:
-        if store.active_version(db) is not None:
+def ensure_city(dispatch, city: str) -> int | None:
+    """Import ``city`` into the dispatch service (``shared.bootstrap.Service``) unless a version is active;
+    returns the new version, or None."""
+    with dispatch.uow() as uow:
+        if uow.store.active_version() is not None:
             return None
-    result = handlers.import_areas(engine, load_levels(city), source=f"gridcase up --city {city}",
-                                   activate=True, clock=clock)
+    result = dispatch.run(handlers.import_areas, handlers.ImportAreas(
+        load_levels(city), source=f"gridcase up --city {city}", activate=True))
     if result.version is None:
         errors = "; ".join(f"{f.level} {f.feature_id}: {f.problem} {f.detail}" for f in result.findings[:10])
         raise CityError(f"the city {city!r} does not import: {errors}")

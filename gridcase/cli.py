@@ -1,13 +1,13 @@
 """The ``gridcase`` command line."""
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
 
 import click
 
+from shared import logs
 from shared.auth import ROLES, issue_token
 from shared.config import SERVICES, from_env
 
@@ -16,14 +16,10 @@ DATA_DIR = click.option("--data-dir", type=click.Path(file_okay=False), default=
 
 
 def settings_for(data_dir, **overrides):
-    return from_env(data_dir, **overrides)
-
-
-def _logging(settings) -> None:
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    for noisy in ("werkzeug", "pika", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    """The process's settings (``shared.config``); command-line options given win over the environment."""
+    settings = from_env(data_dir, **overrides)
+    logs.configure(settings.log_level, settings.log_format)
+    return settings
 
 
 @click.group()
@@ -32,8 +28,8 @@ def main():
 
 
 @main.command()
-@click.option("--port", type=int, default=8000, show_default=True, envvar="GRIDCASE_PORT")
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=None, help="[default: GRIDCASE_PORT or 8000]")
+@click.option("--host", default=None, help="[default: GRIDCASE_HOST or 127.0.0.1]")
 @click.option("--city", default=None, help="demo (generated), a directory of level files, or a JSON file")
 @DATA_DIR
 def up(port, host, city, data_dir):
@@ -43,13 +39,12 @@ def up(port, host, city, data_dir):
     from gridcase.embedded import System
     from gridcase.tokens import development_tokens, sample_point
 
-    settings = settings_for(data_dir, city=city)
-    _logging(settings)
+    settings = settings_for(data_dir, city=city, port=port, host=host)
     system = System(settings)
     version = system.ensure_city(settings.city)
     system.start_workers()
-    server = make_server(host, port, system, threaded=True)
-    base = f"http://{host}:{server.server_port}"
+    server = make_server(settings.host, settings.port, system, threaded=True)
+    base = f"http://{settings.host}:{server.server_port}"
     click.echo(f"gridcase is up at {base}  (data in {settings.data_dir.resolve()})")
     if version:
         click.echo(f"  imported city {settings.city!r} as area version {version}")
@@ -84,28 +79,29 @@ def up(port, host, city, data_dir):
 
 @main.command()
 @click.argument("service", type=click.Choice(SERVICES))
-@click.option("--port", type=int, default=8000, show_default=True)
-@click.option("--host", default=lambda: os.environ.get("GRIDCASE_HOST", "127.0.0.1"), show_default="127.0.0.1")
-@click.option("--workers", type=int, default=lambda: int(os.environ.get("GRIDCASE_WEB_WORKERS", "2")))
-@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
-              default=lambda: os.environ.get("GRIDCASE_GUNICORN_CONFIG"),
-              help="a gunicorn config file (e.g. deploy/gunicorn.conf.py); --host/--port/--workers win over it")
+@click.option("--port", type=int, default=None, help="[default: GRIDCASE_PORT or 8000]")
+@click.option("--host", default=None, help="[default: GRIDCASE_HOST or 127.0.0.1]")
+@click.option("--workers", "web_workers", type=int, default=None, help="[default: GRIDCASE_WEB_WORKERS or 2]")
+@click.option("--config", "gunicorn_config", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="a gunicorn config file (e.g. deploy/gunicorn.conf.py; default GRIDCASE_GUNICORN_CONFIG); "
+                   "--host/--port/--workers win over it")
 @DATA_DIR
-def serve(service, port, host, workers, config_file, data_dir):
+def serve(service, port, host, web_workers, gunicorn_config, data_dir):
     """Serve one service's HTTP API with gunicorn (production)."""
     import shutil
     import tempfile
 
+    settings = settings_for(data_dir, port=port, host=host, web_workers=web_workers, gunicorn_config=gunicorn_config)
     own_metrics_dir = None
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if settings.web_workers > 1 and not settings.metrics_dir:
         # /metrics must add up every worker's counters; prometheus_client reads this before its first import.
         own_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=f"gridcase-{service}-")
+        settings = settings.replace(metrics_dir=own_metrics_dir)
     from gridcase.production import serve_service
 
-    settings = settings_for(data_dir)
-    _logging(settings)
     try:
-        serve_service(service, settings, bind=f"{host}:{port}", workers=workers, config_file=config_file)
+        serve_service(service, settings, bind=f"{settings.host}:{settings.port}", workers=settings.web_workers,
+                      config_file=settings.gunicorn_config)
     finally:
         if own_metrics_dir:
             shutil.rmtree(own_metrics_dir, ignore_errors=True)
@@ -118,9 +114,7 @@ def worker(name, data_dir):
     """Run a service's consumers and outbox relay, or the deadline scheduler (production)."""
     from gridcase.production import run_worker
 
-    settings = settings_for(data_dir)
-    _logging(settings)
-    run_worker(name, settings)
+    run_worker(name, settings_for(data_dir))
 
 
 @main.command()

@@ -14,10 +14,9 @@ import click
 import sqlalchemy as sa
 from kombu import Producer
 
-from shared import bus
+from shared import bus, inbox
 from shared.config import SERVICES, Settings, from_env
 from shared.db import make_engine
-from shared.outbox import dead_letters
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ def list_dead(settings: Settings, limit: int = 1000) -> list[DeadLetter]:
         with engine.connect() as db:
             if sa.inspect(db).has_table("dead_letters"):
                 out += [DeadLetter(f"{service}:{r.consumer}#{r.id}", r.message_id, r.routing_key, r.reason, r.body)
-                        for r in db.execute(sa.select(dead_letters).order_by(dead_letters.c.id).limit(limit))]
+                        for r in inbox.list_dead_letters(db, limit=limit)]
         engine.dispose()
     return out
 
@@ -86,19 +85,15 @@ def _replay_broker(settings: Settings, message_id: str | None) -> int:
 
 
 def _replay_embedded(settings: Settings, service: str, message_id: str | None) -> int:
-    built = importlib.import_module(f"services.{service}.bootstrap").build(settings)
+    built = importlib.import_module(f"services.{service}.bootstrap").build(settings, web=False)
     count = 0
     try:
         with built.engine.connect() as db:
-            query = sa.select(dead_letters).order_by(dead_letters.c.id)
-            if message_id:
-                query = query.where(dead_letters.c.message_id == message_id)
-            rows = db.execute(query).all()
-        for row in rows:
-            worker = built.workers[row.consumer]()
-            worker.replay(row.body)
+            letters = inbox.list_dead_letters(db, message_id=message_id, limit=100000)
+        for letter in letters:
+            built.workers[letter.consumer]().replay(letter.body)
             with built.engine.begin() as db:
-                db.execute(dead_letters.delete().where(dead_letters.c.id == row.id))
+                inbox.forget_dead_letter(db, letter.id)
             count += 1
     finally:
         built.engine.dispose()

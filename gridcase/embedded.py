@@ -15,7 +15,8 @@ from services.dispatch import bootstrap as dispatch
 from services.escalation import bootstrap as escalation
 from services.intake import bootstrap as intake
 from shared.config import Settings
-from shared.runtime import Runner, Service
+from shared.bootstrap import Service
+from shared.runtime import Runner
 from shared.web import metrics_response, problem, readiness_failures
 
 log = logging.getLogger("gridcase")
@@ -47,8 +48,7 @@ class System:
 
     def ensure_city(self, city: str) -> int | None:
         """Import the city on first start; returns the new version, or None if one is active."""
-        service = self.services["dispatch"]
-        return cities.ensure_city(service.engine, city, clock=service.app.extensions["gridcase"].clock)
+        return cities.ensure_city(self.services["dispatch"], city)
 
     def _root_app(self) -> Flask:
         app = Flask("gridcase")
@@ -79,7 +79,7 @@ class System:
                 return response
             return {"status": "ready", "services": sorted(self.services)}
 
-        app.add_url_rule("/metrics", "metrics", metrics_response)
+        app.add_url_rule("/metrics", "metrics", lambda: metrics_response(self.settings.metrics_dir))
 
         return app
 

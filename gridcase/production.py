@@ -6,19 +6,18 @@ open no connection before the fork: each gunicorn worker builds its own app and 
 from __future__ import annotations
 
 import importlib
-import logging
-import os
 import signal
 import threading
 
 from gunicorn.app.base import BaseApplication
 
+from shared import logs
 from shared.config import Settings
 from shared.db import make_engine
 from shared.migrations import upgrade
 from shared.runtime import Runner
 
-log = logging.getLogger("gridcase")
+log = logs.get("gridcase")
 
 
 def _bootstrap(service: str):
@@ -49,24 +48,26 @@ def serve_service(service: str, settings: Settings, *, bind: str, workers: int, 
     engine = make_engine(settings.database_url(service))
     upgrade(engine, service)
     engine.dispose()
-    factory = lambda: _bootstrap(service).build(settings, migrate=False).app  # noqa: E731
+    factory = lambda: _bootstrap(service).build(settings, migrate=False).app  # noqa: E731 (after the fork)
     defaults = {"worker_class": "sync", "timeout": 60, "graceful_timeout": 20, "keepalive": 5, "accesslog": None,
-                "control_socket_disable": True, "child_exit": _metrics_child_exit}
+                "control_socket_disable": True}
+    if settings.metrics_dir:
+        defaults["child_exit"] = _metrics_child_exit
     _Gunicorn(factory, defaults, {"bind": bind, "workers": workers, "proc_name": f"gridcase-{service}"},
               config_file).run()
 
 
 def _metrics_child_exit(_server, worker) -> None:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
+    """A dead worker's metrics files stop counting as live (prometheus_client multiprocess mode)."""
+    from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(worker.pid)
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def run_worker(name: str, settings: Settings) -> None:
     """``intake|dispatch|escalation``: that service's consumers and relay; ``scheduler``: deadlines."""
     service_name = "escalation" if name == "scheduler" else name
-    service = _bootstrap(service_name).build(settings)
+    service = _bootstrap(service_name).build(settings, web=False)
     if name == "scheduler":
         factories = {"scheduler": service.workers["scheduler"]}
     else:
@@ -77,7 +78,7 @@ def run_worker(name: str, settings: Settings) -> None:
     stopped = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopped.set())
-    log.info("worker %s running: %s", name, ", ".join(factories))
+    log.info("worker running", worker=name, threads=sorted(factories))
     while not stopped.wait(1.0):
         try:
             runner.alive()

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
-ROLES = ("grid_worker", "station", "subcenter", "command", "supervisor", "admin")
-#: The area level a role is scoped to; roles not listed see every area.
-ROLE_SCOPE = {"grid_worker": "grid", "station": "station", "subcenter": "subcenter"}
+from shared.vocabulary import ROLE_SCOPE, Role, in_scope
+
+ROLES = tuple(Role)
 ALGORITHM = "HS256"
 
 
@@ -22,10 +22,9 @@ class Identity:
     user: str
     area: str | None = None
 
-    def sees(self, areas: dict[str, str | None]) -> bool:
-        """Whether this identity's area covers a case owned under ``areas`` (level → area id)."""
-        level = ROLE_SCOPE.get(self.role)
-        return level is None or (self.area is not None and areas.get(level) == self.area)
+    def sees(self, owners: dict[str, str | None]) -> bool:
+        """Whether this identity's area covers a case owned by ``owners`` (area level → area id)."""
+        return in_scope(self.role, self.area, owners)
 
 
 def issue_token(secret: str, role: str, *, area: str | None = None, user: str | None = None,
@@ -33,7 +32,7 @@ def issue_token(secret: str, role: str, *, area: str | None = None, user: str | 
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
     if role in ROLE_SCOPE and not area:
-        raise ValueError(f"role {role} needs --area (the id of its {ROLE_SCOPE[role]})")
+        raise ValueError(f"role {role} needs --area (the id of its {ROLE_SCOPE[Role(role)].area})")
     now = now or datetime.now(UTC)
     claims = {"sub": user or role, "role": role, "iat": now, "exp": now + ttl}
     if area:

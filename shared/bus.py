@@ -16,6 +16,10 @@ DEAD_EXCHANGE = Exchange("gridcase.dead", type="fanout", durable=True)
 DEAD_QUEUE_NAME = "gridcase.dead-letter"
 
 
+class PublishError(RuntimeError):
+    """The broker did not take a message (nack, lost connection, timeout): it stays unsent."""
+
+
 @dataclass(frozen=True)
 class Subscription:
     """A consumer: its queue name and the message types it takes."""

@@ -1,4 +1,5 @@
-"""One frozen settings object per process, read from the environment once.
+"""One frozen settings object per process, read from the environment once (here and nowhere else:
+the command line's defaults come from it too).
 
 Embedded mode (the default) needs nothing: SQLite files under the data directory and an
 in-process bus. Production sets ``GRIDCASE_BROKER_URL`` and one database URL per service.
@@ -26,6 +27,13 @@ class Settings:
     policy_file: str | None = None
     delivery_limit: int = 5
     log_level: str = "INFO"
+    log_format: str = "json"  # or "console"
+    host: str = "127.0.0.1"  # `gridcase up` and `gridcase serve` listen here
+    port: int = 8000
+    web_workers: int = 2  # gunicorn worker processes of `gridcase serve`
+    gunicorn_config: str | None = None  # a gunicorn config file for `gridcase serve`
+    metrics_dir: str | None = None  # prometheus_client's multiprocess directory under gunicorn
+    crash_at: str = ""  # a named crash point, for fault tests only (shared/faults.py)
 
     @property
     def embedded(self) -> bool:
@@ -54,7 +62,14 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
         city=env.get("GRIDCASE_CITY", "demo"),
         policy_file=env.get("GRIDCASE_POLICY_FILE") or None,
         delivery_limit=int(env.get("GRIDCASE_DELIVERY_LIMIT", "5")),
-        log_level=env.get("GRIDCASE_LOG_LEVEL", "INFO"),
+        log_level=env.get("GRIDCASE_LOG_LEVEL", "INFO").upper(),
+        log_format=env.get("GRIDCASE_LOG_FORMAT", "json"),
+        host=env.get("GRIDCASE_HOST") or "127.0.0.1",
+        port=int(env.get("GRIDCASE_PORT") or 8000),
+        web_workers=int(env.get("GRIDCASE_WEB_WORKERS") or 2),
+        gunicorn_config=env.get("GRIDCASE_GUNICORN_CONFIG") or None,
+        metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+        crash_at=env.get("GRIDCASE_CRASH_AT", ""),
     )
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     if settings.time_scale <= 0:

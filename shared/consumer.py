@@ -1,58 +1,46 @@
 """The idempotent consumer: everything common to every message handler, written once.
 
-Messages are processed in batches: one transaction per batch records every message id in the inbox
-with one statement (``(consumer, message id)``; ids already there are skipped) and hands the new
-ones to the handler, ``handle(connection, deliveries)``, which writes its effects in the same
-transaction; the batch is acked only after the commit. A batch that fails is retried one message
-per transaction so that one poison message cannot hold back the rest; a failing message is rejected
-back to the queue, and after the delivery limit RabbitMQ dead-letters it (the embedded bus counts
-deliveries itself and stores the dead letter in the service database). Database outages, and
-handlers that raise ``Unavailable``, are not the message's fault: the messages are held,
-unacknowledged, and retried until the cause is gone.
+A service declares its consumers in its ``consumers.py`` (``Consumer(subscription, handler)``); this
+module runs them. Messages are processed in batches: one unit of work per batch records every message
+id in the inbox with one statement (ids already there are skipped) and hands the new ones, typed, to
+the handler, whose effects and messages commit with the inbox rows; the batch is acked only after the
+commit. A batch that fails is retried one message per unit of work so that one poison message cannot
+hold back the rest; a failing message is rejected back to the queue, and after the delivery limit
+RabbitMQ dead-letters it (the embedded bus counts deliveries itself and stores the dead letter in the
+service database). Database outages, and handlers that raise ``Unavailable``, are not the message's
+fault: the messages are held, unacknowledged, and retried until the cause is gone (tenacity).
+
+Broker connections and reconnects are kombu's ``ConsumerMixin``; only its drain loop is ours, so a
+partly filled batch is flushed after 5 ms without a message instead of the mixin's fixed interval.
 """
 from __future__ import annotations
 
-import logging
+import socket
 import threading
 import time
 from collections import Counter as Tally
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from itertools import count
 
 import sqlalchemy as sa
-from kombu import Consumer
+from kombu.mixins import ConsumerMixin
 from prometheus_client import Counter
-from sqlalchemy.dialects import postgresql, sqlite
+from tenacity import Retrying, retry_if_exception_type, wait_exponential
 
-from shared import bus
+from shared import bus, inbox, logs
 from shared.faults import crash_point
-from shared.messages import Envelope, MessageError, read_payload
-from shared.outbox import dead_letters, inbox
-from shared.outbox import wakeup as outbox_wakeup
+from shared.messages import Envelope, MessageError, read_message
+from shared.messages.events import Message
+from shared.uow import UnitOfWork
 
-log = logging.getLogger("gridcase.consumer")
+log = logs.get("gridcase.consumer")
 PROCESSED = Counter("gridcase_messages_processed_total", "Messages handled and committed", ["consumer"])
 DUPLICATES = Counter("gridcase_messages_duplicate_total", "Messages skipped by the inbox", ["consumer"])
 FAILED = Counter("gridcase_messages_failed_total", "Message deliveries that failed", ["consumer"])
-
-
-
-@dataclass(frozen=True)
-class Delivery:
-    envelope: Envelope
-    payload: dict
-
-
-Handler = Callable[[sa.Connection, list[Delivery]], None]
-
-
-def each(handle: Callable[[sa.Connection, Envelope, dict], None]) -> Handler:
-    """A batch handler from a function that takes one message at a time."""
-    def handle_all(db: sa.Connection, deliveries: list[Delivery]) -> None:
-        for delivery in deliveries:
-            handle(db, delivery.envelope, delivery.payload)
-    return handle_all
+#: Inbox rows are kept a week, far beyond any redelivery.
+INBOX_RETENTION = timedelta(days=7)
 
 
 class Unavailable(RuntimeError):
@@ -62,6 +50,31 @@ class Unavailable(RuntimeError):
 TRANSIENT = (sa.exc.OperationalError, sa.exc.InterfaceError, Unavailable)
 
 
+@dataclass(frozen=True)
+class Consumer:
+    """A service's consumer: the subscription (``shared.bus.SUBSCRIPTIONS``) it serves and its handler.
+
+    ``handler(message, uow, **dependencies)`` takes one message at a time; with ``batch=True``,
+    ``handler(messages, uow, **dependencies)`` takes the whole batch (a list), for handlers that gain
+    from vectorised work (dispatch locates a batch of points at once)."""
+    subscription: str
+    handler: Callable
+    batch: bool = False
+
+    def bind(self, handler: Callable) -> Callable[[list[Message], UnitOfWork], None]:
+        """``handler`` (with its dependencies bound) as a batch function."""
+        if self.batch:
+            return handler
+
+        def each(messages: list[Message], uow: UnitOfWork) -> None:
+            for message in messages:
+                envelope = message.envelope
+                with logs.traced(envelope.traceparent, message_id=envelope.id, type=envelope.type,
+                                 case_id=envelope.correlation_id):
+                    handler(message, uow)
+        return each
+
+
 class _Stored:
     """A message body read back from the dead-letter table, shaped like a kombu message."""
 
@@ -69,22 +82,14 @@ class _Stored:
         self.body = body
 
 
-def claim(connection: sa.Connection, consumer: str, message_ids: list[str]) -> set[str]:
-    """Record the messages in the inbox in one statement; returns the ids not processed before."""
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    now = datetime.now(UTC)
-    statement = dialect.insert(inbox).values([{"consumer": consumer, "message_id": m, "processed_at": now}
-                                              for m in dict.fromkeys(message_ids)]).on_conflict_do_nothing()
-    return set(connection.execute(statement.returning(inbox.c.message_id)).scalars())
-
-
-class ConsumerWorker:
-    def __init__(self, subscription: bus.Subscription, handler: Handler, engine: sa.Engine, url: str, *,
-                 delivery_limit: int = 5, batch_size: int = 200, prefetch: int = 500):
+class ConsumerWorker(ConsumerMixin):
+    def __init__(self, subscription: bus.Subscription, handle: Callable[[list[Message], UnitOfWork], None],
+                 uow: UnitOfWork, url: str, *, delivery_limit: int = 5, batch_size: int = 200, prefetch: int = 500):
         self.subscription = subscription
-        self.handler = handler
-        self.engine = engine
+        self.handle = handle
+        self.uow = uow
         self.url = url
+        self.connection = bus.connect(url)
         self.delivery_limit = delivery_limit
         self.batch_size = batch_size
         self.prefetch = prefetch
@@ -92,113 +97,116 @@ class ConsumerWorker:
         self.ready = threading.Event()
         self._batch: list = []
         self._failures: Tally = Tally()
+        self._next_prune = 0.0
+        self._retrying = Retrying(
+            wait=wait_exponential(multiplier=0.2, max=5), retry=retry_if_exception_type(TRANSIENT),
+            stop=lambda _state: self.stopping.is_set(), sleep=self._pause, before_sleep=self._holding,
+            retry_error_callback=lambda _state: False)
 
     @property
     def name(self) -> str:
         return self.subscription.consumer
 
-    def run(self) -> None:
-        backoff = 0.2
-        while not self.stopping.is_set():
-            try:
-                with bus.connect(self.url) as connection:
-                    connection.ensure_connection(max_retries=1)
-                    self._consume(connection)
-                    backoff = 0.2
-            except Exception:
-                self.ready.clear()
-                self._batch = []  # unacked deliveries return to the queue with the channel
-                log.warning("consumer %s: connection lost, retrying in %.1fs", self.name, backoff,
-                            exc_info=True)
-                self.stopping.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+    @property
+    def should_stop(self) -> bool:
+        return self.stopping.is_set()
 
     def stop(self) -> None:
         self.stopping.set()
 
     def replay(self, body: str) -> None:
         """Process one dead-lettered message body again, through the inbox (``gridcase dlq replay``)."""
-        with self.engine.begin() as db:
-            self._process(db, [_Stored(body)])
+        self._process([_Stored(body)])
 
-    def _consume(self, connection) -> None:
-        bus.declare_topology(connection, self.delivery_limit)
+    # -- kombu ConsumerMixin -------------------------------------------------------------------------
+
+    def get_consumers(self, Consumer, channel):
+        bus.declare_topology(self.connection_in_use, self.delivery_limit)
         queue = bus.queue_for(self.subscription, self.url, self.delivery_limit)
-        with Consumer(connection, queues=[queue], on_message=self._on_message,
-                      prefetch_count=self.prefetch, no_ack=False):
+        return [Consumer(queues=[queue], on_message=self._on_message, no_ack=False, prefetch_count=self.prefetch)]
+
+    def on_connection_error(self, exc, interval):
+        self.ready.clear()
+        log.warning("broker unavailable; retrying", consumer=self.name, retry_in=interval, error=repr(exc))
+
+    def on_connection_revived(self):
+        self._batch = []  # unacked deliveries of a lost channel were returned to the queue
+
+    def consume(self, limit=None, timeout=None, safety_interval=0.5, **kwargs):
+        with self.consumer_context(**kwargs) as (connection, _channel, _consumers):
             self.ready.set()
-            while not self.stopping.is_set():
+            for _ in count():
+                if self.should_stop:
+                    break
                 try:
-                    connection.drain_events(timeout=0.005 if self._batch else 0.5)
-                except TimeoutError:
-                    self._flush(connection)
+                    connection.drain_events(timeout=0.005 if self._batch else safety_interval)
+                except socket.timeout:
+                    self._flush()
                     connection.heartbeat_check()
-            self._flush(connection)
+                    self._housekeeping()
+                yield
+            self._flush()
+        self.ready.clear()
+
+    def create_connection(self):
+        connection = self.connection.clone()
+        self.connection_in_use = connection
+        return connection
 
     def _on_message(self, message) -> None:
         self._batch.append(message)
         if len(self._batch) >= self.batch_size:
-            self._flush(None)
+            self._flush()
 
-    # -- processing -------------------------------------------------------------------------------
+    # -- processing ---------------------------------------------------------------------------------
 
-    def _flush(self, connection) -> None:
+    def _flush(self) -> None:
         batch, self._batch = self._batch, []
         if not batch:
             return
         try:
-            if not self._commit_held(connection, batch):
+            if not self._retrying(self._process, batch):
                 return  # stopping: unacked, redelivered to the next consumer
         except Exception:
-            self._one_by_one(connection, batch)
+            self._one_by_one(batch)
             return
         crash_point("consumer.after_commit")
         self._ack(batch)
-        outbox_wakeup(self.engine).set()
 
-    def _commit_held(self, connection, batch) -> bool:
-        """Process ``batch`` in one transaction, retrying while the cause is transient; False if stopped."""
-        backoff = 0.2
-        while True:
-            try:
-                with self.engine.begin() as db:
-                    self._process(db, batch)
-                return True
-            except TRANSIENT as exc:
-                if self.stopping.is_set():
-                    return False
-                log.warning("consumer %s: holding %d message(s): %s", self.name, len(batch), exc)
-                self._pause(connection, backoff)
-                backoff = min(backoff * 2, 5.0)
-
-    def _one_by_one(self, connection, batch) -> None:
+    def _one_by_one(self, batch) -> None:
         for message in batch:
             try:
-                if not self._commit_held(connection, [message]):
+                if not self._retrying(self._process, [message]):
                     return
             except Exception as exc:
                 self._failed(message, exc)
             else:
                 message.ack()
-                outbox_wakeup(self.engine).set()
 
-    def _process(self, db: sa.Connection, messages) -> None:
-        deliveries = []
-        for message in messages:
-            envelope = Envelope.from_json(message.body)
+    def _process(self, raw_messages) -> bool:
+        messages = []
+        for raw in raw_messages:
+            envelope = Envelope.from_json(raw.body)
             if envelope.type not in self.subscription.routing_keys:
                 raise MessageError(f"{self.name} does not take {envelope.type}")
-            deliveries.append(Delivery(envelope, read_payload(envelope)))
-        fresh = claim(db, self.name, [d.envelope.id for d in deliveries])
-        new = []
-        for delivery in deliveries:  # a message twice in one batch is new only the first time
-            if delivery.envelope.id in fresh:
-                fresh.discard(delivery.envelope.id)
-                new.append(delivery)
-        DUPLICATES.labels(self.name).inc(len(deliveries) - len(new))
-        if new:
-            self.handler(db, new)
+            messages.append(read_message(envelope))
+        with self.uow as uow:
+            fresh = inbox.claim(uow.connection, self.name, [m.envelope.id for m in messages])
+            new = []
+            for message in messages:  # a message twice in one batch is new only the first time
+                if message.envelope.id in fresh:
+                    fresh.discard(message.envelope.id)
+                    new.append(message)
+            if new:
+                self.handle(new, uow)
+            uow.commit()
+        DUPLICATES.labels(self.name).inc(len(messages) - len(new))
         PROCESSED.labels(self.name).inc(len(new))
+        if new:
+            log.info("handled", consumer=self.name, count=len(new),
+                     messages=[(m.envelope.id, m.envelope.correlation_id, logs.trace_id(m.envelope.traceparent))
+                               for m in new[:20]])
+        return True
 
     def _ack(self, batch) -> None:
         if bus.is_amqp(self.url):
@@ -209,8 +217,8 @@ class ConsumerWorker:
 
     def _failed(self, message, exc: Exception) -> None:
         FAILED.labels(self.name).inc()
-        log.error("consumer %s: message %s failed: %s", self.name,
-                  message.properties.get("message_id"), exc)
+        log.error("message failed", consumer=self.name, message_id=message.properties.get("message_id"),
+                  error=str(exc)[:500])
         if bus.is_amqp(self.url):
             message.reject(requeue=True)  # the quorum queue counts deliveries and dead-letters
             return
@@ -221,16 +229,33 @@ class ConsumerWorker:
             return
         del self._failures[key]
         body = message.body.decode("utf-8", "replace") if isinstance(message.body, bytes) else message.body
-        with self.engine.begin() as db:
-            db.execute(dead_letters.insert().values(
-                consumer=self.name, message_id=message.properties.get("message_id"),
-                routing_key=message.delivery_info.get("routing_key", ""), body=body,
-                reason=str(exc)[:2000], failed_at=datetime.now(UTC)))
+        with self.uow as uow:
+            inbox.keep_dead_letter(uow.connection, consumer=self.name, message_id=message.properties.get("message_id"),
+                                   routing_key=message.delivery_info.get("routing_key", ""), body=body,
+                                   reason=str(exc))
+            uow.commit()
         message.ack()
 
-    def _pause(self, connection, seconds: float) -> None:
+    def _housekeeping(self) -> None:
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + 600
+        try:
+            with self.uow as uow:
+                inbox.prune(uow.connection, self.name, datetime.now(UTC) - INBOX_RETENTION)
+                uow.commit()
+        except sa.exc.SQLAlchemyError:
+            log.warning("inbox pruning failed", consumer=self.name, exc_info=True)
+
+    def _holding(self, state) -> None:
+        log.warning("holding messages", consumer=self.name, retry_in=round(state.upcoming_sleep, 2),
+                    error=repr(state.outcome.exception())[:300])
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep while serving the broker's heartbeats, so held messages stay ours."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not self.stopping.is_set():
-            if connection is not None:
+            connection = getattr(self, "connection_in_use", None)
+            if connection is not None and bus.is_amqp(self.url):
                 connection.heartbeat_check()
             time.sleep(min(0.2, seconds))

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from datetime import UTC
 
-from sqlalchemy import DateTime, TypeDecorator, create_engine, event
+from sqlalchemy import DateTime, MetaData, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Engine
+
+#: The tables every service carries: outbox (``shared.outbox``), inbox and dead letters (``shared.inbox``).
+messaging_metadata = MetaData()
 
 
 def normalize_url(url: str) -> str:

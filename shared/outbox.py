@@ -1,4 +1,8 @@
-"""The transactional outbox: a message is written in the same transaction as the state it reports."""
+"""The transactional outbox: a message is written in the same transaction as the state it reports.
+
+A unit of work writes its events here when it commits (``add``); the relay (``shared.relay``)
+publishes unsent rows and marks them sent after the broker's confirm. Rows long sent are pruned.
+"""
 from __future__ import annotations
 
 import threading
@@ -6,39 +10,21 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from shared.db import UTCDateTime
+from shared.db import UTCDateTime, messaging_metadata
 from shared.messages import Envelope
 
-metadata = sa.MetaData()
-
 outbox = sa.Table(
-    "outbox", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    "outbox", messaging_metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("message_id", sa.String(36), nullable=False, unique=True),
     sa.Column("type", sa.String(64), nullable=False),
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("sent_at", UTCDateTime),
+    # The relay reads only unsent rows: its cost follows what is waiting, not what was ever sent.
+    sa.Index("ix_outbox_unsent", "id", postgresql_where=sa.text("sent_at IS NULL"),
+             sqlite_where=sa.text("sent_at IS NULL")),
 )
-
-inbox = sa.Table(
-    "inbox", metadata,
-    sa.Column("consumer", sa.String(64), primary_key=True),
-    sa.Column("message_id", sa.String(36), primary_key=True),
-    sa.Column("processed_at", UTCDateTime, nullable=False),
-)
-
-dead_letters = sa.Table(
-    "dead_letters", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("consumer", sa.String(64), nullable=False),
-    sa.Column("message_id", sa.String(64)),
-    sa.Column("routing_key", sa.String(64), nullable=False),
-    sa.Column("body", sa.Text, nullable=False),
-    sa.Column("reason", sa.Text, nullable=False),
-    sa.Column("failed_at", UTCDateTime, nullable=False),
-)
-
 
 _wakeups: dict[str, threading.Event] = {}
 
@@ -49,12 +35,38 @@ def wakeup(engine: sa.Engine) -> threading.Event:
     return _wakeups.setdefault(str(engine.url), threading.Event())
 
 
-def add(connection: sa.Connection, *envelopes: Envelope) -> None:
+def add(connection: sa.Connection, envelopes: list[Envelope]) -> None:
     """Queue envelopes for publishing; they commit (or roll back) with the caller's transaction."""
     if envelopes:
-        now = datetime.now(UTC)
-        connection.execute(outbox.insert(), [{"message_id": e.id, "type": e.type, "body": e.to_json(),
-                                              "created_at": now} for e in envelopes])
+        connection.execute(outbox.insert(), [row(e) for e in envelopes])
+
+
+def row(envelope: Envelope) -> dict:
+    """The outbox row of an envelope (for stores that write it in their own statement)."""
+    return {"message_id": envelope.id, "type": envelope.type, "body": envelope.to_json(),
+            "created_at": datetime.now(UTC)}
+
+
+def unsent(connection: sa.Connection, limit: int, *, lock: bool) -> list:
+    """The oldest unsent rows; ``lock`` (PostgreSQL) claims them so relays in several processes share."""
+    query = (sa.select(outbox.c.id, outbox.c.message_id, outbox.c.type, outbox.c.body)
+             .where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(limit))
+    if lock and connection.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return connection.execute(query).all()
+
+
+def mark_sent(connection: sa.Connection, ids: list[int]) -> None:
+    connection.execute(outbox.update().where(outbox.c.id.in_(ids)).values(sent_at=datetime.now(UTC)))
+
+
+def resend_since(connection: sa.Connection, since: datetime) -> None:
+    """Mark rows sent after ``since`` unsent again (the embedded bus forgets on a crash)."""
+    connection.execute(outbox.update().where(outbox.c.sent_at >= since).values(sent_at=None))
+
+
+def prune(connection: sa.Connection, sent_before: datetime) -> None:
+    connection.execute(outbox.delete().where(outbox.c.sent_at < sent_before))
 
 
 def pending_count(connection: sa.Connection) -> int:

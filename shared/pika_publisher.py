@@ -124,5 +124,4 @@ class PikaConfirmPublisher:
 
     def _raise_error(self):
         if self.error:
-            from shared.relay import PublishError
-            raise PublishError(self.error)
+            raise bus.PublishError(self.error)

@@ -10,9 +10,10 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.vocabulary import AREA_LEVELS, Level
+
 DEFAULT_FILE = Path(__file__).with_name("policy.toml")
-LEVEL_NAMES = {1: "grid", 2: "station", 3: "subcenter", 4: "hq"}
-LEVEL_NUMBERS = {name: number for number, name in LEVEL_NAMES.items()}
+LEVEL_NAMES = {level.value: level.area for level in Level}
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
     categories = {}
     for raw in data["categories"]:
         start = raw.get("start_level", "grid")
-        if start not in LEVEL_NUMBERS:
+        if start not in AREA_LEVELS:
             raise ValueError(f"category {raw['code']}: unknown start_level {start!r}")
         hours = {**defaults, **{int(k): float(v) for k, v in raw.get("hours", {}).items()}}
         if any(h <= 0 for h in hours.values()):

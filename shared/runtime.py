@@ -1,36 +1,15 @@
-"""What a service is at run time, and how its background workers run as threads.
-
-Each service's ``bootstrap.build()`` returns a ``Service``: its database engine, its Flask app and
-factories for its background workers (outbox relay, consumers, scheduler). ``gridcase up`` runs
-all three services' workers in one process; ``gridcase worker <service>`` runs one service's.
-"""
+"""Background workers as threads, and the readiness checks of a service's dependencies."""
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import timedelta
 
 import sqlalchemy as sa
-from flask import Flask
 from kombu import Connection
 
-from shared import bus
-from shared.config import Settings
-from shared.relay import Relay, publisher_factory
+from shared import bus, logs
 
-log = logging.getLogger("gridcase")
-
-
-@dataclass
-class Service:
-    name: str
-    settings: Settings
-    engine: sa.Engine
-    app: Flask | None = None
-    #: name → factory of an object with ``run()`` (blocking) and ``stop()``.
-    workers: dict[str, Callable[[], object]] = field(default_factory=dict)
+log = logs.get("gridcase")
 
 
 def check_database(engine: sa.Engine) -> Callable[[], None]:
@@ -48,23 +27,6 @@ def check_broker(url: str) -> Callable[[], None]:
     return check
 
 
-def relay_factory(service: str, settings: Settings, engine: sa.Engine) -> Callable[[], Relay]:
-    # The in-memory bus forgets everything on a crash: replay what was sent in the last hour.
-    window = timedelta(hours=1) if settings.embedded else None
-    return lambda: Relay(engine, service, publisher_factory(settings.broker_url, settings.delivery_limit),
-                         replay_window=window)
-
-
-def consumer_factories(handlers: dict, engine: sa.Engine, settings: Settings) -> dict[str, Callable[[], object]]:
-    """One consumer worker per subscription name (see ``shared.bus.SUBSCRIPTIONS``)."""
-    from shared.consumer import ConsumerWorker
-
-    def factory(name, handler):
-        return lambda: ConsumerWorker(bus.SUBSCRIPTIONS[name], handler, engine, settings.broker_url,
-                                      delivery_limit=settings.delivery_limit)
-    return {name: factory(name, handler) for name, handler in handlers.items()}
-
-
 class Runner:
     """Runs workers in daemon threads and stops them together."""
 
@@ -76,7 +38,7 @@ class Runner:
         self.workers.append((name, worker, thread))
         thread.start()
 
-    def start_all(self, services: list[Service]) -> None:
+    def start_all(self, services) -> None:
         for service in services:
             for name, factory in service.workers.items():
                 self.start(f"{service.name}.{name}", factory())
@@ -98,6 +60,6 @@ class Runner:
             try:
                 worker.run()
             except Exception:
-                log.exception("worker %s crashed", name)
+                log.exception("worker crashed", worker=name)
                 raise
         return run

@@ -4,7 +4,6 @@ from __future__ import annotations
 import functools
 import http
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ from marshmallow import INCLUDE, Schema, fields
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from werkzeug.exceptions import HTTPException
 
+from shared import logs
 from shared.auth import AuthError, Identity, read_token
 
 log = logging.getLogger("gridcase.http")
@@ -115,8 +115,8 @@ class ProblemApi(Api):
         return problem(error.code, error.name, detail, errors=errors, headers=headers)
 
 
-def create_app(service: str, *, title: str, readiness: dict[str, Callable[[], None]],
-               secret: str, max_body: int = 1024 * 1024) -> tuple[Flask, ProblemApi]:
+def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Callable[[], None]],
+               secret: str, max_body: int = 1024 * 1024, service_object=None) -> Flask:
     # Swagger UI is served from the package (shared/static/swagger-ui, swagger-ui-dist 5): no CDN.
     app = Flask(f"gridcase.{service}", static_folder=str(STATIC), static_url_path=f"/{service}/static")
     app.config.update(
@@ -140,10 +140,16 @@ def create_app(service: str, *, title: str, readiness: dict[str, Callable[[], No
     @app.before_request
     def _start():
         g.started = time.perf_counter()
+        g.trace = logs.enter(request.headers.get("traceparent"), service=service, path=request.path)
         if request.method in ("POST", "PUT", "PATCH") and request.content_length \
                 and request.mimetype not in BODY_TYPES:
             return problem(415, "Unsupported Media Type",
                            f"send application/json, not {request.mimetype or 'no content type'}")
+
+    @app.teardown_request
+    def _end(_exc):
+        if "trace" in g:
+            logs.leave(g.trace)
 
     @app.after_request
     def _count(response):
@@ -165,12 +171,19 @@ def create_app(service: str, *, title: str, readiness: dict[str, Callable[[], No
         return {"status": "ready", "service": service, "checks": sorted(readiness)}
 
     def metrics():
-        return metrics_response()
+        return metrics_response(service_object.settings.metrics_dir if service_object else None)
 
     for path, view in (("healthz", healthz), ("readyz", readyz), ("metrics", metrics)):
         app.add_url_rule(f"/{service}/{path}", path, view)
         app.add_url_rule(f"/{path}", f"{path}_root", view)  # a lone service process answers at its root too
-    return app, api
+    app.extensions["gridcase"] = service_object
+    api.register_blueprint(blueprint)
+    return app
+
+
+def current_service():
+    """The built service (``shared.bootstrap.Service``) whose app serves this request."""
+    return current_app.extensions["gridcase"]
 
 
 def readiness_failures(checks: dict[str, Callable[[], None]]) -> dict[str, str]:
@@ -184,10 +197,10 @@ def readiness_failures(checks: dict[str, Callable[[], None]]) -> dict[str, str]:
     return failures
 
 
-def metrics_response() -> Response:
-    """Prometheus text; under gunicorn with several workers, the sum over all of them."""
+def metrics_response(multiprocess_dir: str | None = None) -> Response:
+    """Prometheus text; under gunicorn with several workers (``multiprocess_dir`` set), the sum over all."""
     registry = None
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if multiprocess_dir:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     return Response(generate_latest(registry) if registry else generate_latest(), mimetype=CONTENT_TYPE_LATEST)

@@ -4,18 +4,17 @@ from __future__ import annotations
 import json
 
 import shapely
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import RAISE, Schema, fields, validate
 
-from services.dispatch import handlers, store
+from services.dispatch import handlers
 from services.dispatch.areaindex import NoActiveAreas
-from services.dispatch.domain.areas import LEVELS
 from services.dispatch.domain.gcj02 import gcj02_to_wgs84
 from services.dispatch.domain.locate import OutsideCity
 from shared.clock import isoformat
-from shared.web import identity, problem, roles
+from shared.vocabulary import AREA_LEVELS
+from shared.web import current_service, identity, problem, roles
 
 blp = Blueprint("dispatch", __name__, url_prefix="/dispatch/v1", description="Areas and geographic routing")
 TRANSFERRERS = ("station", "subcenter", "command", "admin")
@@ -36,7 +35,7 @@ class AreasArgs(Schema):
     class Meta:
         unknown = RAISE
 
-    level = fields.String(validate=validate.OneOf(LEVELS))
+    level = fields.String(validate=validate.OneOf(AREA_LEVELS))
     version = fields.Integer(validate=validate.Range(1, 2**31 - 1))
     simplify = fields.Boolean(load_default=True)
 
@@ -63,13 +62,9 @@ class ImportIn(Schema):
     source = fields.String(load_default="api", validate=validate.Length(max=200))
 
 
-def deps():
-    return current_app.extensions["gridcase"]
-
-
 def _active():
     try:
-        return deps().areas.current()
+        return current_service().areas.current()
     except NoActiveAreas as exc:
         abort(503, message=str(exc))
 
@@ -109,17 +104,17 @@ class Areas(MethodView):
         """Without ``level``: the versions. With ``level``: that level as a GeoJSON FeatureCollection."""
         identity()
         if "level" not in args:
-            with deps().engine.connect() as db:
+            with current_service().uow() as uow:
                 return {"versions": [{"version": v.id, "active": v.active, "source": v.source,
                                       "created_at": isoformat(v.created_at), "summary": v.summary,
                                       "activated_at": isoformat(v.activated_at) if v.activated_at else None}
-                                     for v in store.versions(db)]}
+                                     for v in uow.store.versions()]}
         active = _active()
         if args.get("version") not in (None, active.version):
-            with deps().engine.connect() as db:
-                if args["version"] not in {v.id for v in store.versions(db)}:
+            with current_service().uow() as uow:
+                if args["version"] not in {v.id for v in uow.store.versions()}:
                     abort(404, message=f"no area version {args['version']}")
-                hierarchy = store.load_hierarchy(db, args["version"])
+                hierarchy = uow.store.load_hierarchy(args["version"])
             version = args["version"]
         else:
             hierarchy, version = active.hierarchy, active.version
@@ -131,15 +126,15 @@ class Areas(MethodView):
     def post(self, body):
         """Import a new version: ``{"levels": {"hq": FC, "subcenter": FC, "station": FC, "grid": FC},
         "activate": true}`` → ``201`` with the version, or ``422`` with every finding."""
-        result = handlers.import_areas(
-            deps().engine, body["levels"], source=body["source"], activate=body["activate"],
-            repair=body["repair"], clock=deps().clock, policy=deps().policy)
+        service = current_service()
+        result = service.run(handlers.import_areas, handlers.ImportAreas(
+            body["levels"], source=body["source"], activate=body["activate"], repair=body["repair"]))
         report = [f.to_dict() for f in result.findings]
         if result.version is None:
             errors = sum(1 for f in report if f["severity"] == "error")
             return problem(422, "Unprocessable Entity",
                            f"the hierarchy has {errors} error(s); nothing was imported", findings=report)
-        deps().areas.invalidate()
+        service.areas.invalidate()
         return {"version": result.version, "active": body["activate"], "findings": report,
                 "moves": [m.to_dict() for m in result.moves]}, 201
 
@@ -165,17 +160,16 @@ class Transfer(MethodView):
         with the new owners; escalation and intake learn of it from ``case.transferred``.
         """
         caller = identity()
-        d = deps()
-        with d.engine.connect() as db:
-            row = store.get_dispatch(db, case_id)
-        scope = {"station": row.station_id, "subcenter": row.subcenter_id} if row else {}
-        if row is None or not caller.sees(scope):
-            abort(404, message="no such case")
         try:
-            return handlers.transfer_case(d.engine, case_id, body["to"], reason=body["reason"], actor=caller.user,
-                                          areas=d.areas, clock=d.clock)
+            moved = current_service().run(handlers.transfer_case, handlers.TransferCase(
+                case_id, body["to"], reason=body["reason"], actor=caller.user, identity=caller))
+        except LookupError:
+            abort(404, message="no such case")
         except handlers.TransferError as exc:
             abort(422, errors={"to": [str(exc)]})
+        refs = {name: ({"id": ref.id, "name": ref.name} if (ref := getattr(moved.owners, name)) else None)
+                for name in AREA_LEVELS}
+        return {"case_id": case_id, "level": moved.level.area, **refs}
 
 
 def feature_collection(areas, version: int, simplify: bool) -> dict:

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from services.dispatch import store
 from services.dispatch.domain.areas import Hierarchy
 from services.dispatch.domain.locate import Locator
+from services.dispatch.store import DispatchStore
 from shared.consumer import Unavailable
 
 
@@ -36,27 +36,29 @@ class AreaIndex:
         """The active version, for readers; checks for a newer one at most every few seconds."""
         with self._lock:
             if self._active is None or time.monotonic() - self._checked > self.refresh_seconds:
-                with self.engine.connect() as db:
-                    self._load(store.active_version(db), db)
+                with self.engine.connect() as connection:
+                    store = DispatchStore(lambda: connection, self.engine)
+                    self._load(store.active_version(), store)
             if self._active is None:
                 raise NoActiveAreas("no area hierarchy is active: import one with `gridcase areas import`")
             return self._active
 
-    def version(self, version: int | None, db: sa.Connection) -> ActiveAreas:
-        """Exactly ``version`` (the one the transaction ``db`` read as active), loaded through ``db`` if new
-        (a second connection could wait on the lock that ``db`` holds)."""
+    def version(self, store: DispatchStore, *, share_lock: bool = True) -> ActiveAreas:
+        """The version active in ``store``'s transaction (loaded through it if new: a second connection
+        could wait on the lock that transaction holds)."""
+        version = store.active_version(share_lock=share_lock)
         if version is None:
             raise NoActiveAreas("no area hierarchy is active: import one with `gridcase areas import`")
         with self._lock:
-            self._load(version, db)
+            self._load(version, store)
             return self._active
 
     def invalidate(self) -> None:
         with self._lock:
             self._checked = 0.0
 
-    def _load(self, version: int | None, db: sa.Connection) -> None:
+    def _load(self, version: int | None, store: DispatchStore) -> None:
         if version is not None and (self._active is None or self._active.version != version):
-            hierarchy = store.load_hierarchy(db, version)
+            hierarchy = store.load_hierarchy(version)
             self._active = ActiveAreas(version, hierarchy, Locator(hierarchy))
         self._checked = time.monotonic()

@@ -1,11 +1,14 @@
-"""Dispatch's tables (migrations in ``migrations/``) and the queries on them."""
+"""Dispatch's tables and every query on them: the only place in dispatch with SQL."""
 from __future__ import annotations
 
 import shapely
 import sqlalchemy as sa
 
 from services.dispatch.domain.areas import Area, Hierarchy
+from shared.auth import Identity
 from shared.db import UTCDateTime
+from shared.uow import Store
+from shared.vocabulary import AREA_LEVELS, ROLE_SCOPE, Role
 
 metadata = sa.MetaData()
 
@@ -14,14 +17,14 @@ area_versions = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("activated_at", UTCDateTime),
-    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("source", sa.String(200), nullable=False),
     sa.Column("summary", sa.JSON, nullable=False),
 )
 
 areas = sa.Table(
     "areas", metadata,
-    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("version", sa.Integer, sa.ForeignKey("area_versions.id"), primary_key=True),
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("level", sa.String(16), nullable=False),
     sa.Column("name", sa.String(200), nullable=False),
@@ -49,48 +52,69 @@ dispatches = sa.Table(
 )
 
 
-def active_version(connection: sa.Connection, *, share_lock: bool = False) -> int | None:
-    """The active version. With ``share_lock`` (PostgreSQL) an activation waits for this transaction,
-    and this transaction waits for an activation in progress: a case is never routed by a version that
-    was replaced before it committed (re-routing would miss it)."""
-    query = sa.select(area_versions.c.id).where(area_versions.c.active)
-    if share_lock and connection.dialect.name == "postgresql":
-        query = query.with_for_update(read=True)
-    return connection.execute(query).scalar()
+def scoped(query: sa.Select, identity: Identity) -> sa.Select:
+    """Only the dispatch records ``identity`` may see (``shared.vocabulary.in_scope``, as SQL)."""
+    level = ROLE_SCOPE.get(Role(identity.role))
+    if level is None:
+        return query
+    column = dispatches.c[f"{level.area}_id"]
+    return query.where(column == identity.area) if identity.area else query.where(sa.false())
 
 
-def versions(connection: sa.Connection) -> list:
-    return connection.execute(sa.select(area_versions).order_by(area_versions.c.id)).all()
+class DispatchStore(Store):
+    # -- area versions --------------------------------------------------------------------------
 
+    def active_version(self, *, share_lock: bool = False) -> int | None:
+        """The active version. With ``share_lock`` (PostgreSQL) an activation waits for this transaction,
+        and this transaction waits for an activation in progress: a case is never routed by a version that
+        was replaced before it committed (re-routing would miss it)."""
+        query = sa.select(area_versions.c.id).where(area_versions.c.active)
+        if share_lock and self.postgres:
+            query = query.with_for_update(read=True)
+        return self.db.execute(query).scalar()
 
-def save_hierarchy(connection: sa.Connection, hierarchy: Hierarchy, *, source: str, summary: dict,
-                   now) -> int:
-    version = connection.execute(area_versions.insert().values(
-        created_at=now, active=False, source=source[:200], summary=summary)).inserted_primary_key[0]
-    items = list(hierarchy)
-    blobs = shapely.to_wkb([a.geometry for a in items])
-    connection.execute(areas.insert(), [
-        {"version": version, "id": a.id, "level": a.level, "name": a.name, "parent": a.parent,
-         "geometry": blob} for a, blob in zip(items, blobs, strict=True)])
-    return version
+    def versions(self) -> list:
+        return self.db.execute(sa.select(area_versions).order_by(area_versions.c.id)).all()
 
+    def save_hierarchy(self, hierarchy: Hierarchy, *, source: str, summary: dict, now) -> int:
+        version = self.db.execute(area_versions.insert().values(
+            created_at=now, active=False, source=source[:200], summary=summary)).inserted_primary_key[0]
+        items = list(hierarchy)
+        blobs = shapely.to_wkb([a.geometry for a in items])
+        self.db.execute(areas.insert(), [
+            {"version": version, "id": a.id, "level": a.level, "name": a.name, "parent": a.parent,
+             "geometry": blob} for a, blob in zip(items, blobs, strict=True)])
+        return version
 
-def activate(connection: sa.Connection, version: int, now) -> None:
-    connection.execute(area_versions.update().where(area_versions.c.active).values(active=False))
-    connection.execute(area_versions.update().where(area_versions.c.id == version)
-                       .values(active=True, activated_at=now))
+    def activate(self, version: int, now) -> None:
+        self.db.execute(area_versions.update().where(area_versions.c.active).values(active=False))
+        self.db.execute(area_versions.update().where(area_versions.c.id == version)
+                        .values(active=True, activated_at=now))
 
+    def load_hierarchy(self, version: int) -> Hierarchy:
+        rows = self.db.execute(sa.select(areas).where(areas.c.version == version)).all()
+        geometries = shapely.from_wkb([r.geometry for r in rows])
+        return Hierarchy(Area(r.id, r.name, r.level, r.parent, g) for r, g in zip(rows, geometries, strict=True))
 
-def load_hierarchy(connection: sa.Connection, version: int) -> Hierarchy:
-    rows = connection.execute(sa.select(areas).where(areas.c.version == version)).all()
-    geometries = shapely.from_wkb([r.geometry for r in rows])
-    return Hierarchy(Area(r.id, r.name, r.level, r.parent, g) for r, g in zip(rows, geometries, strict=True))
+    # -- dispatch records -----------------------------------------------------------------------
 
+    def add(self, records: list[dict]) -> None:
+        self.db.execute(dispatches.insert(), records)
 
-def open_dispatches(connection: sa.Connection) -> list:
-    return connection.execute(sa.select(dispatches).where(dispatches.c.closed_at.is_(None))
-                              .order_by(dispatches.c.dispatched_at)).all()
+    def get(self, case_id: str, identity: Identity | None = None):
+        query = sa.select(dispatches).where(dispatches.c.case_id == case_id)
+        return self.db.execute(scoped(query, identity) if identity else query).first()
 
+    def open_dispatches(self) -> list:
+        return self.db.execute(sa.select(dispatches).where(dispatches.c.closed_at.is_(None))
+                               .order_by(dispatches.c.dispatched_at)).all()
 
-def get_dispatch(connection: sa.Connection, case_id: str):
-    return connection.execute(sa.select(dispatches).where(dispatches.c.case_id == case_id)).first()
+    def move(self, case_id: str, *, version: int, owner_ids: dict[str, str | None], triage: bool,
+             candidates: list[dict]) -> None:
+        """New owners for a case (``owner_ids``: area level name → id)."""
+        self.db.execute(dispatches.update().where(dispatches.c.case_id == case_id).values(
+            version=version, triage=triage, candidates=candidates,
+            **{f"{level}_id": owner_ids[level] for level in AREA_LEVELS}))
+
+    def close(self, case_id: str, now) -> None:
+        self.db.execute(dispatches.update().where(dispatches.c.case_id == case_id).values(closed_at=now))

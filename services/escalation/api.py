@@ -1,21 +1,15 @@
 """Escalation's HTTP interface: cases with their owners, deadlines and timelines."""
 from __future__ import annotations
 
-import sqlalchemy as sa
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import RAISE, Schema, fields, validate
 
-from services.escalation import store
-from shared.auth import ROLE_SCOPE
 from shared.clock import isoformat
-from shared.policy import LEVEL_NAMES
-from shared.web import identity
+from shared.vocabulary import Level
+from shared.web import current_service, identity
 
 blp = Blueprint("escalation", __name__, url_prefix="/escalation/v1", description="The four-level closed loop")
-SCOPE_COLUMN = {"grid": store.cases.c.grid_id, "station": store.cases.c.station_id,
-                "subcenter": store.cases.c.subcenter_id}
 
 
 class CaseListArgs(Schema):
@@ -31,28 +25,19 @@ class CaseListArgs(Schema):
     page_size = fields.Integer(load_default=50, validate=validate.Range(1, 500))
 
 
-def deps():
-    return current_app.extensions["gridcase"]
-
-
-def case_view(row, steps=None) -> dict:
-    owner_ref = row.areas[LEVEL_NAMES[row.level]] or {}
+def case_view(case, steps=None) -> dict:
+    owner = case.owner
     view = {
-        "id": row.id, "number": row.number, "category": row.category, "severity": row.severity,
-        "status": row.status, "level": row.level, "level_name": LEVEL_NAMES[row.level],
-        "owner": {"level": row.level, "area_id": owner_ref.get("id"), "area_name": owner_ref.get("name")},
-        "areas": row.areas, "deadline": isoformat(row.deadline_at) if row.deadline_at else None,
-        "overdue": row.overdue, "opened_at": isoformat(row.opened_at), "updated_at": isoformat(row.updated_at),
+        "id": case.id, "number": case.number, "category": case.category, "severity": case.severity,
+        "status": case.status, "level": case.level, "level_name": Level(case.level).area,
+        "owner": {"level": case.level, "area_id": owner.area_id, "area_name": owner.area_name},
+        "areas": case.areas, "deadline": isoformat(case.deadline) if case.deadline else None,
+        "overdue": case.overdue, "opened_at": isoformat(case.opened_at), "updated_at": isoformat(case.updated_at),
     }
     if steps is not None:
         view["timeline"] = [{"at": isoformat(s.at), "action": s.action, "actor": s.actor,
                              "from_level": s.from_level, "to_level": s.to_level, "note": s.note} for s in steps]
     return view
-
-
-def _scope(query, caller):
-    level = ROLE_SCOPE.get(caller.role)
-    return query if level is None else query.where(SCOPE_COLUMN[level] == caller.area)
 
 
 @blp.route("/cases")
@@ -62,22 +47,13 @@ class Cases(MethodView):
     def get(self, args):
         """Cases the caller may see, newest first; filters: status, level, area, category, overdue."""
         caller = identity()
-        c = store.cases.c
-        query = _scope(sa.select(store.cases), caller)
-        for name in ("status", "level", "category"):
-            if name in args:
-                query = query.where(getattr(c, name) == args[name])
-        if "area" in args:
-            query = query.where(sa.or_(*(col == args["area"] for col in
-                                         (c.grid_id, c.station_id, c.subcenter_id, c.hq_id))))
-        if "overdue" in args:
-            late = sa.or_(c.overdue, sa.and_(c.deadline_at.is_not(None), c.deadline_at < deps().clock.now()))
-            query = query.where(late if args["overdue"] else sa.not_(late))
-        page, size = args["page"], args["page_size"]
-        with deps().engine.connect() as db:
-            total = db.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
-            rows = db.execute(query.order_by(c.opened_at.desc(), c.id).limit(size).offset((page - 1) * size)).all()
-        return {"items": [case_view(r) for r in rows], "total": total, "page": page, "page_size": size}
+        service = current_service()
+        filters = {k: args[k] for k in ("status", "level", "category", "area", "overdue") if k in args}
+        with service.uow() as uow:
+            found, total = uow.store.page(caller, now=service.clock.now(), page=args["page"],
+                                          size=args["page_size"], **filters)
+        return {"items": [case_view(c) for c in found], "total": total, "page": args["page"],
+                "page_size": args["page_size"]}
 
 
 @blp.route("/cases/<case_id>")
@@ -91,9 +67,8 @@ class CaseDetail(MethodView):
         "deadline": "2026-01-05T13:00:00.000Z", "timeline": [{"action": "opened", …}]}``
         """
         caller = identity()
-        with deps().engine.connect() as db:
-            row = store.get(db, case_id)
-            if row is None or not caller.sees({"grid": row.grid_id, "station": row.station_id,
-                                               "subcenter": row.subcenter_id}):
+        with current_service().uow() as uow:
+            case = uow.store.get(case_id, caller)
+            if case is None:
                 abort(404, message="no such case")
-            return case_view(row, store.steps(db, case_id))
+            return case_view(case, uow.store.steps(case_id))

@@ -1,25 +1,21 @@
 """The deadline scheduler: a loop over the due rows of the escalation database.
 
-Deadlines live in the database, never in message TTLs. Each tick costs one indexed query for the
-rows already due; how many cases are open does not matter.
+Deadlines live in the database, never in message TTLs. Each tick is one unit of work over the rows
+already due (an indexed query); how many cases are open does not matter.
 """
 from __future__ import annotations
 
-import logging
 import threading
 
-import sqlalchemy as sa
-
 from services.escalation.handlers import escalate_due
-from shared.clock import Clock
+from shared import logs
 
-log = logging.getLogger("gridcase.scheduler")
+log = logs.get("gridcase.scheduler")
 
 
 class Scheduler:
-    def __init__(self, engine: sa.Engine, clock: Clock, *, interval: float = 0.2, batch: int = 500):
-        self.engine = engine
-        self.clock = clock
+    def __init__(self, service, *, interval: float = 0.2, batch: int = 500):
+        self.service = service
         self.interval = interval
         self.batch = batch
         self.stopping = threading.Event()
@@ -27,7 +23,7 @@ class Scheduler:
     def run(self) -> None:
         while not self.stopping.is_set():
             try:
-                if escalate_due(self.engine, self.clock, limit=self.batch) == self.batch:
+                if self.service.run(escalate_due, self.batch) == self.batch:
                     continue  # more are due: no pause
             except Exception:
                 log.warning("scheduler tick failed; retrying", exc_info=True)

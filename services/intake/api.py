@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import re
 
-from flask import current_app
+from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import RAISE, Schema, fields, validate
 
-from services.intake import handlers, store
-from services.intake.domain.reports import IdempotencyConflict, NewReport, UnknownCategory, report_number
+from services.intake import handlers
+from services.intake.domain.reports import IdempotencyConflict, NewReport, UnknownCategory
 from shared.clock import isoformat
-from shared.web import identity, roles
+from shared.web import current_service, identity, roles
 
 blp = Blueprint("intake", __name__, url_prefix="/intake/v1", description="Grid workers' reports")
 REPORTERS = ("grid_worker", "station", "subcenter", "command", "admin")
@@ -58,16 +58,12 @@ class CategoryOut(Schema):
     start_level = fields.String()
 
 
-def report_view(row) -> dict:
-    return {"id": row.id, "number": report_number(row.seq, row.reported_at), "status": row.status,
-            "category": row.category, "severity": row.severity, "description": row.description,
-            "location": {"lon": row.lon, "lat": row.lat}, "reporter": row.reporter,
-            "reported_at": isoformat(row.reported_at), "updated_at": isoformat(row.updated_at),
-            "level": row.level, "owner_area_id": row.owner_area_id}
-
-
-def deps():
-    return current_app.extensions["gridcase"]
+def report_view(report) -> dict:
+    return {"id": report.id, "number": report.number, "status": report.status,
+            "category": report.category, "severity": report.severity, "description": report.description,
+            "location": {"lon": report.lon, "lat": report.lat}, "reporter": report.reporter,
+            "reported_at": isoformat(report.reported_at), "updated_at": isoformat(report.updated_at),
+            "level": report.level, "owner_area_id": report.owner_area_id}
 
 
 @blp.route("/reports")
@@ -83,23 +79,20 @@ class Reports(MethodView):
         "location": {"lon": 102.26, "lat": 27.89}}`` → ``201 {"id": "…", "number": "20260105-000001",
         "status": "reported", …}``. The same key and report again → the same case.
         """
-        from flask import request
-
         caller = identity()
         key = request.headers.get("Idempotency-Key")
         if key is not None and not KEY.match(key):
             abort(422, errors={"Idempotency-Key": ["must be 1-128 printable ASCII characters"]})
-        d = deps()
+        service = current_service()
         report = NewReport(body["category"], body["description"],
                            body["location"]["lon"], body["location"]["lat"])
         try:
-            submitted = handlers.submit_report(report, reporter=caller.user, idempotency_key=key,
-                                               writer=d.writer, clock=d.clock, policy=d.policy)
+            submitted = service.run(handlers.submit_report, report, caller.user, key)
         except UnknownCategory:
-            abort(422, errors={"category": [f"unknown category; one of {', '.join(d.policy.categories)}"]})
+            abort(422, errors={"category": [f"unknown category; one of {', '.join(service.policy.categories)}"]})
         except IdempotencyConflict:
             abort(422, errors={"Idempotency-Key": ["already used for a different report"]})
-        return report_view(submitted.row)
+        return report_view(submitted.report)
 
 
 @blp.route("/reports/<report_id>")
@@ -108,11 +101,11 @@ class Report(MethodView):
     def get(self, report_id):
         """A report and its current status. A grid worker sees only their own reports."""
         caller = identity()
-        with deps().engine.connect() as connection:
-            row = store.get(connection, report_id)
-        if row is None or (caller.role == "grid_worker" and row.reporter != caller.user):
+        with current_service().uow() as uow:
+            report = uow.store.get(report_id, caller)
+        if report is None:
             abort(404, message="no such report")
-        return report_view(row)
+        return report_view(report)
 
 
 @blp.route("/categories")
@@ -121,4 +114,4 @@ class Categories(MethodView):
     @blp.response(200, CategoryOut(many=True))
     def get(self):
         """The report categories of the policy, with names in Chinese and English."""
-        return [vars(c) for c in deps().policy.categories.values()]
+        return [vars(c) for c in current_service().policy.categories.values()]

@@ -1,28 +1,25 @@
-"""Intake's use cases."""
+"""Intake's use cases: file a report, follow its case as the other services move it."""
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from types import SimpleNamespace
 
-import sqlalchemy as sa
-
-from services.intake import store
-from services.intake.domain.reports import IdempotencyConflict, NewReport, UnknownCategory, report_number
-from shared import outbox
-from shared.clock import Clock, isoformat
-from shared.messages import make_message
+from services.intake.domain.reports import IdempotencyConflict, NewReport, Report, UnknownCategory
+from shared.clock import Clock
+from shared.messages import events
 from shared.policy import Policy
+from shared.uow import UnitOfWork
+from shared.vocabulary import Status
 
 
 @dataclass(frozen=True)
 class Submitted:
-    row: sa.Row
+    report: Report
     created: bool
 
 
-def submit_report(report: NewReport, *, reporter: str, idempotency_key: str | None,
-                  writer: store.ReportWriter, clock: Clock, policy: Policy) -> Submitted:
+def submit_report(report: NewReport, reporter: str, idempotency_key: str | None, uow: UnitOfWork, *,
+                  clock: Clock, policy: Policy) -> Submitted:
     """Store a report and its ``case.reported`` atomically.
 
     A retry with the same key and the same report returns the stored one; the same key with a
@@ -31,51 +28,41 @@ def submit_report(report: NewReport, *, reporter: str, idempotency_key: str | No
     """
     if report.category not in policy.categories:
         raise UnknownCategory(report.category)
-    fingerprint = report.fingerprint()
     now = clock.now()
-    case_id = str(uuid.uuid4())
-    severity = policy.category(report.category).severity
-    values = {"id": case_id, "idempotency_key": idempotency_key, "reporter": reporter, "fingerprint": fingerprint,
-              "category": report.category, "severity": severity, "description": report.description,
-              "lon": report.lon, "lat": report.lat, "status": "reported", "reported_at": now, "updated_at": now}
+    with uow:
+        stored = Report(id=str(uuid.uuid4()), seq=uow.store.next_seq(), reporter=reporter,
+                        idempotency_key=idempotency_key, fingerprint=report.fingerprint(), category=report.category,
+                        severity=policy.category(report.category).severity, description=report.description,
+                        lon=report.lon, lat=report.lat, status=Status.REPORTED, reported_at=now, updated_at=now)
+        uow.store.add(stored)
+        uow.add(events.CaseReported(
+            case_id=stored.id, number=stored.number, category=stored.category, severity=stored.severity,
+            description=stored.description, location=events.Location(stored.lon, stored.lat), reporter=reporter,
+            reported_at=now))
+        uow.commit()
+        if uow.store.added:
+            return Submitted(stored, created=True)
+    if idempotency_key is None:
+        raise RuntimeError(f"report {stored.id} conflicted without an idempotency key")
+    with uow:  # the key was used before (or by a concurrent request, now committed)
+        existing = uow.store.by_key(reporter, idempotency_key)
+    if existing.fingerprint != stored.fingerprint:
+        raise IdempotencyConflict(existing.id)
+    return Submitted(existing, created=False)
 
 
-    def message_for(seq: int):
-        return make_message("case.reported", {
-            "case_id": case_id, "number": report_number(seq, now), "category": report.category,
-            "severity": severity, "description": report.description,
-            "location": {"lon": report.lon, "lat": report.lat}, "reporter": reporter, "reported_at": isoformat(now),
-        }, occurred_at=now, producer="intake", correlation_id=case_id)
-
-    inserted = writer.insert(values, message_for)
-    if inserted is None:  # the key was used before (or by a concurrent request, now committed)
-        if idempotency_key is None:
-            raise RuntimeError(f"report {case_id} conflicted without an idempotency key")
-        with writer.engine.connect() as db:
-            existing = store.find_by_key(db, reporter, idempotency_key)
-        if existing.fingerprint != fingerprint:
-            raise IdempotencyConflict(existing.id)
-        return Submitted(existing, created=False)
-    outbox.wakeup(writer.engine).set()
-    return Submitted(_Row(seq=inserted, level=None, owner_area_id=None, **values), created=True)
-
-
-class _Row(SimpleNamespace):
-    """The row just inserted, without reading it back."""
-
-
-LEVEL_NUMBERS = {"grid": 1, "station": 2, "subcenter": 3, "hq": 4}
-
-
-def follow_case(db: sa.Connection, envelope, payload: dict, *, clock: Clock) -> None:
-    """Escalation and dispatch events → the status a grid worker sees on their report."""
+def follow_case(message: events.Message, uow: UnitOfWork, *, clock: Clock) -> None:
+    """Dispatch and escalation events → the status, level and owner a reporter sees on their report."""
     values = {"updated_at": clock.now()}
-    if envelope.type == "case.dispatched":
-        level = payload["start_level"]
-        values.update(status="open", level=LEVEL_NUMBERS[level], owner_area_id=payload[level]["id"])
-    elif envelope.type == "case.transferred":
-        if payload.get("level"):
-            values.update(level=LEVEL_NUMBERS[payload["level"]], owner_area_id=payload[payload["level"]]["id"])
-    else:
-        values.update(status=payload["status"], level=payload["level"], owner_area_id=payload["owner"]["area_id"])
-    db.execute(store.reports.update().where(store.reports.c.id == payload["case_id"]).values(**values))
+    match message:
+        case events.CaseDispatched(start_level=level, owners=owners):
+            values.update(status=Status.OPEN, level=level, owner_area_id=owners.at(level).id)
+        case events.CaseTransferred(level=None):
+            pass  # re-routed by a new area version: the level stays
+        case events.CaseTransferred(level=level, owners=owners):
+            values.update(level=level, owner_area_id=owners.at(level).id)
+        case events.CaseChanged(status=status, level=level, owner=owner):
+            values.update(status=status, level=level, owner_area_id=owner.area_id)
+    with uow:
+        uow.store.follow(message.case_id, **values)
+        uow.commit()

@@ -1,22 +1,24 @@
-"""Intake's tables (migrations in ``migrations/``) and the queries on them."""
+"""Intake's table and every query on it: the only place in intake with SQL."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from services.intake.domain.reports import Report
 from shared import outbox
+from shared.auth import Identity
 from shared.db import UTCDateTime
 from shared.messages import Envelope
+from shared.uow import Store
+from shared.vocabulary import Level, Role, Status
 
 metadata = sa.MetaData()
 
 reports = sa.Table(
     "reports", metadata,
-    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("id", sa.String(36), nullable=False, unique=True),
     sa.Column("idempotency_key", sa.String(128)),
     sa.Column("reporter", sa.String(128), nullable=False),
@@ -31,79 +33,134 @@ reports = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("level", sa.Integer),
     sa.Column("owner_area_id", sa.String(64)),
+    sa.UniqueConstraint("reporter", "idempotency_key", name="uq_reports_idempotency"),
 )
 
 
-def find_by_key(connection: sa.Connection, reporter: str, key: str):
-    return connection.execute(sa.select(reports).where(
-        reports.c.reporter == reporter, reports.c.idempotency_key == key)).first()
+class ReportStore(Store):
+    """Reports. ``add`` holds the report back until the unit of work commits, when ``flush`` writes
+    it with its message: on PostgreSQL as one autocommit statement (a data-modifying CTE: no
+    BEGIN/COMMIT round trips), on SQLite in the unit of work's transaction."""
+
+    def __init__(self, connect, engine):
+        super().__init__(connect, engine)
+        self._pending: Report | None = None
+        self._used_transaction = False
+        #: after commit: whether the pending report was stored (False: its idempotency key was used)
+        self.added = False
+
+    @property
+    def db(self) -> sa.Connection:
+        self._used_transaction = True
+        return super().db
+
+    def next_seq(self) -> int:
+        """The next report sequence number. PostgreSQL: reserved from the sequence a block at a time
+        per process, so numbers are unique but only roughly in time order across processes; SQLite
+        (one writer at a time): read inside the write transaction."""
+        if self.postgres:
+            return _blocks(self.engine).next()
+        return self.db.execute(sa.select(sa.func.coalesce(sa.func.max(reports.c.seq), 0) + 1)).scalar_one()
+
+    def add(self, report: Report) -> None:
+        self._pending = report
+
+    def flush(self, envelopes: list[Envelope]) -> None:
+        report, self._pending = self._pending, None
+        if report is None:
+            return super().flush(envelopes)
+        values = _values(report)
+        if self.postgres and not self._used_transaction and len(envelopes) == 1:
+            autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            with autocommit.connect() as connection:
+                self.added = connection.execute(_report_and_message(), {
+                    **values, **outbox.row(envelopes[0])}).first() is not None
+            return
+        dialect = postgresql if self.postgres else sqlite
+        self.added = self.db.execute(dialect.insert(reports).values(**values).on_conflict_do_nothing()
+                                     .returning(reports.c.seq)).scalar() is not None
+        if self.added:
+            super().flush(envelopes)
+
+    def by_key(self, reporter: str, key: str) -> Report | None:
+        return _report(self.db.execute(sa.select(reports).where(
+            reports.c.reporter == reporter, reports.c.idempotency_key == key)).first())
+
+    def get(self, report_id: str, identity: Identity) -> Report | None:
+        """The report if it exists and ``identity`` may see it (else None, as if it did not exist)."""
+        query = scoped(sa.select(reports).where(reports.c.id == report_id), identity)
+        return _report(self.db.execute(query).first())
+
+    def follow(self, case_id: str, **values) -> None:
+        """What intake knows of a case after it left: status, level, owner (from the others' events)."""
+        self.db.execute(reports.update().where(reports.c.id == case_id).values(**values))
 
 
-def get(connection: sa.Connection, report_id: str):
-    return connection.execute(sa.select(reports).where(reports.c.id == report_id)).first()
+def scoped(query: sa.Select, identity: Identity) -> sa.Select:
+    """Reports ``identity`` may read: a grid worker reads their own reports."""
+    if identity.role == Role.GRID_WORKER:
+        return query.where(reports.c.reporter == identity.user)
+    return query
 
 
-class ReportWriter:
-    """Writes a report and its outbox message as one atomic step, in as few round trips as possible.
+def _values(report: Report) -> dict:
+    return {"seq": report.seq, "id": report.id, "idempotency_key": report.idempotency_key,
+            "reporter": report.reporter, "fingerprint": report.fingerprint, "category": report.category,
+            "severity": report.severity, "description": report.description, "lon": report.lon, "lat": report.lat,
+            "status": str(report.status), "reported_at": report.reported_at, "updated_at": report.updated_at}
 
-    The report's sequence number is known before the write (the message carries the number people
-    read out), so on PostgreSQL both rows go in one autocommit statement — a data-modifying CTE —
-    with numbers reserved from the sequence a block at a time; numbers stay unique, and are only
-    roughly in time order across processes. On SQLite (embedded, one writer at a time) the next
-    number is read inside the write transaction.
-    """
 
+def _report(row) -> Report | None:
+    if row is None:
+        return None
+    values = row._asdict()
+    values["status"] = Status(values["status"])
+    values["level"] = Level(values["level"]) if values["level"] else None
+    return Report(**values)
+
+
+class _Blocks:
     BLOCK = 64
 
     def __init__(self, engine: sa.Engine):
         self.engine = engine
-        self.postgres = engine.dialect.name == "postgresql"
-        self._reserved: list[int] = []
-        self._lock = threading.Lock()
-        if self.postgres:
-            # Connections that stay in autocommit (no BEGIN/COMMIT round trips: the one statement is atomic).
-            self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-            self._statement = _report_and_message()
+        self.reserved: list[int] = []
+        self.lock = threading.Lock()
 
-    def insert(self, values: dict, message_for: Callable[[int], Envelope]) -> int | None:
-        """The new report's sequence number, or None if its idempotency key was used already."""
-        if self.postgres:
-            return self._insert_postgres(values, message_for)
-        with self.engine.begin() as db:
-            seq = db.execute(sa.select(sa.func.coalesce(sa.func.max(reports.c.seq), 0) + 1)).scalar_one()
-            inserted = db.execute(sqlite.insert(reports).values(seq=seq, **values).on_conflict_do_nothing()
-                                  .returning(reports.c.seq)).scalar()
-            if inserted is not None:
-                outbox.add(db, message_for(inserted))
-            return inserted
-
-    def _insert_postgres(self, values: dict, message_for) -> int | None:
-        seq = self._next_seq()
-        message = message_for(seq)
-        parameters = {**values, "seq": seq, "message_id": message.id, "type": message.type,
-                      "body": message.to_json(), "created_at": datetime.now(UTC)}
-        with self._autocommit.connect() as db:
-            return seq if db.execute(self._statement, parameters).first() is not None else None
-
-    def _next_seq(self) -> int:
-        with self._lock:
-            if not self._reserved:
+    def next(self) -> int:
+        with self.lock:
+            if not self.reserved:
                 with self.engine.connect() as db:
-                    self._reserved = list(reversed(db.execute(sa.text(
+                    self.reserved = list(reversed(db.execute(sa.text(
                         "SELECT nextval(pg_get_serial_sequence('reports', 'seq')) FROM generate_series(1, :n)"),
                         {"n": self.BLOCK}).scalars().all()))
                     db.commit()
-            return self._reserved.pop()
+            return self.reserved.pop()
+
+
+_block_reservations: dict[str, _Blocks] = {}
+_block_lock = threading.Lock()
+
+
+def _blocks(engine: sa.Engine) -> _Blocks:
+    with _block_lock:
+        return _block_reservations.setdefault(str(engine.url), _Blocks(engine))
+
+
+_STATEMENT: sa.Insert | None = None
 
 
 def _report_and_message() -> sa.Insert:
     """``WITH report AS (INSERT INTO reports … ON CONFLICT DO NOTHING RETURNING seq)
     INSERT INTO outbox … SELECT … FROM report``: no outbox row when the report was not inserted."""
-    report = (postgresql.insert(reports)
-              .values({c.name: sa.bindparam(c.name, type_=c.type) for c in reports.c
-                       if c.name not in ("level", "owner_area_id")})
-              .on_conflict_do_nothing().returning(reports.c.seq).cte("report"))
-    row = sa.select(sa.bindparam("message_id"), sa.bindparam("type"), sa.bindparam("body"),
-                    sa.bindparam("created_at", type_=UTCDateTime)).select_from(report)
-    return (outbox.outbox.insert().from_select(["message_id", "type", "body", "created_at"], row)
-            .add_cte(report).returning(outbox.outbox.c.id))
+    global _STATEMENT
+    if _STATEMENT is None:
+        report = (postgresql.insert(reports)
+                  .values({c.name: sa.bindparam(c.name, type_=c.type) for c in reports.c
+                           if c.name not in ("level", "owner_area_id")})
+                  .on_conflict_do_nothing().returning(reports.c.seq).cte("report"))
+        row = sa.select(sa.bindparam("message_id"), sa.bindparam("type"), sa.bindparam("body"),
+                        sa.bindparam("created_at", type_=UTCDateTime)).select_from(report)
+        _STATEMENT = (outbox.outbox.insert().from_select(["message_id", "type", "body", "created_at"], row)
+                      .add_cte(report).returning(outbox.outbox.c.id))
+    return _STATEMENT

@@ -1,7 +1,8 @@
 """The JSON envelope every message travels in.
 
-``{id, type, version, occurred_at, correlation_id, producer, payload}``; the routing key is the
-type. Consumers tolerate unknown fields (marshmallow ``EXCLUDE``) so producers can add fields
+``{id, type, version, occurred_at, correlation_id, producer, payload}`` and an optional
+``traceparent`` (W3C trace context, so one case can be followed through every service's logs); the
+routing key is the type. Consumers tolerate unknown fields (marshmallow ``EXCLUDE``) so producers can add fields
 without a lock-step deploy.
 """
 from __future__ import annotations
@@ -31,6 +32,7 @@ class EnvelopeSchema(Schema):
     correlation_id = fields.String(required=True)
     producer = fields.String(required=True)
     payload = fields.Dict(required=True)
+    traceparent = fields.String(allow_none=True, load_default=None)
 
 
 _ENVELOPE = EnvelopeSchema()
@@ -45,13 +47,16 @@ class Envelope:
     version: int = 1
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     correlation_id: str = ""
+    #: W3C trace context of the request or message that caused this one (``00-<trace>-<span>-01``).
+    traceparent: str | None = None
 
     def to_json(self) -> str:
-        return json.dumps({
-            "id": self.id, "type": self.type, "version": self.version,
-            "occurred_at": isoformat(self.occurred_at), "correlation_id": self.correlation_id or self.id,
-            "producer": self.producer, "payload": self.payload,
-        }, separators=(",", ":"), ensure_ascii=False)
+        body = {"id": self.id, "type": self.type, "version": self.version,
+                "occurred_at": isoformat(self.occurred_at), "correlation_id": self.correlation_id or self.id,
+                "producer": self.producer, "payload": self.payload}
+        if self.traceparent:
+            body["traceparent"] = self.traceparent
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
     def from_json(cls, body: str | bytes) -> Envelope:
@@ -62,4 +67,4 @@ class Envelope:
             raise MessageError(f"not a gridcase envelope: {exc}") from exc
         return cls(type=data["type"], payload=data["payload"], occurred_at=utc(data["occurred_at"]),
                    producer=data["producer"], version=data["version"], id=str(data["id"]),
-                   correlation_id=data["correlation_id"])
+                   correlation_id=data["correlation_id"], traceparent=data["traceparent"])

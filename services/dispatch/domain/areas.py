@@ -9,11 +9,7 @@ from dataclasses import dataclass
 
 from shapely.geometry.base import BaseGeometry
 
-#: Levels from the top (the city) to the bottom (one grid worker's cell).
-LEVELS: tuple[str, ...] = ("hq", "subcenter", "station", "grid")
-
-#: Escalation level number of each area level (1 = grid worker ... 4 = headquarters).
-LEVEL_NUMBER = {"grid": 1, "station": 2, "subcenter": 3, "hq": 4}
+from shared.vocabulary import AREA_LEVELS as LEVELS  # from the top (the city) to the bottom (a grid)
 
 
 def parent_level(level: str) -> str | None:

@@ -7,14 +7,14 @@ names an old area id still routes by location.
 """
 from __future__ import annotations
 
-from services.dispatch.domain.areas import LEVEL_NUMBER
 from services.dispatch.domain.locate import Location, Locator
+from shared.vocabulary import Level
 
 
 def start_level(location: Location, category_start: str) -> str:
     """The higher of the lowest level that holds the point and the category's start level."""
     owner = location.owner_level()
-    return owner if LEVEL_NUMBER[owner] >= LEVEL_NUMBER[category_start] else category_start
+    return owner if Level.of(owner) >= Level.of(category_start) else category_start
 
 
 def route(location: Location, locator: Locator, *, category_start: str = "grid",

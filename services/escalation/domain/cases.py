@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from shared.policy import LEVEL_NAMES, LEVEL_NUMBERS
+from shared.policy import LEVEL_NAMES
+from shared.vocabulary import Level
 
 OPEN, RESOLVED, CLOSED, SUSPENDED = "open", "resolved", "closed", "suspended"
 TOP_LEVEL = 4
@@ -57,7 +58,7 @@ class Case:
     @classmethod
     def open(cls, *, id: str, number: str, category: str, severity: str, areas: dict[str, dict | None],
              start_level: str, hours: dict[int, float], now: datetime, triage: bool = False) -> Case:
-        level = _owned_level(areas, LEVEL_NUMBERS[start_level])
+        level = _owned_level(areas, Level.of(start_level))
         case = cls(id=id, number=number, category=category, severity=severity, status=OPEN, level=level,
                    areas=areas, hours=hours, opened_at=now, deadline=now + timedelta(hours=hours[level]))
         note = "point in no grid: needs triage" if triage else ""
@@ -93,7 +94,7 @@ class Case:
         previous = self.level
         self.areas = areas
         if level is not None:
-            self.level = _owned_level(areas, LEVEL_NUMBERS[level])
+            self.level = _owned_level(areas, Level.of(level))
             self.deadline = now + timedelta(hours=self.hours[self.level]) if self.status == OPEN else None
             self.overdue = False
             action = "transferred"

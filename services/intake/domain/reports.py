@@ -1,10 +1,12 @@
-"""A grid worker's report of an incident, before any other service has seen it."""
+"""A grid worker's report of an incident, and what intake knows of its case afterwards."""
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
+
+from shared.vocabulary import Level, Status
 
 
 class IdempotencyConflict(Exception):
@@ -17,6 +19,7 @@ class UnknownCategory(ValueError):
 
 @dataclass(frozen=True)
 class NewReport:
+    """What a reporter sends (the command); ``lon``/``lat`` in degrees, WGS84."""
     category: str
     description: str
     lon: float
@@ -26,6 +29,31 @@ class NewReport:
         """What makes two submissions "the same report" for an idempotent retry."""
         canonical = json.dumps(asdict(self), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Report:
+    """A stored report. ``status``, ``level`` and ``owner_area_id`` follow the case as the other
+    services move it (intake hears of it through their events)."""
+    id: str
+    seq: int
+    reporter: str
+    idempotency_key: str | None
+    fingerprint: str
+    category: str
+    severity: str
+    description: str
+    lon: float
+    lat: float
+    status: Status
+    reported_at: datetime
+    updated_at: datetime
+    level: Level | None = None
+    owner_area_id: str | None = None
+
+    @property
+    def number(self) -> str:
+        return report_number(self.seq, self.reported_at)
 
 
 def report_number(seq: int, reported_at: datetime) -> str:

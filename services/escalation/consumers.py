@@ -1,0 +1,9 @@
+"""Escalation's consumers: the messages it takes, each to its handler."""
+from services.escalation import handlers
+from shared.consumer import Consumer
+
+CONSUMERS = (
+    Consumer("escalation.open", handlers.open_cases, batch=True),
+    Consumer("escalation.areas", handlers.keep_areas),
+    Consumer("escalation.transfer", handlers.transfer_case),
+)
