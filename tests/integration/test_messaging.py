@@ -163,14 +163,12 @@ def test_dead_letters_are_listed_and_replayed_once_the_cause_is_fixed(broker_url
     engine = messaging_engine(postgres_url)
     broken = {"on": True}
 
-    def fragile(db, envelope, payload):
-        if broken["on"] and payload["case_id"] == "case-000001":
+    def fragile(message, uow):
+        if broken["on"] and message.case_id == "case-000001":
             raise RuntimeError("a bug")
-        messaging.record(db, envelope, payload)
+        messaging.record(message, uow)
 
-    from shared.consumer import ConsumerWorker, each
-
-    consumer = ConsumerWorker(messaging.SUBSCRIPTION, each(fragile), engine, broker_url, delivery_limit=5)
+    consumer = messaging.consumer_worker(engine, broker_url, fragile, delivery_limit=5)
     threading.Thread(target=consumer.run, daemon=True).start()
     assert consumer.ready.wait(10)
     fill_outbox(engine, 3)
@@ -196,8 +194,10 @@ def test_housekeeping_forgets_old_sent_rows_and_old_inbox_entries_but_nothing_un
 
     import sqlalchemy as sa
 
-    from shared.outbox import inbox, outbox
-    from shared.relay import prune
+    from shared import inbox as inbox_module
+    from shared import outbox as outbox_module
+    from shared.inbox import inbox
+    from shared.outbox import outbox
 
     engine = messaging_engine(f"sqlite:///{tmp_path}/svc.db")
     fill_outbox(engine, 4)
@@ -208,7 +208,9 @@ def test_housekeeping_forgets_old_sent_rows_and_old_inbox_entries_but_nothing_un
         db.execute(inbox.insert(), [{"consumer": "c", "message_id": "old", "processed_at": long_ago},
                                     {"consumer": "c", "message_id": "new", "processed_at": datetime.now(UTC)}])
     now = datetime.now(UTC)
-    prune(engine, sent_before=now - timedelta(days=1), processed_before=now - timedelta(days=7))
+    with engine.begin() as db:
+        outbox_module.prune(db, now - timedelta(days=1))
+        inbox_module.prune(db, "c", now - timedelta(days=7))
     with engine.connect() as db:
         assert db.execute(sa.select(outbox.c.id).order_by(outbox.c.id)).scalars().all() == [3, 4]
         assert db.execute(sa.select(inbox.c.message_id)).scalars().all() == ["new"]
@@ -221,30 +223,27 @@ def test_an_embedded_dead_letter_is_replayed_through_its_consumer_and_then_forgo
 
     from gridcase.cities import ensure_city
     from gridcase.dlq import list_dead, replay
-    from services.dispatch import store
+    from services.dispatch import bootstrap, store
     from services.dispatch.citygen import generate_city, hierarchy_from_city
+    from shared import inbox
     from shared.clock import FakeClock
     from shared.config import from_env
-    from shared.db import make_engine
-    from shared.messages import make_message
-    from shared.migrations import upgrade
-    from shared.outbox import dead_letters
+    from shared.messages import events, make_message
 
     city = generate_city(grids=16, stations=4, subcenters=2)
     (tmp_path / "city.json").write_text(json.dumps(city))
     settings = from_env(tmp_path, env={})
-    engine = make_engine(settings.database_url("dispatch"))
-    upgrade(engine, "dispatch")
-    ensure_city(engine, str(tmp_path / "city.json"), clock=FakeClock())
+    dispatch = bootstrap.build(settings, FakeClock(), web=False)
+    engine = dispatch.engine
+    ensure_city(dispatch, str(tmp_path / "city.json"))
     point = hierarchy_from_city(city).level("grid")[0].geometry.representative_point()
-    message = make_message("case.reported", {
-        "case_id": "c-dead", "number": "1", "category": "other", "severity": "normal", "description": "x",
-        "location": {"lon": point.x, "lat": point.y}, "reporter": "w", "reported_at": "2026-01-01T00:00:00Z"},
+    message = make_message(events.CaseReported(
+        case_id="c-dead", number="1", category="other", severity="normal", description="x",
+        location=events.Location(point.x, point.y), reporter="w", reported_at=datetime.now(UTC)),
         occurred_at=datetime.now(UTC), producer="test")
     with engine.begin() as db:
-        db.execute(dead_letters.insert().values(consumer="dispatch.locate", message_id=message.id,
-                                                routing_key="case.reported", body=message.to_json(),
-                                                reason="a bug, since fixed", failed_at=datetime.now(UTC)))
+        inbox.keep_dead_letter(db, consumer="dispatch.locate", message_id=message.id, routing_key="case.reported",
+                               body=message.to_json(), reason="a bug, since fixed")
     assert [d.message_id for d in list_dead(settings)] == [message.id]
     assert replay(settings) == 1
     with engine.connect() as db:

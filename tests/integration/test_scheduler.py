@@ -7,95 +7,92 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from services.escalation import handlers, store
+from services.escalation import bootstrap, handlers, store
 from shared.clock import FakeClock
-from shared.consumer import Delivery
-from shared.db import make_engine
-from shared.messages import make_message
-from shared.migrations import upgrade
-from shared.policy import load_policy
+from shared.config import Settings
+from shared.messages import events
+from shared.vocabulary import Level
 
-AREAS = {"grid": {"id": "G1", "name": "g"}, "station": {"id": "S1", "name": "s"},
-         "subcenter": {"id": "C1", "name": "c"}, "hq": {"id": "HQ", "name": "h"}}
+OWNERS = events.Owners(grid=events.AreaRef("G1", "g"), station=events.AreaRef("S1", "s"),
+                       subcenter=events.AreaRef("C1", "c"), hq=events.AreaRef("HQ", "h"))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def engine(request, tmp_path):
+def database_url(request, tmp_path):
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/escalation.db"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    engine = make_engine(url)
-    upgrade(engine, "escalation")
-    yield engine
-    engine.dispose()
+        return f"sqlite:///{tmp_path}/escalation.db"
+    return request.getfixturevalue("postgres_url")
 
 
-def open_cases(engine, clock, n, category="street_light"):
-    policy = load_policy()
-    with engine.begin() as db:
-        for i in range(n):
-            payload = {"case_id": f"c{i:05d}", "number": str(i), "category": category, "severity": "normal",
-                       "reported_at": "2026-01-05T09:00:00Z", "areas_version": 1, "start_level": "grid",
-                       **AREAS, "triage": False, "candidates": []}
-            envelope = make_message("case.dispatched", payload, occurred_at=clock.now(), producer="test")
-            handlers.open_cases(db, [Delivery(envelope, payload)], policy=policy, clock=clock)
+def escalation(url, clock):
+    return bootstrap.build(Settings(database_urls={"escalation": url}, secret="x"), clock, web=False)
 
 
-def levels(engine) -> dict[int, int]:
-    with engine.connect() as db:
+def open_cases(service, n, category="street_light"):
+    service.run(handlers.open_cases, [
+        events.CaseDispatched(case_id=f"c{i:05d}", number=str(i), category=category, severity="normal",
+                              reported_at=service.clock.now(), areas_version=1, start_level=Level.GRID,
+                              owners=OWNERS) for i in range(n)])
+
+
+def levels(service) -> dict[int, int]:
+    with service.engine.connect() as db:
         return dict(db.execute(sa.select(store.cases.c.level, sa.func.count()).group_by(store.cases.c.level)).all())
 
 
-def test_cases_escalate_at_their_deadline_never_before_and_one_level_at_a_time(engine):
+def escalate_due(service, limit=500) -> int:
+    return service.run(handlers.escalate_due, limit)
+
+
+def test_cases_escalate_at_their_deadline_never_before_and_one_level_at_a_time(database_url):
     clock = FakeClock()
-    open_cases(engine, clock, 20)
+    service = escalation(database_url, clock)
+    open_cases(service, 20)
     clock.advance(timedelta(hours=4) - timedelta(seconds=1))
-    assert handlers.escalate_due(engine, clock) == 0
+    assert escalate_due(service) == 0
     clock.advance(timedelta(seconds=1))
-    assert handlers.escalate_due(engine, clock) == 20
-    assert handlers.escalate_due(engine, clock) == 0, "a tick finds nothing left to do"
-    assert levels(engine) == {2: 20}
+    assert escalate_due(service) == 20
+    assert escalate_due(service) == 0, "a tick finds nothing left to do"
+    assert levels(service) == {2: 20}
     clock.advance(timedelta(hours=8))
-    assert handlers.escalate_due(engine, clock, limit=7) == 7
-    assert levels(engine) == {2: 13, 3: 7}
-    with engine.connect() as db:
+    assert escalate_due(service, limit=7) == 7
+    assert levels(service) == {2: 13, 3: 7}
+    with service.engine.connect() as db:
         published = db.execute(sa.text("SELECT count(*) FROM outbox WHERE type = 'case.escalated'")).scalar()
     assert published == 27
 
 
-def test_a_case_at_headquarters_past_its_deadline_is_marked_overdue_once(engine):
+def test_a_case_at_headquarters_past_its_deadline_is_marked_overdue_once(database_url):
     clock = FakeClock()
-    open_cases(engine, clock, 1)
+    service = escalation(database_url, clock)
+    open_cases(service, 1)
     for hours in (4, 8, 24, 48, 1000):
         clock.advance(timedelta(hours=hours))
-        handlers.escalate_due(engine, clock)
-    with engine.connect() as db:
-        row = store.get(db, "c00000")
-        actions = [s.action for s in store.steps(db, "c00000")]
-    assert row.level == 4 and row.overdue and row.deadline_at is None
+        escalate_due(service)
+    with service.uow() as uow:
+        case = uow.store.get("c00000")
+        actions = [s.action for s in uow.store.steps("c00000")]
+    assert case.level == 4 and case.overdue and case.deadline is None
     assert actions == ["opened", "escalated", "escalated", "escalated", "overdue"]
 
 
 @pytest.mark.postgres
 def test_two_schedulers_on_postgres_never_escalate_a_case_twice_at_one_level(postgres_url):
     """(The embedded mode runs one scheduler on SQLite; several schedulers are a PostgreSQL matter.)"""
-    engine = make_engine(postgres_url)
-    upgrade(engine, "escalation")
     clock = FakeClock()
-    open_cases(engine, clock, 400)
+    service = escalation(postgres_url, clock)
+    open_cases(service, 400)
     clock.advance(timedelta(hours=4))
     counts = []
-    threads = [threading.Thread(target=lambda: counts.append(handlers.escalate_due(engine, clock, limit=50)
-                                                             + handlers.escalate_due(engine, clock, limit=500)))
+    threads = [threading.Thread(target=lambda: counts.append(escalate_due(service, 50) + escalate_due(service)))
                for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert sum(counts) == 400
-    with engine.connect() as db:
+    with service.engine.connect() as db:
         per_level = db.execute(sa.text("SELECT count(*), count(DISTINCT case_id) FROM escalations")).one()
     assert tuple(per_level) == (400, 400)
-    assert levels(engine) == {2: 400}
-    engine.dispose()
+    assert levels(service) == {2: 400}
+    service.engine.dispose()

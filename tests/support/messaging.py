@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from shared import bus, outbox
-from shared.consumer import ConsumerWorker, each
+from shared.clock import ScaledClock
+from shared.consumer import Consumer, ConsumerWorker
 from shared.db import make_engine
-from shared.messages import make_message
+from shared.messages import events, make_message
 from shared.migrations import upgrade
+from shared.uow import Store, UnitOfWork
 
 metadata = sa.MetaData()
 seen = sa.Table("seen", metadata, sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -32,19 +34,30 @@ def fill_outbox(engine: sa.Engine, n: int, start: int = 0) -> list[str]:
         for i in range(start, start + n):
             case_id = f"case-{i:06d}"
             ids.append(case_id)
-            outbox.add(db, make_message("case.reported", {
-                "case_id": case_id, "number": str(i), "category": "other", "severity": "normal",
-                "description": "x", "location": {"lon": 1.0, "lat": 2.0}, "reporter": "t",
-                "reported_at": "2026-01-01T00:00:00Z"}, occurred_at=datetime.now(UTC), producer="test"))
+            outbox.add(db, [make_message(events.CaseReported(
+                case_id=case_id, number=str(i), category="other", severity="normal", description="x",
+                location=events.Location(1.0, 2.0), reporter="t", reported_at=datetime(2026, 1, 1, tzinfo=UTC)),
+                occurred_at=datetime.now(UTC), producer="test")])
     return ids
 
 
-def record(db, envelope, payload) -> None:
-    db.execute(seen.insert().values(case_id=payload["case_id"]))
+def record(message, uow) -> None:
+    with uow:
+        uow.connection.execute(seen.insert().values(case_id=message.case_id))
+        uow.commit()
+
+
+def unit_of_work(engine) -> UnitOfWork:
+    return UnitOfWork(engine, Store, producer="test", clock=ScaledClock())
+
+
+def consumer_worker(engine, url: str, handler=record, **options) -> ConsumerWorker:
+    return ConsumerWorker(SUBSCRIPTION, Consumer(SUBSCRIPTION.consumer, handler).bind(handler), unit_of_work(engine),
+                          url, **options)
 
 
 def start_consumer(engine, url: str, **options) -> tuple[ConsumerWorker, threading.Thread]:
-    worker = ConsumerWorker(SUBSCRIPTION, each(record), engine, url, **options)
+    worker = consumer_worker(engine, url, **options)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     assert worker.ready.wait(10), "consumer did not start"
