@@ -8,7 +8,7 @@ import jwt
 
 from shared.vocabulary import ROLE_SCOPE, Role, in_scope
 
-ROLES = tuple(Role)
+ROLES = tuple(role.value for role in Role)
 ALGORITHM = "HS256"
 
 
