@@ -8,6 +8,8 @@
 #                           they are installed and GRIDCASE_TEST_BROKER_URL / _POSTGRES_URL are not given
 #   make bench [ARGS=...]   benchmarks (ratios against raw baselines measured in the same run)
 #   make lint               ruff
+#   make migration SERVICE=escalation MESSAGE="what changed"
+#                           a new migration, generated from the store's tables (services/<service>/store.py)
 #   make clean              caches and build output; `make distclean` also removes .venv
 
 SHELL := /bin/bash
@@ -25,7 +27,7 @@ WITH_SERVERS := deploy/local/with-servers.sh
 export PIP_PROGRESS_BAR := off
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test bench lint clean distclean
+.PHONY: help setup run test bench lint migration clean distclean
 
 help:
 	@awk '/^#/ { sub(/^# ?/, ""); print; next } { exit }' Makefile
@@ -52,6 +54,9 @@ bench: setup
 
 lint: setup
 	$(BIN)/ruff check .
+
+migration: setup
+	$(BIN)/python -m shared.migrations $(SERVICE) "$(MESSAGE)"
 
 clean:
 	rm -rf build dist .pytest_cache .ruff_cache

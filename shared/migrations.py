@@ -2,6 +2,14 @@
 
 ``upgrade(engine, "intake")`` brings the service's schema up to date. On PostgreSQL an advisory
 lock serialises concurrent starts (an API and a worker booting together).
+
+A table is declared once, in its store's metadata (``services/<service>/store.py``, and
+``shared.outbox`` / ``shared.inbox`` for the tables every service carries). A new migration is
+generated from the difference between that metadata and the migrated schema:
+
+    python -m shared.migrations SERVICE "what changed"     (or: make migration SERVICE=… MESSAGE=…)
+
+and ``tests/integration/test_schema.py`` fails when the migrated schema and the metadata differ.
 """
 from __future__ import annotations
 
@@ -19,6 +27,7 @@ SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
 def alembic_config(service: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(SERVICES_DIR / service / "migrations"))
+    config.attributes["service"] = service
     return config
 
 
@@ -36,14 +45,58 @@ def upgrade(engine: Engine, service: str, revision: str = "head") -> None:
             connection.commit()
 
 
+def target_metadata(service: str) -> list[sa.MetaData]:
+    """What the service's schema should be: the shared messaging tables and the store's tables."""
+    import importlib
+
+    from shared import inbox, outbox  # noqa: F401 (their tables join messaging_metadata)
+    from shared.db import messaging_metadata
+
+    return [messaging_metadata, importlib.import_module(f"services.{service}.store").metadata]
+
+
+def differences(engine: Engine, service: str, metadata: list[sa.MetaData] | None = None) -> list:
+    """Alembic's comparison of the migrated schema with the metadata (default: the service's); empty
+    when they agree."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}),
+                                metadata or target_metadata(service))
+
+
 def run_env() -> None:
     """The body of every service's ``migrations/env.py``."""
     from alembic import context
 
     connection = context.config.attributes["connection"]
-    context.configure(connection=connection, render_as_batch=connection.dialect.name == "sqlite")
+    context.configure(connection=connection, render_as_batch=connection.dialect.name == "sqlite",
+                      target_metadata=target_metadata(context.config.attributes["service"]), compare_type=True)
     with context.begin_transaction():
         context.run_migrations()
+
+
+def revision(service: str, message: str) -> None:
+    """Autogenerate the next migration of ``service`` against a scratch SQLite database at head."""
+    import tempfile
+
+    from shared.db import make_engine
+
+    with tempfile.TemporaryDirectory() as scratch:
+        engine = make_engine(f"sqlite:///{scratch}/{service}.db")
+        upgrade(engine, service)
+        config = alembic_config(service)
+        with engine.connect() as connection:
+            config.attributes["connection"] = connection
+            command.revision(config, message=message, autogenerate=True)
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    import sys
+
+    revision(sys.argv[1], sys.argv[2])
 
 
 def create_messaging_tables(op) -> None:
