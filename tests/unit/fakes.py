@@ -1,0 +1,126 @@
+"""In-memory stand-ins for a service's unit of work and store, so a use case is tested without a
+database (cosmicpython's ``FakeUnitOfWork``). They keep the real unit of work's rules: messages are
+published only by a commit of the outermost block, and leaving a block without a commit drops them."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from shared.messages.events import Message
+
+
+class FakeUnitOfWork:
+    def __init__(self, store):
+        self.store = store
+        self.published: list[Message] = []
+        self.commits = 0
+        self._pending: list[Message] = []
+        self._depth = 0
+
+    def __enter__(self):
+        if self._depth == 0:
+            self._pending = []
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        self._depth -= 1
+        if self._depth == 0:
+            self._pending = []
+
+    def add(self, *messages: Message, cause: Message | None = None) -> None:
+        self._pending.extend(messages)
+
+    def commit(self) -> None:
+        if self._depth > 1:
+            return
+        self.published += self._pending
+        self._pending = []
+        self.commits += 1
+        if hasattr(self.store, "flush"):
+            self.store.flush()
+
+    def of_type(self, kind) -> list[Message]:
+        return [m for m in self.published if isinstance(m, kind)]
+
+
+class FakeReportStore:
+    """Intake's store: reports by id, unique (reporter, key); ``add`` is held until commit, as the real one."""
+
+    def __init__(self):
+        self.reports: dict[str, object] = {}
+        self.added = False
+        self._pending = None
+        self._seq = 0
+
+    def next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def add(self, report) -> None:
+        self._pending = report
+
+    def flush(self) -> None:
+        report, self._pending = self._pending, None
+        if report is None:
+            return
+        taken = report.idempotency_key is not None and self.by_key(report.reporter, report.idempotency_key)
+        self.added = not taken
+        if self.added:
+            self.reports[report.id] = report
+
+    def by_key(self, reporter, key):
+        return next((r for r in self.reports.values() if (r.reporter, r.idempotency_key) == (reporter, key)), None)
+
+    def get(self, report_id, identity):
+        report = self.reports.get(report_id)
+        if report is None or (identity.role == "grid_worker" and report.reporter != identity.user):
+            return None
+        return report
+
+    def follow(self, case_id, **values) -> None:
+        if case_id in self.reports:
+            self.reports[case_id] = replace(self.reports[case_id], **values)
+
+
+class FakeDispatchStore:
+    def __init__(self, version: int = 1):
+        self.version = version
+        self.records: dict[str, dict] = {}
+        self.hierarchies: dict[int, object] = {}
+        self.activated: list[int] = []
+
+    def active_version(self, *, share_lock: bool = False):
+        return self.version
+
+    def add(self, records) -> None:
+        self.records.update({r["case_id"]: dict(r, closed_at=None) for r in records})
+
+    def get(self, case_id, identity=None):
+        from types import SimpleNamespace
+
+        record = self.records.get(case_id)
+        if record is None or (identity is not None and not identity.sees(
+                {k: record.get(f"{k}_id") for k in ("grid", "station", "subcenter")})):
+            return None
+        return SimpleNamespace(**record)
+
+    def open_dispatches(self):
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(**r) for r in self.records.values() if r["closed_at"] is None]
+
+    def move(self, case_id, *, version, owner_ids, triage, candidates) -> None:
+        self.records[case_id].update(version=version, triage=triage, candidates=candidates,
+                                     **{f"{k}_id": v for k, v in owner_ids.items()})
+
+    def close(self, case_id, now) -> None:
+        self.records[case_id]["closed_at"] = now
+
+    def save_hierarchy(self, hierarchy, *, source, summary, now) -> int:
+        version = max(self.hierarchies, default=0) + 1
+        self.hierarchies[version] = hierarchy
+        return version
+
+    def activate(self, version, now) -> None:
+        self.version = version
+        self.activated.append(version)
