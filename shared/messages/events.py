@@ -1,9 +1,11 @@
-"""Every message gridcase sends, as a frozen dataclass. Events are past tense.
+"""Every message gridcase sends: a frozen dataclass and, right below it, its wire schema. Events are
+past tense; the routing key is ``TYPE``.
 
 A producer builds one of these and hands it to its unit of work (``uow.add(event)``); a consumer
-receives one (never a dict). Their wire form — field names, versions, which are required — is in
-``shared.messages.schemas``. Times are aware UTC datetimes; a level is a ``Level`` (its number on
-the wire); area references are ``AreaRef`` (``{"id", "name"}`` on the wire).
+receives one (never a dict). Times are aware UTC datetimes; a level is a ``Level`` (its number on
+the wire); area references are ``AreaRef`` (``{"id", "name"}`` on the wire). A new message type is a
+dataclass and a schema here (the registry in ``shared.messages.schemas`` finds it), a subscription in
+``shared/bus.py``, and a consumer and handler in the consuming service.
 """
 from __future__ import annotations
 
@@ -11,13 +13,24 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
 
+from marshmallow import fields, post_load, pre_dump, validate
+
+from shared.messages.wire import LevelField, Payload, TimeField
 from shared.vocabulary import AREA_LEVELS, Level
+
+# -- parts ---------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class AreaRef:
     id: str
     name: str
+
+
+class AreaRefSchema(Payload):
+    DATACLASS = AreaRef
+    id = fields.String(required=True)
+    name = fields.String(required=True)
 
 
 @dataclass(frozen=True)
@@ -36,10 +49,35 @@ class Owners:
         return {name: (ref.id if (ref := getattr(self, name)) else None) for name in AREA_LEVELS}
 
 
+class WithOwners(Payload):
+    """Owners travel flat (``grid``, ``station``, ``subcenter``, ``hq``), as version 1 wrote them."""
+    grid = fields.Nested(AreaRefSchema, allow_none=True, load_default=None)
+    station = fields.Nested(AreaRefSchema, allow_none=True, load_default=None)
+    subcenter = fields.Nested(AreaRefSchema, allow_none=True, load_default=None)
+    hq = fields.Nested(AreaRefSchema, required=True)
+
+    @pre_dump
+    def _flatten_owners(self, obj, **kwargs):
+        data = self._as_dict(obj)
+        owners = data.pop("owners", None)
+        return {**data, **{name: getattr(owners, name) for name in AREA_LEVELS}} if owners else data
+
+    @post_load
+    def _build(self, data, **kwargs):
+        owners = Owners(**{name: data.pop(name) for name in AREA_LEVELS})
+        return self.DATACLASS(owners=owners, **data)
+
+
 @dataclass(frozen=True)
 class Location:
     lon: float  # degrees, WGS84
     lat: float
+
+
+class LocationSchema(Payload):
+    DATACLASS = Location
+    lon = fields.Float(required=True, validate=validate.Range(-180, 180), allow_nan=False)
+    lat = fields.Float(required=True, validate=validate.Range(-90, 90), allow_nan=False)
 
 
 @dataclass(frozen=True)
@@ -49,10 +87,30 @@ class Candidate:
     distance_m: float
 
 
+class CandidateSchema(Payload):
+    DATACLASS = Candidate
+    id = fields.String(required=True)
+    distance_m = fields.Float(required=True)
+
+
+@dataclass(frozen=True)
+class OwnerRef:
+    level: Level
+    area_id: str
+    area_name: str
+
+
+class OwnerRefSchema(Payload):
+    DATACLASS = OwnerRef
+    level = LevelField(required=True)
+    area_id = fields.String(required=True)
+    area_name = fields.String(required=True)
+
+
 @dataclass(frozen=True)
 class Message:
     """Base of every message. ``envelope`` is set on a received message (its id, correlation and
-    trace), never compared; ``TYPE`` is the routing key."""
+    trace), never compared."""
     TYPE: ClassVar[str] = ""
     envelope: object | None = field(default=None, compare=False, repr=False, kw_only=True)
 
@@ -60,6 +118,9 @@ class Message:
     def correlation_id(self) -> str:
         """Messages about one case share its id as their correlation id."""
         return getattr(self, "case_id", "")
+
+
+# -- intake → dispatch ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -73,6 +134,21 @@ class CaseReported(Message):
     location: Location
     reporter: str | None
     reported_at: datetime
+
+
+class CaseReportedSchema(Payload):
+    DATACLASS = CaseReported
+    case_id = fields.String(required=True)
+    number = fields.String(required=True)
+    category = fields.String(required=True)
+    severity = fields.String(load_default="normal")
+    description = fields.String(required=True)
+    location = fields.Nested(LocationSchema, required=True)
+    reporter = fields.String(allow_none=True, load_default=None)
+    reported_at = TimeField(required=True)
+
+
+# -- dispatch → escalation, intake ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -90,6 +166,26 @@ class CaseDispatched(Message):
     candidates: tuple[Candidate, ...] = ()
 
 
+class CaseDispatchedSchema(WithOwners):
+    """Version 2 writes ``start_level`` as a number (version 1: an area name)."""
+    DATACLASS = CaseDispatched
+    VERSIONS = (1, 2)
+    case_id = fields.String(required=True)
+    number = fields.String(required=True)
+    category = fields.String(required=True)
+    severity = fields.String(load_default="normal")
+    reported_at = TimeField(required=True)
+    areas_version = fields.Integer(required=True)
+    start_level = LevelField(required=True)
+    triage = fields.Boolean(load_default=False)
+    candidates = fields.List(fields.Nested(CandidateSchema), load_default=list)
+
+    @post_load
+    def _build(self, data, **kwargs):
+        data["candidates"] = tuple(data["candidates"])
+        return super()._build(data)
+
+
 @dataclass(frozen=True)
 class CaseTransferred(Message):
     """New owners for a case. ``level`` set: staff moved it there (it restarts at that level);
@@ -102,11 +198,50 @@ class CaseTransferred(Message):
     actor: str
 
 
+class CaseTransferredSchema(WithOwners):
+    """Version 2 writes ``level`` as a number (version 1: an area name)."""
+    DATACLASS = CaseTransferred
+    VERSIONS = (1, 2)
+    case_id = fields.String(required=True)
+    level = LevelField(allow_none=True, load_default=None)
+    reason = fields.String(required=True)
+    actor = fields.String(required=True)
+
+
 @dataclass(frozen=True)
-class OwnerRef:
-    level: Level
-    area_id: str
-    area_name: str
+class PublishedArea:
+    id: str
+    name: str
+    level: str
+    parent: str | None = None
+
+
+class PublishedAreaSchema(Payload):
+    DATACLASS = PublishedArea
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    level = fields.String(required=True, validate=validate.OneOf(AREA_LEVELS))
+    parent = fields.String(allow_none=True, load_default=None)
+
+
+@dataclass(frozen=True)
+class AreasPublished(Message):
+    TYPE: ClassVar[str] = "areas.published"
+    version: int
+    areas: tuple[PublishedArea, ...]
+
+
+class AreasPublishedSchema(Payload):
+    DATACLASS = AreasPublished
+    version = fields.Integer(required=True)
+    areas = fields.List(fields.Nested(PublishedAreaSchema), required=True)
+
+    @post_load
+    def _build(self, data, **kwargs):
+        return AreasPublished(version=data["version"], areas=tuple(data["areas"]))
+
+
+# -- escalation → intake, dispatch: the case's lifecycle -----------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -121,9 +256,23 @@ class CaseChanged(Message):
     reason: str | None = None
 
 
+class CaseChangedSchema(Payload):
+    case_id = fields.String(required=True)
+    status = fields.String(required=True)
+    level = LevelField(required=True)
+    owner = fields.Nested(OwnerRefSchema, required=True)
+    at = TimeField(required=True)
+    actor = fields.String(allow_none=True, load_default=None)
+    reason = fields.String(allow_none=True, load_default=None)
+
+
 @dataclass(frozen=True)
 class CaseEscalated(CaseChanged):
     TYPE: ClassVar[str] = "case.escalated"
+
+
+class CaseEscalatedSchema(CaseChangedSchema):
+    DATACLASS = CaseEscalated
 
 
 @dataclass(frozen=True)
@@ -131,14 +280,29 @@ class CaseResolved(CaseChanged):
     TYPE: ClassVar[str] = "case.resolved"
 
 
+class CaseResolvedSchema(CaseChangedSchema):
+    DATACLASS = CaseResolved
+
+
 @dataclass(frozen=True)
 class CaseReworked(CaseChanged):
     TYPE: ClassVar[str] = "case.reworked"
 
 
+class CaseReworkedSchema(CaseChangedSchema):
+    DATACLASS = CaseReworked
+
+
 @dataclass(frozen=True)
 class CaseClosed(CaseChanged):
     TYPE: ClassVar[str] = "case.closed"
+
+
+class CaseClosedSchema(CaseChangedSchema):
+    DATACLASS = CaseClosed
+
+
+# -- intake → escalation -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -151,16 +315,10 @@ class CaseVerified(Message):
     note: str = ""
 
 
-@dataclass(frozen=True)
-class PublishedArea:
-    id: str
-    name: str
-    level: str
-    parent: str | None = None
-
-
-@dataclass(frozen=True)
-class AreasPublished(Message):
-    TYPE: ClassVar[str] = "areas.published"
-    version: int
-    areas: tuple[PublishedArea, ...]
+class CaseVerifiedSchema(Payload):
+    DATACLASS = CaseVerified
+    case_id = fields.String(required=True)
+    passed = fields.Boolean(required=True)
+    verifier = fields.String(required=True)
+    note = fields.String(load_default="")
+    at = TimeField(required=True)
