@@ -62,6 +62,62 @@ class ImportIn(Schema):
     source = fields.String(load_default="api", validate=validate.Length(max=200))
 
 
+class AreaRefOut(Schema):
+    id = fields.String()
+    name = fields.String()
+
+
+class CandidateOut(Schema):
+    id = fields.String()
+    distance_m = fields.Float(metadata={"description": "metres from the point to the grid"})
+
+
+class LocateOut(Schema):
+    grid = fields.Nested(AreaRefOut, allow_none=True)
+    station = fields.Nested(AreaRefOut, allow_none=True)
+    subcenter = fields.Nested(AreaRefOut, allow_none=True)
+    hq = fields.Nested(AreaRefOut)
+    triage = fields.Boolean()
+    candidates = fields.List(fields.Nested(CandidateOut))
+    version = fields.Integer()
+    lon = fields.Float(metadata={"description": "degrees, WGS84 (after any GCJ-02 conversion)"})
+    lat = fields.Float()
+
+
+class VersionOut(Schema):
+    version = fields.Integer()
+    active = fields.Boolean()
+    source = fields.String()
+    created_at = fields.String(metadata={"description": "ISO 8601 UTC"})
+    activated_at = fields.String(allow_none=True)
+    summary = fields.Dict(metadata={"description": "areas per level and the number of warnings"})
+
+
+class AreasOut(Schema):
+    """Without ``level``: ``versions``. With ``level``: a GeoJSON FeatureCollection (``type``,
+    ``version``, ``features`` with ``properties`` ``id``, ``name``, ``level``, ``parent``)."""
+    versions = fields.List(fields.Nested(VersionOut))
+    type = fields.String()
+    version = fields.Integer()
+    features = fields.List(fields.Dict())
+
+
+class ImportOut(Schema):
+    version = fields.Integer()
+    active = fields.Boolean()
+    findings = fields.List(fields.Dict(), metadata={"description": "warnings: severity, level, feature, problem"})
+    moves = fields.List(fields.Dict(), metadata={"description": "open cases re-routed: case_id, number, from, to"})
+
+
+class TransferOut(Schema):
+    case_id = fields.String()
+    level = fields.String(metadata={"description": "the area level that now owns the case: grid or station"})
+    grid = fields.Nested(AreaRefOut, allow_none=True)
+    station = fields.Nested(AreaRefOut, allow_none=True)
+    subcenter = fields.Nested(AreaRefOut, allow_none=True)
+    hq = fields.Nested(AreaRefOut)
+
+
 def _active():
     try:
         return current_service().areas.current()
@@ -72,7 +128,7 @@ def _active():
 @blp.route("/locate")
 class Locate(MethodView):
     @blp.arguments(LocateArgs, location="query")
-    @blp.response(200)
+    @blp.response(200, LocateOut)
     def get(self, args):
         """Point → grid → station → sub-center → headquarters.
 
@@ -99,7 +155,7 @@ class Locate(MethodView):
 @blp.route("/areas")
 class Areas(MethodView):
     @blp.arguments(AreasArgs, location="query")
-    @blp.response(200)
+    @blp.response(200, AreasOut)
     def get(self, args):
         """Without ``level``: the versions. With ``level``: that level as a GeoJSON FeatureCollection."""
         identity()
@@ -122,7 +178,7 @@ class Areas(MethodView):
 
     @roles("admin")
     @blp.arguments(ImportIn)
-    @blp.response(201)
+    @blp.response(201, ImportOut)
     def post(self, body):
         """Import a new version: ``{"levels": {"hq": FC, "subcenter": FC, "station": FC, "grid": FC},
         "activate": true}`` → ``201`` with the version, or ``422`` with every finding."""
@@ -152,7 +208,7 @@ class TransferIn(Schema):
 class Transfer(MethodView):
     @roles(*TRANSFERRERS)
     @blp.arguments(TransferIn)
-    @blp.response(200)
+    @blp.response(200, TransferOut)
     def post(self, body, case_id):
         """Move a case to another grid or station, with a reason (a wrong location or category).
 
