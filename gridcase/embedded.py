@@ -14,8 +14,8 @@ from gridcase import cities
 from services.dispatch import bootstrap as dispatch
 from services.escalation import bootstrap as escalation
 from services.intake import bootstrap as intake
-from shared.config import Settings
 from shared.bootstrap import Service
+from shared.config import Settings
 from shared.runtime import Runner
 from shared.web import metrics_response, problem, readiness_failures
 

@@ -15,7 +15,6 @@ partly filled batch is flushed after 5 ms without a message instead of the mixin
 """
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections import Counter as Tally
@@ -140,7 +139,7 @@ class ConsumerWorker(ConsumerMixin):
                     break
                 try:
                     connection.drain_events(timeout=0.005 if self._batch else safety_interval)
-                except socket.timeout:
+                except TimeoutError:
                     self._flush()
                     connection.heartbeat_check()
                     self._housekeeping()

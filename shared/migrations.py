@@ -87,9 +87,10 @@ def revision(service: str, message: str) -> None:
         engine = make_engine(f"sqlite:///{scratch}/{service}.db")
         upgrade(engine, service)
         config = alembic_config(service)
+        number = len(list((SERVICES_DIR / service / "migrations" / "versions").glob("[0-9]*.py"))) + 1
         with engine.connect() as connection:
             config.attributes["connection"] = connection
-            command.revision(config, message=message, autogenerate=True)
+            command.revision(config, message=message, autogenerate=True, rev_id=f"{number:04d}")
         engine.dispose()
 
 

@@ -43,7 +43,8 @@ def dispatch_cases(messages: list[events.CaseReported], uow: UnitOfWork, *, area
                 case_id=message.case_id, number=message.number, category=message.category,
                 severity=message.severity, reported_at=message.reported_at, areas_version=active.version,
                 start_level=Level.of(level), owners=found, triage=location.triage,
-                candidates=tuple(events.Candidate(c.id, c.distance_m) for c in location.candidates)),
+                candidates=tuple(events.Candidate(c.id, c.distance_m) for c in location.candidates),
+                description=message.description, location=message.location, reporter=message.reporter),
                 cause=message)
         uow.store.add(records)
         uow.commit()

@@ -9,7 +9,14 @@ from flask_smorest import Blueprint, abort
 from marshmallow import RAISE, Schema, fields, validate
 
 from services.intake import handlers
-from services.intake.domain.reports import IdempotencyConflict, NewReport, UnknownCategory
+from services.intake.domain.reports import (
+    IdempotencyConflict,
+    NewReport,
+    NotAwaitingVerification,
+    NotItsGridWorker,
+    UnknownCategory,
+)
+from shared.auth import ROLES
 from shared.clock import isoformat
 from shared.web import current_service, identity, roles
 
@@ -106,6 +113,51 @@ class Report(MethodView):
         if report is None:
             abort(404, message="no such report")
         return report_view(report)
+
+
+class VerificationIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    passed = fields.Boolean(required=True, truthy={True}, falsy={False},
+                            metadata={"description": "true: the fix holds on site; false: rework"})
+    note = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class VerificationOut(Schema):
+    case_id = fields.String()
+    passed = fields.Boolean()
+    note = fields.String()
+    verifier = fields.String()
+    at = fields.String(metadata={"description": "ISO 8601 UTC"})
+
+
+@blp.route("/cases/<case_id>/verification")
+class Verification(MethodView):
+    @roles(*ROLES)
+    @blp.arguments(VerificationIn)
+    @blp.response(202, VerificationOut)
+    @blp.alt_response(403, description="the caller sees the case but is not the grid worker of its grid")
+    @blp.alt_response(404, description="no such case in the caller's area")
+    @blp.alt_response(409, description="the case is not awaiting verification")
+    def post(self, body, case_id):
+        """The grid worker's on-site verification (核查) of a resolved case.
+
+        ``{"passed": false, "note": "the lamp is still out"}`` → ``202`` with the verdict; escalation
+        closes the case (passed) or sends it back for rework (failed), and the report's status follows.
+        """
+        caller = identity()
+        try:
+            verified = current_service().run(handlers.verify_case,
+                                             handlers.Verify(case_id, body["passed"], body["note"], caller))
+        except LookupError:
+            abort(404, message="no such case")
+        except NotItsGridWorker:
+            abort(403, message="only the grid worker of the case's grid verifies it on site")
+        except NotAwaitingVerification as exc:
+            abort(409, message=f"the case is not awaiting verification (it is {exc})")
+        return {"case_id": verified.case_id, "passed": verified.passed, "note": verified.note,
+                "verifier": verified.verifier, "at": isoformat(verified.at)}
 
 
 @blp.route("/categories")

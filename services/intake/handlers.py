@@ -4,12 +4,20 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from services.intake.domain.reports import IdempotencyConflict, NewReport, Report, UnknownCategory
+from services.intake.domain.reports import (
+    IdempotencyConflict,
+    NewReport,
+    NotAwaitingVerification,
+    NotItsGridWorker,
+    Report,
+    UnknownCategory,
+)
+from shared.auth import Identity
 from shared.clock import Clock
 from shared.messages import events
 from shared.policy import Policy
 from shared.uow import UnitOfWork
-from shared.vocabulary import Status
+from shared.vocabulary import SCOPED_AREA_LEVELS, Role, Status
 
 
 @dataclass(frozen=True)
@@ -56,13 +64,48 @@ def follow_case(message: events.Message, uow: UnitOfWork, *, clock: Clock) -> No
     values = {"updated_at": clock.now()}
     match message:
         case events.CaseDispatched(start_level=level, owners=owners):
-            values.update(status=Status.OPEN, level=level, owner_area_id=owners.at(level).id)
-        case events.CaseTransferred(level=None):
-            pass  # re-routed by a new area version: the level stays
+            values.update(status=Status.OPEN, level=level, owner_area_id=owners.at(level).id, **_scope(owners))
+        case events.CaseTransferred(level=None, owners=owners):
+            values.update(_scope(owners))  # re-routed by a new area version: the level stays
         case events.CaseTransferred(level=level, owners=owners):
-            values.update(level=level, owner_area_id=owners.at(level).id)
+            values.update(level=level, owner_area_id=owners.at(level).id, **_scope(owners))
         case events.CaseChanged(status=status, level=level, owner=owner):
             values.update(status=status, level=level, owner_area_id=owner.area_id)
     with uow:
         uow.store.follow(message.case_id, **values)
         uow.commit()
+
+
+def _scope(owners: events.Owners) -> dict[str, str | None]:
+    ids = owners.ids()
+    return {f"{name}_id": ids[name] for name in SCOPED_AREA_LEVELS}
+
+
+@dataclass(frozen=True)
+class Verify:
+    """The command: the grid worker's on-site check (核查) of a resolved case."""
+    case_id: str
+    passed: bool
+    note: str
+    identity: Identity
+
+
+def verify_case(command: Verify, uow: UnitOfWork, *, clock: Clock) -> events.CaseVerified:
+    """Send the grid worker's verdict to escalation (``case.verified``): passed closes the case, failed
+    sends it to rework. ``LookupError`` if the caller's area does not hold the case (404),
+    ``NotItsGridWorker`` if the caller sees it but is not the grid worker of its grid (403),
+    ``NotAwaitingVerification`` if it is not waiting for one (409)."""
+    caller = command.identity
+    with uow:
+        report = uow.store.get(command.case_id, caller)
+        if report is None:
+            raise LookupError(command.case_id)
+        if caller.role != Role.GRID_WORKER or report.owners.get("grid") != caller.area:
+            raise NotItsGridWorker(command.case_id)
+        if report.status != Status.VERIFYING:
+            raise NotAwaitingVerification(report.status)
+        verified = events.CaseVerified(case_id=report.id, passed=command.passed, verifier=caller.user,
+                                       at=clock.now(), note=command.note)
+        uow.add(verified)
+        uow.commit()
+    return verified

@@ -12,7 +12,7 @@ from shared.auth import Identity
 from shared.db import UTCDateTime
 from shared.messages import Envelope
 from shared.uow import Store
-from shared.vocabulary import Level, Role, Status
+from shared.vocabulary import ROLE_SCOPE, SCOPED_AREA_LEVELS, Level, Role, Status
 
 metadata = sa.MetaData()
 
@@ -33,6 +33,10 @@ reports = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("level", sa.Integer),
     sa.Column("owner_area_id", sa.String(64)),
+    # The case's owners below headquarters, from case.dispatched / case.transferred: the area scope.
+    sa.Column("grid_id", sa.String(64)),
+    sa.Column("station_id", sa.String(64)),
+    sa.Column("subcenter_id", sa.String(64)),
     sa.UniqueConstraint("reporter", "idempotency_key", name="uq_reports_idempotency"),
 )
 
@@ -97,10 +101,17 @@ class ReportStore(Store):
 
 
 def scoped(query: sa.Select, identity: Identity) -> sa.Select:
-    """Reports ``identity`` may read: a grid worker reads their own reports."""
-    if identity.role == Role.GRID_WORKER:
-        return query.where(reports.c.reporter == identity.user)
-    return query
+    """Reports ``identity`` may read: everyone their own; a grid worker, station or sub-center also
+    those whose case its area owns (``shared.vocabulary.in_scope``, as SQL); headquarters, supervisors
+    and admins all. A report not yet dispatched has no owners: only its reporter and the city-wide
+    roles see it."""
+    level = ROLE_SCOPE.get(Role(identity.role))
+    if level is None:
+        return query
+    own = reports.c.reporter == identity.user
+    if not identity.area:
+        return query.where(own)
+    return query.where(sa.or_(own, reports.c[f"{level.area}_id"] == identity.area))
 
 
 def _values(report: Report) -> dict:
@@ -116,6 +127,7 @@ def _report(row) -> Report | None:
     values = row._asdict()
     values["status"] = Status(values["status"])
     values["level"] = Level(values["level"]) if values["level"] else None
+    values["owners"] = {name: values.pop(f"{name}_id") for name in SCOPED_AREA_LEVELS}
     return Report(**values)
 
 

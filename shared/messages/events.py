@@ -164,10 +164,15 @@ class CaseDispatched(Message):
     owners: Owners
     triage: bool = False
     candidates: tuple[Candidate, ...] = ()
+    #: the report itself, so that command-center staff need no second call to intake
+    description: str = ""
+    location: Location | None = None
+    reporter: str | None = None
 
 
 class CaseDispatchedSchema(WithOwners):
-    """Version 2 writes ``start_level`` as a number (version 1: an area name)."""
+    """Version 2 writes ``start_level`` as a number (version 1: an area name) and carries the report
+    (``description``, ``location``, ``reporter``)."""
     DATACLASS = CaseDispatched
     VERSIONS = (1, 2)
     case_id = fields.String(required=True)
@@ -179,6 +184,9 @@ class CaseDispatchedSchema(WithOwners):
     start_level = LevelField(required=True)
     triage = fields.Boolean(load_default=False)
     candidates = fields.List(fields.Nested(CandidateSchema), load_default=list)
+    description = fields.String(load_default="")
+    location = fields.Nested(LocationSchema, allow_none=True, load_default=None)
+    reporter = fields.String(allow_none=True, load_default=None)
 
     @post_load
     def _build(self, data, **kwargs):

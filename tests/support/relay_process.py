@@ -1,7 +1,6 @@
 """Run one outbox relay in its own process (so a test can SIGKILL it): DB_URL BROKER_URL."""
-import sys
-
 import os
+import sys
 
 from shared import faults
 from shared.relay import Relay, publisher_factory

@@ -73,13 +73,16 @@ class FakeReportStore:
 
     def get(self, report_id, identity):
         report = self.reports.get(report_id)
-        if report is None or (identity.role == "grid_worker" and report.reporter != identity.user):
+        if report is None or not (report.reporter == identity.user or identity.sees(report.owners)):
             return None
         return report
 
     def follow(self, case_id, **values) -> None:
         if case_id in self.reports:
-            self.reports[case_id] = replace(self.reports[case_id], **values)
+            report = self.reports[case_id]
+            owners = {**report.owners, **{k[:-3]: values.pop(k) for k in list(values) if k.endswith("_id")
+                                          and k != "owner_area_id"}}
+            self.reports[case_id] = replace(report, owners=owners, **values)
 
 
 class FakeDispatchStore:

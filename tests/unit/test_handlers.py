@@ -192,3 +192,43 @@ def test_activating_a_new_version_publishes_it_and_reroutes_only_the_cases_whose
     assert len(uow.of_type(events.AreasPublished)) == 1
     [moved] = uow.of_type(events.CaseTransferred)
     assert moved.case_id == "c0" and moved.owners.grid.id == "RENAMED-GRID" and moved.level is None
+
+
+def awaiting_verification(uow, grid="G1"):
+    report = submit(uow).report
+    uow.store.follow(report.id, status=Status.VERIFYING, grid_id=grid, station_id="S1", subcenter_id="C1")
+    return report
+
+
+def verify(uow, report, identity, passed=True):
+    return intake.verify_case(intake.Verify(report.id, passed, "checked", identity), uow, clock=FakeClock())
+
+
+def test_the_grid_worker_of_the_cases_grid_verifies_it_and_escalation_hears_the_verdict():
+    uow = FakeUnitOfWork(FakeReportStore())
+    report = awaiting_verification(uow)
+    verified = verify(uow, report, Identity("grid_worker", "w-g1", "G1"), passed=False)
+    assert uow.published[-1] == verified and not verified.passed and verified.verifier == "w-g1"
+
+
+def test_a_station_that_sees_the_case_may_not_verify_it():
+    uow = FakeUnitOfWork(FakeReportStore())
+    report = awaiting_verification(uow)
+    with pytest.raises(intake.NotItsGridWorker):
+        verify(uow, report, Identity("station", "s1", "S1"))
+
+
+def test_a_grid_worker_of_another_grid_does_not_see_the_case():
+    uow = FakeUnitOfWork(FakeReportStore())
+    report = awaiting_verification(uow)
+    with pytest.raises(LookupError):
+        verify(uow, report, Identity("grid_worker", "w-g2", "G2"))
+
+
+def test_a_case_not_awaiting_verification_cannot_be_verified():
+    uow = FakeUnitOfWork(FakeReportStore())
+    report = submit(uow).report
+    uow.store.follow(report.id, status=Status.OPEN, grid_id="G1")
+    with pytest.raises(intake.NotAwaitingVerification):
+        verify(uow, report, Identity("grid_worker", "w-g1", "G1"))
+    assert not uow.of_type(events.CaseVerified)

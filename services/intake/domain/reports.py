@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from shared.vocabulary import Level, Status
@@ -15,6 +15,14 @@ class IdempotencyConflict(Exception):
 
 class UnknownCategory(ValueError):
     pass
+
+
+class NotItsGridWorker(Exception):
+    """The caller sees the case but is not the grid worker of its grid (only they verify on site)."""
+
+
+class NotAwaitingVerification(Exception):
+    """The case is not waiting for a verification (not resolved, or already verified)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,8 @@ class Report:
     updated_at: datetime
     level: Level | None = None
     owner_area_id: str | None = None
+    #: the case's owner at each area level below headquarters (``grid``, ``station``, ``subcenter``)
+    owners: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def number(self) -> str:
