@@ -298,3 +298,10 @@ def test_a_reroute_to_the_same_owners_or_of_a_closed_case_does_nothing():
     assert not rerouted(new_case(), AREAS, LATER)
     case = closed_case()
     assert not rerouted(case, OTHER_AREAS, LATER) and case.areas == AREAS
+
+
+def test_a_rework_goes_to_the_first_owned_level_when_a_reroute_took_the_resolving_grid():
+    case = resolved_case()
+    rerouted(case, {**AREAS, "grid": None}, LATER)
+    perform(case, "verify", STATION, LATER, passed=False, note="still dark")
+    assert (case.status, case.level) == (Status.REWORK, Level.STATION)

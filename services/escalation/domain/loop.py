@@ -96,7 +96,7 @@ def verify(case: Case, actor: Actor, now: datetime, *, passed: bool, note: str =
         set_deadline(case, None, now)
         return verified + record(case, StepType.CLOSED, actor.user, now)
     case.reworks += 1
-    move(case, case.resolved_level or case.level, Status.REWORK, now)
+    move(case, _resolver(case), Status.REWORK, now)
     return verified + record(case, StepType.REWORKED, actor.user, now, note, detail={"reworks": case.reworks})
 
 
@@ -106,7 +106,7 @@ def reopen(case: Case, actor: Actor, now: datetime, *, reason: str) -> Outcome:
     require_oversight(actor, "reopen a case")
     require_status(case.status, frozenset({Status.CLOSED}), "be reopened")
     reason = required_text(reason, "a reason")
-    move(case, case.resolved_level or case.level, Status.OPEN, now)
+    move(case, _resolver(case), Status.OPEN, now)
     return record(case, StepType.REOPENED, actor.user, now, reason)
 
 
@@ -118,6 +118,11 @@ def check_areas(areas: object) -> dict[str, dict | None]:
     if any(ref is not None and not (isinstance(ref, Mapping) and ref.get("id")) for ref in owners.values()):
         raise InvalidArgument("each owner is {\"id\", \"name\"} or null")
     return {name: dict(ref) if ref else None for name, ref in owners.items()}
+
+
+def _resolver(case: Case) -> Level:
+    """The level that resolved the case, or the first owned one above it if a re-route took its owner."""
+    return owned_level(case.areas, case.resolved_level or case.level)
 
 
 def _level(value: object) -> Level:
