@@ -1,5 +1,5 @@
-"""A case in the four-level closed loop (四级闭环, see PRODUCT.md): its state, its timeline entries and
-what one action returns.
+"""A case in the four-level closed loop (四级闭环, see PRODUCT.md): its state, how it opens, and the
+rule that a case is owned at the first level at or above a given one that has an owner.
 
 Level 1 is the grid worker, 2 the work station, 3 the sub-center, 4 headquarters. The state changes
 only through the functions in ``actions.py`` (staff actions, by name) and ``timers.py`` (deadline
@@ -14,10 +14,12 @@ verification as ``verifying`` (a stored ``resolved`` is treated as ``verifying``
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from services.escalation.domain.deadlines import Limit, TimePolicy, deadline, is_late
+from services.escalation.domain.errors import InvalidArgument
 from services.escalation.domain.timeline import SYSTEM, Outcome, Step, StepType, record
 from shared.vocabulary import Level, Status
 
@@ -108,14 +110,23 @@ def owned_level(areas: dict[str, dict | None], level: Level | int) -> Level:
     return level
 
 
+def check_areas(areas: object) -> dict[str, dict | None]:
+    """Owners as ``{level name: {"id", "name"} or None}``, with headquarters; InvalidArgument otherwise."""
+    if not isinstance(areas, Mapping) or not isinstance(areas.get(Level.HQ.area), Mapping):
+        raise InvalidArgument("areas must name the owners, headquarters included")
+    owners = {level.area: areas.get(level.area) for level in Level}
+    if any(ref is not None and not (isinstance(ref, Mapping) and ref.get("id")) for ref in owners.values()):
+        raise InvalidArgument("each owner is {\"id\", \"name\"} or null")
+    return {name: dict(ref) if ref else None for name, ref in owners.items()}
+
+
 def open_case(*, id: str, number: str, category: str, severity: str, areas: dict[str, dict | None],
               start_level: Level | int | str, policy: TimePolicy, now: datetime,
               triage: bool = False) -> tuple[Case, Outcome]:
     """A case opens at the first owned level at or above ``start_level``, with that level's deadline."""
-    if not areas.get(Level.HQ.area):
-        raise ValueError("a case needs an owner at headquarters")
+    areas = check_areas(areas)
     level = owned_level(areas, start_level)
-    case = Case(id=id, number=number, category=category, severity=severity, areas=dict(areas), policy=policy,
+    case = Case(id=id, number=number, category=category, severity=severity, areas=areas, policy=policy,
                 opened_at=now, level=level, triage=triage)
     set_deadline(case, deadline(now, policy.limit(level)), now)
     return case, record(case, StepType.OPENED, SYSTEM, now, "point in no grid: needs triage" if triage else "")
@@ -138,5 +149,5 @@ def move(case: Case, level: Level, status: Status, now: datetime) -> None:
 
 
 
-__all__ = ["AWAITING_VERIFICATION", "SYSTEM", "WORKING", "Case", "ExtensionRequest", "Owner", "Step",
+__all__ = ["AWAITING_VERIFICATION", "SYSTEM", "WORKING", "Case", "check_areas", "ExtensionRequest", "Owner", "Step",
            "move", "open_case", "owned_level", "set_deadline"]

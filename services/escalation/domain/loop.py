@@ -8,7 +8,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from services.escalation.domain.cases import AWAITING_VERIFICATION, WORKING, Case, move, owned_level, set_deadline
+from services.escalation.domain.cases import (
+    AWAITING_VERIFICATION,
+    WORKING,
+    Case,
+    check_areas,
+    move,
+    owned_level,
+    set_deadline,
+)
 from services.escalation.domain.deadlines import deadline
 from services.escalation.domain.errors import InvalidArgument, InvalidTransition, require_status, required_text
 from services.escalation.domain.permissions import (
@@ -108,16 +116,6 @@ def reopen(case: Case, actor: Actor, now: datetime, *, reason: str) -> Outcome:
     reason = required_text(reason, "a reason")
     move(case, _resolver(case), Status.OPEN, now)
     return record(case, StepType.REOPENED, actor.user, now, reason)
-
-
-def check_areas(areas: object) -> dict[str, dict | None]:
-    """Owners as ``{level name: {"id", "name"} or None}``, with headquarters; InvalidArgument otherwise."""
-    if not isinstance(areas, Mapping) or not isinstance(areas.get(Level.HQ.area), Mapping):
-        raise InvalidArgument("areas must name the owners, headquarters included")
-    owners = {level.area: areas.get(level.area) for level in Level}
-    if any(ref is not None and not (isinstance(ref, Mapping) and ref.get("id")) for ref in owners.values()):
-        raise InvalidArgument("each owner is {\"id\", \"name\"} or null")
-    return {name: dict(ref) if ref else None for name, ref in owners.items()}
 
 
 def _resolver(case: Case) -> Level:

@@ -22,9 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from services.escalation.domain.cases import AWAITING_VERIFICATION, Case, owned_level, set_deadline
+from services.escalation.domain.cases import AWAITING_VERIFICATION, Case, check_areas, owned_level, set_deadline
 from services.escalation.domain.deadlines import deadline, is_late
-from services.escalation.domain.loop import check_areas
 from services.escalation.domain.timeline import SYSTEM, Outcome, StepType, record
 from shared.vocabulary import Level, Status
 
