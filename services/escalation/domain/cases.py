@@ -1,113 +1,153 @@
-"""A case's four-level closed loop: who owns it, until when, and what happened.
+"""A case in the four-level closed loop (四级闭环, see PRODUCT.md): its state, how it opens, and the
+rule that a case is owned at the first level at or above a given one that has an owner.
 
-Level 1 is the grid worker, 2 the work station, 3 the sub-center, 4 headquarters. When the
-deadline at a level passes, the case moves up one level with a new deadline from the hours frozen
-onto the case when it opened (later policy edits never change a case in flight). At level 4 a
-missed deadline marks the case overdue; there is nowhere higher to go.
+Level 1 is the grid worker, 2 the work station, 3 the sub-center, 4 headquarters. The state changes
+only through the functions in ``actions.py`` (staff actions, by name) and ``timers.py`` (deadline
+and re-routing); each returns an ``Outcome``: the timeline entries (``Step``) and the bus events it
+produced, which the handler saves and publishes in one transaction. The case does not keep its
+timeline; the store does.
+
+Statuses (``shared.vocabulary.Status``): ``open`` → ``acknowledged`` → (resolve) ``verifying`` →
+``closed``, or ``rework`` at the level that resolved it; ``suspended`` holds the clock. The domain
+never leaves a case in ``resolved``: resolving records a ``resolved`` step and the case awaits
+verification as ``verifying`` (a stored ``resolved`` is treated as ``verifying``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 
-from shared.policy import LEVEL_NAMES
-from shared.vocabulary import Level
+from services.escalation.domain.deadlines import Limit, TimePolicy, deadline, is_late
+from services.escalation.domain.errors import InvalidArgument
+from services.escalation.domain.timeline import SYSTEM, Outcome, Step, StepType, record
+from shared.vocabulary import Level, Status
 
-OPEN, RESOLVED, CLOSED, SUSPENDED = "open", "resolved", "closed", "suspended"
-TOP_LEVEL = 4
+#: Statuses whose clock runs toward the level's deadline (the deadline is for resolving).
+WORKING = frozenset({Status.OPEN, Status.ACKNOWLEDGED, Status.REWORK})
+#: Statuses whose clock runs toward the verification deadline.
+AWAITING_VERIFICATION = frozenset({Status.RESOLVED, Status.VERIFYING})
 
 
 @dataclass(frozen=True)
 class Owner:
-    level: int
+    level: Level
     area_id: str
     area_name: str
 
 
 @dataclass(frozen=True)
-class Step:
-    """One entry of the timeline: what happened, to which level, by whom."""
-    at: datetime
-    action: str
-    actor: str
-    from_level: int | None
-    to_level: int | None
-    note: str = ""
+class ExtensionRequest:
+    """A pending 延期 request, awaiting the level above."""
+
+    amount: Limit
+    reason: str
+    requested_by: str
+    requested_at: datetime
+
+    def to_dict(self) -> dict:
+        return {"amount": self.amount.to_dict(), "reason": self.reason, "requested_by": self.requested_by,
+                "requested_at": self.requested_at.isoformat()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ExtensionRequest:
+        return cls(Limit.from_dict(data["amount"]), data["reason"], data["requested_by"],
+                   datetime.fromisoformat(data["requested_at"]))
 
 
 @dataclass
 class Case:
+    """A case's current state. ``areas`` maps each area level name (``grid``, ``station``,
+    ``subcenter``, ``hq``) to ``{"id", "name"}`` or None (a point in no grid has no grid owner).
+    ``deadline`` is an aware UTC datetime, or None when closed or suspended. ``timer_token`` grows
+    by one whenever the deadline changes, so a scheduler tick read under an older token is stale."""
+
     id: str
     number: str
     category: str
     severity: str
-    status: str
-    level: int
-    areas: dict[str, dict | None]  # level name → {"id", "name"} or None (a point in no grid)
-    hours: dict[int, float]
+    areas: dict[str, dict | None]
+    policy: TimePolicy
     opened_at: datetime
-    deadline: datetime | None
-    overdue: bool = False
-    steps: list[Step] = field(default_factory=list)
+    level: Level
+    status: Status = Status.OPEN
+    deadline: datetime | None = None
+    timer_token: int = 0
+    overdue: bool = False  # level 4's deadline passed (flagged once per deadline)
+    verification_overdue: bool = False  # the verification deadline passed (flagged to the station once)
+    triage: bool = False  # a point in no grid: a human at the level that holds it decides
+    resolved_level: Level | None = None  # the level that resolved it last: rework comes back here
+    reworks: int = 0
+    extensions: tuple[Limit, ...] = ()  # approved extensions, oldest first
+    pending_extension: ExtensionRequest | None = None
+    held_status: Status | None = None  # while suspended: the status to resume to
+    time_left: Limit | None = None  # while suspended: what remained of the clock
 
     @property
     def owner(self) -> Owner:
-        ref = self.areas[LEVEL_NAMES[self.level]]
+        ref = self.areas[self.level.area]
         return Owner(self.level, ref["id"], ref["name"])
 
-    @classmethod
-    def open(cls, *, id: str, number: str, category: str, severity: str, areas: dict[str, dict | None],
-             start_level: str, hours: dict[int, float], now: datetime, triage: bool = False) -> Case:
-        level = _owned_level(areas, Level.of(start_level))
-        case = cls(id=id, number=number, category=category, severity=severity, status=OPEN, level=level,
-                   areas=areas, hours=hours, opened_at=now, deadline=now + timedelta(hours=hours[level]))
-        note = "point in no grid: needs triage" if triage else ""
-        case.steps.append(Step(now, "opened", "system", None, level, note))
-        return case
+    @property
+    def due_at(self) -> datetime | None:
+        """When the scheduler must next call ``timers.escalate_due``: the deadline, unless nothing
+        more can happen at it (closed, suspended, or its passing already flagged)."""
+        if self.status in WORKING and not self.overdue:
+            return self.deadline
+        if self.status in AWAITING_VERIFICATION and not self.verification_overdue:
+            return self.deadline
+        return None
 
     def is_due(self, now: datetime) -> bool:
-        return self.status == OPEN and self.deadline is not None and now >= self.deadline
-
-    def escalate(self, now: datetime, *, actor: str = "system", reason: str = "deadline passed") -> Step:
-        """Move up one level with a fresh deadline (automatic at the deadline, or 上报 by staff)."""
-        if self.status != OPEN:
-            raise ValueError(f"a {self.status} case cannot be escalated")
-        if self.level >= TOP_LEVEL:
-            self.overdue = True
-            self.deadline = None
-            step = Step(now, "overdue", actor, self.level, self.level, reason)
-        else:
-            previous = self.level
-            self.level = _owned_level(self.areas, self.level + 1)
-            self.deadline = now + timedelta(hours=self.hours[self.level])
-            step = Step(now, "escalated", actor, previous, self.level, reason)
-        self.steps.append(step)
-        return step
-
-    def transfer(self, areas: dict[str, dict | None], level: str | None, now: datetime, *, actor: str,
-                 reason: str) -> Step | None:
-        """New owners. Staff naming a level restart the case there with that level's deadline; a
-        re-route by a new area version keeps the level and deadline (moving up if that level has no
-        owner any more). A closed case keeps its history: nothing changes."""
-        if self.status == CLOSED:
-            return None
-        previous = self.level
-        self.areas = areas
-        if level is not None:
-            self.level = _owned_level(areas, Level.of(level))
-            self.deadline = now + timedelta(hours=self.hours[self.level]) if self.status == OPEN else None
-            self.overdue = False
-            action = "transferred"
-        else:
-            self.level = _owned_level(areas, self.level)
-            action = "rerouted"
-        step = Step(now, action, actor, previous, self.level, f"{reason} → {self.owner.area_id}")
-        self.steps.append(step)
-        return step
+        return is_late(self.due_at, now)
 
 
-def _owned_level(areas: dict[str, dict | None], level: int) -> int:
-    """The first level at or above ``level`` that has an owner (a gap has no grid)."""
-    while level < TOP_LEVEL and not areas.get(LEVEL_NAMES[level]):
-        level += 1
+def owned_level(areas: dict[str, dict | None], level: Level | int) -> Level:
+    """The first level at or above ``level`` that has an owner (a point in no grid has no grid)."""
+    level = Level.of(level)
+    while level < Level.HQ and not areas.get(level.area):
+        level = level.up
     return level
+
+
+def check_areas(areas: object) -> dict[str, dict | None]:
+    """Owners as ``{level name: {"id", "name"} or None}``, with headquarters; InvalidArgument otherwise."""
+    if not isinstance(areas, Mapping) or not isinstance(areas.get(Level.HQ.area), Mapping):
+        raise InvalidArgument("areas must name the owners, headquarters included")
+    owners = {level.area: areas.get(level.area) for level in Level}
+    if any(ref is not None and not (isinstance(ref, Mapping) and ref.get("id")) for ref in owners.values()):
+        raise InvalidArgument("each owner is {\"id\", \"name\"} or null")
+    return {name: dict(ref) if ref else None for name, ref in owners.items()}
+
+
+def open_case(*, id: str, number: str, category: str, severity: str, areas: dict[str, dict | None],
+              start_level: Level | int | str, policy: TimePolicy, now: datetime,
+              triage: bool = False) -> tuple[Case, Outcome]:
+    """A case opens at the first owned level at or above ``start_level``, with that level's deadline."""
+    areas = check_areas(areas)
+    level = owned_level(areas, start_level)
+    case = Case(id=id, number=number, category=category, severity=severity, areas=areas, policy=policy,
+                opened_at=now, level=level, triage=triage)
+    set_deadline(case, deadline(now, policy.limit(level)), now)
+    return case, record(case, StepType.OPENED, SYSTEM, now, "point in no grid: needs triage" if triage else "")
+
+
+def set_deadline(case: Case, when: datetime | None, now: datetime, *, keep_flags: bool = False) -> None:
+    """Every deadline change goes through here: the timer token moves on, and a deadline that is
+    not passed (or none) clears the overdue flags; a still-passed one keeps them (flagged once).
+    Suspension keeps them: a suspended overdue case is still overdue."""
+    case.deadline = when
+    case.timer_token += 1
+    if not keep_flags and not is_late(when, now):
+        case.overdue = case.verification_overdue = False
+
+
+def move(case: Case, level: Level, status: Status, now: datetime) -> None:
+    """The case restarts at ``level`` with that level's full limit; a pending extension lapses."""
+    case.level, case.status, case.pending_extension = level, status, None
+    set_deadline(case, deadline(now, case.policy.limit(level)), now)
+
+
+
+__all__ = ["AWAITING_VERIFICATION", "SYSTEM", "WORKING", "Case", "check_areas", "ExtensionRequest", "Owner", "Step",
+           "move", "open_case", "owned_level", "set_deadline"]

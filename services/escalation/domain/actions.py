@@ -1,0 +1,72 @@
+"""The action table (after Grafana OnCall's escalation step table): every staff action by name.
+
+``perform(case, "acknowledge", actor, now, note="...")`` looks the action up and calls it with its
+arguments; an unknown action, or a missing or unexpected argument, is an ``InvalidArgument`` (422).
+Adding an action is one function and one row here (plus its schema row in the API).
+
+| action              | who                          | from status               | arguments                |
+|---------------------|------------------------------|---------------------------|--------------------------|
+| acknowledge         | owner                        | open, rework              | note?                    |
+| resolve             | owner                        | open, acknowledged, rework | note                    |
+| escalate            | owner (levels 1–3)           | open, acknowledged, rework | reason                  |
+| return              | owner, to a lower level      | open, acknowledged, rework | level, reason           |
+| transfer            | owner or command             | open, acknowledged, rework | areas, level, reason    |
+| request_extension   | owner                        | open, acknowledged, rework | amount, reason          |
+| approve_extension   | level above (supervisor at 4) | same, with a request     | note?                    |
+| refuse_extension    | level above (supervisor at 4) | same, with a request     | reason                   |
+| suspend             | owner                        | open, acknowledged, rework | reason                  |
+| resume              | owner                        | suspended                 | note?                    |
+| verify              | grid worker of the grid      | verifying (resolved)      | passed, note (if failed) |
+| reopen              | command, supervisor, admin   | closed                    | reason                   |
+
+The automatic changes (deadline ticks, re-routing) are in ``timers.py``, not here: no caller may
+request them.
+"""
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from datetime import datetime
+
+from services.escalation.domain import holds, loop
+from services.escalation.domain.cases import Case
+from services.escalation.domain.errors import InvalidArgument
+from services.escalation.domain.permissions import Actor
+from services.escalation.domain.timeline import Outcome
+
+Action = Callable[..., Outcome]
+
+ACTIONS: dict[str, Action] = {
+    "acknowledge": loop.acknowledge,
+    "resolve": loop.resolve,
+    "escalate": loop.escalate,
+    "return": loop.return_down,
+    "transfer": loop.transfer,
+    "request_extension": holds.request_extension,
+    "approve_extension": holds.approve_extension,
+    "refuse_extension": holds.refuse_extension,
+    "suspend": holds.suspend,
+    "resume": holds.resume,
+    "verify": loop.verify,
+    "reopen": loop.reopen,
+}
+
+
+def perform(case: Case, action: str, actor: Actor, now: datetime, **arguments) -> Outcome:
+    """Run the named action on ``case`` (changed in place) and return its outcome, or raise
+    ``NotAllowed`` (403), ``InvalidTransition`` (409) or ``InvalidArgument`` (422); on a refusal the
+    case is unchanged."""
+    act = ACTIONS.get(action)
+    if act is None:
+        raise InvalidArgument(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+    try:
+        inspect.signature(act).bind(case, actor, now, **arguments)
+    except TypeError as exc:
+        raise InvalidArgument(f"{action}: {exc}") from None
+    return act(case, actor, now, **arguments)
+
+
+def arguments(action: str) -> dict[str, bool]:
+    """The named arguments of an action and whether each is required (for the API's schema)."""
+    parameters = list(inspect.signature(ACTIONS[action]).parameters.values())[3:]
+    return {p.name: p.default is inspect.Parameter.empty for p in parameters}

@@ -1,0 +1,41 @@
+"""Why the domain refuses an action. The API maps each to one status code:
+
+| exception           | HTTP | meaning                                                          |
+|---------------------|------|------------------------------------------------------------------|
+| ``NotAllowed``      | 403  | this role, level or area may not take the action                 |
+| ``InvalidTransition`` | 409 | the case's state does not allow it now (e.g. resolve a closed case) |
+| ``InvalidArgument`` | 422  | the arguments are wrong (missing reason, a return to a level not below) |
+
+Checks run in that order: who, then state, then arguments.
+"""
+
+
+class Refused(Exception):
+    """Base of every domain refusal; ``status`` is the HTTP status it maps to."""
+
+    status = 400
+
+
+class NotAllowed(Refused):
+    status = 403
+
+
+class InvalidTransition(Refused):
+    status = 409
+
+
+class InvalidArgument(Refused):
+    status = 422
+
+
+def require_status(status: str, allowed: frozenset, doing: str) -> None:
+    """InvalidTransition unless ``status`` is one of ``allowed``."""
+    if status not in allowed:
+        raise InvalidTransition(f"a {status} case cannot {doing}")
+
+
+def required_text(value: object, what: str) -> str:
+    """The stripped text; InvalidArgument when it is missing, not text, or blank."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidArgument(f"{what} is required")
+    return value.strip()

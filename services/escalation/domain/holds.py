@@ -1,0 +1,108 @@
+"""Actions that hold or stretch the clock: extension (延期) and suspension (挂账).
+
+- An **extension** is requested by the owner (an amount and a reason) and approved or refused by
+  the level above (``permissions.require_level_above``). One request waits at a time; it lapses
+  when the case changes level or is resolved. An approved amount is added to the current deadline,
+  counted from that deadline even when approved after it (issue 10's rule). The case's policy
+  caps the number of approved extensions and their total length; a request beyond the count is
+  refused as a state (409), one beyond the total length as an argument (422).
+- **Suspension** stops the clock: the deadline is cleared and the time that was left kept; on
+  resume the deadline is resume time + that time left. Only a working case (open, acknowledged,
+  rework) is suspended, by its owner, with a reason; the owner resumes it.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from services.escalation.domain.cases import WORKING, Case, ExtensionRequest, set_deadline
+from services.escalation.domain.deadlines import Limit, deadline, time_left
+from services.escalation.domain.errors import InvalidArgument, InvalidTransition, require_status, required_text
+from services.escalation.domain.permissions import Actor, require_level_above, require_owner
+from services.escalation.domain.timeline import Outcome, StepType, record
+from shared.vocabulary import Status
+
+
+def request_extension(case: Case, actor: Actor, now: datetime, *, amount: Limit | Mapping, reason: str) -> Outcome:
+    """The owner asks the level above for ``amount`` more time (``Limit`` or ``{"amount", "unit"}``)."""
+    require_owner(actor, case, "ask for an extension")
+    require_status(case.status, WORKING, "be extended")
+    if case.pending_extension is not None:
+        raise InvalidTransition("an extension request is already waiting for a decision")
+    _check_count(case)
+    amount = _amount(amount)
+    reason = required_text(reason, "a reason")
+    _check_total(case, amount)
+    case.pending_extension = ExtensionRequest(amount, reason, actor.user, now)
+    return record(case, StepType.EXTENSION_REQUESTED, actor.user, now, reason, detail={"amount": amount.to_dict()})
+
+
+def approve_extension(case: Case, actor: Actor, now: datetime, *, note: str = "") -> Outcome:
+    """The level above grants the waiting request: the deadline moves by its amount."""
+    require_level_above(actor, case, "approve an extension")
+    request = _waiting(case)
+    _check_count(case)
+    _check_total(case, request.amount)
+    case.extensions += (request.amount,)
+    case.pending_extension = None
+    set_deadline(case, deadline(case.deadline, request.amount), now)
+    return record(case, StepType.EXTENDED, actor.user, now, (note or "").strip() or request.reason,
+                  detail={"amount": request.amount.to_dict()})
+
+
+def refuse_extension(case: Case, actor: Actor, now: datetime, *, reason: str) -> Outcome:
+    """The level above refuses the waiting request; the deadline stays."""
+    require_level_above(actor, case, "refuse an extension")
+    _waiting(case)
+    reason = required_text(reason, "a reason")
+    case.pending_extension = None
+    return record(case, StepType.EXTENSION_REFUSED, actor.user, now, reason)
+
+
+def suspend(case: Case, actor: Actor, now: datetime, *, reason: str) -> Outcome:
+    """挂账: the owner stops the clock, keeping the time left (none if the deadline has passed)."""
+    require_owner(actor, case, "suspend it")
+    require_status(case.status, WORKING, "be suspended")
+    reason = required_text(reason, "a reason")
+    case.held_status, case.time_left, case.status = case.status, time_left(case.deadline, now), Status.SUSPENDED
+    set_deadline(case, None, now, keep_flags=True)
+    return record(case, StepType.SUSPENDED, actor.user, now, reason)
+
+
+def resume(case: Case, actor: Actor, now: datetime, *, note: str = "") -> Outcome:
+    """The owner restarts the clock: deadline = now + the time that was left."""
+    require_owner(actor, case, "resume it")
+    require_status(case.status, frozenset({Status.SUSPENDED}), "be resumed")
+    left = case.time_left if case.time_left is not None else case.policy.limit(case.level)
+    case.status, case.held_status, case.time_left = case.held_status or Status.OPEN, None, None
+    set_deadline(case, deadline(now, left), now)
+    return record(case, StepType.RESUMED, actor.user, now, (note or "").strip())
+
+
+def _waiting(case: Case) -> ExtensionRequest:
+    require_status(case.status, WORKING, "have an extension decided")
+    if case.pending_extension is None:
+        raise InvalidTransition("no extension request is waiting")
+    return case.pending_extension
+
+
+def _check_count(case: Case) -> None:
+    if len(case.extensions) >= case.policy.max_extensions:
+        raise InvalidTransition(f"the case has had its {case.policy.max_extensions} extensions")
+
+
+def _check_total(case: Case, amount: Limit) -> None:
+    total = sum(limit.seconds for limit in case.extensions) + amount.seconds
+    if total > case.policy.max_extension_total.seconds:
+        cap = case.policy.max_extension_total
+        raise InvalidArgument(f"extensions may add up to {cap.amount:g} {cap.unit} in all")
+
+
+def _amount(value: object) -> Limit:
+    try:
+        amount = value if isinstance(value, Limit) else Limit.from_dict(value)
+    except (ValueError, TypeError, KeyError):
+        raise InvalidArgument('amount must be {"amount": a number, "unit": "seconds|minutes|hours"}') from None
+    if amount.amount <= 0:
+        raise InvalidArgument("amount must be positive")
+    return amount

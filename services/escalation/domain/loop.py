@@ -1,0 +1,130 @@
+"""The staff actions of the closed loop: acknowledge, resolve, escalate (上报), return down (回退/下派),
+transfer, verify (核查) and reopen. Each takes ``(case, actor, now, **arguments)``, checks who (403),
+then the state (409), then the arguments (422), and only then changes the case; it returns the
+``Outcome`` (steps and events). Registered by name in ``actions.ACTIONS``.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from services.escalation.domain.cases import (
+    AWAITING_VERIFICATION,
+    WORKING,
+    Case,
+    check_areas,
+    move,
+    owned_level,
+    set_deadline,
+)
+from services.escalation.domain.deadlines import deadline
+from services.escalation.domain.errors import InvalidArgument, InvalidTransition, require_status, required_text
+from services.escalation.domain.permissions import (
+    Actor,
+    require_oversight,
+    require_owner,
+    require_owner_or_command,
+    require_verifier,
+)
+from services.escalation.domain.timeline import Outcome, StepType, record
+from shared.vocabulary import Level, Status
+
+
+def acknowledge(case: Case, actor: Actor, now: datetime, *, note: str = "") -> Outcome:
+    """The owner takes the case on (open or rework → acknowledged). The clock keeps running."""
+    require_owner(actor, case, "acknowledge it")
+    require_status(case.status, frozenset({Status.OPEN, Status.REWORK}), "be acknowledged")
+    case.status = Status.ACKNOWLEDGED
+    return record(case, StepType.ACKNOWLEDGED, actor.user, now, note)
+
+
+def resolve(case: Case, actor: Actor, now: datetime, *, note: str) -> Outcome:
+    """The owner reports what was done; the case awaits on-site verification (``verifying``) with
+    the verification deadline, and remembers the level that resolved it for a rework."""
+    require_owner(actor, case, "resolve it")
+    require_status(case.status, WORKING, "be resolved")
+    note = required_text(note, "what was done (note)")
+    case.status, case.resolved_level, case.pending_extension = Status.VERIFYING, case.level, None
+    set_deadline(case, deadline(now, case.policy.verification), now)
+    return record(case, StepType.RESOLVED, actor.user, now, note)
+
+
+def escalate(case: Case, actor: Actor, now: datetime, *, reason: str) -> Outcome:
+    """上报: the owner sends the case up to the next owned level, which gets its full limit."""
+    require_owner(actor, case, "escalate it")
+    require_status(case.status, WORKING, "be escalated")
+    if case.level == Level.HQ:
+        raise InvalidTransition("headquarters has no level above")
+    reason = required_text(reason, "a reason")
+    move(case, owned_level(case.areas, case.level.up), Status.OPEN, now)
+    return record(case, StepType.ESCALATED, actor.user, now, reason)
+
+
+def return_down(case: Case, actor: Actor, now: datetime, *, level: Level | int | str, reason: str) -> Outcome:
+    """回退/下派: the owner at a higher level hands the case to a named lower level that has an
+    owner; that level starts afresh with its full limit."""
+    require_owner(actor, case, "return it")
+    require_status(case.status, WORKING, "be returned")
+    target = _level(level)
+    if target >= case.level:
+        raise InvalidArgument(f"a case at level {int(case.level)} can only be returned to a lower level")
+    if not case.areas.get(target.area):
+        raise InvalidArgument(f"the case has no {target.area} to return it to")
+    reason = required_text(reason, "a reason")
+    move(case, target, Status.OPEN, now)
+    return record(case, StepType.RETURNED, actor.user, now, reason)
+
+
+def transfer(case: Case, actor: Actor, now: datetime, *, areas: Mapping, level: Level | int | str,
+             reason: str) -> Outcome:
+    """A staff transfer to another unit: ``areas`` are the new owners (looked up by dispatch), and
+    the case restarts at the first owned level at or above ``level`` with that level's limit.
+    Taken by the owner or by command."""
+    require_owner_or_command(actor, case, "transfer it")
+    require_status(case.status, WORKING, "be transferred")
+    areas = check_areas(areas)
+    target = _level(level)
+    reason = required_text(reason, "a reason")
+    case.areas = areas
+    move(case, owned_level(areas, target), Status.OPEN, now)
+    return record(case, StepType.TRANSFERRED, actor.user, now, f"{reason} → {case.owner.area_id}")
+
+
+def verify(case: Case, actor: Actor, now: datetime, *, passed: bool, note: str = "") -> Outcome:
+    """核查 by the grid worker of the case's grid: passed closes the case; failed (note required)
+    sends it to rework at the level that resolved it, with that level's full limit, counted."""
+    require_verifier(actor, case)
+    require_status(case.status, AWAITING_VERIFICATION, "be verified")
+    if not isinstance(passed, bool):
+        raise InvalidArgument("passed must be true or false")
+    note = required_text(note, "what is still wrong (note)") if not passed else (note or "").strip()
+    verified = record(case, StepType.VERIFIED, actor.user, now, note, detail={"passed": passed})
+    if passed:
+        case.status = Status.CLOSED
+        set_deadline(case, None, now)
+        return verified + record(case, StepType.CLOSED, actor.user, now)
+    case.reworks += 1
+    move(case, _resolver(case), Status.REWORK, now)
+    return verified + record(case, StepType.REWORKED, actor.user, now, note, detail={"reworks": case.reworks})
+
+
+def reopen(case: Case, actor: Actor, now: datetime, *, reason: str) -> Outcome:
+    """A closed case opens again, by command, a supervisor or an admin, at the level that resolved
+    it, with that level's full limit. It must be verified again before it closes."""
+    require_oversight(actor, "reopen a case")
+    require_status(case.status, frozenset({Status.CLOSED}), "be reopened")
+    reason = required_text(reason, "a reason")
+    move(case, _resolver(case), Status.OPEN, now)
+    return record(case, StepType.REOPENED, actor.user, now, reason)
+
+
+def _resolver(case: Case) -> Level:
+    """The level that resolved the case, or the first owned one above it if a re-route took its owner."""
+    return owned_level(case.areas, case.resolved_level or case.level)
+
+
+def _level(value: object) -> Level:
+    try:
+        return Level.of(value)
+    except (ValueError, TypeError, KeyError):
+        raise InvalidArgument(f"unknown level {value!r}") from None

@@ -1,0 +1,62 @@
+"""What happens to a case without a person acting: its deadline passes, or a new area version
+changes its owners.
+
+Deadline rules (issue 8; the README's "four-level closed loop"):
+
+- **Levels 1–3**: at the deadline the case moves up to the first owned level above, with status
+  ``open`` (the new owner must acknowledge) and that level's limit **dated from the deadline that
+  was missed**, not from when the tick fired, so a scheduler outage gives no case extra time. A case
+  whose later deadlines have also passed climbs through them in one call, one ``escalated`` step
+  each, every step with ``scheduled_at`` = the missed deadline and ``at`` = the firing time.
+- **Level 4**: the case is flagged ``overdue`` once (an ``overdue`` step, event ``case.overdue``)
+  and keeps its deadline.
+- **Verification**: a missed verification deadline is flagged to the station once (an ``overdue``
+  step, event ``case.verification_overdue``); level, status and deadline stay, and the grid
+  worker may still verify.
+- **Suspended** and **closed** cases have no deadline, so they never escalate.
+- A tick carries the ``timer_token`` it read; if the deadline changed since, the tick is stale and
+  does nothing (after Grafana OnCall's ``active_escalation_id``).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from services.escalation.domain.cases import AWAITING_VERIFICATION, Case, check_areas, owned_level, set_deadline
+from services.escalation.domain.deadlines import deadline, is_late
+from services.escalation.domain.timeline import SYSTEM, Outcome, StepType, record
+from shared.vocabulary import Level, Status
+
+
+def escalate_due(case: Case, now: datetime, token: int) -> Outcome:
+    """Fire every deadline of ``case`` that has passed at ``now``; empty if the tick is stale
+    (``token`` is not the case's ``timer_token``) or nothing is due (``case.is_due(now)``)."""
+    if token != case.timer_token or not case.is_due(now):
+        return Outcome()
+    if case.status in AWAITING_VERIFICATION:
+        case.verification_overdue = True
+        return record(case, StepType.OVERDUE, SYSTEM, now, "verification not done in time: flagged to the station",
+                      event="case.verification_overdue", scheduled_at=case.deadline)
+    outcome = Outcome()
+    while case.level < Level.HQ and is_late(case.deadline, now):
+        missed = case.deadline
+        case.level, case.status, case.pending_extension = owned_level(case.areas, case.level.up), Status.OPEN, None
+        set_deadline(case, deadline(missed, case.policy.limit(case.level)), now)
+        outcome += record(case, StepType.ESCALATED, SYSTEM, now, "deadline passed", scheduled_at=missed)
+    if case.level == Level.HQ and is_late(case.deadline, now) and not case.overdue:
+        case.overdue = True
+        outcome += record(case, StepType.OVERDUE, SYSTEM, now, "deadline passed at headquarters",
+                          scheduled_at=case.deadline)
+    return outcome
+
+
+def rerouted(case: Case, areas: Mapping, now: datetime) -> Outcome:
+    """A new area version changed the case's owners: the level and deadline stay (if the case's
+    level has no owner any more, it moves up to the first owned level, deadline unchanged).
+    A closed case keeps its owners and history; unchanged owners change nothing."""
+    owners = check_areas(areas)
+    if case.status == Status.CLOSED or owners == case.areas:
+        return Outcome()
+    case.areas = owners
+    case.level = owned_level(owners, case.level)
+    return record(case, StepType.REROUTED, SYSTEM, now, f"new area version → {case.owner.area_id}")

@@ -1,0 +1,159 @@
+"""Property tests of the closed loop: no sequence of actions, ticks, re-routes and passing time reaches
+an impossible state (hypothesis drives a case with every actor, argument and stale tick it can find)."""
+from copy import deepcopy
+from datetime import timedelta
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from services.escalation.domain.actions import ACTIONS, perform
+from services.escalation.domain.cases import AWAITING_VERIFICATION, WORKING
+from services.escalation.domain.deadlines import Limit
+from services.escalation.domain.errors import Refused
+from services.escalation.domain.permissions import Actor
+from services.escalation.domain.timers import escalate_due, rerouted
+from shared.vocabulary import Level, Status
+from tests.support.cases import AREAS, NOW, OTHER_AREAS, OWNER, new_case
+
+AREA_CHOICES = [AREAS, OTHER_AREAS, {**AREAS, "grid": None}, {**AREAS, "station": None}]
+ACTORS = [*OWNER.values(), Actor("grid_worker", "liu", "G9"), Actor("station", "zhou", "S9"),
+          Actor("grid_worker", "ma", "G2"), Actor("supervisor", "sun"), Actor("admin", "root")]
+TEXT = st.sampled_from(["why not", "现场已处理", "why not", "现场已处理", "", "  "])  # mostly given
+ARGUMENTS = {
+    "acknowledge": st.fixed_dictionaries({}, optional={"note": TEXT}),
+    "resolve": st.fixed_dictionaries({"note": TEXT}),
+    "escalate": st.fixed_dictionaries({"reason": TEXT}),
+    "return": st.fixed_dictionaries({"level": st.integers(0, 5), "reason": TEXT}),
+    "transfer": st.fixed_dictionaries({"areas": st.sampled_from(AREA_CHOICES), "level": st.integers(1, 4),
+                                       "reason": TEXT}),
+    "request_extension": st.fixed_dictionaries({"amount": st.sampled_from([Limit(1), Limit(6), Limit(30),
+                                                                          Limit(60), Limit(0)]), "reason": TEXT}),
+    "approve_extension": st.fixed_dictionaries({}, optional={"note": TEXT}),
+    "refuse_extension": st.fixed_dictionaries({"reason": TEXT}),
+    "suspend": st.fixed_dictionaries({"reason": TEXT}),
+    "resume": st.just({}),
+    "verify": st.fixed_dictionaries({"passed": st.booleans(), "note": TEXT}),
+    "reopen": st.fixed_dictionaries({"reason": TEXT}),
+}
+assert set(ARGUMENTS) == set(ACTIONS)
+
+
+class ClosedLoop(RuleBasedStateMachine):
+    @initialize(start=st.integers(1, 4), areas=st.sampled_from(AREA_CHOICES))
+    def open(self, start, areas):
+        self.case = new_case(start_level=start, areas=areas)
+        self.now = NOW
+        self.steps = []
+        self.verified_since_reopen = False
+
+    def _apply(self, outcome, before, *, action=None):
+        case = self.case
+        if case.deadline != before.deadline:
+            assert case.timer_token > before.timer_token, "a deadline change must retire old ticks"
+            if action not in (None, "approve_extension") and case.deadline is not None:
+                assert case.deadline >= self.now, "an action never sets a deadline in the past"
+        for step in outcome.steps:
+            assert step.at == self.now and Level.GRID <= step.level <= Level.HQ
+            self.steps.append(step)
+        for event in outcome.events:
+            if event.type == "case.verified":
+                self.verified_since_reopen = bool(event.detail["passed"])
+            if event.type == "case.reopened":
+                self.verified_since_reopen = False
+
+    @rule(hours=st.floats(0, 60))
+    def time_passes(self, hours):
+        self.now += timedelta(hours=hours)
+
+    @rule(stale=st.booleans())
+    def tick(self, stale):
+        before = deepcopy(self.case)
+        outcome = escalate_due(self.case, self.now, self.case.timer_token - stale)
+        if stale or before.status in (Status.SUSPENDED, Status.CLOSED):
+            assert not outcome and self.case == before, "a stale tick or a held case does nothing"
+        for step in outcome.steps:
+            assert step.scheduled_at is not None and step.scheduled_at <= step.at, "never early"
+        climbed = [step for step in outcome.steps if step.type == "escalated"]
+        if climbed:
+            assert self.case.deadline > climbed[-1].scheduled_at, "the next deadline is dated from the missed one"
+        if not stale:
+            assert not self.case.is_due(self.now), "one tick fires everything that is due"
+        self._apply(outcome, before)
+
+    @rule(areas=st.sampled_from([*AREA_CHOICES, *[None] * 8]))
+    def reroute(self, areas):
+        """A new area version; mostly (None) one that leaves this case's owners as they are."""
+        before = deepcopy(self.case)
+        outcome = rerouted(self.case, areas or deepcopy(self.case.areas), self.now)
+        if areas is None:
+            assert not outcome
+        assert self.case.deadline == before.deadline and self.case.level >= before.level
+        self._apply(outcome, before)
+
+    @rule(action=st.sampled_from(sorted(ACTIONS)), actor=st.sampled_from(ACTORS), data=st.data())
+    def act(self, action, actor, data):
+        arguments = data.draw(ARGUMENTS[action])
+        before = deepcopy(self.case)
+        try:
+            outcome = perform(self.case, action, actor, self.now, **arguments)
+        except Refused:
+            assert self.case == before, "a refused action changes nothing"
+            return
+        assert outcome, "an action that is taken is recorded"
+        self._apply(outcome, before, action=action)
+
+    @rule(action=st.sampled_from(sorted(ACTIONS)), data=st.data())
+    def the_right_person_acts(self, action, data):
+        """The same, by whoever the rules name for ``action``, so that the loop really turns."""
+        self.act(action, _rightful(self.case, action), data)
+
+    @invariant()
+    def the_case_is_in_a_possible_state(self):
+        case = self.case
+        assert Level.GRID <= case.level <= Level.HQ and case.areas[case.level.area] is not None
+        assert case.status in WORKING | AWAITING_VERIFICATION | {Status.SUSPENDED, Status.CLOSED}
+        assert case.status != Status.RESOLVED
+        assert (case.deadline is None) == (case.status in (Status.SUSPENDED, Status.CLOSED))
+        assert (case.status == Status.SUSPENDED) == (case.time_left is not None) == (case.held_status is not None)
+        assert case.held_status in WORKING | {None}
+        assert not case.overdue or (case.level == Level.HQ and case.status in WORKING | {Status.SUSPENDED})
+        assert not case.verification_overdue or case.status in AWAITING_VERIFICATION
+        assert case.pending_extension is None or case.status in WORKING | {Status.SUSPENDED}
+
+    @invariant()
+    def a_closed_case_was_verified_since_it_last_opened(self):
+        if self.case.status == Status.CLOSED:
+            assert self.verified_since_reopen
+            assert [str(s.type) for s in self.steps[-2:]] == ["verified", "closed"]
+
+    @invariant()
+    def extensions_stay_within_their_caps(self):
+        policy = self.case.policy
+        assert len(self.case.extensions) <= policy.max_extensions
+        assert sum(limit.seconds for limit in self.case.extensions) <= policy.max_extension_total.seconds
+
+    @invariant()
+    def reworks_are_counted(self):
+        if hasattr(self, "steps"):
+            assert self.case.reworks == sum(str(s.type) == "reworked" for s in self.steps)
+
+
+def _rightful(case, action):
+    """The actor the permission rules expect for ``action`` on ``case`` as it stands."""
+    roles = {1: "grid_worker", 2: "station", 3: "subcenter", 4: "command"}
+    if action == "reopen":
+        return Actor("supervisor", "sun")
+    level = case.level
+    if action in ("approve_extension", "refuse_extension"):
+        if level == Level.HQ:
+            return Actor("supervisor", "sun")
+        level = next(up for up in Level if up > level and case.areas[up.area])
+    if action == "verify":
+        level = Level.GRID if case.areas["grid"] else Level.STATION
+    return Actor(roles[level], "rightful", (case.areas[level.area] or {}).get("id"))
+
+
+ClosedLoop.TestCase.settings = settings(max_examples=200, stateful_step_count=60, deadline=None,
+                                        suppress_health_check=[HealthCheck.too_slow])
+test_no_sequence_of_actions_reaches_an_impossible_state = ClosedLoop.TestCase
