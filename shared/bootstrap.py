@@ -45,6 +45,8 @@ class ServiceSpec:
     #: extra background workers by name (the escalation scheduler), from the built service
     workers: Callable[[Service], dict[str, Callable[[], object]]] = lambda service: {}
     max_body: int = 1024 * 1024
+    #: what ``/readyz`` reports beyond the checks, and refreshes before ``/metrics`` (escalation's timers)
+    details: Callable[[Service], dict] | None = None
 
 
 @dataclass
@@ -99,6 +101,7 @@ def build(spec: ServiceSpec, settings: Settings, clock: Clock | None = None, *, 
     if web:
         service.app = create_app(spec.name, title=spec.title, blueprint=spec.blueprint, service_object=service,
                                  secret=settings.secret, max_body=spec.max_body,
+                                 details=(lambda: spec.details(service)) if spec.details else None,
                                  readiness={"database": check_database(engine),
                                             "broker": check_broker(settings.broker_url)})
     # The in-memory bus forgets everything on a crash: the embedded relay replays the last hour.

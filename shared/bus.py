@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from kombu import Connection, Exchange, Queue, binding
 
+from shared.messages.events import LIFECYCLE
+
 EXCHANGE = Exchange("gridcase.events", type="topic", durable=True)
 DEAD_EXCHANGE = Exchange("gridcase.dead", type="fanout", durable=True)
 DEAD_QUEUE_NAME = "gridcase.dead-letter"
@@ -36,12 +38,13 @@ class Subscription:
 #: (a message published before its queue exists would be dropped as unroutable).
 SUBSCRIPTIONS: dict[str, Subscription] = {s.consumer: s for s in (
     Subscription("dispatch.locate", "dispatch", ("case.reported",)),
-    Subscription("dispatch.closed", "dispatch", ("case.closed",)),
+    Subscription("dispatch.closed", "dispatch", ("case.closed", "case.reopened")),
+    Subscription("dispatch.transfer", "dispatch", ("case.transferred",)),
     Subscription("escalation.open", "escalation", ("case.dispatched",)),
     Subscription("escalation.areas", "escalation", ("areas.published",)),
     Subscription("escalation.transfer", "escalation", ("case.transferred",)),
-    Subscription("intake.status", "intake", ("case.dispatched", "case.escalated", "case.transferred",
-                                             "case.resolved", "case.closed", "case.reworked")),
+    Subscription("escalation.verify", "escalation", ("case.verified",)),
+    Subscription("intake.status", "intake", ("case.dispatched", "case.transferred", *LIFECYCLE)),
 )}
 
 

@@ -52,6 +52,8 @@ def target_metadata(service: str) -> list[sa.MetaData]:
     from shared import inbox, outbox  # noqa: F401 (their tables join messaging_metadata)
     from shared.db import messaging_metadata
 
+    if not service:  # a migration run outside a service (no autogenerate): nothing to compare
+        return []
     return [messaging_metadata, importlib.import_module(f"services.{service}.store").metadata]
 
 
@@ -66,13 +68,23 @@ def differences(engine: Engine, service: str, metadata: list[sa.MetaData] | None
                                 metadata or target_metadata(service))
 
 
+def _render_item(kind: str, value, _context):
+    """Generated migrations name plain SQLAlchemy types (``UTCDateTime`` is a DateTime with a zone)."""
+    from shared.db import UTCDateTime
+
+    if kind == "type" and isinstance(value, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 def run_env() -> None:
     """The body of every service's ``migrations/env.py``."""
     from alembic import context
 
     connection = context.config.attributes["connection"]
     context.configure(connection=connection, render_as_batch=connection.dialect.name == "sqlite",
-                      target_metadata=target_metadata(context.config.attributes["service"]), compare_type=True)
+                      target_metadata=target_metadata(context.config.attributes.get("service", "")),
+                      compare_type=True, render_item=_render_item)
     with context.begin_transaction():
         context.run_migrations()
 

@@ -116,6 +116,7 @@ class ProblemApi(Api):
 
 
 def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Callable[[], None]],
+               details: Callable[[], dict] | None = None,
                secret: str, max_body: int = 1024 * 1024, service_object=None) -> Flask:
     # Swagger UI is served from the package (shared/static/swagger-ui, swagger-ui-dist 5): no CDN.
     app = Flask(f"gridcase.{service}", static_folder=str(STATIC), static_url_path=f"/{service}/static")
@@ -168,9 +169,14 @@ def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Call
         if failures:
             return problem(503, "Service Unavailable", f"{service} is not ready",
                            errors=[{"field": k, "detail": v} for k, v in failures.items()])
-        return {"status": "ready", "service": service, "checks": sorted(readiness)}
+        body = {"status": "ready", "service": service, "checks": sorted(readiness)}
+        if details is not None:  # what the service reports about itself (escalation: its timers)
+            body["detail"] = details()
+        return body
 
     def metrics():
+        if details is not None:
+            details()  # refreshes the gauges it reports through
         return metrics_response(service_object.settings.metrics_dir if service_object else None)
 
     for path, view in (("healthz", healthz), ("readyz", readyz), ("metrics", metrics)):

@@ -5,4 +5,5 @@ from shared.consumer import Consumer
 CONSUMERS = (
     Consumer("dispatch.locate", handlers.dispatch_cases, batch=True),
     Consumer("dispatch.closed", handlers.close_case),
+    Consumer("dispatch.transfer", handlers.follow_transfer),
 )

@@ -50,10 +50,22 @@ def dispatch_cases(messages: list[events.CaseReported], uow: UnitOfWork, *, area
         uow.commit()
 
 
-def close_case(message: events.CaseClosed, uow: UnitOfWork, *, clock: Clock) -> None:
-    """``case.closed`` → a new area version no longer moves this case."""
+def close_case(message: events.CaseChanged, uow: UnitOfWork, *, clock: Clock) -> None:
+    """``case.closed`` → a new area version no longer moves this case; ``case.reopened`` → it does again."""
     with uow:
-        uow.store.close(message.case_id, clock.now())
+        uow.store.close(message.case_id, clock.now() if message.event == "case.closed" else None)
+        uow.commit()
+
+
+def follow_transfer(message: events.CaseTransferred, uow: UnitOfWork) -> None:
+    """``case.transferred`` by escalation staff (the actions endpoint) → the dispatch record takes the
+    new owners, so a later area version re-routes from them. Dispatch's own transfers are recorded."""
+    if message.envelope is not None and message.envelope.producer == "dispatch":
+        return
+    with uow:
+        if uow.store.get(message.case_id) is not None:
+            uow.store.move(message.case_id, version=uow.store.active_version(), owner_ids=message.owners.ids(),
+                           triage=False, candidates=[])
         uow.commit()
 
 

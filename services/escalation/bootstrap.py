@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from services.escalation.api import blp
 from services.escalation.consumers import CONSUMERS
-from services.escalation.scheduler import Scheduler
+from services.escalation.scheduler import Scheduler, timer_health
 from services.escalation.store import CaseStore
 from shared import bootstrap
 from shared.clock import Clock
@@ -13,7 +13,7 @@ from shared.policy import load_policy
 SPEC = bootstrap.ServiceSpec(
     name="escalation", title="gridcase escalation", blueprint=blp, store=CaseStore, consumers=CONSUMERS,
     dependencies=lambda settings, engine, clock: {"policy": load_policy(settings.policy_file)},
-    workers=lambda service: {"scheduler": lambda: Scheduler(service)})
+    workers=lambda service: {"scheduler": lambda: Scheduler(service)}, details=timer_health)
 
 
 def build(settings: Settings, clock: Clock | None = None, **options) -> bootstrap.Service:

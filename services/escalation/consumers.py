@@ -6,4 +6,5 @@ CONSUMERS = (
     Consumer("escalation.open", handlers.open_cases, batch=True),
     Consumer("escalation.areas", handlers.keep_areas),
     Consumer("escalation.transfer", handlers.transfer_case),
+    Consumer("escalation.verify", handlers.verify_case),
 )

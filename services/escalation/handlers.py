@@ -1,14 +1,197 @@
-"""Escalation's use cases: open a dispatched case, keep the hierarchy, move a transferred case,
-escalate the cases whose deadline passed."""
+"""Escalation's use cases: open dispatched cases, take staff actions, apply verifications, transfers and
+new area versions, and fire the deadlines that passed. Each is one unit of work: load, let the domain
+decide (``services.escalation.domain``), save the case with its steps, publish what happened."""
 from __future__ import annotations
 
-from services.escalation.domain.cases import Case, Step
+from dataclasses import dataclass
+
+from prometheus_client import Histogram
+
+from services.escalation.domain import actions, timers
+from services.escalation.domain.cases import Case, open_case
+from services.escalation.domain.deadlines import TimePolicy
+from services.escalation.domain.errors import InvalidArgument, Refused
+from services.escalation.domain.permissions import Actor
+from services.escalation.domain.timeline import Outcome, StepType
+from services.escalation.store import Report
+from shared import logs
+from shared.auth import Identity
 from shared.clock import Clock
 from shared.consumer import Unavailable
 from shared.messages import events
 from shared.policy import Policy
 from shared.uow import UnitOfWork
-from shared.vocabulary import AREA_LEVELS, Level
+from shared.vocabulary import AREA_LEVELS, Level, Role
+
+log = logs.get("gridcase.escalation")
+LAG = Histogram("gridcase_scheduler_lag_seconds", "Deadline to automatic step, in real seconds",
+                buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300))
+#: Staff transfer a case to a grid or a station (as dispatch's transfer endpoint does).
+TRANSFER_LEVELS = (Level.GRID, Level.STATION)
+
+
+def open_cases(messages: list[events.CaseDispatched], uow: UnitOfWork, *, policy: Policy, clock: Clock) -> None:
+    """``case.dispatched`` → each case opens at its start level with that level's deadline, its time
+    policy frozen from the category (later policy edits never change a case in flight)."""
+    now = clock.now()
+    with uow:
+        new = []
+        for m in messages:
+            category = policy.categories.get(m.category) or policy.categories["other"]
+            case, outcome = open_case(id=m.case_id, number=m.number, category=m.category, severity=m.severity,
+                                      areas=_areas(m.owners), start_level=m.start_level,
+                                      policy=TimePolicy.from_hours(category.hours), now=now, triage=m.triage)
+            location = m.location or events.Location(None, None)
+            new.append((case, outcome, Report(m.description, location.lon, location.lat, m.reporter, m.reported_at),
+                        [{"id": c.id, "distance_m": c.distance_m} for c in m.candidates]))
+            publish(uow, case, outcome, cause=m)
+        uow.store.add(new, now)
+        uow.commit()
+
+
+@dataclass(frozen=True)
+class TakeAction:
+    """A staff action on a case (``POST /escalation/v1/cases/{id}/actions``). ``if_match`` is the ETag
+    the caller saw; ``arguments`` are the action's (``to`` names the unit of a transfer)."""
+    case_id: str
+    action: str
+    arguments: dict
+    identity: Identity
+    if_match: str
+
+
+class StaleETag(Exception):
+    """The case changed since the caller read it (412)."""
+
+
+def etag(revision: int) -> str:
+    return f'"{revision}"'
+
+
+def take_action(command: TakeAction, uow: UnitOfWork, *, clock: Clock) -> tuple[Case, int]:
+    """Run the action through the action table; returns the case and its new revision. ``LookupError``
+    outside the caller's area (404), ``StaleETag`` (412), or the domain's refusal (403, 409, 422)."""
+    now = clock.now()
+    with uow:
+        case = uow.store.get(command.case_id, command.identity, for_update=True)
+        if case is None:
+            raise LookupError(command.case_id)
+        if command.if_match != etag(uow.store.revision(case.id)):
+            raise StaleETag(command.case_id)
+        arguments = dict(command.arguments)
+        if command.action == "transfer" and "to" in arguments:
+            arguments.update(_transfer_target(uow, arguments.pop("to")))
+        outcome = actions.perform(case, command.action, command.identity, now, **arguments)
+        revision = uow.store.save(case, outcome, now)
+        publish(uow, case, outcome)
+        uow.commit()
+    return case, revision
+
+
+def _transfer_target(uow: UnitOfWork, area_id: str) -> dict:
+    found = uow.store.owners_of(area_id)
+    if found is None:
+        raise InvalidArgument(f"no area {area_id!r} in the active hierarchy")
+    level, areas = found
+    if level not in TRANSFER_LEVELS:
+        raise InvalidArgument("a case is transferred to a grid or a station")
+    return {"areas": areas, "level": level}
+
+
+def verify_case(message: events.CaseVerified, uow: UnitOfWork, *, clock: Clock) -> None:
+    """``case.verified`` (the grid worker's on-site check, taken by intake) → closed, or rework. A
+    verification the case no longer awaits (a second submission) changes nothing."""
+    now = clock.now()
+    with uow:
+        case = uow.store.get(message.case_id, for_update=True)
+        if case is None:
+            raise Unavailable(f"case {message.case_id} has not opened yet")
+        on_site = Level.GRID if case.areas.get("grid") else Level.STATION
+        verifier = Actor(Role.GRID_WORKER if on_site == Level.GRID else Role.STATION, message.verifier,
+                         case.areas[on_site.area]["id"])
+        try:
+            outcome = actions.perform(case, "verify", verifier, now, passed=message.passed, note=message.note)
+        except Refused as refusal:
+            log.warning("verification not applied", case_id=case.id, reason=str(refusal))
+            return
+        uow.store.save(case, outcome, now)
+        publish(uow, case, outcome, cause=message)
+        uow.commit()
+
+
+def transfer_case(message: events.CaseTransferred, uow: UnitOfWork, *, clock: Clock) -> None:
+    """``case.transferred`` from dispatch → new owners. A new area version (no level) re-routes the case,
+    keeping level and deadline; a staff transfer restarts it at the named level — or, if its state does
+    not allow a transfer (verifying, suspended), only takes the new owners. Escalation's own transfers
+    (published by ``take_action``) were applied already."""
+    if message.envelope is not None and message.envelope.producer == "escalation":
+        return
+    now = clock.now()
+    with uow:
+        case = uow.store.get(message.case_id, for_update=True)
+        if case is None:  # its case.dispatched is still on the way (another queue): hold and retry
+            raise Unavailable(f"case {message.case_id} has not opened yet")
+        areas = _areas(message.owners)
+        outcome = Outcome()
+        if message.level is not None:
+            try:
+                outcome = actions.perform(case, "transfer", Actor(Role.COMMAND, message.actor), now, areas=areas,
+                                          level=message.level, reason=message.reason)
+            except Refused:
+                outcome = Outcome()
+        if not outcome:
+            outcome = timers.rerouted(case, areas, now)
+        if outcome:
+            uow.store.save(case, outcome, now)
+            publish(uow, case, outcome, cause=message, echo_transfers=False)
+        uow.commit()
+
+
+def keep_areas(message: events.AreasPublished, uow: UnitOfWork) -> None:
+    """``areas.published`` → escalation's own copy of the hierarchy (to find a transfer's owners)."""
+    with uow:
+        uow.store.replace_areas(message.version, message.areas)
+        uow.commit()
+
+
+def escalate_due(limit: int, uow: UnitOfWork, *, clock: Clock) -> int:
+    """Fire every deadline that has passed, for at most ``limit`` cases in one unit of work; returns how
+    many cases were due. Cases are claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several
+    schedulers can run; each fires under the timer token it read, so a stale tick does nothing."""
+    now = clock.now()
+    with uow:
+        due = uow.store.claim_due(now, limit)
+        for case in due:
+            outcome = timers.escalate_due(case, now, case.timer_token)
+            if outcome:
+                uow.store.save(case, outcome, now)
+                publish(uow, case, outcome)
+                for step in outcome.steps:
+                    if step.scheduled_at is not None:
+                        LAG.observe(clock.to_real_seconds((step.at - step.scheduled_at).total_seconds()))
+        uow.commit()
+    return len(due)
+
+
+def publish(uow: UnitOfWork, case: Case, outcome: Outcome, *, cause: events.Message | None = None,
+            echo_transfers: bool = True) -> None:
+    """The outcome's events as messages: lifecycle steps as ``CaseChanged``; a staff transfer as
+    ``case.transferred`` (so dispatch and intake learn the new owners); never ``case.verified`` (intake's)."""
+    for event in outcome.events:
+        step = event.step
+        if event.type == "case.verified":
+            continue
+        if step.type == StepType.TRANSFERRED:
+            if echo_transfers:
+                uow.add(events.CaseTransferred(case_id=case.id, owners=_owners(case.areas), level=case.level,
+                                               reason=step.note, actor=step.actor), cause=cause)
+            continue
+        ref = case.areas[step.level.area]
+        uow.add(events.CaseChanged(
+            event=event.type, case_id=case.id, status=str(case.status), level=step.level,
+            owner=events.OwnerRef(step.level, ref["id"], ref["name"]), at=step.at, actor=step.actor,
+            reason=step.note, scheduled_at=step.scheduled_at, deadline=case.deadline, detail=dict(event.detail)),
+            cause=cause)
 
 
 def _areas(owners: events.Owners) -> dict[str, dict | None]:
@@ -16,54 +199,6 @@ def _areas(owners: events.Owners) -> dict[str, dict | None]:
             for name in AREA_LEVELS}
 
 
-def open_cases(messages: list[events.CaseDispatched], uow: UnitOfWork, *, policy: Policy, clock: Clock) -> None:
-    """``case.dispatched`` → each case opens at its start level with that level's deadline."""
-    now = clock.now()
-    with uow:
-        uow.store.add([Case.open(id=m.case_id, number=m.number, category=m.category, severity=m.severity,
-                                 areas=_areas(m.owners), start_level=m.start_level.area,
-                                 hours=(policy.categories.get(m.category) or policy.categories["other"]).hours,
-                                 now=now, triage=m.triage) for m in messages])
-        uow.commit()
-
-
-def keep_areas(message: events.AreasPublished, uow: UnitOfWork) -> None:
-    """``areas.published`` → escalation's own copy of the hierarchy."""
-    with uow:
-        uow.store.replace_areas(message.version, message.areas)
-        uow.commit()
-
-
-def transfer_case(message: events.CaseTransferred, uow: UnitOfWork, *, clock: Clock) -> None:
-    """``case.transferred`` → new owners (and, for a staff transfer, a new level and deadline)."""
-    now = clock.now()
-    with uow:
-        case = uow.store.get(message.case_id, for_update=True)
-        if case is None:  # its case.dispatched is still on the way (another queue): hold and retry
-            raise Unavailable(f"case {message.case_id} has not opened yet")
-        level = message.level.area if message.level is not None else None
-        if case.transfer(_areas(message.owners), level, now, actor=message.actor, reason=message.reason):
-            uow.store.save(case, now)
-        uow.commit()
-
-
-def escalate_due(limit: int, uow: UnitOfWork, *, clock: Clock) -> int:
-    """Escalate every case whose deadline has passed, at most ``limit`` in one unit of work; returns
-    how many. Cases are claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several schedulers
-    can run; a tick that lost the race finds nothing to do."""
-    now = clock.now()
-    with uow:
-        due = uow.store.claim_due(now, limit)
-        for case in due:
-            step = case.escalate(now)
-            uow.store.save(case, now)
-            uow.add(_changed(events.CaseEscalated, case, step))
-        uow.commit()
-    return len(due)
-
-
-def _changed(kind: type[events.CaseChanged], case: Case, step: Step) -> events.CaseChanged:
-    owner = case.owner
-    return kind(case_id=case.id, status=case.status, level=Level(case.level),
-                owner=events.OwnerRef(Level(owner.level), owner.area_id, owner.area_name),
-                at=step.at, actor=step.actor, reason=step.note)
+def _owners(areas: dict[str, dict | None]) -> events.Owners:
+    return events.Owners(**{name: events.AreaRef(ref["id"], ref["name"]) if (ref := areas.get(name)) else None
+                            for name in AREA_LEVELS})

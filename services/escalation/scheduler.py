@@ -1,16 +1,30 @@
-"""The deadline scheduler: a loop over the due rows of the escalation database.
+"""The deadline scheduler, and the auditor of its timers.
 
-Deadlines live in the database, never in message TTLs. Each tick is one unit of work over the rows
-already due (an indexed query); how many cases are open does not matter.
+Deadlines live in the escalation database, never in message TTLs. Each tick is one unit of work over
+the cases already due (an indexed query on ``due_at``); how many cases are open does not matter. A
+tick comes every ``interval`` seconds of real time, or at once while a full batch was due, so a
+deadline fires within about ``interval`` of passing and never before (``deadlines.is_late``).
+
+The auditor (after Grafana OnCall's ``check_escalation_finished``) counts working cases that have no
+pending deadline, and deadlines past by more than a grace period that nothing fired (a dead
+scheduler); ``/readyz`` shows the counts under ``detail.timers`` and ``/metrics`` exports them.
 """
 from __future__ import annotations
 
 import threading
 
+from prometheus_client import Gauge
+
 from services.escalation.handlers import escalate_due
 from shared import logs
 
 log = logs.get("gridcase.scheduler")
+WITHOUT_DEADLINE = Gauge("gridcase_timers_without_deadline", "Working cases with no pending deadline",
+                         multiprocess_mode="max")
+UNFIRED = Gauge("gridcase_timers_unfired", "Deadlines past the grace period that no scheduler fired",
+                multiprocess_mode="max")
+#: A deadline not fired this many real seconds after it passed means no scheduler is running.
+GRACE_SECONDS = 30.0
 
 
 class Scheduler:
@@ -31,3 +45,13 @@ class Scheduler:
 
     def stop(self) -> None:
         self.stopping.set()
+
+
+def timer_health(service) -> dict:
+    """The auditor's counts, also set on the gauges: ``{"timers": {"without_deadline", "unfired"}}``."""
+    grace = GRACE_SECONDS * getattr(service.clock, "scale", 1.0)  # in service seconds
+    with service.uow() as uow:
+        counts = uow.store.timer_health(service.clock.now(), grace)
+    WITHOUT_DEADLINE.set(counts["without_deadline"])
+    UNFIRED.set(counts["unfired"])
+    return {"timers": counts}

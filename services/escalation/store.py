@@ -1,13 +1,26 @@
-"""Escalation's tables and every query on them: the only place in escalation with SQL."""
+"""Escalation's tables and every query on them: the only place in escalation with SQL.
+
+A case row holds the domain's ``Case`` (``services.escalation.domain.cases``) plus the report it came
+from; its timeline, the automatic escalations it went through and the audit trail are append-only
+tables beside it. ``revision`` grows with every save: it is the case's ETag, and a save under an older
+revision than the one loaded fails (``StaleCase``), so two writers never overwrite each other.
+"""
 from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 
-from services.escalation.domain.cases import Case, Step
+from services.escalation.domain.cases import Case, ExtensionRequest
+from services.escalation.domain.deadlines import Limit, TimePolicy
+from services.escalation.domain.timeline import Outcome, Step, StepType
+from shared import audit
 from shared.auth import Identity
 from shared.db import UTCDateTime
 from shared.uow import Store
-from shared.vocabulary import ROLE_SCOPE, Role
+from shared.vocabulary import AREA_LEVELS, ROLE_SCOPE, Level, Role, Status
 
 metadata = sa.MetaData()
 
@@ -25,14 +38,34 @@ cases = sa.Table(
     sa.Column("subcenter_id", sa.String(64)),
     sa.Column("hq_id", sa.String(64), nullable=False),
     sa.Column("areas", sa.JSON, nullable=False),
-    sa.Column("hours", sa.JSON, nullable=False),
+    sa.Column("policy", sa.JSON, nullable=False),
     sa.Column("overdue", sa.Boolean, nullable=False),
+    sa.Column("verification_overdue", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("triage", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("candidates", sa.JSON),
+    sa.Column("resolved_level", sa.Integer),
+    sa.Column("reworks", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("extensions", sa.JSON),
+    sa.Column("pending_extension", sa.JSON),
+    sa.Column("held_status", sa.String(16)),
+    sa.Column("time_left", sa.JSON),
+    sa.Column("timer_token", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("revision", sa.Integer, nullable=False, server_default="1"),
     sa.Column("opened_at", UTCDateTime, nullable=False),
     sa.Column("deadline_at", UTCDateTime),
+    sa.Column("due_at", UTCDateTime),
     sa.Column("updated_at", UTCDateTime, nullable=False),
-    # The scheduler reads only due rows: its cost follows the cases that are due, not those open.
+    # the report itself, from case.dispatched: staff need no second call to intake
+    sa.Column("description", sa.Text),
+    sa.Column("lon", sa.Float),
+    sa.Column("lat", sa.Float),
+    sa.Column("reporter", sa.String(128)),
+    sa.Column("reported_at", UTCDateTime),
     sa.Index("ix_cases_deadline", "deadline_at", postgresql_where=sa.text("deadline_at IS NOT NULL"),
              sqlite_where=sa.text("deadline_at IS NOT NULL")),
+    # The scheduler reads only due rows: its cost follows the cases that are due, not those open.
+    sa.Index("ix_cases_due", "due_at", postgresql_where=sa.text("due_at IS NOT NULL"),
+             sqlite_where=sa.text("due_at IS NOT NULL")),
     sa.Index("ix_cases_status_level", "status", "level"),
 )
 
@@ -41,19 +74,20 @@ timeline = sa.Table(
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("case_id", sa.String(36), sa.ForeignKey("cases.id"), nullable=False, index=True),
     sa.Column("at", UTCDateTime, nullable=False),
-    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("level", sa.Integer, nullable=False),
     sa.Column("actor", sa.String(128), nullable=False),
-    sa.Column("from_level", sa.Integer),
-    sa.Column("to_level", sa.Integer),
     sa.Column("note", sa.Text, nullable=False),
+    sa.Column("scheduled_at", UTCDateTime),
 )
 
-#: One row per (case, level) reached by escalation: the primary key makes a double escalation fail.
+#: One row per deadline that fired an automatic escalation: the key makes a double firing fail.
 escalations = sa.Table(
     "escalations", metadata,
     sa.Column("case_id", sa.String(36), sa.ForeignKey("cases.id"), primary_key=True),
     sa.Column("level", sa.Integer, primary_key=True),
-    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("scheduled_at", UTCDateTime, primary_key=True),
+    sa.Column("fired_at", UTCDateTime, nullable=False),
 )
 
 #: Escalation's copy of the active hierarchy (from ``areas.published``), without geometry.
@@ -66,9 +100,36 @@ areas = sa.Table(
     sa.Column("parent", sa.String(64)),
 )
 
-#: The owner column of each scoped area level.
-OWNER_COLUMN = {"grid": cases.c.grid_id, "station": cases.c.station_id, "subcenter": cases.c.subcenter_id,
-                "hq": cases.c.hq_id}
+#: The tamper-evident audit trail (``shared.audit``): one row per timeline step, hash-chained.
+audit_log = sa.Table(
+    "audit_log", metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("case_id", sa.String(36)),
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.Column("previous_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+#: The owner column of each area level.
+OWNER_COLUMN = {name: cases.c[f"{name}_id"] for name in AREA_LEVELS}
+_AUDIT_LOCK = zlib.crc32(b"gridcase-audit")
+
+
+class StaleCase(Exception):
+    """The case changed since it was loaded (another writer saved it first)."""
+
+
+@dataclass(frozen=True)
+class Report:
+    """The report a case came from, as dispatch passed it on."""
+    description: str | None
+    lon: float | None
+    lat: float | None
+    reporter: str | None
+    reported_at: datetime | None
 
 
 def scoped(query: sa.Select, identity: Identity) -> sa.Select:
@@ -79,15 +140,36 @@ def scoped(query: sa.Select, identity: Identity) -> sa.Select:
     return query.where(OWNER_COLUMN[level.area] == identity.area) if identity.area else query.where(sa.false())
 
 
-class CaseStore(Store):
-    def add(self, new_cases: list[Case]) -> None:
-        now = max(case.opened_at for case in new_cases)
-        self.db.execute(cases.insert(), [{"id": case.id, **_columns(case, now)} for case in new_cases])
-        self._append_steps(new_cases)
+def late(now: datetime):
+    """SQL for ``deadlines.is_late(deadline_at, now)`` or already flagged overdue: the list's filter."""
+    return sa.or_(cases.c.overdue, sa.and_(cases.c.deadline_at.is_not(None), cases.c.deadline_at <= now))
 
-    def save(self, case: Case, now) -> None:
-        self.db.execute(cases.update().where(cases.c.id == case.id).values(**_columns(case, now)))
-        self._append_steps([case])
+
+class CaseStore(Store):
+    def __init__(self, connect, engine):
+        super().__init__(connect, engine)
+        self._revisions: dict[str, int] = {}
+
+    # -- cases ---------------------------------------------------------------------------------
+
+    def add(self, new: list[tuple[Case, Outcome, Report, list]], now: datetime) -> None:
+        """New cases, each with the outcome of opening it, its report and its triage candidates."""
+        self.db.execute(cases.insert(), [
+            {"id": case.id, "revision": 1, "candidates": candidates, **_report_columns(report),
+             **_columns(case, now)} for case, _, report, candidates in new])
+        self._record([(case, outcome) for case, outcome, _, _ in new])
+
+    def save(self, case: Case, outcome: Outcome, now: datetime) -> int:
+        """The case's new state and what happened; returns its new revision (``StaleCase`` if another
+        writer saved it since it was loaded)."""
+        loaded = self._revisions[case.id]
+        done = self.db.execute(cases.update().where(cases.c.id == case.id, cases.c.revision == loaded)
+                               .values(revision=loaded + 1, **_columns(case, now)))
+        if done.rowcount != 1:
+            raise StaleCase(case.id)
+        self._revisions[case.id] = loaded + 1
+        self._record([(case, outcome)])
+        return loaded + 1
 
     def get(self, case_id: str, identity: Identity | None = None, *, for_update: bool = False) -> Case | None:
         """The case (None if unknown or, given ``identity``, outside its area); ``for_update`` locks it."""
@@ -97,38 +179,65 @@ class CaseStore(Store):
         if for_update and self.postgres:
             query = query.with_for_update()
         row = self.db.execute(query).first()
-        return _case(row) if row else None
+        return self._case(row) if row else None
+
+    def revision(self, case_id: str) -> int:
+        """The revision of a case loaded through this store (its ETag)."""
+        return self._revisions[case_id]
+
+    def detail(self, case_id: str) -> tuple[Report, list, datetime]:
+        """The report, triage candidates and last update of a loaded case."""
+        row = self.db.execute(sa.select(cases.c.description, cases.c.lon, cases.c.lat, cases.c.reporter,
+                                        cases.c.reported_at, cases.c.candidates, cases.c.updated_at)
+                              .where(cases.c.id == case_id)).one()
+        return Report(row.description, row.lon, row.lat, row.reporter, row.reported_at), row.candidates or [], \
+            row.updated_at
 
     def steps(self, case_id: str) -> list[Step]:
         rows = self.db.execute(sa.select(timeline).where(timeline.c.case_id == case_id).order_by(timeline.c.id))
-        return [Step(r.at, r.action, r.actor, r.from_level, r.to_level, r.note) for r in rows]
+        return [Step(r.at, StepType(r.type), Level(r.level), r.actor, r.note, r.scheduled_at) for r in rows]
 
-    def claim_due(self, now, limit: int) -> list[Case]:
-        """Open cases whose deadline has passed, oldest deadline first; on PostgreSQL locked with
+    def claim_due(self, now: datetime, limit: int) -> list[Case]:
+        """Cases with something due (``Case.due_at``) by ``now``, oldest first; on PostgreSQL locked with
         ``SKIP LOCKED`` so several schedulers share the work and never take the same case."""
-        query = (sa.select(cases).where(cases.c.deadline_at.is_not(None), cases.c.deadline_at <= now,
-                                        cases.c.status == "open")
-                 .order_by(cases.c.deadline_at).limit(limit))
+        query = (sa.select(cases).where(cases.c.due_at.is_not(None), cases.c.due_at <= now)
+                 .order_by(cases.c.due_at).limit(limit))
         if self.postgres:
             query = query.with_for_update(skip_locked=True)
-        return [_case(row) for row in self.db.execute(query)]
+        return [self._case(row) for row in self.db.execute(query)]
 
-    def page(self, identity: Identity, *, now, page: int, size: int, status=None, level=None, category=None,
-             area=None, overdue=None) -> tuple[list[Case], int]:
-        """One page of the cases ``identity`` may see, newest first, and how many match in all."""
+    def page(self, identity: Identity, *, now: datetime, page: int, size: int, status=None, level=None,
+             category=None, area=None, overdue=None, triage=None, due_within=None) -> tuple[list, int]:
+        """One page of the cases ``identity`` may see, the least time left first (no deadline last),
+        and how many match in all. Each item is ``(case, revision, report, updated_at)``."""
         c = cases.c
         query = scoped(sa.select(cases), identity)
-        for column, value in ((c.status, status), (c.level, level), (c.category, category)):
+        for column, value in ((c.status, status), (c.level, level), (c.category, category), (c.triage, triage)):
             if value is not None:
                 query = query.where(column == value)
         if area is not None:
             query = query.where(sa.or_(*(column == area for column in OWNER_COLUMN.values())))
         if overdue is not None:
-            late = sa.or_(c.overdue, sa.and_(c.deadline_at.is_not(None), c.deadline_at < now))
-            query = query.where(late if overdue else sa.not_(late))
+            query = query.where(late(now) if overdue else sa.not_(late(now)))
+        if due_within is not None:
+            query = query.where(c.deadline_at.is_not(None), c.deadline_at <= due_within)
         total = self.db.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
-        rows = self.db.execute(query.order_by(c.opened_at.desc(), c.id).limit(size).offset((page - 1) * size))
-        return [_case(row) for row in rows], total
+        rows = self.db.execute(query.order_by(c.deadline_at.is_(None), c.deadline_at, c.opened_at, c.id)
+                               .limit(size).offset((page - 1) * size)).all()
+        return [(self._case(r), r.revision, _report(r), r.updated_at) for r in rows], total
+
+    def timer_health(self, now: datetime, grace_seconds: float) -> dict[str, int]:
+        """The auditor's counts (after OnCall's ``check_escalation_finished``): working cases with no
+        pending deadline, and deadlines past by more than ``grace_seconds`` not yet fired."""
+        working = [Status.OPEN, Status.ACKNOWLEDGED, Status.REWORK]
+        stuck = self.db.execute(sa.select(sa.func.count()).select_from(cases).where(
+            cases.c.status.in_(working), cases.c.due_at.is_(None), sa.not_(cases.c.overdue))).scalar_one()
+        threshold = now.timestamp() - grace_seconds
+        unfired = self.db.execute(sa.select(sa.func.count()).select_from(cases).where(
+            cases.c.due_at.is_not(None), cases.c.due_at < datetime.fromtimestamp(threshold, now.tzinfo))).scalar_one()
+        return {"without_deadline": stuck, "unfired": unfired}
+
+    # -- areas ---------------------------------------------------------------------------------
 
     def replace_areas(self, version: int, items) -> bool:
         """Keep the newest published version only; False if ``version`` is older than the copy."""
@@ -141,32 +250,88 @@ class CaseStore(Store):
                                               "parent": a.parent} for a in items])
         return True
 
-    def _append_steps(self, changed: list[Case]) -> None:
-        """The new timeline steps of each case, and one ``escalations`` row per level reached."""
-        steps = [{"case_id": case.id, **vars(step)} for case in changed for step in case.steps]
-        if steps:
-            self.db.execute(timeline.insert(), steps)
-        reached = [{"case_id": s["case_id"], "level": s["to_level"], "at": s["at"]} for s in steps
-                   if s["action"] == "escalated"]
-        if reached:
-            self.db.execute(escalations.insert(), reached)
-        for case in changed:
-            case.steps.clear()
+    def owners_of(self, area_id: str) -> tuple[Level, dict[str, dict | None]] | None:
+        """The level of an area of the active hierarchy and the owners of a case placed there (the
+        area and every area above it); None if there is no such area."""
+        owners: dict[str, dict | None] = {name: None for name in AREA_LEVELS}
+        level = None
+        current = area_id
+        while current is not None:
+            row = self.db.execute(sa.select(areas).where(areas.c.id == current)).first()
+            if row is None or owners.get(row.level) is not None:
+                break
+            owners[row.level] = {"id": row.id, "name": row.name}
+            level = level or Level.of(row.level)
+            current = row.parent
+        return (level, owners) if level is not None and owners["hq"] else None
+
+    # -- the audit trail -----------------------------------------------------------------------
+
+    def audit_rows(self, after: int = 0):
+        """The audit rows after ``seq``, in order (streamed)."""
+        return self.db.execute(sa.select(audit_log).where(audit_log.c.seq > after).order_by(audit_log.c.seq))
+
+    def _record(self, changed: list[tuple[Case, Outcome]]) -> None:
+        """Append the steps to the timeline, the automatic escalations to ``escalations`` (a deadline
+        fires once) and every step to the hash-chained audit trail, in the caller's transaction."""
+        steps = [(case, step) for case, outcome in changed for step in outcome.steps]
+        if not steps:
+            return
+        self.db.execute(timeline.insert(), [
+            {"case_id": case.id, "at": s.at, "type": str(s.type), "level": int(s.level), "actor": s.actor,
+             "note": s.note, "scheduled_at": s.scheduled_at} for case, s in steps])
+        fired = [{"case_id": case.id, "level": int(s.level), "scheduled_at": s.scheduled_at, "fired_at": s.at}
+                 for case, s in steps if s.type == StepType.ESCALATED and s.scheduled_at is not None]
+        if fired:
+            self.db.execute(escalations.insert(), fired)
+        self._append_audit(steps)
+
+    def _append_audit(self, steps: list[tuple[Case, Step]]) -> None:
+        if self.postgres:  # appends are serialised: each row names the hash of the one before
+            self.db.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK})
+        last = self.db.execute(sa.select(audit_log).order_by(audit_log.c.seq.desc()).limit(1)).first()
+        previous = audit.Entry(last.seq, last.at, last.actor, last.action, last.case_id, last.detail,
+                               last.previous_hash, last.hash) if last else None
+        rows = []
+        for case, step in steps:
+            previous = audit.append(previous, at=step.at, actor=step.actor, action=str(step.type), case_id=case.id,
+                                    detail={"level": int(step.level), "note": step.note})
+            rows.append(vars(previous))
+        self.db.execute(audit_log.insert(), rows)
+
+    def _case(self, row) -> Case:
+        self._revisions[row.id] = row.revision
+        return Case(
+            id=row.id, number=row.number, category=row.category, severity=row.severity, areas=row.areas,
+            policy=TimePolicy.from_dict(row.policy), opened_at=row.opened_at, level=Level(row.level),
+            status=Status(row.status), deadline=row.deadline_at, timer_token=row.timer_token, overdue=row.overdue,
+            verification_overdue=row.verification_overdue, triage=row.triage,
+            resolved_level=Level(row.resolved_level) if row.resolved_level else None, reworks=row.reworks,
+            extensions=tuple(Limit.from_dict(x) for x in row.extensions or ()),
+            pending_extension=ExtensionRequest.from_dict(row.pending_extension) if row.pending_extension else None,
+            held_status=Status(row.held_status) if row.held_status else None,
+            time_left=Limit.from_dict(row.time_left) if row.time_left else None)
 
 
-def _columns(case: Case, now) -> dict:
-    ids = {level: (ref or {}).get("id") for level, ref in case.areas.items()}
+def _columns(case: Case, now: datetime) -> dict:
+    ids = {name: (ref or {}).get("id") for name, ref in case.areas.items()}
     return {"number": case.number, "category": case.category, "severity": case.severity,
-            "status": case.status, "level": case.level, "owner_area_id": case.owner.area_id,
-            "grid_id": ids.get("grid"), "station_id": ids.get("station"), "subcenter_id": ids.get("subcenter"),
-            "hq_id": ids["hq"], "areas": case.areas, "hours": {str(k): v for k, v in case.hours.items()},
-            "overdue": case.overdue, "opened_at": case.opened_at, "deadline_at": case.deadline,
-            "updated_at": now}
+            "status": str(case.status), "level": int(case.level), "owner_area_id": case.owner.area_id,
+            **{f"{name}_id": ids.get(name) for name in AREA_LEVELS}, "areas": case.areas,
+            "policy": case.policy.to_dict(), "overdue": case.overdue,
+            "verification_overdue": case.verification_overdue, "triage": case.triage,
+            "resolved_level": int(case.resolved_level) if case.resolved_level else None, "reworks": case.reworks,
+            "extensions": [x.to_dict() for x in case.extensions],
+            "pending_extension": case.pending_extension.to_dict() if case.pending_extension else None,
+            "held_status": str(case.held_status) if case.held_status else None,
+            "time_left": case.time_left.to_dict() if case.time_left else None, "timer_token": case.timer_token,
+            "opened_at": case.opened_at, "deadline_at": case.deadline, "due_at": case.due_at, "updated_at": now}
 
 
-def _case(row) -> Case:
-    case = Case(id=row.id, number=row.number, category=row.category, severity=row.severity, status=row.status,
-                level=row.level, areas=row.areas, hours={int(k): v for k, v in row.hours.items()},
-                opened_at=row.opened_at, deadline=row.deadline_at, overdue=row.overdue)
-    case.updated_at = row.updated_at
-    return case
+def _report_columns(report: Report) -> dict:
+    return {"description": report.description, "lon": report.lon, "lat": report.lat, "reporter": report.reporter,
+            "reported_at": report.reported_at}
+
+
+def _report(row) -> Report:
+    return Report(row.description, row.lon, row.lat, row.reporter, row.reported_at)

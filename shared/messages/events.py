@@ -251,10 +251,20 @@ class AreasPublishedSchema(Payload):
 
 # -- escalation → intake, dispatch: the case's lifecycle -----------------------------------------------
 
+#: What escalation publishes as a case moves through the closed loop, one type per timeline step
+#: (``case.verified`` and ``case.transferred`` come *to* escalation, from intake and dispatch).
+LIFECYCLE: tuple[str, ...] = tuple(f"case.{step}" for step in (
+    "opened", "acknowledged", "escalated", "returned", "rerouted", "resolved", "reworked", "closed",
+    "reopened", "extension_requested", "extended", "extension_refused", "suspended", "resumed", "overdue",
+    "verification_overdue"))
+
 
 @dataclass(frozen=True)
 class CaseChanged(Message):
-    """The shared shape of the lifecycle events escalation publishes (and intake follows)."""
+    """One step of a case's lifecycle, published as ``event`` (one of ``LIFECYCLE``): the case's
+    status and owner after the step, who took it, and when. ``scheduled_at`` is the deadline a timer
+    step fired for; ``detail`` what the step adds (``passed``, an extension ``amount``, ``reworks``)."""
+    event: str
     case_id: str
     status: str
     level: Level
@@ -262,9 +272,19 @@ class CaseChanged(Message):
     at: datetime
     actor: str | None = None
     reason: str | None = None
+    scheduled_at: datetime | None = None
+    deadline: datetime | None = None
+    detail: dict = field(default_factory=dict)
+
+    @property
+    def TYPE(self) -> str:  # noqa: N802 (the routing key, as every message's TYPE)
+        return self.event
 
 
 class CaseChangedSchema(Payload):
+    """Shared by every ``LIFECYCLE`` type; the event name is the envelope's type, not a field."""
+    DATACLASS = CaseChanged
+    TYPES = LIFECYCLE
     case_id = fields.String(required=True)
     status = fields.String(required=True)
     level = LevelField(required=True)
@@ -272,42 +292,19 @@ class CaseChangedSchema(Payload):
     at = TimeField(required=True)
     actor = fields.String(allow_none=True, load_default=None)
     reason = fields.String(allow_none=True, load_default=None)
+    scheduled_at = TimeField(allow_none=True, load_default=None)
+    deadline = TimeField(allow_none=True, load_default=None)
+    detail = fields.Dict(load_default=dict)
 
+    @pre_dump
+    def _without_event(self, obj, **kwargs):
+        data = self._as_dict(obj)
+        data.pop("event", None)
+        return data
 
-@dataclass(frozen=True)
-class CaseEscalated(CaseChanged):
-    TYPE: ClassVar[str] = "case.escalated"
-
-
-class CaseEscalatedSchema(CaseChangedSchema):
-    DATACLASS = CaseEscalated
-
-
-@dataclass(frozen=True)
-class CaseResolved(CaseChanged):
-    TYPE: ClassVar[str] = "case.resolved"
-
-
-class CaseResolvedSchema(CaseChangedSchema):
-    DATACLASS = CaseResolved
-
-
-@dataclass(frozen=True)
-class CaseReworked(CaseChanged):
-    TYPE: ClassVar[str] = "case.reworked"
-
-
-class CaseReworkedSchema(CaseChangedSchema):
-    DATACLASS = CaseReworked
-
-
-@dataclass(frozen=True)
-class CaseClosed(CaseChanged):
-    TYPE: ClassVar[str] = "case.closed"
-
-
-class CaseClosedSchema(CaseChangedSchema):
-    DATACLASS = CaseClosed
+    @post_load
+    def _build(self, data, **kwargs):
+        return CaseChanged(event="", **data)
 
 
 # -- intake → escalation -------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The registry of message types and versions, and the two doors through which a message passes.
 
 Built from the schemas in ``shared.messages.events``: every schema whose dataclass has a ``TYPE``
-is registered for each of its ``VERSIONS``; producers write the last version. A producer's message
+(or that lists its ``TYPES``) is registered for each of its ``VERSIONS``; producers write the last. A producer's message
 is dumped and then checked strictly (``RAISE``: no field the schema does not declare); a consumer
 loads with ``EXCLUDE``. A level is written as its number (1–4) in every message.
 """
@@ -17,8 +17,9 @@ from shared.messages.wire import Payload
 def _registered() -> dict[str, type[Payload]]:
     found = {}
     for value in vars(events).values():
-        if isinstance(value, type) and issubclass(value, Payload) and getattr(value.DATACLASS, "TYPE", ""):
-            found[value.DATACLASS.TYPE] = value
+        if isinstance(value, type) and issubclass(value, Payload):
+            types = getattr(value, "TYPES", None) or [getattr(value.DATACLASS, "TYPE", "")]
+            found.update({t: value for t in types if isinstance(t, str) and t})
     return found
 
 
@@ -57,4 +58,6 @@ def read_message(envelope: Envelope) -> events.Message:
         detail = exc.messages if isinstance(exc, ValidationError) else exc
         raise MessageError(f"{envelope.type} v{envelope.version} payload invalid: {detail}") from exc
     object.__setattr__(message, "envelope", envelope)
+    if isinstance(message, events.CaseChanged):
+        object.__setattr__(message, "event", envelope.type)
     return message

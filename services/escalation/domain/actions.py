@@ -33,6 +33,7 @@ from services.escalation.domain.cases import Case
 from services.escalation.domain.errors import InvalidArgument
 from services.escalation.domain.permissions import Actor
 from services.escalation.domain.timeline import Outcome
+from shared.vocabulary import Level
 
 Action = Callable[..., Outcome]
 
@@ -70,3 +71,26 @@ def arguments(action: str) -> dict[str, bool]:
     """The named arguments of an action and whether each is required (for the API's schema)."""
     parameters = list(inspect.signature(ACTIONS[action]).parameters.values())[3:]
     return {p.name: p.default is inspect.Parameter.empty for p in parameters}
+
+
+def available(case: Case, actor: Actor, now: datetime) -> list[str]:
+    """The actions ``actor`` may take on ``case`` now (who and state allow them; the arguments are the
+    caller's to give), tried on a copy with placeholder arguments."""
+    import copy
+
+    from services.escalation.domain.errors import InvalidTransition, NotAllowed
+
+    placeholders = {"note": "-", "reason": "-", "level": Level.GRID, "areas": case.areas, "passed": True,
+                    "amount": {"amount": 1, "unit": "seconds"}}
+    allowed = []
+    for name in ACTIONS:
+        if name == "return" and case.level == Level.GRID:
+            continue  # nothing below the grid (the placeholder level would only fail as an argument)
+        try:
+            perform(copy.deepcopy(case), name, actor, now, **{k: placeholders[k] for k in arguments(name)})
+        except (NotAllowed, InvalidTransition):
+            continue
+        except InvalidArgument:
+            pass
+        allowed.append(name)
+    return allowed
