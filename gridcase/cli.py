@@ -90,8 +90,10 @@ def up(port, host, city, data_dir):
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               default=lambda: os.environ.get("GRIDCASE_GUNICORN_CONFIG"),
               help="a gunicorn config file (e.g. deploy/gunicorn.conf.py); --host/--port/--workers win over it")
+@click.option("--fd", type=int, default=None,
+              help="serve on this inherited, already listening socket (a file descriptor) instead of --host/--port")
 @DATA_DIR
-def serve(service, port, host, workers, config_file, data_dir):
+def serve(service, port, host, workers, config_file, fd, data_dir):
     """Serve one service's HTTP API with gunicorn (production)."""
     import shutil
     import tempfile
@@ -104,8 +106,9 @@ def serve(service, port, host, workers, config_file, data_dir):
 
     settings = settings_for(data_dir)
     _logging(settings)
+    bind = f"{host}:{port}" if fd is None else f"fd://{fd}"
     try:
-        serve_service(service, settings, bind=f"{host}:{port}", workers=workers, config_file=config_file)
+        serve_service(service, settings, bind=bind, workers=workers, config_file=config_file)
     finally:
         if own_metrics_dir:
             shutil.rmtree(own_metrics_dir, ignore_errors=True)
