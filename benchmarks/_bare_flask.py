@@ -2,7 +2,8 @@
 gunicorn settings ``gridcase serve`` uses (gridcase/production.py: sync workers, timeout, keepalive, no
 access log).
 
-    python -m benchmarks._bare_flask --bind 127.0.0.1:PORT --workers 2
+    python -m benchmarks._bare_flask --fd N --workers 2      (N: an inherited listening socket, as harness.processes
+                                                             passes it; or --bind 127.0.0.1:PORT)
 """
 from __future__ import annotations
 
@@ -43,10 +44,12 @@ class _Gunicorn(BaseApplication):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--bind", required=True)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--bind")
+    where.add_argument("--fd", type=int, help="an inherited, already listening socket")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    _Gunicorn({"bind": args.bind, "workers": args.workers, "worker_class": "sync", "timeout": 60,
+    _Gunicorn({"bind": args.bind or f"fd://{args.fd}", "workers": args.workers, "worker_class": "sync", "timeout": 60,
                "graceful_timeout": 20, "keepalive": 5, "accesslog": None, "proc_name": "gridcase-bench-bare",
                "control_socket_disable": True}).run()
 

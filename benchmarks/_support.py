@@ -1,8 +1,10 @@
-"""What the benchmarks share: servers from the environment, throwaway databases and vhosts, processes in
-their own process groups, wrk, and the figure/note output format.
+"""What the benchmarks share: servers from the environment, throwaway databases and vhosts, wrk, and the
+figure/note output format. Processes, their ports and logs, and waits are the harness's (harness.processes),
+as the tests use them.
 
 Everything a benchmark creates is registered on a ``Scope`` and removed when the scope closes, also on an
 error, Ctrl-C or SIGTERM (``python -m benchmarks`` turns SIGTERM into ``SystemExit`` so ``finally`` runs).
+A scope that closes on an error prints the end of its processes' logs to stderr first.
 """
 from __future__ import annotations
 
@@ -13,16 +15,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
-import requests
-
-from tests.support.servers import create_database, drop_database, free_port, purge_broker  # noqa: F401 (free_port is re-exported)
-
-ROOT = Path(__file__).resolve().parents[1]
-GRIDCASE = [sys.executable, "-m", "gridcase"]
+from harness.processes import ROOT, Processes
+from harness.servers import create_database, drop_database, purge_broker
 
 Figure = tuple[str, float, str, "float | None"]
 
@@ -72,6 +69,11 @@ class Scope(contextlib.ExitStack):
         self.processes = Processes(self.tmp)
         self.callback(self.processes.stop_all)
 
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and not issubclass(exc_type, (SystemExit, KeyboardInterrupt)):
+            print(f"{self.prefix} failed: {exc!r}{self.processes.logs()}", file=sys.stderr, flush=True)
+        return super().__exit__(exc_type, exc, tb)
+
     # PostgreSQL
     def database(self, service: str) -> str:
         admin = require_env("GRIDCASE_TEST_POSTGRES_URL")
@@ -116,86 +118,6 @@ def _rabbitmqctl(base: str, *args: str) -> None:
 def _rmtree(path: Path) -> None:
     import shutil
     shutil.rmtree(path, ignore_errors=True)
-
-
-# -- processes -----------------------------------------------------------------------------------------
-
-class Processes:
-    """Started processes, each in its own session (process group), logging to a file; all stopped at the end."""
-
-    def __init__(self, log_dir: Path):
-        self.log_dir = log_dir
-        self.running: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, args: list[str], env: dict | None = None) -> subprocess.Popen:
-        log = open(self.log_dir / f"{name}.log", "ab")
-        try:
-            process = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
-        finally:
-            log.close()
-        self.running[name] = process
-        return process
-
-    def gridcase(self, name: str, args: list[str], env: dict) -> subprocess.Popen:
-        return self.start(name, GRIDCASE + args, env)
-
-    def stop(self, name: str) -> None:
-        process = self.running.pop(name, None)
-        if process is None or process.poll() is not None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
-        except ProcessLookupError:
-            pass
-        # a gunicorn master may have left a worker behind in the group: make sure the group is gone
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-
-    def stop_all(self) -> None:
-        for name in list(self.running)[::-1]:
-            self.stop(name)
-
-    def check(self, name: str) -> None:
-        process = self.running[name]
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with {process.returncode}:\n{self.log(name)}")
-
-    def log(self, name: str) -> str:
-        return (self.log_dir / f"{name}.log").read_text(errors="replace")[-4000:]
-
-
-def wait_ready(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} before {url} was ready")
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} not ready after {timeout}s")
-
-
-def wait_until(condition, timeout: float, what: str, interval: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(interval)
-    raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
-
-
-def gridcase_token(data_dir: Path, env: dict, role: str = "grid_worker", area: str = "G", user: str = "bench") -> str:
-    out = subprocess.run(GRIDCASE + ["token", "--role", role, "--area", area, "--user", user,
-                                     "--data-dir", str(data_dir)],
-                         cwd=ROOT, env={**os.environ, **env}, check=True, capture_output=True, text=True)
-    return out.stdout.strip()
 
 
 # -- wrk -----------------------------------------------------------------------------------------------

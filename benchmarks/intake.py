@@ -26,17 +26,9 @@ import uuid
 
 import sqlalchemy as sa
 
-from benchmarks._support import (
-    Figure,
-    Scope,
-    emit,
-    free_port,
-    gridcase_token,
-    note,
-    run_wrk,
-    sigterm_as_exit,
-    wait_ready,
-)
+from benchmarks._support import Figure, Scope, emit, note, run_wrk, sigterm_as_exit
+from harness.processes import GRIDCASE
+from harness.processes import token as gridcase_token
 
 CONNECTIONS = 32
 THREADS = 2
@@ -51,19 +43,18 @@ def run(quick: bool = False) -> list[Figure]:
         database = scope.database("intake")
         env = {"GRIDCASE_INTAKE_DATABASE_URL": database, "GRIDCASE_BROKER_URL": scope.broker(),
                "GRIDCASE_SECRET": "bench-" + uuid.uuid4().hex * 2, "GRIDCASE_LOG_LEVEL": "WARNING"}
-        token = gridcase_token(scope.tmp, env)
-        ports = {"intake": free_port(), "bare": free_port()}
-        intake = scope.processes.gridcase("serve-intake", ["serve", "intake", "--port", str(ports["intake"]),
-                                                           "--workers", str(WORKERS), "--data-dir", str(scope.tmp)],
-                                          env)
-        bare = scope.processes.start("serve-bare", [sys.executable, "-m", "benchmarks._bare_flask", "--bind",
-                                                    f"127.0.0.1:{ports['bare']}", "--workers", str(WORKERS)])
-        wait_ready(f"http://127.0.0.1:{ports['intake']}/intake/readyz", intake)
-        wait_ready(f"http://127.0.0.1:{ports['bare']}/healthz", bare)
+        token = gridcase_token(scope.tmp, "grid_worker", env, area="G", user="bench")
+        procs = scope.processes
+        bases = {"intake": procs.serve("serve-intake", GRIDCASE + ["serve", "intake", "--workers", str(WORKERS),
+                                                                   "--data-dir", str(scope.tmp)], env),
+                 "bare": procs.serve("serve-bare", [sys.executable, "-m", "benchmarks._bare_flask",
+                                                    "--workers", str(WORKERS)])}
+        procs.wait_ready("serve-intake", f"{bases['intake']}/intake/readyz")
+        procs.wait_ready("serve-bare", f"{bases['bare']}/healthz")
         engine = sa.create_engine(database.replace("postgresql://", "postgresql+psycopg://"), poolclass=sa.NullPool)
         scope.callback(engine.dispose)
         payload = json.dumps(REPORT)
-        urls = {name: f"http://127.0.0.1:{port}/intake/v1/reports" for name, port in ports.items()}
+        urls = {name: f"{base}/intake/v1/reports" for name, base in bases.items()}
 
         def load(name, duration, keyed=False, tag="warm"):
             return run_wrk(urls[name], token, payload, seconds=duration, threads=THREADS, connections=CONNECTIONS,

@@ -48,18 +48,9 @@ from datetime import UTC, datetime
 import requests
 import sqlalchemy as sa
 
-from benchmarks._support import (
-    Figure,
-    Scope,
-    emit,
-    free_port,
-    gridcase_token,
-    note,
-    percentile,
-    sigterm_as_exit,
-    wait_ready,
-    wait_until,
-)
+from benchmarks._support import Figure, Scope, emit, note, percentile, sigterm_as_exit
+from harness.processes import GRIDCASE, wait_for
+from harness.processes import token as gridcase_token
 
 CITY_GRIDS = 1500
 RATE = 100  # reports/s offered in the latency run (200/s saturates this 2-core machine: see RESULTS.md)
@@ -83,14 +74,12 @@ def run(quick: bool = False) -> list[Figure]:
         procs = scope.processes
         for service in ("intake", "dispatch", "escalation"):
             procs.gridcase(f"worker-{service}", ["worker", service, "--data-dir", str(scope.tmp)], env)
-        port = free_port()
-        server = procs.gridcase("serve-intake", ["serve", "intake", "--port", str(port), "--workers", "2",
-                                                 "--data-dir", str(scope.tmp)], env)
-        base = f"http://127.0.0.1:{port}"
-        wait_ready(f"{base}/intake/readyz", server)
-        token = gridcase_token(scope.tmp, env)
+        base = procs.serve("serve-intake", GRIDCASE + ["serve", "intake", "--workers", "2",
+                                                       "--data-dir", str(scope.tmp)], env)
+        procs.wait_ready("serve-intake", f"{base}/intake/readyz")
+        token = gridcase_token(scope.tmp, "grid_worker", env, area="G", user="bench")
         warm = _post(requests.Session(), base, token, *points[0])
-        wait_until(lambda: _cases(engines["escalation"]) >= 1, 120, "the warm-up case at level 1", 0.1)
+        wait_for(lambda: _cases(engines["escalation"]) >= 1, 120, 0.1, "the warm-up case at level 1", watch=procs)
 
         rows, messages = _prepare_reports(engines["intake"], n, points)
         bodies = [m["body"].encode() for m in messages]
@@ -153,11 +142,7 @@ def _import_city(scope: Scope, env: dict) -> list[tuple[float, float]]:
     args = ["areas", "import", "--data-dir", str(scope.tmp)]
     for level in ("hq", "subcenter", "station", "grid"):
         args += ["--level", level, str(folder / f"{level}.geojson")]
-    importer = scope.processes.gridcase("areas-import", args, env)
-    code = importer.wait(300)
-    scope.processes.running.pop("areas-import")
-    if code != 0:
-        raise RuntimeError(f"areas import failed:\n{scope.processes.log('areas-import')}")
+    scope.processes.run("areas-import", GRIDCASE + args, env, timeout=300)
     points = []
     for feature in city["grid"]["features"]:
         point = shape(feature["geometry"]).representative_point()

@@ -85,8 +85,10 @@ def up(port, host, city, data_dir):
 @click.option("--config", "gunicorn_config", type=click.Path(exists=True, dir_okay=False), default=None,
               help="a gunicorn config file (e.g. deploy/gunicorn.conf.py; default GRIDCASE_GUNICORN_CONFIG); "
                    "--host/--port/--workers win over it")
+@click.option("--fd", type=int, default=None,
+              help="serve on this inherited, already listening socket (a file descriptor) instead of --host/--port")
 @DATA_DIR
-def serve(service, port, host, web_workers, gunicorn_config, data_dir):
+def serve(service, port, host, web_workers, gunicorn_config, fd, data_dir):
     """Serve one service's HTTP API with gunicorn (production)."""
     import shutil
     import tempfile
@@ -99,9 +101,9 @@ def serve(service, port, host, web_workers, gunicorn_config, data_dir):
         settings = settings.replace(metrics_dir=own_metrics_dir)
     from gridcase.production import serve_service
 
+    bind = f"{settings.host}:{settings.port}" if fd is None else f"fd://{fd}"
     try:
-        serve_service(service, settings, bind=f"{settings.host}:{settings.port}", workers=settings.web_workers,
-                      config_file=settings.gunicorn_config)
+        serve_service(service, settings, bind=bind, workers=settings.web_workers, config_file=settings.gunicorn_config)
     finally:
         if own_metrics_dir:
             shutil.rmtree(own_metrics_dir, ignore_errors=True)

@@ -1,7 +1,9 @@
 """Shared fixtures. Servers come from the environment (see deploy/local/with-servers.sh):
 ``GRIDCASE_TEST_BROKER_URL`` (RabbitMQ) and ``GRIDCASE_TEST_POSTGRES_URL`` (an admin URL; each
 test gets a database of its own). Without them those tests skip with a reason — except under
-``CI=true``, where a missing server is a failure, never a skip."""
+``CI=true``, where a missing server is a failure, never a skip.
+
+A test that fails shows the end of the log of every process it started (harness.processes)."""
 from __future__ import annotations
 
 import os
@@ -9,7 +11,18 @@ import uuid
 
 import pytest
 
-from tests.support.servers import create_database, drop_database, purge_broker
+from harness.processes import forget_started, started_logs
+from harness.servers import create_database, drop_database, purge_broker
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    if report.failed:
+        for heading, log in started_logs():
+            report.sections.append((heading, log))
+    if report.when == "teardown":
+        forget_started()
 
 
 def _required(name: str) -> str:

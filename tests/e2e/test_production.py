@@ -7,7 +7,7 @@ import uuid
 import pytest
 import requests
 
-from tests.support.servers import queue_depth
+from harness.servers import queue_depth
 from tests.support.system import a_point_in_grid, auth, consumers, token, wait_for_case
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
@@ -57,8 +57,8 @@ def test_concurrent_reports_and_their_retries_make_exactly_one_case_each(product
 
     import sqlalchemy as sa
 
+    from harness.processes import wait_for
     from shared.db import make_engine
-    from tests.support.messaging import wait_for
 
     urls, data, env = production.urls, production.data, production.env
     admin = token(data, "admin", env=env)

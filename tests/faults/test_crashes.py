@@ -9,9 +9,9 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from harness.processes import wait_for
+from harness.servers import queue_depth
 from shared.db import make_engine
-from tests.support.messaging import wait_for
-from tests.support.servers import queue_depth
 from tests.support.system import a_point_in_grid, auth, consumers
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from kombu import Connection, Producer
 
+from harness.processes import wait_for
+from harness.servers import queue_depth
 from shared import bus
 from shared.relay import Relay, publisher_factory
-from tests.support.messaging import fill_outbox, messaging_engine, seen_counts, start_consumer, unsent, wait_for
-from tests.support.servers import queue_depth
+from tests.support.messaging import fill_outbox, messaging_engine, seen_counts, start_consumer, unsent
 
 ROOT = Path(__file__).resolve().parents[2]
 

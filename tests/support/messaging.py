@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -74,12 +73,3 @@ def unsent(engine) -> int:
     with engine.connect() as db:
         return outbox.pending_count(db)
 
-
-def wait_for(condition, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")

@@ -1,7 +1,6 @@
-"""Helpers for tests against real servers: databases, the broker, free ports, processes."""
+"""The real servers tests and benchmarks use: a database of their own on PostgreSQL, gridcase's queues on
+RabbitMQ."""
 from __future__ import annotations
-
-import socket
 
 import psycopg
 from kombu import Connection
@@ -42,8 +41,3 @@ def consumer_count(url: str, name: str) -> int:
     with Connection(url) as connection:
         return connection.channel().queue_declare(name, passive=True).consumer_count
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
