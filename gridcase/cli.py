@@ -137,7 +137,9 @@ def token(role, area, user, days, data_dir):
 
 
 from gridcase.areas_cli import areas  # noqa: E402
+from gridcase.audit_cli import audit_group  # noqa: E402
 from gridcase.dlq import dlq  # noqa: E402
 
 main.add_command(areas)
+main.add_command(audit_group)
 main.add_command(dlq)

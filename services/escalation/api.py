@@ -13,8 +13,8 @@ from services.escalation import handlers
 from services.escalation.domain import actions
 from services.escalation.domain.deadlines import UNIT_SECONDS
 from services.escalation.domain.errors import Refused
-from services.escalation.store import StaleCase
 from services.escalation.domain.timeline import StepType
+from services.escalation.store import StaleCase
 from shared.auth import ROLES
 from shared.clock import isoformat
 from shared.vocabulary import Status

@@ -6,7 +6,7 @@ import re
 from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from services.intake import handlers
 from services.intake.domain.reports import (
@@ -121,7 +121,13 @@ class VerificationIn(Schema):
 
     passed = fields.Boolean(required=True, truthy={True}, falsy={False},
                             metadata={"description": "true: the fix holds on site; false: rework"})
-    note = fields.String(load_default="", validate=validate.Length(max=2000))
+    note = fields.String(load_default="", validate=validate.Length(max=2000),
+                         metadata={"description": "required when the check failed: what is still wrong"})
+
+    @validates_schema
+    def _note_when_failed(self, data, **kwargs):
+        if data.get("passed") is False and not data.get("note", "").strip():
+            raise ValidationError("say what is still wrong when the check fails", field_name="note")
 
 
 class VerificationOut(Schema):

@@ -125,9 +125,9 @@ def test_a_new_version_moves_exactly_the_open_cases_whose_owner_changed(system, 
     assert body["moves"][0]["from"]["grid"] == renamed and body["moves"][0]["to"]["grid"] == renamed + "-NEW"
     detail = _eventually(lambda: _case(base, admin, cases[10]["id"]),
                          lambda c: c["owner"]["area_id"] == renamed + "-NEW")
-    assert detail["level"] == 1 and detail["timeline"][-1]["action"] == "rerouted"
+    assert detail["level"] == 1 and detail["timeline"][-1]["type"] == "rerouted"
     for i in (11, 20):
-        assert _case(base, admin, cases[i]["id"])["timeline"][-1]["action"] == "opened"
+        assert _case(base, admin, cases[i]["id"])["timeline"][-1]["type"] == "opened"
     versions = requests.get(f"{base}/dispatch/v1/areas", headers=auth(admin)).json()["versions"]
     assert [v["active"] for v in versions][-1] is True and sum(v["active"] for v in versions) == 1
     copy_rows = _eventually(lambda: _count(data / "escalation.db", "areas", f"version = {body['version']}"),
@@ -144,7 +144,7 @@ def test_staff_transfer_a_case_to_another_grid_and_escalation_and_intake_follow(
                              json={"to": target, "reason": "wrong side of the street"})
     assert response.status_code == 200, response.text
     moved = _eventually(lambda: _case(base, admin, case["id"]), lambda c: c["owner"]["area_id"] == target)
-    assert moved["level"] == 1 and moved["timeline"][-1]["action"] == "transferred"
+    assert moved["level"] == 1 and moved["timeline"][-1]["type"] == "transferred"
     report = _eventually(lambda: requests.get(f"{base}/intake/v1/reports/{case['id']}", headers=auth(admin)).json(),
                          lambda r: r["owner_area_id"] == target)
     assert report["level"] == 1

@@ -37,7 +37,8 @@ def test_an_unhandled_case_climbs_to_the_station_after_its_grid_deadline_and_not
         time.sleep(0.05)
     assert case["level"] == 2, "the scheduler escalated the case"
     escalated = case["timeline"][-1]
-    assert escalated["action"] == "escalated" and (escalated["from_level"], escalated["to_level"]) == (1, 2)
+    assert escalated["type"] == "escalated" and escalated["level"] == 2
+    assert parse_time(escalated["scheduled_at"]) == deadline
     lateness = (parse_time(escalated["at"]) - deadline).total_seconds() / SCALE
     assert 0 <= lateness <= 2.0, f"escalated {lateness:.2f} real seconds after the deadline"
     assert case["owner"]["level"] == 2 and case["owner"]["area_id"] == case["areas"]["station"]["id"]

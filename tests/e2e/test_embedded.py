@@ -36,7 +36,7 @@ def test_a_report_reaches_level_one_of_its_grid_within_five_seconds(embedded):
     case, _seconds = wait_for_case(base, created["id"], worker, timeout=5)
     assert case["status"] == "open" and case["level"] == 1
     assert case["owner"]["area_id"] == grid and case["owner"]["level"] == 1
-    assert case["deadline"].endswith("Z") and case["timeline"][0]["action"] == "opened"
+    assert case["deadline"].endswith("Z") and case["timeline"][0]["type"] == "opened"
     mine = report_at_level(base, created["id"], worker, 1)
     assert mine["id"] == created["id"] and mine["status"] == "open"
     assert mine["level"] == 1 and mine["owner_area_id"] == grid

@@ -71,9 +71,43 @@ def test_a_case_at_headquarters_past_its_deadline_is_marked_overdue_once(databas
         escalate_due(service)
     with service.uow() as uow:
         case = uow.store.get("c00000")
-        actions = [s.action for s in uow.store.steps("c00000")]
-    assert case.level == 4 and case.overdue and case.deadline is None
-    assert actions == ["opened", "escalated", "escalated", "escalated", "overdue"]
+        steps = [s.type for s in uow.store.steps("c00000")]
+    assert case.level == 4 and case.overdue and case.deadline is not None, "overdue keeps its deadline"
+    assert steps == ["opened", "escalated", "escalated", "escalated", "overdue"]
+
+
+def test_a_scheduler_back_from_an_outage_climbs_through_every_missed_deadline_on_the_original_schedule(
+        database_url):
+    clock = FakeClock()
+    service = escalation(database_url, clock)
+    opened = clock.now()
+    open_cases(service, 1)
+    clock.advance(timedelta(hours=4 + 8 + 24 + 1))  # down through three levels' worth of time
+    assert escalate_due(service) == 1
+    with service.uow() as uow:
+        case = uow.store.get("c00000")
+        steps = uow.store.steps("c00000")
+    hour = timedelta(hours=1)
+    assert [(s.type, s.level, s.scheduled_at) for s in steps[1:]] == [
+        ("escalated", 2, opened + 4 * hour), ("escalated", 3, opened + 12 * hour), ("escalated", 4, opened + 36 * hour)]
+    assert all(s.at == clock.now() for s in steps[1:]), "each step says when it actually fired"
+    assert case.deadline == opened + 84 * hour, "the outage gave the case no extra time"
+    with service.engine.connect() as db:
+        assert db.execute(sa.text("SELECT count(*) FROM escalations")).scalar() == 3
+
+
+def test_every_step_is_in_the_audit_chain_and_the_chain_verifies(database_url):
+    from shared import audit
+
+    clock = FakeClock()
+    service = escalation(database_url, clock)
+    open_cases(service, 3)
+    clock.advance(timedelta(hours=5))
+    escalate_due(service)
+    with service.uow() as uow:
+        rows = list(uow.store.audit_rows())
+    assert [r.action for r in rows] == ["opened"] * 3 + ["escalated"] * 3
+    assert audit.verify(rows) is None
 
 
 @pytest.mark.postgres

@@ -75,13 +75,13 @@ class Production:
     """The production topology as plain processes: three gunicorn APIs, each service's worker and the
     scheduler, on RabbitMQ and one PostgreSQL database per service, with a generated city imported."""
 
-    def __init__(self, data: Path, broker_url: str, database_urls: dict[str, str]):
+    def __init__(self, data: Path, broker_url: str, database_urls: dict[str, str], env: dict | None = None):
         import uuid
 
         self.data = data
         self.broker_url = broker_url
         self.env = {"GRIDCASE_BROKER_URL": broker_url, "GRIDCASE_SECRET": "e2e-" + uuid.uuid4().hex * 2,
-                    **{f"GRIDCASE_{s.upper()}_DATABASE_URL": url for s, url in database_urls.items()}}
+                    **{f"GRIDCASE_{s.upper()}_DATABASE_URL": url for s, url in database_urls.items()}, **(env or {})}
         self.processes = Processes(data)
         self.urls: dict[str, str] = {}
 

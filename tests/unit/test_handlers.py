@@ -94,9 +94,9 @@ def test_intake_follows_dispatch_and_escalation_so_the_reporter_sees_status_leve
         reported_at=report.reported_at, areas_version=1, start_level=Level.GRID, owners=owners), uow,
         clock=FakeClock())
     assert (uow.store.reports[report.id].status, uow.store.reports[report.id].owner_area_id) == ("open", "G1")
-    intake.follow_case(events.CaseEscalated(
-        case_id=report.id, status="open", level=Level.STATION, owner=events.OwnerRef(Level.STATION, "S1", "Station"),
-        at=report.reported_at), uow, clock=FakeClock())
+    intake.follow_case(events.CaseChanged(
+        event="case.escalated", case_id=report.id, status="open", level=Level.STATION,
+        owner=events.OwnerRef(Level.STATION, "S1", "Station"), at=report.reported_at), uow, clock=FakeClock())
     assert uow.store.reports[report.id].level == Level.STATION
     intake.follow_case(events.CaseTransferred(case_id=report.id, owners=owners, level=None, reason="v2",
                                               actor="dispatch"), uow, clock=FakeClock())
@@ -141,8 +141,8 @@ def test_a_closed_case_is_no_longer_moved_by_a_new_area_version():
     uow = FakeUnitOfWork(FakeDispatchStore())
     dispatch.dispatch_cases([reported("c1", *point_in(GRIDS[0]))], uow, areas=FakeAreas(), policy=POLICY,
                             clock=FakeClock())
-    dispatch.close_case(events.CaseClosed(case_id="c1", status="closed", level=Level.GRID,
-                                          owner=events.OwnerRef(Level.GRID, "G", "g"), at=FakeClock().now()),
+    dispatch.close_case(events.CaseChanged(event="case.closed", case_id="c1", status="closed", level=Level.GRID,
+                                           owner=events.OwnerRef(Level.GRID, "G", "g"), at=FakeClock().now()),
                         uow, clock=FakeClock())
     assert uow.store.open_dispatches() == []
 

@@ -30,7 +30,8 @@ def round_trip(message: e.Message) -> e.Message:
 @pytest.mark.parametrize("message", [
     reported(), dispatched(),
     e.CaseTransferred(case_id="c1", owners=e.Owners(hq=HQ), level=None, reason="moved", actor="a"),
-    e.CaseEscalated(case_id="c1", status="open", level=Level.HQ, owner=e.OwnerRef(Level.HQ, "HQ", "City"), at=NOW),
+    e.CaseChanged(event="case.escalated", case_id="c1", status="open", level=Level.HQ,
+                  owner=e.OwnerRef(Level.HQ, "HQ", "City"), at=NOW, scheduled_at=NOW, detail={"passed": True}),
     e.CaseVerified(case_id="c1", passed=False, verifier="w1", at=NOW, note="still dark"),
     e.AreasPublished(version=2, areas=(e.PublishedArea("HQ", "City", "hq"),)),
 ], ids=lambda m: m.TYPE)
@@ -89,3 +90,11 @@ def test_the_trace_context_travels_in_the_envelope():
     trace = "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
     envelope = make_message(reported(), occurred_at=NOW, producer="intake", traceparent=trace)
     assert Envelope.from_json(envelope.to_json()).traceparent == trace
+
+
+def test_a_lifecycle_event_is_routed_by_its_name_and_read_back_as_the_same_event():
+    changed = e.CaseChanged(event="case.suspended", case_id="c1", status="suspended", level=Level.STATION,
+                            owner=e.OwnerRef(Level.STATION, "S1", "Station"), at=NOW, reason="waiting for parts")
+    envelope = make_message(changed, occurred_at=NOW, producer="escalation")
+    assert envelope.type == "case.suspended" and "event" not in envelope.payload
+    assert read_message(Envelope.from_json(envelope.to_json())) == changed
