@@ -115,10 +115,14 @@ def scoped(query: sa.Select, identity: Identity) -> sa.Select:
 
 
 def _values(report: Report) -> dict:
-    return {"seq": report.seq, "id": report.id, "idempotency_key": report.idempotency_key,
-            "reporter": report.reporter, "fingerprint": report.fingerprint, "category": report.category,
-            "severity": report.severity, "description": report.description, "lon": report.lon, "lat": report.lat,
-            "status": str(report.status), "reported_at": report.reported_at, "updated_at": report.updated_at}
+    values = {name: getattr(report, name) for name in _FILED}
+    values["status"] = str(report.status)
+    return values
+
+
+#: The columns a new report is written with (the others follow its case later).
+_FILED = ("seq", "id", "idempotency_key", "reporter", "fingerprint", "category", "severity", "description", "lon",
+          "lat", "status", "reported_at", "updated_at")
 
 
 def _report(row) -> Report | None:
@@ -168,8 +172,7 @@ def _report_and_message() -> sa.Insert:
     global _STATEMENT
     if _STATEMENT is None:
         report = (postgresql.insert(reports)
-                  .values({c.name: sa.bindparam(c.name, type_=c.type) for c in reports.c
-                           if c.name not in ("level", "owner_area_id")})
+                  .values({c.name: sa.bindparam(c.name, type_=c.type) for c in reports.c if c.name in _FILED})
                   .on_conflict_do_nothing().returning(reports.c.seq).cte("report"))
         row = sa.select(sa.bindparam("message_id"), sa.bindparam("type"), sa.bindparam("body"),
                         sa.bindparam("created_at", type_=UTCDateTime)).select_from(report)
