@@ -127,3 +127,60 @@ class FakeDispatchStore:
     def activate(self, version, now) -> None:
         self.version = version
         self.activated.append(version)
+
+
+class FakeCaseStore:
+    """Escalation's store: cases with a revision each, their steps, the area copy."""
+
+    def __init__(self, areas: dict | None = None):
+        self.cases: dict[str, object] = {}
+        self.revisions: dict[str, int] = {}
+        self.steps: dict[str, list] = {}
+        self.areas = areas or {}  # id → (level name, name, parent)
+        self.published_areas = None
+
+    def add(self, new, now) -> None:
+        for case, outcome, _report, _candidates in new:
+            self.cases[case.id] = case
+            self.revisions[case.id] = 1
+            self.steps[case.id] = list(outcome.steps)
+
+    def save(self, case, outcome, now) -> int:
+        self.cases[case.id] = case
+        self.revisions[case.id] += 1
+        self.steps[case.id] += outcome.steps
+        return self.revisions[case.id]
+
+    def get(self, case_id, identity=None, *, for_update=False):
+        import copy
+
+        case = self.cases.get(case_id)
+        if case is None or (identity is not None and not identity.sees(
+                {k: (v or {}).get("id") for k, v in case.areas.items()})):
+            return None
+        return copy.deepcopy(case)
+
+    def revision(self, case_id) -> int:
+        return self.revisions[case_id]
+
+    def claim_due(self, now, limit):
+        import copy
+
+        due = sorted((c for c in self.cases.values() if c.is_due(now)), key=lambda c: c.due_at)
+        return [copy.deepcopy(c) for c in due[:limit]]
+
+    def replace_areas(self, version, items) -> bool:
+        self.published_areas = (version, items)
+        return True
+
+    def owners_of(self, area_id):
+        from shared.vocabulary import AREA_LEVELS, Level
+
+        owners = {name: None for name in AREA_LEVELS}
+        level, current = None, area_id
+        while current in self.areas:
+            kind, name, parent = self.areas[current]
+            owners[kind] = {"id": current, "name": name}
+            level = level or Level.of(kind)
+            current = parent
+        return (level, owners) if level else None
