@@ -38,31 +38,28 @@ def run(quick: bool = False) -> list[Figure]:
 
 
 def _import(scope: Scope, name: str, folder) -> Figure:
-    from services.dispatch import handlers
-    from services.dispatch.domain.areas import LEVELS
+    from services.dispatch import bootstrap, handlers
     from services.dispatch.domain.geojson import load_city_dir
-    from shared.clock import ScaledClock
-    from shared.db import make_engine
-    from shared.migrations import upgrade
+    from shared.config import Settings
+    from shared.vocabulary import AREA_LEVELS as LEVELS
 
     started = time.perf_counter()
     levels = load_city_dir(folder)
     parse_s = time.perf_counter() - started
 
-    engine = make_engine(f"sqlite:///{scope.tmp / f'dispatch-{name}.db'}")
+    dispatch = bootstrap.build(Settings(database_urls={"dispatch": f"sqlite:///{scope.tmp / f'dispatch-{name}.db'}"},
+                                        secret="bench"), web=False)
     try:
-        upgrade(engine, "dispatch")
         last_report = [0.0]
 
         def progress(_step, _done, _total):
             last_report[0] = time.perf_counter()
 
         started = time.perf_counter()
-        result = handlers.import_areas(engine, levels, source=name, activate=True, clock=ScaledClock(),
-                                       progress=progress)
+        result = dispatch.run(handlers.import_areas, handlers.ImportAreas(levels, source=name, progress=progress))
         import_s = time.perf_counter() - started
     finally:
-        engine.dispose()
+        dispatch.engine.dispose()
     if result.version is None:
         raise RuntimeError(f"{name}: import rejected: {result.findings[:5]}")
     build_s = last_report[0] - started

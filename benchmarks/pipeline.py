@@ -176,18 +176,17 @@ def _wait_for_cases(engine: sa.Engine, total: int, timeout: float, procs) -> Non
 
 def _report(case_id: str, number: str, lon: float, lat: float, now: datetime) -> tuple[dict, object]:
     from services.intake.domain.reports import NewReport
-    from shared.clock import isoformat
-    from shared.messages import make_message
+    from shared.messages import events, make_message
 
     report = NewReport("street_light", f"bench lamp {number}", lon, lat)
     row = {"id": case_id, "idempotency_key": None, "reporter": "bench",
            "fingerprint": report.fingerprint(), "category": report.category, "severity": "normal",
            "description": report.description, "lon": lon, "lat": lat, "status": "reported",
            "reported_at": now, "updated_at": now}
-    envelope = make_message("case.reported", {
-        "case_id": case_id, "number": number, "category": report.category, "severity": "normal",
-        "description": report.description, "location": {"lon": lon, "lat": lat}, "reporter": "bench",
-        "reported_at": isoformat(now)}, occurred_at=now, producer="intake", correlation_id=case_id)
+    envelope = make_message(events.CaseReported(
+        case_id=case_id, number=number, category=report.category, severity="normal",
+        description=report.description, location=events.Location(lon, lat), reporter="bench", reported_at=now),
+        occurred_at=now, producer="intake")
     return row, envelope
 
 
