@@ -1,4 +1,5 @@
-"""gridcase's words, each defined once: levels, case statuses, roles and the area-scope rule.
+"""gridcase's words, each defined once: levels, case statuses, timeline step types, roles and the
+area-scope rule.
 
 Every service, message and page speaks these. A level is an ``IntEnum`` (1 = grid worker … 4 =
 command headquarters) whose ``.area`` is the name of the area level that owns a case there; a level
@@ -59,6 +60,29 @@ class Status(StrEnum):
     CLOSED = "closed"
     REWORK = "rework"
     SUSPENDED = "suspended"
+
+
+class StepType(StrEnum):
+    """The ``type`` of a case's timeline entry (equal to its plain string); escalation publishes each
+    step as the message ``case.<type>``."""
+
+    OPENED = "opened"
+    ACKNOWLEDGED = "acknowledged"
+    ESCALATED = "escalated"
+    RETURNED = "returned"
+    TRANSFERRED = "transferred"
+    REROUTED = "rerouted"
+    RESOLVED = "resolved"
+    VERIFIED = "verified"
+    REWORKED = "reworked"
+    CLOSED = "closed"
+    REOPENED = "reopened"
+    EXTENSION_REQUESTED = "extension_requested"
+    EXTENDED = "extended"
+    EXTENSION_REFUSED = "extension_refused"
+    SUSPENDED = "suspended"
+    RESUMED = "resumed"
+    OVERDUE = "overdue"
 
 
 class Role(StrEnum):

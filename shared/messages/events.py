@@ -16,7 +16,7 @@ from typing import ClassVar
 from marshmallow import fields, post_load, pre_dump, validate
 
 from shared.messages.wire import LevelField, Payload, TimeField
-from shared.vocabulary import AREA_LEVELS, Level
+from shared.vocabulary import AREA_LEVELS, Level, StepType
 
 # -- parts ---------------------------------------------------------------------------------------------
 
@@ -251,12 +251,12 @@ class AreasPublishedSchema(Payload):
 
 # -- escalation → intake, dispatch: the case's lifecycle -----------------------------------------------
 
-#: What escalation publishes as a case moves through the closed loop, one type per timeline step
-#: (``case.verified`` and ``case.transferred`` come *to* escalation, from intake and dispatch).
-LIFECYCLE: tuple[str, ...] = tuple(f"case.{step}" for step in (
-    "opened", "acknowledged", "escalated", "returned", "rerouted", "resolved", "reworked", "closed",
-    "reopened", "extension_requested", "extended", "extension_refused", "suspended", "resumed", "overdue",
-    "verification_overdue"))
+#: What escalation publishes as a case moves through the closed loop: ``case.<type>`` for each timeline
+#: step type, and the verification deadline's flag. ``case.verified`` and ``case.transferred`` are
+#: messages of their own (intake's and dispatch's), with their own shapes.
+LIFECYCLE: tuple[str, ...] = tuple(
+    f"case.{step}" for step in (*StepType, "verification_overdue")
+    if step not in (StepType.VERIFIED, StepType.TRANSFERRED))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, ValidationError
 
-from shared.messages import events
+import shared.messages.events as events
 from shared.messages.envelope import Envelope, MessageError
 from shared.messages.wire import Payload
 

@@ -10,38 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from shared.vocabulary import Level
+from shared.vocabulary import Level, StepType
 
 if TYPE_CHECKING:
     from services.escalation.domain.cases import Case
 
+__all__ = ["SYSTEM", "Event", "Outcome", "Step", "StepType", "record"]
+
 #: The actor of the automatic steps (deadlines, re-routing by a new area version).
 SYSTEM = "system"
-
-
-class StepType(StrEnum):
-    """The ``type`` of a timeline entry (equal to its plain string)."""
-
-    OPENED = "opened"
-    ACKNOWLEDGED = "acknowledged"
-    ESCALATED = "escalated"
-    RETURNED = "returned"
-    TRANSFERRED = "transferred"
-    REROUTED = "rerouted"
-    RESOLVED = "resolved"
-    VERIFIED = "verified"
-    REWORKED = "reworked"
-    CLOSED = "closed"
-    REOPENED = "reopened"
-    EXTENSION_REQUESTED = "extension_requested"
-    EXTENDED = "extended"
-    EXTENSION_REFUSED = "extension_refused"
-    SUSPENDED = "suspended"
-    RESUMED = "resumed"
-    OVERDUE = "overdue"
 
 
 @dataclass(frozen=True)
