@@ -10,6 +10,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from services.escalation import store
 from shared.auth import ROLE_SCOPE
 from shared.clock import isoformat
+from shared.fields import LIMITS, QueryInteger, Text
 from shared.policy import LEVEL_NAMES
 from shared.web import identity
 
@@ -23,12 +24,12 @@ class CaseListArgs(Schema):
         unknown = RAISE
 
     status = fields.String(validate=validate.OneOf(["open", "resolved", "closed", "suspended"]))
-    level = fields.Integer(validate=validate.Range(1, 4))
-    area = fields.String()
-    category = fields.String()
+    level = QueryInteger(validate=validate.Range(1, 4))
+    area = Text(LIMITS["area_id"], min_length=1)
+    category = Text(LIMITS["category"], min_length=1)
     overdue = fields.Boolean()
-    page = fields.Integer(load_default=1, validate=validate.Range(1, 1_000_000))
-    page_size = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+    page = QueryInteger(load_default=1, validate=validate.Range(1, 1_000_000))
+    page_size = QueryInteger(load_default=50, validate=validate.Range(1, 500))
 
 
 def deps():

@@ -11,6 +11,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from services.intake import handlers, store
 from services.intake.domain.reports import IdempotencyConflict, NewReport, UnknownCategory, report_number
 from shared.clock import isoformat
+from shared.fields import LIMITS, JsonFloat, Text
 from shared.web import identity, roles
 
 blp = Blueprint("intake", __name__, url_prefix="/intake/v1", description="Grid workers' reports")
@@ -22,16 +23,16 @@ class LocationIn(Schema):
     class Meta:
         unknown = RAISE
 
-    lon = fields.Float(required=True, allow_nan=False, validate=validate.Range(-180, 180))
-    lat = fields.Float(required=True, allow_nan=False, validate=validate.Range(-90, 90))
+    lon = JsonFloat(required=True, allow_nan=False, validate=validate.Range(-180, 180))
+    lat = JsonFloat(required=True, allow_nan=False, validate=validate.Range(-90, 90))
 
 
 class ReportIn(Schema):
     class Meta:
         unknown = RAISE
 
-    category = fields.String(required=True, metadata={"example": "street_light"})
-    description = fields.String(required=True, validate=validate.Length(1, 2000))
+    category = Text(LIMITS["category"], min_length=1, required=True, metadata={"example": "street_light"})
+    description = Text(LIMITS["description"], min_length=1, multiline=True, required=True)
     location = fields.Nested(LocationIn, required=True)
 
 
