@@ -41,8 +41,8 @@ LIMITS = {
 }
 
 _MULTILINE_OK = frozenset("\t\n\r")
-_QUERY_FLOAT = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
-_QUERY_INTEGER = re.compile(r"-?\d+")
+_QUERY_FLOAT = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?", re.ASCII)
+_QUERY_INTEGER = re.compile(r"-?\d+", re.ASCII)
 #: The character rule as a JSON-Schema pattern, for the OpenAPI description (surrogates cannot be written
 #: in a pattern; they are refused all the same).
 PATTERN_SINGLE_LINE = r"^[^\u0000-\u001f\u007f-\u009f]*$"
