@@ -284,7 +284,7 @@ def check_overlaps(level: str, ids: Sequence[str], geoms: np.ndarray, tolerance_
     first: a polygon whose every edge matches its neighbours' cannot overlap them, and only pairs with
     a flagged polygon (an overlap, or merely unmatched vertices) are intersected. Pairs are measured in
     batches and measuring stops once ``limit`` overlaps are found: the rest of the candidate pairs are
-    counted in one more finding (``feature_id`` None), so n grids piled on each other cost
+    counted in one more finding (problem ``overlaps``, ``feature_id`` None), so n grids piled on each other cost
     ``limit`` findings and a few batches, not n² of each.
     """
     suspect = ~shapely.is_empty(shapely.coverage_invalid_edges(geoms))
@@ -307,7 +307,7 @@ def check_overlaps(level: str, ids: Sequence[str], geoms: np.ndarray, tolerance_
             start += len(i)
     unmeasured = len(a) - start
     if len(findings) == limit and unmeasured:
-        findings.append(error(level, None, "overlap",
+        findings.append(error(level, None, "overlaps",
                               f"only the first {limit} overlaps between {level}s are listed; {unmeasured:,} more "
                               f"pairs of {level}s intersect and were not measured (fix the overlaps above first)"))
     return findings
@@ -413,18 +413,16 @@ def summarise_gaps(level: str, geoms: np.ndarray, child_geoms: np.ndarray, frame
 
 
 def cap_findings(findings: Sequence[Finding], limit: int = MAX_LISTED) -> list[Finding]:
-    """At most ``limit`` findings per level, problem and severity that name a feature, in their order;
-    each group over the limit ends with one finding (``feature_id`` None) counting the rest. Findings
-    without a feature (a file, a level, a summary) are all kept."""
+    """At most ``limit`` findings per level, problem and severity, in their order; each group over the
+    limit gets one more finding (``feature_id`` None) counting the rest, so that a report stays readable
+    and its size bounded whatever the file holds (2,000 items that are not features, 100,000 orphans)."""
     counts: Counter = Counter()
     kept: list[Finding] = []
     for finding in findings:
         key = (finding.level, finding.problem, finding.severity)
-        if finding.feature_id is not None:
-            counts[key] += 1
-            if counts[key] > limit:
-                continue
-        kept.append(finding)
+        counts[key] += 1
+        if counts[key] <= limit:
+            kept.append(finding)
     for (level, problem, severity), count in counts.items():
         if count > limit:
             kept.append(Finding(level, None, problem, severity,
