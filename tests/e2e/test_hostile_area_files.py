@@ -53,6 +53,10 @@ def properties_array(features):
     features[1]["properties"] = [1]
 
 
+def geometry_type_with_a_surrogate(features):
+    features[0]["geometry"]["type"] = "Poly\ud800gon"
+
+
 REFUSED = [
     ("an area id of 65 characters", set_property(0, "id", "G" * 65), None, "invalid_id"),
     ("an area id with a NUL byte", set_property(0, "id", "G11\u0000"), None, "invalid_id"),
@@ -63,6 +67,7 @@ REFUSED = [
     ("a parent id with a NUL byte", set_property(0, "parent", "S1-A\u0000"), "G11", "invalid_parent"),
     ("properties that are an array", properties_array, None, "invalid_properties"),
     ("a ring mixing 2-D and 3-D positions", mixed_dimensions, "G13", "invalid_geometry"),
+    ("a geometry type with a lone surrogate", geometry_type_with_a_surrogate, "G11", "unsupported_geometry"),
 ]
 
 
@@ -79,6 +84,17 @@ def test_an_import_with_a_feature_that_cannot_be_stored_is_refused_with_a_findin
     assert all("inhomogeneous" not in f["detail"] for f in findings)
     assert target.counts() == before
     assert target.ready()
+
+
+def test_a_crs_that_cannot_be_used_is_a_finding_on_the_level_however_it_is_written(target, city):
+    for crs in ({"type": "name", "properties": {"name": "EPSG:4326\ud800"}}, "urn:" + "x" * 20_000, [1, [2]]):
+        levels = copy.deepcopy(city)
+        levels["grid"]["crs"] = crs
+
+        response = post(target, json.dumps({"levels": levels}, ensure_ascii=True).encode())
+
+        [finding] = [f for f in assert_problem(response, 422)["findings"] if f["problem"] == "unsupported_crs"]
+        assert finding["level"] == "grid" and len(finding["detail"]) <= 600
 
 
 def test_800_grids_piled_on_each_other_get_a_short_report(target, city):

@@ -162,6 +162,19 @@ def test_coordinates_that_are_not_geojson_positions_are_a_plain_finding(geometry
     assert words in finding.detail and "inhomogeneous" not in finding.detail
 
 
+def test_whatever_a_file_holds_a_finding_is_printable_and_bounded():
+    fc = collection(feature({"id": "A"}, {"type": "Poly\ud800gon\x00" + "n" * 5000, "coordinates": []}))
+    fc["crs"] = {"type": "name", "properties": {"name": "EPSG:4326\ud800"}}
+
+    _, crs_findings = parse_level(fc, "grid")
+    del fc["crs"]
+    _, type_findings = parse_level(fc, "grid")
+
+    for finding in crs_findings + type_findings:
+        json.dumps(finding.to_dict(), ensure_ascii=False).encode("utf-8")  # no lone surrogate left
+        assert finding.detail.isprintable() and len(finding.detail) <= 600
+
+
 def test_consistent_3d_positions_are_read_as_areas():
     geometry = ring([13.0, 52.0, 34], [13.01, 52.0, 34], [13.01, 52.01, 35], [13.0, 52.0, 34])
 

@@ -288,11 +288,20 @@ def _crs_transformer(crs_member, level: str) -> tuple[Transformer | None, list[F
         if not (crs.is_geographic or crs.is_projected):
             raise CRSError(f"{crs.name} is not a horizontal coordinate system")
         transformer = Transformer.from_crs(crs, WGS84, always_xy=True)
-    except (CRSError, ProjError, TypeError) as exc:
+    except (CRSError, ProjError, TypeError, ValueError) as exc:  # ValueError: text with lone surrogates
         return None, [error(level, None, "unsupported_crs", f"the {level} file declares a crs that cannot be used "
-                                                           f"({json.dumps(crs_member)}): {exc}")]
+                                                           f"({_json_start(crs_member)}): {str(exc)[:200]}")]
     return transformer, [warning(level, None, "reprojected",
                                  f"the {level} file is in {name} ({crs.name}); reprojected to WGS84 lon/lat")]
+
+
+def _json_start(value, length: int = 200) -> str:
+    """The start of ``value`` as JSON, for a report (a file's ``crs`` member may be anything, of any size)."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        return _json_kind(value)
+    return text if len(text) <= length else text[:length] + "…"
 
 
 def build_hierarchy(levels: dict[str, dict], *, repair: bool = False, overlap_tolerance_m2: float = 1.0,

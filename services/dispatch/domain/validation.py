@@ -42,8 +42,25 @@ class Finding:
     detail: str
     other_id: str | None = None
 
+    def __post_init__(self):
+        # Whatever a file held, a finding can be printed, sent as JSON and stored: unprintable characters
+        # (lone surrogates, controls) are written as \uXXXX escapes and the text is cut to a bounded length.
+        for name, limit in (("level", 64), ("feature_id", 80), ("detail", MAX_DETAIL), ("other_id", 80)):
+            value = getattr(self, name)
+            if value is not None and (len(value) > limit or not value.isprintable()):
+                object.__setattr__(self, name, _printable(value, limit))
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+#: The longest ``detail`` of a finding, in characters.
+MAX_DETAIL = 600
+
+
+def _printable(text: str, limit: int) -> str:
+    text = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in str(text))
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def error(level, feature_id, problem, detail, other_id=None) -> Finding:
