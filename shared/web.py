@@ -65,6 +65,8 @@ DEFAULT_BODY_LIMIT = 64 * KIB
 REQUEST_LINE_LIMIT = 8190
 HEADER_FIELDS_LIMIT = 100
 HEADER_FIELD_SIZE_LIMIT = 8190
+#: Field errors listed in one problem (a body of 100,000 unknown names is not answered with 100,000 lines).
+MAX_ERRORS = 50
 #: JSON deeper than this is refused before any schema sees it (GeoJSON in an import is about 10 deep).
 JSON_MAX_DEPTH = 64
 SECURITY_HEADERS = {
@@ -98,12 +100,15 @@ def problem(status: int, title: str, detail: str = "", *, errors: list | None = 
             headers: dict | None = None, **members) -> Response:
     """An RFC 9457 problem response; ``members`` are extension members (e.g. ``findings``).
     Field names and details are echoed through ``printable``: input that cannot be stored cannot be
-    sent back either."""
+    sent back either. At most ``MAX_ERRORS`` field errors are listed; ``errors_omitted`` counts the rest."""
     body = {"type": "about:blank", "title": title, "status": status}
     if detail:
         body["detail"] = printable(detail, 2000)
     if errors:
-        body["errors"] = [{"field": printable(e["field"]), "detail": printable(e["detail"], 1000)} for e in errors]
+        body["errors"] = [{"field": printable(e["field"]), "detail": printable(e["detail"], 1000)}
+                          for e in errors[:MAX_ERRORS]]
+        if len(errors) > MAX_ERRORS:
+            body["errors_omitted"] = len(errors) - MAX_ERRORS
     body.update(members)
     body["instance"] = printable(request.path)
     response = jsonify(body)
@@ -142,6 +147,7 @@ class ProblemSchema(Schema):
     detail = fields.String()
     instance = fields.String()
     errors = fields.List(fields.Nested(FieldProblem))
+    errors_omitted = fields.Integer(metadata={"description": "field errors beyond the first 50, not listed"})
 
 
 class GridcaseParser(FlaskParser):
@@ -243,7 +249,7 @@ class ProblemApi(Api):
                           if hasattr(error, "original_exception") else None)
         detail = data.get("message") or (error.description if error.code != 422 else "")
         if error.code == 422 and errors and not detail:
-            detail = "; ".join(f"{e['field']}: {e['detail']}" for e in errors)
+            detail = "; ".join(f"{e['field']}: {e['detail']}" for e in errors[:MAX_ERRORS])
         headers = {k: v for k, v in error.get_headers() if k in self.PASSED_HEADERS}
         headers.update(data.get("headers") or {})
         return problem(error.code, error.name, detail, errors=errors, headers=headers)

@@ -90,6 +90,16 @@ def test_json_that_cannot_be_stored_is_refused_naming_the_field_and_stores_nothi
     assert target.ready()
 
 
+def test_a_body_of_thousands_of_unknown_names_gets_a_bounded_answer(target):
+    body = raw({f"field_{i}": i for i in range(3000)})
+
+    response = post(target, REPORTS, body)
+
+    problem = assert_problem(response, 422)
+    assert len(problem["errors"]) == 50 and problem["errors_omitted"] == 3003 - 50  # 3000 unknown, 3 missing
+    assert len(response.content) < 20_000
+
+
 def test_the_refusal_of_a_lone_surrogate_says_what_is_wrong_and_where(target):
     response = post(target, REPORTS, raw(report(description="lamp out \ud83d")))
 
