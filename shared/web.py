@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from flask import Flask, Response, current_app, g, jsonify, request
 from flask_smorest import Api, abort
 from flask_smorest.utils import prepare_response
+from gunicorn.http.errors import ParseException as GunicornParseError
 from marshmallow import INCLUDE, RAISE, Schema, fields
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from webargs import core as webargs_core
@@ -279,6 +280,11 @@ def create_app(service: str, *, title: str, readiness: dict[str, Callable[[], No
         log.warning("database unavailable: %s", exc)
         return problem(503, "Service Unavailable", "the database is unavailable; nothing was stored, retry later",
                        headers={"Retry-After": "5"})
+
+    @app.errorhandler(GunicornParseError)
+    def _malformed_body(exc):
+        # gunicorn finds a broken chunked body only when the application reads it: a client error, not a 500
+        return problem(400, "Bad Request", f"the request body is malformed: {printable(str(exc), 200)}")
 
     @app.before_request
     def _start():

@@ -110,6 +110,20 @@ def test_an_area_import_may_be_large_but_not_over_64_mib(target):
     assert target.counts() == before
 
 
+@pytest.mark.parametrize("framing", [b"zz\r\n{}\r\n0\r\n\r\n", b"2\r\n{}XX0\r\n\r\n", b"-1\r\n{}\r\n0\r\n\r\n"])
+def test_a_chunked_body_with_broken_framing_is_a_400_problem(target, framing):
+    before = target.counts()
+
+    status, headers, content = raw_request(
+        target.url("intake", "/"), f"POST /intake/v1/reports HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {target.token()}\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\nConnection: close", framing)
+
+    assert status == 400 and headers["content-type"].startswith(PROBLEM), (status, content[:300])
+    assert target.counts() == before
+    assert target.ready()
+
+
 def test_a_chunked_body_of_another_type_is_refused_as_unsupported(target):
     response = requests.post(target.url("intake", "/intake/v1/reports"), data=chunked(b"lamp out"), timeout=10,
                              headers={"Content-Type": "text/plain", **target.auth()})
