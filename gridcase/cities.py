@@ -1,6 +1,7 @@
 """Where a city's hierarchy comes from: ``demo`` (generated), a directory, or one JSON file of levels."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
@@ -12,6 +13,7 @@ from services.dispatch.domain.geojson import read_city_dir, read_level_file
 from shared.clock import Clock
 from shared.fields import LIMITS
 
+log = logging.getLogger("gridcase")
 #: Findings quoted in a ``CityError`` message; the rest are counted.
 QUOTED = 10
 
@@ -53,6 +55,8 @@ def _quote(findings) -> str:
 
 
 def ensure_city(engine: sa.Engine, city: str, *, clock: Clock) -> int | None:
+    """Import ``city`` unless a version is active; the new version, or None. Warnings are logged; a city
+    that does not import raises ``CityError`` quoting its first errors."""
     with engine.connect() as db:
         if store.active_version(db) is not None:
             return None
@@ -62,4 +66,7 @@ def ensure_city(engine: sa.Engine, city: str, *, clock: Clock) -> int | None:
     if result.version is None:
         errors = [f for f in result.findings if f.severity == "error"]
         raise CityError(f"the city {city!r} does not import: {_quote(errors)}")
+    for finding in result.findings:  # warnings (capped per problem): e.g. Berlin's slivers in one line
+        log.warning("city %s: %s %s %s: %s", city, finding.level, finding.feature_id or "-", finding.problem,
+                    finding.detail)
     return result.version

@@ -19,11 +19,11 @@ import shapely
 from gridcase.cities import CityError, load_levels
 from services.dispatch.domain.geojson import build_hierarchy, load_city_dir, parse_level, read_city_dir
 from services.dispatch.domain.validation import ERROR, MAX_LISTED, WARNING
+from shared.vocabulary import AREA_LEVELS
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKEN = ROOT / "tests" / "fixtures" / "broken"
 BERLIN = ROOT / "examples" / "berlin"
-LEVELS = ("hq", "subcenter", "station", "grid")
 SQUARE = {"type": "Polygon", "coordinates": [[[13.0, 52.0], [13.01, 52.0], [13.01, 52.01], [13.0, 52.01],
                                                [13.0, 52.0]]]}
 
@@ -309,7 +309,7 @@ def test_gridcase_up_city_folder_reads_files_with_a_byte_order_mark(tmp_path, cl
     levels = load_levels(str(tmp_path))
 
     assert {level: len(fc["features"]) for level, fc in levels.items()} == {
-        level: len(clean_city[level]["features"]) for level in LEVELS}
+        level: len(clean_city[level]["features"]) for level in AREA_LEVELS}
 
 
 def test_gridcase_up_city_with_an_unreadable_file_is_a_city_error_naming_it(tmp_path, clean_city):
@@ -334,3 +334,24 @@ def test_gridcase_up_city_that_does_not_import_exits_1_with_the_findings_and_no_
 
     assert run.returncode == 1
     assert "Traceback" not in run.stderr and "invalid_properties" in run.stderr
+
+
+def test_gridcase_up_city_berlin_imports_and_logs_its_slivers_as_one_warning_per_level(tmp_path, caplog):
+    from datetime import UTC, datetime
+
+    from gridcase.cities import ensure_city
+    from shared.clock import FakeClock
+    from shared.db import make_engine
+    from shared.migrations import upgrade
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'dispatch.db'}")
+    upgrade(engine, "dispatch")
+
+    with caplog.at_level("WARNING", logger="gridcase"):
+        version = ensure_city(engine, str(BERLIN), clock=FakeClock(datetime(2026, 1, 5, tzinfo=UTC)))
+
+    engine.dispose()
+    assert version == 1
+    lines = [r.getMessage() for r in caplog.records if r.name == "gridcase"]
+    assert len(lines) == 2 and all(" gaps: " in line for line in lines)
+    assert "piece(s) of the subcenters are covered by no station" in lines[0]
