@@ -315,6 +315,11 @@ def build_hierarchy(levels: dict[str, dict], *, repair: bool = False, overlap_to
     ``overlap_tolerance_m2``, whichever is larger) before an ``outside_parent`` error.
     ``progress(step, done, total)`` is called as the steps ``parse``, ``geometry``, ``overlaps``,
     ``parents`` and ``gaps`` advance, counted in features (``parse`` in levels).
+
+    The land of each level that none of its children covers is summarised in one ``gaps`` warning per
+    level, however small its pieces. Findings are capped at ``validation.MAX_LISTED`` per level, problem
+    and severity (the rest counted in one more finding), so the report's size is bounded whatever the
+    files hold.
     """
     report = progress or (lambda step, done, total: None)
     findings = [error(level, None, "unknown_level", f"{level} is not a level; the levels are {', '.join(LEVELS)}")
