@@ -51,9 +51,15 @@ errorlog = "-"
 loglevel = os.environ.get("GRIDCASE_LOG_LEVEL", "info").lower()
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}i)s'
 
-# Request size limits: photos are capped by the application (413), and by the gateway at 12 MB.
-limit_request_line = 8190
-limit_request_fields = 100
+# Request line and header limits, the same in the embedded server and nginx (shared/web.py); bodies are
+# limited per route by the application (BODY_LIMITS, 413 problem) and by the gateway with the same numbers.
+# gunicorn's own refusals (414, 431, 400) are answered as application/problem+json (post_worker_init).
+from shared.web import GUNICORN_SETTINGS  # noqa: E402
+
+limit_request_line = GUNICORN_SETTINGS["limit_request_line"]
+limit_request_fields = GUNICORN_SETTINGS["limit_request_fields"]
+limit_request_field_size = GUNICORN_SETTINGS["limit_request_field_size"]
+post_worker_init = GUNICORN_SETTINGS["post_worker_init"]
 
 
 def on_starting(server):

@@ -1,41 +1,72 @@
 """Where a city's hierarchy comes from: ``demo`` (generated), a directory, or one JSON file of levels."""
 from __future__ import annotations
 
-import json
+import logging
 from pathlib import Path
+
+import click
 
 from services.dispatch import handlers
 from services.dispatch.citygen import generate_city
-from services.dispatch.domain.geojson import load_city_dir
+from services.dispatch.domain.geojson import read_city_dir, read_level_file
+from shared.fields import LIMITS
+
+log = logging.getLogger("gridcase")
+#: Findings quoted in a ``CityError`` message; the rest are counted.
+QUOTED = 10
 
 
-class CityError(ValueError):
-    pass
+class CityError(click.ClickException, ValueError):
+    """A city that cannot be used: click prints the message (which names files, features and
+    problems) and exits 1 — no traceback."""
 
 
 def load_levels(city: str) -> dict[str, dict]:
     """``demo`` → the generated demo city (1 / 6 / 40 / 1,500); a directory → its level files;
-    a file → ``{"hq": FC, "subcenter": FC, "station": FC, "grid": FC}``."""
+    a file → ``{"hq": FC, "subcenter": FC, "station": FC, "grid": FC}`` (optionally under ``"levels"``).
+    Files that cannot be read raise ``CityError`` naming them."""
     if city == "demo":
         return generate_city()
     path = Path(city)
     if path.is_dir():
-        return load_city_dir(path)
+        levels, findings = read_city_dir(path)
+        if findings:
+            raise CityError(f"--city {city}: " + _quote(findings))
+        return levels
     if path.is_file():
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data.get("levels", data)
+        data, findings = read_level_file(path, "city")
+        if findings:
+            raise CityError(f"--city {city}: " + _quote(findings))
+        if isinstance(data, dict) and isinstance(data.get("levels"), dict):
+            data = data["levels"]
+        if not isinstance(data, dict):
+            raise CityError(f"--city {city}: {path.name} is not an object of levels "
+                            '({"hq": FeatureCollection, "subcenter": …, "station": …, "grid": …})')
+        return data
     raise CityError(f"--city {city!r}: not 'demo', a directory or a file")
+
+
+def _quote(findings) -> str:
+    quoted = "; ".join(f"{f.level} {f.feature_id or ''} {f.problem}: {f.detail}".replace("  ", " ")
+                       for f in findings[:QUOTED])
+    return quoted + (f"; and {len(findings) - QUOTED} more" if len(findings) > QUOTED else "")
 
 
 def ensure_city(dispatch, city: str) -> int | None:
     """Import ``city`` into the dispatch service (``shared.bootstrap.Service``) unless a version is active;
-    returns the new version, or None."""
+    the new version, or None. Warnings are logged; a city that does not import raises ``CityError``
+    quoting its first errors."""
     with dispatch.uow() as uow:
         if uow.store.active_version() is not None:
             return None
-    result = dispatch.run(handlers.import_areas, handlers.ImportAreas(
-        load_levels(city), source=f"gridcase up --city {city}", activate=True))
+    source = f"gridcase up --city {city}"
+    source = source if len(source) <= LIMITS["source"] else source[:LIMITS["source"] - 1] + "…"
+    result = dispatch.run(handlers.import_areas, handlers.ImportAreas(load_levels(city), source=source,
+                                                                      activate=True))
     if result.version is None:
-        errors = "; ".join(f"{f.level} {f.feature_id}: {f.problem} {f.detail}" for f in result.findings[:10])
-        raise CityError(f"the city {city!r} does not import: {errors}")
+        errors = [f for f in result.findings if f.severity == "error"]
+        raise CityError(f"the city {city!r} does not import: {_quote(errors)}")
+    for finding in result.findings:  # warnings (capped per problem): e.g. Berlin's slivers in one line
+        log.warning("city %s: %s %s %s: %s", city, finding.level, finding.feature_id or "-", finding.problem,
+                    finding.detail)
     return result.version

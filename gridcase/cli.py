@@ -34,16 +34,15 @@ def main():
 @DATA_DIR
 def up(port, host, city, data_dir):
     """Run everything in one process: SQLite per service, in-memory bus, all APIs on one port."""
-    from werkzeug.serving import make_server
-
     from gridcase.embedded import System
     from gridcase.tokens import development_tokens, sample_point
+    from shared.web import make_embedded_server
 
     settings = settings_for(data_dir, city=city, port=port, host=host)
     system = System(settings)
     version = system.ensure_city(settings.city)
     system.start_workers()
-    server = make_server(settings.host, settings.port, system, threaded=True)
+    server = make_embedded_server(settings.host, settings.port, system)
     base = f"http://{settings.host}:{server.server_port}"
     click.echo(f"gridcase is up at {base}  (data in {settings.data_dir.resolve()})")
     if version:

@@ -49,8 +49,10 @@ def serve_service(service: str, settings: Settings, *, bind: str, workers: int, 
     upgrade(engine, service)
     engine.dispose()
     factory = lambda: _bootstrap(service).build(settings, migrate=False).app  # noqa: E731 (after the fork)
+    from shared.web import GUNICORN_SETTINGS
+
     defaults = {"worker_class": "sync", "timeout": 60, "graceful_timeout": 20, "keepalive": 5, "accesslog": None,
-                "control_socket_disable": True}
+                "control_socket_disable": True, **GUNICORN_SETTINGS}
     if settings.metrics_dir:
         defaults["child_exit"] = _metrics_child_exit
     _Gunicorn(factory, defaults, {"bind": bind, "workers": workers, "proc_name": f"gridcase-{service}"},

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
+from shared.fields import LIMITS, storable_problem
 from shared.vocabulary import ROLE_SCOPE, Role, in_scope
 
 ROLES = tuple(role.value for role in Role)
@@ -47,4 +48,21 @@ def read_token(secret: str, token: str) -> Identity:
         raise AuthError(str(exc)) from exc
     if claims.get("role") not in ROLES:
         raise AuthError("token has no valid role")
-    return Identity(role=claims["role"], user=claims["sub"], area=claims.get("area"))
+    user, area = claims["sub"], claims.get("area")
+    _check_claim("sub", user, LIMITS["user"])
+    if area is not None:
+        _check_claim("area", area, LIMITS["area_id"])
+    return Identity(role=claims["role"], user=user, area=area)
+
+
+def _check_claim(name: str, value, max_length: int) -> None:
+    """A claim that is stored (``sub`` as a reporter or actor, ``area`` as an area id) must fit its
+    column: a non-empty string of at most ``max_length`` characters with no control character or lone
+    surrogate (``shared.fields``). Otherwise the token is refused (401), before anything is stored."""
+    if not isinstance(value, str) or not value:
+        raise AuthError(f"the {name} claim must be a non-empty string")
+    if len(value) > max_length:
+        raise AuthError(f"the {name} claim is {len(value)} characters long; at most {max_length} are accepted")
+    problem = storable_problem(value)
+    if problem:
+        raise AuthError(f"the {name} claim {problem}")

@@ -19,7 +19,6 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import Flask
-from flask_smorest import Blueprint
 
 from shared import bus, faults
 from shared.clock import Clock, make_clock
@@ -30,7 +29,7 @@ from shared.migrations import upgrade
 from shared.relay import Relay, publisher_factory
 from shared.runtime import check_broker, check_database
 from shared.uow import Store, UnitOfWork
-from shared.web import create_app
+from shared.web import Blueprint, create_app
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,6 @@ class ServiceSpec:
     dependencies: Callable[[Settings, sa.Engine, Clock], dict] = lambda settings, engine, clock: {}
     #: extra background workers by name (the escalation scheduler), from the built service
     workers: Callable[[Service], dict[str, Callable[[], object]]] = lambda service: {}
-    max_body: int = 1024 * 1024
     #: what ``/readyz`` reports beyond the checks, and refreshes before ``/metrics`` (escalation's timers)
     details: Callable[[Service], dict] | None = None
 
@@ -100,7 +98,7 @@ def build(spec: ServiceSpec, settings: Settings, clock: Clock | None = None, *, 
     service = Service(spec, settings, engine, clock, dependencies)
     if web:
         service.app = create_app(spec.name, title=spec.title, blueprint=spec.blueprint, service_object=service,
-                                 secret=settings.secret, max_body=spec.max_body,
+                                 secret=settings.secret,
                                  details=(lambda: spec.details(service)) if spec.details else None,
                                  readiness={"database": check_database(engine),
                                             "broker": check_broker(settings.broker_url)})

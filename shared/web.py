@@ -1,42 +1,117 @@
-"""What every service's HTTP side shares: the app factory, RFC 9457 problems, auth, health, metrics."""
+"""What every service's HTTP side shares: the app factory, RFC 9457 problems, auth, health, metrics,
+and the edge rules every request meets before a view sees it.
+
+The edge rules, each in one place for all three services (embedded and under gunicorn):
+
+- **JSON bodies** are read by ``GridcaseParser``: a UTF-8 (or UTF-16/32) byte-order mark is accepted;
+  a body nested deeper than ``JSON_MAX_DEPTH``, or one Python cannot turn into values (an integer of
+  more than 4,300 digits), is a 400 problem — never a ``RecursionError`` escaping as a 500.
+- **Unknown parameters** are refused: every query schema raises on unknown names, and a view without
+  query arguments refuses any query string (422 naming each parameter).
+- **Path ids** (``/cases/<case_id>``) that no database could hold (NUL, control characters, over
+  ``LIMITS["resource_id"]`` characters) answer 404 without touching the database.
+- **Body limits** per route (``BODY_LIMITS``; the gateway's ``deploy/nginx.conf`` has the same numbers),
+  announced or chunked: over the limit is a 413 problem.
+- **Request line and header limits** (``REQUEST_LINE_LIMIT``, ``HEADER_FIELDS_LIMIT``,
+  ``HEADER_FIELD_SIZE_LIMIT``), the same in the embedded server, gunicorn and nginx, answered 414/431
+  as problems.
+- **Headers** on every response: ``X-Content-Type-Options: nosniff``, frame protection
+  (``X-Frame-Options: DENY`` and CSP ``frame-ancestors 'none'``), ``Referrer-Policy: no-referrer``, and
+  ``Cache-Control: no-store`` on every answer to a request that carried credentials (personal data).
+  The embedded server calls itself ``gridcase`` in ``Server``, without its software versions.
+"""
 from __future__ import annotations
 
 import functools
 import http
+import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import flask_smorest
 import sqlalchemy as sa
 from flask import Flask, Response, current_app, g, jsonify, request
 from flask_smorest import Api, abort
 from flask_smorest.utils import prepare_response
-from marshmallow import INCLUDE, Schema, fields
+from gunicorn.http.errors import ParseException as GunicornParseError
+from marshmallow import INCLUDE, RAISE, Schema, fields
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from webargs import core as webargs_core
+from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from shared import logs
 from shared.auth import AuthError, Identity, read_token
+from shared.fields import LIMITS, storable_problem
 
 log = logging.getLogger("gridcase.http")
 PROBLEM = "application/problem+json"
 STATIC = Path(__file__).with_name("static")
 BODY_TYPES = {"application/json", "multipart/form-data", "application/x-www-form-urlencoded"}
+KIB, MIB = 1024, 1024 * 1024
+#: Body limits, first match wins: (methods, path pattern, bytes). Everything else: ``DEFAULT_BODY_LIMIT``.
+#: A JSON action or transfer is a few hundred bytes; an area import is a city's four GeoJSON levels
+#: (Berlin's 448 planning areas are 6 MB); a photo is capped at 10 MB by intake, plus multipart framing.
+BODY_LIMITS: tuple[tuple[frozenset[str], re.Pattern, int], ...] = (
+    (frozenset({"POST"}), re.compile(r"/dispatch/v1/areas"), 64 * MIB),
+    (frozenset({"POST", "PUT"}), re.compile(r"/intake/v1/reports/[^/]+/photos"), 12 * MIB),
+)
+DEFAULT_BODY_LIMIT = 64 * KIB
+#: Request line, header count and header size: gunicorn's ``limit_request_*`` settings, the embedded
+#: server's, and nginx's ``large_client_header_buffers 4 8k``.
+REQUEST_LINE_LIMIT = 8190
+HEADER_FIELDS_LIMIT = 100
+HEADER_FIELD_SIZE_LIMIT = 8190
+#: Field errors listed in one problem (a body of 100,000 unknown names is not answered with 100,000 lines).
+MAX_ERRORS = 50
+#: JSON deeper than this is refused before any schema sees it (GeoJSON in an import is about 10 deep).
+JSON_MAX_DEPTH = 64
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
 REQUESTS = Counter("gridcase_http_requests_total", "HTTP requests", ["service", "method", "status"])
 LATENCY = Histogram("gridcase_http_request_seconds", "HTTP request latency", ["service"])
 
 
+def body_limit(method: str, path: str) -> int:
+    """The largest request body, in bytes, that ``method path`` accepts (``BODY_LIMITS``)."""
+    for methods, pattern, limit in BODY_LIMITS:
+        if method in methods and pattern.fullmatch(path):
+            return limit
+    return DEFAULT_BODY_LIMIT
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """``text`` made safe to echo in an answer: lone surrogates and control characters written as
+    ``\\uXXXX`` escapes (a lone surrogate cannot be encoded as UTF-8 at all), cut to ``limit`` characters."""
+    text = str(text)
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() or c == " " else f"\\u{ord(c):04x}" for c in text)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def problem(status: int, title: str, detail: str = "", *, errors: list | None = None,
             headers: dict | None = None, **members) -> Response:
-    """An RFC 9457 problem response; ``members`` are extension members (e.g. ``findings``)."""
+    """An RFC 9457 problem response; ``members`` are extension members (e.g. ``findings``).
+    Field names and details are echoed through ``printable``: input that cannot be stored cannot be
+    sent back either. At most ``MAX_ERRORS`` field errors are listed; ``errors_omitted`` counts the rest."""
     body = {"type": "about:blank", "title": title, "status": status}
     if detail:
-        body["detail"] = detail
+        body["detail"] = printable(detail, 2000)
     if errors:
-        body["errors"] = errors
+        body["errors"] = [{"field": printable(e["field"]), "detail": printable(e["detail"], 1000)}
+                          for e in errors[:MAX_ERRORS]]
+        if len(errors) > MAX_ERRORS:
+            body["errors_omitted"] = len(errors) - MAX_ERRORS
     body.update(members)
-    body["instance"] = request.path
+    body["instance"] = printable(request.path)
     response = jsonify(body)
     response.status_code = status
     response.mimetype = PROBLEM
@@ -73,6 +148,76 @@ class ProblemSchema(Schema):
     detail = fields.String()
     instance = fields.String()
     errors = fields.List(fields.Nested(FieldProblem))
+    errors_omitted = fields.Integer(metadata={"description": "field errors beyond the first 50, not listed"})
+
+
+class GridcaseParser(FlaskParser):
+    """webargs' Flask parser with gridcase's rules for bodies and query strings.
+
+    - Query strings, like JSON bodies, refuse unknown names (webargs ignores them by default).
+    - A chunked JSON body that reaches the route's limit is a 413 (werkzeug would cut it short silently).
+    - JSON bodies: the one place a request body becomes Python values. ``json.loads`` on the raw bytes
+      honours a byte-order mark and UTF-16/32 (RFC 8259 §8.1 lets a parser ignore a BOM; Esri tools
+      write one). A body nested over ``JSON_MAX_DEPTH`` deep, deep enough to exhaust the parser's
+      recursion, or holding an integer Python will not convert (over 4,300 digits) is a 400 problem.
+    """
+
+    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": RAISE, "querystring": RAISE}
+
+    def _raw_load_json(self, req):
+        if not webargs_core.is_json(req.mimetype):
+            return webargs_core.missing
+        data = req.get_data(cache=True)
+        limit = req.max_content_length
+        if req.content_length is None and limit is not None and len(data) >= limit:
+            # A chunked body is cut at the limit by werkzeug without a word; the cut text would then be
+            # answered "invalid JSON" (400). A chunked body that reaches the limit is too large.
+            abort(413, message=f"the body is over this operation's limit of {_size(limit)}")
+        try:
+            value = json.loads(data)
+        except json.JSONDecodeError:
+            raise
+        except UnicodeDecodeError:
+            raise
+        except RecursionError:
+            abort(400, message=f"the JSON body is nested too deeply; at most {JSON_MAX_DEPTH} levels are accepted")
+        except ValueError as exc:  # e.g. "Exceeds the limit (4300 digits) for integer string conversion"
+            abort(400, message=f"the JSON body holds a value that cannot be read: {exc}")
+        if _depth_exceeds(value, JSON_MAX_DEPTH):
+            abort(400, message=f"the JSON body is nested too deeply; at most {JSON_MAX_DEPTH} levels are accepted")
+        return value
+
+    def _handle_invalid_json_error(self, error, req, *args, **kwargs):
+        if isinstance(error, UnicodeDecodeError):
+            abort(400, message=f"the body is not valid UTF-8 (byte {error.start}): send JSON in UTF-8")
+        abort(400, message=f"the body is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}")
+
+
+def _depth_exceeds(value, limit: int) -> bool:
+    """Whether arrays and objects in ``value`` nest more than ``limit`` deep (iterative: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+PARSER = GridcaseParser()
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint whose ``@blp.arguments`` parse with gridcase's rules (``GridcaseParser``);
+    every service's API declares its routes on one."""
+
+    ARGUMENTS_PARSER = PARSER
 
 
 class ProblemApi(Api):
@@ -109,22 +254,26 @@ class ProblemApi(Api):
                           if hasattr(error, "original_exception") else None)
         detail = data.get("message") or (error.description if error.code != 422 else "")
         if error.code == 422 and errors and not detail:
-            detail = "; ".join(f"{e['field']}: {e['detail']}" for e in errors)
+            detail = "; ".join(f"{e['field']}: {e['detail']}" for e in errors[:MAX_ERRORS])
         headers = {k: v for k, v in error.get_headers() if k in self.PASSED_HEADERS}
         headers.update(data.get("headers") or {})
         return problem(error.code, error.name, detail, errors=errors, headers=headers)
 
 
 def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Callable[[], None]],
-               details: Callable[[], dict] | None = None,
-               secret: str, max_body: int = 1024 * 1024, service_object=None) -> Flask:
+               details: Callable[[], dict] | None = None, secret: str, max_body: int = 256 * MIB,
+               service_object=None) -> Flask:
+    """One service's Flask app with the edge rules of this module, its blueprint registered, its
+    health, readiness (``details``: what it reports beyond its checks) and metrics routes.
+
+    ``max_body`` is only a ceiling over the per-route limits of ``BODY_LIMITS`` (the smaller wins)."""
     # Swagger UI is served from the package (shared/static/swagger-ui, swagger-ui-dist 5): no CDN.
     app = Flask(f"gridcase.{service}", static_folder=str(STATIC), static_url_path=f"/{service}/static")
     app.config.update(
         API_TITLE=title, API_VERSION="v1", OPENAPI_VERSION="3.1.0",
         OPENAPI_URL_PREFIX=f"/{service}", OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs", OPENAPI_SWAGGER_UI_URL=f"/{service}/static/swagger-ui/",
-        MAX_CONTENT_LENGTH=max_body, JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=min(max_body, DEFAULT_BODY_LIMIT), JSON_SORT_KEYS=False,
         GRIDCASE_SECRET=secret, GRIDCASE_SERVICE=service,
     )
     app.json.ensure_ascii = False
@@ -138,14 +287,34 @@ def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Call
         return problem(503, "Service Unavailable", "the database is unavailable; nothing was stored, retry later",
                        headers={"Retry-After": "5"})
 
+    @app.errorhandler(GunicornParseError)
+    def _malformed_body(exc):
+        # gunicorn finds a broken chunked body only when the application reads it: a client error, not a 500
+        return problem(400, "Bad Request", f"the request body is malformed: {printable(str(exc), 200)}")
+
     @app.before_request
     def _start():
         g.started = time.perf_counter()
         g.trace = logs.enter(request.headers.get("traceparent"), service=service, path=request.path)
-        if request.method in ("POST", "PUT", "PATCH") and request.content_length \
-                and request.mimetype not in BODY_TYPES:
+        limit = min(body_limit(request.method, request.path), max_body)
+        request.max_content_length = limit  # a chunked body is cut at the limit while it is read: 413
+        if request.content_length is not None and request.content_length > limit:
+            return too_large(limit)
+        if request.method in ("POST", "PUT", "PATCH") and _has_body() and request.mimetype not in BODY_TYPES:
             return problem(415, "Unsupported Media Type",
                            f"send application/json, not {request.mimetype or 'no content type'}")
+        view = _api_view(app, request.endpoint, request.method)
+        if view is None:
+            return None
+        for name, value in (request.view_args or {}).items():
+            if isinstance(value, str) and (len(value) > LIMITS["resource_id"] or storable_problem(value)):
+                return problem(404, "Not Found", f"no such resource: the {name} is not an id")
+        if request.args and not _parses_query(view):
+            names = sorted(set(request.args))
+            return problem(422, "Unprocessable Entity", f"unknown query parameter(s): {', '.join(names)}",
+                           errors=[{"field": n, "detail": "Unknown query parameter: this operation takes none."}
+                                   for n in names])
+        return None
 
     @app.teardown_request
     def _end(_exc):
@@ -158,6 +327,8 @@ def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Call
         if "started" in g:
             LATENCY.labels(service).observe(time.perf_counter() - g.started)
         return response
+
+    app.wsgi_app = SecureHeaders(app.wsgi_app)
 
     def healthz():
         return {"status": "ok", "service": service}
@@ -190,6 +361,137 @@ def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Call
 def current_service():
     """The built service (``shared.bootstrap.Service``) whose app serves this request."""
     return current_app.extensions["gridcase"]
+
+
+def too_large(limit: int) -> Response:
+    return problem(413, "Request Entity Too Large", f"the body is over this operation's limit of {_size(limit)}")
+
+
+def _size(n: int) -> str:
+    return f"{n // MIB} MiB" if n >= MIB and n % MIB == 0 else f"{n // KIB} KiB" if n % KIB == 0 else f"{n} bytes"
+
+
+def _has_body() -> bool:
+    return bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+
+
+def _api_view(app: Flask, endpoint: str | None, method: str):
+    """The function that answers ``method`` at ``endpoint`` when it is an operation of the OpenAPI
+    (a flask-smorest view), else None (health, metrics, docs, static files)."""
+    view = app.view_functions.get(endpoint) if endpoint else None
+    view_class = getattr(view, "view_class", None)
+    function = getattr(view_class, method.lower(), None) if view_class else view
+    if method == "HEAD" and function is None and view_class is not None:
+        function = getattr(view_class, "get", None)
+    return function if function is not None and hasattr(function, "_apidoc") else None
+
+
+def _parses_query(function) -> bool:
+    """Whether the operation declares query arguments (whose schema then refuses unknown names)."""
+    parameters = function._apidoc.get("arguments", {}).get("parameters", [])
+    return any(p.get("in") in ("query", "querystring") for p in parameters if isinstance(p, dict))
+
+
+class SecureHeaders:
+    """WSGI middleware: ``SECURITY_HEADERS`` on every response that does not set them itself, and
+    ``Cache-Control: no-store`` on every answer to a request with an ``Authorization`` header (what
+    it returns is someone's cases and reports; no shared or browser cache may keep it)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        personal = bool(environ.get("HTTP_AUTHORIZATION"))
+
+        def start(status, headers, exc_info=None):
+            present = {name.lower() for name, _ in headers}
+            headers = list(headers) + [(k, v) for k, v in SECURITY_HEADERS.items() if k.lower() not in present]
+            if personal:
+                headers = [(k, v) for k, v in headers if k.lower() not in ("cache-control", "expires")]
+                headers.append(("Cache-Control", "no-store"))
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        return self.app(environ, start)
+
+
+def problem_bytes(status: int, detail: str = "") -> bytes:
+    """A problem document outside Flask (servers' own refusals: 414, 431, 400 before any app runs)."""
+    body = {"type": "about:blank", "title": http.HTTPStatus(status).phrase, "status": status}
+    if detail:
+        body["detail"] = printable(detail, 500)
+    return json.dumps(body).encode()
+
+
+class ProblemRequestHandler(WSGIRequestHandler):
+    """The embedded server's request handler: the limits of ``REQUEST_LINE_LIMIT``,
+    ``HEADER_FIELDS_LIMIT`` and ``HEADER_FIELD_SIZE_LIMIT`` (as gunicorn's), its own refusals
+    (400, 414, 431…) as problem+json, and ``Server: gridcase`` without software versions."""
+
+    def version_string(self) -> str:
+        return "gridcase"
+
+    def parse_request(self) -> bool:
+        if len(self.raw_requestline.rstrip(b"\r\n")) > REQUEST_LINE_LIMIT:
+            self.command, self.request_version, self.requestline = "", "HTTP/1.1", ""
+            self.send_error(414, None, f"the request line is over {REQUEST_LINE_LIMIT} bytes")
+            return False
+        if not super().parse_request():
+            return False
+        if len(self.headers) > HEADER_FIELDS_LIMIT:
+            self.send_error(431, None, f"more than {HEADER_FIELDS_LIMIT} header fields")
+            return False
+        for name, value in self.headers.items():
+            if len(name) + len(value) + 2 > HEADER_FIELD_SIZE_LIMIT:
+                self.send_error(431, None, f"the header {printable(name, 60)} is over {HEADER_FIELD_SIZE_LIMIT} bytes")
+                return False
+        return True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        detail = explain or message or ""
+        if code == 431 and "Too many headers" in detail:
+            detail = f"more than {HEADER_FIELDS_LIMIT} header fields"
+        elif code == 431:
+            detail = detail or f"a header field is over {HEADER_FIELD_SIZE_LIMIT} bytes"
+        body = problem_bytes(code, detail)
+        self.log_error("code %d, message %s", code, message)
+        self.send_response(code, http.HTTPStatus(code).phrase)
+        self.send_header("Content-Type", PROBLEM)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in SECURITY_HEADERS.items():
+            self.send_header(name, value)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+def make_embedded_server(host: str, port: int, app):
+    """The embedded ``gridcase up`` server: werkzeug's threaded server with ``ProblemRequestHandler``
+    and ``SecureHeaders`` around ``app`` (``port`` 0: any free port, see ``server.server_port``)."""
+    return make_server(host, port, SecureHeaders(app), threaded=True, request_handler=ProblemRequestHandler)
+
+
+def _write_gunicorn_problem(sock, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's refusals (its ``util.write_error``: 400, 414, 431…) as problem+json."""
+    from gunicorn import util
+
+    body = problem_bytes(status_int, mesg)
+    head = [f"HTTP/1.1 {status_int} {reason}", "Connection: close", f"Content-Type: {PROBLEM}",
+            f"Content-Length: {len(body)}", *(f"{k}: {v}" for k, v in SECURITY_HEADERS.items())]
+    util.write_nonblock(sock, ("\r\n".join(head) + "\r\n\r\n").encode("latin1") + body)
+
+
+def gunicorn_post_worker_init(worker) -> None:
+    """gunicorn hook (``post_worker_init``): answer the worker's own refusals as problem+json."""
+    from gunicorn import util
+
+    util.write_error = _write_gunicorn_problem
+
+
+#: gunicorn settings every gridcase API process uses (``gridcase serve`` and deploy/gunicorn.conf.py).
+GUNICORN_SETTINGS = {"limit_request_line": REQUEST_LINE_LIMIT, "limit_request_fields": HEADER_FIELDS_LIMIT,
+                     "limit_request_field_size": HEADER_FIELD_SIZE_LIMIT,
+                     "post_worker_init": gunicorn_post_worker_init}
 
 
 def readiness_failures(checks: dict[str, Callable[[], None]]) -> dict[str, str]:

@@ -5,7 +5,7 @@ import json
 
 import shapely
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import RAISE, Schema, fields, validate
 
 from services.dispatch import handlers
@@ -13,8 +13,9 @@ from services.dispatch.areaindex import NoActiveAreas
 from services.dispatch.domain.gcj02 import gcj02_to_wgs84
 from services.dispatch.domain.locate import OutsideCity
 from shared.clock import isoformat
+from shared.fields import LIMITS, JsonBoolean, QueryFloat, QueryInteger, Text
 from shared.vocabulary import AREA_LEVELS
-from shared.web import current_service, identity, problem, roles
+from shared.web import Blueprint, current_service, identity, problem, roles
 
 blp = Blueprint("dispatch", __name__, url_prefix="/dispatch/v1", description="Areas and geographic routing")
 TRANSFERRERS = ("station", "subcenter", "command", "admin")
@@ -25,8 +26,8 @@ class LocateArgs(Schema):
     class Meta:
         unknown = RAISE
 
-    lon = fields.Float(required=True, allow_nan=False, validate=validate.Range(-180, 180))
-    lat = fields.Float(required=True, allow_nan=False, validate=validate.Range(-90, 90))
+    lon = QueryFloat(required=True, allow_nan=False, validate=validate.Range(-180, 180))
+    lat = QueryFloat(required=True, allow_nan=False, validate=validate.Range(-90, 90))
     crs = fields.String(load_default="wgs84", validate=validate.OneOf(["wgs84", "gcj02"]),
                         metadata={"description": "gcj02: the offset coordinates of Chinese map apps"})
 
@@ -36,7 +37,7 @@ class AreasArgs(Schema):
         unknown = RAISE
 
     level = fields.String(validate=validate.OneOf(AREA_LEVELS))
-    version = fields.Integer(validate=validate.Range(1, 2**31 - 1))
+    version = QueryInteger(validate=validate.Range(1, 2**31 - 1))
     simplify = fields.Boolean(load_default=True)
 
 
@@ -57,9 +58,9 @@ class ImportIn(Schema):
         unknown = RAISE
 
     levels = fields.Nested(LevelsIn, required=True)
-    activate = fields.Boolean(load_default=True)
-    repair = fields.Boolean(load_default=False)
-    source = fields.String(load_default="api", validate=validate.Length(max=200))
+    activate = JsonBoolean(load_default=True)
+    repair = JsonBoolean(load_default=False)
+    source = Text(LIMITS["source"], min_length=1, load_default="api")
 
 
 class AreaRefOut(Schema):
@@ -199,9 +200,9 @@ class TransferIn(Schema):
     class Meta:
         unknown = RAISE
 
-    to = fields.String(required=True, validate=validate.Length(1, 64),
-                       metadata={"description": "the id of the grid or station that takes the case"})
-    reason = fields.String(required=True, validate=validate.Length(1, 500))
+    to = Text(LIMITS["area_id"], min_length=1, required=True,
+              metadata={"description": "the id of the grid or station that takes the case"})
+    reason = Text(LIMITS["reason"], min_length=1, multiline=True, required=True)
 
 
 @blp.route("/cases/<case_id>/transfer")

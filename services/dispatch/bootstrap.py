@@ -13,8 +13,7 @@ from shared.policy import load_policy
 SPEC = bootstrap.ServiceSpec(
     name="dispatch", title="gridcase dispatch", blueprint=blp, store=DispatchStore, consumers=CONSUMERS,
     dependencies=lambda settings, engine, clock: {"policy": load_policy(settings.policy_file),
-                                                  "areas": AreaIndex(engine)},
-    max_body=256 * 1024 * 1024)
+                                                  "areas": AreaIndex(engine)})
 
 
 def build(settings: Settings, clock: Clock | None = None, **options) -> bootstrap.Service:

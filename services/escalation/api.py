@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import RAISE, Schema, fields, validate
 
 from services.escalation import handlers
@@ -17,8 +17,9 @@ from services.escalation.domain.timeline import StepType
 from services.escalation.store import StaleCase
 from shared.auth import ROLES
 from shared.clock import isoformat
+from shared.fields import LIMITS, JsonFloat, JsonInteger, QueryInteger, Text
 from shared.vocabulary import Status
-from shared.web import current_service, identity, roles
+from shared.web import Blueprint, current_service, identity, roles
 
 blp = Blueprint("escalation", __name__, url_prefix="/escalation/v1", description="The four-level closed loop")
 #: Actions staff take here; ``verify`` comes from the grid worker through intake (with photos).
@@ -30,22 +31,22 @@ class CaseListArgs(Schema):
         unknown = RAISE
 
     status = fields.String(validate=validate.OneOf([s.value for s in Status if s != Status.REPORTED]))
-    level = fields.Integer(validate=validate.Range(1, 4))
-    area = fields.String(validate=validate.Length(1, 64))
-    category = fields.String(validate=validate.Length(1, 64))
+    level = QueryInteger(validate=validate.Range(1, 4))
+    area = Text(LIMITS["area_id"], min_length=1)
+    category = Text(LIMITS["category"], min_length=1)
     overdue = fields.Boolean(metadata={"description": "past the deadline (or flagged overdue at level 4)"})
     triage = fields.Boolean(metadata={"description": "a point in no grid, or outside the city"})
-    time_left = fields.Integer(validate=validate.Range(0, 10**9),
-                               metadata={"description": "only cases due within this many seconds (overdue included)"})
-    page = fields.Integer(load_default=1, validate=validate.Range(1, 1_000_000))
-    page_size = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+    time_left = QueryInteger(validate=validate.Range(0, 10**9),
+                             metadata={"description": "only cases due within this many seconds (overdue included)"})
+    page = QueryInteger(load_default=1, validate=validate.Range(1, 1_000_000))
+    page_size = QueryInteger(load_default=50, validate=validate.Range(1, 500))
 
 
 class AmountIn(Schema):
     class Meta:
         unknown = RAISE
 
-    amount = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=0, min_inclusive=False))
+    amount = JsonFloat(required=True, validate=validate.Range(min=0, min_inclusive=False))
     unit = fields.String(load_default="hours", validate=validate.OneOf(list(UNIT_SECONDS)))
 
 
@@ -57,12 +58,12 @@ class ActionIn(Schema):
         unknown = RAISE
 
     action = fields.String(required=True, validate=validate.OneOf(HTTP_ACTIONS))
-    note = fields.String(validate=validate.Length(max=2000), metadata={"description": "acknowledge, resolve, "
-                         "approve_extension, resume (resolve: what was done)"})
-    reason = fields.String(validate=validate.Length(max=2000), metadata={"description": "escalate, return, "
-                           "transfer, request_extension, refuse_extension, suspend, reopen"})
-    level = fields.Integer(validate=validate.Range(1, 3), metadata={"description": "return: the lower level"})
-    to = fields.String(validate=validate.Length(1, 64), metadata={"description": "transfer: a grid or station id"})
+    note = Text(LIMITS["description"], multiline=True, metadata={
+        "description": "acknowledge, resolve, approve_extension, resume (resolve: what was done)"})
+    reason = Text(LIMITS["reason"], multiline=True, metadata={
+        "description": "escalate, return, transfer, request_extension, refuse_extension, suspend, reopen"})
+    level = JsonInteger(validate=validate.Range(1, 3), metadata={"description": "return: the lower level"})
+    to = Text(LIMITS["area_id"], min_length=1, metadata={"description": "transfer: a grid or station id"})
     amount = fields.Nested(AmountIn, metadata={"description": "request_extension: how much more time"})
 
 

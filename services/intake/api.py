@@ -5,7 +5,7 @@ import re
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from services.intake import handlers
@@ -18,7 +18,8 @@ from services.intake.domain.reports import (
 )
 from shared.auth import ROLES
 from shared.clock import isoformat
-from shared.web import current_service, identity, roles
+from shared.fields import LIMITS, JsonBoolean, JsonFloat, Text
+from shared.web import Blueprint, current_service, identity, roles
 
 blp = Blueprint("intake", __name__, url_prefix="/intake/v1", description="Grid workers' reports")
 REPORTERS = ("grid_worker", "station", "subcenter", "command", "admin")
@@ -29,16 +30,16 @@ class LocationIn(Schema):
     class Meta:
         unknown = RAISE
 
-    lon = fields.Float(required=True, allow_nan=False, validate=validate.Range(-180, 180))
-    lat = fields.Float(required=True, allow_nan=False, validate=validate.Range(-90, 90))
+    lon = JsonFloat(required=True, allow_nan=False, validate=validate.Range(-180, 180))
+    lat = JsonFloat(required=True, allow_nan=False, validate=validate.Range(-90, 90))
 
 
 class ReportIn(Schema):
     class Meta:
         unknown = RAISE
 
-    category = fields.String(required=True, metadata={"example": "street_light"})
-    description = fields.String(required=True, validate=validate.Length(1, 2000))
+    category = Text(LIMITS["category"], min_length=1, required=True, metadata={"example": "street_light"})
+    description = Text(LIMITS["description"], min_length=1, multiline=True, required=True)
     location = fields.Nested(LocationIn, required=True)
 
 
@@ -119,10 +120,9 @@ class VerificationIn(Schema):
     class Meta:
         unknown = RAISE
 
-    passed = fields.Boolean(required=True, truthy={True}, falsy={False},
-                            metadata={"description": "true: the fix holds on site; false: rework"})
-    note = fields.String(load_default="", validate=validate.Length(max=2000),
-                         metadata={"description": "required when the check failed: what is still wrong"})
+    passed = JsonBoolean(required=True, metadata={"description": "true: the fix holds on site; false: rework"})
+    note = Text(LIMITS["description"], multiline=True, load_default="",
+                metadata={"description": "required when the check failed: what is still wrong"})
 
     @validates_schema
     def _note_when_failed(self, data, **kwargs):

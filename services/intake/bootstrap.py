@@ -11,8 +11,7 @@ from shared.policy import load_policy
 
 SPEC = bootstrap.ServiceSpec(
     name="intake", title="gridcase intake", blueprint=blp, store=ReportStore, consumers=CONSUMERS,
-    dependencies=lambda settings, engine, clock: {"policy": load_policy(settings.policy_file)},
-    max_body=12 * 1024 * 1024)
+    dependencies=lambda settings, engine, clock: {"policy": load_policy(settings.policy_file)})
 
 
 def build(settings: Settings, clock: Clock | None = None, **options) -> bootstrap.Service:

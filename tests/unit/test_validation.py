@@ -182,7 +182,7 @@ def test_a_missing_grid_leaves_a_gap_warning_on_its_station_and_still_imports(cl
     hierarchy, findings = build_hierarchy(city_with(clean_city, grid=grid))
 
     assert hierarchy is not None
-    assert problems(findings, WARNING) == {("station", "S1-A", "gap")}
+    assert problems(findings, WARNING) == {("station", "S1-A", "gap"), ("station", None, "gaps")}
     assert "(25.00%)" in only(findings, "gap").detail
 
 

@@ -1,0 +1,160 @@
+"""Marshmallow fields for HTTP input that every database can store: bounded text and strict numbers.
+
+Why: JSON parses text that no database holds. A lone UTF-16 surrogate (``"\\ud83d"``, half an emoji cut
+by a phone) cannot be encoded as UTF-8, so hashing or storing it fails; PostgreSQL refuses NUL bytes
+in text and enforces ``VARCHAR(n)`` while SQLite stores both. The schema, not the database, must refuse
+first — with a 422 naming the field — so that SQLite and PostgreSQL answer alike.
+
+- ``Text(max_length, multiline=False)``: a string of at most ``max_length`` characters (the length of
+  its database column, see ``LIMITS``) with no lone surrogate and no control character (Unicode category
+  ``Cc``: NUL, the other C0 controls, DEL and the C1 controls). ``multiline=True`` allows the tab,
+  line feed and carriage return that a person types into a description.
+- ``JsonFloat`` / ``JsonInteger`` / ``JsonBoolean``: a JSON body's numbers and booleans must be JSON
+  numbers and booleans; ``"lon": " 1_02.2 "`` or ``"activate": "yes"`` is refused instead of being
+  converted by Python's lenient ``float()``/``int()``.
+- ``QueryFloat`` / ``QueryInteger``: a query string is text by nature, so its numbers are parsed, but
+  strictly: an optional minus sign, digits, an optional fraction and exponent — no underscores,
+  whitespace, ``+``, ``inf`` or ``nan``.
+
+``storable_problem(text)`` is the character rule alone, for code that checks text outside a schema
+(token claims, area ids and names read from GeoJSON files).
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from marshmallow import ValidationError, fields, validate
+
+#: Column lengths of the text that reaches a database (see each service's migrations). A schema field
+#: takes its ``max_length`` from here so that the schema and the column cannot drift apart.
+LIMITS = {
+    "area_id": 64,  # dispatch areas.id / parent, escalation cases.*_id
+    "area_name": 200,  # dispatch areas.name
+    "source": 200,  # dispatch area_versions.source
+    "category": 64,  # intake reports.category, escalation cases.category
+    "user": 128,  # intake reports.reporter, escalation timeline.actor (a token's ``sub``)
+    "idempotency_key": 128,  # intake reports.idempotency_key
+    "description": 2000,  # intake reports.description (TEXT; the product's limit)
+    "reason": 500,  # a transfer's reason (escalation timeline.note, TEXT; the product's limit)
+    "resource_id": 64,  # any id in a URL path: case and report ids are 36-character UUIDs
+}
+
+_MULTILINE_OK = frozenset("\t\n\r")
+_QUERY_FLOAT = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?", re.ASCII)
+_QUERY_INTEGER = re.compile(r"-?\d+", re.ASCII)
+#: The character rule as a JSON-Schema pattern, for the OpenAPI description (surrogates cannot be written
+#: in a pattern; they are refused all the same).
+PATTERN_SINGLE_LINE = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+PATTERN_MULTILINE = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+
+
+def storable_problem(text: str, *, multiline: bool = False) -> str | None:
+    """Why ``text`` cannot be stored as it is, or None when it can.
+
+    The reason names the first offending character and its position (0-based), e.g.
+    ``"contains a lone UTF-16 surrogate (U+D83D) at position 9"`` or ``"contains a NUL character at
+    position 0"``. Line breaks and tabs are allowed only when ``multiline``.
+    """
+    if text.isprintable():  # the common case, in C: no control, surrogate or separator character at all
+        return None
+    for position, char in enumerate(text):
+        code = ord(char)
+        if 0xD800 <= code <= 0xDFFF:
+            return f"contains a lone UTF-16 surrogate (U+{code:04X}) at position {position}; send valid Unicode"
+        if unicodedata.category(char) == "Cc" and not (multiline and char in _MULTILINE_OK):
+            name = "a NUL character" if code == 0 else f"the control character U+{code:04X}"
+            return f"contains {name} at position {position}"
+    return None
+
+
+class _TextRule(validate.Validator):
+    """The character rule of ``storable_problem`` as a marshmallow validator."""
+
+    def __init__(self, multiline: bool):
+        self.multiline = multiline
+
+    def __call__(self, value: str) -> str:
+        problem = storable_problem(value, multiline=self.multiline)
+        if problem:
+            raise ValidationError(problem)
+        return value
+
+
+class Text(fields.String):
+    """A string that fits its column: ``min_length``..``max_length`` characters, no control characters
+    (tab, line feed and carriage return allowed when ``multiline``), no lone surrogates. ``max_length``
+    is required: every stored string has a limit, and it is the column's (``LIMITS``)."""
+
+    def __init__(self, max_length: int, *, min_length: int = 0, multiline: bool = False, **kwargs):
+        rules = [validate.Length(min_length or None, max_length), _TextRule(multiline)]
+        extra = kwargs.pop("validate", None)
+        if extra is not None:
+            rules += list(extra) if isinstance(extra, list | tuple) else [extra]
+        metadata = {"pattern": PATTERN_MULTILINE if multiline else PATTERN_SINGLE_LINE,
+                    **kwargs.pop("metadata", {})}
+        super().__init__(validate=rules, metadata=metadata, **kwargs)
+
+
+def _not_bool_number(field: fields.Field, value) -> None:
+    if value is True or value is False or not isinstance(value, int | float):
+        raise field.make_error("json_number", input=value)
+
+
+class JsonFloat(fields.Float):
+    """A JSON number (integer or fraction), never a string or a boolean; NaN and infinities refused
+    unless ``allow_nan``."""
+
+    default_error_messages = {"json_number": "Not a JSON number: send a number such as 102.26, not text."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        _not_bool_number(self, value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class JsonInteger(fields.Integer):
+    """A JSON integer (``2``; ``2.0`` is refused as any non-integral input is by ``strict``), never a
+    string or a boolean."""
+
+    default_error_messages = {"json_number": "Not a JSON integer: send a number such as 2, not text."}
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        _not_bool_number(self, value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class JsonBoolean(fields.Boolean):
+    """A JSON ``true`` or ``false``; ``"true"``, ``1`` or ``"yes"`` are refused."""
+
+    default_error_messages = {"json_boolean": "Not a JSON boolean: send true or false."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if value is not True and value is not False:
+            raise self.make_error("json_boolean", input=value)
+        return value
+
+
+class QueryFloat(fields.Float):
+    """A decimal number in a query string: ``-12``, ``102.264``, ``.5``, ``1e-3``. No whitespace,
+    underscores, ``+``, hexadecimal, ``inf`` or ``nan`` (what Python's ``float()`` would also accept)."""
+
+    default_error_messages = {"strict": "Not a decimal number such as 102.264."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not _QUERY_FLOAT.fullmatch(value):
+            raise self.make_error("strict", input=value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class QueryInteger(fields.Integer):
+    """An integer in a query string: ``-12``, ``3``. No whitespace, underscores, ``+`` or fractions."""
+
+    default_error_messages = {"strict": "Not an integer such as 3."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not _QUERY_INTEGER.fullmatch(value) or len(value) > 18:
+            raise self.make_error("strict", input=value)
+        return super()._deserialize(value, attr, data, **kwargs)
