@@ -340,17 +340,16 @@ def test_gridcase_up_city_berlin_imports_and_logs_its_slivers_as_one_warning_per
     from datetime import UTC, datetime
 
     from gridcase.cities import ensure_city
+    from services.dispatch import bootstrap
     from shared.clock import FakeClock
-    from shared.db import make_engine
-    from shared.migrations import upgrade
+    from shared.config import Settings
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'dispatch.db'}")
-    upgrade(engine, "dispatch")
-
+    dispatch = bootstrap.build(Settings(database_urls={"dispatch": f"sqlite:///{tmp_path / 'dispatch.db'}"},
+                                        secret="x"), FakeClock(datetime(2026, 1, 5, tzinfo=UTC)), web=False)
     with caplog.at_level("WARNING", logger="gridcase"):
-        version = ensure_city(engine, str(BERLIN), clock=FakeClock(datetime(2026, 1, 5, tzinfo=UTC)))
+        version = ensure_city(dispatch, str(BERLIN))
 
-    engine.dispose()
+    dispatch.engine.dispose()
     assert version == 1
     lines = [r.getMessage() for r in caplog.records if r.name == "gridcase"]
     assert len(lines) == 2 and all(" gaps: " in line for line in lines)
