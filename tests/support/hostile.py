@@ -56,13 +56,15 @@ class Target:
 
     def counts(self, timeout: float = 20.0) -> dict[str, int]:
         """Rows in every ``COUNTED`` table, as ``{"intake.reports": 3, ...}``, once the system is at rest:
-        every outbox row sent and two readings in a row equal (an earlier accepted report may still be
-        on its way through dispatch and escalation)."""
+        every accepted report has reached dispatch and escalation (a sent message may still sit in the
+        broker or a consumer's batch, so an empty outbox alone proves nothing), every outbox row is sent,
+        and two readings in a row are equal."""
         deadline = time.monotonic() + timeout
         last = None
         while True:
             now, unsent = self._read()
-            if now == last and unsent == 0:
+            arrived = now["intake.reports"] == now["dispatch.dispatches"] == now["escalation.cases"]
+            if arrived and now == last and unsent == 0:
                 return now
             if time.monotonic() > deadline:
                 raise AssertionError(f"{self.name}: the system did not come to rest: {now}, {unsent} unsent")
