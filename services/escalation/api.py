@@ -243,6 +243,8 @@ class CaseActions(MethodView):
         except (handlers.StaleETag, StaleCase):
             abort(412, message="the case changed since you read it: reload it and decide again")
         except Refused as refusal:
+            if refusal.field:
+                abort(refusal.status, message=str(refusal), errors={refusal.field: [str(refusal)]})
             abort(refusal.status, message=str(refusal))
         with service.uow() as uow:
             case = uow.store.get(case_id)

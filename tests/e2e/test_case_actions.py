@@ -89,3 +89,17 @@ def test_a_stale_etag_is_a_412(system):
     case_id = new_case(system)
     response = post(base, case_id, people["worker"], {"action": "acknowledge"}, '"999"')
     assert response.status_code == 412
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"action": "resolve"}, "note"),
+    ({"action": "escalate"}, "reason"),
+    ({"action": "acknowledge", "reason": "x"}, "reason"),
+])
+def test_a_missing_or_unexpected_argument_is_named_in_the_problem(system, body, field):
+    base, people, _, _ = system
+    case_id = new_case(system)
+    _, etag = read(base, case_id, people["worker"])
+    response = post(base, case_id, people["worker"], body, etag)
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == [field]

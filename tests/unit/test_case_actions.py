@@ -3,7 +3,7 @@ from copy import deepcopy
 
 import pytest
 
-from services.escalation.domain.actions import ACTIONS, arguments, perform
+from services.escalation.domain.actions import ACTIONS, arguments_of, perform
 from services.escalation.domain.deadlines import Limit
 from services.escalation.domain.errors import InvalidArgument, InvalidTransition, NotAllowed
 from services.escalation.domain.timers import rerouted
@@ -268,8 +268,8 @@ def test_a_refused_action_leaves_the_case_unchanged():
 def test_the_table_names_every_action_and_its_arguments():
     assert set(ACTIONS) == {"acknowledge", "resolve", "escalate", "return", "transfer", "request_extension",
                             "approve_extension", "refuse_extension", "suspend", "resume", "verify", "reopen"}
-    assert arguments("return") == {"level": True, "reason": True}
-    assert arguments("verify") == {"passed": True, "note": False}
+    assert arguments_of("return") == {"level": True, "reason": True}
+    assert arguments_of("verify") == {"passed": True, "note": False}
 
 
 def test_each_action_reports_its_steps_with_the_owner_of_each_level():

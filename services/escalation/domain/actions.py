@@ -59,15 +59,19 @@ def perform(case: Case, action: str, actor: Actor, now: datetime, **arguments) -
     case is unchanged."""
     act = ACTIONS.get(action)
     if act is None:
-        raise InvalidArgument(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
-    try:
-        inspect.signature(act).bind(case, actor, now, **arguments)
-    except TypeError as exc:
-        raise InvalidArgument(f"{action}: {exc}") from None
+        raise InvalidArgument(f"unknown action {action!r}; one of {', '.join(ACTIONS)}", field="action")
+    expected = arguments_of(action)
+    for name in arguments:
+        if name not in expected:
+            raise InvalidArgument(f"{action} takes no {name!r} (it takes: {', '.join(expected) or 'nothing'})",
+                                  field=name)
+    for name, required in expected.items():
+        if required and name not in arguments:
+            raise InvalidArgument(f"{action} needs {name!r}", field=name)
     return act(case, actor, now, **arguments)
 
 
-def arguments(action: str) -> dict[str, bool]:
+def arguments_of(action: str) -> dict[str, bool]:
     """The named arguments of an action and whether each is required (for the API's schema)."""
     parameters = list(inspect.signature(ACTIONS[action]).parameters.values())[3:]
     return {p.name: p.default is inspect.Parameter.empty for p in parameters}
@@ -87,7 +91,7 @@ def available(case: Case, actor: Actor, now: datetime) -> list[str]:
         if name == "return" and case.level == Level.GRID:
             continue  # nothing below the grid (the placeholder level would only fail as an argument)
         try:
-            perform(copy.deepcopy(case), name, actor, now, **{k: placeholders[k] for k in arguments(name)})
+            perform(copy.deepcopy(case), name, actor, now, **{k: placeholders[k] for k in arguments_of(name)})
         except (NotAllowed, InvalidTransition):
             continue
         except InvalidArgument:

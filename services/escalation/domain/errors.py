@@ -11,9 +11,14 @@ Checks run in that order: who, then state, then arguments.
 
 
 class Refused(Exception):
-    """Base of every domain refusal; ``status`` is the HTTP status it maps to."""
+    """Base of every domain refusal; ``status`` is the HTTP status it maps to, ``field`` the argument
+    it is about (if one is)."""
 
     status = 400
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 class NotAllowed(Refused):
@@ -34,8 +39,8 @@ def require_status(status: str, allowed: frozenset, doing: str) -> None:
         raise InvalidTransition(f"a {status} case cannot {doing}")
 
 
-def required_text(value: object, what: str) -> str:
-    """The stripped text; InvalidArgument when it is missing, not text, or blank."""
+def required_text(value: object, what: str, field: str) -> str:
+    """The stripped text of argument ``field``; InvalidArgument when it is missing, not text, or blank."""
     if not isinstance(value, str) or not value.strip():
-        raise InvalidArgument(f"{what} is required")
+        raise InvalidArgument(f"{what} is required", field=field)
     return value.strip()

@@ -31,7 +31,7 @@ def request_extension(case: Case, actor: Actor, now: datetime, *, amount: Limit 
         raise InvalidTransition("an extension request is already waiting for a decision")
     _check_count(case)
     amount = _amount(amount)
-    reason = required_text(reason, "a reason")
+    reason = required_text(reason, "a reason", "reason")
     _check_total(case, amount)
     case.pending_extension = ExtensionRequest(amount, reason, actor.user, now)
     return record(case, StepType.EXTENSION_REQUESTED, actor.user, now, reason, detail={"amount": amount.to_dict()})
@@ -54,7 +54,7 @@ def refuse_extension(case: Case, actor: Actor, now: datetime, *, reason: str) ->
     """The level above refuses the waiting request; the deadline stays."""
     require_level_above(actor, case, "refuse an extension")
     _waiting(case)
-    reason = required_text(reason, "a reason")
+    reason = required_text(reason, "a reason", "reason")
     case.pending_extension = None
     return record(case, StepType.EXTENSION_REFUSED, actor.user, now, reason)
 
@@ -63,7 +63,7 @@ def suspend(case: Case, actor: Actor, now: datetime, *, reason: str) -> Outcome:
     """挂账: the owner stops the clock, keeping the time left (none if the deadline has passed)."""
     require_owner(actor, case, "suspend it")
     require_status(case.status, WORKING, "be suspended")
-    reason = required_text(reason, "a reason")
+    reason = required_text(reason, "a reason", "reason")
     case.held_status, case.time_left, case.status = case.status, time_left(case.deadline, now), Status.SUSPENDED
     set_deadline(case, None, now, keep_flags=True)
     return record(case, StepType.SUSPENDED, actor.user, now, reason)
@@ -95,14 +95,15 @@ def _check_total(case: Case, amount: Limit) -> None:
     total = sum(limit.seconds for limit in case.extensions) + amount.seconds
     if total > case.policy.max_extension_total.seconds:
         cap = case.policy.max_extension_total
-        raise InvalidArgument(f"extensions may add up to {cap.amount:g} {cap.unit} in all")
+        raise InvalidArgument(f"extensions may add up to {cap.amount:g} {cap.unit} in all", field="amount")
 
 
 def _amount(value: object) -> Limit:
     try:
         amount = value if isinstance(value, Limit) else Limit.from_dict(value)
     except (ValueError, TypeError, KeyError):
-        raise InvalidArgument('amount must be {"amount": a number, "unit": "seconds|minutes|hours"}') from None
+        raise InvalidArgument('amount must be {"amount": a number, "unit": "seconds|minutes|hours"}',
+                              field="amount") from None
     if amount.amount <= 0:
-        raise InvalidArgument("amount must be positive")
+        raise InvalidArgument("amount must be positive", field="amount")
     return amount

@@ -43,7 +43,7 @@ def resolve(case: Case, actor: Actor, now: datetime, *, note: str) -> Outcome:
     the verification deadline, and remembers the level that resolved it for a rework."""
     require_owner(actor, case, "resolve it")
     require_status(case.status, WORKING, "be resolved")
-    note = required_text(note, "what was done (note)")
+    note = required_text(note, "what was done", "note")
     case.status, case.resolved_level, case.pending_extension = Status.VERIFYING, case.level, None
     set_deadline(case, deadline(now, case.policy.verification), now)
     return record(case, StepType.RESOLVED, actor.user, now, note)
@@ -55,7 +55,7 @@ def escalate(case: Case, actor: Actor, now: datetime, *, reason: str) -> Outcome
     require_status(case.status, WORKING, "be escalated")
     if case.level == Level.HQ:
         raise InvalidTransition("headquarters has no level above")
-    reason = required_text(reason, "a reason")
+    reason = required_text(reason, "a reason", "reason")
     move(case, owned_level(case.areas, case.level.up), Status.OPEN, now)
     return record(case, StepType.ESCALATED, actor.user, now, reason)
 
@@ -67,10 +67,11 @@ def return_down(case: Case, actor: Actor, now: datetime, *, level: Level | int |
     require_status(case.status, WORKING, "be returned")
     target = _level(level)
     if target >= case.level:
-        raise InvalidArgument(f"a case at level {int(case.level)} can only be returned to a lower level")
+        raise InvalidArgument(f"a case at level {int(case.level)} can only be returned to a lower level",
+                              field="level")
     if not case.areas.get(target.area):
-        raise InvalidArgument(f"the case has no {target.area} to return it to")
-    reason = required_text(reason, "a reason")
+        raise InvalidArgument(f"the case has no {target.area} to return it to", field="level")
+    reason = required_text(reason, "a reason", "reason")
     move(case, target, Status.OPEN, now)
     return record(case, StepType.RETURNED, actor.user, now, reason)
 
@@ -84,7 +85,7 @@ def transfer(case: Case, actor: Actor, now: datetime, *, areas: Mapping, level: 
     require_status(case.status, WORKING, "be transferred")
     areas = check_areas(areas)
     target = _level(level)
-    reason = required_text(reason, "a reason")
+    reason = required_text(reason, "a reason", "reason")
     case.areas = areas
     move(case, owned_level(areas, target), Status.OPEN, now)
     return record(case, StepType.TRANSFERRED, actor.user, now, f"{reason} → {case.owner.area_id}")
@@ -96,8 +97,8 @@ def verify(case: Case, actor: Actor, now: datetime, *, passed: bool, note: str =
     require_verifier(actor, case)
     require_status(case.status, AWAITING_VERIFICATION, "be verified")
     if not isinstance(passed, bool):
-        raise InvalidArgument("passed must be true or false")
-    note = required_text(note, "what is still wrong (note)") if not passed else (note or "").strip()
+        raise InvalidArgument("passed must be true or false", field="passed")
+    note = required_text(note, "what is still wrong", "note") if not passed else (note or "").strip()
     verified = record(case, StepType.VERIFIED, actor.user, now, note, detail={"passed": passed})
     if passed:
         case.status = Status.CLOSED
@@ -113,7 +114,7 @@ def reopen(case: Case, actor: Actor, now: datetime, *, reason: str) -> Outcome:
     it, with that level's full limit. It must be verified again before it closes."""
     require_oversight(actor, "reopen a case")
     require_status(case.status, frozenset({Status.CLOSED}), "be reopened")
-    reason = required_text(reason, "a reason")
+    reason = required_text(reason, "a reason", "reason")
     move(case, _resolver(case), Status.OPEN, now)
     return record(case, StepType.REOPENED, actor.user, now, reason)
 
@@ -127,4 +128,4 @@ def _level(value: object) -> Level:
     try:
         return Level.of(value)
     except (ValueError, TypeError, KeyError):
-        raise InvalidArgument(f"unknown level {value!r}") from None
+        raise InvalidArgument(f"unknown level {value!r}", field="level") from None
