@@ -1,6 +1,7 @@
 """Intake's HTTP interface: grid workers' reports."""
 from __future__ import annotations
 
+import functools
 import re
 
 from flask import request
@@ -9,6 +10,7 @@ from flask_smorest import abort
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from services.intake import handlers
+from services.intake.limits import count_report
 from services.intake.domain.reports import (
     IdempotencyConflict,
     NewReport,
@@ -16,13 +18,12 @@ from services.intake.domain.reports import (
     NotItsGridWorker,
     UnknownCategory,
 )
-from shared.auth import ROLES
+from shared.access import Decision, Resource
 from shared.clock import isoformat
 from shared.fields import LIMITS, JsonBoolean, JsonFloat, Text
-from shared.web import Blueprint, current_service, identity, roles
+from shared.web import Blueprint, access, authorize, current_service, deny, identity
 
 blp = Blueprint("intake", __name__, url_prefix="/intake/v1", description="Grid workers' reports")
-REPORTERS = ("grid_worker", "station", "subcenter", "command", "admin")
 KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
 
 
@@ -66,6 +67,15 @@ class CategoryOut(Schema):
     start_level = fields.String()
 
 
+def rate_limited(view):
+    """Count the report against its reporter's limits (``services.intake.limits``) before its body is read."""
+    @functools.wraps(view)
+    def limited(*args, **kwargs):
+        count_report(identity())
+        return view(*args, **kwargs)
+    return limited
+
+
 def report_view(report) -> dict:
     return {"id": report.id, "number": report.number, "status": report.status,
             "category": report.category, "severity": report.severity, "description": report.description,
@@ -76,7 +86,8 @@ def report_view(report) -> dict:
 
 @blp.route("/reports")
 class Reports(MethodView):
-    @roles(*REPORTERS)
+    @access("report.submit")
+    @rate_limited
     @blp.arguments(ReportIn)
     @blp.response(201, ReportOut)
     @blp.alt_response(422, description="invalid report, or Idempotency-Key reused with another report")
@@ -105,6 +116,7 @@ class Reports(MethodView):
 
 @blp.route("/reports/<report_id>")
 class Report(MethodView):
+    @access("report.read")
     @blp.response(200, ReportOut)
     def get(self, report_id):
         """A report and its current status. A grid worker sees only their own reports."""
@@ -112,7 +124,8 @@ class Report(MethodView):
         with current_service().uow() as uow:
             report = uow.store.get(report_id, caller)
         if report is None:
-            abort(404, message="no such report")
+            deny(caller, "report.read", message="no such report")
+        authorize("report.read", Resource(report.owners, report.reporter))
         return report_view(report)
 
 
@@ -140,7 +153,7 @@ class VerificationOut(Schema):
 
 @blp.route("/cases/<case_id>/verification")
 class Verification(MethodView):
-    @roles(*ROLES)
+    @access("case.verify")
     @blp.arguments(VerificationIn)
     @blp.response(202, VerificationOut)
     @blp.alt_response(403, description="the caller sees the case but is not the grid worker of its grid")
@@ -157,9 +170,10 @@ class Verification(MethodView):
             verified = current_service().run(handlers.verify_case,
                                              handlers.Verify(case_id, body["passed"], body["note"], caller))
         except LookupError:
-            abort(404, message="no such case")
+            deny(caller, "case.verify", message="no such case")
         except NotItsGridWorker:
-            abort(403, message="only the grid worker of the case's grid verifies it on site")
+            deny(caller, "case.verify", Decision.FORBIDDEN,
+                 message="only the grid worker of the case's grid verifies it on site")
         except NotAwaitingVerification as exc:
             abort(409, message=f"the case is not awaiting verification (it is {exc})")
         return {"case_id": verified.case_id, "passed": verified.passed, "note": verified.note,
@@ -168,6 +182,7 @@ class Verification(MethodView):
 
 @blp.route("/categories")
 class Categories(MethodView):
+    @access("categories.read")
     @blp.doc(security=[])  # public: a phone shows the list before anyone signs in
     @blp.response(200, CategoryOut(many=True))
     def get(self):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from services.intake.api import blp
 from services.intake.consumers import CONSUMERS
+from services.intake.limits import ReportLimits
 from services.intake.store import ReportStore
 from shared import bootstrap
 from shared.clock import Clock
@@ -11,7 +12,8 @@ from shared.policy import load_policy
 
 SPEC = bootstrap.ServiceSpec(
     name="intake", title="gridcase intake", blueprint=blp, store=ReportStore, consumers=CONSUMERS,
-    dependencies=lambda settings, engine, clock: {"policy": load_policy(settings.policy_file)})
+    dependencies=lambda settings, engine, clock: {"policy": load_policy(settings.policy_file)},
+    on_app=lambda service: ReportLimits.install(service.app, service.settings))
 
 
 def build(settings: Settings, clock: Clock | None = None, **options) -> bootstrap.Service:
