@@ -37,7 +37,7 @@ class Settings:
     metrics_dir: str | None = None  # prometheus_client's multiprocess directory under gunicorn
     crash_at: str = ""  # a named crash point, for fault tests only (shared/faults.py)
     jwks_url: str | None = None  # an identity provider's JWKS (URL or file) for RS256/ES256 tokens
-    report_rate_limit: str = "30/minute;600/day"  # reports one person may file (flask-limiter notation)
+    report_rate_limit: str = "60/minute;1000/day"  # reports one person may file (flask-limiter notation)
     rate_limit_storage: str = "memory://"  # flask-limiter storage; shared (redis://…) across gunicorn workers
     location_accuracy_limit_m: float = 200.0  # a fix less accurate than this is not trusted for routing
     photo_dir: Path | None = None  # where photos are stored (default: <data dir>/photos)

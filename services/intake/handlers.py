@@ -6,14 +6,17 @@ from dataclasses import dataclass
 
 from services.intake.domain.reports import (
     IdempotencyConflict,
+    LocationRequired,
     NewReport,
     NotAwaitingVerification,
     NotItsGridWorker,
     Report,
     UnknownCategory,
+    unusable_fix,
 )
 from shared.auth import Identity
 from shared.clock import Clock
+from shared.config import Settings
 from shared.messages import events
 from shared.policy import Policy
 from shared.uow import UnitOfWork
@@ -26,37 +29,57 @@ class Submitted:
     created: bool
 
 
-def submit_report(report: NewReport, reporter: str, idempotency_key: str | None, uow: UnitOfWork, *,
-                  clock: Clock, policy: Policy) -> Submitted:
+def submit_report(report: NewReport, reporter: Identity, idempotency_key: str | None, uow: UnitOfWork, *,
+                  clock: Clock, policy: Policy, settings: Settings) -> Submitted:
     """Store a report and its ``case.reported`` atomically.
 
     A retry with the same key and the same report returns the stored one; the same key with a
     different report raises ``IdempotencyConflict``. The insert itself detects a used key
     (``ON CONFLICT DO NOTHING``), so two concurrent requests with one key make one report.
+
+    A grid worker's report without a usable position (``unusable_fix``: none, ``0,0``, or an accuracy
+    worse than ``settings.location_accuracy_limit_m``) is flagged ``location_unverified`` and
+    ``case.reported`` names the worker's own grid, where dispatch routes it. Anyone else must send a
+    position (``LocationRequired``); ``UnknownCategory`` for a category not in the policy.
     """
     if report.category not in policy.categories:
         raise UnknownCategory(report.category)
+    unusable = unusable_fix(report.lon, report.lat, report.accuracy_m, settings.location_accuracy_limit_m)
+    fallback_grid = reporter.area if unusable and reporter.role == Role.GRID_WORKER else None
+    if report.lon is None and fallback_grid is None:
+        raise LocationRequired(unusable)
     now = clock.now()
     with uow:
-        stored = Report(id=str(uuid.uuid4()), seq=uow.store.next_seq(), reporter=reporter,
+        stored = Report(id=str(uuid.uuid4()), seq=uow.store.next_seq(), reporter=reporter.user,
                         idempotency_key=idempotency_key, fingerprint=report.fingerprint(), category=report.category,
                         severity=policy.category(report.category).severity, description=report.description,
-                        lon=report.lon, lat=report.lat, status=Status.REPORTED, reported_at=now, updated_at=now)
+                        lon=report.lon, lat=report.lat, accuracy_m=report.accuracy_m, client_time=report.client_time,
+                        location_unverified=fallback_grid is not None, status=Status.REPORTED, reported_at=now,
+                        updated_at=now)
         uow.store.add(stored)
+        location = events.Location(stored.lon, stored.lat) if stored.lon is not None else None
         uow.add(events.CaseReported(
             case_id=stored.id, number=stored.number, category=stored.category, severity=stored.severity,
-            description=stored.description, location=events.Location(stored.lon, stored.lat), reporter=reporter,
-            reported_at=now))
+            description=stored.description, location=location, reporter=reporter.user, reported_at=now,
+            accuracy_m=stored.accuracy_m, client_time=stored.client_time,
+            location_unverified=stored.location_unverified, reporter_grid=fallback_grid))
         uow.commit()
         if uow.store.added:
             return Submitted(stored, created=True)
     if idempotency_key is None:
         raise RuntimeError(f"report {stored.id} conflicted without an idempotency key")
     with uow:  # the key was used before (or by a concurrent request, now committed)
-        existing = uow.store.by_key(reporter, idempotency_key)
+        existing = uow.store.by_key(reporter.user, idempotency_key)
     if existing.fingerprint != stored.fingerprint:
         raise IdempotencyConflict(existing.id)
     return Submitted(existing, created=False)
+
+
+def my_reports(reporter: Identity, page: int, size: int, uow: UnitOfWork) -> tuple[list[Report], int]:
+    """The reports ``reporter`` filed, newest first, with their case's current status and level:
+    (one page of ``size``, the total)."""
+    with uow:
+        return uow.store.mine(reporter, page=page, size=size)
 
 
 def follow_case(message: events.Message, uow: UnitOfWork, *, clock: Clock) -> None:

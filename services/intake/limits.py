@@ -1,12 +1,13 @@
 """Per-person rate limits on filing reports (flask-limiter's storage and strategies).
 
-A phone stuck in a retry loop, or a stolen token, must not flood the loop with cases: each person (the
-token's subject) may file ``Settings.report_rate_limit`` reports (flask-limiter notation, default
-``30/minute;600/day``); beyond it ``429`` with ``Retry-After`` (seconds until the window resets).
+A buggy phone, or a stolen token, must not flood the loop with cases: each person (the token's subject)
+may file ``Settings.report_rate_limit`` new reports (flask-limiter notation, default
+``60/minute;1000/day``); beyond it ``429`` with ``Retry-After`` (seconds until the window resets).
 The count is kept in ``Settings.rate_limit_storage``: ``memory://`` embedded (one process), a shared
 store (``redis://…``, ``memcached://…``) in production, where gunicorn runs several workers.
-Admins are not limited (imports, integrations and load tests file as admin). A retry of an
-already-stored report (same Idempotency-Key) counts too: the limit is checked before the body is read.
+Admins are not limited (imports, integrations and load tests file as admin). The limit is checked
+before the body is read, and a report counts once it is stored: a retry of a stored report (same
+Idempotency-Key, a phone on a bad network) and a refused body do not use up the allowance.
 """
 from __future__ import annotations
 
@@ -35,20 +36,33 @@ class ReportLimits:
         app.extensions[EXTENSION] = limits = cls(app, settings.report_rate_limit, settings.rate_limit_storage)
         return limits
 
-    def hit(self, identity) -> None:
-        """Count one report by ``identity``; abort ``429`` with ``Retry-After`` when over a limit."""
+    def check(self, identity) -> None:
+        """Abort ``429`` with ``Retry-After`` when ``identity`` has used up a limit (admins: never)."""
         if identity.role == Role.ADMIN:
             return
         for item in self.items:
-            if not self.limiter.limiter.hit(item, "report", identity.user):
+            if not self.limiter.limiter.test(item, "report", identity.user):
                 reset = self.limiter.limiter.get_window_stats(item, "report", identity.user).reset_time
                 wait = max(1, math.ceil(reset - time.time()))
                 abort(429, message=f"at most {item} reports per person; retry in {wait} s",
                       headers={"Retry-After": str(wait)})
 
+    def count(self, identity) -> None:
+        """Count one new report by ``identity``."""
+        if identity.role != Role.ADMIN:
+            for item in self.items:
+                self.limiter.limiter.hit(item, "report", identity.user)
 
-def count_report(identity) -> None:
-    """``ReportLimits.hit`` on the running app's limits (nothing when none are installed)."""
+
+def check_reports(identity) -> None:
+    """``ReportLimits.check`` on the running app's limits (nothing when none are installed)."""
     limits = current_app.extensions.get(EXTENSION)
     if limits is not None:
-        limits.hit(identity)
+        limits.check(identity)
+
+
+def count_report(identity) -> None:
+    """``ReportLimits.count`` on the running app's limits (nothing when none are installed)."""
+    limits = current_app.extensions.get(EXTENSION)
+    if limits is not None:
+        limits.count(identity)

@@ -26,8 +26,11 @@ reports = sa.Table(
     sa.Column("category", sa.String(64), nullable=False),
     sa.Column("severity", sa.String(16), nullable=False),
     sa.Column("description", sa.Text, nullable=False),
-    sa.Column("lon", sa.Float, nullable=False),
-    sa.Column("lat", sa.Float, nullable=False),
+    sa.Column("lon", sa.Float),  # WGS84; null: a grid worker's report without a position
+    sa.Column("lat", sa.Float),
+    sa.Column("accuracy_m", sa.Float),  # the phone's accuracy radius
+    sa.Column("client_time", UTCDateTime),  # the phone's clock, kept apart from reported_at (the server's)
+    sa.Column("location_unverified", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("reported_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
@@ -38,6 +41,7 @@ reports = sa.Table(
     sa.Column("station_id", sa.String(64)),
     sa.Column("subcenter_id", sa.String(64)),
     sa.UniqueConstraint("reporter", "idempotency_key", name="uq_reports_idempotency"),
+    sa.Index("ix_reports_reporter_seq", "reporter", "seq"),
 )
 
 
@@ -95,6 +99,14 @@ class ReportStore(Store):
         query = scoped(sa.select(reports).where(reports.c.id == report_id), identity)
         return _report(self.db.execute(query).first())
 
+    def mine(self, identity: Identity, *, page: int, size: int) -> tuple[list[Report], int]:
+        """The reports ``identity`` filed, newest first: (page ``page`` of ``size``, the total)."""
+        own = reports.c.reporter == identity.user
+        total = self.db.execute(sa.select(sa.func.count()).select_from(reports).where(own)).scalar_one()
+        rows = self.db.execute(sa.select(reports).where(own).order_by(reports.c.seq.desc())
+                               .limit(size).offset((page - 1) * size)).all()
+        return [_report(row) for row in rows], total
+
     def follow(self, case_id: str, **values) -> None:
         """What intake knows of a case after it left: status, level, owner (from the others' events)."""
         self.db.execute(reports.update().where(reports.c.id == case_id).values(**values))
@@ -122,7 +134,7 @@ def _values(report: Report) -> dict:
 
 #: The columns a new report is written with (the others follow its case later).
 _FILED = ("seq", "id", "idempotency_key", "reporter", "fingerprint", "category", "severity", "description", "lon",
-          "lat", "status", "reported_at", "updated_at")
+          "lat", "accuracy_m", "client_time", "location_unverified", "status", "reported_at", "updated_at")
 
 
 def _report(row) -> Report | None:

@@ -164,17 +164,24 @@ def test_public_categories_need_no_token(world):
     assert call(base, people, "no token", "GET", "/intake/v1/categories").status_code == 200
 
 
-def test_a_person_filing_too_fast_gets_429_with_retry_after(tmp_path):
+def test_a_person_filing_too_fast_gets_429_with_retry_after_and_retries_do_not_count(tmp_path):
     with embedded_system(tmp_path, env={"GRIDCASE_REPORT_RATE_LIMIT": "3/minute"}) as base:
         admin = token(tmp_path, "admin")
         grid = requests.get(f"{base}/dispatch/v1/areas", params={"level": "grid"}, headers=auth(admin),
                             timeout=30).json()["features"][0]["id"]
         worker = token(tmp_path, "grid_worker", area=grid, user="zhou")
         other = token(tmp_path, "grid_worker", area=grid, user="wu")
+
+        def send(who, key, body=None):
+            body = body if body is not None else {"category": "street_light", "description": key}
+            return requests.post(f"{base}/intake/v1/reports", json=body, timeout=10,
+                                 headers=auth(who, **{"Idempotency-Key": key})).status_code
+
         started = time.monotonic()
-        answers = [requests.post(f"{base}/intake/v1/reports", json={}, headers=auth(worker), timeout=10)
-                   for _ in range(4)]
-        assert [a.status_code for a in answers] == [422, 422, 422, 429]
-        retry = int(answers[-1].headers["Retry-After"])
-        assert 1 <= retry <= 60 + (time.monotonic() - started)
-        assert requests.post(f"{base}/intake/v1/reports", json={}, headers=auth(other), timeout=10).status_code == 422
+        assert [send(worker, "r1"), send(worker, "r1"), send(worker, "bad", {}), send(worker, "r2"),
+                send(worker, "r3")] == [201, 201, 422, 201, 201]
+        refused = requests.post(f"{base}/intake/v1/reports", json={}, headers=auth(worker), timeout=10)
+        assert refused.status_code == 429
+        assert refused.headers["Content-Type"].startswith("application/problem+json")
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60 + (time.monotonic() - started)
+        assert send(other, "r1") == 201

@@ -64,7 +64,7 @@ def test_locate_answers_all_four_levels_and_a_point_outside_the_city_is_a_404_pr
 
 
 def test_gcj02_input_is_converted_before_locating(system, city):
-    from services.dispatch.domain.gcj02 import wgs84_to_gcj02
+    from shared.gcj02 import wgs84_to_gcj02
 
     base, _, admin = system
     grid = city["grid"]["features"][7]

@@ -71,6 +71,10 @@ class FakeReportStore:
     def by_key(self, reporter, key):
         return next((r for r in self.reports.values() if (r.reporter, r.idempotency_key) == (reporter, key)), None)
 
+    def mine(self, identity, *, page, size):
+        own = sorted((r for r in self.reports.values() if r.reporter == identity.user), key=lambda r: -r.seq)
+        return own[(page - 1) * size:page * size], len(own)
+
     def get(self, report_id, identity):
         report = self.reports.get(report_id)
         if report is None or not (report.reporter == identity.user or identity.sees(report.owners)):

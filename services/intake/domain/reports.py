@@ -25,17 +25,40 @@ class NotAwaitingVerification(Exception):
     """The case is not waiting for a verification (not resolved, or already verified)."""
 
 
+class LocationRequired(ValueError):
+    """Only a grid worker may file without a usable location (it then goes to their own grid)."""
+
+
+def unusable_fix(lon: float | None, lat: float | None, accuracy_m: float | None, limit_m: float) -> str | None:
+    """Why a phone's position cannot be trusted to route a case, or None when it can: no position,
+    exactly ``0,0`` (what phones send without a GPS fix: in the Gulf of Guinea, never in a city), or an
+    accuracy radius (metres) worse than ``limit_m`` (``Settings.location_accuracy_limit_m``)."""
+    if lon is None or lat is None:
+        return "no location"
+    if lon == 0 and lat == 0:
+        return "0,0: no GPS fix"
+    if accuracy_m is not None and accuracy_m > limit_m:
+        return f"accuracy {accuracy_m:g} m is worse than {limit_m:g} m"
+    return None
+
+
 @dataclass(frozen=True)
 class NewReport:
-    """What a reporter sends (the command); ``lon``/``lat`` in degrees, WGS84."""
+    """What a reporter sends (the command): ``lon``/``lat`` in degrees, WGS84 (already converted from
+    GCJ-02 at the edge), None when the phone had no position; ``accuracy_m`` the phone's accuracy
+    radius in metres; ``client_time`` the phone's own clock when the report was written (kept apart
+    from the server's ``reported_at``: phones' clocks drift, and a report may be sent hours later)."""
     category: str
     description: str
-    lon: float
-    lat: float
+    lon: float | None
+    lat: float | None
+    accuracy_m: float | None = None
+    client_time: datetime | None = None
 
     def fingerprint(self) -> str:
         """What makes two submissions "the same report" for an idempotent retry."""
-        canonical = json.dumps(asdict(self), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        canonical = json.dumps(asdict(self), sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                               default=lambda value: value.isoformat())
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -51,11 +74,15 @@ class Report:
     category: str
     severity: str
     description: str
-    lon: float
-    lat: float
+    lon: float | None
+    lat: float | None
     status: Status
     reported_at: datetime
     updated_at: datetime
+    accuracy_m: float | None = None
+    client_time: datetime | None = None
+    #: no usable position (``unusable_fix``): routed to the reporting grid worker's own grid
+    location_unverified: bool = False
     level: Level | None = None
     owner_area_id: str | None = None
     #: the case's owner at each area level below headquarters (``grid``, ``station``, ``subcenter``)
