@@ -44,7 +44,7 @@ def run(quick: bool = False) -> list[Figure]:
         env = {"GRIDCASE_INTAKE_DATABASE_URL": database, "GRIDCASE_BROKER_URL": scope.broker(),
                "GRIDCASE_SECRET": "bench-" + uuid.uuid4().hex * 2, "GRIDCASE_LOG_LEVEL": "WARNING",
                "GRIDCASE_REPORT_RATE_LIMIT": "100000000/second"}  # one bench user: no per-person limit
-        token = issue_token(env["GRIDCASE_SECRET"], "grid_worker", area="G", user="bench")  # no area check: a bench city
+        token = issue_token(env["GRIDCASE_SECRET"], "grid_worker", area="G", user="bench")  # a bench city
         procs = scope.processes
         bases = {"intake": procs.serve("serve-intake", GRIDCASE + ["serve", "intake", "--workers", str(WORKERS),
                                                                    "--data-dir", str(scope.tmp)], env),

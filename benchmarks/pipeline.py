@@ -77,7 +77,7 @@ def run(quick: bool = False) -> list[Figure]:
         base = procs.serve("serve-intake", GRIDCASE + ["serve", "intake", "--workers", "2",
                                                        "--data-dir", str(scope.tmp)], env)
         procs.wait_ready("serve-intake", f"{base}/intake/readyz")
-        token = issue_token(env["GRIDCASE_SECRET"], "grid_worker", area="G", user="bench")  # no area check: a bench city
+        token = issue_token(env["GRIDCASE_SECRET"], "grid_worker", area="G", user="bench")  # a bench city
         warm = _post(requests.Session(), base, token, *points[0])
         wait_for(lambda: _cases(engines["escalation"]) >= 1, 120, 0.1, "the warm-up case at level 1", watch=procs)
 

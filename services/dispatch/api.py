@@ -10,10 +10,10 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from services.dispatch import handlers
 from services.dispatch.areaindex import NoActiveAreas
-from shared.gcj02 import gcj02_to_wgs84
 from services.dispatch.domain.locate import OutsideCity
 from shared.clock import isoformat
 from shared.fields import LIMITS, JsonBoolean, QueryFloat, QueryInteger, Text
+from shared.gcj02 import gcj02_to_wgs84
 from shared.vocabulary import AREA_LEVELS
 from shared.web import Blueprint, access, current_service, deny, identity, problem
 

@@ -11,7 +11,6 @@ from flask_smorest import abort
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from services.intake import handlers
-from services.intake.limits import check_reports, count_report
 from services.intake.domain.reports import (
     IdempotencyConflict,
     LocationRequired,
@@ -20,6 +19,7 @@ from services.intake.domain.reports import (
     NotItsGridWorker,
     UnknownCategory,
 )
+from services.intake.limits import check_reports, count_report
 from shared.access import Decision, Resource
 from shared.clock import isoformat
 from shared.fields import LIMITS, JsonBoolean, JsonFloat, QueryInteger, Text

@@ -14,6 +14,7 @@ from services.intake.domain.reports import (
     UnknownCategory,
     unusable_fix,
 )
+from services.intake.photos import PhotoFiles, clean
 from shared.auth import Identity
 from shared.clock import Clock
 from shared.config import Settings
@@ -135,3 +136,58 @@ def verify_case(command: Verify, uow: UnitOfWork, *, clock: Clock) -> events.Cas
         uow.add(verified)
         uow.commit()
     return verified
+
+
+MAX_PHOTOS = 10  # per report: a phone's burst of shots, not an album
+
+
+class TooManyPhotos(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class AddPhoto:
+    """The command: a photo (an uploaded file's bytes) for a report."""
+    report_id: str
+    data: bytes
+    identity: Identity
+
+
+def add_photo(command: AddPhoto, uow: UnitOfWork, *, clock: Clock, photo_files: PhotoFiles) -> dict:
+    """Check, clean and store a photo of a report the caller may see (``services.intake.photos``).
+
+    → the stored photo's row as a dict. ``LookupError`` if the report is unknown or outside the caller's
+    area (404, checked before the image is decoded); ``TooManyPhotos`` past ``MAX_PHOTOS`` (422);
+    ``NotAnImage`` (415), ``TooLarge`` (413), ``BadImage`` (422) from ``photos.clean``."""
+    with uow:
+        report = uow.store.get(command.report_id, command.identity)
+        if report is None:
+            raise LookupError(command.report_id)
+        if len(uow.store.photos(report.id)) >= MAX_PHOTOS:
+            raise TooManyPhotos(report.id)
+    photo = clean(command.data)
+    name = photo_files.save(photo)
+    row = {"id": str(uuid.uuid4()), "report_id": report.id, "uploader": command.identity.user, "stored_name": name,
+           "content_type": photo.content_type, "width": photo.width, "height": photo.height,
+           "bytes": len(photo.image), "created_at": clock.now()}
+    with uow:
+        uow.store.add_photo(**row)
+        uow.commit()
+    return row
+
+
+def report_photos(report_id: str, identity: Identity, uow: UnitOfWork) -> list:
+    """The photos of a report the caller may see; ``LookupError`` otherwise (404)."""
+    with uow:
+        if uow.store.get(report_id, identity) is None:
+            raise LookupError(report_id)
+        return [row._asdict() for row in uow.store.photos(report_id)]
+
+
+def photo_file(report_id: str, photo_id: str, identity: Identity, uow: UnitOfWork) -> dict:
+    """One photo's row, if the caller may see its report; ``LookupError`` otherwise (404)."""
+    with uow:
+        row = uow.store.photo(report_id, photo_id) if uow.store.get(report_id, identity) else None
+    if row is None:
+        raise LookupError(photo_id)
+    return row._asdict()

@@ -44,6 +44,19 @@ reports = sa.Table(
     sa.Index("ix_reports_reporter_seq", "reporter", "seq"),
 )
 
+photos = sa.Table(
+    "photos", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("report_id", sa.String(36), sa.ForeignKey("reports.id"), nullable=False, index=True),
+    sa.Column("uploader", sa.String(128), nullable=False),
+    sa.Column("stored_name", sa.String(64), nullable=False),  # generated: <uuid hex>.jpg|.png
+    sa.Column("content_type", sa.String(32), nullable=False),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("bytes", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
 
 class ReportStore(Store):
     """Reports. ``add`` holds the report back until the unit of work commits, when ``flush`` writes
@@ -106,6 +119,18 @@ class ReportStore(Store):
         rows = self.db.execute(sa.select(reports).where(own).order_by(reports.c.seq.desc())
                                .limit(size).offset((page - 1) * size)).all()
         return [_report(row) for row in rows], total
+
+    def add_photo(self, **values) -> None:
+        self.db.execute(photos.insert().values(**values))
+
+    def photos(self, report_id: str) -> list:
+        """The photos of a report, oldest first (rows of ``photos``)."""
+        return self.db.execute(sa.select(photos).where(photos.c.report_id == report_id)
+                               .order_by(photos.c.created_at, photos.c.id)).all()
+
+    def photo(self, report_id: str, photo_id: str):
+        return self.db.execute(sa.select(photos).where(photos.c.report_id == report_id,
+                                                       photos.c.id == photo_id)).first()
 
     def follow(self, case_id: str, **values) -> None:
         """What intake knows of a case after it left: status, level, owner (from the others' events)."""

@@ -7,6 +7,7 @@ The expected answers are written out here from the product's rules (README "Role
 the action → 403; a bad token → 401, before any query or body is looked at."""
 from __future__ import annotations
 
+import io
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 import requests
+from PIL import Image
 
 from tests.support.system import auth, embedded_system, report_at_level, token
 
@@ -24,6 +26,15 @@ SEES = {"worker_a": {"a"}, "worker_b": {"b"}, "station_a": {"a"}, "station_b": {
 BAD = ("no token", "not a JWT", "alg none", "wrong secret", "expired", "lives 31 days", "area is a list",
        "grid worker without area", "station without area", "unknown role", "role is a list", "subject is a number",
        "no subject")
+
+
+def _png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+PNG = _png()
 
 
 def _bad_token(kind: str, secret: str, grid: str) -> str | None:
@@ -76,7 +87,11 @@ def world(tmp_path_factory):
             assert response.status_code == 201, response.text
             cases[name] = response.json()["id"]
             report_at_level(base, cases[name], admin, 1, timeout=20)
-        cases["missing"] = str(uuid.uuid4())
+            photo = requests.post(f"{base}/intake/v1/reports/{cases[name]}/photos", headers=auth(people[who]),
+                                  files={"file": ("p.png", PNG, "image/png")}, timeout=10)
+            assert photo.status_code == 201, photo.text
+            cases[f"photo-{name}"] = photo.json()["id"]
+        cases["missing"] = cases["photo-missing"] = str(uuid.uuid4())
         yield base, people, cases, (point.x, point.y)
 
 
@@ -98,6 +113,13 @@ def endpoints(cases, point):
         ("file a report (empty body)", "POST", "/intake/v1/reports", {"json": {}}, None,
          lambda who, case: 403 if who == "supervisor" else 422),
         ("read a report", "GET", "/intake/v1/reports/{id}", {}, "case", visible(lambda who, case: 200)),
+        ("list my reports", "GET", "/intake/v1/reports?mine=1", {}, None, lambda who, case: 200),
+        ("add a photo", "POST", "/intake/v1/reports/{id}/photos", {"files": {"file": ("p.png", PNG, "image/png")}},
+         "case", lambda who, case: 403 if who == "supervisor" else (201 if case in SEES[who] else 404)),
+        ("list photos", "GET", "/intake/v1/reports/{id}/photos", {}, "case", visible(lambda who, case: 200)),
+        ("read a photo", "GET", "/intake/v1/reports/{id}/photos/{photo}", {}, "case", visible(lambda who, case: 200)),
+        ("read a thumbnail", "GET", "/intake/v1/reports/{id}/photos/{photo}/thumbnail", {}, "case",
+         visible(lambda who, case: 200)),
         ("verify a case", "POST", "/intake/v1/cases/{id}/verification", {"json": {"passed": True}}, "case",
          visible(lambda who, case: 409 if who == f"worker_{case}" else 403)),
         ("locate a point", "GET", f"/dispatch/v1/locate?lon={lon}&lat={lat}", {}, None, lambda who, case: 200),
@@ -116,7 +138,7 @@ def endpoints(cases, point):
 
 
 def _cells():
-    for name, method, path, kwargs, per_case, expected in endpoints({}, (0, 0)):
+    for name, _method, _path, _kwargs, per_case, _expected in endpoints({}, (0, 0)):
         for who in GOOD + BAD:
             for case in (("a", "b", "missing") if per_case else (None,)):
                 yield pytest.param(name, who, case, id=f"{name}-{who}-{case or 'none'}")
@@ -127,10 +149,13 @@ def test_each_identity_gets_exactly_the_allowed_answer_on_every_endpoint(world, 
     base, people, cases, point = world
     name, method, path, kwargs, per_case, expected = next(e for e in endpoints(cases, point) if e[0] == endpoint)
     kwargs = {k: (dict(v) if isinstance(v, dict) else v) for k, v in kwargs.items()}
-    response = call(base, people, who, method, path.replace("{id}", cases.get(case, "")), **kwargs)
+    path = path.replace("{id}", cases.get(case, "")).replace("{photo}", cases.get(f"photo-{case}", ""))
+    response = call(base, people, who, method, path, **kwargs)
     want = 401 if who in BAD else expected(who, case)
     assert response.status_code == want, response.text
     assert response.headers["Content-Type"].startswith("application/problem+json") or response.ok
+    if who in BAD and response.status_code == 401:
+        assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
 @pytest.mark.parametrize("who", GOOD)
