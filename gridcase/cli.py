@@ -141,10 +141,12 @@ def token(role, area, user, days, data_dir):
         raise click.UsageError(str(exc)) from exc
 
 
+from gridcase.apikey_cli import apikey  # noqa: E402
 from gridcase.areas_cli import areas  # noqa: E402
 from gridcase.audit_cli import audit_group  # noqa: E402
 from gridcase.dlq import dlq  # noqa: E402
 
+main.add_command(apikey)
 main.add_command(areas)
 main.add_command(audit_group)
 main.add_command(dlq)

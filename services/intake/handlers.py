@@ -1,8 +1,11 @@
 """Intake's use cases: file a report, follow its case as the other services move it."""
 from __future__ import annotations
 
+import hashlib
+import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from services.intake.domain.reports import (
     IdempotencyConflict,
@@ -93,8 +96,9 @@ def follow_case(message: events.Message, uow: UnitOfWork, *, clock: Clock) -> No
             values.update(_scope(owners))  # re-routed by a new area version: the level stays
         case events.CaseTransferred(level=level, owners=owners):
             values.update(level=level, owner_area_id=owners.at(level).id, **_scope(owners))
-        case events.CaseChanged(status=status, level=level, owner=owner):
-            values.update(status=status, level=level, owner_area_id=owner.area_id)
+        case events.CaseChanged(status=status, level=level, owner=owner, deadline=deadline):
+            values.update(status=status, level=level, owner_area_id=owner.area_id, owner_area_name=owner.area_name,
+                          deadline_at=deadline)
     with uow:
         uow.store.follow(message.case_id, **values)
         uow.commit()
@@ -191,3 +195,38 @@ def photo_file(report_id: str, photo_id: str, identity: Identity, uow: UnitOfWor
     if row is None:
         raise LookupError(photo_id)
     return row._asdict()
+
+
+def create_api_key(name: str, uow: UnitOfWork, *, clock: Clock) -> str:
+    """A new Open311 API key for the client ``name`` (unique): returned once, stored only as its SHA-256."""
+    key = secrets.token_urlsafe(32)
+    with uow:
+        uow.store.add_api_key(hashlib.sha256(key.encode()).hexdigest(), name, clock.now())
+        uow.commit()
+    return key
+
+
+def api_key_name(key: str, uow: UnitOfWork) -> str | None:
+    """The client name of an Open311 API key, or None for an unknown (or empty) key."""
+    if not key or len(key) > 128:
+        return None
+    with uow:
+        return uow.store.api_key_name(hashlib.sha256(key.encode()).hexdigest())
+
+
+@dataclass(frozen=True)
+class PublicQuery:
+    """Open311's filters (GeoReport v2 ``GET requests``)."""
+    ids: tuple[str, ...] = ()
+    codes: tuple[str, ...] = ()
+    start: datetime | None = None
+    end: datetime | None = None
+    closed: bool | None = None
+    limit: int = 1000
+
+
+def public_reports(query: PublicQuery, uow: UnitOfWork) -> list[Report]:
+    """Reports for the public Open311 listing (the caller shows only their public fields)."""
+    with uow:
+        return uow.store.public(ids=query.ids, codes=query.codes, start=query.start, end=query.end,
+                                closed=query.closed, limit=query.limit)

@@ -1,7 +1,7 @@
 """Intake's HTTP interface for photos of a report (the rules are in ``services.intake.photos``)."""
 from __future__ import annotations
 
-from flask import send_file
+from flask import request, send_file
 from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import RAISE, Schema, fields
@@ -60,6 +60,9 @@ class Photos(MethodView):
         (no GPS position); its name is generated.
         """
         caller = identity()
+        extra = sorted((set(request.form) | set(request.files)) - {"file"})
+        if extra or len(request.files.getlist("file")) != 1:
+            abort(422, errors={name: ["Unknown field."] for name in extra} or {"file": ["send exactly one file"]})
         data = body["file"].read(MAX_BYTES + 1)
         try:
             row = current_service().run(handlers.add_photo, handlers.AddPhoto(report_id, data, caller))

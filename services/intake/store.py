@@ -36,6 +36,8 @@ reports = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("level", sa.Integer),
     sa.Column("owner_area_id", sa.String(64)),
+    sa.Column("owner_area_name", sa.String(200)),
+    sa.Column("deadline_at", UTCDateTime),  # the case's deadline at its level (from escalation's events)
     # The case's owners below headquarters, from case.dispatched / case.transferred: the area scope.
     sa.Column("grid_id", sa.String(64)),
     sa.Column("station_id", sa.String(64)),
@@ -54,6 +56,14 @@ photos = sa.Table(
     sa.Column("width", sa.Integer, nullable=False),
     sa.Column("height", sa.Integer, nullable=False),
     sa.Column("bytes", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+#: Open311 clients' keys: only a SHA-256 of each (a key is 256 random bits: no dictionary to guess from).
+api_keys = sa.Table(
+    "api_keys", metadata,
+    sa.Column("key_hash", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
@@ -119,6 +129,31 @@ class ReportStore(Store):
         rows = self.db.execute(sa.select(reports).where(own).order_by(reports.c.seq.desc())
                                .limit(size).offset((page - 1) * size)).all()
         return [_report(row) for row in rows], total
+
+    def add_api_key(self, key_hash: str, name: str, now) -> None:
+        self.db.execute(api_keys.insert().values(key_hash=key_hash, name=name, created_at=now))
+
+    def api_key_name(self, key_hash: str) -> str | None:
+        return self.db.execute(sa.select(api_keys.c.name).where(api_keys.c.key_hash == key_hash)).scalar()
+
+    def public(self, *, ids=(), codes=(), start=None, end=None, closed=None, limit=1000) -> list[Report]:
+        """Reports for Open311, newest first: by ids (then nothing else filters), else by category codes,
+        ``start <= reported_at < end`` and closed or not. A duplicate is never listed."""
+        query = sa.select(reports)
+        if ids:
+            query = query.where(reports.c.id.in_(ids))
+        else:
+            if codes:
+                query = query.where(reports.c.category.in_(codes))
+            if start is not None:
+                query = query.where(reports.c.reported_at >= start)
+            if end is not None:
+                query = query.where(reports.c.reported_at < end)
+            if closed is not None:
+                is_closed = reports.c.status == str(Status.CLOSED)
+                query = query.where(is_closed if closed else sa.not_(is_closed))
+        rows = self.db.execute(query.order_by(reports.c.seq.desc()).limit(limit)).all()
+        return [_report(row) for row in rows]
 
     def add_photo(self, **values) -> None:
         self.db.execute(photos.insert().values(**values))

@@ -85,6 +85,8 @@ class Report:
     location_unverified: bool = False
     level: Level | None = None
     owner_area_id: str | None = None
+    owner_area_name: str | None = None
+    deadline_at: datetime | None = None
     #: the case's owner at each area level below headquarters (``grid``, ``station``, ``subcenter``)
     owners: dict[str, str | None] = field(default_factory=dict)
 
