@@ -41,6 +41,8 @@ class Settings:
     rate_limit_storage: str = "memory://"  # flask-limiter storage; shared (redis://…) across gunicorn workers
     location_accuracy_limit_m: float = 200.0  # a fix less accurate than this is not trusted for routing
     photo_dir: Path | None = None  # where photos are stored (default: <data dir>/photos)
+    duplicate_radius_m: float = 0.0  # a report this close to an open case of its category is a duplicate (0: off)
+    duplicate_window_hours: float = 72.0  # ... if that case was reported within this time
 
     @property
     def embedded(self) -> bool:
@@ -82,6 +84,8 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
         rate_limit_storage=env.get("GRIDCASE_RATE_LIMIT_STORAGE") or Settings.rate_limit_storage,
         location_accuracy_limit_m=float(env.get("GRIDCASE_LOCATION_ACCURACY_LIMIT_M") or 200),
         photo_dir=Path(env["GRIDCASE_PHOTO_DIR"]) if env.get("GRIDCASE_PHOTO_DIR") else None,
+        duplicate_radius_m=float(env.get("GRIDCASE_DUPLICATE_RADIUS_M") or 0),
+        duplicate_window_hours=float(env.get("GRIDCASE_DUPLICATE_WINDOW_HOURS") or 72),
     )
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     if settings.time_scale <= 0:

@@ -72,6 +72,8 @@ class ReportOut(Schema):
     updated_at = fields.String()
     level = fields.Integer(allow_none=True)
     owner_area_id = fields.String(allow_none=True)
+    duplicate_of = fields.Dict(allow_none=True, metadata={
+        "description": "the open case this report repeats (id, number, status, level): no case of its own was opened"})
 
 
 class ReportListArgs(Schema):
@@ -108,14 +110,22 @@ def rate_limited(view):
     return limited
 
 
-def report_view(report) -> dict:
+def report_view(report, linked=None) -> dict:
+    """A report as its reader sees it; ``linked``: the case a duplicate repeats, as it stands now."""
     location = None if report.lon is None else {"lon": report.lon, "lat": report.lat, "accuracy": report.accuracy_m}
     return {"id": report.id, "number": report.number, "status": report.status,
             "category": report.category, "severity": report.severity, "description": report.description,
             "location": location, "location_unverified": report.location_unverified,
             "client_time": isoformat(report.client_time) if report.client_time else None, "reporter": report.reporter,
             "reported_at": isoformat(report.reported_at), "updated_at": isoformat(report.updated_at),
-            "level": report.level, "owner_area_id": report.owner_area_id}
+            "level": report.level, "owner_area_id": report.owner_area_id,
+            "duplicate_of": {"id": linked.id, "number": linked.number, "status": linked.status, "level": linked.level}
+            if linked else None}
+
+
+def full_view(report) -> dict:
+    """``report_view`` with the case a duplicate repeats read now."""
+    return report_view(report, current_service().run(handlers.linked_case, report) if report.duplicate_of else None)
 
 
 @blp.route("/reports")
@@ -147,7 +157,7 @@ class Reports(MethodView):
             abort(422, errors={"Idempotency-Key": ["already used for a different report"]})
         if submitted.created:
             count_report(caller)
-        return report_view(submitted.report)
+        return full_view(submitted.report)
 
     @access("report.list")
     @blp.arguments(ReportListArgs, location="query")
@@ -159,7 +169,7 @@ class Reports(MethodView):
         "level", …}], "total": 42, "page": 1, "page_size": 20}``
         """
         found, total = current_service().run(handlers.my_reports, identity(), args["page"], args["page_size"])
-        return {"items": [report_view(r) for r in found], "total": total, "page": args["page"],
+        return {"items": [full_view(r) for r in found], "total": total, "page": args["page"],
                 "page_size": args["page_size"]}
 
 
@@ -189,6 +199,27 @@ class Report(MethodView):
         if report is None:
             deny(caller, "report.read", message="no such report")
         authorize("report.read", Resource(report.owners, report.reporter))
+        return full_view(report)
+
+
+@blp.route("/reports/<report_id>/unlink")
+class Unlink(MethodView):
+    @access("duplicate.unlink")
+    @blp.response(200, ReportOut)
+    @blp.alt_response(404, description="no such report in the caller's area")
+    @blp.alt_response(409, description="the report is not linked as a duplicate")
+    def post(self, report_id):
+        """Staff: a report linked as a duplicate is a case of its own after all (it is dispatched now).
+
+        ``POST /intake/v1/reports/6f1c…/unlink`` → ``200`` with the report, ``duplicate_of: null``.
+        """
+        caller = identity()
+        try:
+            report = current_service().run(handlers.unlink_duplicate, handlers.Unlink(report_id, caller))
+        except LookupError:
+            deny(caller, "duplicate.unlink", message="no such report")
+        except handlers.NotADuplicate:
+            abort(409, message="the report is not linked as a duplicate")
         return report_view(report)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from services.intake.domain.reports import (
     IdempotencyConflict,
@@ -15,6 +15,8 @@ from services.intake.domain.reports import (
     NotItsGridWorker,
     Report,
     UnknownCategory,
+    degrees_around,
+    nearest_duplicate,
     unusable_fix,
 )
 from services.intake.photos import PhotoFiles, clean
@@ -54,19 +56,24 @@ def submit_report(report: NewReport, reporter: Identity, idempotency_key: str | 
         raise LocationRequired(unusable)
     now = clock.now()
     with uow:
+        linked = None
+        if fallback_grid is None and report.lon is not None and settings.duplicate_radius_m > 0:
+            dlon, dlat = degrees_around(report.lat, settings.duplicate_radius_m)
+            linked = nearest_duplicate(report.lon, report.lat, uow.store.open_near(
+                report.category, report.lon, report.lat, dlon=dlon, dlat=dlat,
+                since=now - timedelta(hours=settings.duplicate_window_hours)), settings.duplicate_radius_m)
         stored = Report(id=str(uuid.uuid4()), seq=uow.store.next_seq(), reporter=reporter.user,
                         idempotency_key=idempotency_key, fingerprint=report.fingerprint(), category=report.category,
                         severity=policy.category(report.category).severity, description=report.description,
                         lon=report.lon, lat=report.lat, accuracy_m=report.accuracy_m, client_time=report.client_time,
                         location_unverified=fallback_grid is not None, status=Status.REPORTED, reported_at=now,
                         updated_at=now)
+        if linked is not None:  # seen by the staff who see the case it repeats; opens no case of its own
+            stored = replace(stored, duplicate_of=linked.id, status=linked.status, level=linked.level,
+                             owner_area_id=linked.owner_area_id, owners=dict(linked.owners))
         uow.store.add(stored)
-        location = events.Location(stored.lon, stored.lat) if stored.lon is not None else None
-        uow.add(events.CaseReported(
-            case_id=stored.id, number=stored.number, category=stored.category, severity=stored.severity,
-            description=stored.description, location=location, reporter=reporter.user, reported_at=now,
-            accuracy_m=stored.accuracy_m, client_time=stored.client_time,
-            location_unverified=stored.location_unverified, reporter_grid=fallback_grid))
+        if linked is None:
+            uow.add(reported_message(stored, fallback_grid))
         uow.commit()
         if uow.store.added:
             return Submitted(stored, created=True)
@@ -77,6 +84,52 @@ def submit_report(report: NewReport, reporter: Identity, idempotency_key: str | 
     if existing.fingerprint != stored.fingerprint:
         raise IdempotencyConflict(existing.id)
     return Submitted(existing, created=False)
+
+
+def reported_message(stored: Report, reporter_grid: str | None = None) -> events.CaseReported:
+    """The ``case.reported`` of a stored report (its location, if any, is WGS84)."""
+    return events.CaseReported(
+        case_id=stored.id, number=stored.number, category=stored.category, severity=stored.severity,
+        description=stored.description, location=events.Location(stored.lon, stored.lat) if stored.lon is not None
+        else None, reporter=stored.reporter, reported_at=stored.reported_at, accuracy_m=stored.accuracy_m,
+        client_time=stored.client_time, location_unverified=stored.location_unverified, reporter_grid=reporter_grid)
+
+
+@dataclass(frozen=True)
+class Unlink:
+    """The command: staff decide a report linked as a duplicate is a case of its own."""
+    report_id: str
+    identity: Identity
+
+
+class NotADuplicate(Exception):
+    pass
+
+
+def unlink_duplicate(command: Unlink, uow: UnitOfWork, *, clock: Clock) -> Report:
+    """Unlink a duplicate: it becomes a case of its own now (``case.reported``, routed by its position).
+    ``LookupError`` if the caller does not see the report (404), ``NotADuplicate`` if it is not one (409)."""
+    with uow:
+        report = uow.store.get(command.report_id, command.identity)
+        if report is None:
+            raise LookupError(command.report_id)
+        if report.duplicate_of is None:
+            raise NotADuplicate(report.id)
+        now = clock.now()
+        uow.store.unlink(report.id, status=str(Status.REPORTED), level=None, owner_area_id=None, updated_at=now,
+                         **{f"{name}_id": None for name in SCOPED_AREA_LEVELS})
+        uow.add(reported_message(report))
+        uow.commit()
+    return replace(report, duplicate_of=None, status=Status.REPORTED, level=None, owner_area_id=None, owners={},
+                   updated_at=now)
+
+
+def linked_case(report: Report, uow: UnitOfWork) -> Report | None:
+    """The report (case) a duplicate repeats, as it stands now (its status and level), else None."""
+    if report.duplicate_of is None:
+        return None
+    with uow:
+        return uow.store.by_id(report.duplicate_of)
 
 
 def my_reports(reporter: Identity, page: int, size: int, uow: UnitOfWork) -> tuple[list[Report], int]:

@@ -38,12 +38,14 @@ reports = sa.Table(
     sa.Column("owner_area_id", sa.String(64)),
     sa.Column("owner_area_name", sa.String(200)),
     sa.Column("deadline_at", UTCDateTime),  # the case's deadline at its level (from escalation's events)
+    sa.Column("duplicate_of", sa.String(36)),  # the report (case) this one repeats; it opened no case
     # The case's owners below headquarters, from case.dispatched / case.transferred: the area scope.
     sa.Column("grid_id", sa.String(64)),
     sa.Column("station_id", sa.String(64)),
     sa.Column("subcenter_id", sa.String(64)),
     sa.UniqueConstraint("reporter", "idempotency_key", name="uq_reports_idempotency"),
     sa.Index("ix_reports_reporter_seq", "reporter", "seq"),
+    sa.Index("ix_reports_category_reported_at", "category", "reported_at"),
 )
 
 photos = sa.Table(
@@ -122,6 +124,27 @@ class ReportStore(Store):
         query = scoped(sa.select(reports).where(reports.c.id == report_id), identity)
         return _report(self.db.execute(query).first())
 
+    def open_near(self, category: str, lon: float, lat: float, *, dlon: float, dlat: float, since) -> list:
+        """Open cases (not duplicates, not closed) of ``category`` reported since ``since`` inside the box
+        ``lon ± dlon``, ``lat ± dlat``: rows with ``id``, ``number`` parts, ``lon``, ``lat`` and owners.
+        On PostgreSQL read on its own autocommit connection, so that the report is still written with its
+        message in one statement."""
+        query = sa.select(reports).where(
+            reports.c.category == category, reports.c.reported_at >= since, reports.c.duplicate_of.is_(None),
+            reports.c.status != str(Status.CLOSED), reports.c.lon.between(lon - dlon, lon + dlon),
+            reports.c.lat.between(lat - dlat, lat + dlat)).limit(50)
+        if self.postgres:
+            with self.engine.connect() as connection:
+                return [_report(row) for row in connection.execute(query)]
+        return [_report(row) for row in self.db.execute(query)]
+
+    def by_id(self, report_id: str) -> Report | None:
+        """A report whatever the caller (for what a duplicate's reporter is told of the case it repeats)."""
+        return _report(self.db.execute(sa.select(reports).where(reports.c.id == report_id)).first())
+
+    def unlink(self, report_id: str, **values) -> None:
+        self.db.execute(reports.update().where(reports.c.id == report_id).values(duplicate_of=None, **values))
+
     def mine(self, identity: Identity, *, page: int, size: int) -> tuple[list[Report], int]:
         """The reports ``identity`` filed, newest first: (page ``page`` of ``size``, the total)."""
         own = reports.c.reporter == identity.user
@@ -187,14 +210,18 @@ def scoped(query: sa.Select, identity: Identity) -> sa.Select:
 
 
 def _values(report: Report) -> dict:
-    values = {name: getattr(report, name) for name in _FILED}
+    scope = {f"{name}_id" for name in SCOPED_AREA_LEVELS}
+    values = {name: getattr(report, name) for name in _FILED if name not in scope}
+    values.update({f"{name}_id": report.owners.get(name) for name in SCOPED_AREA_LEVELS})
     values["status"] = str(report.status)
+    values["level"] = int(report.level) if report.level else None
     return values
 
 
 #: The columns a new report is written with (the others follow its case later).
 _FILED = ("seq", "id", "idempotency_key", "reporter", "fingerprint", "category", "severity", "description", "lon",
-          "lat", "accuracy_m", "client_time", "location_unverified", "status", "reported_at", "updated_at")
+          "lat", "accuracy_m", "client_time", "location_unverified", "status", "reported_at", "updated_at",
+          "duplicate_of", "level", "owner_area_id", "grid_id", "station_id", "subcenter_id")
 
 
 def _report(row) -> Report | None:

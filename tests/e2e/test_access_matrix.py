@@ -116,6 +116,8 @@ def endpoints(cases, point):
         ("list my reports", "GET", "/intake/v1/reports?mine=1", {}, None, lambda who, case: 200),
         ("add a photo", "POST", "/intake/v1/reports/{id}/photos", {"files": {"file": ("p.png", PNG, "image/png")}},
          "case", lambda who, case: 403 if who == "supervisor" else (201 if case in SEES[who] else 404)),
+        ("unlink a report that is no duplicate", "POST", "/intake/v1/reports/{id}/unlink", {}, "case",
+         lambda who, case: 403 if who not in staff else (409 if case in SEES[who] else 404)),
         ("list photos", "GET", "/intake/v1/reports/{id}/photos", {}, "case", visible(lambda who, case: 200)),
         ("read a photo", "GET", "/intake/v1/reports/{id}/photos/{photo}", {}, "case", visible(lambda who, case: 200)),
         ("read a thumbnail", "GET", "/intake/v1/reports/{id}/photos/{photo}/thumbnail", {}, "case",

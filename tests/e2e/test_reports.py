@@ -93,3 +93,31 @@ def test_a_worker_lists_their_own_reports_with_status_and_level_page_by_page(sys
     assert second["items"][0]["id"] == ids[0]
     assert requests.get(f"{base}/intake/v1/reports", params={"mine": 1}, headers=auth(admin),
                         timeout=10).json()["total"] == 0  # the admin filed nothing (their one try was refused)
+
+
+def test_a_nearby_report_is_linked_to_the_open_case_and_staff_can_unlink_it(tmp_path):
+    with embedded_system(tmp_path, env={"GRIDCASE_DUPLICATE_RADIUS_M": "50"}) as base:
+        admin = token(tmp_path, "admin")
+        grid, lon, lat = a_point_in_grid(base, admin, index=1)
+        first_worker = token(tmp_path, "grid_worker", area=grid, user="ma")
+        second_worker = token(tmp_path, "grid_worker", area=grid, user="niu")
+        body = {"category": "street_light", "description": "lamp", "location": {"lon": lon, "lat": lat}}
+        first = post(base, first_worker, body).json()
+        report_at_level(base, first["id"], admin, 1, timeout=20)
+        near = {**body, "location": {"lon": lon, "lat": lat + 20 / 111_195}}
+        again = post(base, second_worker, near)
+        assert again.status_code == 201, again.text
+        linked = again.json()["duplicate_of"]
+        assert linked["id"] == first["id"] and linked["number"] == first["number"] and linked["level"] == 1
+        cases = requests.get(f"{base}/escalation/v1/cases", headers=auth(admin), timeout=10).json()["items"]
+        assert again.json()["id"] not in {c["id"] for c in cases}
+
+        refused = requests.post(f"{base}/intake/v1/reports/{again.json()['id']}/unlink", headers=auth(first_worker),
+                                timeout=10)
+        assert refused.status_code == 403
+        unlinked = requests.post(f"{base}/intake/v1/reports/{again.json()['id']}/unlink", headers=auth(admin),
+                                 timeout=10)
+        assert unlinked.status_code == 200 and unlinked.json()["duplicate_of"] is None
+        assert report_at_level(base, again.json()["id"], second_worker, 1, timeout=20)["owner_area_id"] == grid
+        assert requests.post(f"{base}/intake/v1/reports/{first['id']}/unlink", headers=auth(admin),
+                             timeout=10).status_code == 409

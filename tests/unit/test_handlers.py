@@ -144,6 +144,50 @@ def test_a_reporter_lists_only_their_own_reports_newest_first():
     assert [r.id for r in found] == [second.id, first.id] and total == 2
 
 
+NEARBY = Settings(duplicate_radius_m=50.0, duplicate_window_hours=72.0)
+
+
+def submit_near(uow, dlat_m: float, category="street_light", key=None, reporter="w2"):
+    report = NewReport(category, "lamp out again", 102.26, 27.89 + dlat_m / 111_195)
+    return intake.submit_report(report, Identity("grid_worker", reporter, "G1"), key or f"{category}{dlat_m}", uow,
+                                clock=FakeClock(), policy=POLICY, settings=NEARBY)
+
+
+def test_a_report_near_an_open_case_of_its_category_is_linked_to_it_and_opens_no_case():
+    uow = FakeUnitOfWork(FakeReportStore())
+    first = submit_near(uow, 0, reporter="w1").report
+    again = submit_near(uow, 30).report
+    assert again.duplicate_of == first.id
+    assert [m.case_id for m in uow.of_type(events.CaseReported)] == [first.id]
+
+
+@pytest.mark.parametrize("dlat_m, category", [(80, "street_light"), (10, "illegal_dumping")],
+                         ids=["80 m away", "another category"])
+def test_a_report_further_away_or_of_another_category_is_a_case_of_its_own(dlat_m, category):
+    uow = FakeUnitOfWork(FakeReportStore())
+    submit_near(uow, 0, reporter="w1")
+    assert submit_near(uow, dlat_m, category=category).report.duplicate_of is None
+    assert len(uow.of_type(events.CaseReported)) == 2
+
+
+def test_a_closed_case_takes_no_duplicates():
+    uow = FakeUnitOfWork(FakeReportStore())
+    first = submit_near(uow, 0, reporter="w1").report
+    uow.store.reports[first.id] = replace(first, status=Status.CLOSED)
+    assert submit_near(uow, 5).report.duplicate_of is None
+
+
+def test_staff_unlink_a_duplicate_and_it_is_reported_as_a_case_of_its_own():
+    uow = FakeUnitOfWork(FakeReportStore())
+    first = submit_near(uow, 0, reporter="w1").report
+    duplicate = submit_near(uow, 20).report
+    unlinked = intake.unlink_duplicate(intake.Unlink(duplicate.id, Identity("command", "hq")), uow, clock=FakeClock())
+    assert unlinked.duplicate_of is None
+    assert [m.case_id for m in uow.of_type(events.CaseReported)] == [first.id, duplicate.id]
+    with pytest.raises(intake.NotADuplicate):
+        intake.unlink_duplicate(intake.Unlink(first.id, Identity("command", "hq")), uow, clock=FakeClock())
+
+
 # -- dispatch ------------------------------------------------------------------------------------------
 
 def reported(case_id: str, lon: float, lat: float, category: str = "street_light") -> events.CaseReported:
