@@ -570,6 +570,20 @@ def authorize(action: str, resource: Resource | None = None) -> Identity | None:
     return caller
 
 
+def roles(*allowed: str):
+    """Deprecated: name the action with ``access`` (the one policy, ``shared.access``) instead. Kept so
+    that code written before it still runs; ``tests/integration/test_access_everywhere.py`` flags it."""
+    def decorate(view):
+        @functools.wraps(view)
+        def guarded(*args, **kwargs):
+            caller = identity()
+            if caller.role not in allowed:
+                deny(caller, view.__name__, Decision.FORBIDDEN)
+            return view(*args, **kwargs)
+        return guarded
+    return decorate
+
+
 def deny(caller: Identity | None, action: str, decision: Decision = Decision.NOT_FOUND,
          message: str | None = None):
     """Log the denial and abort with 403 (``FORBIDDEN``) or 404 (``NOT_FOUND``: the resource is
