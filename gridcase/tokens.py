@@ -24,17 +24,17 @@ def check_area(settings, role: str, area: str | None) -> None:
         raise ValueError(f"role {role} needs --area (the id of its {level.area})")
     import sqlalchemy as sa
 
-    from services.dispatch import bootstrap
+    from services.dispatch.store import active_area_level
+    from shared.db import make_engine
 
-    dispatch = bootstrap.build(settings, web=False, migrate=False)
+    engine = make_engine(settings.database_url("dispatch"))
     try:
-        with dispatch.uow() as uow:
-            found = uow.store.active_area_level(area)
+        found = active_area_level(engine, area)
     except sa.exc.DBAPIError as exc:
         raise ValueError(f"dispatch has no areas to check {area!r} against (import a city first): "
                          f"{str(exc).splitlines()[0]}") from exc
     finally:
-        dispatch.engine.dispose()
+        engine.dispose()
     if found != level.area:
         raise ValueError(f"{area!r} is not a {level.area} of the active area version"
                          + (f" (it is a {found})" if found else ""))

@@ -112,7 +112,9 @@ def rate_limited(view):
 
 def report_view(report, linked=None) -> dict:
     """A report as its reader sees it; ``linked``: the case a duplicate repeats, as it stands now."""
-    location = None if report.lon is None else {"lon": report.lon, "lat": report.lat, "accuracy": report.accuracy_m}
+    location = None if report.lon is None else {"lon": report.lon, "lat": report.lat}
+    if location and report.accuracy_m is not None:
+        location["accuracy"] = report.accuracy_m
     return {"id": report.id, "number": report.number, "status": report.status,
             "category": report.category, "severity": report.severity, "description": report.description,
             "location": location, "location_unverified": report.location_unverified,
