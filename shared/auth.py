@@ -90,9 +90,14 @@ class TokenVerifier:
     """Checks bearer tokens: HS256 against ``secret``, RS256/ES256 against the JWKS at ``jwks``
     (a URL or a file path; None: no identity provider, such tokens are refused)."""
 
+    #: verified tokens kept, and for how long at most (a phone sends the same token with every request)
+    CACHE_SIZE = 4096
+    CACHE_SECONDS = 300
+
     def __init__(self, secret: str, jwks: str | None = None):
         check_secret(secret)
         self.secret = secret
+        self._verified: dict[str, tuple[Identity, float]] = {}
         self._client = self._keys = None
         if jwks and jwks.startswith(("https://", "http://")):
             self._client = jwt.PyJWKClient(jwks, cache_keys=True, lifespan=300, timeout=5)
@@ -123,18 +128,32 @@ class TokenVerifier:
         return key.key, alg
 
     def read(self, token: str, now: datetime | None = None) -> Identity:
-        """The identity a token proves; AuthError for anything wrong with it (see the module docstring)."""
+        """The identity a token proves; AuthError for anything wrong with it (see the module docstring).
+
+        A token verified in the last ``CACHE_SECONDS`` is not verified again until it expires (the
+        signature and claims of one token string cannot change; its expiry is checked every time)."""
+        moment = (now or datetime.now(UTC)).timestamp()
+        cached = self._verified.get(token)
+        if cached is not None and moment < cached[1]:
+            return cached[0]
+        identity, expires = self._verify(token, now)
+        if len(self._verified) >= self.CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = (identity, min(expires, moment + self.CACHE_SECONDS))
+        return identity
+
+    def _verify(self, token: str, now: datetime | None) -> tuple[Identity, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
             raise AuthError(str(exc)) from exc
         key, alg = self.key_for(token, header)
         try:
-            claims = jwt.decode(token, key, algorithms=[alg], leeway=LEEWAY,
-                                options={"require": ["exp", "iat", "sub"], "verify_sub": False})
+            claims = jwt.decode(token, key, algorithms=[alg], options={
+                "require": ["exp", "iat", "sub"], "verify_sub": False, "verify_exp": False, "verify_iat": False})
         except jwt.PyJWTError as exc:
             raise AuthError(str(exc)) from exc
-        return identity_from_claims(claims, now or datetime.now(UTC))
+        return identity_from_claims(claims, now or datetime.now(UTC)), float(claims["exp"])
 
 
 def identity_from_claims(claims: dict, now: datetime) -> Identity:
@@ -152,6 +171,10 @@ def identity_from_claims(claims: dict, now: datetime) -> Identity:
     for name, value in (("iat", issued), ("exp", expires)):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise AuthError(f"the {name} claim must be a number (seconds since 1970)")
+    if expires <= (now - LEEWAY).timestamp():
+        raise AuthError("the token has expired")
+    if issued > (now + LEEWAY).timestamp():
+        raise AuthError("the iat claim lies in the future")
     if expires - issued > MAX_LIFETIME.total_seconds():
         raise AuthError(f"the token lives longer than {MAX_LIFETIME.days} days")
     if expires > (now + MAX_LIFETIME + LEEWAY).timestamp():

@@ -28,6 +28,7 @@ class PhotoIn(Schema):
 class PhotoOut(Schema):
     id = fields.String()
     report_id = fields.String()
+    uploader = fields.String(metadata={"description": "who took it: the reporter, or the verifier on site"})
     content_type = fields.String()
     width = fields.Integer()
     height = fields.Integer()
@@ -39,7 +40,8 @@ class PhotoOut(Schema):
 
 def photo_view(row: dict) -> dict:
     url = f"{blp.url_prefix}/reports/{row['report_id']}/photos/{row['id']}"
-    return {"id": row["id"], "report_id": row["report_id"], "content_type": row["content_type"],
+    return {"id": row["id"], "report_id": row["report_id"], "uploader": row["uploader"],
+            "content_type": row["content_type"],
             "width": row["width"], "height": row["height"], "bytes": row["bytes"],
             "created_at": isoformat(row["created_at"]), "url": url, "thumbnail_url": f"{url}/thumbnail"}
 
@@ -53,7 +55,8 @@ class Photos(MethodView):
     @blp.alt_response(415, description="not a JPEG or PNG by its content")
     @blp.alt_response(422, description="too many pixels, a damaged image, or too many photos")
     def post(self, body, report_id):
-        """Add a photo to a report the caller may see (multipart ``file``).
+        """Add a photo to a report the caller may see (multipart ``file``): the reporter's, or the grid
+        worker's on-site evidence with a verification (the case id is the report id).
 
         ``curl -F file=@lamp.jpg …/intake/v1/reports/6f1c…/photos`` → ``201 {"id", "width", "height",
         "url", "thumbnail_url", …}``. The stored image has its EXIF orientation applied and no metadata

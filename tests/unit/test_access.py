@@ -142,3 +142,12 @@ def test_every_action_names_known_roles():
     from shared.vocabulary import Role
 
     assert all(roles is None or roles <= set(Role) for roles in ACTIONS.values())
+
+
+def test_a_cached_token_still_expires_on_time():
+    verifier = TokenVerifier(SECRET)
+    token = hs256(iat=NOW, exp=NOW + timedelta(seconds=30))
+    assert verifier.read(token, now=NOW).user == "wang"
+    assert verifier.read(token, now=NOW + timedelta(seconds=10)).user == "wang"
+    with pytest.raises(AuthError, match="expired"):
+        verifier.read(token, now=NOW + timedelta(seconds=200))
