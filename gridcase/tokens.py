@@ -12,6 +12,34 @@ def sample_point(system, grid_id: str) -> tuple[float, float]:
     return round(point.x, 6), round(point.y, 6)
 
 
+def check_area(settings, role: str, area: str | None) -> None:
+    """ValueError unless ``area`` fits ``role``: an area-scoped role's area must exist at its level in
+    dispatch's active area version (read from dispatch's database); a city-wide role takes no area."""
+    level = ROLE_SCOPE.get(Role(role))
+    if level is None:
+        if area:
+            raise ValueError(f"role {role} sees the whole city and takes no --area")
+        return
+    if not area:
+        raise ValueError(f"role {role} needs --area (the id of its {level.area})")
+    import sqlalchemy as sa
+
+    from services.dispatch.store import active_area_level
+    from shared.db import make_engine
+
+    engine = make_engine(settings.database_url("dispatch"))
+    try:
+        found = active_area_level(engine, area)
+    except sa.exc.DBAPIError as exc:
+        raise ValueError(f"dispatch has no areas to check {area!r} against (import a city first): "
+                         f"{str(exc).splitlines()[0]}") from exc
+    finally:
+        engine.dispose()
+    if found != level.area:
+        raise ValueError(f"{area!r} is not a {level.area} of the active area version"
+                         + (f" (it is a {found})" if found else ""))
+
+
 def development_tokens(system, settings) -> list[tuple[str, str | None, str]]:
     active = system.services["dispatch"].areas.current()
     out = []

@@ -1,8 +1,26 @@
-"""Bearer tokens: signed JWTs carrying a role, an area and a user name. Deny by default."""
+"""Bearer tokens: signed JWTs carrying a role, an area and a subject (one per person). Deny by default.
+
+Two kinds of signer are accepted (``TokenVerifier``):
+
+- **HS256** with the shared secret ``GRIDCASE_SECRET`` (at least ``MIN_SECRET_BYTES`` bytes): the
+  development tokens of ``gridcase token`` and ``gridcase up``;
+- **RS256 / ES256** with the public keys of a real identity provider, from a JWKS
+  (``GRIDCASE_JWKS_URL``: an ``https://`` URL, read with PyJWT's ``PyJWKClient`` and cached, or a
+  file path / ``file://`` URL read once). The token's ``kid`` picks the key; the key's type fixes
+  the algorithm, so an HS256 token can never be checked against a public key (algorithm confusion).
+
+Every claim is checked for presence and type before anything else runs (``read_token``): ``sub``
+(a non-empty storable string of at most 128 characters: the person), ``role`` (one of ``Role``),
+``area`` (a storable string of at most 64 characters; required for the area-scoped roles
+``grid_worker``, ``station`` and ``subcenter``), ``exp`` and ``iat`` (numbers; a lifetime
+``exp - iat`` of at most ``MAX_LIFETIME``, and ``exp`` no further than that from now). A failed
+check is an ``AuthError`` (401).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import jwt
 
@@ -11,6 +29,14 @@ from shared.vocabulary import ROLE_SCOPE, Role, in_scope
 
 ROLES = tuple(role.value for role in Role)
 ALGORITHM = "HS256"
+#: Algorithms accepted from an identity provider's JWKS (by key type: RSA → RS256, EC P-256 → ES256).
+PROVIDER_ALGORITHMS = ("RS256", "ES256")
+#: RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits).
+MIN_SECRET_BYTES = 32
+#: The longest a token may live (issued or read): a lost phone's token stops working within a month.
+MAX_LIFETIME = timedelta(days=30)
+#: Clock skew tolerated between the issuer and this process (on ``iat`` and ``exp``).
+LEEWAY = timedelta(seconds=60)
 
 
 class AuthError(Exception):
@@ -28,31 +54,137 @@ class Identity:
         return in_scope(self.role, self.area, owners)
 
 
+def check_secret(secret: str) -> None:
+    """ValueError unless ``secret`` is at least ``MIN_SECRET_BYTES`` bytes of UTF-8 (RFC 7518 §3.2)."""
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise ValueError(f"GRIDCASE_SECRET must be at least {MIN_SECRET_BYTES} bytes "
+                         f"(it is {len(secret.encode())}); e.g. openssl rand -hex 32")
+
+
 def issue_token(secret: str, role: str, *, area: str | None = None, user: str | None = None,
-                ttl: timedelta = timedelta(days=30), now: datetime | None = None) -> str:
+                ttl: timedelta = MAX_LIFETIME, now: datetime | None = None) -> str:
+    """A development token (HS256 with ``secret``) for ``role`` in ``area``, subject ``user``.
+
+    ValueError for an unknown role, a scoped role without an area, a grid worker without a user (a
+    grid worker is a person: their reports, Idempotency-Keys and verifications are theirs alone), a
+    lifetime over ``MAX_LIFETIME`` or not positive, or a short secret. A staff role without a user
+    gets the subject ``<role>@<area>`` (the desk of that area), or the role's name city-wide."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
     if role in ROLE_SCOPE and not area:
         raise ValueError(f"role {role} needs --area (the id of its {ROLE_SCOPE[Role(role)].area})")
+    if role == Role.GRID_WORKER and not user:
+        raise ValueError("a grid worker's token needs --user (the person's own id, e.g. a staff number)")
+    if not timedelta(0) < ttl <= MAX_LIFETIME:
+        raise ValueError(f"a token lives at most {MAX_LIFETIME.days} days")
+    check_secret(secret)
     now = now or datetime.now(UTC)
-    claims = {"sub": user or role, "role": role, "iat": now, "exp": now + ttl}
+    subject = user or (f"{role}@{area}" if area else role)
+    claims = {"sub": subject, "role": role, "iat": now, "exp": now + ttl}
     if area:
         claims["area"] = area
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def read_token(secret: str, token: str) -> Identity:
-    try:
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
-    except jwt.PyJWTError as exc:
-        raise AuthError(str(exc)) from exc
-    if claims.get("role") not in ROLES:
-        raise AuthError("token has no valid role")
-    user, area = claims["sub"], claims.get("area")
+class TokenVerifier:
+    """Checks bearer tokens: HS256 against ``secret``, RS256/ES256 against the JWKS at ``jwks``
+    (a URL or a file path; None: no identity provider, such tokens are refused)."""
+
+    #: verified tokens kept, and for how long at most (a phone sends the same token with every request)
+    CACHE_SIZE = 4096
+    CACHE_SECONDS = 300
+
+    def __init__(self, secret: str, jwks: str | None = None):
+        check_secret(secret)
+        self.secret = secret
+        self._verified: dict[str, tuple[Identity, float]] = {}
+        self._client = self._keys = None
+        if jwks and jwks.startswith(("https://", "http://")):
+            self._client = jwt.PyJWKClient(jwks, cache_keys=True, lifespan=300, timeout=5)
+        elif jwks:
+            path = Path(jwks.removeprefix("file://"))
+            self._keys = {key.key_id: key for key in jwt.PyJWKSet.from_json(path.read_text()).keys}
+
+    def key_for(self, token: str, header: dict):
+        """(key, algorithm) for ``token``; AuthError for an algorithm or key id not configured."""
+        alg = header.get("alg")
+        if alg == ALGORITHM:
+            return self.secret, ALGORITHM
+        if alg not in PROVIDER_ALGORITHMS:
+            raise AuthError(f"the algorithm {alg!r} is not accepted")
+        try:
+            if self._client is not None:
+                key = self._client.get_signing_key_from_jwt(token)
+            elif self._keys is not None:
+                key = self._keys.get(header.get("kid"))
+            else:
+                raise AuthError("no identity provider is configured (GRIDCASE_JWKS_URL)")
+        except jwt.PyJWKClientError as exc:
+            raise AuthError(f"no key for this token: {exc}") from exc
+        if key is None:
+            raise AuthError("no key with this token's kid")
+        if key.algorithm_name not in PROVIDER_ALGORITHMS or key.algorithm_name != alg:
+            raise AuthError(f"the key {header.get('kid')!r} does not sign with {alg}")
+        return key.key, alg
+
+    def read(self, token: str, now: datetime | None = None) -> Identity:
+        """The identity a token proves; AuthError for anything wrong with it (see the module docstring).
+
+        A token verified in the last ``CACHE_SECONDS`` is not verified again until it expires (the
+        signature and claims of one token string cannot change; its expiry is checked every time)."""
+        moment = (now or datetime.now(UTC)).timestamp()
+        cached = self._verified.get(token)
+        if cached is not None and moment < cached[1]:
+            return cached[0]
+        identity, expires = self._verify(token, now)
+        if len(self._verified) >= self.CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = (identity, min(expires, moment + self.CACHE_SECONDS))
+        return identity
+
+    def _verify(self, token: str, now: datetime | None) -> tuple[Identity, float]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise AuthError(str(exc)) from exc
+        key, alg = self.key_for(token, header)
+        try:
+            claims = jwt.decode(token, key, algorithms=[alg], options={
+                "require": ["exp", "iat", "sub"], "verify_sub": False, "verify_exp": False, "verify_iat": False})
+        except jwt.PyJWTError as exc:
+            raise AuthError(str(exc)) from exc
+        return identity_from_claims(claims, now or datetime.now(UTC)), float(claims["exp"])
+
+
+def identity_from_claims(claims: dict, now: datetime) -> Identity:
+    """The identity of verified ``claims``, each checked for presence and type; AuthError naming the claim."""
+    role = claims.get("role")
+    if not isinstance(role, str) or role not in ROLES:
+        raise AuthError(f"the role claim must be one of {', '.join(ROLES)}")
+    user, area = claims.get("sub"), claims.get("area")
     _check_claim("sub", user, LIMITS["user"])
-    if area is not None:
+    if area is not None or Role(role) in ROLE_SCOPE:
+        if area is None:
+            raise AuthError(f"a {role} token needs an area claim")
         _check_claim("area", area, LIMITS["area_id"])
-    return Identity(role=claims["role"], user=user, area=area)
+    issued, expires = claims.get("iat"), claims.get("exp")
+    for name, value in (("iat", issued), ("exp", expires)):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise AuthError(f"the {name} claim must be a number (seconds since 1970)")
+    if expires <= (now - LEEWAY).timestamp():
+        raise AuthError("the token has expired")
+    if issued > (now + LEEWAY).timestamp():
+        raise AuthError("the iat claim lies in the future")
+    if expires - issued > MAX_LIFETIME.total_seconds():
+        raise AuthError(f"the token lives longer than {MAX_LIFETIME.days} days")
+    if expires > (now + MAX_LIFETIME + LEEWAY).timestamp():
+        raise AuthError(f"the token expires more than {MAX_LIFETIME.days} days from now")
+    return Identity(role=role, user=user, area=area)
+
+
+def read_token(secret: str, token: str, *, jwks: str | None = None) -> Identity:
+    """``TokenVerifier(secret, jwks).read(token)``: for callers that check one token."""
+    return TokenVerifier(secret, jwks).read(token)
 
 
 def _check_claim(name: str, value, max_length: int) -> None:

@@ -45,6 +45,8 @@ class ServiceSpec:
     workers: Callable[[Service], dict[str, Callable[[], object]]] = lambda service: {}
     #: what ``/readyz`` reports beyond the checks, and refreshes before ``/metrics`` (escalation's timers)
     details: Callable[[Service], dict] | None = None
+    #: what the service adds to its built Flask app (intake's per-person rate limits)
+    on_app: Callable[[Service], None] | None = None
 
 
 @dataclass
@@ -98,10 +100,12 @@ def build(spec: ServiceSpec, settings: Settings, clock: Clock | None = None, *, 
     service = Service(spec, settings, engine, clock, dependencies)
     if web:
         service.app = create_app(spec.name, title=spec.title, blueprint=spec.blueprint, service_object=service,
-                                 secret=settings.secret,
+                                 secret=settings.secret, jwks=settings.jwks_url,
                                  details=(lambda: spec.details(service)) if spec.details else None,
                                  readiness={"database": check_database(engine),
                                             "broker": check_broker(settings.broker_url)})
+        if spec.on_app:
+            spec.on_app(service)
     # The in-memory bus forgets everything on a crash: the embedded relay replays the last hour.
     window = timedelta(hours=1) if settings.embedded else None
     idle_poll = 2.0 if settings.embedded else 0.25

@@ -11,6 +11,8 @@ import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from shared.auth import check_secret
+
 SERVICES = ("intake", "dispatch", "escalation")
 MEMORY_BROKER = "memory://localhost/"
 
@@ -34,6 +36,13 @@ class Settings:
     gunicorn_config: str | None = None  # a gunicorn config file for `gridcase serve`
     metrics_dir: str | None = None  # prometheus_client's multiprocess directory under gunicorn
     crash_at: str = ""  # a named crash point, for fault tests only (shared/faults.py)
+    jwks_url: str | None = None  # an identity provider's JWKS (URL or file) for RS256/ES256 tokens
+    report_rate_limit: str = "60/minute;1000/day"  # reports one person may file (flask-limiter notation)
+    rate_limit_storage: str = "memory://"  # flask-limiter storage; shared (redis://…) across gunicorn workers
+    location_accuracy_limit_m: float = 200.0  # a fix less accurate than this is not trusted for routing
+    photo_dir: Path | None = None  # where photos are stored (default: <data dir>/photos)
+    duplicate_radius_m: float = 0.0  # a report this close to an open case of its category is a duplicate (0: off)
+    duplicate_window_hours: float = 72.0  # ... if that case was reported within this time
 
     @property
     def embedded(self) -> bool:
@@ -70,12 +79,20 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
         gunicorn_config=env.get("GRIDCASE_GUNICORN_CONFIG") or None,
         metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         crash_at=env.get("GRIDCASE_CRASH_AT", ""),
+        jwks_url=env.get("GRIDCASE_JWKS_URL") or None,
+        report_rate_limit=env.get("GRIDCASE_REPORT_RATE_LIMIT") or Settings.report_rate_limit,
+        rate_limit_storage=env.get("GRIDCASE_RATE_LIMIT_STORAGE") or Settings.rate_limit_storage,
+        location_accuracy_limit_m=float(env.get("GRIDCASE_LOCATION_ACCURACY_LIMIT_M") or 200),
+        photo_dir=Path(env["GRIDCASE_PHOTO_DIR"]) if env.get("GRIDCASE_PHOTO_DIR") else None,
+        duplicate_radius_m=float(env.get("GRIDCASE_DUPLICATE_RADIUS_M") or 0),
+        duplicate_window_hours=float(env.get("GRIDCASE_DUPLICATE_WINDOW_HOURS") or 72),
     )
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     if settings.time_scale <= 0:
         raise ValueError("GRIDCASE_TIME_SCALE must be positive")
     if not settings.secret:
         settings = replace(settings, secret=_development_secret(settings.data_dir))
+    check_secret(settings.secret)
     return settings
 
 

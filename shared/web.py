@@ -33,6 +33,7 @@ from pathlib import Path
 
 import flask_smorest
 import sqlalchemy as sa
+import structlog
 from flask import Flask, Response, current_app, g, jsonify, request
 from flask_smorest import Api, abort
 from flask_smorest.utils import prepare_response
@@ -45,10 +46,12 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from shared import logs
-from shared.auth import AuthError, Identity, read_token
+from shared.access import ACTIONS, Decision, Resource, decide
+from shared.auth import AuthError, Identity, TokenVerifier
 from shared.fields import LIMITS, storable_problem
 
 log = logging.getLogger("gridcase.http")
+access_log = structlog.get_logger("gridcase.access")
 PROBLEM = "application/problem+json"
 STATIC = Path(__file__).with_name("static")
 BODY_TYPES = {"application/json", "multipart/form-data", "application/x-www-form-urlencoded"}
@@ -261,8 +264,8 @@ class ProblemApi(Api):
 
 
 def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Callable[[], None]],
-               details: Callable[[], dict] | None = None, secret: str, max_body: int = 256 * MIB,
-               service_object=None) -> Flask:
+               details: Callable[[], dict] | None = None, secret: str, jwks: str | None = None,
+               max_body: int = 256 * MIB, service_object=None) -> Flask:
     """One service's Flask app with the edge rules of this module, its blueprint registered, its
     health, readiness (``details``: what it reports beyond its checks) and metrics routes.
 
@@ -274,7 +277,7 @@ def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Call
         OPENAPI_URL_PREFIX=f"/{service}", OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs", OPENAPI_SWAGGER_UI_URL=f"/{service}/static/swagger-ui/",
         MAX_CONTENT_LENGTH=min(max_body, DEFAULT_BODY_LIMIT), JSON_SORT_KEYS=False,
-        GRIDCASE_SECRET=secret, GRIDCASE_SERVICE=service,
+        GRIDCASE_TOKENS=TokenVerifier(secret, jwks), GRIDCASE_SERVICE=service,
     )
     app.json.ensure_ascii = False
     api = ProblemApi(app, spec_kwargs={"security": [{"bearer": []}], "components": {"securitySchemes": {
@@ -300,10 +303,12 @@ def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Call
         request.max_content_length = limit  # a chunked body is cut at the limit while it is read: 413
         if request.content_length is not None and request.content_length > limit:
             return too_large(limit)
+        view = _api_view(app, request.endpoint, request.method)
+        if view is not None and getattr(view, "_access", None):
+            authorize(view._access)  # authentication and the role rule before the query or body is read
         if request.method in ("POST", "PUT", "PATCH") and _has_body() and request.mimetype not in BODY_TYPES:
             return problem(415, "Unsupported Media Type",
                            f"send application/json, not {request.mimetype or 'no content type'}")
-        view = _api_view(app, request.endpoint, request.method)
         if view is None:
             return None
         for name, value in (request.view_args or {}).items():
@@ -515,34 +520,77 @@ def metrics_response(multiprocess_dir: str | None = None) -> Response:
 
 
 def identity() -> Identity:
-    """The caller, from the bearer token; 401 without a valid one."""
+    """The caller, from the bearer token (``shared.auth.TokenVerifier``); 401 without a valid one."""
     if "identity" in g:
         return g.identity
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        abort(401, message="a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+    if scheme.lower() != "bearer" or not token.strip():
+        _refuse_token("a bearer token is required")
     try:
-        g.identity = read_token(current_app.config["GRIDCASE_SECRET"], token.strip())
+        g.identity = current_app.config["GRIDCASE_TOKENS"].read(token.strip())
     except AuthError as exc:
-        abort(401, message=f"invalid token: {exc}", headers={"WWW-Authenticate": "Bearer"})
+        _refuse_token(f"invalid token: {exc}")
     return g.identity
 
 
-def roles(*allowed: str):
-    """Decorator: 401/403 before anything else of the request (its body included) is looked at.
+def _refuse_token(detail: str):
+    access_log.warning("access denied", reason="unauthenticated", detail=printable(detail, 300),
+                       method=request.method, path=printable(request.path))
+    abort(401, message=detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def access(action: str):
+    """Decorator naming the ``shared.access`` action a view performs. The role check (401 without a
+    valid token, 403 for a role that may never take the action) runs in ``create_app``'s
+    ``before_request``, before the query string or body is looked at, and again when the view runs.
     Put it above ``@blp.arguments``."""
+    ACTIONS[action]  # KeyError now, at import, for a misspelt action
+
     def decorate(view):
         @functools.wraps(view)
         def guarded(*args, **kwargs):
-            require_role(*allowed)
+            authorize(action)
+            return view(*args, **kwargs)
+        guarded._access = action
+        return guarded
+    return decorate
+
+
+def authorize(action: str, resource: Resource | None = None) -> Identity | None:
+    """``shared.access.decide`` for the caller of this request: the identity (None for a public
+    action), or abort — 401 (no or bad token), 403 (forbidden), 404 (outside the caller's area, as a
+    missing resource). Every denial is logged with who, what and why."""
+    if ACTIONS[action] is None:
+        return None
+    caller = identity()
+    decision = decide(caller, action, resource)
+    if decision is not Decision.ALLOW:
+        deny(caller, action, decision)
+    return caller
+
+
+def roles(*allowed: str):
+    """Deprecated: name the action with ``access`` (the one policy, ``shared.access``) instead. Kept so
+    that code written before it still runs; ``tests/integration/test_access_everywhere.py`` flags it."""
+    def decorate(view):
+        @functools.wraps(view)
+        def guarded(*args, **kwargs):
+            caller = identity()
+            if caller.role not in allowed:
+                deny(caller, view.__name__, Decision.FORBIDDEN)
             return view(*args, **kwargs)
         return guarded
     return decorate
 
 
-def require_role(*roles: str) -> Identity:
-    caller = identity()
-    if caller.role not in roles:
-        abort(403, message=f"role {caller.role} may not do this")
-    return caller
+def deny(caller: Identity | None, action: str, decision: Decision = Decision.NOT_FOUND,
+         message: str | None = None):
+    """Log the denial and abort with 403 (``FORBIDDEN``) or 404 (``NOT_FOUND``: the resource is
+    missing or outside the caller's area; the answer does not say which)."""
+    access_log.warning("access denied", reason=str(decision), action=action, method=request.method,
+                       path=printable(request.path), user=caller.user if caller else None,
+                       role=caller.role if caller else None, area=caller.area if caller else None)
+    if decision is Decision.FORBIDDEN:
+        abort(403, message=message or f"role {caller.role if caller else 'anonymous'} may not do this ({action})")
+    abort(404, message=message or "no such resource")

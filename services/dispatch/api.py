@@ -10,15 +10,14 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from services.dispatch import handlers
 from services.dispatch.areaindex import NoActiveAreas
-from services.dispatch.domain.gcj02 import gcj02_to_wgs84
 from services.dispatch.domain.locate import OutsideCity
 from shared.clock import isoformat
 from shared.fields import LIMITS, JsonBoolean, QueryFloat, QueryInteger, Text
+from shared.gcj02 import gcj02_to_wgs84
 from shared.vocabulary import AREA_LEVELS
-from shared.web import Blueprint, current_service, identity, problem, roles
+from shared.web import Blueprint, access, current_service, deny, identity, problem
 
 blp = Blueprint("dispatch", __name__, url_prefix="/dispatch/v1", description="Areas and geographic routing")
-TRANSFERRERS = ("station", "subcenter", "command", "admin")
 MAP_TOLERANCE_DEG = 0.00005  # ~5 m: enough for a city map, a fraction of the vertices
 
 
@@ -128,6 +127,7 @@ def _active():
 
 @blp.route("/locate")
 class Locate(MethodView):
+    @access("point.locate")
     @blp.arguments(LocateArgs, location="query")
     @blp.response(200, LocateOut)
     def get(self, args):
@@ -137,7 +137,6 @@ class Locate(MethodView):
         "subcenter": …, "hq": …, "triage": false, "candidates": [], "version": 1}``. A point in no
         grid goes to the lowest level holding it with ``triage: true`` and the nearest grids.
         """
-        identity()
         lon, lat = args["lon"], args["lat"]
         if args["crs"] == "gcj02":
             lon, lat = gcj02_to_wgs84(lon, lat)
@@ -155,11 +154,11 @@ class Locate(MethodView):
 
 @blp.route("/areas")
 class Areas(MethodView):
+    @access("areas.read")
     @blp.arguments(AreasArgs, location="query")
     @blp.response(200, AreasOut)
     def get(self, args):
         """Without ``level``: the versions. With ``level``: that level as a GeoJSON FeatureCollection."""
-        identity()
         if "level" not in args:
             with current_service().uow() as uow:
                 return {"versions": [{"version": v.id, "active": v.active, "source": v.source,
@@ -177,7 +176,7 @@ class Areas(MethodView):
             hierarchy, version = active.hierarchy, active.version
         return feature_collection(hierarchy.level(args["level"]), version, args["simplify"])
 
-    @roles("admin")
+    @access("areas.import")
     @blp.arguments(ImportIn)
     @blp.response(201, ImportOut)
     def post(self, body):
@@ -207,7 +206,7 @@ class TransferIn(Schema):
 
 @blp.route("/cases/<case_id>/transfer")
 class Transfer(MethodView):
-    @roles(*TRANSFERRERS)
+    @access("case.transfer")
     @blp.arguments(TransferIn)
     @blp.response(200, TransferOut)
     def post(self, body, case_id):
@@ -221,7 +220,7 @@ class Transfer(MethodView):
             moved = current_service().run(handlers.transfer_case, handlers.TransferCase(
                 case_id, body["to"], reason=body["reason"], actor=caller.user, identity=caller))
         except LookupError:
-            abort(404, message="no such case")
+            deny(caller, "case.transfer", message="no such case")
         except handlers.TransferError as exc:
             abort(422, errors={"to": [str(exc)]})
         refs = {name: ({"id": ref.id, "name": ref.name} if (ref := getattr(moved.owners, name)) else None)

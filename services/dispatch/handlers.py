@@ -22,20 +22,32 @@ def owners(location: Location) -> events.Owners:
 
 def dispatch_cases(messages: list[events.CaseReported], uow: UnitOfWork, *, areas: AreaIndex, policy: Policy,
                    clock: Clock) -> None:
-    """``case.reported`` → find the owners → record them → ``case.dispatched``, for a batch at once."""
+    """``case.reported`` → find the owners → record them → ``case.dispatched``, for a batch at once.
+
+    A report flagged ``location_unverified`` (a grid worker's phone had no usable position) is routed
+    to its ``reporter_grid`` instead of its point, and its dispatch record keeps a point inside that
+    grid, so a later area version re-routes it from there; a grid no longer in the active version
+    falls back to the point (or to headquarters' triage without one)."""
     with uow:
         active = areas.version(uow.store)
-        located = active.locator.locate_many([m.location.lon for m in messages], [m.location.lat for m in messages])
+        points = [m.location or events.Location(0.0, 0.0) for m in messages]
+        located = active.locator.locate_many([p.lon for p in points], [p.lat for p in points])
         now = clock.now()
         records = []
-        for message, location in zip(messages, located, strict=True):
+        for message, point, location in zip(messages, points, located, strict=True):
+            if message.location is None:
+                location = None
+            if message.location_unverified and (grid := active.hierarchy.get(message.reporter_grid or "")):
+                location = active.locator.unit(grid.id)
+                inside = grid.geometry.representative_point()
+                point = events.Location(inside.x, inside.y)
             category = policy.categories.get(message.category)
             location, level = route(location or _outside_city(active.hierarchy), active.locator,
                                     category_start=category.start_level if category else "grid",
                                     unit=category.unit if category else None)
             found = owners(location)
             records.append({"case_id": message.case_id, "number": message.number, "category": message.category,
-                            "lon": message.location.lon, "lat": message.location.lat, "version": active.version,
+                            "lon": point.lon, "lat": point.lat, "version": active.version,
                             "start_level": level, "triage": location.triage,
                             "candidates": [vars(c) for c in location.candidates], "dispatched_at": now,
                             **{f"{k}_id": v for k, v in found.ids().items()}})
@@ -44,8 +56,8 @@ def dispatch_cases(messages: list[events.CaseReported], uow: UnitOfWork, *, area
                 severity=message.severity, reported_at=message.reported_at, areas_version=active.version,
                 start_level=Level.of(level), owners=found, triage=location.triage,
                 candidates=tuple(events.Candidate(c.id, c.distance_m) for c in location.candidates),
-                description=message.description, location=message.location, reporter=message.reporter),
-                cause=message)
+                description=message.description, location=message.location, reporter=message.reporter,
+                location_unverified=message.location_unverified), cause=message)
         uow.store.add(records)
         uow.commit()
 

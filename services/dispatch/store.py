@@ -61,6 +61,15 @@ def scoped(query: sa.Select, identity: Identity) -> sa.Select:
     return query.where(column == identity.area) if identity.area else query.where(sa.false())
 
 
+def active_area_level(engine: sa.Engine, area_id: str) -> str | None:
+    """The level (``grid``, ``station``, ``subcenter``, ``hq``) of ``area_id`` in the active version, or
+    None when the active version has no such area (or there is none): for ``gridcase token``, which must
+    stay quick (no service is built for it)."""
+    with engine.connect() as db:
+        return db.execute(sa.select(areas.c.level).join(area_versions, area_versions.c.id == areas.c.version)
+                          .where(area_versions.c.active, areas.c.id == area_id)).scalar()
+
+
 class DispatchStore(Store):
     # -- area versions --------------------------------------------------------------------------
 

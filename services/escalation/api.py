@@ -15,11 +15,11 @@ from services.escalation.domain.deadlines import UNIT_SECONDS
 from services.escalation.domain.errors import Refused
 from services.escalation.domain.timeline import StepType
 from services.escalation.store import StaleCase
-from shared.auth import ROLES
+from shared.access import Decision
 from shared.clock import isoformat
 from shared.fields import LIMITS, JsonFloat, JsonInteger, QueryInteger, Text
 from shared.vocabulary import Status
-from shared.web import Blueprint, current_service, identity, roles
+from shared.web import Blueprint, access, current_service, deny, identity
 
 blp = Blueprint("escalation", __name__, url_prefix="/escalation/v1", description="The four-level closed loop")
 #: Actions staff take here; ``verify`` comes from the grid worker through intake (with photos).
@@ -164,7 +164,7 @@ def _triage_reason(case) -> str | None:
 
 @blp.route("/cases")
 class Cases(MethodView):
-    @roles(*ROLES)
+    @access("case.list")
     @blp.arguments(CaseListArgs, location="query")
     @blp.response(200, CaseListOut)
     def get(self, args):
@@ -188,7 +188,7 @@ class Cases(MethodView):
 
 @blp.route("/cases/<case_id>")
 class CaseDetail(MethodView):
-    @roles(*ROLES)
+    @access("case.read")
     @blp.response(200, CaseOut)
     def get(self, case_id):
         """One case with its report, owner, deadline, timeline and the actions the caller may take; its
@@ -204,7 +204,7 @@ class CaseDetail(MethodView):
         with service.uow() as uow:
             case = uow.store.get(case_id, caller)
             if case is None:
-                abort(404, message="no such case")
+                deny(caller, "case.read", message="no such case")
             view = _detail(uow, case, caller, service.clock.now())
             tag = handlers.etag(uow.store.revision(case.id))
         return view, 200, {"ETag": tag}
@@ -212,7 +212,7 @@ class CaseDetail(MethodView):
 
 @blp.route("/cases/<case_id>/actions")
 class CaseActions(MethodView):
-    @roles(*ROLES)
+    @access("case.act")
     @blp.arguments(ActionIn)
     @blp.response(200, CaseOut)
     @blp.alt_response(403, description="the caller's role or level may not take this action")
@@ -239,10 +239,12 @@ class CaseActions(MethodView):
             case, revision = service.run(handlers.take_action, handlers.TakeAction(
                 case_id, body["action"], arguments, caller, if_match.strip()))
         except LookupError:
-            abort(404, message="no such case")
+            deny(caller, "case.act", message="no such case")
         except (handlers.StaleETag, StaleCase):
             abort(412, message="the case changed since you read it: reload it and decide again")
         except Refused as refusal:
+            if refusal.status == 403:
+                deny(caller, "case.act", Decision.FORBIDDEN, message=str(refusal))
             if refusal.field:
                 abort(refusal.status, message=str(refusal), errors={refusal.field: [str(refusal)]})
             abort(refusal.status, message=str(refusal))

@@ -40,7 +40,8 @@ def open_cases(messages: list[events.CaseDispatched], uow: UnitOfWork, *, policy
             category = policy.categories.get(m.category) or policy.categories["other"]
             case, outcome = open_case(id=m.case_id, number=m.number, category=m.category, severity=m.severity,
                                       areas=_areas(m.owners), start_level=m.start_level,
-                                      policy=TimePolicy.from_hours(category.hours), now=now, triage=m.triage)
+                                      policy=TimePolicy.from_hours(category.hours), now=now, triage=m.triage,
+                                      location_unverified=m.location_unverified)
             location = m.location or events.Location(None, None)
             new.append((case, outcome, Report(m.description, location.lon, location.lat, m.reporter, m.reported_at),
                         [{"id": c.id, "distance_m": c.distance_m} for c in m.candidates]))

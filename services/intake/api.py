@@ -1,7 +1,9 @@
 """Intake's HTTP interface: grid workers' reports."""
 from __future__ import annotations
 
+import functools
 import re
+from datetime import UTC
 
 from flask import request
 from flask.views import MethodView
@@ -11,18 +13,20 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from services.intake import handlers
 from services.intake.domain.reports import (
     IdempotencyConflict,
+    LocationRequired,
     NewReport,
     NotAwaitingVerification,
     NotItsGridWorker,
     UnknownCategory,
 )
-from shared.auth import ROLES
+from services.intake.limits import check_reports, count_report
+from shared.access import Decision, Resource
 from shared.clock import isoformat
-from shared.fields import LIMITS, JsonBoolean, JsonFloat, Text
-from shared.web import Blueprint, current_service, identity, roles
+from shared.fields import LIMITS, JsonBoolean, JsonFloat, QueryInteger, Text
+from shared.gcj02 import gcj02_to_wgs84
+from shared.web import Blueprint, access, authorize, current_service, deny, identity
 
 blp = Blueprint("intake", __name__, url_prefix="/intake/v1", description="Grid workers' reports")
-REPORTERS = ("grid_worker", "station", "subcenter", "command", "admin")
 KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
 
 
@@ -32,6 +36,11 @@ class LocationIn(Schema):
 
     lon = JsonFloat(required=True, allow_nan=False, validate=validate.Range(-180, 180))
     lat = JsonFloat(required=True, allow_nan=False, validate=validate.Range(-90, 90))
+    accuracy = JsonFloat(allow_nan=False, validate=validate.Range(0, 10_000_000), metadata={
+        "description": "the phone's accuracy radius in metres; worse than the configured limit (200 m by "
+                       "default) is no usable fix"})
+    crs = fields.String(load_default="wgs84", validate=validate.OneOf(["wgs84", "gcj02"]), metadata={
+        "description": "gcj02: offset coordinates from a Chinese map SDK (Amap, Tencent), converted to WGS84"})
 
 
 class ReportIn(Schema):
@@ -40,7 +49,11 @@ class ReportIn(Schema):
 
     category = Text(LIMITS["category"], min_length=1, required=True, metadata={"example": "street_light"})
     description = Text(LIMITS["description"], min_length=1, multiline=True, required=True)
-    location = fields.Nested(LocationIn, required=True)
+    location = fields.Nested(LocationIn, metadata={
+        "description": "required, except from a grid worker without a GPS fix (the case then goes to their grid)"})
+    client_time = fields.AwareDateTime(metadata={
+        "description": "the phone's clock when the report was written (ISO 8601 with an offset); kept apart "
+                       "from the server's reported_at"})
 
 
 class ReportOut(Schema):
@@ -50,12 +63,34 @@ class ReportOut(Schema):
     category = fields.String()
     severity = fields.String()
     description = fields.String()
-    location = fields.Dict()
+    location = fields.Dict(allow_none=True, metadata={"description": "WGS84 lon, lat and accuracy (m); null: none"})
+    location_unverified = fields.Boolean(metadata={
+        "description": "no usable position: routed to the reporting grid worker's own grid"})
+    client_time = fields.String(allow_none=True)
     reporter = fields.String()
     reported_at = fields.String()
     updated_at = fields.String()
     level = fields.Integer(allow_none=True)
     owner_area_id = fields.String(allow_none=True)
+    duplicate_of = fields.Dict(allow_none=True, metadata={
+        "description": "the open case this report repeats (id, number, status, level): no case of its own was opened"})
+
+
+class ReportListArgs(Schema):
+    class Meta:
+        unknown = RAISE
+
+    mine = fields.Boolean(required=True, validate=validate.Equal(True), metadata={
+        "description": "1: the reports the caller filed (the only listing so far)"})
+    page = QueryInteger(load_default=1, validate=validate.Range(1, 1_000_000))
+    page_size = QueryInteger(load_default=50, validate=validate.Range(1, 500))
+
+
+class ReportListOut(Schema):
+    items = fields.List(fields.Nested(ReportOut))
+    total = fields.Integer()
+    page = fields.Integer()
+    page_size = fields.Integer()
 
 
 class CategoryOut(Schema):
@@ -66,17 +101,39 @@ class CategoryOut(Schema):
     start_level = fields.String()
 
 
-def report_view(report) -> dict:
+def rate_limited(view):
+    """Refuse a reporter over their limits (``services.intake.limits``) before the body is read."""
+    @functools.wraps(view)
+    def limited(*args, **kwargs):
+        check_reports(identity())
+        return view(*args, **kwargs)
+    return limited
+
+
+def report_view(report, linked=None) -> dict:
+    """A report as its reader sees it; ``linked``: the case a duplicate repeats, as it stands now."""
+    location = None if report.lon is None else {"lon": report.lon, "lat": report.lat}
+    if location and report.accuracy_m is not None:
+        location["accuracy"] = report.accuracy_m
     return {"id": report.id, "number": report.number, "status": report.status,
             "category": report.category, "severity": report.severity, "description": report.description,
-            "location": {"lon": report.lon, "lat": report.lat}, "reporter": report.reporter,
+            "location": location, "location_unverified": report.location_unverified,
+            "client_time": isoformat(report.client_time) if report.client_time else None, "reporter": report.reporter,
             "reported_at": isoformat(report.reported_at), "updated_at": isoformat(report.updated_at),
-            "level": report.level, "owner_area_id": report.owner_area_id}
+            "level": report.level, "owner_area_id": report.owner_area_id,
+            "duplicate_of": {"id": linked.id, "number": linked.number, "status": linked.status, "level": linked.level}
+            if linked else None}
+
+
+def full_view(report) -> dict:
+    """``report_view`` with the case a duplicate repeats read now."""
+    return report_view(report, current_service().run(handlers.linked_case, report) if report.duplicate_of else None)
 
 
 @blp.route("/reports")
 class Reports(MethodView):
-    @roles(*REPORTERS)
+    @access("report.submit")
+    @rate_limited
     @blp.arguments(ReportIn)
     @blp.response(201, ReportOut)
     @blp.alt_response(422, description="invalid report, or Idempotency-Key reused with another report")
@@ -92,19 +149,49 @@ class Reports(MethodView):
         if key is not None and not KEY.match(key):
             abort(422, errors={"Idempotency-Key": ["must be 1-128 printable ASCII characters"]})
         service = current_service()
-        report = NewReport(body["category"], body["description"],
-                           body["location"]["lon"], body["location"]["lat"])
         try:
-            submitted = service.run(handlers.submit_report, report, caller.user, key)
+            submitted = service.run(handlers.submit_report, new_report(body), caller, key)
         except UnknownCategory:
             abort(422, errors={"category": [f"unknown category; one of {', '.join(service.policy.categories)}"]})
+        except LocationRequired:
+            abort(422, errors={"location": ["required: only a grid worker may file without a position"]})
         except IdempotencyConflict:
             abort(422, errors={"Idempotency-Key": ["already used for a different report"]})
-        return report_view(submitted.report)
+        if submitted.created:
+            count_report(caller)
+        return full_view(submitted.report)
+
+    @access("report.list")
+    @blp.arguments(ReportListArgs, location="query")
+    @blp.response(200, ReportListOut)
+    def get(self, args):
+        """The reports the caller filed, newest first, with their case's current status and level.
+
+        ``GET /intake/v1/reports?mine=1&page=1&page_size=20`` → ``{"items": [{"id", "number", "status",
+        "level", …}], "total": 42, "page": 1, "page_size": 20}``
+        """
+        found, total = current_service().run(handlers.my_reports, identity(), args["page"], args["page_size"])
+        return {"items": [full_view(r) for r in found], "total": total, "page": args["page"],
+                "page_size": args["page_size"]}
+
+
+def new_report(body: dict) -> NewReport:
+    """The command from a report's body: GCJ-02 positions converted to WGS84 (``shared.gcj02``), the
+    client's time in UTC."""
+    location = body.get("location")
+    lon = lat = accuracy = None
+    if location:
+        lon, lat, accuracy = location["lon"], location["lat"], location.get("accuracy")
+        if location["crs"] == "gcj02":
+            lon, lat = gcj02_to_wgs84(lon, lat)
+    client_time = body.get("client_time")
+    return NewReport(body["category"], body["description"], lon, lat, accuracy,
+                     client_time.astimezone(UTC) if client_time else None)
 
 
 @blp.route("/reports/<report_id>")
 class Report(MethodView):
+    @access("report.read")
     @blp.response(200, ReportOut)
     def get(self, report_id):
         """A report and its current status. A grid worker sees only their own reports."""
@@ -112,7 +199,29 @@ class Report(MethodView):
         with current_service().uow() as uow:
             report = uow.store.get(report_id, caller)
         if report is None:
-            abort(404, message="no such report")
+            deny(caller, "report.read", message="no such report")
+        authorize("report.read", Resource(report.owners, report.reporter))
+        return full_view(report)
+
+
+@blp.route("/reports/<report_id>/unlink")
+class Unlink(MethodView):
+    @access("duplicate.unlink")
+    @blp.response(200, ReportOut)
+    @blp.alt_response(404, description="no such report in the caller's area")
+    @blp.alt_response(409, description="the report is not linked as a duplicate")
+    def post(self, report_id):
+        """Staff: a report linked as a duplicate is a case of its own after all (it is dispatched now).
+
+        ``POST /intake/v1/reports/6f1c…/unlink`` → ``200`` with the report, ``duplicate_of: null``.
+        """
+        caller = identity()
+        try:
+            report = current_service().run(handlers.unlink_duplicate, handlers.Unlink(report_id, caller))
+        except LookupError:
+            deny(caller, "duplicate.unlink", message="no such report")
+        except handlers.NotADuplicate:
+            abort(409, message="the report is not linked as a duplicate")
         return report_view(report)
 
 
@@ -140,7 +249,7 @@ class VerificationOut(Schema):
 
 @blp.route("/cases/<case_id>/verification")
 class Verification(MethodView):
-    @roles(*ROLES)
+    @access("case.verify")
     @blp.arguments(VerificationIn)
     @blp.response(202, VerificationOut)
     @blp.alt_response(403, description="the caller sees the case but is not the grid worker of its grid")
@@ -157,9 +266,10 @@ class Verification(MethodView):
             verified = current_service().run(handlers.verify_case,
                                              handlers.Verify(case_id, body["passed"], body["note"], caller))
         except LookupError:
-            abort(404, message="no such case")
+            deny(caller, "case.verify", message="no such case")
         except NotItsGridWorker:
-            abort(403, message="only the grid worker of the case's grid verifies it on site")
+            deny(caller, "case.verify", Decision.FORBIDDEN,
+                 message="only the grid worker of the case's grid verifies it on site")
         except NotAwaitingVerification as exc:
             abort(409, message=f"the case is not awaiting verification (it is {exc})")
         return {"case_id": verified.case_id, "passed": verified.passed, "note": verified.note,
@@ -168,6 +278,7 @@ class Verification(MethodView):
 
 @blp.route("/categories")
 class Categories(MethodView):
+    @access("categories.read")
     @blp.doc(security=[])  # public: a phone shows the list before anyone signs in
     @blp.response(200, CategoryOut(many=True))
     def get(self):

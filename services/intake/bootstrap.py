@@ -1,8 +1,11 @@
 """Intake as a service: its blueprint, store, consumers and the policy it needs."""
 from __future__ import annotations
 
+from services.intake import open311, photo_api  # noqa: F401  (photo_api's routes join intake's blueprint)
 from services.intake.api import blp
 from services.intake.consumers import CONSUMERS
+from services.intake.limits import ReportLimits
+from services.intake.photos import PhotoFiles
 from services.intake.store import ReportStore
 from shared import bootstrap
 from shared.clock import Clock
@@ -11,7 +14,16 @@ from shared.policy import load_policy
 
 SPEC = bootstrap.ServiceSpec(
     name="intake", title="gridcase intake", blueprint=blp, store=ReportStore, consumers=CONSUMERS,
-    dependencies=lambda settings, engine, clock: {"policy": load_policy(settings.policy_file)})
+    dependencies=lambda settings, engine, clock: {
+        "policy": load_policy(settings.policy_file),
+        "photo_files": PhotoFiles(settings.photo_dir or settings.data_dir / "photos")},
+    on_app=lambda service: _web(service))
+
+
+def _web(service: bootstrap.Service) -> None:
+    """What intake's app has beyond its blueprint: per-person report limits and Open311."""
+    ReportLimits.install(service.app, service.settings)
+    service.app.register_blueprint(open311.blp)
 
 
 def build(settings: Settings, clock: Clock | None = None, **options) -> bootstrap.Service:

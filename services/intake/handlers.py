@@ -1,19 +1,28 @@
 """Intake's use cases: file a report, follow its case as the other services move it."""
 from __future__ import annotations
 
+import hashlib
+import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from services.intake.domain.reports import (
     IdempotencyConflict,
+    LocationRequired,
     NewReport,
     NotAwaitingVerification,
     NotItsGridWorker,
     Report,
     UnknownCategory,
+    degrees_around,
+    nearest_duplicate,
+    unusable_fix,
 )
+from services.intake.photos import PhotoFiles, clean
 from shared.auth import Identity
 from shared.clock import Clock
+from shared.config import Settings
 from shared.messages import events
 from shared.policy import Policy
 from shared.uow import UnitOfWork
@@ -26,37 +35,108 @@ class Submitted:
     created: bool
 
 
-def submit_report(report: NewReport, reporter: str, idempotency_key: str | None, uow: UnitOfWork, *,
-                  clock: Clock, policy: Policy) -> Submitted:
+def submit_report(report: NewReport, reporter: Identity, idempotency_key: str | None, uow: UnitOfWork, *,
+                  clock: Clock, policy: Policy, settings: Settings) -> Submitted:
     """Store a report and its ``case.reported`` atomically.
 
     A retry with the same key and the same report returns the stored one; the same key with a
     different report raises ``IdempotencyConflict``. The insert itself detects a used key
     (``ON CONFLICT DO NOTHING``), so two concurrent requests with one key make one report.
+
+    A grid worker's report without a usable position (``unusable_fix``: none, ``0,0``, or an accuracy
+    worse than ``settings.location_accuracy_limit_m``) is flagged ``location_unverified`` and
+    ``case.reported`` names the worker's own grid, where dispatch routes it. Anyone else must send a
+    position (``LocationRequired``); ``UnknownCategory`` for a category not in the policy.
     """
     if report.category not in policy.categories:
         raise UnknownCategory(report.category)
+    unusable = unusable_fix(report.lon, report.lat, report.accuracy_m, settings.location_accuracy_limit_m)
+    fallback_grid = reporter.area if unusable and reporter.role == Role.GRID_WORKER else None
+    if report.lon is None and fallback_grid is None:
+        raise LocationRequired(unusable)
     now = clock.now()
     with uow:
-        stored = Report(id=str(uuid.uuid4()), seq=uow.store.next_seq(), reporter=reporter,
+        linked = None
+        if fallback_grid is None and report.lon is not None and settings.duplicate_radius_m > 0:
+            dlon, dlat = degrees_around(report.lat, settings.duplicate_radius_m)
+            linked = nearest_duplicate(report.lon, report.lat, uow.store.open_near(
+                report.category, report.lon, report.lat, dlon=dlon, dlat=dlat,
+                since=now - timedelta(hours=settings.duplicate_window_hours)), settings.duplicate_radius_m)
+        stored = Report(id=str(uuid.uuid4()), seq=uow.store.next_seq(), reporter=reporter.user,
                         idempotency_key=idempotency_key, fingerprint=report.fingerprint(), category=report.category,
                         severity=policy.category(report.category).severity, description=report.description,
-                        lon=report.lon, lat=report.lat, status=Status.REPORTED, reported_at=now, updated_at=now)
+                        lon=report.lon, lat=report.lat, accuracy_m=report.accuracy_m, client_time=report.client_time,
+                        location_unverified=fallback_grid is not None, status=Status.REPORTED, reported_at=now,
+                        updated_at=now)
+        if linked is not None:  # seen by the staff who see the case it repeats; opens no case of its own
+            stored = replace(stored, duplicate_of=linked.id, status=linked.status, level=linked.level,
+                             owner_area_id=linked.owner_area_id, owners=dict(linked.owners))
         uow.store.add(stored)
-        uow.add(events.CaseReported(
-            case_id=stored.id, number=stored.number, category=stored.category, severity=stored.severity,
-            description=stored.description, location=events.Location(stored.lon, stored.lat), reporter=reporter,
-            reported_at=now))
+        if linked is None:
+            uow.add(reported_message(stored, fallback_grid))
         uow.commit()
         if uow.store.added:
             return Submitted(stored, created=True)
     if idempotency_key is None:
         raise RuntimeError(f"report {stored.id} conflicted without an idempotency key")
     with uow:  # the key was used before (or by a concurrent request, now committed)
-        existing = uow.store.by_key(reporter, idempotency_key)
+        existing = uow.store.by_key(reporter.user, idempotency_key)
     if existing.fingerprint != stored.fingerprint:
         raise IdempotencyConflict(existing.id)
     return Submitted(existing, created=False)
+
+
+def reported_message(stored: Report, reporter_grid: str | None = None) -> events.CaseReported:
+    """The ``case.reported`` of a stored report (its location, if any, is WGS84)."""
+    return events.CaseReported(
+        case_id=stored.id, number=stored.number, category=stored.category, severity=stored.severity,
+        description=stored.description, location=events.Location(stored.lon, stored.lat) if stored.lon is not None
+        else None, reporter=stored.reporter, reported_at=stored.reported_at, accuracy_m=stored.accuracy_m,
+        client_time=stored.client_time, location_unverified=stored.location_unverified, reporter_grid=reporter_grid)
+
+
+@dataclass(frozen=True)
+class Unlink:
+    """The command: staff decide a report linked as a duplicate is a case of its own."""
+    report_id: str
+    identity: Identity
+
+
+class NotADuplicate(Exception):
+    pass
+
+
+def unlink_duplicate(command: Unlink, uow: UnitOfWork, *, clock: Clock) -> Report:
+    """Unlink a duplicate: it becomes a case of its own now (``case.reported``, routed by its position).
+    ``LookupError`` if the caller does not see the report (404), ``NotADuplicate`` if it is not one (409)."""
+    with uow:
+        report = uow.store.get(command.report_id, command.identity)
+        if report is None:
+            raise LookupError(command.report_id)
+        if report.duplicate_of is None:
+            raise NotADuplicate(report.id)
+        now = clock.now()
+        uow.store.unlink(report.id, status=str(Status.REPORTED), level=None, owner_area_id=None, updated_at=now,
+                         **{f"{name}_id": None for name in SCOPED_AREA_LEVELS})
+        uow.add(reported_message(report))
+        uow.commit()
+    return replace(report, duplicate_of=None, status=Status.REPORTED, level=None, owner_area_id=None, owners={},
+                   updated_at=now)
+
+
+def linked_case(report: Report, uow: UnitOfWork) -> Report | None:
+    """The report (case) a duplicate repeats, as it stands now (its status and level), else None."""
+    if report.duplicate_of is None:
+        return None
+    with uow:
+        return uow.store.by_id(report.duplicate_of)
+
+
+def my_reports(reporter: Identity, page: int, size: int, uow: UnitOfWork) -> tuple[list[Report], int]:
+    """The reports ``reporter`` filed, newest first, with their case's current status and level:
+    (one page of ``size``, the total)."""
+    with uow:
+        return uow.store.mine(reporter, page=page, size=size)
 
 
 def follow_case(message: events.Message, uow: UnitOfWork, *, clock: Clock) -> None:
@@ -69,8 +149,9 @@ def follow_case(message: events.Message, uow: UnitOfWork, *, clock: Clock) -> No
             values.update(_scope(owners))  # re-routed by a new area version: the level stays
         case events.CaseTransferred(level=level, owners=owners):
             values.update(level=level, owner_area_id=owners.at(level).id, **_scope(owners))
-        case events.CaseChanged(status=status, level=level, owner=owner):
-            values.update(status=status, level=level, owner_area_id=owner.area_id)
+        case events.CaseChanged(status=status, level=level, owner=owner, deadline=deadline):
+            values.update(status=status, level=level, owner_area_id=owner.area_id, owner_area_name=owner.area_name,
+                          deadline_at=deadline)
     with uow:
         uow.store.follow(message.case_id, **values)
         uow.commit()
@@ -112,3 +193,93 @@ def verify_case(command: Verify, uow: UnitOfWork, *, clock: Clock) -> events.Cas
         uow.add(verified)
         uow.commit()
     return verified
+
+
+MAX_PHOTOS = 10  # per report: a phone's burst of shots, not an album
+
+
+class TooManyPhotos(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class AddPhoto:
+    """The command: a photo (an uploaded file's bytes) for a report."""
+    report_id: str
+    data: bytes
+    identity: Identity
+
+
+def add_photo(command: AddPhoto, uow: UnitOfWork, *, clock: Clock, photo_files: PhotoFiles) -> dict:
+    """Check, clean and store a photo of a report the caller may see (``services.intake.photos``).
+
+    → the stored photo's row as a dict. ``LookupError`` if the report is unknown or outside the caller's
+    area (404, checked before the image is decoded); ``TooManyPhotos`` past ``MAX_PHOTOS`` (422);
+    ``NotAnImage`` (415), ``TooLarge`` (413), ``BadImage`` (422) from ``photos.clean``."""
+    with uow:
+        report = uow.store.get(command.report_id, command.identity)
+        if report is None:
+            raise LookupError(command.report_id)
+        if len(uow.store.photos(report.id)) >= MAX_PHOTOS:
+            raise TooManyPhotos(report.id)
+    photo = clean(command.data)
+    name = photo_files.save(photo)
+    row = {"id": str(uuid.uuid4()), "report_id": report.id, "uploader": command.identity.user, "stored_name": name,
+           "content_type": photo.content_type, "width": photo.width, "height": photo.height,
+           "bytes": len(photo.image), "created_at": clock.now()}
+    with uow:
+        uow.store.add_photo(**row)
+        uow.commit()
+    return row
+
+
+def report_photos(report_id: str, identity: Identity, uow: UnitOfWork) -> list:
+    """The photos of a report the caller may see; ``LookupError`` otherwise (404)."""
+    with uow:
+        if uow.store.get(report_id, identity) is None:
+            raise LookupError(report_id)
+        return [row._asdict() for row in uow.store.photos(report_id)]
+
+
+def photo_file(report_id: str, photo_id: str, identity: Identity, uow: UnitOfWork) -> dict:
+    """One photo's row, if the caller may see its report; ``LookupError`` otherwise (404)."""
+    with uow:
+        row = uow.store.photo(report_id, photo_id) if uow.store.get(report_id, identity) else None
+    if row is None:
+        raise LookupError(photo_id)
+    return row._asdict()
+
+
+def create_api_key(name: str, uow: UnitOfWork, *, clock: Clock) -> str:
+    """A new Open311 API key for the client ``name`` (unique): returned once, stored only as its SHA-256."""
+    key = secrets.token_urlsafe(32)
+    with uow:
+        uow.store.add_api_key(hashlib.sha256(key.encode()).hexdigest(), name, clock.now())
+        uow.commit()
+    return key
+
+
+def api_key_name(key: str, uow: UnitOfWork) -> str | None:
+    """The client name of an Open311 API key, or None for an unknown (or empty) key."""
+    if not key or len(key) > 128:
+        return None
+    with uow:
+        return uow.store.api_key_name(hashlib.sha256(key.encode()).hexdigest())
+
+
+@dataclass(frozen=True)
+class PublicQuery:
+    """Open311's filters (GeoReport v2 ``GET requests``)."""
+    ids: tuple[str, ...] = ()
+    codes: tuple[str, ...] = ()
+    start: datetime | None = None
+    end: datetime | None = None
+    closed: bool | None = None
+    limit: int = 1000
+
+
+def public_reports(query: PublicQuery, uow: UnitOfWork) -> list[Report]:
+    """Reports for the public Open311 listing (the caller shows only their public fields)."""
+    with uow:
+        return uow.store.public(ids=query.ids, codes=query.codes, start=query.start, end=query.end,
+                                closed=query.closed, limit=query.limit)

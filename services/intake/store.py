@@ -26,18 +26,47 @@ reports = sa.Table(
     sa.Column("category", sa.String(64), nullable=False),
     sa.Column("severity", sa.String(16), nullable=False),
     sa.Column("description", sa.Text, nullable=False),
-    sa.Column("lon", sa.Float, nullable=False),
-    sa.Column("lat", sa.Float, nullable=False),
+    sa.Column("lon", sa.Float),  # WGS84; null: a grid worker's report without a position
+    sa.Column("lat", sa.Float),
+    sa.Column("accuracy_m", sa.Float),  # the phone's accuracy radius
+    sa.Column("client_time", UTCDateTime),  # the phone's clock, kept apart from reported_at (the server's)
+    sa.Column("location_unverified", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("reported_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("level", sa.Integer),
     sa.Column("owner_area_id", sa.String(64)),
+    sa.Column("owner_area_name", sa.String(200)),
+    sa.Column("deadline_at", UTCDateTime),  # the case's deadline at its level (from escalation's events)
+    sa.Column("duplicate_of", sa.String(36)),  # the report (case) this one repeats; it opened no case
     # The case's owners below headquarters, from case.dispatched / case.transferred: the area scope.
     sa.Column("grid_id", sa.String(64)),
     sa.Column("station_id", sa.String(64)),
     sa.Column("subcenter_id", sa.String(64)),
     sa.UniqueConstraint("reporter", "idempotency_key", name="uq_reports_idempotency"),
+    sa.Index("ix_reports_reporter_seq", "reporter", "seq"),
+    sa.Index("ix_reports_category_reported_at", "category", "reported_at"),
+)
+
+photos = sa.Table(
+    "photos", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("report_id", sa.String(36), sa.ForeignKey("reports.id"), nullable=False, index=True),
+    sa.Column("uploader", sa.String(128), nullable=False),
+    sa.Column("stored_name", sa.String(64), nullable=False),  # generated: <uuid hex>.jpg|.png
+    sa.Column("content_type", sa.String(32), nullable=False),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("bytes", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+#: Open311 clients' keys: only a SHA-256 of each (a key is 256 random bits: no dictionary to guess from).
+api_keys = sa.Table(
+    "api_keys", metadata,
+    sa.Column("key_hash", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
 
@@ -95,6 +124,72 @@ class ReportStore(Store):
         query = scoped(sa.select(reports).where(reports.c.id == report_id), identity)
         return _report(self.db.execute(query).first())
 
+    def open_near(self, category: str, lon: float, lat: float, *, dlon: float, dlat: float, since) -> list:
+        """Open cases (not duplicates, not closed) of ``category`` reported since ``since`` inside the box
+        ``lon ± dlon``, ``lat ± dlat``: rows with ``id``, ``number`` parts, ``lon``, ``lat`` and owners.
+        On PostgreSQL read on its own autocommit connection, so that the report is still written with its
+        message in one statement."""
+        query = sa.select(reports).where(
+            reports.c.category == category, reports.c.reported_at >= since, reports.c.duplicate_of.is_(None),
+            reports.c.status != str(Status.CLOSED), reports.c.lon.between(lon - dlon, lon + dlon),
+            reports.c.lat.between(lat - dlat, lat + dlat)).limit(50)
+        if self.postgres:
+            with self.engine.connect() as connection:
+                return [_report(row) for row in connection.execute(query)]
+        return [_report(row) for row in self.db.execute(query)]
+
+    def by_id(self, report_id: str) -> Report | None:
+        """A report whatever the caller (for what a duplicate's reporter is told of the case it repeats)."""
+        return _report(self.db.execute(sa.select(reports).where(reports.c.id == report_id)).first())
+
+    def unlink(self, report_id: str, **values) -> None:
+        self.db.execute(reports.update().where(reports.c.id == report_id).values(duplicate_of=None, **values))
+
+    def mine(self, identity: Identity, *, page: int, size: int) -> tuple[list[Report], int]:
+        """The reports ``identity`` filed, newest first: (page ``page`` of ``size``, the total)."""
+        own = reports.c.reporter == identity.user
+        total = self.db.execute(sa.select(sa.func.count()).select_from(reports).where(own)).scalar_one()
+        rows = self.db.execute(sa.select(reports).where(own).order_by(reports.c.seq.desc())
+                               .limit(size).offset((page - 1) * size)).all()
+        return [_report(row) for row in rows], total
+
+    def add_api_key(self, key_hash: str, name: str, now) -> None:
+        self.db.execute(api_keys.insert().values(key_hash=key_hash, name=name, created_at=now))
+
+    def api_key_name(self, key_hash: str) -> str | None:
+        return self.db.execute(sa.select(api_keys.c.name).where(api_keys.c.key_hash == key_hash)).scalar()
+
+    def public(self, *, ids=(), codes=(), start=None, end=None, closed=None, limit=1000) -> list[Report]:
+        """Reports for Open311, newest first: by ids (then nothing else filters), else by category codes,
+        ``start <= reported_at < end`` and closed or not. A duplicate is never listed."""
+        query = sa.select(reports)
+        if ids:
+            query = query.where(reports.c.id.in_(ids))
+        else:
+            if codes:
+                query = query.where(reports.c.category.in_(codes))
+            if start is not None:
+                query = query.where(reports.c.reported_at >= start)
+            if end is not None:
+                query = query.where(reports.c.reported_at < end)
+            if closed is not None:
+                is_closed = reports.c.status == str(Status.CLOSED)
+                query = query.where(is_closed if closed else sa.not_(is_closed))
+        rows = self.db.execute(query.order_by(reports.c.seq.desc()).limit(limit)).all()
+        return [_report(row) for row in rows]
+
+    def add_photo(self, **values) -> None:
+        self.db.execute(photos.insert().values(**values))
+
+    def photos(self, report_id: str) -> list:
+        """The photos of a report, oldest first (rows of ``photos``)."""
+        return self.db.execute(sa.select(photos).where(photos.c.report_id == report_id)
+                               .order_by(photos.c.created_at, photos.c.id)).all()
+
+    def photo(self, report_id: str, photo_id: str):
+        return self.db.execute(sa.select(photos).where(photos.c.report_id == report_id,
+                                                       photos.c.id == photo_id)).first()
+
     def follow(self, case_id: str, **values) -> None:
         """What intake knows of a case after it left: status, level, owner (from the others' events)."""
         self.db.execute(reports.update().where(reports.c.id == case_id).values(**values))
@@ -115,14 +210,18 @@ def scoped(query: sa.Select, identity: Identity) -> sa.Select:
 
 
 def _values(report: Report) -> dict:
-    values = {name: getattr(report, name) for name in _FILED}
+    scope = {f"{name}_id" for name in SCOPED_AREA_LEVELS}
+    values = {name: getattr(report, name) for name in _FILED if name not in scope}
+    values.update({f"{name}_id": report.owners.get(name) for name in SCOPED_AREA_LEVELS})
     values["status"] = str(report.status)
+    values["level"] = int(report.level) if report.level else None
     return values
 
 
 #: The columns a new report is written with (the others follow its case later).
 _FILED = ("seq", "id", "idempotency_key", "reporter", "fingerprint", "category", "severity", "description", "lon",
-          "lat", "status", "reported_at", "updated_at")
+          "lat", "accuracy_m", "client_time", "location_unverified", "status", "reported_at", "updated_at",
+          "duplicate_of", "level", "owner_area_id", "grid_id", "station_id", "subcenter_id")
 
 
 def _report(row) -> Report | None:

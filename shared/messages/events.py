@@ -131,21 +131,33 @@ class CaseReported(Message):
     category: str
     severity: str
     description: str
-    location: Location
+    location: Location | None
     reporter: str | None
     reported_at: datetime
+    accuracy_m: float | None = None  # the phone's accuracy radius, metres
+    client_time: datetime | None = None  # the phone's clock when the report was written
+    #: no usable position: dispatch routes the case to ``reporter_grid`` (the grid worker's own grid)
+    location_unverified: bool = False
+    reporter_grid: str | None = None
 
 
 class CaseReportedSchema(Payload):
+    """Version 2 adds ``accuracy_m``, ``client_time``, ``location_unverified`` and ``reporter_grid``;
+    ``location`` may be null (a grid worker's report without a position)."""
     DATACLASS = CaseReported
+    VERSIONS = (1, 2)
     case_id = fields.String(required=True)
     number = fields.String(required=True)
     category = fields.String(required=True)
     severity = fields.String(load_default="normal")
     description = fields.String(required=True)
-    location = fields.Nested(LocationSchema, required=True)
+    location = fields.Nested(LocationSchema, required=True, allow_none=True)
     reporter = fields.String(allow_none=True, load_default=None)
     reported_at = TimeField(required=True)
+    accuracy_m = fields.Float(allow_none=True, load_default=None, allow_nan=False)
+    client_time = TimeField(allow_none=True, load_default=None)
+    location_unverified = fields.Boolean(load_default=False)
+    reporter_grid = fields.String(allow_none=True, load_default=None)
 
 
 # -- dispatch → escalation, intake ---------------------------------------------------------------------
@@ -168,11 +180,14 @@ class CaseDispatched(Message):
     description: str = ""
     location: Location | None = None
     reporter: str | None = None
+    #: routed to the reporter's own grid: the phone had no usable position
+    location_unverified: bool = False
 
 
 class CaseDispatchedSchema(WithOwners):
     """Version 2 writes ``start_level`` as a number (version 1: an area name) and carries the report
-    (``description``, ``location``, ``reporter``)."""
+    (``description``, ``location``, ``reporter``) and, when true, ``location_unverified`` (an added
+    field with a default: older readers ignore it)."""
     DATACLASS = CaseDispatched
     VERSIONS = (1, 2)
     case_id = fields.String(required=True)
@@ -187,6 +202,7 @@ class CaseDispatchedSchema(WithOwners):
     description = fields.String(load_default="")
     location = fields.Nested(LocationSchema, allow_none=True, load_default=None)
     reporter = fields.String(allow_none=True, load_default=None)
+    location_unverified = fields.Boolean(load_default=False)
 
     @post_load
     def _build(self, data, **kwargs):

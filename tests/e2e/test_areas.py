@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from services.dispatch.citygen import generate_city
-from tests.support.system import ROOT, auth, embedded_system, token, wait_for_case
+from tests.support.system import ROOT, a_point_in_grid, auth, embedded_system, token, wait_for_case
 
 BROKEN = ROOT / "tests/fixtures/broken"
 LEVELS = ("hq", "subcenter", "station", "grid")
@@ -64,7 +64,7 @@ def test_locate_answers_all_four_levels_and_a_point_outside_the_city_is_a_404_pr
 
 
 def test_gcj02_input_is_converted_before_locating(system, city):
-    from services.dispatch.domain.gcj02 import wgs84_to_gcj02
+    from shared.gcj02 import wgs84_to_gcj02
 
     base, _, admin = system
     grid = city["grid"]["features"][7]
@@ -104,8 +104,8 @@ def test_a_hierarchy_with_errors_is_refused_with_findings_and_changes_nothing(sy
 
 
 def test_only_staff_may_import_areas(system):
-    base, data, _ = system
-    worker = token(data, "grid_worker", area="x", user="w")
+    base, data, admin = system
+    worker = token(data, "grid_worker", area=a_point_in_grid(base, admin)[0], user="w")
     response = requests.post(f"{base}/dispatch/v1/areas", json={"levels": {}}, headers=auth(worker))
     assert response.status_code == 403
 

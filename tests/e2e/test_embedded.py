@@ -83,7 +83,7 @@ def test_a_case_outside_a_workers_grid_answers_404_as_if_it_did_not_exist(embedd
 ])
 def test_a_bad_report_gets_a_problem_naming_the_field_and_changes_nothing(embedded, body, field):
     base, data = embedded
-    worker = token(data, "grid_worker", area="any", user="sun")
+    worker = token(data, "grid_worker", area=a_point_in_grid(base, token(data, "admin"))[0], user="sun")
     before = _count(data / "intake.db", "reports")
     response = requests.post(f"{base}/intake/v1/reports", json=body, headers=auth(worker), timeout=5)
     assert response.status_code == 422, response.text
@@ -97,7 +97,7 @@ def test_requests_without_a_valid_token_get_401_and_malformed_json_400(embedded)
     assert requests.get(f"{base}/escalation/v1/cases", timeout=5).status_code == 401
     bad = requests.get(f"{base}/escalation/v1/cases", headers=auth("not-a-token"), timeout=5)
     assert bad.status_code == 401 and bad.json()["status"] == 401
-    worker = token(data, "grid_worker", area="any", user="sun")
+    worker = token(data, "grid_worker", area=a_point_in_grid(base, token(data, "admin"))[0], user="sun")
     broken = requests.post(f"{base}/intake/v1/reports", data="{oops", timeout=5,
                            headers=auth(worker, **{"Content-Type": "application/json"}))
     assert broken.status_code == 400 and broken.headers["Content-Type"].startswith("application/problem+json")

@@ -34,7 +34,7 @@ def trail(request, tmp_path):
         areas_version=1, start_level=Level.GRID, owners=OWNERS) for i in range(5)])
     clock.advance(timedelta(hours=4))
     service.run(handlers.escalate_due, 500)
-    yield service, {"GRIDCASE_ESCALATION_DATABASE_URL": url, "GRIDCASE_SECRET": "x"}
+    yield service, {"GRIDCASE_ESCALATION_DATABASE_URL": url, "GRIDCASE_SECRET": "audit-test-secret-" * 2}
     service.engine.dispose()
 
 

@@ -74,7 +74,7 @@ def _env_file(path: Path) -> dict[str, str]:
 
 
 def test_compose_file_validates():
-    result = _run_compose("config", "-q", env=_compose_env(GRIDCASE_SECRET="compose-test-secret"))
+    result = _run_compose("config", "-q", env=_compose_env(GRIDCASE_SECRET="compose-test-secret-of-at-least-32-bytes"))
     assert result.returncode == 0, f"docker-compose config failed:\n{result.stdout}\n{result.stderr}"
 
 

@@ -71,6 +71,22 @@ class FakeReportStore:
     def by_key(self, reporter, key):
         return next((r for r in self.reports.values() if (r.reporter, r.idempotency_key) == (reporter, key)), None)
 
+    def open_near(self, category, lon, lat, *, dlon, dlat, since):
+        return [r for r in self.reports.values() if r.category == category and r.duplicate_of is None
+                and r.status != "closed" and r.reported_at >= since and r.lon is not None
+                and abs(r.lon - lon) <= dlon and abs(r.lat - lat) <= dlat]
+
+    def by_id(self, report_id):
+        return self.reports.get(report_id)
+
+    def unlink(self, report_id, **values):
+        owners = {k[:-3]: values.pop(k) for k in list(values) if k in ("grid_id", "station_id", "subcenter_id")}
+        self.reports[report_id] = replace(self.reports[report_id], duplicate_of=None, owners=owners, **values)
+
+    def mine(self, identity, *, page, size):
+        own = sorted((r for r in self.reports.values() if r.reporter == identity.user), key=lambda r: -r.seq)
+        return own[(page - 1) * size:page * size], len(own)
+
     def get(self, report_id, identity):
         report = self.reports.get(report_id)
         if report is None or not (report.reporter == identity.user or identity.sees(report.owners)):

@@ -1,7 +1,7 @@
 import pytest
 from pyproj import Geod
 
-from services.dispatch.domain.gcj02 import gcj02_to_wgs84, wgs84_to_gcj02
+from shared.gcj02 import gcj02_to_wgs84, wgs84_to_gcj02
 
 GEOD = Geod(ellps="WGS84")
 

@@ -2,19 +2,21 @@
 no broker. (Escalation's are in test_escalation_handlers.py.)"""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
-from shapely.geometry import shape
+from shapely.geometry import Point, shape
 
 from services.dispatch import handlers as dispatch
 from services.dispatch.areaindex import ActiveAreas
 from services.dispatch.citygen import generate_city, hierarchy_from_city
 from services.dispatch.domain.locate import Locator
 from services.intake import handlers as intake
-from services.intake.domain.reports import IdempotencyConflict, NewReport, UnknownCategory
+from services.intake.domain.reports import IdempotencyConflict, LocationRequired, NewReport, UnknownCategory
 from shared.auth import Identity
 from shared.clock import FakeClock
+from shared.config import Settings
 from shared.messages import events
 from shared.policy import load_policy
 from shared.vocabulary import Level, Status
@@ -44,8 +46,12 @@ class FakeAreas:
 
 # -- intake --------------------------------------------------------------------------------------------
 
-def submit(uow, report=LAMP, reporter="w1", key="k1"):
-    return intake.submit_report(report, reporter, key, uow, clock=FakeClock(), policy=POLICY)
+SETTINGS = Settings(location_accuracy_limit_m=200.0)
+
+
+def submit(uow, report=LAMP, reporter="w1", key="k1", area="G1", role="grid_worker"):
+    return intake.submit_report(report, Identity(role, reporter, area), key, uow, clock=FakeClock(), policy=POLICY,
+                                settings=SETTINGS)
 
 
 def test_a_report_is_stored_with_its_case_reported_message_in_one_commit():
@@ -103,6 +109,85 @@ def test_intake_follows_dispatch_and_escalation_so_the_reporter_sees_status_leve
     assert uow.store.reports[report.id].owner_area_id == "S1", "a re-route keeps the level"
 
 
+@pytest.mark.parametrize("lon, lat, accuracy", [(None, None, None), (0.0, 0.0, 5.0), (102.26, 27.89, 1500.0)],
+                         ids=["no position", "0,0", "accuracy 1.5 km"])
+def test_a_grid_workers_report_without_a_usable_fix_goes_to_their_own_grid_flagged(lon, lat, accuracy):
+    uow = FakeUnitOfWork(FakeReportStore())
+    submitted = submit(uow, report=NewReport("street_light", "lamp out", lon, lat, accuracy), area="G7")
+    [message] = uow.of_type(events.CaseReported)
+    assert submitted.report.location_unverified and message.location_unverified
+    assert message.reporter_grid == "G7"
+
+
+def test_a_precise_fix_is_trusted_and_names_no_grid():
+    uow = FakeUnitOfWork(FakeReportStore())
+    submit(uow, report=NewReport("street_light", "lamp out", 102.26, 27.89, 12.0))
+    [message] = uow.of_type(events.CaseReported)
+    assert not message.location_unverified and message.reporter_grid is None and message.accuracy_m == 12.0
+
+
+def test_staff_must_send_a_position_and_a_staff_0_0_is_not_rerouted():
+    uow = FakeUnitOfWork(FakeReportStore())
+    with pytest.raises(LocationRequired):
+        submit(uow, report=NewReport("street_light", "lamp out", None, None), role="station", area="S1")
+    submit(uow, report=NewReport("street_light", "lamp out", 0.0, 0.0), role="station", area="S1", key="k2")
+    [message] = uow.of_type(events.CaseReported)
+    assert not message.location_unverified and message.reporter_grid is None
+
+
+def test_a_reporter_lists_only_their_own_reports_newest_first():
+    uow = FakeUnitOfWork(FakeReportStore())
+    first = submit(uow, key="a").report
+    second = submit(uow, report=NewReport("street_light", "another lamp", 102.26, 27.89), key="b").report
+    submit(uow, reporter="w2", key="c")
+    found, total = intake.my_reports(Identity("grid_worker", "w1", "G1"), 1, 10, uow)
+    assert [r.id for r in found] == [second.id, first.id] and total == 2
+
+
+NEARBY = Settings(duplicate_radius_m=50.0, duplicate_window_hours=72.0)
+
+
+def submit_near(uow, dlat_m: float, category="street_light", key=None, reporter="w2"):
+    report = NewReport(category, "lamp out again", 102.26, 27.89 + dlat_m / 111_195)
+    return intake.submit_report(report, Identity("grid_worker", reporter, "G1"), key or f"{category}{dlat_m}", uow,
+                                clock=FakeClock(), policy=POLICY, settings=NEARBY)
+
+
+def test_a_report_near_an_open_case_of_its_category_is_linked_to_it_and_opens_no_case():
+    uow = FakeUnitOfWork(FakeReportStore())
+    first = submit_near(uow, 0, reporter="w1").report
+    again = submit_near(uow, 30).report
+    assert again.duplicate_of == first.id
+    assert [m.case_id for m in uow.of_type(events.CaseReported)] == [first.id]
+
+
+@pytest.mark.parametrize("dlat_m, category", [(80, "street_light"), (10, "illegal_dumping")],
+                         ids=["80 m away", "another category"])
+def test_a_report_further_away_or_of_another_category_is_a_case_of_its_own(dlat_m, category):
+    uow = FakeUnitOfWork(FakeReportStore())
+    submit_near(uow, 0, reporter="w1")
+    assert submit_near(uow, dlat_m, category=category).report.duplicate_of is None
+    assert len(uow.of_type(events.CaseReported)) == 2
+
+
+def test_a_closed_case_takes_no_duplicates():
+    uow = FakeUnitOfWork(FakeReportStore())
+    first = submit_near(uow, 0, reporter="w1").report
+    uow.store.reports[first.id] = replace(first, status=Status.CLOSED)
+    assert submit_near(uow, 5).report.duplicate_of is None
+
+
+def test_staff_unlink_a_duplicate_and_it_is_reported_as_a_case_of_its_own():
+    uow = FakeUnitOfWork(FakeReportStore())
+    first = submit_near(uow, 0, reporter="w1").report
+    duplicate = submit_near(uow, 20).report
+    unlinked = intake.unlink_duplicate(intake.Unlink(duplicate.id, Identity("command", "hq")), uow, clock=FakeClock())
+    assert unlinked.duplicate_of is None
+    assert [m.case_id for m in uow.of_type(events.CaseReported)] == [first.id, duplicate.id]
+    with pytest.raises(intake.NotADuplicate):
+        intake.unlink_duplicate(intake.Unlink(first.id, Identity("command", "hq")), uow, clock=FakeClock())
+
+
 # -- dispatch ------------------------------------------------------------------------------------------
 
 def reported(case_id: str, lon: float, lat: float, category: str = "street_light") -> events.CaseReported:
@@ -128,6 +213,18 @@ def test_an_urgent_category_starts_at_its_level_with_the_owners_below_kept():
                             areas=FakeAreas(), policy=POLICY, clock=FakeClock())
     [message] = uow.published
     assert message.start_level is Level.SUBCENTER and message.owners.grid is not None
+
+
+def test_an_unverified_report_is_routed_to_the_reporters_grid_whatever_its_point():
+    uow = FakeUnitOfWork(FakeDispatchStore())
+    grid = GRIDS[5]["properties"]["id"]
+    message = replace(reported("c1", 0.0, 0.0), location=None, location_unverified=True, reporter_grid=grid)
+    dispatch.dispatch_cases([message], uow, areas=FakeAreas(), policy=POLICY, clock=FakeClock())
+    [sent] = uow.published
+    assert sent.owners.grid.id == grid and sent.start_level is Level.GRID and not sent.triage
+    assert sent.location_unverified and sent.location is None
+    record = uow.store.records["c1"]
+    assert shape(GRIDS[5]["geometry"]).contains(Point(record["lon"], record["lat"]))
 
 
 def test_a_point_outside_the_city_goes_to_headquarters_for_triage():

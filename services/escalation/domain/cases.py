@@ -122,14 +122,19 @@ def check_areas(areas: object) -> dict[str, dict | None]:
 
 def open_case(*, id: str, number: str, category: str, severity: str, areas: dict[str, dict | None],
               start_level: Level | int | str, policy: TimePolicy, now: datetime,
-              triage: bool = False) -> tuple[Case, Outcome]:
-    """A case opens at the first owned level at or above ``start_level``, with that level's deadline."""
+              triage: bool = False, location_unverified: bool = False) -> tuple[Case, Outcome]:
+    """A case opens at the first owned level at or above ``start_level``, with that level's deadline.
+    Its ``opened`` step notes a triage point, or a location the reporter's phone could not fix (routed
+    to the reporter's own grid: the owner checks where it really is)."""
     areas = check_areas(areas)
     level = owned_level(areas, start_level)
     case = Case(id=id, number=number, category=category, severity=severity, areas=areas, policy=policy,
                 opened_at=now, level=level, triage=triage)
     set_deadline(case, deadline(now, policy.limit(level)), now)
-    return case, record(case, StepType.OPENED, SYSTEM, now, "point in no grid: needs triage" if triage else "")
+    notes = ["point in no grid: needs triage"] if triage else []
+    if location_unverified:
+        notes.append("location unverified: the phone had no usable position; routed to the reporter's grid")
+    return case, record(case, StepType.OPENED, SYSTEM, now, "; ".join(notes))
 
 
 def set_deadline(case: Case, when: datetime | None, now: datetime, *, keep_flags: bool = False) -> None:

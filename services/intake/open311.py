@@ -1,0 +1,210 @@
+"""Open311 GeoReport v2 at ``/open311/v2`` (https://wiki.open311.org/GeoReport_v2): the city's public
+face for 311 apps.
+
+- ``GET services.{json|xml}``: the policy's categories; ``GET services/{code}.{json|xml}``: a service
+  definition (no extra attributes: every service has ``metadata: false``).
+- ``POST requests.{json|xml}`` (form-encoded, as the spec says): ``api_key`` (from ``gridcase apikey
+  create``), ``service_code``, ``lat``, ``long``, ``description``; → ``[{"service_request_id", ...}]``.
+  The report is filed as ``open311:<key name>`` through intake's one ``submit_report`` use case, so it is
+  routed, escalated and rate-limited as any other.
+- ``GET requests.{json|xml}`` (``service_request_id``, ``service_code``, ``start_date``, ``end_date``,
+  ``status``; by default the last 90 days, at most 90 days, 1000 requests) and
+  ``GET requests/{id}.{json|xml}``: **public fields only** (no reporter, no client time or accuracy).
+  ``status`` is ``open`` or ``closed``; the level and owner are in ``status_notes``, the deadline in
+  ``expected_datetime``, the owning unit in ``agency_responsible``.
+
+Errors follow the spec, not RFC 9457 (its clients parse them): ``[{"code": 400, "description": "..."}]``
+with the HTTP status ``code`` (400 bad parameter, 403 bad api_key, 404 unknown service or request).
+These routes are outside intake's OpenAPI description (their contract is the GeoReport spec). Access goes
+through ``shared.access`` like every endpoint (``open311.read``, ``open311.submit``: public actions; the
+key is the credential of a submission).
+"""
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from xml.etree import ElementTree
+
+from flask import Blueprint, Response, jsonify, request
+
+from services.intake import handlers
+from services.intake.domain.reports import NewReport, UnknownCategory
+from services.intake.limits import check_reports, count_report
+from shared.auth import Identity
+from shared.clock import isoformat, parse_time
+from shared.fields import LIMITS, storable_problem
+from shared.vocabulary import Role, Status
+from shared.web import authorize, current_service
+
+blp = Blueprint("open311", __name__, url_prefix="/open311/v2")
+FORMATS = ("json", "xml")
+MAX_DAYS = 90
+MAX_REQUESTS = 1000
+CLOSED = {Status.CLOSED}
+
+
+class Open311Error(Exception):
+    def __init__(self, code: int, description: str):
+        super().__init__(description)
+        self.code, self.description = code, description
+
+
+@blp.errorhandler(Open311Error)
+def _error(exc: Open311Error):
+    return _answer([{"code": exc.code, "description": exc.description}], "errors", "error", exc.code)
+
+
+def _format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise Open311Error(404, "the format is json or xml")
+    return fmt
+
+
+def _answer(items: list[dict], root: str, item: str, status: int = 200) -> Response:
+    fmt = request.view_args.get("fmt", "json") if request.view_args else "json"
+    if fmt != "xml":
+        response = jsonify(items)
+        response.status_code = status
+        return response
+    top = ElementTree.Element(root)
+    for entry in items:
+        node = ElementTree.SubElement(top, item)
+        for key, value in entry.items():
+            child = ElementTree.SubElement(node, key)
+            if isinstance(value, list):
+                child.text = ",".join(str(v) for v in value)
+            elif value is not None:
+                child.text = str(value).lower() if isinstance(value, bool) else str(value)
+    body = b'<?xml version="1.0" encoding="utf-8"?>' + ElementTree.tostring(top, encoding="utf-8")
+    return Response(body, status=status, mimetype="text/xml")
+
+
+def _service(category) -> dict:
+    return {"service_code": category.code, "service_name": category.en, "description": f"{category.zh} {category.en}",
+            "metadata": False, "type": "realtime", "keywords": category.code.replace("_", ","),
+            "group": category.severity}
+
+
+@blp.get("/services.<fmt>")
+def services(fmt):
+    """The services (report categories of the policy)."""
+    authorize("open311.read")
+    _format(fmt)
+    return _answer([_service(c) for c in current_service().policy.categories.values()], "services", "service")
+
+
+@blp.get("/services/<code>.<fmt>")
+def service_definition(code, fmt):
+    """A service definition: no attributes beyond the standard fields."""
+    authorize("open311.read")
+    _format(fmt)
+    if code not in current_service().policy.categories:
+        raise Open311Error(404, f"no service {code[:64]!r}")
+    definition = {"service_code": code, "attributes": []}
+    if fmt == "xml":
+        return _answer([{"service_code": code, "attributes": ""}], "service_definitions", "service_definition")
+    return jsonify(definition)
+
+
+def _number(name: str, low: float, high: float) -> float:
+    text = request.form.get(name, "")
+    try:
+        value = float(text)
+    except ValueError:
+        raise Open311Error(400, f"{name} must be a decimal number") from None
+    if not math.isfinite(value) or not low <= value <= high:
+        raise Open311Error(400, f"{name} must be between {low:g} and {high:g}")
+    return value
+
+
+@blp.post("/requests.<fmt>")
+def create_request(fmt):
+    """Create a service request from a form-encoded body with an ``api_key``."""
+    authorize("open311.submit")
+    _format(fmt)
+    service = current_service()
+    name = service.run(handlers.api_key_name, request.form.get("api_key", ""))
+    if name is None:
+        raise Open311Error(403, "a valid api_key is required")
+    client = Identity(role=Role.COMMAND, user=f"open311:{name}")
+    check_reports(client)
+    code = request.form.get("service_code", "")
+    description = request.form.get("description", "") or code
+    if len(description) > LIMITS["description"] or storable_problem(description, multiline=True):
+        raise Open311Error(400, f"description must be text of at most {LIMITS['description']} characters")
+    lat, lon = _number("lat", -90, 90), _number("long", -180, 180)
+    try:
+        submitted = service.run(handlers.submit_report, NewReport(code, description, lon, lat), client, None)
+    except UnknownCategory:
+        raise Open311Error(400, f"unknown service_code; one of {', '.join(service.policy.categories)}") from None
+    count_report(client)
+    return _answer([{"service_request_id": submitted.report.id, "service_notice": f"case {submitted.report.number}",
+                     "account_id": None}], "service_requests", "request", 201)
+
+
+def _public(report, policy) -> dict:
+    """The public fields of a report (no reporter, no phone details)."""
+    category = policy.categories.get(report.category)
+    closed = report.status in CLOSED
+    notes = f"{report.status}" + (f", level {int(report.level)} ({report.owner_area_name or report.owner_area_id})"
+                                  if report.level else "")
+    return {"service_request_id": report.id, "status": "closed" if closed else "open", "status_notes": notes,
+            "service_name": category.en if category else report.category, "service_code": report.category,
+            "description": report.description, "agency_responsible": report.owner_area_name or report.owner_area_id,
+            "service_notice": f"case {report.number}", "requested_datetime": isoformat(report.reported_at),
+            "updated_datetime": isoformat(report.updated_at),
+            "expected_datetime": isoformat(report.deadline_at) if report.deadline_at else None,
+            "address": None, "address_id": None, "zipcode": None, "lat": report.lat, "long": report.lon,
+            "media_url": None}
+
+
+def _time(name: str) -> datetime | None:
+    text = request.args.get(name)
+    if not text:
+        return None
+    try:
+        return parse_time(text)
+    except (TypeError, ValueError):
+        raise Open311Error(400, f"{name} must be a W3C date-time, e.g. 2026-01-05T00:00:00Z") from None
+
+
+def _codes(name: str) -> list[str]:
+    return [part for part in request.args.get(name, "").split(",") if part]
+
+
+@blp.get("/requests.<fmt>")
+def list_requests(fmt):
+    """Service requests, newest first, by the spec's filters (public fields only)."""
+    authorize("open311.read")
+    _format(fmt)
+    service = current_service()
+    ids = _codes("service_request_id")
+    statuses = _codes("status")
+    if any(s not in ("open", "closed") for s in statuses):
+        raise Open311Error(400, "status is open or closed")
+    end, start = _time("end_date"), _time("start_date")
+    if not ids:
+        end = end or service.clock.now() + timedelta(minutes=1)
+        start = start or end - timedelta(days=MAX_DAYS)
+        if end - start > timedelta(days=MAX_DAYS):
+            raise Open311Error(400, f"start_date and end_date may span at most {MAX_DAYS} days")
+    found = service.run(handlers.public_reports, handlers.PublicQuery(
+        ids=tuple(ids[:MAX_REQUESTS]), codes=tuple(_codes("service_code")), start=start, end=end,
+        closed=None if len(set(statuses)) != 1 else statuses[0] == "closed", limit=MAX_REQUESTS))
+    return _answer([_public(r, service.policy) for r in found], "service_requests", "request")
+
+
+@blp.get("/requests/<request_id>.<fmt>")
+def one_request(request_id, fmt):
+    """One service request (public fields only)."""
+    authorize("open311.read")
+    _format(fmt)
+    service = current_service()
+    found = service.run(handlers.public_reports, handlers.PublicQuery(ids=(request_id[:64],), limit=1))
+    if not found:
+        raise Open311Error(404, "no such service request")
+    return _answer([_public(found[0], service.policy)], "service_requests", "request")
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)

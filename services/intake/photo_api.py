@@ -1,0 +1,128 @@
+"""Intake's HTTP interface for photos of a report (the rules are in ``services.intake.photos``)."""
+from __future__ import annotations
+
+from flask import request, send_file
+from flask.views import MethodView
+from flask_smorest import abort
+from marshmallow import RAISE, Schema, fields
+
+from services.intake import handlers
+from services.intake.api import blp
+from services.intake.photos import MAX_BYTES, BadImage, NotAnImage, TooLarge
+from shared.clock import isoformat
+from shared.web import access, current_service, deny, identity, problem
+
+#: A served photo is an image and nothing else: no script, no plugin, no frame, whatever a browser guesses.
+PHOTO_HEADERS = {"Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; sandbox",
+                 "X-Content-Type-Options": "nosniff", "Cross-Origin-Resource-Policy": "same-origin"}
+
+
+class PhotoIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    file = fields.Raw(required=True, metadata={"type": "string", "format": "binary",
+                                               "description": "a JPEG or PNG, at most 10 MiB and 40 megapixels"})
+
+
+class PhotoOut(Schema):
+    id = fields.String()
+    report_id = fields.String()
+    uploader = fields.String(metadata={"description": "who took it: the reporter, or the verifier on site"})
+    content_type = fields.String()
+    width = fields.Integer()
+    height = fields.Integer()
+    bytes = fields.Integer()
+    created_at = fields.String()
+    url = fields.String()
+    thumbnail_url = fields.String()
+
+
+def photo_view(row: dict) -> dict:
+    url = f"{blp.url_prefix}/reports/{row['report_id']}/photos/{row['id']}"
+    return {"id": row["id"], "report_id": row["report_id"], "uploader": row["uploader"],
+            "content_type": row["content_type"],
+            "width": row["width"], "height": row["height"], "bytes": row["bytes"],
+            "created_at": isoformat(row["created_at"]), "url": url, "thumbnail_url": f"{url}/thumbnail"}
+
+
+@blp.route("/reports/<report_id>/photos")
+class Photos(MethodView):
+    @access("photo.add")
+    @blp.arguments(PhotoIn, location="files")
+    @blp.response(201, PhotoOut)
+    @blp.alt_response(413, description="over 10 MiB")
+    @blp.alt_response(415, description="not a JPEG or PNG by its content")
+    @blp.alt_response(422, description="too many pixels, a damaged image, or too many photos")
+    def post(self, body, report_id):
+        """Add a photo to a report the caller may see (multipart ``file``): the reporter's, or the grid
+        worker's on-site evidence with a verification (the case id is the report id).
+
+        ``curl -F file=@lamp.jpg …/intake/v1/reports/6f1c…/photos`` → ``201 {"id", "width", "height",
+        "url", "thumbnail_url", …}``. The stored image has its EXIF orientation applied and no metadata
+        (no GPS position); its name is generated.
+        """
+        caller = identity()
+        extra = sorted((set(request.form) | set(request.files)) - {"file"})
+        if extra or len(request.files.getlist("file")) != 1:
+            abort(422, errors={name: ["Unknown field."] for name in extra} or {"file": ["send exactly one file"]})
+        data = body["file"].read(MAX_BYTES + 1)
+        try:
+            row = current_service().run(handlers.add_photo, handlers.AddPhoto(report_id, data, caller))
+        except LookupError:
+            deny(caller, "photo.add", message="no such report")
+        except TooLarge as exc:
+            return problem(413, "Content Too Large", str(exc))
+        except NotAnImage as exc:
+            return problem(415, "Unsupported Media Type", str(exc), errors=[{"field": "file", "detail": str(exc)}])
+        except BadImage as exc:
+            abort(422, errors={"file": [str(exc)]})
+        except handlers.TooManyPhotos:
+            abort(422, errors={"file": [f"a report holds at most {handlers.MAX_PHOTOS} photos"]})
+        return photo_view(row)
+
+    @access("photo.read")
+    @blp.response(200, PhotoOut(many=True))
+    def get(self, report_id):
+        """The photos of a report the caller may see, oldest first."""
+        caller = identity()
+        try:
+            rows = current_service().run(handlers.report_photos, report_id, caller)
+        except LookupError:
+            deny(caller, "photo.read", message="no such report")
+        return [photo_view(row) for row in rows]
+
+
+def _send(report_id: str, photo_id: str, thumbnail: bool):
+    caller = identity()
+    try:
+        row = current_service().run(handlers.photo_file, report_id, photo_id, caller)
+    except LookupError:
+        deny(caller, "photo.read", message="no such photo")
+    files = current_service().dependencies["photo_files"]
+    response = send_file(files.path(row["stored_name"], thumbnail),
+                         mimetype="image/jpeg" if thumbnail else row["content_type"], conditional=False,
+                         etag=False, max_age=0)
+    response.headers.extend(PHOTO_HEADERS)
+    response.headers["Content-Disposition"] = "inline"
+    return response
+
+
+@blp.route("/reports/<report_id>/photos/<photo_id>")
+class PhotoFile(MethodView):
+    @access("photo.read")
+    @blp.doc(responses={"200": {"description": "the image (JPEG or PNG)",
+                                "content": {"image/jpeg": {}, "image/png": {}}}})
+    def get(self, report_id, photo_id):
+        """The photo itself, cleaned of metadata (``Content-Type`` image/jpeg or image/png, ``nosniff``)."""
+        return _send(report_id, photo_id, thumbnail=False)
+
+
+@blp.route("/reports/<report_id>/photos/<photo_id>/thumbnail")
+class PhotoThumbnail(MethodView):
+    @access("photo.read")
+    @blp.doc(responses={"200": {"description": "a JPEG at most 320 px on its longer side",
+                                "content": {"image/jpeg": {}}}})
+    def get(self, report_id, photo_id):
+        """A small JPEG of the photo, for lists."""
+        return _send(report_id, photo_id, thumbnail=True)
