@@ -1,9 +1,9 @@
 """Log lines and trace context.
 
 Every process writes structlog lines to stderr: JSON lines (``GRIDCASE_LOG_FORMAT=json``, the default
-when stderr is not a terminal) or console text (``console``, the default on a terminal). Standard-library loggers (gunicorn, alembic, ours) go through
-the same renderer. Context bound with ``bound(...)`` — a request's trace id, a message's id, type and
-case id — appears on every line written inside it.
+when stderr is not a terminal) or console text (``console``, the default on a terminal). Standard-library
+loggers (gunicorn, alembic, ours) go through the same renderer. Context bound by ``traced`` or ``enter``
+— a request's trace id, a message's id, type and case id — appears on every line written inside it.
 
 A trace follows a case through the services as W3C trace context (``traceparent``,
 ``00-<32 hex trace id>-<16 hex span id>-01``): an HTTP request takes the caller's header or starts a
