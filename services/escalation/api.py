@@ -11,13 +11,13 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from services.escalation import handlers
 from services.escalation.domain import actions
-from services.escalation.domain.deadlines import UNIT_SECONDS
+from services.escalation.domain.deadlines import UNITS
 from services.escalation.domain.errors import Refused
 from services.escalation.domain.timeline import StepType
 from services.escalation.store import StaleCase
 from shared.auth import ROLES
 from shared.clock import isoformat
-from shared.fields import LIMITS, JsonFloat, JsonInteger, QueryInteger, Text
+from shared.fields import LIMITS, JsonFloat, JsonInteger, QueryFloat, QueryInteger, Text
 from shared.vocabulary import Status
 from shared.web import Blueprint, current_service, identity, roles
 
@@ -38,6 +38,12 @@ class CaseListArgs(Schema):
     triage = fields.Boolean(metadata={"description": "a point in no grid, or outside the city"})
     time_left = QueryInteger(validate=validate.Range(0, 10**9),
                              metadata={"description": "only cases due within this many seconds (overdue included)"})
+    warned = QueryFloat(validate=validate.Range(-1, 1), metadata={
+        "description": "only cases warned at their current level of at least this share of the limit "
+                       "(0: any warning; -1: not warned yet)"})
+    sort = fields.String(load_default="deadline", validate=validate.OneOf(["deadline", "warning", "next_warning"]),
+                         metadata={"description": "deadline: least time left first; warning: highest warning "
+                                                  "first; next_warning: the soonest warning to come first"})
     page = QueryInteger(load_default=1, validate=validate.Range(1, 1_000_000))
     page_size = QueryInteger(load_default=50, validate=validate.Range(1, 500))
 
@@ -47,7 +53,7 @@ class AmountIn(Schema):
         unknown = RAISE
 
     amount = JsonFloat(required=True, validate=validate.Range(min=0, min_inclusive=False))
-    unit = fields.String(load_default="hours", validate=validate.OneOf(list(UNIT_SECONDS)))
+    unit = fields.String(load_default="hours", validate=validate.OneOf(list(UNITS)))
 
 
 class ActionIn(Schema):
@@ -106,6 +112,9 @@ class CaseOut(Schema):
     deadline = fields.String(allow_none=True, metadata={"description": "ISO 8601 UTC"})
     time_left = fields.Float(allow_none=True, metadata={"description": "seconds to the deadline (negative: late)"})
     overdue = fields.Boolean()
+    warned = fields.Float(allow_none=True, metadata={"description": "the highest warning threshold reached at "
+                                                                    "the current level (0.5, 0.8) or null"})
+    next_warning = fields.String(allow_none=True, metadata={"description": "ISO 8601 UTC: the next warning"})
     verification_overdue = fields.Boolean()
     triage = fields.Boolean()
     triage_reason = fields.String(allow_none=True, metadata={"description": "no_grid or outside_city"})
@@ -135,7 +144,9 @@ def case_view(case, report, updated_at, now, *, candidates=(), steps=None, avail
         "owner": {"level": int(owner.level), "area_id": owner.area_id, "area_name": owner.area_name},
         "areas": case.areas, "deadline": isoformat(case.deadline) if case.deadline else None,
         "time_left": (case.deadline - now).total_seconds() if case.deadline else None,
-        "overdue": case.overdue or (case.deadline is not None and case.due_at is not None and case.is_due(now)),
+        "overdue": case.overdue or case.is_past_deadline(now),
+        "warned": case.warned,
+        "next_warning": isoformat(case.warnings[0][1]) if case.warnings and case.due_at is not None else None,
         "verification_overdue": case.verification_overdue, "triage": case.triage,
         "triage_reason": _triage_reason(case), "candidates": list(candidates), "reworks": case.reworks,
         "extensions": [x.to_dict() for x in case.extensions],
@@ -169,7 +180,8 @@ class Cases(MethodView):
     @blp.response(200, CaseListOut)
     def get(self, args):
         """The cases the caller may see, the least time left first (no deadline last); filters: status,
-        level, area, category, overdue, triage, time_left (seconds).
+        level, area, category, overdue, triage, time_left (seconds), warned (a warning threshold reached);
+        ``sort`` by deadline (default), warning or next_warning.
 
         ``GET /escalation/v1/cases?overdue=true&level=2`` → ``{"items": [{"id", "number", "status",
         "level", "owner", "deadline", "time_left", …}], "total": 3, "page": 1, "page_size": 50}``
@@ -177,7 +189,8 @@ class Cases(MethodView):
         caller = identity()
         service = current_service()
         now = service.clock.now()
-        filters = {k: args[k] for k in ("status", "level", "category", "area", "overdue", "triage") if k in args}
+        filters = {k: args[k] for k in ("status", "level", "category", "area", "overdue", "triage", "warned", "sort")
+                   if k in args}
         if "time_left" in args:
             filters["due_within"] = now + timedelta(seconds=args["time_left"])
         with service.uow() as uow:

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from prometheus_client import Histogram
 
+from services.escalation.calendars import Calendars, time_policy
 from services.escalation.domain import actions, timers
 from services.escalation.domain.cases import Case, open_case
-from services.escalation.domain.deadlines import TimePolicy
 from services.escalation.domain.errors import InvalidArgument, Refused
 from services.escalation.domain.permissions import Actor
 from services.escalation.domain.timeline import Outcome, StepType
@@ -30,17 +30,23 @@ LAG = Histogram("gridcase_scheduler_lag_seconds", "Deadline to automatic step, i
 TRANSFER_LEVELS = (Level.GRID, Level.STATION)
 
 
-def open_cases(messages: list[events.CaseDispatched], uow: UnitOfWork, *, policy: Policy, clock: Clock) -> None:
+def open_cases(messages: list[events.CaseDispatched], uow: UnitOfWork, *, policy: Policy, clock: Clock,
+               calendars: Calendars | None = None) -> None:
     """``case.dispatched`` → each case opens at its start level with that level's deadline, its time
-    policy frozen from the category (later policy edits never change a case in flight)."""
+    policy frozen from the category × severity rule and the working calendar of its owners (later
+    policy edits never change a case in flight). An unknown category uses ``other``; an unknown
+    severity the category's default."""
     now = clock.now()
+    calendars = calendars or Calendars(policy.calendar, "UTC", policy.calendar.region)
     with uow:
         new = []
         for m in messages:
             category = policy.categories.get(m.category) or policy.categories["other"]
+            areas = _areas(m.owners)
+            frozen = time_policy(category.rule(m.severity), calendars.for_areas(areas))
             case, outcome = open_case(id=m.case_id, number=m.number, category=m.category, severity=m.severity,
-                                      areas=_areas(m.owners), start_level=m.start_level,
-                                      policy=TimePolicy.from_hours(category.hours), now=now, triage=m.triage)
+                                      areas=areas, start_level=m.start_level,
+                                      policy=frozen, now=now, triage=m.triage)
             location = m.location or events.Location(None, None)
             new.append((case, outcome, Report(m.description, location.lon, location.lat, m.reporter, m.reported_at),
                         [{"id": c.id, "distance_m": c.distance_m} for c in m.candidates]))

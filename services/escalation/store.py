@@ -54,6 +54,11 @@ cases = sa.Table(
     sa.Column("opened_at", UTCDateTime, nullable=False),
     sa.Column("deadline_at", UTCDateTime),
     sa.Column("due_at", UTCDateTime),
+    # issue 10: the current level's clock start, the pending pre-deadline warnings and the last one fired
+    sa.Column("clock_start", UTCDateTime),
+    sa.Column("warnings", sa.JSON),
+    sa.Column("warned", sa.Float),
+    sa.Column("next_warning_at", UTCDateTime),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     # the report itself, from case.dispatched: staff need no second call to intake
     sa.Column("description", sa.Text),
@@ -207,9 +212,13 @@ class CaseStore(Store):
         return [self._case(row) for row in self.db.execute(query)]
 
     def page(self, identity: Identity, *, now: datetime, page: int, size: int, status=None, level=None,
-             category=None, area=None, overdue=None, triage=None, due_within=None) -> tuple[list, int]:
-        """One page of the cases ``identity`` may see, the least time left first (no deadline last),
-        and how many match in all. Each item is ``(case, revision, report, updated_at)``."""
+             category=None, area=None, overdue=None, triage=None, due_within=None, warned=None,
+             sort="deadline") -> tuple[list, int]:
+        """One page of the cases ``identity`` may see, and how many match in all. Each item is
+        ``(case, revision, report, updated_at)``. ``warned``: only cases warned at their current level
+        of at least this threshold (0: any warning; a negative number: none yet). ``sort``: ``deadline``
+        (the least time left first, no deadline last), ``warning`` (the highest warning first, then the
+        least time left) or ``next_warning`` (the soonest warning still to come first)."""
         c = cases.c
         query = scoped(sa.select(cases), identity)
         for column, value in ((c.status, status), (c.level, level), (c.category, category), (c.triage, triage)):
@@ -221,8 +230,16 @@ class CaseStore(Store):
             query = query.where(late(now) if overdue else sa.not_(late(now)))
         if due_within is not None:
             query = query.where(c.deadline_at.is_not(None), c.deadline_at <= due_within)
+        if warned is not None:
+            query = query.where(c.warned.is_(None) if warned < 0 else sa.and_(c.warned.is_not(None),
+                                                                                c.warned >= warned))
         total = self.db.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
-        rows = self.db.execute(query.order_by(c.deadline_at.is_(None), c.deadline_at, c.opened_at, c.id)
+        order = (c.deadline_at.is_(None), c.deadline_at, c.opened_at, c.id)
+        if sort == "warning":
+            order = (c.warned.is_(None), c.warned.desc(), *order)
+        elif sort == "next_warning":
+            order = (c.next_warning_at.is_(None), c.next_warning_at, *order)
+        rows = self.db.execute(query.order_by(*order)
                                .limit(size).offset((page - 1) * size)).all()
         return [(self._case(r), r.revision, _report(r), r.updated_at) for r in rows], total
 
@@ -310,7 +327,9 @@ class CaseStore(Store):
             extensions=tuple(Limit.from_dict(x) for x in row.extensions or ()),
             pending_extension=ExtensionRequest.from_dict(row.pending_extension) if row.pending_extension else None,
             held_status=Status(row.held_status) if row.held_status else None,
-            time_left=Limit.from_dict(row.time_left) if row.time_left else None)
+            time_left=Limit.from_dict(row.time_left) if row.time_left else None,
+            clock_start=row.clock_start or row.opened_at, warned=row.warned,
+            warnings=tuple((float(w["threshold"]), datetime.fromisoformat(w["at"])) for w in row.warnings or ()))
 
 
 def _columns(case: Case, now: datetime) -> dict:
@@ -325,7 +344,10 @@ def _columns(case: Case, now: datetime) -> dict:
             "pending_extension": case.pending_extension.to_dict() if case.pending_extension else None,
             "held_status": str(case.held_status) if case.held_status else None,
             "time_left": case.time_left.to_dict() if case.time_left else None, "timer_token": case.timer_token,
-            "opened_at": case.opened_at, "deadline_at": case.deadline, "due_at": case.due_at, "updated_at": now}
+            "opened_at": case.opened_at, "deadline_at": case.deadline, "due_at": case.due_at, "updated_at": now,
+            "clock_start": case.clock_start, "warned": case.warned,
+            "warnings": [{"threshold": p, "at": at.isoformat()} for p, at in case.warnings],
+            "next_warning_at": case.warnings[0][1] if case.warnings and case.due_at is not None else None}
 
 
 def _report_columns(report: Report) -> dict:

@@ -62,8 +62,15 @@ class CategoryOut(Schema):
     code = fields.String()
     zh = fields.String()
     en = fields.String()
-    severity = fields.String()
+    severity = fields.String(metadata={"description": "the default severity of its reports"})
     start_level = fields.String()
+    unit = fields.String(allow_none=True, metadata={"description": "an area id that takes all its cases"})
+    group = fields.Dict(allow_none=True, metadata={
+        "description": "GB/T 30428: {code: facilities (部件) | events (事件), zh, en}"})
+    # "class" is a Python keyword: the field is declared under another name and keeps its JSON key
+    class_ = fields.Dict(data_key="class", attribute="class", allow_none=True,
+                         metadata={"description": "the class (大类) within the group: {code, zh, en}"})
+    severities = fields.List(fields.String(), metadata={"description": "severities the policy has rules for"})
 
 
 def report_view(report) -> dict:
@@ -172,4 +179,5 @@ class Categories(MethodView):
     @blp.response(200, CategoryOut(many=True))
     def get(self):
         """The report categories of the policy, with names in Chinese and English."""
-        return [vars(c) for c in current_service().policy.categories.values()]
+        policy = current_service().policy
+        return [policy.describe(c) for c in policy.categories.values()]

@@ -12,6 +12,7 @@ from shared.clock import FakeClock
 from shared.config import Settings
 from shared.messages import events
 from shared.vocabulary import Level
+from tests.support.cases import CALENDAR_HOURS_POLICY
 
 OWNERS = events.Owners(grid=events.AreaRef("G1", "g"), station=events.AreaRef("S1", "s"),
                        subcenter=events.AreaRef("C1", "c"), hq=events.AreaRef("HQ", "h"))
@@ -25,7 +26,8 @@ def database_url(request, tmp_path):
 
 
 def escalation(url, clock):
-    return bootstrap.build(Settings(database_urls={"escalation": url}, secret="x"), clock, web=False)
+    return bootstrap.build(Settings(
+        database_urls={"escalation": url}, secret="x", policy_file=str(CALENDAR_HOURS_POLICY)), clock, web=False)
 
 
 def open_cases(service, n, category="street_light"):
