@@ -74,7 +74,7 @@ class CategoryOut(Schema):
 
 
 def report_view(report) -> dict:
-    return {"id": report.id, "number": report.number, "status": report.status,
+    return {"id": report.id, "number": report.number_in(current_service().time_zone), "status": report.status,
             "category": report.category, "severity": report.severity, "description": report.description,
             "location": {"lon": report.lon, "lat": report.lat}, "reporter": report.reporter,
             "reported_at": isoformat(report.reported_at), "updated_at": isoformat(report.updated_at),

@@ -11,7 +11,8 @@ from shared.policy import load_policy
 
 SPEC = bootstrap.ServiceSpec(
     name="intake", title="gridcase intake", blueprint=blp, store=ReportStore, consumers=CONSUMERS,
-    dependencies=lambda settings, engine, clock: {"policy": load_policy(settings.policy_file)})
+    dependencies=lambda settings, engine, clock: {"policy": load_policy(settings.policy_file),
+                                                  "time_zone": settings.time_zone})
 
 
 def build(settings: Settings, clock: Clock | None = None, **options) -> bootstrap.Service:

@@ -27,12 +27,13 @@ class Submitted:
 
 
 def submit_report(report: NewReport, reporter: str, idempotency_key: str | None, uow: UnitOfWork, *,
-                  clock: Clock, policy: Policy) -> Submitted:
+                  clock: Clock, policy: Policy, time_zone: str = "UTC") -> Submitted:
     """Store a report and its ``case.reported`` atomically.
 
     A retry with the same key and the same report returns the stored one; the same key with a
     different report raises ``IdempotencyConflict``. The insert itself detects a used key
     (``ON CONFLICT DO NOTHING``), so two concurrent requests with one key make one report.
+    The report number is dated in the city's ``time_zone``.
     """
     if report.category not in policy.categories:
         raise UnknownCategory(report.category)
@@ -44,7 +45,7 @@ def submit_report(report: NewReport, reporter: str, idempotency_key: str | None,
                         lon=report.lon, lat=report.lat, status=Status.REPORTED, reported_at=now, updated_at=now)
         uow.store.add(stored)
         uow.add(events.CaseReported(
-            case_id=stored.id, number=stored.number, category=stored.category, severity=stored.severity,
+            case_id=stored.id, number=stored.number_in(time_zone), category=stored.category, severity=stored.severity,
             description=stored.description, location=events.Location(stored.lon, stored.lat), reporter=reporter,
             reported_at=now))
         uow.commit()

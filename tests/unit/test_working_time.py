@@ -165,3 +165,11 @@ def test_a_working_day_in_berlin_is_eight_hours_whatever_the_offset(start, hours
     assert working_between(start, end, BERLIN) == hours * 3600
     local_end = end.astimezone(BERLIN.zone).time()
     assert time(8) < local_end <= time(16)
+
+
+def test_a_report_at_half_past_two_on_1_december_in_shanghai_is_numbered_1_december():
+    from services.intake.domain.reports import report_number
+
+    reported = datetime(2026, 11, 30, 18, 30, tzinfo=UTC)  # 02:30 on 1 December in UTC+8
+    assert report_number(42, reported, "Asia/Shanghai") == "20261201-000042"
+    assert report_number(42, reported, "Europe/Berlin") == "20261130-000042"
