@@ -47,6 +47,8 @@ def escalate_due(case: Case, now: datetime, token: int) -> Outcome:
         case.level, case.status, case.pending_extension = owned_level(case.areas, case.level.up), Status.OPEN, None
         set_deadline(case, case.deadline_after(missed, case.policy.limit(case.level)), now, restart=missed)
         outcome += record(case, StepType.ESCALATED, SYSTEM, now, "deadline passed", scheduled_at=missed)
+    if outcome.steps and outcome.steps[-1].type == StepType.ESCALATED:
+        outcome += _warn(case, now)  # the new level's clock started at the missed deadline: its passed warnings
     if case.level == Level.HQ and is_late(case.deadline, now) and not case.overdue:
         case.overdue = True
         outcome += record(case, StepType.OVERDUE, SYSTEM, now, "deadline passed at headquarters",
