@@ -2,15 +2,17 @@
 owner, deadline and timeline, and the actions of the closed loop (with ``ETag`` / ``If-Match``)."""
 from __future__ import annotations
 
+import csv
+import io
 from datetime import timedelta
 
-from flask import request
+from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import RAISE, Schema, fields, validate
 
 from services.escalation import handlers
-from services.escalation.domain import actions
+from services.escalation.domain import actions, statistics
 from services.escalation.domain.deadlines import UNITS
 from services.escalation.domain.errors import Refused
 from services.escalation.domain.timeline import StepType
@@ -18,6 +20,7 @@ from services.escalation.store import StaleCase
 from shared.auth import ROLES
 from shared.clock import isoformat
 from shared.fields import LIMITS, JsonFloat, JsonInteger, QueryFloat, QueryInteger, Text
+from shared.policy import PolicyError, parse_policy
 from shared.vocabulary import Status
 from shared.web import Blueprint, current_service, identity, roles
 
@@ -267,3 +270,144 @@ def _detail(uow, case, caller, now) -> dict:
     report, candidates, updated_at = uow.store.detail(case.id)
     return case_view(case, report, updated_at, now, candidates=candidates, steps=uow.store.steps(case.id),
                      available=actions.available(case, caller, now))
+
+
+# -- statistics (issue 10) ----------------------------------------------------------------------------
+
+#: Roles that read statistics (a grid worker does not); area scope applies to each.
+STATS_ROLES = tuple(role for role in ROLES if role != "grid_worker")
+
+
+class ClosureStatsArgs(Schema):
+    class Meta:
+        unknown = RAISE
+
+    group_by = fields.String(required=True, validate=validate.OneOf(list(statistics.GROUP_FIELDS)))
+    period = fields.String(load_default="month", validate=validate.OneOf(list(statistics.PERIODS)))
+    from_ = fields.Date(required=True, data_key="from", metadata={
+        "description": "first local date (the city's time zone), included"})
+    to = fields.Date(required=True, metadata={"description": "last local date, excluded (half-open)"})
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
+    rank_by = fields.String(validate=validate.OneOf(list(statistics.RANKABLE)), metadata={
+        "description": "rank the groups of each period by this measure (adds `rank`)"})
+    order = fields.String(load_default="desc", validate=validate.OneOf(["asc", "desc"]),
+                          metadata={"description": "the ranking's order: desc puts the highest value first"})
+
+
+class QuantilesOut(Schema):
+    median = fields.Float(allow_none=True, metadata={"description": "seconds"})
+    p90 = fields.Float(allow_none=True, metadata={"description": "seconds"})
+
+
+class StatsRowOut(Schema):
+    area_id = fields.String(allow_none=True)
+    category = fields.String()
+    severity = fields.String()
+    reporter = fields.String(allow_none=True)
+    period_start = fields.String(metadata={"description": "local date (YYYY-MM-DD) the period starts"})
+    opened = fields.Integer()
+    closed = fields.Integer()
+    closure_rate = fields.Float(allow_none=True)
+    on_time_rate = fields.Float(allow_none=True)
+    on_time_rate_with_extensions = fields.Float(allow_none=True)
+    rework_rate = fields.Float(allow_none=True)
+    extension_rate = fields.Float(allow_none=True)
+    escalation_rate = fields.Float(allow_none=True)
+    overdue = fields.Integer()
+    time_to_acknowledge = fields.Nested(QuantilesOut)
+    time_to_resolve = fields.Nested(QuantilesOut)
+    time_to_close = fields.Nested(QuantilesOut)
+    time_at_level = fields.Dict(keys=fields.String(), values=fields.Nested(QuantilesOut))
+    rank = fields.Integer(allow_none=True)
+
+
+class ClosureStatsOut(Schema):
+    group_by = fields.String()
+    period = fields.String()
+    from_ = fields.String(data_key="from", attribute="from")
+    to = fields.String()
+    time_zone = fields.String()
+    rows = fields.List(fields.Nested(StatsRowOut))
+
+
+@blp.route("/stats/closure-times")
+class ClosureTimes(MethodView):
+    @roles(*STATS_ROLES)
+    @blp.arguments(ClosureStatsArgs, location="query")
+    @blp.response(200, ClosureStatsOut)
+    def get(self, args):
+        """Closure-time statistics (结案率, 按期结案率, 返工率 …) of the cases opened on the local dates
+        ``[from, to)`` in the city's time zone, grouped by grid, station, sub-center, category, severity
+        or reporter and by day, week (Monday) or month; the caller's area scope applies (a station sees
+        its own grids). Rates are fractions 0–1, null where the denominator is 0; durations are seconds.
+        The README's "Closure-time statistics" defines each measure. ``format=csv``: the same columns
+        flattened (``time_to_close_p90``), one header row. ``rank_by``: rank each period's groups.
+
+        ``GET /escalation/v1/stats/closure-times?group_by=station&period=month&from=2026-01-01&to=2027-01-01``
+        → ``{"group_by": "station", "period": "month", "from": …, "to": …, "time_zone": "Asia/Shanghai",
+        "rows": [{"area_id": "S1", "period_start": "2026-01-01", "opened": 40, "closed": 38,
+        "closure_rate": 0.95, …, "time_to_close": {"median": 86400.0, "p90": 259200.0}, …}]}``
+        """
+        if args["to"] <= args["from_"]:
+            abort(422, errors={"to": ["must be after from"]})
+        if (args["to"] - args["from_"]).days > 3 * 366:
+            abort(422, errors={"to": ["at most three years at once"]})
+        service = current_service()
+        answer = service.run(handlers.closure_stats, handlers.ClosureStats(
+            identity(), args["group_by"], args["period"], args["from_"], args["to"], args.get("rank_by"),
+            args["order"] == "desc"))
+        if args["format"] == "csv":
+            return _csv(answer)
+        return answer
+
+
+def _csv(answer: dict) -> Response:
+    rows = [statistics.flatten(r) for r in answer["rows"]]
+    key = statistics.GROUP_FIELDS[answer["group_by"]]
+    template = statistics.flatten(statistics.row({key: None, "period_start": None},
+                                                 dict.fromkeys(statistics.COUNTS, 0), {}))
+    columns = list(template) + (["rank"] if rows and "rank" in rows[0] else [])
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, lineterminator="\r\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    name = f"closure-times-{answer['group_by']}-{answer['period']}-{answer['from']}-{answer['to']}.csv"
+    return Response(out.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+class ReplayIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    policy = fields.String(required=True, validate=validate.Length(1, 256 * 1024), metadata={
+        "description": "the new policy file's text (TOML, as `gridcase policy check` reads it)"})
+    from_ = fields.Date(required=True, data_key="from")
+    to = fields.Date(required=True)
+
+
+@blp.route("/stats/replay")
+class PolicyReplay(MethodView):
+    @roles("command", "supervisor", "admin")
+    @blp.arguments(ReplayIn)
+    @blp.response(200, description="side by side per unit and category: current and new")
+    def post(self, body):
+        """What-if: how the cases opened on local dates ``[from, to)`` would have fared under a new
+        policy — automatic escalations from each level, overdue at headquarters, closed on time —
+        next to what their own frozen policies did, per unit (station) and category, with a total.
+        The recorded human actions keep their times; deadlines are recomputed. A policy that does not
+        validate answers ``422`` naming its line.
+
+        ``POST /escalation/v1/stats/replay`` with ``{"policy": "…", "from": "2026-01-01", "to": "2026-02-01"}``
+        → ``{"from", "to", "rows": [{"unit": "S1", "category": "street_light", "cases": 12,
+        "current": {"escalations": {"1": 3, "2": 0, "3": 0}, "overdue": 0, "closed_on_time": 9}, "new": {…}}],
+        "total": {…}}``
+        """
+        if body["to"] <= body["from_"]:
+            abort(422, errors={"to": ["must be after from"]})
+        try:
+            policy = parse_policy(body["policy"], "policy")
+        except PolicyError as problem:
+            abort(422, errors={"policy": [str(problem)]})
+        return current_service().run(handlers.replay_policy, handlers.Replay(policy, body["from_"], body["to"],
+                                                                               identity()))

@@ -20,7 +20,8 @@ SPEC = bootstrap.ServiceSpec(
 def _dependencies(settings: Settings) -> dict:
     """The policy, the city's working calendars and time zone, for handlers that name them."""
     policy = load_policy(settings.policy_file)
-    return {"policy": policy, "calendars": Calendars.of(settings, policy), "time_zone": settings.time_zone}
+    return {"policy": policy, "calendars": Calendars.of(settings, policy), "time_zone": settings.time_zone,
+            "calendars_for": lambda other: Calendars.of(settings, other)}
 
 
 def build(settings: Settings, clock: Clock | None = None, **options) -> bootstrap.Service:
