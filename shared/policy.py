@@ -209,6 +209,15 @@ def load_policy(path: str | Path | None = None) -> Policy:
 
 def parse_policy(text: str, file: str = "policy") -> Policy:
     """``load_policy`` for a text already read."""
+    try:
+        return _parse(text, file)
+    except PolicyError:
+        raise
+    except (AttributeError, TypeError, KeyError, ValueError, IndexError) as exc:  # a value of the wrong shape
+        raise PolicyError(f"a value has the wrong shape: {exc}", None, file) from None
+
+
+def _parse(text: str, file: str) -> Policy:
     lines = _Lines(text, file)
     try:
         data = tomllib.loads(text)

@@ -203,6 +203,14 @@ def closure_stats(query: ClosureStats, uow: UnitOfWork, *, time_zone: str) -> di
             "to": query.day_to.isoformat(), "time_zone": time_zone, "rows": rows}
 
 
+def refresh_facts(limit: int, uow: UnitOfWork, *, clock: Clock) -> int:
+    """Give the statistics a row for up to ``limit`` cases that have none; returns how many."""
+    with uow:
+        done = uow.store.refresh_missing_facts(clock.now(), limit)
+        uow.commit()
+    return done
+
+
 @dataclass(frozen=True)
 class Replay:
     """``POST /escalation/v1/stats/replay`` / ``gridcase policy replay``: ``policy`` is the new policy

@@ -336,6 +336,14 @@ class CaseStore(Store):
             out.append(statistics.row({field: r.k, "period_start": r.p.isoformat()}, counts, q))
         return out
 
+    def refresh_missing_facts(self, now: datetime, limit: int = 1000) -> int:
+        """Compute the statistics row of up to ``limit`` cases that have none (cases opened before the
+        statistics existed); returns how many."""
+        missing = sa.select(cases).where(~sa.exists().where(case_facts.c.case_id == cases.c.id)).limit(limit)
+        found = [self._case(r) for r in self.db.execute(missing)]
+        self._refresh_facts(found, now)
+        return len(found)
+
     def timelines(self, identity: Identity | None, day_from, day_to) -> list[tuple[Case, list[Step], dict]]:
         """The cases (visible to ``identity``; all if None) that opened on local dates ``[day_from,
         day_to)``, each with its timeline and its group keys (for the what-if replay)."""

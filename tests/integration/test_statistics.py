@@ -245,3 +245,14 @@ def test_a_longer_first_level_would_have_kept_b_at_the_grid(city):
     total = city.run(handlers.replay_policy, handlers.Replay(longer, date(2026, 10, 1), date(2026, 11, 1)))["total"]
     assert total["current"]["escalations"]["1"] == 1 and total["new"]["escalations"]["1"] == 0
     assert total["new"]["closed_on_time"] == 1 and total["current"]["closed_on_time"] == 0
+
+
+def test_a_case_without_a_statistics_row_gets_one_from_the_rebuild(city):
+    from services.escalation.store import case_facts
+
+    with city.engine.begin() as db:
+        db.execute(case_facts.delete().where(case_facts.c.case_id == "A"))
+    assert city.run(handlers.refresh_facts, 1000) == 1
+    assert city.run(handlers.refresh_facts, 1000) == 0
+    [september] = [r for r in stats(city)["rows"] if r["period_start"] == "2026-09-01"]
+    assert september["time_to_close"]["median"] == 685800.0
