@@ -95,7 +95,7 @@ def _load(engine: sa.Engine, n: int) -> None:
             INSERT INTO cases (id, number, category, severity, status, level, owner_area_id, grid_id, station_id,
                                subcenter_id, hq_id, areas, policy, overdue, verification_overdue, triage, reworks,
                                timer_token, revision, opened_at, updated_at)
-            SELECT 'bench-' || i, i::text, (ARRAY[:categories])[1 + i % 8], 'normal', 'closed', 1,
+            SELECT 'bench-' || i, i::text, (CAST(:categories AS text[]))[1 + i % 8], 'normal', 'closed', 1,
                    'S' || lpad((i % :stations)::text, 3, '0'),
                    'S' || lpad((i % :stations)::text, 3, '0') || '-G' || (i / :stations) % :grids,
                    'S' || lpad((i % :stations)::text, 3, '0'), 'C' || (i % :stations) % 12, 'HQ',

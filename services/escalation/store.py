@@ -324,6 +324,8 @@ class CaseStore(Store):
                         bucket[c].append(r._mapping[c])
             quantiles = {group: {c: (statistics.quantile(v, 0.5), statistics.quantile(v, 0.9))
                                  for c, v in cols.items()} for group, cols in values.items()}
+        if self.postgres:  # ordered-set aggregates sort the rows by group: byte order, not the locale's
+            key = key.collate("C")
         query = (sa.select(key.label("k"), when.label("p"), *sums, *extra).where(*where)
                  .group_by(key, when).order_by(when, key))
         field = statistics.GROUP_FIELDS[group_by]
