@@ -4,7 +4,7 @@ overrides). Escalation copies the calendar of a case's most specific owner into 
 ``TimePolicy`` when it opens, with the rule of its category × severity."""
 from __future__ import annotations
 
-from services.escalation.domain.calendar import WorkingCalendar, parse_periods
+from services.escalation.domain.calendar import WorkingCalendar, known_region, parse_periods
 from services.escalation.domain.deadlines import Limit, TimePolicy
 from shared.config import Settings
 from shared.policy import WEEKDAYS, Amount, CalendarSpec, Policy, Rule
@@ -17,6 +17,9 @@ class Calendars:
     else the city's."""
 
     def __init__(self, spec: CalendarSpec, time_zone: str, region: str | None):
+        """ValueError for a holiday region no data package knows (``CN``, ``DE-BE``, … are known)."""
+        if not known_region(region):
+            raise ValueError(f"no public holidays are known for the region {region!r}")
         self.city = WorkingCalendar(time_zone, _hours(spec.hours), region)
         self.units = {
             area: WorkingCalendar(time_zone, _hours(unit.hours) if unit.hours else self.city.hours, region,

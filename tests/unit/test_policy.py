@@ -133,3 +133,9 @@ def test_gridcase_policy_check_prints_the_rules_or_the_line_of_a_problem(tmp_pat
     bad.write_text(GOOD.replace('1 = "4 working_hours"', '1 = "4 fortnights"'), encoding="utf-8")
     result = CliRunner().invoke(main, ["policy", "check", str(bad)])
     assert result.exit_code == 1 and f"bad.toml:{line_of(bad.read_text(), 'fortnights')}:" in result.output
+
+
+def test_a_holiday_region_no_data_package_knows_is_refused():
+    with pytest.raises(ValueError, match="ZZ"):
+        Calendars(SHIPPED.calendar, "UTC", "ZZ")
+    assert Calendars(SHIPPED.calendar, "Europe/Berlin", "DE-BE").city.region == "DE-BE"
