@@ -23,7 +23,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from tests.support.servers import create_database, drop_database, purge_broker
+from harness.servers import create_database, drop_database, purge_broker
 
 PROBLEM = "application/problem+json"
 #: Tables whose row counts must not change when an input is refused.
