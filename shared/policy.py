@@ -98,6 +98,7 @@ class Category:
         return self.rule().start_level
 
     def start_level_for(self, severity: str | None) -> str:
+        """The start level (an area level name) of a report of ``severity`` (dispatch routes with it)."""
         return self.rule(severity).start_level
 
 
@@ -129,6 +130,7 @@ class Policy:
         {d: ["08:30-12:00", "13:00-17:30"] for d in WEEKDAYS[:5]}, "CN"))
 
     def category(self, code: str) -> Category:
+        """The category ``code``; KeyError if the policy has none."""
         return self.categories[code]
 
     def describe(self, category: Category) -> dict:

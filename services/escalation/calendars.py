@@ -28,9 +28,12 @@ class Calendars:
 
     @classmethod
     def of(cls, settings: Settings, policy: Policy) -> Calendars:
+        """The calendars of a process: the settings' time zone and holiday region (``GRIDCASE_HOLIDAYS``,
+        else the policy's ``[calendar] region``) with the policy's working periods and unit overrides."""
         return cls(policy.calendar, settings.time_zone, settings.holidays or policy.calendar.region)
 
     def for_areas(self, areas: dict[str, dict | None]) -> WorkingCalendar:
+        """The calendar of a case owned by ``areas`` (level name → ``{"id", …}`` or None)."""
         for name in SCOPED_AREA_LEVELS:
             ref = areas.get(name)
             if ref and ref.get("id") in self.units:

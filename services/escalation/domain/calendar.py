@@ -107,6 +107,7 @@ class WorkingCalendar:
 
     @property
     def zone(self) -> ZoneInfo:
+        """The calendar's time zone."""
         return ZoneInfo(self.time_zone)
 
     # -- days -------------------------------------------------------------------------------------
@@ -159,6 +160,7 @@ class WorkingCalendar:
     # -- the snapshot -----------------------------------------------------------------------------
 
     def to_dict(self) -> dict:
+        """A JSON-ready dict (the case snapshot's ``calendar``); ``from_dict`` reads it back."""
         return {"time_zone": self.time_zone,
                 "hours": {WEEKDAYS[d]: _format(p) for d, p in sorted(self.hours.items()) if p},
                 "region": self.region,

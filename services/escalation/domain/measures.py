@@ -202,4 +202,5 @@ def week_start(day: date) -> date:
 
 
 def month_start(day: date) -> date:
+    """The first of ``day``'s month (a statistics month is a local calendar month)."""
     return day.replace(day=1)
