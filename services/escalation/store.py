@@ -202,7 +202,8 @@ class CaseStore(Store):
         self.db.execute(cases.insert(), [
             {"id": case.id, "revision": 1, "candidates": candidates, **_report_columns(report),
              **_columns(case, now)} for case, _, report, candidates in new])
-        self._record([(case, outcome) for case, outcome, _, _ in new])
+        self._record([(case, outcome) for case, outcome, _, _ in new],
+                     opened={case.id: (list(outcome.steps), report.reporter) for case, outcome, report, _ in new})
 
     def save(self, case: Case, outcome: Outcome, now: datetime) -> int:
         """The case's new state and what happened; returns its new revision (``StaleCase`` if another
@@ -396,9 +397,10 @@ class CaseStore(Store):
         """The audit rows after ``seq``, in order (streamed)."""
         return self.db.execute(sa.select(audit_log).where(audit_log.c.seq > after).order_by(audit_log.c.seq))
 
-    def _record(self, changed: list[tuple[Case, Outcome]]) -> None:
+    def _record(self, changed: list[tuple[Case, Outcome]], opened: dict | None = None) -> None:
         """Append the steps to the timeline, the automatic escalations to ``escalations`` (a deadline
-        fires once) and every step to the hash-chained audit trail, in the caller's transaction."""
+        fires once) and every step to the hash-chained audit trail, and refresh the statistics rows, in
+        the caller's transaction. ``opened``: new cases' whole timelines and reporters (no read back)."""
         steps = [(case, step) for case, outcome in changed for step in outcome.steps]
         if not steps:
             return
@@ -410,19 +412,26 @@ class CaseStore(Store):
         if fired:
             self.db.execute(escalations.insert(), fired)
         self._append_audit(steps)
-        self._refresh_facts([case for case, outcome in changed if outcome.steps], steps[-1][1].at)
+        self._refresh_facts([case for case, outcome in changed if outcome.steps], steps[-1][1].at, opened)
 
-    def _refresh_facts(self, changed: list[Case], now: datetime) -> None:
-        """Recompute the statistics row of each changed case from its whole timeline."""
+    def _refresh_facts(self, changed: list[Case], now: datetime, opened: dict | None = None) -> None:
+        """Recompute the statistics row of each changed case from its whole timeline (read back, unless
+        ``opened`` gives it: case id → (steps, reporter) of a case that has just opened)."""
         by_id = {case.id: case for case in changed}
         if not by_id:
             return
         ids = list(by_id)
-        timelines: dict[str, list[Step]] = {case_id: [] for case_id in ids}
-        for r in self.db.execute(sa.select(timeline).where(timeline.c.case_id.in_(ids)).order_by(timeline.c.id)):
-            timelines[r.case_id].append(Step(r.at, StepType(r.type), Level(r.level), r.actor, r.note,
-                                             r.scheduled_at))
-        reporters = dict(self.db.execute(sa.select(cases.c.id, cases.c.reporter).where(cases.c.id.in_(ids))).all())
+        if opened is not None and set(opened) >= set(ids):
+            timelines = {case_id: opened[case_id][0] for case_id in ids}
+            reporters = {case_id: opened[case_id][1] for case_id in ids}
+        else:
+            timelines = {case_id: [] for case_id in ids}
+            for r in self.db.execute(sa.select(timeline).where(timeline.c.case_id.in_(ids))
+                                     .order_by(timeline.c.id)):
+                timelines[r.case_id].append(Step(r.at, StepType(r.type), Level(r.level), r.actor, r.note,
+                                                 r.scheduled_at))
+            reporters = dict(self.db.execute(sa.select(cases.c.id, cases.c.reporter)
+                                             .where(cases.c.id.in_(ids))).all())
         rows = []
         for case_id, steps in timelines.items():
             case = by_id[case_id]
@@ -431,7 +440,8 @@ class CaseStore(Store):
             facts = measure(steps, case.policy, case.areas, case.extensions, now,
                             closed_now=case.status == Status.CLOSED)
             rows.append(_facts_row(case, reporters.get(case_id), facts))
-        self.db.execute(case_facts.delete().where(case_facts.c.case_id.in_(ids)))
+        if opened is None:
+            self.db.execute(case_facts.delete().where(case_facts.c.case_id.in_(ids)))
         if rows:
             self.db.execute(case_facts.insert(), rows)
 
