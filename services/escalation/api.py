@@ -380,8 +380,11 @@ class ReplayIn(Schema):
     class Meta:
         unknown = RAISE
 
-    policy = fields.String(required=True, validate=validate.Length(1, 256 * 1024), metadata={
-        "description": "the new policy file's text (TOML, as `gridcase policy check` reads it)"})
+    # within the route's 64 KiB body even if every character is sent as a 6-byte \uXXXX escape; a larger
+    # file is replayed with `gridcase policy replay`
+    policy = fields.String(required=True, validate=validate.Length(1, 10_000), metadata={
+        "description": "the new policy file's text (TOML, as `gridcase policy check` reads it), "
+                       "up to 10,000 characters"})
     from_ = fields.Date(required=True, data_key="from")
     to = fields.Date(required=True)
 
@@ -391,6 +394,7 @@ class PolicyReplay(MethodView):
     @roles("command", "supervisor", "admin")
     @blp.arguments(ReplayIn)
     @blp.response(200, description="side by side per unit and category: current and new")
+    @blp.alt_response(413, description="the body is over the route's 64 KiB")
     def post(self, body):
         """What-if: how the cases opened on local dates ``[from, to)`` would have fared under a new
         policy — automatic escalations from each level, overdue at headquarters, closed on time —
