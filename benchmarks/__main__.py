@@ -23,7 +23,7 @@ from pathlib import Path
 
 from benchmarks._support import ROOT, emit, sigterm_as_exit
 
-GROUPS = ("intake", "pipeline", "dispatch", "scheduler")
+GROUPS = ("intake", "pipeline", "dispatch", "scheduler", "statistics")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 #: What each figure's ratio means (and the goal, where there is one).
@@ -42,6 +42,10 @@ MEANING = {
     "dispatch.peak_rss_so_far": "peak of the dispatch child process",
     "dispatch.import_berlin": "ratio = JSON parse s ÷ import s",
     "scheduler.lag_p99_growth": "p99 lag with 10⁶ open cases ÷ with 10⁴ (goal ≤ 1.5)",
+    "statistics.raw_scan": "raw baseline: plain GROUP BY station over the year's 10⁶ statistics rows",
+    "statistics.year_by_station_month": "raw s ÷ ours; 10⁶ closed cases, a year by station and month (goal < 1 s)",
+    "statistics.year_by_station_day": "raw s ÷ ours; the same by station and day (138 × 365 groups)",
+    "statistics.station_scope": "raw s ÷ ours; one station's year by month",
 }
 
 
@@ -85,6 +89,9 @@ def _child(name: str, quick: bool) -> None:
     elif name == "scheduler":
         from benchmarks import scheduler
         emit(scheduler.run(quick=quick))
+    elif name == "statistics":
+        from benchmarks import statistics
+        emit(statistics.run(quick=quick))
     else:
         raise SystemExit(f"unknown benchmark {name!r}")
 

@@ -145,8 +145,11 @@ from gridcase.apikey_cli import apikey  # noqa: E402
 from gridcase.areas_cli import areas  # noqa: E402
 from gridcase.audit_cli import audit_group  # noqa: E402
 from gridcase.dlq import dlq  # noqa: E402
+from gridcase.policy_cli import policy_group, stats_group  # noqa: E402
 
 main.add_command(apikey)
 main.add_command(areas)
 main.add_command(audit_group)
 main.add_command(dlq)
+main.add_command(policy_group)
+main.add_command(stats_group)

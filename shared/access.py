@@ -54,6 +54,8 @@ ACTIONS: dict[str, frozenset[Role] | None] = {
     "point.locate": EVERYONE,
     "areas.read": EVERYONE,
     "areas.import": frozenset({Role.ADMIN}),
+    "stats.read": EVERYONE - {Role.GRID_WORKER},  # area scope applies to each row
+    "stats.replay": frozenset({Role.COMMAND, Role.SUPERVISOR, Role.ADMIN}),
 }
 
 

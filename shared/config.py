@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.auth import check_secret
 
@@ -27,6 +29,8 @@ class Settings:
     clock_anchor: str | None = None
     city: str = "demo"
     policy_file: str | None = None
+    time_zone: str = "Asia/Shanghai"  # the city's IANA zone: report numbers, "today", statistics periods
+    holidays: str | None = None  # the holiday region (CN, DE-BE); None: the policy's [calendar] region
     delivery_limit: int = 5
     log_level: str = "INFO"
     log_format: str | None = None  # "json" or "console"; default: console on a terminal, else JSON
@@ -70,6 +74,8 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
         clock_anchor=env.get("GRIDCASE_CLOCK_ANCHOR") or None,
         city=env.get("GRIDCASE_CITY", "demo"),
         policy_file=env.get("GRIDCASE_POLICY_FILE") or None,
+        time_zone=env.get("GRIDCASE_TIME_ZONE") or "",
+        holidays=env.get("GRIDCASE_HOLIDAYS") or None,
         delivery_limit=int(env.get("GRIDCASE_DELIVERY_LIMIT", "5")),
         log_level=env.get("GRIDCASE_LOG_LEVEL", "INFO").upper(),
         log_format=env.get("GRIDCASE_LOG_FORMAT") or None,
@@ -88,12 +94,35 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
         duplicate_window_hours=float(env.get("GRIDCASE_DUPLICATE_WINDOW_HOURS") or 72),
     )
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    city = city_settings(settings.city)
+    settings = replace(settings, time_zone=settings.time_zone or city.get("time_zone") or "Asia/Shanghai",
+                       holidays=settings.holidays or city.get("holidays"))
+    try:
+        ZoneInfo(settings.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"GRIDCASE_TIME_ZONE: unknown time zone {settings.time_zone!r}") from None
     if settings.time_scale <= 0:
         raise ValueError("GRIDCASE_TIME_SCALE must be positive")
     if not settings.secret:
         settings = replace(settings, secret=_development_secret(settings.data_dir))
     check_secret(settings.secret)
     return settings
+
+
+def city_settings(city: str | None) -> dict:
+    """``time_zone`` and ``holidays`` from a city folder's ``city.toml`` (``gridcase up --city
+    examples/berlin`` runs on Europe/Berlin with Berlin's holidays); empty for ``demo`` or a file.
+    The environment (``GRIDCASE_TIME_ZONE``, ``GRIDCASE_HOLIDAYS``) wins over the folder."""
+    if not city or city == "demo":
+        return {}
+    manifest = Path(city) / "city.toml"
+    if not manifest.is_file():
+        return {}
+    try:
+        data = tomllib.loads(manifest.read_bytes().decode("utf-8-sig"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}  # the area import reports an unreadable city.toml
+    return {k: data[k] for k in ("time_zone", "holidays") if isinstance(data.get(k), str)}
 
 
 def _development_secret(data_dir: Path) -> str:

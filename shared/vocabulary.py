@@ -83,6 +83,7 @@ class StepType(StrEnum):
     SUSPENDED = "suspended"
     RESUMED = "resumed"
     OVERDUE = "overdue"
+    WARNING = "warning"  # a share of the level's time limit used (issue 10's pre-deadline warnings)
 
 
 class Role(StrEnum):

@@ -43,7 +43,7 @@ def dispatch_cases(messages: list[events.CaseReported], uow: UnitOfWork, *, area
                 point = events.Location(inside.x, inside.y)
             category = policy.categories.get(message.category)
             location, level = route(location or _outside_city(active.hierarchy), active.locator,
-                                    category_start=category.start_level if category else "grid",
+                                    category_start=category.start_level_for(message.severity) if category else "grid",
                                     unit=category.unit if category else None)
             found = owners(location)
             records.append({"case_id": message.case_id, "number": message.number, "category": message.category,

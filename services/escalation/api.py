@@ -2,22 +2,25 @@
 owner, deadline and timeline, and the actions of the closed loop (with ``ETag`` / ``If-Match``)."""
 from __future__ import annotations
 
+import csv
+import io
 from datetime import timedelta
 
-from flask import request
+from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import RAISE, Schema, fields, validate
 
 from services.escalation import handlers
-from services.escalation.domain import actions
-from services.escalation.domain.deadlines import UNIT_SECONDS
+from services.escalation.domain import actions, statistics
+from services.escalation.domain.deadlines import UNITS
 from services.escalation.domain.errors import Refused
 from services.escalation.domain.timeline import StepType
 from services.escalation.store import StaleCase
 from shared.access import Decision
 from shared.clock import isoformat
-from shared.fields import LIMITS, JsonFloat, JsonInteger, QueryInteger, Text
+from shared.fields import LIMITS, JsonFloat, JsonInteger, QueryFloat, QueryInteger, Text
+from shared.policy import parse_policy
 from shared.vocabulary import Status
 from shared.web import Blueprint, access, current_service, deny, identity
 
@@ -38,6 +41,12 @@ class CaseListArgs(Schema):
     triage = fields.Boolean(metadata={"description": "a point in no grid, or outside the city"})
     time_left = QueryInteger(validate=validate.Range(0, 10**9),
                              metadata={"description": "only cases due within this many seconds (overdue included)"})
+    warned = QueryFloat(validate=validate.Range(-1, 1), metadata={
+        "description": "only cases warned at their current level of at least this share of the limit "
+                       "(0: any warning; -1: not warned yet)"})
+    sort = fields.String(load_default="deadline", validate=validate.OneOf(["deadline", "warning", "next_warning"]),
+                         metadata={"description": "deadline: least time left first; warning: highest warning "
+                                                  "first; next_warning: the soonest warning to come first"})
     page = QueryInteger(load_default=1, validate=validate.Range(1, 1_000_000))
     page_size = QueryInteger(load_default=50, validate=validate.Range(1, 500))
 
@@ -47,7 +56,7 @@ class AmountIn(Schema):
         unknown = RAISE
 
     amount = JsonFloat(required=True, validate=validate.Range(min=0, min_inclusive=False))
-    unit = fields.String(load_default="hours", validate=validate.OneOf(list(UNIT_SECONDS)))
+    unit = fields.String(load_default="hours", validate=validate.OneOf(list(UNITS)))
 
 
 class ActionIn(Schema):
@@ -106,6 +115,9 @@ class CaseOut(Schema):
     deadline = fields.String(allow_none=True, metadata={"description": "ISO 8601 UTC"})
     time_left = fields.Float(allow_none=True, metadata={"description": "seconds to the deadline (negative: late)"})
     overdue = fields.Boolean()
+    warned = fields.Float(allow_none=True, metadata={"description": "the highest warning threshold reached at "
+                                                                    "the current level (0.5, 0.8) or null"})
+    next_warning = fields.String(allow_none=True, metadata={"description": "ISO 8601 UTC: the next warning"})
     verification_overdue = fields.Boolean()
     triage = fields.Boolean()
     triage_reason = fields.String(allow_none=True, metadata={"description": "no_grid or outside_city"})
@@ -135,7 +147,9 @@ def case_view(case, report, updated_at, now, *, candidates=(), steps=None, avail
         "owner": {"level": int(owner.level), "area_id": owner.area_id, "area_name": owner.area_name},
         "areas": case.areas, "deadline": isoformat(case.deadline) if case.deadline else None,
         "time_left": (case.deadline - now).total_seconds() if case.deadline else None,
-        "overdue": case.overdue or (case.deadline is not None and case.due_at is not None and case.is_due(now)),
+        "overdue": case.overdue or case.is_past_deadline(now),
+        "warned": case.warned,
+        "next_warning": isoformat(case.warnings[0][1]) if case.warnings and case.due_at is not None else None,
         "verification_overdue": case.verification_overdue, "triage": case.triage,
         "triage_reason": _triage_reason(case), "candidates": list(candidates), "reworks": case.reworks,
         "extensions": [x.to_dict() for x in case.extensions],
@@ -169,7 +183,8 @@ class Cases(MethodView):
     @blp.response(200, CaseListOut)
     def get(self, args):
         """The cases the caller may see, the least time left first (no deadline last); filters: status,
-        level, area, category, overdue, triage, time_left (seconds).
+        level, area, category, overdue, triage, time_left (seconds), warned (a warning threshold reached);
+        ``sort`` by deadline (default), warning or next_warning.
 
         ``GET /escalation/v1/cases?overdue=true&level=2`` → ``{"items": [{"id", "number", "status",
         "level", "owner", "deadline", "time_left", …}], "total": 3, "page": 1, "page_size": 50}``
@@ -177,7 +192,8 @@ class Cases(MethodView):
         caller = identity()
         service = current_service()
         now = service.clock.now()
-        filters = {k: args[k] for k in ("status", "level", "category", "area", "overdue", "triage") if k in args}
+        filters = {k: args[k] for k in ("status", "level", "category", "area", "overdue", "triage", "warned", "sort")
+                   if k in args}
         if "time_left" in args:
             filters["due_within"] = now + timedelta(seconds=args["time_left"])
         with service.uow() as uow:
@@ -258,3 +274,146 @@ def _detail(uow, case, caller, now) -> dict:
     report, candidates, updated_at = uow.store.detail(case.id)
     return case_view(case, report, updated_at, now, candidates=candidates, steps=uow.store.steps(case.id),
                      available=actions.available(case, caller, now))
+
+
+# -- statistics (issue 10) ----------------------------------------------------------------------------
+
+class ClosureStatsArgs(Schema):
+    class Meta:
+        unknown = RAISE
+
+    group_by = fields.String(required=True, validate=validate.OneOf(list(statistics.GROUP_FIELDS)))
+    period = fields.String(load_default="month", validate=validate.OneOf(list(statistics.PERIODS)))
+    from_ = fields.Date(required=True, data_key="from", metadata={
+        "description": "first local date (the city's time zone), included"})
+    to = fields.Date(required=True, metadata={"description": "last local date, excluded (half-open)"})
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
+    rank_by = fields.String(validate=validate.OneOf(list(statistics.RANKABLE)), metadata={
+        "description": "rank the groups of each period by this measure (adds `rank`)"})
+    order = fields.String(load_default="desc", validate=validate.OneOf(["asc", "desc"]),
+                          metadata={"description": "the ranking's order: desc puts the highest value first"})
+
+
+class QuantilesOut(Schema):
+    median = fields.Float(allow_none=True, metadata={"description": "seconds"})
+    p90 = fields.Float(allow_none=True, metadata={"description": "seconds"})
+
+
+class StatsRowOut(Schema):
+    area_id = fields.String(allow_none=True)
+    category = fields.String()
+    severity = fields.String()
+    reporter = fields.String(allow_none=True)
+    period_start = fields.String(metadata={"description": "local date (YYYY-MM-DD) the period starts"})
+    opened = fields.Integer()
+    closed = fields.Integer()
+    closure_rate = fields.Float(allow_none=True)
+    on_time_rate = fields.Float(allow_none=True)
+    on_time_rate_with_extensions = fields.Float(allow_none=True)
+    rework_rate = fields.Float(allow_none=True)
+    extension_rate = fields.Float(allow_none=True)
+    escalation_rate = fields.Float(allow_none=True)
+    overdue = fields.Integer()
+    time_to_acknowledge = fields.Nested(QuantilesOut)
+    time_to_resolve = fields.Nested(QuantilesOut)
+    time_to_close = fields.Nested(QuantilesOut)
+    time_at_level = fields.Dict(keys=fields.String(), values=fields.Nested(QuantilesOut))
+    rank = fields.Integer(allow_none=True)
+
+
+class ClosureStatsOut(Schema):
+    group_by = fields.String()
+    period = fields.String()
+    from_ = fields.String(data_key="from", attribute="from")
+    to = fields.String()
+    time_zone = fields.String()
+    rows = fields.List(fields.Nested(StatsRowOut))
+
+
+@blp.route("/stats/closure-times")
+class ClosureTimes(MethodView):
+    @access("stats.read")
+    @blp.arguments(ClosureStatsArgs, location="query")
+    @blp.response(200, ClosureStatsOut)
+    def get(self, args):
+        """Closure-time statistics (结案率, 按期结案率, 返工率 …) of the cases opened on the local dates
+        ``[from, to)`` in the city's time zone, grouped by grid, station, sub-center, category, severity
+        or reporter and by day, week (Monday) or month; the caller's area scope applies (a station sees
+        its own grids). Rates are fractions 0–1, null where the denominator is 0; durations are seconds.
+        The README's "Closure-time statistics" defines each measure. ``format=csv``: the same columns
+        flattened (``time_to_close_p90``), one header row. ``rank_by``: rank each period's groups.
+
+        ``GET /escalation/v1/stats/closure-times?group_by=station&period=month&from=2026-01-01&to=2027-01-01``
+        → ``{"group_by": "station", "period": "month", "from": …, "to": …, "time_zone": "Asia/Shanghai",
+        "rows": [{"area_id": "S1", "period_start": "2026-01-01", "opened": 40, "closed": 38,
+        "closure_rate": 0.95, …, "time_to_close": {"median": 86400.0, "p90": 259200.0}, …}]}``
+        """
+        if args["to"] <= args["from_"]:
+            abort(422, errors={"to": ["must be after from"]})
+        if (args["to"] - args["from_"]).days > 3 * 366:
+            abort(422, errors={"to": ["at most three years at once"]})
+        service = current_service()
+        answer = service.run(handlers.closure_stats, handlers.ClosureStats(
+            identity(), args["group_by"], args["period"], args["from_"], args["to"], args.get("rank_by"),
+            args["order"] == "desc"))
+        if args["format"] == "csv":
+            return _csv(answer)
+        return answer
+
+
+def _csv(answer: dict) -> Response:
+    rows = [statistics.flatten(r) for r in answer["rows"]]
+    key = statistics.GROUP_FIELDS[answer["group_by"]]
+    template = statistics.flatten(statistics.row({key: None, "period_start": None},
+                                                 dict.fromkeys(statistics.COUNTS, 0), {}))
+    columns = list(template) + (["rank"] if rows and "rank" in rows[0] else [])
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, lineterminator="\r\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    name = f"closure-times-{answer['group_by']}-{answer['period']}-{answer['from']}-{answer['to']}.csv"
+    return Response(out.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+class ReplayIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    # within the route's 64 KiB body even if every character is sent as a 6-byte \uXXXX escape; a larger
+    # file is replayed with `gridcase policy replay`
+    policy = fields.String(required=True, validate=validate.Length(1, 10_000), metadata={
+        "description": "the new policy file's text (TOML, as `gridcase policy check` reads it), "
+                       "up to 10,000 characters"})
+    from_ = fields.Date(required=True, data_key="from")
+    to = fields.Date(required=True)
+
+
+@blp.route("/stats/replay")
+class PolicyReplay(MethodView):
+    @access("stats.replay")
+    @blp.arguments(ReplayIn)
+    @blp.response(200, description="side by side per unit and category: current and new")
+    @blp.alt_response(413, description="the body is over the route's 64 KiB")
+    def post(self, body):
+        """What-if: how the cases opened on local dates ``[from, to)`` would have fared under a new
+        policy — automatic escalations from each level, overdue at headquarters, closed on time —
+        next to what their own frozen policies did, per unit (station) and category, with a total.
+        The recorded human actions keep their times; deadlines are recomputed. A policy that does not
+        validate answers ``422`` naming its line.
+
+        ``POST /escalation/v1/stats/replay`` with ``{"policy": "…", "from": "2026-01-01", "to": "2026-02-01"}``
+        → ``{"from", "to", "rows": [{"unit": "S1", "category": "street_light", "cases": 12,
+        "current": {"escalations": {"1": 3, "2": 0, "3": 0}, "overdue": 0, "closed_on_time": 9}, "new": {…}}],
+        "total": {…}}``
+        """
+        if body["to"] <= body["from_"]:
+            abort(422, errors={"to": ["must be after from"]})
+        if (body["to"] - body["from_"]).days > 366:
+            abort(422, errors={"to": ["at most a year at once"]})
+        try:
+            policy = parse_policy(body["policy"], "policy")
+            return current_service().run(handlers.replay_policy, handlers.Replay(policy, body["from_"], body["to"],
+                                                                                   identity()))
+        except ValueError as problem:  # PolicyError names the line; an unknown holiday region, the region
+            abort(422, errors={"policy": [str(problem)]})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from services.escalation.api import blp
+from services.escalation.calendars import Calendars
 from services.escalation.consumers import CONSUMERS
 from services.escalation.scheduler import Scheduler, timer_health
 from services.escalation.store import CaseStore
@@ -12,8 +13,15 @@ from shared.policy import load_policy
 
 SPEC = bootstrap.ServiceSpec(
     name="escalation", title="gridcase escalation", blueprint=blp, store=CaseStore, consumers=CONSUMERS,
-    dependencies=lambda settings, engine, clock: {"policy": load_policy(settings.policy_file)},
+    dependencies=lambda settings, engine, clock: _dependencies(settings),
     workers=lambda service: {"scheduler": lambda: Scheduler(service)}, details=timer_health)
+
+
+def _dependencies(settings: Settings) -> dict:
+    """The policy, the city's working calendars and time zone, for handlers that name them."""
+    policy = load_policy(settings.policy_file)
+    return {"policy": policy, "calendars": Calendars.of(settings, policy), "time_zone": settings.time_zone,
+            "calendars_for": lambda other: Calendars.of(settings, other)}
 
 
 def build(settings: Settings, clock: Clock | None = None, **options) -> bootstrap.Service:

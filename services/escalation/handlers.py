@@ -4,12 +4,13 @@ decide (``services.escalation.domain``), save the case with its steps, publish w
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from prometheus_client import Histogram
 
-from services.escalation.domain import actions, timers
+from services.escalation.calendars import Calendars, time_policy
+from services.escalation.domain import actions, measures, statistics, timers
 from services.escalation.domain.cases import Case, open_case
-from services.escalation.domain.deadlines import TimePolicy
 from services.escalation.domain.errors import InvalidArgument, Refused
 from services.escalation.domain.permissions import Actor
 from services.escalation.domain.timeline import Outcome, StepType
@@ -21,7 +22,7 @@ from shared.consumer import Unavailable
 from shared.messages import events
 from shared.policy import Policy
 from shared.uow import UnitOfWork
-from shared.vocabulary import AREA_LEVELS, Level, Role
+from shared.vocabulary import AREA_LEVELS, Level, Role, Status
 
 log = logs.get("gridcase.escalation")
 LAG = Histogram("gridcase_scheduler_lag_seconds", "Deadline to automatic step, in real seconds",
@@ -30,17 +31,23 @@ LAG = Histogram("gridcase_scheduler_lag_seconds", "Deadline to automatic step, i
 TRANSFER_LEVELS = (Level.GRID, Level.STATION)
 
 
-def open_cases(messages: list[events.CaseDispatched], uow: UnitOfWork, *, policy: Policy, clock: Clock) -> None:
+def open_cases(messages: list[events.CaseDispatched], uow: UnitOfWork, *, policy: Policy, clock: Clock,
+               calendars: Calendars | None = None) -> None:
     """``case.dispatched`` → each case opens at its start level with that level's deadline, its time
-    policy frozen from the category (later policy edits never change a case in flight)."""
+    policy frozen from the category × severity rule and the working calendar of its owners (later
+    policy edits never change a case in flight). An unknown category uses ``other``; an unknown
+    severity the category's default."""
     now = clock.now()
+    calendars = calendars or Calendars(policy.calendar, "UTC", policy.calendar.region)
     with uow:
         new = []
         for m in messages:
             category = policy.categories.get(m.category) or policy.categories["other"]
+            areas = _areas(m.owners)
+            frozen = time_policy(category.rule(m.severity), calendars.for_areas(areas))
             case, outcome = open_case(id=m.case_id, number=m.number, category=m.category, severity=m.severity,
-                                      areas=_areas(m.owners), start_level=m.start_level,
-                                      policy=TimePolicy.from_hours(category.hours), now=now, triage=m.triage,
+                                      areas=areas, start_level=m.start_level,
+                                      policy=frozen, now=now, triage=m.triage,
                                       location_unverified=m.location_unverified)
             location = m.location or events.Location(None, None)
             new.append((case, outcome, Report(m.description, location.lon, location.lat, m.reporter, m.reported_at),
@@ -172,6 +179,84 @@ def escalate_due(limit: int, uow: UnitOfWork, *, clock: Clock) -> int:
                         LAG.observe(clock.to_real_seconds((step.at - step.scheduled_at).total_seconds()))
         uow.commit()
     return len(due)
+
+
+@dataclass(frozen=True)
+class ClosureStats:
+    """``GET /escalation/v1/stats/closure-times``: cases opened on local dates ``[day_from, day_to)``."""
+    identity: Identity
+    group_by: str
+    period: str
+    day_from: date
+    day_to: date
+    rank_by: str | None = None
+    descending: bool = True
+
+
+def closure_stats(query: ClosureStats, uow: UnitOfWork, *, time_zone: str) -> dict:
+    """The statistics rows (``store.closure_stats``), ranked by ``rank_by`` when given; the answer of
+    the endpoint: ``{"group_by", "period", "from", "to", "time_zone", "rows"}``."""
+    with uow:
+        rows = uow.store.closure_stats(query.identity, query.group_by, query.period, query.day_from, query.day_to)
+    if query.rank_by:
+        rows = statistics.rank(rows, query.rank_by, query.descending)
+    return {"group_by": query.group_by, "period": query.period, "from": query.day_from.isoformat(),
+            "to": query.day_to.isoformat(), "time_zone": time_zone, "rows": rows}
+
+
+def refresh_facts(limit: int, uow: UnitOfWork, *, clock: Clock) -> int:
+    """Give the statistics a row for up to ``limit`` cases that have none; returns how many."""
+    with uow:
+        done = uow.store.refresh_missing_facts(clock.now(), limit)
+        uow.commit()
+    return done
+
+
+@dataclass(frozen=True)
+class Replay:
+    """``POST /escalation/v1/stats/replay`` / ``gridcase policy replay``: ``policy`` is the new policy
+    (already validated); ``identity`` None means every case (the command line)."""
+    policy: Policy
+    day_from: date
+    day_to: date
+    identity: Identity | None = None
+
+
+def replay_policy(command: Replay, uow: UnitOfWork, *, clock: Clock, calendars_for) -> dict:
+    """What-if: the recorded timelines of the cases opened in ``[day_from, day_to)`` re-run under each
+    case's own frozen policy (``current``) and under the new policy's rule for its category × severity
+    (``new``), side by side per unit (the case's station, or the sub-center or headquarters without
+    one) and category, with a total. Counts: cases; automatic escalations from each level 1–3;
+    cases overdue at headquarters; cases closed on time (no deadline missed)."""
+    now = clock.now()
+    calendars = calendars_for(command.policy)
+    with uow:
+        found = uow.store.timelines(command.identity, command.day_from, command.day_to)
+    groups: dict[tuple, dict] = {}
+    total = _replay_group("", "")
+    for case, steps, _keys in found:
+        category = command.policy.categories.get(case.category) or command.policy.categories["other"]
+        new_policy = time_policy(category.rule(case.severity), calendars.for_areas(case.areas))
+        until = now if case.status != Status.CLOSED else None
+        current = measures.replay(steps, case.policy, case.areas, extensions=case.extensions, until=until)
+        new = measures.replay(steps, new_policy, case.areas, extensions=case.extensions, until=until)
+        unit = next((case.areas[name]["id"] for name in ("station", "subcenter", "hq") if case.areas.get(name)), "")
+        group = groups.setdefault((unit, case.category), _replay_group(unit, case.category))
+        for bucket in (group, total):
+            bucket["cases"] += 1
+            for side, result in (("current", current), ("new", new)):
+                for level, count in result.escalations.items():
+                    bucket[side]["escalations"][str(level)] += count
+                bucket[side]["overdue"] += int(result.overdue)
+                bucket[side]["closed_on_time"] += int(result.on_time)
+    return {"from": command.day_from.isoformat(), "to": command.day_to.isoformat(),
+            "rows": [groups[k] for k in sorted(groups)], "total": total}
+
+
+def _replay_group(unit: str, category: str) -> dict:
+    def side() -> dict:
+        return {"escalations": {"1": 0, "2": 0, "3": 0}, "overdue": 0, "closed_on_time": 0}
+    return {"unit": unit, "category": category, "cases": 0, "current": side(), "new": side()}
 
 
 def publish(uow: UnitOfWork, case: Case, outcome: Outcome, *, cause: events.Message | None = None,

@@ -13,8 +13,10 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from services.escalation.domain import statistics
 from services.escalation.domain.cases import Case, ExtensionRequest
 from services.escalation.domain.deadlines import Limit, TimePolicy
+from services.escalation.domain.measures import measure, month_start, week_start
 from services.escalation.domain.timeline import Outcome, Step, StepType
 from shared import audit
 from shared.auth import Identity
@@ -54,6 +56,11 @@ cases = sa.Table(
     sa.Column("opened_at", UTCDateTime, nullable=False),
     sa.Column("deadline_at", UTCDateTime),
     sa.Column("due_at", UTCDateTime),
+    # issue 10: the current level's clock start, the pending pre-deadline warnings and the last one fired
+    sa.Column("clock_start", UTCDateTime),
+    sa.Column("warnings", sa.JSON),
+    sa.Column("warned", sa.Float),
+    sa.Column("next_warning_at", UTCDateTime),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     # the report itself, from case.dispatched: staff need no second call to intake
     sa.Column("description", sa.Text),
@@ -100,6 +107,36 @@ areas = sa.Table(
     sa.Column("parent", sa.String(64)),
 )
 
+#: One row per case: what its timeline says, for the closure-time statistics (``domain.measures.Facts``),
+#: refreshed with every save. Periods are the case's local opening date, week (Monday) and month.
+case_facts = sa.Table(
+    "case_facts", metadata,
+    sa.Column("case_id", sa.String(36), sa.ForeignKey("cases.id"), primary_key=True),
+    sa.Column("category", sa.String(64), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("reporter", sa.String(128)),
+    sa.Column("grid_id", sa.String(64)),
+    sa.Column("station_id", sa.String(64)),
+    sa.Column("subcenter_id", sa.String(64)),
+    sa.Column("opened_at", UTCDateTime, nullable=False),
+    sa.Column("opened_day", sa.Date, nullable=False),
+    sa.Column("opened_week", sa.Date, nullable=False),
+    sa.Column("opened_month", sa.Date, nullable=False),
+    sa.Column("closed_at", UTCDateTime),
+    sa.Column("closed", sa.Integer, nullable=False),  # 0/1 flags: summed by the statistics
+    sa.Column("escalated", sa.Integer, nullable=False),
+    sa.Column("extended", sa.Integer, nullable=False),
+    sa.Column("reworked", sa.Integer, nullable=False),
+    sa.Column("overdue", sa.Integer, nullable=False),
+    sa.Column("on_time", sa.Integer, nullable=False),
+    sa.Column("on_time_ext", sa.Integer, nullable=False),
+    sa.Column("ack_s", sa.Float),
+    sa.Column("resolve_s", sa.Float),
+    sa.Column("close_s", sa.Float),
+    *(sa.Column(f"level{n}_s", sa.Float) for n in (1, 2, 3, 4)),
+    sa.Index("ix_case_facts_day_station", "opened_day", "station_id"),
+)
+
 #: The tamper-evident audit trail (``shared.audit``): one row per timeline step, hash-chained.
 audit_log = sa.Table(
     "audit_log", metadata,
@@ -140,6 +177,14 @@ def scoped(query: sa.Select, identity: Identity) -> sa.Select:
     return query.where(OWNER_COLUMN[level.area] == identity.area) if identity.area else query.where(sa.false())
 
 
+def _facts_scope(identity: Identity) -> list:
+    """``scoped`` for the statistics rows: a station sees its own grids, a sub-center its stations."""
+    level = ROLE_SCOPE.get(Role(identity.role))
+    if level is None:
+        return []
+    return [case_facts.c[f"{level.area}_id"] == identity.area] if identity.area else [sa.false()]
+
+
 def late(now: datetime):
     """SQL for ``deadlines.is_late(deadline_at, now)`` or already flagged overdue: the list's filter."""
     return sa.or_(cases.c.overdue, sa.and_(cases.c.deadline_at.is_not(None), cases.c.deadline_at <= now))
@@ -157,7 +202,8 @@ class CaseStore(Store):
         self.db.execute(cases.insert(), [
             {"id": case.id, "revision": 1, "candidates": candidates, **_report_columns(report),
              **_columns(case, now)} for case, _, report, candidates in new])
-        self._record([(case, outcome) for case, outcome, _, _ in new])
+        self._record([(case, outcome) for case, outcome, _, _ in new],
+                     opened={case.id: (list(outcome.steps), report.reporter) for case, outcome, report, _ in new})
 
     def save(self, case: Case, outcome: Outcome, now: datetime) -> int:
         """The case's new state and what happened; returns its new revision (``StaleCase`` if another
@@ -207,9 +253,13 @@ class CaseStore(Store):
         return [self._case(row) for row in self.db.execute(query)]
 
     def page(self, identity: Identity, *, now: datetime, page: int, size: int, status=None, level=None,
-             category=None, area=None, overdue=None, triage=None, due_within=None) -> tuple[list, int]:
-        """One page of the cases ``identity`` may see, the least time left first (no deadline last),
-        and how many match in all. Each item is ``(case, revision, report, updated_at)``."""
+             category=None, area=None, overdue=None, triage=None, due_within=None, warned=None,
+             sort="deadline") -> tuple[list, int]:
+        """One page of the cases ``identity`` may see, and how many match in all. Each item is
+        ``(case, revision, report, updated_at)``. ``warned``: only cases warned at their current level
+        of at least this threshold (0: any warning; a negative number: none yet). ``sort``: ``deadline``
+        (the least time left first, no deadline last), ``warning`` (the highest warning first, then the
+        least time left) or ``next_warning`` (the soonest warning still to come first)."""
         c = cases.c
         query = scoped(sa.select(cases), identity)
         for column, value in ((c.status, status), (c.level, level), (c.category, category), (c.triage, triage)):
@@ -221,8 +271,16 @@ class CaseStore(Store):
             query = query.where(late(now) if overdue else sa.not_(late(now)))
         if due_within is not None:
             query = query.where(c.deadline_at.is_not(None), c.deadline_at <= due_within)
+        if warned is not None:
+            query = query.where(c.warned.is_(None) if warned < 0 else sa.and_(c.warned.is_not(None),
+                                                                                c.warned >= warned))
         total = self.db.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
-        rows = self.db.execute(query.order_by(c.deadline_at.is_(None), c.deadline_at, c.opened_at, c.id)
+        order = (c.deadline_at.is_(None), c.deadline_at, c.opened_at, c.id)
+        if sort == "warning":
+            order = (c.warned.is_(None), c.warned.desc(), *order)
+        elif sort == "next_warning":
+            order = (c.next_warning_at.is_(None), c.next_warning_at, *order)
+        rows = self.db.execute(query.order_by(*order)
                                .limit(size).offset((page - 1) * size)).all()
         return [(self._case(r), r.revision, _report(r), r.updated_at) for r in rows], total
 
@@ -236,6 +294,74 @@ class CaseStore(Store):
         unfired = self.db.execute(sa.select(sa.func.count()).select_from(cases).where(
             cases.c.due_at.is_not(None), cases.c.due_at < datetime.fromtimestamp(threshold, now.tzinfo))).scalar_one()
         return {"without_deadline": stuck, "unfired": unfired}
+
+    # -- statistics ----------------------------------------------------------------------------
+
+    def closure_stats(self, identity: Identity, group_by: str, period: str, day_from, day_to) -> list[dict]:
+        """The closure-time statistics of the cases ``identity`` may see that opened on local dates
+        ``[day_from, day_to)``, one row per group and period (``domain.statistics.row``), ordered by
+        period and key. Counts are summed in SQL; the quantiles are ``percentile_cont`` on PostgreSQL
+        and the same interpolation in Python on SQLite."""
+        f = case_facts.c
+        key = {"grid": f.grid_id, "station": f.station_id, "subcenter": f.subcenter_id, "category": f.category,
+               "severity": f.severity, "reporter": f.reporter}[group_by]
+        when = {"day": f.opened_day, "week": f.opened_week, "month": f.opened_month}[period]
+        where = [f.opened_day >= day_from, f.opened_day < day_to, *_facts_scope(identity)]
+        sums = [sa.func.count().label("opened"), *(sa.func.sum(f[c]).label(c) for c in (
+            "closed", "on_time", "on_time_ext", "reworked", "extended", "escalated", "overdue"))]
+        columns = [*statistics.DURATIONS.values(), *statistics.LEVEL_COLUMNS.values()]
+        quantiles: dict[tuple, dict] = {}
+        if self.postgres:
+            both = sa.literal_column("ARRAY[0.5, 0.9]::float8[]")
+            extra = [sa.func.percentile_cont(both).within_group(f[c]).label(c) for c in columns]
+        else:
+            extra = []
+            values: dict[tuple, dict[str, list]] = {}
+            for r in self.db.execute(sa.select(key.label("k"), when.label("p"), *(f[c] for c in columns))
+                                     .where(*where)):
+                bucket = values.setdefault((r.k, r.p), {c: [] for c in columns})
+                for c in columns:
+                    if r._mapping[c] is not None:
+                        bucket[c].append(r._mapping[c])
+            quantiles = {group: {c: (statistics.quantile(v, 0.5), statistics.quantile(v, 0.9))
+                                 for c, v in cols.items()} for group, cols in values.items()}
+        if self.postgres:  # ordered-set aggregates sort the rows by group: byte order, not the locale's
+            key = key.collate("C")
+        query = (sa.select(key.label("k"), when.label("p"), *sums, *extra).where(*where)
+                 .group_by(key, when).order_by(when, key))
+        field = statistics.GROUP_FIELDS[group_by]
+        out = []
+        for r in self.db.execute(query):
+            m = r._mapping
+            counts = {c: int(m[c] or 0) for c in statistics.COUNTS}
+            q = ({c: tuple(m[c]) if m[c] is not None else (None, None) for c in columns} if self.postgres
+                 else quantiles.get((r.k, r.p), {}))
+            out.append(statistics.row({field: r.k, "period_start": r.p.isoformat()}, counts, q))
+        return out
+
+    def refresh_missing_facts(self, now: datetime, limit: int = 1000) -> int:
+        """Compute the statistics row of up to ``limit`` cases that have none (cases opened before the
+        statistics existed); returns how many."""
+        missing = sa.select(cases).where(~sa.exists().where(case_facts.c.case_id == cases.c.id)).limit(limit)
+        found = [self._case(r) for r in self.db.execute(missing)]
+        self._refresh_facts(found, now)
+        return len(found)
+
+    def timelines(self, identity: Identity | None, day_from, day_to) -> list[tuple[Case, list[Step], dict]]:
+        """The cases (visible to ``identity``; all if None) that opened on local dates ``[day_from,
+        day_to)``, each with its timeline and its group keys (for the what-if replay)."""
+        f = case_facts.c
+        query = sa.select(cases, f.reporter.label("fact_reporter")).join(case_facts, f.case_id == cases.c.id).where(
+            f.opened_day >= day_from, f.opened_day < day_to)
+        if identity is not None:
+            query = query.where(*_facts_scope(identity))
+        found = [(self._case(r), r) for r in self.db.execute(query.order_by(cases.c.opened_at, cases.c.id))]
+        steps: dict[str, list[Step]] = {case.id: [] for case, _ in found}
+        for chunk in range(0, len(found), 500):
+            ids = [case.id for case, _ in found[chunk:chunk + 500]]
+            for r in self.db.execute(sa.select(timeline).where(timeline.c.case_id.in_(ids)).order_by(timeline.c.id)):
+                steps[r.case_id].append(Step(r.at, StepType(r.type), Level(r.level), r.actor, r.note, r.scheduled_at))
+        return [(case, steps[case.id], {"reporter": row.fact_reporter}) for case, row in found]
 
     # -- areas ---------------------------------------------------------------------------------
 
@@ -271,9 +397,10 @@ class CaseStore(Store):
         """The audit rows after ``seq``, in order (streamed)."""
         return self.db.execute(sa.select(audit_log).where(audit_log.c.seq > after).order_by(audit_log.c.seq))
 
-    def _record(self, changed: list[tuple[Case, Outcome]]) -> None:
+    def _record(self, changed: list[tuple[Case, Outcome]], opened: dict | None = None) -> None:
         """Append the steps to the timeline, the automatic escalations to ``escalations`` (a deadline
-        fires once) and every step to the hash-chained audit trail, in the caller's transaction."""
+        fires once) and every step to the hash-chained audit trail, and refresh the statistics rows, in
+        the caller's transaction. ``opened``: new cases' whole timelines and reporters (no read back)."""
         steps = [(case, step) for case, outcome in changed for step in outcome.steps]
         if not steps:
             return
@@ -285,6 +412,38 @@ class CaseStore(Store):
         if fired:
             self.db.execute(escalations.insert(), fired)
         self._append_audit(steps)
+        self._refresh_facts([case for case, outcome in changed if outcome.steps], steps[-1][1].at, opened)
+
+    def _refresh_facts(self, changed: list[Case], now: datetime, opened: dict | None = None) -> None:
+        """Recompute the statistics row of each changed case from its whole timeline (read back, unless
+        ``opened`` gives it: case id → (steps, reporter) of a case that has just opened)."""
+        by_id = {case.id: case for case in changed}
+        if not by_id:
+            return
+        ids = list(by_id)
+        if opened is not None and set(opened) >= set(ids):
+            timelines = {case_id: opened[case_id][0] for case_id in ids}
+            reporters = {case_id: opened[case_id][1] for case_id in ids}
+        else:
+            timelines = {case_id: [] for case_id in ids}
+            for r in self.db.execute(sa.select(timeline).where(timeline.c.case_id.in_(ids))
+                                     .order_by(timeline.c.id)):
+                timelines[r.case_id].append(Step(r.at, StepType(r.type), Level(r.level), r.actor, r.note,
+                                                 r.scheduled_at))
+            reporters = dict(self.db.execute(sa.select(cases.c.id, cases.c.reporter)
+                                             .where(cases.c.id.in_(ids))).all())
+        rows = []
+        for case_id, steps in timelines.items():
+            case = by_id[case_id]
+            if not steps or steps[0].type != StepType.OPENED:
+                continue
+            facts = measure(steps, case.policy, case.areas, case.extensions, now,
+                            closed_now=case.status == Status.CLOSED)
+            rows.append(_facts_row(case, reporters.get(case_id), facts))
+        if opened is None:
+            self.db.execute(case_facts.delete().where(case_facts.c.case_id.in_(ids)))
+        if rows:
+            self.db.execute(case_facts.insert(), rows)
 
     def _append_audit(self, steps: list[tuple[Case, Step]]) -> None:
         if self.postgres:  # appends are serialised: each row names the hash of the one before
@@ -310,7 +469,9 @@ class CaseStore(Store):
             extensions=tuple(Limit.from_dict(x) for x in row.extensions or ()),
             pending_extension=ExtensionRequest.from_dict(row.pending_extension) if row.pending_extension else None,
             held_status=Status(row.held_status) if row.held_status else None,
-            time_left=Limit.from_dict(row.time_left) if row.time_left else None)
+            time_left=Limit.from_dict(row.time_left) if row.time_left else None,
+            clock_start=row.clock_start or row.opened_at, warned=row.warned,
+            warnings=tuple((float(w["threshold"]), datetime.fromisoformat(w["at"])) for w in row.warnings or ()))
 
 
 def _columns(case: Case, now: datetime) -> dict:
@@ -325,7 +486,23 @@ def _columns(case: Case, now: datetime) -> dict:
             "pending_extension": case.pending_extension.to_dict() if case.pending_extension else None,
             "held_status": str(case.held_status) if case.held_status else None,
             "time_left": case.time_left.to_dict() if case.time_left else None, "timer_token": case.timer_token,
-            "opened_at": case.opened_at, "deadline_at": case.deadline, "due_at": case.due_at, "updated_at": now}
+            "opened_at": case.opened_at, "deadline_at": case.deadline, "due_at": case.due_at, "updated_at": now,
+            "clock_start": case.clock_start, "warned": case.warned,
+            "warnings": [{"threshold": p, "at": at.isoformat()} for p, at in case.warnings],
+            "next_warning_at": case.warnings[0][1] if case.warnings and case.due_at is not None else None}
+
+
+def _facts_row(case: Case, reporter: str | None, facts) -> dict:
+    ids = {name: (ref or {}).get("id") for name, ref in case.areas.items()}
+    return {"case_id": case.id, "category": case.category, "severity": case.severity, "reporter": reporter,
+            "grid_id": ids.get("grid"), "station_id": ids.get("station"), "subcenter_id": ids.get("subcenter"),
+            "opened_at": facts.opened_at, "opened_day": facts.opened_day,
+            "opened_week": week_start(facts.opened_day), "opened_month": month_start(facts.opened_day),
+            "closed_at": facts.closed_at, "closed": int(facts.closed), "escalated": int(facts.escalated),
+            "extended": int(facts.extended), "reworked": int(facts.reworked), "overdue": int(facts.overdue),
+            "on_time": int(facts.on_time), "on_time_ext": int(facts.on_time_with_extensions),
+            "ack_s": facts.time_to_acknowledge, "resolve_s": facts.time_to_resolve, "close_s": facts.time_to_close,
+            **{f"level{n}_s": facts.time_at_level.get(n) for n in (1, 2, 3, 4)}}
 
 
 def _report_columns(report: Report) -> dict:

@@ -97,8 +97,15 @@ class CategoryOut(Schema):
     code = fields.String()
     zh = fields.String()
     en = fields.String()
-    severity = fields.String()
+    severity = fields.String(metadata={"description": "the default severity of its reports"})
     start_level = fields.String()
+    unit = fields.String(allow_none=True, metadata={"description": "an area id that takes all its cases"})
+    group = fields.Dict(allow_none=True, metadata={
+        "description": "GB/T 30428: {code: facilities (部件) | events (事件), zh, en}"})
+    # "class" is a Python keyword: the field is declared under another name and keeps its JSON key
+    class_ = fields.Dict(data_key="class", attribute="class", allow_none=True,
+                         metadata={"description": "the class (大类) within the group: {code, zh, en}"})
+    severities = fields.List(fields.String(), metadata={"description": "severities the policy has rules for"})
 
 
 def rate_limited(view):
@@ -115,13 +122,15 @@ def report_view(report, linked=None) -> dict:
     location = None if report.lon is None else {"lon": report.lon, "lat": report.lat}
     if location and report.accuracy_m is not None:
         location["accuracy"] = report.accuracy_m
-    return {"id": report.id, "number": report.number, "status": report.status,
+    zone = current_service().settings.time_zone
+    return {"id": report.id, "number": report.number_in(zone), "status": report.status,
             "category": report.category, "severity": report.severity, "description": report.description,
             "location": location, "location_unverified": report.location_unverified,
             "client_time": isoformat(report.client_time) if report.client_time else None, "reporter": report.reporter,
             "reported_at": isoformat(report.reported_at), "updated_at": isoformat(report.updated_at),
             "level": report.level, "owner_area_id": report.owner_area_id,
-            "duplicate_of": {"id": linked.id, "number": linked.number, "status": linked.status, "level": linked.level}
+            "duplicate_of": {"id": linked.id, "number": linked.number_in(zone), "status": linked.status,
+                             "level": linked.level}
             if linked else None}
 
 
@@ -283,4 +292,5 @@ class Categories(MethodView):
     @blp.response(200, CategoryOut(many=True))
     def get(self):
         """The report categories of the policy, with names in Chinese and English."""
-        return [vars(c) for c in current_service().policy.categories.values()]
+        policy = current_service().policy
+        return [policy.describe(c) for c in policy.categories.values()]

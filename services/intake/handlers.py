@@ -46,7 +46,8 @@ def submit_report(report: NewReport, reporter: Identity, idempotency_key: str | 
     A grid worker's report without a usable position (``unusable_fix``: none, ``0,0``, or an accuracy
     worse than ``settings.location_accuracy_limit_m``) is flagged ``location_unverified`` and
     ``case.reported`` names the worker's own grid, where dispatch routes it. Anyone else must send a
-    position (``LocationRequired``); ``UnknownCategory`` for a category not in the policy.
+    position (``LocationRequired``); ``UnknownCategory`` for a category not in the policy. The report
+    number is dated in the city's time zone (``settings.time_zone``).
     """
     if report.category not in policy.categories:
         raise UnknownCategory(report.category)
@@ -73,7 +74,7 @@ def submit_report(report: NewReport, reporter: Identity, idempotency_key: str | 
                              owner_area_id=linked.owner_area_id, owners=dict(linked.owners))
         uow.store.add(stored)
         if linked is None:
-            uow.add(reported_message(stored, fallback_grid))
+            uow.add(reported_message(stored, settings.time_zone, fallback_grid))
         uow.commit()
         if uow.store.added:
             return Submitted(stored, created=True)
@@ -86,10 +87,11 @@ def submit_report(report: NewReport, reporter: Identity, idempotency_key: str | 
     return Submitted(existing, created=False)
 
 
-def reported_message(stored: Report, reporter_grid: str | None = None) -> events.CaseReported:
-    """The ``case.reported`` of a stored report (its location, if any, is WGS84)."""
+def reported_message(stored: Report, time_zone: str, reporter_grid: str | None = None) -> events.CaseReported:
+    """The ``case.reported`` of a stored report (its location, if any, is WGS84; its number dated in the
+    city's ``time_zone``)."""
     return events.CaseReported(
-        case_id=stored.id, number=stored.number, category=stored.category, severity=stored.severity,
+        case_id=stored.id, number=stored.number_in(time_zone), category=stored.category, severity=stored.severity,
         description=stored.description, location=events.Location(stored.lon, stored.lat) if stored.lon is not None
         else None, reporter=stored.reporter, reported_at=stored.reported_at, accuracy_m=stored.accuracy_m,
         client_time=stored.client_time, location_unverified=stored.location_unverified, reporter_grid=reporter_grid)
@@ -106,7 +108,7 @@ class NotADuplicate(Exception):
     pass
 
 
-def unlink_duplicate(command: Unlink, uow: UnitOfWork, *, clock: Clock) -> Report:
+def unlink_duplicate(command: Unlink, uow: UnitOfWork, *, clock: Clock, settings: Settings) -> Report:
     """Unlink a duplicate: it becomes a case of its own now (``case.reported``, routed by its position).
     ``LookupError`` if the caller does not see the report (404), ``NotADuplicate`` if it is not one (409)."""
     with uow:
@@ -118,7 +120,7 @@ def unlink_duplicate(command: Unlink, uow: UnitOfWork, *, clock: Clock) -> Repor
         now = clock.now()
         uow.store.unlink(report.id, status=str(Status.REPORTED), level=None, owner_area_id=None, updated_at=now,
                          **{f"{name}_id": None for name in SCOPED_AREA_LEVELS})
-        uow.add(reported_message(report))
+        uow.add(reported_message(report, settings.time_zone))
         uow.commit()
     return replace(report, duplicate_of=None, status=Status.REPORTED, level=None, owner_area_id=None, owners={},
                    updated_at=now)

@@ -50,6 +50,11 @@ class Open311Error(Exception):
 
 
 @blp.errorhandler(Open311Error)
+def _zone() -> str:
+    """The city's time zone, in which report numbers are dated."""
+    return current_service().settings.time_zone
+
+
 def _error(exc: Open311Error):
     return _answer([{"code": exc.code, "description": exc.description}], "errors", "error", exc.code)
 
@@ -138,8 +143,9 @@ def create_request(fmt):
     except UnknownCategory:
         raise Open311Error(400, f"unknown service_code; one of {', '.join(service.policy.categories)}") from None
     count_report(client)
-    return _answer([{"service_request_id": submitted.report.id, "service_notice": f"case {submitted.report.number}",
-                     "account_id": None}], "service_requests", "request", 201)
+    notice = f"case {submitted.report.number_in(_zone())}"
+    return _answer([{"service_request_id": submitted.report.id, "service_notice": notice, "account_id": None}],
+                   "service_requests", "request", 201)
 
 
 def _public(report, policy) -> dict:
@@ -151,7 +157,7 @@ def _public(report, policy) -> dict:
     return {"service_request_id": report.id, "status": "closed" if closed else "open", "status_notes": notes,
             "service_name": category.en if category else report.category, "service_code": report.category,
             "description": report.description, "agency_responsible": report.owner_area_name or report.owner_area_id,
-            "service_notice": f"case {report.number}", "requested_datetime": isoformat(report.reported_at),
+            "service_notice": f"case {report.number_in(_zone())}", "requested_datetime": isoformat(report.reported_at),
             "updated_datetime": isoformat(report.updated_at),
             "expected_datetime": isoformat(report.deadline_at) if report.deadline_at else None,
             "address": None, "address_id": None, "zipcode": None, "lat": report.lat, "long": report.lon,

@@ -17,6 +17,7 @@ from shared.clock import FakeClock
 from shared.config import Settings
 from shared.messages import events
 from shared.vocabulary import Level
+from tests.support.cases import CALENDAR_HOURS_POLICY
 
 OWNERS = events.Owners(grid=events.AreaRef("G1", "g"), station=events.AreaRef("S1", "s"),
                        subcenter=events.AreaRef("C1", "c"), hq=events.AreaRef("HQ", "h"))
@@ -28,7 +29,8 @@ def trail(request, tmp_path):
     url = f"sqlite:///{tmp_path}/escalation.db" if request.param == "sqlite" else request.getfixturevalue(
         "postgres_url")
     clock = FakeClock()
-    service = bootstrap.build(Settings(database_urls={"escalation": url}, secret="x"), clock, web=False)
+    service = bootstrap.build(Settings(
+        database_urls={"escalation": url}, secret="x", policy_file=str(CALENDAR_HOURS_POLICY)), clock, web=False)
     service.run(handlers.open_cases, [events.CaseDispatched(
         case_id=f"c{i}", number=str(i), category="street_light", severity="normal", reported_at=clock.now(),
         areas_version=1, start_level=Level.GRID, owners=OWNERS) for i in range(5)])

@@ -12,6 +12,7 @@ from shared.clock import FakeClock
 from shared.config import Settings
 from shared.messages import events
 from shared.vocabulary import Level
+from tests.support.cases import CALENDAR_HOURS_POLICY
 
 OWNERS = events.Owners(grid=events.AreaRef("G1", "g"), station=events.AreaRef("S1", "s"),
                        subcenter=events.AreaRef("C1", "c"), hq=events.AreaRef("HQ", "h"))
@@ -25,7 +26,8 @@ def database_url(request, tmp_path):
 
 
 def escalation(url, clock):
-    return bootstrap.build(Settings(database_urls={"escalation": url}, secret="x"), clock, web=False)
+    return bootstrap.build(Settings(
+        database_urls={"escalation": url}, secret="x", policy_file=str(CALENDAR_HOURS_POLICY)), clock, web=False)
 
 
 def open_cases(service, n, category="street_light"):
@@ -129,4 +131,34 @@ def test_two_schedulers_on_postgres_never_escalate_a_case_twice_at_one_level(pos
         per_level = db.execute(sa.text("SELECT count(*), count(DISTINCT case_id) FROM escalations")).one()
     assert tuple(per_level) == (400, 400)
     assert levels(service) == {2: 400}
+    service.engine.dispose()
+
+
+def test_the_scheduler_fires_each_warning_once_and_the_list_filters_and_sorts_by_them(database_url, tmp_path):
+    from shared.auth import Identity
+
+    policy = tmp_path / "policy.toml"
+    policy.write_text(CALENDAR_HOURS_POLICY.read_text(encoding="utf-8").replace(
+        "[levels]", "[defaults]\nwarnings = [0.5, 0.8]\n\n[defaults.levels]"), encoding="utf-8")
+    clock = FakeClock()
+    service = bootstrap.build(Settings(database_urls={"escalation": database_url}, secret="x",
+                                       policy_file=str(policy)), clock, web=False)
+    open_cases(service, 2)
+    service.run(handlers.open_cases, [events.CaseDispatched(  # 24 h at level 1: warned at 12 h
+        case_id="n1", number="n1", category="neighbour_dispute", severity="normal", reported_at=clock.now(),
+        areas_version=1, start_level=Level.GRID, owners=OWNERS)])
+    clock.advance(timedelta(hours=2))  # street lights: 50 % of 4 h
+    assert escalate_due(service) == 2
+    assert escalate_due(service) == 0, "each warning fires once"
+    command = Identity(role="command", user="chen")
+    with service.uow() as uow:
+        warned, total = uow.store.page(command, now=clock.now(), page=1, size=10, warned=0.5)
+        not_yet, _ = uow.store.page(command, now=clock.now(), page=1, size=10, warned=-1)
+        by_warning, _ = uow.store.page(command, now=clock.now(), page=1, size=10, sort="next_warning")
+        steps = uow.store.steps(warned[0][0].id)
+    assert total == 2 and {c.category for c, *_ in warned} == {"street_light"}
+    assert [c.category for c, *_ in not_yet] == ["neighbour_dispute"]
+    assert [c.category for c, *_ in by_warning][0] == "street_light", "the 80 % warning (3.2 h) comes first"
+    assert [s.type for s in steps] == ["opened", "warning"]
+    assert steps[1].scheduled_at == steps[0].at + timedelta(hours=2)
     service.engine.dispose()

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from services.escalation.domain.actions import perform
 from services.escalation.domain.cases import Case, open_case
 from services.escalation.domain.deadlines import Limit, TimePolicy
 from services.escalation.domain.permissions import Actor
 
+#: Issue 8's policy file (calendar hours only), for tests whose arithmetic assumes it.
+CALENDAR_HOURS_POLICY = Path(__file__).with_name("calendar_hours_policy.toml")
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 AREAS = {"grid": {"id": "G1", "name": "网格 1"}, "station": {"id": "S1", "name": "工作站 1"},

@@ -1,6 +1,7 @@
 """Property tests of the closed loop: no sequence of actions, ticks, re-routes and passing time reaches
 an impossible state (hypothesis drives a case with every actor, argument and stale tick it can find)."""
 from copy import deepcopy
+from dataclasses import replace
 from datetime import timedelta
 
 from hypothesis import HealthCheck, settings
@@ -8,13 +9,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from services.escalation.domain.actions import ACTIONS, perform
+from services.escalation.domain.calendar import WorkingCalendar
 from services.escalation.domain.cases import AWAITING_VERIFICATION, WORKING
 from services.escalation.domain.deadlines import Limit
 from services.escalation.domain.errors import Refused
 from services.escalation.domain.permissions import Actor
 from services.escalation.domain.timers import escalate_due, rerouted
 from shared.vocabulary import Level, Status
-from tests.support.cases import AREAS, NOW, OTHER_AREAS, OWNER, new_case
+from tests.support.cases import AREAS, NOW, OTHER_AREAS, OWNER, POLICY, new_case
 
 AREA_CHOICES = [AREAS, OTHER_AREAS, {**AREAS, "grid": None}, {**AREAS, "station": None}]
 ACTORS = [*OWNER.values(), Actor("grid_worker", "liu", "G9"), Actor("station", "zhou", "S9"),
@@ -39,10 +41,18 @@ ARGUMENTS = {
 assert set(ARGUMENTS) == set(ACTIONS)
 
 
+#: Calendar hours; the same with warnings at 50 % and 80 %; working hours and days in Shanghai (调休).
+POLICIES = [POLICY, replace(POLICY, warnings=(0.5, 0.8)),
+            replace(POLICY, warnings=(0.5, 0.8), levels=(Limit(4, "working_hours"), Limit(8, "working_hours"),
+                                                          Limit(3, "working_days"), Limit(5, "working_days")),
+                    max_extension_total=Limit(16, "working_hours"),
+                    calendar=WorkingCalendar("Asia/Shanghai", region="CN"))]
+
+
 class ClosedLoop(RuleBasedStateMachine):
-    @initialize(start=st.integers(1, 4), areas=st.sampled_from(AREA_CHOICES))
-    def open(self, start, areas):
-        self.case = new_case(start_level=start, areas=areas)
+    @initialize(start=st.integers(1, 4), areas=st.sampled_from(AREA_CHOICES), policy=st.sampled_from(POLICIES))
+    def open(self, start, areas, policy):
+        self.case = new_case(start_level=start, areas=areas, policy=policy)
         self.now = NOW
         self.steps = []
         self.verified_since_reopen = False

@@ -31,25 +31,27 @@ def test_a_fake_clock_moves_only_when_told():
     assert clock.now() == datetime(2026, 1, 1, 0, 5, tzinfo=UTC)
 
 
-def test_the_default_policy_gives_every_category_four_positive_time_limits():
+def test_the_default_policy_gives_every_category_and_severity_four_positive_time_limits():
     policy = load_policy()
     assert {"street_light", "safety_hazard", "other"} <= set(policy.categories)
     for category in policy.categories.values():
-        assert set(category.hours) == {1, 2, 3, 4}
-        assert all(hours > 0 for hours in category.hours.values())
-        assert category.zh and category.en
+        for rule in category.rules.values():
+            assert set(rule.levels) == {1, 2, 3, 4}
+            assert all(limit.amount > 0 for limit in rule.levels.values())
+        assert category.zh and category.en and category.group in ("facilities", "events")
 
 
 def test_urgent_safety_hazards_start_at_the_subcenter_with_short_limits():
     hazard = load_policy().category("safety_hazard")
-    assert hazard.start_level == "subcenter"
-    assert hazard.hours[3] < load_policy().category("street_light").hours[3]
+    assert hazard.start_level == "subcenter" and hazard.severity == "urgent"
+    assert hazard.rule().levels[3].unit == "hours" and hazard.rule().levels[3].amount == 2
+    assert load_policy().category("street_light").rule().levels[3].unit == "working_days"
 
 
-def test_a_policy_with_an_unknown_start_level_is_refused(tmp_path):
+def test_a_policy_with_an_unknown_start_level_is_refused_naming_its_line(tmp_path):
     path = tmp_path / "p.toml"
     path.write_text('[levels]\n1=1\n2=1\n3=1\n4=1\n[[categories]]\ncode="x"\nzh="x"\nen="x"\nstart_level="moon"\n')
-    with pytest.raises(ValueError, match="moon"):
+    with pytest.raises(ValueError, match=r"p.toml:10: .*moon"):
         load_policy(path)
 
 

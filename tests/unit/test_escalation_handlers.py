@@ -12,9 +12,10 @@ from shared.clock import FakeClock
 from shared.messages import events
 from shared.policy import load_policy
 from shared.vocabulary import Level, Status
+from tests.support.cases import CALENDAR_HOURS_POLICY
 from tests.unit.fakes import FakeCaseStore, FakeUnitOfWork
 
-POLICY = load_policy()
+POLICY = load_policy(CALENDAR_HOURS_POLICY)
 OWNERS = events.Owners(grid=events.AreaRef("G1", "g1"), station=events.AreaRef("S1", "s1"),
                        subcenter=events.AreaRef("C1", "c1"), hq=events.AreaRef("HQ", "city"))
 AREAS = {"G1": ("grid", "g1", "S1"), "G2": ("grid", "g2", "S1"), "S1": ("station", "s1", "C1"),

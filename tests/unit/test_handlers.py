@@ -59,7 +59,7 @@ def test_a_report_is_stored_with_its_case_reported_message_in_one_commit():
     submitted = submit(uow)
     assert submitted.created and submitted.report.status == Status.REPORTED
     [message] = uow.of_type(events.CaseReported)
-    assert message.case_id == submitted.report.id and message.number == submitted.report.number
+    assert message.case_id == submitted.report.id and message.number == submitted.report.number_in("UTC")
     assert message.location == events.Location(LAMP.lon, LAMP.lat)
 
 
@@ -96,7 +96,7 @@ def test_intake_follows_dispatch_and_escalation_so_the_reporter_sees_status_leve
     owners = events.Owners(hq=events.AreaRef("HQ", "City"), station=events.AreaRef("S1", "Station"),
                            grid=events.AreaRef("G1", "Grid"))
     intake.follow_case(events.CaseDispatched(
-        case_id=report.id, number=report.number, category="street_light", severity="normal",
+        case_id=report.id, number=report.number_in("UTC"), category="street_light", severity="normal",
         reported_at=report.reported_at, areas_version=1, start_level=Level.GRID, owners=owners), uow,
         clock=FakeClock())
     assert (uow.store.reports[report.id].status, uow.store.reports[report.id].owner_area_id) == ("open", "G1")

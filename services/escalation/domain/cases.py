@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.escalation.domain.deadlines import Limit, TimePolicy, deadline, is_late
+from services.escalation.domain.deadlines import Limit, TimePolicy, deadline, is_late, warning_times
 from services.escalation.domain.errors import InvalidArgument
 from services.escalation.domain.timeline import SYSTEM, Outcome, Step, StepType, record
 from shared.vocabulary import Level, Status
@@ -82,6 +82,9 @@ class Case:
     pending_extension: ExtensionRequest | None = None
     held_status: Status | None = None  # while suspended: the status to resume to
     time_left: Limit | None = None  # while suspended: what remained of the clock
+    clock_start: datetime | None = None  # when the current level's clock started (warnings are shares of it)
+    warnings: tuple[tuple[float, datetime], ...] = ()  # pending pre-deadline warnings: (threshold, when)
+    warned: float | None = None  # the highest threshold warned of at the current level (once each)
 
     @property
     def owner(self) -> Owner:
@@ -90,16 +93,28 @@ class Case:
 
     @property
     def due_at(self) -> datetime | None:
-        """When the scheduler must next call ``timers.escalate_due``: the deadline, unless nothing
-        more can happen at it (closed, suspended, or its passing already flagged)."""
+        """When the scheduler must next call ``timers.escalate_due``: the next pre-deadline warning or
+        the deadline, whichever is earlier, unless nothing more can happen (closed, suspended, or the
+        deadline's passing already flagged)."""
         if self.status in WORKING and not self.overdue:
+            if self.warnings and self.deadline is not None:
+                return min(self.warnings[0][1], self.deadline)
             return self.deadline
         if self.status in AWAITING_VERIFICATION and not self.verification_overdue:
             return self.deadline
         return None
 
     def is_due(self, now: datetime) -> bool:
+        """Whether a warning or the deadline is due at ``now`` (the scheduler's rule)."""
         return is_late(self.due_at, now)
+
+    def is_past_deadline(self, now: datetime) -> bool:
+        """Whether the deadline that matters (working or awaiting verification) has passed at ``now``."""
+        return self.due_at is not None and is_late(self.deadline, now)
+
+    def deadline_after(self, start: datetime, limit: Limit) -> datetime:
+        """``deadlines.deadline`` in this case's frozen working calendar."""
+        return deadline(start, limit, self.policy.calendar)
 
 
 def owned_level(areas: dict[str, dict | None], level: Level | int) -> Level:
@@ -130,27 +145,40 @@ def open_case(*, id: str, number: str, category: str, severity: str, areas: dict
     level = owned_level(areas, start_level)
     case = Case(id=id, number=number, category=category, severity=severity, areas=areas, policy=policy,
                 opened_at=now, level=level, triage=triage)
-    set_deadline(case, deadline(now, policy.limit(level)), now)
+    set_deadline(case, deadline(now, policy.limit(level), policy.calendar), now, restart=now)
     notes = ["point in no grid: needs triage"] if triage else []
     if location_unverified:
         notes.append("location unverified: the phone had no usable position; routed to the reporter's grid")
     return case, record(case, StepType.OPENED, SYSTEM, now, "; ".join(notes))
 
 
-def set_deadline(case: Case, when: datetime | None, now: datetime, *, keep_flags: bool = False) -> None:
+def set_deadline(case: Case, when: datetime | None, now: datetime, *, keep_flags: bool = False,
+                 restart: datetime | None = None) -> None:
     """Every deadline change goes through here: the timer token moves on, and a deadline that is
     not passed (or none) clears the overdue flags; a still-passed one keeps them (flagged once).
-    Suspension keeps them: a suspended overdue case is still overdue."""
+    Suspension keeps them: a suspended overdue case is still overdue.
+
+    ``restart`` is given when a level's clock starts afresh (opening, a new level, rework): the
+    warnings start over. The pending warnings are then placed over the span from the clock's start
+    to ``when`` (``deadlines.warning_times``), skipping thresholds already warned of, so each fires
+    once per level even when an extension moves the deadline. Only a working case is warned."""
     case.deadline = when
     case.timer_token += 1
     if not keep_flags and not is_late(when, now):
         case.overdue = case.verification_overdue = False
+    if restart is not None:
+        case.clock_start, case.warned = restart, None
+    case.warnings = ()
+    if when is not None and case.status in WORKING and case.clock_start is not None and case.policy.warnings:
+        unit = case.policy.limit(case.level).unit
+        pending = [p for p in case.policy.warnings if case.warned is None or p > case.warned]
+        case.warnings = warning_times(case.clock_start, when, unit, pending, case.policy.calendar)
 
 
 def move(case: Case, level: Level, status: Status, now: datetime) -> None:
     """The case restarts at ``level`` with that level's full limit; a pending extension lapses."""
     case.level, case.status, case.pending_extension = level, status, None
-    set_deadline(case, deadline(now, case.policy.limit(level)), now)
+    set_deadline(case, case.deadline_after(now, case.policy.limit(level)), now, restart=now)
 
 
 

@@ -7,7 +7,9 @@
   caps the number of approved extensions and their total length; a request beyond the count is
   refused as a state (409), one beyond the total length as an argument (422).
 - **Suspension** stops the clock: the deadline is cleared and the time that was left kept; on
-  resume the deadline is resume time + that time left. Only a working case (open, acknowledged,
+  resume the deadline is resume time + that time left. For a working-time limit the time left is
+  working time, consumed from the resume instant: suspended time outside working periods changes
+  nothing. Only a working case (open, acknowledged,
   rework) is suspended, by its owner, with a reason; the owner resumes it.
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from services.escalation.domain.cases import WORKING, Case, ExtensionRequest, set_deadline
-from services.escalation.domain.deadlines import Limit, deadline, time_left
+from services.escalation.domain.deadlines import UNITS, Limit, time_left
 from services.escalation.domain.errors import InvalidArgument, InvalidTransition, require_status, required_text
 from services.escalation.domain.permissions import Actor, require_level_above, require_owner
 from services.escalation.domain.timeline import Outcome, StepType, record
@@ -45,7 +47,7 @@ def approve_extension(case: Case, actor: Actor, now: datetime, *, note: str = ""
     _check_total(case, request.amount)
     case.extensions += (request.amount,)
     case.pending_extension = None
-    set_deadline(case, deadline(case.deadline, request.amount), now)
+    set_deadline(case, case.deadline_after(case.deadline, request.amount), now)
     return record(case, StepType.EXTENDED, actor.user, now, (note or "").strip() or request.reason,
                   detail={"amount": request.amount.to_dict()})
 
@@ -64,7 +66,8 @@ def suspend(case: Case, actor: Actor, now: datetime, *, reason: str) -> Outcome:
     require_owner(actor, case, "suspend it")
     require_status(case.status, WORKING, "be suspended")
     reason = required_text(reason, "a reason", "reason")
-    case.held_status, case.time_left, case.status = case.status, time_left(case.deadline, now), Status.SUSPENDED
+    left = time_left(case.deadline, now, case.policy.limit(case.level).unit, case.policy.calendar)
+    case.held_status, case.time_left, case.status = case.status, left, Status.SUSPENDED
     set_deadline(case, None, now, keep_flags=True)
     return record(case, StepType.SUSPENDED, actor.user, now, reason)
 
@@ -75,7 +78,7 @@ def resume(case: Case, actor: Actor, now: datetime, *, note: str = "") -> Outcom
     require_status(case.status, frozenset({Status.SUSPENDED}), "be resumed")
     left = case.time_left if case.time_left is not None else case.policy.limit(case.level)
     case.status, case.held_status, case.time_left = case.held_status or Status.OPEN, None, None
-    set_deadline(case, deadline(now, left), now)
+    set_deadline(case, case.deadline_after(now, left), now)
     return record(case, StepType.RESUMED, actor.user, now, (note or "").strip())
 
 
@@ -102,7 +105,7 @@ def _amount(value: object) -> Limit:
     try:
         amount = value if isinstance(value, Limit) else Limit.from_dict(value)
     except (ValueError, TypeError, KeyError):
-        raise InvalidArgument('amount must be {"amount": a number, "unit": "seconds|minutes|hours"}',
+        raise InvalidArgument(f'amount must be {{"amount": a number, "unit": "{"|".join(UNITS)}"}}',
                               field="amount") from None
     if amount.amount <= 0:
         raise InvalidArgument("amount must be positive", field="amount")

@@ -17,7 +17,6 @@ from services.escalation.domain.cases import (
     owned_level,
     set_deadline,
 )
-from services.escalation.domain.deadlines import deadline
 from services.escalation.domain.errors import InvalidArgument, InvalidTransition, require_status, required_text
 from services.escalation.domain.permissions import (
     Actor,
@@ -45,7 +44,7 @@ def resolve(case: Case, actor: Actor, now: datetime, *, note: str) -> Outcome:
     require_status(case.status, WORKING, "be resolved")
     note = required_text(note, "what was done", "note")
     case.status, case.resolved_level, case.pending_extension = Status.VERIFYING, case.level, None
-    set_deadline(case, deadline(now, case.policy.verification), now)
+    set_deadline(case, case.deadline_after(now, case.policy.verification), now)
     return record(case, StepType.RESOLVED, actor.user, now, note)
 
 

@@ -10,6 +10,10 @@ Deadline rules (issue 8; the README's "four-level closed loop"):
   each, every step with ``scheduled_at`` = the missed deadline and ``at`` = the firing time.
 - **Level 4**: the case is flagged ``overdue`` once (an ``overdue`` step, event ``case.overdue``)
   and keeps its deadline.
+- **Warnings** (issue 10): before the deadline, at each threshold of the policy (say 50 % and 80 %
+  of the level's limit), a ``warning`` step (event ``case.warning``) fires once, its ``scheduled_at``
+  the instant the threshold was reached; warnings whose deadline has also passed are skipped (the
+  escalation says more).
 - **Verification**: a missed verification deadline is flagged to the station once (an ``overdue``
   step, event ``case.verification_overdue``); level, status and deadline stay, and the grid
   worker may still verify.
@@ -23,7 +27,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from services.escalation.domain.cases import AWAITING_VERIFICATION, Case, check_areas, owned_level, set_deadline
-from services.escalation.domain.deadlines import deadline, is_late
+from services.escalation.domain.deadlines import is_late
 from services.escalation.domain.timeline import SYSTEM, Outcome, StepType, record
 from shared.vocabulary import Level, Status
 
@@ -37,16 +41,31 @@ def escalate_due(case: Case, now: datetime, token: int) -> Outcome:
         case.verification_overdue = True
         return record(case, StepType.OVERDUE, SYSTEM, now, "verification not done in time: flagged to the station",
                       event="case.verification_overdue", scheduled_at=case.deadline)
-    outcome = Outcome()
+    outcome = _warn(case, now)
     while case.level < Level.HQ and is_late(case.deadline, now):
         missed = case.deadline
         case.level, case.status, case.pending_extension = owned_level(case.areas, case.level.up), Status.OPEN, None
-        set_deadline(case, deadline(missed, case.policy.limit(case.level)), now)
+        set_deadline(case, case.deadline_after(missed, case.policy.limit(case.level)), now, restart=missed)
         outcome += record(case, StepType.ESCALATED, SYSTEM, now, "deadline passed", scheduled_at=missed)
+    if outcome.steps and outcome.steps[-1].type == StepType.ESCALATED:
+        outcome += _warn(case, now)  # the new level's clock started at the missed deadline: its passed warnings
     if case.level == Level.HQ and is_late(case.deadline, now) and not case.overdue:
         case.overdue = True
         outcome += record(case, StepType.OVERDUE, SYSTEM, now, "deadline passed at headquarters",
                           scheduled_at=case.deadline)
+    return outcome
+
+
+def _warn(case: Case, now: datetime) -> Outcome:
+    """Fire the pending warnings that are due at ``now`` and still before the deadline."""
+    outcome = Outcome()
+    while case.warnings and is_late(case.warnings[0][1], now):
+        (threshold, at), case.warnings = case.warnings[0], case.warnings[1:]
+        if is_late(case.deadline, now):
+            continue
+        case.warned = threshold
+        outcome += record(case, StepType.WARNING, SYSTEM, now, f"{threshold:.0%} of the time limit used",
+                          scheduled_at=at, detail={"threshold": threshold})
     return outcome
 
 

@@ -6,6 +6,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from shared.vocabulary import Level, Status
 
@@ -115,11 +116,13 @@ class Report:
     #: the case's owner at each area level below headquarters (``grid``, ``station``, ``subcenter``)
     owners: dict[str, str | None] = field(default_factory=dict)
 
-    @property
-    def number(self) -> str:
-        return report_number(self.seq, self.reported_at)
+    def number_in(self, time_zone: str) -> str:
+        """The report's number, dated in the city's time zone (``Settings.time_zone``)."""
+        return report_number(self.seq, self.reported_at, time_zone)
 
 
-def report_number(seq: int, reported_at: datetime) -> str:
-    """The number people read out on the phone: day of the report and a running sequence."""
-    return f"{reported_at:%Y%m%d}-{seq:06d}"
+def report_number(seq: int, reported_at: datetime, time_zone: str) -> str:
+    """The number people read out on the phone: the report's date in the city's time zone
+    (``time_zone``, IANA; issue 10: a report at 02:30 on 1 December in UTC+8 is dated 1 December)
+    and a running sequence: ``20261201-000042``. ``reported_at`` is an aware UTC instant."""
+    return f"{reported_at.astimezone(ZoneInfo(time_zone)):%Y%m%d}-{seq:06d}"

@@ -1,0 +1,98 @@
+"""Closure-time statistics (issue 10, item 5): the rates and quantiles of one group of cases, and the
+ranking of groups by a measure. Plain Python over the per-case facts (``measures.Facts``) that the
+store has counted and collected; every definition is in the README's "Closure-time statistics".
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+#: The group keys of ``GET /escalation/v1/stats/closure-times`` and the row field each fills.
+GROUP_FIELDS = {"grid": "area_id", "station": "area_id", "subcenter": "area_id", "category": "category",
+                "severity": "severity", "reporter": "reporter"}
+PERIODS = ("day", "week", "month")
+#: Quantiled durations (seconds): name → the facts column.
+DURATIONS = {"time_to_acknowledge": "ack_s", "time_to_resolve": "resolve_s", "time_to_close": "close_s"}
+LEVEL_COLUMNS = {str(n): f"level{n}_s" for n in (1, 2, 3, 4)}
+#: Counted flags (the facts columns summed per group).
+COUNTS = ("opened", "closed", "on_time", "on_time_ext", "reworked", "extended", "escalated", "overdue")
+#: Rates: name → (numerator count, denominator count).
+RATES = {"closure_rate": ("closed", "opened"), "on_time_rate": ("on_time", "closed"),
+         "on_time_rate_with_extensions": ("on_time_ext", "closed"), "rework_rate": ("reworked", "closed"),
+         "extension_rate": ("extended", "opened"), "escalation_rate": ("escalated", "opened")}
+#: What a ranking may sort by: a count, a rate, or ``<duration>_median`` / ``<duration>_p90``.
+RANKABLE = ("opened", "closed", "overdue", *RATES, *(f"{d}_{q}" for d in DURATIONS for q in ("median", "p90")))
+
+
+def quantile(values: Sequence[float], p: float) -> float | None:
+    """The ``p`` quantile by linear interpolation between the closest ranks (PostgreSQL's
+    ``percentile_cont``, numpy's default): position ``p × (n − 1)`` in the sorted values; None if empty."""
+    ordered = sorted(v for v in values if v is not None)
+    if not ordered:
+        return None
+    position = p * (len(ordered) - 1)
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def rate(numerator: int, denominator: int) -> float | None:
+    """A fraction 0–1, or None where the denominator is 0."""
+    return numerator / denominator if denominator else None
+
+
+def row(key: Mapping, counts: Mapping[str, int], quantiles: Mapping[str, tuple[float | None, float | None]]) -> dict:
+    """One answer row: the group key, the counts, the rates and ``{"median", "p90"}`` per duration.
+    ``quantiles`` maps a facts column (``close_s``, ``level2_s``) to its (median, p90)."""
+    out = dict(key)
+    out["opened"], out["closed"], out["overdue"] = counts["opened"], counts["closed"], counts["overdue"]
+    for name, (numerator, denominator) in RATES.items():
+        out[name] = rate(counts[numerator], counts[denominator])
+    for name, column in DURATIONS.items():
+        median, p90 = quantiles.get(column, (None, None))
+        out[name] = {"median": median, "p90": p90}
+    out["time_at_level"] = {level: dict(zip(("median", "p90"), quantiles.get(column, (None, None)), strict=True))
+                            for level, column in LEVEL_COLUMNS.items()}
+    return out
+
+
+def value_of(item: dict, measure: str) -> float | None:
+    """The value a ranking sorts by (``time_to_close_p90`` reads ``item["time_to_close"]["p90"]``)."""
+    if measure in item:
+        return item[measure]
+    name, _, q = measure.rpartition("_")
+    return item[name][q]
+
+
+def rank(rows: list[dict], measure: str, descending: bool = True) -> list[dict]:
+    """Rank the rows of each period by ``measure`` (1 = best placed in the chosen order; equal values
+    share a rank; rows without a value come last, unranked)."""
+    by_period: dict = {}
+    for item in rows:
+        by_period.setdefault(item.get("period_start"), []).append(item)
+    ranked = []
+    for period in sorted(by_period, key=lambda p: (p is None, p)):
+        group = by_period[period]
+        valued = sorted((r for r in group if value_of(r, measure) is not None),
+                        key=lambda r: value_of(r, measure), reverse=descending)
+        previous, place = object(), 0
+        for index, item in enumerate(valued, start=1):
+            value = value_of(item, measure)
+            if value != previous:
+                place, previous = index, value
+            ranked.append({**item, "rank": place})
+        ranked += [{**r, "rank": None} for r in group if value_of(r, measure) is None]
+    return ranked
+
+
+def flatten(item: dict) -> dict:
+    """A row as CSV columns: ``time_to_close_p90``, ``time_at_level_2_median``."""
+    flat = {}
+    for key, value in item.items():
+        if key == "time_at_level":
+            for level, q in value.items():
+                flat.update({f"time_at_level_{level}_{k}": v for k, v in q.items()})
+        elif isinstance(value, dict):
+            flat.update({f"{key}_{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
