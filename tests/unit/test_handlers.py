@@ -181,11 +181,13 @@ def test_staff_unlink_a_duplicate_and_it_is_reported_as_a_case_of_its_own():
     uow = FakeUnitOfWork(FakeReportStore())
     first = submit_near(uow, 0, reporter="w1").report
     duplicate = submit_near(uow, 20).report
-    unlinked = intake.unlink_duplicate(intake.Unlink(duplicate.id, Identity("command", "hq")), uow, clock=FakeClock())
+    unlinked = intake.unlink_duplicate(intake.Unlink(duplicate.id, Identity("command", "hq")), uow, clock=FakeClock(),
+                                       settings=SETTINGS)
     assert unlinked.duplicate_of is None
     assert [m.case_id for m in uow.of_type(events.CaseReported)] == [first.id, duplicate.id]
     with pytest.raises(intake.NotADuplicate):
-        intake.unlink_duplicate(intake.Unlink(first.id, Identity("command", "hq")), uow, clock=FakeClock())
+        intake.unlink_duplicate(intake.Unlink(first.id, Identity("command", "hq")), uow, clock=FakeClock(),
+                                settings=SETTINGS)
 
 
 # -- dispatch ------------------------------------------------------------------------------------------
