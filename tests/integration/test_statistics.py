@@ -18,7 +18,7 @@ from shared.clock import FakeClock
 from shared.config import Settings
 from shared.messages import events
 from shared.vocabulary import Level
-from tests.conftest import _required
+from tests.support.system import required_server
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 POLICY = """
@@ -118,7 +118,7 @@ def city(request, tmp_path_factory):
     if request.param == "sqlite":
         url = f"sqlite:///{folder}/escalation.db"
     else:
-        admin, database = _required("GRIDCASE_TEST_POSTGRES_URL"), f"gridcase_stats_{uuid.uuid4().hex[:10]}"
+        admin, database = required_server("GRIDCASE_TEST_POSTGRES_URL"), f"gridcase_stats_{uuid.uuid4().hex[:10]}"
         url = create_database(admin, database)
     policy = folder / "policy.toml"
     policy.write_text(POLICY, encoding="utf-8")
