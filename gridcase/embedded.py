@@ -20,7 +20,8 @@ from shared.runtime import Runner
 from shared.web import metrics_response, problem, readiness_failures
 
 log = logging.getLogger("gridcase")
-PREFIXES = {"intake": "intake", "open311": "intake", "dispatch": "dispatch", "escalation": "escalation"}
+PREFIXES = {"intake": "intake", "open311": "intake", "dispatch": "dispatch", "escalation": "escalation",
+            "app": "intake", "board": "escalation", "desk": "escalation"}  # the last three: web pages
 
 
 class System:

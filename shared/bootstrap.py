@@ -45,6 +45,8 @@ class ServiceSpec:
     workers: Callable[[Service], dict[str, Callable[[], object]]] = lambda service: {}
     #: what ``/readyz`` reports beyond the checks, and refreshes before ``/metrics`` (escalation's timers)
     details: Callable[[Service], dict] | None = None
+    #: the web pages the service serves (``shared.pages.page_blueprint``), outside its OpenAPI
+    pages: tuple = ()
 
 
 @dataclass
@@ -102,6 +104,8 @@ def build(spec: ServiceSpec, settings: Settings, clock: Clock | None = None, *, 
                                  details=(lambda: spec.details(service)) if spec.details else None,
                                  readiness={"database": check_database(engine),
                                             "broker": check_broker(settings.broker_url)})
+        for page in spec.pages:
+            service.app.register_blueprint(page)
     # The in-memory bus forgets everything on a crash: the embedded relay replays the last hour.
     window = timedelta(hours=1) if settings.embedded else None
     idle_poll = 2.0 if settings.embedded else 0.25
