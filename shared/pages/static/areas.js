@@ -42,6 +42,14 @@
       else map.setView([0, 0], 2);
     };
     fit();
+    // The map may be drawn before its box has its final size (a grid or flex layout settling): fit again
+    // whenever the box changes size, until the user moves the map.
+    let moved = false;
+    ['pointerdown', 'wheel', 'keydown'].forEach((name) => element.addEventListener(name, () => { moved = true; }, { passive: true }));
+    new ResizeObserver(() => {
+      map.invalidateSize();
+      if (!moved) fit();
+    }).observe(element);
     return { map, layer: gridLayer, fit };
   }
 

@@ -237,14 +237,14 @@
     scheduleRender();
     renderPanel(c, message);
     const pin = pins.get(c.id);
-    if (pin && view) view.map.panTo(pin.getLatLng());
+    if (pin && view && !view.map.getBounds().contains(pin.getLatLng())) view.map.panTo(pin.getLatLng());
   }
 
   function showPanel(children) {
     $('panel-empty').hidden = true;
     const body = $('panel-body');
     body.hidden = false;
-    body.replaceChildren(...children);
+    body.replaceChildren(...children.filter(Boolean));
   }
 
   function renderPanel(c, message) {
