@@ -176,6 +176,7 @@
     if (event.id !== null) lastEventId = event.id;
     if (event.name === 'hello' || event.name === 'reset') {
       await loadList();
+      document.body.dataset.ready = 'true';
     } else if (event.name === 'case') {
       const { case: c, step } = JSON.parse(event.data);
       upsert(c);

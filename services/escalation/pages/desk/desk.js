@@ -180,7 +180,7 @@
       else if (document.body.dataset.stats === 'unavailable') status(gc.t('unavailable'), 'warn');
       drawReplay();
     });
-    load();
+    load().then(() => { document.body.dataset.ready = 'true'; });
   }
 
   document.addEventListener('DOMContentLoaded', () => {

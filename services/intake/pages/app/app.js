@@ -289,8 +289,8 @@
     showLocation();
     await showOutbox();
     sendWaiting();
-    loadMine();
-    loadVerify();
+    await Promise.all([loadMine(), loadVerify()]);
+    document.body.dataset.ready = 'true';
     window.setInterval(() => { if (navigator.onLine) sendWaiting(); }, 15000);
   }
 
