@@ -28,6 +28,9 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PHONE = {"width": 360, "height": 740}
 WALL = {"width": 1920, "height": 1080}
 CASE_NUMBER = re.compile(r"\d{8}-\d{6}")
+_ROOT = Path(__file__).resolve().parents[2]
+ROOT_PAGES = {"board": _ROOT / "services/escalation/pages/board", "desk": _ROOT / "services/escalation/pages/desk",
+              "app": _ROOT / "services/intake/pages/app"}
 
 
 class Gateway:

@@ -49,7 +49,7 @@
     document.querySelectorAll('[data-lang-switch]').forEach((button) => {
       button.textContent = lang === 'zh' ? 'English' : '中文';
       button.setAttribute('lang', lang === 'zh' ? 'en' : 'zh-CN');
-      button.setAttribute('aria-label', t('switch_language'));
+      button.setAttribute('title', t('switch_language'));
     });
     document.dispatchEvent(new CustomEvent('gc:language', { detail: lang }));
   }
