@@ -165,6 +165,7 @@
   }
 
   function start() {
+    Chart.defaults.font.family = window.getComputedStyle(document.body).fontFamily;
     const to = new Date();
     const from = new Date(to.getTime() - 90 * 86400000);
     $('q-to').value = to.toISOString().slice(0, 10);
