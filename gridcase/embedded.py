@@ -59,6 +59,7 @@ class System:
         @app.get("/")
         def index():
             return {"service": "gridcase", "apis": {name: f"/{name}/openapi.json" for name in self.services},
+                    "pages": {"grid worker": "/app/", "command center": "/board/", "supervisor": "/desk/"},
                     "health": "/healthz", "ready": "/readyz", "metrics": "/metrics"}
 
         @app.get("/healthz")

@@ -21,13 +21,15 @@ def timing(median, p90):
 
 def row(area_id, name, period, opened, closed, on_time, rework):
     return {"area_id": area_id, "area_name": name, "period_start": period, "opened": opened, "closed": closed,
-            "closure_rate": closed / opened, "on_time_rate": on_time, "on_time_rate_with_extensions": min(1, on_time + .05),
+            "closure_rate": closed / opened, "on_time_rate": on_time,
+            "on_time_rate_with_extensions": min(1, on_time + .05),
             "rework_rate": rework, "extension_rate": .1, "escalation_rate": .2, "overdue": opened - closed,
             "time_to_acknowledge": timing(900, 3600), "time_to_resolve": timing(14400, 43200),
             "time_to_close": timing(28800, 86400), "time_at_level": {"1": timing(3600, 7200)}}
 
 
-SAMPLE = {"group_by": "station", "period": "month", "from": "2026-09-01", "to": "2026-11-30", "time_zone": "Asia/Shanghai",
+SAMPLE = {"group_by": "station", "period": "month", "from": "2026-09-01", "to": "2026-11-30",
+          "time_zone": "Asia/Shanghai",
           "rows": [row("SC01-ST01", "第1工作站", "2026-11-01", 40, 36, .9, .05),
                    row("SC01-ST02", "第2工作站", "2026-11-01", 30, 24, .7, .15),
                    row("SC01-ST03", "第3工作站", "2026-11-01", 20, 19, .95, None),
