@@ -27,7 +27,7 @@
 
   /** A map in `element` showing `areas`; returns {map, layer, fit()}. */
   function draw(element, areas, options) {
-    const map = L.map(element, Object.assign({ preferCanvas: true, zoomSnap: 0.25, attributionControl: true }, options || {}));
+    const map = L.map(element, Object.assign({ preferCanvas: true, zoomSnap: 0.25, minZoom: 3, maxZoom: 19 }, options || {}));
     map.attributionControl.setPrefix('Leaflet');
     const gridLayer = L.geoJSON({ type: 'FeatureCollection', features: areas.grids }, {
       style: { color: '#37474f', weight: 1, fillColor: '#eceff1', fillOpacity: 0.6 },
@@ -37,6 +37,8 @@
       style: { color: '#1a237e', weight: 2, fill: false }, interactive: false,
     }).addTo(map);
     const fit = () => {
+      const size = map.getSize();
+      if (!size.x || !size.y) return; // not laid out yet: the ResizeObserver below fits it when it is
       const bounds = gridLayer.getBounds();
       if (bounds.isValid()) map.fitBounds(bounds, { padding: [8, 8] });
       else map.setView([0, 0], 2);
