@@ -146,6 +146,18 @@ class Site:
         return response.json()
 
 
+def resolve(site: Site, case_id: str, token_: str, note: str = "lamp replaced") -> None:
+    """The owner resolves the case (it then awaits the grid worker's verification)."""
+    from tests.support.system import wait_for_case
+
+    wait_for_case(site.url, case_id, token_)
+    url = f"{site.url}/escalation/v1/cases/{case_id}"
+    detail = requests.get(url, headers=auth(token_), timeout=10)
+    answer = requests.post(f"{url}/actions", json={"action": "resolve", "note": note},
+                           headers=auth(token_, **{"If-Match": detail.headers["ETag"]}), timeout=10)
+    assert answer.status_code == 200, answer.text
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     if not Path(CHROMIUM).exists():

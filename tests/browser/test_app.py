@@ -5,7 +5,7 @@ from __future__ import annotations
 import requests
 from playwright.sync_api import expect
 
-from tests.browser.conftest import CASE_NUMBER, PHONE, SCREENSHOTS, open_page
+from tests.browser.conftest import CASE_NUMBER, PHONE, SCREENSHOTS, open_page, resolve
 from tests.support.system import auth, wait_for
 
 
@@ -72,3 +72,21 @@ def test_a_report_made_offline_is_sent_once_when_the_network_returns_and_appears
     assert not problems and not board_problems
     context.close()
     board_context.close()
+
+
+def test_the_grid_worker_verifies_a_resolved_case_from_the_phone_and_it_closes(browser, site, place):
+    worker = site.token("grid_worker", area=place["grid"], user="worker-verify")
+    case = site.report(worker, place, "verify: 路灯不亮 / a lamp is out")
+    resolve(site, case["id"], worker, note="换了灯泡 / bulb replaced")
+    context, page, problems = phone(browser, site, place, "worker-verify")
+    item = page.locator(f"#verify-list li:has-text('{case['number']}')")
+    expect(item).to_contain_text("换了灯泡")
+    item.locator("button[value=false]").click()  # failing needs a note: the server says so
+    expect(item.locator(".error")).to_contain_text("note")
+    item.locator("textarea").fill("灯亮了 / the lamp is on")
+    item.locator("button[value=true]").click()
+    expect(page.locator("#message")).to_contain_text("核查已提交")
+    closed = wait_for(lambda: requests.get(f"{site.url}/escalation/v1/cases/{case['id']}", headers=auth(worker),
+                                           timeout=10).json()["status"] == "closed", timeout=5, message="closed")
+    assert closed and not problems
+    context.close()

@@ -236,7 +236,10 @@
     let result;
     try { result = await gc.api('GET', '/escalation/v1/cases?status=verifying&page_size=100'); } catch (e) { return; }
     if (!result.ok) return;
-    const items = result.data.items.map((c) => {
+    // the list has no timeline: each case's own page says what was done
+    const details = await Promise.all(result.data.items.map((c) => gc.api('GET', '/escalation/v1/cases/' + encodeURIComponent(c.id)).catch(() => null)));
+    const items = result.data.items.map((listed, i) => {
+      const c = details[i] && details[i].ok ? details[i].data : listed;
       const form = gc.el('form', { 'data-case': c.id }, [
         gc.el('label', { for: 'vn-' + c.id, text: gc.t('verify_note') }),
         gc.el('textarea', { id: 'vn-' + c.id, name: 'note', rows: 2, maxlength: 2000 }),
