@@ -18,7 +18,9 @@ def test_a_new_report_appears_on_the_board_within_two_seconds_and_after_a_server
     submitted = time.monotonic()
     first = site.report(worker, place, "board: a lamp is out at gate 3")
     expect(page.locator(f"#case-rows tr:has-text('{first['number']}')")).to_be_visible(timeout=5000)
-    assert time.monotonic() - submitted < 2.0, "the new case took over 2 s to reach the board"
+    took = time.monotonic() - submitted
+    print(f"a new case reached the board in {took:.2f} s")
+    assert took < 2.0, f"the new case took {took:.2f} s to reach the board"
 
     site.stop()
     expect(live).to_have_attribute("data-state", "reconnecting", timeout=10000)

@@ -4,6 +4,13 @@
 (function () {
   'use strict';
 
+  /** Leaflet writes a string tooltip as HTML: names are data, so they go in as text. */
+  function text(value) {
+    const span = document.createElement('span');
+    span.textContent = value;
+    return span;
+  }
+
   async function level(name) {
     const result = await gc.api('GET', '/dispatch/v1/areas?level=' + name);
     if (!result.ok) throw new Error(gc.problemText(result));
@@ -31,7 +38,7 @@
     map.attributionControl.setPrefix('Leaflet');
     const gridLayer = L.geoJSON({ type: 'FeatureCollection', features: areas.grids }, {
       style: { color: '#37474f', weight: 1, fillColor: '#eceff1', fillOpacity: 0.6 },
-      onEachFeature: (f, layer) => layer.bindTooltip(f.properties.name, { sticky: true }),
+      onEachFeature: (f, layer) => layer.bindTooltip(text(f.properties.name), { sticky: true }),
     }).addTo(map);
     L.geoJSON({ type: 'FeatureCollection', features: areas.outlines }, {
       style: { color: '#1a237e', weight: 2, fill: false }, interactive: false,
@@ -55,5 +62,5 @@
     return { map, layer: gridLayer, fit };
   }
 
-  window.gcAreas = { mine, draw, level };
+  window.gcAreas = { mine, draw, level, text };
 }());

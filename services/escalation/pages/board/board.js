@@ -124,7 +124,7 @@
       }
       pin.setLatLng([loc.lat, loc.lon]);
       pin.setStyle({ fillColor: colour, radius: selected && selected.id === c.id ? 12 : 8 });
-      pin.bindTooltip(c.number + ' · ' + categoryName(c.category));
+      pin.bindTooltip(gcAreas.text(c.number + ' · ' + categoryName(c.category)));
     });
     pins.forEach((pin, id) => { if (!keep.has(id)) { pin.remove(); pins.delete(id); } });
   }
