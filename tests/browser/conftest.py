@@ -124,6 +124,7 @@ class Site:
             self._stack = None
 
     def token(self, role: str, **claims: str) -> str:
+        claims.setdefault("user", f"{role}-browser")  # a subject per person
         key = (role, *sorted(claims.items()))
         if key not in self._tokens:
             self._tokens[key] = token(self.data, role, **claims)

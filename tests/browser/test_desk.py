@@ -93,3 +93,34 @@ def test_a_supervisor_downloads_a_csv_equal_to_the_apis(browser, site):
     assert open(download.value.path(), encoding="utf-8").read() == expected.text
     assert not problems
     context.close()
+
+
+REPLAY = {"from": "2026-09-01", "to": "2026-12-01", "rows": [
+    {"unit": "SC01-ST01", "category": "street_light", "cases": 12,
+     "current": {"escalations": {"1": 3, "2": 0, "3": 0}, "overdue": 0, "closed_on_time": 9},
+     "new": {"escalations": {"1": 5, "2": 1, "3": 0}, "overdue": 1, "closed_on_time": 7}}],
+    "total": {"cases": 12, "current": {"escalations": {"1": 3, "2": 0, "3": 0}, "overdue": 0, "closed_on_time": 9},
+              "new": {"escalations": {"1": 5, "2": 1, "3": 0}, "overdue": 1, "closed_on_time": 7}}}
+
+
+def test_the_what_if_replay_sends_the_chosen_policy_file_and_shows_both_policies_side_by_side(browser, site):
+    context = browser.new_context(viewport=WALL, locale="en-US")
+    sent = []
+
+    def answer(route):
+        sent.append(route.request.post_data_json)
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(REPLAY))
+
+    context.route("**/escalation/v1/stats/replay", answer)
+    page = context.new_page()
+    page.goto(f"{site.url}/desk/#token={site.token('supervisor')}")
+    page.wait_for_selector("body[data-ready=true]")
+    page.set_input_files("#replay-file", files=[{"name": "faster.toml", "mimeType": "text/plain",
+                                                 "buffer": b"[categories.street_light]\n"}])
+    page.click("#replay-form button[type=submit]")
+    expect(page.locator("#replay-table")).to_contain_text("Escalated from level 1")
+    rows = page.locator("#replay-table tbody tr").all_inner_texts()
+    assert [r.split("\t") for r in rows][0] == ["Escalated from level 1", "3", "5"]
+    assert sent[0]["policy"] == "[categories.street_light]\n" and set(sent[0]) == {"policy", "from", "to"}
+    expect(page.locator("#replay-rows")).to_contain_text("Broken street light")
+    context.close()

@@ -274,7 +274,7 @@
       ]),
     ]);
     const photos = gc.el('div', { class: 'photos' });
-    (c.photos || report.photos || []).forEach((p) => loadPhoto(photos, p));
+    loadPhotos(photos, c);
     const timeline = gc.el('ol', { class: 'timeline' }, (c.timeline || []).map((s) => gc.el('li', {}, [
       gc.el('div', { class: 'when', text: gc.time(s.at) + ' · ' + s.actor + ' · ' + gc.t('level_' + s.level) }),
       gc.el('strong', { text: gc.t('step_' + s.type) }),
@@ -298,6 +298,18 @@
       gc.el('h3', { text: gc.t('timeline') }),
       timeline,
     ]);
+  }
+
+  /** The report's photos, from intake (GET /intake/v1/reports/{id}/photos: a case and its report share
+   *  one id), as thumbnails fetched with the token; nothing where intake keeps no photos. */
+  async function loadPhotos(container, c) {
+    let listed = c.photos || (c.report && c.report.photos);
+    if (!listed) {
+      const result = await gc.api('GET', '/intake/v1/reports/' + encodeURIComponent(c.id) + '/photos').catch(() => null);
+      listed = result && result.ok ? (Array.isArray(result.data) ? result.data : result.data.items || []) : [];
+    }
+    if (listed.length) container.before(gc.el('h3', { text: gc.t('photos') }));
+    listed.forEach((p) => loadPhoto(container, p));
   }
 
   async function loadPhoto(container, photo) {

@@ -9,6 +9,7 @@
   const RATES = ['closure_rate', 'on_time_rate', 'rework_rate'];
   const RATE_COLUMNS = ['closure_rate', 'on_time_rate', 'on_time_rate_with_extensions', 'rework_rate', 'extension_rate', 'escalation_rate'];
   const TIMES = ['time_to_acknowledge', 'time_to_resolve', 'time_to_close'];
+  const LEVELS = ['1', '2', '3', '4'];
   const COLOURS = ['#0b57a4', '#1b6e2e', '#b3141b', '#8a4b00', '#6a1b9a'];
   let data = null;
   let charts = [];
@@ -21,10 +22,30 @@
     return new URLSearchParams({ group_by: f.group_by.value, period: f.period.value, from: f.from.value, to: f.to.value });
   }
 
+  const areaNames = {}; // area level → {id: name}, from dispatch, for the area groupings
+
+  async function loadAreaNames(level) {
+    if (areaNames[level] || !['grid', 'station', 'subcenter'].includes(level)) return;
+    const result = await gc.api('GET', '/dispatch/v1/areas?level=' + level).catch(() => null);
+    areaNames[level] = {};
+    if (result && result.ok) result.data.features.forEach((f) => { areaNames[level][f.properties.id] = f.properties.name; });
+  }
+
   function groupOf(row) {
     const key = data.group_by;
-    if (['grid', 'station', 'subcenter'].includes(key)) return row.area_name || row.area_id || row[key] || '—';
+    if (['grid', 'station', 'subcenter'].includes(key)) {
+      const id = row.area_id || row[key];
+      return row.area_name || (areaNames[key] || {})[id] || id || '—';
+    }
+    if (key === 'category' && categories[row.category]) return gc.lang === 'zh' ? categories[row.category].zh : categories[row.category].en;
     return row[key] !== undefined && row[key] !== null ? String(row[key]) : '—';
+  }
+
+  const categories = {};
+
+  async function loadCategories() {
+    const result = await gc.api('GET', '/intake/v1/categories').catch(() => null);
+    if (result && result.ok) result.data.forEach((c) => { categories[c.code] = c; });
   }
 
   const percent = (v) => (v === null || v === undefined ? '—' : (v * 100).toFixed(1) + ' %');
@@ -48,6 +69,7 @@
       status(gc.t('load_failed', { error: gc.problemText(result) }), 'bad');
       return;
     }
+    await loadAreaNames(result.data.group_by);
     data = result.data;
     document.body.dataset.stats = 'loaded';
     status(data.rows.length ? '' : gc.t('no_rows'));
@@ -108,7 +130,8 @@
   function drawTable(rows) {
     const head = [gc.t('col_group'), gc.t('col_period'), gc.t('col_opened'), gc.t('col_closed'),
       ...RATE_COLUMNS.map((k) => gc.t('col_' + k)), gc.t('col_overdue'),
-      ...TIMES.flatMap((k) => [gc.t('col_' + k) + ' ' + gc.t('median'), gc.t('col_' + k) + ' ' + gc.t('p90')])];
+      ...TIMES.flatMap((k) => [gc.t('col_' + k) + ' ' + gc.t('median'), gc.t('col_' + k) + ' ' + gc.t('p90')]),
+      ...LEVELS.map((n) => gc.t('col_time_at_level', { level: n }))];
     $('table').replaceChildren(
       gc.el('thead', {}, [gc.el('tr', {}, head.map((h, i) => gc.el('th', { scope: 'col', class: i > 1 ? 'num' : '', text: h })))]),
       gc.el('tbody', {}, rows.map((r) => gc.el('tr', {}, [
@@ -117,6 +140,7 @@
         ...RATE_COLUMNS.map((k) => gc.el('td', { class: 'num', text: percent(r[k]) })),
         gc.el('td', { class: 'num', text: r.overdue }),
         ...TIMES.flatMap((k) => ['median', 'p90'].map((q) => gc.el('td', { class: 'num', text: gc.duration((r[k] || {})[q]) }))),
+        ...LEVELS.map((n) => gc.el('td', { class: 'num', text: gc.duration(((r.time_at_level || {})[n] || {}).median) })),
       ]))),
     );
   }
@@ -125,7 +149,9 @@
     const result = await gc.api('GET', STATS + '?' + query() + '&format=csv', { raw: true, accept: 'text/csv' });
     if (!result.ok) { status(gc.t('error_status', { status: result.status }), 'bad'); return; }
     const f = $('query').elements;
-    const link = gc.el('a', { href: URL.createObjectURL(result.data), download: 'closure-times-' + f.group_by.value + '-' + f.from.value + '-' + f.to.value + '.csv' });
+    const named = /filename="([^"]+)"/.exec(result.headers.get('Content-Disposition') || '');
+    const name = named ? named[1] : 'closure-times-' + f.group_by.value + '-' + f.from.value + '-' + f.to.value + '.csv';
+    const link = gc.el('a', { href: URL.createObjectURL(result.data), download: name });
     document.body.append(link);
     link.click();
     link.remove();
@@ -149,25 +175,47 @@
     drawReplay();
   }
 
-  /** The replay's answer as two columns: the current policy and the changed one, measure by measure. */
+  /** The measures of one side of a replay ({escalations: {"1": n, …}, overdue, closed_on_time}) as rows. */
+  function measures(side) {
+    const out = [];
+    Object.keys((side && side.escalations) || {}).sort().forEach((level) => {
+      out.push([gc.t('replay_escalations', { level }), side.escalations[level]]);
+    });
+    ['overdue', 'closed_on_time'].forEach((k) => { if (side && k in side) out.push([gc.t('replay_' + k), side[k]]); });
+    return out;
+  }
+
+  /** The replay's answer side by side: the total, then each unit and category, current policy | new policy. */
   function drawReplay() {
     if (!lastReplay) return;
-    const current = lastReplay.current || lastReplay.before || {};
-    const proposed = lastReplay.proposed || lastReplay.after || lastReplay.changed || {};
-    const measures = Array.from(new Set([...Object.keys(current), ...Object.keys(proposed)]));
-    const cell = (v) => (v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v === undefined ? '—' : v));
-    $('replay-result').replaceChildren(gc.el('div', { class: 'table-wrap' }, [gc.el('table', { id: 'replay-table' }, [
-      gc.el('thead', {}, [gc.el('tr', {}, [gc.el('th', { scope: 'col', text: gc.t('replay_measure') }),
-        gc.el('th', { scope: 'col', class: 'num', text: gc.t('replay_current') }), gc.el('th', { scope: 'col', class: 'num', text: gc.t('replay_proposed') })])]),
-      gc.el('tbody', {}, measures.map((m) => gc.el('tr', {}, [gc.el('td', { text: m }),
-        gc.el('td', { class: 'num', text: cell(current[m]) }), gc.el('td', { class: 'num', text: cell(proposed[m]) })]))),
-    ])]));
+    const total = lastReplay.total || {};
+    const current = total.current || {};
+    const next = total.new || {};
+    const now = measures(current);
+    const then = new Map(measures(next));
+    const head = (cells) => gc.el('thead', {}, [gc.el('tr', {}, cells.map((c, i) => gc.el('th', { scope: 'col', class: i ? 'num' : '', text: c })))]);
+    const totals = gc.el('table', { id: 'replay-table' }, [
+      head([gc.t('replay_measure'), gc.t('replay_current'), gc.t('replay_proposed')]),
+      gc.el('tbody', {}, now.map(([label, value]) => gc.el('tr', {}, [gc.el('td', { text: label }),
+        gc.el('td', { class: 'num', text: value }), gc.el('td', { class: 'num', text: then.has(label) ? then.get(label) : '—' })]))),
+    ]);
+    const rows = lastReplay.rows || [];
+    const detail = gc.el('table', { id: 'replay-rows' }, [
+      head([gc.t('replay_unit'), gc.t('replay_category'), gc.t('replay_cases'), gc.t('replay_current'), gc.t('replay_proposed')]),
+      gc.el('tbody', {}, rows.map((r) => gc.el('tr', {}, [
+        gc.el('td', { text: r.unit || '—' }), gc.el('td', { text: categories[r.category] ? (gc.lang === 'zh' ? categories[r.category].zh : categories[r.category].en) : (r.category || '—') }),
+        gc.el('td', { class: 'num', text: r.cases }),
+        gc.el('td', { class: 'num', text: measures(r.current).map(([l, v]) => l + ' ' + v).join(' · ') }),
+        gc.el('td', { class: 'num', text: measures(r.new).map(([l, v]) => l + ' ' + v).join(' · ') }),
+      ]))),
+    ]);
+    $('replay-result').replaceChildren(gc.el('div', { class: 'table-wrap' }, [totals]), gc.el('div', { class: 'table-wrap' }, [detail]));
   }
 
   function start() {
     Chart.defaults.font.family = window.getComputedStyle(document.body).fontFamily;
-    const to = new Date();
-    const from = new Date(to.getTime() - 90 * 86400000);
+    const to = new Date(Date.now() + 86400000); // the last day is excluded: up to and including today
+    const from = new Date(to.getTime() - 91 * 86400000);
     $('q-to').value = to.toISOString().slice(0, 10);
     $('q-from').value = from.toISOString().slice(0, 10);
     $('query').addEventListener('submit', (e) => { e.preventDefault(); load(); });
@@ -181,7 +229,7 @@
       else if (document.body.dataset.stats === 'unavailable') status(gc.t('unavailable'), 'warn');
       drawReplay();
     });
-    load().then(() => { document.body.dataset.ready = 'true'; });
+    loadCategories().then(load).then(() => { document.body.dataset.ready = 'true'; });
   }
 
   document.addEventListener('DOMContentLoaded', () => {

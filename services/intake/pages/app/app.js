@@ -40,6 +40,7 @@
         accuracy: 'accuracy' in location,
         clientTime: ['client_time', 'client_reported_at', 'reported_at_client'].find((k) => k in props) || null,
         photos: photoField,
+        locationOptional: !(body.required || []).includes('location'),
         mine: !!(spec.paths['/intake/v1/reports'] || {}).get,
       };
       window.localStorage.setItem('gridcase.app.caps', JSON.stringify(caps));
@@ -114,7 +115,10 @@
 
   function reportBody() {
     const form = $('report').elements;
-    const at = pin ? pin.getLatLng() : (fix ? { lat: fix.lat, lng: fix.lon } : null);
+    // Without a GPS fix the pin only marks the grid's middle: where intake takes a report without a
+    // position (a grid worker's goes to their own grid, flagged unverified), none is invented.
+    const guessed = !fix && !moved;
+    const at = guessed && caps.locationOptional ? null : (pin ? pin.getLatLng() : null);
     const body = { category: form.category.value, description: form.description.value.trim() };
     if (at) body.location = { lon: Math.round(at.lng * 1e7) / 1e7, lat: Math.round(at.lat * 1e7) / 1e7 };
     if (caps.accuracy && fix && !moved && body.location) body.location.accuracy = fix.accuracy;
@@ -131,7 +135,7 @@
     e.preventDefault();
     const form = $('report');
     const body = reportBody();
-    if (!body.description || !body.location) {
+    if (!body.description || (!body.location && !caps.locationOptional)) {
       form.elements.description.focus();
       form.reportValidity();
       return;
