@@ -4,6 +4,7 @@ no statistics endpoint, the charts, ranking and table from an answer in the docu
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import requests
@@ -90,7 +91,7 @@ def test_a_supervisor_downloads_a_csv_equal_to_the_apis(browser, site):
                             timeout=10)
     with page.expect_download() as download:
         page.click("#csv")
-    assert open(download.value.path(), encoding="utf-8").read() == expected.text
+    assert Path(download.value.path()).read_bytes() == expected.content
     assert not problems
     context.close()
 

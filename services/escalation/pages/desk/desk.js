@@ -209,7 +209,7 @@
         gc.el('td', { class: 'num', text: measures(r.new).map(([l, v]) => l + ' ' + v).join(' · ') }),
       ]))),
     ]);
-    $('replay-result').replaceChildren(gc.el('div', { class: 'table-wrap' }, [totals]), gc.el('div', { class: 'table-wrap' }, [detail]));
+    $('replay-result').replaceChildren(gc.el('div', { class: 'table-wrap', tabindex: '0' }, [totals]), gc.el('div', { class: 'table-wrap', tabindex: '0' }, [detail]));
   }
 
   function start() {
