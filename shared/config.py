@@ -27,7 +27,7 @@ class Settings:
     policy_file: str | None = None
     delivery_limit: int = 5
     log_level: str = "INFO"
-    log_format: str = "json"  # or "console"
+    log_format: str | None = None  # "json" or "console"; default: console on a terminal, else JSON
     host: str = "127.0.0.1"  # `gridcase up` and `gridcase serve` listen here
     port: int = 8000
     web_workers: int = 2  # gunicorn worker processes of `gridcase serve`
@@ -63,7 +63,7 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
         policy_file=env.get("GRIDCASE_POLICY_FILE") or None,
         delivery_limit=int(env.get("GRIDCASE_DELIVERY_LIMIT", "5")),
         log_level=env.get("GRIDCASE_LOG_LEVEL", "INFO").upper(),
-        log_format=env.get("GRIDCASE_LOG_FORMAT", "json"),
+        log_format=env.get("GRIDCASE_LOG_FORMAT") or None,
         host=env.get("GRIDCASE_HOST") or "127.0.0.1",
         port=int(env.get("GRIDCASE_PORT") or 8000),
         web_workers=int(env.get("GRIDCASE_WEB_WORKERS") or 2),

@@ -1,7 +1,7 @@
 """Log lines and trace context.
 
-Every process writes structlog lines to stderr: JSON (``GRIDCASE_LOG_FORMAT=json``, the default, one
-object per line) or plain console text. Standard-library loggers (gunicorn, alembic, ours) go through
+Every process writes structlog lines to stderr: JSON lines (``GRIDCASE_LOG_FORMAT=json``, the default
+when stderr is not a terminal) or console text (``console``, the default on a terminal). Standard-library loggers (gunicorn, alembic, ours) go through
 the same renderer. Context bound with ``bound(...)`` — a request's trace id, a message's id, type and
 case id — appears on every line written inside it.
 
@@ -26,8 +26,10 @@ _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 _current: ContextVar[str | None] = ContextVar("traceparent", default=None)
 
 
-def configure(level: str = "INFO", fmt: str = "json") -> None:
-    """Set up structlog and the standard library's root logger once per process."""
+def configure(level: str = "INFO", fmt: str | None = None) -> None:
+    """Set up structlog and the standard library's root logger once per process. ``fmt``: ``json`` or
+    ``console``; None picks console text on a terminal and JSON lines anywhere else."""
+    fmt = fmt or ("console" if sys.stderr.isatty() else "json")
     shared = [structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
               structlog.processors.TimeStamper(fmt="iso", utc=True)]
     renderer = (structlog.processors.JSONRenderer(ensure_ascii=False) if fmt == "json"

@@ -6,13 +6,13 @@ test gets a database of its own). Without them those tests skip with a reason â€
 A test that fails shows the end of the log of every process it started (harness.processes)."""
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
 
 from harness.processes import forget_started, started_logs
 from harness.servers import create_database, drop_database, purge_broker
+from tests.support.system import required_server
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -25,25 +25,16 @@ def pytest_runtest_makereport(item, call):
         forget_started()
 
 
-def _required(name: str) -> str:
-    url = os.environ.get(name)
-    if url:
-        return url
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{name} is not set: CI must run this tier against a real server")
-    pytest.skip(f"{name} not set (no server): run `make test`, which starts one")
-
-
 @pytest.fixture
 def broker_url():
-    url = _required("GRIDCASE_TEST_BROKER_URL")
+    url = required_server("GRIDCASE_TEST_BROKER_URL")
     purge_broker(url)
     return url
 
 
 @pytest.fixture
 def postgres_admin_url():
-    return _required("GRIDCASE_TEST_POSTGRES_URL")
+    return required_server("GRIDCASE_TEST_POSTGRES_URL")
 
 
 @pytest.fixture

@@ -2,11 +2,13 @@
 their ports and logs are harness.processes'."""
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import requests
 from shapely.geometry import shape
 
@@ -113,3 +115,14 @@ class Production:
 
     def token(self, role: str, **claims) -> str:
         return token(self.data, role, env=self.env, **claims)
+
+
+def required_server(name: str) -> str:
+    """The URL of a test server from the environment; without one the test skips with a reason —
+    except under ``CI=true``, where a missing server is a failure, never a skip."""
+    url = os.environ.get(name)
+    if url:
+        return url
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{name} is not set: CI must run this tier against a real server")
+    pytest.skip(f"{name} not set (no server): run `make test`, which starts one")
