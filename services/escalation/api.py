@@ -7,8 +7,7 @@ from datetime import timedelta
 from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import abort
-from marshmallow import RAISE, Schema, fields, validate
-from webargs.fields import DelimitedList
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from services.escalation import handlers, live
 from services.escalation.domain import actions
@@ -27,13 +26,24 @@ blp = Blueprint("escalation", __name__, url_prefix="/escalation/v1", description
 HTTP_ACTIONS = tuple(name for name in actions.ACTIONS if name != "verify")
 
 
+class Statuses(fields.String):
+    """One status or several, comma-separated (``open,acknowledged``) → a list; a problem names ``status``."""
+
+    CHOICES = tuple(s.value for s in Status if s != Status.REPORTED)
+
+    def _deserialize(self, value, attr, data, **kwargs) -> list[str]:
+        names = super()._deserialize(value, attr, data, **kwargs).split(",")
+        unknown = [n for n in names if n not in self.CHOICES]
+        if unknown:
+            raise ValidationError(f"Must be one of: {', '.join(self.CHOICES)} (or several, comma-separated).")
+        return names
+
+
 class CaseListArgs(Schema):
     class Meta:
         unknown = RAISE
 
-    status = DelimitedList(fields.String(validate=validate.OneOf([s.value for s in Status if s != Status.REPORTED])),
-                           validate=validate.Length(min=1, max=len(Status)),
-                           metadata={"description": "one status, or several separated by commas (open,rework)"})
+    status = Statuses(metadata={"description": "one status, or several separated by commas (open,rework)"})
     level = QueryInteger(validate=validate.Range(1, 4))
     area = Text(LIMITS["area_id"], min_length=1)
     category = Text(LIMITS["category"], min_length=1)
