@@ -4,10 +4,13 @@
 #   make run  [ARGS=...]    gridcase up, embedded: SQLite + in-process bus, http://127.0.0.1:8000
 #                           (GRIDCASE_PORT, GRIDCASE_DATA_DIR, GRIDCASE_TIME_SCALE from the environment)
 #   make test [PYTEST_ARGS=...] [TESTS=tests/unit]
-#                           pytest; starts a throwaway RabbitMQ and PostgreSQL on free loopback ports when
-#                           they are installed and GRIDCASE_TEST_BROKER_URL / _POSTGRES_URL are not given
+#                           pytest, every tier (unit, integration, e2e, faults, browser); starts a throwaway
+#                           RabbitMQ and PostgreSQL on free loopback ports when they are installed and
+#                           GRIDCASE_TEST_BROKER_URL / _POSTGRES_URL are not given; the browser tier drives
+#                           Debian's /usr/bin/chromium with Playwright (never `playwright install`)
 #   make bench [ARGS=...]   benchmarks (ratios against raw baselines measured in the same run)
 #   make lint               ruff
+#   make vendor             the pages' browser assets from npm at pinned versions (deploy/vendor-assets.sh)
 #   make migration SERVICE=escalation MESSAGE="what changed"
 #                           a new migration, generated from the store's tables (services/<service>/store.py)
 #   make clean              caches and build output; `make distclean` also removes .venv
@@ -27,7 +30,7 @@ WITH_SERVERS := deploy/local/with-servers.sh
 export PIP_PROGRESS_BAR := off
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test bench lint migration clean distclean
+.PHONY: help setup run test bench lint vendor migration clean distclean
 
 help:
 	@awk '/^#/ { sub(/^# ?/, ""); print; next } { exit }' Makefile
@@ -54,6 +57,9 @@ bench: setup
 
 lint: setup
 	$(BIN)/ruff check .
+
+vendor:
+	deploy/vendor-assets.sh
 
 migration: setup
 	$(BIN)/python -m shared.migrations $(SERVICE) "$(MESSAGE)"

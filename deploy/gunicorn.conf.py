@@ -14,7 +14,11 @@ Everything comes from the environment, so one image serves every service:
                            are marked dead.
 
 Sync workers were measured as the stable choice on these machines (gthread's keep-alive connections stick
-to one worker under load, see shared/docs/RUNBOOK.md); nginx in front does the keep-alive.
+to one worker under load, see shared/docs/RUNBOOK.md); nginx in front does the keep-alive. The exception is
+escalation, whose live feed (GET /escalation/v1/cases/events, Server-Sent Events) holds a connection per open
+board: docker-compose.yml gives it GRIDCASE_WEB_THREADS=16 (gthread). Each stream ends after 25 s
+(services/escalation/live.py) and the board resumes it with Last-Event-ID, so even a sync worker is never
+held past its timeout — only busy for that long.
 """
 from __future__ import annotations
 

@@ -54,6 +54,10 @@ def up(port, host, city, data_dir):
     tokens = development_tokens(system, settings)
     for role, area, token in tokens:
         click.echo(f"  {role:<11} {area or '':<22} {token}")
+    by_role = {role: token for role, _, token in tokens}
+    click.echo("pages — sign-in links (the token rides in the #fragment, which never reaches a server):")
+    for page, role in (("app", "grid_worker"), ("board", "station"), ("desk", "supervisor")):
+        click.echo(f"  {page:<6} {role:<11} {base}/{page}/#token={by_role[role]}")
     role, grid, token = tokens[0]
     lon, lat = sample_point(system, grid)
     click.echo(f"try it — a report from inside {grid}:\n"

@@ -20,7 +20,8 @@ from shared.runtime import Runner
 from shared.web import metrics_response, problem, readiness_failures
 
 log = logging.getLogger("gridcase")
-PREFIXES = {"intake": "intake", "open311": "intake", "dispatch": "dispatch", "escalation": "escalation"}
+PREFIXES = {"intake": "intake", "open311": "intake", "dispatch": "dispatch", "escalation": "escalation",
+            "app": "intake", "board": "escalation", "desk": "escalation"}  # the last three: web pages
 
 
 class System:
@@ -58,6 +59,7 @@ class System:
         @app.get("/")
         def index():
             return {"service": "gridcase", "apis": {name: f"/{name}/openapi.json" for name in self.services},
+                    "pages": {"grid worker": "/app/", "command center": "/board/", "supervisor": "/desk/"},
                     "health": "/healthz", "ready": "/readyz", "metrics": "/metrics"}
 
         @app.get("/healthz")

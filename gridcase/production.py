@@ -9,7 +9,7 @@ import importlib
 import signal
 import threading
 
-from gunicorn.app.base import BaseApplication
+from gunicorn.app.base import Application
 
 from shared import logs
 from shared.config import Settings
@@ -24,7 +24,7 @@ def _bootstrap(service: str):
     return importlib.import_module(f"services.{service}.bootstrap")
 
 
-class _Gunicorn(BaseApplication):
+class _Gunicorn(Application):  # Application: BaseApplication cannot read a config file
     """Our defaults, then the config file if one is given, then the command line's bind and workers."""
 
     def __init__(self, factory, defaults: dict, overrides: dict, config_file: str | None):

@@ -47,6 +47,8 @@ class ServiceSpec:
     details: Callable[[Service], dict] | None = None
     #: what the service adds to its built Flask app (intake's per-person rate limits)
     on_app: Callable[[Service], None] | None = None
+    #: the web pages the service serves (``shared.pages.page_blueprint``), outside its OpenAPI
+    pages: tuple = ()
 
 
 @dataclass
@@ -104,6 +106,8 @@ def build(spec: ServiceSpec, settings: Settings, clock: Clock | None = None, *, 
                                  details=(lambda: spec.details(service)) if spec.details else None,
                                  readiness={"database": check_database(engine),
                                             "broker": check_broker(settings.broker_url)})
+        for page in spec.pages:
+            service.app.register_blueprint(page)
         if spec.on_app:
             spec.on_app(service)
     # The in-memory bus forgets everything on a crash: the embedded relay replays the last hour.

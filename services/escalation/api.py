@@ -9,9 +9,9 @@ from datetime import timedelta
 from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import abort
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from services.escalation import handlers
+from services.escalation import handlers, live
 from services.escalation.domain import actions, statistics
 from services.escalation.domain.deadlines import UNITS
 from services.escalation.domain.errors import Refused
@@ -29,11 +29,24 @@ blp = Blueprint("escalation", __name__, url_prefix="/escalation/v1", description
 HTTP_ACTIONS = tuple(name for name in actions.ACTIONS if name != "verify")
 
 
+class Statuses(fields.String):
+    """One status or several, comma-separated (``open,acknowledged``) → a list; a problem names ``status``."""
+
+    CHOICES = tuple(s.value for s in Status if s != Status.REPORTED)
+
+    def _deserialize(self, value, attr, data, **kwargs) -> list[str]:
+        names = super()._deserialize(value, attr, data, **kwargs).split(",")
+        unknown = [n for n in names if n not in self.CHOICES]
+        if unknown:
+            raise ValidationError(f"Must be one of: {', '.join(self.CHOICES)} (or several, comma-separated).")
+        return names
+
+
 class CaseListArgs(Schema):
     class Meta:
         unknown = RAISE
 
-    status = fields.String(validate=validate.OneOf([s.value for s in Status if s != Status.REPORTED]))
+    status = Statuses(metadata={"description": "one status, or several separated by commas (open,rework)"})
     level = QueryInteger(validate=validate.Range(1, 4))
     area = Text(LIMITS["area_id"], min_length=1)
     category = Text(LIMITS["category"], min_length=1)
@@ -182,9 +195,9 @@ class Cases(MethodView):
     @blp.arguments(CaseListArgs, location="query")
     @blp.response(200, CaseListOut)
     def get(self, args):
-        """The cases the caller may see, the least time left first (no deadline last); filters: status,
-        level, area, category, overdue, triage, time_left (seconds), warned (a warning threshold reached);
-        ``sort`` by deadline (default), warning or next_warning.
+        """The cases the caller may see, the least time left first (no deadline last); filters: status
+        (one or several, comma-separated), level, area, category, overdue, triage, time_left (seconds),
+        warned (a warning threshold reached); ``sort`` by deadline (default), warning or next_warning.
 
         ``GET /escalation/v1/cases?overdue=true&level=2`` → ``{"items": [{"id", "number", "status",
         "level", "owner", "deadline", "time_left", …}], "total": 3, "page": 1, "page_size": 50}``
@@ -200,6 +213,49 @@ class Cases(MethodView):
             found, total = uow.store.page(caller, now=now, page=args["page"], size=args["page_size"], **filters)
         return {"items": [case_view(case, report, updated, now) for case, _, report, updated in found],
                 "total": total, "page": args["page"], "page_size": args["page_size"]}
+
+
+class EventsArgs(Schema):
+    class Meta:
+        unknown = RAISE
+
+    last_event_id = QueryInteger(validate=validate.Range(0, 2**62), metadata={
+        "description": "resume after this event id (as the Last-Event-ID header; the header wins)"})
+
+
+@blp.route("/cases/events")
+class CaseEvents(MethodView):
+    @access("case.list")
+    @blp.arguments(EventsArgs, location="query")
+    @blp.doc(responses={"200": {"description": "a text/event-stream of case events",
+                                "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
+    @blp.alt_response(406, description="the request does not accept text/event-stream")
+    def get(self, args):
+        """The live feed of the cases the caller may see (Server-Sent Events): one ``case`` event per
+        timeline step (a new case, an acknowledgement, an escalation by the scheduler, …), carrying the
+        case as the list shows it and the step. Send ``Accept: text/event-stream``.
+
+        Each event's ``id`` is the timeline row's id: reconnect with ``Last-Event-ID`` (or
+        ``?last_event_id=``) to receive what was missed. A new connection without one starts with a
+        ``hello`` event whose id is the newest row: load the list (``GET /cases``) after it and apply the
+        events that follow. When more was missed than a feed replays (``live.REPLAY_LIMIT`` rows), a
+        ``reset`` event says to load the list again. A comment line keeps the connection open every
+        ``live.KEEPALIVE`` seconds; the server ends the stream after ``live.STREAM_SECONDS`` (a client
+        reconnects at once with its last id, so a worker is never held for long).
+
+        ``GET /escalation/v1/cases/events`` with ``Last-Event-ID: 41`` →
+        ``id: 42`` / ``event: case`` / ``data: {"case": {"id", "number", "status", "level", "deadline",
+        "time_left", …}, "step": {"id": 42, "type": "opened", "level": 1, "at", "actor", "note"}}``
+        """
+        caller = identity()
+        if "text/event-stream" not in request.headers.get("Accept", ""):
+            abort(406, message="this is a text/event-stream: send Accept: text/event-stream")
+        header = request.headers.get("Last-Event-ID", "").strip()
+        after = int(header) if header.isascii() and header.isdigit() and len(header) < 19 else args.get("last_event_id")
+        service = current_service()
+        return Response(live.stream(service, caller, after, lambda step, case, report, updated, now: case_view(
+            case, report, updated, now)), mimetype="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
 @blp.route("/cases/<case_id>")

@@ -1,6 +1,8 @@
 """Escalation as a service: its blueprint, store, consumers, the policy and the deadline scheduler."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from services.escalation.api import blp
 from services.escalation.calendars import Calendars
 from services.escalation.consumers import CONSUMERS
@@ -9,12 +11,15 @@ from services.escalation.store import CaseStore
 from shared import bootstrap
 from shared.clock import Clock
 from shared.config import Settings
+from shared.pages import page_blueprint
 from shared.policy import load_policy
 
+PAGES = Path(__file__).with_name("pages")
 SPEC = bootstrap.ServiceSpec(
     name="escalation", title="gridcase escalation", blueprint=blp, store=CaseStore, consumers=CONSUMERS,
     dependencies=lambda settings, engine, clock: _dependencies(settings),
-    workers=lambda service: {"scheduler": lambda: Scheduler(service)}, details=timer_health)
+    workers=lambda service: {"scheduler": lambda: Scheduler(service)}, details=timer_health,
+    pages=(page_blueprint("board", PAGES / "board"), page_blueprint("desk", PAGES / "desk")))
 
 
 def _dependencies(settings: Settings) -> dict:

@@ -262,7 +262,9 @@ class CaseStore(Store):
         least time left) or ``next_warning`` (the soonest warning still to come first)."""
         c = cases.c
         query = scoped(sa.select(cases), identity)
-        for column, value in ((c.status, status), (c.level, level), (c.category, category), (c.triage, triage)):
+        if status:
+            query = query.where(c.status.in_([status] if isinstance(status, str) else list(status)))
+        for column, value in ((c.level, level), (c.category, category), (c.triage, triage)):
             if value is not None:
                 query = query.where(column == value)
         if area is not None:
@@ -283,6 +285,22 @@ class CaseStore(Store):
         rows = self.db.execute(query.order_by(*order)
                                .limit(size).offset((page - 1) * size)).all()
         return [(self._case(r), r.revision, _report(r), r.updated_at) for r in rows], total
+
+    def last_step_id(self) -> int:
+        """The id of the newest timeline row (0 when there is none): where a new live feed starts."""
+        return self.db.execute(sa.select(sa.func.max(timeline.c.id))).scalar() or 0
+
+    def steps_after(self, identity: Identity, after: int, limit: int) -> list[tuple[int, Step, Case, Report, datetime]]:
+        """The timeline rows after ``after`` (a row id) of the cases ``identity`` may see now, oldest first,
+        at most ``limit``: ``(row id, step, case, report, updated_at)`` — the live feed's events."""
+        query = scoped(sa.select(timeline.c.id.label("step_id"), timeline.c.at.label("step_at"),
+                                 timeline.c.type.label("step_type"), timeline.c.level.label("step_level"),
+                                 timeline.c.actor.label("step_actor"), timeline.c.note.label("step_note"),
+                                 timeline.c.scheduled_at.label("step_scheduled_at"), cases)
+                       .join(cases, cases.c.id == timeline.c.case_id), identity)
+        rows = self.db.execute(query.where(timeline.c.id > after).order_by(timeline.c.id).limit(limit)).all()
+        return [(r.step_id, Step(r.step_at, StepType(r.step_type), Level(r.step_level), r.step_actor, r.step_note,
+                                 r.step_scheduled_at), self._case(r), _report(r), r.updated_at) for r in rows]
 
     def timer_health(self, now: datetime, grace_seconds: float) -> dict[str, int]:
         """The auditor's counts (after OnCall's ``check_escalation_finished``): working cases with no

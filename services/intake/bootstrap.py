@@ -1,6 +1,8 @@
 """Intake as a service: its blueprint, store, consumers and the policy it needs."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from services.intake import open311, photo_api  # noqa: F401  (photo_api's routes join intake's blueprint)
 from services.intake.api import blp
 from services.intake.consumers import CONSUMERS
@@ -10,6 +12,7 @@ from services.intake.store import ReportStore
 from shared import bootstrap
 from shared.clock import Clock
 from shared.config import Settings
+from shared.pages import page_blueprint
 from shared.policy import load_policy
 
 SPEC = bootstrap.ServiceSpec(
@@ -17,7 +20,8 @@ SPEC = bootstrap.ServiceSpec(
     dependencies=lambda settings, engine, clock: {
         "policy": load_policy(settings.policy_file),
         "photo_files": PhotoFiles(settings.photo_dir or settings.data_dir / "photos")},
-    on_app=lambda service: _web(service))
+    on_app=lambda service: _web(service),
+    pages=(page_blueprint("app", Path(__file__).with_name("pages") / "app"),))
 
 
 def _web(service: bootstrap.Service) -> None:

@@ -126,6 +126,10 @@ def test_gateway_routes_each_prefix_to_its_service(nginx_conf):
         "/dispatch/": "dispatch-api",
         "/escalation/": "escalation-api",
         "/healthz": "intake-api",
+        # the web pages
+        "/app/": "intake-api",
+        "/board/": "escalation-api",
+        "/desk/": "escalation-api",
         # the routes with large bodies (their own client_max_body_size)
         "/dispatch/v1/areas": "dispatch-api",
         "^/intake/v1/reports/[^/]+/photos$": "intake-api",

@@ -1,0 +1,437 @@
+/* The command-center board: the open cases of the caller's area, live.
+ *
+ * The list comes from GET /escalation/v1/cases; changes come from the live feed
+ * GET /escalation/v1/cases/events (Server-Sent Events, read with fetch so that the token travels in the
+ * Authorization header, never in a URL). Each event carries the case as the list shows it: the board
+ * replaces its copy. The feed is resumed with Last-Event-ID after a drop or a server restart.
+ * A case opens in the panel with its report, timeline and the actions the caller may take; an action is
+ * sent with the ETag the panel was loaded with (If-Match), so a 412 means someone else acted first.
+ */
+(function () {
+  'use strict';
+  const OPEN_STATUSES = 'open,acknowledged,verifying,rework,suspended';
+  const WARN_SECONDS = 3600; // until warnings come from the policy (case.warning), an hour left is a warning
+  const STATES = ['overdue', 'warned', 'triage', 'suspended', 'on-time'];
+  const ACTION_FIELDS = {
+    acknowledge: ['note?'], resolve: ['note'], escalate: ['reason'], return: ['level', 'reason'],
+    transfer: ['to', 'reason'], request_extension: ['amount', 'reason'], approve_extension: ['note?'],
+    refuse_extension: ['reason'], suspend: ['reason'], resume: ['note?'], reopen: ['reason'],
+  };
+  const cases = new Map(); // id → {case, at: Date.now() when received}
+  const pins = new Map(); // id → Leaflet circle marker
+  let categories = {};
+  let areas = null;
+  let view = null;
+  let lastEventId = null;
+  let selected = null; // {id, etag, case}
+  let renderQueued = false;
+
+  const $ = (id) => document.getElementById(id);
+
+  // -- the state of a case ---------------------------------------------------------------------------
+
+  function timeLeft(entry) {
+    const left = entry.case.time_left;
+    return left === null || left === undefined ? null : left - (Date.now() - entry.at) / 1000;
+  }
+
+  function stateOf(entry) {
+    const c = entry.case;
+    if (c.triage) return 'triage';
+    if (c.status === 'suspended') return 'suspended';
+    const left = timeLeft(entry);
+    if (c.overdue || (left !== null && left <= 0)) return 'overdue';
+    if (c.warning || (left !== null && left < WARN_SECONDS)) return 'warned';
+    return 'on-time';
+  }
+
+  function categoryName(code) {
+    const c = categories[code];
+    return c ? (gc.lang === 'zh' ? c.zh : c.en) : code;
+  }
+
+  function badge(state) {
+    return gc.el('span', { class: 'state ' + state, text: gc.t('state_' + state) });
+  }
+
+  // -- the list, the legend and the pins ----------------------------------------------------------------
+
+  function matches(c) {
+    const f = $('filters').elements;
+    if (f.level.value && String(c.level) !== f.level.value) return false;
+    if (f.category.value && c.category !== f.category.value) return false;
+    if (f.status.value && c.status !== f.status.value) return false;
+    if (f.unit.value && !Object.values(c.areas || {}).some((a) => a && a.id === f.unit.value)) return false;
+    return true;
+  }
+
+  function sorted() {
+    return Array.from(cases.values()).filter((e) => matches(e.case)).sort((a, b) => {
+      const x = timeLeft(a); const y = timeLeft(b);
+      if (x === null && y === null) return a.case.opened_at < b.case.opened_at ? -1 : 1;
+      if (x === null) return 1;
+      if (y === null) return -1;
+      return x - y;
+    });
+  }
+
+  function scheduleRender() {
+    if (renderQueued) return;
+    renderQueued = true;
+    window.requestAnimationFrame(() => { renderQueued = false; render(); });
+  }
+
+  function render() {
+    const shown = sorted();
+    const rows = shown.map((entry) => {
+      const c = entry.case;
+      const state = stateOf(entry);
+      const open = () => openCase(c.id);
+      const link = gc.el('a', { href: '#case-' + c.id, text: c.number, onclick: (e) => { e.preventDefault(); open(); } });
+      return gc.el('tr', { class: 'row-' + state + (selected && selected.id === c.id ? ' selected' : ''), 'data-case': c.id }, [
+        gc.el('td', {}, [link]),
+        gc.el('td', { text: categoryName(c.category) }),
+        gc.el('td', { text: (c.owner && c.owner.area_name) || '' }, [gc.el('div', { class: 'muted small', text: gc.t('level_' + c.level) })]),
+        gc.el('td', {}, [badge(state)]),
+        gc.el('td', { class: 'num', text: gc.duration(timeLeft(entry)) }),
+      ]);
+    });
+    $('case-rows').replaceChildren(...rows);
+    $('count').textContent = gc.t('count_cases', { n: shown.length });
+    $('list-status').textContent = shown.length ? '' : gc.t('no_cases');
+    const counts = {};
+    shown.forEach((e) => { const s = stateOf(e); counts[s] = (counts[s] || 0) + 1; });
+    $('legend').replaceChildren(...STATES.map((s) => gc.el('span', { class: 'state ' + s, text: gc.t('state_' + s) + ' ' + (counts[s] || 0) })));
+    drawPins(shown);
+  }
+
+  const PIN_COLOURS = { 'on-time': '#1b6e2e', warned: '#c77700', overdue: '#b3141b', suspended: '#4f5b66', triage: '#6a1b9a' };
+
+  function drawPins(shown) {
+    if (!view) return;
+    const keep = new Set();
+    shown.forEach((entry) => {
+      const c = entry.case;
+      const loc = c.report && c.report.location;
+      if (!loc || loc.lat === null || loc.lon === null) return;
+      keep.add(c.id);
+      const colour = PIN_COLOURS[stateOf(entry)];
+      let pin = pins.get(c.id);
+      if (!pin) {
+        pin = L.circleMarker([loc.lat, loc.lon], { radius: 8, weight: 2, color: '#fff', fillOpacity: 0.95 }).addTo(view.map);
+        pin.on('click', () => openCase(c.id));
+        pins.set(c.id, pin);
+      }
+      pin.setLatLng([loc.lat, loc.lon]);
+      pin.setStyle({ fillColor: colour, radius: selected && selected.id === c.id ? 12 : 8 });
+      pin.bindTooltip(gcAreas.text(c.number + ' · ' + categoryName(c.category)));
+    });
+    pins.forEach((pin, id) => { if (!keep.has(id)) { pin.remove(); pins.delete(id); } });
+  }
+
+  function upsert(c) {
+    if (c.status === 'closed') cases.delete(c.id);
+    else cases.set(c.id, { case: c, at: Date.now() });
+  }
+
+  async function loadList() {
+    const received = new Map();
+    for (let page = 1; page <= 20; page += 1) {
+      const result = await gc.api('GET', '/escalation/v1/cases?status=' + OPEN_STATUSES + '&page_size=500&page=' + page);
+      if (!result.ok) {
+        $('list-status').textContent = gc.t('load_failed', { error: gc.problemText(result) });
+        return;
+      }
+      result.data.items.forEach((c) => received.set(c.id, { case: c, at: Date.now() }));
+      if (page * result.data.page_size >= result.data.total) break;
+    }
+    cases.clear();
+    received.forEach((v, k) => cases.set(k, v));
+    scheduleRender();
+  }
+
+  // -- the live feed ------------------------------------------------------------------------------------
+
+  function setLive(state) {
+    const live = $('live');
+    live.dataset.state = state;
+    live.textContent = gc.t('live_' + state);
+  }
+
+  function parseEvent(block) {
+    const event = { name: 'message', data: '', id: null };
+    block.split('\n').forEach((line) => {
+      if (!line || line.startsWith(':')) return;
+      const i = line.indexOf(':');
+      const field = i < 0 ? line : line.slice(0, i);
+      const value = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
+      if (field === 'event') event.name = value;
+      else if (field === 'data') event.data += (event.data ? '\n' : '') + value;
+      else if (field === 'id') event.id = value;
+    });
+    return event;
+  }
+
+  async function handle(event) {
+    if (event.id !== null) lastEventId = event.id;
+    if (event.name === 'hello' || event.name === 'reset') {
+      await loadList();
+      document.body.dataset.ready = 'true';
+    } else if (event.name === 'case') {
+      const { case: c, step } = JSON.parse(event.data);
+      upsert(c);
+      scheduleRender();
+      if (selected && selected.id === c.id && step.actor !== (gc.claims() || {}).sub) {
+        $('panel-changed').hidden = false;
+      }
+    }
+  }
+
+  async function follow() {
+    let delay = 1000;
+    for (;;) {
+      try {
+        const headers = { Accept: 'text/event-stream', Authorization: 'Bearer ' + gc.token() };
+        if (lastEventId !== null) headers['Last-Event-ID'] = lastEventId;
+        const response = await fetch('/escalation/v1/cases/events', { headers, cache: 'no-store' });
+        if (response.status === 401) { gc.setToken(null); window.location.reload(); return; }
+        if (!response.ok || !response.body) throw new Error('HTTP ' + response.status);
+        setLive('live');
+        delay = 1000;
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = '';
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value.replace(/\r\n?/g, '\n');
+          let end;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            await handle(parseEvent(block));
+          }
+        }
+        continue; // the server ends a stream after a while: resume at once with the last id
+      } catch (e) {
+        setLive('reconnecting');
+      }
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 8000);
+    }
+  }
+
+  // -- the case panel -----------------------------------------------------------------------------------
+
+  function field(label, value) {
+    return [gc.el('dt', { text: label }), gc.el('dd', { text: value === null || value === undefined || value === '' ? '—' : String(value) })];
+  }
+
+  async function openCase(id, message) {
+    const result = await gc.api('GET', '/escalation/v1/cases/' + encodeURIComponent(id));
+    if (!result.ok) {
+      showPanel([gc.el('p', { class: 'error', role: 'alert', text: gc.problemText(result) })]);
+      return;
+    }
+    const c = result.data;
+    selected = { id: c.id, etag: result.headers.get('ETag'), case: c };
+    upsert(c);
+    scheduleRender();
+    renderPanel(c, message);
+    const pin = pins.get(c.id);
+    if (pin && view && !view.map.getBounds().contains(pin.getLatLng())) view.map.panTo(pin.getLatLng());
+  }
+
+  function showPanel(children) {
+    $('panel-empty').hidden = true;
+    const body = $('panel-body');
+    body.hidden = false;
+    body.replaceChildren(...children.filter(Boolean));
+  }
+
+  function renderPanel(c, message) {
+    const entry = cases.get(c.id) || { case: c, at: Date.now() };
+    const state = c.status === 'closed' ? 'closed' : stateOf(entry);
+    const report = c.report || {};
+    const loc = report.location || {};
+    const facts = gc.el('dl', { class: 'facts' }, [
+      ...field(gc.t('category'), categoryName(c.category)),
+      ...field(gc.t('status'), gc.t('status_' + c.status)),
+      ...field(gc.t('level'), gc.t('level_' + c.level)),
+      ...field(gc.t('owner'), c.owner && c.owner.area_name),
+      ...field(gc.t('deadline'), gc.time(c.deadline)),
+      ...field(gc.t('time_left'), gc.duration(c.time_left)),
+      ...field(gc.t('reworks'), c.reworks),
+    ]);
+    const triage = c.triage ? gc.el('p', { class: 'notice warn', text: gc.t('triage_reason_' + (c.triage_reason || 'no_grid'))
+      + (c.candidates && c.candidates.length ? ' · ' + gc.t('candidates') + ': ' + c.candidates.map((x) => x.id + ' (' + Math.round(x.distance_m) + ' m)').join(', ') : '') }) : null;
+    const reportBlock = gc.el('div', {}, [
+      gc.el('h3', { text: gc.t('report') }),
+      gc.el('p', { class: 'description', text: report.description || '—' }),
+      gc.el('dl', { class: 'facts' }, [
+        ...field(gc.t('reported_at'), gc.time(report.reported_at)),
+        ...field(gc.t('reporter'), report.reporter),
+        ...field(gc.t('location'), loc.lat !== null && loc.lat !== undefined ? loc.lat.toFixed(5) + ', ' + loc.lon.toFixed(5) : null),
+      ]),
+    ]);
+    const photos = gc.el('div', { class: 'photos' });
+    loadPhotos(photos, c);
+    const timeline = gc.el('ol', { class: 'timeline' }, (c.timeline || []).map((s) => gc.el('li', {}, [
+      gc.el('div', { class: 'when', text: gc.time(s.at) + ' · ' + s.actor + ' · ' + gc.t('level_' + s.level) }),
+      gc.el('strong', { text: gc.t('step_' + s.type) }),
+      s.note ? gc.el('span', { text: ' — ' + s.note }) : null,
+    ])));
+    const actions = gc.el('div', { class: 'actions-row' }, (c.actions || []).map((name) => gc.el('button', {
+      type: 'button', class: name === 'acknowledge' || name === 'resolve' ? '' : 'secondary', 'data-action': name,
+      text: gc.t('action_' + name), onclick: () => actionForm(name),
+    })));
+    showPanel([
+      gc.el('h3', { class: 'case-title' }, [gc.el('span', { text: c.number + ' ' }), badge(state)]),
+      message ? gc.el('p', { class: 'notice ' + message.kind, role: 'alert', id: 'panel-message', text: message.text }) : null,
+      gc.el('p', { class: 'notice warn', id: 'panel-changed', hidden: true }, [
+        gc.el('span', { text: gc.t('changed_elsewhere') + ' ' }),
+        gc.el('button', { type: 'button', class: 'secondary', text: gc.t('reload'), onclick: () => openCase(c.id) }),
+      ]),
+      triage, facts, reportBlock, photos,
+      gc.el('h3', { text: gc.t('actions') }),
+      c.actions && c.actions.length ? actions : gc.el('p', { class: 'muted', text: gc.t('no_actions') }),
+      gc.el('div', { id: 'action-form' }),
+      gc.el('h3', { text: gc.t('timeline') }),
+      timeline,
+    ]);
+  }
+
+  /** The report's photos, from intake (GET /intake/v1/reports/{id}/photos: a case and its report share
+   *  one id), as thumbnails fetched with the token; nothing where intake keeps no photos. */
+  async function loadPhotos(container, c) {
+    let listed = c.photos || (c.report && c.report.photos);
+    if (!listed) {
+      const result = await gc.api('GET', '/intake/v1/reports/' + encodeURIComponent(c.id) + '/photos').catch(() => null);
+      listed = result && result.ok ? (Array.isArray(result.data) ? result.data : result.data.items || []) : [];
+    }
+    if (listed.length) container.before(gc.el('h3', { text: gc.t('photos') }));
+    listed.forEach((p) => loadPhoto(container, p));
+  }
+
+  async function loadPhoto(container, photo) {
+    const url = typeof photo === 'string' ? photo : (photo.thumbnail_url || photo.url);
+    if (!url) return;
+    const result = await gc.api('GET', url, { raw: true, accept: 'image/*' });
+    if (result.ok) container.append(gc.el('img', { src: URL.createObjectURL(result.data), alt: gc.t('photos'), class: 'photo' }));
+  }
+
+  function input(name, label, control) {
+    const id = 'af-' + name;
+    control.id = id;
+    control.name = name;
+    return gc.el('div', {}, [gc.el('label', { for: id, text: label }), control]);
+  }
+
+  function actionForm(name) {
+    const c = selected.case;
+    const parts = ACTION_FIELDS[name].map((spec) => {
+      const optional = spec.endsWith('?');
+      const key = spec.replace('?', '');
+      if (key === 'level') {
+        const select = gc.el('select', { required: true }, [1, 2, 3].filter((n) => n < c.level)
+          .map((n) => gc.el('option', { value: n, text: gc.t('level_' + n) })));
+        return input(key, gc.t('field_level'), select);
+      }
+      if (key === 'amount') {
+        return gc.el('div', { class: 'row' }, [
+          input('amount', gc.t('field_amount'), gc.el('input', { type: 'number', min: '0.1', step: '0.1', value: '4', required: true })),
+          input('unit', gc.t('field_unit'), gc.el('select', {}, ['hours', 'minutes'].map((u) => gc.el('option', { value: u, text: gc.t('unit_' + u + '_name') })))),
+        ]);
+      }
+      if (key === 'to') {
+        const list = gc.el('datalist', { id: 'af-to-options' }, (areas ? areas.grids : []).map((f) => gc.el('option', { value: f.properties.id, text: f.properties.name })));
+        return gc.el('div', {}, [input('to', gc.t('field_to'), gc.el('input', { type: 'text', list: 'af-to-options', required: true, autocomplete: 'off' })), list]);
+      }
+      return input(key, gc.t('field_' + key), gc.el('textarea', { rows: 2, required: !optional, maxlength: 2000 }));
+    });
+    const error = gc.el('p', { class: 'error', role: 'alert' });
+    const form = gc.el('form', { class: 'card action-form', 'data-form': name }, [
+      gc.el('strong', { text: gc.t('action_' + name) }), ...parts, error,
+      gc.el('div', { class: 'actions-row' }, [
+        gc.el('button', { type: 'submit', text: gc.t('submit') }),
+        gc.el('button', { type: 'button', class: 'secondary', text: gc.t('cancel'), onclick: () => $('action-form').replaceChildren() }),
+      ]),
+    ]);
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const body = { action: name };
+      const el = form.elements;
+      ['note', 'reason', 'to'].forEach((k) => { if (el[k] && el[k].value.trim()) body[k] = el[k].value.trim(); });
+      if (el.level) body.level = Number(el.level.value);
+      if (el.amount) body.amount = { amount: Number(el.amount.value), unit: el.unit.value };
+      form.querySelector('button[type=submit]').disabled = true;
+      const result = await gc.api('POST', '/escalation/v1/cases/' + encodeURIComponent(c.id) + '/actions',
+        { body, headers: { 'If-Match': selected.etag } });
+      if (result.status === 412) {
+        await openCase(c.id, { kind: 'bad', text: gc.t('conflict') });
+      } else if (result.ok) {
+        selected.etag = result.headers.get('ETag');
+        upsert(result.data);
+        scheduleRender();
+        selected.case = result.data;
+        renderPanel(result.data, { kind: 'good', text: gc.t('action_done', { action: gc.t('action_' + name) }) });
+      } else {
+        error.textContent = gc.problemText(result);
+        form.querySelector('button[type=submit]').disabled = false;
+      }
+    });
+    $('action-form').replaceChildren(form);
+    const first = form.querySelector('textarea, input, select');
+    if (first) first.focus();
+  }
+
+  // -- start ----------------------------------------------------------------------------------------------
+
+  async function loadCategories() {
+    const result = await gc.api('GET', '/intake/v1/categories');
+    if (!result.ok) return;
+    result.data.forEach((c) => { categories[c.code] = c; });
+    fillCategories();
+  }
+
+  function fillCategories() {
+    const select = $('f-category');
+    const value = select.value;
+    select.replaceChildren(select.options[0], ...Object.values(categories).map((c) => gc.el('option', { value: c.code, text: categoryName(c.code) })));
+    select.value = value;
+  }
+
+  function fillUnits(claims) {
+    const select = $('f-unit');
+    let units = [];
+    if (claims.role === 'station') units = areas.grids;
+    else units = areas.outlines.length ? areas.outlines : areas.grids;
+    select.append(...units.map((f) => gc.el('option', { value: f.properties.id, text: f.properties.name })));
+  }
+
+  async function start(claims) {
+    setLive('connecting');
+    $('filters').addEventListener('change', scheduleRender);
+    document.addEventListener('gc:language', () => {
+      fillCategories();
+      setLive($('live').dataset.state);
+      scheduleRender();
+      if (selected) renderPanel(selected.case);
+    });
+    loadCategories();
+    try {
+      areas = await gcAreas.mine(claims);
+      view = gcAreas.draw($('map'), areas);
+      fillUnits(claims);
+    } catch (e) {
+      $('map').textContent = gc.t('load_failed', { error: e.message });
+    }
+    follow();
+    window.setInterval(scheduleRender, 15000); // the time left counts down
+    window.setInterval(loadList, 120000); // and the whole list is read again now and then
+  }
+
+  document.addEventListener('DOMContentLoaded', () => {
+    gc.init();
+    gc.signIn(start);
+  });
+}());

@@ -1,0 +1,239 @@
+/* The supervisor's desk: closure-time statistics (GET /escalation/v1/stats/closure-times) as charts, a
+ * ranking of units and a table, the table as the API's own CSV (format=csv), a printable view, and the
+ * what-if replay (POST /escalation/v1/stats/replay). Where the server does not offer an endpoint yet,
+ * the page says so instead of showing empty charts. */
+(function () {
+  'use strict';
+  const STATS = '/escalation/v1/stats/closure-times';
+  const REPLAY = '/escalation/v1/stats/replay';
+  const RATES = ['closure_rate', 'on_time_rate', 'rework_rate'];
+  const RATE_COLUMNS = ['closure_rate', 'on_time_rate', 'on_time_rate_with_extensions', 'rework_rate', 'extension_rate', 'escalation_rate'];
+  const TIMES = ['time_to_acknowledge', 'time_to_resolve', 'time_to_close'];
+  const LEVELS = ['1', '2', '3', '4'];
+  const COLOURS = ['#0b57a4', '#1b6e2e', '#b3141b', '#8a4b00', '#6a1b9a'];
+  let data = null;
+  let charts = [];
+  let lastReplay = null;
+
+  const $ = (id) => document.getElementById(id);
+
+  function query() {
+    const f = $('query').elements;
+    return new URLSearchParams({ group_by: f.group_by.value, period: f.period.value, from: f.from.value, to: f.to.value });
+  }
+
+  const areaNames = {}; // area level → {id: name}, from dispatch, for the area groupings
+
+  async function loadAreaNames(level) {
+    if (areaNames[level] || !['grid', 'station', 'subcenter'].includes(level)) return;
+    const result = await gc.api('GET', '/dispatch/v1/areas?level=' + level).catch(() => null);
+    areaNames[level] = {};
+    if (result && result.ok) result.data.features.forEach((f) => { areaNames[level][f.properties.id] = f.properties.name; });
+  }
+
+  function groupOf(row) {
+    const key = data.group_by;
+    if (['grid', 'station', 'subcenter'].includes(key)) {
+      const id = row.area_id || row[key];
+      return row.area_name || (areaNames[key] || {})[id] || id || '—';
+    }
+    if (key === 'category' && categories[row.category]) return gc.lang === 'zh' ? categories[row.category].zh : categories[row.category].en;
+    return row[key] !== undefined && row[key] !== null ? String(row[key]) : '—';
+  }
+
+  const categories = {};
+
+  async function loadCategories() {
+    const result = await gc.api('GET', '/intake/v1/categories').catch(() => null);
+    if (result && result.ok) result.data.forEach((c) => { categories[c.code] = c; });
+  }
+
+  const percent = (v) => (v === null || v === undefined ? '—' : (v * 100).toFixed(1) + ' %');
+  const hours = (s) => (s === null || s === undefined ? null : Math.round((s / 3600) * 10) / 10);
+
+  function status(text, kind) {
+    $('stats-status').replaceChildren(text ? gc.el('p', { class: 'notice ' + (kind || ''), text }) : '');
+  }
+
+  async function load() {
+    status(gc.t('loading'));
+    const result = await gc.api('GET', STATS + '?' + query());
+    if (result.status === 404 || result.status === 405 || result.status === 501) {
+      data = null;
+      $('stats-body').hidden = true;
+      status(gc.t('unavailable'), 'warn');
+      document.body.dataset.stats = 'unavailable';
+      return;
+    }
+    if (!result.ok) {
+      status(gc.t('load_failed', { error: gc.problemText(result) }), 'bad');
+      return;
+    }
+    await loadAreaNames(result.data.group_by);
+    data = result.data;
+    document.body.dataset.stats = 'loaded';
+    status(data.rows.length ? '' : gc.t('no_rows'));
+    $('stats-body').hidden = !data.rows.length;
+    const periods = Array.from(new Set(data.rows.map((r) => r.period_start))).sort().reverse();
+    $('period-shown').replaceChildren(...periods.map((p) => gc.el('option', { value: p, text: p })));
+    render();
+  }
+
+  function render() {
+    if (!data) return;
+    $('time-zone').textContent = data.time_zone ? gc.t('time_zone', { zone: data.time_zone }) : '';
+    const period = $('period-shown').value;
+    const rows = data.rows.filter((r) => r.period_start === period);
+    drawCharts(rows);
+    drawRanking(rows);
+    drawTable(data.rows);
+  }
+
+  function drawCharts(rows) {
+    charts.forEach((c) => c.destroy());
+    const labels = rows.map(groupOf);
+    const common = { responsive: true, maintainAspectRatio: false, animation: false, plugins: { legend: { position: 'bottom' } } };
+    charts = [
+      new Chart($('chart-rates'), {
+        type: 'bar',
+        data: { labels, datasets: RATES.map((k, i) => ({ label: gc.t('col_' + k), backgroundColor: COLOURS[i], data: rows.map((r) => (r[k] === null ? null : r[k] * 100)) })) },
+        options: Object.assign({}, common, { scales: { y: { min: 0, max: 100, ticks: { callback: (v) => v + '%' } } } }),
+      }),
+      new Chart($('chart-times'), {
+        type: 'bar',
+        data: { labels, datasets: [
+          { label: gc.t('median'), backgroundColor: COLOURS[0], data: rows.map((r) => hours((r.time_to_close || {}).median)) },
+          { label: gc.t('p90'), backgroundColor: COLOURS[3], data: rows.map((r) => hours((r.time_to_close || {}).p90)) },
+        ] },
+        options: Object.assign({}, common, { scales: { y: { min: 0 } } }),
+      }),
+    ];
+  }
+
+  function drawRanking(rows) {
+    const by = $('rank-by').value;
+    const worseHigh = ['rework_rate', 'extension_rate', 'escalation_rate', 'overdue'].includes(by);
+    const ranked = rows.filter((r) => r[by] !== null && r[by] !== undefined)
+      .sort((a, b) => (worseHigh ? a[by] - b[by] : b[by] - a[by]));
+    $('ranking').replaceChildren(
+      gc.el('thead', {}, [gc.el('tr', {}, [
+        gc.el('th', { scope: 'col', class: 'num', text: gc.t('rank') }), gc.el('th', { scope: 'col', text: gc.t('col_group') }),
+        gc.el('th', { scope: 'col', class: 'num', text: gc.t('col_' + by) }), gc.el('th', { scope: 'col', class: 'num', text: gc.t('col_opened') }),
+      ])]),
+      gc.el('tbody', {}, ranked.map((r, i) => gc.el('tr', {}, [
+        gc.el('td', { class: 'num', text: i + 1 }), gc.el('td', { text: groupOf(r) }),
+        gc.el('td', { class: 'num', text: by === 'overdue' ? r[by] : percent(r[by]) }), gc.el('td', { class: 'num', text: r.opened }),
+      ]))),
+    );
+  }
+
+  function drawTable(rows) {
+    const head = [gc.t('col_group'), gc.t('col_period'), gc.t('col_opened'), gc.t('col_closed'),
+      ...RATE_COLUMNS.map((k) => gc.t('col_' + k)), gc.t('col_overdue'),
+      ...TIMES.flatMap((k) => [gc.t('col_' + k) + ' ' + gc.t('median'), gc.t('col_' + k) + ' ' + gc.t('p90')]),
+      ...LEVELS.map((n) => gc.t('col_time_at_level', { level: n }))];
+    $('table').replaceChildren(
+      gc.el('thead', {}, [gc.el('tr', {}, head.map((h, i) => gc.el('th', { scope: 'col', class: i > 1 ? 'num' : '', text: h })))]),
+      gc.el('tbody', {}, rows.map((r) => gc.el('tr', {}, [
+        gc.el('td', { text: groupOf(r) }), gc.el('td', { text: r.period_start || '' }),
+        gc.el('td', { class: 'num', text: r.opened }), gc.el('td', { class: 'num', text: r.closed }),
+        ...RATE_COLUMNS.map((k) => gc.el('td', { class: 'num', text: percent(r[k]) })),
+        gc.el('td', { class: 'num', text: r.overdue }),
+        ...TIMES.flatMap((k) => ['median', 'p90'].map((q) => gc.el('td', { class: 'num', text: gc.duration((r[k] || {})[q]) }))),
+        ...LEVELS.map((n) => gc.el('td', { class: 'num', text: gc.duration(((r.time_at_level || {})[n] || {}).median) })),
+      ]))),
+    );
+  }
+
+  async function downloadCsv() {
+    const result = await gc.api('GET', STATS + '?' + query() + '&format=csv', { raw: true, accept: 'text/csv' });
+    if (!result.ok) { status(gc.t('error_status', { status: result.status }), 'bad'); return; }
+    const f = $('query').elements;
+    const named = /filename="([^"]+)"/.exec(result.headers.get('Content-Disposition') || '');
+    const name = named ? named[1] : 'closure-times-' + f.group_by.value + '-' + f.from.value + '-' + f.to.value + '.csv';
+    const link = gc.el('a', { href: URL.createObjectURL(result.data), download: name });
+    document.body.append(link);
+    link.click();
+    link.remove();
+  }
+
+  // -- what-if replay ------------------------------------------------------------------------------------
+
+  async function replay(e) {
+    e.preventDefault();
+    const out = $('replay-result');
+    const file = $('replay-file').files[0];
+    if (!file) { out.replaceChildren(gc.el('p', { class: 'error', text: gc.t('replay_no_file') })); return; }
+    const f = $('query').elements;
+    const result = await gc.api('POST', REPLAY, { body: { policy: await file.text(), from: f.from.value, to: f.to.value } });
+    if (result.status === 404 || result.status === 405 || result.status === 501) {
+      out.replaceChildren(gc.el('p', { class: 'notice warn', text: gc.t('replay_unavailable') }));
+      return;
+    }
+    if (!result.ok) { out.replaceChildren(gc.el('p', { class: 'error', text: gc.problemText(result) })); return; }
+    lastReplay = result.data;
+    drawReplay();
+  }
+
+  /** The measures of one side of a replay ({escalations: {"1": n, …}, overdue, closed_on_time}) as rows. */
+  function measures(side) {
+    const out = [];
+    Object.keys((side && side.escalations) || {}).sort().forEach((level) => {
+      out.push([gc.t('replay_escalations', { level }), side.escalations[level]]);
+    });
+    ['overdue', 'closed_on_time'].forEach((k) => { if (side && k in side) out.push([gc.t('replay_' + k), side[k]]); });
+    return out;
+  }
+
+  /** The replay's answer side by side: the total, then each unit and category, current policy | new policy. */
+  function drawReplay() {
+    if (!lastReplay) return;
+    const total = lastReplay.total || {};
+    const current = total.current || {};
+    const next = total.new || {};
+    const now = measures(current);
+    const then = new Map(measures(next));
+    const head = (cells) => gc.el('thead', {}, [gc.el('tr', {}, cells.map((c, i) => gc.el('th', { scope: 'col', class: i ? 'num' : '', text: c })))]);
+    const totals = gc.el('table', { id: 'replay-table' }, [
+      head([gc.t('replay_measure'), gc.t('replay_current'), gc.t('replay_proposed')]),
+      gc.el('tbody', {}, now.map(([label, value]) => gc.el('tr', {}, [gc.el('td', { text: label }),
+        gc.el('td', { class: 'num', text: value }), gc.el('td', { class: 'num', text: then.has(label) ? then.get(label) : '—' })]))),
+    ]);
+    const rows = lastReplay.rows || [];
+    const detail = gc.el('table', { id: 'replay-rows' }, [
+      head([gc.t('replay_unit'), gc.t('replay_category'), gc.t('replay_cases'), gc.t('replay_current'), gc.t('replay_proposed')]),
+      gc.el('tbody', {}, rows.map((r) => gc.el('tr', {}, [
+        gc.el('td', { text: r.unit || '—' }), gc.el('td', { text: categories[r.category] ? (gc.lang === 'zh' ? categories[r.category].zh : categories[r.category].en) : (r.category || '—') }),
+        gc.el('td', { class: 'num', text: r.cases }),
+        gc.el('td', { class: 'num', text: measures(r.current).map(([l, v]) => l + ' ' + v).join(' · ') }),
+        gc.el('td', { class: 'num', text: measures(r.new).map(([l, v]) => l + ' ' + v).join(' · ') }),
+      ]))),
+    ]);
+    $('replay-result').replaceChildren(gc.el('div', { class: 'table-wrap', tabindex: '0' }, [totals]), gc.el('div', { class: 'table-wrap', tabindex: '0' }, [detail]));
+  }
+
+  function start() {
+    Chart.defaults.font.family = window.getComputedStyle(document.body).fontFamily;
+    const to = new Date(Date.now() + 86400000); // the last day is excluded: up to and including today
+    const from = new Date(to.getTime() - 91 * 86400000);
+    $('q-to').value = to.toISOString().slice(0, 10);
+    $('q-from').value = from.toISOString().slice(0, 10);
+    $('query').addEventListener('submit', (e) => { e.preventDefault(); load(); });
+    $('rank-by').addEventListener('change', render);
+    $('period-shown').addEventListener('change', render);
+    $('csv').addEventListener('click', downloadCsv);
+    $('print').addEventListener('click', () => window.print());
+    $('replay-form').addEventListener('submit', replay);
+    document.addEventListener('gc:language', () => {
+      if (data) render();
+      else if (document.body.dataset.stats === 'unavailable') status(gc.t('unavailable'), 'warn');
+      drawReplay();
+    });
+    loadCategories().then(load).then(() => { document.body.dataset.ready = 'true'; });
+  }
+
+  document.addEventListener('DOMContentLoaded', () => {
+    gc.init();
+    gc.signIn(start);
+  });
+}());

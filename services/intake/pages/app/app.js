@@ -1,0 +1,309 @@
+/* The grid worker's phone page: report in one screen, offline first; my reports; cases to verify.
+ *
+ * What the report form offers follows intake's own OpenAPI description (/intake/openapi.json): severity,
+ * the GPS accuracy and photos are sent only where the server takes them, so the page works against
+ * every intake version without a 422. Reports go through the outbox (outbox.js): kept first, then sent
+ * with their Idempotency-Key, now or when the network returns.
+ */
+(function () {
+  'use strict';
+  const $ = (id) => document.getElementById(id);
+  let caps = { severity: false, accuracy: false, photos: null, mine: false, clientTime: null };
+  let categories = [];
+  let claims = null;
+  let map = null;
+  let pin = null;
+  let fix = null; // {lat, lon, accuracy} from the GPS
+  let moved = false;
+  let gridCentre = null;
+
+  // -- what this intake accepts -----------------------------------------------------------------------
+
+  async function capabilities() {
+    try {
+      const response = await fetch('/intake/openapi.json', { cache: 'no-store' });
+      const spec = await response.json();
+      const schemas = (spec.components && spec.components.schemas) || {};
+      const deref = (s) => (s && s.$ref ? schemas[s.$ref.split('/').pop()] : (s && s.allOf ? deref(s.allOf[0]) : s)) || {};
+      const post = ((spec.paths['/intake/v1/reports'] || {}).post || {});
+      const body = deref((((post.requestBody || {}).content || {})['application/json'] || {}).schema);
+      const props = body.properties || {};
+      const location = deref(props.location).properties || {};
+      const photoPath = Object.keys(spec.paths).find((p) => /^\/intake\/v1\/reports\/\{[^}]+\}\/photos$/.test(p));
+      let photoField = null;
+      if (photoPath && spec.paths[photoPath].post) {
+        const form = deref((((spec.paths[photoPath].post.requestBody || {}).content || {})['multipart/form-data'] || {}).schema);
+        photoField = Object.keys(form.properties || {}).find((k) => (form.properties[k].format || '') === 'binary') || 'photo';
+      }
+      caps = {
+        severity: 'severity' in props,
+        accuracy: 'accuracy' in location,
+        clientTime: ['client_time', 'client_reported_at', 'reported_at_client'].find((k) => k in props) || null,
+        photos: photoField,
+        locationOptional: !(body.required || []).includes('location'),
+        mine: !!(spec.paths['/intake/v1/reports'] || {}).get,
+      };
+      window.localStorage.setItem('gridcase.app.caps', JSON.stringify(caps));
+    } catch (e) {
+      caps = JSON.parse(window.localStorage.getItem('gridcase.app.caps') || 'null') || caps;
+    }
+    $('severity-field').hidden = !caps.severity;
+    $('photo-field').hidden = !caps.photos;
+  }
+
+  // -- the form -------------------------------------------------------------------------------------------
+
+  async function loadCategories() {
+    const result = await gc.api('GET', '/intake/v1/categories').catch(() => null);
+    if (result && result.ok) {
+      categories = result.data;
+      window.localStorage.setItem('gridcase.app.categories', JSON.stringify(categories));
+    } else {
+      categories = JSON.parse(window.localStorage.getItem('gridcase.app.categories') || '[]');
+    }
+    fillCategories();
+  }
+
+  function fillCategories() {
+    const select = $('r-category');
+    const value = select.value;
+    select.replaceChildren(...categories.map((c) => gc.el('option', { value: c.code, text: gc.lang === 'zh' ? c.zh : c.en })));
+    if (value) select.value = value;
+  }
+
+  function showLocation() {
+    const status = $('location-status');
+    if (moved) status.textContent = gc.t('location_moved');
+    else if (fix) status.textContent = gc.t('location_fix', { m: Math.round(fix.accuracy) });
+    else status.textContent = gc.t(navigator.geolocation ? 'locating' : 'location_none');
+  }
+
+  async function drawMap() {
+    try {
+      const areas = await gcAreas.mine(claims);
+      const view = gcAreas.draw($('map'), areas);
+      map = view.map;
+      const bounds = view.layer.getBounds();
+      gridCentre = bounds.isValid() ? bounds.getCenter() : null;
+    } catch (e) {
+      map = L.map($('map'), { preferCanvas: true }).setView([0, 0], 2);
+    }
+    const start = fix ? [fix.lat, fix.lon] : gridCentre;
+    if (start) placePin(start);
+  }
+
+  function placePin(latlng) {
+    if (!map) return;
+    if (!pin) {
+      pin = L.marker(latlng, { draggable: true, keyboard: true, title: gc.t('location'), alt: gc.t('location') }).addTo(map);
+      pin.on('dragend', () => { moved = true; showLocation(); });
+    } else {
+      pin.setLatLng(latlng);
+    }
+  }
+
+  function watchGps() {
+    if (!navigator.geolocation) { showLocation(); return; }
+    const timer = window.setTimeout(() => { if (!fix) $('location-status').textContent = gc.t('location_none'); }, 10000);
+    navigator.geolocation.watchPosition((p) => {
+      window.clearTimeout(timer);
+      fix = { lat: p.coords.latitude, lon: p.coords.longitude, accuracy: p.coords.accuracy };
+      if (!moved) placePin([fix.lat, fix.lon]);
+      showLocation();
+    }, () => { $('location-status').textContent = gc.t('location_none'); }, { enableHighAccuracy: true, maximumAge: 10000 });
+  }
+
+  function reportBody() {
+    const form = $('report').elements;
+    // Without a GPS fix the pin only marks the grid's middle: where intake takes a report without a
+    // position (a grid worker's goes to their own grid, flagged unverified), none is invented.
+    const guessed = !fix && !moved;
+    const at = guessed && caps.locationOptional ? null : (pin ? pin.getLatLng() : null);
+    const body = { category: form.category.value, description: form.description.value.trim() };
+    if (at) body.location = { lon: Math.round(at.lng * 1e7) / 1e7, lat: Math.round(at.lat * 1e7) / 1e7 };
+    if (caps.accuracy && fix && !moved && body.location) body.location.accuracy = fix.accuracy;
+    if (caps.severity) body.severity = form.severity.value;
+    if (caps.clientTime) body[caps.clientTime] = new Date().toISOString();
+    return body;
+  }
+
+  function say(text, kind) {
+    $('message').replaceChildren(text ? gc.el('p', { class: 'notice ' + (kind || ''), text }) : '');
+  }
+
+  async function submit(e) {
+    e.preventDefault();
+    const form = $('report');
+    const body = reportBody();
+    if (!body.description || (!body.location && !caps.locationOptional)) {
+      form.elements.description.focus();
+      form.reportValidity();
+      return;
+    }
+    const button = $('submit');
+    button.disabled = true;
+    button.textContent = gc.t('submitting');
+    const photo = caps.photos && form.elements.photo.files[0];
+    await GridcaseOutbox.add(body, gc.token(), photo || null, caps.photos);
+    let sentNow = null;
+    let refused = null;
+    await GridcaseOutbox.flush((result) => {
+      if (result.outcome === 'sent') sentNow = result.report;
+      else refused = result.error;
+    });
+    button.disabled = false;
+    button.textContent = gc.t('submit');
+    if (sentNow) {
+      say(gc.t('sent', { number: sentNow.number }), 'good');
+      form.elements.description.value = '';
+      if (form.elements.photo) form.elements.photo.value = '';
+    } else if (refused) {
+      say(gc.t('refused', { error: refused }), 'bad');
+    } else {
+      say(gc.t('queued'), 'warn');
+      form.elements.description.value = '';
+      askForSync();
+    }
+    await showOutbox();
+    loadMine();
+  }
+
+  // -- the outbox and the network -------------------------------------------------------------------------
+
+  async function askForSync() {
+    try {
+      const registration = await navigator.serviceWorker.ready;
+      if (registration.sync) await registration.sync.register('gridcase-outbox');
+    } catch (e) { /* no Background Sync: the page sends when it sees the network */ }
+  }
+
+  async function showOutbox() {
+    const waiting = (await GridcaseOutbox.waiting()).filter((i) => !i.refused);
+    const box = $('outbox-status');
+    box.hidden = !waiting.length;
+    box.textContent = gc.t('queued_count', { n: waiting.length });
+  }
+
+  async function sendWaiting() {
+    if (!(await GridcaseOutbox.waiting()).length) return;
+    const numbers = [];
+    await GridcaseOutbox.flush((result) => { if (result.outcome === 'sent') numbers.push(result.report.number); });
+    if (numbers.length) say(gc.t('sent_later', { number: numbers.join(', ') }), 'good');
+    await showOutbox();
+    if (numbers.length) loadMine();
+  }
+
+  function showNetwork() {
+    const badge = $('network');
+    badge.dataset.online = String(navigator.onLine);
+    badge.textContent = gc.t(navigator.onLine ? 'online' : 'offline');
+  }
+
+  // -- my reports and verification ----------------------------------------------------------------------
+
+  async function loadMine() {
+    const list = $('mine-list');
+    const waiting = await GridcaseOutbox.waiting();
+    const items = waiting.map((i) => gc.el('li', { class: 'waiting' }, [gc.el('div', { class: 'line' }, [
+      gc.el('span', { class: 'number', text: '—' }),
+      gc.el('span', { class: 'muted', text: i.refused ? gc.t('refused', { error: i.refused }) : gc.t('mine_waiting') }),
+    ]), gc.el('div', { class: 'small', text: i.body.description })]));
+    let reports = [];
+    try {
+      if (caps.mine) {
+        const result = await gc.api('GET', '/intake/v1/reports?mine=1');
+        if (result.ok) reports = Array.isArray(result.data) ? result.data : (result.data.items || []);
+      } else {
+        const sent = (await GridcaseOutbox.sent()).sort((a, b) => (a.sent_at < b.sent_at ? 1 : -1)).slice(0, 20);
+        reports = (await Promise.all(sent.map((s) => gc.api('GET', '/intake/v1/reports/' + encodeURIComponent(s.id)))))
+          .filter((r) => r.ok).map((r) => r.data);
+      }
+      const cases = await Promise.all(reports.map((r) => gc.api('GET', '/escalation/v1/cases/' + encodeURIComponent(r.id))));
+      reports.forEach((r, i) => {
+        const c = cases[i].ok ? cases[i].data : null;
+        items.push(gc.el('li', { 'data-report': r.id }, [
+          gc.el('div', { class: 'line' }, [
+            gc.el('span', { class: 'number', text: r.number }),
+            gc.el('span', { text: gc.t('status_' + ((c && c.status) || r.status)) }),
+            r.level || (c && c.level) ? gc.el('span', { class: 'muted', text: gc.t('level_' + ((c && c.level) || r.level)) }) : null,
+            c && c.time_left !== null && c.status !== 'closed' ? gc.el('span', { class: 'muted', text: gc.duration(c.time_left) }) : null,
+          ]),
+          gc.el('div', { class: 'small', text: r.description }),
+        ]));
+      });
+    } catch (e) { /* offline: what is kept here is shown */ }
+    list.replaceChildren(...(items.length ? items : [gc.el('li', { class: 'muted', text: gc.t('mine_empty') })]));
+  }
+
+  async function loadVerify() {
+    const list = $('verify-list');
+    let result;
+    try { result = await gc.api('GET', '/escalation/v1/cases?status=verifying&page_size=100'); } catch (e) { return; }
+    if (!result.ok) return;
+    // the list has no timeline: each case's own page says what was done
+    const details = await Promise.all(result.data.items.map((c) => gc.api('GET', '/escalation/v1/cases/' + encodeURIComponent(c.id)).catch(() => null)));
+    const items = result.data.items.map((listed, i) => {
+      const c = details[i] && details[i].ok ? details[i].data : listed;
+      const form = gc.el('form', { 'data-case': c.id }, [
+        gc.el('label', { for: 'vn-' + c.id, text: gc.t('verify_note') }),
+        gc.el('textarea', { id: 'vn-' + c.id, name: 'note', rows: 2, maxlength: 2000 }),
+        gc.el('div', { class: 'actions-row' }, [
+          gc.el('button', { type: 'submit', name: 'passed', value: 'true', text: gc.t('verify_passed') }),
+          gc.el('button', { type: 'submit', name: 'passed', value: 'false', class: 'danger', text: gc.t('verify_failed') }),
+        ]),
+        gc.el('p', { class: 'error', role: 'alert' }),
+      ]);
+      form.addEventListener('submit', (e) => verify(e, c, form));
+      const resolved = (c.timeline || []).filter((s) => s.type === 'resolved').pop();
+      return gc.el('li', {}, [
+        gc.el('div', { class: 'line' }, [gc.el('span', { class: 'number', text: c.number }), gc.el('span', { class: 'muted', text: gc.duration(c.time_left) })]),
+        gc.el('div', { class: 'small', text: (c.report && c.report.description) || '' }),
+        resolved ? gc.el('div', { class: 'small muted', text: gc.t('what_was_done') + ': ' + resolved.note }) : null,
+        form,
+      ]);
+    });
+    list.replaceChildren(...(items.length ? items : [gc.el('li', { class: 'muted', text: gc.t('verify_empty') })]));
+  }
+
+  async function verify(e, c, form) {
+    e.preventDefault();
+    const passed = e.submitter ? e.submitter.value === 'true' : true;
+    const result = await gc.api('POST', '/intake/v1/cases/' + encodeURIComponent(c.id) + '/verification',
+      { body: { passed, note: form.elements.note.value.trim() } }).catch(() => null);
+    if (result && result.ok) {
+      say(gc.t('verify_done') + ': ' + c.number, 'good');
+      form.closest('li').remove();
+    } else {
+      form.querySelector('.error').textContent = result ? gc.problemText(result) : gc.t('offline');
+    }
+  }
+
+  // -- start ----------------------------------------------------------------------------------------------
+
+  async function start(c) {
+    claims = c;
+    $('who').textContent = (c.sub || c.role) + (c.area ? ' · ' + c.area : '');
+    $('report').addEventListener('submit', submit);
+    $('refresh').addEventListener('click', () => { loadMine(); loadVerify(); });
+    window.addEventListener('online', () => { showNetwork(); sendWaiting(); });
+    window.addEventListener('offline', showNetwork);
+    document.addEventListener('gc:language', () => { fillCategories(); showLocation(); showNetwork(); showOutbox(); loadMine(); });
+    showNetwork();
+    watchGps();
+    await capabilities();
+    await loadCategories();
+    await drawMap();
+    showLocation();
+    await showOutbox();
+    sendWaiting();
+    await Promise.all([loadMine(), loadVerify()]);
+    document.body.dataset.ready = 'true';
+    window.setInterval(() => { if (navigator.onLine) sendWaiting(); }, 15000);
+  }
+
+  document.addEventListener('DOMContentLoaded', () => {
+    gc.init({ persistToken: true });
+    if ('serviceWorker' in navigator) navigator.serviceWorker.register('/app/sw.js', { scope: '/app/' }).catch(() => {});
+    gc.signIn(start);
+  });
+}());

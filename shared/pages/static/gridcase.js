@@ -1,0 +1,210 @@
+/* What every gridcase page shares: its language, the sign-in, calls to the API, times and durations.
+ *
+ * The page's message catalogue is a JSON block in the page (<script type="application/json"
+ * id="gc-messages">, {"zh": {...}, "en": {...}}); every element with a static label carries
+ * data-i18n="key" (text) or data-i18n-attr="attribute:key,..." (placeholder, aria-label, title), so a
+ * language switch relabels the whole page without a reload. The chosen language is kept in localStorage.
+ *
+ * The token is a bearer JWT: pasted into the sign-in form or passed as #token=... in a sign-in link (a
+ * fragment never reaches a server or its logs), then kept in sessionStorage (the board, the desk) or
+ * localStorage (the phone page, which must survive a restart while reports wait to be sent).
+ */
+(function () {
+  'use strict';
+  const LANG_KEY = 'gridcase.lang';
+  const TOKEN_KEY = 'gridcase.token';
+  const catalogue = JSON.parse(document.getElementById('gc-messages').textContent);
+  let lang = pickLanguage();
+  let store = window.sessionStorage;
+
+  function pickLanguage() {
+    const chosen = window.localStorage.getItem(LANG_KEY);
+    if (chosen && catalogue[chosen]) return chosen;
+    return document.documentElement.lang.startsWith('en') ? 'en' : 'zh';
+  }
+
+  /** The message `key` in the current language, with {name} replaced from `vars`. */
+  function t(key, vars) {
+    let text = catalogue[lang][key];
+    if (text === undefined) text = catalogue.zh[key] !== undefined ? catalogue.zh[key] : key;
+    if (vars) text = text.replace(/\{(\w+)\}/g, (m, name) => (name in vars ? String(vars[name]) : m));
+    return text;
+  }
+
+  /** Relabel every element under `root` that names a message. */
+  function relabel(root) {
+    (root || document).querySelectorAll('[data-i18n]').forEach((el) => { el.textContent = t(el.dataset.i18n); });
+    (root || document).querySelectorAll('[data-i18n-attr]').forEach((el) => {
+      el.dataset.i18nAttr.split(',').forEach((pair) => {
+        const [attr, key] = pair.split(':');
+        el.setAttribute(attr.trim(), t(key.trim()));
+      });
+    });
+  }
+
+  function applyLanguage() {
+    document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
+    document.title = t('title');
+    relabel(document);
+    document.querySelectorAll('[data-lang-switch]').forEach((button) => {
+      button.textContent = lang === 'zh' ? 'English' : '中文';
+      button.setAttribute('lang', lang === 'zh' ? 'en' : 'zh-CN');
+      button.setAttribute('title', t('switch_language'));
+    });
+    document.dispatchEvent(new CustomEvent('gc:language', { detail: lang }));
+  }
+
+  function setLanguage(next) {
+    lang = catalogue[next] ? next : 'zh';
+    window.localStorage.setItem(LANG_KEY, lang);
+    applyLanguage();
+  }
+
+  // -- sign-in -------------------------------------------------------------------------------------
+
+  function token() { return store.getItem(TOKEN_KEY); }
+
+  function setToken(value) {
+    if (value) store.setItem(TOKEN_KEY, value.trim()); else store.removeItem(TOKEN_KEY);
+  }
+
+  /** The token's claims (role, area, sub, exp), read without checking: the server checks. */
+  function claims(value) {
+    try {
+      const part = (value || token() || '').split('.')[1];
+      const json = atob(part.replace(/-/g, '+').replace(/_/g, '/'));
+      return JSON.parse(decodeURIComponent(Array.from(json, (c) => '%' + c.charCodeAt(0).toString(16).padStart(2, '0')).join('')));
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function tokenFromLink() {
+    const match = /(?:^|[#&])token=([^&]+)/.exec(window.location.hash);
+    if (match) {
+      setToken(decodeURIComponent(match[1]));
+      window.history.replaceState(null, '', window.location.pathname + window.location.search);
+    }
+  }
+
+  /** Wire the sign-in form and the sign-out button; `onSignedIn(claims)` runs when a usable token is there. */
+  function signIn(onSignedIn) {
+    const form = document.getElementById('signin');
+    const screen = document.getElementById('signin-screen');
+    const main = document.getElementById('main');
+    const show = () => {
+      const c = claims();
+      const signedIn = !!(c && c.role && (!c.exp || c.exp * 1000 > Date.now()));
+      screen.hidden = signedIn;
+      main.hidden = !signedIn;
+      document.querySelectorAll('[data-signed-in]').forEach((el) => { el.hidden = !signedIn; });
+      const who = document.getElementById('who');
+      if (who && signedIn) who.textContent = (c.sub || c.role) + (c.area ? ' · ' + c.area : '');
+      if (signedIn) onSignedIn(c);
+    };
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      const value = form.elements.token.value.trim();
+      const c = claims(value);
+      const error = document.getElementById('signin-error');
+      if (!c || !c.role) {
+        error.textContent = t('signin_invalid');
+        return;
+      }
+      error.textContent = '';
+      setToken(value);
+      form.reset();
+      show();
+    });
+    document.querySelectorAll('[data-sign-out]').forEach((button) => button.addEventListener('click', () => {
+      setToken(null);
+      window.location.reload();
+    }));
+    show();
+  }
+
+  // -- the API -------------------------------------------------------------------------------------
+
+  /** Call the API with the token. Resolves to {ok, status, data, headers}; rejects only when the network
+   *  fails (offline). A 401 signs out. */
+  async function api(method, path, options) {
+    const opts = options || {};
+    const headers = Object.assign({ Accept: opts.accept || 'application/json' }, opts.headers || {});
+    if (token()) headers.Authorization = 'Bearer ' + token();
+    let body;
+    if (opts.body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      body = JSON.stringify(opts.body);
+    }
+    const response = await fetch(path, { method, headers, body, cache: 'no-store' });
+    const type = response.headers.get('Content-Type') || '';
+    let data = null;
+    if (opts.raw) data = await response.blob();
+    else if (type.includes('json')) data = await response.json();
+    else data = await response.text();
+    if (response.status === 401 && token() && !opts.keepToken) {
+      setToken(null);
+      window.location.reload();
+    }
+    return { ok: response.ok, status: response.status, data, headers: response.headers };
+  }
+
+  /** A problem+json answer in words: its detail, or its field errors. */
+  function problemText(result) {
+    const d = result && result.data;
+    if (d && d.errors && d.errors.length) return d.errors.map((e) => e.field + ': ' + e.detail).join('; ');
+    if (d && (d.detail || d.title)) return d.detail || d.title;
+    return t('error_status', { status: result ? result.status : '?' });
+  }
+
+  // -- words for times -----------------------------------------------------------------------------
+
+  /** Seconds as "2 h 05 min" / "2小时05分"; negative as late. */
+  function duration(seconds) {
+    if (seconds === null || seconds === undefined || Number.isNaN(seconds)) return '—';
+    const late = seconds < 0;
+    let s = Math.abs(Math.round(seconds));
+    const d = Math.floor(s / 86400); s -= d * 86400;
+    const h = Math.floor(s / 3600); s -= h * 3600;
+    const m = Math.floor(s / 60);
+    const parts = [];
+    if (d) parts.push(t('unit_days', { n: d }));
+    if (h || d) parts.push(t('unit_hours', { n: h }));
+    parts.push(t('unit_minutes', { n: d ? String(m).padStart(2, '0') : m }));
+    const text = parts.join(lang === 'zh' ? '' : ' ');
+    return late ? t('late_by', { time: text }) : text;
+  }
+
+  function time(iso) {
+    if (!iso) return '—';
+    return new Date(iso).toLocaleString(lang === 'zh' ? 'zh-CN' : 'en-GB', { dateStyle: 'short', timeStyle: 'short' });
+  }
+
+  /** A new element: el('li', {class: 'x', text: '...'}, [children]). */
+  function el(tag, attrs, children) {
+    const node = document.createElement(tag);
+    Object.entries(attrs || {}).forEach(([k, v]) => {
+      if (v === undefined || v === null || v === false) return;
+      if (k === 'text') node.textContent = v;
+      else if (k === 'class') node.className = v;
+      else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v === true ? '' : v);
+    });
+    (children || []).forEach((c) => { if (c) node.append(c); });
+    return node;
+  }
+
+  function init(options) {
+    store = options && options.persistToken ? window.localStorage : window.sessionStorage;
+    tokenFromLink();
+    document.querySelectorAll('[data-lang-switch]').forEach((button) => button.addEventListener('click', () => {
+      setLanguage(lang === 'zh' ? 'en' : 'zh');
+    }));
+    applyLanguage();
+  }
+
+  window.gc = {
+    init, t, relabel, setLanguage, get lang() { return lang; }, token, setToken, claims, signIn, api,
+    problemText, duration, time, el,
+  };
+}());

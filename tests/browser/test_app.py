@@ -1,0 +1,92 @@
+"""The grid worker's phone page at 360×740: a report gets its case number at once; a report made without
+network is kept, sent exactly once when the network returns, and appears on the command-center board."""
+from __future__ import annotations
+
+import requests
+from playwright.sync_api import expect
+
+from tests.browser.conftest import CASE_NUMBER, PHONE, SCREENSHOTS, open_page, resolve
+from tests.support.system import auth, wait_for
+
+
+def phone(browser, site, place, user: str):
+    token_ = site.token("grid_worker", area=place["grid"], user=user)
+    return open_page(browser, site, "/app/", token_, viewport=PHONE, permissions=["geolocation"],
+                     geolocation={"latitude": place["lat"], "longitude": place["lon"], "accuracy": 12})
+
+
+def cases_described(site, description: str) -> list[dict]:
+    items = requests.get(f"{site.url}/escalation/v1/cases", params={"page_size": 500},
+                         headers=auth(site.token("admin")), timeout=10).json()["items"]
+    return [c for c in items if c["report"]["description"] == description]
+
+
+def test_the_phone_page_reports_at_360_by_740_and_shows_the_case_number_at_once(browser, site, place):
+    context, page, problems = phone(browser, site, place, "worker-phone")
+    expect(page.locator("#location-status")).to_contain_text("12")  # the GPS accuracy, in metres
+    page.select_option("#r-category", "road_damage")
+    page.fill("#r-description", "路面塌陷，约一米宽")
+    page.click("#submit")
+    expect(page.locator("#message")).to_contain_text("案卷号")
+    number = CASE_NUMBER.search(page.locator("#message").inner_text()).group(0)
+    expect(page.locator("#mine-list")).to_contain_text(number)
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= PHONE["width"]
+    [case] = wait_for(lambda: cases_described(site, "路面塌陷，约一米宽"), timeout=5, message="the case")
+    assert case["number"] == number and case["category"] == "road_damage"
+    assert abs(case["report"]["location"]["lat"] - place["lat"]) < 1e-6
+    assert not problems
+    context.close()
+
+
+def test_a_report_made_offline_is_sent_once_when_the_network_returns_and_appears_on_the_board(browser, site, place):
+    description = "offline: 井盖缺失 / a manhole cover is missing"
+    context, page, problems = phone(browser, site, place, "worker-offline")
+    assert page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    accepted = []
+    page.on("response", lambda r: accepted.append(r.status) if r.request.method == "POST"
+            and r.url.endswith("/intake/v1/reports") and r.ok else None)
+
+    context.set_offline(True)
+    expect(page.locator("#network")).to_have_attribute("data-online", "false")
+    page.fill("#r-description", description)
+    page.click("#submit")
+    expect(page.locator("#message")).to_contain_text("没有网络")
+    expect(page.locator("#outbox-status")).to_contain_text("1")
+    page.screenshot(path=SCREENSHOTS / "app-phone-offline-zh.png")
+    assert cases_described(site, description) == []
+
+    context.set_offline(False)
+    expect(page.locator("#message")).to_contain_text("已发送", timeout=15000)
+    number = CASE_NUMBER.search(page.locator("#message").inner_text()).group(0)
+    expect(page.locator("#outbox-status")).to_be_hidden()
+    expect(page.locator("#mine-list")).to_contain_text(number)
+
+    station = site.token("station", area=place["station"], user="board-offline")
+    board_context, board, board_problems = open_page(browser, site, "/board/", station)
+    expect(board.locator(f"#case-rows tr:has-text('{number}')")).to_be_visible(timeout=5000)
+    page.reload()  # nothing is left to send: no second copy goes out
+    page.wait_for_selector("body[data-ready=true]")
+    expect(page.locator("#outbox-status")).to_be_hidden()
+    assert accepted == [201]
+    assert len(wait_for(lambda: cases_described(site, description), timeout=5, message="the case")) == 1
+    assert not problems and not board_problems
+    context.close()
+    board_context.close()
+
+
+def test_the_grid_worker_verifies_a_resolved_case_from_the_phone_and_it_closes(browser, site, place):
+    worker = site.token("grid_worker", area=place["grid"], user="worker-verify")
+    case = site.report(worker, place, "verify: 路灯不亮 / a lamp is out")
+    resolve(site, case["id"], worker, note="换了灯泡 / bulb replaced")
+    context, page, problems = phone(browser, site, place, "worker-verify")
+    item = page.locator(f"#verify-list li:has-text('{case['number']}')")
+    expect(item).to_contain_text("换了灯泡")
+    item.locator("button[value=false]").click()  # failing needs a note: the server says so
+    expect(item.locator(".error")).to_contain_text("note")
+    item.locator("textarea").fill("灯亮了 / the lamp is on")
+    item.locator("button[value=true]").click()
+    expect(page.locator("#message")).to_contain_text("核查已提交")
+    closed = wait_for(lambda: requests.get(f"{site.url}/escalation/v1/cases/{case['id']}", headers=auth(worker),
+                                           timeout=10).json()["status"] == "closed", timeout=5, message="closed")
+    assert closed and not problems
+    context.close()

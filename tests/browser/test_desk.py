@@ -1,0 +1,127 @@
+"""The supervisor's desk against closure-time statistics: an honest "not available" while the server has
+no statistics endpoint, the charts, ranking and table from an answer in the documented contract
+(GET /escalation/v1/stats/closure-times, issue 10), and the CSV download equal to the API's CSV."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from tests.browser.conftest import SCREENSHOTS, WALL, open_page
+from tests.support.system import auth
+
+STATS = "/escalation/v1/stats/closure-times"
+
+
+def timing(median, p90):
+    return {"median": median, "p90": p90}
+
+
+def row(area_id, name, period, opened, closed, on_time, rework):
+    return {"area_id": area_id, "area_name": name, "period_start": period, "opened": opened, "closed": closed,
+            "closure_rate": closed / opened, "on_time_rate": on_time,
+            "on_time_rate_with_extensions": min(1, on_time + .05),
+            "rework_rate": rework, "extension_rate": .1, "escalation_rate": .2, "overdue": opened - closed,
+            "time_to_acknowledge": timing(900, 3600), "time_to_resolve": timing(14400, 43200),
+            "time_to_close": timing(28800, 86400), "time_at_level": {"1": timing(3600, 7200)}}
+
+
+SAMPLE = {"group_by": "station", "period": "month", "from": "2026-09-01", "to": "2026-11-30",
+          "time_zone": "Asia/Shanghai",
+          "rows": [row("SC01-ST01", "第1工作站", "2026-11-01", 40, 36, .9, .05),
+                   row("SC01-ST02", "第2工作站", "2026-11-01", 30, 24, .7, .15),
+                   row("SC01-ST03", "第3工作站", "2026-11-01", 20, 19, .95, None),
+                   row("SC01-ST01", "第1工作站", "2026-10-01", 35, 30, .8, .1)]}
+SAMPLE_CSV = "area_id,period_start,opened,closed\nSC01-ST01,2026-11-01,40,36\n"
+
+
+def server_has_statistics(site) -> bool:
+    answer = requests.get(f"{site.url}{STATS}", params={"group_by": "station", "period": "month"},
+                          headers=auth(site.token("supervisor")), timeout=10)
+    return answer.status_code not in (404, 405)
+
+
+def test_the_desk_says_statistics_are_not_available_while_the_server_has_none(browser, site):
+    if server_has_statistics(site):
+        pytest.skip("this server has closure-time statistics")
+    context, page, problems = open_page(browser, site, "/desk/", site.token("supervisor"), lang="en")
+    expect(page.locator("#stats-status")).to_contain_text("does not offer closure-time statistics yet")
+    expect(page.locator("#stats-body")).to_be_hidden()
+    assert not problems
+    context.close()
+
+
+def test_the_desk_draws_charts_a_ranking_and_a_table_from_the_documented_contract_and_downloads_its_csv(browser, site):
+    context = browser.new_context(viewport=WALL, locale="zh-CN", accept_downloads=True)
+
+    def answer(route):
+        csv = "format=csv" in route.request.url
+        route.fulfill(status=200, content_type="text/csv" if csv else "application/json",
+                      body=SAMPLE_CSV if csv else json.dumps(SAMPLE, ensure_ascii=False))
+
+    context.route(f"**{STATS}?*", answer)
+    page = context.new_page()
+    page.goto(f"{site.url}/desk/#token={site.token('supervisor')}")
+    page.wait_for_selector("body[data-ready=true]")
+    expect(page.locator("#stats-body")).to_be_visible()
+    assert page.locator("#table tbody tr").count() == 4
+    # the latest period, ranked by on-time closure rate, best first
+    assert page.locator("#ranking tbody td:nth-child(2)").all_inner_texts() == ["第3工作站", "第1工作站", "第2工作站"]
+    page.select_option("#rank-by", "rework_rate")  # lower is better; a unit with no rate is left out
+    assert page.locator("#ranking tbody td:nth-child(2)").all_inner_texts() == ["第1工作站", "第2工作站"]
+    assert page.evaluate("Chart.getChart('chart-rates').data.labels") == ["第1工作站", "第2工作站", "第3工作站"]
+    page.wait_for_timeout(200)
+    page.screenshot(path=SCREENSHOTS / "desk-wall-zh-contract-sample.png")
+    with page.expect_download() as download:
+        page.click("#csv")
+    assert download.value.suggested_filename.endswith(".csv")
+    assert open(download.value.path(), encoding="utf-8").read() == SAMPLE_CSV
+    context.close()
+
+
+def test_a_supervisor_downloads_a_csv_equal_to_the_apis(browser, site):
+    if not server_has_statistics(site):
+        pytest.skip("this server has no closure-time statistics yet (issue 10)")
+    context, page, problems = open_page(browser, site, "/desk/", site.token("supervisor"), accept_downloads=True)
+    query = page.evaluate("new URLSearchParams(new FormData(document.getElementById('query'))).toString()")
+    expected = requests.get(f"{site.url}{STATS}?{query}&format=csv", headers=auth(site.token("supervisor")),
+                            timeout=10)
+    with page.expect_download() as download:
+        page.click("#csv")
+    assert Path(download.value.path()).read_bytes() == expected.content
+    assert not problems
+    context.close()
+
+
+REPLAY = {"from": "2026-09-01", "to": "2026-12-01", "rows": [
+    {"unit": "SC01-ST01", "category": "street_light", "cases": 12,
+     "current": {"escalations": {"1": 3, "2": 0, "3": 0}, "overdue": 0, "closed_on_time": 9},
+     "new": {"escalations": {"1": 5, "2": 1, "3": 0}, "overdue": 1, "closed_on_time": 7}}],
+    "total": {"cases": 12, "current": {"escalations": {"1": 3, "2": 0, "3": 0}, "overdue": 0, "closed_on_time": 9},
+              "new": {"escalations": {"1": 5, "2": 1, "3": 0}, "overdue": 1, "closed_on_time": 7}}}
+
+
+def test_the_what_if_replay_sends_the_chosen_policy_file_and_shows_both_policies_side_by_side(browser, site):
+    context = browser.new_context(viewport=WALL, locale="en-US")
+    sent = []
+
+    def answer(route):
+        sent.append(route.request.post_data_json)
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(REPLAY))
+
+    context.route("**/escalation/v1/stats/replay", answer)
+    page = context.new_page()
+    page.goto(f"{site.url}/desk/#token={site.token('supervisor')}")
+    page.wait_for_selector("body[data-ready=true]")
+    page.set_input_files("#replay-file", files=[{"name": "faster.toml", "mimeType": "text/plain",
+                                                 "buffer": b"[categories.street_light]\n"}])
+    page.click("#replay-form button[type=submit]")
+    expect(page.locator("#replay-table")).to_contain_text("Escalated from level 1")
+    rows = page.locator("#replay-table tbody tr").all_inner_texts()
+    assert [r.split("\t") for r in rows][0] == ["Escalated from level 1", "3", "5"]
+    assert sent[0]["policy"] == "[categories.street_light]\n" and set(sent[0]) == {"policy", "from", "to"}
+    expect(page.locator("#replay-rows")).to_contain_text("Broken street light")
+    context.close()
