@@ -48,7 +48,7 @@ def up(port, host, city, data_dir):
     if version:
         click.echo(f"  imported city {settings.city!r} as area version {version}")
     for name in SERVICES:
-        click.echo(f"  {name:<10} {base}/{name}/v1   openapi {base}/{name}/openapi.json")
+        click.echo(f"  {name:<10} {base}/{name}/v1   docs {base}/{name}/docs   openapi {base}/{name}/openapi.json")
     click.echo(f"  ready      {base}/readyz    metrics {base}/metrics")
     click.echo("development tokens (Authorization: Bearer …):")
     tokens = development_tokens(system, settings)

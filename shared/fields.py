@@ -12,9 +12,9 @@ first — with a 422 naming the field — so that SQLite and PostgreSQL answer a
 - ``JsonFloat`` / ``JsonInteger`` / ``JsonBoolean``: a JSON body's numbers and booleans must be JSON
   numbers and booleans; ``"lon": " 1_02.2 "`` or ``"activate": "yes"`` is refused instead of being
   converted by Python's lenient ``float()``/``int()``.
-- ``QueryFloat`` / ``QueryInteger``: a query string is text by nature, so its numbers are parsed, but
-  strictly: an optional minus sign, digits, an optional fraction and exponent — no underscores,
-  whitespace, ``+``, ``inf`` or ``nan``.
+- ``QueryFloat`` / ``QueryInteger`` / ``QueryBoolean``: a query string is text by nature, so its numbers
+  are parsed, but strictly: an optional minus sign, digits, an optional fraction and exponent — no
+  underscores, whitespace, ``+``, ``inf`` or ``nan``; a boolean is ``true``/``1`` or ``false``/``0``.
 
 ``storable_problem(text)`` is the character rule alone, for code that checks text outside a schema
 (token claims, area ids and names read from GeoJSON files).
@@ -147,6 +147,14 @@ class QueryFloat(fields.Float):
         if not isinstance(value, str) or not _QUERY_FLOAT.fullmatch(value):
             raise self.make_error("strict", input=value)
         return super()._deserialize(value, attr, data, **kwargs)
+
+
+class QueryBoolean(fields.Boolean):
+    """A boolean in a query string: ``true``/``1`` or ``false``/``0`` (not ``yes``, ``on`` or ``TRUE``)."""
+
+    truthy = frozenset({"true", "1"})
+    falsy = frozenset({"false", "0"})
+    default_error_messages = {"invalid": "Not a boolean: send true or false."}
 
 
 class QueryInteger(fields.Integer):

@@ -177,7 +177,10 @@ class GridcaseParser(FlaskParser):
             # answered "invalid JSON" (400). A chunked body that reaches the limit is too large.
             abort(413, message=f"the body is over this operation's limit of {_size(limit)}")
         try:
-            value = json.loads(data)
+            value = json.loads(data, object_pairs_hook=_unique_names)
+        except DuplicateName as exc:
+            abort(400, message=f"the JSON body names {printable(exc.name, 64)!r} twice in one object (RFC 8259 §4: "
+                               "names should be unique); send each field once")
         except json.JSONDecodeError:
             raise
         except UnicodeDecodeError:
@@ -193,7 +196,25 @@ class GridcaseParser(FlaskParser):
     def _handle_invalid_json_error(self, error, req, *args, **kwargs):
         if isinstance(error, UnicodeDecodeError):
             abort(400, message=f"the body is not valid UTF-8 (byte {error.start}): send JSON in UTF-8")
-        abort(400, message=f"the body is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}")
+        abort(400, message=f"the body is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})")
+
+
+class DuplicateName(ValueError):
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+
+def _unique_names(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object, refusing a name given twice (a parser would otherwise keep one silently)."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise DuplicateName(name)
+            seen.add(name)
+    return value
 
 
 def _depth_exceeds(value, limit: int) -> bool:
@@ -309,16 +330,20 @@ def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Call
         if request.method in ("POST", "PUT", "PATCH") and _has_body() and request.mimetype not in BODY_TYPES:
             return problem(415, "Unsupported Media Type",
                            f"send application/json, not {request.mimetype or 'no content type'}")
+        repeated = sorted(name for name in request.args if len(request.args.getlist(name)) > 1)
+        if repeated:
+            return problem(422, "Unprocessable Entity",
+                           f"query parameter(s) given more than once: {', '.join(repeated)}",
+                           errors=[{"field": n, "detail": "Given more than once: send it once."} for n in repeated])
         if view is None:
+            if request.args and request.endpoint in _PROBES:
+                return _unknown_query(sorted(set(request.args)))
             return None
         for name, value in (request.view_args or {}).items():
             if isinstance(value, str) and (len(value) > LIMITS["resource_id"] or storable_problem(value)):
                 return problem(404, "Not Found", f"no such resource: the {name} is not an id")
         if request.args and not _parses_query(view):
-            names = sorted(set(request.args))
-            return problem(422, "Unprocessable Entity", f"unknown query parameter(s): {', '.join(names)}",
-                           errors=[{"field": n, "detail": "Unknown query parameter: this operation takes none."}
-                                   for n in names])
+            return _unknown_query(sorted(set(request.args)))
         return None
 
     @app.teardown_request
@@ -378,6 +403,16 @@ def _size(n: int) -> str:
 
 def _has_body() -> bool:
     return bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+
+
+#: Health, readiness and metrics, at a service's prefix and at its root: they take no query parameters.
+_PROBES = frozenset({"healthz", "readyz", "metrics", "healthz_root", "readyz_root", "metrics_root"})
+
+
+def _unknown_query(names: list[str]) -> Response:
+    return problem(422, "Unprocessable Entity", f"unknown query parameter(s): {', '.join(names)}",
+                   errors=[{"field": n, "detail": "Unknown query parameter: this operation takes none."}
+                           for n in names])
 
 
 def _api_view(app: Flask, endpoint: str | None, method: str):
@@ -516,7 +551,7 @@ def metrics_response(multiprocess_dir: str | None = None) -> Response:
     if multiprocess_dir:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-    return Response(generate_latest(registry) if registry else generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(registry) if registry else generate_latest(), content_type=CONTENT_TYPE_LATEST)
 
 
 def identity() -> Identity:

@@ -12,7 +12,7 @@ from services.dispatch import handlers
 from services.dispatch.areaindex import NoActiveAreas
 from services.dispatch.domain.locate import OutsideCity
 from shared.clock import isoformat
-from shared.fields import LIMITS, JsonBoolean, QueryFloat, QueryInteger, Text
+from shared.fields import LIMITS, JsonBoolean, QueryBoolean, QueryFloat, QueryInteger, Text
 from shared.gcj02 import gcj02_to_wgs84
 from shared.vocabulary import AREA_LEVELS
 from shared.web import Blueprint, access, current_service, deny, identity, problem
@@ -37,7 +37,7 @@ class AreasArgs(Schema):
 
     level = fields.String(validate=validate.OneOf(AREA_LEVELS))
     version = QueryInteger(validate=validate.Range(1, 2**31 - 1))
-    simplify = fields.Boolean(load_default=True)
+    simplify = QueryBoolean(load_default=True)
 
 
 class LevelsIn(Schema):

@@ -19,7 +19,7 @@ from services.escalation.domain.timeline import StepType
 from services.escalation.store import StaleCase
 from shared.access import Decision
 from shared.clock import isoformat
-from shared.fields import LIMITS, JsonFloat, JsonInteger, QueryFloat, QueryInteger, Text
+from shared.fields import LIMITS, JsonFloat, JsonInteger, QueryBoolean, QueryFloat, QueryInteger, Text
 from shared.policy import parse_policy
 from shared.vocabulary import Status
 from shared.web import Blueprint, access, current_service, deny, identity
@@ -50,8 +50,8 @@ class CaseListArgs(Schema):
     level = QueryInteger(validate=validate.Range(1, 4))
     area = Text(LIMITS["area_id"], min_length=1)
     category = Text(LIMITS["category"], min_length=1)
-    overdue = fields.Boolean(metadata={"description": "past the deadline (or flagged overdue at level 4)"})
-    triage = fields.Boolean(metadata={"description": "a point in no grid, or outside the city"})
+    overdue = QueryBoolean(metadata={"description": "past the deadline (or flagged overdue at level 4)"})
+    triage = QueryBoolean(metadata={"description": "a point in no grid, or outside the city"})
     time_left = QueryInteger(validate=validate.Range(0, 10**9),
                              metadata={"description": "only cases due within this many seconds (overdue included)"})
     warned = QueryFloat(validate=validate.Range(-1, 1), metadata={

@@ -60,7 +60,8 @@ def open_cases(messages: list[events.CaseDispatched], uow: UnitOfWork, *, policy
 @dataclass(frozen=True)
 class TakeAction:
     """A staff action on a case (``POST /escalation/v1/cases/{id}/actions``). ``if_match`` is the ETag
-    the caller saw; ``arguments`` are the action's (``to`` names the unit of a transfer)."""
+    the caller saw (``*``: whatever the case is now); ``arguments`` are the action's (``to`` names the unit
+    of a transfer)."""
     case_id: str
     action: str
     arguments: dict
@@ -84,7 +85,7 @@ def take_action(command: TakeAction, uow: UnitOfWork, *, clock: Clock) -> tuple[
         case = uow.store.get(command.case_id, command.identity, for_update=True)
         if case is None:
             raise LookupError(command.case_id)
-        if command.if_match != etag(uow.store.revision(case.id)):
+        if command.if_match != "*" and command.if_match != etag(uow.store.revision(case.id)):  # RFC 9110 §13.1.1
             raise StaleETag(command.case_id)
         arguments = dict(command.arguments)
         if command.action == "transfer" and "to" in arguments:

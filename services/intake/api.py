@@ -22,7 +22,7 @@ from services.intake.domain.reports import (
 from services.intake.limits import check_reports, count_report
 from shared.access import Decision, Resource
 from shared.clock import isoformat
-from shared.fields import LIMITS, JsonBoolean, JsonFloat, QueryInteger, Text
+from shared.fields import LIMITS, JsonBoolean, JsonFloat, QueryBoolean, QueryInteger, Text
 from shared.gcj02 import gcj02_to_wgs84
 from shared.web import Blueprint, access, authorize, current_service, deny, identity
 
@@ -80,7 +80,7 @@ class ReportListArgs(Schema):
     class Meta:
         unknown = RAISE
 
-    mine = fields.Boolean(required=True, validate=validate.Equal(True), metadata={
+    mine = QueryBoolean(required=True, validate=validate.Equal(True), metadata={
         "description": "1: the reports the caller filed (the only listing so far)"})
     page = QueryInteger(load_default=1, validate=validate.Range(1, 1_000_000))
     page_size = QueryInteger(load_default=50, validate=validate.Range(1, 500))
