@@ -103,3 +103,10 @@ def test_a_missing_or_unexpected_argument_is_named_in_the_problem(system, body, 
     response = post(base, case_id, people["worker"], body, etag)
     assert response.status_code == 422
     assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
+def test_if_match_star_acts_on_the_case_as_it_is_now(system):
+    base, people, _, _ = system
+    case_id = new_case(system)
+    response = post(base, case_id, people["worker"], {"action": "acknowledge"}, "*")
+    assert response.status_code == 200 and response.json()["status"] == "acknowledged"

@@ -168,3 +168,14 @@ def test_a_subject_of_exactly_128_characters_is_accepted(target):
     assert response.status_code == 201, response.text
     assert response.json()["reporter"] == "u" * 128
     assert target.counts()["intake.reports"] == before["intake.reports"] + 1
+
+
+def test_a_json_object_naming_a_field_twice_is_refused_and_stores_nothing(target):
+    before = target.counts()
+    body = ('{"category": "street_light", "description": "x", "description": "y", '
+            '"location": {"lon": 102.2, "lat": 27.9}}')
+    response = requests.post(target.url("intake", "/intake/v1/reports"), data=body, timeout=10,
+                             headers={**target.auth("command"), "Content-Type": "application/json"})
+    problem = assert_problem(response, 400)
+    assert "'description' twice" in problem["detail"]
+    assert target.counts() == before

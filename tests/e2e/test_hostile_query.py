@@ -113,3 +113,23 @@ def test_a_transfer_of_a_case_whose_id_cannot_be_an_id_is_not_found_and_stores_n
 
     assert_problem(response, 404)
     assert target.counts() == before
+
+
+@pytest.mark.parametrize("query", ["overdue=yes", "overdue=on", "triage=TRUE", "overdue=y"])
+def test_a_query_boolean_is_true_or_false_or_1_or_0_only(target, query):
+    response = requests.get(target.url("escalation", f"/escalation/v1/cases?{query}"), headers=target.auth(),
+                            timeout=10)
+    assert_problem(response, 422, query.split("=")[0])
+
+
+def test_a_query_parameter_given_twice_is_refused_naming_it(target):
+    response = requests.get(target.url("escalation", "/escalation/v1/cases?level=1&level=2"), headers=target.auth(),
+                            timeout=10)
+    assert_problem(response, 422, "level")
+
+
+@pytest.mark.parametrize("probe", ["healthz", "readyz", "metrics"])
+def test_the_probes_take_no_query_parameters(target, probe):
+    for service in SERVICES:
+        response = requests.get(target.url(service, f"/{service}/{probe}?x=1"), timeout=10)
+        assert_problem(response, 422, "x")
