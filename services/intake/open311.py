@@ -49,12 +49,12 @@ class Open311Error(Exception):
         self.code, self.description = code, description
 
 
-@blp.errorhandler(Open311Error)
 def _zone() -> str:
     """The city's time zone, in which report numbers are dated."""
     return current_service().settings.time_zone
 
 
+@blp.errorhandler(Open311Error)
 def _error(exc: Open311Error):
     return _answer([{"code": exc.code, "description": exc.description}], "errors", "error", exc.code)
 
