@@ -80,7 +80,10 @@ class Service:
 
     def run(self, handler: Callable, *args):
         """Run a use case with a fresh unit of work and the dependencies it names."""
-        return inject(handler, self.dependencies)(*args, self.uow())
+        bound = self.__dict__.setdefault("_bound", {})
+        if handler not in bound:  # reading a signature costs more than many a use case
+            bound[handler] = inject(handler, self.dependencies)
+        return bound[handler](*args, self.uow())
 
 
 def inject(handler: Callable, dependencies: dict) -> Callable:
