@@ -193,6 +193,7 @@ def _report(case_id: str, number: str, lon: float, lat: float, now: datetime) ->
 def _prepare_reports(engine: sa.Engine, n: int, points) -> tuple[list[dict], list[dict]]:
     """N ``reports`` rows and their ``case.reported`` outbox rows, numbered from intake's own sequence."""
     from services.intake.domain.reports import report_number
+    from shared.config import Settings
 
     with engine.begin() as db:
         seqs = db.execute(sa.text("SELECT nextval(pg_get_serial_sequence('reports', 'seq')) "
@@ -201,7 +202,8 @@ def _prepare_reports(engine: sa.Engine, n: int, points) -> tuple[list[dict], lis
     now = datetime.now(UTC)
     rows, messages = [], []
     for seq in seqs:
-        row, envelope = _report(str(uuid.uuid4()), report_number(seq, now), *rng.choice(points), now)
+        number = report_number(seq, now, Settings().time_zone)
+        row, envelope = _report(str(uuid.uuid4()), number, *rng.choice(points), now)
         rows.append({"seq": seq, **row})
         messages.append({"message_id": envelope.id, "type": envelope.type, "body": envelope.to_json(),
                          "created_at": now})
