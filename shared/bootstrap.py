@@ -115,7 +115,9 @@ def build(spec: ServiceSpec, settings: Settings, clock: Clock | None = None, *, 
             spec.on_app(service)
     # The in-memory bus forgets everything on a crash: the embedded relay replays the last hour.
     window = timedelta(hours=1) if settings.embedded else None
-    idle_poll = 2.0 if settings.embedded else 0.25
+    # Embedded, every writer shares the process and its commits wake the relay: the poll only catches
+    # another process's rows (a CLI command), and each wake of an idle process costs CPU (test_idle.py).
+    idle_poll = 10.0 if settings.embedded else 0.25
     service.workers["relay"] = lambda: Relay(engine, spec.name, publisher_factory(settings.broker_url,
                                                                                     settings.delivery_limit),
                                              replay_window=window, idle_poll=idle_poll)

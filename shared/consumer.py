@@ -112,6 +112,8 @@ class ConsumerWorker(ConsumerMixin):
 
     def stop(self) -> None:
         self.stopping.set()
+        if not bus.is_amqp(self.url):
+            bus.interrupt()
 
     def replay(self, body: str) -> None:
         """Process one dead-lettered message body again, through the inbox (``gridcase dlq replay``)."""
@@ -131,7 +133,13 @@ class ConsumerWorker(ConsumerMixin):
     def on_connection_revived(self):
         self._batch = []  # unacked deliveries of a lost channel were returned to the queue
 
-    def consume(self, limit=None, timeout=None, safety_interval=0.5, **kwargs):
+    def consume(self, limit=None, timeout=None, safety_interval=None, **kwargs):
+        """Drain deliveries into batches; between deliveries, wake every ``safety_interval`` seconds to
+        check heartbeats, housekeeping and the stop flag: 0.5 s on RabbitMQ, 5 s on the in-memory bus,
+        whose publishes and ``stop()`` wake the consumer anyway (each idle wake costs an embedded
+        system CPU, see ``tests/e2e/test_idle.py``)."""
+        if safety_interval is None:
+            safety_interval = 0.5 if bus.is_amqp(self.url) else 5.0
         with self.consumer_context(**kwargs) as (connection, _channel, _consumers):
             self.ready.set()
             for _ in count():

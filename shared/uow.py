@@ -19,6 +19,8 @@ needs one statement (intake's report and its message) can run it outside an expl
 """
 from __future__ import annotations
 
+import threading
+from collections import defaultdict
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -29,6 +31,17 @@ from shared.clock import Clock
 from shared.logs import current_traceparent
 from shared.messages import Envelope, make_message
 from shared.messages.events import Message
+
+_commit_listeners: dict[str, list[threading.Event]] = defaultdict(list)
+
+
+def on_commit(engine: sa.Engine) -> threading.Event:
+    """A new event, set after each commit of a unit of work on ``engine``'s database in this process
+    (the escalation scheduler waits on one, so a new or changed deadline wakes it; other processes'
+    commits are seen at its next poll). The listener clears it."""
+    event = threading.Event()
+    _commit_listeners[str(engine.url)].append(event)
+    return event
 
 
 class Store:
@@ -116,6 +129,8 @@ class UnitOfWork(Generic[S]):
             self._transaction.commit()
         if envelopes:
             outbox.wakeup(self.engine).set()
+        for listener in _commit_listeners.get(str(self.engine.url), ()):
+            listener.set()
 
     def rollback(self) -> None:
         self._envelopes = []

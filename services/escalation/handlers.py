@@ -4,7 +4,7 @@ decide (``services.escalation.domain``), save the case with its steps, publish w
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from prometheus_client import Histogram
 
@@ -170,16 +170,21 @@ def escalate_due(limit: int, uow: UnitOfWork, *, clock: Clock) -> int:
     now = clock.now()
     with uow:
         due = uow.store.claim_due(now, limit)
-        for case in due:
-            outcome = timers.escalate_due(case, now, case.timer_token)
-            if outcome:
-                uow.store.save(case, outcome, now)
-                publish(uow, case, outcome)
-                for step in outcome.steps:
-                    if step.scheduled_at is not None:
-                        LAG.observe(clock.to_real_seconds((step.at - step.scheduled_at).total_seconds()))
+        changed = [(case, outcome) for case in due if (outcome := timers.escalate_due(case, now, case.timer_token))]
+        uow.store.save_all(changed, now)
+        for case, outcome in changed:
+            publish(uow, case, outcome)
+            for step in outcome.steps:
+                if step.scheduled_at is not None:
+                    LAG.observe(clock.to_real_seconds((step.at - step.scheduled_at).total_seconds()))
         uow.commit()
     return len(due)
+
+
+def next_due(uow: UnitOfWork) -> datetime | None:
+    """When the scheduler next has something to do (service time, UTC), or ``None``."""
+    with uow:
+        return uow.store.next_due()
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,13 @@
 Deadlines live in the escalation database, never in message TTLs. Each tick is one unit of work over
 the cases already due (an indexed query on ``due_at``); how many cases are open does not matter. A
 tick comes at once while a full batch was due, ``interval`` seconds (real time) after a tick that fired
-something, and up to ``idle_interval`` after ticks that found nothing — so a deadline fires within about
-``idle_interval`` of passing (p99 ≤ 1 s, benchmarks/scheduler.py) and never before
-(``deadlines.is_late``), and an idle system is not woken five times a second.
+something, and otherwise when the earliest pending ``due_at`` comes (``store.next_due``), when a commit
+in this process wakes it (``shared.uow.on_commit``: a new or changed deadline), or after
+``idle_interval``, whichever is first. ``idle_interval`` bounds how late a deadline written by another
+process is seen: 0.5 s in production, where the API runs in gunicorn, and 10 s embedded, where every
+writer shares the process (a wake of an idle process is not free: ``tests/e2e/test_idle.py``). So a
+deadline fires within about ``interval`` of passing (p99 ≤ 1 s, benchmarks/scheduler.py) and never
+before (``deadlines.is_late``), and an idle system is not woken for nothing.
 
 The auditor (after Grafana OnCall's ``check_escalation_finished``) counts working cases that have no
 pending deadline, and deadlines past by more than a grace period that nothing fired (a dead
@@ -17,8 +21,9 @@ import threading
 
 from prometheus_client import Gauge
 
-from services.escalation.handlers import escalate_due
+from services.escalation.handlers import escalate_due, next_due
 from shared import logs
+from shared.uow import on_commit
 
 log = logs.get("gridcase.scheduler")
 WITHOUT_DEADLINE = Gauge("gridcase_timers_without_deadline", "Working cases with no pending deadline",
@@ -30,27 +35,41 @@ GRACE_SECONDS = 30.0
 
 
 class Scheduler:
-    def __init__(self, service, *, interval: float = 0.2, idle_interval: float = 0.5, batch: int = 500):
+    def __init__(self, service, *, interval: float = 0.2, idle_interval: float | None = None, batch: int = 500):
         self.service = service
         self.interval = interval
-        self.idle_interval = idle_interval
+        self.idle_interval = idle_interval or (10.0 if service.settings.embedded else 0.5)
         self.batch = batch
         self.stopping = threading.Event()
+        self.committed = on_commit(service.engine)
 
     def run(self) -> None:
-        wait = self.interval
         while not self.stopping.is_set():
+            wait = self.interval
             try:
                 fired = self.service.run(escalate_due, self.batch)
                 if fired == self.batch:
                     continue  # more are due: no pause
-                wait = self.interval if fired else min(wait * 1.5, self.idle_interval)
+                if not fired:
+                    wait = self._until_next_due()
             except Exception:
                 log.warning("scheduler tick failed; retrying", exc_info=True)
-            self.stopping.wait(wait)
+            if self.committed.wait(wait):
+                self.stopping.wait(self.interval)  # a burst of commits makes one tick, not one each
+
+    def _until_next_due(self) -> float:
+        """Real seconds to wait: until the earliest ``due_at``, within ``[interval, idle_interval]``. A
+        commit after ``clear`` sets the event again, so the deadline it writes is not slept past."""
+        self.committed.clear()
+        due = self.service.run(next_due)
+        if due is None:
+            return self.idle_interval
+        service_seconds = (due - self.service.clock.now()).total_seconds()
+        return min(max(self.service.clock.to_real_seconds(service_seconds), self.interval), self.idle_interval)
 
     def stop(self) -> None:
         self.stopping.set()
+        self.committed.set()
 
 
 def timer_health(service) -> dict:

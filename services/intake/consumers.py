@@ -3,5 +3,5 @@ from services.intake import handlers
 from shared.consumer import Consumer
 
 CONSUMERS = (
-    Consumer("intake.status", handlers.follow_case),
+    Consumer("intake.status", handlers.follow_cases, batch=True),
 )

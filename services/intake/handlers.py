@@ -141,22 +141,31 @@ def my_reports(reporter: Identity, page: int, size: int, uow: UnitOfWork) -> tup
         return uow.store.mine(reporter, page=page, size=size)
 
 
-def follow_case(message: events.Message, uow: UnitOfWork, *, clock: Clock) -> None:
-    """Dispatch and escalation events → the status, level and owner a reporter sees on their report."""
-    values = {"updated_at": clock.now()}
+def follow_cases(messages: list[events.Message], uow: UnitOfWork, *, clock: Clock) -> None:
+    """Dispatch and escalation events → the status, level and owner a reporter sees on their report.
+    A batch is applied in order, as one update per case (a case's ``case.dispatched`` and
+    ``case.opened`` usually arrive together)."""
+    now = clock.now()
+    changes: dict[str, dict] = {}
+    for message in messages:
+        changes.setdefault(message.case_id, {"updated_at": now}).update(_followed(message))
+    with uow:
+        uow.store.follow_all(changes)
+        uow.commit()
+
+
+def _followed(message: events.Message) -> dict:
     match message:
         case events.CaseDispatched(start_level=level, owners=owners):
-            values.update(status=Status.OPEN, level=level, owner_area_id=owners.at(level).id, **_scope(owners))
+            return {"status": Status.OPEN, "level": level, "owner_area_id": owners.at(level).id, **_scope(owners)}
         case events.CaseTransferred(level=None, owners=owners):
-            values.update(_scope(owners))  # re-routed by a new area version: the level stays
+            return _scope(owners)  # re-routed by a new area version: the level stays
         case events.CaseTransferred(level=level, owners=owners):
-            values.update(level=level, owner_area_id=owners.at(level).id, **_scope(owners))
+            return {"level": level, "owner_area_id": owners.at(level).id, **_scope(owners)}
         case events.CaseChanged(status=status, level=level, owner=owner, deadline=deadline):
-            values.update(status=status, level=level, owner_area_id=owner.area_id, owner_area_name=owner.area_name,
-                          deadline_at=deadline)
-    with uow:
-        uow.store.follow(message.case_id, **values)
-        uow.commit()
+            return {"status": status, "level": level, "owner_area_id": owner.area_id,
+                    "owner_area_name": owner.area_name, "deadline_at": deadline}
+    return {}
 
 
 def _scope(owners: events.Owners) -> dict[str, str | None]:

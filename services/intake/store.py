@@ -192,7 +192,15 @@ class ReportStore(Store):
 
     def follow(self, case_id: str, **values) -> None:
         """What intake knows of a case after it left: status, level, owner (from the others' events)."""
-        self.db.execute(reports.update().where(reports.c.id == case_id).values(**values))
+        self.follow_all({case_id: values})
+
+    def follow_all(self, changes: dict[str, dict]) -> None:
+        """``follow`` for many cases: case id → the columns to set; one statement per set of columns."""
+        groups: dict[tuple, list[dict]] = {}
+        for case_id, values in changes.items():
+            groups.setdefault(tuple(sorted(values)), []).append({"b_id": case_id, **values})
+        for rows in groups.values():
+            self.db.execute(reports.update().where(reports.c.id == sa.bindparam("b_id")), rows)
 
 
 def scoped(query: sa.Select, identity: Identity) -> sa.Select:

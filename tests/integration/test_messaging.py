@@ -252,3 +252,30 @@ def test_an_embedded_dead_letter_is_replayed_through_its_consumer_and_then_forgo
     assert list_dead(settings) == []
     assert replay(settings) == 0
     engine.dispose()
+
+
+def test_the_in_memory_bus_wakes_a_waiting_consumer_at_once_and_interrupt_ends_the_wait(tmp_path):
+    url = f"memory://{tmp_path.name}"
+    queue = bus.queue_for(bus.SUBSCRIPTIONS["dispatch.locate"], url, 5)
+    with bus.connect(url) as connection, bus.connect(url) as publishing:
+        bus.declare_topology(connection, 5)
+        connection.default_channel.queue_purge(queue.name)
+        received, sent = [], []
+        consumer = connection.Consumer([queue], callbacks=[lambda body, message: (received.append(time.monotonic()),
+                                                                                  message.ack())])
+        consumer.consume()
+        producer = Producer(publishing.default_channel, exchange=bus.EXCHANGE)
+
+        def publish():
+            sent.append(time.monotonic())
+            producer.publish("{}", routing_key="case.reported")
+        threading.Timer(0.3, publish).start()
+        connection.drain_events(timeout=5)
+        assert received[0] - sent[0] < 0.05, "a publish wakes the waiting consumer (no polling delay)"
+
+        threading.Timer(0.2, bus.interrupt).start()
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            connection.drain_events(timeout=5)
+        assert time.monotonic() - started < 1, "interrupt() ends a consumer's wait (a stop is not kept waiting)"
+        consumer.cancel()

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from harness.processes import wait_for
 from services.escalation import bootstrap, handlers, store
-from shared.clock import FakeClock
+from services.escalation.scheduler import Scheduler
+from shared.clock import FakeClock, ScaledClock
 from shared.config import Settings
 from shared.messages import events
 from shared.vocabulary import Level
@@ -162,3 +165,23 @@ def test_the_scheduler_fires_each_warning_once_and_the_list_filters_and_sorts_by
     assert [s.type for s in steps] == ["opened", "warning"]
     assert steps[1].scheduled_at == steps[0].at + timedelta(hours=2)
     service.engine.dispose()
+
+
+def test_the_scheduler_sleeps_until_the_next_deadline_and_a_commit_wakes_it(database_url):
+    """With polling made useless (30 s), cases opened after the scheduler went to sleep still escalate
+    at their deadline: the commit wakes it, it reads the earliest ``due_at`` and sleeps until then."""
+    clock = ScaledClock(scale=4 * 3600 / 1.5)  # the 4-hour grid limit passes in 1.5 real seconds
+    service = escalation(database_url, clock)
+    scheduler = Scheduler(service, idle_interval=30)
+    thread = threading.Thread(target=scheduler.run, daemon=True)
+    thread.start()
+    try:
+        time.sleep(4)  # asleep, with nothing due (a backing-off poller would now sleep over two seconds)
+        started = time.monotonic()
+        open_cases(service, 3)
+        wait_for(lambda: levels(service) == {2: 3}, timeout=10, message="escalated at the deadline")
+        assert 1.2 < time.monotonic() - started < 2.2
+    finally:
+        scheduler.stop()
+        thread.join(5)
+    assert not thread.is_alive(), "stop() ends the wait at once"

@@ -93,6 +93,10 @@ class FakeReportStore:
             return None
         return report
 
+    def follow_all(self, changes) -> None:
+        for case_id, values in changes.items():
+            self.follow(case_id, **values)
+
     def follow(self, case_id, **values) -> None:
         if case_id in self.reports:
             report = self.reports[case_id]
@@ -166,6 +170,14 @@ class FakeCaseStore:
         self.revisions[case.id] += 1
         self.steps[case.id] += outcome.steps
         return self.revisions[case.id]
+
+    def save_all(self, changed, now) -> None:
+        for case, outcome in changed:
+            self.save(case, outcome, now)
+
+    def next_due(self):
+        due = [c.due_at for c in self.cases.values() if c.due_at is not None]
+        return min(due, default=None)
 
     def get(self, case_id, identity=None, *, for_update=False):
         import copy

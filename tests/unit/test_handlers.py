@@ -95,18 +95,35 @@ def test_intake_follows_dispatch_and_escalation_so_the_reporter_sees_status_leve
     report = submit(uow).report
     owners = events.Owners(hq=events.AreaRef("HQ", "City"), station=events.AreaRef("S1", "Station"),
                            grid=events.AreaRef("G1", "Grid"))
-    intake.follow_case(events.CaseDispatched(
+    intake.follow_cases([events.CaseDispatched(
         case_id=report.id, number=report.number_in("UTC"), category="street_light", severity="normal",
-        reported_at=report.reported_at, areas_version=1, start_level=Level.GRID, owners=owners), uow,
+        reported_at=report.reported_at, areas_version=1, start_level=Level.GRID, owners=owners)], uow,
         clock=FakeClock())
     assert (uow.store.reports[report.id].status, uow.store.reports[report.id].owner_area_id) == ("open", "G1")
-    intake.follow_case(events.CaseChanged(
+    intake.follow_cases([events.CaseChanged(
         event="case.escalated", case_id=report.id, status="open", level=Level.STATION,
-        owner=events.OwnerRef(Level.STATION, "S1", "Station"), at=report.reported_at), uow, clock=FakeClock())
+        owner=events.OwnerRef(Level.STATION, "S1", "Station"), at=report.reported_at)], uow, clock=FakeClock())
     assert uow.store.reports[report.id].level == Level.STATION
-    intake.follow_case(events.CaseTransferred(case_id=report.id, owners=owners, level=None, reason="v2",
-                                              actor="dispatch"), uow, clock=FakeClock())
+    intake.follow_cases([events.CaseTransferred(case_id=report.id, owners=owners, level=None, reason="v2",
+                                                actor="dispatch")], uow, clock=FakeClock())
     assert uow.store.reports[report.id].owner_area_id == "S1", "a re-route keeps the level"
+
+
+def test_a_batch_of_case_events_is_applied_in_order_one_case_after_another():
+    uow = FakeUnitOfWork(FakeReportStore())
+    first, second = submit(uow).report, submit(uow, key="second").report
+    owners = events.Owners(hq=events.AreaRef("HQ", "City"), station=events.AreaRef("S1", "Station"),
+                           grid=events.AreaRef("G1", "Grid"))
+
+    def dispatched(report):
+        return events.CaseDispatched(case_id=report.id, number=report.number_in("UTC"), category="street_light",
+                                     severity="normal", reported_at=report.reported_at, areas_version=1,
+                                     start_level=Level.GRID, owners=owners)
+    escalated = events.CaseChanged(event="case.escalated", case_id=first.id, status="open", level=Level.STATION,
+                                   owner=events.OwnerRef(Level.STATION, "S1", "Station"), at=first.reported_at)
+    intake.follow_cases([dispatched(first), dispatched(second), escalated], uow, clock=FakeClock())
+    assert (uow.store.reports[first.id].level, uow.store.reports[first.id].owner_area_id) == (Level.STATION, "S1")
+    assert (uow.store.reports[second.id].level, uow.store.reports[second.id].owner_area_id) == (Level.GRID, "G1")
 
 
 @pytest.mark.parametrize("lon, lat, accuracy", [(None, None, None), (0.0, 0.0, 5.0), (102.26, 27.89, 1500.0)],
