@@ -37,9 +37,12 @@ def claim(connection: sa.Connection, consumer: str, message_ids: list[str]) -> s
     """Record the messages in the inbox in one statement; returns the ids not processed before."""
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     now = datetime.now(UTC)
-    statement = dialect.insert(inbox).values([{"consumer": consumer, "message_id": m, "processed_at": now}
-                                              for m in dict.fromkeys(message_ids)]).on_conflict_do_nothing()
-    return set(connection.execute(statement.returning(inbox.c.message_id)).scalars())
+    # One cached statement run for many rows (SQLAlchemy's "insertmanyvalues" sends them as one INSERT
+    # … VALUES page): a statement with the rows in its VALUES is compiled anew for every batch, which
+    # cost 30 ms a batch of 200 (cProfile), more than the rest of a consumer's batch.
+    statement = dialect.insert(inbox).on_conflict_do_nothing().returning(inbox.c.message_id)
+    rows = [{"consumer": consumer, "message_id": m, "processed_at": now} for m in dict.fromkeys(message_ids)]
+    return set(connection.execute(statement, rows).scalars())
 
 
 def prune(connection: sa.Connection, consumer: str, processed_before: datetime) -> None:

@@ -1,6 +1,7 @@
 """Intake's table and every query on it: the only place in intake with SQL."""
 from __future__ import annotations
 
+import functools
 import threading
 
 import sqlalchemy as sa
@@ -104,8 +105,7 @@ class ReportStore(Store):
             return super().flush(envelopes)
         values = _values(report)
         if self.postgres and not self._used_transaction and len(envelopes) == 1:
-            autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
-            with autocommit.connect() as connection:
+            with _autocommit(self.engine).connect() as connection:
                 self.added = connection.execute(_report_and_message(), {
                     **values, **outbox.row(envelopes[0])}).first() is not None
             return
@@ -268,6 +268,13 @@ _block_lock = threading.Lock()
 def _blocks(engine: sa.Engine) -> _Blocks:
     with _block_lock:
         return _block_reservations.setdefault(str(engine.url), _Blocks(engine))
+
+
+@functools.cache
+def _autocommit(engine: sa.Engine) -> sa.Engine:
+    """``engine`` in autocommit mode, made once: ``execution_options`` builds a new engine proxy each
+    call (0.2 ms of a report's accept path, cProfile)."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 _STATEMENT: sa.Insert | None = None

@@ -100,10 +100,11 @@ class WorkingCalendar:
         ZoneInfo(self.time_zone)  # raises for an unknown zone
         if not any(self.hours.get(d) for d in range(7)):
             raise ValueError("a working calendar needs working periods on at least one weekday")
+        object.__setattr__(self, "_hash", hash((self.time_zone, tuple(sorted(self.hours.items())), self.region,
+                                                self.extra_holidays, self.extra_workdays)))
 
     def __hash__(self) -> int:
-        return hash((self.time_zone, tuple(sorted((k, v) for k, v in self.hours.items())), self.region,
-                     self.extra_holidays, self.extra_workdays))
+        return self._hash
 
     @property
     def zone(self) -> ZoneInfo:
@@ -130,11 +131,9 @@ class WorkingCalendar:
             return ()
         return self.hours.get(day.weekday()) or self.hours.get(0) or ()
 
-    def utc_periods(self, day: date) -> list[tuple[datetime, datetime]]:
+    def utc_periods(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
         """``day``'s working periods as aware UTC instants."""
-        zone = self.zone
-        return [(datetime.combine(day, a, zone).astimezone(UTC), datetime.combine(day, b, zone).astimezone(UTC))
-                for a, b in self.periods_of(day)]
+        return _utc_periods(self, day)
 
     def local_date(self, instant: datetime) -> date:
         """The city's calendar date of a UTC instant."""
@@ -176,3 +175,13 @@ class WorkingCalendar:
         return cls(data.get("time_zone", "UTC"), by_day, data.get("region"),
                    frozenset(date.fromisoformat(d) for d in data.get("extra_holidays", ())),
                    frozenset(date.fromisoformat(d) for d in data.get("extra_workdays", ())))
+
+
+@functools.lru_cache(maxsize=8192)
+def _utc_periods(calendar: WorkingCalendar, day: date) -> tuple[tuple[datetime, datetime], ...]:
+    """``WorkingCalendar.utc_periods``, remembered: every deadline and every statistics row walks the
+    same few weeks of days, and a day's holiday lookup (``chinese_calendar.is_workday`` checks the
+    date against its whole table) cost a quarter of opening a case (cProfile, 5,000 cases)."""
+    zone = calendar.zone
+    return tuple((datetime.combine(day, a, zone).astimezone(UTC), datetime.combine(day, b, zone).astimezone(UTC))
+                 for a, b in calendar.periods_of(day))
