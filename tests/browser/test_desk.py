@@ -125,3 +125,17 @@ def test_the_what_if_replay_sends_the_chosen_policy_file_and_shows_both_policies
     assert sent[0]["policy"] == "[categories.street_light]\n" and set(sent[0]) == {"policy", "from", "to"}
     expect(page.locator("#replay-rows")).to_contain_text("Broken street light")
     context.close()
+
+
+def test_the_default_range_holds_the_citys_today_when_its_date_is_ahead_of_utc(browser, site):
+    """At 16:30 UTC on 30 November it is already 1 December in Shanghai (UTC+8): a case filed then is dated
+    the 1st, and the desk's default range (last day excluded) must still hold it. Found when the CSV test
+    failed at that hour."""
+    context = browser.new_context(viewport=WALL, locale="en-US")
+    page = context.new_page()
+    page.clock.set_fixed_time("2026-11-30T16:30:00Z")
+    page.goto(f"{site.url}/desk/#token={site.token('supervisor')}")
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.input_value("#q-to") > "2026-12-01", "the excluded last day comes after the city's today"
+    assert page.input_value("#q-from") <= "2026-09-01", "about three months back"
+    context.close()

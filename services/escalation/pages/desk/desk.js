@@ -214,8 +214,11 @@
 
   function start() {
     Chart.defaults.font.family = window.getComputedStyle(document.body).fontFamily;
-    const to = new Date(Date.now() + 86400000); // the last day is excluded: up to and including today
-    const from = new Date(to.getTime() - 91 * 86400000);
+    // Dates are the city's, and its today may be the UTC date + 1 (east of UTC, after 10:00 UTC at +14 h):
+    // the excluded last day is the UTC date + 2, so the default range always holds the city's today
+    // (a case filed at 00:30 on the 1st in Shanghai is still in it at 16:30 UTC on the 30th).
+    const to = new Date(Date.now() + 2 * 86400000);
+    const from = new Date(to.getTime() - 92 * 86400000);
     $('q-to').value = to.toISOString().slice(0, 10);
     $('q-from').value = from.toISOString().slice(0, 10);
     $('query').addEventListener('submit', (e) => { e.preventDefault(); load(); });
