@@ -7,6 +7,7 @@ with any error finding yields no hierarchy at all: a half-imported city would ro
 """
 from __future__ import annotations
 
+import itertools
 import json
 import tomllib
 from collections.abc import Callable
@@ -223,6 +224,7 @@ def _json_kind(value) -> str:
 
 _NUMBER = (int, float)
 _ARRAY = (list, tuple)  # tuples: GeoJSON built in Python (shapely's mapping), not read from a file
+_NUMBER_TYPES, _ARRAY_TYPES = frozenset(_NUMBER), frozenset(_ARRAY)
 
 
 def _coordinates_problem(kind: str, coordinates) -> str | None:
@@ -246,18 +248,30 @@ def _coordinates_problem(kind: str, coordinates) -> str | None:
                 return f"{where} is not an array of positions"
             if len(ring) < 4:
                 return f"{where} has {len(ring)} position(s); a closed ring needs at least 4"
-            for k, position in enumerate(ring, 1):
-                if not isinstance(position, _ARRAY) or not 2 <= len(position) <= 3 \
-                        or not all(type(x) in _NUMBER for x in position):
-                    shown = json.dumps(position)[:60] if _jsonable(position) else _json_kind(position)
-                    return (f"position {k} of {where} is {shown}; a position is [longitude, latitude] "
-                            "or [longitude, latitude, height], in numbers")
-            ring_dims = {len(position) for position in ring}
+            # Every position 2 or 3 numbers, checked by set operations at C speed (a loop over Berlin's
+            # 460,000 numbers took 0.22 s); the loop only finds the words for a bad one.
+            ring_dims = set(map(len, ring)) if set(map(type, ring)) <= _ARRAY_TYPES else {0}
+            if not (ring_dims <= {2, 3} and set(map(type, itertools.chain.from_iterable(ring))) <= _NUMBER_TYPES):
+                problem = _position_problem(ring, where)
+                if problem:
+                    return problem
+                ring_dims = {len(position) for position in ring}  # sequences of other kinds, but sound
             if len(ring_dims) > 1:
                 return f"{where} mixes 2-D and 3-D positions"
             dims |= ring_dims
             if len(dims) > 1:
                 return f"the geometry mixes 2-D and 3-D positions ({where} differs from the rings before it)"
+    return None
+
+
+def _position_problem(ring, where: str) -> str | None:
+    """The first position of ``ring`` that is not 2 or 3 numbers, in plain words (None: all are)."""
+    for k, position in enumerate(ring, 1):
+        if not isinstance(position, _ARRAY) or not 2 <= len(position) <= 3 \
+                or not all(type(x) in _NUMBER for x in position):
+            shown = json.dumps(position)[:60] if _jsonable(position) else _json_kind(position)
+            return (f"position {k} of {where} is {shown}; a position is [longitude, latitude] "
+                    "or [longitude, latitude, height], in numbers")
     return None
 
 
@@ -358,6 +372,7 @@ def build_hierarchy(levels: dict[str, dict], *, repair: bool = False, overlap_to
     report("overlaps", total, total)
 
     parents: dict[str, list[str | None]] = {"hq": [None] * len(keep["hq"])}
+    land = v.union(local["hq"])
     done = len(features["hq"])
     for level in LEVELS[1:]:
         report("parents", done, total)
@@ -371,7 +386,9 @@ def build_hierarchy(levels: dict[str, dict], *, repair: bool = False, overlap_to
         parents[level] = [kept_ids[upper][k] if k >= 0 else None for k in index]
         report("gaps", done, total)
         findings += v.check_gaps(upper, kept_ids[upper], local[upper], index, inside, gap_tolerance_ratio, frame)
-        findings += v.summarise_gaps(upper, local[upper], local[level], frame)
+        child_land = v.union(local[level])
+        findings += v.summarise_gaps(upper, land, child_land, frame)
+        land = child_land
         done += len(features[level])
     report("parents", total, total)
     report("gaps", total, total)

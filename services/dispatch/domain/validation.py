@@ -401,16 +401,17 @@ def assign_parents(level: str, ids: Sequence[str], geoms: np.ndarray, declared: 
     return parent, inside, findings
 
 
-def summarise_gaps(level: str, geoms: np.ndarray, child_geoms: np.ndarray, frame: LocalFrame) -> list[Finding]:
-    """One warning for all the land of ``level`` (the parents, in ``local``) that none of its children
-    covers, however small each piece: how many pieces, their total and largest area in m², and where the
-    largest is (a point inside it, in lon/lat). A report there has no owner at the lower level and goes
-    to triage. Berlin's district regions leave 1,016 such slivers in its districts, 35,000 m² in all:
-    each too small for a ``gap`` warning of its own, together worth knowing. Pieces under ``MIN_GAP_M2``
-    are noise of unions and reprojection, not land."""
-    if len(geoms) == 0 or len(child_geoms) == 0:
+def summarise_gaps(level: str, land, child_land, frame: LocalFrame) -> list[Finding]:
+    """One warning for all the land of ``level`` (``land``: the union of its areas, in ``local``) that none
+    of its children (``child_land``, their union) covers, however small each piece: how many pieces, their
+    total and largest area in m², and where the largest is (a point inside it, in lon/lat). A report there
+    has no owner at the lower level and goes to triage. Berlin's district regions leave 1,016 such slivers
+    in its districts, 35,000 m² in all: each too small for a ``gap`` warning of its own, together worth
+    knowing. Pieces under ``MIN_GAP_M2`` are noise of unions and reprojection, not land. The caller makes
+    each level's union once (``union``): a level is the children of one call and the land of the next."""
+    if land is None or child_land is None:
         return []
-    uncovered = shapely.get_parts(shapely.difference(shapely.union_all(geoms), shapely.union_all(child_geoms)))
+    uncovered = shapely.get_parts(shapely.difference(land, child_land))
     uncovered = uncovered[~shapely.is_empty(uncovered)]
     if len(uncovered) == 0:
         return []
@@ -427,6 +428,11 @@ def summarise_gaps(level: str, geoms: np.ndarray, child_geoms: np.ndarray, frame
                     f"{len(areas):,} piece(s) of the {level}s are covered by no {below}: {areas.sum():,.0f} m² in "
                     f"all; the largest, {areas[largest]:,.1f} m², is around lon {lon:.6f}, lat {lat:.6f}. "
                     "Reports there go to triage at the next level up")]
+
+
+def union(geoms: np.ndarray):
+    """The union of a level's areas (for ``summarise_gaps``), or None when it has none."""
+    return shapely.union_all(geoms) if len(geoms) else None
 
 
 def cap_findings(findings: Sequence[Finding], limit: int = MAX_LISTED) -> list[Finding]:
