@@ -139,3 +139,23 @@ def test_the_default_range_holds_the_citys_today_when_its_date_is_ahead_of_utc(b
     assert page.input_value("#q-to") > "2026-12-01", "the excluded last day comes after the city's today"
     assert page.input_value("#q-from") <= "2026-09-01", "about three months back"
     context.close()
+
+
+def test_the_ranking_shares_ranks_says_when_it_is_empty_and_short_times_read_in_seconds(browser, site):
+    """Found in a new user's trial: before any case closed the default ranking (on-time rate) was an empty
+    table with no word, a 16-second time read "0 min", and equal values got different ranks."""
+    def open_only(area_id, name, rework):  # nothing closed yet: no on-time rate
+        return {**row(area_id, name, "2026-11-01", 10, 5, 0, rework), "on_time_rate": None}
+    rows = [{**open_only("SC01-ST01", "第1工作站", .1), "time_to_acknowledge": timing(16, 40)},
+            open_only("SC01-ST02", "第2工作站", .1), open_only("SC01-ST03", "第3工作站", .3)]
+    context = browser.new_context(viewport=WALL, locale="en-US")
+    context.route(f"**{STATS}?*", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps({**SAMPLE, "rows": rows}, ensure_ascii=False)))
+    page = context.new_page()
+    page.goto(f"{site.url}/desk/#token={site.token('supervisor')}")
+    page.wait_for_selector("body[data-ready=true]")
+    expect(page.locator("#ranking tbody")).to_contain_text("No value for this measure")
+    page.select_option("#rank-by", "rework_rate")  # lower is better: two share the first place
+    assert page.locator("#ranking tbody td:nth-child(1)").all_inner_texts() == ["1", "1", "3"]
+    assert "16 s" in page.locator("#table tbody tr").first.inner_text()
+    context.close()

@@ -159,11 +159,12 @@
 
   // -- words for times -----------------------------------------------------------------------------
 
-  /** Seconds as "2 h 05 min" / "2小时05分"; negative as late. */
+  /** Seconds as "2 h 05 min" / "2小时05分", under a minute as "16 s" / "16秒"; negative as late. */
   function duration(seconds) {
     if (seconds === null || seconds === undefined || Number.isNaN(seconds)) return '—';
     const late = seconds < 0;
     let s = Math.abs(Math.round(seconds));
+    if (s < 60) return late ? t('late_by', { time: t('unit_seconds', { n: s }) }) : t('unit_seconds', { n: s });
     const d = Math.floor(s / 86400); s -= d * 86400;
     const h = Math.floor(s / 3600); s -= h * 3600;
     const m = Math.floor(s / 60);

@@ -115,15 +115,18 @@
     const worseHigh = ['rework_rate', 'extension_rate', 'escalation_rate', 'overdue'].includes(by);
     const ranked = rows.filter((r) => r[by] !== null && r[by] !== undefined)
       .sort((a, b) => (worseHigh ? a[by] - b[by] : b[by] - a[by]));
+    // Equal values share a rank, as the API's rank_by: 1 + how many groups are strictly better.
+    const better = (a, b) => (worseHigh ? a < b : a > b);
+    const rankOf = (r) => 1 + ranked.filter((o) => better(o[by], r[by])).length;
     $('ranking').replaceChildren(
       gc.el('thead', {}, [gc.el('tr', {}, [
         gc.el('th', { scope: 'col', class: 'num', text: gc.t('rank') }), gc.el('th', { scope: 'col', text: gc.t('col_group') }),
         gc.el('th', { scope: 'col', class: 'num', text: gc.t('col_' + by) }), gc.el('th', { scope: 'col', class: 'num', text: gc.t('col_opened') }),
       ])]),
-      gc.el('tbody', {}, ranked.map((r, i) => gc.el('tr', {}, [
-        gc.el('td', { class: 'num', text: i + 1 }), gc.el('td', { text: groupOf(r) }),
+      gc.el('tbody', {}, ranked.length ? ranked.map((r) => gc.el('tr', {}, [
+        gc.el('td', { class: 'num', text: rankOf(r) }), gc.el('td', { text: groupOf(r) }),
         gc.el('td', { class: 'num', text: by === 'overdue' ? r[by] : percent(r[by]) }), gc.el('td', { class: 'num', text: r.opened }),
-      ]))),
+      ])) : [gc.el('tr', {}, [gc.el('td', { colspan: 4, class: 'muted', text: gc.t('ranking_empty') })])]),
     );
   }
 
