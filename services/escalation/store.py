@@ -210,14 +210,8 @@ class CaseStore(Store):
     def save(self, case: Case, outcome: Outcome, now: datetime) -> int:
         """The case's new state and what happened; returns its new revision (``StaleCase`` if another
         writer saved it since it was loaded)."""
-        loaded = self._revisions[case.id]
-        done = self.db.execute(cases.update().where(cases.c.id == case.id, cases.c.revision == loaded)
-                               .values(revision=loaded + 1, **_columns(case, now)))
-        if done.rowcount != 1:
-            raise StaleCase(case.id)
-        self._revisions[case.id] = loaded + 1
-        self._record([(case, outcome)])
-        return loaded + 1
+        self.save_all([(case, outcome)], now)
+        return self._revisions[case.id]
 
     def save_all(self, changed: list[tuple[Case, Outcome]], now: datetime) -> None:
         """``save`` for many loaded cases at once (the scheduler's tick): one UPDATE statement run for
@@ -230,7 +224,7 @@ class CaseStore(Store):
         rows = [{"b_id": case.id, "b_rev": self._revisions[case.id], "b_next": self._revisions[case.id] + 1,
                  **_columns(case, now)} for case, _ in changed]
         done = self.db.execute(update, rows)
-        if self.engine.dialect.supports_sane_multi_rowcount and done.rowcount != len(rows):
+        if done.rowcount != len(rows):  # sqlite3 and psycopg both count the rows of an executemany
             raise StaleCase(", ".join(case.id for case, _ in changed))
         for case, _ in changed:
             self._revisions[case.id] += 1
