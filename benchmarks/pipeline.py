@@ -23,7 +23,9 @@ flight, pika ``SelectConnection``) to a fresh quorum queue, then consumed on the
 500), acking each message; msgs/s = N ÷ (publish seconds + consume seconds), connection set-up not timed.
 Measured before and after the pipeline run; the better of the two is the baseline. Ratio = cases/s ÷ raw
 msgs/s (the raw figure is one broker hop; the pipeline makes two, plus three databases). The note
-"CPU per case" is each worker process's user + system CPU during the throughput run ÷ N.
+"CPU per case" is each worker process's user + system CPU during the throughput run ÷ N, and the same for
+all PostgreSQL processes together and for the RabbitMQ node (also serving the other benchmark processes'
+light polling).
 
 Latency: after the backlog has drained, reports are POSTed over HTTP to ``gridcase serve intake`` (2 sync
 workers) at 100/s for 10 s (``--quick`` 5 s) by an open-loop client (each request's send time fixed in
@@ -89,12 +91,15 @@ def run(quick: bool = False) -> list[Figure]:
 
         workers = {name: procs.running[f"worker-{name}"].pid for name in ("intake", "dispatch", "escalation")}
         cpu_before = {name: _cpu_seconds(pid) for name, pid in workers.items()}
+        servers_before = _server_cpu_seconds()
         committed = _write_reports(engines["intake"], rows, messages)
         timeout = max(120.0, n / 50)
         _wait_for_cases(engines["escalation"], 1 + n, timeout, procs)
         cpu = {name: (_cpu_seconds(pid) - cpu_before[name]) / n * 1000 for name, pid in workers.items()}
+        cpu.update({name: (seconds - servers_before.get(name, 0.0)) / n * 1000
+                    for name, seconds in _server_cpu_seconds().items()})
         note("CPU per case in the throughput run: "
-             + ", ".join(f"{name} worker {ms:.2f} ms" for name, ms in cpu.items()))
+             + ", ".join(f"{name}{' worker' if name in workers else ''} {ms:.2f} ms" for name, ms in cpu.items()))
         with engines["escalation"].connect() as db:
             last = db.execute(sa.text("SELECT max(opened_at) FROM cases WHERE id <> :w"), {"w": warm}).scalar_one()
             first = db.execute(sa.text("SELECT min(opened_at) FROM cases WHERE id <> :w"), {"w": warm}).scalar_one()
@@ -155,6 +160,26 @@ def _cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _server_cpu_seconds() -> dict[str, float]:
+    """User + system CPU seconds so far of the machine's PostgreSQL processes (postmaster and backends)
+    and RabbitMQ nodes (``beam.smp``); a backend that exits in between takes its share with it."""
+    totals = {"postgres": 0.0, "rabbitmq": 0.0}
+    names = {"postgres": "postgres", "beam.smp": "rabbitmq"}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                head, tail = f.read().rsplit(")", 1)
+        except OSError:
+            continue
+        name = names.get(head.split("(", 1)[1])
+        if name:
+            fields = tail.split()
+            totals[name] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return totals
 
 
 def _cases(engine: sa.Engine) -> int:

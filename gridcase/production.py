@@ -15,7 +15,7 @@ from shared import logs
 from shared.config import Settings
 from shared.db import make_engine
 from shared.migrations import upgrade
-from shared.runtime import Runner
+from shared.runtime import Runner, freeze_startup_heap
 
 log = logs.get("gridcase")
 
@@ -41,7 +41,9 @@ class _Gunicorn(Application):  # Application: BaseApplication cannot read a conf
             self.cfg.set(key, value)
 
     def load(self):
-        return self.factory()
+        app = self.factory()
+        freeze_startup_heap()
+        return app
 
 
 def serve_service(service: str, settings: Settings, *, bind: str, workers: int, config_file: str | None = None) -> None:

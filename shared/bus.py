@@ -28,14 +28,20 @@ class PublishError(RuntimeError):
 
 @dataclass(frozen=True)
 class Subscription:
-    """A consumer: its queue name and the message types it takes."""
+    """A consumer: its queue name and the message types it takes. ``retired`` are types it took
+    before: declaring the topology unbinds them (a queue keeps its bindings across deploys), and one
+    still queued from before is handled as it was."""
     consumer: str
     service: str
     routing_keys: tuple[str, ...]
+    retired: tuple[str, ...] = ()
 
     @property
     def queue_name(self) -> str:
         return f"gridcase.{self.consumer}"
+
+    def takes(self, message_type: str) -> bool:
+        return message_type in self.routing_keys or message_type in self.retired
 
 
 #: Every consumer in the system, so the relay can declare the whole topology before publishing
@@ -48,7 +54,8 @@ SUBSCRIPTIONS: dict[str, Subscription] = {s.consumer: s for s in (
     Subscription("escalation.areas", "escalation", ("areas.published",)),
     Subscription("escalation.transfer", "escalation", ("case.transferred",)),
     Subscription("escalation.verify", "escalation", ("case.verified",)),
-    Subscription("intake.status", "intake", ("case.dispatched", "case.transferred", *LIFECYCLE)),
+    # case.opened carries the area scope that intake once read from case.dispatched: one delivery less per case.
+    Subscription("intake.status", "intake", ("case.transferred", *LIFECYCLE), retired=("case.dispatched",)),
 )}
 
 
@@ -144,4 +151,7 @@ def declare_topology(connection: Connection, delivery_limit: int) -> None:
     DEAD_EXCHANGE.declare(channel=channel)
     dead_letter_queue(connection.as_uri()).declare(channel=channel)
     for subscription in SUBSCRIPTIONS.values():
-        queue_for(subscription, connection.as_uri(), delivery_limit).declare(channel=channel)
+        queue = queue_for(subscription, connection.as_uri(), delivery_limit)
+        queue.declare(channel=channel)
+        for key in subscription.retired:
+            queue.unbind_from(EXCHANGE, routing_key=key, channel=channel)

@@ -194,7 +194,7 @@ class ConsumerWorker(ConsumerMixin):
         messages = []
         for raw in raw_messages:
             envelope = Envelope.from_json(raw.body)
-            if envelope.type not in self.subscription.routing_keys:
+            if not self.subscription.takes(envelope.type):
                 raise MessageError(f"{self.name} does not take {envelope.type}")
             messages.append(read_message(envelope))
         with self.uow as uow:

@@ -22,7 +22,7 @@ from shared.consumer import Unavailable
 from shared.messages import events
 from shared.policy import Policy
 from shared.uow import UnitOfWork
-from shared.vocabulary import AREA_LEVELS, Level, Role, Status
+from shared.vocabulary import AREA_LEVELS, SCOPED_AREA_LEVELS, Level, Role, Status
 
 log = logs.get("gridcase.escalation")
 LAG = Histogram("gridcase_scheduler_lag_seconds", "Deadline to automatic step, in real seconds",
@@ -279,11 +279,13 @@ def publish(uow: UnitOfWork, case: Case, outcome: Outcome, *, cause: events.Mess
                                                reason=step.note, actor=step.actor), cause=cause)
             continue
         ref = case.areas[step.level.area]
+        scope = {name: (case.areas.get(name) or {}).get("id") for name in SCOPED_AREA_LEVELS} \
+            if step.type == StepType.OPENED else None
         uow.add(events.CaseChanged(
             event=event.type, case_id=case.id, status=str(case.status), level=step.level,
             owner=events.OwnerRef(step.level, ref["id"], ref["name"]), at=step.at, actor=step.actor,
-            reason=step.note, scheduled_at=step.scheduled_at, deadline=case.deadline, detail=dict(event.detail)),
-            cause=cause)
+            reason=step.note, scheduled_at=step.scheduled_at, deadline=case.deadline, detail=dict(event.detail),
+            scope=scope), cause=cause)
 
 
 def _areas(owners: events.Owners) -> dict[str, dict | None]:

@@ -142,9 +142,10 @@ def my_reports(reporter: Identity, page: int, size: int, uow: UnitOfWork) -> tup
 
 
 def follow_cases(messages: list[events.Message], uow: UnitOfWork, *, clock: Clock) -> None:
-    """Dispatch and escalation events → the status, level and owner a reporter sees on their report.
-    A batch is applied in order, as one update per case (a case's ``case.dispatched`` and
-    ``case.opened`` usually arrive together)."""
+    """Escalation's events → the status, level, owner and area scope a reporter and the area's staff
+    see on the report (``case.opened`` brings the scope; ``case.transferred`` a new one). A batch is
+    applied in order, as one update per case. ``case.dispatched``, which intake followed before
+    ``case.opened`` carried the scope, is still applied if one was queued from then."""
     now = clock.now()
     changes: dict[str, dict] = {}
     for message in messages:
@@ -162,9 +163,10 @@ def _followed(message: events.Message) -> dict:
             return _scope(owners)  # re-routed by a new area version: the level stays
         case events.CaseTransferred(level=level, owners=owners):
             return {"level": level, "owner_area_id": owners.at(level).id, **_scope(owners)}
-        case events.CaseChanged(status=status, level=level, owner=owner, deadline=deadline):
+        case events.CaseChanged(status=status, level=level, owner=owner, deadline=deadline, scope=scope):
+            scoped = {f"{name}_id": scope.get(name) for name in SCOPED_AREA_LEVELS} if scope is not None else {}
             return {"status": status, "level": level, "owner_area_id": owner.area_id,
-                    "owner_area_name": owner.area_name, "deadline_at": deadline}
+                    "owner_area_name": owner.area_name, "deadline_at": deadline, **scoped}
     return {}
 
 

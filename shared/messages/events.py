@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
 
-from marshmallow import fields, post_load, pre_dump, validate
+from marshmallow import ValidationError, fields, post_load, pre_dump, validate
 
 from shared.messages.wire import LevelField, Payload, TimeField
-from shared.vocabulary import AREA_LEVELS, Level, StepType
+from shared.vocabulary import AREA_LEVELS, SCOPED_AREA_LEVELS, Level, StepType
 
 # -- parts ---------------------------------------------------------------------------------------------
 
@@ -27,10 +27,22 @@ class AreaRef:
     name: str
 
 
-class AreaRefSchema(Payload):
-    DATACLASS = AreaRef
-    id = fields.String(required=True)
-    name = fields.String(required=True)
+class AreaRefField(fields.Field):
+    """An ``AreaRef`` as ``{"id", "name"}`` (both strings; other keys ignored). A field rather than a
+    nested schema: four travel in every ``case.dispatched``, and a nested load cost 5 µs each, a third
+    of reading the message (``timeit`` of ``read_message``: 67 µs nested, 41 µs as fields)."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else {"id": value.id, "name": value.name}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, dict):
+            raise ValidationError("not an area reference ({id, name})")
+        area_id, name = value.get("id"), value.get("name")
+        if not isinstance(area_id, str) or not isinstance(name, str):
+            raise ValidationError({key: ["Not a valid string."] for key, got in (("id", area_id), ("name", name))
+                                   if not isinstance(got, str)})
+        return AreaRef(area_id, name)
 
 
 @dataclass(frozen=True)
@@ -51,10 +63,10 @@ class Owners:
 
 class WithOwners(Payload):
     """Owners travel flat (``grid``, ``station``, ``subcenter``, ``hq``), as version 1 wrote them."""
-    grid = fields.Nested(AreaRefSchema, allow_none=True, load_default=None)
-    station = fields.Nested(AreaRefSchema, allow_none=True, load_default=None)
-    subcenter = fields.Nested(AreaRefSchema, allow_none=True, load_default=None)
-    hq = fields.Nested(AreaRefSchema, required=True)
+    grid = AreaRefField(allow_none=True, load_default=None)
+    station = AreaRefField(allow_none=True, load_default=None)
+    subcenter = AreaRefField(allow_none=True, load_default=None)
+    hq = AreaRefField(required=True)
 
     @pre_dump
     def _flatten_owners(self, obj, **kwargs):
@@ -279,7 +291,9 @@ LIFECYCLE: tuple[str, ...] = tuple(
 class CaseChanged(Message):
     """One step of a case's lifecycle, published as ``event`` (one of ``LIFECYCLE``): the case's
     status and owner after the step, who took it, and when. ``scheduled_at`` is the deadline a timer
-    step fired for; ``detail`` what the step adds (``passed``, an extension ``amount``, ``reworks``)."""
+    step fired for; ``detail`` what the step adds (``passed``, an extension ``amount``, ``reworks``).
+    ``scope`` (on ``case.opened``) is the case's owners below headquarters, area level name → area id
+    or None: whose staff may read the case, which intake keeps beside the report."""
     event: str
     case_id: str
     status: str
@@ -291,6 +305,7 @@ class CaseChanged(Message):
     scheduled_at: datetime | None = None
     deadline: datetime | None = None
     detail: dict = field(default_factory=dict)
+    scope: dict[str, str | None] | None = None
 
     @property
     def TYPE(self) -> str:  # noqa: N802 (the routing key, as every message's TYPE)
@@ -311,6 +326,9 @@ class CaseChangedSchema(Payload):
     scheduled_at = TimeField(allow_none=True, load_default=None)
     deadline = TimeField(allow_none=True, load_default=None)
     detail = fields.Dict(load_default=dict)
+    # Added without a new version: an optional field, which older consumers ignore (EXCLUDE).
+    scope = fields.Dict(keys=fields.String(validate=validate.OneOf(SCOPED_AREA_LEVELS)),
+                        values=fields.String(allow_none=True), allow_none=True, load_default=None)
 
     @pre_dump
     def _without_event(self, obj, **kwargs):

@@ -279,3 +279,26 @@ def test_the_in_memory_bus_wakes_a_waiting_consumer_at_once_and_interrupt_ends_t
             connection.drain_events(timeout=5)
         assert time.monotonic() - started < 1, "interrupt() ends a consumer's wait (a stop is not kept waiting)"
         consumer.cancel()
+
+
+@pytest.mark.rabbitmq
+def test_a_type_a_consumer_no_longer_takes_is_unbound_from_its_queue_when_the_topology_is_declared(broker_url):
+    """A queue keeps its bindings across deploys: intake.status was bound to case.dispatched before
+    case.opened carried the area scope, and must stop receiving it once the topology is declared again."""
+    status = bus.SUBSCRIPTIONS["intake.status"]
+    assert "case.dispatched" in status.retired and "case.dispatched" not in status.routing_keys
+    with bus.connect(broker_url) as connection:
+        channel = connection.default_channel
+        bus.declare_topology(connection, 5)
+        bus.queue_for(status, broker_url, 5).bind_to(bus.EXCHANGE, routing_key="case.dispatched", channel=channel)
+        producer = Producer(channel, exchange=bus.EXCHANGE)
+        producer.publish("{}", routing_key="case.dispatched")  # as the older release's binding routes it
+        wait_for(lambda: queue_depth(broker_url, status.queue_name) == 1, 10, 0.05, "the old binding to route")
+        bus.declare_topology(connection, 5)  # a new release starts
+        bus.declare_topology(connection, 5)  # and again: unbinding what is not bound is no error
+        for key in ("case.dispatched", "case.opened"):
+            producer.publish("{}", routing_key=key)
+        wait_for(lambda: queue_depth(broker_url, status.queue_name) == 2, 10, 0.05, "case.opened to arrive")
+        time.sleep(0.3)
+        assert queue_depth(broker_url, status.queue_name) == 2, "case.dispatched still reaches intake.status"
+        assert queue_depth(broker_url, bus.SUBSCRIPTIONS["escalation.open"].queue_name) == 2
