@@ -33,7 +33,11 @@ def round_trip(message: e.Message) -> e.Message:
     e.CaseChanged(event="case.escalated", case_id="c1", status="open", level=Level.HQ,
                   owner=e.OwnerRef(Level.HQ, "HQ", "City"), at=NOW, scheduled_at=NOW, detail={"passed": True}),
     e.CaseVerified(case_id="c1", passed=False, verifier="w1", at=NOW, note="still dark"),
-    e.AreasPublished(version=2, areas=(e.PublishedArea("HQ", "City", "hq"),)),
+    e.AreasPublished(version=2, areas=(e.PublishedArea("HQ", "City", "hq"),
+                                       e.PublishedArea("S1", "Station 1", "station", "HQ"))),
+    e.CaseChanged(event="case.opened", case_id="c1", status="open", level=Level.GRID,
+                  owner=e.OwnerRef(Level.GRID, "G1", "Grid"), at=NOW,
+                  scope={"grid": "G1", "station": "S1", "subcenter": None}),
 ], ids=lambda m: m.TYPE)
 def test_every_message_type_survives_a_round_trip_through_its_wire_form(message):
     assert round_trip(message) == message
@@ -99,3 +103,32 @@ def test_a_lifecycle_event_is_routed_by_its_name_and_read_back_as_the_same_event
     envelope = make_message(changed, occurred_at=NOW, producer="escalation")
     assert envelope.type == "case.suspended" and "event" not in envelope.payload
     assert read_message(Envelope.from_json(envelope.to_json())) == changed
+
+
+@pytest.mark.parametrize("hq, field", [
+    ("HQ", "hq"), ({"id": "HQ"}, "name"), ({"id": 7, "name": "City"}, "id"), (None, "hq")],
+    ids=["text", "no name", "number id", "null"])
+def test_an_area_reference_that_is_not_id_and_name_text_is_refused_naming_it(hq, field):
+    payload = make_message(dispatched(), occurred_at=NOW, producer="dispatch").payload
+    envelope = Envelope(type="case.dispatched", version=2, payload={**payload, "hq": hq}, occurred_at=NOW,
+                        producer="dispatch")
+    with pytest.raises(MessageError, match=field):
+        read_message(envelope)
+
+
+@pytest.mark.parametrize("area, field", [
+    ({"id": "X", "name": "X", "level": "district"}, "level"), ({"id": "X", "name": "X", "level": "hq", "parent": 3},
+                                                                "parent")], ids=["unknown level", "number parent"])
+def test_a_published_area_with_an_unknown_level_or_a_parent_that_is_not_text_is_refused(area, field):
+    envelope = Envelope(type="areas.published", payload={"version": 2, "areas": [area]}, occurred_at=NOW,
+                        producer="dispatch")
+    with pytest.raises(MessageError, match=field):
+        read_message(envelope)
+
+
+def test_a_scope_names_only_the_levels_below_headquarters():
+    changed = e.CaseChanged(event="case.opened", case_id="c1", status="open", level=Level.GRID,
+                            owner=e.OwnerRef(Level.GRID, "G1", "Grid"), at=NOW, scope={"hq": "HQ"})
+    envelope = make_message(changed, occurred_at=NOW, producer="escalation")
+    with pytest.raises(MessageError, match="scope"):
+        read_message(Envelope.from_json(envelope.to_json()))

@@ -11,6 +11,7 @@ import itertools
 import json
 import tomllib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -364,32 +365,39 @@ def build_hierarchy(levels: dict[str, dict], *, repair: bool = False, overlap_to
     keep = {level: np.flatnonzero(ok[level]) for level in LEVELS}
     kept_ids = {level: [ids[level][i] for i in keep[level]] for level in LEVELS}
     frame, local = _to_local({level: lonlat[level][keep[level]] for level in LEVELS})
-    done = 0
+    done, coverage = 0, {}
     for level in LEVELS:
         report("overlaps", done, total)
-        findings += v.check_overlaps(level, kept_ids[level], local[level], overlap_tolerance_m2, frame)
+        suspect = v.coverage_suspects(local[level])
+        coverage[level] = not suspect.any()
+        findings += v.check_overlaps(level, kept_ids[level], local[level], overlap_tolerance_m2, frame,
+                                     suspect=suspect)
         done += len(features[level])
     report("overlaps", total, total)
 
     parents: dict[str, list[str | None]] = {"hq": [None] * len(keep["hq"])}
-    land = v.union(local["hq"])
-    done = len(features["hq"])
-    for level in LEVELS[1:]:
-        report("parents", done, total)
-        upper = parent_level(level)
-        declared = [features[level][i].parent for i in keep[level]]
-        index, inside, found = v.assign_parents(
-            level, kept_ids[level], local[level], declared, kept_ids[upper], local[upper],
-            known_parent_ids=set(ids[upper]), overlap_tolerance_m2=overlap_tolerance_m2,
-            outside_tolerance_ratio=outside_tolerance_ratio, frame=frame)
-        findings += found
-        parents[level] = [kept_ids[upper][k] if k >= 0 else None for k in index]
-        report("gaps", done, total)
-        findings += v.check_gaps(upper, kept_ids[upper], local[upper], index, inside, gap_tolerance_ratio, frame)
-        child_land = v.union(local[level])
-        findings += v.summarise_gaps(upper, land, child_land, frame)
-        land = child_land
-        done += len(features[level])
+    # GEOS makes the levels' unions (for the gap summaries) without holding the GIL: a second thread
+    # makes them while this one assigns parents (Berlin: 0.2 s of the import's 0.9 s, on two cores).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="area-unions") as pool:
+        unions = {level: pool.submit(v.union, local[level], coverage=coverage[level]) for level in LEVELS}
+        land = unions["hq"].result()
+        done = len(features["hq"])
+        for level in LEVELS[1:]:
+            report("parents", done, total)
+            upper = parent_level(level)
+            declared = [features[level][i].parent for i in keep[level]]
+            index, inside, found = v.assign_parents(
+                level, kept_ids[level], local[level], declared, kept_ids[upper], local[upper],
+                known_parent_ids=set(ids[upper]), overlap_tolerance_m2=overlap_tolerance_m2,
+                outside_tolerance_ratio=outside_tolerance_ratio, frame=frame)
+            findings += found
+            parents[level] = [kept_ids[upper][k] if k >= 0 else None for k in index]
+            report("gaps", done, total)
+            findings += v.check_gaps(upper, kept_ids[upper], local[upper], index, inside, gap_tolerance_ratio, frame)
+            child_land = unions[level].result()
+            findings += v.summarise_gaps(upper, land, child_land, frame)
+            land = child_land
+            done += len(features[level])
     report("parents", total, total)
     report("gaps", total, total)
 

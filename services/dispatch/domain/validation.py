@@ -292,8 +292,14 @@ _PAIR_BATCH = 2048
 MIN_GAP_M2 = 1e-3
 
 
+def coverage_suspects(geoms: np.ndarray) -> np.ndarray:
+    """Which polygons GEOS's coverage validation flags (an edge that does not match its neighbours'):
+    only these can overlap a sibling. None flagged: the level is a valid coverage."""
+    return ~shapely.is_empty(shapely.coverage_invalid_edges(geoms))
+
+
 def check_overlaps(level: str, ids: Sequence[str], geoms: np.ndarray, tolerance_m2: float,
-                   frame: LocalFrame, *, limit: int = MAX_LISTED) -> list[Finding]:
+                   frame: LocalFrame, *, limit: int = MAX_LISTED, suspect: np.ndarray | None = None) -> list[Finding]:
     """Siblings must not share area: a point in two grids has two owners.
 
     Candidate pairs are neighbours from an STRtree, never all pairs. Intersecting every neighbour pair
@@ -302,9 +308,11 @@ def check_overlaps(level: str, ids: Sequence[str], geoms: np.ndarray, tolerance_
     a flagged polygon (an overlap, or merely unmatched vertices) are intersected. Pairs are measured in
     batches and measuring stops once ``limit`` overlaps are found: the rest of the candidate pairs are
     counted in one more finding (problem ``overlaps``, ``feature_id`` None), so n grids piled on each other cost
-    ``limit`` findings and a few batches, not n² of each.
+    ``limit`` findings and a few batches, not n² of each. ``suspect``: ``coverage_suspects(geoms)``,
+    when the caller has it already.
     """
-    suspect = ~shapely.is_empty(shapely.coverage_invalid_edges(geoms))
+    if suspect is None:
+        suspect = coverage_suspects(geoms)
     a, b = shapely.STRtree(geoms).query(geoms, predicate="intersects")
     keep = (a < b) & (suspect[a] | suspect[b])
     a, b = a[keep], b[keep]
@@ -430,9 +438,13 @@ def summarise_gaps(level: str, land, child_land, frame: LocalFrame) -> list[Find
                     "Reports there go to triage at the next level up")]
 
 
-def union(geoms: np.ndarray):
-    """The union of a level's areas (for ``summarise_gaps``), or None when it has none."""
-    return shapely.union_all(geoms) if len(geoms) else None
+def union(geoms: np.ndarray, *, coverage: bool = False):
+    """The union of a level's areas (for ``summarise_gaps``), or None when it has none. ``coverage``:
+    they form a valid coverage (``coverage_suspects`` flags none), so GEOS's coverage union, which
+    only drops the shared edges, gives the same land: 0.11 s against 1.77 s for 100,000 grids."""
+    if not len(geoms):
+        return None
+    return shapely.coverage_union_all(geoms) if coverage else shapely.union_all(geoms)
 
 
 def cap_findings(findings: Sequence[Finding], limit: int = MAX_LISTED) -> list[Finding]:
