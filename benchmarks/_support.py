@@ -218,6 +218,48 @@ def run_wrk(url: str, token: str, payload: str, *, seconds: float, threads: int 
 
 # -- statistics ----------------------------------------------------------------------------------------
 
+def cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc), with ``children`` also of its
+    running child processes (gunicorn's workers)."""
+    total = _proc_cpu(pid)
+    if children:
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and _proc_stat(entry)[1:2] == [str(pid)]:
+                total += _proc_cpu(int(entry))
+    return total
+
+
+def server_cpu_seconds() -> dict[str, float]:
+    """User + system CPU seconds so far of the machine's PostgreSQL processes (postmaster and
+    backends) and RabbitMQ nodes (``beam.smp``); a backend that exits in between takes its share."""
+    totals = {"postgres": 0.0, "rabbitmq": 0.0}
+    names = {"postgres": "postgres", "beam.smp": "rabbitmq"}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as f:
+                    name = names.get(f.read().strip())
+            except OSError:
+                continue
+            if name:
+                totals[name] += _proc_cpu(int(entry))
+    return totals
+
+
+def _proc_stat(pid) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state, ppid, …); [] if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def _proc_cpu(pid: int) -> float:
+    fields = _proc_stat(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else 0.0
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of a non-empty list."""
     ordered = sorted(values)

@@ -15,7 +15,8 @@ bare, intake without an Idempotency-Key, intake with a unique Idempotency-Key pe
 counter: the realistic phone client, which costs intake one more lookup). Any non-2xx response or socket
 error makes the figure invalid (reported as ``intake.errors``). After each intake round the rows added to
 ``reports`` are compared with the 201s wrk saw (rows may exceed 201s by the requests in flight when wrk
-stopped, at most the connection count).
+stopped, at most the connection count), and the CPU per stored report of intake's gunicorn (master and
+workers) and of PostgreSQL is noted.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import uuid
 
 import sqlalchemy as sa
 
-from benchmarks._support import Figure, Scope, emit, note, run_wrk, sigterm_as_exit
+from benchmarks._support import Figure, Scope, cpu_seconds, emit, note, run_wrk, server_cpu_seconds, sigterm_as_exit
 from harness.processes import GRIDCASE
 from shared.auth import issue_token
 
@@ -51,6 +52,7 @@ def run(quick: bool = False) -> list[Figure]:
                  "bare": procs.serve("serve-bare", [sys.executable, "-m", "benchmarks._bare_flask",
                                                     "--workers", str(WORKERS)])}
         procs.wait_ready("serve-intake", f"{bases['intake']}/intake/readyz")
+        serve_pid = procs.running["serve-intake"].pid
         procs.wait_ready("serve-bare", f"{bases['bare']}/healthz")
         engine = sa.create_engine(database.replace("postgresql://", "postgresql+psycopg://"), poolclass=sa.NullPool)
         scope.callback(engine.dispose)
@@ -72,8 +74,11 @@ def run(quick: bool = False) -> list[Figure]:
         for round_ in range(rounds):
             for case in ("bare", "plain", "keyed"):
                 before = rows() if case != "bare" else 0
+                cpu_before = (cpu_seconds(serve_pid, children=True), server_cpu_seconds()["postgres"])
                 result = load("bare" if case == "bare" else "intake", seconds, keyed=case == "keyed",
                               tag=f"{case}{round_}")
+                cpu = (cpu_seconds(serve_pid, children=True) - cpu_before[0],
+                       server_cpu_seconds()["postgres"] - cpu_before[1])
                 errors += result.errors
                 detail = (f"round {round_ + 1} {case:<5}: {result.rps:,.0f} req/s, {result.requests} requests, "
                           f"statuses {dict(sorted(result.statuses.items()))}, socket errors {result.socket_errors}, "
@@ -83,7 +88,9 @@ def run(quick: bool = False) -> list[Figure]:
                     added = rows() - before
                     created = result.count(201)
                     verdict = "ok" if 0 <= added - created <= CONNECTIONS else "MISMATCH"
-                    detail += f"; rows added {added} vs 201s {created} ({verdict})"
+                    per = 1000 / max(created, 1)
+                    detail += (f"; rows added {added} vs 201s {created} ({verdict}); CPU per report: gunicorn "
+                               f"{cpu[0] * per:.2f} ms, postgres {cpu[1] * per:.2f} ms")
                     if verdict != "ok":
                         errors += 1
                 note(detail)

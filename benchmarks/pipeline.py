@@ -39,7 +39,6 @@ tables.
 """
 from __future__ import annotations
 
-import os
 import random
 import sys
 import threading
@@ -50,7 +49,7 @@ from datetime import UTC, datetime
 import requests
 import sqlalchemy as sa
 
-from benchmarks._support import Figure, Scope, emit, note, percentile, sigterm_as_exit
+from benchmarks._support import Figure, Scope, cpu_seconds, emit, note, percentile, server_cpu_seconds, sigterm_as_exit
 from harness.processes import GRIDCASE, wait_for
 from shared.auth import issue_token
 
@@ -90,14 +89,14 @@ def run(quick: bool = False) -> list[Figure]:
              f"consume {raw_before['consume']:.2f} s, {len(bodies)} msgs of ~{sum(map(len, bodies)) // len(bodies)} B)")
 
         workers = {name: procs.running[f"worker-{name}"].pid for name in ("intake", "dispatch", "escalation")}
-        cpu_before = {name: _cpu_seconds(pid) for name, pid in workers.items()}
-        servers_before = _server_cpu_seconds()
+        cpu_before = {name: cpu_seconds(pid) for name, pid in workers.items()}
+        servers_before = server_cpu_seconds()
         committed = _write_reports(engines["intake"], rows, messages)
         timeout = max(120.0, n / 50)
         _wait_for_cases(engines["escalation"], 1 + n, timeout, procs)
-        cpu = {name: (_cpu_seconds(pid) - cpu_before[name]) / n * 1000 for name, pid in workers.items()}
+        cpu = {name: (cpu_seconds(pid) - cpu_before[name]) / n * 1000 for name, pid in workers.items()}
         cpu.update({name: (seconds - servers_before.get(name, 0.0)) / n * 1000
-                    for name, seconds in _server_cpu_seconds().items()})
+                    for name, seconds in server_cpu_seconds().items()})
         note("CPU per case in the throughput run: "
              + ", ".join(f"{name}{' worker' if name in workers else ''} {ms:.2f} ms" for name, ms in cpu.items()))
         with engines["escalation"].connect() as db:
@@ -153,33 +152,6 @@ def _import_city(scope: Scope, env: dict) -> list[tuple[float, float]]:
         point = shape(feature["geometry"]).representative_point()
         points.append((round(point.x, 6), round(point.y, 6)))
     return points
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _server_cpu_seconds() -> dict[str, float]:
-    """User + system CPU seconds so far of the machine's PostgreSQL processes (postmaster and backends)
-    and RabbitMQ nodes (``beam.smp``); a backend that exits in between takes its share with it."""
-    totals = {"postgres": 0.0, "rabbitmq": 0.0}
-    names = {"postgres": "postgres", "beam.smp": "rabbitmq"}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                head, tail = f.read().rsplit(")", 1)
-        except OSError:
-            continue
-        name = names.get(head.split("(", 1)[1])
-        if name:
-            fields = tail.split()
-            totals[name] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return totals
 
 
 def _cases(engine: sa.Engine) -> int:

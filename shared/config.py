@@ -41,8 +41,8 @@ class Settings:
     metrics_dir: str | None = None  # prometheus_client's multiprocess directory under gunicorn
     crash_at: str = ""  # a named crash point, for fault tests only (shared/faults.py)
     jwks_url: str | None = None  # an identity provider's JWKS (URL or file) for RS256/ES256 tokens
-    report_rate_limit: str = "60/minute;1000/day"  # reports one person may file (flask-limiter notation)
-    rate_limit_storage: str = "memory://"  # flask-limiter storage; shared (redis://…) across gunicorn workers
+    report_rate_limit: str = "60/minute;1000/day"  # reports one person may file (limits notation)
+    rate_limit_storage: str = "memory://"  # limits storage; shared (redis://…) across gunicorn workers
     location_accuracy_limit_m: float = 200.0  # a fix less accurate than this is not trusted for routing
     photo_dir: Path | None = None  # where photos are stored (default: <data dir>/photos)
     duplicate_radius_m: float = 0.0  # a report this close to an open case of its category is a duplicate (0: off)

@@ -5,7 +5,6 @@ publishes unsent rows and marks them sent after the broker's confirm. Rows long 
 """
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -25,14 +24,6 @@ outbox = sa.Table(
     sa.Index("ix_outbox_unsent", "id", postgresql_where=sa.text("sent_at IS NULL"),
              sqlite_where=sa.text("sent_at IS NULL")),
 )
-
-_wakeups: dict[str, threading.Event] = {}
-
-
-def wakeup(engine: sa.Engine) -> threading.Event:
-    """Set after a commit that wrote outbox rows, so a relay in the same process publishes at once
-    instead of at its next poll (a relay in another process polls)."""
-    return _wakeups.setdefault(str(engine.url), threading.Event())
 
 
 def add(connection: sa.Connection, envelopes: list[Envelope]) -> None:

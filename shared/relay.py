@@ -6,8 +6,8 @@ kombu. A crash between the broker's confirm and the UPDATE publishes the batch a
 consumers' inboxes absorb that. Broker or database trouble is retried with exponential backoff
 (tenacity), forever.
 
-When idle the relay sleeps until a commit in its own process wakes it (``shared.outbox.wakeup``,
-set by the unit of work) or its poll interval passes; the interval doubles while nothing is waiting,
+When idle the relay sleeps until a commit of messages in its own process wakes it
+(``shared.uow.on_commit``) or its poll interval passes; the interval doubles while nothing is waiting,
 up to ``idle_poll`` — long in the embedded mode, where every writer is in the same process, short in
 production, where the API that writes the rows is another process.
 """
@@ -24,6 +24,7 @@ from tenacity import Retrying, retry_if_exception_type, wait_exponential
 
 from shared import bus, logs, outbox
 from shared.faults import crash_point
+from shared.uow import forget, on_commit
 
 log = logs.get("gridcase.relay")
 #: Sent outbox rows are kept a day (the embedded replay needs the last hour).
@@ -70,7 +71,7 @@ class Relay:
         self.idle_poll = idle_poll
         self.replay_window = replay_window
         self.stopping = threading.Event()
-        self.wakeup = outbox.wakeup(engine)
+        self.wakeup = on_commit(engine, messages_only=True)
         self.publisher = None
         self._wait = poll_interval
         self._last_heartbeat = 0.0
@@ -91,6 +92,7 @@ class Relay:
     def stop(self) -> None:
         self.stopping.set()
         self.wakeup.set()
+        forget(self.engine, self.wakeup)
 
     def run_once(self) -> int:
         """Publish one batch; returns how many rows were published."""

@@ -9,8 +9,9 @@ Every use case — from an HTTP view, a consumer, the scheduler or the command l
         uow.add(SomethingHappened(...))   # typed messages, written to the outbox at commit
         uow.commit()
 
-``commit`` writes the messages to the outbox in the same transaction, commits, and then wakes this
-process's relay — here and nowhere else. Leaving the block without a commit rolls back.
+``commit`` writes the messages to the outbox in the same transaction, commits, and then wakes what
+waits on this database in this process (``on_commit``: the relay, the scheduler) — here and nowhere
+else. Leaving the block without a commit rolls back.
 
 A unit of work can be entered again while open: a consumer opens it, records the batch in its inbox,
 hands it to the handler (whose own ``with uow`` / ``commit`` then joins the consumer's transaction),
@@ -32,16 +33,35 @@ from shared.logs import current_traceparent
 from shared.messages import Envelope, make_message
 from shared.messages.events import Message
 
-_commit_listeners: dict[str, list[threading.Event]] = defaultdict(list)
+
+class CommitEvent(threading.Event):
+    """Set after a commit on one database (``messages_only``: a commit that wrote outbox messages)."""
+
+    def __init__(self, messages_only: bool):
+        super().__init__()
+        self.messages_only = messages_only
 
 
-def on_commit(engine: sa.Engine) -> threading.Event:
+#: database URL → the events its commits set in this process
+_commit_listeners: dict[str, list[CommitEvent]] = defaultdict(list)
+
+
+def on_commit(engine: sa.Engine, *, messages_only: bool = False) -> CommitEvent:
     """A new event, set after each commit of a unit of work on ``engine``'s database in this process
-    (the escalation scheduler waits on one, so a new or changed deadline wakes it; other processes'
-    commits are seen at its next poll). The listener clears it."""
-    event = threading.Event()
+    (``messages_only``: each commit that wrote outbox messages). The relay waits on one, so a message
+    is published at once; the escalation scheduler on another, so a new or changed deadline wakes it.
+    Other processes' commits are seen at their next poll. The listener clears it, and gives it back
+    with ``forget`` when it stops."""
+    event = CommitEvent(messages_only)
     _commit_listeners[str(engine.url)].append(event)
     return event
+
+
+def forget(engine: sa.Engine, event: CommitEvent) -> None:
+    """Commits on ``engine``'s database no longer set ``event``."""
+    listeners = _commit_listeners[str(engine.url)]
+    if event in listeners:
+        listeners.remove(event)
 
 
 class Store:
@@ -78,6 +98,7 @@ class UnitOfWork(Generic[S]):
         self._connection: sa.Connection | None = None
         self._transaction = None
         self._envelopes: list[Envelope] = []
+        self._listeners = _commit_listeners[str(engine.url)]  # the list itself: later listeners join it
         self.store: S = store(self._open, engine)
 
     # -- the block ---------------------------------------------------------------------------------
@@ -119,18 +140,18 @@ class UnitOfWork(Generic[S]):
                                                 traceparent=trace or current_traceparent()))
 
     def commit(self) -> None:
-        """Write the messages to the outbox, commit, wake the relay. Inside an enclosing block (a
-        consumer's batch) this is left to the outermost owner, so the batch commits as one."""
+        """Write the messages to the outbox, commit, wake the ``on_commit`` listeners. Inside an
+        enclosing block (a consumer's batch) this is left to the outermost owner, so the batch commits
+        as one."""
         if self._depth > 1:
             return
         envelopes, self._envelopes = self._envelopes, []
         self.store.flush(envelopes)
         if self._transaction is not None:
             self._transaction.commit()
-        if envelopes:
-            outbox.wakeup(self.engine).set()
-        for listener in _commit_listeners.get(str(self.engine.url), ()):
-            listener.set()
+        for listener in self._listeners:
+            if envelopes or not listener.messages_only:
+                listener.set()
 
     def rollback(self) -> None:
         self._envelopes = []

@@ -23,7 +23,7 @@ from prometheus_client import Gauge
 
 from services.escalation.handlers import escalate_due, next_due
 from shared import logs
-from shared.uow import on_commit
+from shared.uow import forget, on_commit
 
 log = logs.get("gridcase.scheduler")
 WITHOUT_DEADLINE = Gauge("gridcase_timers_without_deadline", "Working cases with no pending deadline",
@@ -70,6 +70,7 @@ class Scheduler:
     def stop(self) -> None:
         self.stopping.set()
         self.committed.set()
+        forget(self.service.engine, self.committed)
 
 
 def timer_health(service) -> dict:

@@ -261,13 +261,17 @@ class _Blocks:
             return self.reserved.pop()
 
 
-_block_reservations: dict[str, _Blocks] = {}
+_block_reservations: dict[sa.Engine, _Blocks] = {}
 _block_lock = threading.Lock()
 
 
 def _blocks(engine: sa.Engine) -> _Blocks:
-    with _block_lock:
-        return _block_reservations.setdefault(str(engine.url), _Blocks(engine))
+    """The engine's block of reserved numbers (one per engine, made on first use)."""
+    blocks = _block_reservations.get(engine)
+    if blocks is None:
+        with _block_lock:
+            blocks = _block_reservations.setdefault(engine, _Blocks(engine))
+    return blocks
 
 
 @functools.cache
