@@ -90,15 +90,26 @@ def test_an_unknown_category_stores_nothing():
     assert uow.store.reports == {} and uow.published == []
 
 
+OWNERS = events.Owners(hq=events.AreaRef("HQ", "City"), station=events.AreaRef("S1", "Station"),
+                       grid=events.AreaRef("G1", "Grid"))
+
+
+def dispatched(report) -> events.CaseDispatched:
+    return events.CaseDispatched(case_id=report.id, number=report.number_in("UTC"), category="street_light",
+                                 severity="normal", reported_at=report.reported_at, areas_version=1,
+                                 start_level=Level.GRID, owners=OWNERS)
+
+
+def opened(report, **fields) -> events.CaseChanged:
+    return events.CaseChanged(event="case.opened", case_id=report.id, status="open", level=Level.GRID,
+                              owner=events.OwnerRef(Level.GRID, "G1", "Grid"), at=report.reported_at, **fields)
+
+
 def test_intake_follows_escalation_so_the_reporter_sees_status_level_owner_and_area_scope():
     uow = FakeUnitOfWork(FakeReportStore())
     report = submit(uow).report
-    owners = events.Owners(hq=events.AreaRef("HQ", "City"), station=events.AreaRef("S1", "Station"),
-                           grid=events.AreaRef("G1", "Grid"))
-    intake.follow_cases([events.CaseChanged(
-        event="case.opened", case_id=report.id, status="open", level=Level.GRID,
-        owner=events.OwnerRef(Level.GRID, "G1", "Grid"), at=report.reported_at,
-        scope={"grid": "G1", "station": "S1", "subcenter": None})], uow, clock=FakeClock())
+    intake.follow_cases([opened(report, scope={"grid": "G1", "station": "S1", "subcenter": None})], uow,
+                        clock=FakeClock())
     followed = uow.store.reports[report.id]
     assert (followed.status, followed.owner_area_id) == ("open", "G1")
     assert followed.owners == {"grid": "G1", "station": "S1", "subcenter": None}
@@ -106,7 +117,7 @@ def test_intake_follows_escalation_so_the_reporter_sees_status_level_owner_and_a
         event="case.escalated", case_id=report.id, status="open", level=Level.STATION,
         owner=events.OwnerRef(Level.STATION, "S1", "Station"), at=report.reported_at)], uow, clock=FakeClock())
     assert uow.store.reports[report.id].level == Level.STATION
-    intake.follow_cases([events.CaseTransferred(case_id=report.id, owners=owners, level=None, reason="v2",
+    intake.follow_cases([events.CaseTransferred(case_id=report.id, owners=OWNERS, level=None, reason="v2",
                                                 actor="dispatch")], uow, clock=FakeClock())
     assert uow.store.reports[report.id].owner_area_id == "S1", "a re-route keeps the level"
 
@@ -114,33 +125,19 @@ def test_intake_follows_escalation_so_the_reporter_sees_status_level_owner_and_a
 def test_a_case_dispatched_queued_before_case_opened_carried_the_scope_is_still_followed():
     uow = FakeUnitOfWork(FakeReportStore())
     report = submit(uow).report
-    owners = events.Owners(hq=events.AreaRef("HQ", "City"), station=events.AreaRef("S1", "Station"),
-                           grid=events.AreaRef("G1", "Grid"))
-    intake.follow_cases([events.CaseDispatched(
-        case_id=report.id, number=report.number_in("UTC"), category="street_light", severity="normal",
-        reported_at=report.reported_at, areas_version=1, start_level=Level.GRID, owners=owners)], uow,
-        clock=FakeClock())
+    intake.follow_cases([dispatched(report)], uow, clock=FakeClock())
     followed = uow.store.reports[report.id]
     assert (followed.status, followed.owner_area_id, followed.owners["station"]) == ("open", "G1", "S1")
-    intake.follow_cases([events.CaseChanged(  # a case.opened without scope (an older producer) keeps it
-        event="case.opened", case_id=report.id, status="open", level=Level.GRID,
-        owner=events.OwnerRef(Level.GRID, "G1", "Grid"), at=report.reported_at)], uow, clock=FakeClock())
+    intake.follow_cases([opened(report)], uow, clock=FakeClock())  # no scope (an older producer): kept
     assert uow.store.reports[report.id].owners["station"] == "S1"
 
 
 def test_a_batch_of_case_events_is_applied_in_order_one_case_after_another():
     uow = FakeUnitOfWork(FakeReportStore())
     first, second = submit(uow).report, submit(uow, key="second").report
-    owners = events.Owners(hq=events.AreaRef("HQ", "City"), station=events.AreaRef("S1", "Station"),
-                           grid=events.AreaRef("G1", "Grid"))
-
-    def dispatched(report):
-        return events.CaseDispatched(case_id=report.id, number=report.number_in("UTC"), category="street_light",
-                                     severity="normal", reported_at=report.reported_at, areas_version=1,
-                                     start_level=Level.GRID, owners=owners)
     escalated = events.CaseChanged(event="case.escalated", case_id=first.id, status="open", level=Level.STATION,
                                    owner=events.OwnerRef(Level.STATION, "S1", "Station"), at=first.reported_at)
-    intake.follow_cases([dispatched(first), dispatched(second), escalated], uow, clock=FakeClock())
+    intake.follow_cases([opened(first), opened(second), escalated], uow, clock=FakeClock())
     assert (uow.store.reports[first.id].level, uow.store.reports[first.id].owner_area_id) == (Level.STATION, "S1")
     assert (uow.store.reports[second.id].level, uow.store.reports[second.id].owner_area_id) == (Level.GRID, "G1")
 
