@@ -46,6 +46,7 @@ def development_tokens(system, settings) -> list[tuple[str, str | None, str]]:
     for role in ROLES:
         level = ROLE_SCOPE.get(Role(role))
         area = active.hierarchy.level(level.area)[0].id if level else None
-        user = f"{role}-{area}" if area else role
+        # a grid worker is a person (``gridcase token --user``); staff get their desk's subject, <role>@<area>
+        user = "demo-worker" if role == Role.GRID_WORKER else None
         out.append((role, area, issue_token(settings.secret, role, area=area, user=user)))
     return out

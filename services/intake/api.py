@@ -109,10 +109,13 @@ class CategoryOut(Schema):
 
 
 def rate_limited(view):
-    """Refuse a reporter over their limits (``services.intake.limits``) before the body is read."""
+    """Refuse a reporter over their limits (``services.intake.limits``) before the body is read, but
+    not the retry of a report they stored (its ``Idempotency-Key``): that is answered with the report."""
     @functools.wraps(view)
     def limited(*args, **kwargs):
-        check_reports(identity())
+        caller, key = identity(), request.headers.get("Idempotency-Key")
+        check_reports(caller, lambda: key is not None and KEY.match(key) is not None
+                      and current_service().run(handlers.stored_report, caller, key) is not None)
         return view(*args, **kwargs)
     return limited
 

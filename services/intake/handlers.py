@@ -87,6 +87,12 @@ def submit_report(report: NewReport, reporter: Identity, idempotency_key: str | 
     return Submitted(existing, created=False)
 
 
+def stored_report(reporter: Identity, idempotency_key: str, uow: UnitOfWork) -> Report | None:
+    """The report ``reporter`` stored with ``idempotency_key``, if any."""
+    with uow:
+        return uow.store.by_key(reporter.user, idempotency_key)
+
+
 def reported_message(stored: Report, time_zone: str, reporter_grid: str | None = None) -> events.CaseReported:
     """The ``case.reported`` of a stored report (its location, if any, is WGS84; its number dated in the
     city's ``time_zone``)."""

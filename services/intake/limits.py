@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 from flask import Flask, current_app
 from flask_smorest import abort
@@ -62,12 +63,16 @@ class ReportLimits:
         app.extensions[EXTENSION] = limits = cls(settings.report_rate_limit, settings.rate_limit_storage)
         return limits
 
-    def check(self, identity) -> None:
-        """Abort ``429`` with ``Retry-After`` when ``identity`` has used up a limit (admins: never)."""
+    def check(self, identity, retry: Callable[[], bool] = lambda: False) -> None:
+        """Abort ``429`` with ``Retry-After`` when ``identity`` has used up a limit (admins: never),
+        unless ``retry()`` says the request is a retry of a report already stored: a phone that lost
+        the answer gets it, whatever the limit (asked only when the limit is used up)."""
         if identity.role == Role.ADMIN:
             return
         for item in self.items:
             if not self.limiter.test(item, "gridcase", "report", identity.user):
+                if retry():
+                    return
                 reset = self.limiter.get_window_stats(item, "gridcase", "report", identity.user).reset_time
                 wait = max(1, math.ceil(reset - time.time()))
                 abort(429, message=f"at most {item} reports per person; retry in {wait} s",
@@ -80,11 +85,11 @@ class ReportLimits:
                 self.limiter.hit(item, "gridcase", "report", identity.user)
 
 
-def check_reports(identity) -> None:
+def check_reports(identity, retry: Callable[[], bool] = lambda: False) -> None:
     """``ReportLimits.check`` on the running app's limits (nothing when none are installed)."""
     limits = current_app.extensions.get(EXTENSION)
     if limits is not None:
-        limits.check(identity)
+        limits.check(identity, retry)
 
 
 def count_report(identity) -> None:

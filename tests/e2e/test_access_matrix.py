@@ -199,7 +199,7 @@ def test_public_categories_need_no_token(world):
     assert call(base, people, "no token", "GET", "/intake/v1/categories").status_code == 200
 
 
-def test_a_person_filing_too_fast_gets_429_with_retry_after_and_retries_do_not_count(tmp_path):
+def test_a_person_filing_too_fast_gets_429_with_retry_after_and_retries_do_not_count_and_are_answered(tmp_path):
     with embedded_system(tmp_path, env={"GRIDCASE_REPORT_RATE_LIMIT": "3/minute"}) as base:
         admin = token(tmp_path, "admin")
         grid = requests.get(f"{base}/dispatch/v1/areas", params={"level": "grid"}, headers=auth(admin),
@@ -219,4 +219,6 @@ def test_a_person_filing_too_fast_gets_429_with_retry_after_and_retries_do_not_c
         assert refused.status_code == 429
         assert refused.headers["Content-Type"].startswith("application/problem+json")
         assert 1 <= int(refused.headers["Retry-After"]) <= 60 + (time.monotonic() - started)
+        assert send(worker, "r4") == 429
+        assert send(worker, "r2") == 201, "a retry of a stored report is answered with it, over the limit too"
         assert send(other, "r1") == 201
