@@ -9,7 +9,7 @@ from pathlib import Path
 import requests
 from playwright.sync_api import expect
 
-from tests.browser.conftest import SCREENSHOTS, WALL, open_page
+from tests.browser.conftest import PHONE, SCREENSHOTS, WALL, open_page
 from tests.support.system import auth, wait_for_case
 
 STATS = "/escalation/v1/stats/closure-times"
@@ -158,4 +158,24 @@ def test_the_ranking_shares_ranks_says_when_it_is_empty_and_short_times_read_in_
     page.select_option("#rank-by", "rework_rate")  # lower is better: two share the first place
     assert page.locator("#ranking tbody td:nth-child(1)").all_inner_texts() == ["1", "1", "3"]
     assert "16 s" in page.locator("#table tbody tr").first.inner_text()
+    context.close()
+
+
+def test_on_a_phone_in_chinese_a_units_name_and_the_headings_do_not_break_after_every_character(browser, site):
+    """Found in a new user's trial: on a 360 px phone the table's unit column was one character wide, so
+    "第1分中心第1工作站" stood one character a line; the headings broke the same way. The table scrolls
+    sideways instead."""
+    rows = [{**r, "area_name": "第1分中心第" + r["area_name"][1:]} for r in SAMPLE["rows"]]
+    context = browser.new_context(viewport=PHONE, locale="zh-CN")
+    context.route(f"**{STATS}?*", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps({**SAMPLE, "rows": rows}, ensure_ascii=False)))
+    page = context.new_page()
+    page.goto(f"{site.url}/desk/#token={site.token('supervisor')}")
+    page.wait_for_selector("body[data-ready=true]")
+    expect(page.locator("#table tbody tr").first).to_be_visible()
+    line = page.evaluate("parseFloat(getComputedStyle(document.querySelector('#table td')).lineHeight)"
+                         " || 1.5 * parseFloat(getComputedStyle(document.querySelector('#table td')).fontSize)")
+    for selector in ("#table tbody td.group", "#ranking tbody td.group", "#table thead th", "#ranking thead th"):
+        tallest = max(page.locator(selector).evaluate_all("cells => cells.map(c => c.clientHeight)"))
+        assert tallest <= 3 * line + 16, f"{selector}: {tallest} px high, {line} px a line"
     context.close()

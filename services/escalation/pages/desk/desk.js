@@ -120,11 +120,11 @@
     const rankOf = (r) => 1 + ranked.filter((o) => better(o[by], r[by])).length;
     $('ranking').replaceChildren(
       gc.el('thead', {}, [gc.el('tr', {}, [
-        gc.el('th', { scope: 'col', class: 'num', text: gc.t('rank') }), gc.el('th', { scope: 'col', text: gc.t('col_group') }),
+        gc.el('th', { scope: 'col', class: 'num', text: gc.t('rank') }), gc.el('th', { scope: 'col', class: 'group', text: gc.t('col_group') }),
         gc.el('th', { scope: 'col', class: 'num', text: gc.t('col_' + by) }), gc.el('th', { scope: 'col', class: 'num', text: gc.t('col_opened') }),
       ])]),
       gc.el('tbody', {}, ranked.length ? ranked.map((r) => gc.el('tr', {}, [
-        gc.el('td', { class: 'num', text: rankOf(r) }), gc.el('td', { text: groupOf(r) }),
+        gc.el('td', { class: 'num', text: rankOf(r) }), gc.el('td', { class: 'group', text: groupOf(r) }),
         gc.el('td', { class: 'num', text: by === 'overdue' ? r[by] : percent(r[by]) }), gc.el('td', { class: 'num', text: r.opened }),
       ])) : [gc.el('tr', {}, [gc.el('td', { colspan: 4, class: 'muted', text: gc.t('ranking_empty') })])]),
     );
@@ -136,9 +136,9 @@
       ...TIMES.flatMap((k) => [gc.t('col_' + k) + ' ' + gc.t('median'), gc.t('col_' + k) + ' ' + gc.t('p90')]),
       ...LEVELS.map((n) => gc.t('col_time_at_level', { level: n }))];
     $('table').replaceChildren(
-      gc.el('thead', {}, [gc.el('tr', {}, head.map((h, i) => gc.el('th', { scope: 'col', class: i > 1 ? 'num' : '', text: h })))]),
+      gc.el('thead', {}, [gc.el('tr', {}, head.map((h, i) => gc.el('th', { scope: 'col', class: i > 1 ? 'num' : i === 0 ? 'group' : '', text: h })))]),
       gc.el('tbody', {}, rows.map((r) => gc.el('tr', {}, [
-        gc.el('td', { text: groupOf(r) }), gc.el('td', { text: r.period_start || '' }),
+        gc.el('td', { class: 'group', text: groupOf(r) }), gc.el('td', { text: r.period_start || '' }),
         gc.el('td', { class: 'num', text: r.opened }), gc.el('td', { class: 'num', text: r.closed }),
         ...RATE_COLUMNS.map((k) => gc.el('td', { class: 'num', text: percent(r[k]) })),
         gc.el('td', { class: 'num', text: r.overdue }),
