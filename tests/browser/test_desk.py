@@ -37,6 +37,18 @@ SAMPLE = {"group_by": "station", "period": "month", "from": "2026-09-01", "to": 
 SAMPLE_CSV = "area_id,period_start,opened,closed\nSC01-ST01,2026-11-01,40,36\n"
 
 
+def desk_answering(browser, site, rows, *, viewport=WALL, locale="en-US"):
+    """A supervisor's desk whose statistics query is answered with ``SAMPLE`` holding ``rows``:
+    (context, page), the page ready."""
+    context = browser.new_context(viewport=viewport, locale=locale)
+    context.route(f"**{STATS}?*", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps({**SAMPLE, "rows": rows}, ensure_ascii=False)))
+    page = context.new_page()
+    page.goto(f"{site.url}/desk/#token={site.token('supervisor')}")
+    page.wait_for_selector("body[data-ready=true]")
+    return context, page
+
+
 def test_the_desk_says_statistics_are_not_available_when_the_server_has_none(browser, site):
     """A gateway in front of an escalation without the statistics endpoint answers 404: the desk says so
     (the answer is made in the browser; this server has the endpoint)."""
@@ -148,12 +160,7 @@ def test_the_ranking_shares_ranks_says_when_it_is_empty_and_short_times_read_in_
         return {**row(area_id, name, "2026-11-01", 10, 5, 0, rework), "on_time_rate": None}
     rows = [{**open_only("SC01-ST01", "第1工作站", .1), "time_to_acknowledge": timing(16, 40)},
             open_only("SC01-ST02", "第2工作站", .1), open_only("SC01-ST03", "第3工作站", .3)]
-    context = browser.new_context(viewport=WALL, locale="en-US")
-    context.route(f"**{STATS}?*", lambda route: route.fulfill(
-        status=200, content_type="application/json", body=json.dumps({**SAMPLE, "rows": rows}, ensure_ascii=False)))
-    page = context.new_page()
-    page.goto(f"{site.url}/desk/#token={site.token('supervisor')}")
-    page.wait_for_selector("body[data-ready=true]")
+    context, page = desk_answering(browser, site, rows)
     expect(page.locator("#ranking tbody")).to_contain_text("No value for this measure")
     page.select_option("#rank-by", "rework_rate")  # lower is better: two share the first place
     assert page.locator("#ranking tbody td:nth-child(1)").all_inner_texts() == ["1", "1", "3"]
@@ -166,12 +173,7 @@ def test_on_a_phone_in_chinese_a_units_name_and_the_headings_do_not_break_after_
     "第1分中心第1工作站" stood one character a line; the headings broke the same way. The table scrolls
     sideways instead."""
     rows = [{**r, "area_name": "第1分中心第" + r["area_name"][1:]} for r in SAMPLE["rows"]]
-    context = browser.new_context(viewport=PHONE, locale="zh-CN")
-    context.route(f"**{STATS}?*", lambda route: route.fulfill(
-        status=200, content_type="application/json", body=json.dumps({**SAMPLE, "rows": rows}, ensure_ascii=False)))
-    page = context.new_page()
-    page.goto(f"{site.url}/desk/#token={site.token('supervisor')}")
-    page.wait_for_selector("body[data-ready=true]")
+    context, page = desk_answering(browser, site, rows, viewport=PHONE, locale="zh-CN")
     expect(page.locator("#table tbody tr").first).to_be_visible()
     line = page.evaluate("parseFloat(getComputedStyle(document.querySelector('#table td')).lineHeight)"
                          " || 1.5 * parseFloat(getComputedStyle(document.querySelector('#table td')).fontSize)")
