@@ -354,6 +354,10 @@ class CaseStore(Store):
         def where(a, b):
             return [f.opened_day >= a, f.opened_day < b, *_facts_scope(identity)]
 
+        def out(r, quantiles):  # a result row (group, period, counts) and its quantiles → a statistics row
+            counts = {c: int(r._mapping[c] or 0) for c in statistics.COUNTS}
+            return statistics.row({field: r.k, "period_start": r.p.isoformat()}, counts, quantiles)
+
         def grouped(a, b, extra, k=key):
             return (sa.select(k.label("k"), when.label("p"), *sums, *extra).where(*where(a, b))
                     .group_by(k, when).order_by(when, k))
@@ -372,10 +376,8 @@ class CaseStore(Store):
             halves = _halves(day_from, day_to, period)
             with ThreadPoolExecutor(len(halves)) as pool:
                 rows = [r for part in pool.map(read, halves) for r in part]
-            return [statistics.row({field: r.k, "period_start": r.p.isoformat()},
-                                   {c: int(r._mapping[c] or 0) for c in statistics.COUNTS},
-                                   {c: tuple(r._mapping[c]) if r._mapping[c] is not None else (None, None)
-                                    for c in columns}) for r in rows]
+            return [out(r, {c: tuple(r._mapping[c]) if r._mapping[c] is not None else (None, None)
+                            for c in columns}) for r in rows]
         values: dict[tuple, dict[str, list]] = {}
         for r in self.db.execute(sa.select(key.label("k"), when.label("p"), *(f[c] for c in columns))
                                  .where(*where(day_from, day_to))):
@@ -385,10 +387,7 @@ class CaseStore(Store):
                     bucket[c].append(r._mapping[c])
         quantiles = {group: {c: (statistics.quantile(v, 0.5), statistics.quantile(v, 0.9))
                              for c, v in cols.items()} for group, cols in values.items()}
-        return [statistics.row({field: r.k, "period_start": r.p.isoformat()},
-                               {c: int(r._mapping[c] or 0) for c in statistics.COUNTS},
-                               quantiles.get((r.k, r.p), {}))
-                for r in self.db.execute(grouped(day_from, day_to, []))]
+        return [out(r, quantiles.get((r.k, r.p), {})) for r in self.db.execute(grouped(day_from, day_to, []))]
 
     def refresh_missing_facts(self, now: datetime, limit: int = 1000) -> int:
         """Compute the statistics row of up to ``limit`` cases that have none (cases opened before the
