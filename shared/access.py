@@ -4,10 +4,10 @@ action, resource)``.
 - **Actions** are named ``<thing>.<verb>`` (``ACTIONS``); each lists the roles that may ever take it.
   A role not listed is **forbidden** (403) whatever the resource: that tells the caller nothing about
   any case, so it is answered before the request's body or query is read.
-- **Resources** are described by their owners (area level → area id, as every store keeps them) and,
+- **Resources** are described by their owners (``shared.owners.Owners``, as every store keeps them) and,
   for a report, its reporter. A resource the caller may not see is **not found** (404), exactly as a
   missing one: a case outside the caller's area does not exist for them. The area rule is
-  ``shared.vocabulary.in_scope``; each store's ``scoped(query, identity)`` is the same rule in SQL,
+  ``shared.owners.in_scope``; each store's ``scoped(query, identity)`` is the same rule in SQL,
   used for lists and loads (the store returns nothing; the edge answers 404).
 - Everything else is **allowed**; the domain may still refuse an allowed action on a case's state
   (409) or on who is acting within the area (e.g. only the grid's own worker verifies: 403).
@@ -18,11 +18,11 @@ not file reports; only admins import areas; only staff move cases (README "Roles
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
-from shared.vocabulary import Role, in_scope
+from shared.owners import NO_OWNERS, Owners, in_scope
+from shared.vocabulary import Role
 
 
 class Decision(StrEnum):
@@ -63,7 +63,7 @@ ACTIONS: dict[str, frozenset[Role] | None] = {
 class Resource:
     """What an action is taken on: a case or report (its ``owners``; ``reporter`` for a report)."""
 
-    owners: Mapping[str, str | None] = field(default_factory=dict)
+    owners: Owners = NO_OWNERS
     reporter: str | None = None
 
 

@@ -25,7 +25,8 @@ from pathlib import Path
 import jwt
 
 from shared.fields import LIMITS, storable_problem
-from shared.vocabulary import ROLE_SCOPE, Role, in_scope
+from shared.owners import Owners, in_scope
+from shared.vocabulary import ROLE_SCOPE, Role
 
 ROLES = tuple(role.value for role in Role)
 ALGORITHM = "HS256"
@@ -49,8 +50,8 @@ class Identity:
     user: str
     area: str | None = None
 
-    def sees(self, owners: dict[str, str | None]) -> bool:
-        """Whether this identity's area covers a case owned by ``owners`` (area level → area id)."""
+    def sees(self, owners: Owners) -> bool:
+        """Whether this identity's area covers a case owned by ``owners``."""
         return in_scope(self.role, self.area, owners)
 
 

@@ -1,5 +1,5 @@
-"""gridcase's words, each defined once: levels, case statuses, timeline step types, roles and the
-area-scope rule.
+"""gridcase's words, each defined once: levels, case statuses, timeline step types and roles (the
+area-scope rule is beside the owners, in ``shared.owners``).
 
 Every service, message and page speaks these. A level is an ``IntEnum`` (1 = grid worker … 4 =
 command headquarters) whose ``.area`` is the name of the area level that owns a case there; a level
@@ -8,7 +8,6 @@ so they compare equal to the plain strings stored in databases and tokens.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from enum import IntEnum, StrEnum
 
 
@@ -107,12 +106,3 @@ class Role(StrEnum):
 ROLE_SCOPE: dict[Role, Level] = {Role.GRID_WORKER: Level.GRID, Role.STATION: Level.STATION,
                                  Role.SUBCENTER: Level.SUBCENTER}
 
-
-def in_scope(role: str, area: str | None, owners: Mapping[str, str | None]) -> bool:
-    """The area-scope rule: whether a caller (``role``, ``area`` id) may see a case whose owners are
-    ``owners`` (area level name → area id, e.g. ``{"grid": "G1", "station": "S1", ...}``).
-
-    A scoped role sees a case when the case's owner at the role's level is the caller's area; a caller
-    of a scoped role with no area sees nothing."""
-    level = ROLE_SCOPE.get(Role(role))
-    return level is None or (area is not None and owners.get(level.area) == area)

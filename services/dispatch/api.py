@@ -145,9 +145,7 @@ class Locate(MethodView):
             location = active.locator.locate(lon, lat)
         except OutsideCity:
             abort(404, message=f"({lon}, {lat}) lies outside the city of version {active.version}")
-        ref = lambda r: {"id": r.id, "name": r.name} if r else None  # noqa: E731
-        return {"grid": ref(location.grid), "station": ref(location.station),
-                "subcenter": ref(location.subcenter), "hq": ref(location.hq), "triage": location.triage,
+        return {**location.owners.to_json(), "triage": location.triage,
                 "candidates": [{"id": c.id, "distance_m": round(c.distance_m, 1)} for c in location.candidates],
                 "version": active.version, "lon": lon, "lat": lat}
 

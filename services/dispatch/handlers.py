@@ -4,20 +4,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.dispatch.areaindex import AreaIndex
-from services.dispatch.domain.areas import Hierarchy
-from services.dispatch.domain.locate import AreaRef, Location, Locator
+from services.dispatch.domain.areas import LEVELS, Hierarchy
+from services.dispatch.domain.locate import Location, Locator
 from services.dispatch.domain.routing import route
 from shared.clock import Clock
 from shared.messages import events
+from shared.owners import AreaRef, Owners
 from shared.policy import Policy
 from shared.uow import UnitOfWork
-from shared.vocabulary import AREA_LEVELS, Level
-
-
-def owners(location: Location) -> events.Owners:
-    """The owners of a located point, as messages carry them."""
-    return events.Owners(**{name: (events.AreaRef(ref.id, ref.name) if (ref := getattr(location, name)) else None)
-                            for name in AREA_LEVELS})
+from shared.vocabulary import Level
 
 
 def dispatch_cases(messages: list[events.CaseReported], uow: UnitOfWork, *, areas: AreaIndex, policy: Policy,
@@ -45,16 +40,16 @@ def dispatch_cases(messages: list[events.CaseReported], uow: UnitOfWork, *, area
             location, level = route(location or _outside_city(active.hierarchy), active.locator,
                                     category_start=category.start_level_for(message.severity) if category else "grid",
                                     unit=category.unit if category else None)
-            found = owners(location)
+            found = location.owners
             records.append({"case_id": message.case_id, "number": message.number, "category": message.category,
                             "lon": point.lon, "lat": point.lat, "version": active.version,
-                            "start_level": level, "triage": location.triage,
+                            "start_level": level.area, "triage": location.triage,
                             "candidates": [vars(c) for c in location.candidates], "dispatched_at": now,
-                            **{f"{k}_id": v for k, v in found.ids().items()}})
+                            **found.columns()})
             uow.add(events.CaseDispatched(
                 case_id=message.case_id, number=message.number, category=message.category,
                 severity=message.severity, reported_at=message.reported_at, areas_version=active.version,
-                start_level=Level.of(level), owners=found, triage=location.triage,
+                start_level=level, owners=found, triage=location.triage,
                 candidates=tuple(events.Candidate(c.id, c.distance_m) for c in location.candidates),
                 description=message.description, location=message.location, reporter=message.reporter,
                 location_unverified=message.location_unverified), cause=message)
@@ -76,7 +71,7 @@ def follow_transfer(message: events.CaseTransferred, uow: UnitOfWork) -> None:
         return
     with uow:
         if uow.store.get(message.case_id) is not None:
-            uow.store.move(message.case_id, version=uow.store.active_version(), owner_ids=message.owners.ids(),
+            uow.store.move(message.case_id, version=uow.store.active_version(), owners=message.owners,
                            triage=False, candidates=[])
         uow.commit()
 
@@ -84,8 +79,7 @@ def follow_transfer(message: events.CaseTransferred, uow: UnitOfWork) -> None:
 def _outside_city(hierarchy: Hierarchy) -> Location:
     """A reported case is never dropped: a point outside the city goes to headquarters for triage."""
     hq = hierarchy.level("hq")[0]
-    return Location(grid=None, station=None, subcenter=None, hq=AreaRef(hq.id, hq.name), triage=True,
-                    candidates=())
+    return Location(Owners(hq=AreaRef(hq.id, hq.name)), triage=True, candidates=())
 
 
 # -- area versions -------------------------------------------------------------------------------------
@@ -129,7 +123,7 @@ def import_areas(command: ImportAreas, uow: UnitOfWork, *, clock: Clock, policy:
     hierarchy, findings = build_hierarchy(command.levels, repair=command.repair, progress=command.progress)
     if hierarchy is None:
         return ImportResult(None, findings, [])
-    summary = {level: len(hierarchy.level(level)) for level in AREA_LEVELS}
+    summary = {level: len(hierarchy.level(level)) for level in LEVELS}
     summary["warnings"] = len(findings)
     moves: list[Move] = []
     with uow:
@@ -159,11 +153,11 @@ def _reroute_open_cases(version: int, hierarchy: Hierarchy, uow: UnitOfWork, *, 
         category = policy.categories.get(row.category)
         location, _level = route(location or _outside_city(hierarchy), locator,
                                  category_start=row.start_level, unit=category.unit if category else None)
-        before = {name: getattr(row, f"{name}_id") for name in AREA_LEVELS}
-        found = owners(location)
+        before = Owners.from_columns(row).ids()
+        found = location.owners
         if before == found.ids():
             continue
-        uow.store.move(row.case_id, version=version, owner_ids=found.ids(), triage=location.triage,
+        uow.store.move(row.case_id, version=version, owners=found, triage=location.triage,
                        candidates=[vars(c) for c in location.candidates])
         uow.add(events.CaseTransferred(case_id=row.case_id, owners=found, level=None,
                                        reason=f"area version {version} activated", actor="dispatch"))
@@ -202,12 +196,12 @@ def transfer_case(command: TransferCase, uow: UnitOfWork, *, areas: AreaIndex) -
             location = active.locator.unit(command.target)
         except KeyError:
             raise TransferError(f"no area {command.target!r} in area version {active.version}") from None
-        level = location.owner_level()
-        if level not in ("grid", "station"):
+        level = location.owners.owned_level()
+        if level not in (Level.GRID, Level.STATION):
             raise TransferError("a case is transferred to a grid or a station")
-        found = owners(location)
-        uow.store.move(command.case_id, version=active.version, owner_ids=found.ids(), triage=False, candidates=[])
-        transferred = events.CaseTransferred(case_id=command.case_id, owners=found, level=Level.of(level),
+        found = location.owners
+        uow.store.move(command.case_id, version=active.version, owners=found, triage=False, candidates=[])
+        transferred = events.CaseTransferred(case_id=command.case_id, owners=found, level=level,
                                              reason=command.reason, actor=command.actor)
         uow.add(transferred)
         uow.commit()

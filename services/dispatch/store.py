@@ -7,8 +7,9 @@ import sqlalchemy as sa
 from services.dispatch.domain.areas import Area, Hierarchy
 from shared.auth import Identity
 from shared.db import UTCDateTime
+from shared.owners import Owners
 from shared.uow import Store
-from shared.vocabulary import AREA_LEVELS, ROLE_SCOPE, Role
+from shared.vocabulary import ROLE_SCOPE, Role
 
 metadata = sa.MetaData()
 
@@ -53,7 +54,7 @@ dispatches = sa.Table(
 
 
 def scoped(query: sa.Select, identity: Identity) -> sa.Select:
-    """Only the dispatch records ``identity`` may see (``shared.vocabulary.in_scope``, as SQL)."""
+    """Only the dispatch records ``identity`` may see (``shared.owners.in_scope``, as SQL)."""
     level = ROLE_SCOPE.get(Role(identity.role))
     if level is None:
         return query
@@ -118,12 +119,12 @@ class DispatchStore(Store):
         return self.db.execute(sa.select(dispatches).where(dispatches.c.closed_at.is_(None))
                                .order_by(dispatches.c.dispatched_at)).all()
 
-    def move(self, case_id: str, *, version: int, owner_ids: dict[str, str | None], triage: bool,
+    def move(self, case_id: str, *, version: int, owners: Owners, triage: bool,
              candidates: list[dict]) -> None:
-        """New owners for a case (``owner_ids``: area level name → id)."""
+        """New owners for a case."""
         self.db.execute(dispatches.update().where(dispatches.c.case_id == case_id).values(
             version=version, triage=triage, candidates=candidates,
-            **{f"{level}_id": owner_ids[level] for level in AREA_LEVELS}))
+            **owners.columns()))
 
     def close(self, case_id: str, now) -> None:
         self.db.execute(dispatches.update().where(dispatches.c.case_id == case_id).values(closed_at=now))

@@ -21,7 +21,7 @@ from shared.access import Decision
 from shared.clock import isoformat
 from shared.fields import LIMITS, JsonFloat, JsonInteger, QueryBoolean, QueryFloat, QueryInteger, Text
 from shared.policy import parse_policy
-from shared.vocabulary import Status
+from shared.vocabulary import Level, Status
 from shared.web import Blueprint, access, current_service, deny, identity
 
 blp = Blueprint("escalation", __name__, url_prefix="/escalation/v1", description="The four-level closed loop")
@@ -158,7 +158,7 @@ def case_view(case, report, updated_at, now, *, candidates=(), steps=None, avail
         "id": case.id, "number": case.number, "category": case.category, "severity": case.severity,
         "status": case.status, "level": int(case.level),
         "owner": {"level": int(owner.level), "area_id": owner.area_id, "area_name": owner.area_name},
-        "areas": case.areas, "deadline": isoformat(case.deadline) if case.deadline else None,
+        "areas": case.owners.to_json(), "deadline": isoformat(case.deadline) if case.deadline else None,
         "time_left": (case.deadline - now).total_seconds() if case.deadline else None,
         "overdue": case.overdue or case.is_past_deadline(now),
         "warned": case.warned,
@@ -186,7 +186,7 @@ def _triage_reason(case) -> str | None:
     one inside the city lies in a gap between grids."""
     if not case.triage:
         return None
-    return "outside_city" if not case.areas.get("subcenter") and not case.areas.get("station") else "no_grid"
+    return "outside_city" if case.owners.owned_level(Level.STATION) == Level.HQ else "no_grid"
 
 
 @blp.route("/cases")

@@ -7,12 +7,12 @@ from __future__ import annotations
 from services.escalation.domain.calendar import WorkingCalendar, known_region, parse_periods
 from services.escalation.domain.deadlines import Limit, TimePolicy
 from shared.config import Settings
+from shared.owners import Owners
 from shared.policy import WEEKDAYS, Amount, CalendarSpec, Policy, Rule
-from shared.vocabulary import SCOPED_AREA_LEVELS
 
 
 class Calendars:
-    """``for_areas(areas)`` → the ``WorkingCalendar`` of a case's owners: the calendar of its most
+    """``for_owners(owners)`` → the ``WorkingCalendar`` of a case's owners: the calendar of its most
     specific owner (grid, then station, then sub-center) that has a ``[[calendar.units]]`` entry,
     else the city's."""
 
@@ -32,12 +32,11 @@ class Calendars:
         else the policy's ``[calendar] region``) with the policy's working periods and unit overrides."""
         return cls(policy.calendar, settings.time_zone, settings.holidays or policy.calendar.region)
 
-    def for_areas(self, areas: dict[str, dict | None]) -> WorkingCalendar:
-        """The calendar of a case owned by ``areas`` (level name → ``{"id", …}`` or None)."""
-        for name in SCOPED_AREA_LEVELS:
-            ref = areas.get(name)
-            if ref and ref.get("id") in self.units:
-                return self.units[ref["id"]]
+    def for_owners(self, owners: Owners) -> WorkingCalendar:
+        """The calendar of a case owned by ``owners``."""
+        for area_id in owners.scope().values():
+            if area_id in self.units:
+                return self.units[area_id]
         return self.city
 
 

@@ -12,7 +12,7 @@ from services.escalation.calendars import Calendars, time_policy
 from services.escalation.domain import actions, measures, statistics, timers
 from services.escalation.domain.cases import Case, open_case
 from services.escalation.domain.errors import InvalidArgument, Refused
-from services.escalation.domain.permissions import Actor
+from services.escalation.domain.permissions import Actor, verifying_level
 from services.escalation.domain.timeline import Outcome, StepType
 from services.escalation.store import Report
 from shared import logs
@@ -22,7 +22,7 @@ from shared.consumer import Unavailable
 from shared.messages import events
 from shared.policy import Policy
 from shared.uow import UnitOfWork
-from shared.vocabulary import AREA_LEVELS, SCOPED_AREA_LEVELS, Level, Role, Status
+from shared.vocabulary import Level, Role, Status
 
 log = logs.get("gridcase.escalation")
 LAG = Histogram("gridcase_scheduler_lag_seconds", "Deadline to automatic step, in real seconds",
@@ -43,10 +43,9 @@ def open_cases(messages: list[events.CaseDispatched], uow: UnitOfWork, *, policy
         new = []
         for m in messages:
             category = policy.categories.get(m.category) or policy.categories["other"]
-            areas = _areas(m.owners)
-            frozen = time_policy(category.rule(m.severity), calendars.for_areas(areas))
+            frozen = time_policy(category.rule(m.severity), calendars.for_owners(m.owners))
             case, outcome = open_case(id=m.case_id, number=m.number, category=m.category, severity=m.severity,
-                                      areas=areas, start_level=m.start_level,
+                                      owners=m.owners, start_level=m.start_level,
                                       policy=frozen, now=now, triage=m.triage,
                                       location_unverified=m.location_unverified)
             location = m.location or events.Location(None, None)
@@ -101,10 +100,10 @@ def _transfer_target(uow: UnitOfWork, area_id: str) -> dict:
     found = uow.store.owners_of(area_id)
     if found is None:
         raise InvalidArgument(f"no area {area_id!r} in the active hierarchy")
-    level, areas = found
+    level, owners = found
     if level not in TRANSFER_LEVELS:
         raise InvalidArgument("a case is transferred to a grid or a station")
-    return {"areas": areas, "level": level}
+    return {"owners": owners, "level": level}
 
 
 def verify_case(message: events.CaseVerified, uow: UnitOfWork, *, clock: Clock) -> None:
@@ -115,9 +114,9 @@ def verify_case(message: events.CaseVerified, uow: UnitOfWork, *, clock: Clock) 
         case = uow.store.get(message.case_id, for_update=True)
         if case is None:
             raise Unavailable(f"case {message.case_id} has not opened yet")
-        on_site = Level.GRID if case.areas.get("grid") else Level.STATION
+        on_site = verifying_level(case)
         verifier = Actor(Role.GRID_WORKER if on_site == Level.GRID else Role.STATION, message.verifier,
-                         case.areas[on_site.area]["id"])
+                         case.owners.at(on_site).id)
         try:
             outcome = actions.perform(case, "verify", verifier, now, passed=message.passed, note=message.note)
         except Refused as refusal:
@@ -140,16 +139,16 @@ def transfer_case(message: events.CaseTransferred, uow: UnitOfWork, *, clock: Cl
         case = uow.store.get(message.case_id, for_update=True)
         if case is None:  # its case.dispatched is still on the way (another queue): hold and retry
             raise Unavailable(f"case {message.case_id} has not opened yet")
-        areas = _areas(message.owners)
         outcome = Outcome()
         if message.level is not None:
             try:
-                outcome = actions.perform(case, "transfer", Actor(Role.COMMAND, message.actor), now, areas=areas,
+                outcome = actions.perform(case, "transfer", Actor(Role.COMMAND, message.actor), now,
+                                          owners=message.owners,
                                           level=message.level, reason=message.reason)
             except Refused:
                 outcome = Outcome()
         if not outcome:
-            outcome = timers.rerouted(case, areas, now)
+            outcome = timers.rerouted(case, message.owners, now)
         if outcome:
             uow.store.save(case, outcome, now)
             publish(uow, case, outcome, cause=message, echo_transfers=False)
@@ -242,11 +241,11 @@ def replay_policy(command: Replay, uow: UnitOfWork, *, clock: Clock, calendars_f
     total = _replay_group("", "")
     for case, steps, _keys in found:
         category = command.policy.categories.get(case.category) or command.policy.categories["other"]
-        new_policy = time_policy(category.rule(case.severity), calendars.for_areas(case.areas))
+        new_policy = time_policy(category.rule(case.severity), calendars.for_owners(case.owners))
         until = now if case.status != Status.CLOSED else None
-        current = measures.replay(steps, case.policy, case.areas, extensions=case.extensions, until=until)
-        new = measures.replay(steps, new_policy, case.areas, extensions=case.extensions, until=until)
-        unit = next((case.areas[name]["id"] for name in ("station", "subcenter", "hq") if case.areas.get(name)), "")
+        current = measures.replay(steps, case.policy, case.owners, extensions=case.extensions, until=until)
+        new = measures.replay(steps, new_policy, case.owners, extensions=case.extensions, until=until)
+        unit = case.owners.at(case.owners.owned_level(Level.STATION)).id
         group = groups.setdefault((unit, case.category), _replay_group(unit, case.category))
         for bucket in (group, total):
             bucket["cases"] += 1
@@ -275,24 +274,12 @@ def publish(uow: UnitOfWork, case: Case, outcome: Outcome, *, cause: events.Mess
             continue
         if step.type == StepType.TRANSFERRED:
             if echo_transfers:
-                uow.add(events.CaseTransferred(case_id=case.id, owners=_owners(case.areas), level=case.level,
+                uow.add(events.CaseTransferred(case_id=case.id, owners=case.owners, level=case.level,
                                                reason=step.note, actor=step.actor), cause=cause)
             continue
-        ref = case.areas[step.level.area]
-        scope = {name: (case.areas.get(name) or {}).get("id") for name in SCOPED_AREA_LEVELS} \
-            if step.type == StepType.OPENED else None
         uow.add(events.CaseChanged(
             event=event.type, case_id=case.id, status=str(case.status), level=step.level,
-            owner=events.OwnerRef(step.level, ref["id"], ref["name"]), at=step.at, actor=step.actor,
+            owner=case.owners.owner(step.level), at=step.at, actor=step.actor,
             reason=step.note, scheduled_at=step.scheduled_at, deadline=case.deadline, detail=dict(event.detail),
-            scope=scope), cause=cause)
+            scope=case.owners if step.type == StepType.OPENED else None), cause=cause)
 
-
-def _areas(owners: events.Owners) -> dict[str, dict | None]:
-    return {name: ({"id": ref.id, "name": ref.name} if (ref := getattr(owners, name)) else None)
-            for name in AREA_LEVELS}
-
-
-def _owners(areas: dict[str, dict | None]) -> events.Owners:
-    return events.Owners(**{name: events.AreaRef(ref["id"], ref["name"]) if (ref := areas.get(name)) else None
-                            for name in AREA_LEVELS})

@@ -23,8 +23,9 @@ from services.escalation.domain.timeline import Outcome, Step, StepType
 from shared import audit
 from shared.auth import Identity
 from shared.db import UTCDateTime
+from shared.owners import AreaRef, Owners
 from shared.uow import Store
-from shared.vocabulary import AREA_LEVELS, ROLE_SCOPE, Level, Role, Status
+from shared.vocabulary import AREA_LEVELS, ROLE_SCOPE, SCOPED_AREA_LEVELS, Level, Role, Status
 
 metadata = sa.MetaData()
 
@@ -172,7 +173,7 @@ class Report:
 
 
 def scoped(query: sa.Select, identity: Identity) -> sa.Select:
-    """Only the cases ``identity`` may see (``shared.vocabulary.in_scope``, as SQL)."""
+    """Only the cases ``identity`` may see (``shared.owners.in_scope``, as SQL)."""
     level = ROLE_SCOPE.get(Role(identity.role))
     if level is None:
         return query
@@ -426,20 +427,20 @@ class CaseStore(Store):
                                               "parent": a.parent} for a in items])
         return True
 
-    def owners_of(self, area_id: str) -> tuple[Level, dict[str, dict | None]] | None:
+    def owners_of(self, area_id: str) -> tuple[Level, Owners] | None:
         """The level of an area of the active hierarchy and the owners of a case placed there (the
         area and every area above it); None if there is no such area."""
-        owners: dict[str, dict | None] = {name: None for name in AREA_LEVELS}
+        refs: dict[str, AreaRef] = {}
         level = None
         current = area_id
         while current is not None:
             row = self.db.execute(sa.select(areas).where(areas.c.id == current)).first()
-            if row is None or owners.get(row.level) is not None:
+            if row is None or row.level in refs:
                 break
-            owners[row.level] = {"id": row.id, "name": row.name}
+            refs[row.level] = AreaRef(row.id, row.name)
             level = level or Level.of(row.level)
             current = row.parent
-        return (level, owners) if level is not None and owners["hq"] else None
+        return (level, Owners(**refs)) if level is not None and "hq" in refs else None
 
     # -- the audit trail -----------------------------------------------------------------------
 
@@ -487,7 +488,7 @@ class CaseStore(Store):
             case = by_id[case_id]
             if not steps or steps[0].type != StepType.OPENED:
                 continue
-            facts = measure(steps, case.policy, case.areas, case.extensions, now,
+            facts = measure(steps, case.policy, case.owners, case.extensions, now,
                             closed_now=case.status == Status.CLOSED)
             rows.append(_facts_row(case, reporters.get(case_id), facts))
         if opened is None:
@@ -511,7 +512,8 @@ class CaseStore(Store):
     def _case(self, row) -> Case:
         self._revisions[row.id] = row.revision
         return Case(
-            id=row.id, number=row.number, category=row.category, severity=row.severity, areas=row.areas,
+            id=row.id, number=row.number, category=row.category, severity=row.severity,
+            owners=Owners.from_json(row.areas),
             policy=TimePolicy.from_dict(row.policy), opened_at=row.opened_at, level=Level(row.level),
             status=Status(row.status), deadline=row.deadline_at, timer_token=row.timer_token, overdue=row.overdue,
             verification_overdue=row.verification_overdue, triage=row.triage,
@@ -525,10 +527,9 @@ class CaseStore(Store):
 
 
 def _columns(case: Case, now: datetime) -> dict:
-    ids = {name: (ref or {}).get("id") for name, ref in case.areas.items()}
     return {"number": case.number, "category": case.category, "severity": case.severity,
             "status": str(case.status), "level": int(case.level), "owner_area_id": case.owner.area_id,
-            **{f"{name}_id": ids.get(name) for name in AREA_LEVELS}, "areas": case.areas,
+            **case.owners.columns(), "areas": case.owners.to_json(),
             "policy": _policy_snapshot(case.policy), "overdue": case.overdue,
             "verification_overdue": case.verification_overdue, "triage": case.triage,
             "resolved_level": int(case.resolved_level) if case.resolved_level else None, "reworks": case.reworks,
@@ -559,9 +560,8 @@ def _policy_snapshot(policy: TimePolicy) -> dict:
 
 
 def _facts_row(case: Case, reporter: str | None, facts) -> dict:
-    ids = {name: (ref or {}).get("id") for name, ref in case.areas.items()}
     return {"case_id": case.id, "category": case.category, "severity": case.severity, "reporter": reporter,
-            "grid_id": ids.get("grid"), "station_id": ids.get("station"), "subcenter_id": ids.get("subcenter"),
+            **case.owners.columns(SCOPED_AREA_LEVELS),
             "opened_at": facts.opened_at, "opened_day": facts.opened_day,
             "opened_week": week_start(facts.opened_day), "opened_month": month_start(facts.opened_day),
             "closed_at": facts.closed_at, "closed": int(facts.closed), "escalated": int(facts.escalated),

@@ -24,6 +24,7 @@ from shared.auth import Identity
 from shared.clock import Clock
 from shared.config import Settings
 from shared.messages import events
+from shared.owners import NO_OWNERS
 from shared.policy import Policy
 from shared.uow import UnitOfWork
 from shared.vocabulary import SCOPED_AREA_LEVELS, Role, Status
@@ -71,7 +72,7 @@ def submit_report(report: NewReport, reporter: Identity, idempotency_key: str | 
                         updated_at=now)
         if linked is not None:  # seen by the staff who see the case it repeats; opens no case of its own
             stored = replace(stored, duplicate_of=linked.id, status=linked.status, level=linked.level,
-                             owner_area_id=linked.owner_area_id, owners=dict(linked.owners))
+                             owner_area_id=linked.owner_area_id, owners=linked.owners)
         uow.store.add(stored)
         if linked is None:
             uow.add(reported_message(stored, settings.time_zone, fallback_grid))
@@ -125,10 +126,10 @@ def unlink_duplicate(command: Unlink, uow: UnitOfWork, *, clock: Clock, settings
             raise NotADuplicate(report.id)
         now = clock.now()
         uow.store.unlink(report.id, status=str(Status.REPORTED), level=None, owner_area_id=None, updated_at=now,
-                         **{f"{name}_id": None for name in SCOPED_AREA_LEVELS})
+                         **NO_OWNERS.columns(SCOPED_AREA_LEVELS))
         uow.add(reported_message(report, settings.time_zone))
         uow.commit()
-    return replace(report, duplicate_of=None, status=Status.REPORTED, level=None, owner_area_id=None, owners={},
+    return replace(report, duplicate_of=None, status=Status.REPORTED, level=None, owner_area_id=None, owners=NO_OWNERS,
                    updated_at=now)
 
 
@@ -164,21 +165,17 @@ def follow_cases(messages: list[events.Message], uow: UnitOfWork, *, clock: Cloc
 def _followed(message: events.Message) -> dict:
     match message:
         case events.CaseDispatched(start_level=level, owners=owners):
-            return {"status": Status.OPEN, "level": level, "owner_area_id": owners.at(level).id, **_scope(owners)}
+            return {"status": Status.OPEN, "level": level, "owner_area_id": owners.at(level).id,
+                    **owners.columns(SCOPED_AREA_LEVELS)}
         case events.CaseTransferred(level=None, owners=owners):
-            return _scope(owners)  # re-routed by a new area version: the level stays
+            return owners.columns(SCOPED_AREA_LEVELS)  # re-routed by a new area version: the level stays
         case events.CaseTransferred(level=level, owners=owners):
-            return {"level": level, "owner_area_id": owners.at(level).id, **_scope(owners)}
+            return {"level": level, "owner_area_id": owners.at(level).id, **owners.columns(SCOPED_AREA_LEVELS)}
         case events.CaseChanged(status=status, level=level, owner=owner, deadline=deadline, scope=scope):
-            scoped = {f"{name}_id": scope.get(name) for name in SCOPED_AREA_LEVELS} if scope is not None else {}
+            scoped = scope.columns(SCOPED_AREA_LEVELS) if scope is not None else {}
             return {"status": status, "level": level, "owner_area_id": owner.area_id,
                     "owner_area_name": owner.area_name, "deadline_at": deadline, **scoped}
     return {}
-
-
-def _scope(owners: events.Owners) -> dict[str, str | None]:
-    ids = owners.ids()
-    return {f"{name}_id": ids[name] for name in SCOPED_AREA_LEVELS}
 
 
 @dataclass(frozen=True)
@@ -200,9 +197,9 @@ def verify_case(command: Verify, uow: UnitOfWork, *, clock: Clock) -> events.Cas
         report = uow.store.get(command.case_id, caller)
         if report is None:
             raise LookupError(command.case_id)
-        grid = report.owners.get("grid")
-        on_site = (caller.role == Role.GRID_WORKER and grid == caller.area) if grid else (
-            caller.role == Role.STATION and report.owners.get("station") == caller.area)
+        grid, station = report.owners.grid, report.owners.station
+        on_site = (caller.role == Role.GRID_WORKER and grid.id == caller.area) if grid else (
+            caller.role == Role.STATION and station is not None and station.id == caller.area)
         if not on_site:  # a case in no grid is checked by its station (as escalation's permissions say)
             raise NotItsGridWorker(command.case_id)
         if report.status != Status.VERIFYING:

@@ -12,6 +12,7 @@ from shared import outbox
 from shared.auth import Identity
 from shared.db import UTCDateTime
 from shared.messages import Envelope
+from shared.owners import Owners
 from shared.uow import Store
 from shared.vocabulary import ROLE_SCOPE, SCOPED_AREA_LEVELS, Level, Role, Status
 
@@ -205,7 +206,7 @@ class ReportStore(Store):
 
 def scoped(query: sa.Select, identity: Identity) -> sa.Select:
     """Reports ``identity`` may read: everyone their own; a grid worker, station or sub-center also
-    those whose case its area owns (``shared.vocabulary.in_scope``, as SQL); headquarters, supervisors
+    those whose case its area owns (``shared.owners.in_scope``, as SQL); headquarters, supervisors
     and admins all. A report not yet dispatched has no owners: only its reporter and the city-wide
     roles see it."""
     level = ROLE_SCOPE.get(Role(identity.role))
@@ -220,7 +221,7 @@ def scoped(query: sa.Select, identity: Identity) -> sa.Select:
 def _values(report: Report) -> dict:
     scope = {f"{name}_id" for name in SCOPED_AREA_LEVELS}
     values = {name: getattr(report, name) for name in _FILED if name not in scope}
-    values.update({f"{name}_id": report.owners.get(name) for name in SCOPED_AREA_LEVELS})
+    values.update(report.owners.columns(SCOPED_AREA_LEVELS))
     values["status"] = str(report.status)
     values["level"] = int(report.level) if report.level else None
     return values
@@ -238,7 +239,7 @@ def _report(row) -> Report | None:
     values = row._asdict()
     values["status"] = Status(values["status"])
     values["level"] = Level(values["level"]) if values["level"] else None
-    values["owners"] = {name: values.pop(f"{name}_id") for name in SCOPED_AREA_LEVELS}
+    values["owners"] = Owners.from_ids({name: values.pop(f"{name}_id") for name in SCOPED_AREA_LEVELS})
     return Report(**values)
 
 

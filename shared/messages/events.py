@@ -13,34 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
 
-from marshmallow import fields, post_load, pre_dump, validate
+from marshmallow import ValidationError, fields, post_load, pre_dump, validate
 
 from shared.messages.wire import LevelField, Payload, TextRecord, TimeField
+from shared.owners import AreaRef, OwnerRef, Owners
 from shared.vocabulary import AREA_LEVELS, SCOPED_AREA_LEVELS, Level, StepType
 
 # -- parts ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AreaRef:
-    id: str
-    name: str
-
-
-@dataclass(frozen=True)
-class Owners:
-    """Who owns a case at each area level; a point in no grid has no grid (and maybe no station)."""
-    hq: AreaRef
-    subcenter: AreaRef | None = None
-    station: AreaRef | None = None
-    grid: AreaRef | None = None
-
-    def at(self, level: Level) -> AreaRef | None:
-        return getattr(self, level.area)
-
-    def ids(self) -> dict[str, str | None]:
-        """Area level name → area id (None where the level has no owner)."""
-        return {name: (ref.id if (ref := getattr(self, name)) else None) for name in AREA_LEVELS}
+# ``AreaRef``, ``Owners`` and ``OwnerRef`` are ``shared.owners``' (one type for who owns a case).
 
 
 class WithOwners(Payload):
@@ -85,13 +65,6 @@ class CandidateSchema(Payload):
     DATACLASS = Candidate
     id = fields.String(required=True)
     distance_m = fields.Float(required=True)
-
-
-@dataclass(frozen=True)
-class OwnerRef:
-    level: Level
-    area_id: str
-    area_name: str
 
 
 class OwnerRefSchema(Payload):
@@ -262,13 +235,33 @@ LIFECYCLE: tuple[str, ...] = tuple(
     if step not in (StepType.VERIFIED, StepType.TRANSFERRED))
 
 
+class ScopeField(fields.Field):
+    """An area scope: ``Owners`` known by id below headquarters, on the wire ``{"grid", "station",
+    "subcenter"}`` (each an area id or null; another key is an error)."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else value.scope()
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, dict):
+            raise ValidationError("not an object (grid, station, subcenter)")
+        errors = {key: [f"Must be one of: {', '.join(SCOPED_AREA_LEVELS)}."] for key in value
+                  if key not in SCOPED_AREA_LEVELS}
+        errors.update({key: ["Not a valid string."] for key, got in value.items()
+                       if key in SCOPED_AREA_LEVELS and got is not None and not isinstance(got, str)})
+        if errors:
+            raise ValidationError(errors)
+        return Owners.from_ids(value)
+
+
 @dataclass(frozen=True)
 class CaseChanged(Message):
     """One step of a case's lifecycle, published as ``event`` (one of ``LIFECYCLE``): the case's
     status and owner after the step, who took it, and when. ``scheduled_at`` is the deadline a timer
     step fired for; ``detail`` what the step adds (``passed``, an extension ``amount``, ``reworks``).
-    ``scope`` (on ``case.opened``) is the case's owners below headquarters, area level name → area id
-    or None: whose staff may read the case, which intake keeps beside the report."""
+    ``scope`` (on ``case.opened``) is the case's owners below headquarters, known by id (on the wire
+    ``{"grid", "station", "subcenter"}``: an id or null): whose staff may read the case, which intake
+    keeps beside the report."""
     event: str
     case_id: str
     status: str
@@ -280,7 +273,7 @@ class CaseChanged(Message):
     scheduled_at: datetime | None = None
     deadline: datetime | None = None
     detail: dict = field(default_factory=dict)
-    scope: dict[str, str | None] | None = None
+    scope: Owners | None = None
 
     @property
     def TYPE(self) -> str:  # noqa: N802 (the routing key, as every message's TYPE)
@@ -302,8 +295,7 @@ class CaseChangedSchema(Payload):
     deadline = TimeField(allow_none=True, load_default=None)
     detail = fields.Dict(load_default=dict)
     # Added without a new version: an optional field, which older consumers ignore (EXCLUDE).
-    scope = fields.Dict(keys=fields.String(validate=validate.OneOf(SCOPED_AREA_LEVELS)),
-                        values=fields.String(allow_none=True), allow_none=True, load_default=None)
+    scope = ScopeField(allow_none=True, load_default=None)
 
     @pre_dump
     def _without_event(self, obj, **kwargs):

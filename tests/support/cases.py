@@ -8,15 +8,16 @@ from services.escalation.domain.actions import perform
 from services.escalation.domain.cases import Case, open_case
 from services.escalation.domain.deadlines import Limit, TimePolicy
 from services.escalation.domain.permissions import Actor
+from shared.owners import AreaRef, Owners
 
 #: Issue 8's policy file (calendar hours only), for tests whose arithmetic assumes it.
 CALENDAR_HOURS_POLICY = Path(__file__).with_name("calendar_hours_policy.toml")
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
-AREAS = {"grid": {"id": "G1", "name": "网格 1"}, "station": {"id": "S1", "name": "工作站 1"},
-         "subcenter": {"id": "C1", "name": "分中心 1"}, "hq": {"id": "HQ", "name": "指挥部"}}
-OTHER_AREAS = {"grid": {"id": "G9", "name": "网格 9"}, "station": {"id": "S9", "name": "工作站 9"},
-               "subcenter": {"id": "C1", "name": "分中心 1"}, "hq": {"id": "HQ", "name": "指挥部"}}
+OWNERS = Owners(grid=AreaRef("G1", "网格 1"), station=AreaRef("S1", "工作站 1"),
+                subcenter=AreaRef("C1", "分中心 1"), hq=AreaRef("HQ", "指挥部"))
+OTHER_OWNERS = Owners(grid=AreaRef("G9", "网格 9"), station=AreaRef("S9", "工作站 9"),
+                      subcenter=AreaRef("C1", "分中心 1"), hq=AreaRef("HQ", "指挥部"))
 #: Hours at levels 1–4 (as the default policy), 24 h to verify, two extensions of 48 h in all.
 POLICY = TimePolicy((Limit(4), Limit(8), Limit(24), Limit(48)), verification=Limit(24), max_extensions=2,
                     max_extension_total=Limit(48))
@@ -34,9 +35,9 @@ OWNER = {1: GRID_WORKER, 2: STATION, 3: SUBCENTER, 4: COMMAND}
 
 
 def new_case(**overrides) -> Case:
-    """A case opened at ``NOW`` at the grid of ``AREAS`` with ``POLICY``; any argument overridden."""
+    """A case opened at ``NOW`` at the grid of ``OWNERS`` with ``POLICY``; any argument overridden."""
     arguments = {"id": "c1", "number": "20260105-000001", "category": "street_light", "severity": "normal",
-                 "areas": AREAS, "start_level": 1, "policy": POLICY, "now": NOW}
+                 "owners": OWNERS, "start_level": 1, "policy": POLICY, "now": NOW}
     case, _ = open_case(**{**arguments, **overrides})
     return case
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from shared.messages.events import Message
+from shared.owners import Owners
 
 
 class FakeUnitOfWork:
@@ -80,7 +81,10 @@ class FakeReportStore:
         return self.reports.get(report_id)
 
     def unlink(self, report_id, **values):
-        owners = {k[:-3]: values.pop(k) for k in list(values) if k in ("grid_id", "station_id", "subcenter_id")}
+
+
+        owners = Owners.from_ids({k[:-3]: values.pop(k) for k in list(values)
+                                  if k in ("grid_id", "station_id", "subcenter_id")})
         self.reports[report_id] = replace(self.reports[report_id], duplicate_of=None, owners=owners, **values)
 
     def mine(self, identity, *, page, size):
@@ -100,8 +104,10 @@ class FakeReportStore:
     def follow(self, case_id, **values) -> None:
         if case_id in self.reports:
             report = self.reports[case_id]
-            owners = {**report.owners, **{k[:-3]: values.pop(k) for k in list(values) if k.endswith("_id")
-                                          and k != "owner_area_id"}}
+            from shared.owners import Owners
+
+            owners = Owners.from_ids({**report.owners.scope(), **{
+                k[:-3]: values.pop(k) for k in list(values) if k.endswith("_id") and k != "owner_area_id"}})
             self.reports[case_id] = replace(report, owners=owners, **values)
 
 
@@ -123,7 +129,7 @@ class FakeDispatchStore:
 
         record = self.records.get(case_id)
         if record is None or (identity is not None and not identity.sees(
-                {k: record.get(f"{k}_id") for k in ("grid", "station", "subcenter")})):
+                Owners.from_ids({k: record.get(f"{k}_id") for k in ("grid", "station", "subcenter")}))):
             return None
         return SimpleNamespace(**record)
 
@@ -132,9 +138,8 @@ class FakeDispatchStore:
 
         return [SimpleNamespace(**r) for r in self.records.values() if r["closed_at"] is None]
 
-    def move(self, case_id, *, version, owner_ids, triage, candidates) -> None:
-        self.records[case_id].update(version=version, triage=triage, candidates=candidates,
-                                     **{f"{k}_id": v for k, v in owner_ids.items()})
+    def move(self, case_id, *, version, owners, triage, candidates) -> None:
+        self.records[case_id].update(version=version, triage=triage, candidates=candidates, **owners.columns())
 
     def close(self, case_id, now) -> None:
         self.records[case_id]["closed_at"] = now
@@ -183,8 +188,7 @@ class FakeCaseStore:
         import copy
 
         case = self.cases.get(case_id)
-        if case is None or (identity is not None and not identity.sees(
-                {k: (v or {}).get("id") for k, v in case.areas.items()})):
+        if case is None or (identity is not None and not identity.sees(case.owners)):
             return None
         return copy.deepcopy(case)
 
@@ -202,13 +206,13 @@ class FakeCaseStore:
         return True
 
     def owners_of(self, area_id):
-        from shared.vocabulary import AREA_LEVELS, Level
+        from shared.owners import AreaRef, Owners
+        from shared.vocabulary import Level
 
-        owners = {name: None for name in AREA_LEVELS}
-        level, current = None, area_id
+        refs, level, current = {}, None, area_id
         while current in self.areas:
             kind, name, parent = self.areas[current]
-            owners[kind] = {"id": current, "name": name}
+            refs[kind] = AreaRef(current, name)
             level = level or Level.of(kind)
             current = parent
-        return (level, owners) if level else None
+        return (level, Owners(**refs)) if level else None

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from shared.access import ACTIONS, Decision, Resource, decide
 from shared.auth import AuthError, Identity, TokenVerifier, issue_token
 from shared.config import from_env
+from shared.owners import Owners
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 NOW = datetime.now(UTC)
@@ -110,7 +111,7 @@ def test_a_token_signed_with_an_algorithm_not_configured_is_refused(tmp_path):
 
 # -- decide ----------------------------------------------------------------------------------------
 
-CASE = Resource(owners={"grid": "G1", "station": "S1", "subcenter": "C1"}, reporter="wang")
+CASE = Resource(owners=Owners.from_ids({"grid": "G1", "station": "S1", "subcenter": "C1"}), reporter="wang")
 WORKER, OTHER_WORKER = Identity("grid_worker", "wang", "G1"), Identity("grid_worker", "liu", "G2")
 STATION, OTHER_STATION = Identity("station", "s1", "S1"), Identity("station", "s2", "S2")
 
@@ -125,7 +126,7 @@ def test_a_case_in_the_callers_area_is_allowed_and_one_outside_is_not_found():
 
 
 def test_a_reporter_reads_their_own_report_wherever_its_case_went():
-    moved = Resource(owners={"grid": "G9", "station": "S9", "subcenter": "C9"}, reporter="wang")
+    moved = Resource(owners=Owners.from_ids({"grid": "G9", "station": "S9", "subcenter": "C9"}), reporter="wang")
     assert decide(WORKER, "report.read", moved) is Decision.ALLOW
     assert decide(Identity("grid_worker", "zhao", "G1"), "report.read", moved) is Decision.NOT_FOUND
 

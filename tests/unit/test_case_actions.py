@@ -1,5 +1,6 @@
 """Each staff action of the closed loop: who may take it, from which state, with which arguments."""
 from copy import deepcopy
+from dataclasses import replace
 
 import pytest
 
@@ -7,18 +8,19 @@ from services.escalation.domain.actions import ACTIONS, arguments_of, perform
 from services.escalation.domain.deadlines import Limit
 from services.escalation.domain.errors import InvalidArgument, InvalidTransition, NotAllowed
 from services.escalation.domain.timers import rerouted
+from shared.owners import AreaRef, Owners
 from shared.vocabulary import Level, Status
 from tests.support.cases import (
     ADMIN,
-    AREAS,
     COMMAND,
     GRID_WORKER,
     HOUR,
     NOW,
-    OTHER_AREAS,
     OTHER_GRID_WORKER,
+    OTHER_OWNERS,
     OTHER_STATION,
     OWNER,
+    OWNERS,
     STATION,
     SUBCENTER,
     SUPERVISOR,
@@ -43,7 +45,7 @@ def test_a_case_opens_at_the_grid_with_the_grid_limit_and_a_case_opened_event():
 
 
 def test_a_case_in_no_grid_opens_at_the_station_marked_for_triage():
-    case = new_case(areas={**AREAS, "grid": None}, triage=True)
+    case = new_case(owners=replace(OWNERS, grid=None), triage=True)
     assert case.level == Level.STATION and case.owner.area_id == "S1" and case.triage
 
 
@@ -108,7 +110,7 @@ def test_the_owner_escalates_by_hand_and_the_next_level_gets_its_full_limit():
 
 
 def test_escalating_by_hand_skips_a_level_that_has_no_owner():
-    case = new_case(areas={**AREAS, "station": None})
+    case = new_case(owners=replace(OWNERS, station=None))
     perform(case, "escalate", GRID_WORKER, LATER, reason="needs the sub-center")
     assert case.level == Level.SUBCENTER
 
@@ -139,7 +141,7 @@ def test_a_case_can_only_be_returned_to_a_level_below_its_own(target):
 
 
 def test_a_case_in_no_grid_cannot_be_returned_to_a_grid():
-    case = new_case(areas={**AREAS, "grid": None}, start_level=3)
+    case = new_case(owners=replace(OWNERS, grid=None), start_level=3)
     with pytest.raises(InvalidArgument):
         perform(case, "return", SUBCENTER, LATER, level=1, reason="r")
 
@@ -153,25 +155,25 @@ def test_only_the_owner_at_the_current_level_returns_a_case():
 
 def test_a_transfer_restarts_the_case_at_the_new_owners_level_with_that_levels_limit():
     case = new_case(start_level=2)
-    outcome = perform(case, "transfer", STATION, LATER, areas=OTHER_AREAS, level="grid", reason="wrong community")
+    outcome = perform(case, "transfer", STATION, LATER, owners=OTHER_OWNERS, level="grid", reason="wrong community")
     assert (case.level, case.owner.area_id, case.deadline) == (Level.GRID, "G9", LATER + 4 * HOUR)
     assert types(outcome) == ["transferred"] and "G9" in outcome.steps[0].note
 
 
 def test_command_may_transfer_a_case_at_any_level_and_another_station_may_not():
-    perform(new_case(), "transfer", COMMAND, LATER, areas=OTHER_AREAS, level=2, reason="r")
+    perform(new_case(), "transfer", COMMAND, LATER, owners=OTHER_OWNERS, level=2, reason="r")
     with pytest.raises(NotAllowed):
-        perform(new_case(start_level=2), "transfer", OTHER_STATION, LATER, areas=OTHER_AREAS, level=2, reason="r")
+        perform(new_case(start_level=2), "transfer", OTHER_STATION, LATER, owners=OTHER_OWNERS, level=2, reason="r")
 
 
 def test_a_transfer_needs_owners_up_to_headquarters():
     with pytest.raises(InvalidArgument):
-        perform(new_case(), "transfer", GRID_WORKER, LATER, areas={"grid": {"id": "G9"}}, level=1, reason="r")
+        perform(new_case(), "transfer", GRID_WORKER, LATER, owners=Owners(grid=AreaRef("G9")), level=1, reason="r")
 
 
 def test_a_case_awaiting_verification_cannot_be_transferred():
     with pytest.raises(InvalidTransition):
-        perform(resolved_case(), "transfer", GRID_WORKER, LATER, areas=OTHER_AREAS, level=1, reason="r")
+        perform(resolved_case(), "transfer", GRID_WORKER, LATER, owners=OTHER_OWNERS, level=1, reason="r")
 
 
 # verify (核查)
@@ -209,7 +211,7 @@ def test_only_the_grid_worker_of_the_cases_grid_verifies(actor):
 
 
 def test_the_station_verifies_a_case_in_no_grid():
-    case = new_case(areas={**AREAS, "grid": None})
+    case = new_case(owners=replace(OWNERS, grid=None))
     perform(case, "resolve", STATION, NOW, note="done")
     perform(case, "verify", STATION, LATER, passed=True)
     assert case.status == Status.CLOSED
@@ -283,25 +285,25 @@ def test_each_action_reports_its_steps_with_the_owner_of_each_level():
 def test_a_reroute_changes_the_owners_and_keeps_level_and_deadline():
     case = new_case(start_level=2)
     deadline, token = case.deadline, case.timer_token
-    outcome = rerouted(case, OTHER_AREAS, LATER)
+    outcome = rerouted(case, OTHER_OWNERS, LATER)
     assert (case.level, case.owner.area_id, case.deadline, case.timer_token) == (2, "S9", deadline, token)
     assert types(outcome) == ["rerouted"] and outcome.events[0].type == "case.rerouted"
 
 
 def test_a_reroute_that_removes_the_grid_moves_the_case_up_with_its_deadline():
     case = new_case()
-    rerouted(case, {**AREAS, "grid": None}, LATER)
+    rerouted(case, replace(OWNERS, grid=None), LATER)
     assert case.level == Level.STATION and case.deadline == NOW + 4 * HOUR
 
 
 def test_a_reroute_to_the_same_owners_or_of_a_closed_case_does_nothing():
-    assert not rerouted(new_case(), AREAS, LATER)
+    assert not rerouted(new_case(), OWNERS, LATER)
     case = closed_case()
-    assert not rerouted(case, OTHER_AREAS, LATER) and case.areas == AREAS
+    assert not rerouted(case, OTHER_OWNERS, LATER) and case.owners == OWNERS
 
 
 def test_a_rework_goes_to_the_first_owned_level_when_a_reroute_took_the_resolving_grid():
     case = resolved_case()
-    rerouted(case, {**AREAS, "grid": None}, LATER)
+    rerouted(case, replace(OWNERS, grid=None), LATER)
     perform(case, "verify", STATION, LATER, passed=False, note="still dark")
     assert (case.status, case.level) == (Status.REWORK, Level.STATION)

@@ -16,9 +16,9 @@ from services.escalation.domain.errors import Refused
 from services.escalation.domain.permissions import Actor
 from services.escalation.domain.timers import escalate_due, rerouted
 from shared.vocabulary import Level, Status
-from tests.support.cases import AREAS, NOW, OTHER_AREAS, OWNER, POLICY, new_case
+from tests.support.cases import NOW, OTHER_OWNERS, OWNER, OWNERS, POLICY, new_case
 
-AREA_CHOICES = [AREAS, OTHER_AREAS, {**AREAS, "grid": None}, {**AREAS, "station": None}]
+OWNER_CHOICES = [OWNERS, OTHER_OWNERS, replace(OWNERS, grid=None), replace(OWNERS, station=None)]
 ACTORS = [*OWNER.values(), Actor("grid_worker", "liu", "G9"), Actor("station", "zhou", "S9"),
           Actor("grid_worker", "ma", "G2"), Actor("supervisor", "sun"), Actor("admin", "root")]
 TEXT = st.sampled_from(["why not", "现场已处理", "why not", "现场已处理", "", "  "])  # mostly given
@@ -27,7 +27,7 @@ ARGUMENTS = {
     "resolve": st.fixed_dictionaries({"note": TEXT}),
     "escalate": st.fixed_dictionaries({"reason": TEXT}),
     "return": st.fixed_dictionaries({"level": st.integers(0, 5), "reason": TEXT}),
-    "transfer": st.fixed_dictionaries({"areas": st.sampled_from(AREA_CHOICES), "level": st.integers(1, 4),
+    "transfer": st.fixed_dictionaries({"owners": st.sampled_from(OWNER_CHOICES), "level": st.integers(1, 4),
                                        "reason": TEXT}),
     "request_extension": st.fixed_dictionaries({"amount": st.sampled_from([Limit(1), Limit(6), Limit(30),
                                                                           Limit(60), Limit(0)]), "reason": TEXT}),
@@ -50,9 +50,9 @@ POLICIES = [POLICY, replace(POLICY, warnings=(0.5, 0.8)),
 
 
 class ClosedLoop(RuleBasedStateMachine):
-    @initialize(start=st.integers(1, 4), areas=st.sampled_from(AREA_CHOICES), policy=st.sampled_from(POLICIES))
-    def open(self, start, areas, policy):
-        self.case = new_case(start_level=start, areas=areas, policy=policy)
+    @initialize(start=st.integers(1, 4), owners=st.sampled_from(OWNER_CHOICES), policy=st.sampled_from(POLICIES))
+    def open(self, start, owners, policy):
+        self.case = new_case(start_level=start, owners=owners, policy=policy)
         self.now = NOW
         self.steps = []
         self.verified_since_reopen = False
@@ -91,12 +91,12 @@ class ClosedLoop(RuleBasedStateMachine):
             assert not self.case.is_due(self.now), "one tick fires everything that is due"
         self._apply(outcome, before)
 
-    @rule(areas=st.sampled_from([*AREA_CHOICES, *[None] * 8]))
-    def reroute(self, areas):
+    @rule(owners=st.sampled_from([*OWNER_CHOICES, *[None] * 8]))
+    def reroute(self, owners):
         """A new area version; mostly (None) one that leaves this case's owners as they are."""
         before = deepcopy(self.case)
-        outcome = rerouted(self.case, areas or deepcopy(self.case.areas), self.now)
-        if areas is None:
+        outcome = rerouted(self.case, owners or self.case.owners, self.now)
+        if owners is None:
             assert not outcome
         assert self.case.deadline == before.deadline and self.case.level >= before.level
         self._apply(outcome, before)
@@ -121,7 +121,7 @@ class ClosedLoop(RuleBasedStateMachine):
     @invariant()
     def the_case_is_in_a_possible_state(self):
         case = self.case
-        assert Level.GRID <= case.level <= Level.HQ and case.areas[case.level.area] is not None
+        assert Level.GRID <= case.level <= Level.HQ and case.owners.at(case.level) is not None
         assert case.status in WORKING | AWAITING_VERIFICATION | {Status.SUSPENDED, Status.CLOSED}
         assert case.status != Status.RESOLVED
         assert (case.deadline is None) == (case.status in (Status.SUSPENDED, Status.CLOSED))
@@ -158,10 +158,10 @@ def _rightful(case, action):
     if action in ("approve_extension", "refuse_extension"):
         if level == Level.HQ:
             return Actor("supervisor", "sun")
-        level = next(up for up in Level if up > level and case.areas[up.area])
+        level = next(up for up in Level if up > level and case.owners.at(up))
     if action == "verify":
-        level = Level.GRID if case.areas["grid"] else Level.STATION
-    return Actor(roles[level], "rightful", (case.areas[level.area] or {}).get("id"))
+        level = Level.GRID if case.owners.grid else Level.STATION
+    return Actor(roles[level], "rightful", ref.id if (ref := case.owners.at(level)) else None)
 
 
 ClosedLoop.TestCase.settings = settings(max_examples=200, stateful_step_count=60, deadline=None,

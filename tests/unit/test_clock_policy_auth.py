@@ -4,6 +4,7 @@ import pytest
 
 from shared.auth import AuthError, Identity, issue_token, read_token
 from shared.clock import FakeClock, ScaledClock
+from shared.owners import Owners
 from shared.policy import load_policy
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
@@ -80,7 +81,7 @@ def test_a_scoped_role_needs_an_area():
 
 
 def test_scoped_identities_see_only_their_own_area():
-    areas = {"grid": "G1", "station": "S1", "subcenter": "C1"}
+    areas = Owners.from_ids({"grid": "G1", "station": "S1", "subcenter": "C1"})
     assert Identity("grid_worker", "a", "G1").sees(areas)
     assert not Identity("grid_worker", "b", "G2").sees(areas)
     assert Identity("station", "s", "S1").sees(areas)

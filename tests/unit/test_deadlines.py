@@ -1,4 +1,5 @@
 """One deadline rule, one lateness rule, and what a case does when its deadline passes."""
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,7 @@ from services.escalation.domain.actions import perform
 from services.escalation.domain.deadlines import Limit, TimePolicy, deadline, is_late, time_left
 from services.escalation.domain.timers import escalate_due
 from shared.vocabulary import Level, Status
-from tests.support.cases import AREAS, GRID_WORKER, HOUR, NOW, POLICY, closed_case, new_case, resolved_case
+from tests.support.cases import GRID_WORKER, HOUR, NOW, OWNERS, POLICY, closed_case, new_case, resolved_case
 
 TICK = timedelta(microseconds=1)
 
@@ -100,7 +101,7 @@ def test_a_case_past_every_deadline_climbs_to_headquarters_and_is_flagged_overdu
 
 
 def test_an_escalation_skips_a_level_with_no_owner_and_takes_that_levels_limit():
-    case = new_case(areas={**AREAS, "station": None})
+    case = new_case(owners=replace(OWNERS, station=None))
     escalate_due(case, NOW + 4 * HOUR, case.timer_token)
     assert case.level == Level.SUBCENTER and case.deadline == NOW + 28 * HOUR
 

@@ -84,7 +84,7 @@ def test_a_transfer_names_a_unit_and_the_case_restarts_there_and_dispatch_hears_
     clock = FakeClock()
     uow = opened(clock)
     case, _ = act(uow, clock, COMMAND, "transfer", to="G2", reason="other side of the road")
-    assert case.areas["grid"]["id"] == "G2" and case.level == Level.GRID
+    assert case.owners.grid.id == "G2" and case.level == Level.GRID
     moved = uow.of_type(events.CaseTransferred)[-1]
     assert moved.owners.grid.id == "G2" and moved.level is Level.GRID
 
@@ -128,7 +128,7 @@ def test_a_new_area_version_reroutes_the_case_keeping_its_level_and_deadline():
     handlers.transfer_case(events.CaseTransferred(case_id="c1", owners=renamed, level=None, reason="v2",
                                                   actor="dispatch"), uow, clock=clock)
     case = uow.store.cases["c1"]
-    assert case.areas["grid"]["id"] == "G1b" and case.deadline == deadline
+    assert case.owners.grid.id == "G1b" and case.deadline == deadline
     assert uow.published[-1].TYPE == "case.rerouted"
 
 

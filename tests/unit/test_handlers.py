@@ -18,6 +18,7 @@ from shared.auth import Identity
 from shared.clock import FakeClock
 from shared.config import Settings
 from shared.messages import events
+from shared.owners import Owners
 from shared.policy import load_policy
 from shared.vocabulary import Level, Status
 from tests.unit.fakes import FakeDispatchStore, FakeReportStore, FakeUnitOfWork
@@ -108,11 +109,11 @@ def opened(report, **fields) -> events.CaseChanged:
 def test_intake_follows_escalation_so_the_reporter_sees_status_level_owner_and_area_scope():
     uow = FakeUnitOfWork(FakeReportStore())
     report = submit(uow).report
-    intake.follow_cases([opened(report, scope={"grid": "G1", "station": "S1", "subcenter": None})], uow,
+    intake.follow_cases([opened(report, scope=Owners.from_ids({"grid": "G1", "station": "S1"}))], uow,
                         clock=FakeClock())
     followed = uow.store.reports[report.id]
     assert (followed.status, followed.owner_area_id) == ("open", "G1")
-    assert followed.owners == {"grid": "G1", "station": "S1", "subcenter": None}
+    assert followed.owners.scope() == {"grid": "G1", "station": "S1", "subcenter": None}
     intake.follow_cases([events.CaseChanged(
         event="case.escalated", case_id=report.id, status="open", level=Level.STATION,
         owner=events.OwnerRef(Level.STATION, "S1", "Station"), at=report.reported_at)], uow, clock=FakeClock())
@@ -127,9 +128,9 @@ def test_a_case_dispatched_queued_before_case_opened_carried_the_scope_is_still_
     report = submit(uow).report
     intake.follow_cases([dispatched(report)], uow, clock=FakeClock())
     followed = uow.store.reports[report.id]
-    assert (followed.status, followed.owner_area_id, followed.owners["station"]) == ("open", "G1", "S1")
+    assert (followed.status, followed.owner_area_id, followed.owners.station.id) == ("open", "G1", "S1")
     intake.follow_cases([opened(report)], uow, clock=FakeClock())  # no scope (an older producer): kept
-    assert uow.store.reports[report.id].owners["station"] == "S1"
+    assert uow.store.reports[report.id].owners.station.id == "S1"
 
 
 def test_a_batch_of_case_events_is_applied_in_order_one_case_after_another():

@@ -35,9 +35,9 @@ def test_every_grids_representative_point_routes_to_that_grid_and_its_ancestors(
         chain = city.ancestors(grid.id)
         expected = [chain[level].id for level in ("grid", "station", "subcenter", "hq")]
         assert from_batch is not None
-        assert [from_batch.grid.id, from_batch.station.id, from_batch.subcenter.id, from_batch.hq.id] == expected
-        assert from_batch.grid.name == grid.name
-        assert (from_batch.triage, from_batch.candidates, from_batch.owner_level()) == (False, (), "grid")
+        assert list(from_batch.owners.ids().values())[::-1] == expected
+        assert from_batch.owners.grid.name == grid.name
+        assert (from_batch.triage, from_batch.candidates, from_batch.owners.owned_level().area) == (False, (), "grid")
     for point, from_batch in list(zip(points, batch, strict=True))[::50]:
         assert locator.locate(point.x, point.y) == from_batch
 
@@ -61,10 +61,10 @@ def test_a_point_on_a_shared_edge_always_goes_to_the_grid_whose_id_sorts_lowest(
     for a, b, midpoint in pairs:
         assert a.geometry.covers(midpoint) and b.geometry.covers(midpoint)  # truly on both boundaries
         owner = min(a.id, b.id)
-        found = {locator.locate(midpoint.x, midpoint.y).grid.id for _ in range(3)}
-        found |= {loc.grid.id for loc in locator.locate_many([midpoint.x] * 3, [midpoint.y] * 3)}
+        found = {locator.locate(midpoint.x, midpoint.y).owners.grid.id for _ in range(3)}
+        found |= {loc.owners.grid.id for loc in locator.locate_many([midpoint.x] * 3, [midpoint.y] * 3)}
         assert found == {owner}
-        assert locator.locate(midpoint.x, midpoint.y).station.id == city.get(owner).parent
+        assert locator.locate(midpoint.x, midpoint.y).owners.station.id == city.get(owner).parent
 
 
 def test_a_corner_shared_by_four_grids_goes_to_the_lowest_id(city, locator):
@@ -73,8 +73,8 @@ def test_a_corner_shared_by_four_grids_goes_to_the_lowest_id(city, locator):
     corner = shapely.Point(x1, y1)
     touching = sorted(g.id for g in city.level("grid") if g.geometry.covers(corner))
     assert len(touching) == 4
-    assert locator.locate(x1, y1).grid.id == touching[0]
-    assert locator.locate_many([x1], [y1])[0].grid.id == touching[0]
+    assert locator.locate(x1, y1).owners.grid.id == touching[0]
+    assert locator.locate_many([x1], [y1])[0].owners.grid.id == touching[0]
 
 
 @pytest.mark.parametrize("lon, lat", [(13.4, 52.5), (0.0, 0.0), (float("nan"), 27.9)])
@@ -139,8 +139,8 @@ def geodesic_m(a, b) -> float:
 def test_a_point_in_a_gap_between_grids_goes_to_its_station_for_triage_with_the_nearest_grids():
     point = at(1.4, 1.6)
     location = Locator(small_city()).locate(*point)
-    assert (location.grid, location.station.id, location.subcenter.id, location.hq.id) == (None, "ST", "SC", "HQ")
-    assert location.triage and location.owner_level() == "station"
+    assert location.owners.ids() == {"hq": "HQ", "subcenter": "SC", "station": "ST", "grid": None}
+    assert location.triage and location.owners.owned_level().area == "station"
     assert [c.id for c in location.candidates] == ["D", "F", "B"]  # west 0.4 cell, east 0.6, south 0.6
     distances = [c.distance_m for c in location.candidates]
     assert distances == sorted(distances)
@@ -166,8 +166,8 @@ def test_candidates_stop_at_the_radius_and_at_the_requested_number():
 def test_a_point_outside_every_station_but_inside_the_city_goes_to_headquarters_for_triage():
     point = at(3.5, 0.9)  # headquarters reaches one cell further east than the sub-center
     location = Locator(small_city()).locate(*point)
-    assert (location.grid, location.station, location.subcenter) == (None, None, None)
-    assert location.hq.id == "HQ" and location.triage and location.owner_level() == "hq"
+    assert (location.owners.grid, location.owners.station, location.owners.subcenter) == (None, None, None)
+    assert location.owners.hq.id == "HQ" and location.triage and location.owners.owned_level().area == "hq"
     assert [c.id for c in location.candidates] == ["C", "F", "B"]
     assert location.candidates[0].distance_m == pytest.approx(geodesic_m(point, at(3, 0.9)), rel=0.005)
 
@@ -178,10 +178,10 @@ def test_a_point_in_a_subcenter_but_in_no_station_goes_to_the_subcenter_for_tria
     narrowed = Hierarchy([a if a.id != "ST" else Area("ST", station.name, "station", "SC", cell(0, 0, 2, 2))
                           for a in hierarchy])
     location = Locator(narrowed).locate(*at(2.5, 1.5))  # grid F's cell is now outside the station...
-    assert location.grid.id == "F"  # ...but a point in a grid still belongs to that grid
+    assert location.owners.grid.id == "F"  # ...but a point in a grid still belongs to that grid
     location = Locator(Hierarchy([a for a in narrowed if a.id != "F"])).locate(*at(2.5, 1.5))
-    assert (location.grid, location.station, location.subcenter.id) == (None, None, "SC")
-    assert location.owner_level() == "subcenter" and location.triage
+    assert (location.owners.grid, location.owners.station, location.owners.subcenter.id) == (None, None, "SC")
+    assert location.owners.owned_level().area == "subcenter" and location.triage
 
 
 def test_a_point_in_a_grids_hole_is_not_that_grids_and_an_island_in_the_hole_owns_its_points():
@@ -189,19 +189,20 @@ def test_a_point_in_a_grids_hole_is_not_that_grids_and_an_island_in_the_hole_own
     donut = Area("E1", "环形网格", "grid", "ST", ring)
     island = Area("E2", "岛", "grid", "ST", cell(1.4, 1.4, 0.2, 0.2))
     locator = Locator(small_city(donut, island))
-    assert locator.locate(*at(1.1, 1.1)).grid.id == "E1"
-    assert locator.locate(*at(1.5, 1.5)).grid.id == "E2"
+    assert locator.locate(*at(1.1, 1.1)).owners.grid.id == "E1"
+    assert locator.locate(*at(1.5, 1.5)).owners.grid.id == "E2"
     in_hole = locator.locate(*at(1.3, 1.3))  # in the hole, outside the island
-    assert in_hole.grid is None and in_hole.station.id == "ST" and in_hole.candidates[0].id in {"E1", "E2"}
+    assert in_hole.owners.grid is None and in_hole.owners.station.id == "ST"
+    assert in_hole.candidates[0].id in {"E1", "E2"}
     batch = locator.locate_many(*columns(at(1.1, 1.1), at(1.5, 1.5), at(1.3, 1.3)))
-    assert [loc.grid and loc.grid.id for loc in batch] == ["E1", "E2", None]
+    assert [loc.owners.grid and loc.owners.grid.id for loc in batch] == ["E1", "E2", None]
 
 
 def test_every_part_of_a_multipolygon_grid_routes_to_it():
     twin = Area("E", "双片网格", "grid", "ST", MultiPolygon([cell(1, 1, 0.4, 1), cell(1.6, 1, 0.4, 1)]))
     locator = Locator(small_city(twin))
-    assert locator.locate(*at(1.2, 1.5)).grid.id == "E"
-    assert locator.locate(*at(1.8, 1.5)).grid.id == "E"
+    assert locator.locate(*at(1.2, 1.5)).owners.grid.id == "E"
+    assert locator.locate(*at(1.8, 1.5)).owners.grid.id == "E"
     assert locator.locate(*at(1.5, 1.5)).triage
 
 
@@ -291,11 +292,11 @@ def test_every_berlin_planning_area_routes_to_itself_its_district_region_and_its
     for area, point, from_batch in zip(planning_areas, points, batch, strict=True):
         location = locator.locate(point.x, point.y)
         assert location == from_batch
-        assert location.grid.id == area.id and not location.triage
-        assert location.station.id == area.parent
-        assert location.subcenter.id == area.parent[:2]
-        assert location.hq.id == "0"
-        if location.station.id != area.id[:6]:
+        assert location.owners.grid.id == area.id and not location.triage
+        assert location.owners.station.id == area.parent
+        assert location.owners.subcenter.id == area.parent[:2]
+        assert location.owners.hq.id == "0"
+        if location.owners.station.id != area.id[:6]:
             not_by_prefix.append(area.id)
     assert len(not_by_prefix) <= 1  # only the misnumbered repeat of 06010102, if the data still has it
 
@@ -310,8 +311,8 @@ def test_points_in_the_slivers_between_berlins_outline_and_its_planning_areas_go
     for point, from_batch in zip(points, batch, strict=True):
         location = locator.locate(point.x, point.y)
         assert location == from_batch
-        assert location.grid is None and location.triage and location.hq.id == "0"
-        assert location.owner_level() in ("station", "subcenter", "hq")
+        assert location.owners.grid is None and location.triage and location.owners.hq.id == "0"
+        assert location.owners.owned_level().area in ("station", "subcenter", "hq")
         assert location.candidates, "a border sliver is metres from a planning area"
         distances = [c.distance_m for c in location.candidates]
         assert distances == sorted(distances) and distances[-1] <= 500

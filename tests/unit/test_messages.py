@@ -1,3 +1,4 @@
+import json
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -5,6 +6,7 @@ import pytest
 
 from shared.messages import Envelope, MessageError, make_message, read_message
 from shared.messages import events as e
+from shared.owners import Owners
 from shared.vocabulary import Level
 
 NOW = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
@@ -37,7 +39,7 @@ def round_trip(message: e.Message) -> e.Message:
                                        e.PublishedArea("S1", "Station 1", "station", "HQ"))),
     e.CaseChanged(event="case.opened", case_id="c1", status="open", level=Level.GRID,
                   owner=e.OwnerRef(Level.GRID, "G1", "Grid"), at=NOW,
-                  scope={"grid": "G1", "station": "S1", "subcenter": None}),
+                  scope=Owners.from_ids({"grid": "G1", "station": "S1"})),
 ], ids=lambda m: m.TYPE)
 def test_every_message_type_survives_a_round_trip_through_its_wire_form(message):
     assert round_trip(message) == message
@@ -128,7 +130,11 @@ def test_a_published_area_with_an_unknown_level_or_a_parent_that_is_not_text_is_
 
 def test_a_scope_names_only_the_levels_below_headquarters():
     changed = e.CaseChanged(event="case.opened", case_id="c1", status="open", level=Level.GRID,
-                            owner=e.OwnerRef(Level.GRID, "G1", "Grid"), at=NOW, scope={"hq": "HQ"})
-    envelope = make_message(changed, occurred_at=NOW, producer="escalation")
-    with pytest.raises(MessageError, match="scope"):
-        read_message(Envelope.from_json(envelope.to_json()))
+                            owner=e.OwnerRef(Level.GRID, "G1", "Grid"), at=NOW,
+                            scope=Owners.from_ids({"grid": "G1"}))
+    wire = json.loads(make_message(changed, occurred_at=NOW, producer="escalation").to_json())
+    assert wire["payload"]["scope"] == {"grid": "G1", "station": None, "subcenter": None}
+    for bad in ({"hq": "HQ"}, {"grid": 7}, ["G1"]):
+        wire["payload"]["scope"] = bad
+        with pytest.raises(MessageError, match="scope"):
+            read_message(Envelope.from_json(json.dumps(wire)))

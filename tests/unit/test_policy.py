@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from gridcase.cli import main
 from services.escalation.calendars import Calendars, time_policy
 from services.escalation.domain.deadlines import Limit, TimePolicy
+from shared.owners import Owners
 from shared.policy import DEFAULT_FILE, PolicyError, load_policy, parse_policy
 
 SHIPPED = load_policy()
@@ -103,7 +104,7 @@ def test_a_unit_calendar_needs_an_area_and_real_dates():
 
 def test_the_snapshot_carries_every_limit_the_warnings_and_the_calendar():
     calendars = Calendars(SHIPPED.calendar, "Asia/Shanghai", "CN")
-    frozen = time_policy(SHIPPED.category("street_light").rule(), calendars.for_areas({"grid": {"id": "G1"}}))
+    frozen = time_policy(SHIPPED.category("street_light").rule(), calendars.for_owners(Owners.from_ids({"grid": "G1"})))
     assert frozen.limit(3) == Limit(3, "working_days") and frozen.warnings == (0.5, 0.8)
     assert frozen.calendar.time_zone == "Asia/Shanghai" and frozen.calendar.region == "CN"
     assert frozen.max_extension_total == Limit(16, "working_hours")
@@ -114,9 +115,9 @@ def test_a_unit_s_own_calendar_goes_to_the_cases_it_owns():
     text = GOOD + '\n[[calendar.units]]\narea = "S1"\nextra_holidays = [2026-12-01]\n'
     policy = parse_policy(text)
     calendars = Calendars(policy.calendar, "Asia/Shanghai", "CN")
-    own = calendars.for_areas({"grid": {"id": "G1"}, "station": {"id": "S1"}})
+    own = calendars.for_owners(Owners.from_ids({"grid": "G1", "station": "S1"}))
     assert not own.is_working_day(datetime(2026, 12, 1, tzinfo=UTC).date())
-    assert calendars.for_areas({"station": {"id": "S2"}}).is_working_day(datetime(2026, 12, 1).date())
+    assert calendars.for_owners(Owners.from_ids({"station": "S2"})).is_working_day(datetime(2026, 12, 1).date())
 
 
 def test_a_new_policy_never_changes_a_stored_snapshot():

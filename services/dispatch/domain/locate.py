@@ -21,19 +21,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import shapely
 from shapely import STRtree
 
 from services.dispatch.domain.areas import LEVELS, Area, Hierarchy
+from shared.owners import AreaRef, Owners
 
 WGS84_A = 6378137.0
 WGS84_E2 = 6.69437999014e-3
 _ORIGIN = shapely.Point(0.0, 0.0)
-_SLOTS = ("grid", "station", "subcenter", "hq")  # the order of Location's fields
-_NO_CHAIN: tuple[None, ...] = (None,) * len(_SLOTS)
+_NO_OWNERS = Owners()
 _CHUNK = 8192  # points per vectorized step of locate_many
 
 
@@ -46,14 +46,8 @@ def metres_per_degree(lat: float) -> tuple[float, float]:
     return math.radians(1.0) * prime_vertical * math.cos(phi), math.radians(1.0) * meridional
 
 
-# AreaRef and Location use __slots__: a 100,000-grid Locator keeps one of each per grid (no vars() on them;
-# dataclasses.asdict works). Candidates are few, and callers serialise them with vars().
-@dataclass(frozen=True, slots=True)
-class AreaRef:
-    id: str
-    name: str
-
-
+# Location (like Owners and AreaRef) uses __slots__: a 100,000-grid Locator keeps one of each per grid (no
+# vars() on them; dataclasses.asdict works). Candidates are few, and callers serialise them with vars().
 @dataclass(frozen=True)
 class Candidate:
     id: str
@@ -62,24 +56,18 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class Location:
-    grid: AreaRef | None
-    station: AreaRef | None
-    subcenter: AreaRef | None
-    hq: AreaRef
+    """Where a point lies: its ``owners`` (headquarters always), whether it needs triage (in no grid),
+    and for triage the nearest grids."""
+
+    owners: Owners
     triage: bool
     candidates: tuple[Candidate, ...]
 
-    def owner_level(self) -> str:
-        """The lowest level that owns the point: "grid", "station", "subcenter" or "hq"."""
-        return next(level for level in reversed(LEVELS) if getattr(self, level) is not None)
-
     def to_dict(self) -> dict:
-        ref = lambda r: None if r is None else {"id": r.id, "name": r.name}  # noqa: E731
-        return {
-            **{level: ref(getattr(self, level)) for level in _SLOTS},
-            "triage": self.triage,
-            "candidates": [{"id": c.id, "distance_m": c.distance_m} for c in self.candidates],
-        }
+        """``{"grid", "station", "subcenter", "hq"}`` (each ``{"id", "name"}`` or None), ``triage`` and
+        ``candidates`` (``[{"id", "distance_m"}]``, metres)."""
+        return {**self.owners.to_json(), "triage": self.triage,
+                "candidates": [{"id": c.id, "distance_m": c.distance_m} for c in self.candidates]}
 
 
 class OutsideCity(Exception):
@@ -137,13 +125,13 @@ class Locator:
         grids = self._levels["grid"]
         # One shared, immutable Location per grid (plus None for "no grid"): the hot path only indexes.
         self._grid_locations = np.empty(grids.none + 1, dtype=object)
-        self._grid_locations[: grids.none] = [Location(*c, False, ()) for c in self._chain["grid"]]
+        self._grid_locations[: grids.none] = [Location(c, False, ()) for c in self._chain["grid"]]
 
     def unit(self, area_id: str) -> Location:
         """The owners of a named unit (a category routed to it, a transfer): the unit and all above it.
 
         Raises ``KeyError`` for an id that is not in the hierarchy."""
-        return Location(*self._chains[area_id], False, ())
+        return Location(self._chains[area_id], False, ())
 
     def locate(self, lon: float, lat: float) -> Location:
         """The owners of one point; raises `OutsideCity`."""
@@ -187,7 +175,7 @@ class Locator:
             index = self._levels[level]
             i = index.owner(point, lon, lat)
             if i != index.none:
-                return Location(*self._chain[level][i], True, self._candidates(lon, lat))
+                return Location(self._chain[level][i], True, self._candidates(lon, lat))
         raise OutsideCity(lon, lat)
 
     def _candidates(self, lon: float, lat: float) -> tuple[Candidate, ...]:
@@ -206,19 +194,18 @@ class Locator:
         return tuple(Candidate(grids.areas[near[k]].id, round(float(distance[k]), 1)) for k in order)
 
 
-def _chains(hierarchy: Hierarchy) -> dict[str, tuple[AreaRef | None, ...]]:
-    """Per area id, the (grid, station, subcenter, hq) refs of the area and everything above it.
+def _chains(hierarchy: Hierarchy) -> dict[str, Owners]:
+    """Per area id, the owners of a case placed there: the area and everything above it.
 
     Built top-down so each parent's chain is computed once. A chain without headquarters means a broken
     hierarchy (a validated import never produces one); it is refused here rather than at the first case.
     """
-    chains: dict[str, tuple[AreaRef | None, ...]] = {}
+    chains: dict[str, Owners] = {}
     for level in LEVELS:
-        slot = _SLOTS.index(level)
         for area in hierarchy.level(level):
-            above = chains.get(area.parent, _NO_CHAIN) if area.parent else _NO_CHAIN
-            chain = above[:slot] + (AreaRef(area.id, area.name),) + above[slot + 1 :]
-            if chain[-1] is None:
+            above = chains.get(area.parent, _NO_OWNERS) if area.parent else _NO_OWNERS
+            chain = replace(above, **{level: AreaRef(area.id, area.name)})
+            if chain.hq is None:
                 raise ValueError(f"{level} {area.id!r} has no headquarters above it")
             chains[area.id] = chain
     return chains

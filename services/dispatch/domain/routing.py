@@ -11,20 +11,19 @@ from services.dispatch.domain.locate import Location, Locator
 from shared.vocabulary import Level
 
 
-def start_level(location: Location, category_start: str) -> str:
+def start_level(location: Location, category_start: str | Level) -> Level:
     """The higher of the lowest level that holds the point and the category's start level."""
-    owner = location.owner_level()
-    return owner if Level.of(owner) >= Level.of(category_start) else category_start
+    return max(location.owners.owned_level(), Level.of(category_start))
 
 
-def route(location: Location, locator: Locator, *, category_start: str = "grid",
-          unit: str | None = None) -> tuple[Location, str]:
+def route(location: Location, locator: Locator, *, category_start: str | Level = Level.GRID,
+          unit: str | None = None) -> tuple[Location, Level]:
     """The owners and the start level of a case reported at ``location``."""
     if unit is not None:
         try:
-            owners = locator.unit(unit)
+            placed = locator.unit(unit)
         except KeyError:
             pass
         else:
-            return owners, owners.owner_level()
+            return placed, placed.owners.owned_level()
     return location, start_level(location, category_start)

@@ -10,7 +10,7 @@ Adding an action is one function and one row here (plus its schema row in the AP
 | resolve             | owner                        | open, acknowledged, rework | note                    |
 | escalate            | owner (levels 1–3)           | open, acknowledged, rework | reason                  |
 | return              | owner, to a lower level      | open, acknowledged, rework | level, reason           |
-| transfer            | owner or command             | open, acknowledged, rework | areas, level, reason    |
+| transfer            | owner or command             | open, acknowledged, rework | owners, level, reason   |
 | request_extension   | owner                        | open, acknowledged, rework | amount, reason          |
 | approve_extension   | level above (supervisor at 4) | same, with a request     | note?                    |
 | refuse_extension    | level above (supervisor at 4) | same, with a request     | reason                   |
@@ -84,7 +84,7 @@ def available(case: Case, actor: Actor, now: datetime) -> list[str]:
 
     from services.escalation.domain.errors import InvalidTransition, NotAllowed
 
-    placeholders = {"note": "-", "reason": "-", "level": Level.GRID, "areas": case.areas, "passed": True,
+    placeholders = {"note": "-", "reason": "-", "level": Level.GRID, "owners": case.owners, "passed": True,
                     "amount": {"amount": 1, "unit": "seconds"}}
     allowed = []
     for name in ACTIONS:

@@ -1,5 +1,5 @@
-"""A case in the four-level closed loop (四级闭环, see PRODUCT.md): its state, how it opens, and the
-rule that a case is owned at the first level at or above a given one that has an owner.
+"""A case in the four-level closed loop (四级闭环, see PRODUCT.md): its state and how it opens. A case is
+handled at the first level at or above a given one that has an owner (``Owners.owned_level``).
 
 Level 1 is the grid worker, 2 the work station, 3 the sub-center, 4 headquarters. The state changes
 only through the functions in ``actions.py`` (staff actions, by name) and ``timers.py`` (deadline
@@ -14,26 +14,19 @@ verification as ``verifying`` (a stored ``resolved`` is treated as ``verifying``
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from services.escalation.domain.deadlines import Limit, TimePolicy, deadline, is_late, warning_times
 from services.escalation.domain.errors import InvalidArgument
 from services.escalation.domain.timeline import SYSTEM, Outcome, Step, StepType, record
+from shared.owners import OwnerRef, Owners
 from shared.vocabulary import Level, Status
 
 #: Statuses whose clock runs toward the level's deadline (the deadline is for resolving).
 WORKING = frozenset({Status.OPEN, Status.ACKNOWLEDGED, Status.REWORK})
 #: Statuses whose clock runs toward the verification deadline.
 AWAITING_VERIFICATION = frozenset({Status.RESOLVED, Status.VERIFYING})
-
-
-@dataclass(frozen=True)
-class Owner:
-    level: Level
-    area_id: str
-    area_name: str
 
 
 @dataclass(frozen=True)
@@ -57,16 +50,16 @@ class ExtensionRequest:
 
 @dataclass
 class Case:
-    """A case's current state. ``areas`` maps each area level name (``grid``, ``station``,
-    ``subcenter``, ``hq``) to ``{"id", "name"}`` or None (a point in no grid has no grid owner).
-    ``deadline`` is an aware UTC datetime, or None when closed or suspended. ``timer_token`` grows
-    by one whenever the deadline changes, so a scheduler tick read under an older token is stale."""
+    """A case's current state. ``owners`` are its areas at each level (``shared.owners.Owners``; a
+    point in no grid has no grid owner), headquarters always. ``deadline`` is an aware UTC datetime,
+    or None when closed or suspended. ``timer_token`` grows by one whenever the deadline changes, so a
+    scheduler tick read under an older token is stale."""
 
     id: str
     number: str
     category: str
     severity: str
-    areas: dict[str, dict | None]
+    owners: Owners
     policy: TimePolicy
     opened_at: datetime
     level: Level
@@ -87,9 +80,9 @@ class Case:
     warned: float | None = None  # the highest threshold warned of at the current level (once each)
 
     @property
-    def owner(self) -> Owner:
-        ref = self.areas[self.level.area]
-        return Owner(self.level, ref["id"], ref["name"])
+    def owner(self) -> OwnerRef:
+        """The owner at the case's current level."""
+        return self.owners.owner(self.level)
 
     @property
     def due_at(self) -> datetime | None:
@@ -117,33 +110,16 @@ class Case:
         return deadline(start, limit, self.policy.calendar)
 
 
-def owned_level(areas: dict[str, dict | None], level: Level | int) -> Level:
-    """The first level at or above ``level`` that has an owner (a point in no grid has no grid)."""
-    level = Level.of(level)
-    while level < Level.HQ and not areas.get(level.area):
-        level = level.up
-    return level
-
-
-def check_areas(areas: object) -> dict[str, dict | None]:
-    """Owners as ``{level name: {"id", "name"} or None}``, with headquarters; InvalidArgument otherwise."""
-    if not isinstance(areas, Mapping) or not isinstance(areas.get(Level.HQ.area), Mapping):
-        raise InvalidArgument("areas must name the owners, headquarters included")
-    owners = {level.area: areas.get(level.area) for level in Level}
-    if any(ref is not None and not (isinstance(ref, Mapping) and ref.get("id")) for ref in owners.values()):
-        raise InvalidArgument("each owner is {\"id\", \"name\"} or null")
-    return {name: dict(ref) if ref else None for name, ref in owners.items()}
-
-
-def open_case(*, id: str, number: str, category: str, severity: str, areas: dict[str, dict | None],
+def open_case(*, id: str, number: str, category: str, severity: str, owners: Owners,
               start_level: Level | int | str, policy: TimePolicy, now: datetime,
               triage: bool = False, location_unverified: bool = False) -> tuple[Case, Outcome]:
     """A case opens at the first owned level at or above ``start_level``, with that level's deadline.
     Its ``opened`` step notes a triage point, or a location the reporter's phone could not fix (routed
     to the reporter's own grid: the owner checks where it really is)."""
-    areas = check_areas(areas)
-    level = owned_level(areas, start_level)
-    case = Case(id=id, number=number, category=category, severity=severity, areas=areas, policy=policy,
+    if owners.hq is None:
+        raise InvalidArgument("a case's owners include headquarters", field="owners")
+    level = owners.owned_level(start_level)
+    case = Case(id=id, number=number, category=category, severity=severity, owners=owners, policy=policy,
                 opened_at=now, level=level, triage=triage)
     set_deadline(case, deadline(now, policy.limit(level), policy.calendar), now, restart=now)
     notes = ["point in no grid: needs triage"] if triage else []
@@ -182,5 +158,5 @@ def move(case: Case, level: Level, status: Status, now: datetime) -> None:
 
 
 
-__all__ = ["AWAITING_VERIFICATION", "SYSTEM", "WORKING", "Case", "check_areas", "ExtensionRequest", "Owner", "Step",
-           "move", "open_case", "owned_level", "set_deadline"]
+__all__ = ["AWAITING_VERIFICATION", "SYSTEM", "WORKING", "Case", "ExtensionRequest", "Step", "move", "open_case",
+           "set_deadline"]

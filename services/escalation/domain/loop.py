@@ -5,16 +5,13 @@ then the state (409), then the arguments (422), and only then changes the case; 
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 
 from services.escalation.domain.cases import (
     AWAITING_VERIFICATION,
     WORKING,
     Case,
-    check_areas,
     move,
-    owned_level,
     set_deadline,
 )
 from services.escalation.domain.errors import InvalidArgument, InvalidTransition, require_status, required_text
@@ -26,6 +23,7 @@ from services.escalation.domain.permissions import (
     require_verifier,
 )
 from services.escalation.domain.timeline import Outcome, StepType, record
+from shared.owners import Owners
 from shared.vocabulary import Level, Status
 
 
@@ -55,7 +53,7 @@ def escalate(case: Case, actor: Actor, now: datetime, *, reason: str) -> Outcome
     if case.level == Level.HQ:
         raise InvalidTransition("headquarters has no level above")
     reason = required_text(reason, "a reason", "reason")
-    move(case, owned_level(case.areas, case.level.up), Status.OPEN, now)
+    move(case, case.owners.owned_level(case.level.up), Status.OPEN, now)
     return record(case, StepType.ESCALATED, actor.user, now, reason)
 
 
@@ -68,25 +66,26 @@ def return_down(case: Case, actor: Actor, now: datetime, *, level: Level | int |
     if target >= case.level:
         raise InvalidArgument(f"a case at level {int(case.level)} can only be returned to a lower level",
                               field="level")
-    if not case.areas.get(target.area):
+    if case.owners.at(target) is None:
         raise InvalidArgument(f"the case has no {target.area} to return it to", field="level")
     reason = required_text(reason, "a reason", "reason")
     move(case, target, Status.OPEN, now)
     return record(case, StepType.RETURNED, actor.user, now, reason)
 
 
-def transfer(case: Case, actor: Actor, now: datetime, *, areas: Mapping, level: Level | int | str,
+def transfer(case: Case, actor: Actor, now: datetime, *, owners: Owners, level: Level | int | str,
              reason: str) -> Outcome:
-    """A staff transfer to another unit: ``areas`` are the new owners (looked up by dispatch), and
+    """A staff transfer to another unit: ``owners`` are the new owners (of the named unit), and
     the case restarts at the first owned level at or above ``level`` with that level's limit.
     Taken by the owner or by command."""
     require_owner_or_command(actor, case, "transfer it")
     require_status(case.status, WORKING, "be transferred")
-    areas = check_areas(areas)
+    if not isinstance(owners, Owners) or owners.hq is None:
+        raise InvalidArgument("a transfer names the new owners, headquarters included", field="to")
     target = _level(level)
     reason = required_text(reason, "a reason", "reason")
-    case.areas = areas
-    move(case, owned_level(areas, target), Status.OPEN, now)
+    case.owners = owners
+    move(case, owners.owned_level(target), Status.OPEN, now)
     return record(case, StepType.TRANSFERRED, actor.user, now, f"{reason} → {case.owner.area_id}")
 
 
@@ -120,7 +119,7 @@ def reopen(case: Case, actor: Actor, now: datetime, *, reason: str) -> Outcome:
 
 def _resolver(case: Case) -> Level:
     """The level that resolved the case, or the first owned one above it if a re-route took its owner."""
-    return owned_level(case.areas, case.resolved_level or case.level)
+    return case.owners.owned_level(case.resolved_level or case.level)
 
 
 def _level(value: object) -> Level:

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from services.escalation.domain.calendar import WorkingCalendar
-from services.escalation.domain.cases import owned_level
 from services.escalation.domain.deadlines import Limit, TimePolicy, deadline, time_left, working_between
 from services.escalation.domain.timeline import SYSTEM, Step
+from shared.owners import Owners
 from shared.vocabulary import Level, StepType
 
 #: Steps after which a level's clock starts afresh at the step's level.
@@ -35,12 +35,12 @@ class Replayed:
     on_time: bool = False  # closed, and no deadline missed
 
 
-def replay(steps: Sequence[Step], policy: TimePolicy, areas: dict, *, extensions: Sequence[Limit] = (),
+def replay(steps: Sequence[Step], policy: TimePolicy, owners: Owners, *, extensions: Sequence[Limit] = (),
            until: datetime | None = None) -> Replayed:
     """Re-run ``policy``'s deadlines over the human steps of a timeline (in order), up to ``until``
     (the end of the timeline if None). ``extensions`` are the approved amounts in order (one per
     ``extended`` step); pass ``()`` to judge the case without its extensions. Escalation moves to the
-    next owned level of ``areas`` with that level's limit dated from the missed deadline (issue 8)."""
+    next owned level of ``owners`` with that level's limit dated from the missed deadline (issue 8)."""
     calendar = policy.calendar
     level: Level | None = None
     due: datetime | None = None
@@ -55,7 +55,7 @@ def replay(steps: Sequence[Step], policy: TimePolicy, areas: dict, *, extensions
             missed = True
             if level < Level.HQ:
                 escalations[int(level)] = escalations.get(int(level), 0) + 1
-                level = owned_level(areas, level.up)
+                level = owners.owned_level(level.up)
                 due = deadline(due, policy.limit(level), calendar)
             else:
                 overdue, due = True, None
@@ -120,7 +120,7 @@ def _suspended(intervals: list[tuple[datetime, datetime]], start: datetime, end:
     return sum(max((min(b, end) - max(a, start)).total_seconds(), 0) for a, b in intervals)
 
 
-def measure(steps: Sequence[Step], policy: TimePolicy, areas: dict, extensions: Sequence[Limit],
+def measure(steps: Sequence[Step], policy: TimePolicy, owners: Owners, extensions: Sequence[Limit],
             now: datetime, *, closed_now: bool) -> Facts:
     """The facts of a case from its timeline (``steps`` in order, the first ``opened``).
     ``closed_now``: whether the case is closed at present (a reopened case is not)."""
@@ -185,7 +185,7 @@ def measure(steps: Sequence[Step], policy: TimePolicy, areas: dict, extensions: 
 
     missed = auto or level4_overdue
     closed = closed_now and closed_at is not None
-    strict = replay(steps, policy, areas, extensions=(), until=closed_at if closed else now) if closed else None
+    strict = replay(steps, policy, owners, extensions=(), until=closed_at if closed else now) if closed else None
     return Facts(
         opened_at=opened_at, opened_day=calendar.local_date(opened_at), closed_at=closed_at if closed else None,
         closed=closed, escalated=escalated, extended=extended, reworked=reworked, overdue=missed,

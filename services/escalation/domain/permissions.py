@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.escalation.domain.cases import Case, owned_level
+from services.escalation.domain.cases import Case
 from services.escalation.domain.errors import NotAllowed
 from shared.vocabulary import Level, Role
 
@@ -37,8 +37,8 @@ def holds(actor: Actor, case: Case, level: Level) -> bool:
     """Whether ``actor`` is the owner of ``case`` at ``level``."""
     if ROLE_LEVEL.get(actor.role) != level:
         return False
-    ref = case.areas.get(level.area)
-    return level == Level.HQ or (ref is not None and actor.area == ref["id"])
+    ref = case.owners.at(level)
+    return level == Level.HQ or (ref is not None and actor.area == ref.id)
 
 
 def require_owner(actor: Actor, case: Case, doing: str) -> None:
@@ -56,7 +56,7 @@ def require_level_above(actor: Actor, case: Case, doing: str) -> None:
         if actor.role != Role.SUPERVISOR:
             raise NotAllowed(f"only a supervisor may {doing} for headquarters")
         return
-    above = owned_level(case.areas, case.level.up)
+    above = case.owners.owned_level(case.level.up)
     if not holds(actor, case, above):
         raise NotAllowed(f"only the {above.area} above the case may {doing}")
 
@@ -66,8 +66,13 @@ def require_oversight(actor: Actor, doing: str) -> None:
         raise NotAllowed(f"only command, a supervisor or an admin may {doing}")
 
 
+def verifying_level(case: Case) -> Level:
+    """Who checks a fix on site: the grid worker of the case's grid, or the station of a case in no grid."""
+    return Level.GRID if case.owners.grid is not None else Level.STATION
+
+
 def require_verifier(actor: Actor, case: Case) -> None:
-    level = Level.GRID if case.areas.get(Level.GRID.area) else Level.STATION
+    level = verifying_level(case)
     if not holds(actor, case, level):
         who = "the grid worker of the case's grid" if level == Level.GRID else "the station of a case in no grid"
         raise NotAllowed(f"only {who} may verify")

@@ -23,12 +23,12 @@ Deadline rules (issue 8; the README's "four-level closed loop"):
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 
-from services.escalation.domain.cases import AWAITING_VERIFICATION, Case, check_areas, owned_level, set_deadline
+from services.escalation.domain.cases import AWAITING_VERIFICATION, Case, set_deadline
 from services.escalation.domain.deadlines import is_late
 from services.escalation.domain.timeline import SYSTEM, Outcome, StepType, record
+from shared.owners import Owners
 from shared.vocabulary import Level, Status
 
 
@@ -44,7 +44,7 @@ def escalate_due(case: Case, now: datetime, token: int) -> Outcome:
     outcome = _warn(case, now)
     while case.level < Level.HQ and is_late(case.deadline, now):
         missed = case.deadline
-        case.level, case.status, case.pending_extension = owned_level(case.areas, case.level.up), Status.OPEN, None
+        case.level, case.status, case.pending_extension = case.owners.owned_level(case.level.up), Status.OPEN, None
         set_deadline(case, case.deadline_after(missed, case.policy.limit(case.level)), now, restart=missed)
         outcome += record(case, StepType.ESCALATED, SYSTEM, now, "deadline passed", scheduled_at=missed)
     if outcome.steps and outcome.steps[-1].type == StepType.ESCALATED:
@@ -69,13 +69,12 @@ def _warn(case: Case, now: datetime) -> Outcome:
     return outcome
 
 
-def rerouted(case: Case, areas: Mapping, now: datetime) -> Outcome:
+def rerouted(case: Case, owners: Owners, now: datetime) -> Outcome:
     """A new area version changed the case's owners: the level and deadline stay (if the case's
     level has no owner any more, it moves up to the first owned level, deadline unchanged).
     A closed case keeps its owners and history; unchanged owners change nothing."""
-    owners = check_areas(areas)
-    if case.status == Status.CLOSED or owners == case.areas:
+    if case.status == Status.CLOSED or owners == case.owners:
         return Outcome()
-    case.areas = owners
-    case.level = owned_level(owners, case.level)
+    case.owners = owners
+    case.level = owners.owned_level(case.level)
     return record(case, StepType.REROUTED, SYSTEM, now, f"new area version → {case.owner.area_id}")

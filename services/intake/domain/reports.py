@@ -4,10 +4,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from shared.owners import NO_OWNERS, Owners
 from shared.vocabulary import Level, Status
 
 
@@ -113,8 +114,8 @@ class Report:
     deadline_at: datetime | None = None
     #: the report this one repeats (same category, nearby, while that case is open): it opens no case
     duplicate_of: str | None = None
-    #: the case's owner at each area level below headquarters (``grid``, ``station``, ``subcenter``)
-    owners: dict[str, str | None] = field(default_factory=dict)
+    #: the case's area scope: its owners below headquarters, known by id (none before dispatch)
+    owners: Owners = NO_OWNERS
 
     def number_in(self, time_zone: str) -> str:
         """The report's number, dated in the city's time zone (``Settings.time_zone``)."""
