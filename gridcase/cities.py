@@ -52,13 +52,46 @@ def _quote(findings) -> str:
     return quoted + (f"; and {len(findings) - QUOTED} more" if len(findings) > QUOTED else "")
 
 
-def ensure_city(dispatch, city: str) -> int | None:
-    """Import ``city`` into the dispatch service (``shared.bootstrap.Service``) unless a version is active;
-    the new version, or None. Warnings are logged; a city that does not import raises ``CityError``
-    quoting its first errors."""
+#: The demo city's departments (the generated city has no folder of its own).
+DEMO_DEPARTMENTS = Path(handlers.__file__).with_name("demo") / "departments.toml"
+
+
+def departments_file(city: str) -> Path | None:
+    """The departments file of ``city``: the demo's, ``DIR/departments.toml``, or the one beside a city
+    file; None when the city has none."""
+    if city == "demo":
+        return DEMO_DEPARTMENTS
+    path = Path(city)
+    found = (path if path.is_dir() else path.parent) / "departments.toml"
+    return found if found.is_file() else None
+
+
+def ensure_departments(dispatch, city: str) -> int | None:
+    """Import the city's departments file unless the city has departments already; the new version, or
+    None. A file with problems raises ``CityError`` naming its lines."""
+    from gridcase.departments_cli import import_file
+
+    path = departments_file(city)
+    if path is None:
+        return None
     with dispatch.uow() as uow:
-        if uow.store.active_version() is not None:
+        if uow.store.departments():
             return None
+    result = import_file(dispatch, path)
+    if result.version is None:
+        raise CityError(f"the departments of {city!r} do not import: " + "; ".join(map(str, result.findings[:QUOTED])))
+    return result.version
+
+
+def ensure_city(dispatch, city: str) -> int | None:
+    """Import ``city`` into the dispatch service (``shared.bootstrap.Service``) unless a version is active,
+    then its departments (``ensure_departments``); the new area version, or None. Warnings are logged; a
+    city that does not import raises ``CityError`` quoting its first errors."""
+    with dispatch.uow() as uow:
+        active = uow.store.active_version()
+    if active is not None:
+        ensure_departments(dispatch, city)
+        return None
     source = f"gridcase up --city {city}"
     source = source if len(source) <= LIMITS["source"] else source[:LIMITS["source"] - 1] + "…"
     result = dispatch.run(handlers.import_areas, handlers.ImportAreas(load_levels(city), source=source,
@@ -69,4 +102,5 @@ def ensure_city(dispatch, city: str) -> int | None:
     for finding in result.findings:  # warnings (capped per problem): e.g. Berlin's slivers in one line
         log.warning("city %s: %s %s %s: %s", city, finding.level, finding.feature_id or "-", finding.problem,
                     finding.detail)
+    ensure_departments(dispatch, city)
     return result.version

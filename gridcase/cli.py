@@ -126,21 +126,24 @@ def worker(name, data_dir):
 @click.option("--role", type=click.Choice(ROLES), required=True)
 @click.option("--area", default=None, help="the grid/station/sub-center id the role is scoped to")
 @click.option("--user", default=None, help="the person's own id (required for a grid worker)")
+@click.option("--department", default=None, help="the department's id (role department)")
 @click.option("--days", type=float, default=30.0, show_default=True, help="lifetime, at most 30 days")
 @DATA_DIR
-def token(role, area, user, days, data_dir):
+def token(role, area, user, department, days, data_dir):
     """Print a signed development token (and nothing else) on stdout.
 
     The area must exist at the role's level in dispatch's active area version; a grid worker needs
-    --user (each person their own subject)."""
+    --user (each person their own subject); a department needs --department, one of the city's."""
     from datetime import timedelta
 
-    from gridcase.tokens import check_area
+    from gridcase.tokens import check_area, check_department
 
     settings = settings_for(data_dir)
     try:
         check_area(settings, role, area)
-        click.echo(issue_token(settings.secret, role, area=area, user=user, ttl=timedelta(days=days)))
+        check_department(settings, role, department)
+        click.echo(issue_token(settings.secret, role, area=area, user=user, department=department,
+                               ttl=timedelta(days=days)))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
 
@@ -148,12 +151,14 @@ def token(role, area, user, days, data_dir):
 from gridcase.apikey_cli import apikey  # noqa: E402
 from gridcase.areas_cli import areas  # noqa: E402
 from gridcase.audit_cli import audit_group  # noqa: E402
+from gridcase.departments_cli import departments  # noqa: E402
 from gridcase.dlq import dlq  # noqa: E402
 from gridcase.policy_cli import policy_group, stats_group  # noqa: E402
 
 main.add_command(apikey)
 main.add_command(areas)
 main.add_command(audit_group)
+main.add_command(departments)
 main.add_command(dlq)
 main.add_command(policy_group)
 main.add_command(stats_group)

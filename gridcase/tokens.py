@@ -40,10 +40,46 @@ def check_area(settings, role: str, area: str | None) -> None:
                          + (f" (it is a {found})" if found else ""))
 
 
+def check_department(settings, role: str, department: str | None) -> None:
+    """ValueError unless ``department`` fits ``role``: a department's token names one of the city's
+    departments (read from dispatch's database); no other role takes one."""
+    if role != Role.DEPARTMENT:
+        if department:
+            raise ValueError(f"role {role} takes no --department")
+        return
+    if not department:
+        raise ValueError("role department needs --department (its id: gridcase departments list)")
+    import sqlalchemy as sa
+
+    from services.dispatch.store import departments
+    from shared.db import make_engine
+
+    engine = make_engine(settings.database_url("dispatch"))
+    try:
+        with engine.connect() as db:
+            found = db.execute(sa.select(departments.c.id).where(departments.c.id == department)).scalar()
+    except sa.exc.DBAPIError as exc:
+        raise ValueError(f"dispatch has no departments to check {department!r} against: "
+                         f"{str(exc).splitlines()[0]}") from exc
+    finally:
+        engine.dispose()
+    if found is None:
+        raise ValueError(f"{department!r} is not one of the city's departments (gridcase departments list)")
+
+
 def development_tokens(system, settings) -> list[tuple[str, str | None, str]]:
+    """One token per role (``(role, area or department, token)``): each scoped role in the first area of
+    its level; a department role for the first of the city's departments, when it has any."""
     active = system.services["dispatch"].areas.current()
+    with system.services["dispatch"].uow() as uow:
+        city_departments = uow.store.departments()
     out = []
     for role in ROLES:
+        if role == Role.DEPARTMENT:
+            if city_departments:
+                first = city_departments[0].id
+                out.append((role, first, issue_token(settings.secret, role, department=first)))
+            continue
         level = ROLE_SCOPE.get(Role(role))
         area = active.hierarchy.level(level.area)[0].id if level else None
         # a grid worker is a person (``gridcase token --user``); staff get their desk's subject, <role>@<area>

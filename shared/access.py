@@ -13,8 +13,9 @@ action, resource)``.
   (409) or on who is acting within the area (e.g. only the grid's own worker verifies: 403).
 
 The rules come from the product: a grid worker sees their grid and their own reports; a station its
-grids; a sub-center its stations; command, supervisors and admins the city. Supervisors oversee and do
-not file reports; only admins import areas; only staff move cases (README "Roles").
+grids; a sub-center its stations; command, supervisors and admins the city; a functional department
+the cases assigned to it. Supervisors oversee and do not file reports; only admins import areas and
+departments; only staff move cases (README "Roles").
 """
 from __future__ import annotations
 
@@ -31,9 +32,12 @@ class Decision(StrEnum):
     NOT_FOUND = "not_found"  # 404
 
 
-EVERYONE = frozenset(Role)
+#: The roles of the city's own organisation; a functional department (``Role.DEPARTMENT``) is named
+#: where it may act: it reads, lists and acts on the cases assigned to it, and reads the areas.
+EVERYONE = frozenset(Role) - {Role.DEPARTMENT}
 REPORTERS = EVERYONE - {Role.SUPERVISOR}
 STAFF = frozenset({Role.STATION, Role.SUBCENTER, Role.COMMAND, Role.ADMIN})
+WITH_DEPARTMENTS = EVERYONE | {Role.DEPARTMENT}
 
 #: action → the roles that may take it (``None``: public, no token needed).
 ACTIONS: dict[str, frozenset[Role] | None] = {
@@ -46,13 +50,15 @@ ACTIONS: dict[str, frozenset[Role] | None] = {
     "photo.add": REPORTERS,
     "photo.read": EVERYONE,
     "case.verify": EVERYONE,  # the domain narrows it to the grid's own worker (or the station of a case in no grid)
-    "case.read": EVERYONE,
-    "case.list": EVERYONE,
-    "case.act": EVERYONE,  # each action's own table (escalation's domain) says who, per level
+    "case.read": WITH_DEPARTMENTS,  # a department: the cases assigned to it (escalation's store)
+    "case.list": WITH_DEPARTMENTS,
+    "case.act": WITH_DEPARTMENTS,  # each action's own table (escalation's domain) says who, per level
     "case.transfer": STAFF,
     "duplicate.unlink": STAFF,
-    "point.locate": EVERYONE,
-    "areas.read": EVERYONE,
+    "point.locate": WITH_DEPARTMENTS,
+    "areas.read": WITH_DEPARTMENTS,
+    "departments.read": WITH_DEPARTMENTS,
+    "departments.import": frozenset({Role.ADMIN}),
     "areas.import": frozenset({Role.ADMIN}),
     "stats.read": EVERYONE - {Role.GRID_WORKER},  # area scope applies to each row
     "stats.replay": frozenset({Role.COMMAND, Role.SUPERVISOR, Role.ADMIN}),

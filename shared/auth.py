@@ -12,7 +12,8 @@ Two kinds of signer are accepted (``TokenVerifier``):
 Every claim is checked for presence and type before anything else runs (``read_token``): ``sub``
 (a non-empty storable string of at most 128 characters: the person), ``role`` (one of ``Role``),
 ``area`` (a storable string of at most 64 characters; required for the area-scoped roles
-``grid_worker``, ``station`` and ``subcenter``), ``exp`` and ``iat`` (numbers; a lifetime
+``grid_worker``, ``station`` and ``subcenter``), ``department`` (a department's id: on a
+``department`` token only, and required there), ``exp`` and ``iat`` (numbers; a lifetime
 ``exp - iat`` of at most ``MAX_LIFETIME``, and ``exp`` no further than that from now). A failed
 check is an ``AuthError`` (401).
 """
@@ -49,6 +50,7 @@ class Identity:
     role: str
     user: str
     area: str | None = None
+    department: str | None = None  # a functional department's id (role ``department``)
 
     def sees(self, owners: Owners) -> bool:
         """Whether this identity's area covers a case owned by ``owners``."""
@@ -63,7 +65,7 @@ def check_secret(secret: str) -> None:
 
 
 def issue_token(secret: str, role: str, *, area: str | None = None, user: str | None = None,
-                ttl: timedelta = MAX_LIFETIME, now: datetime | None = None) -> str:
+                ttl: timedelta = MAX_LIFETIME, now: datetime | None = None, department: str | None = None) -> str:
     """A development token (HS256 with ``secret``) for ``role`` in ``area``, subject ``user``.
 
     ValueError for an unknown role, a scoped role without an area, a grid worker without a user (a
@@ -76,14 +78,18 @@ def issue_token(secret: str, role: str, *, area: str | None = None, user: str | 
         raise ValueError(f"role {role} needs --area (the id of its {ROLE_SCOPE[Role(role)].area})")
     if role == Role.GRID_WORKER and not user:
         raise ValueError("a grid worker's token needs --user (the person's own id, e.g. a staff number)")
+    if (role == Role.DEPARTMENT) != bool(department):
+        raise ValueError("a department's token needs --department (its id), and only a department's")
     if not timedelta(0) < ttl <= MAX_LIFETIME:
         raise ValueError(f"a token lives at most {MAX_LIFETIME.days} days")
     check_secret(secret)
     now = now or datetime.now(UTC)
-    subject = user or (f"{role}@{area}" if area else role)
+    subject = user or (f"{role}@{area or department}" if area or department else role)
     claims = {"sub": subject, "role": role, "iat": now, "exp": now + ttl}
     if area:
         claims["area"] = area
+    if department:
+        claims["department"] = department
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -168,6 +174,11 @@ def identity_from_claims(claims: dict, now: datetime) -> Identity:
         if area is None:
             raise AuthError(f"a {role} token needs an area claim")
         _check_claim("area", area, LIMITS["area_id"])
+    department = claims.get("department")
+    if department is not None or role == Role.DEPARTMENT:
+        if role != Role.DEPARTMENT or department is None:
+            raise AuthError("only a department token carries a department claim, and it must")
+        _check_claim("department", department, LIMITS["area_id"])
     issued, expires = claims.get("iat"), claims.get("exp")
     for name, value in (("iat", issued), ("exp", expires)):
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -180,7 +191,7 @@ def identity_from_claims(claims: dict, now: datetime) -> Identity:
         raise AuthError(f"the token lives longer than {MAX_LIFETIME.days} days")
     if expires > (now + MAX_LIFETIME + LEEWAY).timestamp():
         raise AuthError(f"the token expires more than {MAX_LIFETIME.days} days from now")
-    return Identity(role=role, user=user, area=area)
+    return Identity(role=role, user=user, area=area, department=department)
 
 
 def read_token(secret: str, token: str, *, jwks: str | None = None) -> Identity:

@@ -54,6 +54,8 @@ SUBSCRIPTIONS: dict[str, Subscription] = {s.consumer: s for s in (
     Subscription("escalation.areas", "escalation", ("areas.published",)),
     Subscription("escalation.transfer", "escalation", ("case.transferred",)),
     Subscription("escalation.verify", "escalation", ("case.verified",)),
+    Subscription("escalation.departments", "escalation", ("departments.published",)),
+    Subscription("intake.departments", "intake", ("departments.published",)),
     # case.opened carries the area scope that intake once read from case.dispatched: one delivery less per case.
     Subscription("intake.status", "intake", ("case.transferred", *LIFECYCLE), retired=("case.dispatched",)),
 )}

@@ -118,10 +118,12 @@ def in_scope(role: str, area: str | None, owners: Owners) -> bool:
     """The area-scope rule: whether a caller (``role``, ``area`` id) may see a case owned by ``owners``.
 
     A grid worker sees the cases of one grid, a station of its grids, a sub-center of its stations;
-    command headquarters, supervisors, admins and departments are not confined to an area (a
-    department's own rule, its assignments, is applied where cases are listed). A scoped role sees a case
-    when the case's owner at the role's level is the caller's area; a scoped caller with no area sees
-    nothing. Each store's ``scoped(query, identity)`` is this rule in SQL."""
+    command headquarters, supervisors and admins the whole city. A scoped role sees a case when the
+    case's owner at the role's level is the caller's area; a scoped caller with no area sees nothing.
+    A functional department sees no case by area: only those assigned to it (escalation's store).
+    Each store's ``scoped(query, identity)`` is this rule in SQL."""
+    if role == Role.DEPARTMENT:
+        return False
     level = ROLE_SCOPE.get(Role(role))
     if level is None:
         return True

@@ -43,7 +43,7 @@ _LIMIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z_]+)\s*$")
 
 #: The rule when neither the file nor anything above says.
 BUILTIN_RULE = {"start_level": "grid", "levels": {1: 4.0, 2: 8.0, 3: 24.0, 4: 48.0}, "verification": 24.0,
-                "warnings": [], "extensions": {"max_count": 2, "max_total": 48.0}}
+                "department": 24.0, "warnings": [], "extensions": {"max_count": 2, "max_total": 48.0}}
 
 
 class PolicyError(ValueError):
@@ -75,6 +75,7 @@ class Rule:
     warnings: tuple[float, ...]
     max_extensions: int
     max_extension_total: Amount
+    department: Amount = Amount(24.0, "hours")  # a department assignment's time to feed back (反馈)
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,9 @@ class Category:
     group: str | None = None  # facilities (部件) or events (事件)
     class_code: str | None = None  # the class (大类) within the group
     unit: str | None = None  # an area id that takes every case of this category (e.g. a specialised station)
+    #: the lead department (主办) and co-handlers (协办) of its cases, overriding the departments file
+    lead_department: str | None = None
+    co_departments: tuple[str, ...] | None = None
 
     def rule(self, severity: str | None = None) -> Rule:
         """The rule for ``severity`` (the category's default severity when unknown or None)."""
@@ -139,6 +143,8 @@ class Policy:
         klass = group.get("classes", {}).get(category.class_code or "", {})
         return {"code": category.code, "zh": category.zh, "en": category.en, "severity": category.severity,
                 "start_level": category.start_level, "unit": category.unit,
+                "lead_department": category.lead_department,
+                "co_departments": list(category.co_departments) if category.co_departments is not None else None,
                 "group": {"code": category.group, "zh": group.get("zh"), "en": group.get("en")}
                 if category.group else None,
                 "class": {"code": category.class_code, "zh": klass.get("zh"), "en": klass.get("en")}
@@ -298,7 +304,16 @@ def _parse(text: str, file: str) -> Policy:
         if klass is not None and klass not in groups.get(group, {}).get("classes", {}):
             raise lines.error(f"category {code!r}: unknown class {klass!r} in group {group!r}",
                               lines.of_category(code, "class"))
-        own = {k: raw[k] for k in ("start_level", "levels", "verification", "warnings", "extensions") if k in raw}
+        own = {k: raw[k] for k in ("start_level", "levels", "verification", "department", "warnings", "extensions")
+               if k in raw}
+        lead, co = raw.get("lead_department"), raw.get("co_departments")
+        if lead is not None and not (isinstance(lead, str) and lead):
+            raise lines.error(f"category {code!r}: lead_department is a department id",
+                              lines.of_category(code, "lead_department"))
+        if co is not None and not (isinstance(co, list) and all(isinstance(c, str) and c for c in co)
+                                   and lead not in co and len(set(co)) == len(co)):
+            raise lines.error(f"category {code!r}: co_departments is a list of distinct department ids "
+                              "without the lead", lines.of_category(code, "co_departments"))
         if "hours" in raw:
             own.setdefault("levels", raw["hours"])
         for key in own:
@@ -319,7 +334,8 @@ def _parse(text: str, file: str) -> Policy:
                             _partial(per_severity.get(name, {})))
             rules[name] = checked(lines.of_category(code, f"severities.{name}") if name in per_severity else line,
                                   _rule, merged, code, name)
-        categories[code] = Category(code, raw["zh"], raw["en"], severity, rules, group, klass, raw.get("unit"))
+        categories[code] = Category(code, raw["zh"], raw["en"], severity, rules, group, klass, raw.get("unit"),
+                                    lead, tuple(co) if co is not None else None)
     if "other" not in categories:
         raise lines.error('the policy needs a category "other" (for reports of an unknown category)', None)
     return Policy(categories, groups, tuple(severities), _calendar(data.get("calendar", {}), lines))
@@ -327,7 +343,7 @@ def _parse(text: str, file: str) -> Policy:
 
 def _partial(raw: dict) -> dict:
     """One table's rule keys, each parsed (a table may give only some of them)."""
-    known = {"start_level", "levels", "verification", "warnings", "extensions"}
+    known = {"start_level", "levels", "verification", "department", "warnings", "extensions"}
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"unknown key {sorted(unknown)[0]!r}; one of {', '.join(sorted(known))}")
@@ -346,6 +362,8 @@ def _partial(raw: dict) -> dict:
         out["levels"] = levels
     if "verification" in raw:
         out["verification"] = parse_amount(raw["verification"])
+    if "department" in raw:
+        out["department"] = parse_amount(raw["department"])
     if "warnings" in raw:
         warnings = raw["warnings"]
         if not isinstance(warnings, list) or any(isinstance(p, bool) or not isinstance(p, int | float)
@@ -392,10 +410,12 @@ def _rule(merged: dict, code: str, severity: str) -> Rule:
     verification = merged["verification"]
     caps = merged["extensions"]
     total = caps["max_total"]
+    department = merged["department"]
     return Rule(start, dict(sorted(levels.items())),
                 verification if isinstance(verification, Amount) else parse_amount(verification),
                 tuple(merged["warnings"]), int(caps["max_count"]),
-                total if isinstance(total, Amount) else parse_amount(total))
+                total if isinstance(total, Amount) else parse_amount(total),
+                department if isinstance(department, Amount) else parse_amount(department))
 
 
 _PERIOD = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")

@@ -59,6 +59,8 @@ class Status(StrEnum):
     CLOSED = "closed"
     REWORK = "rework"
     SUSPENDED = "suspended"
+    #: 派遣: with a lead functional department; the geographic ladder's clock is held until it feeds back
+    DISPATCHED = "dispatched"
 
 
 class StepType(StrEnum):
@@ -82,7 +84,14 @@ class StepType(StrEnum):
     SUSPENDED = "suspended"
     RESUMED = "resumed"
     OVERDUE = "overdue"
-    WARNING = "warning"  # a share of the level's time limit used (issue 10's pre-deadline warnings)
+    WARNING = "warning"  # a share of the level's time limit used (pre-deadline warnings)
+    # 部门联动: a functional department assigned (派遣), signing for it (签收), feeding back (反馈: done or
+    # declined, 退单), or past its own deadline (the case does not climb the ladder for it)
+    DEPARTMENT_ASSIGNED = "department_assigned"
+    DEPARTMENT_ACKNOWLEDGED = "department_acknowledged"
+    DEPARTMENT_DONE = "department_done"
+    DEPARTMENT_DECLINED = "department_declined"
+    DEPARTMENT_OVERDUE = "department_overdue"
 
 
 class Role(StrEnum):
@@ -94,6 +103,7 @@ class Role(StrEnum):
     COMMAND = "command"
     SUPERVISOR = "supervisor"
     ADMIN = "admin"
+    DEPARTMENT = "department"  # a functional department (职能部门): sees and acts on the cases assigned to it
 
     @property
     def scope(self) -> Level | None:

@@ -193,6 +193,37 @@ class Areas(MethodView):
                 "moves": [m.to_dict() for m in result.moves]}, 201
 
 
+class NoArgs(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class DepartmentOut(Schema):
+    id = fields.String(metadata={"description": "the department's id (tokens, assignments, statistics)"})
+    zh = fields.String()
+    en = fields.String()
+    serves = fields.String(metadata={"description": "the area it serves: headquarters (the city) or a sub-center"})
+    leads = fields.List(fields.String(), metadata={"description": "categories it leads (主办)"})
+    co_handles = fields.List(fields.String(), metadata={"description": "categories it co-handles (协办)"})
+
+
+class DepartmentsOut(Schema):
+    departments = fields.List(fields.Nested(DepartmentOut))
+
+
+@blp.route("/departments")
+class Departments(MethodView):
+    @access("departments.read")
+    @blp.arguments(NoArgs, location="query")
+    @blp.response(200, DepartmentsOut)
+    def get(self, _args):
+        """The city's functional departments (职能部门), by id: ``{"departments": [{"id": "water", "zh":
+        "市自来水公司", "en": "City Water Company", "serves": "HQ", "leads": ["water_main_burst"],
+        "co_handles": []}, …]}``. Imported with ``gridcase departments import FILE``."""
+        found = current_service().run(handlers.list_departments)
+        return {"departments": [d.to_dict() for d in found]}
+
+
 class TransferIn(Schema):
     class Meta:
         unknown = RAISE
@@ -221,9 +252,7 @@ class Transfer(MethodView):
             deny(caller, "case.transfer", message="no such case")
         except handlers.TransferError as exc:
             abort(422, errors={"to": [str(exc)]})
-        refs = {name: ({"id": ref.id, "name": ref.name} if (ref := getattr(moved.owners, name)) else None)
-                for name in AREA_LEVELS}
-        return {"case_id": case_id, "level": moved.level.area, **refs}
+        return {"case_id": case_id, "level": moved.level.area, **moved.owners.to_json()}
 
 
 def feature_collection(areas, version: int, simplify: bool) -> dict:

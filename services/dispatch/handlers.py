@@ -8,6 +8,8 @@ from services.dispatch.domain.areas import LEVELS, Hierarchy
 from services.dispatch.domain.locate import Location, Locator
 from services.dispatch.domain.routing import route
 from shared.clock import Clock
+from shared.departments import Department, parse_departments
+from shared.departments import Finding as DepartmentFinding
 from shared.messages import events
 from shared.owners import AreaRef, Owners
 from shared.policy import Policy
@@ -163,6 +165,48 @@ def _reroute_open_cases(version: int, hierarchy: Hierarchy, uow: UnitOfWork, *, 
                                        reason=f"area version {version} activated", actor="dispatch"))
         moves.append(Move(row.case_id, row.number, before, found.ids()))
     return moves
+
+
+# -- departments ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImportDepartments:
+    """The command: a departments file's bytes (``shared.departments``) and its name for findings."""
+    data: bytes
+    file: str = "departments.toml"
+
+
+@dataclass(frozen=True)
+class DepartmentsImported:
+    version: int | None  # None: nothing imported (see the findings)
+    departments: list
+    findings: list
+
+
+def import_departments(command: ImportDepartments, uow: UnitOfWork, *, policy: Policy) -> DepartmentsImported:
+    """Check a departments file against the policy's categories and the active area version, and on no
+    finding replace the city's departments and publish them (``departments.published``). A file with
+    any finding changes nothing."""
+    with uow:
+        active = uow.store.active_version()
+        areas = uow.store.area_levels(active) if active is not None else {}
+        found, findings = parse_departments(command.data, file=command.file, categories=policy.categories,
+                                            areas=areas)
+        if active is None:
+            findings.append(DepartmentFinding(command.file, None, "no active area version: import the areas first"))
+        if findings:
+            return DepartmentsImported(None, found, findings)
+        version = uow.store.replace_departments(found)
+        uow.add(events.DepartmentsPublished(version=version, departments=tuple(found)))
+        uow.commit()
+    return DepartmentsImported(version, found, [])
+
+
+def list_departments(uow: UnitOfWork) -> list[Department]:
+    """The city's departments, by id."""
+    with uow:
+        return uow.store.departments()
 
 
 # -- transfer ------------------------------------------------------------------------------------------

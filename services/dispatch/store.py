@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from services.dispatch.domain.areas import Area, Hierarchy
 from shared.auth import Identity
 from shared.db import UTCDateTime
+from shared.departments import Department, departments_table, load_departments, store_departments
 from shared.owners import Owners
 from shared.uow import Store
 from shared.vocabulary import ROLE_SCOPE, Role
@@ -51,6 +52,10 @@ dispatches = sa.Table(
     sa.Column("dispatched_at", UTCDateTime, nullable=False),
     sa.Column("closed_at", UTCDateTime),
 )
+
+
+#: The city's functional departments (``gridcase departments import``); ``version`` grows with each import.
+departments = departments_table(metadata)
 
 
 def scoped(query: sa.Select, identity: Identity) -> sa.Select:
@@ -105,6 +110,22 @@ class DispatchStore(Store):
         rows = self.db.execute(sa.select(areas).where(areas.c.version == version)).all()
         geometries = shapely.from_wkb([r.geometry for r in rows])
         return Hierarchy(Area(r.id, r.name, r.level, r.parent, g) for r, g in zip(rows, geometries, strict=True))
+
+    # -- departments ---------------------------------------------------------------------------
+
+    def departments(self) -> list[Department]:
+        """The city's departments, by id."""
+        return load_departments(self.db, departments)
+
+    def replace_departments(self, items: list[Department]) -> int:
+        """Replace the city's departments with ``items``; returns the new version (1, 2, …)."""
+        version = (self.db.execute(sa.select(sa.func.max(departments.c.version))).scalar() or 0) + 1
+        store_departments(self.db, departments, version, items)
+        return version
+
+    def area_levels(self, version: int) -> dict[str, str]:
+        """Area id → level name of the areas of ``version`` (to check the areas departments serve)."""
+        return dict(self.db.execute(sa.select(areas.c.id, areas.c.level).where(areas.c.version == version)).all())
 
     # -- dispatch records -----------------------------------------------------------------------
 

@@ -12,13 +12,14 @@ from flask_smorest import abort
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from services.escalation import handlers, live
-from services.escalation.domain import actions, statistics
-from services.escalation.domain.deadlines import UNITS
+from services.escalation.domain import actions, departments, statistics
+from services.escalation.domain.deadlines import UNITS, is_late
 from services.escalation.domain.errors import Refused
 from services.escalation.domain.timeline import StepType
 from services.escalation.store import StaleCase
 from shared.access import Decision
 from shared.clock import isoformat
+from shared.departments import ROLES as DEPARTMENT_ROLES
 from shared.fields import LIMITS, JsonFloat, JsonInteger, QueryBoolean, QueryFloat, QueryInteger, Text
 from shared.policy import parse_policy
 from shared.vocabulary import Level, Status
@@ -87,6 +88,14 @@ class ActionIn(Schema):
     level = JsonInteger(validate=validate.Range(1, 3), metadata={"description": "return: the lower level"})
     to = Text(LIMITS["area_id"], min_length=1, metadata={"description": "transfer: a grid or station id"})
     amount = fields.Nested(AmountIn, metadata={"description": "request_extension: how much more time"})
+    department = Text(LIMITS["area_id"], min_length=1, metadata={
+        "description": "assign_department: the department's id (GET /dispatch/v1/departments)"})
+    role = fields.String(validate=validate.OneOf(list(DEPARTMENT_ROLES)), metadata={
+        "description": "assign_department: lead (主办) or co (协办)"})
+    outcome = fields.String(validate=validate.OneOf(list(departments.OUTCOMES)), metadata={
+        "description": "feedback (反馈): done (with note and after-photos) or declined (退单, with reason)"})
+    photos = fields.List(Text(64, min_length=1), validate=validate.Length(max=20), metadata={
+        "description": "feedback: the ids of after-photos uploaded to intake"})
 
 
 class OwnerOut(Schema):
@@ -138,6 +147,10 @@ class CaseOut(Schema):
     reworks = fields.Integer()
     extensions = fields.List(fields.Dict())
     pending_extension = fields.Dict(allow_none=True)
+    departments = fields.List(fields.Dict(), metadata={
+        "description": "functional departments on the case: [{id, name, role (lead|co), status "
+                       "(assigned|acknowledged|done|declined), deadline, overdue, …}]"})
+    department_overdue = fields.Boolean(metadata={"description": "an active department is past its deadline"})
     opened_at = fields.String()
     updated_at = fields.String()
     report = fields.Nested(ReportOut)
@@ -166,6 +179,8 @@ def case_view(case, report, updated_at, now, *, candidates=(), steps=None, avail
         "verification_overdue": case.verification_overdue, "triage": case.triage,
         "triage_reason": _triage_reason(case), "candidates": list(candidates), "reworks": case.reworks,
         "extensions": [x.to_dict() for x in case.extensions],
+        "departments": [department_view(a, now) for a in case.assignments],
+        "department_overdue": any(a.active and (a.overdue or is_late(a.deadline, now)) for a in case.assignments),
         "pending_extension": case.pending_extension.to_dict() if case.pending_extension else None,
         "opened_at": isoformat(case.opened_at), "updated_at": isoformat(updated_at),
         "report": {"description": report.description, "location": {"lon": report.lon, "lat": report.lat},
@@ -179,6 +194,17 @@ def case_view(case, report, updated_at, now, *, candidates=(), steps=None, avail
     if available is not None:
         view["actions"] = [a for a in available if a in HTTP_ACTIONS]
     return view
+
+
+def department_view(assignment, now) -> dict:
+    """One department on a case: ``{"id", "name", "role", "status", "deadline", "overdue", …}``; times
+    ISO 8601 UTC; ``overdue`` while its feedback is late (flagged once by the scheduler)."""
+    a = assignment
+    iso = lambda t: isoformat(t) if t else None  # noqa: E731
+    return {"id": a.department, "name": a.name, "role": a.role, "status": a.status, "deadline": iso(a.deadline),
+            "overdue": a.active and (a.overdue or is_late(a.deadline, now)), "assigned_at": iso(a.assigned_at),
+            "assigned_by": a.assigned_by, "acknowledged_at": iso(a.acknowledged_at),
+            "feedback_at": iso(a.feedback_at), "note": a.note, "reason": a.reason, "photos": list(a.photos)}
 
 
 def _triage_reason(case) -> str | None:
@@ -295,7 +321,9 @@ class CaseActions(MethodView):
     def post(self, body, case_id):
         """Take an action of the closed loop: acknowledge, resolve, escalate (上报), return (回退/下派),
         transfer, request_extension / approve_extension / refuse_extension (延期), suspend / resume (挂账),
-        reopen. Send the case's ``ETag`` as ``If-Match``.
+        reopen; assign_department (派遣: ``department``, ``role``); a department's acknowledge (签收) and
+        feedback (反馈: ``outcome`` done with ``note`` and ``photos``, or declined with ``reason``). Send
+        the case's ``ETag`` as ``If-Match``.
 
         ``POST /escalation/v1/cases/6f1c…/actions`` with ``If-Match: "3"`` and
         ``{"action": "resolve", "note": "lamp replaced"}`` → ``200`` with the case (now ``verifying``) and

@@ -51,4 +51,5 @@ def _limit(amount: Amount) -> Limit:
 def time_policy(rule: Rule, calendar: WorkingCalendar) -> TimePolicy:
     """The frozen snapshot of one category × severity rule in a calendar."""
     return TimePolicy(tuple(_limit(rule.levels[level]) for level in (1, 2, 3, 4)), _limit(rule.verification),
-                      rule.max_extensions, _limit(rule.max_extension_total), tuple(rule.warnings), calendar)
+                      rule.max_extensions, _limit(rule.max_extension_total), tuple(rule.warnings), calendar,
+                      _limit(rule.department))

@@ -7,4 +7,5 @@ CONSUMERS = (
     Consumer("escalation.areas", handlers.keep_areas),
     Consumer("escalation.transfer", handlers.transfer_case),
     Consumer("escalation.verify", handlers.verify_case),
+    Consumer("escalation.departments", handlers.keep_departments),
 )

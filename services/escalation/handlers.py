@@ -9,7 +9,7 @@ from datetime import date, datetime
 from prometheus_client import Histogram
 
 from services.escalation.calendars import Calendars, time_policy
-from services.escalation.domain import actions, measures, statistics, timers
+from services.escalation.domain import actions, departments, measures, statistics, timers
 from services.escalation.domain.cases import Case, open_case
 from services.escalation.domain.errors import InvalidArgument, Refused
 from services.escalation.domain.permissions import Actor, verifying_level
@@ -19,8 +19,9 @@ from shared import logs
 from shared.auth import Identity
 from shared.clock import Clock
 from shared.consumer import Unavailable
+from shared.departments import Department, handlers_of
 from shared.messages import events
-from shared.policy import Policy
+from shared.policy import Category, Policy
 from shared.uow import UnitOfWork
 from shared.vocabulary import Level, Role, Status
 
@@ -41,6 +42,7 @@ def open_cases(messages: list[events.CaseDispatched], uow: UnitOfWork, *, policy
     calendars = calendars or Calendars(policy.calendar, "UTC", policy.calendar.region)
     with uow:
         new = []
+        city_departments = None
         for m in messages:
             category = policy.categories.get(m.category) or policy.categories["other"]
             frozen = time_policy(category.rule(m.severity), calendars.for_owners(m.owners))
@@ -48,6 +50,8 @@ def open_cases(messages: list[events.CaseDispatched], uow: UnitOfWork, *, policy
                                       owners=m.owners, start_level=m.start_level,
                                       policy=frozen, now=now, triage=m.triage,
                                       location_unverified=m.location_unverified)
+            city_departments = uow.store.departments() if city_departments is None else city_departments
+            outcome += departments.open_assignments(case, _handlers(category, case, city_departments), now)
             location = m.location or events.Location(None, None)
             new.append((case, outcome, Report(m.description, location.lon, location.lat, m.reporter, m.reported_at),
                         [{"id": c.id, "distance_m": c.distance_m} for c in m.candidates]))
@@ -89,6 +93,8 @@ def take_action(command: TakeAction, uow: UnitOfWork, *, clock: Clock) -> tuple[
         arguments = dict(command.arguments)
         if command.action == "transfer" and "to" in arguments:
             arguments.update(_transfer_target(uow, arguments.pop("to")))
+        if command.action == "assign_department" and "department" in arguments:
+            arguments["department"] = _department(uow, case, arguments["department"])
         outcome = actions.perform(case, command.action, command.identity, now, **arguments)
         revision = uow.store.save(case, outcome, now)
         publish(uow, case, outcome)
@@ -104,6 +110,38 @@ def _transfer_target(uow: UnitOfWork, area_id: str) -> dict:
     if level not in TRANSFER_LEVELS:
         raise InvalidArgument("a case is transferred to a grid or a station")
     return {"owners": owners, "level": level}
+
+
+def _department(uow: UnitOfWork, case: Case, department_id: object) -> Department:
+    """The department an ``assign_department`` names: one of the city's, serving the case's area (the
+    whole city, or the case's sub-center); ``InvalidArgument`` naming ``department`` otherwise."""
+    found = next((d for d in uow.store.departments() if d.id == department_id), None)
+    if found is None:
+        raise InvalidArgument(f"no department {department_id!r} in the city", field="department")
+    if not _serves(found, case):
+        raise InvalidArgument(f"the department {found.id!r} does not serve this case's area", field="department")
+    return found
+
+
+def _serves(department: Department, case: Case) -> bool:
+    return department.serves in {ref.id for ref in (case.owners.hq, case.owners.subcenter) if ref is not None}
+
+
+def _handlers(category: Category, case: Case, city: list[Department]) -> list[tuple[Department, str]]:
+    """The policy's departments for a new case of ``category``: the lead first, then the co-handlers,
+    each one of the city's departments serving the case's area (a department serving another
+    sub-center's district is left out)."""
+    chosen = handlers_of(category.code, city, lead=category.lead_department, co=category.co_departments)
+    by_id = {d.id: d for d in city if _serves(d, case)}
+    pairs = [(by_id[chosen.lead], "lead")] if chosen.lead in by_id else []
+    return pairs + [(by_id[c], "co") for c in chosen.co if c in by_id]
+
+
+def keep_departments(message: events.DepartmentsPublished, uow: UnitOfWork) -> None:
+    """``departments.published`` → escalation's own copy of the city's departments."""
+    with uow:
+        uow.store.replace_departments(message.version, message.departments)
+        uow.commit()
 
 
 def verify_case(message: events.CaseVerified, uow: UnitOfWork, *, clock: Clock) -> None:

@@ -18,11 +18,13 @@ import sqlalchemy as sa
 from services.escalation.domain import statistics
 from services.escalation.domain.cases import Case, ExtensionRequest
 from services.escalation.domain.deadlines import Limit, TimePolicy
+from services.escalation.domain.departments import Assignment
 from services.escalation.domain.measures import measure, month_start, week_start
 from services.escalation.domain.timeline import Outcome, Step, StepType
 from shared import audit
 from shared.auth import Identity
 from shared.db import UTCDateTime
+from shared.departments import Department, departments_table, load_departments, store_departments
 from shared.owners import AreaRef, Owners
 from shared.uow import Store
 from shared.vocabulary import AREA_LEVELS, ROLE_SCOPE, SCOPED_AREA_LEVELS, Level, Role, Status
@@ -64,6 +66,9 @@ cases = sa.Table(
     sa.Column("warnings", sa.JSON),
     sa.Column("warned", sa.Float),
     sa.Column("next_warning_at", UTCDateTime),
+    # functional departments on the case (domain.departments.Assignment.to_dict), and whose fix is verified
+    sa.Column("assignments", sa.JSON),
+    sa.Column("resolved_department", sa.String(64)),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     # the report itself, from case.dispatched: staff need no second call to intake
     sa.Column("description", sa.Text),
@@ -99,6 +104,26 @@ escalations = sa.Table(
     sa.Column("scheduled_at", UTCDateTime, primary_key=True),
     sa.Column("fired_at", UTCDateTime, nullable=False),
 )
+
+#: The case's department assignments as rows (written from ``cases.assignments`` with every save, in
+#: the same transaction): what a department's case list and the statistics by department query.
+assignments = sa.Table(
+    "assignments", metadata,
+    sa.Column("case_id", sa.String(36), sa.ForeignKey("cases.id"), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("department_id", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(8), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("assigned_at", UTCDateTime, nullable=False),
+    sa.Column("deadline_at", UTCDateTime),
+    sa.Column("overdue", sa.Boolean, nullable=False),
+    sa.Column("acknowledged_at", UTCDateTime),
+    sa.Column("feedback_at", UTCDateTime),
+    sa.Index("ix_assignments_department", "department_id", "assigned_at"),
+)
+
+#: Escalation's copy of the city's departments (from ``departments.published``).
+departments = departments_table(metadata)
 
 #: Escalation's copy of the active hierarchy (from ``areas.published``), without geometry.
 areas = sa.Table(
@@ -173,7 +198,11 @@ class Report:
 
 
 def scoped(query: sa.Select, identity: Identity) -> sa.Select:
-    """Only the cases ``identity`` may see (``shared.owners.in_scope``, as SQL)."""
+    """Only the cases ``identity`` may see (``shared.owners.in_scope``, as SQL); a functional department
+    the cases assigned to it (any assignment, also one it fed back on)."""
+    if identity.role == Role.DEPARTMENT:
+        return query.where(cases.c.id.in_(sa.select(assignments.c.case_id).where(
+            assignments.c.department_id == identity.department)))
     level = ROLE_SCOPE.get(Role(identity.role))
     if level is None:
         return query
@@ -182,6 +211,8 @@ def scoped(query: sa.Select, identity: Identity) -> sa.Select:
 
 def _facts_scope(identity: Identity) -> list:
     """``scoped`` for the statistics rows: a station sees its own grids, a sub-center its stations."""
+    if identity.role == Role.DEPARTMENT:
+        return [sa.false()]
     level = ROLE_SCOPE.get(Role(identity.role))
     if level is None:
         return []
@@ -205,6 +236,7 @@ class CaseStore(Store):
         self.db.execute(cases.insert(), [
             {"id": case.id, "revision": 1, "candidates": candidates, **_report_columns(report),
              **_columns(case, now)} for case, _, report, candidates in new])
+        self._write_assignments([case for case, _, _, _ in new], new_cases=True)
         self._record([(case, outcome) for case, outcome, _, _ in new],
                      opened={case.id: (list(outcome.steps), report.reporter) for case, outcome, report, _ in new})
 
@@ -229,7 +261,22 @@ class CaseStore(Store):
             raise StaleCase(", ".join(case.id for case, _ in changed))
         for case, _ in changed:
             self._revisions[case.id] += 1
+        self._write_assignments([case for case, _ in changed])
         self._record(changed)
+
+    def _write_assignments(self, changed: list[Case], *, new_cases: bool = False) -> None:
+        """The ``assignments`` rows of cases with departments, rewritten from the cases themselves."""
+        with_departments = [case for case in changed if case.assignments]
+        if not with_departments:
+            return
+        if not new_cases:
+            self.db.execute(assignments.delete().where(
+                assignments.c.case_id.in_([case.id for case in with_departments])))
+        self.db.execute(assignments.insert(), [
+            {"case_id": case.id, "seq": seq, "department_id": a.department, "role": a.role, "status": a.status,
+             "assigned_at": a.assigned_at, "deadline_at": a.deadline, "overdue": a.overdue,
+             "acknowledged_at": a.acknowledged_at, "feedback_at": a.feedback_at}
+            for case in with_departments for seq, a in enumerate(case.assignments)])
 
     def get(self, case_id: str, identity: Identity | None = None, *, for_update: bool = False) -> Case | None:
         """The case (None if unknown or, given ``identity``, outside its area); ``for_update`` locks it."""
@@ -427,6 +474,16 @@ class CaseStore(Store):
                                               "parent": a.parent} for a in items])
         return True
 
+    # -- departments ---------------------------------------------------------------------------
+
+    def replace_departments(self, version: int, items) -> bool:
+        """Keep the newest published departments only; False if ``version`` is older than the copy."""
+        return store_departments(self.db, departments, version, items)
+
+    def departments(self) -> list[Department]:
+        """The city's departments (escalation's copy), by id."""
+        return load_departments(self.db, departments)
+
     def owners_of(self, area_id: str) -> tuple[Level, Owners] | None:
         """The level of an area of the active hierarchy and the owners of a case placed there (the
         area and every area above it); None if there is no such area."""
@@ -523,7 +580,9 @@ class CaseStore(Store):
             held_status=Status(row.held_status) if row.held_status else None,
             time_left=Limit.from_dict(row.time_left) if row.time_left else None,
             clock_start=row.clock_start or row.opened_at, warned=row.warned,
-            warnings=tuple((float(w["threshold"]), datetime.fromisoformat(w["at"])) for w in row.warnings or ()))
+            warnings=tuple((float(w["threshold"]), datetime.fromisoformat(w["at"])) for w in row.warnings or ()),
+            assignments=tuple(Assignment.from_dict(a) for a in row.assignments or ()),
+            resolved_department=row.resolved_department)
 
 
 def _columns(case: Case, now: datetime) -> dict:
@@ -540,6 +599,8 @@ def _columns(case: Case, now: datetime) -> dict:
             "opened_at": case.opened_at, "deadline_at": case.deadline, "due_at": case.due_at, "updated_at": now,
             "clock_start": case.clock_start, "warned": case.warned,
             "warnings": [{"threshold": p, "at": at.isoformat()} for p, at in case.warnings],
+            "assignments": [a.to_dict() for a in case.assignments] or None,
+            "resolved_department": case.resolved_department,
             "next_warning_at": case.warnings[0][1] if case.warnings and case.due_at is not None else None}
 
 

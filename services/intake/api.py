@@ -22,6 +22,7 @@ from services.intake.domain.reports import (
 from services.intake.limits import check_reports, count_report
 from shared.access import Decision, Resource
 from shared.clock import isoformat
+from shared.departments import handlers_of
 from shared.fields import LIMITS, JsonBoolean, JsonFloat, QueryBoolean, QueryInteger, Text
 from shared.gcj02 import gcj02_to_wgs84
 from shared.web import Blueprint, access, authorize, current_service, deny, identity
@@ -106,6 +107,9 @@ class CategoryOut(Schema):
     class_ = fields.Dict(data_key="class", attribute="class", allow_none=True,
                          metadata={"description": "the class (大类) within the group: {code, zh, en}"})
     severities = fields.List(fields.String(), metadata={"description": "severities the policy has rules for"})
+    lead_department = fields.String(allow_none=True, metadata={
+        "description": "the department that leads its cases (主办), or null"})
+    co_departments = fields.List(fields.String(), metadata={"description": "the co-handling departments (协办)"})
 
 
 def rate_limited(view):
@@ -294,6 +298,14 @@ class Categories(MethodView):
     @blp.doc(security=[])  # public: a phone shows the list before anyone signs in
     @blp.response(200, CategoryOut(many=True))
     def get(self):
-        """The report categories of the policy, with names in Chinese and English."""
-        policy = current_service().policy
-        return [policy.describe(c) for c in policy.categories.values()]
+        """The report categories of the policy, with names in Chinese and English, and the functional
+        departments that handle their cases (``lead_department``, ``co_departments``: the policy's own
+        where it names them, else the city's departments file, ``shared.departments.handlers_of``)."""
+        service = current_service()
+        city = service.run(handlers.city_departments)
+        out = []
+        for c in service.policy.categories.values():
+            chosen = handlers_of(c.code, city, lead=c.lead_department, co=c.co_departments)
+            out.append({**service.policy.describe(c), "lead_department": chosen.lead,
+                        "co_departments": list(chosen.co)})
+        return out

@@ -4,4 +4,5 @@ from shared.consumer import Consumer
 
 CONSUMERS = (
     Consumer("intake.status", handlers.follow_cases, batch=True),
+    Consumer("intake.departments", handlers.keep_departments),
 )

@@ -299,3 +299,16 @@ def public_reports(query: PublicQuery, uow: UnitOfWork) -> list[Report]:
     with uow:
         return uow.store.public(ids=query.ids, codes=query.codes, start=query.start, end=query.end,
                                 closed=query.closed, limit=query.limit)
+
+
+def keep_departments(message: events.DepartmentsPublished, uow: UnitOfWork) -> None:
+    """``departments.published`` → intake's copy of the city's departments (for its categories)."""
+    with uow:
+        uow.store.replace_departments(message.version, message.departments)
+        uow.commit()
+
+
+def city_departments(uow: UnitOfWork) -> list:
+    """The city's departments (intake's copy), by id."""
+    with uow:
+        return uow.store.departments()

@@ -11,6 +11,7 @@ from services.intake.domain.reports import Report
 from shared import outbox
 from shared.auth import Identity
 from shared.db import UTCDateTime
+from shared.departments import Department, departments_table, load_departments, store_departments
 from shared.messages import Envelope
 from shared.owners import Owners
 from shared.uow import Store
@@ -70,6 +71,10 @@ api_keys = sa.Table(
     sa.Column("name", sa.String(128), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
+
+
+#: Intake's copy of the city's departments (from ``departments.published``), for its categories.
+departments = departments_table(metadata)
 
 
 class ReportStore(Store):
@@ -190,6 +195,12 @@ class ReportStore(Store):
     def photo(self, report_id: str, photo_id: str):
         return self.db.execute(sa.select(photos).where(photos.c.report_id == report_id,
                                                        photos.c.id == photo_id)).first()
+
+    def replace_departments(self, version: int, items) -> bool:
+        return store_departments(self.db, departments, version, items)
+
+    def departments(self) -> list[Department]:
+        return load_departments(self.db, departments)
 
     def follow(self, case_id: str, **values) -> None:
         """What intake knows of a case after it left: status, level, owner (from the others' events)."""

@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from marshmallow import ValidationError, fields, post_load, pre_dump, validate
 
+from shared.departments import Department
 from shared.messages.wire import LevelField, Payload, TextRecord, TimeField
 from shared.owners import AreaRef, OwnerRef, Owners
 from shared.vocabulary import AREA_LEVELS, SCOPED_AREA_LEVELS, Level, StepType
@@ -223,6 +224,38 @@ class AreasPublishedSchema(Payload):
     @post_load
     def _build(self, data, **kwargs):
         return AreasPublished(version=data["version"], areas=tuple(data["areas"]))
+
+
+class DepartmentSchema(Payload):
+    DATACLASS = Department
+    id = fields.String(required=True)
+    zh = fields.String(required=True)
+    en = fields.String(required=True)
+    serves = fields.String(required=True)
+    leads = fields.List(fields.String(), load_default=list)
+    co_handles = fields.List(fields.String(), load_default=list)
+
+    @post_load
+    def _build(self, data, **kwargs):
+        return Department(**{**data, "leads": tuple(data["leads"]), "co_handles": tuple(data["co_handles"])})
+
+
+@dataclass(frozen=True)
+class DepartmentsPublished(Message):
+    """The city's functional departments, all of them (a new import replaces the set)."""
+    TYPE: ClassVar[str] = "departments.published"
+    version: int
+    departments: tuple[Department, ...]
+
+
+class DepartmentsPublishedSchema(Payload):
+    DATACLASS = DepartmentsPublished
+    version = fields.Integer(required=True)
+    departments = fields.List(fields.Nested(DepartmentSchema), required=True)
+
+    @post_load
+    def _build(self, data, **kwargs):
+        return DepartmentsPublished(version=data["version"], departments=tuple(data["departments"]))
 
 
 # -- escalation → intake, dispatch: the case's lifecycle -----------------------------------------------

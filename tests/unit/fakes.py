@@ -157,7 +157,8 @@ class FakeDispatchStore:
 class FakeCaseStore:
     """Escalation's store: cases with a revision each, their steps, the area copy."""
 
-    def __init__(self, areas: dict | None = None):
+    def __init__(self, areas: dict | None = None, departments: list | None = None):
+        self.city_departments = list(departments or [])
         self.cases: dict[str, object] = {}
         self.revisions: dict[str, int] = {}
         self.steps: dict[str, list] = {}
@@ -188,7 +189,11 @@ class FakeCaseStore:
         import copy
 
         case = self.cases.get(case_id)
-        if case is None or (identity is not None and not identity.sees(case.owners)):
+        if identity is not None and identity.role == "department" and case is not None:
+            visible = any(a.department == identity.department for a in case.assignments)
+        else:
+            visible = case is not None and (identity is None or identity.sees(case.owners))
+        if not visible:
             return None
         return copy.deepcopy(case)
 
@@ -203,6 +208,13 @@ class FakeCaseStore:
 
     def replace_areas(self, version, items) -> bool:
         self.published_areas = (version, items)
+        return True
+
+    def departments(self):
+        return list(self.city_departments)
+
+    def replace_departments(self, version, items) -> bool:
+        self.city_departments = list(items)
         return True
 
     def owners_of(self, area_id):

@@ -15,12 +15,15 @@ from services.escalation.domain.deadlines import Limit
 from services.escalation.domain.errors import Refused
 from services.escalation.domain.permissions import Actor
 from services.escalation.domain.timers import escalate_due, rerouted
+from shared.departments import Department
 from shared.vocabulary import Level, Status
 from tests.support.cases import NOW, OTHER_OWNERS, OWNER, OWNERS, POLICY, new_case
 
 OWNER_CHOICES = [OWNERS, OTHER_OWNERS, replace(OWNERS, grid=None), replace(OWNERS, station=None)]
+DEPARTMENTS = [Department("water", "自来水公司", "Water", "HQ"), Department("traffic", "交警", "Traffic police", "HQ")]
+DEPARTMENT_ACTORS = [Actor("department", f"{d.id}-desk", None, d.id) for d in DEPARTMENTS]
 ACTORS = [*OWNER.values(), Actor("grid_worker", "liu", "G9"), Actor("station", "zhou", "S9"),
-          Actor("grid_worker", "ma", "G2"), Actor("supervisor", "sun"), Actor("admin", "root")]
+          Actor("grid_worker", "ma", "G2"), Actor("supervisor", "sun"), Actor("admin", "root"), *DEPARTMENT_ACTORS]
 TEXT = st.sampled_from(["why not", "现场已处理", "why not", "现场已处理", "", "  "])  # mostly given
 ARGUMENTS = {
     "acknowledge": st.fixed_dictionaries({}, optional={"note": TEXT}),
@@ -37,6 +40,11 @@ ARGUMENTS = {
     "resume": st.just({}),
     "verify": st.fixed_dictionaries({"passed": st.booleans(), "note": TEXT}),
     "reopen": st.fixed_dictionaries({"reason": TEXT}),
+    "assign_department": st.fixed_dictionaries({"department": st.sampled_from(DEPARTMENTS),
+                                                "role": st.sampled_from(["lead", "co", "lead", "boss"])},
+                                               optional={"note": TEXT}),
+    "feedback": st.fixed_dictionaries({"outcome": st.sampled_from(["done", "declined", "done", "maybe"]),
+                                       "note": TEXT, "reason": TEXT}),
 }
 assert set(ARGUMENTS) == set(ACTIONS)
 
@@ -122,14 +130,26 @@ class ClosedLoop(RuleBasedStateMachine):
     def the_case_is_in_a_possible_state(self):
         case = self.case
         assert Level.GRID <= case.level <= Level.HQ and case.owners.at(case.level) is not None
-        assert case.status in WORKING | AWAITING_VERIFICATION | {Status.SUSPENDED, Status.CLOSED}
+        assert case.status in WORKING | AWAITING_VERIFICATION | {Status.SUSPENDED, Status.CLOSED, Status.DISPATCHED}
         assert case.status != Status.RESOLVED
         assert (case.deadline is None) == (case.status in (Status.SUSPENDED, Status.CLOSED))
         assert (case.status == Status.SUSPENDED) == (case.time_left is not None) == (case.held_status is not None)
         assert case.held_status in WORKING | {None}
-        assert not case.overdue or (case.level == Level.HQ and case.status in WORKING | {Status.SUSPENDED})
+        assert not case.overdue or (case.level == Level.HQ
+                                    and case.status in WORKING | {Status.SUSPENDED, Status.DISPATCHED})
         assert not case.verification_overdue or case.status in AWAITING_VERIFICATION
         assert case.pending_extension is None or case.status in WORKING | {Status.SUSPENDED}
+
+    @invariant()
+    def a_dispatched_case_has_one_active_lead_department(self):
+        case = self.case
+        leads = [a for a in case.assignments if a.role == "lead" and a.active]
+        assert len(leads) <= 1
+        assert (case.status == Status.DISPATCHED) == bool(leads)
+        if leads:
+            assert case.deadline == leads[0].deadline, "a dispatched case shows its lead's deadline"
+        live = [a.department for a in case.assignments if a.status != "declined"]
+        assert len(live) == len(set(live)), "a department is on a case once (until it declines)"
 
     @invariant()
     def a_closed_case_was_verified_since_it_last_opened(self):
@@ -154,6 +174,11 @@ def _rightful(case, action):
     roles = {1: "grid_worker", 2: "station", 3: "subcenter", 4: "command"}
     if action == "reopen":
         return Actor("supervisor", "sun")
+    if action == "assign_department":
+        return Actor("command", "chen", "HQ")
+    if action in ("feedback", "acknowledge") and case.assignments and (action == "feedback" or case.level == 4):
+        active = [a for a in case.assignments if a.active] or list(case.assignments)
+        return next(x for x in DEPARTMENT_ACTORS if x.department == active[0].department)
     level = case.level
     if action in ("approve_extension", "refuse_extension"):
         if level == Level.HQ:

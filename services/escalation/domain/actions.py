@@ -18,6 +18,9 @@ Adding an action is one function and one row here (plus its schema row in the AP
 | resume              | owner                        | suspended                 | note?                    |
 | verify              | grid worker of the grid      | verifying (resolved)      | passed, note (if failed) |
 | reopen              | command, supervisor, admin   | closed                    | reason                   |
+| assign_department   | station, sub-center, command | not closed                | department, role, note?  |
+| acknowledge (dept.) | the assigned department      | its assignment: assigned  | note?                    |
+| feedback            | the assigned department      | its assignment: active    | outcome, note, reason, photos? |
 
 The automatic changes (deadline ticks, re-routing) are in ``timers.py``, not here: no caller may
 request them.
@@ -28,17 +31,26 @@ import inspect
 from collections.abc import Callable
 from datetime import datetime
 
-from services.escalation.domain import holds, loop
+from services.escalation.domain import departments, holds, loop
 from services.escalation.domain.cases import Case
 from services.escalation.domain.errors import InvalidArgument
 from services.escalation.domain.permissions import Actor
 from services.escalation.domain.timeline import Outcome
-from shared.vocabulary import Level
+from shared.departments import Department
+from shared.vocabulary import Level, Role
 
 Action = Callable[..., Outcome]
 
+def acknowledge(case: Case, actor: Actor, now: datetime, *, note: str = "") -> Outcome:
+    """签收: the owner takes the case on (``loop.acknowledge``), or an assigned department its
+    assignment (``departments.acknowledge``)."""
+    if actor.role == Role.DEPARTMENT:
+        return departments.acknowledge(case, actor, now, note=note)
+    return loop.acknowledge(case, actor, now, note=note)
+
+
 ACTIONS: dict[str, Action] = {
-    "acknowledge": loop.acknowledge,
+    "acknowledge": acknowledge,
     "resolve": loop.resolve,
     "escalate": loop.escalate,
     "return": loop.return_down,
@@ -50,6 +62,8 @@ ACTIONS: dict[str, Action] = {
     "resume": holds.resume,
     "verify": loop.verify,
     "reopen": loop.reopen,
+    "assign_department": departments.assign_department,
+    "feedback": departments.feedback,
 }
 
 
@@ -85,7 +99,8 @@ def available(case: Case, actor: Actor, now: datetime) -> list[str]:
     from services.escalation.domain.errors import InvalidTransition, NotAllowed
 
     placeholders = {"note": "-", "reason": "-", "level": Level.GRID, "owners": case.owners, "passed": True,
-                    "amount": {"amount": 1, "unit": "seconds"}}
+                    "amount": {"amount": 1, "unit": "seconds"}, "department": Department("-", "-", "-", "-"),
+                    "role": "co", "outcome": "done", "photos": []}
     allowed = []
     for name in ACTIONS:
         if name == "return" and case.level == Level.GRID:

@@ -78,6 +78,9 @@ class Case:
     clock_start: datetime | None = None  # when the current level's clock started (warnings are shares of it)
     warnings: tuple[tuple[float, datetime], ...] = ()  # pending pre-deadline warnings: (threshold, when)
     warned: float | None = None  # the highest threshold warned of at the current level (once each)
+    #: functional departments on the case (``domain.departments.Assignment``), in the order assigned
+    assignments: tuple = ()
+    resolved_department: str | None = None  # the lead department whose fix awaits (or failed) verification
 
     @property
     def owner(self) -> OwnerRef:
@@ -86,9 +89,17 @@ class Case:
 
     @property
     def due_at(self) -> datetime | None:
-        """When the scheduler must next call ``timers.escalate_due``: the next pre-deadline warning or
-        the deadline, whichever is earlier, unless nothing more can happen (closed, suspended, or the
-        deadline's passing already flagged)."""
+        """When the scheduler must next call ``timers.escalate_due``: the next pre-deadline warning, the
+        deadline, or an active department assignment's deadline, whichever is earliest, unless nothing
+        more can happen (closed, suspended, or each passing already flagged)."""
+        due = self._ladder_due()
+        if self.status not in (Status.CLOSED, Status.SUSPENDED):  # a suspension holds the departments too
+            pending = [a.deadline for a in self.assignments if a.active and not a.overdue and a.deadline]
+            if pending:
+                return min(pending) if due is None else min(due, *pending)
+        return due
+
+    def _ladder_due(self) -> datetime | None:
         if self.status in WORKING and not self.overdue:
             if self.warnings and self.deadline is not None:
                 return min(self.warnings[0][1], self.deadline)

@@ -96,6 +96,8 @@ class TimePolicy:
     max_extension_total: Limit = Limit(DEFAULT_MAX_EXTENSION_HOURS)
     warnings: tuple[float, ...] = DEFAULT_WARNINGS
     calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
+    #: a functional department's time to feed back on an assignment (派遣 → 反馈)
+    department_limit: Limit = Limit(DEFAULT_VERIFICATION_HOURS)
 
     def __post_init__(self) -> None:
         if len(self.levels) != len(Level):
@@ -123,7 +125,7 @@ class TimePolicy:
                 "verification": self.verification.to_dict(),
                 "extensions": {"max_count": self.max_extensions, "max_total": self.max_extension_total.to_dict()},
                 "warnings": list(self.warnings),
-                "calendar": self.calendar.to_dict()}
+                "calendar": self.calendar.to_dict(), "department": self.department_limit.to_dict()}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> TimePolicy:
@@ -139,7 +141,7 @@ class TimePolicy:
                    int(caps.get("max_count", DEFAULT_MAX_EXTENSIONS)),
                    Limit.from_dict(caps.get("max_total", DEFAULT_MAX_EXTENSION_HOURS)),
                    tuple(float(p) for p in data.get("warnings", DEFAULT_WARNINGS)),
-                   calendar)
+                   calendar, Limit.from_dict(data.get("department", DEFAULT_VERIFICATION_HOURS)))
 
 
 # -- working time ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from services.escalation.domain import departments
 from services.escalation.domain.cases import (
     AWAITING_VERIFICATION,
     WORKING,
@@ -42,6 +43,7 @@ def resolve(case: Case, actor: Actor, now: datetime, *, note: str) -> Outcome:
     require_status(case.status, WORKING, "be resolved")
     note = required_text(note, "what was done", "note")
     case.status, case.resolved_level, case.pending_extension = Status.VERIFYING, case.level, None
+    case.resolved_department = None
     set_deadline(case, case.deadline_after(now, case.policy.verification), now)
     return record(case, StepType.RESOLVED, actor.user, now, note)
 
@@ -103,7 +105,10 @@ def verify(case: Case, actor: Actor, now: datetime, *, passed: bool, note: str =
         set_deadline(case, None, now)
         return verified + record(case, StepType.CLOSED, actor.user, now)
     case.reworks += 1
-    move(case, _resolver(case), Status.REWORK, now)
+    if case.resolved_department is not None:  # a department's fix: back to that department (返工)
+        departments.rework(case, now)
+    else:
+        move(case, _resolver(case), Status.REWORK, now)
     return verified + record(case, StepType.REWORKED, actor.user, now, note, detail={"reworks": case.reworks})
 
 

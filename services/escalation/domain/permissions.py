@@ -31,6 +31,7 @@ class Actor:
     role: str
     user: str
     area: str | None = None
+    department: str | None = None  # a functional department's id (role ``department``)
 
 
 def holds(actor: Actor, case: Case, level: Level) -> bool:

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.escalation.domain.cases import AWAITING_VERIFICATION, Case, set_deadline
+from services.escalation.domain import departments
+from services.escalation.domain.cases import AWAITING_VERIFICATION, WORKING, Case, set_deadline
 from services.escalation.domain.deadlines import is_late
 from services.escalation.domain.timeline import SYSTEM, Outcome, StepType, record
 from shared.owners import Owners
@@ -37,11 +38,17 @@ def escalate_due(case: Case, now: datetime, token: int) -> Outcome:
     (``token`` is not the case's ``timer_token``) or nothing is due (``case.is_due(now)``)."""
     if token != case.timer_token or not case.is_due(now):
         return Outcome()
+    outcome = departments.flag_overdue(case, now)
     if case.status in AWAITING_VERIFICATION:
+        if case.verification_overdue or not is_late(case.deadline, now):
+            return outcome
         case.verification_overdue = True
-        return record(case, StepType.OVERDUE, SYSTEM, now, "verification not done in time: flagged to the station",
-                      event="case.verification_overdue", scheduled_at=case.deadline)
-    outcome = _warn(case, now)
+        return outcome + record(case, StepType.OVERDUE, SYSTEM, now,
+                                "verification not done in time: flagged to the station",
+                                event="case.verification_overdue", scheduled_at=case.deadline)
+    if case.status not in WORKING:
+        return outcome  # dispatched to a lead department: its lateness is flagged, the ladder waits
+    outcome += _warn(case, now)
     while case.level < Level.HQ and is_late(case.deadline, now):
         missed = case.deadline
         case.level, case.status, case.pending_extension = case.owners.owned_level(case.level.up), Status.OPEN, None
