@@ -61,10 +61,10 @@ def test_an_extension_does_not_repeat_a_warning_already_given():
     assert [p for p, _ in case.warnings] == [0.8] and case.warnings[0][1] == NOW + timedelta(hours=6.4)
 
 
-def test_a_resolved_or_suspended_case_has_no_warning_pending():
+def test_a_resolved_case_has_no_warning_pending_and_a_suspended_one_is_not_due_at_its_warnings():
     case = new_case(policy=WARNED)
     perform(case, "suspend", GRID_WORKER, NOW, reason="waiting for parts")
-    assert case.warnings == () and case.due_at is None
+    assert case.due_at is None and not tick(case, NOW + 10 * HOUR).steps, "they wait for the resume"
     case = new_case(policy=WARNED)
     perform(case, "resolve", GRID_WORKER, NOW, note="fixed")
     assert case.warnings == () and case.due_at == NOW + 24 * HOUR
