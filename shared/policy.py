@@ -56,14 +56,14 @@ GROUPS = ("facilities", "events")  # 部件, 事件 (GB/T 30428.2)
 Amount = Limit
 parse_amount = parse_limit
 #: Bounds on a policy file: its text, its nesting (arrays and tables within each other, dotted keys
-#: included; the shipped file needs 6), and how many of each thing it may name.
+#: included; the shipped file reaches 3), and how many of each thing it may name.
 MAX_TEXT = 1_000_000
 MAX_DEPTH = 10
 MAX_CATEGORIES = 1000
 MAX_SEVERITIES = 20
 MAX_WARNINGS = 10
 MAX_EXTENSIONS = 100
-MAX_UNIT_CALENDARS = 50_000
+MAX_UNIT_CALENDARS = 20_000
 
 #: The rule when neither the file nor anything above says.
 BUILTIN_RULE = {"start_level": "grid", "levels": {1: 4.0, 2: 8.0, 3: 24.0, 4: 48.0}, "verification": 24.0,
@@ -237,10 +237,13 @@ def _nesting(text: str) -> tuple[int, int]:
     into each ``[`` and ``{``) reads the text. Strings and comments are skipped, as TOML reads them."""
     depth, worst, worst_line, line, i, n = 0, 0, 1, 1, 0, len(text)
     key_dots, in_key = 0, True  # dotted parts of the key being read at the start of a line or after { or ,
+    line_start = True  # only blanks (or a header's brackets) so far on this line
     while i < n:
         c = text[i]
+        if c not in " \t[":
+            line_start = False
         if c == "\n":
-            line, in_key, key_dots = line + 1, depth == 0, 0
+            line, in_key, key_dots, line_start = line + 1, depth == 0, 0, True
         elif c == "#":
             while i < n and text[i] != "\n":
                 i += 1
@@ -258,7 +261,7 @@ def _nesting(text: str) -> tuple[int, int]:
             continue
         elif c in "[{":
             depth += 1
-            in_key, key_dots = c == "{", 0
+            in_key, key_dots = c == "{" or line_start, 0
         elif c in "]}":
             depth = max(depth - 1, 0)
         elif c == "," and depth:
@@ -327,7 +330,8 @@ def _parse(text: str, file: str) -> Policy:
     if not isinstance(severities, dict) or not severities:
         raise lines.error("severities must be a table of named severities", lines.of_table("severities"))
     if len(severities) > MAX_SEVERITIES:
-        raise lines.error(f"at most {MAX_SEVERITIES} severities, not {len(severities)}", lines.of_table("severities"))
+        raise lines.error(f"at most {MAX_SEVERITIES} severities, not {len(severities)}",
+                          lines.find(r"^\s*\[severities[.\]]") or lines.find(r"^\s*severities\b"))
     by_severity = {name: table(f"severities.{name}", raw) for name, raw in severities.items()}
     groups = data.get("groups", {})
     for code, group in groups.items():
@@ -546,7 +550,7 @@ def _calendar(raw: dict, lines: _Lines) -> CalendarSpec:
         raise lines.error("[[calendar.units]] is a list of unit calendars", at("units"))
     if len(entries) > MAX_UNIT_CALENDARS:
         raise lines.error(f"at most {MAX_UNIT_CALENDARS:,} unit calendars, not {len(entries):,}",
-                          lines.find(r"^\s*\[\[calendar\.units\]\]"))
+                          lines.find(r"^\s*\[\[calendar\.units\]\]") or at("units"))
     units: dict[str, UnitCalendar] = {}
     headers = [n + 1 for n, text in enumerate(lines.lines) if re.match(r"^\s*\[\[calendar\.units\]\]", text)]
     for number, unit in enumerate(entries):
