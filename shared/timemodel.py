@@ -139,7 +139,7 @@ def parse_limit(value: object) -> Limit:
     if not amount > 0:
         raise ValueError(f"a time limit must be positive: {value!r}")
     if amount > MAX_LIMIT[unit]:
-        raise ValueError(f"{value!r} is longer than a year: at most {MAX_LIMIT[unit]:g} {unit}")
+        raise ValueError(f"the time limit {value!r} is longer than a year: at most {MAX_LIMIT[unit]:g} {unit}")
     return Limit(amount, unit)
 
 
