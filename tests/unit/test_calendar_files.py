@@ -291,3 +291,12 @@ def test_a_weekday_without_hours_is_not_worked_and_a_saturday_with_hours_is():
 def test_the_snapshot_keeps_round_the_clock_and_the_statutory_opt_in():
     policy = TimePolicy((ONE_DAY,) * 4, calendar=replace(SHANGHAI_STATUTORY, round_the_clock=True))
     assert TimePolicy.from_dict(policy.to_dict()) == policy
+
+
+def test_the_time_model_has_one_home():
+    from services.escalation.domain import calendar, deadlines
+    from shared import policy, timemodel
+
+    assert deadlines.UNITS is policy.UNITS is timemodel.UNITS and deadlines.Limit is policy.Amount is timemodel.Limit
+    assert calendar.WEEKDAYS is policy.WEEKDAYS is timemodel.WEEKDAYS
+    assert calendar.parse_periods is timemodel.parse_periods and policy.parse_amount is timemodel.parse_limit
