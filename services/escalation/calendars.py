@@ -58,7 +58,7 @@ class Coverage:
     def report(self, today: date) -> dict:
         """What ``/readyz`` shows under ``detail.calendar``: ``{"region", "folder", "official_years",
         "official_until", "days_left", "statutory_fallback", "status", "message"}``. ``status`` is
-        ``ok``, ``ending`` (the official files end within ``WARN_DAYS``: a loud warning),
+        ``ok``, ``ending`` (the official files end within ``WARN_DAYS`` days: a loud warning),
         ``provisional`` (today is past them; statutory rules stand in) or ``gap`` (today is beyond every
         source: an error for ``gridcase policy check``)."""
         until = self.official_until(today)
@@ -79,7 +79,7 @@ class Coverage:
                     "message": f"no official calendar file for {today.year} ({self.region}): deadlines use "
                                f"statutory holidays without swapped working days and are marked provisional; "
                                f"{add.format(year=today.year)}"}
-        if (until - today).days < WARN_DAYS:
+        if (until - today).days <= WARN_DAYS:
             after = "provisional" if self.statutory_fallback else "flagged calendar_gap"
             return {**body, "status": "ending",
                     "message": f"the official calendar files ({self.region}) end on {until}, in "

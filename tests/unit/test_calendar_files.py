@@ -155,7 +155,8 @@ def test_a_city_folder_s_own_files_win_over_the_packaged_ones(tmp_path):
 
 def test_coverage_warns_thirty_days_before_the_files_end_and_fails_past_them():
     coverage = Calendars(load_policy().calendar, "Asia/Shanghai", "CN").coverage
-    assert coverage.report(date(2026, 11, 30))["status"] == "ok"
+    assert coverage.report(date(2026, 11, 30))["status"] == "ok"  # 31 days left
+    assert coverage.report(date(2026, 12, 1))["status"] == "ending"  # 30
     ending = coverage.report(date(2026, 12, 4))
     assert ending["status"] == "ending" and ending["days_left"] == 27 and "2027.toml" in ending["message"]
     assert coverage.report(date(2027, 1, 4))["status"] == "gap"
