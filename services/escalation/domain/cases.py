@@ -92,7 +92,7 @@ class Case:
     pending_extension: ExtensionRequest | None = None
     held_status: Status | None = None  # while suspended: the status to resume to
     time_left: Limit | None = None  # while suspended: what remained of the clock
-    clock_start: datetime | None = None  # when the current level's clock started (warnings are shares of it)
+    clock_start: datetime | None = None  # when the level's clock last started (or resumed; suspended: stopped)
     warnings: tuple[tuple[float, datetime], ...] = ()  # pending pre-deadline warnings: (threshold, when)
     warned: float | None = None  # the highest threshold warned of at the current level (once each)
     deadline_basis: str | None = None  # official, provisional or calendar_gap (deadlines.deadline_basis)
