@@ -37,7 +37,9 @@ def _limit(amount) -> str:
               "default GRIDCASE_CITY or demo")
 @click.option("--until", "until", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="every date up to this one must be covered by a holiday source (default: today)")
-def check_command(file, city, until):
+@click.option("--today", "today", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="the date to check as today (default: today in the city's time zone)")
+def check_command(file, city, until, today):
     """Validate FILE and the city's calendar; print each category × severity rule and the calendar's
     coverage, or the first problem with its line."""
     from services.escalation.calendars import Calendars
@@ -72,7 +74,7 @@ def check_command(file, city, until):
             click.echo(f"  {category.code:<20} {severity:<8}{mark} from {rule.start_level:<9} {levels}; "
                        f"verify {_limit(rule.verification)}; warn {list(rule.warnings)}"
                        + (f" (level {warn})" if warn else ""))
-    today = datetime.now(ZoneInfo(zone)).date()
+    today = today.date() if today else datetime.now(ZoneInfo(zone)).date()
     coverage = calendars.coverage
     click.echo(f"calendar: {region or 'no holidays'}; official files {', '.join(map(str, coverage.years)) or 'none'}"
                f"{' in ' + coverage.folder if coverage.folder else ''}; statutory_fallback "

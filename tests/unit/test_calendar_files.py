@@ -167,17 +167,21 @@ def test_coverage_warns_thirty_days_before_the_files_end_and_fails_past_them():
 
 def test_gridcase_policy_check_fails_on_a_date_beyond_every_source_naming_the_region_line(tmp_path):
     runner = CliRunner()
-    result = runner.invoke(main, ["policy", "check", str(DEFAULT_FILE), "--until", "2026-12-31"])
-    assert result.exit_code == 0, result.output
-    result = runner.invoke(main, ["policy", "check", str(DEFAULT_FILE), "--until", "2027-01-04"])
+    today = ["--today", "2026-12-04"]
+    result = runner.invoke(main, ["policy", "check", str(DEFAULT_FILE), "--until", "2026-12-31", *today])
+    assert result.exit_code == 0 and "warning: the official calendar files (CN) end on 2026-12-31, in 27 days" \
+        in result.output
+    result = runner.invoke(main, ["policy", "check", str(DEFAULT_FILE), "--today", "2027-01-04"])
+    assert result.exit_code == 1 and "no holiday source covers 2027-01-04" in result.output
+    result = runner.invoke(main, ["policy", "check", str(DEFAULT_FILE), "--until", "2027-01-04", *today])
     region_line = next(n for n, t in enumerate(GOOD.splitlines(), start=1) if t.startswith("region ="))
     assert result.exit_code == 1 and f"{DEFAULT_FILE}:{region_line}: no holiday source covers 2027-01-04" \
         in result.output
     opted_in = tmp_path / "p.toml"
     opted_in.write_text(GOOD.replace("statutory_fallback = false", "statutory_fallback = true"), encoding="utf-8")
-    assert runner.invoke(main, ["policy", "check", str(opted_in), "--until", "2027-01-04"]).exit_code == 0
+    assert runner.invoke(main, ["policy", "check", str(opted_in), "--until", "2027-01-04", *today]).exit_code == 0
     berlin = runner.invoke(main, ["policy", "check", str(DEFAULT_FILE), "--city", str(ROOT / "examples" / "berlin"),
-                                  "--until", "2027-12-31"])
+                                  "--until", "2027-12-31", *today])
     assert berlin.exit_code == 0 and "DE-BE" in berlin.output
 
 
@@ -185,7 +189,8 @@ def test_gridcase_policy_check_names_the_line_of_a_city_s_bad_calendar_file(tmp_
     (tmp_path / "holidays").mkdir()
     (tmp_path / "holidays" / "2026.toml").write_text('region = "CN"\nyear = 2026\nsource = "x"\n'
                                                      '[[holidays]]\nname = "a"\noff = [2027-01-01]\n')
-    result = CliRunner().invoke(main, ["policy", "check", str(DEFAULT_FILE), "--city", str(tmp_path)])
+    result = CliRunner().invoke(main, ["policy", "check", str(DEFAULT_FILE), "--city", str(tmp_path),
+                                       "--today", "2026-12-04"])
     assert result.exit_code == 1 and "2026.toml:6: a: 2027-01-01 is not in 2026" in result.output
 
 
@@ -251,7 +256,7 @@ ALL_DAY = policy_with('[calendar]\nregion = "CN"\n\n[calendar.hours]\n' + "".joi
 def test_00_00_to_24_00_passes_the_check_and_starts_and_loses_no_minute_at_midnight(tmp_path):
     file = tmp_path / "p.toml"
     file.write_text(ALL_DAY, encoding="utf-8")
-    assert CliRunner().invoke(main, ["policy", "check", str(file), "--until", "2026-12-31"]).exit_code == 0
+    assert CliRunner().invoke(main, ["policy", "check", str(file), "--today", "2026-12-04"]).exit_code == 0
     calendars = bootstrap._dependencies(Settings(policy_file=str(file)), FakeClock())["calendars"]  # the start
     city = calendars.city
     start = local(city, 2026, 12, 1, 22, 0)
