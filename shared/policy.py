@@ -12,12 +12,17 @@ documents every key). It holds:
   levels, the verification limit, the warning thresholds and the extension caps. A rule is looked
   up as ``[defaults]`` ← ``[severities.<s>]`` ← the category's own keys ← ``[categories.severities.<s>]``
   (each later table overrides single keys of the earlier);
-- **the working calendar**: working periods per weekday, the holiday region and per-unit overrides
-  (``[calendar]``, ``[[calendar.units]]``). The city's time zone is a setting (``GRIDCASE_TIME_ZONE``).
+- **the working calendar**: working periods per weekday, the holiday region, whether a year without
+  an official calendar file may fall back on statutory rules, and overrides for the whole city and for
+  units, inherited down the area tree (``[calendar]``, ``[[calendar.units]]``). The city's time zone is
+  a setting (``GRIDCASE_TIME_ZONE``); the official days off are the city's calendar files
+  (``shared/timemodel.py``).
 
 A time limit is ``"4 hours"``, ``"90 minutes"``, ``"6 working_hours"``, ``"2 working_days"`` or a bare
-number of hours. The file of issue 8 (``[levels]`` in hours and ``hours = {…}`` per category) still
-loads: ``[levels]`` is read as ``[defaults] levels`` and ``hours`` as the category's ``levels``.
+number of hours, at most a year (``shared.timemodel.MAX_LIMIT``). The file of issue 8 (``[levels]`` in
+hours and ``hours = {…}`` per category) still loads: ``[levels]`` is read as ``[defaults] levels`` and
+``hours`` as the category's ``levels``. Sizes are bounded too: the text (``MAX_TEXT``), its nesting
+(``MAX_DEPTH``) and the number of categories, severities, warnings and unit calendars.
 
 Errors are ``PolicyError`` naming the file's line: the parser's position for TOML syntax, and the
 line of the offending key (or its category's ``code``) for a rule that does not hold. Escalation
@@ -27,23 +32,45 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from shared.timemodel import (
+    REGION,
+    UNITS,
+    WEEKDAYS,
+    Limit,
+    Period,
+    parse_dates,
+    parse_hours,
+    parse_limit,
+)
 from shared.vocabulary import AREA_LEVELS, Level
 
 DEFAULT_FILE = Path(__file__).with_name("policy.toml")
 LEVEL_NAMES = {level.value: level.area for level in Level}
-#: Units a limit may be written in. ``seconds`` is for tests with a compressed clock.
-UNITS = ("seconds", "minutes", "hours", "working_hours", "working_days")
 GROUPS = ("facilities", "events")  # 部件, 事件 (GB/T 30428.2)
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_LIMIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z_]+)\s*$")
+#: A policy's time limit is a ``shared.timemodel.Limit`` (one type for the policy and the deadlines).
+Amount = Limit
+parse_amount = parse_limit
+#: Bounds on a policy file: its text, its nesting (arrays and tables within each other, dotted keys
+#: included; the shipped file reaches 3), and how many of each thing it may name.
+MAX_TEXT = 1_000_000
+MAX_DEPTH = 10
+MAX_CATEGORIES = 1000
+MAX_SEVERITIES = 20
+MAX_WARNINGS = 10
+MAX_EXTENSIONS = 100
+MAX_UNIT_CALENDARS = 20_000
 
 #: The rule when neither the file nor anything above says.
 BUILTIN_RULE = {"start_level": "grid", "levels": {1: 4.0, 2: 8.0, 3: 24.0, 4: 48.0}, "verification": 24.0,
-                "department": 24.0, "warnings": [], "extensions": {"max_count": 2, "max_total": 48.0}}
+                "department": 24.0, "warnings": {0: ()}, "extensions": {"max_count": 2, "max_total": 48.0}}
+
+__all__ = ["UNITS", "WEEKDAYS", "Amount", "CalendarSpec", "Category", "Policy", "PolicyError", "Rule",
+           "UnitCalendar", "load_policy", "parse_amount", "parse_policy"]
 
 
 class PolicyError(ValueError):
@@ -55,27 +82,21 @@ class PolicyError(ValueError):
 
 
 @dataclass(frozen=True)
-class Amount:
-    """A time limit as written in the policy: ``amount`` of ``unit`` (one of ``UNITS``)."""
-
-    amount: float
-    unit: str
-
-    def to_dict(self) -> dict:
-        return {"amount": self.amount, "unit": self.unit}
-
-
-@dataclass(frozen=True)
 class Rule:
     """The time rules of one category × severity (what escalation freezes onto a case)."""
 
     start_level: str
-    levels: dict[int, Amount]
-    verification: Amount
-    warnings: tuple[float, ...]
+    levels: dict[int, Limit]
+    verification: Limit
+    warnings: tuple[float, ...]  # the thresholds of every level without its own
     max_extensions: int
-    max_extension_total: Amount
-    department: Amount = Amount(24.0, "hours")  # a department assignment's time to feed back (反馈)
+    max_extension_total: Limit
+    level_warnings: dict[int, tuple[float, ...]] = field(default_factory=dict)  # a level's own thresholds
+    department: Limit = Limit(24.0, "hours")  # a department assignment's time to feed back (反馈)
+
+    def warnings_at(self, level: int) -> tuple[float, ...]:
+        """The warning thresholds at ``level`` (1–4)."""
+        return self.level_warnings.get(level, self.warnings)
 
 
 @dataclass(frozen=True)
@@ -108,21 +129,30 @@ class Category:
 
 @dataclass(frozen=True)
 class UnitCalendar:
-    """A unit's own calendar: other working periods, extra days off or extra working days."""
+    """Calendar overrides of the city (``area`` None) or of one unit (an area id: a sub-center, a
+    station, a grid), inherited by the units below it: other working periods (weekday index → local
+    periods in minutes), round-the-clock working, extra days off or extra working days. None: as the
+    level above."""
 
-    area: str
-    hours: dict[str, list[str]] | None = None
+    area: str | None
+    hours: dict[int, tuple[Period, ...]] | None = None
     extra_holidays: tuple[date, ...] = ()
     extra_workdays: tuple[date, ...] = ()
+    round_the_clock: bool | None = None
 
 
 @dataclass(frozen=True)
 class CalendarSpec:
-    """The policy's working calendar (the time zone comes from the settings)."""
+    """The policy's working calendar (the time zone comes from the settings, the official days off
+    from the city's calendar files): the city's working periods (weekday index → periods), its holiday
+    region, whether a year without an official file may use statutory rules (``statutory_fallback``,
+    its deadlines provisional), the city's own overrides (``city``) and the units' (by area id)."""
 
-    hours: dict[str, list[str]]
+    hours: dict[int, tuple[Period, ...]]
     region: str | None
     units: dict[str, UnitCalendar] = field(default_factory=dict)
+    statutory_fallback: bool = False
+    city: UnitCalendar = field(default_factory=lambda: UnitCalendar(None))
 
 
 @dataclass(frozen=True)
@@ -131,7 +161,7 @@ class Policy:
     groups: dict[str, dict] = field(default_factory=dict)  # code → {zh, en, classes: {code → {zh, en}}}
     severities: tuple[str, ...] = ("normal",)
     calendar: CalendarSpec = field(default_factory=lambda: CalendarSpec(
-        {d: ["08:30-12:00", "13:00-17:30"] for d in WEEKDAYS[:5]}, "CN"))
+        {d: ((8 * 60 + 30, 12 * 60), (13 * 60, 17 * 60 + 30)) for d in range(5)}, "CN"))
 
     def category(self, code: str) -> Category:
         """The category ``code``; KeyError if the policy has none."""
@@ -150,28 +180,6 @@ class Policy:
                 "class": {"code": category.class_code, "zh": klass.get("zh"), "en": klass.get("en")}
                 if category.class_code else None,
                 "severities": sorted(category.rules)}
-
-
-def parse_amount(value: object) -> Amount:
-    """``"4 working_hours"``, ``{amount = 4, unit = "hours"}`` or a bare number of hours; ValueError otherwise."""
-    if isinstance(value, bool):
-        raise ValueError(f"not a time limit: {value!r}")
-    if isinstance(value, int | float):
-        amount, unit = float(value), "hours"
-    elif isinstance(value, dict):
-        amount, unit = value.get("amount"), value.get("unit", "hours")
-        if isinstance(amount, bool) or not isinstance(amount, int | float):
-            raise ValueError(f"not a time limit: {value!r}")
-        amount = float(amount)
-    elif isinstance(value, str) and (m := _LIMIT.match(value)):
-        amount, unit = float(m.group(1)), m.group(2)
-    else:
-        raise ValueError(f'not a time limit: {value!r} (write "4 hours", "2 working_days", …)')
-    if unit not in UNITS:
-        raise ValueError(f"unknown unit {unit!r} in {value!r}; one of {', '.join(UNITS)}")
-    if not amount > 0:
-        raise ValueError(f"a time limit must be positive: {value!r}")
-    return Amount(amount, unit)
 
 
 class _Lines:
@@ -212,21 +220,78 @@ class _Lines:
 def load_policy(path: str | Path | None = None) -> Policy:
     """Read and validate a policy file; ``PolicyError`` (a ValueError) naming the line otherwise."""
     path = Path(path or DEFAULT_FILE)
+    if path.stat().st_size > MAX_TEXT * 4:  # UTF-8: at most 4 bytes a character
+        raise PolicyError(f"a policy file is at most {MAX_TEXT:,} characters", None, str(path))
     return parse_policy(path.read_text(encoding="utf-8-sig"), str(path))
 
 
 def parse_policy(text: str, file: str = "policy") -> Policy:
-    """``load_policy`` for a text already read."""
+    """``load_policy`` for a text already read (``POST /escalation/v1/stats/replay`` sends one)."""
     try:
         return _parse(text, file)
     except PolicyError:
         raise
+    except RecursionError:  # _nesting bounds what tomllib recurses on; this is the last guard
+        raise PolicyError(f"nested more than {MAX_DEPTH} deep", None, file) from None
     except (AttributeError, TypeError, KeyError, ValueError, IndexError) as exc:  # a value of the wrong shape
         raise PolicyError(f"a value has the wrong shape: {exc}", None, file) from None
 
 
+def _nesting(text: str) -> tuple[int, int]:
+    """The deepest nesting of the text's arrays and inline tables, counting a dotted key's parts and a
+    table header's, and the line where it is reached: bounded before ``tomllib`` (which recurses
+    into each ``[`` and ``{``) reads the text. Strings and comments are skipped, as TOML reads them."""
+    depth, worst, worst_line, line, i, n = 0, 0, 1, 1, 0, len(text)
+    key_dots, in_key = 0, True  # dotted parts of the key being read at the start of a line or after { or ,
+    line_start = True  # only blanks (or a header's brackets) so far on this line
+    while i < n:
+        c = text[i]
+        if c not in " \t[":
+            line_start = False
+        if c == "\n":
+            line, in_key, key_dots, line_start = line + 1, depth == 0, 0, True
+        elif c == "#":
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        elif c in "\"'":
+            quote = text[i:i + 3] if text[i:i + 3] in ('"""', "'''") else c
+            i += len(quote)
+            while i < n and not text.startswith(quote, i):
+                if text[i] == "\\" and quote[0] == '"':
+                    i += 1
+                elif text[i] == "\n":
+                    line += 1
+                i += 1
+            i += len(quote)
+            continue
+        elif c in "[{":
+            depth += 1
+            in_key, key_dots = c == "{" or line_start, 0
+        elif c in "]}":
+            depth = max(depth - 1, 0)
+        elif c == "," and depth:
+            in_key, key_dots = True, 0
+        elif c == "=":
+            in_key = False
+        elif c == "." and in_key:
+            key_dots += 1
+        if depth + key_dots > worst:
+            worst, worst_line = depth + key_dots, line
+        if worst > MAX_DEPTH:
+            break
+        i += 1
+    return worst, worst_line
+
+
 def _parse(text: str, file: str) -> Policy:
     lines = _Lines(text, file)
+    if len(text) > MAX_TEXT:
+        raise lines.error(f"a policy file is at most {MAX_TEXT:,} characters, not {len(text):,}", None)
+    depth, at = _nesting(text)
+    if depth > MAX_DEPTH:
+        raise lines.error(f"nested more than {MAX_DEPTH} deep (arrays, tables and dotted keys within each "
+                          "other)", at)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -270,6 +335,9 @@ def _parse(text: str, file: str) -> Policy:
     severities = data.get("severities", implicit)  # issue 8's file names severities only on categories
     if not isinstance(severities, dict) or not severities:
         raise lines.error("severities must be a table of named severities", lines.of_table("severities"))
+    if len(severities) > MAX_SEVERITIES:
+        raise lines.error(f"at most {MAX_SEVERITIES} severities, not {len(severities)}",
+                          lines.find(r"^\s*\[severities[.\]]") or lines.find(r"^\s*severities\b"))
     by_severity = {name: table(f"severities.{name}", raw) for name, raw in severities.items()}
     groups = data.get("groups", {})
     for code, group in groups.items():
@@ -286,8 +354,11 @@ def _parse(text: str, file: str) -> Policy:
     raw_categories = data.get("categories")
     if not isinstance(raw_categories, list) or not raw_categories:
         raise lines.error("the policy needs [[categories]]", None)
+    if len(raw_categories) > MAX_CATEGORIES:
+        raise lines.error(f"at most {MAX_CATEGORIES} categories, not {len(raw_categories)}",
+                          lines.find(r"^\s*\[\[categories\]\]"))
     for raw in raw_categories:
-        code = raw.get("code")
+        code = raw.get("code") if isinstance(raw, dict) else None
         if not isinstance(code, str) or not code:
             raise lines.error("a category needs a code", lines.find(r"^\s*\[\[categories\]\]"))
         line = lines.of_category(code)
@@ -358,20 +429,14 @@ def _partial(raw: dict) -> dict:
             level = int(key) if str(key).isdigit() else Level.of(key).value
             if level not in LEVEL_NAMES:
                 raise ValueError(f"unknown level {key!r}")
-            levels[level] = parse_amount(value)
+            levels[level] = parse_limit(value)
         out["levels"] = levels
     if "verification" in raw:
-        out["verification"] = parse_amount(raw["verification"])
+        out["verification"] = parse_limit(raw["verification"])
     if "department" in raw:
-        out["department"] = parse_amount(raw["department"])
+        out["department"] = parse_limit(raw["department"])
     if "warnings" in raw:
-        warnings = raw["warnings"]
-        if not isinstance(warnings, list) or any(isinstance(p, bool) or not isinstance(p, int | float)
-                                                 or not 0 < p < 1 for p in warnings):
-            raise ValueError("warnings are fractions of a limit between 0 and 1, e.g. [0.5, 0.8]")
-        if list(warnings) != sorted(set(warnings)):
-            raise ValueError("warnings must be ascending and distinct")
-        out["warnings"] = [float(p) for p in warnings]
+        out["warnings"] = _warnings(raw["warnings"])
     if "extensions" in raw:
         caps = raw["extensions"]
         unknown = set(caps) - {"max_count", "max_total"}
@@ -379,19 +444,45 @@ def _partial(raw: dict) -> dict:
             raise ValueError(f"unknown key {sorted(unknown)[0]!r} in extensions; max_count, max_total")
         out["extensions"] = {}
         if "max_count" in caps:
-            if isinstance(caps["max_count"], bool) or not isinstance(caps["max_count"], int) or caps["max_count"] < 0:
-                raise ValueError("extensions.max_count is a whole number ≥ 0")
+            count = caps["max_count"]
+            if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_EXTENSIONS:
+                raise ValueError(f"extensions.max_count is a whole number from 0 to {MAX_EXTENSIONS}")
             out["extensions"]["max_count"] = caps["max_count"]
         if "max_total" in caps:
-            out["extensions"]["max_total"] = parse_amount(caps["max_total"])
+            out["extensions"]["max_total"] = parse_limit(caps["max_total"])
     return out
+
+
+def _thresholds(value: object) -> tuple[float, ...]:
+    if not isinstance(value, list) or any(isinstance(p, bool) or not isinstance(p, int | float) or not 0 < p < 1
+                                          for p in value):
+        raise ValueError("warnings are fractions of a limit between 0 and 1, e.g. [0.5, 0.8]")
+    if len(value) > MAX_WARNINGS:
+        raise ValueError(f"at most {MAX_WARNINGS} warnings a level, not {len(value)}")
+    if list(value) != sorted(set(value)):
+        raise ValueError("warnings must be ascending and distinct")
+    return tuple(float(p) for p in value)
+
+
+def _warnings(value: object) -> dict[int, tuple[float, ...]]:
+    """``[0.5, 0.8]`` (every level: key 0) or ``{ 1 = [0.5, 0.8], hq = [0.8] }`` (those levels; ``[]``
+    is no warning at that level)."""
+    if isinstance(value, Mapping):
+        out = {}
+        for key, thresholds in value.items():
+            level = int(key) if str(key).isdigit() else Level.of(key).value
+            if level not in LEVEL_NAMES:
+                raise ValueError(f"warnings: unknown level {key!r}")
+            out[level] = _thresholds(thresholds)
+        return out
+    return {0: _thresholds(value)}
 
 
 def _merge(*tables: dict) -> dict:
     merged: dict = {}
     for table in tables:
         for key, value in table.items():
-            if key in ("levels", "extensions"):
+            if key in ("levels", "extensions") or (key == "warnings" and 0 not in value):
                 merged[key] = {**merged.get(key, {}), **value}
             else:
                 merged[key] = value
@@ -399,7 +490,7 @@ def _merge(*tables: dict) -> dict:
 
 
 def _rule(merged: dict, code: str, severity: str) -> Rule:
-    levels = {k: v if isinstance(v, Amount) else parse_amount(v) for k, v in merged["levels"].items()}
+    levels = {k: v if isinstance(v, Limit) else parse_limit(v) for k, v in merged["levels"].items()}
     start = merged["start_level"]
     needed = [lv for lv in Level if lv.value >= Level.of(start).value]
     missing = [str(int(lv)) for lv in needed if lv.value not in levels]
@@ -410,95 +501,88 @@ def _rule(merged: dict, code: str, severity: str) -> Rule:
     verification = merged["verification"]
     caps = merged["extensions"]
     total = caps["max_total"]
-    department = merged["department"]
+    warnings, department = merged["warnings"], merged["department"]
     return Rule(start, dict(sorted(levels.items())),
-                verification if isinstance(verification, Amount) else parse_amount(verification),
-                tuple(merged["warnings"]), int(caps["max_count"]),
-                total if isinstance(total, Amount) else parse_amount(total),
-                department if isinstance(department, Amount) else parse_amount(department))
+                verification if isinstance(verification, Limit) else parse_limit(verification),
+                tuple(warnings.get(0, ())), int(caps["max_count"]),
+                total if isinstance(total, Limit) else parse_limit(total),
+                {level: tuple(p) for level, p in sorted(warnings.items()) if level},
+                department if isinstance(department, Limit) else parse_limit(department))
 
 
-_PERIOD = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+_CALENDAR_KEYS = ("hours", "round_the_clock", "extra_holidays", "extra_workdays")
 
 
-def _periods(value: object) -> list[str]:
-    """``["08:30-12:00", "13:00-17:30"]``: local wall-time periods, ordered and not overlapping."""
-    if not isinstance(value, list):
-        raise ValueError('working hours are a list such as ["08:30-12:00", "13:00-17:30"]')
-    spans = []
-    for item in value:
-        m = _PERIOD.match(item.replace(" ", "")) if isinstance(item, str) else None
-        if not m:
-            raise ValueError(f'not a working period: {item!r} (write "08:30-12:00")')
-        a, b = int(m.group(1)) * 60 + int(m.group(2)), int(m.group(3)) * 60 + int(m.group(4))
-        if not a < b or b > 24 * 60:
-            raise ValueError(f"a working period must end after it starts, the same day: {item!r}")
-        spans.append((a, b, item.replace(" ", "")))
-    spans.sort()
-    if any(nxt[0] < cur[1] for cur, nxt in zip(spans, spans[1:], strict=False)):
-        raise ValueError(f"working periods overlap: {value!r}")
-    return [item for _, _, item in spans]
-
-
-def _hours(raw: object) -> dict[str, list[str]]:
-    if not isinstance(raw, dict):
-        raise ValueError("hours is a table of weekdays: mon = [\"08:30-12:00\", …]")
-    unknown = set(raw) - set(WEEKDAYS)
-    if unknown:
-        raise ValueError(f"unknown weekday {sorted(unknown)[0]!r}; one of {', '.join(WEEKDAYS)}")
-    hours = {day: _periods(raw[day]) for day in WEEKDAYS if day in raw}
-    if not any(hours.values()):
-        raise ValueError("a calendar needs working hours on at least one weekday")
-    return hours
-
-
-def _dates(value: object, key: str) -> tuple[date, ...]:
-    if not isinstance(value, list):
-        raise ValueError(f"{key} is a list of dates")
-    out = []
-    for item in value:
-        if isinstance(item, date):
-            out.append(item)
-        else:
-            try:
-                out.append(date.fromisoformat(str(item)))
-            except ValueError:
-                raise ValueError(f"{key}: not a date: {item!r}") from None
-    return tuple(sorted(out))
+def _overrides(raw: Mapping, area: str | None, where: str) -> UnitCalendar:
+    """The override keys of ``[calendar]`` (the city) or of one ``[[calendar.units]]`` entry."""
+    hours = parse_hours(raw["hours"]) if "hours" in raw else None
+    round_the_clock = raw.get("round_the_clock")
+    if round_the_clock is not None and not isinstance(round_the_clock, bool):
+        raise ValueError(f"{where}: round_the_clock is true or false")
+    if round_the_clock and hours is not None:
+        raise ValueError(f"{where}: round_the_clock works every day 00:00-24:00; give it no hours")
+    holidays = parse_dates(raw.get("extra_holidays", []), "extra_holidays")
+    workdays = parse_dates(raw.get("extra_workdays", []), "extra_workdays")
+    both = sorted(set(holidays) & set(workdays))
+    if both:
+        raise ValueError(f"{where}: {both[0]} is both an extra holiday and an extra working day")
+    return UnitCalendar(area, hours, holidays, workdays, round_the_clock)
 
 
 def _calendar(raw: dict, lines: _Lines) -> CalendarSpec:
-    """``[calendar]``: ``hours`` per weekday, the holiday ``region``, and ``[[calendar.units]]``."""
+    """``[calendar]``: ``hours`` per weekday, the holiday ``region``, ``statutory_fallback``, the city's
+    overrides, and ``[[calendar.units]]`` (each a unit's overrides, inherited by the units below it)."""
     default = Policy.__dataclass_fields__["calendar"].default_factory()
     line = lines.of_table("calendar")
-    unknown = set(raw) - {"hours", "region", "units"}
+    if not isinstance(raw, dict):
+        raise lines.error("[calendar] must be a table", line)
+    known = {"region", "statutory_fallback", "units", *_CALENDAR_KEYS}
+    unknown = set(raw) - known
     if unknown:
-        raise lines.error(f"unknown key {sorted(unknown)[0]!r} in [calendar]; hours, region, units", line)
-    hours = default.hours
-    if "hours" in raw:
-        try:
-            hours = _hours(raw["hours"])
-        except ValueError as exc:
-            at = lines.of_table("calendar", "hours") or lines.find(r"^\s*\[calendar\.hours\]")
-            raise lines.error(str(exc), at) from None
+        raise lines.error(f"unknown key {sorted(unknown)[0]!r} in [calendar]; {', '.join(sorted(known))}", line)
+
+    def at(key: str) -> int | None:
+        return (lines.of_table("calendar", key) if key != "hours" else None) or \
+            lines.find(rf"^\s*\[calendar\.{key}\]") or lines.of_table("calendar", key) or line
+
     region = raw.get("region", default.region)
-    if region is not None and not (isinstance(region, str) and re.fullmatch(r"[A-Z]{2}(-[A-Z0-9]{1,3})?", region)):
+    if region is not None and not (isinstance(region, str) and REGION.match(region)):
         raise lines.error(f"region is a country code, optionally with a subdivision (CN, DE-BE): {region!r}",
-                          lines.of_table("calendar", "region"))
-    units = {}
-    for number, unit in enumerate(raw.get("units", [])):
-        at = lines.find(r"^\s*\[\[calendar\.units\]\]")
-        for _ in range(number):
-            at = lines.find(r"^\s*\[\[calendar\.units\]\]", at or 0) if at else None
+                          at("region"))
+    fallback = raw.get("statutory_fallback", False)
+    if not isinstance(fallback, bool):
+        raise lines.error("statutory_fallback is true or false", at("statutory_fallback"))
+    for key in _CALENDAR_KEYS:
+        if key in raw:
+            try:
+                _overrides({key: raw[key]}, None, "[calendar]")
+            except ValueError as exc:
+                raise lines.error(str(exc), at(key)) from None
+    try:
+        city = _overrides(raw, None, "[calendar]")
+    except ValueError as exc:
+        raise lines.error(str(exc), line) from None
+    hours = city.hours or default.hours
+    city = UnitCalendar(None, None, city.extra_holidays, city.extra_workdays, city.round_the_clock)
+    entries = raw.get("units", [])
+    if not isinstance(entries, list):
+        raise lines.error("[[calendar.units]] is a list of unit calendars", at("units"))
+    if len(entries) > MAX_UNIT_CALENDARS:
+        raise lines.error(f"at most {MAX_UNIT_CALENDARS:,} unit calendars, not {len(entries):,}",
+                          lines.find(r"^\s*\[\[calendar\.units\]\]") or at("units"))
+    units: dict[str, UnitCalendar] = {}
+    headers = [n + 1 for n, text in enumerate(lines.lines) if re.match(r"^\s*\[\[calendar\.units\]\]", text)]
+    for number, unit in enumerate(entries):
+        where = headers[number] if number < len(headers) else line
         try:
-            if not isinstance(unit.get("area"), str) or not unit["area"]:
+            if not isinstance(unit, dict) or not isinstance(unit.get("area"), str) or not unit["area"]:
                 raise ValueError("a unit's calendar names its area id (area = \"…\")")
-            extra = set(unit) - {"area", "hours", "extra_holidays", "extra_workdays"}
+            extra = set(unit) - {"area", *_CALENDAR_KEYS}
             if extra:
-                raise ValueError(f"unknown key {sorted(extra)[0]!r}; area, hours, extra_holidays, extra_workdays")
-            units[unit["area"]] = UnitCalendar(unit["area"], _hours(unit["hours"]) if "hours" in unit else None,
-                                               _dates(unit.get("extra_holidays", []), "extra_holidays"),
-                                               _dates(unit.get("extra_workdays", []), "extra_workdays"))
+                raise ValueError(f"unknown key {sorted(extra)[0]!r}; area, {', '.join(_CALENDAR_KEYS)}")
+            if unit["area"] in units:
+                raise ValueError(f"the unit {unit['area']!r} has two calendars")
+            units[unit["area"]] = _overrides(unit, unit["area"], f"unit {unit['area']!r}")
         except ValueError as exc:
-            raise lines.error(str(exc), at) from None
-    return CalendarSpec(hours, region, units)
+            raise lines.error(str(exc), where) from None
+    return CalendarSpec(hours, region, units, fallback, city)

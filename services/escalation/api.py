@@ -136,6 +136,12 @@ class CaseOut(Schema):
     areas = fields.Dict()
     deadline = fields.String(allow_none=True, metadata={"description": "ISO 8601 UTC"})
     time_left = fields.Float(allow_none=True, metadata={"description": "seconds to the deadline (negative: late)"})
+    deadline_basis = fields.String(allow_none=True, metadata={
+        "description": "what a working-time deadline rests on: official (the city's calendar files), "
+                       "provisional (a year by statutory rules only), calendar_gap (a year no source covers: "
+                       "its weekdays were taken as working days); null for elapsed-time limits"})
+    provisional = fields.Boolean(metadata={"description": "deadline_basis is provisional"})
+    calendar_gap = fields.Boolean(metadata={"description": "deadline_basis is calendar_gap"})
     overdue = fields.Boolean()
     warned = fields.Float(allow_none=True, metadata={"description": "the highest warning threshold reached at "
                                                                     "the current level (0.5, 0.8) or null"})
@@ -173,6 +179,8 @@ def case_view(case, report, updated_at, now, *, candidates=(), steps=None, avail
         "owner": {"level": int(owner.level), "area_id": owner.area_id, "area_name": owner.area_name},
         "areas": case.owners.to_json(), "deadline": isoformat(case.deadline) if case.deadline else None,
         "time_left": (case.deadline - now).total_seconds() if case.deadline else None,
+        "deadline_basis": case.deadline_basis, "provisional": case.deadline_basis == "provisional",
+        "calendar_gap": case.deadline_basis == "calendar_gap",
         "overdue": case.overdue or case.is_past_deadline(now),
         "warned": case.warned,
         "next_warning": isoformat(case.warnings[0][1]) if case.warnings and case.due_at is not None else None,

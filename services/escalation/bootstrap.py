@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from services.escalation.api import blp
 from services.escalation.calendars import Calendars
@@ -17,16 +18,29 @@ from shared.policy import load_policy
 PAGES = Path(__file__).with_name("pages")
 SPEC = bootstrap.ServiceSpec(
     name="escalation", title="gridcase escalation", blueprint=blp, store=CaseStore, consumers=CONSUMERS,
-    dependencies=lambda settings, engine, clock: _dependencies(settings),
-    workers=lambda service: {"scheduler": lambda: Scheduler(service)}, details=timer_health,
+    dependencies=lambda settings, engine, clock: _dependencies(settings, clock),
+    workers=lambda service: {"scheduler": lambda: Scheduler(service)}, details=lambda service: _details(service),
     pages=(page_blueprint("board", PAGES / "board"), page_blueprint("desk", PAGES / "desk")))
 
 
-def _dependencies(settings: Settings) -> dict:
-    """The policy, the city's working calendars and time zone, for handlers that name them."""
+def _dependencies(settings: Settings, clock: Clock) -> dict:
+    """The policy, the city's working calendars and time zone, for handlers that name them. The
+    calendar's coverage is logged as a warning when its official files end within 30 days."""
     policy = load_policy(settings.policy_file)
-    return {"policy": policy, "calendars": Calendars.of(settings, policy), "time_zone": settings.time_zone,
+    calendars = Calendars.of(settings, policy)
+    calendars.warn(_today(clock, settings))
+    return {"policy": policy, "calendars": calendars, "time_zone": settings.time_zone,
             "calendars_for": lambda other: Calendars.of(settings, other)}
+
+
+def _today(clock: Clock, settings: Settings):
+    return clock.now().astimezone(ZoneInfo(settings.time_zone)).date()
+
+
+def _details(service: bootstrap.Service) -> dict:
+    """``/readyz``'s ``detail``: the timers, and the calendar's coverage (``Coverage.report``)."""
+    return {**timer_health(service),
+            "calendar": service.calendars.coverage.report(_today(service.clock, service.settings))}
 
 
 def build(settings: Settings, clock: Clock | None = None, **options) -> bootstrap.Service:

@@ -69,6 +69,7 @@ cases = sa.Table(
     # functional departments on the case (domain.departments.Assignment.to_dict), and whose fix is verified
     sa.Column("assignments", sa.JSON),
     sa.Column("resolved_department", sa.String(64)),
+    sa.Column("deadline_basis", sa.String(16)),  # official, provisional, calendar_gap (working-time deadlines)
     sa.Column("updated_at", UTCDateTime, nullable=False),
     # the report itself, from case.dispatched: staff need no second call to intake
     sa.Column("description", sa.Text),
@@ -579,7 +580,7 @@ class CaseStore(Store):
             pending_extension=ExtensionRequest.from_dict(row.pending_extension) if row.pending_extension else None,
             held_status=Status(row.held_status) if row.held_status else None,
             time_left=Limit.from_dict(row.time_left) if row.time_left else None,
-            clock_start=row.clock_start or row.opened_at, warned=row.warned,
+            clock_start=row.clock_start or row.opened_at, warned=row.warned, deadline_basis=row.deadline_basis,
             warnings=tuple((float(w["threshold"]), datetime.fromisoformat(w["at"])) for w in row.warnings or ()),
             assignments=tuple(Assignment.from_dict(a) for a in row.assignments or ()),
             resolved_department=row.resolved_department)
@@ -597,7 +598,7 @@ def _columns(case: Case, now: datetime) -> dict:
             "held_status": str(case.held_status) if case.held_status else None,
             "time_left": case.time_left.to_dict() if case.time_left else None, "timer_token": case.timer_token,
             "opened_at": case.opened_at, "deadline_at": case.deadline, "due_at": case.due_at, "updated_at": now,
-            "clock_start": case.clock_start, "warned": case.warned,
+            "clock_start": case.clock_start, "warned": case.warned, "deadline_basis": case.deadline_basis,
             "warnings": [{"threshold": p, "at": at.isoformat()} for p, at in case.warnings],
             "assignments": [a.to_dict() for a in case.assignments] or None,
             "resolved_department": case.resolved_department,

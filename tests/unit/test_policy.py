@@ -128,7 +128,7 @@ def test_a_new_policy_never_changes_a_stored_snapshot():
 
 
 def test_gridcase_policy_check_prints_the_rules_or_the_line_of_a_problem(tmp_path):
-    result = CliRunner().invoke(main, ["policy", "check", str(DEFAULT_FILE)])
+    result = CliRunner().invoke(main, ["policy", "check", str(DEFAULT_FILE), "--today", "2026-12-04"])
     assert result.exit_code == 0 and "street_light" in result.output and "3 working_days" in result.output
     bad = tmp_path / "bad.toml"
     bad.write_text(GOOD.replace('1 = "4 working_hours"', '1 = "4 fortnights"'), encoding="utf-8")

@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
+
+from services.escalation.calendars import time_policy
 from services.escalation.domain.actions import perform
 from services.escalation.domain.calendar import WorkingCalendar
-from services.escalation.domain.deadlines import Limit
+from services.escalation.domain.deadlines import Limit, TimePolicy, working_between
 from services.escalation.domain.timers import escalate_due
 from shared.messages.events import LIFECYCLE
+from shared.policy import DEFAULT_FILE, PolicyError, parse_policy
 from shared.vocabulary import StepType
 from tests.support.cases import GRID_WORKER, HOUR, NOW, POLICY, STATION, new_case
 
@@ -61,10 +65,10 @@ def test_an_extension_does_not_repeat_a_warning_already_given():
     assert [p for p, _ in case.warnings] == [0.8] and case.warnings[0][1] == NOW + timedelta(hours=6.4)
 
 
-def test_a_resolved_or_suspended_case_has_no_warning_pending():
+def test_a_resolved_case_has_no_warning_pending_and_a_suspended_one_is_not_due_at_its_warnings():
     case = new_case(policy=WARNED)
     perform(case, "suspend", GRID_WORKER, NOW, reason="waiting for parts")
-    assert case.warnings == () and case.due_at is None
+    assert case.due_at is None and not tick(case, NOW + 10 * HOUR).steps, "they wait for the resume"
     case = new_case(policy=WARNED)
     perform(case, "resolve", GRID_WORKER, NOW, note="fixed")
     assert case.warnings == () and case.due_at == NOW + 24 * HOUR
@@ -80,3 +84,77 @@ def test_a_working_hours_warning_counts_working_time():
 
 def test_case_warning_is_a_lifecycle_message():
     assert "case.warning" in LIFECYCLE
+
+
+# -- warnings are shares of the time worked, net of suspension -------------------------------------------
+
+def test_after_a_suspension_the_warnings_fire_at_their_share_of_the_time_worked_not_of_the_span():
+    case = new_case(policy=WARNED)  # 4 h at level 1: 50 % after 2 h worked, 80 % after 3.2 h
+    perform(case, "suspend", GRID_WORKER, NOW + HOUR, reason="waiting for the road to reopen")
+    perform(case, "resume", GRID_WORKER, NOW + 6 * HOUR)
+    assert case.deadline == NOW + 9 * HOUR
+    assert case.warnings == ((0.5, NOW + 7 * HOUR), (0.8, NOW + timedelta(hours=8.2)))
+    assert not tick(case, NOW + 6 * HOUR).steps, "nothing fires at the resume"
+
+
+def test_with_a_one_hour_urgent_limit_the_warnings_do_not_both_fire_at_the_resume():
+    urgent = replace(WARNED, levels=(Limit(1, "hours"),) * 4)
+    case = new_case(policy=urgent)
+    perform(case, "suspend", GRID_WORKER, NOW + timedelta(minutes=10), reason="gas leak: area closed")
+    resumed = NOW + timedelta(hours=3, minutes=10)
+    perform(case, "resume", GRID_WORKER, resumed)
+    assert not tick(case, resumed).steps
+    assert case.warnings == ((0.5, resumed + timedelta(minutes=20)), (0.8, resumed + timedelta(minutes=38)))
+    [first] = tick(case, resumed + timedelta(minutes=20)).steps
+    assert first.type == StepType.WARNING and case.warned == 0.5
+
+
+def test_a_working_hours_warning_after_a_suspension_fires_at_80_percent_of_the_working_time_worked():
+    calendar = WorkingCalendar("UTC", region=None)  # 08:30-12:00, 13:00-17:30 UTC, Monday to Friday
+    policy = replace(WARNED, levels=(Limit(8, "working_hours"),) * 4, calendar=calendar)
+    case = new_case(policy=policy)  # Monday 5 January 2026, 09:00 UTC
+    suspended, resumed = NOW.replace(hour=11), NOW.replace(hour=15)  # 2 working hours worked, 3 suspended
+    perform(case, "suspend", GRID_WORKER, suspended, reason="owner away")
+    perform(case, "resume", GRID_WORKER, resumed)
+    assert case.deadline == NOW.replace(day=6, hour=12)  # 6 working hours left: 2.5 on Monday, 3.5 on Tuesday
+    [(_, half), (_, eighty)] = case.warnings
+    worked = [working_between(NOW, suspended, calendar) + working_between(resumed, at, calendar)
+              for at in (half, eighty)]
+    assert worked == [4 * 3600, 6.4 * 3600]
+    assert (half, eighty) == (NOW.replace(hour=17), NOW.replace(day=6, hour=10, minute=24))
+
+
+def test_an_extension_after_a_resume_moves_each_pending_warning_by_its_share_of_the_time_added():
+    case = new_case(policy=WARNED)
+    perform(case, "suspend", GRID_WORKER, NOW + HOUR, reason="parts")
+    perform(case, "resume", GRID_WORKER, NOW + 6 * HOUR)  # 3 h left, deadline NOW + 9 h
+    perform(case, "request_extension", GRID_WORKER, NOW + 6 * HOUR, amount={"amount": 4, "unit": "hours"},
+            reason="parts")
+    perform(case, "approve_extension", STATION, NOW + 6 * HOUR)  # 8 h in all: 4 h and 6.4 h worked
+    assert case.deadline == NOW + 13 * HOUR
+    assert case.warnings == ((0.5, NOW + 9 * HOUR), (0.8, NOW + timedelta(hours=11.4)))
+
+
+# -- thresholds per level ---------------------------------------------------------------------------------
+
+def test_each_level_may_have_its_own_thresholds_or_none():
+    policy = replace(WARNED, level_warnings=((1, (0.75,)), (2, ())))
+    case = new_case(policy=policy)
+    assert [p for p, _ in case.warnings] == [0.75] and case.warnings[0][1] == NOW + 3 * HOUR
+    tick(case, NOW + 4 * HOUR)  # escalated to the station: no warning there
+    assert case.level == 2 and case.warnings == () and case.due_at == NOW + 12 * HOUR
+    tick(case, NOW + 12 * HOUR)  # the sub-center: the policy's 50 % and 80 %
+    assert [p for p, _ in case.warnings] == [0.5, 0.8]
+    assert TimePolicy.from_dict(policy.to_dict()) == policy
+
+
+def test_the_policy_file_names_thresholds_per_level_and_they_reach_the_snapshot():
+    text = DEFAULT_FILE.read_text(encoding="utf-8").replace(
+        "[severities.urgent]", "[severities.urgent]\nwarnings = { grid = [0.5], hq = [0.9] }", 1)
+    text = text.replace('verification = "4 hours"\nwarnings = [0.5, 0.8]\n', 'verification = "4 hours"\n')
+    rule = parse_policy(text).category("manhole_cover").rule("urgent")
+    assert rule.warnings_at(1) == (0.5,) and rule.warnings_at(4) == (0.9,) and rule.warnings_at(2) == (0.5, 0.8)
+    frozen = time_policy(rule, WorkingCalendar())
+    assert frozen.warnings_at(1) == (0.5,) and frozen.warnings_at(3) == (0.5, 0.8)
+    with pytest.raises(PolicyError, match="unknown level"):
+        parse_policy(text.replace("hq = [0.9]", "roof = [0.9]"))

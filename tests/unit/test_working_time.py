@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.escalation.domain.calendar import WorkingCalendar, parse_periods
+from harness.processes import ROOT
+from services.escalation.domain.calendar import WorkingCalendar, install_official, parse_periods
 from services.escalation.domain.deadlines import (
     Limit,
     TimePolicy,
@@ -17,7 +18,9 @@ from services.escalation.domain.deadlines import (
     warning_times,
     working_between,
 )
+from shared.timemodel import read_year_folder
 
+install_official("DE-BE", read_year_folder(ROOT / "examples" / "berlin" / "holidays", "DE-BE"))
 SHANGHAI = WorkingCalendar("Asia/Shanghai", region="CN")  # 08:30-12:00, 13:00-17:30, Monday to Friday
 BERLIN = WorkingCalendar("Europe/Berlin", {d: parse_periods(["08:00-16:00"]) for d in range(5)}, region="DE-BE")
 

@@ -17,7 +17,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.escalation.domain.deadlines import Limit, TimePolicy, deadline, is_late, warning_times
+from services.escalation.domain.deadlines import (
+    WORKING_UNITS,
+    Limit,
+    TimePolicy,
+    deadline,
+    deadline_basis,
+    is_late,
+    shift_warnings,
+    stretch_warnings,
+    warning_times,
+)
 from services.escalation.domain.errors import InvalidArgument
 from services.escalation.domain.timeline import SYSTEM, Outcome, Step, StepType, record
 from shared.owners import OwnerRef, Owners
@@ -75,12 +85,13 @@ class Case:
     pending_extension: ExtensionRequest | None = None
     held_status: Status | None = None  # while suspended: the status to resume to
     time_left: Limit | None = None  # while suspended: what remained of the clock
-    clock_start: datetime | None = None  # when the current level's clock started (warnings are shares of it)
+    clock_start: datetime | None = None  # when the level's clock last started (or resumed; suspended: stopped)
     warnings: tuple[tuple[float, datetime], ...] = ()  # pending pre-deadline warnings: (threshold, when)
     warned: float | None = None  # the highest threshold warned of at the current level (once each)
     #: functional departments on the case (``domain.departments.Assignment``), in the order assigned
     assignments: tuple = ()
     resolved_department: str | None = None  # the lead department whose fix awaits (or failed) verification
+    deadline_basis: str | None = None  # official, provisional or calendar_gap (deadlines.deadline_basis)
 
     @property
     def owner(self) -> OwnerRef:
@@ -143,23 +154,45 @@ def set_deadline(case: Case, when: datetime | None, now: datetime, *, keep_flags
                  restart: datetime | None = None) -> None:
     """Every deadline change goes through here: the timer token moves on, and a deadline that is
     not passed (or none) clears the overdue flags; a still-passed one keeps them (flagged once).
-    Suspension keeps them: a suspended overdue case is still overdue.
+    Suspension keeps them: a suspended overdue case is still overdue. ``deadline_basis`` says what a
+    working-time deadline rests on (official calendar files, statutory rules only, or no source).
 
-    ``restart`` is given when a level's clock starts afresh (opening, a new level, rework): the
-    warnings start over. The pending warnings are then placed over the span from the clock's start
-    to ``when`` (``deadlines.warning_times``), skipping thresholds already warned of, so each fires
-    once per level even when an extension moves the deadline. Only a working case is warned."""
-    case.deadline = when
+    Warnings are shares of the clock time worked at a level, net of suspension, and fire once per
+    level. ``restart`` is given when a level's clock starts afresh (opening, a new level, rework): the
+    level's thresholds are placed over the span from ``restart`` to ``when``. A suspension keeps the
+    pending warnings as they are and notes when the clock stopped (``clock_start``); the resume
+    moves each by the suspended span, so it fires after the clock time it still had to wait. An
+    extension moves each threshold ``p`` by ``p`` × the time added. Only a working case is warned."""
+    previous, case.deadline = case.deadline, when
     case.timer_token += 1
     if not keep_flags and not is_late(when, now):
         case.overdue = case.verification_overdue = False
+    unit = (case.policy.limit(case.level) if case.status not in AWAITING_VERIFICATION
+            else case.policy.verification).unit
+    calendar = case.policy.calendar
+    if when is None:
+        case.deadline_basis = None
+    elif unit in WORKING_UNITS or any(x.working for x in case.extensions):
+        case.deadline_basis = deadline_basis(min(x for x in (now, restart, previous, when) if x), when, calendar)
+    else:
+        case.deadline_basis = None
     if restart is not None:
         case.clock_start, case.warned = restart, None
-    case.warnings = ()
-    if when is not None and case.status in WORKING and case.clock_start is not None and case.policy.warnings:
-        unit = case.policy.limit(case.level).unit
-        pending = [p for p in case.policy.warnings if case.warned is None or p > case.warned]
-        case.warnings = warning_times(case.clock_start, when, unit, pending, case.policy.calendar)
+        case.warnings = (warning_times(restart, when, unit, case.policy.warnings_at(case.level), calendar)
+                         if when is not None and case.status in WORKING else ())
+    elif case.status == Status.SUSPENDED:
+        case.clock_start = now  # the pending warnings wait for the resume
+    elif when is None or case.status not in WORKING:
+        case.warnings = ()
+    elif previous is None:  # resumed
+        pending = [p for p in case.policy.warnings_at(case.level) if case.warned is None or p > case.warned]
+        if case.warnings or not pending:
+            case.warnings = shift_warnings(case.warnings, case.clock_start or now, now, unit, calendar)
+        else:  # suspended before warnings were kept through a suspension: placed as they were then
+            case.warnings = warning_times(case.clock_start or now, when, unit, pending, calendar)
+        case.clock_start = now
+    else:  # an extension
+        case.warnings = stretch_warnings(case.warnings, previous, when, unit, calendar)
 
 
 def move(case: Case, level: Level, status: Status, now: datetime) -> None:

@@ -29,18 +29,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 
+from services.escalation.domain import calendar as _calendar
 from services.escalation.domain.calendar import WorkingCalendar
+from shared.timemodel import NOMINAL_SECONDS, UNIT_SECONDS, UNITS, WORKING_UNITS, Limit
 from shared.vocabulary import Level
 
-#: Calendar units and their length in seconds.
-UNIT_SECONDS: dict[str, int] = {"seconds": 1, "minutes": 60, "hours": 3600}
-#: Working-time units: counted in a ``WorkingCalendar``.
-WORKING_UNITS: tuple[str, ...] = ("working_hours", "working_days")
-UNITS: tuple[str, ...] = (*UNIT_SECONDS, *WORKING_UNITS)
-#: Nominal lengths of working units, for comparing amounts against caps only (never for deadlines):
-#: a working hour is an hour, a working day is a day.
-NOMINAL_SECONDS: dict[str, int] = {**UNIT_SECONDS, "working_hours": 3600, "working_days": 86400}
-#: Used when a policy does not say (a case opened before issue 10's policy file).
+__all__ = ["NOMINAL_SECONDS", "UNITS", "UNIT_SECONDS", "WORKING_UNITS", "Limit", "TimePolicy", "add_working",
+           "deadline", "deadline_basis", "elapsed", "is_late", "shift_warnings", "stretch_warnings", "time_left",
+           "warning_times", "working_between"]
+
+#: Used when a policy does not say (a case opened before the policy file had these keys).
 DEFAULT_VERIFICATION_HOURS = 24.0
 DEFAULT_MAX_EXTENSIONS = 2
 DEFAULT_MAX_EXTENSION_HOURS = 48.0
@@ -48,47 +46,21 @@ DEFAULT_MAX_EXTENSION_HOURS = 48.0
 DEFAULT_WARNINGS: tuple[float, ...] = ()
 
 
-@dataclass(frozen=True)
-class Limit:
-    """An amount of time in a unit: ``Limit(4, "hours")``, ``Limit(3, "working_days")``.
-    ``amount`` is non-negative; ``unit`` one of ``UNITS``."""
-
-    amount: float
-    unit: str = "hours"
-
-    def __post_init__(self) -> None:
-        if self.unit not in UNITS:
-            raise ValueError(f"unknown time unit {self.unit!r}; one of {', '.join(UNITS)}")
-        if not self.amount >= 0:  # also refuses NaN
-            raise ValueError(f"a time limit cannot be negative: {self.amount!r}")
-
-    @property
-    def working(self) -> bool:
-        """Whether the limit counts working time (in a calendar) rather than elapsed time."""
-        return self.unit in WORKING_UNITS
-
-    @property
-    def seconds(self) -> float:
-        """The length in seconds: exact for calendar units, nominal for working units (for caps)."""
-        return self.amount * NOMINAL_SECONDS[self.unit]
-
-    def to_dict(self) -> dict:
-        return {"amount": self.amount, "unit": self.unit}
-
-    @classmethod
-    def from_dict(cls, data: Mapping | float | int) -> Limit:
-        """From ``{"amount": 4, "unit": "hours"}``; a bare number is hours (the pre-snapshot ``hours`` column)."""
-        if isinstance(data, Mapping):
-            return cls(float(data["amount"]), data.get("unit", "hours"))
-        return cls(float(data), "hours")
+def _thresholds(values) -> tuple[float, ...]:
+    out = tuple(float(p) for p in values)
+    if any(not 0 < p < 1 for p in out) or list(out) != sorted(set(out)):
+        raise ValueError("warning thresholds are ascending fractions between 0 and 1")
+    return out
 
 
 @dataclass(frozen=True)
 class TimePolicy:
     """The time rules frozen onto one case: ``levels[n - 1]`` is the limit at level ``n``;
     ``warnings`` the fractions of a level's limit at which a warning fires (ascending, each in
-    (0, 1)); ``calendar`` the working calendar its working units count in (its time zone, working
-    periods and holiday region, copied when the case opened; the holiday facts stay in the data)."""
+    (0, 1)), and ``level_warnings`` the levels that have their own (``((level, thresholds), …)``, a
+    level's own may be empty: no warning there); ``calendar`` the working calendar its working units
+    count in (time zone, working periods, holiday region and overrides, copied when the case opened;
+    the official holiday facts stay in the city's calendar files)."""
 
     levels: tuple[Limit, Limit, Limit, Limit]
     verification: Limit = Limit(DEFAULT_VERIFICATION_HOURS)
@@ -96,6 +68,7 @@ class TimePolicy:
     max_extension_total: Limit = Limit(DEFAULT_MAX_EXTENSION_HOURS)
     warnings: tuple[float, ...] = DEFAULT_WARNINGS
     calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
+    level_warnings: tuple[tuple[int, tuple[float, ...]], ...] = ()
     #: a functional department's time to feed back on an assignment (派遣 → 反馈)
     department_limit: Limit = Limit(DEFAULT_VERIFICATION_HOURS)
 
@@ -106,12 +79,19 @@ class TimePolicy:
             raise ValueError("time limits must be positive")
         if self.max_extensions < 0:
             raise ValueError("max_extensions cannot be negative")
-        if any(not 0 < p < 1 for p in self.warnings) or list(self.warnings) != sorted(set(self.warnings)):
-            raise ValueError("warning thresholds are ascending fractions between 0 and 1")
+        _thresholds(self.warnings)
+        for level, thresholds in self.level_warnings:
+            Level.of(level)
+            _thresholds(thresholds)
 
     def limit(self, level: Level | int) -> Limit:
         """The time allowed at ``level`` before it escalates (or, at level 4, is overdue)."""
         return self.levels[Level.of(level) - 1]
+
+    def warnings_at(self, level: Level | int) -> tuple[float, ...]:
+        """The warning thresholds of ``level``: its own, else the policy's ``warnings``."""
+        own = dict(self.level_warnings)
+        return own.get(int(Level.of(level)), self.warnings)
 
     @classmethod
     def from_hours(cls, hours: Mapping[int | str, float], **caps) -> TimePolicy:
@@ -121,16 +101,19 @@ class TimePolicy:
 
     def to_dict(self) -> dict:
         """A plain, JSON-ready dict; ``from_dict(p.to_dict()) == p``."""
-        return {"levels": {str(int(level)): self.limit(level).to_dict() for level in Level},
+        data = {"levels": {str(int(level)): self.limit(level).to_dict() for level in Level},
                 "verification": self.verification.to_dict(),
                 "extensions": {"max_count": self.max_extensions, "max_total": self.max_extension_total.to_dict()},
                 "warnings": list(self.warnings),
                 "calendar": self.calendar.to_dict(), "department": self.department_limit.to_dict()}
+        if self.level_warnings:
+            data["level_warnings"] = {str(level): list(p) for level, p in self.level_warnings}
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping) -> TimePolicy:
         """Inverse of ``to_dict``. Older snapshots load too: a mapping of level number → hours alone
-        (the old ``hours`` column), and issue 8's snapshot without warnings or calendar."""
+        (the old ``hours`` column), and snapshots without warnings, calendar or per-level warnings."""
         if "levels" not in data:
             return cls.from_hours(data)
         levels = tuple(Limit.from_dict(data["levels"][str(int(level))]) for level in Level)
@@ -141,7 +124,10 @@ class TimePolicy:
                    int(caps.get("max_count", DEFAULT_MAX_EXTENSIONS)),
                    Limit.from_dict(caps.get("max_total", DEFAULT_MAX_EXTENSION_HOURS)),
                    tuple(float(p) for p in data.get("warnings", DEFAULT_WARNINGS)),
-                   calendar, Limit.from_dict(data.get("department", DEFAULT_VERIFICATION_HOURS)))
+                   calendar,
+                   tuple(sorted((int(k), tuple(float(p) for p in v))
+                                for k, v in (data.get("level_warnings") or {}).items())),
+                   Limit.from_dict(data.get("department", DEFAULT_VERIFICATION_HOURS)))
 
 
 # -- working time ---------------------------------------------------------------------------------
@@ -175,6 +161,15 @@ def working_between(start: datetime, end: datetime, calendar: WorkingCalendar) -
             break
         total += min(finish, end) - begin
     return total.total_seconds()
+
+
+def forget() -> None:
+    """Forget the remembered working-time sums (the official calendar changed)."""
+    add_working.cache_clear()
+    working_between.cache_clear()
+
+
+_calendar.on_change(forget)
 
 
 def closing_time(day, calendar: WorkingCalendar) -> datetime:
@@ -265,14 +260,51 @@ def time_left(deadline: datetime, at: datetime, unit: str = "seconds",
     return Limit(max((deadline - at) / timedelta(microseconds=1), 0) / 1_000_000, "seconds")
 
 
+def measure(start: datetime, end: datetime, unit: str, calendar: WorkingCalendar | None = None) -> float:
+    """The clock time in ``[start, end)`` in seconds (0 when ``end <= start``): working seconds for a
+    working ``unit`` (with a calendar), elapsed seconds otherwise. What warnings are shares of."""
+    if unit in WORKING_UNITS and calendar is not None:
+        return working_between(start, end, calendar)
+    return max((end - start).total_seconds(), 0.0)
+
+
+def advance(start: datetime, seconds: float, unit: str, calendar: WorkingCalendar | None = None) -> datetime:
+    """The inverse of ``measure``: the instant ``seconds`` of clock time after ``start``."""
+    if unit in WORKING_UNITS and calendar is not None:
+        return add_working(start, seconds, calendar)
+    return start + timedelta(seconds=seconds)
+
+
 def warning_times(start: datetime, end: datetime, unit: str, thresholds: Sequence[float],
                   calendar: WorkingCalendar | None = None) -> tuple[tuple[float, datetime], ...]:
     """When each warning of a clock running from ``start`` to its deadline ``end`` fires: threshold
-    ``p`` when the elapsed time (working time for a working unit, elapsed time otherwise) reaches
-    ``p`` × the whole span (issue 10). Returns ``(p, instant)`` pairs in threshold order."""
+    ``p`` when the clock time used (working time for a working unit, elapsed time otherwise) reaches
+    ``p`` × the whole span. Returns ``(p, instant)`` pairs in threshold order."""
     if end <= start:
         return ()
-    if unit in WORKING_UNITS and calendar is not None:
-        span = working_between(start, end, calendar)
-        return tuple((p, add_working(start, p * span, calendar)) for p in thresholds)
-    return tuple((p, start + (end - start) * p) for p in thresholds)
+    span = measure(start, end, unit, calendar)
+    return tuple((p, advance(start, p * span, unit, calendar)) for p in thresholds)
+
+
+def shift_warnings(warnings: Sequence[tuple[float, datetime]], suspended: datetime, resumed: datetime, unit: str,
+                   calendar: WorkingCalendar | None = None) -> tuple[tuple[float, datetime], ...]:
+    """The pending warnings of a clock stopped at ``suspended`` and restarted at ``resumed``: each
+    fires after as much clock time from the resume as it had left at the suspension, so a warning
+    is a share of the time worked, net of the suspension (one already due fires at the resume)."""
+    return tuple((p, advance(resumed, measure(suspended, at, unit, calendar), unit, calendar))
+                 for p, at in warnings)
+
+
+def stretch_warnings(warnings: Sequence[tuple[float, datetime]], old: datetime, new: datetime, unit: str,
+                     calendar: WorkingCalendar | None = None) -> tuple[tuple[float, datetime], ...]:
+    """The pending warnings of a clock whose deadline moved from ``old`` to ``new`` (an extension):
+    the whole span grew by ``measure(old, new)``, so threshold ``p`` fires ``p`` × that much later."""
+    added = measure(old, new, unit, calendar)
+    return tuple((p, advance(at, p * added, unit, calendar)) for p, at in warnings)
+
+
+def deadline_basis(first: datetime, last: datetime, calendar: WorkingCalendar) -> str | None:
+    """What a working-time deadline computed over ``first``..``last`` rests on: ``"official"``,
+    ``"provisional"`` (a year by statutory rules only) or ``"calendar_gap"`` (a year by no source),
+    per ``WorkingCalendar.basis`` over the local dates; None when holidays play no part."""
+    return calendar.basis(calendar.local_date(first), calendar.local_date(last))
