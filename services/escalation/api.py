@@ -374,14 +374,15 @@ class ClosureStatsArgs(Schema):
     class Meta:
         unknown = RAISE
 
-    group_by = fields.String(required=True, validate=validate.OneOf(list(statistics.GROUP_FIELDS)))
+    group_by = fields.String(required=True, validate=validate.OneOf([*statistics.GROUP_FIELDS, "department"]))
     period = fields.String(load_default="month", validate=validate.OneOf(list(statistics.PERIODS)))
     from_ = fields.Date(required=True, data_key="from", metadata={
         "description": "first local date (the city's time zone), included"})
     to = fields.Date(required=True, metadata={"description": "last local date, excluded (half-open)"})
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
-    rank_by = fields.String(validate=validate.OneOf(list(statistics.RANKABLE)), metadata={
-        "description": "rank the groups of each period by this measure (adds `rank`)"})
+    rank_by = fields.String(validate=validate.OneOf(sorted({*statistics.RANKABLE, *statistics.DEPARTMENT_RANKABLE})),
+                            metadata={"description": "rank the groups of each period by this measure (adds `rank`); "
+                                                     "group_by=department ranks by its own measures"})
     order = fields.String(load_default="desc", validate=validate.OneOf(["asc", "desc"]),
                           metadata={"description": "the ranking's order: desc puts the highest value first"})
 
@@ -410,6 +411,16 @@ class StatsRowOut(Schema):
     time_to_resolve = fields.Nested(QuantilesOut)
     time_to_close = fields.Nested(QuantilesOut)
     time_at_level = fields.Dict(keys=fields.String(), values=fields.Nested(QuantilesOut))
+    # group_by=department (statistics.department_rows)
+    department = fields.String()
+    assigned = fields.Integer()
+    acknowledged = fields.Integer()
+    done = fields.Integer()
+    declined = fields.Integer()
+    on_time = fields.Integer()
+    decline_rate = fields.Float(allow_none=True)
+    time_to_accept = fields.Nested(QuantilesOut)
+    time_to_feedback = fields.Nested(QuantilesOut)
     rank = fields.Integer(allow_none=True)
 
 
@@ -444,6 +455,9 @@ class ClosureTimes(MethodView):
             abort(422, errors={"to": ["must be after from"]})
         if (args["to"] - args["from_"]).days > 3 * 366:
             abort(422, errors={"to": ["at most three years at once"]})
+        rankable = statistics.DEPARTMENT_RANKABLE if args["group_by"] == "department" else statistics.RANKABLE
+        if args.get("rank_by") and args["rank_by"] not in rankable:
+            abort(422, errors={"rank_by": [f"group_by={args['group_by']} ranks by one of: {', '.join(rankable)}"]})
         service = current_service()
         answer = service.run(handlers.closure_stats, handlers.ClosureStats(
             identity(), args["group_by"], args["period"], args["from_"], args["to"], args.get("rank_by"),
@@ -455,9 +469,12 @@ class ClosureTimes(MethodView):
 
 def _csv(answer: dict) -> Response:
     rows = [statistics.flatten(r) for r in answer["rows"]]
-    key = statistics.GROUP_FIELDS[answer["group_by"]]
-    template = statistics.flatten(statistics.row({key: None, "period_start": None},
-                                                 dict.fromkeys(statistics.COUNTS, 0), {}))
+    if answer["group_by"] == "department":
+        template = dict.fromkeys(statistics.DEPARTMENT_COLUMNS)
+    else:
+        key = statistics.GROUP_FIELDS[answer["group_by"]]
+        template = statistics.flatten(statistics.row({key: None, "period_start": None},
+                                                     dict.fromkeys(statistics.COUNTS, 0), {}))
     columns = list(template) + (["rank"] if rows and "rank" in rows[0] else [])
     out = io.StringIO()
     writer = csv.DictWriter(out, columns, lineterminator="\r\n", extrasaction="ignore")

@@ -438,6 +438,16 @@ class CaseStore(Store):
                              for c, v in cols.items()} for group, cols in values.items()}
         return [out(r, quantiles.get((r.k, r.p), {})) for r in self.db.execute(grouped(day_from, day_to, []))]
 
+    def department_assignments(self, identity: Identity, start: datetime, end: datetime) -> list[dict]:
+        """The department assignments made in ``[start, end)`` (UTC) on the cases ``identity`` may see:
+        dicts of ``department_id``, ``status``, ``assigned_at``, ``deadline_at``, ``overdue``,
+        ``acknowledged_at``, ``feedback_at`` (``statistics.department_rows`` groups them)."""
+        a = assignments.c
+        query = scoped(sa.select(a.department_id, a.status, a.assigned_at, a.deadline_at, a.overdue,
+                                 a.acknowledged_at, a.feedback_at).join(cases, cases.c.id == a.case_id), identity)
+        rows = self.db.execute(query.where(a.assigned_at >= start, a.assigned_at < end)).all()
+        return [dict(r._mapping) for r in rows]
+
     def refresh_missing_facts(self, now: datetime, limit: int = 1000) -> int:
         """Compute the statistics row of up to ``limit`` cases that have none (cases opened before the
         statistics existed); returns how many."""

@@ -25,6 +25,7 @@ from shared.clock import isoformat
 from shared.departments import handlers_of
 from shared.fields import LIMITS, JsonBoolean, JsonFloat, QueryBoolean, QueryInteger, Text
 from shared.gcj02 import gcj02_to_wgs84
+from shared.vocabulary import Role
 from shared.web import Blueprint, access, authorize, current_service, deny, identity
 
 blp = Blueprint("intake", __name__, url_prefix="/intake/v1", description="Grid workers' reports")
@@ -212,11 +213,13 @@ class Report(MethodView):
     def get(self, report_id):
         """A report and its current status. A grid worker sees only their own reports."""
         caller = identity()
-        with current_service().uow() as uow:
+        service = current_service()
+        with service.uow() as uow:
             report = uow.store.get(report_id, caller)
         if report is None:
             deny(caller, "report.read", message="no such report")
-        authorize("report.read", Resource(report.owners, report.reporter))
+        departments = service.run(handlers.departments_of, report.id) if caller.role == Role.DEPARTMENT else ()
+        authorize("report.read", Resource(report.owners, report.reporter, frozenset(departments)))
         return full_view(report)
 
 

@@ -155,10 +155,16 @@ def follow_cases(messages: list[events.Message], uow: UnitOfWork, *, clock: Cloc
     ``case.opened`` carried the scope, is still applied if one was queued from then."""
     now = clock.now()
     changes: dict[str, dict] = {}
+    assigned: set[tuple[str, str]] = set()
     for message in messages:
         changes.setdefault(message.case_id, {"updated_at": now}).update(_followed(message))
+        if isinstance(message, events.CaseChanged) and message.event == "case.department_assigned" \
+                and isinstance(message.detail.get("department"), str):
+            assigned.add((message.case_id, message.detail["department"]))
     with uow:
         uow.store.follow_all(changes)
+        if assigned:
+            uow.store.add_departments(assigned)
         uow.commit()
 
 
@@ -312,3 +318,9 @@ def city_departments(uow: UnitOfWork) -> list:
     """The city's departments (intake's copy), by id."""
     with uow:
         return uow.store.departments()
+
+
+def departments_of(report_id: str, uow: UnitOfWork) -> frozenset[str]:
+    """The departments assigned to a report's case."""
+    with uow:
+        return uow.store.departments_of(report_id)

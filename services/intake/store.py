@@ -64,6 +64,14 @@ photos = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
+#: The functional departments assigned to a report's case (from ``case.department_assigned``): a
+#: department reads those reports and adds photos to them (its after-photos).
+report_departments = sa.Table(
+    "report_departments", metadata,
+    sa.Column("report_id", sa.String(36), sa.ForeignKey("reports.id"), primary_key=True),
+    sa.Column("department_id", sa.String(64), primary_key=True),
+)
+
 #: Open311 clients' keys: only a SHA-256 of each (a key is 256 random bits: no dictionary to guess from).
 api_keys = sa.Table(
     "api_keys", metadata,
@@ -196,6 +204,21 @@ class ReportStore(Store):
         return self.db.execute(sa.select(photos).where(photos.c.report_id == report_id,
                                                        photos.c.id == photo_id)).first()
 
+    def add_departments(self, pairs: set[tuple[str, str]]) -> None:
+        """Record departments assigned to cases: (report id, department id) pairs, each once."""
+        known = {tuple(r) for r in self.db.execute(sa.select(report_departments).where(
+            report_departments.c.report_id.in_({report for report, _ in pairs})))}
+        new = [{"report_id": r, "department_id": d} for r, d in sorted(pairs - known)]
+        existing = {r for r in self.db.execute(sa.select(reports.c.id).where(
+            reports.c.id.in_({r["report_id"] for r in new}))).scalars()} if new else set()
+        if new := [row for row in new if row["report_id"] in existing]:
+            self.db.execute(report_departments.insert(), new)
+
+    def departments_of(self, report_id: str) -> frozenset[str]:
+        """The departments assigned to a report's case."""
+        return frozenset(self.db.execute(sa.select(report_departments.c.department_id).where(
+            report_departments.c.report_id == report_id)).scalars())
+
     def replace_departments(self, version: int, items) -> bool:
         return store_departments(self.db, departments, version, items)
 
@@ -220,10 +243,13 @@ def scoped(query: sa.Select, identity: Identity) -> sa.Select:
     those whose case its area owns (``shared.owners.in_scope``, as SQL); headquarters, supervisors
     and admins all. A report not yet dispatched has no owners: only its reporter and the city-wide
     roles see it."""
+    own = reports.c.reporter == identity.user
+    if identity.role == Role.DEPARTMENT:  # the reports of the cases assigned to it
+        return query.where(sa.or_(own, reports.c.id.in_(sa.select(report_departments.c.report_id).where(
+            report_departments.c.department_id == identity.department))))
     level = ROLE_SCOPE.get(Role(identity.role))
     if level is None:
         return query
-    own = reports.c.reporter == identity.user
     if not identity.area:
         return query.where(own)
     return query.where(sa.or_(own, reports.c[f"{level.area}_id"] == identity.area))
