@@ -9,14 +9,16 @@
  */
 (function () {
   'use strict';
-  const OPEN_STATUSES = 'open,acknowledged,verifying,rework,suspended';
+  const OPEN_STATUSES = 'open,acknowledged,dispatched,verifying,rework,suspended';
   const WARN_SECONDS = 3600; // until warnings come from the policy (case.warning), an hour left is a warning
   const STATES = ['overdue', 'warned', 'triage', 'suspended', 'on-time'];
   const ACTION_FIELDS = {
     acknowledge: ['note?'], resolve: ['note'], escalate: ['reason'], return: ['level', 'reason'],
     transfer: ['to', 'reason'], request_extension: ['amount', 'reason'], approve_extension: ['note?'],
     refuse_extension: ['reason'], suspend: ['reason'], resume: ['note?'], reopen: ['reason'],
+    assign_department: ['department', 'role', 'note?'], feedback: ['outcome', 'note?', 'reason?'],
   };
+  let departments = {}; // id → {id, zh, en, serves}
   const cases = new Map(); // id → {case, at: Date.now() when received}
   const pins = new Map(); // id → Leaflet circle marker
   let categories = {};
@@ -30,9 +32,27 @@
 
   // -- the state of a case ---------------------------------------------------------------------------
 
+  /** The assignment of the signed-in department on a case (a department's board counts its own deadline). */
+  function ownAssignment(c) {
+    const claims = gc.claims() || {};
+    if (claims.role !== 'department') return null;
+    const mine = (c.departments || []).filter((d) => d.id === claims.department);
+    return mine.length ? mine[mine.length - 1] : null;
+  }
+
   function timeLeft(entry) {
+    const own = ownAssignment(entry.case);
+    if (own) {
+      if (!own.deadline || own.status === 'done' || own.status === 'declined') return null;
+      return (Date.parse(own.deadline) - Date.now()) / 1000;
+    }
     const left = entry.case.time_left;
     return left === null || left === undefined ? null : left - (Date.now() - entry.at) / 1000;
+  }
+
+  function departmentName(id) {
+    const d = departments[id];
+    return d ? (gc.lang === 'zh' ? d.zh : d.en) : id;
   }
 
   function stateOf(entry) {
@@ -40,7 +60,9 @@
     if (c.triage) return 'triage';
     if (c.status === 'suspended') return 'suspended';
     const left = timeLeft(entry);
-    if (c.overdue || (left !== null && left <= 0)) return 'overdue';
+    const own = ownAssignment(c);
+    if (own ? own.overdue : (c.overdue || c.department_overdue)) return 'overdue';
+    if (left !== null && left <= 0) return 'overdue';
     if (c.warning || (left !== null && left < WARN_SECONDS)) return 'warned';
     return 'on-time';
   }
@@ -48,6 +70,10 @@
   function categoryName(code) {
     const c = categories[code];
     return c ? (gc.lang === 'zh' ? c.zh : c.en) : code;
+  }
+
+  function lead(c) {
+    return (c.departments || []).find((d) => d.role === 'lead' && (d.status === 'assigned' || d.status === 'acknowledged'));
   }
 
   function badge(state) {
@@ -91,7 +117,8 @@
       return gc.el('tr', { class: 'row-' + state + (selected && selected.id === c.id ? ' selected' : ''), 'data-case': c.id }, [
         gc.el('td', {}, [link]),
         gc.el('td', { text: categoryName(c.category) }),
-        gc.el('td', { text: (c.owner && c.owner.area_name) || '' }, [gc.el('div', { class: 'muted small', text: gc.t('level_' + c.level) })]),
+        gc.el('td', { text: (c.owner && c.owner.area_name) || '' }, [gc.el('div', { class: 'muted small', text: gc.t('level_' + c.level)
+          + (lead(c) ? ' · ' + gc.t('role_lead') + ' ' + departmentName(lead(c).id) : '') })]),
         gc.el('td', {}, [badge(state)]),
         gc.el('td', { class: 'num', text: gc.duration(timeLeft(entry)) }),
       ]);
@@ -275,6 +302,20 @@
     ]);
     const photos = gc.el('div', { class: 'photos' });
     loadPhotos(photos, c);
+    const handlers = (c.departments || []).length ? gc.el('div', {}, [
+      gc.el('h3', { text: gc.t('departments') }),
+      gc.el('div', { class: 'table-wrap' }, [gc.el('table', { class: 'departments' }, [
+        gc.el('thead', {}, [gc.el('tr', {}, ['department', 'dept_role', 'status', 'deadline'].map((k) => gc.el('th', { scope: 'col', text: gc.t(k) })))]),
+        gc.el('tbody', {}, c.departments.map((d) => gc.el('tr', { class: d.overdue ? 'row-overdue' : '', 'data-department': d.id }, [
+          gc.el('td', { text: d.name ? (gc.lang === 'zh' ? d.name : departmentName(d.id)) : departmentName(d.id) }),
+          gc.el('td', { text: gc.t('role_' + d.role) }),
+          gc.el('td', {}, [gc.el('span', { text: gc.t('dept_status_' + d.status) }),
+            d.overdue ? gc.el('span', { class: 'state overdue', text: ' ' + gc.t('state_overdue') }) : null,
+            d.reason ? gc.el('div', { class: 'muted small', text: d.reason }) : null]),
+          gc.el('td', { text: gc.time(d.deadline) }),
+        ]))),
+      ])]),
+    ]) : null;
     const timeline = gc.el('ol', { class: 'timeline' }, (c.timeline || []).map((s) => gc.el('li', {}, [
       gc.el('div', { class: 'when', text: gc.time(s.at) + ' · ' + s.actor + ' · ' + gc.t('level_' + s.level) }),
       gc.el('strong', { text: gc.t('step_' + s.type) }),
@@ -291,7 +332,7 @@
         gc.el('span', { text: gc.t('changed_elsewhere') + ' ' }),
         gc.el('button', { type: 'button', class: 'secondary', text: gc.t('reload'), onclick: () => openCase(c.id) }),
       ]),
-      triage, facts, reportBlock, photos,
+      triage, facts, handlers, reportBlock, photos,
       gc.el('h3', { text: gc.t('actions') }),
       c.actions && c.actions.length ? actions : gc.el('p', { class: 'muted', text: gc.t('no_actions') }),
       gc.el('div', { id: 'action-form' }),
@@ -342,6 +383,14 @@
           input('unit', gc.t('field_unit'), gc.el('select', {}, ['hours', 'minutes'].map((u) => gc.el('option', { value: u, text: gc.t('unit_' + u + '_name') })))),
         ]);
       }
+      if (key === 'department') {
+        const options = Object.values(departments).map((d) => gc.el('option', { value: d.id, text: departmentName(d.id) }));
+        return input(key, gc.t('department'), gc.el('select', { required: true }, options));
+      }
+      if (key === 'role' || key === 'outcome') {
+        const values = key === 'role' ? ['lead', 'co'] : ['done', 'declined'];
+        return input(key, gc.t('field_' + key), gc.el('select', { required: true }, values.map((v) => gc.el('option', { value: v, text: gc.t(key + '_' + v) }))));
+      }
       if (key === 'to') {
         const list = gc.el('datalist', { id: 'af-to-options' }, (areas ? areas.grids : []).map((f) => gc.el('option', { value: f.properties.id, text: f.properties.name })));
         return gc.el('div', {}, [input('to', gc.t('field_to'), gc.el('input', { type: 'text', list: 'af-to-options', required: true, autocomplete: 'off' })), list]);
@@ -360,7 +409,7 @@
       e.preventDefault();
       const body = { action: name };
       const el = form.elements;
-      ['note', 'reason', 'to'].forEach((k) => { if (el[k] && el[k].value.trim()) body[k] = el[k].value.trim(); });
+      ['note', 'reason', 'to', 'department', 'role', 'outcome'].forEach((k) => { if (el[k] && el[k].value.trim()) body[k] = el[k].value.trim(); });
       if (el.level) body.level = Number(el.level.value);
       if (el.amount) body.amount = { amount: Number(el.amount.value), unit: el.unit.value };
       form.querySelector('button[type=submit]').disabled = true;
@@ -385,6 +434,13 @@
   }
 
   // -- start ----------------------------------------------------------------------------------------------
+
+  async function loadDepartments() {
+    const result = await gc.api('GET', '/dispatch/v1/departments');
+    if (!result.ok) return;
+    result.data.departments.forEach((d) => { departments[d.id] = d; });
+    scheduleRender();
+  }
 
   async function loadCategories() {
     const result = await gc.api('GET', '/intake/v1/categories');
@@ -418,6 +474,7 @@
       if (selected) renderPanel(selected.case);
     });
     loadCategories();
+    loadDepartments();
     try {
       areas = await gcAreas.mine(claims);
       view = gcAreas.draw($('map'), areas);
