@@ -15,7 +15,8 @@
 #                                       PostgreSQL node as the standby of whoever is primary now)
 #   cluster.sh state DIR                who is who: pg_auto_failover's state and RabbitMQ's cluster status
 #
-# The lines `start` and `env` print (sourceable; every node listed):
+# The lines `start` and `env` print, NAME=VALUE with every node listed (values hold ';' and '&': to export
+# them, `while IFS='=' read -r k v; do export "$k=$v"; done < <(cluster.sh env DIR)`):
 #   GRIDCASE_BROKER_URL=amqp://guest:guest@127.0.0.1:P1/%2F;amqp://…:P2/%2F;amqp://…:P3/%2F
 #   GRIDCASE_INTAKE_DATABASE_URL=postgresql+psycopg://postgres@/gridcase_intake?host=127.0.0.1:Q1&host=127.0.0.1:Q2
 #   GRIDCASE_DISPATCH_DATABASE_URL=…, GRIDCASE_ESCALATION_DATABASE_URL=…   (databases created by start)
@@ -37,7 +38,7 @@ DATABASES=(intake dispatch escalation)
 
 log() { echo "cluster.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
-usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
