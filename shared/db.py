@@ -39,9 +39,11 @@ CLIENT_PARAMETERS = {
     "keepalives_count": "3",      # and dropped after 3 unanswered probes (~19 s)
     "tcp_user_timeout": "15000",  # milliseconds: sent data unacknowledged this long drops the connection
 }
-#: Milliseconds a statement may run (``statement_timeout``), so a statement stuck on a dying server ends;
-#: migrations lift it for their own session (``shared.migrations``).
-STATEMENT_TIMEOUT_MS = 60_000
+#: Milliseconds a statement may run (``statement_timeout``), so that none waits forever (on a lock held by a
+#: session that will never end, on a server that stopped answering): long enough for the bulk statements of
+#: administration (a statistics rebuild, an area import, a benchmark's load of 10⁶ cases); migrations lift
+#: it for their own session (``shared.migrations``).
+STATEMENT_TIMEOUT_MS = 300_000
 
 
 def client_parameters(url: str) -> dict[str, str]:
