@@ -31,8 +31,8 @@ from services.intake import handlers
 from services.intake.domain.reports import NewReport, UnknownCategory
 from services.intake.limits import check_reports, count_report
 from shared.auth import Identity
-from shared.clock import isoformat, parse_time
-from shared.fields import LIMITS, storable_problem
+from shared.clock import isoformat
+from shared.fields import LIMITS, parse_instant, storable_problem
 from shared.vocabulary import Role, Status
 from shared.web import authorize, current_service
 
@@ -169,9 +169,9 @@ def _time(name: str) -> datetime | None:
     if not text:
         return None
     try:
-        return parse_time(text)
-    except (TypeError, ValueError):
-        raise Open311Error(400, f"{name} must be a W3C date-time, e.g. 2026-01-05T00:00:00Z") from None
+        return parse_instant(text)
+    except ValueError as exc:
+        raise Open311Error(400, f"{name} must be a W3C date-time such as 2026-01-05T00:00:00Z: {exc}") from None
 
 
 def _codes(name: str) -> list[str]:
