@@ -44,6 +44,7 @@ class Settings:
     jwt_audience: str | None = None  # the aud its tokens must name (required with jwks_url)
     jwt_issuer: str | None = None  # the iss its tokens must carry (required with jwks_url)
     report_rate_limit: str = "60/minute;1000/day"  # reports one person may file (limits notation)
+    photo_rate_limit: str = "12/minute;300/day"  # photos one person may upload (limits notation)
     rate_limit_storage: str = "memory://"  # limits storage; shared (redis://…) across gunicorn workers
     location_accuracy_limit_m: float = 200.0  # a fix less accurate than this is not trusted for routing
     photo_dir: Path | None = None  # where photos are stored (default: <data dir>/photos)
@@ -91,6 +92,7 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
         jwt_audience=env.get("GRIDCASE_JWT_AUDIENCE") or None,
         jwt_issuer=env.get("GRIDCASE_JWT_ISSUER") or None,
         report_rate_limit=env.get("GRIDCASE_REPORT_RATE_LIMIT") or Settings.report_rate_limit,
+        photo_rate_limit=env.get("GRIDCASE_PHOTO_RATE_LIMIT") or Settings.photo_rate_limit,
         rate_limit_storage=env.get("GRIDCASE_RATE_LIMIT_STORAGE") or Settings.rate_limit_storage,
         location_accuracy_limit_m=float(env.get("GRIDCASE_LOCATION_ACCURACY_LIMIT_M") or 200),
         photo_dir=Path(env["GRIDCASE_PHOTO_DIR"]) if env.get("GRIDCASE_PHOTO_DIR") else None,

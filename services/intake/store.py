@@ -60,6 +60,11 @@ photos = sa.Table(
     sa.Column("height", sa.Integer, nullable=False),
     sa.Column("bytes", sa.Integer, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # The uploader's Idempotency-Key, and a SHA-256 of the report id and the bytes sent with it: the same
+    # key again with the same photo is answered with this one, with another photo refused.
+    sa.Column("idempotency_key", sa.String(128)),
+    sa.Column("fingerprint", sa.String(64)),
+    sa.UniqueConstraint("uploader", "idempotency_key", name="uq_photos_idempotency"),
 )
 
 #: Open311 clients' keys: only a SHA-256 of each (a key is 256 random bits: no dictionary to guess from).
@@ -178,8 +183,16 @@ class ReportStore(Store):
         rows = self.db.execute(query.order_by(reports.c.seq.desc()).limit(limit)).all()
         return [_report(row) for row in rows]
 
-    def add_photo(self, **values) -> None:
-        self.db.execute(photos.insert().values(**values))
+    def add_photo(self, **values) -> bool:
+        """Insert a photo's row; False (nothing written) when its uploader used its Idempotency-Key before."""
+        dialect = postgresql if self.postgres else sqlite
+        return self.db.execute(dialect.insert(photos).values(**values).on_conflict_do_nothing()
+                               .returning(photos.c.id)).first() is not None
+
+    def photo_by_key(self, uploader: str, key: str):
+        """The photo ``uploader`` stored with Idempotency-Key ``key``, or None."""
+        return self.db.execute(sa.select(photos).where(photos.c.uploader == uploader,
+                                                       photos.c.idempotency_key == key)).first()
 
     def photos(self, report_id: str) -> list:
         """The photos of a report, oldest first (rows of ``photos``)."""
