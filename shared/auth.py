@@ -41,6 +41,9 @@ MIN_SECRET_BYTES = 32
 MAX_LIFETIME = timedelta(days=30)
 #: Clock skew tolerated between the issuer and this process (on ``iat`` and ``exp``).
 LEEWAY = timedelta(seconds=60)
+#: The subjects of Open311 clients' reports (``open311:<key name>``): what the public listing shows, so no
+#: token may take such a subject (its holder's reports would be published).
+OPEN311_SUBJECT_PREFIX = "open311:"
 
 
 class AuthError(Exception):
@@ -79,6 +82,8 @@ def issue_token(secret: str, role: str, *, area: str | None = None, user: str | 
         raise ValueError(f"role {role} needs --area (the id of its {ROLE_SCOPE[Role(role)].area})")
     if role == Role.GRID_WORKER and not user:
         raise ValueError("a grid worker's token needs --user (the person's own id, e.g. a staff number)")
+    if user and user.startswith(OPEN311_SUBJECT_PREFIX):
+        raise ValueError(f"--user may not start with {OPEN311_SUBJECT_PREFIX!r}: Open311 clients' reports are filed so")
     if not timedelta(0) < ttl <= MAX_LIFETIME:
         raise ValueError(f"a token lives at most {MAX_LIFETIME.days} days")
     check_secret(secret)
@@ -187,6 +192,8 @@ def identity_from_claims(claims: dict, now: datetime) -> Identity:
         raise AuthError(f"the role claim must be one of {', '.join(ROLES)}")
     user, area = claims.get("sub"), claims.get("area")
     _check_claim("sub", user, LIMITS["user"])
+    if user.startswith(OPEN311_SUBJECT_PREFIX):
+        raise AuthError(f"the sub claim may not start with {OPEN311_SUBJECT_PREFIX!r} (Open311 clients' reports)")
     if area is not None or Role(role) in ROLE_SCOPE:
         if area is None:
             raise AuthError(f"a {role} token needs an area claim")

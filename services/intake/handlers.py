@@ -321,7 +321,10 @@ def api_key_name(key: str, uow: UnitOfWork) -> str | None:
 
 @dataclass(frozen=True)
 class PublicQuery:
-    """Open311's filters (GeoReport v2 ``GET requests``)."""
+    """Open311's filters (GeoReport v2 ``GET requests``), within what the public may see at all: reports
+    filed by a reporter whose subject starts with ``reporter_prefix`` in one of ``categories``."""
+    categories: tuple[str, ...]
+    reporter_prefix: str
     ids: tuple[str, ...] = ()
     codes: tuple[str, ...] = ()
     start: datetime | None = None
@@ -330,8 +333,24 @@ class PublicQuery:
     limit: int = 1000
 
 
-def public_reports(query: PublicQuery, uow: UnitOfWork) -> list[Report]:
-    """Reports for the public Open311 listing (the caller shows only their public fields)."""
+def public_reports(query: PublicQuery, uow: UnitOfWork) -> list[tuple[Report, str | None]]:
+    """Reports for the public Open311 listing, each with its earliest photo's id (None: no photo); the
+    caller shows only their public fields. A duplicate is listed only when asked for by its id."""
     with uow:
-        return uow.store.public(ids=query.ids, codes=query.codes, start=query.start, end=query.end,
-                                closed=query.closed, limit=query.limit)
+        found = uow.store.public(categories=query.categories, reporter_prefix=query.reporter_prefix,
+                                 ids=query.ids, codes=query.codes, start=query.start, end=query.end,
+                                 closed=query.closed, limit=query.limit)
+        photos = uow.store.first_photos([r.id for r in found]) if found else {}
+    return [(report, photos.get(report.id)) for report in found]
+
+
+def public_photo(query: PublicQuery, photo_id: str, uow: UnitOfWork) -> tuple[Report, dict]:
+    """A photo of a report the public may see (``query``'s bounds): (the report, the photo's row);
+    ``LookupError`` otherwise."""
+    with uow:
+        row = uow.store.photo_by_id(photo_id)
+        report = uow.store.public(categories=query.categories, reporter_prefix=query.reporter_prefix,
+                                  ids=(row.report_id,), limit=1) if row is not None else []
+    if not report:
+        raise LookupError(photo_id)
+    return report[0], row._asdict()

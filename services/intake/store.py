@@ -164,13 +164,18 @@ class ReportStore(Store):
     def api_key_name(self, key_hash: str) -> str | None:
         return self.db.execute(sa.select(api_keys.c.name).where(api_keys.c.key_hash == key_hash)).scalar()
 
-    def public(self, *, ids=(), codes=(), start=None, end=None, closed=None, limit=1000) -> list[Report]:
-        """Reports for Open311, newest first: by ids (then nothing else filters), else by category codes,
-        ``start <= reported_at < end`` and closed or not. A duplicate is never listed."""
-        query = sa.select(reports)
+    def public(self, *, categories, reporter_prefix: str, ids=(), codes=(), start=None, end=None, closed=None,
+               limit=1000) -> list[Report]:
+        """Reports the public may see, newest first: filed by a reporter whose subject starts with
+        ``reporter_prefix`` (an Open311 client) in one of ``categories``; then by ids (a duplicate
+        included: whoever holds its id filed it), else — a listing — by category ``codes``,
+        ``start <= reported_at < end`` and closed or not, duplicates left out."""
+        query = sa.select(reports).where(reports.c.reporter.startswith(reporter_prefix, autoescape=True),
+                                         reports.c.category.in_(tuple(categories)))
         if ids:
             query = query.where(reports.c.id.in_(ids))
         else:
+            query = query.where(reports.c.duplicate_of.is_(None))
             if codes:
                 query = query.where(reports.c.category.in_(codes))
             if start is not None:
@@ -198,6 +203,18 @@ class ReportStore(Store):
         """The photos of a report, oldest first (rows of ``photos``)."""
         return self.db.execute(sa.select(photos).where(photos.c.report_id == report_id)
                                .order_by(photos.c.created_at, photos.c.id)).all()
+
+    def first_photos(self, report_ids) -> dict[str, str]:
+        """The earliest photo of each of ``report_ids`` that has one: report id → photo id."""
+        rows = self.db.execute(sa.select(photos.c.report_id, photos.c.id).where(photos.c.report_id.in_(
+            tuple(report_ids))).order_by(photos.c.report_id, photos.c.created_at, photos.c.id)).all()
+        first: dict[str, str] = {}
+        for report_id, photo_id in rows:
+            first.setdefault(report_id, photo_id)
+        return first
+
+    def photo_by_id(self, photo_id: str):
+        return self.db.execute(sa.select(photos).where(photos.c.id == photo_id)).first()
 
     def photo(self, report_id: str, photo_id: str):
         return self.db.execute(sa.select(photos).where(photos.c.report_id == report_id,
