@@ -2,8 +2,8 @@
 rate-limit library under flask-limiter).
 
 Photos (``PhotoLimits``, ``Settings.photo_rate_limit``, default ``12/minute;300/day``) are limited on
-their own: each one costs intake a bounded decode (``services.intake.photos``: at most 16 megapixels,
-0.1–0.8 s of CPU, benchmarks/RESULTS.md ``photos.*``), so the rate bounds the CPU one person's
+their own: each one costs intake a bounded decode (``services.intake.photos``: at most 16 megapixels;
+its CPU time in benchmarks/RESULTS.md, ``photos.*``), so the rate bounds the CPU one person's
 uploads can take, while a report's burst of photos (at most 10) still goes through in a minute. They
 follow the rules below: counted once stored, checked before the body is read, a retry of a stored
 photo (its Idempotency-Key) answered whatever the count, admins not limited.

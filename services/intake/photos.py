@@ -8,8 +8,8 @@ web root.
   ``MAX_PIXELS`` (16 megapixels: a 12–16 MP phone photo at full size; 64 MB of RGBA). The size is read
   from the header and checked **before** anything is decoded:
   - a PNG over ``MAX_PIXELS`` (or ``MAX_SIDE`` per side) is ``BadImage`` (422). A PNG's cost is its
-    pixels, whatever its file size: a 155 kB PNG of 12,000 × 3,333 pixels took 2–3 s of CPU and 440 MB
-    under the earlier 40 MP limit (benchmarks/RESULTS.md, ``photos.*``);
+    pixels, whatever its file size: a PNG of 12,000 × 3,333 pixels fits in about 100 kB and decodes to
+    120 MB (what it cost under the earlier 40 MP limit: benchmarks/RESULTS.md, ``photos.*``);
   - a JPEG of up to ``MAX_SOURCE_PIXELS`` (64 MP: a 50 MP phone's full-resolution mode) is decoded
     reduced by 2, 4 or 8 (libjpeg's DCT scaling, Pillow's ``draft``) to at most ``MAX_PIXELS``, and
     stored at that size; a larger one is ``BadImage``;
