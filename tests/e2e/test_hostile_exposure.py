@@ -110,3 +110,25 @@ def test_a_weak_etag_in_if_match_is_refused_saying_weak_etags_never_match_and_ch
     assert "weak ETags are not accepted" in problem["detail"] and "changed" not in problem["detail"]
     assert requests.get(target.url("escalation", f"/escalation/v1/cases/{case_id}"), headers=staff,
                         timeout=10).headers["ETag"] == etag
+
+
+# -- photos: one key, one photo, no metadata -----------------------------------------------------------------
+
+def test_a_photo_sent_twice_with_one_key_is_stored_once_and_keeps_no_metadata(target, place):
+    from tests.support.images import jpeg, metadata_in
+
+    created = file_report(target, place, target.auth("command"))
+    assert created.status_code == 201, created.text
+    url = target.url("intake", f"/intake/v1/reports/{created.json()['id']}/photos")
+    photo, headers = jpeg(640, 480, metadata=True), {**target.auth("command"), "Idempotency-Key": uuid.uuid4().hex}
+
+    answers = [requests.post(url, files={"file": ("p.jpg", photo, "image/jpeg")}, headers=headers, timeout=30)
+               for _ in range(2)]
+
+    assert [a.status_code for a in answers] == [201, 201] and answers[0].json() == answers[1].json()
+    assert len(requests.get(url, headers=target.auth("command"), timeout=10).json()) == 1
+    for link in ("url", "thumbnail_url"):
+        served = requests.get(target.url("intake", answers[0].json()[link]), headers=target.auth("command"), timeout=10)
+        assert served.status_code == 200 and metadata_in(served.content) == []
+    other = requests.post(url, files={"file": ("p.jpg", jpeg(64, 48), "image/jpeg")}, headers=headers, timeout=30)
+    assert_problem(other, 422, "Idempotency-Key")
