@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from shared.auth import check_secret
+from shared.auth import PROVIDER_SETTINGS, check_secret
 
 SERVICES = ("intake", "dispatch", "escalation")
 MEMORY_BROKER = "memory://localhost/"
@@ -50,7 +50,10 @@ class Settings:
     metrics_dir: str | None = None  # prometheus_client's multiprocess directory under gunicorn
     crash_at: str = ""  # a named crash point, for fault tests only (shared/faults.py)
     jwks_url: str | None = None  # an identity provider's JWKS (URL or file) for RS256/ES256 tokens
+    jwt_audience: str | None = None  # the aud its tokens must name (required with jwks_url)
+    jwt_issuer: str | None = None  # the iss its tokens must carry (required with jwks_url)
     report_rate_limit: str = "60/minute;1000/day"  # reports one person may file (limits notation)
+    photo_rate_limit: str = "12/minute;300/day"  # photos one person may upload (limits notation)
     rate_limit_storage: str = "memory://"  # limits storage; shared (redis://…) across gunicorn workers
     location_accuracy_limit_m: float = 200.0  # a fix less accurate than this is not trusted for routing
     photo_dir: Path | None = None  # where photos are stored (default: <data dir>/photos)
@@ -100,7 +103,10 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
         metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         crash_at=env.get("GRIDCASE_CRASH_AT", ""),
         jwks_url=env.get("GRIDCASE_JWKS_URL") or None,
+        jwt_audience=env.get("GRIDCASE_JWT_AUDIENCE") or None,
+        jwt_issuer=env.get("GRIDCASE_JWT_ISSUER") or None,
         report_rate_limit=env.get("GRIDCASE_REPORT_RATE_LIMIT") or Settings.report_rate_limit,
+        photo_rate_limit=env.get("GRIDCASE_PHOTO_RATE_LIMIT") or Settings.photo_rate_limit,
         rate_limit_storage=env.get("GRIDCASE_RATE_LIMIT_STORAGE") or Settings.rate_limit_storage,
         location_accuracy_limit_m=float(env.get("GRIDCASE_LOCATION_ACCURACY_LIMIT_M") or 200),
         photo_dir=Path(env["GRIDCASE_PHOTO_DIR"]) if env.get("GRIDCASE_PHOTO_DIR") else None,
@@ -123,6 +129,8 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
     if not settings.secret:
         settings = replace(settings, secret=_development_secret(settings.data_dir))
     check_secret(settings.secret)
+    if settings.jwks_url and not (settings.jwt_audience and settings.jwt_issuer):
+        raise ValueError(PROVIDER_SETTINGS)
     return settings
 
 

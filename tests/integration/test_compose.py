@@ -185,3 +185,10 @@ def test_rabbitmq_definitions_match_the_broker_url():
     assert hashlib.sha256(salt + broker.password.encode()).digest() == digest, (
         "definitions.json's password hash does not match the password in the broker URL")
     assert any(p["user"] == broker.username and p["vhost"] == "/" for p in definitions["permissions"])
+
+
+def test_the_gateway_does_not_compress_the_escalation_api_so_its_etags_stay_strong(nginx_conf):
+    # nginx's gzip weakens an ETag it compresses ("3" -> W/"3"), and If-Match compares strongly (RFC 9110 §13.1.1)
+    assert not re.search(r"\bgzip\s+on\s*;", nginx_conf), "gzip on somewhere in deploy/nginx.conf"
+    [escalation] = re.findall(r"location\s+/escalation/\s*\{([^}]*)\}", nginx_conf)
+    assert re.search(r"\bgzip\s+off\s*;", escalation), "location /escalation/ must say gzip off"
