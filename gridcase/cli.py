@@ -39,8 +39,11 @@ def up(port, host, city, data_dir):
     from shared.web import make_embedded_server
 
     settings = settings_for(data_dir, city=city, port=port, host=host)
+    click.echo(f"up: opening the databases in {settings.data_dir} (migrating them when needed)")
     system = System(settings)
+    click.echo(f"up: the city {settings.city!r} (imported on first start)")
     version = system.ensure_city(settings.city)
+    click.echo("up: starting consumers, relays and the scheduler")
     system.start_workers()
     server = make_embedded_server(settings.host, settings.port, system)
     base = f"http://{settings.host}:{server.server_port}"
