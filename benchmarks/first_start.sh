@@ -38,5 +38,5 @@ until [[ -n "$base" ]]; do
 done
 until curl -sf "$base/readyz" >/dev/null; do sleep 0.1; done
 end=$(date +%s.%N)
-grep -E '^(setup|run|up): ' run.log
+grep -E '^(setup|run|up): ' run.log || true
 awk -v a="$start" -v b="$end" 'BEGIN { printf "first start: %.1f s from git clone to /readyz 200\n", b - a }'
