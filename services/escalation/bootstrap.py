@@ -7,7 +7,7 @@ from services.escalation.api import blp
 from services.escalation.calendars import Calendars
 from services.escalation.consumers import CONSUMERS
 from services.escalation.scheduler import Scheduler, timer_health
-from services.escalation.store import CaseStore
+from services.escalation.store import CaseStore, use_audit_key
 from shared import bootstrap
 from shared.clock import Clock
 from shared.config import Settings
@@ -17,13 +17,16 @@ from shared.policy import load_policy
 PAGES = Path(__file__).with_name("pages")
 SPEC = bootstrap.ServiceSpec(
     name="escalation", title="gridcase escalation", blueprint=blp, store=CaseStore, consumers=CONSUMERS,
-    dependencies=lambda settings, engine, clock: _dependencies(settings),
+    dependencies=lambda settings, engine, clock: _dependencies(settings, engine),
     workers=lambda service: {"scheduler": lambda: Scheduler(service)}, details=timer_health,
     pages=(page_blueprint("board", PAGES / "board"), page_blueprint("desk", PAGES / "desk")))
 
 
-def _dependencies(settings: Settings) -> dict:
-    """The policy, the city's working calendars and time zone, for handlers that name them."""
+def _dependencies(settings: Settings, engine) -> dict:
+    """The policy, the city's working calendars and time zone, for handlers that name them. The audit
+    rows written through ``engine`` are signed with the audit key (``GRIDCASE_AUDIT_KEY``)."""
+    if settings.audit_key:
+        use_audit_key(engine, settings.audit_key.encode())
     policy = load_policy(settings.policy_file)
     return {"policy": policy, "calendars": Calendars.of(settings, policy), "time_zone": settings.time_zone,
             "calendars_for": lambda other: Calendars.of(settings, other)}
