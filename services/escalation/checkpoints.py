@@ -10,7 +10,8 @@ the scheduler takes the chain's last row, signs its ``seq``, ``hash`` and the ti
 - an ``http://`` or ``https://`` URL: the JSON object POSTed (``Content-Type: application/json``,
   5 s timeout) to a service that keeps it (a log collector, another organisation's archive).
 
-Nothing is sent while the chain has not grown since the last checkpoint this process wrote. A failed
+One more is written when the scheduler stops. Nothing is sent while the chain has not grown since the
+last checkpoint this process wrote. A failed
 delivery is logged and tried again at the next interval. ``gridcase audit verify`` reads the file
 back (``--checkpoint``) and names a checkpoint whose signature does not verify, or that the chain no
 longer holds. Rows appended after the last checkpoint are covered by their own MACs; rows deleted
@@ -43,9 +44,10 @@ class Checkpoints:
         self.next_at = monotonic()  # the first one when the scheduler starts
         self.last_seq: int | None = None
 
-    def maybe_write(self) -> audit.Checkpoint | None:
-        """``write`` when the interval has passed since the last attempt; otherwise nothing."""
-        if self.key is None or not self.destination or self.monotonic() < self.next_at:
+    def maybe_write(self, *, now: bool = False) -> audit.Checkpoint | None:
+        """``write`` when the interval has passed since the last attempt (or ``now``: the scheduler
+        stopping); otherwise nothing. A failure is logged, never raised."""
+        if self.key is None or not self.destination or (not now and self.monotonic() < self.next_at):
             return None
         self.next_at = self.monotonic() + self.interval
         try:

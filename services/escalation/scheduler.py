@@ -62,6 +62,7 @@ class Scheduler:
             self.checkpoints.maybe_write()
             if self.committed.wait(wait):
                 self.stopping.wait(self.interval)  # a burst of commits makes one tick, not one each
+        self.checkpoints.maybe_write(now=True)  # the last rows before a stop are covered too
 
     def _until_next_due(self) -> float:
         """Real seconds to wait: until the earliest ``due_at``, within ``[interval, idle_interval]``. A

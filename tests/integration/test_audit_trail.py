@@ -329,9 +329,28 @@ def test_the_scheduler_writes_signed_checkpoints_on_its_interval(trail):
         service.engine.dispose()
     marks = [json.loads(line) for line in trail.checkpoints.read_text().splitlines()]
     assert [m["seq"] for m in marks] == [14, 15], "one per interval, and only when the chain has grown"
+    assert len(marks) == 2, "nor on stopping, since nothing was added after the last one"
     assert all(audit.signed_by(KEY.encode(), audit.Checkpoint.from_dict(m)) for m in marks)
     result = trail.verify()  # reads GRIDCASE_AUDIT_CHECKPOINTS by default
     assert result.exit_code == 0 and "holds 2 signed checkpoint(s), the last at seq 15" in result.output
+
+
+def test_the_scheduler_writes_one_more_checkpoint_when_it_stops(trail):
+    settings = trail.settings.replace(audit_checkpoint_seconds=3600)
+    service = bootstrap.build(settings, trail.clock, web=False, migrate=False)
+    scheduler = Scheduler(service, idle_interval=0.1)
+    thread = threading.Thread(target=scheduler.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: trail.checkpoints.exists())  # the first, on starting
+        trail.clock.advance(timedelta(minutes=5))
+        service.run(handlers.take_action, handlers.TakeAction(
+            "c1", "acknowledge", {"note": "seen"}, Identity("station", "zhang", "S1"), "*"))
+    finally:
+        scheduler.stop()
+        thread.join(10)
+        service.engine.dispose()
+    assert [json.loads(line)["seq"] for line in trail.checkpoints.read_text().splitlines()] == [14, 15]
 
 
 def test_checkpoints_can_go_to_a_webhook(trail):
