@@ -18,8 +18,12 @@ PGID=""
 
 # shellcheck disable=SC2317  # (invoked by the trap)
 finish() {
-    [[ -n "$PGID" ]] && kill -TERM -- "-$PGID" 2>/dev/null && sleep 1
-    [[ -n "$PGID" ]] && kill -KILL -- "-$PGID" 2>/dev/null
+    set +e
+    if [[ -n "$PGID" ]]; then
+        kill -TERM -- "-$PGID" 2>/dev/null
+        for _ in {1..50}; do kill -0 -- "-$PGID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL -- "-$PGID" 2>/dev/null
+    fi
     rm -rf "$DIR"
 }
 trap finish EXIT
