@@ -25,6 +25,8 @@ from benchmarks._support import ROOT, emit, sigterm_as_exit
 
 GROUPS = ("intake", "pipeline", "dispatch", "scheduler", "statistics", "photos")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+#: the heading of the part of RESULTS.md written by hand, which a run keeps
+KEPT = "## Measured by hand (`make bench` keeps this section)"
 
 #: What each figure's ratio means (and the goal, where there is one).
 MEANING = {
@@ -214,6 +216,9 @@ def _write_results(path: Path, command: str, results: dict, started: datetime, s
         lines.append("")
         lines += [f"- {note}" for note in notes] or ["- (none)"]
         lines.append("")
+    kept = path.read_text().partition(KEPT)[2] if path.exists() else ""
+    if kept:  # figures measured by hand (a first start from a fresh clone) stay until measured again
+        lines += [KEPT + kept.rstrip("\n"), ""]
     path.write_text("\n".join(lines))
 
 

@@ -59,6 +59,9 @@ class Settings:
     photo_dir: Path | None = None  # where photos are stored (default: <data dir>/photos)
     duplicate_radius_m: float = 0.0  # a report this close to an open case of its category is a duplicate (0: off)
     duplicate_window_hours: float = 72.0  # ... if that case was reported within this time
+    audit_key: str = ""  # signs the audit rows and checkpoints (shared.audit); never stored in a database
+    audit_checkpoints: str | None = None  # where checkpoints go: a file (JSON lines) or an http(s) URL
+    audit_checkpoint_seconds: float = 300.0  # how often the scheduler writes one (real seconds)
 
     @property
     def embedded(self) -> bool:
@@ -112,6 +115,9 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
         photo_dir=Path(env["GRIDCASE_PHOTO_DIR"]) if env.get("GRIDCASE_PHOTO_DIR") else None,
         duplicate_radius_m=float(env.get("GRIDCASE_DUPLICATE_RADIUS_M") or 0),
         duplicate_window_hours=float(env.get("GRIDCASE_DUPLICATE_WINDOW_HOURS") or 72),
+        audit_key=env.get("GRIDCASE_AUDIT_KEY", ""),
+        audit_checkpoints=env.get("GRIDCASE_AUDIT_CHECKPOINTS") or None,
+        audit_checkpoint_seconds=float(env.get("GRIDCASE_AUDIT_CHECKPOINT_SECONDS") or 300),
     )
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     broker_nodes(settings.broker_url, name="GRIDCASE_BROKER_URL")
@@ -131,6 +137,14 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
     check_secret(settings.secret)
     if settings.jwks_url and not (settings.jwt_audience and settings.jwt_issuer):
         raise ValueError(PROVIDER_SETTINGS)
+    if not settings.audit_key:
+        settings = replace(settings, audit_key=_development_secret(settings.data_dir, "audit-key"))
+    if len(settings.audit_key.encode()) < 32:
+        raise ValueError("GRIDCASE_AUDIT_KEY must be at least 32 bytes; e.g. openssl rand -hex 32")
+    if not settings.audit_checkpoints:
+        settings = replace(settings, audit_checkpoints=str(settings.data_dir / "audit-checkpoints.jsonl"))
+    if not settings.audit_checkpoint_seconds > 0:
+        raise ValueError("GRIDCASE_AUDIT_CHECKPOINT_SECONDS must be positive")
     return settings
 
 
@@ -207,12 +221,22 @@ def city_settings(city: str | None) -> dict:
     return {k: data[k] for k in ("time_zone", "holidays") if isinstance(data.get(k), str)}
 
 
-def _development_secret(data_dir: Path) -> str:
-    """A per-data-directory signing secret, so development tokens survive restarts."""
-    path = data_dir / "secret"
+def _development_secret(data_dir: Path, name: str = "secret") -> str:
+    """A per-data-directory signing secret (``secret``: tokens; ``audit-key``: the audit trail), so
+    development tokens and the audit trail's signatures survive restarts. Made whole or not at all
+    (written aside, then linked into place): processes starting together on one data directory all
+    read the one that won."""
+    path = data_dir / name
     data_dir.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(32))
+        aside = data_dir / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32))
+            os.link(aside, path)
+        except FileExistsError:
+            pass  # another process made it first
+        finally:
+            aside.unlink()
     return path.read_text().strip()
