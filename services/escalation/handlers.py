@@ -14,7 +14,7 @@ from services.escalation.domain import actions, departments, measures, statistic
 from services.escalation.domain.cases import Case, open_case
 from services.escalation.domain.errors import InvalidArgument, Refused
 from services.escalation.domain.permissions import Actor, verifying_level
-from services.escalation.domain.timeline import Outcome, StepType
+from services.escalation.domain.timeline import SYSTEM, Outcome, StepType
 from services.escalation.store import Report
 from shared import logs
 from shared.auth import Identity
@@ -29,8 +29,6 @@ from shared.vocabulary import Level, Role, Status
 log = logs.get("gridcase.escalation")
 LAG = Histogram("gridcase_scheduler_lag_seconds", "Deadline to automatic step, in real seconds",
                 buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300))
-#: Staff transfer a case to a grid or a station (as dispatch's transfer endpoint does).
-TRANSFER_LEVELS = (Level.GRID, Level.STATION)
 
 
 def open_cases(messages: list[events.CaseDispatched], uow: UnitOfWork, *, policy: Policy, clock: Clock,
@@ -104,12 +102,12 @@ def take_action(command: TakeAction, uow: UnitOfWork, *, clock: Clock) -> tuple[
 
 
 def _transfer_target(uow: UnitOfWork, area_id: str) -> dict:
+    """The owners and level of the unit a ``transfer`` names (escalation's copy of the active areas);
+    whether it may go there is ``ownership.transfer``'s to decide."""
     found = uow.store.owners_of(area_id)
     if found is None:
-        raise InvalidArgument(f"no area {area_id!r} in the active hierarchy")
+        raise InvalidArgument(f"no area {area_id!r} in the active hierarchy", field="to")
     level, owners = found
-    if level not in TRANSFER_LEVELS:
-        raise InvalidArgument("a case is transferred to a grid or a station")
     return {"owners": owners, "level": level}
 
 
@@ -167,10 +165,12 @@ def verify_case(message: events.CaseVerified, uow: UnitOfWork, *, clock: Clock) 
 
 
 def transfer_case(message: events.CaseTransferred, uow: UnitOfWork, *, clock: Clock) -> None:
-    """``case.transferred`` from dispatch → new owners. A new area version (no level) re-routes the case,
-    keeping level and deadline; a staff transfer restarts it at the named level — or, if its state does
-    not allow a transfer (verifying, suspended), only takes the new owners. Escalation's own transfers
-    (published by ``take_action``) were applied already."""
+    """``case.transferred`` from dispatch: a new area version proposes new owners (no level). Escalation
+    decides (``ownership.reroute``: the level and deadline stay; a closed case keeps its owners) and
+    publishes the owners it decided as its own ``case.transferred``, which dispatch and intake take, so
+    the three services never disagree. A staff transfer is not dispatch's to make (its endpoint answers
+    410): one still queued from an older dispatch is refused, and the case's owners published again.
+    Escalation's own ``case.transferred`` (its decisions) are not read back."""
     if message.envelope is not None and message.envelope.producer == "escalation":
         return
     now = clock.now()
@@ -178,19 +178,18 @@ def transfer_case(message: events.CaseTransferred, uow: UnitOfWork, *, clock: Cl
         case = uow.store.get(message.case_id, for_update=True)
         if case is None:  # its case.dispatched is still on the way (another queue): hold and retry
             raise Unavailable(f"case {message.case_id} has not opened yet")
-        outcome = Outcome()
-        if message.level is not None:
-            try:
-                outcome = actions.perform(case, "transfer", Actor(Role.COMMAND, message.actor), now,
-                                          owners=message.owners,
-                                          level=message.level, reason=message.reason)
-            except Refused:
-                outcome = Outcome()
-        if not outcome:
+        if message.level is None:
             outcome = timers.rerouted(case, message.owners, now)
+        else:
+            log.warning("a staff transfer from dispatch is not applied: transfers are escalation's actions",
+                        case_id=case.id, actor=message.actor)
+            outcome = Outcome()
         if outcome:
             uow.store.save(case, outcome, now)
-            publish(uow, case, outcome, cause=message, echo_transfers=False)
+            publish(uow, case, outcome, cause=message)
+        elif message.owners != case.owners:  # dispatch and intake take back the owners the case has
+            uow.add(events.CaseTransferred(case_id=case.id, owners=case.owners, level=None,
+                                           reason="owners kept", actor=SYSTEM), cause=message)
         uow.commit()
 
 
@@ -319,19 +318,20 @@ def _replay_group(unit: str, category: str) -> dict:
     return {"unit": unit, "category": category, "cases": 0, "current": side(), "new": side()}
 
 
-def publish(uow: UnitOfWork, case: Case, outcome: Outcome, *, cause: events.Message | None = None,
-            echo_transfers: bool = True) -> None:
-    """The outcome's events as messages: lifecycle steps as ``CaseChanged``; a staff transfer as
-    ``case.transferred`` (so dispatch and intake learn the new owners); never ``case.verified`` (intake's)."""
+def publish(uow: UnitOfWork, case: Case, outcome: Outcome, *, cause: events.Message | None = None) -> None:
+    """The outcome's events as messages: lifecycle steps as ``CaseChanged``; every change of owners
+    also as ``case.transferred`` (a staff transfer with its level; a re-route without one), so that
+    dispatch and intake take the owners escalation decided; never ``case.verified`` (intake's)."""
     for event in outcome.events:
         step = event.step
         if event.type == "case.verified":
             continue
-        if step.type == StepType.TRANSFERRED:
-            if echo_transfers:
-                uow.add(events.CaseTransferred(case_id=case.id, owners=case.owners, level=case.level,
-                                               reason=step.note, actor=step.actor), cause=cause)
-            continue
+        if step.type in (StepType.TRANSFERRED, StepType.REROUTED):
+            staff = step.type == StepType.TRANSFERRED
+            uow.add(events.CaseTransferred(case_id=case.id, owners=case.owners, level=case.level if staff else None,
+                                           reason=step.note, actor=step.actor), cause=cause)
+            if staff:
+                continue
         uow.add(events.CaseChanged(
             event=event.type, case_id=case.id, status=str(case.status), level=step.level,
             owner=case.owners.owner(step.level), at=step.at, actor=step.actor,

@@ -150,13 +150,17 @@ def my_reports(reporter: Identity, page: int, size: int, uow: UnitOfWork) -> tup
 
 def follow_cases(messages: list[events.Message], uow: UnitOfWork, *, clock: Clock) -> None:
     """Escalation's events → the status, level, owner and area scope a reporter and the area's staff
-    see on the report (``case.opened`` brings the scope; ``case.transferred`` a new one). A batch is
+    see on the report (``case.opened`` brings the scope; escalation's ``case.transferred`` — the owners it
+    decided, never dispatch's proposal — a new one). A batch is
     applied in order, as one update per case. ``case.dispatched``, which intake followed before
     ``case.opened`` carried the scope, is still applied if one was queued from then."""
     now = clock.now()
     changes: dict[str, dict] = {}
     assigned: set[tuple[str, str]] = set()
     for message in messages:
+        if isinstance(message, events.CaseTransferred) and message.envelope is not None \
+                and message.envelope.producer != "escalation":
+            continue  # dispatch's proposal of a re-route: escalation decides, and its answer follows
         changes.setdefault(message.case_id, {"updated_at": now}).update(_followed(message))
         if isinstance(message, events.CaseChanged) and message.event == "case.department_assigned" \
                 and isinstance(message.detail.get("department"), str):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.escalation.domain import departments, urges
+from services.escalation.domain import departments, ownership, urges
 from services.escalation.domain.cases import AWAITING_VERIFICATION, WORKING, Case, set_deadline
 from services.escalation.domain.deadlines import is_late
 from services.escalation.domain.timeline import SYSTEM, Outcome, StepType, record
@@ -77,11 +77,5 @@ def _warn(case: Case, now: datetime) -> Outcome:
 
 
 def rerouted(case: Case, owners: Owners, now: datetime) -> Outcome:
-    """A new area version changed the case's owners: the level and deadline stay (if the case's
-    level has no owner any more, it moves up to the first owned level, deadline unchanged).
-    A closed case keeps its owners and history; unchanged owners change nothing."""
-    if case.status == Status.CLOSED or owners == case.owners:
-        return Outcome()
-    case.owners = owners
-    case.level = owners.owned_level(case.level)
-    return record(case, StepType.REROUTED, SYSTEM, now, f"new area version → {case.owner.area_id}")
+    """A new area version changed the case's owners: ``ownership.reroute`` (the one rule for owners)."""
+    return ownership.reroute(case, owners, now)
