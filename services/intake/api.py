@@ -12,6 +12,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from services.intake import handlers
 from services.intake.domain.reports import (
+    AlreadyVerified,
     IdempotencyConflict,
     LocationRequired,
     NewReport,
@@ -273,7 +274,8 @@ class Verification(MethodView):
     @blp.response(202, VerificationOut)
     @blp.alt_response(403, description="the caller sees the case but is not the grid worker of its grid")
     @blp.alt_response(404, description="no such case in the caller's area")
-    @blp.alt_response(409, description="the case is not awaiting verification")
+    @blp.alt_response(409, description="the case is not awaiting verification, or its verification was sent "
+                                        "already (of concurrent ones, the first wins)")
     def post(self, body, case_id):
         """The grid worker's on-site verification (核查) of a resolved case.
 
@@ -289,6 +291,8 @@ class Verification(MethodView):
         except NotItsGridWorker:
             deny(caller, "case.verify", Decision.FORBIDDEN,
                  message="only the grid worker of the case's grid verifies it on site")
+        except AlreadyVerified:
+            abort(409, message="this case's verification was already sent (the first one sent is the one applied)")
         except NotAwaitingVerification as exc:
             abort(409, message=f"the case is not awaiting verification (it is {exc})")
         return {"case_id": verified.case_id, "passed": verified.passed, "note": verified.note,

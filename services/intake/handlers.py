@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from services.intake.domain.reports import (
+    AlreadyVerified,
     IdempotencyConflict,
     LocationRequired,
     NewReport,
@@ -173,18 +174,23 @@ def follow_cases(messages: list[events.Message], uow: UnitOfWork, *, clock: Cloc
 
 
 def _followed(message: events.Message) -> dict:
+    """The report's columns after ``message``. A case that leaves verification, or changes owners (its
+    verifier may have changed), is open to a verification again when it next awaits one."""
     match message:
         case events.CaseDispatched(start_level=level, owners=owners):
             return {"status": Status.OPEN, "level": level, "owner_area_id": owners.at(level).id,
                     **owners.columns(SCOPED_AREA_LEVELS)}
         case events.CaseTransferred(level=None, owners=owners):
-            return owners.columns(SCOPED_AREA_LEVELS)  # re-routed by a new area version: the level stays
+            # re-routed by a new area version: the level stays
+            return {**owners.columns(SCOPED_AREA_LEVELS), "verification_sent_at": None}
         case events.CaseTransferred(level=level, owners=owners):
-            return {"level": level, "owner_area_id": owners.at(level).id, **owners.columns(SCOPED_AREA_LEVELS)}
+            return {"level": level, "owner_area_id": owners.at(level).id, **owners.columns(SCOPED_AREA_LEVELS),
+                    "verification_sent_at": None}
         case events.CaseChanged(status=status, level=level, owner=owner, deadline=deadline, scope=scope):
             scoped = scope.columns(SCOPED_AREA_LEVELS) if scope is not None else {}
+            claim = {} if status == Status.VERIFYING else {"verification_sent_at": None}
             return {"status": status, "level": level, "owner_area_id": owner.area_id,
-                    "owner_area_name": owner.area_name, "deadline_at": deadline, **scoped}
+                    "owner_area_name": owner.area_name, "deadline_at": deadline, **scoped, **claim}
     return {}
 
 
@@ -201,7 +207,10 @@ def verify_case(command: Verify, uow: UnitOfWork, *, clock: Clock) -> events.Cas
     """Send the grid worker's verdict to escalation (``case.verified``): passed closes the case, failed
     sends it to rework. ``LookupError`` if the caller's area does not hold the case (404),
     ``NotItsGridWorker`` if the caller sees it but is not the grid worker of its grid (403),
-    ``NotAwaitingVerification`` if it is not waiting for one (409)."""
+    ``NotAwaitingVerification`` if it is not waiting for one (409), ``AlreadyVerified`` if a verification
+    of this round was sent first (409): the report row is claimed by a conditional update
+    (``claim_verification``) in the transaction that writes the message, so of concurrent verifications,
+    in any number of processes, exactly one is sent."""
     caller = command.identity
     with uow:
         report = uow.store.get(command.case_id, caller)
@@ -214,8 +223,11 @@ def verify_case(command: Verify, uow: UnitOfWork, *, clock: Clock) -> events.Cas
             raise NotItsGridWorker(command.case_id)
         if report.status != Status.VERIFYING:
             raise NotAwaitingVerification(report.status)
+        now = clock.now()
+        if not uow.store.claim_verification(report.id, now):
+            raise AlreadyVerified(report.id)
         verified = events.CaseVerified(case_id=report.id, passed=command.passed, verifier=caller.user,
-                                       at=clock.now(), note=command.note)
+                                       at=now, note=command.note)
         uow.add(verified)
         uow.commit()
     return verified

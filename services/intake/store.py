@@ -46,6 +46,8 @@ reports = sa.Table(
     sa.Column("grid_id", sa.String(64)),
     sa.Column("station_id", sa.String(64)),
     sa.Column("subcenter_id", sa.String(64)),
+    # The first verification of the current round (a conditional update claims it: the first wins).
+    sa.Column("verification_sent_at", UTCDateTime),
     sa.UniqueConstraint("reporter", "idempotency_key", name="uq_reports_idempotency"),
     sa.Index("ix_reports_reporter_seq", "reporter", "seq"),
     sa.Index("ix_reports_category_reported_at", "category", "reported_at"),
@@ -254,6 +256,14 @@ class ReportStore(Store):
 
     def departments(self) -> list[Department]:
         return load_departments(self.db, departments)
+
+    def claim_verification(self, report_id: str, now) -> bool:
+        """Claim the verification of the case's current round: one conditional update, so of several
+        verifications at once (threads, processes) exactly one gets True; the others see it claimed."""
+        claimed = self.db.execute(reports.update().where(
+            reports.c.id == report_id, reports.c.status == str(Status.VERIFYING),
+            reports.c.verification_sent_at.is_(None)).values(verification_sent_at=now))
+        return claimed.rowcount == 1
 
     def follow(self, case_id: str, **values) -> None:
         """What intake knows of a case after it left: status, level, owner (from the others' events)."""

@@ -158,3 +158,28 @@ def test_two_transfers_at_the_same_moment_one_wins_the_other_is_told_and_every_s
         assert sorted(codes) == ([200, 410] if "dispatch" in routes else [200, 412]), [a.text for a in answers]
         winner = targets[codes.index(200)]
         assert settled(lambda case_id=case_id: owners_everywhere(base, data, case_id, desks[0])) == (winner,) * 3
+
+
+def test_concurrent_verifications_the_first_is_sent_and_every_other_answered_409(system, city):
+    base, data = system
+    grid = sorted(units(city))[5]
+    worker = token(data, "grid_worker", area=grid, user="qian")
+    case_id = file_case(base, city, grid, worker)
+    _, etag = read(base, case_id, worker)
+    assert act(base, case_id, worker, {"action": "resolve", "note": "bulb replaced"}, etag).status_code == 200
+    report = lambda: requests.get(f"{base}/intake/v1/reports/{case_id}", headers=auth(worker), timeout=10).json()  # noqa: E731
+    assert settled(lambda: report()["status"]) == "verifying"
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda passed: requests.post(
+            f"{base}/intake/v1/cases/{case_id}/verification", headers=auth(worker), timeout=10,
+            json={"passed": passed, "note": "checked on site"}), [True, False] * 4))
+
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [202] + [409] * 7, [a.text for a in answers]
+    assert all("already" in a.json()["detail"] or "not awaiting" in a.json()["detail"]
+               for a in answers if a.status_code == 409)
+    passed = next(a.json()["passed"] for a in answers if a.status_code == 202)
+    case = settled(lambda: read(base, case_id, worker)[0])
+    assert [s["type"] for s in case["timeline"]].count("verified") == 1
+    assert case["status"] == ("closed" if passed else "rework")

@@ -345,6 +345,23 @@ def test_the_grid_worker_of_the_cases_grid_verifies_it_and_escalation_hears_the_
     assert uow.published[-1] == verified and not verified.passed and verified.verifier == "w-g1"
 
 
+def test_only_the_first_verification_of_a_round_is_sent_and_a_new_round_takes_one_again():
+    uow = FakeUnitOfWork(FakeReportStore())
+    report = awaiting_verification(uow)
+    worker = Identity("grid_worker", "w-g1", "G1")
+    verify(uow, report, worker, passed=False)
+    with pytest.raises(intake.AlreadyVerified):
+        verify(uow, report, worker, passed=True)
+    assert len(uow.of_type(events.CaseVerified)) == 1
+    at = FakeClock().now()
+    for event, status in (("case.reworked", "rework"), ("case.resolved", "verifying")):
+        intake.follow_cases([events.CaseChanged(event=event, case_id=report.id, status=status, level=Level.GRID,
+                                                owner=events.OwnerRef(Level.GRID, "G1", "Grid"), at=at)],
+                            uow, clock=FakeClock())
+    verify(uow, report, worker, passed=True)
+    assert len(uow.of_type(events.CaseVerified)) == 2
+
+
 def test_a_station_that_sees_the_case_may_not_verify_it():
     uow = FakeUnitOfWork(FakeReportStore())
     report = awaiting_verification(uow)

@@ -28,6 +28,10 @@ class NotAwaitingVerification(Exception):
     """The case is not waiting for a verification (not resolved, or already verified)."""
 
 
+class AlreadyVerified(NotAwaitingVerification):
+    """A verification of this round was sent first (by another request, another process): the first wins."""
+
+
 class LocationRequired(ValueError):
     """Only a grid worker may file without a usable location (it then goes to their own grid)."""
 
@@ -116,6 +120,9 @@ class Report:
     duplicate_of: str | None = None
     #: the case's area scope: its owners below headquarters, known by id (none before dispatch)
     owners: Owners = NO_OWNERS
+    #: when the verification of the current round was sent to escalation (None: none yet); cleared when
+    #: the case leaves verification or changes owners
+    verification_sent_at: datetime | None = None
 
     def number_in(self, time_zone: str) -> str:
         """The report's number, dated in the city's time zone (``Settings.time_zone``)."""
