@@ -20,7 +20,7 @@ from services.intake.domain.reports import (
     NotItsGridWorker,
     UnknownCategory,
 )
-from services.intake.limits import check_reports, count_report
+from services.intake.limits import OverLimit, precheck, refuse
 from shared.access import Decision, Resource
 from shared.clock import isoformat
 from shared.departments import handlers_of
@@ -115,13 +115,16 @@ class CategoryOut(Schema):
 
 
 def rate_limited(view):
-    """Refuse a reporter over their limits (``services.intake.limits``) before the body is read, but
-    not the retry of a report they stored (its ``Idempotency-Key``): that is answered with the report."""
+    """Refuse a reporter this process refused already, whose window has not ended, before the body is
+    read (``services.intake.limits``; the count itself is the database's, in ``submit_report``), but not
+    the retry of a report they stored (its ``Idempotency-Key``): that is answered with the report."""
     @functools.wraps(view)
     def limited(*args, **kwargs):
         caller, key = identity(), request.headers.get("Idempotency-Key")
-        check_reports(caller, lambda: key is not None and KEY.match(key) is not None
-                      and current_service().run(handlers.stored_report, caller, key) is not None)
+        service = current_service()
+        precheck(service.limits, lambda limits: limits.report, caller,
+                 lambda: key is not None and KEY.match(key) is not None
+                 and service.run(handlers.stored_report, caller, key) is not None)
         return view(*args, **kwargs)
     return limited
 
@@ -175,8 +178,8 @@ class Reports(MethodView):
             abort(422, errors={"location": ["required: only a grid worker may file without a position"]})
         except IdempotencyConflict:
             abort(422, errors={"Idempotency-Key": ["already used for a different report"]})
-        if submitted.created:
-            count_report(caller)
+        except OverLimit as exc:
+            refuse(exc)
         return full_view(submitted.report)
 
     @access("report.list")

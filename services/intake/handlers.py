@@ -20,6 +20,7 @@ from services.intake.domain.reports import (
     nearest_duplicate,
     unusable_fix,
 )
+from services.intake.limits import Limits, OverLimit
 from services.intake.photos import PhotoFiles, clean
 from shared.auth import Identity
 from shared.clock import Clock
@@ -38,8 +39,12 @@ class Submitted:
 
 
 def submit_report(report: NewReport, reporter: Identity, idempotency_key: str | None, uow: UnitOfWork, *,
-                  clock: Clock, policy: Policy, settings: Settings) -> Submitted:
+                  clock: Clock, policy: Policy, settings: Settings, limits: Limits | None = None) -> Submitted:
     """Store a report and its ``case.reported`` atomically.
+
+    The reporter's allowance (``limits.report``, ``services.intake.limits``) is counted in the database
+    before the report is written and given back if it was not (a retry, a failure): ``OverLimit`` when
+    it is used up, unless the request is the retry of a stored report (answered with it).
 
     A retry with the same key and the same report returns the stored one; the same key with a
     different report raises ``IdempotencyConflict``. The insert itself detects a used key
@@ -58,6 +63,71 @@ def submit_report(report: NewReport, reporter: Identity, idempotency_key: str | 
     if report.lon is None and fallback_grid is None:
         raise LocationRequired(unusable)
     now = clock.now()
+    counted = _use(limits, limits.report if limits else None, reporter, uow)
+    if counted is not None and not counted:  # over the limit: only a retry of a stored report is answered
+        existing = stored_report(reporter, idempotency_key, uow) if idempotency_key else None
+        if existing is None:
+            raise counted.over
+        if existing.fingerprint != report.fingerprint():
+            raise IdempotencyConflict(existing.id)
+        return Submitted(existing, created=False)
+    try:
+        submitted = _store_report(report, reporter, idempotency_key, uow, now=now, policy=policy,
+                                  settings=settings, fallback_grid=fallback_grid)
+    except BaseException:
+        _give_back(counted, uow)
+        raise
+    if not submitted.created:
+        _give_back(counted, uow)
+    return submitted
+
+
+@dataclass
+class _Counted:
+    """A use counted against a limit (truthy), or the refusal (``over``) when it was used up."""
+    limits: Limits
+    limit: object
+    subject: str
+    windows: list
+    over: object = None
+
+    def __bool__(self) -> bool:
+        return self.over is None
+
+
+def _use(limits: Limits | None, limit, identity: Identity, uow: UnitOfWork) -> _Counted | None:
+    """Count one use of ``limit`` by ``identity`` (None: not limited), committed before the work it allows;
+    a window that was full refuses it (and the others counted in are given back). The process remembers
+    a window it refused, or filled, so the next request is refused before its body is read."""
+    if limits is None or not limits.applies(identity):
+        return None
+    now = limits.now()
+    windows = limit.windows(now)
+    with uow:
+        counts = uow.store.use_allowance(identity.user, windows)
+        uow.commit()
+    full = next((w for w in windows if w.key not in counts), None)
+    if full is None:
+        for window in windows:
+            if counts[window.key] >= window.cap:
+                limits.remember(limit, identity.user, window)
+        return _Counted(limits, limit, identity.user, windows)
+    _give_back(_Counted(limits, limit, identity.user, [w for w in windows if w.key in counts]), uow)
+    limits.remember(limit, identity.user, full)
+    return _Counted(limits, limit, identity.user, windows, over=OverLimit(limit.kind, full, now))
+
+
+def _give_back(counted: _Counted | None, uow: UnitOfWork) -> None:
+    """A counted use that stored nothing is not a use (and the window it filled is not full after all)."""
+    if counted and counted.windows:
+        with uow:
+            uow.store.give_back(counted.subject, counted.windows)
+            uow.commit()
+        counted.limits.forget(counted.limit, counted.subject)
+
+
+def _store_report(report: NewReport, reporter: Identity, idempotency_key: str | None, uow: UnitOfWork, *,
+                  now: datetime, policy: Policy, settings: Settings, fallback_grid: str | None) -> Submitted:
     with uow:
         linked = None
         if fallback_grid is None and report.lon is not None and settings.duplicate_radius_m > 0:
@@ -257,7 +327,8 @@ class AddPhoto:
         return hashlib.sha256(self.report_id.encode() + b"\0" + self.data).hexdigest()
 
 
-def add_photo(command: AddPhoto, uow: UnitOfWork, *, clock: Clock, photo_files: PhotoFiles) -> tuple[dict, bool]:
+def add_photo(command: AddPhoto, uow: UnitOfWork, *, clock: Clock, photo_files: PhotoFiles,
+              limits: Limits | None = None) -> tuple[dict, bool]:
     """Check, clean and store a photo of a report the caller may see (``services.intake.photos``).
 
     → (the stored photo's row as a dict, whether it was stored now). An ``idempotency_key`` the uploader
@@ -265,8 +336,10 @@ def add_photo(command: AddPhoto, uow: UnitOfWork, *, clock: Clock, photo_files: 
     (``False``); with another photo it raises ``PhotoKeyConflict`` (422). Two concurrent uploads with one
     key store one photo (the insert detects the used key; the loser's files are removed). ``LookupError``
     if the report is unknown or outside the caller's area (404, checked before the image is decoded);
-    ``TooManyPhotos`` past ``MAX_PHOTOS`` (422); ``NotAnImage`` (415), ``TooLarge`` (413), ``BadImage``
-    (422) from ``photos.clean``."""
+    ``TooManyPhotos`` past ``MAX_PHOTOS`` (422: the report's count is raised by a conditional update in
+    the photo's transaction, so concurrent uploads never store more); ``OverLimit`` past the uploader's
+    photo allowance (429: counted in the database before the decode, given back if nothing is stored);
+    ``NotAnImage`` (415), ``TooLarge`` (413), ``BadImage`` (422) from ``photos.clean``."""
     user, key, fingerprint = command.identity.user, command.idempotency_key, command.fingerprint()
     with uow:
         report = uow.store.get(command.report_id, command.identity)
@@ -274,19 +347,33 @@ def add_photo(command: AddPhoto, uow: UnitOfWork, *, clock: Clock, photo_files: 
             raise LookupError(command.report_id)
         if key is not None and (existing := uow.store.photo_by_key(user, key)) is not None:
             return _same_photo(existing, fingerprint), False
-        if len(uow.store.photos(report.id)) >= MAX_PHOTOS:
+        if report.photo_count >= MAX_PHOTOS:
             raise TooManyPhotos(report.id)
-    photo = clean(command.data)
-    name = photo_files.save(photo)
-    row = {"id": str(uuid.uuid4()), "report_id": report.id, "uploader": user, "stored_name": name,
-           "content_type": photo.content_type, "width": photo.width, "height": photo.height,
-           "bytes": len(photo.image), "created_at": clock.now(), "idempotency_key": key, "fingerprint": fingerprint}
-    with uow:
-        added = uow.store.add_photo(**row)
-        uow.commit()
+    counted = _use(limits, limits.photo if limits else None, command.identity, uow)
+    if counted is not None and not counted:
+        raise counted.over
+    name = None
+    try:
+        photo = clean(command.data)
+        name = photo_files.save(photo)
+        row = {"id": str(uuid.uuid4()), "report_id": report.id, "uploader": user, "stored_name": name,
+               "content_type": photo.content_type, "width": photo.width, "height": photo.height,
+               "bytes": len(photo.image), "created_at": clock.now(), "idempotency_key": key,
+               "fingerprint": fingerprint}
+        with uow:
+            added = uow.store.add_photo(**row)
+            if added and not uow.store.count_photo(report.id, MAX_PHOTOS):
+                raise TooManyPhotos(report.id)  # leaving the block rolls the photo's row back
+            uow.commit()
+    except BaseException:
+        if name is not None:
+            photo_files.remove(name)
+        _give_back(counted, uow)
+        raise
     if added:
         return row, True
     photo_files.remove(name)  # a concurrent upload with the same key was stored first
+    _give_back(counted, uow)
     with uow:
         return _same_photo(uow.store.photo_by_key(user, key), fingerprint), False
 

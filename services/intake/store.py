@@ -48,6 +48,8 @@ reports = sa.Table(
     sa.Column("subcenter_id", sa.String(64)),
     # The first verification of the current round (a conditional update claims it: the first wins).
     sa.Column("verification_sent_at", UTCDateTime),
+    # Photos stored for the report, raised by a conditional update with each one (at most MAX_PHOTOS).
+    sa.Column("photo_count", sa.Integer, nullable=False, server_default="0"),
     sa.UniqueConstraint("reporter", "idempotency_key", name="uq_reports_idempotency"),
     sa.Index("ix_reports_reporter_seq", "reporter", "seq"),
     sa.Index("ix_reports_category_reported_at", "category", "reported_at"),
@@ -77,6 +79,17 @@ report_departments = sa.Table(
     "report_departments", metadata,
     sa.Column("report_id", sa.String(36), sa.ForeignKey("reports.id"), primary_key=True),
     sa.Column("department_id", sa.String(64), primary_key=True),
+)
+
+#: Per-person rate limits (``services.intake.limits``): a row per person and limit, its current window
+#: (``window_start``, seconds since 1970), the uses counted in it and the allowance (``cap``).
+rate_counts = sa.Table(
+    "rate_counts", metadata,
+    sa.Column("subject", sa.String(128), primary_key=True),
+    sa.Column("limit_key", sa.String(64), primary_key=True),
+    sa.Column("window_start", sa.BigInteger, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("cap", sa.Integer, nullable=False),
 )
 
 #: Open311 clients' keys: only a SHA-256 of each (a key is 256 random bits: no dictionary to guess from).
@@ -256,6 +269,49 @@ class ReportStore(Store):
 
     def departments(self) -> list[Department]:
         return load_departments(self.db, departments)
+
+    def use_allowance(self, subject: str, windows) -> dict[str, int]:
+        """Count one use by ``subject`` in each of ``windows`` (``limits.Window``) that is not full: one
+        conditional upsert, which leaves a full window's row untouched. → limit key → its count now, for
+        the windows counted in (a window missing was full). On PostgreSQL on its own autocommit
+        connection (the report is still written with its message in one statement); on SQLite in the unit
+        of work's transaction, committed by the caller."""
+        dialect = postgresql if self.postgres else sqlite
+        insert = dialect.insert(rate_counts).values([
+            {"subject": subject, "limit_key": w.key, "window_start": w.start, "count": 1, "cap": w.cap}
+            for w in windows])
+        same_window = rate_counts.c.window_start == insert.excluded.window_start
+        statement = insert.on_conflict_do_update(
+            index_elements=[rate_counts.c.subject, rate_counts.c.limit_key],
+            set_={"count": sa.case((same_window, rate_counts.c.count + 1), else_=1),
+                  "window_start": insert.excluded.window_start, "cap": insert.excluded.cap},
+            where=sa.or_(sa.not_(same_window), rate_counts.c.count < insert.excluded.cap),
+        ).returning(rate_counts.c.limit_key, rate_counts.c.count)
+        if self.postgres:
+            with _autocommit(self.engine).connect() as connection:
+                return dict(connection.execute(statement).tuples().all())
+        return dict(self.db.execute(statement).tuples().all())
+
+    def give_back(self, subject: str, windows) -> None:
+        """Undo one counted use by ``subject`` in each of ``windows`` (a use that stored nothing), where
+        the window is still the current one."""
+        statement = rate_counts.update().where(
+            rate_counts.c.subject == subject, rate_counts.c.limit_key == sa.bindparam("b_key"),
+            rate_counts.c.window_start == sa.bindparam("b_start"), rate_counts.c.count > 0,
+        ).values(count=rate_counts.c.count - 1)
+        rows = [{"b_key": w.key, "b_start": w.start} for w in windows]
+        if self.postgres:
+            with _autocommit(self.engine).connect() as connection:
+                connection.execute(statement, rows)
+        else:
+            self.db.execute(statement, rows)
+
+    def count_photo(self, report_id: str, cap: int) -> bool:
+        """Count one more photo of the report, unless it holds ``cap`` already (False): a conditional
+        update, so concurrent uploads never store more than ``cap``."""
+        counted = self.db.execute(reports.update().where(reports.c.id == report_id, reports.c.photo_count < cap)
+                                  .values(photo_count=reports.c.photo_count + 1))
+        return counted.rowcount == 1
 
     def claim_verification(self, report_id: str, now) -> bool:
         """Claim the verification of the case's current round: one conditional update, so of several

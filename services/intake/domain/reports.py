@@ -123,6 +123,7 @@ class Report:
     #: when the verification of the current round was sent to escalation (None: none yet); cleared when
     #: the case leaves verification or changes owners
     verification_sent_at: datetime | None = None
+    photo_count: int = 0  # photos stored for the report
 
     def number_in(self, time_zone: str) -> str:
         """The report's number, dated in the city's time zone (``Settings.time_zone``)."""
