@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,7 +13,7 @@ import pytest
 import requests
 
 from services.dispatch.citygen import generate_city
-from tests.support.system import auth, embedded_system, token, wait_for_case
+from tests.support.system import GRIDCASE, ROOT, auth, embedded_system, token, wait_for_case
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +184,18 @@ def test_concurrent_verifications_the_first_is_sent_and_every_other_answered_409
     case = settled(lambda: read(base, case_id, worker)[0])
     assert [s["type"] for s in case["timeline"]].count("verified") == 1
     assert case["status"] == ("closed" if passed else "rework")
+
+
+@pytest.mark.parametrize("subject", ["command", "station@{station}", "{station}", "{grid}"])
+def test_gridcase_token_refuses_a_person_named_after_a_role_a_desk_or_a_unit(system, city, subject):
+    """``gridcase token --role grid_worker --user command`` made a worker who read the command desk's reports."""
+    _, data = system
+    grid = sorted(units(city))[7]
+    station, _ = units(city)[grid]
+    user = subject.format(station=station, grid=grid)
+
+    refused = subprocess.run([*GRIDCASE, "token", "--role", "grid_worker", "--area", grid, "--user", user,
+                              "--data-dir", str(data)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    assert refused.returncode != 0 and refused.stdout == "" and "--user" in refused.stderr
+    assert token(data, "grid_worker", area=grid, user="wang-7").count(".") == 2, "a name of their own is fine"
