@@ -69,7 +69,7 @@ MAX_UNIT_CALENDARS = 20_000
 #: The rule when neither the file nor anything above says.
 BUILTIN_RULE = {"start_level": "grid", "levels": {1: 4.0, 2: 8.0, 3: 24.0, 4: 48.0}, "verification": 24.0,
                 "department": 24.0, "urge_response": 4.0, "warnings": {0: ()},
-                "extensions": {"max_count": 2, "max_total": 48.0}}
+                "extensions": {"max_count": 2, "max_total": 48.0}, "suspend_without_approval": ()}
 
 __all__ = ["UNITS", "WEEKDAYS", "Amount", "CalendarSpec", "Category", "Policy", "PolicyError", "Rule",
            "UnitCalendar", "load_policy", "parse_amount", "parse_policy"]
@@ -96,6 +96,8 @@ class Rule:
     level_warnings: dict[int, tuple[float, ...]] = field(default_factory=dict)  # a level's own thresholds
     department: Limit = Limit(24.0, "hours")  # a department assignment's time to feed back (反馈)
     urge_response: Limit = Limit(4.0, "hours")  # the holder's time to answer an urge (督办) when it names none
+    #: the levels (1–4) whose owner may suspend (挂账) without the level above approving
+    suspend_without_approval: tuple[int, ...] = ()
 
     def warnings_at(self, level: int) -> tuple[float, ...]:
         """The warning thresholds at ``level`` (1–4)."""
@@ -381,7 +383,7 @@ def _parse(text: str, file: str) -> Policy:
             raise lines.error(f"category {code!r}: unknown class {klass!r} in group {group!r}",
                               lines.of_category(code, "class"))
         own = {k: raw[k] for k in ("start_level", "levels", "verification", "department", "urge_response", "warnings",
-                                   "extensions") if k in raw}
+                                   "extensions", "suspend_without_approval") if k in raw}
         lead, co = raw.get("lead_department"), raw.get("co_departments")
         if lead is not None and not (isinstance(lead, str) and lead):
             raise lines.error(f"category {code!r}: lead_department is a department id",
@@ -423,7 +425,8 @@ def _parse(text: str, file: str) -> Policy:
 
 def _partial(raw: dict) -> dict:
     """One table's rule keys, each parsed (a table may give only some of them)."""
-    known = {"start_level", "levels", "verification", "department", "urge_response", "warnings", "extensions"}
+    known = {"start_level", "levels", "verification", "department", "urge_response", "warnings", "extensions",
+             "suspend_without_approval"}
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"unknown key {sorted(unknown)[0]!r}; one of {', '.join(sorted(known))}")
@@ -447,6 +450,8 @@ def _partial(raw: dict) -> dict:
             out[key] = parse_limit(raw[key])
     if "warnings" in raw:
         out["warnings"] = _warnings(raw["warnings"])
+    if "suspend_without_approval" in raw:
+        out["suspend_without_approval"] = _levels_list(raw["suspend_without_approval"], "suspend_without_approval")
     if "extensions" in raw:
         caps = raw["extensions"]
         unknown = set(caps) - {"max_count", "max_total"}
@@ -461,6 +466,20 @@ def _partial(raw: dict) -> dict:
         if "max_total" in caps:
             out["extensions"]["max_total"] = parse_limit(caps["max_total"])
     return out
+
+
+def _levels_list(value: object, key: str) -> tuple[int, ...]:
+    """A list of levels by name or number (``["station", 4]``) → their numbers, ascending."""
+    if not isinstance(value, list) or len(value) > len(LEVEL_NAMES):
+        raise ValueError(f'{key} is a list of levels, e.g. ["hq"] (grid, station, subcenter, hq or 1-4)')
+    levels = set()
+    for item in value:
+        try:
+            level = Level.of(item)
+        except (ValueError, TypeError, KeyError):
+            raise ValueError(f"{key}: unknown level {item!r}; grid, station, subcenter, hq or 1-4") from None
+        levels.add(int(level))
+    return tuple(sorted(levels))
 
 
 def _thresholds(value: object) -> tuple[float, ...]:
@@ -518,7 +537,8 @@ def _rule(merged: dict, code: str, severity: str) -> Rule:
                 total if isinstance(total, Limit) else parse_limit(total),
                 {level: tuple(p) for level, p in sorted(warnings.items()) if level},
                 department if isinstance(department, Limit) else parse_limit(department),
-                urge_response if isinstance(urge_response, Limit) else parse_limit(urge_response))
+                urge_response if isinstance(urge_response, Limit) else parse_limit(urge_response),
+                tuple(merged["suspend_without_approval"]))
 
 
 _CALENDAR_KEYS = ("hours", "round_the_clock", "extra_holidays", "extra_workdays")

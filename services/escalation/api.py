@@ -81,9 +81,10 @@ class ActionIn(Schema):
 
     action = fields.String(required=True, validate=validate.OneOf(HTTP_ACTIONS))
     note = Text(LIMITS["description"], multiline=True, metadata={
-        "description": "acknowledge, resolve, approve_extension, resume (resolve: what was done)"})
+        "description": "acknowledge, resolve, approve_extension, approve_suspension, resume (resolve: what was done)"})
     reason = Text(LIMITS["reason"], multiline=True, metadata={
-        "description": "escalate, return, transfer, request_extension, refuse_extension, suspend, reopen"})
+        "description": "escalate, return, transfer, request_extension, refuse_extension, suspend, refuse_suspension, "
+                       "reopen"})
     level = JsonInteger(validate=validate.Range(1, 3), metadata={"description": "return: the lower level"})
     to = Text(LIMITS["area_id"], min_length=1, metadata={"description": "transfer: a grid or station id"})
     amount = fields.Nested(AmountIn, metadata={"description": "request_extension: how much more time"})
@@ -154,6 +155,8 @@ class CaseOut(Schema):
     reworks = fields.Integer()
     extensions = fields.List(fields.Dict())
     pending_extension = fields.Dict(allow_none=True)
+    pending_suspension = fields.Dict(allow_none=True, metadata={
+        "description": "挂账 asked of the level above: {reason, requested_by, requested_at}, or null"})
     departments = fields.List(fields.Dict(), metadata={
         "description": "functional departments on the case: [{id, name, role (lead|co), status "
                        "(assigned|acknowledged|done|declined), deadline, overdue, …}]"})
@@ -199,6 +202,7 @@ def case_view(case, report, updated_at, now, *, candidates=(), steps=None, avail
                   for u in case.urges],
         "urge_open": any(u.open for u in case.urges),
         "pending_extension": case.pending_extension.to_dict() if case.pending_extension else None,
+        "pending_suspension": case.pending_suspension.to_dict() if case.pending_suspension else None,
         "opened_at": isoformat(case.opened_at), "updated_at": isoformat(updated_at),
         "report": {"description": report.description, "location": {"lon": report.lon, "lat": report.lat},
                    "reported_at": isoformat(report.reported_at) if report.reported_at else None,
@@ -338,7 +342,8 @@ class CaseActions(MethodView):
     @blp.alt_response(428, description="If-Match is required")
     def post(self, body, case_id):
         """Take an action of the closed loop: acknowledge, resolve, escalate (上报), return (回退/下派),
-        transfer, request_extension / approve_extension / refuse_extension (延期), suspend / resume (挂账),
+        transfer, request_extension / approve_extension / refuse_extension (延期), suspend (asks the level
+        above) / approve_suspension / refuse_suspension / resume (挂账),
         reopen; urge (督办: ``note``, ``respond_within``) and respond_urge (``note``); assign_department (派遣:
         ``department``, ``role``); a department's acknowledge (签收) and
         feedback (反馈: ``outcome`` done with ``note`` and ``photos``, or declined with ``reason``). Send

@@ -17,7 +17,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 
 from services.escalation.domain import statistics
-from services.escalation.domain.cases import Case, ExtensionRequest
+from services.escalation.domain.cases import Case, ExtensionRequest, SuspensionRequest
 from services.escalation.domain.deadlines import Limit, TimePolicy
 from services.escalation.domain.departments import Assignment
 from services.escalation.domain.measures import measure, month_start, week_start
@@ -56,6 +56,7 @@ cases = sa.Table(
     sa.Column("reworks", sa.Integer, nullable=False, server_default="0"),
     sa.Column("extensions", sa.JSON),
     sa.Column("pending_extension", sa.JSON),
+    sa.Column("pending_suspension", sa.JSON),  # 挂账 asked of the level above (domain.cases.SuspensionRequest)
     sa.Column("held_status", sa.String(16)),
     sa.Column("time_left", sa.JSON),
     sa.Column("timer_token", sa.Integer, nullable=False, server_default="0"),
@@ -624,6 +625,7 @@ class CaseStore(Store):
             resolved_level=Level(row.resolved_level) if row.resolved_level else None, reworks=row.reworks,
             extensions=tuple(Limit.from_dict(x) for x in row.extensions or ()),
             pending_extension=ExtensionRequest.from_dict(row.pending_extension) if row.pending_extension else None,
+            pending_suspension=SuspensionRequest.from_dict(row.pending_suspension) if row.pending_suspension else None,
             held_status=Status(row.held_status) if row.held_status else None,
             time_left=Limit.from_dict(row.time_left) if row.time_left else None,
             clock_start=row.clock_start or row.opened_at, warned=row.warned, deadline_basis=row.deadline_basis,
@@ -642,6 +644,7 @@ def _columns(case: Case, now: datetime) -> dict:
             "resolved_level": int(case.resolved_level) if case.resolved_level else None, "reworks": case.reworks,
             "extensions": [x.to_dict() for x in case.extensions],
             "pending_extension": case.pending_extension.to_dict() if case.pending_extension else None,
+            "pending_suspension": case.pending_suspension.to_dict() if case.pending_suspension else None,
             "held_status": str(case.held_status) if case.held_status else None,
             "time_left": case.time_left.to_dict() if case.time_left else None, "timer_token": case.timer_token,
             "opened_at": case.opened_at, "deadline_at": case.deadline, "due_at": case.due_at, "updated_at": now,

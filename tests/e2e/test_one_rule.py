@@ -199,3 +199,29 @@ def test_gridcase_token_refuses_a_person_named_after_a_role_a_desk_or_a_unit(sys
 
     assert refused.returncode != 0 and refused.stdout == "" and "--user" in refused.stderr
     assert token(data, "grid_worker", area=grid, user="wang-7").count(".") == 2, "a name of their own is fine"
+
+
+def test_an_owner_asks_for_a_suspension_and_only_the_level_above_stops_the_clock(system, city):
+    """Suspension (挂账) needed no approval: an owner stopped their own clock."""
+    base, data = system
+    grid = sorted(units(city))[9]
+    station, _ = units(city)[grid]
+    worker = token(data, "grid_worker", area=grid, user="sun")
+    station_desk = token(data, "station", area=station)
+    case_id = file_case(base, city, grid, worker)
+    before, etag = read(base, case_id, worker)
+
+    asked = act(base, case_id, worker, {"action": "suspend", "reason": "waiting for the budget"}, etag)
+
+    assert asked.status_code == 200, asked.text
+    case = asked.json()
+    assert (case["status"], case["deadline"]) == ("open", before["deadline"])
+    assert case["timeline"][-1]["type"] == "suspension_requested" and case["pending_suspension"]["reason"]
+    assert "approve_suspension" not in case["actions"]
+    by_self = act(base, case_id, worker, {"action": "approve_suspension"}, asked.headers["ETag"])
+    assert by_self.status_code == 403
+    for_station, etag = read(base, case_id, station_desk)
+    assert {"approve_suspension", "refuse_suspension"} <= set(for_station["actions"])
+    approved = act(base, case_id, station_desk, {"action": "approve_suspension", "note": "agreed"}, etag)
+    assert approved.status_code == 200 and approved.json()["status"] == "suspended"
+    assert approved.json()["deadline"] is None and approved.json()["timeline"][-1]["actor"] == "station@" + station

@@ -74,11 +74,12 @@ SCRIPT = [
     # 17:30. Level 1: 14,400 s; level 2: 28,800 s; level 3 still running (not counted).
     (local(2026, 11, 1, 0, 30), "F", "open"),
     # C, suspended: opened Mon 2 Nov 09:00 (deadline 14:00), suspended 10:00 with 3 working hours left,
-    # resumed Tue 09:00 → deadline 12:00 (the end of a period). Acknowledged 09:30, resolved 11:00,
+    # approved at once, resumed Tue 09:00 → deadline 12:00 (the end of a period). Acknowledged 09:30, resolved 11:00,
     # verified 14:00. Suspended 23 h of calendar time: to acknowledge 24.5 h - 23 h = 5,400 s; to resolve
     # 26 h - 23 h = 10,800 s; to close 29 h - 23 h = 21,600 s. Level 1: 1 h + 2 h = 10,800 s.
     (local(2026, 11, 2, 9, 0), "C", "open"),
     (local(2026, 11, 2, 10, 0), "C", ("suspend", GRID, {"reason": "waiting for the power company"})),
+    (local(2026, 11, 2, 10, 0), "C", ("approve_suspension", STATION, {})),  # 挂账 needs the level above
     (local(2026, 11, 2, 13, 30), "F", "tick"),
     (local(2026, 11, 3, 9, 0), "C", ("resume", GRID, {})),
     (local(2026, 11, 3, 9, 30), "C", ("acknowledge", GRID, {})),

@@ -14,7 +14,9 @@ Adding an action is one function and one row here (plus its schema row in the AP
 | request_extension   | owner                        | open, acknowledged, rework | amount, reason          |
 | approve_extension   | level above (supervisor at 4) | same, with a request     | note?                    |
 | refuse_extension    | level above (supervisor at 4) | same, with a request     | reason                   |
-| suspend             | owner                        | open, acknowledged, rework | reason                  |
+| suspend             | owner (asks the level above) | open, acknowledged, rework | reason                  |
+| approve_suspension  | level above (supervisor at 4) | same, with a request     | note?                    |
+| refuse_suspension   | level above (supervisor at 4) | same, with a request     | reason                   |
 | resume              | owner                        | suspended                 | note?                    |
 | verify              | grid worker of the grid      | verifying (resolved)      | passed, note (if failed) |
 | reopen              | command, supervisor, admin   | closed                    | reason                   |
@@ -62,6 +64,8 @@ ACTIONS: dict[str, Action] = {
     "approve_extension": holds.approve_extension,
     "refuse_extension": holds.refuse_extension,
     "suspend": holds.suspend,
+    "approve_suspension": holds.approve_suspension,
+    "refuse_suspension": holds.refuse_suspension,
     "resume": holds.resume,
     "verify": loop.verify,
     "reopen": loop.reopen,

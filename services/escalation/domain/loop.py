@@ -12,6 +12,7 @@ from services.escalation.domain.cases import (
     AWAITING_VERIFICATION,
     WORKING,
     Case,
+    lapse_requests,
     move,
     set_deadline,
 )
@@ -35,7 +36,8 @@ def resolve(case: Case, actor: Actor, now: datetime, *, note: str) -> Outcome:
     require_owner(actor, case, "resolve it")
     require_status(case.status, WORKING, "be resolved")
     note = required_text(note, "what was done", "note")
-    case.status, case.resolved_level, case.pending_extension = Status.VERIFYING, case.level, None
+    case.status, case.resolved_level = Status.VERIFYING, case.level
+    lapse_requests(case)
     case.resolved_department = None
     set_deadline(case, case.deadline_after(now, case.policy.verification), now)
     return record(case, StepType.RESOLVED, actor.user, now, note)

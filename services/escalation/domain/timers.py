@@ -26,7 +26,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from services.escalation.domain import departments, ownership, urges
-from services.escalation.domain.cases import AWAITING_VERIFICATION, WORKING, Case, set_deadline
+from services.escalation.domain.cases import AWAITING_VERIFICATION, WORKING, Case, lapse_requests, set_deadline
 from services.escalation.domain.deadlines import is_late
 from services.escalation.domain.timeline import SYSTEM, Outcome, StepType, record
 from shared.owners import Owners
@@ -51,7 +51,8 @@ def escalate_due(case: Case, now: datetime, token: int) -> Outcome:
     outcome += _warn(case, now)
     while case.level < Level.HQ and is_late(case.deadline, now):
         missed = case.deadline
-        case.level, case.status, case.pending_extension = case.owners.owned_level(case.level.up), Status.OPEN, None
+        case.level, case.status = case.owners.owned_level(case.level.up), Status.OPEN
+        lapse_requests(case)
         set_deadline(case, case.deadline_after(missed, case.policy.limit(case.level)), now, restart=missed)
         outcome += record(case, StepType.ESCALATED, SYSTEM, now, "deadline passed", scheduled_at=missed)
     if outcome.steps and outcome.steps[-1].type == StepType.ESCALATED:

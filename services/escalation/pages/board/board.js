@@ -15,7 +15,8 @@
   const ACTION_FIELDS = {
     acknowledge: ['note?'], resolve: ['note'], escalate: ['reason'], return: ['level', 'reason'],
     transfer: ['to', 'reason'], request_extension: ['amount', 'reason'], approve_extension: ['note?'],
-    refuse_extension: ['reason'], suspend: ['reason'], resume: ['note?'], reopen: ['reason'],
+    refuse_extension: ['reason'], suspend: ['reason'], approve_suspension: ['note?'],
+    refuse_suspension: ['reason'], resume: ['note?'], reopen: ['reason'],
     assign_department: ['department', 'role', 'note?'], feedback: ['outcome', 'note?', 'reason?'],
     urge: ['note', 'respond_within'], respond_urge: ['note'],
   };
