@@ -47,6 +47,13 @@ class Settings:
     photo_dir: Path | None = None  # where photos are stored (default: <data dir>/photos)
     duplicate_radius_m: float = 0.0  # a report this close to an open case of its category is a duplicate (0: off)
     duplicate_window_hours: float = 72.0  # ... if that case was reported within this time
+    # notifications (services/escalation/notify): receivers' timeout, internal targets, e-mail, links
+    notify_timeout: float = 10.0  # seconds to connect, and to wait for an answer, per delivery
+    notify_retry_initial: float = 10.0  # seconds before the first retry (doubling, at most an hour, for 24 h)
+    notify_allow_private: bool = False  # allow receivers on loopback or private addresses
+    smtp_url: str | None = None  # smtp://[user:password@]host:port (STARTTLS when offered) or smtps://
+    mail_from: str = "gridcase@localhost"
+    public_url: str | None = None  # the base URL of links in notifications (default http://host:port)
 
     @property
     def embedded(self) -> bool:
@@ -92,6 +99,12 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
         photo_dir=Path(env["GRIDCASE_PHOTO_DIR"]) if env.get("GRIDCASE_PHOTO_DIR") else None,
         duplicate_radius_m=float(env.get("GRIDCASE_DUPLICATE_RADIUS_M") or 0),
         duplicate_window_hours=float(env.get("GRIDCASE_DUPLICATE_WINDOW_HOURS") or 72),
+        notify_timeout=float(env.get("GRIDCASE_NOTIFY_TIMEOUT") or 10),
+        notify_retry_initial=float(env.get("GRIDCASE_NOTIFY_RETRY_INITIAL") or 10),
+        notify_allow_private=env.get("GRIDCASE_NOTIFY_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
+        smtp_url=env.get("GRIDCASE_SMTP_URL") or None,
+        mail_from=env.get("GRIDCASE_MAIL_FROM") or Settings.mail_from,
+        public_url=env.get("GRIDCASE_PUBLIC_URL") or None,
     )
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     city = city_settings(settings.city)
@@ -103,6 +116,8 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
         raise ValueError(f"GRIDCASE_TIME_ZONE: unknown time zone {settings.time_zone!r}") from None
     if settings.time_scale <= 0:
         raise ValueError("GRIDCASE_TIME_SCALE must be positive")
+    if not (0 < settings.notify_timeout <= 300 and 0 < settings.notify_retry_initial <= 3600):
+        raise ValueError("GRIDCASE_NOTIFY_TIMEOUT is 0-300 s and GRIDCASE_NOTIFY_RETRY_INITIAL 0-3600 s")
     if not settings.secret:
         settings = replace(settings, secret=_development_secret(settings.data_dir))
     check_secret(settings.secret)

@@ -15,6 +15,7 @@ from services.escalation.domain.cases import Case, open_case
 from services.escalation.domain.errors import InvalidArgument, Refused
 from services.escalation.domain.permissions import Actor, verifying_level
 from services.escalation.domain.timeline import Outcome, StepType
+from services.escalation.notify.outbox import enqueue_steps
 from services.escalation.store import Report
 from shared import logs
 from shared.auth import Identity
@@ -322,7 +323,9 @@ def _replay_group(unit: str, category: str) -> dict:
 def publish(uow: UnitOfWork, case: Case, outcome: Outcome, *, cause: events.Message | None = None,
             echo_transfers: bool = True) -> None:
     """The outcome's events as messages: lifecycle steps as ``CaseChanged``; a staff transfer as
-    ``case.transferred`` (so dispatch and intake learn the new owners); never ``case.verified`` (intake's)."""
+    ``case.transferred`` (so dispatch and intake learn the new owners); never ``case.verified`` (intake's).
+    Their notifications are written too, in the same transaction (``notify.outbox.enqueue_steps``)."""
+    enqueue_steps(uow, case, outcome)
     for event in outcome.events:
         step = event.step
         if event.type == "case.verified":

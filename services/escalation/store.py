@@ -472,6 +472,19 @@ class CaseStore(Store):
                 steps[r.case_id].append(Step(r.at, StepType(r.type), Level(r.level), r.actor, r.note, r.scheduled_at))
         return [(case, steps[case.id], {"reporter": row.fact_reporter}) for case, row in found]
 
+    # -- notifications (their queries: services/escalation/notify/store.py) ---------------------
+
+    @property
+    def notifications(self):
+        """The subscriptions and the notifications outbox, in this unit of work's transaction."""
+        from services.escalation.notify.store import NotificationStore
+
+        return NotificationStore(self.db)
+
+    def reporter(self, case_id: str) -> str | None:
+        """Who filed the case's report (None for a case not stored yet)."""
+        return self.db.execute(sa.select(cases.c.reporter).where(cases.c.id == case_id)).scalar()
+
     # -- areas ---------------------------------------------------------------------------------
 
     def replace_areas(self, version: int, items) -> bool:
@@ -650,3 +663,7 @@ def _report_columns(report: Report) -> dict:
 
 def _report(row) -> Report:
     return Report(row.description, row.lon, row.lat, row.reporter, row.reported_at)
+
+
+# The notification tables join this metadata: they migrate with escalation's schema.
+from services.escalation.notify import tables as _notify_tables  # noqa: E402,F401
