@@ -17,11 +17,10 @@ So one dead receiver costs the notifier one thread's wait per ``reset_timeout``,
 from __future__ import annotations
 
 import threading
-from concurrent.futures import Future
 from datetime import datetime, timedelta
 
 import pybreaker
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_before_delay, wait_exponential_jitter
+from tenacity import Future, RetryCallState, Retrying, retry_if_exception, stop_before_delay, wait_exponential_jitter
 
 from services.escalation.notify.channels import DeliveryError
 
@@ -36,7 +35,7 @@ class RetryPolicy:
     """The retry schedule of one notification (see the module)."""
 
     def __init__(self, initial: float = 10.0, maximum: float = 3600.0, window: timedelta = WINDOW):
-        self.retrying = Retrying(wait=wait_exponential_jitter(initial=initial, max=maximum, jitter=initial),
+        self.retrying = Retrying(wait=wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial),
                                  stop=stop_before_delay(window.total_seconds()), retry=retry_if_exception(_retryable))
 
     def next_attempt(self, attempts: int, created_at: datetime, now: datetime, error: BaseException) -> datetime | None:
@@ -46,7 +45,7 @@ class RetryPolicy:
         state.attempt_number = max(attempts, 1)
         state.start_time = 0.0
         state.outcome_timestamp = max((now - created_at).total_seconds(), 0.0)
-        outcome = Future()
+        outcome = Future(state.attempt_number)
         outcome.set_exception(error)
         state.outcome = outcome
         if not self.retrying.retry(state):

@@ -37,7 +37,7 @@ from shared.vocabulary import Role
 URL_CHANNELS = ("webhook", "wecom", "dingtalk")
 #: The roles a subscription may filter on: those a notice is addressed to.
 ROLES = tuple(str(r) for r in LEVEL_ROLE.values()) + (str(Role.DEPARTMENT),)
-LIMITS = {"unit": 64, "user": 128, "target": 2000, "secret": 200}
+LIMITS = {"unit": 64, "user": 128, "role": 16, "target": 2000, "secret": 200}
 _EMAIL = validate.Email()
 
 
