@@ -96,7 +96,7 @@ def _rows(notice: Notice, payload: dict, units: frozenset[str], reporter: str | 
           case_id: str | None, urgent: bool, calendar: WorkingCalendar | None, clock) -> list[dict]:
     now = datetime.now(UTC)
     base = {"event_id": notice.id, "event": notice.event, "case_id": case_id, "payload": payload,
-            "created_at": now, "attempts": 0}
+            "created_at": now, "attempts": 0, "next_attempt_at": None}
     rows = {}
     for sub in subs:
         if not matches(sub, notice, units, reporter):
