@@ -3,6 +3,12 @@ the command line's defaults come from it too).
 
 Embedded mode (the default) needs nothing: SQLite files under the data directory and an
 in-process bus. Production sets ``GRIDCASE_BROKER_URL`` and one database URL per service.
+
+Either may name several nodes, so that a client survives the death of one: the broker URL lists
+RabbitMQ nodes separated by ``;`` (kombu's failover syntax, ``amqp://u:p@rmq1:5672/%2F;amqp://u:p@rmq2:5672/%2F``),
+a PostgreSQL URL lists hosts in libpq's form (``postgresql+psycopg://user:pw@/intake?host=pg1:5432&host=pg2:5432``,
+see ``shared.db`` for the timeouts and the read-write target gridcase adds). Both are checked here, when the
+settings are read, and a bad one is refused naming its variable.
 """
 from __future__ import annotations
 
@@ -12,6 +18,9 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from shared.auth import check_secret
 
@@ -58,6 +67,11 @@ class Settings:
     @property
     def embedded(self) -> bool:
         return self.broker_url.startswith("memory://")
+
+    @property
+    def broker_nodes(self) -> tuple[str, ...]:
+        """The broker's nodes, one URL each, in the order given (``broker_nodes(broker_url)``)."""
+        return broker_nodes(self.broker_url)
 
     def database_url(self, service: str) -> str:
         return self.database_urls.get(service) or f"sqlite:///{(self.data_dir / f'{service}.db').resolve()}"
@@ -107,6 +121,9 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
         public_url=env.get("GRIDCASE_PUBLIC_URL") or None,
     )
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    broker_nodes(settings.broker_url, name="GRIDCASE_BROKER_URL")
+    for service, url in settings.database_urls.items():
+        database_hosts(url, name=f"GRIDCASE_{service.upper()}_DATABASE_URL")
     city = city_settings(settings.city)
     settings = replace(settings, time_zone=settings.time_zone or city.get("time_zone") or "Asia/Shanghai",
                        holidays=settings.holidays or city.get("holidays"))
@@ -122,6 +139,63 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
         settings = replace(settings, secret=_development_secret(settings.data_dir))
     check_secret(settings.secret)
     return settings
+
+
+AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
+
+
+def broker_nodes(url: str, name: str = "broker URL") -> tuple[str, ...]:
+    """The nodes of a broker URL: ``"amqp://a;amqp://b"`` → ``("amqp://a", "amqp://b")`` (kombu's failover
+    syntax, which kombu itself reads; the pika relay and the readiness check go through the nodes in turn).
+    Blanks around ``;`` and empty items are ignored. Raises ``ValueError`` naming ``name`` when the list is
+    empty, an item is not ``amqp://``, ``amqps://`` or ``pyamqp://``, or ``memory://`` is listed with
+    anything else (the in-process bus has exactly one node)."""
+    nodes = tuple(part.strip() for part in (url or "").split(";") if part.strip())
+    if not nodes:
+        raise ValueError(f"{name}: no broker node given")
+    schemes = [node.split("://", 1)[0].lower() if "://" in node else "" for node in nodes]
+    if schemes == ["memory"]:
+        return nodes
+    for node, scheme in zip(nodes, schemes, strict=True):
+        if scheme not in AMQP_SCHEMES:
+            raise ValueError(f"{name}: {redact(node)!r} is not an AMQP URL (amqp://user:password@host:port/vhost); "
+                             "several nodes are separated by ';'")
+    return nodes
+
+
+def database_hosts(url: str, name: str = "database URL") -> tuple[str, ...]:
+    """The ``host:port`` items a database URL names: the URL's own host, or libpq's repeated
+    ``?host=h1:5432&host=h2:5432`` (also ``?host=h1,h2&port=5432,5432``); empty for SQLite. Raises
+    ``ValueError`` naming ``name`` for a URL SQLAlchemy cannot read or a port that is not a number."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ValueError(f"{name}: not a database URL ({exc})") from None
+    if parsed.get_backend_name() == "sqlite":
+        return ()
+    query_hosts = parsed.query.get("host")
+    if query_hosts is None:
+        return (f"{parsed.host or 'localhost'}:{parsed.port or 5432}",)
+    items = list(query_hosts) if isinstance(query_hosts, tuple) else query_hosts.split(",")
+    ports = parsed.query.get("port")
+    ports = (list(ports) if isinstance(ports, tuple) else ports.split(",")) if ports else []
+    out = []
+    for i, item in enumerate(items):
+        host, _, port = item.strip().partition(":")
+        port = port or (ports[i] if i < len(ports) else ports[-1] if ports else "5432")
+        if not host or not port.strip().isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{name}: host {item!r} is not host:port")
+        out.append(f"{host}:{int(port)}")
+    return tuple(out)
+
+
+def redact(url: str) -> str:
+    """A URL with its password replaced by ``***`` (for messages and logs)."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, hostpart = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{hostpart}"
 
 
 def city_settings(city: str | None) -> dict:

@@ -67,7 +67,8 @@ MAX_UNIT_CALENDARS = 20_000
 
 #: The rule when neither the file nor anything above says.
 BUILTIN_RULE = {"start_level": "grid", "levels": {1: 4.0, 2: 8.0, 3: 24.0, 4: 48.0}, "verification": 24.0,
-                "department": 24.0, "warnings": {0: ()}, "extensions": {"max_count": 2, "max_total": 48.0}}
+                "department": 24.0, "urge_response": 4.0, "warnings": {0: ()},
+                "extensions": {"max_count": 2, "max_total": 48.0}}
 
 __all__ = ["UNITS", "WEEKDAYS", "Amount", "CalendarSpec", "Category", "Policy", "PolicyError", "Rule",
            "UnitCalendar", "load_policy", "parse_amount", "parse_policy"]
@@ -93,6 +94,7 @@ class Rule:
     max_extension_total: Limit
     level_warnings: dict[int, tuple[float, ...]] = field(default_factory=dict)  # a level's own thresholds
     department: Limit = Limit(24.0, "hours")  # a department assignment's time to feed back (反馈)
+    urge_response: Limit = Limit(4.0, "hours")  # the holder's time to answer an urge (督办) when it names none
 
     def warnings_at(self, level: int) -> tuple[float, ...]:
         """The warning thresholds at ``level`` (1–4)."""
@@ -375,8 +377,8 @@ def _parse(text: str, file: str) -> Policy:
         if klass is not None and klass not in groups.get(group, {}).get("classes", {}):
             raise lines.error(f"category {code!r}: unknown class {klass!r} in group {group!r}",
                               lines.of_category(code, "class"))
-        own = {k: raw[k] for k in ("start_level", "levels", "verification", "department", "warnings", "extensions")
-               if k in raw}
+        own = {k: raw[k] for k in ("start_level", "levels", "verification", "department", "urge_response", "warnings",
+                                   "extensions") if k in raw}
         lead, co = raw.get("lead_department"), raw.get("co_departments")
         if lead is not None and not (isinstance(lead, str) and lead):
             raise lines.error(f"category {code!r}: lead_department is a department id",
@@ -414,7 +416,7 @@ def _parse(text: str, file: str) -> Policy:
 
 def _partial(raw: dict) -> dict:
     """One table's rule keys, each parsed (a table may give only some of them)."""
-    known = {"start_level", "levels", "verification", "department", "warnings", "extensions"}
+    known = {"start_level", "levels", "verification", "department", "urge_response", "warnings", "extensions"}
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"unknown key {sorted(unknown)[0]!r}; one of {', '.join(sorted(known))}")
@@ -433,8 +435,9 @@ def _partial(raw: dict) -> dict:
         out["levels"] = levels
     if "verification" in raw:
         out["verification"] = parse_limit(raw["verification"])
-    if "department" in raw:
-        out["department"] = parse_limit(raw["department"])
+    for key in ("department", "urge_response"):
+        if key in raw:
+            out[key] = parse_limit(raw[key])
     if "warnings" in raw:
         out["warnings"] = _warnings(raw["warnings"])
     if "extensions" in raw:
@@ -501,13 +504,14 @@ def _rule(merged: dict, code: str, severity: str) -> Rule:
     verification = merged["verification"]
     caps = merged["extensions"]
     total = caps["max_total"]
-    warnings, department = merged["warnings"], merged["department"]
+    warnings, department, urge_response = merged["warnings"], merged["department"], merged["urge_response"]
     return Rule(start, dict(sorted(levels.items())),
                 verification if isinstance(verification, Limit) else parse_limit(verification),
                 tuple(warnings.get(0, ())), int(caps["max_count"]),
                 total if isinstance(total, Limit) else parse_limit(total),
                 {level: tuple(p) for level, p in sorted(warnings.items()) if level},
-                department if isinstance(department, Limit) else parse_limit(department))
+                department if isinstance(department, Limit) else parse_limit(department),
+                urge_response if isinstance(urge_response, Limit) else parse_limit(urge_response))
 
 
 _CALENDAR_KEYS = ("hours", "round_the_clock", "extra_holidays", "extra_workdays")

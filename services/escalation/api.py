@@ -96,6 +96,8 @@ class ActionIn(Schema):
         "description": "feedback (反馈): done (with note and after-photos) or declined (退单, with reason)"})
     photos = fields.List(Text(64, min_length=1), validate=validate.Length(max=20), metadata={
         "description": "feedback: the ids of after-photos uploaded to intake"})
+    respond_within = Text(32, min_length=1, metadata={
+        "description": 'urge (督办): the time to answer, e.g. "2 working_hours" (default: the rule\'s urge_response)'})
 
 
 class OwnerOut(Schema):
@@ -157,6 +159,9 @@ class CaseOut(Schema):
         "description": "functional departments on the case: [{id, name, role (lead|co), status "
                        "(assigned|acknowledged|done|declined), deadline, overdue, …}]"})
     department_overdue = fields.Boolean(metadata={"description": "an active department is past its deadline"})
+    urges = fields.List(fields.Dict(), metadata={
+        "description": "督办 on record: [{at, by, note, urged, due, overdue, answered_at, answer}]"})
+    urge_open = fields.Boolean(metadata={"description": "an urge waits for the holder's answer"})
     opened_at = fields.String()
     updated_at = fields.String()
     report = fields.Nested(ReportOut)
@@ -189,6 +194,11 @@ def case_view(case, report, updated_at, now, *, candidates=(), steps=None, avail
         "extensions": [x.to_dict() for x in case.extensions],
         "departments": [department_view(a, now) for a in case.assignments],
         "department_overdue": any(a.active and (a.overdue or is_late(a.deadline, now)) for a in case.assignments),
+        "urges": [{"at": isoformat(u.at), "by": u.by, "note": u.note, "urged": u.urged, "due": isoformat(u.due),
+                   "overdue": u.overdue or (u.open and is_late(u.due, now)),
+                   "answered_at": isoformat(u.answered_at) if u.answered_at else None, "answer": u.answer}
+                  for u in case.urges],
+        "urge_open": any(u.open for u in case.urges),
         "pending_extension": case.pending_extension.to_dict() if case.pending_extension else None,
         "opened_at": isoformat(case.opened_at), "updated_at": isoformat(updated_at),
         "report": {"description": report.description, "location": {"lon": report.lon, "lat": report.lat},
@@ -329,7 +339,8 @@ class CaseActions(MethodView):
     def post(self, body, case_id):
         """Take an action of the closed loop: acknowledge, resolve, escalate (上报), return (回退/下派),
         transfer, request_extension / approve_extension / refuse_extension (延期), suspend / resume (挂账),
-        reopen; assign_department (派遣: ``department``, ``role``); a department's acknowledge (签收) and
+        reopen; urge (督办: ``note``, ``respond_within``) and respond_urge (``note``); assign_department (派遣:
+        ``department``, ``role``); a department's acknowledge (签收) and
         feedback (反馈: ``outcome`` done with ``note`` and ``photos``, or declined with ``reason``). Send
         the case's ``ETag`` as ``If-Match``.
 
@@ -410,6 +421,9 @@ class StatsRowOut(Schema):
     time_to_acknowledge = fields.Nested(QuantilesOut)
     time_to_resolve = fields.Nested(QuantilesOut)
     time_to_close = fields.Nested(QuantilesOut)
+    urged = fields.Integer(metadata={"description": "cases urged (督办) at least once"})
+    urges_late = fields.Integer(metadata={"description": "urges not answered in time"})
+    time_to_respond = fields.Nested(QuantilesOut, metadata={"description": "first urge to its answer, seconds"})
     time_at_level = fields.Dict(keys=fields.String(), values=fields.Nested(QuantilesOut))
     # group_by=department (statistics.department_rows)
     department = fields.String()

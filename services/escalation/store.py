@@ -21,6 +21,7 @@ from services.escalation.domain.deadlines import Limit, TimePolicy
 from services.escalation.domain.departments import Assignment
 from services.escalation.domain.measures import measure, month_start, week_start
 from services.escalation.domain.timeline import Outcome, Step, StepType
+from services.escalation.domain.urges import Urge
 from shared import audit
 from shared.auth import Identity
 from shared.db import UTCDateTime
@@ -69,6 +70,7 @@ cases = sa.Table(
     # functional departments on the case (domain.departments.Assignment.to_dict), and whose fix is verified
     sa.Column("assignments", sa.JSON),
     sa.Column("resolved_department", sa.String(64)),
+    sa.Column("urges", sa.JSON),  # 督办 on record (domain.urges.Urge.to_dict)
     sa.Column("deadline_basis", sa.String(16)),  # official, provisional, calendar_gap (working-time deadlines)
     sa.Column("updated_at", UTCDateTime, nullable=False),
     # the report itself, from case.dispatched: staff need no second call to intake
@@ -163,6 +165,9 @@ case_facts = sa.Table(
     sa.Column("resolve_s", sa.Float),
     sa.Column("close_s", sa.Float),
     *(sa.Column(f"level{n}_s", sa.Float) for n in (1, 2, 3, 4)),
+    sa.Column("urged", sa.Integer, nullable=False, server_default="0"),  # 督办: urged at all, urges late
+    sa.Column("urges_late", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("respond_s", sa.Float),
     sa.Index("ix_case_facts_day_station", "opened_day", "station_id"),
 )
 
@@ -395,8 +400,7 @@ class CaseStore(Store):
         key = {"grid": f.grid_id, "station": f.station_id, "subcenter": f.subcenter_id, "category": f.category,
                "severity": f.severity, "reporter": f.reporter}[group_by]
         when = {"day": f.opened_day, "week": f.opened_week, "month": f.opened_month}[period]
-        sums = [sa.func.count().label("opened"), *(sa.func.sum(f[c]).label(c) for c in (
-            "closed", "on_time", "on_time_ext", "reworked", "extended", "escalated", "overdue"))]
+        sums = [sa.func.count().label("opened"), *(sa.func.sum(f[c]).label(c) for c in statistics.COUNTS[1:])]
         columns = [*statistics.DURATIONS.values(), *statistics.LEVEL_COLUMNS.values()]
         field = statistics.GROUP_FIELDS[group_by]
 
@@ -606,7 +610,8 @@ class CaseStore(Store):
             clock_start=row.clock_start or row.opened_at, warned=row.warned, deadline_basis=row.deadline_basis,
             warnings=tuple((float(w["threshold"]), datetime.fromisoformat(w["at"])) for w in row.warnings or ()),
             assignments=tuple(Assignment.from_dict(a) for a in row.assignments or ()),
-            resolved_department=row.resolved_department)
+            resolved_department=row.resolved_department,
+            urges=tuple(Urge.from_dict(u) for u in row.urges or ()))
 
 
 def _columns(case: Case, now: datetime) -> dict:
@@ -625,6 +630,7 @@ def _columns(case: Case, now: datetime) -> dict:
             "warnings": [{"threshold": p, "at": at.isoformat()} for p, at in case.warnings],
             "assignments": [a.to_dict() for a in case.assignments] or None,
             "resolved_department": case.resolved_department,
+            "urges": [u.to_dict() for u in case.urges] or None,
             "next_warning_at": case.warnings[0][1] if case.warnings and case.due_at is not None else None}
 
 
@@ -653,6 +659,7 @@ def _facts_row(case: Case, reporter: str | None, facts) -> dict:
             "extended": int(facts.extended), "reworked": int(facts.reworked), "overdue": int(facts.overdue),
             "on_time": int(facts.on_time), "on_time_ext": int(facts.on_time_with_extensions),
             "ack_s": facts.time_to_acknowledge, "resolve_s": facts.time_to_resolve, "close_s": facts.time_to_close,
+            "urged": int(facts.urged), "urges_late": facts.urges_late, "respond_s": facts.time_to_respond,
             **{f"level{n}_s": facts.time_at_level.get(n) for n in (1, 2, 3, 4)}}
 
 

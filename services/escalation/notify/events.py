@@ -16,7 +16,7 @@ is addressed to (``Addressee``: an area or a department, with the role that work
 | ``department_overdue`` | ``overdue`` | the case's owner (who assigned and watches it) |
 | ``reworked`` | ``rework`` | the owner at the level that resolved it |
 | ``resolved`` | ``verification_due`` | the grid (its grid worker; the station for a case in no grid) |
-| ``urged`` | ``urged`` | the owner and the level above it |
+| ``urged`` (督办) | ``urged`` | who holds the case (the owner, or its lead department) and the level above |
 
 ``early_warning``, ``accepted`` and ``refused`` come from elsewhere (``enqueue``); a subscription may
 name them already.
@@ -130,8 +130,11 @@ def _addressed(case: Case, bus_type: str, step, detail) -> Iterable[tuple[str, l
         yield "rework", [owner_at(case, level)]
     elif kind == StepType.RESOLVED:
         yield "verification_due", [owner_at(case, Level.GRID)]
-    elif kind == "urged":
-        yield "urged", [owner_at(case, level), above(case, level)]
+    elif kind == StepType.URGED:
+        urged = str(detail.get("urged") or "")
+        held = (Addressee(urged, str(Role.DEPARTMENT)) if urged in {a.department for a in case.assignments}
+                else owner_at(case, level))
+        yield "urged", [held, above(case, level)]
 
 
 @dataclass(frozen=True)
