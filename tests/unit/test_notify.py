@@ -319,3 +319,14 @@ def test_only_an_admin_a_units_head_or_the_person_may_manage_a_subscription(who,
 
 def test_areas_fixture_matches_the_units_the_checks_know():
     assert set(AREAS) <= set(UNITS.areas)
+
+
+def test_an_urge_tells_who_holds_the_case_and_the_level_above():
+    clock = FakeClock()
+    uow = opened(clock)
+    uow.store.subscriptions = [subscription(role="grid_worker", events=("urged",), channel="inapp"),
+                               subscription("above", role="station", events=("urged",), channel="inapp")]
+    act(uow, clock, COMMAND, "urge", note="residents keep calling", respond_within="2 hours")
+    urged = rows(uow, event="urged")
+    assert {r["subscription_id"] for r in urged} == {"s-1", "above"}
+    assert urged[0]["payload"]["to"] == [{"unit": "G1", "role": "grid_worker"}, {"unit": "S1", "role": "station"}]
