@@ -186,7 +186,7 @@ class ReadIn(Schema):
     class Meta:
         unknown = RAISE
 
-    ids = fields.List(JsonInteger(), validate=validate.Length(max=500))
+    ids = fields.List(JsonInteger(validate=validate.Range(1, 2**62)), validate=validate.Length(max=500))
     all = JsonBoolean(metadata={"description": "true: mark every notification of the caller read"})
 
 
