@@ -22,6 +22,7 @@ from services.escalation.domain.departments import Assignment
 from services.escalation.domain.measures import measure, month_start, week_start
 from services.escalation.domain.timeline import Outcome, Step, StepType
 from services.escalation.domain.urges import Urge
+from services.escalation.notify.tables import declare as declare_notifications
 from shared import audit
 from shared.auth import Identity
 from shared.db import UTCDateTime
@@ -170,6 +171,9 @@ case_facts = sa.Table(
     sa.Column("respond_s", sa.Float),
     sa.Index("ix_case_facts_day_station", "opened_day", "station_id"),
 )
+
+#: Subscriptions and the notifications outbox (``services.escalation.notify``), written with the steps.
+subscriptions, notifications = declare_notifications(metadata)
 
 #: The tamper-evident audit trail (``shared.audit``): one row per timeline step, hash-chained.
 audit_log = sa.Table(
@@ -670,7 +674,3 @@ def _report_columns(report: Report) -> dict:
 
 def _report(row) -> Report:
     return Report(row.description, row.lon, row.lat, row.reporter, row.reported_at)
-
-
-# The notification tables join this metadata: they migrate with escalation's schema.
-from services.escalation.notify import tables as _notify_tables  # noqa: E402,F401

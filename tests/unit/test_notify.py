@@ -330,3 +330,28 @@ def test_an_urge_tells_who_holds_the_case_and_the_level_above():
     urged = rows(uow, event="urged")
     assert {r["subscription_id"] for r in urged} == {"s-1", "above"}
     assert urged[0]["payload"]["to"] == [{"unit": "G1", "role": "grid_worker"}, {"unit": "S1", "role": "station"}]
+
+
+def test_the_real_resolver_refuses_loopback_literals_and_localhost():
+    assert "internal targets are refused" in url_problem("http://127.0.0.1:9/hook", False)
+    assert "internal targets are refused" in url_problem("http://localhost:9/hook", False)
+    assert "internal targets are refused" in url_problem("http://[::1]:9/hook", False)
+
+
+def test_an_early_warning_from_elsewhere_is_written_once_and_shown_to_its_sub_center_by_default():
+    from services.escalation.notify.events import Addressee
+    from services.escalation.notify.outbox import enqueue
+    from tests.unit.fakes import FakeCaseStore, FakeUnitOfWork
+
+    uow = FakeUnitOfWork(FakeCaseStore(AREAS))
+    uow.store.subscriptions = [subscription("ops", unit="C1", events=("early_warning",)),
+                               subscription("elsewhere", unit="C2", events=("early_warning",))]
+    arguments = dict(event="early_warning", event_id="warning-7", units=["G1", "S1", "C1", "HQ"],
+                     addressees=[Addressee("C1", "subcenter")],
+                     payload={"warning": {"id": "warning-7", "rule": "street_light", "reports": ["c1", "c2"]}})
+    assert enqueue(uow, **arguments) == 2
+    assert enqueue(uow, **arguments) == 0, "the same event id again writes nothing"
+    by_subscriber = {r["subscription_id"]: r for r in uow.store.notification_rows}
+    assert set(by_subscriber) == {"ops", "default.early_warning:unit:C1"}
+    assert by_subscriber["ops"]["payload"]["warning"]["reports"] == ["c1", "c2"]
+    assert by_subscriber["ops"]["payload"]["event"] == "early_warning"

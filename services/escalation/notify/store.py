@@ -10,8 +10,7 @@ import sqlalchemy as sa
 
 from services.escalation.notify.events import Subscription
 from services.escalation.notify.subscriptions import Units
-from services.escalation.notify.tables import notifications, subscriptions
-from services.escalation.store import areas, departments
+from services.escalation.store import areas, departments, notifications, subscriptions
 
 n = notifications.c
 
