@@ -23,7 +23,7 @@ from pathlib import Path
 
 from benchmarks._support import ROOT, emit, sigterm_as_exit
 
-GROUPS = ("intake", "pipeline", "dispatch", "scheduler", "statistics")
+GROUPS = ("intake", "pipeline", "dispatch", "scheduler", "statistics", "notify")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 #: What each figure's ratio means (and the goal, where there is one).
@@ -46,6 +46,8 @@ MEANING = {
     "statistics.year_by_station_month": "raw s ÷ ours; 10⁶ closed cases, a year by station and month (goal < 1 s)",
     "statistics.year_by_station_day": "raw s ÷ ours; the same by station and day (138 × 365 groups)",
     "statistics.station_scope": "raw s ÷ ours; one station's year by month",
+    "notify.raw_post": "raw baseline: the same webhook POSTs from 8 threads with requests, same receivers",
+    "notify.webhooks_per_s": "÷ raw posts/s; pending webhook notifications delivered by one notifier",
 }
 
 
@@ -92,6 +94,9 @@ def _child(name: str, quick: bool) -> None:
     elif name == "statistics":
         from benchmarks import statistics
         emit(statistics.run(quick=quick))
+    elif name == "notify":
+        from benchmarks import notify
+        emit(notify.run(quick=quick))
     else:
         raise SystemExit(f"unknown benchmark {name!r}")
 
