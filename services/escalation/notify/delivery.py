@@ -76,6 +76,16 @@ class Circuits:
                     throw_new_error_on_trip=False)
             return self._circuits[endpoint]
 
+    def is_open(self, endpoint: str) -> bool:
+        """Whether the endpoint's circuit is open and its reset time has not passed (a call would be
+        refused untried)."""
+        with self._lock:
+            circuit = self._circuits.get(endpoint)
+        if circuit is None or circuit.current_state != pybreaker.STATE_OPEN:
+            return False
+        opened = circuit._state_storage.opened_at  # pybreaker keeps it there; it has no public accessor
+        return opened is not None and (datetime.now(opened.tzinfo) - opened).total_seconds() < self.reset_timeout
+
     def call(self, endpoint: str, send) -> None:
         """``send()`` through the endpoint's circuit: ``CircuitOpen`` without calling it while the circuit
         is open; otherwise what ``send`` raises (a ``DeliveryError``; the failure that opens the circuit

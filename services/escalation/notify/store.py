@@ -51,7 +51,7 @@ class NotificationStore:
         new_id = str(uuid.uuid4())
         names = ("unit", "user", "role", "events", "channel", "target", "secret", "language", "quiet_hours")
         self.db.execute(subscriptions.insert().values(id=new_id, created_by=created_by, created_at=now,
-                                                      **{k: fields.get(k) for k in names}))
+                                                      **{k: fields[k] for k in names if k in fields}))
         return new_id
 
     def remove_subscription(self, subscription_id: str, now: datetime) -> bool:
@@ -69,15 +69,19 @@ class NotificationStore:
 
     # -- the outbox ---------------------------------------------------------------------------------------------
 
-    def due(self, now: datetime, limit: int) -> list:
-        """The pending notifications whose time has come, oldest first, with their subscription's channel
-        settings (``target`` None when it was removed). On PostgreSQL the rows are locked and skipped by other
-        notifiers (``FOR UPDATE SKIP LOCKED``) until the caller's transaction, which leases them, ends."""
+    def due(self, now: datetime, limit: int, after: tuple[datetime, int] | None = None) -> list:
+        """The pending notifications whose time has come, oldest first (``after``: those after this
+        ``(next_attempt_at, id)``, the next page), with their subscription's channel settings (``found``
+        None when it was removed). On PostgreSQL the rows are locked and skipped by other notifiers
+        (``FOR UPDATE SKIP LOCKED``) until the caller's transaction, which leases them, ends."""
         s = subscriptions.c
         query = (sa.select(n.id, n.event_id, n.subscription_id, n.event, n.channel, n.language, n.payload, n.attempts,
-                           n.created_at, s.target, s.secret, s.id.label("found"))
+                           n.created_at, n.next_attempt_at, s.target, s.secret, s.id.label("found"))
                  .select_from(notifications.outerjoin(subscriptions, s.id == n.subscription_id))
                  .where(n.status == "pending", n.next_attempt_at <= now).order_by(n.next_attempt_at, n.id).limit(limit))
+        if after is not None:
+            query = query.where(sa.or_(n.next_attempt_at > after[0],
+                                       sa.and_(n.next_attempt_at == after[0], n.id > after[1])))
         if self.db.dialect.name == "postgresql":
             query = query.with_for_update(of=notifications, skip_locked=True)
         return self.db.execute(query).all()
@@ -92,6 +96,12 @@ class NotificationStore:
         if ids:
             self.db.execute(notifications.update().where(n.id.in_(ids), n.status == "pending")
                             .values(next_attempt_at=until, attempts=n.attempts + 1))
+
+    def defer(self, ids: list[int], until: datetime) -> None:
+        """Not due before ``until``, untried (their endpoint's circuit is open)."""
+        if ids:
+            self.db.execute(notifications.update().where(n.id.in_(ids), n.status == "pending")
+                            .values(next_attempt_at=until, last_error="circuit open: the receiver keeps failing"))
 
     def mark_sent(self, notification_id: int, now: datetime) -> None:
         self.db.execute(notifications.update().where(n.id == notification_id)

@@ -53,6 +53,8 @@ def now() -> datetime:
 
 
 class Notifier:
+    PAGES = 5  # pages of due rows one tick looks through for endpoints that are free
+
     def __init__(self, service, *, batch: int = 200, per_endpoint: int = 3, threads: int = 8,
                  idle_interval: float | None = None, policy: RetryPolicy | None = None,
                  circuits: Circuits | None = None):
@@ -86,23 +88,37 @@ class Notifier:
             self.wake.wait(wait)
 
     def tick(self) -> tuple[int, datetime | None]:
-        """Lease what is due and start its deliveries; returns (how many, when the next is due)."""
+        """Lease what is due and start its deliveries; returns (how many, when the next is due). Due rows
+        of an endpoint whose circuit is open are put off, untried, until it may be tried again; rows of an
+        endpoint still being delivered to are left for a later tick and looked past (up to ``PAGES``
+        pages), so a backlog for one dead receiver never hides another's rows."""
         moment = now()
         groups: dict[str, list] = {}
+        put_off: list[int] = []
         with self.engine.begin() as connection:
             db = NotificationStore(connection)
-            for row in db.due(moment, self.batch):
-                if row.found is None:
-                    db.mark_dead(row.id, "the subscription was removed")
-                    continue
-                key = endpoint(row.channel, row.target, self.outlet)
-                with self.lock:
-                    if key in self.busy:
+            after = None
+            for _ in range(self.PAGES):
+                rows = db.due(moment, self.batch, after)
+                for row in rows:
+                    if row.found is None:
+                        db.mark_dead(row.id, "the subscription was removed")
                         continue
-                group = groups.setdefault(key, [])
-                if len(group) < self.per_endpoint:
-                    group.append(row)
+                    key = endpoint(row.channel, row.target, self.outlet)
+                    with self.lock:
+                        if key in self.busy:
+                            continue
+                    if self.circuits.is_open(key):
+                        put_off.append(row.id)
+                        continue
+                    group = groups.setdefault(key, [])
+                    if len(group) < self.per_endpoint:
+                        group.append(row)
+                if len(rows) < self.batch or sum(len(g) for g in groups.values()) >= self.batch:
+                    break
+                after = (rows[-1].next_attempt_at, rows[-1].id)
             db.lease([r.id for g in groups.values() for r in g], moment + self.lease)
+            db.defer(put_off, moment + timedelta(seconds=self.circuits.reset_timeout))
             next_at = db.next_due()
         with self.lock:
             self.busy.update(groups)
