@@ -86,15 +86,20 @@ def _metrics_child_exit(_server, worker) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
+#: Escalation's workers that run as processes of their own: the deadline scheduler and the notifier.
+OWN_PROCESS = ("scheduler", "notify")
+
+
 def run_worker(name: str, settings: Settings) -> None:
-    """``intake|dispatch|escalation``: that service's consumers and relay; ``scheduler``: deadlines."""
-    service_name = "escalation" if name == "scheduler" else name
+    """``intake|dispatch|escalation``: that service's consumers and relay; ``scheduler``: deadlines;
+    ``notify``: the notifier."""
+    service_name = "escalation" if name in OWN_PROCESS else name
     announce_broker(settings)
     service = _bootstrap(service_name).build(settings, web=False)
-    if name == "scheduler":
-        factories = {"scheduler": service.workers["scheduler"]}
+    if name in OWN_PROCESS:
+        factories = {name: service.workers[name]}
     else:
-        factories = {k: v for k, v in service.workers.items() if k != "scheduler"}
+        factories = {k: v for k, v in service.workers.items() if k not in OWN_PROCESS}
     runner = Runner()
     for worker_name, factory in factories.items():
         runner.start(f"{service_name}.{worker_name}", factory())

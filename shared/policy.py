@@ -6,8 +6,9 @@ documents every key). It holds:
 - **groups and classes** of categories as GB/T 30428.2 groups them: 部件 (``facilities``, city
   components: lamps, manholes, …) and 事件 (``events``, things that happen: dumping, disputes, …),
   each with classes (大类) such as 公用设施 or 市容环境;
-- **categories** (小类) with Chinese and English names, their group and class, a default severity and
-  optionally a ``unit`` (an area id) that takes all their cases;
+- **categories** (小类) with Chinese and English names, their group and class, a default severity,
+  optionally a ``unit`` (an area id) that takes all their cases, and what the public sees of them:
+  ``public`` (offered through Open311; default false) and ``sensitive`` (positions published rounded);
 - **time rules per category × severity**: the start level, the time limit at each of the four
   levels, the verification limit, the warning thresholds and the extension caps. A rule is looked
   up as ``[defaults]`` ← ``[severities.<s>]`` ← the category's own keys ← ``[categories.severities.<s>]``
@@ -114,6 +115,8 @@ class Category:
     #: the lead department (主办) and co-handlers (协办) of its cases, overriding the departments file
     lead_department: str | None = None
     co_departments: tuple[str, ...] | None = None
+    public: bool = False  # offered to the public through Open311 (its reports listed there)
+    sensitive: bool = False  # published positions rounded (``SENSITIVE_DECIMALS``): a place that names a household
 
     def rule(self, severity: str | None = None) -> Rule:
         """The rule for ``severity`` (the category's default severity when unknown or None)."""
@@ -407,8 +410,12 @@ def _parse(text: str, file: str) -> Policy:
                             _partial(per_severity.get(name, {})))
             rules[name] = checked(lines.of_category(code, f"severities.{name}") if name in per_severity else line,
                                   _rule, merged, code, name)
+        for flag in ("public", "sensitive"):
+            if not isinstance(raw.get(flag, False), bool):
+                raise lines.error(f"category {code!r}: {flag} is true or false", lines.of_category(code, flag))
         categories[code] = Category(code, raw["zh"], raw["en"], severity, rules, group, klass, raw.get("unit"),
-                                    lead, tuple(co) if co is not None else None)
+                                    lead, tuple(co) if co is not None else None, raw.get("public", False),
+                                    raw.get("sensitive", False))
     if "other" not in categories:
         raise lines.error('the policy needs a category "other" (for reports of an unknown category)', None)
     return Policy(categories, groups, tuple(severities), _calendar(data.get("calendar", {}), lines))

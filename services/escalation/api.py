@@ -2,8 +2,6 @@
 owner, deadline and timeline, and the actions of the closed loop (with ``ETag`` / ``If-Match``)."""
 from __future__ import annotations
 
-import csv
-import io
 from datetime import timedelta
 
 from flask import Response, request
@@ -20,10 +18,11 @@ from services.escalation.store import StaleCase
 from shared.access import Decision
 from shared.clock import isoformat
 from shared.departments import ROLES as DEPARTMENT_ROLES
-from shared.fields import LIMITS, JsonFloat, JsonInteger, QueryBoolean, QueryFloat, QueryInteger, Text
+from shared.exports import write_csv
+from shared.fields import LIMITS, Day, JsonFloat, JsonInteger, QueryBoolean, QueryFloat, QueryInteger, Text
 from shared.policy import parse_policy
 from shared.vocabulary import Level, Status
-from shared.web import Blueprint, access, current_service, deny, identity
+from shared.web import Blueprint, access, current_service, deny, identity, printable
 
 blp = Blueprint("escalation", __name__, url_prefix="/escalation/v1", description="The four-level closed loop")
 #: Actions staff take here; ``verify`` comes from the grid worker through intake (with photos).
@@ -338,7 +337,8 @@ class CaseActions(MethodView):
     @blp.alt_response(403, description="the caller's role or level may not take this action")
     @blp.alt_response(404, description="no such case in the caller's area")
     @blp.alt_response(409, description="the case's state does not allow the action now")
-    @blp.alt_response(412, description="the case changed since the caller read it (If-Match is stale)")
+    @blp.alt_response(412, description="the case changed since the caller read it (If-Match is stale), or "
+                                        "If-Match holds only weak ETags (W/\"3\"), which never match")
     @blp.alt_response(428, description="If-Match is required")
     def post(self, body, case_id):
         """Take an action of the closed loop: acknowledge, resolve, escalate (上报), return (回退/下派),
@@ -356,6 +356,13 @@ class CaseActions(MethodView):
         if_match = request.headers.get("If-Match")
         if not if_match:
             abort(428, message="send the case's ETag in If-Match (GET the case first)")
+        sent = request.if_match
+        if not sent.star_tag and not sent.as_set() and sent.as_set(include_weak=True):
+            # RFC 9110 §13.1.1: If-Match uses the strong comparison, so a weak tag never matches. A proxy
+            # that compresses answers turns "3" into W/"3"; saying "the case changed" would be false, forever.
+            abort(412, message=f"weak ETags are not accepted in If-Match ({printable(if_match.strip(), 60)}): "
+                               "If-Match uses the strong comparison (RFC 9110 §13.1.1); send the ETag exactly "
+                               "as GET gave it, e.g. \"3\" (a proxy that compresses answers may have weakened it)")
         service = current_service()
         arguments = {k: v for k, v in body.items() if k != "action"}
         try:
@@ -391,9 +398,9 @@ class ClosureStatsArgs(Schema):
 
     group_by = fields.String(required=True, validate=validate.OneOf([*statistics.GROUP_FIELDS, "department"]))
     period = fields.String(load_default="month", validate=validate.OneOf(list(statistics.PERIODS)))
-    from_ = fields.Date(required=True, data_key="from", metadata={
+    from_ = Day(required=True, data_key="from", metadata={
         "description": "first local date (the city's time zone), included"})
-    to = fields.Date(required=True, metadata={"description": "last local date, excluded (half-open)"})
+    to = Day(required=True, metadata={"description": "last local date, excluded (half-open)"})
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
     rank_by = fields.String(validate=validate.OneOf(sorted({*statistics.RANKABLE, *statistics.DEPARTMENT_RANKABLE})),
                             metadata={"description": "rank the groups of each period by this measure (adds `rank`); "
@@ -494,12 +501,8 @@ def _csv(answer: dict) -> Response:
         template = statistics.flatten(statistics.row({key: None, "period_start": None},
                                                      dict.fromkeys(statistics.COUNTS, 0), {}))
     columns = list(template) + (["rank"] if rows and "rank" in rows[0] else [])
-    out = io.StringIO()
-    writer = csv.DictWriter(out, columns, lineterminator="\r\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
     name = f"closure-times-{answer['group_by']}-{answer['period']}-{answer['from']}-{answer['to']}.csv"
-    return Response(out.getvalue(), mimetype="text/csv",
+    return Response(write_csv(columns, rows), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
@@ -512,8 +515,8 @@ class ReplayIn(Schema):
     policy = fields.String(required=True, validate=validate.Length(1, 10_000), metadata={
         "description": "the new policy file's text (TOML, as `gridcase policy check` reads it), "
                        "up to 10,000 characters"})
-    from_ = fields.Date(required=True, data_key="from")
-    to = fields.Date(required=True)
+    from_ = Day(required=True, data_key="from")
+    to = Day(required=True)
 
 
 @blp.route("/stats/replay")

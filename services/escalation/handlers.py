@@ -15,6 +15,7 @@ from services.escalation.domain.cases import Case, open_case
 from services.escalation.domain.errors import InvalidArgument, Refused
 from services.escalation.domain.permissions import Actor, verifying_level
 from services.escalation.domain.timeline import Outcome, StepType
+from services.escalation.notify.outbox import enqueue_steps
 from services.escalation.store import Report
 from shared import logs
 from shared.auth import Identity
@@ -326,7 +327,9 @@ def publish(uow: UnitOfWork, case: Case, outcome: Outcome, *, cause: events.Mess
     ``case.transferred`` (so dispatch and intake learn the new owners; escalation's own consumer skips its
     echo); never ``case.verified`` (intake's). Each carries the case's ``revision`` after the save (the
     store's, once saved; ``revision`` for a case not saved yet) and its place among the save's events
-    (``events.revision_key``): the others' copies of the case apply only newer ones."""
+    (``events.revision_key``): the others' copies of the case apply only newer ones. Their notifications
+    are written too, in the same transaction (``notify.outbox.enqueue_steps``)."""
+    enqueue_steps(uow, case, outcome)
     revision = revision if revision is not None else uow.store.revision(case.id)
     for index, event in enumerate(outcome.events):
         step = event.step

@@ -173,6 +173,9 @@ class FakeCaseStore:
         self.steps: dict[str, list] = {}
         self.areas = areas or {}  # id → (level name, name, parent)
         self.published_areas = None
+        self.subscriptions: list = []  # services.escalation.notify.events.Subscription
+        self.notification_rows: list[dict] = []  # what the notifications outbox was given
+        self.reporters: dict[str, str] = {}
 
     def add(self, new, now) -> None:
         for case, outcome, _report, _candidates in new:
@@ -226,6 +229,13 @@ class FakeCaseStore:
         self.city_departments = list(items)
         return True
 
+    @property
+    def notifications(self):
+        return FakeNotificationStore(self)
+
+    def reporter(self, case_id):
+        return self.reporters.get(case_id)
+
     def owners_of(self, area_id):
         from shared.owners import AreaRef, Owners
         from shared.vocabulary import Level
@@ -237,3 +247,19 @@ class FakeCaseStore:
             level = level or Level.of(kind)
             current = parent
         return (level, Owners(**refs)) if level else None
+
+
+class FakeNotificationStore:
+    """The notifications outbox of a ``FakeCaseStore``: its subscriptions and the rows written."""
+
+    def __init__(self, store: FakeCaseStore):
+        self.store = store
+
+    def all_subscriptions(self):
+        return list(self.store.subscriptions)
+
+    def add(self, rows) -> None:
+        self.store.notification_rows += rows
+
+    def taken(self, event_id) -> set:
+        return {r["subscription_id"] for r in self.store.notification_rows if r["event_id"] == event_id}
