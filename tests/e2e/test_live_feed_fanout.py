@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
+from harness.boards import Boards
 from harness.processes import GRIDCASE, Processes, wait_for
 from services.escalation import bootstrap, handlers
 from shared.auth import issue_token
@@ -18,7 +19,6 @@ from shared.config import Settings
 from shared.messages import events
 from shared.owners import AreaRef, Owners
 from shared.vocabulary import Level
-from tests.support.boards import Boards
 
 pytestmark = pytest.mark.postgres
 

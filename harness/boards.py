@@ -1,6 +1,6 @@
-"""Many command-center boards at once: each an open Server-Sent Events stream of the live feed, read by one
-thread through a selector (a test or a benchmark opens thousands without a thread each). A stream the
-server ends is reopened with its ``Last-Event-ID``, as a browser's EventSource does."""
+"""Many command-center boards at once, for the tests and the benchmarks: each an open Server-Sent Events
+stream of the live feed, all read by one thread through a selector (thousands without a thread each). A
+stream the server ends is reopened with its ``Last-Event-ID``, as a browser's EventSource does."""
 from __future__ import annotations
 
 import selectors
