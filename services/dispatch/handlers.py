@@ -60,24 +60,30 @@ def dispatch_cases(messages: list[events.CaseReported], uow: UnitOfWork, *, area
 
 
 def close_case(message: events.CaseChanged, uow: UnitOfWork, *, clock: Clock) -> None:
-    """``case.closed`` → a new area version no longer moves this case; ``case.reopened`` → it does again."""
+    """``case.closed`` → a new area version no longer moves this case; ``case.reopened`` → it does again.
+    Applied only if newer than what the record last took from escalation (``events.revision_key``): a
+    redelivered ``case.closed`` never closes a case reopened since."""
     with uow:
-        uow.store.close(message.case_id, clock.now() if message.event == "case.closed" else None)
+        uow.store.follow(message.case_id, events.revision_key(message),
+                         closed_at=clock.now() if message.event == "case.closed" else None)
         uow.commit()
 
 
 def follow_transfer(message: events.CaseTransferred, uow: UnitOfWork) -> None:
     """``case.transferred`` from escalation (the owners it decided: a staff transfer, a re-route this
-    service proposed, or the owners a case kept) → the dispatch record takes them, so a later area
-    version re-routes from them. Dispatch's own proposals are not read back."""
+    service proposed, or the owners a case kept when it refused one) → the dispatch record takes them, so
+    a later area version re-routes from them; only if newer than what the record last took
+    (``events.revision_key``). Owners the record has already (a re-route it proposed) only record the
+    revision. Dispatch's own proposals are not read back."""
     if message.envelope is not None and message.envelope.producer == "dispatch":
         return
     with uow:
-        row = uow.store.get(message.case_id)
-        if row is not None and Owners.from_columns(row) != message.owners:
-            staff = message.level is not None  # a staff transfer names the unit: no triage left
-            uow.store.move(message.case_id, version=uow.store.active_version(), owners=message.owners,
-                           triage=False if staff else row.triage, candidates=[] if staff else row.candidates)
+        record = uow.store.get(message.case_id)
+        if record is not None:
+            moved = Owners.from_columns(record).ids() != message.owners.ids()
+            uow.store.follow(message.case_id, events.revision_key(message), **(dict(
+                version=uow.store.active_version(), triage=False, candidates=[], **message.owners.columns())
+                if moved else {}))
         uow.commit()
 
 

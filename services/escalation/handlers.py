@@ -15,6 +15,7 @@ from services.escalation.domain.cases import Case, open_case
 from services.escalation.domain.errors import InvalidArgument, Refused
 from services.escalation.domain.permissions import Actor, verifying_level
 from services.escalation.domain.timeline import SYSTEM, Outcome, StepType
+from services.escalation.notify.outbox import enqueue_steps
 from services.escalation.store import Report
 from shared import logs
 from shared.auth import Identity
@@ -54,7 +55,7 @@ def open_cases(messages: list[events.CaseDispatched], uow: UnitOfWork, *, policy
             location = m.location or events.Location(None, None)
             new.append((case, outcome, Report(m.description, location.lon, location.lat, m.reporter, m.reported_at),
                         [{"id": c.id, "distance_m": c.distance_m} for c in m.candidates]))
-            publish(uow, case, outcome, cause=m)
+            publish(uow, case, outcome, cause=m, revision=1)
         uow.store.add(new, now)
         uow.commit()
 
@@ -167,10 +168,12 @@ def verify_case(message: events.CaseVerified, uow: UnitOfWork, *, clock: Clock) 
 def transfer_case(message: events.CaseTransferred, uow: UnitOfWork, *, clock: Clock) -> None:
     """``case.transferred`` from dispatch: a new area version proposes new owners (no level). Escalation
     decides (``ownership.reroute``: the level and deadline stay; a closed case keeps its owners) and
-    publishes the owners it decided as its own ``case.transferred``, which dispatch and intake take, so
-    the three services never disagree. A staff transfer is not dispatch's to make (its endpoint answers
-    410): one still queued from an older dispatch is refused, and the case's owners published again.
-    Escalation's own ``case.transferred`` (its decisions) are not read back."""
+    publishes the owners it decided as its own ``case.transferred``, with the case's revision, which
+    dispatch and intake order by, so the three services never disagree. A staff transfer is not
+    dispatch's to make (its endpoint answers 410): one still queued from an older dispatch is refused.
+    When the case keeps owners other than those proposed (dispatch recorded its proposal), the case is
+    saved under a new revision, with no step, and its owners published again, so dispatch takes them
+    back. Escalation's own ``case.transferred`` (its decisions) are not read back."""
     if message.envelope is not None and message.envelope.producer == "escalation":
         return
     now = clock.now()
@@ -187,9 +190,10 @@ def transfer_case(message: events.CaseTransferred, uow: UnitOfWork, *, clock: Cl
         if outcome:
             uow.store.save(case, outcome, now)
             publish(uow, case, outcome, cause=message)
-        elif message.owners != case.owners:  # dispatch and intake take back the owners the case has
-            uow.add(events.CaseTransferred(case_id=case.id, owners=case.owners, level=None,
-                                           reason="owners kept", actor=SYSTEM), cause=message)
+        elif message.owners != case.owners:  # dispatch takes back the owners the case has
+            revision = uow.store.save(case, outcome, now)
+            uow.add(events.CaseTransferred(case_id=case.id, owners=case.owners, level=None, reason="owners kept",
+                                           actor=SYSTEM, revision=revision), cause=message)
         uow.commit()
 
 
@@ -318,23 +322,31 @@ def _replay_group(unit: str, category: str) -> dict:
     return {"unit": unit, "category": category, "cases": 0, "current": side(), "new": side()}
 
 
-def publish(uow: UnitOfWork, case: Case, outcome: Outcome, *, cause: events.Message | None = None) -> None:
+def publish(uow: UnitOfWork, case: Case, outcome: Outcome, *, cause: events.Message | None = None,
+            revision: int | None = None) -> None:
     """The outcome's events as messages: lifecycle steps as ``CaseChanged``; every change of owners
-    also as ``case.transferred`` (a staff transfer with its level; a re-route without one), so that
-    dispatch and intake take the owners escalation decided; never ``case.verified`` (intake's)."""
-    for event in outcome.events:
+    also as ``case.transferred`` (a staff transfer with its level; a re-route without one, beside its
+    ``case.rerouted``), so that dispatch and intake take the owners escalation decided (escalation's own
+    consumer skips them); never ``case.verified`` (intake's). Each carries the case's ``revision`` after
+    the save (the store's, once saved; ``revision`` for a case not saved yet) and its place among the
+    save's events (``events.revision_key``): the others' copies of the case apply only newer ones. Their
+    notifications are written too, in the same transaction (``notify.outbox.enqueue_steps``)."""
+    enqueue_steps(uow, case, outcome)
+    revision = revision if revision is not None else uow.store.revision(case.id)
+    for index, event in enumerate(outcome.events):
         step = event.step
         if event.type == "case.verified":
             continue
         if step.type in (StepType.TRANSFERRED, StepType.REROUTED):
             staff = step.type == StepType.TRANSFERRED
             uow.add(events.CaseTransferred(case_id=case.id, owners=case.owners, level=case.level if staff else None,
-                                           reason=step.note, actor=step.actor), cause=cause)
+                                           reason=step.note, actor=step.actor, revision=revision,
+                                           revision_step=index), cause=cause)
             if staff:
                 continue
         uow.add(events.CaseChanged(
             event=event.type, case_id=case.id, status=str(case.status), level=step.level,
             owner=case.owners.owner(step.level), at=step.at, actor=step.actor,
             reason=step.note, scheduled_at=step.scheduled_at, deadline=case.deadline, detail=dict(event.detail),
-            scope=case.owners if step.type == StepType.OPENED else None), cause=cause)
-
+            scope=case.owners if step.type in (StepType.OPENED, StepType.REROUTED) else None,
+            revision=revision, revision_step=index), cause=cause)

@@ -13,8 +13,9 @@ ends). Admins are not limited (imports, integrations and load tests file as admi
 window's start, its count and its cap), raised by one conditional upsert — ``INSERT … ON CONFLICT DO
 UPDATE SET count = count + 1 … WHERE count < cap`` — which the database serialises per row (PostgreSQL's
 row lock, SQLite's single writer). Of any number of requests at once, in any number of processes,
-exactly the allowance is counted; the others are refused. Windows are fixed and aligned to the epoch
-(``60/minute``: each clock minute; ``1000/day``: each UTC day), in real time.
+exactly the allowance is counted; the others are refused. Windows are fixed, as ``limits``' fixed
+window: one starts with a person's first use after the last one ended and lasts its length (``60/minute``:
+60 uses in the minute from the first), in real time.
 
 **Counted once stored**: a use is reserved before the work it allows (a report's insert; a photo's
 decode) and given back when nothing was stored after all (a retry of a stored report or photo, a refused
@@ -46,13 +47,15 @@ from shared.vocabulary import Role
 
 @dataclass(frozen=True)
 class Window:
-    """One limit's current window for a person: ``key`` names the limit (``report:60/1/minute``),
-    ``start`` is the window's start (seconds since 1970, a multiple of ``seconds``), ``cap`` the allowance."""
+    """One limit's window for a person: ``key`` names the limit (``report:60/1/minute``), ``start`` is
+    when the window began (whole seconds since 1970; for a window to open, now), ``seconds`` its length,
+    ``cap`` the allowance and ``count`` the uses counted in it."""
 
     key: str
     start: int
     seconds: int
     cap: int
+    count: int = 0
 
     @property
     def end(self) -> int:
@@ -90,13 +93,10 @@ class RateLimit:
         self.items = _items(spec)
 
     def windows(self, now: float) -> list[Window]:
-        """The current window of each limit at ``now`` (seconds since 1970)."""
-        found = []
-        for item in self.items:
-            seconds = int(item.get_expiry())
-            found.append(Window(f"{self.kind}:{item.amount}/{item.multiples}/{item.GRANULARITY.name}",
-                                int(now // seconds) * seconds, seconds, int(item.amount)))
-        return found
+        """A window of each limit that would open at ``now`` (seconds since 1970), if the person's last
+        one has ended (``store.use_allowance`` decides)."""
+        return [Window(f"{self.kind}:{item.amount}/{item.multiples}/{item.GRANULARITY.name}", int(now),
+                       int(item.get_expiry()), int(item.amount)) for item in self.items]
 
 
 class Limits:

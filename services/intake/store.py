@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import functools
 import threading
+from dataclasses import replace
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.intake.domain.reports import Report
+from services.intake.limits import Window
 from shared import outbox
 from shared.auth import Identity
 from shared.db import UTCDateTime
@@ -50,6 +52,9 @@ reports = sa.Table(
     sa.Column("verification_sent_at", UTCDateTime),
     # Photos stored for the report, raised by a conditional update with each one (at most MAX_PHOTOS).
     sa.Column("photo_count", sa.Integer, nullable=False, server_default="0"),
+    # The newest of escalation's events applied (``events.revision_key``): older ones change nothing.
+    sa.Column("case_revision", sa.Integer),
+    sa.Column("case_revision_step", sa.Integer),
     sa.UniqueConstraint("reporter", "idempotency_key", name="uq_reports_idempotency"),
     sa.Index("ix_reports_reporter_seq", "reporter", "seq"),
     sa.Index("ix_reports_category_reported_at", "category", "reported_at"),
@@ -82,12 +87,13 @@ report_departments = sa.Table(
 )
 
 #: Per-person rate limits (``services.intake.limits``): a row per person and limit, its current window
-#: (``window_start``, seconds since 1970), the uses counted in it and the allowance (``cap``).
+#: (``window_start``, whole seconds since 1970, and its length), the uses counted in it and the allowance.
 rate_counts = sa.Table(
     "rate_counts", metadata,
     sa.Column("subject", sa.String(128), primary_key=True),
     sa.Column("limit_key", sa.String(64), primary_key=True),
     sa.Column("window_start", sa.BigInteger, nullable=False),
+    sa.Column("window_seconds", sa.Integer, nullable=False),
     sa.Column("count", sa.Integer, nullable=False),
     sa.Column("cap", sa.Integer, nullable=False),
 )
@@ -270,27 +276,39 @@ class ReportStore(Store):
     def departments(self) -> list[Department]:
         return load_departments(self.db, departments)
 
-    def use_allowance(self, subject: str, windows) -> dict[str, int]:
-        """Count one use by ``subject`` in each of ``windows`` (``limits.Window``) that is not full: one
-        conditional upsert, which leaves a full window's row untouched. → limit key → its count now, for
-        the windows counted in (a window missing was full). On PostgreSQL on its own autocommit
+    def use_allowance(self, subject: str, windows: list[Window]) -> dict[str, Window]:
+        """Count one use by ``subject`` in each limit of ``windows`` (``limits.Window``, each opening now)
+        whose current window is not full, opening a new window where the last one has ended: one
+        conditional upsert, which leaves a full window's row untouched. → limit key → the window counted
+        in (its start and count now); a limit missing was full. On PostgreSQL on its own autocommit
         connection (the report is still written with its message in one statement); on SQLite in the unit
         of work's transaction, committed by the caller."""
         dialect = postgresql if self.postgres else sqlite
         insert = dialect.insert(rate_counts).values([
-            {"subject": subject, "limit_key": w.key, "window_start": w.start, "count": 1, "cap": w.cap}
-            for w in windows])
-        same_window = rate_counts.c.window_start == insert.excluded.window_start
+            {"subject": subject, "limit_key": w.key, "window_start": w.start, "window_seconds": w.seconds,
+             "count": 1, "cap": w.cap} for w in windows])
+        c, new = rate_counts.c, insert.excluded
+        current = c.window_start + c.window_seconds > new.window_start  # the last window has not ended
         statement = insert.on_conflict_do_update(
-            index_elements=[rate_counts.c.subject, rate_counts.c.limit_key],
-            set_={"count": sa.case((same_window, rate_counts.c.count + 1), else_=1),
-                  "window_start": insert.excluded.window_start, "cap": insert.excluded.cap},
-            where=sa.or_(sa.not_(same_window), rate_counts.c.count < insert.excluded.cap),
-        ).returning(rate_counts.c.limit_key, rate_counts.c.count)
+            index_elements=[c.subject, c.limit_key],
+            set_={"count": sa.case((current, c.count + 1), else_=1),
+                  "window_start": sa.case((current, c.window_start), else_=new.window_start),
+                  "window_seconds": new.window_seconds, "cap": new.cap},
+            where=sa.or_(sa.not_(current), c.count < new.cap),
+        ).returning(c.limit_key, c.window_start, c.count)
         if self.postgres:
             with _autocommit(self.engine).connect() as connection:
-                return dict(connection.execute(statement).tuples().all())
-        return dict(self.db.execute(statement).tuples().all())
+                rows = connection.execute(statement).all()
+        else:
+            rows = self.db.execute(statement).all()
+        proposed = {w.key: w for w in windows}
+        return {key: replace(proposed[key], start=start, count=count) for key, start, count in rows}
+
+    def windows_of(self, subject: str, keys: list[str]) -> dict[str, Window]:
+        """``subject``'s current windows of the limits ``keys`` (to say when a full one ends)."""
+        rows = self.db.execute(sa.select(rate_counts).where(rate_counts.c.subject == subject,
+                                                             rate_counts.c.limit_key.in_(keys))).all()
+        return {r.limit_key: Window(r.limit_key, r.window_start, r.window_seconds, r.cap, r.count) for r in rows}
 
     def give_back(self, subject: str, windows) -> None:
         """Undo one counted use by ``subject`` in each of ``windows`` (a use that stored nothing), where
@@ -320,6 +338,19 @@ class ReportStore(Store):
             reports.c.id == report_id, reports.c.status == str(Status.VERIFYING),
             reports.c.verification_sent_at.is_(None)).values(verification_sent_at=now))
         return claimed.rowcount == 1
+    def case_revisions(self, case_ids: set[str]) -> dict[str, tuple[int, int] | None]:
+        """Report id → the revision key last applied to it (``events.revision_key``; None before the first),
+        for those of ``case_ids`` that are reports. On PostgreSQL the rows stay locked until the unit of
+        work ends, taken in id order (two workers never deadlock), so a second worker following the same
+        case waits and then reads what the first one applied."""
+        if not case_ids:
+            return {}
+        query = (sa.select(reports.c.id, reports.c.case_revision, reports.c.case_revision_step)
+                 .where(reports.c.id.in_(sorted(case_ids))).order_by(reports.c.id))
+        if self.postgres:
+            query = query.with_for_update()
+        return {r.id: None if r.case_revision is None else (r.case_revision, r.case_revision_step or 0)
+                for r in self.db.execute(query)}
 
     def follow(self, case_id: str, **values) -> None:
         """What intake knows of a case after it left: status, level, owner (from the others' events)."""

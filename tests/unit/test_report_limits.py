@@ -11,15 +11,15 @@ from shared.auth import Identity
 WORKER = Identity("grid_worker", "zhou", "G1")
 
 
-def test_each_limit_has_a_window_aligned_to_the_epoch_and_its_allowance():
+def test_each_limit_proposes_a_window_opening_now_with_its_length_and_allowance():
     minute, day = RateLimit("report", "60/minute;1000/day").windows(1_800_000_123.4)
-    assert (minute.start, minute.seconds, minute.cap, minute.end) == (1_800_000_120, 60, 60, 1_800_000_180)
-    assert (day.start, day.seconds, day.cap) == (1_800_000_000 - 1_800_000_000 % 86400, 86400, 1000)
+    assert (minute.start, minute.seconds, minute.cap, minute.end) == (1_800_000_123, 60, 60, 1_800_000_183)
+    assert (day.start, day.seconds, day.cap) == (1_800_000_123, 86400, 1000)
     assert minute.key != day.key and minute.key.startswith("report:")
 
 
 def test_a_refusal_says_the_allowance_and_how_long_to_wait():
-    [window] = RateLimit("photo", "12/minute").windows(1_800_000_150.0)
+    [window] = RateLimit("photo", "12/minute").windows(1_800_000_120.0)
     over = OverLimit("photo", window, 1_800_000_150.0)
     assert over.retry_after == 30 and "at most 12 photos per person per minute" in str(over)
     assert OverLimit("photo", window, 1_800_000_179.9).retry_after == 1, "never 0: Retry-After is whole seconds"

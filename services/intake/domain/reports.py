@@ -124,6 +124,10 @@ class Report:
     #: the case leaves verification or changes owners
     verification_sent_at: datetime | None = None
     photo_count: int = 0  # photos stored for the report
+    #: the newest of escalation's events applied to the report: the case revision and the step's place in it
+    #: (``events.revision_key``); None before the first
+    case_revision: int | None = None
+    case_revision_step: int | None = None
 
     def number_in(self, time_zone: str) -> str:
         """The report's number, dated in the city's time zone (``Settings.time_zone``)."""

@@ -1,13 +1,13 @@
 """limits shared by every process
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0012'
-down_revision = '0011'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
@@ -18,6 +18,7 @@ def upgrade():
     sa.Column('subject', sa.String(length=128), nullable=False),
     sa.Column('limit_key', sa.String(length=64), nullable=False),
     sa.Column('window_start', sa.BigInteger(), nullable=False),
+    sa.Column('window_seconds', sa.Integer(), nullable=False),
     sa.Column('count', sa.Integer(), nullable=False),
     sa.Column('cap', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('subject', 'limit_key')
