@@ -12,7 +12,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from services.escalation import handlers, live
 from services.escalation.domain import actions, departments, statistics
 from services.escalation.domain.deadlines import UNITS, is_late
-from services.escalation.domain.errors import Refused
+from services.escalation.domain.errors import InvalidArgument, Refused
 from services.escalation.domain.timeline import StepType
 from services.escalation.store import StaleCase
 from shared.access import Decision
@@ -403,6 +403,9 @@ class ClosureStatsArgs(Schema):
 
     group_by = fields.String(required=True, validate=validate.OneOf([*statistics.GROUP_FIELDS, "department"]))
     period = fields.String(load_default="month", validate=validate.OneOf(list(statistics.PERIODS)))
+    by = fields.String(load_default="opened", validate=validate.OneOf(list(statistics.BYS)), metadata={
+        "description": "the cohort: cases opened in each period (default), or closed in it (the monthly "
+                       "review, 考核, by closing month); group_by=department: opened only"})
     from_ = Day(required=True, data_key="from", metadata={
         "description": "first local date (the city's time zone), included"})
     to = Day(required=True, metadata={"description": "last local date, excluded (half-open)"})
@@ -430,6 +433,8 @@ class StatsRowOut(Schema):
     closure_rate = fields.Float(allow_none=True)
     on_time_rate = fields.Float(allow_none=True)
     on_time_rate_with_extensions = fields.Float(allow_none=True)
+    on_time_rate_final = fields.Float(allow_none=True, metadata={
+        "description": "closed with the last resolve before the final deadline (the one in force then)"})
     rework_rate = fields.Float(allow_none=True)
     extension_rate = fields.Float(allow_none=True)
     escalation_rate = fields.Float(allow_none=True)
@@ -440,7 +445,10 @@ class StatsRowOut(Schema):
     urged = fields.Integer(metadata={"description": "cases urged (督办) at least once"})
     urges_late = fields.Integer(metadata={"description": "urges not answered in time"})
     time_to_respond = fields.Nested(QuantilesOut, metadata={"description": "first urge to its answer, seconds"})
-    time_at_level = fields.Dict(keys=fields.String(), values=fields.Nested(QuantilesOut))
+    time_at_level = fields.Dict(keys=fields.String(), values=fields.Nested(QuantilesOut), metadata={
+        "description": "level → working seconds there (median, p90)"})
+    calendar_at_level = fields.Dict(keys=fields.String(), values=fields.Nested(QuantilesOut), metadata={
+        "description": "level → calendar seconds there (median, p90)"})
     # group_by=department (statistics.department_rows)
     department = fields.String()
     assigned = fields.Integer()
@@ -457,6 +465,7 @@ class StatsRowOut(Schema):
 class ClosureStatsOut(Schema):
     group_by = fields.String()
     period = fields.String()
+    by = fields.String(metadata={"description": "opened or closed: the cohort the rows count"})
     from_ = fields.String(data_key="from", attribute="from")
     to = fields.String()
     time_zone = fields.String()
@@ -469,15 +478,16 @@ class ClosureTimes(MethodView):
     @blp.arguments(ClosureStatsArgs, location="query")
     @blp.response(200, ClosureStatsOut)
     def get(self, args):
-        """Closure-time statistics (结案率, 按期结案率, 返工率 …) of the cases opened on the local dates
+        """Closure-time statistics (结案率, 按期结案率, 返工率 …) of the cases opened (``by=opened``, the
+        default) or closed (``by=closed``: closed now, for the monthly review) on the local dates
         ``[from, to)`` in the city's time zone, grouped by grid, station, sub-center, category, severity
-        or reporter and by day, week (Monday) or month; the caller's area scope applies (a station sees
-        its own grids). Rates are fractions 0–1, null where the denominator is 0; durations are seconds.
+        or reporter and by day, week (Monday) or month of that date; the caller's area scope applies (a
+        station sees its own grids). Rates are fractions 0–1, null where the denominator is 0; durations are seconds.
         The README's "Closure-time statistics" defines each measure. ``format=csv``: the same columns
         flattened (``time_to_close_p90``), one header row. ``rank_by``: rank each period's groups.
 
         ``GET /escalation/v1/stats/closure-times?group_by=station&period=month&from=2026-01-01&to=2027-01-01``
-        → ``{"group_by": "station", "period": "month", "from": …, "to": …, "time_zone": "Asia/Shanghai",
+        → ``{"group_by": "station", "period": "month", "by": "opened", "from": …, "to": …, "time_zone": "Asia/Shanghai",
         "rows": [{"area_id": "S1", "period_start": "2026-01-01", "opened": 40, "closed": 38,
         "closure_rate": 0.95, …, "time_to_close": {"median": 86400.0, "p90": 259200.0}, …}]}``
         """
@@ -489,9 +499,12 @@ class ClosureTimes(MethodView):
         if args.get("rank_by") and args["rank_by"] not in rankable:
             abort(422, errors={"rank_by": [f"group_by={args['group_by']} ranks by one of: {', '.join(rankable)}"]})
         service = current_service()
-        answer = service.run(handlers.closure_stats, handlers.ClosureStats(
-            identity(), args["group_by"], args["period"], args["from_"], args["to"], args.get("rank_by"),
-            args["order"] == "desc"))
+        try:
+            answer = service.run(handlers.closure_stats, handlers.ClosureStats(
+                identity(), args["group_by"], args["period"], args["from_"], args["to"], args.get("rank_by"),
+                args["order"] == "desc", args["by"]))
+        except InvalidArgument as refusal:
+            abort(422, errors={refusal.field: [str(refusal)]})
         if args["format"] == "csv":
             return _csv(answer)
         return answer
@@ -506,7 +519,8 @@ def _csv(answer: dict) -> Response:
         template = statistics.flatten(statistics.row({key: None, "period_start": None},
                                                      dict.fromkeys(statistics.COUNTS, 0), {}))
     columns = list(template) + (["rank"] if rows and "rank" in rows[0] else [])
-    name = f"closure-times-{answer['group_by']}-{answer['period']}-{answer['from']}-{answer['to']}.csv"
+    by = "" if answer["by"] == "opened" else f"-by-{answer['by']}"
+    name = f"closure-times-{answer['group_by']}-{answer['period']}{by}-{answer['from']}-{answer['to']}.csv"
     return Response(write_csv(columns, rows), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 

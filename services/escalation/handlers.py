@@ -230,7 +230,8 @@ def next_due(uow: UnitOfWork) -> datetime | None:
 
 @dataclass(frozen=True)
 class ClosureStats:
-    """``GET /escalation/v1/stats/closure-times``: cases opened on local dates ``[day_from, day_to)``."""
+    """``GET /escalation/v1/stats/closure-times``: cases opened (``by="opened"``) or closed
+    (``by="closed"``) on local dates ``[day_from, day_to)``."""
     identity: Identity
     group_by: str
     period: str
@@ -238,20 +239,25 @@ class ClosureStats:
     day_to: date
     rank_by: str | None = None
     descending: bool = True
+    by: str = "opened"
 
 
 def closure_stats(query: ClosureStats, uow: UnitOfWork, *, time_zone: str) -> dict:
     """The statistics rows (``store.closure_stats``), ranked by ``rank_by`` when given; the answer of
-    the endpoint: ``{"group_by", "period", "from", "to", "time_zone", "rows"}``."""
+    the endpoint: ``{"group_by", "period", "by", "from", "to", "time_zone", "rows"}``. A department's
+    rows count its assignments by the day they were made (``by`` is ``opened`` there)."""
     if query.group_by == "department":
+        if query.by != "opened":
+            raise InvalidArgument("group_by=department counts assignments by the day they were made: by=opened",
+                                  field="by")
         rows = _department_stats(query, uow, time_zone)
     else:
         with uow:
             rows = uow.store.closure_stats(query.identity, query.group_by, query.period, query.day_from,
-                                           query.day_to)
+                                           query.day_to, by=query.by)
     if query.rank_by:
         rows = statistics.rank(rows, query.rank_by, query.descending)
-    return {"group_by": query.group_by, "period": query.period, "from": query.day_from.isoformat(),
+    return {"group_by": query.group_by, "period": query.period, "by": query.by, "from": query.day_from.isoformat(),
             "to": query.day_to.isoformat(), "time_zone": time_zone, "rows": rows}
 
 

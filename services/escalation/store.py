@@ -142,7 +142,9 @@ areas = sa.Table(
 )
 
 #: One row per case: what its timeline says, for the closure-time statistics (``domain.measures.Facts``),
-#: refreshed with every save. Periods are the case's local opening date, week (Monday) and month.
+#: refreshed with every save. Periods are the case's local opening date, week (Monday) and month, and
+#: for a closed case its local closing date, week and month (``by=closed``). ``facts_version`` is the
+#: ``FACTS_VERSION`` a row was computed under: ``gridcase stats rebuild`` recomputes older rows.
 case_facts = sa.Table(
     "case_facts", metadata,
     sa.Column("case_id", sa.String(36), sa.ForeignKey("cases.id"), primary_key=True),
@@ -171,8 +173,18 @@ case_facts = sa.Table(
     sa.Column("urged", sa.Integer, nullable=False, server_default="0"),  # 督办: urged at all, urges late
     sa.Column("urges_late", sa.Integer, nullable=False, server_default="0"),
     sa.Column("respond_s", sa.Float),
+    sa.Column("closed_day", sa.Date),
+    sa.Column("closed_week", sa.Date),
+    sa.Column("closed_month", sa.Date),
+    sa.Column("on_time_final", sa.Integer, nullable=False, server_default="0"),
+    *(sa.Column(f"level{n}_cal_s", sa.Float) for n in (1, 2, 3, 4)),
+    sa.Column("facts_version", sa.Integer, nullable=False, server_default="1"),
     sa.Index("ix_case_facts_day_station", "opened_day", "station_id"),
+    sa.Index("ix_case_facts_closed_day_station", "closed_day", "station_id"),
 )
+#: What a ``case_facts`` row holds: 2 added the closing periods, the final-deadline on-time flag and the
+#: calendar time at each level.
+FACTS_VERSION = 2
 
 #: Subscriptions and the notifications outbox (``services.escalation.notify``), written with the steps.
 subscriptions, notifications = declare_notifications(metadata)
@@ -404,11 +416,13 @@ class CaseStore(Store):
 
     # -- statistics ----------------------------------------------------------------------------
 
-    def closure_stats(self, identity: Identity, group_by: str, period: str, day_from, day_to) -> list[dict]:
-        """The closure-time statistics of the cases ``identity`` may see that opened on local dates
-        ``[day_from, day_to)``, one row per group and period (``domain.statistics.row``), ordered by
-        period and key. Counts are summed in SQL; the quantiles are ``percentile_cont`` on PostgreSQL
-        and the same interpolation in Python on SQLite.
+    def closure_stats(self, identity: Identity, group_by: str, period: str, day_from, day_to,
+                      by: str = "opened") -> list[dict]:
+        """The closure-time statistics of the cases ``identity`` may see that opened (``by="opened"``) or
+        closed (``by="closed"``: closed now, on that local date) on local dates ``[day_from, day_to)``,
+        one row per group and period of that date (``domain.statistics.row``), ordered by period and key.
+        Counts are summed in SQL; the quantiles are ``percentile_cont`` on PostgreSQL and the same
+        interpolation in Python on SQLite.
 
         On PostgreSQL the dates are cut in two at a period boundary (``_halves``: no group spans the
         cut) and the halves run at once on two connections: PostgreSQL computes ordered-set aggregates
@@ -417,13 +431,16 @@ class CaseStore(Store):
         f = case_facts.c
         key = {"grid": f.grid_id, "station": f.station_id, "subcenter": f.subcenter_id, "category": f.category,
                "severity": f.severity, "reporter": f.reporter}[group_by]
-        when = {"day": f.opened_day, "week": f.opened_week, "month": f.opened_month}[period]
+        when = f[f"{by}_{period}"]
+        day = f[f"{by}_day"]
         sums = [sa.func.count().label("opened"), *(sa.func.sum(f[c]).label(c) for c in statistics.COUNTS[1:])]
-        columns = [*statistics.DURATIONS.values(), *statistics.LEVEL_COLUMNS.values()]
+        columns = [*statistics.DURATIONS.values(), *statistics.LEVEL_COLUMNS.values(),
+                   *statistics.LEVEL_CALENDAR_COLUMNS.values()]
         field = statistics.GROUP_FIELDS[group_by]
+        cohort = [f.closed == 1] if by == "closed" else []  # a reopened case is not closed: not counted
 
         def where(a, b):
-            return [f.opened_day >= a, f.opened_day < b, *_facts_scope(identity)]
+            return [day >= a, day < b, *cohort, *_facts_scope(identity)]
 
         def out(r, quantiles):  # a result row (group, period, counts) and its quantiles → a statistics row
             counts = {c: int(r._mapping[c] or 0) for c in statistics.COUNTS}
@@ -472,8 +489,9 @@ class CaseStore(Store):
 
     def refresh_missing_facts(self, now: datetime, limit: int = 1000) -> int:
         """Compute the statistics row of up to ``limit`` cases that have none (cases opened before the
-        statistics existed); returns how many."""
-        missing = sa.select(cases).where(~sa.exists().where(case_facts.c.case_id == cases.c.id)).limit(limit)
+        statistics existed) or one computed under an older ``FACTS_VERSION``; returns how many."""
+        missing = sa.select(cases).where(~sa.exists().where(
+            case_facts.c.case_id == cases.c.id, case_facts.c.facts_version >= FACTS_VERSION)).limit(limit)
         found = [self._case(r) for r in self.db.execute(missing)]
         self._refresh_facts(found, now)
         return len(found)
@@ -703,7 +721,13 @@ def _facts_row(case: Case, reporter: str | None, facts) -> dict:
             "on_time": int(facts.on_time), "on_time_ext": int(facts.on_time_with_extensions),
             "ack_s": facts.time_to_acknowledge, "resolve_s": facts.time_to_resolve, "close_s": facts.time_to_close,
             "urged": int(facts.urged), "urges_late": facts.urges_late, "respond_s": facts.time_to_respond,
-            **{f"level{n}_s": facts.time_at_level.get(n) for n in (1, 2, 3, 4)}}
+            **{f"level{n}_s": facts.time_at_level.get(n) for n in (1, 2, 3, 4)},
+            "closed_day": facts.closed_day,
+            "closed_week": week_start(facts.closed_day) if facts.closed_day else None,
+            "closed_month": month_start(facts.closed_day) if facts.closed_day else None,
+            "on_time_final": int(facts.on_time_final),
+            **{f"level{n}_cal_s": facts.calendar_at_level.get(n) for n in (1, 2, 3, 4)},
+            "facts_version": FACTS_VERSION}
 
 
 def _report_columns(report: Report) -> dict:
