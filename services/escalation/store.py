@@ -100,7 +100,14 @@ timeline = sa.Table(
     sa.Column("actor", sa.String(128), nullable=False),
     sa.Column("note", sa.Text, nullable=False),
     sa.Column("scheduled_at", UTCDateTime),
+    # A step that changed the case's owners (a transfer, a re-route): the area scope it left, so that the
+    # boards that saw the case there are told it is gone (``live``). Not part of the chained step.
+    sa.Column("left_grid_id", sa.String(64)),
+    sa.Column("left_station_id", sa.String(64)),
+    sa.Column("left_subcenter_id", sa.String(64)),
 )
+#: The steps that change a case's owners, and so its area scope.
+SCOPE_CHANGES = frozenset({StepType.TRANSFERRED, StepType.REROUTED})
 
 #: One row per deadline that fired an automatic escalation: the key makes a double firing fail.
 escalations = sa.Table(
@@ -260,6 +267,7 @@ class CaseStore(Store):
     def __init__(self, connect, engine):
         super().__init__(connect, engine)
         self._revisions: dict[str, int] = {}
+        self._loaded_owners: dict[str, Owners] = {}  # the owners each case was loaded with (a scope it may leave)
 
     # -- cases ---------------------------------------------------------------------------------
 
@@ -388,20 +396,29 @@ class CaseStore(Store):
         return self.db.execute(sa.select(sa.func.max(timeline.c.id))).scalar() or 0
 
     def steps_after(self, identity: Identity | None, after: int,
-                    limit: int) -> list[tuple[int, Step, Case, Report, datetime]]:
-        """The timeline rows after ``after`` (a row id) of the cases ``identity`` may see now (None: every
-        case, for the live feed's tailer, which scopes in memory), oldest first, at most ``limit``:
-        ``(row id, step, case, report, updated_at)`` — the live feed's events."""
-        query = (sa.select(timeline.c.id.label("step_id"), timeline.c.at.label("step_at"),
-                                 timeline.c.type.label("step_type"), timeline.c.level.label("step_level"),
-                                 timeline.c.actor.label("step_actor"), timeline.c.note.label("step_note"),
-                                 timeline.c.scheduled_at.label("step_scheduled_at"), cases)
-                 .join(cases, cases.c.id == timeline.c.case_id))
+                    limit: int) -> list[tuple[int, Step, Case, Report, datetime, Owners | None]]:
+        """The timeline rows after ``after`` (a row id) of the cases ``identity`` may see now, or whose
+        scope it saw before a step moved them out of it (None: every case, for the live feed's tailer,
+        which scopes in memory), oldest first, at most ``limit``: ``(row id, step, case, report,
+        updated_at, left)`` — the live feed's events; ``left``: the scope a transfer or re-route left
+        (``Owners`` known by id), else None."""
+        t = timeline.c
+        query = (sa.select(t.id.label("step_id"), t.at.label("step_at"), t.type.label("step_type"),
+                           t.level.label("step_level"), t.actor.label("step_actor"), t.note.label("step_note"),
+                           t.scheduled_at.label("step_scheduled_at"), t.left_grid_id, t.left_station_id,
+                           t.left_subcenter_id, cases)
+                 .join(cases, cases.c.id == t.case_id))
         if identity is not None:
-            query = scoped(query, identity)
-        rows = self.db.execute(query.where(timeline.c.id > after).order_by(timeline.c.id).limit(limit)).all()
+            level = ROLE_SCOPE.get(Role(identity.role))
+            if identity.role != Role.DEPARTMENT and level is not None and identity.area:
+                query = query.where(sa.or_(OWNER_COLUMN[level.area] == identity.area,
+                                           t[f"left_{level.area}_id"] == identity.area))
+            else:
+                query = scoped(query, identity)
+        rows = self.db.execute(query.where(t.id > after).order_by(t.id).limit(limit)).all()
         return [(r.step_id, Step(r.step_at, StepType(r.step_type), Level(r.step_level), r.step_actor, r.step_note,
-                                 r.step_scheduled_at), self._case(r), _report(r), r.updated_at) for r in rows]
+                                 r.step_scheduled_at), self._case(r), _report(r), r.updated_at, _left_scope(r))
+                for r in rows]
 
     def timer_health(self, now: datetime, grace_seconds: float) -> dict[str, int]:
         """The auditor's counts (after OnCall's ``check_escalation_finished``): working cases with no
@@ -596,7 +613,7 @@ class CaseStore(Store):
             return
         self.db.execute(timeline.insert(), [
             {"case_id": case.id, "at": s.at, "type": str(s.type), "level": int(s.level), "actor": s.actor,
-             "note": s.note, "scheduled_at": s.scheduled_at} for case, s in steps])
+             "note": s.note, "scheduled_at": s.scheduled_at, **self._left(case, s)} for case, s in steps])
         fired = [{"case_id": case.id, "level": int(s.level), "scheduled_at": s.scheduled_at, "fired_at": s.at}
                  for case, s in steps if s.type == StepType.ESCALATED and s.scheduled_at is not None]
         if fired:
@@ -653,11 +670,20 @@ class CaseStore(Store):
             rows.append(vars(previous))
         self.db.execute(audit_log.insert(), rows)
 
+    def _left(self, case: Case, step: Step) -> dict:
+        """The ``left_*`` columns of a timeline row: the scope the case was loaded with, when the step
+        changed its owners (none otherwise)."""
+        before = self._loaded_owners.get(case.id)
+        if step.type not in SCOPE_CHANGES or before is None or before.scope() == case.owners.scope():
+            return dict.fromkeys(_LEFT_COLUMNS)  # every row names them all: one executemany
+        return {f"left_{name}_id": area for name, area in before.scope().items()}
+
     def _case(self, row) -> Case:
         self._revisions[row.id] = row.revision
+        owners = self._loaded_owners[row.id] = Owners.from_json(row.areas)
         return Case(
             id=row.id, number=row.number, category=row.category, severity=row.severity,
-            owners=Owners.from_json(row.areas),
+            owners=owners,
             policy=TimePolicy.from_dict(row.policy), opened_at=row.opened_at, level=Level(row.level),
             status=Status(row.status), deadline=row.deadline_at, timer_token=row.timer_token, overdue=row.overdue,
             verification_overdue=row.verification_overdue, triage=row.triage,
@@ -733,6 +759,15 @@ def _facts_row(case: Case, reporter: str | None, facts) -> dict:
 def _report_columns(report: Report) -> dict:
     return {"description": report.description, "lon": report.lon, "lat": report.lat, "reporter": report.reporter,
             "reported_at": report.reported_at}
+
+
+_LEFT_COLUMNS = tuple(f"left_{name}_id" for name in SCOPED_AREA_LEVELS)
+
+
+def _left_scope(row) -> Owners | None:
+    """The scope a timeline row's step left (``left_*`` columns), or None."""
+    ids = {name: getattr(row, f"left_{name}_id") for name in SCOPED_AREA_LEVELS}
+    return Owners.from_ids(ids) if any(ids.values()) else None
 
 
 def _report(row) -> Report:

@@ -225,3 +225,62 @@ def test_an_owner_asks_for_a_suspension_and_only_the_level_above_stops_the_clock
     approved = act(base, case_id, station_desk, {"action": "approve_suspension", "note": "agreed"}, etag)
     assert approved.status_code == 200 and approved.json()["status"] == "suspended"
     assert approved.json()["deadline"] is None and approved.json()["timeline"][-1]["actor"] == "station@" + station
+
+
+FEED = "/escalation/v1/cases/events"
+
+
+def feed(base, who, last_event_id=None, until=lambda seen: False, seconds=10.0) -> list[dict]:
+    """The live feed's events for ``who`` ({id, event, data}) until ``until(events)`` or ``seconds``."""
+    headers = auth(who, Accept="text/event-stream", **({"Last-Event-ID": last_event_id} if last_event_id else {}))
+    seen, current, started = [], {}, time.monotonic()
+    with requests.get(f"{base}{FEED}", headers=headers, stream=True, timeout=(5, seconds)) as response:
+        assert response.status_code == 200, response.text
+        try:
+            for line in response.iter_lines(chunk_size=None, decode_unicode=True):
+                if line == "" and current:
+                    event, current = current, {}
+                    if "event" in event:
+                        seen.append(event)
+                        if until(seen) or time.monotonic() - started > seconds:
+                            break
+                elif line and not line.startswith(":"):
+                    name, _, value = line.partition(": ")
+                    current[name] = json.loads(value) if name == "data" else value
+        except requests.exceptions.ConnectionError:  # the feed was quiet until the read timed out
+            pass
+    return seen
+
+
+def test_a_board_is_told_at_once_when_a_case_is_transferred_out_of_its_area(system, city):
+    """A transferred-away case stayed on the old station's board for 30 s and then read "no such case"."""
+    base, data = system
+    grids = units(city)
+    grid = sorted(grids)[12]
+    elsewhere = next(g for g, (station, _) in sorted(grids.items()) if station != grids[grid][0])
+    old_station = token(data, "station", area=grids[grid][0])
+    new_station = token(data, "station", area=grids[elsewhere][0])
+    case_id = file_case(base, city, grid, token(data, "grid_worker", area=grid, user="feng"))
+    [hello] = feed(base, old_station, until=lambda seen: True)
+    since = hello["id"]
+    command = token(data, "command", user="chen")
+    _, etag = read(base, case_id, command)
+    assert act(base, case_id, command, {"action": "transfer", "to": elsewhere, "reason": "their street"},
+               etag).status_code == 200
+
+    def removal(seen):
+        return any(e["event"] == "removed" for e in seen)
+
+    old = feed(base, old_station, last_event_id=since, until=removal)
+    new = feed(base, new_station, last_event_id=since,
+               until=lambda seen: any(e["event"] == "case" and e["data"]["step"]["type"] == "transferred"
+                                      for e in seen))
+
+    [removed] = [e for e in old if e["event"] == "removed"]
+    assert removed["data"] == {"case_id": case_id, "type": "transferred"}
+    assert not [e for e in old if e["event"] == "case" and e["data"]["case"]["id"] == case_id
+                and e["data"]["step"]["type"] == "transferred"], "the old station no longer sees the case itself"
+    [moved] = [e for e in new if e["event"] == "case" and e["data"]["step"]["type"] == "transferred"]
+    assert moved["data"]["case"]["id"] == case_id and moved["id"] == removed["id"]
+    assert requests.get(f"{base}/escalation/v1/cases/{case_id}", headers=auth(old_station), timeout=10).status_code \
+        == 404
