@@ -14,7 +14,7 @@ from shared.pages import PAGE_CSP, language
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "services/escalation/pages/board", ROOT / "services/escalation/pages/desk",
-         ROOT / "services/intake/pages/app"]
+         ROOT / "services/intake/pages/app", ROOT / "services/escalation/pages/wall"]
 
 
 @pytest.mark.parametrize("folder", PAGES, ids=lambda p: p.name)
