@@ -14,7 +14,8 @@
  *
  * Over the tiles: grids thin and lightly filled, station outlines heavier, sub-center outlines heaviest;
  * names of the finest level whose areas are wide enough on screen to hold them (sub-centers when the
- * whole city shows, then stations, then grids), each only where its name fits inside its area.
+ * whole city shows, then stations, then grids), each only where its name fits inside its area and
+ * clear of the names already placed.
  */
 (function () {
   'use strict';
@@ -181,7 +182,8 @@
   /** Names of the finest level whose areas are wide enough on screen, each where it fits inside its area. */
   function labeller(map, levels) {
     const group = L.layerGroup().addTo(map);
-    const MIN_WIDTH = 90; // px: an area narrower than this on screen is too small to name
+    // an area narrower than this on screen is too small to name: about five characters of the page's text
+    const MIN_WIDTH = 5.5 * (parseFloat(getComputedStyle(document.documentElement).fontSize) || 16);
     const widthOf = (layer) => {
       const b = layer.getBounds();
       return Math.abs(map.latLngToLayerPoint(b.getNorthEast()).x - map.latLngToLayerPoint(b.getSouthWest()).x);
@@ -193,15 +195,36 @@
         .find((l) => median(l.layers.slice(0, 200).map(widthOf)) >= MIN_WIDTH);
       if (!chosen) return;
       const view = map.getBounds().pad(0.1);
-      let shown = 0;
+      const placed = [];
+      const overlaps = (r) => placed.some((p) => r.left < p.right && p.left < r.right && r.top < p.bottom && p.top < r.bottom);
+      const measure = measurer(chosen.name);
       chosen.layers.forEach((layer) => {
         const name = layer.feature.properties.name || layer.feature.properties.id;
-        if (shown >= 300 || !view.intersects(layer.getBounds())) return;
-        if (widthOf(layer) < Math.max(MIN_WIDTH, name.length * (/[\u4e00-\u9fff]/.test(name) ? 14 : 8) + 12)) return;
+        const width = widthOf(layer);
+        if (placed.length >= 300 || width < MIN_WIDTH || !view.intersects(layer.getBounds())) return;
+        const centre = layer.getBounds().getCenter();
+        const at = map.latLngToContainerPoint(centre);
+        const size = measure(name);
+        const box = { left: at.x - size.width / 2, right: at.x + size.width / 2, top: at.y - size.height / 2, bottom: at.y + size.height / 2 };
+        if (size.width > width || overlaps(box)) return; // only a name that fits, and never over another
+        placed.push(box);
         L.tooltip({ permanent: true, direction: 'center', className: 'gc-area-label gc-area-label-' + chosen.name, interactive: false })
-          .setLatLng(layer.getBounds().getCenter()).setContent(text(name)).addTo(group);
-        shown += 1;
+          .setLatLng(centre).setContent(text(name)).addTo(group);
       });
+    }
+
+    /** The on-screen size of a label of `levelName` with a given text (its CSS font, measured on a canvas). */
+    function measurer(levelName) {
+      const probe = L.DomUtil.create('div', 'leaflet-tooltip gc-area-label gc-area-label-' + levelName, map.getContainer());
+      probe.style.visibility = 'hidden';
+      probe.textContent = 'M';
+      const style = getComputedStyle(probe);
+      const context = document.createElement('canvas').getContext('2d');
+      context.font = style.fontWeight + ' ' + style.fontSize + ' ' + style.fontFamily;
+      const padding = parseFloat(style.paddingLeft || 0) + parseFloat(style.paddingRight || 0) + 4;
+      const height = probe.getBoundingClientRect().height;
+      probe.remove();
+      return (value) => ({ width: context.measureText(value).width + padding, height });
     }
     map.on('zoomend moveend', update);
     return update;
