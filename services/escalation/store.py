@@ -179,6 +179,52 @@ audit_log = sa.Table(
     sa.Column("hash", sa.String(64), nullable=False),
 )
 
+#: Early warning (预警, ``services/escalation/early_warnings.py``): the reports each rule watches, under a
+#: coarse key — a cell of the rule's radius (``domain.early_warnings.cell``) or a grid id — so a new
+#: report reads its neighbourhood only; ``held`` while the point's item is open or acknowledged.
+warning_points = sa.Table(
+    "warning_points", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("category", sa.String(64), nullable=False),
+    sa.Column("cell", sa.String(64), nullable=False),
+    sa.Column("case_id", sa.String(36), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("lon", sa.Float),
+    sa.Column("lat", sa.Float),
+    sa.Column("item_id", sa.String(36)),
+    sa.Column("held", sa.Boolean, nullable=False),
+    sa.Index("ix_warning_points_cell", "rule", "category", "cell", "at"),
+    sa.Index("ix_warning_points_item", "item_id"),
+    sa.Index("ix_warning_points_age", "rule", "at"),
+)
+
+#: The early-warning items, and the cases in each.
+warning_items = sa.Table(
+    "warning_items", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("category", sa.String(64), nullable=False),
+    sa.Column("area_id", sa.String(64), nullable=False),
+    sa.Column("areas", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("lon", sa.Float),
+    sa.Column("lat", sa.Float),
+    sa.Column("radius_m", sa.Float),
+    sa.Column("opened_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("history", sa.JSON, nullable=False),
+    sa.Index("ix_warning_items_status", "status", "opened_at"),
+)
+warning_reports = sa.Table(
+    "warning_reports", metadata,
+    sa.Column("item_id", sa.String(36), sa.ForeignKey("warning_items.id"), primary_key=True),
+    sa.Column("case_id", sa.String(36), primary_key=True),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Index("ix_warning_reports_case", "case_id"),
+)
+
 #: The owner column of each area level.
 OWNER_COLUMN = {name: cases.c[f"{name}_id"] for name in AREA_LEVELS}
 _AUDIT_LOCK = zlib.crc32(b"gridcase-audit")
@@ -495,6 +541,14 @@ class CaseStore(Store):
         """The city's departments (escalation's copy), by id."""
         return load_departments(self.db, departments)
 
+    @property
+    def early_warnings(self):
+        """The early-warning points and items (``services.escalation.warning_store``), in this store's
+        transaction."""
+        from services.escalation.warning_store import WarningStore  # it reads this module's tables
+
+        return WarningStore(self)
+
     def owners_of(self, area_id: str) -> tuple[Level, Owners] | None:
         """The level of an area of the active hierarchy and the owners of a case placed there (the
         area and every area above it); None if there is no such area."""
@@ -565,15 +619,20 @@ class CaseStore(Store):
             self.db.execute(case_facts.insert(), rows)
 
     def _append_audit(self, steps: list[tuple[Case, Step]]) -> None:
+        self.append_audit([{"at": step.at, "actor": step.actor, "action": str(step.type), "case_id": case.id,
+                            "detail": {"level": int(step.level), "note": step.note}} for case, step in steps])
+
+    def append_audit(self, entries: list[dict]) -> None:
+        """Append rows to the hash-chained audit trail, in the caller's transaction: each entry is
+        ``{"at", "actor", "action", "case_id" (or None), "detail"}`` (``shared.audit.append``)."""
         if self.postgres:  # appends are serialised: each row names the hash of the one before
             self.db.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK})
         last = self.db.execute(sa.select(audit_log).order_by(audit_log.c.seq.desc()).limit(1)).first()
         previous = audit.Entry(last.seq, last.at, last.actor, last.action, last.case_id, last.detail,
                                last.previous_hash, last.hash) if last else None
         rows = []
-        for case, step in steps:
-            previous = audit.append(previous, at=step.at, actor=step.actor, action=str(step.type), case_id=case.id,
-                                    detail={"level": int(step.level), "note": step.note})
+        for entry in entries:
+            previous = audit.append(previous, **entry)
             rows.append(vars(previous))
         self.db.execute(audit_log.insert(), rows)
 

@@ -164,6 +164,11 @@ class FakeCaseStore:
         self.steps: dict[str, list] = {}
         self.areas = areas or {}  # id → (level name, name, parent)
         self.published_areas = None
+        self.early_warnings = FakeWarningStore(self)
+        self.audit: list[dict] = []
+
+    def append_audit(self, entries: list[dict]) -> None:
+        self.audit += entries
 
     def add(self, new, now) -> None:
         for case, outcome, _report, _candidates in new:
@@ -228,3 +233,86 @@ class FakeCaseStore:
             level = level or Level.of(kind)
             current = parent
         return (level, Owners(**refs)) if level else None
+
+
+class FakeWarningStore:
+    """Escalation's early-warning points and items (``services.escalation.warning_store``), in lists:
+    the same contract, found by scanning rather than by index."""
+
+    def __init__(self, cases: FakeCaseStore):
+        self.case_store = cases
+        self.points: list[dict] = []
+        self.items: dict[str, object] = {}
+        self.locked: list[tuple[str, str]] = []
+
+    def lock(self, keys) -> None:
+        self.locked += sorted(set(keys))
+
+    def add(self, rule, category, cell, point):
+        from dataclasses import replace
+
+        point = replace(point, id=len(self.points) + 1)
+        self.points.append({"rule": rule, "category": category, "cell": cell, "point": point})
+        return point
+
+    def near(self, rule, category, cells, since, until, exclude=None):
+        return [row["point"] for row in self.points
+                if row["rule"] == rule and row["category"] == category and row["cell"] in cells
+                and row["point"].id != exclude
+                and (row["point"].held or (row["point"].item_id is None and since <= row["point"].at <= until))]
+
+    def prune(self, rule, before, limit) -> int:
+        old = [row for row in self.points if row["rule"] == rule and row["point"].at < before
+               and not row["point"].held][:limit]
+        self.points = [row for row in self.points if row not in old]
+        return len(old)
+
+    def _hold(self, item, points) -> None:
+        from dataclasses import replace
+
+        ids = {p.id for p in points}
+        for row in self.points:
+            if row["point"].id in ids:
+                row["point"] = replace(row["point"], item_id=item.id, held=True)
+
+    def open(self, item, members) -> None:
+        import copy
+
+        self.items[item.id] = copy.deepcopy(item)
+        self._hold(item, members)
+
+    def join(self, item_id, point, now):
+        item = self.get(item_id)
+        if item is None or item.status not in ("open", "acknowledged"):
+            return None
+        added = item.take([point], now)
+        self._hold(item, [point])
+        self.save(item)
+        return item, added
+
+    def save(self, item) -> None:
+        import copy
+
+        self.items[item.id] = copy.deepcopy(item)
+
+    def release(self, item_id) -> None:
+        from dataclasses import replace
+
+        for row in self.points:
+            if row["point"].item_id == item_id:
+                row["point"] = replace(row["point"], held=False)
+
+    def get(self, item_id, identity=None, *, for_update=False):
+        import copy
+
+        item = self.items.get(item_id)
+        if item is None or (identity is not None and not any(
+                (case := self.case_store.cases.get(c)) is not None and identity.sees(case.owners)
+                for c in item.reports)):
+            return None
+        return copy.deepcopy(item)
+
+    def page(self, identity, statuses, page, size, category=None):
+        found = [self.get(i, identity) for i in self.items]
+        found = [i for i in found if i is not None and i.status in statuses and category in (None, i.category)]
+        return found[(page - 1) * size:page * size], len(found)

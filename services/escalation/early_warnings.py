@@ -1,0 +1,184 @@
+"""Early warning (预警) as escalation's use cases: the policy's rules (``[[early_warnings]]``,
+``shared/policy.py``) evaluated as cases arrive, and staff acknowledging and closing the items.
+
+**When.** ``handlers.open_cases`` hands every batch of dispatched cases to ``reports_arrived`` (each
+report with its position and owners) before it stores them; ``handlers.take_action`` hands a reopened
+case to ``case_reopened`` (the recurring rules count reopenings). Each rule that watches the report's
+category adds one point and reads the points of its neighbourhood only (``domain.early_warnings``: the
+cells around the point, or the point's grid), so a report costs the same however many are stored
+(``benchmarks/early_warning.py``). Points older than twice a rule's window that no active item holds
+are pruned as reports arrive, a few for each new one.
+
+**Two workers, one cluster, one item.** Two escalation workers (or gunicorn's threads) may take two
+reports of one cluster at the same moment; each would see the other's point only after it commits, and
+both would open an item. So before deciding, a batch locks each (rule, category) it touches until it
+commits (``WarningStore.lock``: PostgreSQL advisory locks in one sorted order; on SQLite the write
+lock already admits one writer): the second worker then sees the first one's item and joins it. The
+lock order is rule × category, then an item's row, then the audit trail's lock — the order staff
+actions take too (item row, then audit) — so the two never wait on each other; that is why
+``open_cases`` evaluates the rules before it stores the cases (which takes the audit lock).
+
+**The audit trail.** Items are not cases and have no case timeline: their changes (``early_warning.opened``,
+``.joined``, ``.acknowledged``, ``.closed``) are rows of the same hash chain with ``case_id`` null and
+``detail`` naming the item (``{"item", "rule", "category", "area_id", "reports"}`` or ``{"item", "note"}``).
+"""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from services.escalation.domain.early_warnings import Item, Point, cell, cells_near, decide, opened_item
+from services.escalation.domain.timeline import Outcome, StepType
+from shared import logs
+from shared.auth import Identity
+from shared.clock import Clock
+from shared.messages import events
+from shared.owners import Owners
+from shared.policy import EarlyWarningRule, Policy
+from shared.uow import UnitOfWork
+
+log = logs.get("gridcase.early_warning")
+#: Stale points pruned per new point: more than one, so the table shrinks back after a burst.
+PRUNE_PER_POINT = 4
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A report (or a case reopened) as the rules see it: its case, category, time (UTC), owners and
+    position (degrees WGS84; None when it has none that places the incident)."""
+
+    case_id: str
+    category: str
+    at: datetime
+    owners: Owners
+    lon: float | None = None
+    lat: float | None = None
+
+
+def reports_arrived(uow: UnitOfWork, policy: Policy, messages: Iterable[events.CaseDispatched],
+                    now: datetime) -> list[Item]:
+    """Newly dispatched cases → the rules that watch their categories; returns the items opened. A
+    report routed without a usable position (``location_unverified``) counts for recurring rules only."""
+    arrivals = []
+    for m in messages:
+        located = m.location is not None and m.location.lon is not None and not m.location_unverified
+        arrivals.append(Arrival(m.case_id, m.category, m.reported_at, m.owners,
+                                m.location.lon if located else None, m.location.lat if located else None))
+    return evaluate(uow, policy, arrivals, now)
+
+
+def case_reopened(uow: UnitOfWork, policy: Policy | None, case, outcome: Outcome, now: datetime) -> list[Item]:
+    """A staff action's outcome → a reopening counts for the recurring rules of the case's category."""
+    if policy is None or not any(step.type == StepType.REOPENED for step in outcome.steps):
+        return []
+    return evaluate(uow, policy, [Arrival(case.id, case.category, now, case.owners)], now)
+
+
+def _applies(rule: EarlyWarningRule, arrival: Arrival) -> bool:
+    if rule.kind == "cluster":
+        return arrival.lon is not None and arrival.lat is not None
+    return arrival.owners.grid is not None
+
+
+def evaluate(uow: UnitOfWork, policy: Policy, arrivals: list[Arrival], now: datetime) -> list[Item]:
+    """Each arrival under each rule that watches it: a new point, and the rule's decision (join an active
+    item, open one, or nothing); in the caller's transaction, after locking the rules × categories
+    touched. Returns the items opened."""
+    work = [(rule, a) for a in arrivals for rule in policy.warning_rules(a.category) if _applies(rule, a)]
+    if not work:
+        return []
+    index = uow.store.early_warnings
+    index.lock((rule.name, a.category) for rule, a in work)
+    opened, audit = [], []
+    for rule, a in work:
+        window = timedelta(seconds=rule.window)
+        if rule.kind == "cluster":
+            key, keys = cell(a.lon, a.lat, rule.radius_m), cells_near(a.lon, a.lat, rule.radius_m, rule.radius_m)
+        else:
+            key = a.owners.grid.id
+            keys = [key]
+        point = index.add(rule.name, a.category, key, Point(a.case_id, a.at, a.lon, a.lat))
+        others = index.near(rule.name, a.category, keys, a.at - window, a.at + window, exclude=point.id)
+        decision = decide(rule.kind, point, others, window=window, min_reports=rule.min_reports,
+                          radius_m=rule.radius_m)
+        if decision.join:
+            joined = index.join(decision.join, point, now)
+            if joined and joined[1]:
+                audit.append(_audit(now, "system", "early_warning.joined", {"item": decision.join,
+                                                                             "reports": joined[1]}))
+        elif decision.members:
+            item = opened_item(str(uuid.uuid4()), rule, a.category, a.owners, decision.members, now)
+            index.open(item, list(decision.members))
+            audit.append(_audit(now, "system", "early_warning.opened", {
+                "item": item.id, "rule": item.rule, "category": item.category, "area_id": item.area_id,
+                "reports": list(item.reports)}))
+            opened.append(item)
+            early_warning_opened(uow, item)
+    for rule in {rule for rule, _ in work}:
+        index.prune(rule.name, now - 2 * timedelta(seconds=rule.window), PRUNE_PER_POINT * len(work))
+    if audit:
+        uow.store.append_audit(audit)
+    return opened
+
+
+def early_warning_opened(uow: UnitOfWork, item: Item) -> None:
+    """The one place a new early-warning item is announced, in the transaction that opened it: the
+    notifications of the event ``early_warning`` (by default to the item's sub-center,
+    ``item.owners.subcenter``) are written here, beside the item, so that they exist if and only if the
+    item does. Until a notifier takes them, the item is logged."""
+    log.info("early warning opened", item=item.id, rule=item.rule, category=item.category, area_id=item.area_id,
+             reports=len(item.reports))
+
+
+def _audit(at: datetime, actor: str, action: str, detail: dict) -> dict:
+    return {"at": at, "actor": actor, "action": action, "case_id": None, "detail": detail}
+
+
+@dataclass(frozen=True)
+class WarningAction:
+    """``POST /escalation/v1/warnings/{id}/actions``: ``acknowledge`` or ``close``, with a note."""
+
+    item_id: str
+    action: str
+    note: object
+    identity: Identity
+
+
+def act_on_warning(command: WarningAction, uow: UnitOfWork, *, clock: Clock) -> Item:
+    """Acknowledge or close an item the caller may see; returns it. ``LookupError`` when it is unknown or
+    outside the caller's area (404); the domain's ``InvalidTransition`` (409) or ``InvalidArgument``
+    (422 naming ``action`` or ``note``). A closed item's reports never count again."""
+    now = clock.now()
+    with uow:
+        index = uow.store.early_warnings
+        item = index.get(command.item_id, command.identity, for_update=True)
+        if item is None:
+            raise LookupError(command.item_id)
+        entry = item.act(command.action, command.identity.user, now, command.note)
+        index.save(item)
+        if item.status == "closed":
+            index.release(item.id)
+        uow.store.append_audit([_audit(now, command.identity.user, f"early_warning.{entry['action']}",
+                                       {"item": item.id, "note": entry["note"]})])
+        uow.commit()
+    return item
+
+
+@dataclass(frozen=True)
+class Hotspots:
+    """``GET /escalation/v1/stats/hotspots``: cases opened on local dates ``[day_from, day_to)``."""
+
+    identity: Identity
+    day_from: date
+    day_to: date
+    category: str | None = None
+
+
+def hotspots(query: Hotspots, uow: UnitOfWork, *, time_zone: str) -> dict:
+    """Reports per grid and category (the desk's heat map): ``{"from", "to", "time_zone", "rows":
+    [{"area_id", "category", "reports"}]}``, in the caller's area scope."""
+    with uow:
+        rows = uow.store.early_warnings.hotspots(query.identity, query.day_from, query.day_to, query.category)
+    return {"from": query.day_from.isoformat(), "to": query.day_to.isoformat(), "time_zone": time_zone, "rows": rows}
