@@ -14,6 +14,7 @@
   let board = null; // {view, openCase, showPanel, caseNumber, categoryName, areaName}
   const items = new Map(); // id → item
   const circles = new Map(); // id → Leaflet circle
+  const labels = new Map(); // id → its count, a tooltip on the circle's northern edge (the pins stay visible)
   let shown = null; // the id of the item in the panel
   let reloadTimer = null;
 
@@ -47,14 +48,24 @@
         circle = L.circle(at, { radius: item.radius_m, weight: 3, fillOpacity: 0.18, className: 'warning-circle' }).addTo(board.view.map);
         circle.on('click', () => openItem(item.id));
         circles.set(item.id, circle);
+        const label = L.tooltip({ permanent: true, interactive: true, direction: 'center',
+          className: 'warning-count warning-count-' + item.id }).setLatLng(at).setContent('').addTo(board.view.map);
+        label.on('click', () => openItem(item.id));
+        labels.set(item.id, label);
       }
       circle.setLatLng(at);
       circle.setRadius(item.radius_m);
       circle.setStyle({ color: COLOURS[item.status], fillColor: COLOURS[item.status] });
-      circle.unbindTooltip();
-      circle.bindTooltip(gcAreas.text(String(item.count)), { permanent: true, direction: 'center', className: 'warning-count' });
+      labels.get(item.id).setLatLng([item.location.lat + item.radius_m / 111195, item.location.lon])
+        .setContent(gcAreas.text(String(item.count)));
     });
-    circles.forEach((circle, id) => { if (!keep.has(id)) { circle.remove(); circles.delete(id); } });
+    circles.forEach((circle, id) => {
+      if (keep.has(id)) return;
+      circle.remove();
+      labels.get(id).remove();
+      circles.delete(id);
+      labels.delete(id);
+    });
   }
 
   async function load() {
@@ -87,7 +98,7 @@
     shown = item.id;
     renderItem(item, message);
     const circle = circles.get(item.id);
-    if (circle && board.view) board.view.map.panTo(circle.getLatLng());
+    if (circle && board.view) board.view.map.fitBounds(circle.getBounds().pad(1.5), { animate: false, maxZoom: 17 });
   }
 
   function field(label, value) {

@@ -13,6 +13,7 @@
   let areas = null;
   let categories = {};
   let data = null;
+  let asked = 0; // the latest request: an older answer arriving after it is dropped
 
   const $ = (id) => document.getElementById(id);
 
@@ -26,35 +27,40 @@
     return f ? f.properties.name : id;
   }
 
-  /** Class bounds over the counts: equal steps from 1 to the largest (at least one report per step). */
+  /** The classes of the counts: up to five equal steps from 1 to the largest, each [low, high, colour],
+   *  the darkest for the largest (fewer classes than colours take the darker ones). */
   function bounds(max) {
-    const step = Math.max(1, Math.ceil(max / CLASSES.length));
-    return CLASSES.map((_, i) => [i * step + 1, i === CLASSES.length - 1 ? Math.max(max, (i + 1) * step) : (i + 1) * step]);
+    const n = Math.min(CLASSES.length, max);
+    const step = Math.ceil(max / n);
+    return Array.from({ length: n }, (_, i) => [i * step + 1, i === n - 1 ? max : (i + 1) * step, CLASSES[CLASSES.length - n + i]]);
   }
 
   function colour(count, classes) {
     if (!count) return NONE;
-    const i = classes.findIndex(([, high]) => count <= high);
-    return CLASSES[i < 0 ? CLASSES.length - 1 : i];
+    return (classes.find(([, high]) => count <= high) || classes[classes.length - 1])[2];
   }
 
-  function render() {
+  function render(fit) {
     if (!data) return;
     const totals = {};
     data.rows.forEach((r) => { totals[r.area_id] = (totals[r.area_id] || 0) + r.reports; });
     const max = Math.max(0, ...Object.values(totals));
     const classes = bounds(max);
     if (view) {
+      const hot = L.latLngBounds([]);
       view.layer.eachLayer((layer) => {
         const id = layer.feature.properties.id;
         const count = totals[id] || 0;
         layer.setStyle({ fillColor: colour(count, classes), fillOpacity: count ? 0.85 : 0.5, color: '#37474f', weight: 1 });
-        layer.unbindTooltip();
-        layer.bindTooltip(gcAreas.text(layer.feature.properties.name + ' · ' + gc.t('hotspot_reports', { n: count })), { sticky: true });
+        const label = gcAreas.text(layer.feature.properties.name + ' · ' + gc.t('hotspot_reports', { n: count }));
+        if (layer.getTooltip()) layer.setTooltipContent(label);
+        else layer.bindTooltip(label, { sticky: true });
+        if (count) hot.extend(layer.getBounds());
       });
+      if (fit && hot.isValid()) view.map.fitBounds(hot.pad(0.6), { animate: false, maxZoom: 16 }); // where the reports are
     }
-    $('hotspot-legend').replaceChildren(...(max ? classes.map(([low, high], i) => gc.el('span', { class: 'swatch-row' }, [
-      gc.el('span', { class: 'swatch swatch-' + i }), gc.el('span', { text: low === high ? String(low) : low + '–' + high }),
+    $('hotspot-legend').replaceChildren(...(max ? classes.map(([low, high, fill]) => gc.el('span', { class: 'swatch-row' }, [
+      gc.el('span', { class: 'swatch swatch-' + CLASSES.indexOf(fill) }), gc.el('span', { text: low === high ? String(low) : low + '–' + high }),
     ])) : [gc.el('span', { class: 'muted', text: gc.t('hotspot_none') })]));
     const rows = data.rows.slice(0, TOP);
     $('hotspot-table').replaceChildren(
@@ -73,15 +79,18 @@
     const params = new URLSearchParams({ from: f.from.value, to: f.to.value });
     if ($('h-category').value) params.set('category', $('h-category').value);
     $('hotspot-status').textContent = gc.t('loading');
+    const mine = ++asked;
     const result = await gc.api('GET', HOTSPOTS + '?' + params).catch(() => null);
+    if (mine !== asked) return;
     if (!result || !result.ok) {
       $('hotspot-status').textContent = result && (result.status === 404 || result.status === 405)
         ? gc.t('hotspot_unavailable') : gc.t('load_failed', { error: result ? gc.problemText(result) : '' });
       return;
     }
     data = result.data;
+    document.body.dataset.hotspotCategory = params.get('category') || 'all'; // what the view shows
     $('hotspot-status').textContent = gc.t('hotspot_period', { from: data.from, to: data.to });
-    render();
+    render(true);
   }
 
   function fillCategories() {
