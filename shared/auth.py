@@ -8,6 +8,10 @@ Two kinds of signer are accepted (``TokenVerifier``):
   (``GRIDCASE_JWKS_URL``: an ``https://`` URL, read with PyJWT's ``PyJWKClient`` and cached, or a
   file path / ``file://`` URL read once). The token's ``kid`` picks the key; the key's type fixes
   the algorithm, so an HS256 token can never be checked against a public key (algorithm confusion).
+  Such a token must carry ``aud`` naming ``GRIDCASE_JWT_AUDIENCE`` (a string or a list holding it) and
+  ``iss`` equal to ``GRIDCASE_JWT_ISSUER`` (RFC 7519 §4.1.1, §4.1.3): an identity provider signs tokens
+  for every application it serves with the same keys, and one issued for another application must
+  not open this one. Both settings are required with a JWKS (``TokenVerifier`` refuses to start).
 
 Every claim is checked for presence and type before anything else runs (``read_token``): ``sub``
 (a non-empty storable string of at most 128 characters: the person), ``role`` (one of ``Role``),
@@ -16,9 +20,16 @@ Every claim is checked for presence and type before anything else runs (``read_t
 ``department`` token only, and required there), ``exp`` and ``iat`` (numbers; a lifetime
 ``exp - iat`` of at most ``MAX_LIFETIME``, and ``exp`` no further than that from now). A failed
 check is an ``AuthError`` (401).
+
+**Revocation.** Every token ``gridcase token`` issues carries a ``jti`` (a random id). A
+``TokenVerifier`` given ``revoked`` (``shared.revocations.Revocations.revoked``) asks it on every
+read, cached or not, whether the token's ``jti``, or its ``sub`` issued at its ``iat``, was revoked
+(``gridcase token revoke``); a revoked token is an ``AuthError`` (401).
 """
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,6 +50,9 @@ MIN_SECRET_BYTES = 32
 MAX_LIFETIME = timedelta(days=30)
 #: Clock skew tolerated between the issuer and this process (on ``iat`` and ``exp``).
 LEEWAY = timedelta(seconds=60)
+#: The subjects of Open311 clients' reports (``open311:<key name>``): what the public listing shows, so no
+#: token may take such a subject (its holder's reports would be published).
+OPEN311_SUBJECT_PREFIX = "open311:"
 
 
 class AuthError(Exception):
@@ -80,12 +94,14 @@ def issue_token(secret: str, role: str, *, area: str | None = None, user: str | 
         raise ValueError("a grid worker's token needs --user (the person's own id, e.g. a staff number)")
     if (role == Role.DEPARTMENT) != bool(department):
         raise ValueError("a department's token needs --department (its id), and only a department's")
+    if user and user.startswith(OPEN311_SUBJECT_PREFIX):
+        raise ValueError(f"--user may not start with {OPEN311_SUBJECT_PREFIX!r}: Open311 clients' reports are filed so")
     if not timedelta(0) < ttl <= MAX_LIFETIME:
         raise ValueError(f"a token lives at most {MAX_LIFETIME.days} days")
     check_secret(secret)
     now = now or datetime.now(UTC)
     subject = user or (f"{role}@{area or department}" if area or department else role)
-    claims = {"sub": subject, "role": role, "iat": now, "exp": now + ttl}
+    claims = {"sub": subject, "role": role, "iat": now, "exp": now + ttl, "jti": uuid.uuid4().hex}
     if area:
         claims["area"] = area
     if department:
@@ -93,18 +109,29 @@ def issue_token(secret: str, role: str, *, area: str | None = None, user: str | 
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
+PROVIDER_SETTINGS = ("GRIDCASE_JWKS_URL is set, so GRIDCASE_JWT_AUDIENCE and GRIDCASE_JWT_ISSUER are required: "
+                      "the aud and iss your identity provider puts in the tokens it issues for gridcase (without "
+                      "them a token it issued for another application would be accepted here)")
+
+
 class TokenVerifier:
     """Checks bearer tokens: HS256 against ``secret``, RS256/ES256 against the JWKS at ``jwks``
-    (a URL or a file path; None: no identity provider, such tokens are refused)."""
+    (a URL or a file path; None: no identity provider, such tokens are refused) with their ``aud``
+    naming ``audience`` and their ``iss`` equal to ``issuer`` (both required with ``jwks``: ValueError)."""
 
     #: verified tokens kept, and for how long at most (a phone sends the same token with every request)
     CACHE_SIZE = 4096
     CACHE_SECONDS = 300
 
-    def __init__(self, secret: str, jwks: str | None = None):
+    def __init__(self, secret: str, jwks: str | None = None, *, audience: str | None = None,
+                 issuer: str | None = None, revoked: Callable[[str | None, str, float], bool] | None = None):
         check_secret(secret)
+        if jwks and not (audience and issuer):
+            raise ValueError(PROVIDER_SETTINGS)
         self.secret = secret
-        self._verified: dict[str, tuple[Identity, float]] = {}
+        self.audience, self.issuer = audience, issuer
+        self.revoked = revoked  # (jti or None, sub, iat) → whether revoked; asked on every read
+        self._verified: dict[str, tuple[Identity, float, str | None, float]] = {}
         self._client = self._keys = None
         if jwks and jwks.startswith(("https://", "http://")):
             self._client = jwt.PyJWKClient(jwks, cache_keys=True, lifespan=300, timeout=5)
@@ -138,16 +165,19 @@ class TokenVerifier:
         """The identity a token proves; AuthError for anything wrong with it (see the module docstring).
 
         A token verified in the last ``CACHE_SECONDS`` is not verified again until it expires (the
-        signature and claims of one token string cannot change; its expiry is checked every time)."""
+        signature and claims of one token string cannot change; its expiry is checked every time).
+        Whether it was revoked is asked every time (``revoked``)."""
         moment = (now or datetime.now(UTC)).timestamp()
         cached = self._verified.get(token)
-        if cached is not None and moment < cached[1]:
-            return cached[0]
-        identity, expires = self._verify(token, now)
-        if len(self._verified) >= self.CACHE_SIZE:
-            self._verified.clear()
-        self._verified[token] = (identity, min(expires, moment + self.CACHE_SECONDS))
-        return identity
+        if cached is None or moment >= cached[1]:
+            identity, expires = self._verify(token, now)
+            token_id, issued = _revocation_claims(token)
+            if len(self._verified) >= self.CACHE_SIZE:
+                self._verified.clear()
+            cached = self._verified[token] = (identity, min(expires, moment + self.CACHE_SECONDS), token_id, issued)
+        if self.revoked is not None and self.revoked(cached[2], cached[0].user, cached[3]):
+            raise AuthError("the token has been revoked")
+        return cached[0]
 
     def _verify(self, token: str, now: datetime | None) -> tuple[Identity, float]:
         try:
@@ -155,9 +185,19 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise AuthError(str(exc)) from exc
         key, alg = self.key_for(token, header)
+        provider = alg in PROVIDER_ALGORITHMS
+        required = ["exp", "iat", "sub"] + (["aud", "iss"] if provider else [])
         try:
-            claims = jwt.decode(token, key, algorithms=[alg], options={
-                "require": ["exp", "iat", "sub"], "verify_sub": False, "verify_exp": False, "verify_iat": False})
+            claims = jwt.decode(token, key, algorithms=[alg], audience=self.audience if provider else None,
+                                issuer=self.issuer if provider else None, options={
+                                    "require": required, "verify_sub": False, "verify_exp": False,
+                                    "verify_iat": False, "verify_aud": provider})
+        except jwt.InvalidAudienceError as exc:
+            raise AuthError(f"the aud claim does not name this service ({self.audience!r}): {exc}") from exc
+        except jwt.InvalidIssuerError as exc:
+            raise AuthError(f"the iss claim is not this service's identity provider ({self.issuer!r})") from exc
+        except jwt.MissingRequiredClaimError as exc:
+            raise AuthError(f"the {exc.claim} claim is required") from exc
         except jwt.PyJWTError as exc:
             raise AuthError(str(exc)) from exc
         return identity_from_claims(claims, now or datetime.now(UTC)), float(claims["exp"])
@@ -170,6 +210,8 @@ def identity_from_claims(claims: dict, now: datetime) -> Identity:
         raise AuthError(f"the role claim must be one of {', '.join(ROLES)}")
     user, area = claims.get("sub"), claims.get("area")
     _check_claim("sub", user, LIMITS["user"])
+    if user.startswith(OPEN311_SUBJECT_PREFIX):
+        raise AuthError(f"the sub claim may not start with {OPEN311_SUBJECT_PREFIX!r} (Open311 clients' reports)")
     if area is not None or Role(role) in ROLE_SCOPE:
         if area is None:
             raise AuthError(f"a {role} token needs an area claim")
@@ -194,9 +236,19 @@ def identity_from_claims(claims: dict, now: datetime) -> Identity:
     return Identity(role=role, user=user, area=area, department=department)
 
 
-def read_token(secret: str, token: str, *, jwks: str | None = None) -> Identity:
-    """``TokenVerifier(secret, jwks).read(token)``: for callers that check one token."""
-    return TokenVerifier(secret, jwks).read(token)
+def _revocation_claims(token: str) -> tuple[str | None, float]:
+    """The ``jti`` (None when absent) and ``iat`` of a token whose signature and claims were verified."""
+    claims = jwt.decode(token, options={"verify_signature": False})
+    token_id = claims.get("jti")
+    if token_id is not None and (not isinstance(token_id, str) or not 0 < len(token_id) <= LIMITS["user"]):
+        raise AuthError(f"the jti claim must be a string of 1 to {LIMITS['user']} characters")
+    return token_id, float(claims["iat"])
+
+
+def read_token(secret: str, token: str, *, jwks: str | None = None, audience: str | None = None,
+               issuer: str | None = None) -> Identity:
+    """``TokenVerifier(secret, jwks, audience=…, issuer=…).read(token)``: for callers that check one token."""
+    return TokenVerifier(secret, jwks, audience=audience, issuer=issuer).read(token)
 
 
 def _check_claim(name: str, value, max_length: int) -> None:

@@ -6,8 +6,9 @@ documents every key). It holds:
 - **groups and classes** of categories as GB/T 30428.2 groups them: 部件 (``facilities``, city
   components: lamps, manholes, …) and 事件 (``events``, things that happen: dumping, disputes, …),
   each with classes (大类) such as 公用设施 or 市容环境;
-- **categories** (小类) with Chinese and English names, their group and class, a default severity and
-  optionally a ``unit`` (an area id) that takes all their cases;
+- **categories** (小类) with Chinese and English names, their group and class, a default severity,
+  optionally a ``unit`` (an area id) that takes all their cases, and what the public sees of them:
+  ``public`` (offered through Open311; default false) and ``sensitive`` (positions published rounded);
 - **time rules per category × severity**: the start level, the time limit at each of the four
   levels, the verification limit, the warning thresholds and the extension caps. A rule is looked
   up as ``[defaults]`` ← ``[severities.<s>]`` ← the category's own keys ← ``[categories.severities.<s>]``
@@ -79,7 +80,8 @@ EARLY_WARNING_KINDS = ("cluster", "recurring")
 
 #: The rule when neither the file nor anything above says.
 BUILTIN_RULE = {"start_level": "grid", "levels": {1: 4.0, 2: 8.0, 3: 24.0, 4: 48.0}, "verification": 24.0,
-                "department": 24.0, "warnings": {0: ()}, "extensions": {"max_count": 2, "max_total": 48.0}}
+                "department": 24.0, "urge_response": 4.0, "warnings": {0: ()},
+                "extensions": {"max_count": 2, "max_total": 48.0}}
 
 __all__ = ["UNITS", "WEEKDAYS", "Amount", "CalendarSpec", "Category", "EarlyWarningRule", "Policy", "PolicyError",
            "Rule", "UnitCalendar", "load_policy", "parse_amount", "parse_policy"]
@@ -105,6 +107,7 @@ class Rule:
     max_extension_total: Limit
     level_warnings: dict[int, tuple[float, ...]] = field(default_factory=dict)  # a level's own thresholds
     department: Limit = Limit(24.0, "hours")  # a department assignment's time to feed back (反馈)
+    urge_response: Limit = Limit(4.0, "hours")  # the holder's time to answer an urge (督办) when it names none
 
     def warnings_at(self, level: int) -> tuple[float, ...]:
         """The warning thresholds at ``level`` (1–4)."""
@@ -124,6 +127,8 @@ class Category:
     #: the lead department (主办) and co-handlers (协办) of its cases, overriding the departments file
     lead_department: str | None = None
     co_departments: tuple[str, ...] | None = None
+    public: bool = False  # offered to the public through Open311 (its reports listed there)
+    sensitive: bool = False  # published positions rounded (``SENSITIVE_DECIMALS``): a place that names a household
 
     def rule(self, severity: str | None = None) -> Rule:
         """The rule for ``severity`` (the category's default severity when unknown or None)."""
@@ -410,8 +415,8 @@ def _parse(text: str, file: str) -> Policy:
         if klass is not None and klass not in groups.get(group, {}).get("classes", {}):
             raise lines.error(f"category {code!r}: unknown class {klass!r} in group {group!r}",
                               lines.of_category(code, "class"))
-        own = {k: raw[k] for k in ("start_level", "levels", "verification", "department", "warnings", "extensions")
-               if k in raw}
+        own = {k: raw[k] for k in ("start_level", "levels", "verification", "department", "urge_response", "warnings",
+                                   "extensions") if k in raw}
         lead, co = raw.get("lead_department"), raw.get("co_departments")
         if lead is not None and not (isinstance(lead, str) and lead):
             raise lines.error(f"category {code!r}: lead_department is a department id",
@@ -440,8 +445,12 @@ def _parse(text: str, file: str) -> Policy:
                             _partial(per_severity.get(name, {})))
             rules[name] = checked(lines.of_category(code, f"severities.{name}") if name in per_severity else line,
                                   _rule, merged, code, name)
+        for flag in ("public", "sensitive"):
+            if not isinstance(raw.get(flag, False), bool):
+                raise lines.error(f"category {code!r}: {flag} is true or false", lines.of_category(code, flag))
         categories[code] = Category(code, raw["zh"], raw["en"], severity, rules, group, klass, raw.get("unit"),
-                                    lead, tuple(co) if co is not None else None)
+                                    lead, tuple(co) if co is not None else None, raw.get("public", False),
+                                    raw.get("sensitive", False))
     if "other" not in categories:
         raise lines.error('the policy needs a category "other" (for reports of an unknown category)', None)
     return Policy(categories, groups, tuple(severities), _calendar(data.get("calendar", {}), lines),
@@ -450,7 +459,7 @@ def _parse(text: str, file: str) -> Policy:
 
 def _partial(raw: dict) -> dict:
     """One table's rule keys, each parsed (a table may give only some of them)."""
-    known = {"start_level", "levels", "verification", "department", "warnings", "extensions"}
+    known = {"start_level", "levels", "verification", "department", "urge_response", "warnings", "extensions"}
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"unknown key {sorted(unknown)[0]!r}; one of {', '.join(sorted(known))}")
@@ -469,8 +478,9 @@ def _partial(raw: dict) -> dict:
         out["levels"] = levels
     if "verification" in raw:
         out["verification"] = parse_limit(raw["verification"])
-    if "department" in raw:
-        out["department"] = parse_limit(raw["department"])
+    for key in ("department", "urge_response"):
+        if key in raw:
+            out[key] = parse_limit(raw[key])
     if "warnings" in raw:
         out["warnings"] = _warnings(raw["warnings"])
     if "extensions" in raw:
@@ -537,13 +547,14 @@ def _rule(merged: dict, code: str, severity: str) -> Rule:
     verification = merged["verification"]
     caps = merged["extensions"]
     total = caps["max_total"]
-    warnings, department = merged["warnings"], merged["department"]
+    warnings, department, urge_response = merged["warnings"], merged["department"], merged["urge_response"]
     return Rule(start, dict(sorted(levels.items())),
                 verification if isinstance(verification, Limit) else parse_limit(verification),
                 tuple(warnings.get(0, ())), int(caps["max_count"]),
                 total if isinstance(total, Limit) else parse_limit(total),
                 {level: tuple(p) for level, p in sorted(warnings.items()) if level},
-                department if isinstance(department, Limit) else parse_limit(department))
+                department if isinstance(department, Limit) else parse_limit(department),
+                urge_response if isinstance(urge_response, Limit) else parse_limit(urge_response))
 
 
 _CALENDAR_KEYS = ("hours", "round_the_clock", "extra_holidays", "extra_workdays")

@@ -92,6 +92,10 @@ class StepType(StrEnum):
     DEPARTMENT_DONE = "department_done"
     DEPARTMENT_DECLINED = "department_declined"
     DEPARTMENT_OVERDUE = "department_overdue"
+    # 督办: urged on record, the holder's answer, an answer not given in time
+    URGED = "urged"
+    URGE_ANSWERED = "urge_answered"
+    URGE_OVERDUE = "urge_overdue"
 
 
 class Role(StrEnum):

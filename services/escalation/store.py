@@ -8,6 +8,7 @@ revision than the one loaded fails (``StaleCase``), so two writers never overwri
 from __future__ import annotations
 
 import functools
+import weakref
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from services.escalation.domain.deadlines import Limit, TimePolicy
 from services.escalation.domain.departments import Assignment
 from services.escalation.domain.measures import measure, month_start, week_start
 from services.escalation.domain.timeline import Outcome, Step, StepType
+from services.escalation.domain.urges import Urge
 from shared import audit
 from shared.auth import Identity
 from shared.db import UTCDateTime
@@ -69,6 +71,7 @@ cases = sa.Table(
     # functional departments on the case (domain.departments.Assignment.to_dict), and whose fix is verified
     sa.Column("assignments", sa.JSON),
     sa.Column("resolved_department", sa.String(64)),
+    sa.Column("urges", sa.JSON),  # 督办 on record (domain.urges.Urge.to_dict)
     sa.Column("deadline_basis", sa.String(16)),  # official, provisional, calendar_gap (working-time deadlines)
     sa.Column("updated_at", UTCDateTime, nullable=False),
     # the report itself, from case.dispatched: staff need no second call to intake
@@ -163,6 +166,9 @@ case_facts = sa.Table(
     sa.Column("resolve_s", sa.Float),
     sa.Column("close_s", sa.Float),
     *(sa.Column(f"level{n}_s", sa.Float) for n in (1, 2, 3, 4)),
+    sa.Column("urged", sa.Integer, nullable=False, server_default="0"),  # 督办: urged at all, urges late
+    sa.Column("urges_late", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("respond_s", sa.Float),
     sa.Index("ix_case_facts_day_station", "opened_day", "station_id"),
 )
 
@@ -177,6 +183,7 @@ audit_log = sa.Table(
     sa.Column("detail", sa.JSON, nullable=False),
     sa.Column("previous_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("mac", sa.String(64)),  # HMAC-SHA256 of hash under GRIDCASE_AUDIT_KEY (shared.audit.row_mac)
 )
 
 #: Early warning (预警, ``services/escalation/early_warnings.py``): the reports each rule watches, under a
@@ -228,6 +235,13 @@ warning_reports = sa.Table(
 #: The owner column of each area level.
 OWNER_COLUMN = {name: cases.c[f"{name}_id"] for name in AREA_LEVELS}
 _AUDIT_LOCK = zlib.crc32(b"gridcase-audit")
+#: The audit key of each engine's service (``use_audit_key``): it lives in the process, never in the database.
+_AUDIT_KEYS: weakref.WeakKeyDictionary[sa.Engine, bytes] = weakref.WeakKeyDictionary()
+
+
+def use_audit_key(engine: sa.Engine, key: bytes) -> None:
+    """Sign the audit rows written through ``engine`` with ``key`` (``shared.audit.row_mac``)."""
+    _AUDIT_KEYS[engine] = key
 
 
 class StaleCase(Exception):
@@ -441,8 +455,7 @@ class CaseStore(Store):
         key = {"grid": f.grid_id, "station": f.station_id, "subcenter": f.subcenter_id, "category": f.category,
                "severity": f.severity, "reporter": f.reporter}[group_by]
         when = {"day": f.opened_day, "week": f.opened_week, "month": f.opened_month}[period]
-        sums = [sa.func.count().label("opened"), *(sa.func.sum(f[c]).label(c) for c in (
-            "closed", "on_time", "on_time_ext", "reworked", "extended", "escalated", "overdue"))]
+        sums = [sa.func.count().label("opened"), *(sa.func.sum(f[c]).label(c) for c in statistics.COUNTS[1:])]
         columns = [*statistics.DURATIONS.values(), *statistics.LEVEL_COLUMNS.values()]
         field = statistics.GROUP_FIELDS[group_by]
 
@@ -568,7 +581,25 @@ class CaseStore(Store):
 
     def audit_rows(self, after: int = 0):
         """The audit rows after ``seq``, in order (streamed)."""
-        return self.db.execute(sa.select(audit_log).where(audit_log.c.seq > after).order_by(audit_log.c.seq))
+        return self.db.execute(sa.select(audit_log).where(audit_log.c.seq > after).order_by(audit_log.c.seq)
+                               .execution_options(yield_per=2000))
+
+    def audit_head(self):
+        """The last audit row (None for an empty trail): where a checkpoint is taken."""
+        return self.db.execute(sa.select(audit_log).order_by(audit_log.c.seq.desc()).limit(1)).first()
+
+    def audit_steps_by_case(self):
+        """The audit rows of cases, by case id (code-point order) and ``seq`` (streamed), for
+        ``shared.audit.timeline_difference``."""
+        case_id = audit_log.c.case_id.collate("C") if self.postgres else audit_log.c.case_id
+        return self.db.execute(sa.select(audit_log).where(audit_log.c.case_id.is_not(None))
+                               .order_by(case_id, audit_log.c.seq).execution_options(yield_per=2000))
+
+    def timeline_by_case(self):
+        """Every timeline row, by case id (code-point order) and row id (streamed)."""
+        case_id = timeline.c.case_id.collate("C") if self.postgres else timeline.c.case_id
+        return self.db.execute(sa.select(timeline).order_by(case_id, timeline.c.id)
+                               .execution_options(yield_per=2000))
 
     def _record(self, changed: list[tuple[Case, Outcome]], opened: dict | None = None) -> None:
         """Append the steps to the timeline, the automatic escalations to ``escalations`` (a deadline
@@ -620,19 +651,26 @@ class CaseStore(Store):
 
     def _append_audit(self, steps: list[tuple[Case, Step]]) -> None:
         self.append_audit([{"at": step.at, "actor": step.actor, "action": str(step.type), "case_id": case.id,
-                            "detail": {"level": int(step.level), "note": step.note}} for case, step in steps])
+                            "detail": audit.step_detail(step.level, step.note, step.scheduled_at)}
+                           for case, step in steps])
 
     def append_audit(self, entries: list[dict]) -> None:
-        """Append rows to the hash-chained audit trail, in the caller's transaction: each entry is
-        ``{"at", "actor", "action", "case_id" (or None), "detail"}`` (``shared.audit.append``)."""
+        """Append rows to the hash-chained audit trail, in the caller's transaction, signed with the audit
+        key when the service has one: each entry is ``{"at", "actor", "action", "case_id" (or None: not a
+        case's timeline step), "detail"}`` (``shared.audit.append``)."""
         if self.postgres:  # appends are serialised: each row names the hash of the one before
             self.db.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK})
-        last = self.db.execute(sa.select(audit_log).order_by(audit_log.c.seq.desc()).limit(1)).first()
+        key = _AUDIT_KEYS.get(self.engine)
+        last = self.audit_head()
         previous = audit.Entry(last.seq, last.at, last.actor, last.action, last.case_id, last.detail,
-                               last.previous_hash, last.hash) if last else None
+                               last.previous_hash, last.hash, last.mac) if last else None
+        if key is not None and last is not None and last.mac is None:  # rows written before the trail had a key
+            unsigned = self.db.execute(sa.select(audit_log.c.seq, audit_log.c.hash).where(audit_log.c.mac.is_(None)))
+            self.db.execute(audit_log.update().where(audit_log.c.seq == sa.bindparam("b_seq")),
+                            [{"b_seq": r.seq, "mac": audit.row_mac(key, r.hash)} for r in unsigned.all()])
         rows = []
         for entry in entries:
-            previous = audit.append(previous, **entry)
+            previous = audit.append(previous, **entry, key=key)
             rows.append(vars(previous))
         self.db.execute(audit_log.insert(), rows)
 
@@ -652,7 +690,8 @@ class CaseStore(Store):
             clock_start=row.clock_start or row.opened_at, warned=row.warned, deadline_basis=row.deadline_basis,
             warnings=tuple((float(w["threshold"]), datetime.fromisoformat(w["at"])) for w in row.warnings or ()),
             assignments=tuple(Assignment.from_dict(a) for a in row.assignments or ()),
-            resolved_department=row.resolved_department)
+            resolved_department=row.resolved_department,
+            urges=tuple(Urge.from_dict(u) for u in row.urges or ()))
 
 
 def _columns(case: Case, now: datetime) -> dict:
@@ -671,6 +710,7 @@ def _columns(case: Case, now: datetime) -> dict:
             "warnings": [{"threshold": p, "at": at.isoformat()} for p, at in case.warnings],
             "assignments": [a.to_dict() for a in case.assignments] or None,
             "resolved_department": case.resolved_department,
+            "urges": [u.to_dict() for u in case.urges] or None,
             "next_warning_at": case.warnings[0][1] if case.warnings and case.due_at is not None else None}
 
 
@@ -699,6 +739,7 @@ def _facts_row(case: Case, reporter: str | None, facts) -> dict:
             "extended": int(facts.extended), "reworked": int(facts.reworked), "overdue": int(facts.overdue),
             "on_time": int(facts.on_time), "on_time_ext": int(facts.on_time_with_extensions),
             "ack_s": facts.time_to_acknowledge, "resolve_s": facts.time_to_resolve, "close_s": facts.time_to_close,
+            "urged": int(facts.urged), "urges_late": facts.urges_late, "respond_s": facts.time_to_respond,
             **{f"level{n}_s": facts.time_at_level.get(n) for n in (1, 2, 3, 4)}}
 
 

@@ -23,7 +23,7 @@ from services.intake.limits import check_reports, count_report
 from shared.access import Decision, Resource
 from shared.clock import isoformat
 from shared.departments import handlers_of
-from shared.fields import LIMITS, JsonBoolean, JsonFloat, QueryBoolean, QueryInteger, Text
+from shared.fields import LIMITS, Instant, JsonBoolean, JsonFloat, QueryBoolean, QueryInteger, Text
 from shared.gcj02 import gcj02_to_wgs84
 from shared.vocabulary import Role
 from shared.web import Blueprint, access, authorize, current_service, deny, identity
@@ -53,9 +53,9 @@ class ReportIn(Schema):
     description = Text(LIMITS["description"], min_length=1, multiline=True, required=True)
     location = fields.Nested(LocationIn, metadata={
         "description": "required, except from a grid worker without a GPS fix (the case then goes to their grid)"})
-    client_time = fields.AwareDateTime(metadata={
-        "description": "the phone's clock when the report was written (ISO 8601 with an offset); kept apart "
-                       "from the server's reported_at"})
+    client_time = Instant(metadata={
+        "description": "the phone's clock when the report was written (ISO 8601 with an offset, from "
+                       "1970 to 2100); kept apart from the server's reported_at"})
 
 
 class ReportOut(Schema):

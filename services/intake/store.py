@@ -62,6 +62,11 @@ photos = sa.Table(
     sa.Column("height", sa.Integer, nullable=False),
     sa.Column("bytes", sa.Integer, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # The uploader's Idempotency-Key, and a SHA-256 of the report id and the bytes sent with it: the same
+    # key again with the same photo is answered with this one, with another photo refused.
+    sa.Column("idempotency_key", sa.String(128)),
+    sa.Column("fingerprint", sa.String(64)),
+    sa.UniqueConstraint("uploader", "idempotency_key", name="uq_photos_idempotency"),
 )
 
 #: The functional departments assigned to a report's case (from ``case.department_assigned``): a
@@ -173,13 +178,18 @@ class ReportStore(Store):
     def api_key_name(self, key_hash: str) -> str | None:
         return self.db.execute(sa.select(api_keys.c.name).where(api_keys.c.key_hash == key_hash)).scalar()
 
-    def public(self, *, ids=(), codes=(), start=None, end=None, closed=None, limit=1000) -> list[Report]:
-        """Reports for Open311, newest first: by ids (then nothing else filters), else by category codes,
-        ``start <= reported_at < end`` and closed or not. A duplicate is never listed."""
-        query = sa.select(reports)
+    def public(self, *, categories, reporter_prefix: str, ids=(), codes=(), start=None, end=None, closed=None,
+               limit=1000) -> list[Report]:
+        """Reports the public may see, newest first: filed by a reporter whose subject starts with
+        ``reporter_prefix`` (an Open311 client) in one of ``categories``; then by ids (a duplicate
+        included: whoever holds its id filed it), else — a listing — by category ``codes``,
+        ``start <= reported_at < end`` and closed or not, duplicates left out."""
+        query = sa.select(reports).where(reports.c.reporter.startswith(reporter_prefix, autoescape=True),
+                                         reports.c.category.in_(tuple(categories)))
         if ids:
             query = query.where(reports.c.id.in_(ids))
         else:
+            query = query.where(reports.c.duplicate_of.is_(None))
             if codes:
                 query = query.where(reports.c.category.in_(codes))
             if start is not None:
@@ -192,13 +202,33 @@ class ReportStore(Store):
         rows = self.db.execute(query.order_by(reports.c.seq.desc()).limit(limit)).all()
         return [_report(row) for row in rows]
 
-    def add_photo(self, **values) -> None:
-        self.db.execute(photos.insert().values(**values))
+    def add_photo(self, **values) -> bool:
+        """Insert a photo's row; False (nothing written) when its uploader used its Idempotency-Key before."""
+        dialect = postgresql if self.postgres else sqlite
+        return self.db.execute(dialect.insert(photos).values(**values).on_conflict_do_nothing()
+                               .returning(photos.c.id)).first() is not None
+
+    def photo_by_key(self, uploader: str, key: str):
+        """The photo ``uploader`` stored with Idempotency-Key ``key``, or None."""
+        return self.db.execute(sa.select(photos).where(photos.c.uploader == uploader,
+                                                       photos.c.idempotency_key == key)).first()
 
     def photos(self, report_id: str) -> list:
         """The photos of a report, oldest first (rows of ``photos``)."""
         return self.db.execute(sa.select(photos).where(photos.c.report_id == report_id)
                                .order_by(photos.c.created_at, photos.c.id)).all()
+
+    def first_photos(self, report_ids) -> dict[str, str]:
+        """The earliest photo of each of ``report_ids`` that has one: report id → photo id."""
+        rows = self.db.execute(sa.select(photos.c.report_id, photos.c.id).where(photos.c.report_id.in_(
+            tuple(report_ids))).order_by(photos.c.report_id, photos.c.created_at, photos.c.id)).all()
+        first: dict[str, str] = {}
+        for report_id, photo_id in rows:
+            first.setdefault(report_id, photo_id)
+        return first
+
+    def photo_by_id(self, photo_id: str):
+        return self.db.execute(sa.select(photos).where(photos.c.id == photo_id)).first()
 
     def photo(self, report_id: str, photo_id: str):
         return self.db.execute(sa.select(photos).where(photos.c.report_id == report_id,

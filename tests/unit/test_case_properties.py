@@ -45,6 +45,9 @@ ARGUMENTS = {
                                                optional={"note": TEXT}),
     "feedback": st.fixed_dictionaries({"outcome": st.sampled_from(["done", "declined", "done", "maybe"]),
                                        "note": TEXT, "reason": TEXT}),
+    "urge": st.fixed_dictionaries({"note": TEXT}, optional={"respond_within": st.sampled_from(
+        ["2 hours", "1 working_days", "0 hours", "soon", "1e300 hours"])}),
+    "respond_urge": st.fixed_dictionaries({"note": TEXT}),
 }
 assert set(ARGUMENTS) == set(ACTIONS)
 
@@ -152,6 +155,15 @@ class ClosedLoop(RuleBasedStateMachine):
         assert len(live) == len(set(live)), "a department is on a case once (until it declines)"
 
     @invariant()
+    def urges_are_answered_or_waiting(self):
+        for u in self.case.urges:
+            assert u.due >= u.at and (u.answered_at is None or u.answered_at >= u.at)
+        waiting = [u for u in self.case.urges if u.answered_at is None and not u.overdue]
+        if waiting and self.case.status not in (Status.SUSPENDED, Status.CLOSED):
+            due = self.case.due_at
+            assert due is not None and all(u.due >= due for u in waiting), "the scheduler wakes for every open urge"
+
+    @invariant()
     def a_closed_case_was_verified_since_it_last_opened(self):
         if self.case.status == Status.CLOSED:
             assert self.verified_since_reopen
@@ -174,8 +186,11 @@ def _rightful(case, action):
     roles = {1: "grid_worker", 2: "station", 3: "subcenter", 4: "command"}
     if action == "reopen":
         return Actor("supervisor", "sun")
-    if action == "assign_department":
+    if action in ("assign_department", "urge"):
         return Actor("command", "chen", "HQ")
+    if action == "respond_urge" and case.status == Status.DISPATCHED:
+        lead = next(a for a in case.assignments if a.role == "lead" and a.active)
+        return next(x for x in DEPARTMENT_ACTORS if x.department == lead.department)
     if action in ("feedback", "acknowledge") and case.assignments and (action == "feedback" or case.level == 4):
         active = [a for a in case.assignments if a.active] or list(case.assignments)
         return next(x for x in DEPARTMENT_ACTORS if x.department == active[0].department)

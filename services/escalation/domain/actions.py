@@ -21,6 +21,8 @@ Adding an action is one function and one row here (plus its schema row in the AP
 | assign_department   | station, sub-center, command | not closed                | department, role, note?  |
 | acknowledge (dept.) | the assigned department      | its assignment: assigned  | note?                    |
 | feedback            | the assigned department      | its assignment: active    | outcome, note, reason, photos? |
+| urge (督办)          | command, supervisor; a sub-center over its stations | not closed | note, respond_within? |
+| respond_urge        | the holder (owner or lead department) | an urge open     | note                     |
 
 The automatic changes (deadline ticks, re-routing) are in ``timers.py``, not here: no caller may
 request them.
@@ -31,7 +33,7 @@ import inspect
 from collections.abc import Callable
 from datetime import datetime
 
-from services.escalation.domain import departments, holds, loop
+from services.escalation.domain import departments, holds, loop, urges
 from services.escalation.domain.cases import Case
 from services.escalation.domain.errors import InvalidArgument
 from services.escalation.domain.permissions import Actor
@@ -64,6 +66,8 @@ ACTIONS: dict[str, Action] = {
     "reopen": loop.reopen,
     "assign_department": departments.assign_department,
     "feedback": departments.feedback,
+    "urge": urges.urge,
+    "respond_urge": urges.respond_urge,
 }
 
 
@@ -100,7 +104,7 @@ def available(case: Case, actor: Actor, now: datetime) -> list[str]:
 
     placeholders = {"note": "-", "reason": "-", "level": Level.GRID, "owners": case.owners, "passed": True,
                     "amount": {"amount": 1, "unit": "seconds"}, "department": Department("-", "-", "-", "-"),
-                    "role": "co", "outcome": "done", "photos": []}
+                    "role": "co", "outcome": "done", "photos": [], "respond_within": None}
     allowed = []
     for name in ACTIONS:
         if name == "return" and case.level == Level.GRID:

@@ -12,16 +12,19 @@ GROUP_FIELDS = {"grid": "area_id", "station": "area_id", "subcenter": "area_id",
                 "severity": "severity", "reporter": "reporter"}
 PERIODS = ("day", "week", "month")
 #: Quantiled durations (seconds): name → the facts column.
-DURATIONS = {"time_to_acknowledge": "ack_s", "time_to_resolve": "resolve_s", "time_to_close": "close_s"}
+DURATIONS = {"time_to_acknowledge": "ack_s", "time_to_resolve": "resolve_s", "time_to_close": "close_s",
+             "time_to_respond": "respond_s"}  # respond: from the first urge (督办) to its answer
 LEVEL_COLUMNS = {str(n): f"level{n}_s" for n in (1, 2, 3, 4)}
 #: Counted flags (the facts columns summed per group).
-COUNTS = ("opened", "closed", "on_time", "on_time_ext", "reworked", "extended", "escalated", "overdue")
+COUNTS = ("opened", "closed", "on_time", "on_time_ext", "reworked", "extended", "escalated", "overdue", "urged",
+          "urges_late")
 #: Rates: name → (numerator count, denominator count).
 RATES = {"closure_rate": ("closed", "opened"), "on_time_rate": ("on_time", "closed"),
          "on_time_rate_with_extensions": ("on_time_ext", "closed"), "rework_rate": ("reworked", "closed"),
          "extension_rate": ("extended", "opened"), "escalation_rate": ("escalated", "opened")}
 #: What a ranking may sort by: a count, a rate, or ``<duration>_median`` / ``<duration>_p90``.
-RANKABLE = ("opened", "closed", "overdue", *RATES, *(f"{d}_{q}" for d in DURATIONS for q in ("median", "p90")))
+RANKABLE = ("opened", "closed", "overdue", "urged", "urges_late", *RATES,
+            *(f"{d}_{q}" for d in DURATIONS for q in ("median", "p90")))
 
 
 #: ``group_by=department``: a department's assignments (派遣) by the local date they were made.
@@ -94,6 +97,7 @@ def row(key: Mapping, counts: Mapping[str, int], quantiles: Mapping[str, tuple[f
     ``quantiles`` maps a facts column (``close_s``, ``level2_s``) to its (median, p90)."""
     out = dict(key)
     out["opened"], out["closed"], out["overdue"] = counts["opened"], counts["closed"], counts["overdue"]
+    out["urged"], out["urges_late"] = counts.get("urged", 0), counts.get("urges_late", 0)  # 督办
     for name, (numerator, denominator) in RATES.items():
         out[name] = rate(counts[numerator], counts[denominator])
     for name, column in DURATIONS.items():

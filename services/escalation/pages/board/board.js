@@ -17,7 +17,9 @@
     transfer: ['to', 'reason'], request_extension: ['amount', 'reason'], approve_extension: ['note?'],
     refuse_extension: ['reason'], suspend: ['reason'], resume: ['note?'], reopen: ['reason'],
     assign_department: ['department', 'role', 'note?'], feedback: ['outcome', 'note?', 'reason?'],
+    urge: ['note', 'respond_within'], respond_urge: ['note'],
   };
+  const URGE_TIMES = ['1 hours', '2 working_hours', '4 working_hours', '1 working_days'];
   let departments = {}; // id → {id, zh, en, serves}
   const cases = new Map(); // id → {case, at: Date.now() when received}
   const pins = new Map(); // id → Leaflet circle marker
@@ -114,8 +116,9 @@
       const state = stateOf(entry);
       const open = () => openCase(c.id);
       const link = gc.el('a', { href: '#case-' + c.id, text: c.number, onclick: (e) => { e.preventDefault(); open(); } });
+      const urged = c.urge_open ? gc.el('span', { class: 'urge', title: gc.t('urged'), text: gc.t('urged') + ' ×' + (c.urges || []).length }) : null;
       return gc.el('tr', { class: 'row-' + state + (selected && selected.id === c.id ? ' selected' : ''), 'data-case': c.id }, [
-        gc.el('td', {}, [link]),
+        gc.el('td', {}, [link, urged]),
         gc.el('td', { text: categoryName(c.category) }),
         gc.el('td', { text: (c.owner && c.owner.area_name) || '' }, [gc.el('div', { class: 'muted small', text: gc.t('level_' + c.level)
           + (lead(c) ? ' · ' + gc.t('role_lead') + ' ' + departmentName(lead(c).id) : '') })]),
@@ -334,12 +337,26 @@
         gc.el('span', { text: gc.t('changed_elsewhere') + ' ' }),
         gc.el('button', { type: 'button', class: 'secondary', text: gc.t('reload'), onclick: () => openCase(c.id) }),
       ]),
-      triage, facts, handlers, reportBlock, photos,
+      triage, facts, handlers, urgesBlock(c), reportBlock, photos,
       gc.el('h3', { text: gc.t('actions') }),
       c.actions && c.actions.length ? actions : gc.el('p', { class: 'muted', text: gc.t('no_actions') }),
       gc.el('div', { id: 'action-form' }),
       gc.el('h3', { text: gc.t('timeline') }),
       timeline,
+    ]);
+  }
+
+  /** 督办 on record: each urge, who it urged, by when an answer is due, and the answer. */
+  function urgesBlock(c) {
+    if (!(c.urges || []).length) return null;
+    return gc.el('div', { class: 'urges' }, [
+      gc.el('h3', { text: gc.t('urges') }),
+      gc.el('ol', { class: 'timeline' }, c.urges.map((u) => gc.el('li', { class: u.overdue ? 'late' : '' }, [
+        gc.el('div', { class: 'when', text: gc.time(u.at) + ' · ' + u.by + ' → ' + (departments[u.urged] ? departmentName(u.urged) : u.urged) }),
+        gc.el('span', { text: u.note }),
+        gc.el('div', { class: 'muted small', text: u.answered_at ? gc.t('urge_answered', { at: gc.time(u.answered_at) }) + ' — ' + u.answer
+          : gc.t('urge_due', { at: gc.time(u.due) }) + (u.overdue ? ' · ' + gc.t('state_overdue') : '') }),
+      ]))),
     ]);
   }
 
@@ -389,6 +406,9 @@
         const options = Object.values(departments).map((d) => gc.el('option', { value: d.id, text: departmentName(d.id) }));
         return input(key, gc.t('department'), gc.el('select', { required: true }, options));
       }
+      if (key === 'respond_within') {
+        return input(key, gc.t('field_respond_within'), gc.el('select', {}, URGE_TIMES.map((v) => gc.el('option', { value: v, text: gc.t('within_' + v.replace(' ', '_')) }))));
+      }
       if (key === 'role' || key === 'outcome') {
         const values = key === 'role' ? ['lead', 'co'] : ['done', 'declined'];
         return input(key, gc.t('field_' + key), gc.el('select', { required: true }, values.map((v) => gc.el('option', { value: v, text: gc.t(key + '_' + v) }))));
@@ -411,7 +431,7 @@
       e.preventDefault();
       const body = { action: name };
       const el = form.elements;
-      ['note', 'reason', 'to', 'department', 'role', 'outcome'].forEach((k) => { if (el[k] && el[k].value.trim()) body[k] = el[k].value.trim(); });
+      ['note', 'reason', 'to', 'department', 'role', 'outcome', 'respond_within'].forEach((k) => { if (el[k] && el[k].value.trim()) body[k] = el[k].value.trim(); });
       if (el.level) body.level = Number(el.level.value);
       if (el.amount) body.amount = { amount: Number(el.amount.value), unit: el.unit.value };
       form.querySelector('button[type=submit]').disabled = true;
