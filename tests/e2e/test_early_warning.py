@@ -6,6 +6,7 @@ taking reports of one cluster at once (one item, not two)."""
 from __future__ import annotations
 
 import math
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
+from harness.processes import GRIDCASE, ROOT
 from shared import audit
 from tests.support.system import Production, a_point_in_grid, auth, embedded_system, token, wait_for_case
 
@@ -137,7 +139,8 @@ def walk(scene: Scene) -> str:
 
 
 def check_audit(service, item_id: str) -> None:
-    """The audit chain verifies and holds the item's changes, with no case, in order."""
+    """The audit chain verifies and holds the item's changes, with no case (outside every case's
+    timeline), in order."""
     with service.uow() as uow:
         rows = list(uow.store.audit_rows())
     assert audit.verify(rows) is None
@@ -155,6 +158,9 @@ def test_five_street_light_reports_raise_an_early_warning_that_staff_acknowledge
         item_id = walk(Scene({s: base for s in ("intake", "dispatch", "escalation")},
                              lambda role, **claims: token(tmp_path, role, **claims)))
     check_audit(bootstrap.build(from_env(tmp_path), web=False), item_id)
+    verified = subprocess.run([*GRIDCASE, "audit", "verify", "--data-dir", str(tmp_path)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+    assert verified.returncode == 0 and "audit chain intact" in verified.stdout, verified.stdout + verified.stderr
 
 
 @pytest.mark.rabbitmq
