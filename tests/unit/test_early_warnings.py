@@ -387,3 +387,20 @@ def test_recurring_reports_outside_the_window_do_not_count():
     assert city.items == []
     city.report(category="road_damage", after=timedelta(days=1))
     assert len(city.items) == 1 and city.items[0].reports == ["c2", "c3", "c4"]
+
+
+def test_gridcase_policy_check_lists_the_early_warning_rules_and_names_a_bad_one_s_line(tmp_path):
+    from click.testing import CliRunner
+
+    from gridcase.cli import main
+    from shared.policy import DEFAULT_FILE
+
+    result = CliRunner().invoke(main, ["policy", "check", str(DEFAULT_FILE), "--today", "2026-12-04"])
+    assert result.exit_code == 0
+    assert "early warning street_light_cluster: 5 street_light reports within 200 m in 24 hours" in result.output
+    assert "early warning facilities_recurring: 10 facilities reports in one grid in 90 days" in result.output
+    bad = tmp_path / "bad.toml"
+    text = DEFAULT_FILE.read_text(encoding="utf-8").replace("radius_m = 200", "radius_m = 0")
+    bad.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(main, ["policy", "check", str(bad)])
+    assert result.exit_code == 1 and f"bad.toml:{line_of(text, 'radius_m = 0')}:" in result.output
