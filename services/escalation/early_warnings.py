@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from services.escalation.domain.early_warnings import Item, Point, cell, cells_near, decide, opened_item
+from services.escalation.domain.early_warnings import ACTIVE, Item, Point, cell, cells_near, decide, opened_item
 from services.escalation.domain.timeline import Outcome, StepType
 from shared import logs
 from shared.auth import Identity
@@ -84,43 +84,108 @@ def _applies(rule: EarlyWarningRule, arrival: Arrival) -> bool:
 
 def evaluate(uow: UnitOfWork, policy: Policy, arrivals: list[Arrival], now: datetime) -> list[Item]:
     """Each arrival under each rule that watches it: a new point, and the rule's decision (join an active
-    item, open one, or nothing); in the caller's transaction, after locking the rules × categories
-    touched. Returns the items opened."""
+    item, open one, or nothing), in order, in the caller's transaction, after locking the rules ×
+    categories touched. A batch costs a few statements whatever its size: the points around all its
+    reports are read at once per rule × category, decided on in memory (a report sees the ones before it
+    in the batch) and written together. Returns the items opened."""
     work = [(rule, a) for a in arrivals for rule in policy.warning_rules(a.category) if _applies(rule, a)]
     if not work:
         return []
     index = uow.store.early_warnings
     index.lock((rule.name, a.category) for rule, a in work)
-    opened, audit = [], []
+    groups: dict[tuple[EarlyWarningRule, str], list[Arrival]] = {}
     for rule, a in work:
-        window = timedelta(seconds=rule.window)
-        if rule.kind == "cluster":
-            key, keys = cell(a.lon, a.lat, rule.radius_m), cells_near(a.lon, a.lat, rule.radius_m, rule.radius_m)
-        else:
-            key = a.owners.grid.id
-            keys = [key]
-        point = index.add(rule.name, a.category, key, Point(a.case_id, a.at, a.lon, a.lat))
-        others = index.near(rule.name, a.category, keys, a.at - window, a.at + window, exclude=point.id)
-        decision = decide(rule.kind, point, others, window=window, min_reports=rule.min_reports,
-                          radius_m=rule.radius_m)
-        if decision.join:
-            joined = index.join(decision.join, point, now)
-            if joined and joined[1]:
-                audit.append(_audit(now, "system", "early_warning.joined", {"item": decision.join,
-                                                                             "reports": joined[1]}))
-        elif decision.members:
-            item = opened_item(str(uuid.uuid4()), rule, a.category, a.owners, decision.members, now)
-            index.open(item, list(decision.members))
-            audit.append(_audit(now, "system", "early_warning.opened", {
-                "item": item.id, "rule": item.rule, "category": item.category, "area_id": item.area_id,
-                "reports": list(item.reports)}))
-            opened.append(item)
-            early_warning_opened(uow, item)
+        groups.setdefault((rule, a.category), []).append(a)
+    batch = _Batch(index, now)
+    for (rule, category), group in groups.items():
+        batch.decide(rule, category, group)
+    batch.write(uow)
     for rule in {rule for rule, _ in work}:
         index.prune(rule.name, now - 2 * timedelta(seconds=rule.window), PRUNE_PER_POINT * len(work))
-    if audit:
-        uow.store.append_audit(audit)
-    return opened
+    return batch.opened
+
+
+def _keys(rule: EarlyWarningRule, a: Arrival) -> tuple[str, list[str]]:
+    """A point's key under ``rule`` and the keys of its neighbourhood: its cell and the cells around it,
+    or its grid."""
+    if rule.kind == "cluster":
+        return cell(a.lon, a.lat, rule.radius_m), cells_near(a.lon, a.lat, rule.radius_m, rule.radius_m)
+    return a.owners.grid.id, [a.owners.grid.id]
+
+
+class _Batch:
+    """The decisions of one batch, kept in memory and written together."""
+
+    def __init__(self, index, now: datetime):
+        self.index, self.now = index, now
+        self.points: list[tuple[str, str, Point]] = []  # new: (rule, category, point)
+        self.changed: list[Point] = []  # stored points that went into an item
+        self.opened: list[Item] = []
+        self.joined: dict[str, tuple[Item, list[str]]] = {}  # item id → (item, cases it gained)
+        self.audit: list[dict] = []
+
+    def decide(self, rule: EarlyWarningRule, category: str, group: list[Arrival]) -> None:
+        window = timedelta(seconds=rule.window)
+        placed = [(a, *_keys(rule, a)) for a in group]
+        by_cell: dict[str, list[Point]] = {}
+        for p in self.index.near(rule.name, category, sorted({c for _, _, near in placed for c in near}),
+                                 min(a.at for a in group) - window, max(a.at for a in group) + window):
+            by_cell.setdefault(p.cell, []).append(p)
+        for a, key, near in placed:
+            point = Point(a.case_id, a.at, a.lon, a.lat, cell=key)
+            others = [p for c in near for p in by_cell.get(c, ())
+                      if p.held or (p.item_id is None and abs(p.at - a.at) <= window)]
+            decision = decide(rule.kind, point, others, window=window, min_reports=rule.min_reports,
+                              radius_m=rule.radius_m)
+            if decision.join:
+                self._join(decision.join, point)
+            elif decision.members:
+                self._open(rule, category, a.owners, decision.members)
+            by_cell.setdefault(key, []).append(point)
+            self.points.append((rule.name, category, point))
+
+    def _open(self, rule: EarlyWarningRule, category: str, owners: Owners, members) -> None:
+        item = opened_item(str(uuid.uuid4()), rule, category, owners, members, self.now)
+        for member in members:
+            if member.id is not None and member.item_id is None:
+                self.changed.append(member)
+            member.join(item.id)
+        self.opened.append(item)
+        self.audit.append(_audit(self.now, "system", "early_warning.opened", {
+            "item": item.id, "rule": item.rule, "category": item.category, "area_id": item.area_id,
+            "reports": list(item.reports)}))
+
+    def _join(self, item_id: str, point: Point) -> None:
+        """``point`` joins the active item ``item_id`` (one opened in this batch, or a stored one, locked
+        until commit); a stored item closed meanwhile takes nothing, and the point stays free."""
+        if item_id not in self.joined:
+            item = next((i for i in self.opened if i.id == item_id), None) or self.index.get(item_id, for_update=True)
+            if item is None or item.status not in ACTIVE:
+                return
+            self.joined[item_id] = (item, [])
+        item, gained = self.joined[item_id]
+        gained += item.take([point], self.now)
+        point.join(item_id)
+
+    def write(self, uow: UnitOfWork) -> None:
+        """The batch's items, points and cases in a few statements; the grown items' positions and the
+        audit rows; then each new item is announced."""
+        index, opened = self.index, {item.id for item in self.opened}
+        index.open_items(self.opened)
+        index.add_points(self.points)
+        index.hold(self.changed)
+        for item in self.opened:
+            index.add_reports(item, item.reports, start=0)
+        grown = [(item, gained) for item, gained in self.joined.values() if gained]
+        for item, gained in grown:
+            if item.id not in opened:
+                index.add_reports(item, gained, start=len(item.reports) - len(gained))
+            self.audit.append(_audit(self.now, "system", "early_warning.joined", {"item": item.id, "reports": gained}))
+        index.recentre([item for item, _ in grown])
+        if self.audit:
+            uow.store.append_audit(self.audit)
+        for item in self.opened:
+            early_warning_opened(uow, item)
 
 
 def early_warning_opened(uow: UnitOfWork, item: Item) -> None:

@@ -53,23 +53,29 @@ class WarningStore:
             for key in sorted({lock_key(rule, category) for rule, category in keys}):
                 self.db.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
-    def add(self, rule: str, category: str, cell: str, point: Point) -> Point:
-        """Store a new point under its key; returns it with its id."""
-        new_id = self.db.execute(warning_points.insert().returning(warning_points.c.id), {
-            "rule": rule, "category": category, "cell": cell, "case_id": point.case_id, "at": point.at,
-            "lon": point.lon, "lat": point.lat, "item_id": None, "held": False}).scalar_one()
-        return Point(point.case_id, point.at, point.lon, point.lat, id=new_id)
-
-    def near(self, rule: str, category: str, cells: list[str], since: datetime, until: datetime,
-             exclude: int | None = None) -> list[Point]:
+    def near(self, rule: str, category: str, cells: list[str], since: datetime, until: datetime) -> list[Point]:
         """The points of ``rule`` × ``category`` under ``cells`` that may count: those of an active item
-        (any age) and those in no item reported in ``[since, until]``; never the point ``exclude``."""
+        (any age) and those in no item reported in ``[since, until]`` (read 500 keys at a time)."""
         p = warning_points.c
-        rows = self.db.execute(sa.select(warning_points).where(
-            p.rule == rule, p.category == category, p.cell.in_(cells),
-            sa.or_(p.held, sa.and_(p.item_id.is_(None), p.at >= since, p.at <= until)),
-            *([p.id != exclude] if exclude is not None else [])))
-        return [_point(r) for r in rows]
+        found = []
+        for chunk in range(0, len(cells), 500):
+            found += [_point(r) for r in self.db.execute(sa.select(warning_points).where(
+                p.rule == rule, p.category == category, p.cell.in_(cells[chunk:chunk + 500]),
+                sa.or_(p.held, sa.and_(p.item_id.is_(None), p.at >= since, p.at <= until))))]
+        return found
+
+    def add_points(self, points: list[tuple[str, str, Point]]) -> None:
+        """New points, each ``(rule, category, point)`` with its key (``point.cell``) and item."""
+        if points:
+            self.db.execute(warning_points.insert(), [
+                {"rule": rule, "category": category, "cell": p.cell, "case_id": p.case_id, "at": p.at, "lon": p.lon,
+                 "lat": p.lat, "item_id": p.item_id, "held": p.held} for rule, category, p in points])
+
+    def hold(self, points: list[Point]) -> None:
+        """Stored points that went into an item (``item_id``, ``held``)."""
+        if points:
+            self.db.execute(warning_points.update().where(warning_points.c.id == sa.bindparam("b_id")),
+                            [{"b_id": p.id, "item_id": p.item_id, "held": p.held} for p in points])
 
     def prune(self, rule: str, before: datetime, limit: int) -> int:
         """Forget up to ``limit`` points of ``rule`` older than ``before`` that no active item holds
@@ -80,34 +86,30 @@ class WarningStore:
 
     # -- items ---------------------------------------------------------------------------------------
 
-    def open(self, item: Item, members: list[Point]) -> None:
-        """A new item holding ``members``."""
-        self.db.execute(warning_items.insert(), _item_columns(item))
-        self._hold(item, members, item.reports)
+    def open_items(self, items: list[Item]) -> None:
+        """New items (their cases are added with ``add_reports``)."""
+        if items:
+            self.db.execute(warning_items.insert(), [_item_columns(item) for item in items])
 
-    def join(self, item_id: str, point: Point, now: datetime) -> tuple[Item, list[str]] | None:
-        """Put ``point`` into the active item ``item_id`` (locked until commit); returns the item and
-        the cases it gained (none when the point's case was in it already), or None if it is no longer
-        active (closed by someone meanwhile)."""
-        item = self.get(item_id, for_update=True)
-        if item is None or item.status not in ("open", "acknowledged"):
-            return None
-        added = item.take([point], now)
-        self._hold(item, [point], added)
-        if item.lon is not None or point.lon is not None:
-            located = self.db.execute(sa.select(warning_points.c.lon, warning_points.c.lat).where(
-                warning_points.c.item_id == item.id, warning_points.c.lon.is_not(None))).all()
-            item.lon, item.lat = centre(Point("", now, lon, lat) for lon, lat in located)
-        self.save(item)
-        return item, added
-
-    def _hold(self, item: Item, points: list[Point], new_cases: list[str]) -> None:
-        self.db.execute(warning_points.update().where(warning_points.c.id.in_([p.id for p in points]))
-                        .values(item_id=item.id, held=True))
-        if new_cases:
-            start = len(item.reports) - len(new_cases)
+    def add_reports(self, item: Item, case_ids: list[str], start: int) -> None:
+        """The cases ``case_ids`` in ``item``, numbered from ``start`` (their place in ``item.reports``)."""
+        if case_ids:
             self.db.execute(warning_reports.insert(), [{"item_id": item.id, "case_id": case_id, "seq": start + n}
-                                                       for n, case_id in enumerate(new_cases)])
+                                                       for n, case_id in enumerate(case_ids)])
+
+    def recentre(self, items: list[Item]) -> None:
+        """Grown items: their position becomes the mean of their located points, and they are saved."""
+        if not items:
+            return
+        p = warning_points.c
+        located: dict[str, list[Point]] = {item.id: [] for item in items}
+        for row in self.db.execute(sa.select(p.item_id, p.lon, p.lat).where(p.item_id.in_(list(located)),
+                                                                             p.lon.is_not(None))):
+            located[row.item_id].append(Point("", datetime.min, row.lon, row.lat))
+        for item in items:
+            if located[item.id]:
+                item.lon, item.lat = centre(located[item.id])
+            self.save(item)
 
     def save(self, item: Item) -> None:
         """An item's status, position, history and update time."""
@@ -176,7 +178,7 @@ def visible(query: sa.Select, identity: Identity) -> sa.Select:
 
 
 def _point(row) -> Point:
-    return Point(row.case_id, row.at, row.lon, row.lat, row.item_id, row.held, row.id)
+    return Point(row.case_id, row.at, row.lon, row.lat, row.item_id, row.held, row.id, row.cell)
 
 
 def _item_columns(item: Item) -> dict:

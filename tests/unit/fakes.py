@@ -248,18 +248,24 @@ class FakeWarningStore:
     def lock(self, keys) -> None:
         self.locked += sorted(set(keys))
 
-    def add(self, rule, category, cell, point):
+    def near(self, rule, category, cells, since, until):
         from dataclasses import replace
 
-        point = replace(point, id=len(self.points) + 1)
-        self.points.append({"rule": rule, "category": category, "cell": cell, "point": point})
-        return point
-
-    def near(self, rule, category, cells, since, until, exclude=None):
-        return [row["point"] for row in self.points
-                if row["rule"] == rule and row["category"] == category and row["cell"] in cells
-                and row["point"].id != exclude
+        return [replace(row["point"]) for row in self.points
+                if row["rule"] == rule and row["category"] == category and row["point"].cell in cells
                 and (row["point"].held or (row["point"].item_id is None and since <= row["point"].at <= until))]
+
+    def add_points(self, points) -> None:
+        from dataclasses import replace
+
+        for rule, category, point in points:
+            self.points.append({"rule": rule, "category": category,
+                                "point": replace(point, id=len(self.points) + 1)})
+
+    def hold(self, points) -> None:
+        for point in points:
+            stored = next(row["point"] for row in self.points if row["point"].id == point.id)
+            stored.item_id, stored.held = point.item_id, point.held
 
     def prune(self, rule, before, limit) -> int:
         old = [row for row in self.points if row["rule"] == rule and row["point"].at < before
@@ -267,40 +273,35 @@ class FakeWarningStore:
         self.points = [row for row in self.points if row not in old]
         return len(old)
 
-    def _hold(self, item, points) -> None:
-        from dataclasses import replace
+    def open_items(self, items) -> None:
+        for item in items:
+            self.save(item)
 
-        ids = {p.id for p in points}
-        for row in self.points:
-            if row["point"].id in ids:
-                row["point"] = replace(row["point"], item_id=item.id, held=True)
+    def add_reports(self, item, case_ids, start) -> None:
+        stored = self.items[item.id]
+        assert stored.reports[:start] == item.reports[:start]
+        stored.reports = stored.reports[:start] + list(case_ids)
 
-    def open(self, item, members) -> None:
-        import copy
+    def recentre(self, items) -> None:
+        from services.escalation.domain.early_warnings import centre
 
-        self.items[item.id] = copy.deepcopy(item)
-        self._hold(item, members)
-
-    def join(self, item_id, point, now):
-        item = self.get(item_id)
-        if item is None or item.status not in ("open", "acknowledged"):
-            return None
-        added = item.take([point], now)
-        self._hold(item, [point])
-        self.save(item)
-        return item, added
+        for item in items:
+            lon, lat = centre(row["point"] for row in self.points if row["point"].item_id == item.id)
+            if lon is not None:
+                item.lon, item.lat = lon, lat
+            self.save(item)
 
     def save(self, item) -> None:
         import copy
 
+        reports = self.items[item.id].reports if item.id in self.items else []
         self.items[item.id] = copy.deepcopy(item)
+        self.items[item.id].reports = list(reports)
 
     def release(self, item_id) -> None:
-        from dataclasses import replace
-
         for row in self.points:
             if row["point"].item_id == item_id:
-                row["point"] = replace(row["point"], held=False)
+                row["point"].held = False
 
     def get(self, item_id, identity=None, *, for_update=False):
         import copy

@@ -77,11 +77,12 @@ def cells_near(lon: float, lat: float, radius_m: float, size_m: float) -> list[s
     return keys
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Point:
     """A report (or a reopening) a rule watches: its case, when (UTC), where (degrees; None for a
-    recurring rule's reopening), and the item it went into (``held`` while that item is open or
-    acknowledged)."""
+    recurring rule's reopening), the item it went into (``held`` while that item is open or
+    acknowledged), its stored ``id`` (None until stored) and its neighbourhood key ``cell``. Points are
+    compared by identity: a batch changes them in place and stores what changed."""
 
     case_id: str
     at: datetime
@@ -90,6 +91,11 @@ class Point:
     item_id: str | None = None
     held: bool = False
     id: int | None = None
+    cell: str | None = None
+
+    def join(self, item_id: str) -> None:
+        """The point goes into the active item ``item_id``."""
+        self.item_id, self.held = item_id, True
 
 
 @dataclass(frozen=True)
