@@ -86,6 +86,24 @@ def test_five_close_street_light_reports_raise_one_item_that_a_sixth_joins_seen_
         service.engine.dispose()
 
 
+def test_a_burst_in_one_batch_raises_one_item_and_the_next_batch_joins_it(database_url):
+    clock = FakeClock()
+    service = escalation(database_url, clock)
+    try:
+        service.run(handlers.open_cases, [dispatched(n, clock, metres_east=15 * n) for n in range(7)])
+        [item], _ = items(service)
+        assert item.reports == [f"c{n:04d}" for n in range(7)]
+        service.run(handlers.open_cases, [dispatched(7, clock, metres_east=-20), dispatched(8, clock)])
+        [item], _ = items(service)
+        assert item.reports[-2:] == ["c0007", "c0008"] and len(item.reports) == 9
+        with service.engine.connect() as db:
+            held = db.execute(sa.select(store.warning_points.c.item_id, store.warning_points.c.held).where(
+                store.warning_points.c.rule == "street_light_cluster")).all()
+        assert held == [(item.id, True)] * 9
+    finally:
+        service.engine.dispose()
+
+
 def test_points_no_item_holds_are_forgotten_once_they_cannot_share_a_window(database_url):
     clock = FakeClock()
     service = escalation(database_url, clock)

@@ -255,6 +255,23 @@ def test_four_close_reports_raise_nothing_the_fifth_raises_one_item_and_a_sixth_
     assert city.uow.store.early_warnings.locked[0] == ("lights", "street_light")
 
 
+def test_six_close_reports_in_one_batch_raise_one_item_not_six():
+    city = City()
+    messages = []
+    for n in range(6):
+        lon, lat = destination(LON, LAT, 90, 10 * n)
+        messages.append(events.CaseDispatched(
+            case_id=f"b{n}", number=f"20260105-{n:06d}", category="street_light", severity="normal",
+            reported_at=city.clock.now(), areas_version=1, start_level=Level.GRID, owners=G1,
+            location=events.Location(lon, lat)))
+    handlers.open_cases(messages, city.uow, policy=city.policy, clock=city.clock)
+    [item] = city.items
+    assert item.reports == [f"b{n}" for n in range(6)]
+    assert [a["action"] for a in city.uow.store.audit] == ["early_warning.opened", "early_warning.joined"]
+    assert city.uow.store.audit[1]["detail"]["reports"] == ["b5"]
+    assert all(row["point"].held and row["point"].item_id == item.id for row in city.uow.store.early_warnings.points)
+
+
 def test_a_report_outside_the_radius_neither_counts_nor_joins():
     city = City()
     for n in range(4):
