@@ -6,8 +6,10 @@ report with its position and owners) before it stores them; ``handlers.take_acti
 case to ``case_reopened`` (the recurring rules count reopenings). Each rule that watches the report's
 category adds one point and reads the points of its neighbourhood only (``domain.early_warnings``: the
 cells around the point, or the point's grid), so a report costs the same however many are stored
-(``benchmarks/early_warning.py``). Points older than twice a rule's window that no active item holds
-are pruned as reports arrive, a few for each new one.
+(``benchmarks/early_warning.py``). A batch is decided at once (``_Batch``): one read of the points
+around all its reports per rule × category, the decisions in order in memory, one write of each kind.
+Points older than twice a rule's window that no active item holds are pruned as reports arrive, a few
+for each new one.
 
 **Two workers, one cluster, one item.** Two escalation workers (or gunicorn's threads) may take two
 reports of one cluster at the same moment; each would see the other's point only after it commits, and
