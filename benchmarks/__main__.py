@@ -23,7 +23,8 @@ from pathlib import Path
 
 from benchmarks._support import ROOT, emit, sigterm_as_exit
 
-GROUPS = ("intake", "pipeline", "dispatch", "scheduler", "statistics", "photos", "early_warning")
+GROUPS = ("intake", "pipeline", "dispatch", "scheduler", "statistics", "photos", "notify", "fanout",
+          "early_warning")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 #: the heading of the part of RESULTS.md written by hand, which a run keeps
 KEPT = "## Measured by hand (`make bench` keeps this section)"
@@ -48,6 +49,16 @@ MEANING = {
     "statistics.year_by_station_month": "raw s ÷ ours; 10⁶ closed cases, a year by station and month (goal < 1 s)",
     "statistics.year_by_station_day": "raw s ÷ ours; the same by station and day (138 × 365 groups)",
     "statistics.station_scope": "raw s ÷ ours; one station's year by month",
+    "notify.raw_post": "raw baseline: the same webhook POSTs from 8 threads with requests, same receivers",
+    "notify.webhooks_per_s": "÷ raw posts/s; pending webhook notifications delivered by one notifier",
+    "fanout.db_queries_per_s": "escalation DB transactions/s per API process, 2,000 boards on 2 replicas; "
+                               "÷ the same with 1 board per replica (goal ≤ 10 per process whatever the screens)",
+    "fanout.db_queries_one_board": "the same with one board per replica (the baseline)",
+    "fanout.event_delay_p50": "a case's commit → its event on a board, every (board, event) pair",
+    "fanout.event_delay_p99": "the same, p99 (goal ≤ 2 s); ratio = the one-board run's p99 ÷ ours",
+    "fanout.memory_per_board": "the replicas' resident memory with every board connected less with one each, ÷ boards",
+    "fanout.boards": "boards connected (of 2,000; quick 200)",
+    "fanout.missed": "(board, event) pairs not delivered within 5 s after the window (must be 0)",
 }
 
 
@@ -111,6 +122,12 @@ def _child(name: str, quick: bool) -> None:
     elif name == "photos":
         from benchmarks import photos
         emit(photos.run(quick=quick))
+    elif name == "notify":
+        from benchmarks import notify
+        emit(notify.run(quick=quick))
+    elif name == "fanout":
+        from benchmarks import fanout
+        emit(fanout.run(quick=quick))
     elif name == "early_warning":
         from benchmarks import early_warning
         emit(early_warning.run(quick=quick))

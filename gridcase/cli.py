@@ -119,10 +119,10 @@ def serve(service, port, host, web_workers, gunicorn_config, fd, data_dir):
 
 
 @main.command()
-@click.argument("name", type=click.Choice(SERVICES + ("scheduler",)))
+@click.argument("name", type=click.Choice(SERVICES + ("scheduler", "notify")))
 @DATA_DIR
 def worker(name, data_dir):
-    """Run a service's consumers and outbox relay, or the deadline scheduler (production)."""
+    """Run a service's consumers and outbox relay, the deadline scheduler or the notifier (production)."""
     from gridcase.production import run_worker
 
     run_worker(name, settings_for(data_dir))
@@ -193,6 +193,7 @@ from gridcase.areas_cli import areas  # noqa: E402
 from gridcase.audit_cli import audit_group  # noqa: E402
 from gridcase.departments_cli import departments  # noqa: E402
 from gridcase.dlq import dlq  # noqa: E402
+from gridcase.notify_cli import notify  # noqa: E402
 from gridcase.policy_cli import policy_group, stats_group  # noqa: E402
 
 main.add_command(apikey)
@@ -200,5 +201,6 @@ main.add_command(areas)
 main.add_command(audit_group)
 main.add_command(departments)
 main.add_command(dlq)
+main.add_command(notify)
 main.add_command(policy_group)
 main.add_command(stats_group)

@@ -64,6 +64,10 @@ ACTIONS: dict[str, frozenset[Role] | None] = {
     "warning.read": EVERYONE,  # early warnings (预警): the items holding a case of the caller's area
     "warning.act": STAFF,  # acknowledge, close
     "stats.replay": frozenset({Role.COMMAND, Role.SUPERVISOR, Role.ADMIN}),
+    # the subscriptions a caller may manage (notify.subscriptions.may_manage narrows to its unit or itself)
+    "subscription.list": WITH_DEPARTMENTS,
+    "subscription.manage": WITH_DEPARTMENTS - {Role.SUPERVISOR},
+    "notification.read": WITH_DEPARTMENTS,  # the caller's own in-app notifications (the bell)
 }
 
 

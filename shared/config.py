@@ -59,6 +59,15 @@ class Settings:
     photo_dir: Path | None = None  # where photos are stored (default: <data dir>/photos)
     duplicate_radius_m: float = 0.0  # a report this close to an open case of its category is a duplicate (0: off)
     duplicate_window_hours: float = 72.0  # ... if that case was reported within this time
+    db_pool_size: int = 5  # connections a process keeps open to its database (PostgreSQL)
+    db_max_overflow: int = 10  # ... and opens beyond them under load: the budget is the sum
+    # notifications (services/escalation/notify): receivers' timeout, internal targets, e-mail, links
+    notify_timeout: float = 10.0  # seconds to connect, and to wait for an answer, per delivery
+    notify_retry_initial: float = 10.0  # seconds before the first retry (doubling, at most an hour, for 24 h)
+    notify_allow_private: bool = False  # allow receivers on loopback or private addresses
+    smtp_url: str | None = None  # smtp://[user:password@]host:port (STARTTLS when offered) or smtps://
+    mail_from: str = "gridcase@localhost"
+    public_url: str | None = None  # the base URL of links in notifications (default http://host:port)
     audit_key: str = ""  # signs the audit rows and checkpoints (shared.audit); never stored in a database
     audit_checkpoints: str | None = None  # where checkpoints go: a file (JSON lines) or an http(s) URL
     audit_checkpoint_seconds: float = 300.0  # how often the scheduler writes one (real seconds)
@@ -115,6 +124,14 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
         photo_dir=Path(env["GRIDCASE_PHOTO_DIR"]) if env.get("GRIDCASE_PHOTO_DIR") else None,
         duplicate_radius_m=float(env.get("GRIDCASE_DUPLICATE_RADIUS_M") or 0),
         duplicate_window_hours=float(env.get("GRIDCASE_DUPLICATE_WINDOW_HOURS") or 72),
+        db_pool_size=_count(env, "GRIDCASE_DB_POOL_SIZE", Settings.db_pool_size, minimum=1),
+        db_max_overflow=_count(env, "GRIDCASE_DB_MAX_OVERFLOW", Settings.db_max_overflow, minimum=0),
+        notify_timeout=float(env.get("GRIDCASE_NOTIFY_TIMEOUT") or 10),
+        notify_retry_initial=float(env.get("GRIDCASE_NOTIFY_RETRY_INITIAL") or 10),
+        notify_allow_private=env.get("GRIDCASE_NOTIFY_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
+        smtp_url=env.get("GRIDCASE_SMTP_URL") or None,
+        mail_from=env.get("GRIDCASE_MAIL_FROM") or Settings.mail_from,
+        public_url=env.get("GRIDCASE_PUBLIC_URL") or None,
         audit_key=env.get("GRIDCASE_AUDIT_KEY", ""),
         audit_checkpoints=env.get("GRIDCASE_AUDIT_CHECKPOINTS") or None,
         audit_checkpoint_seconds=float(env.get("GRIDCASE_AUDIT_CHECKPOINT_SECONDS") or 300),
@@ -132,6 +149,8 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
         raise ValueError(f"GRIDCASE_TIME_ZONE: unknown time zone {settings.time_zone!r}") from None
     if settings.time_scale <= 0:
         raise ValueError("GRIDCASE_TIME_SCALE must be positive")
+    if not (0 < settings.notify_timeout <= 300 and 0 < settings.notify_retry_initial <= 3600):
+        raise ValueError("GRIDCASE_NOTIFY_TIMEOUT is 0-300 s and GRIDCASE_NOTIFY_RETRY_INITIAL 0-3600 s")
     if not settings.secret:
         settings = replace(settings, secret=_development_secret(settings.data_dir))
     check_secret(settings.secret)
@@ -146,6 +165,16 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
     if not settings.audit_checkpoint_seconds > 0:
         raise ValueError("GRIDCASE_AUDIT_CHECKPOINT_SECONDS must be positive")
     return settings
+
+
+def _count(env, name: str, default: int, *, minimum: int) -> int:
+    """A whole number from the environment (``default`` when unset); ``ValueError`` naming ``name``."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < minimum:
+        raise ValueError(f"{name} must be a whole number of at least {minimum}, not {raw!r}")
+    return int(raw)
 
 
 AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")

@@ -8,6 +8,8 @@ from services.escalation import warnings_api  # noqa: F401 (its routes join the 
 from services.escalation.api import blp
 from services.escalation.calendars import Calendars
 from services.escalation.consumers import CONSUMERS
+from services.escalation.notify import api as _notify_api  # noqa: F401 (its routes join the blueprint)
+from services.escalation.notify.worker import Notifier
 from services.escalation.scheduler import Scheduler, timer_health
 from services.escalation.store import CaseStore, use_audit_key
 from shared import bootstrap
@@ -20,7 +22,8 @@ PAGES = Path(__file__).with_name("pages")
 SPEC = bootstrap.ServiceSpec(
     name="escalation", title="gridcase escalation", blueprint=blp, store=CaseStore, consumers=CONSUMERS,
     dependencies=lambda settings, engine, clock: _dependencies(settings, clock, engine),
-    workers=lambda service: {"scheduler": lambda: Scheduler(service)}, details=lambda service: _details(service),
+    workers=lambda service: {"scheduler": lambda: Scheduler(service), "notify": lambda: Notifier(service)},
+    details=lambda service: _details(service),
     pages=(page_blueprint("board", PAGES / "board"), page_blueprint("desk", PAGES / "desk")))
 
 

@@ -33,13 +33,16 @@ from datetime import date, datetime, timedelta
 
 from services.escalation.domain.early_warnings import ACTIVE, Item, Point, cell, cells_near, decide, opened_item
 from services.escalation.domain.timeline import Outcome, StepType
+from services.escalation.notify.events import Addressee
+from services.escalation.notify.outbox import enqueue
 from shared import logs
 from shared.auth import Identity
-from shared.clock import Clock
+from shared.clock import Clock, isoformat
 from shared.messages import events
 from shared.owners import Owners
 from shared.policy import EarlyWarningRule, Policy
 from shared.uow import UnitOfWork
+from shared.vocabulary import Role
 
 log = logs.get("gridcase.early_warning")
 #: Stale points pruned per new point: more than one, so the table shrinks back after a burst.
@@ -191,12 +194,31 @@ class _Batch:
 
 
 def early_warning_opened(uow: UnitOfWork, item: Item) -> None:
-    """The one place a new early-warning item is announced, in the transaction that opened it: the
-    notifications of the event ``early_warning`` (by default to the item's sub-center,
-    ``item.owners.subcenter``) are written here, beside the item, so that they exist if and only if the
-    item does. Until a notifier takes them, the item is logged."""
+    """The one place a new early-warning item is announced, in the transaction that opened it, so a
+    notification exists if and only if the item does: the event ``early_warning`` (``notify.outbox``),
+    its id the item's, concerning the areas of the report that raised it (their unit subscriptions hear
+    it) and addressed to its sub-center — headquarters for a report outside every sub-center — whose bell
+    shows it by default. Sent at once (an item has no case's working calendar to wait for)."""
+    owners = item.owners
+    addressee = Addressee(owners.subcenter.id, Role.SUBCENTER) if owners.subcenter else \
+        Addressee(owners.hq.id, Role.COMMAND) if owners.hq else None
+    enqueue(uow, event="early_warning", event_id=item.id, at=item.opened_at, payload={"warning": describe(item)},
+            units=[ref.id for ref in (owners.grid, owners.station, owners.subcenter, owners.hq) if ref],
+            addressees=[addressee] if addressee else [])
     log.info("early warning opened", item=item.id, rule=item.rule, category=item.category, area_id=item.area_id,
              reports=len(item.reports))
+
+
+def describe(item: Item) -> dict:
+    """An item as ``GET /escalation/v1/warnings`` and its notification show it: ``{"id", "rule", "kind",
+    "category", "area_id", "reports", "count", "status", "opened_at", "updated_at", "location" ({"lon",
+    "lat"} degrees, or None), "radius_m", "history"}``, times ISO 8601 UTC."""
+    located = item.lon is not None and item.lat is not None
+    return {"id": item.id, "rule": item.rule, "kind": item.kind, "category": item.category, "area_id": item.area_id,
+            "reports": list(item.reports), "count": len(item.reports), "status": item.status,
+            "opened_at": isoformat(item.opened_at), "updated_at": isoformat(item.updated_at or item.opened_at),
+            "location": {"lon": item.lon, "lat": item.lat} if located else None, "radius_m": item.radius_m,
+            "history": list(item.history)}
 
 
 def _audit(at: datetime, actor: str, action: str, detail: dict) -> dict:

@@ -23,6 +23,7 @@ from services.escalation.domain.departments import Assignment
 from services.escalation.domain.measures import measure, month_start, week_start
 from services.escalation.domain.timeline import Outcome, Step, StepType
 from services.escalation.domain.urges import Urge
+from services.escalation.notify.tables import declare as declare_notifications
 from shared import audit
 from shared.auth import Identity
 from shared.db import UTCDateTime
@@ -171,6 +172,9 @@ case_facts = sa.Table(
     sa.Column("respond_s", sa.Float),
     sa.Index("ix_case_facts_day_station", "opened_day", "station_id"),
 )
+
+#: Subscriptions and the notifications outbox (``services.escalation.notify``), written with the steps.
+subscriptions, notifications = declare_notifications(metadata)
 
 #: The tamper-evident audit trail (``shared.audit``): one row per timeline step, hash-chained.
 audit_log = sa.Table(
@@ -416,14 +420,18 @@ class CaseStore(Store):
         """The id of the newest timeline row (0 when there is none): where a new live feed starts."""
         return self.db.execute(sa.select(sa.func.max(timeline.c.id))).scalar() or 0
 
-    def steps_after(self, identity: Identity, after: int, limit: int) -> list[tuple[int, Step, Case, Report, datetime]]:
-        """The timeline rows after ``after`` (a row id) of the cases ``identity`` may see now, oldest first,
-        at most ``limit``: ``(row id, step, case, report, updated_at)`` — the live feed's events."""
-        query = scoped(sa.select(timeline.c.id.label("step_id"), timeline.c.at.label("step_at"),
+    def steps_after(self, identity: Identity | None, after: int,
+                    limit: int) -> list[tuple[int, Step, Case, Report, datetime]]:
+        """The timeline rows after ``after`` (a row id) of the cases ``identity`` may see now (None: every
+        case, for the live feed's tailer, which scopes in memory), oldest first, at most ``limit``:
+        ``(row id, step, case, report, updated_at)`` — the live feed's events."""
+        query = (sa.select(timeline.c.id.label("step_id"), timeline.c.at.label("step_at"),
                                  timeline.c.type.label("step_type"), timeline.c.level.label("step_level"),
                                  timeline.c.actor.label("step_actor"), timeline.c.note.label("step_note"),
                                  timeline.c.scheduled_at.label("step_scheduled_at"), cases)
-                       .join(cases, cases.c.id == timeline.c.case_id), identity)
+                 .join(cases, cases.c.id == timeline.c.case_id))
+        if identity is not None:
+            query = scoped(query, identity)
         rows = self.db.execute(query.where(timeline.c.id > after).order_by(timeline.c.id).limit(limit)).all()
         return [(r.step_id, Step(r.step_at, StepType(r.step_type), Level(r.step_level), r.step_actor, r.step_note,
                                  r.step_scheduled_at), self._case(r), _report(r), r.updated_at) for r in rows]
@@ -530,6 +538,19 @@ class CaseStore(Store):
             for r in self.db.execute(sa.select(timeline).where(timeline.c.case_id.in_(ids)).order_by(timeline.c.id)):
                 steps[r.case_id].append(Step(r.at, StepType(r.type), Level(r.level), r.actor, r.note, r.scheduled_at))
         return [(case, steps[case.id], {"reporter": row.fact_reporter}) for case, row in found]
+
+    # -- notifications (their queries: services/escalation/notify/store.py) ---------------------
+
+    @property
+    def notifications(self):
+        """The subscriptions and the notifications outbox, in this unit of work's transaction."""
+        from services.escalation.notify.store import NotificationStore
+
+        return NotificationStore(self.db)
+
+    def reporter(self, case_id: str) -> str | None:
+        """Who filed the case's report (None for a case not stored yet)."""
+        return self.db.execute(sa.select(cases.c.reporter).where(cases.c.id == case_id)).scalar()
 
     # -- areas ---------------------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ from services.escalation import early_warnings
 from services.escalation.api import LocationOut, blp
 from services.escalation.domain.early_warnings import ACTIONS, ACTIVE, STATUSES
 from services.escalation.domain.errors import Refused
-from shared.clock import isoformat
 from shared.fields import LIMITS, QueryInteger, Text
 from shared.web import access, current_service, deny, identity
 
@@ -77,16 +76,6 @@ class WarningActionIn(Schema):
     note = Text(LIMITS["description"], multiline=True, required=True)
 
 
-def warning_view(item) -> dict:
-    """An item as the API shows it (``WarningOut``)."""
-    located = item.lon is not None and item.lat is not None
-    return {"id": item.id, "rule": item.rule, "kind": item.kind, "category": item.category, "area_id": item.area_id,
-            "reports": list(item.reports), "count": len(item.reports), "status": item.status,
-            "opened_at": isoformat(item.opened_at), "updated_at": isoformat(item.updated_at or item.opened_at),
-            "location": {"lon": item.lon, "lat": item.lat} if located else None, "radius_m": item.radius_m,
-            "history": list(item.history)}
-
-
 @blp.route("/warnings")
 class Warnings(MethodView):
     @access("warning.read")
@@ -106,7 +95,7 @@ class Warnings(MethodView):
         with current_service().uow() as uow:
             found, total = uow.store.early_warnings.page(caller, args["status"], args["page"], args["page_size"],
                                                          args.get("category"))
-        return {"items": [warning_view(item) for item in found], "total": total, "page": args["page"],
+        return {"items": [early_warnings.describe(item) for item in found], "total": total, "page": args["page"],
                 "page_size": args["page_size"]}
 
 
@@ -121,7 +110,7 @@ class WarningDetail(MethodView):
             item = uow.store.early_warnings.get(item_id, caller)
         if item is None:
             deny(caller, "warning.read", message="no such early warning")
-        return warning_view(item)
+        return early_warnings.describe(item)
 
 
 @blp.route("/warnings/<item_id>/actions")
@@ -149,7 +138,7 @@ class WarningActions(MethodView):
             if refusal.field:
                 abort(refusal.status, message=str(refusal), errors={refusal.field: [str(refusal)]})
             abort(refusal.status, message=str(refusal))
-        return warning_view(item)
+        return early_warnings.describe(item)
 
 
 class HotspotArgs(Schema):

@@ -40,6 +40,7 @@ class Scene:
         other = next(f["properties"]["id"] for f in far if f["properties"]["parent"] != located["subcenter"]["id"])
         self.worker = make_token("grid_worker", area=self.grid, user=f"worker-{self.grid}")
         self.station = make_token("station", area=located["station"]["id"], user="station-duty")
+        self.subcenter = make_token("subcenter", area=located["subcenter"]["id"], user="subcenter-duty")
         self.other_station = make_token("station", area=other, user="station-elsewhere")
         self.supervisor = make_token("supervisor", user="supervisor")
         self.command = make_token("command", user="duty-officer")
@@ -91,6 +92,10 @@ def walk(scene: Scene) -> str:
     opened = datetime.fromisoformat(item["opened_at"].replace("Z", "+00:00"))
     assert abs(opened - datetime.now(UTC)) < timedelta(minutes=5)
 
+    # the sub-center hears of it on its bell, once
+    bell = scene.get("/escalation/v1/notifications", scene.subcenter).json()["items"]
+    assert [n["event_id"] for n in bell if n["event"] == "early_warning"] == [item["id"]]
+
     # the grid's station, its worker and the supervisor see it; a station of another sub-center does not
     for who in (scene.station, scene.worker, scene.supervisor):
         assert [i["id"] for i in scene.items(who)] == [item["id"]]
@@ -117,6 +122,8 @@ def walk(scene: Scene) -> str:
     sixth = scene.report(metres_east=-15)
     [item] = scene.until(lambda found: found and found[0]["count"] == 6, "a sixth report joins the item")
     assert item["reports"][-1] == sixth and item["status"] == "acknowledged"
+    bell = scene.get("/escalation/v1/notifications", scene.subcenter).json()["items"]
+    assert len([n for n in bell if n["event"] == "early_warning"]) == 1, "a report joining is no new warning"
 
     closed = scene.act(item["id"], scene.station, {"action": "close", "note": "cable replaced, lamps on"})
     assert closed.status_code == 200 and closed.json()["status"] == "closed"

@@ -95,7 +95,7 @@ def test_compose_refuses_to_run_without_a_signing_secret():
 
 
 def test_compose_has_the_production_topology(compose):
-    expected = {"rabbitmq", "pg-monitor", "pg-1", "pg-2", "gateway", "scheduler"}
+    expected = {"rabbitmq", "pg-monitor", "pg-1", "pg-2", "gateway", "scheduler", "notify"}
     expected |= {f"{s}-{role}" for s in SERVICES for role in ("api", "worker")}
     assert set(compose["services"]) == expected
     for name, service in compose["services"].items():

@@ -359,13 +359,17 @@ def test_an_item_outside_the_caller_s_area_is_as_if_it_did_not_exist():
     assert city.act(item, "acknowledge", who=Identity("station", "li", "S1")).status == "acknowledged"
 
 
-def test_each_new_item_is_announced_once_in_its_transaction(monkeypatch):
-    announced = []
-    monkeypatch.setattr(early_warnings, "early_warning_opened", lambda uow, item: announced.append(item.id))
+def test_a_new_item_is_an_early_warning_notification_to_its_sub_center_once_and_a_join_is_none():
     city = City()
     for _ in range(7):
         city.report()
-    assert announced == [city.items[0].id]
+    [item] = city.items
+    rows = [r for r in city.uow.store.notification_rows if r["event"] == "early_warning"]
+    assert [r["subscription_id"] for r in rows] == ["default.early_warning:unit:C1"]
+    assert rows[0]["event_id"] == item.id and rows[0]["case_id"] is None
+    warning = rows[0]["payload"]["warning"]
+    assert warning["id"] == item.id and warning["rule"] == "lights" and warning["count"] == 5
+    assert rows[0]["payload"]["to"] == [{"unit": "C1", "role": "subcenter"}]
 
 
 # -- recurring problems ------------------------------------------------------------------------------

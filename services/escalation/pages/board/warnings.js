@@ -3,7 +3,7 @@
  * count — and as a list beside the map. An item opens in the case panel with its reports (each opens its
  * case), its history and, for staff, acknowledge and close with a note
  * (POST /escalation/v1/warnings/{id}/actions). The list is read again when the live feed brings a new or
- * reopened case (the step that can raise or grow an item), and every minute.
+ * reopened case (the step that can raise or grow an item: the board's `gc:step` event), and every minute.
  */
 (function () {
   'use strict';
@@ -173,6 +173,7 @@
   /** Called by the board once its map is drawn (``view`` may be null when the map failed). */
   function start(options) {
     board = options;
+    document.addEventListener('gc:step', (e) => caseStep(e.detail)); // the live feed's steps, from the board
     document.addEventListener('gc:language', () => {
       render();
       if (shown && items.has(shown)) renderItem(items.get(shown));
@@ -184,5 +185,5 @@
   /** The board opened a case in the panel: the panel no longer shows an item. */
   function panelTaken() { shown = null; }
 
-  window.gcBoardWarnings = { start, caseStep, panelTaken, load };
+  window.gcBoardWarnings = { start, panelTaken, load };
 }());
