@@ -420,11 +420,11 @@ class CaseStore(Store):
         """The id of the newest timeline row (0 when there is none): where a new live feed starts."""
         return self.db.execute(sa.select(sa.func.max(timeline.c.id))).scalar() or 0
 
-    def steps_after(self, identity: Identity | None, after: int,
-                    limit: int) -> list[tuple[int, Step, Case, Report, datetime]]:
+    def steps_after(self, identity: Identity | None, after: int, limit: int,
+                    ids: list[int] | None = None) -> list[tuple[int, Step, Case, Report, datetime]]:
         """The timeline rows after ``after`` (a row id) of the cases ``identity`` may see now (None: every
         case, for the live feed's tailer, which scopes in memory), oldest first, at most ``limit``:
-        ``(row id, step, case, report, updated_at)`` — the live feed's events."""
+        ``(row id, step, case, report, updated_at)`` — the live feed's events. ``ids``: only those rows."""
         query = (sa.select(timeline.c.id.label("step_id"), timeline.c.at.label("step_at"),
                                  timeline.c.type.label("step_type"), timeline.c.level.label("step_level"),
                                  timeline.c.actor.label("step_actor"), timeline.c.note.label("step_note"),
@@ -432,6 +432,8 @@ class CaseStore(Store):
                  .join(cases, cases.c.id == timeline.c.case_id))
         if identity is not None:
             query = scoped(query, identity)
+        if ids is not None:
+            query = query.where(timeline.c.id.in_(ids))
         rows = self.db.execute(query.where(timeline.c.id > after).order_by(timeline.c.id).limit(limit)).all()
         return [(r.step_id, Step(r.step_at, StepType(r.step_type), Level(r.step_level), r.step_actor, r.step_note,
                                  r.step_scheduled_at), self._case(r), _report(r), r.updated_at) for r in rows]
