@@ -97,7 +97,8 @@ def build(spec: ServiceSpec, settings: Settings, clock: Clock | None = None, *, 
           web: bool = True) -> Service:
     faults.arm(settings.crash_at)
     _check_subscriptions(spec)
-    engine = make_engine(settings.database_url(spec.name))
+    engine = make_engine(settings.database_url(spec.name), pool_size=settings.db_pool_size,
+                         max_overflow=settings.db_max_overflow)
     if migrate:
         upgrade(engine, spec.name)
     clock = clock or make_clock(settings)

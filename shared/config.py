@@ -60,6 +60,8 @@ class Settings:
     photo_dir: Path | None = None  # where photos are stored (default: <data dir>/photos)
     duplicate_radius_m: float = 0.0  # a report this close to an open case of its category is a duplicate (0: off)
     duplicate_window_hours: float = 72.0  # ... if that case was reported within this time
+    db_pool_size: int = 5  # connections a process keeps open to its database (PostgreSQL)
+    db_max_overflow: int = 10  # ... and opens beyond them under load: the budget is the sum
     # notifications (services/escalation/notify): receivers' timeout, internal targets, e-mail, links
     notify_timeout: float = 10.0  # seconds to connect, and to wait for an answer, per delivery
     notify_retry_initial: float = 10.0  # seconds before the first retry (doubling, at most an hour, for 24 h)
@@ -129,6 +131,8 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
         photo_dir=Path(env["GRIDCASE_PHOTO_DIR"]) if env.get("GRIDCASE_PHOTO_DIR") else None,
         duplicate_radius_m=float(env.get("GRIDCASE_DUPLICATE_RADIUS_M") or 0),
         duplicate_window_hours=float(env.get("GRIDCASE_DUPLICATE_WINDOW_HOURS") or 72),
+        db_pool_size=_count(env, "GRIDCASE_DB_POOL_SIZE", Settings.db_pool_size, minimum=1),
+        db_max_overflow=_count(env, "GRIDCASE_DB_MAX_OVERFLOW", Settings.db_max_overflow, minimum=0),
         notify_timeout=float(env.get("GRIDCASE_NOTIFY_TIMEOUT") or 10),
         notify_retry_initial=float(env.get("GRIDCASE_NOTIFY_RETRY_INITIAL") or 10),
         notify_allow_private=env.get("GRIDCASE_NOTIFY_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
@@ -169,6 +173,16 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
     if not settings.audit_checkpoint_seconds > 0:
         raise ValueError("GRIDCASE_AUDIT_CHECKPOINT_SECONDS must be positive")
     return settings
+
+
+def _count(env, name: str, default: int, *, minimum: int) -> int:
+    """A whole number from the environment (``default`` when unset); ``ValueError`` naming ``name``."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < minimum:
+        raise ValueError(f"{name} must be a whole number of at least {minimum}, not {raw!r}")
+    return int(raw)
 
 
 AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")

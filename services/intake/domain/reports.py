@@ -116,6 +116,10 @@ class Report:
     duplicate_of: str | None = None
     #: the case's area scope: its owners below headquarters, known by id (none before dispatch)
     owners: Owners = NO_OWNERS
+    #: the newest of escalation's events applied to the report: the case revision and the step's place in it
+    #: (``events.revision_key``); None before the first
+    case_revision: int | None = None
+    case_revision_step: int | None = None
 
     def number_in(self, time_zone: str) -> str:
         """The report's number, dated in the city's time zone (``Settings.time_zone``)."""
