@@ -168,12 +168,11 @@ def test_the_page_policy_names_the_tile_host_and_map_json_the_source(tiles, tile
 
 def test_the_phone_page_draws_the_tiles_under_its_grid_and_its_service_worker_keeps_none(browser, tiles, tiled):
     crs, site = tiled
-    if crs != "wgs84":
-        pytest.skip("one source is enough for the phone page's cache")
     place = site.grid(0)
     token_ = site.token("grid_worker", area=place["grid"], user="map-phone")
+    where = {"latitude": place["lat"], "longitude": place["lon"], "accuracy": 10}
     context, page, problems = open_page(browser, site, "/app/", token_, viewport=PHONE, permissions=["geolocation"],
-                                        geolocation={"latitude": place["lat"], "longitude": place["lon"], "accuracy": 10})
+                                        geolocation=where)
     expect(page.locator("#map img.leaflet-tile-loaded").first).to_be_visible(timeout=10000)
     page.evaluate("navigator.serviceWorker.ready.then(() => true)")
     page.reload()  # now under the service worker
@@ -188,7 +187,8 @@ def test_the_phone_page_draws_the_tiles_under_its_grid_and_its_service_worker_ke
         return urls;
     }""")
     assert kept and not [u for u in kept if "/tiles/" in u], kept
-    page.screenshot(path=SCREENSHOTS / "map-phone-tiles.png", full_page=True)
+    expect(page.locator("#map")).to_have_attribute("data-basemap", crs)
+    page.screenshot(path=SCREENSHOTS / f"map-phone-{crs}-tiles.png", full_page=True)
     assert not problems, problems
     context.close()
 
