@@ -227,6 +227,7 @@
       const utc = new Date().toISOString().slice(0, 10);
       const days = await stats('period=day&from=' + addDays(utc, -1) + '&to=' + addDays(utc, 2));
       zone = days.time_zone;
+      tick(); // the clock in the city's zone from now on
       const local = localDate(new Date());
       const counted = { '': 0 };
       days.rows.filter((r) => r.period_start === local).forEach((r) => {
