@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from prometheus_client import Histogram
 
+from services.escalation import early_warnings
 from services.escalation.calendars import Calendars, time_policy
 from services.escalation.domain import actions, departments, measures, statistics, timers
 from services.escalation.domain.cases import Case, open_case
@@ -56,6 +57,8 @@ def open_cases(messages: list[events.CaseDispatched], uow: UnitOfWork, *, policy
             new.append((case, outcome, Report(m.description, location.lon, location.lat, m.reporter, m.reported_at),
                         [{"id": c.id, "distance_m": c.distance_m} for c in m.candidates]))
             publish(uow, case, outcome, cause=m, revision=1)
+        # early warning (预警) first: it takes its locks before the audit trail's (see early_warnings)
+        early_warnings.reports_arrived(uow, policy, messages, now)
         uow.store.add(new, now)
         uow.commit()
 
@@ -80,9 +83,11 @@ def etag(revision: int) -> str:
     return f'"{revision}"'
 
 
-def take_action(command: TakeAction, uow: UnitOfWork, *, clock: Clock) -> tuple[Case, int]:
+def take_action(command: TakeAction, uow: UnitOfWork, *, clock: Clock,
+                policy: Policy | None = None) -> tuple[Case, int]:
     """Run the action through the action table; returns the case and its new revision. ``LookupError``
-    outside the caller's area (404), ``StaleETag`` (412), or the domain's refusal (403, 409, 422)."""
+    outside the caller's area (404), ``StaleETag`` (412), or the domain's refusal (403, 409, 422). A
+    reopening counts for the policy's recurring early-warning rules."""
     now = clock.now()
     with uow:
         case = uow.store.get(command.case_id, command.identity, for_update=True)
@@ -96,6 +101,7 @@ def take_action(command: TakeAction, uow: UnitOfWork, *, clock: Clock) -> tuple[
         if command.action == "assign_department" and "department" in arguments:
             arguments["department"] = _department(uow, case, arguments["department"])
         outcome = actions.perform(case, command.action, command.identity, now, **arguments)
+        early_warnings.case_reopened(uow, policy, case, outcome, now)
         revision = uow.store.save(case, outcome, now)
         publish(uow, case, outcome)
         uow.commit()

@@ -210,6 +210,52 @@ audit_log = sa.Table(
     sa.Column("mac", sa.String(64)),  # HMAC-SHA256 of hash under GRIDCASE_AUDIT_KEY (shared.audit.row_mac)
 )
 
+#: Early warning (预警, ``services/escalation/early_warnings.py``): the reports each rule watches, under a
+#: coarse key — a cell of the rule's radius (``domain.early_warnings.cell``) or a grid id — so a new
+#: report reads its neighbourhood only; ``held`` while the point's item is open or acknowledged.
+warning_points = sa.Table(
+    "warning_points", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("category", sa.String(64), nullable=False),
+    sa.Column("cell", sa.String(64), nullable=False),
+    sa.Column("case_id", sa.String(36), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("lon", sa.Float),
+    sa.Column("lat", sa.Float),
+    sa.Column("item_id", sa.String(36)),
+    sa.Column("held", sa.Boolean, nullable=False),
+    sa.Index("ix_warning_points_cell", "rule", "category", "cell", "at"),
+    sa.Index("ix_warning_points_item", "item_id"),
+    sa.Index("ix_warning_points_age", "rule", "at"),
+)
+
+#: The early-warning items, and the cases in each.
+warning_items = sa.Table(
+    "warning_items", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("category", sa.String(64), nullable=False),
+    sa.Column("area_id", sa.String(64), nullable=False),
+    sa.Column("areas", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("lon", sa.Float),
+    sa.Column("lat", sa.Float),
+    sa.Column("radius_m", sa.Float),
+    sa.Column("opened_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("history", sa.JSON, nullable=False),
+    sa.Index("ix_warning_items_status", "status", "opened_at"),
+)
+warning_reports = sa.Table(
+    "warning_reports", metadata,
+    sa.Column("item_id", sa.String(36), sa.ForeignKey("warning_items.id"), primary_key=True),
+    sa.Column("case_id", sa.String(36), primary_key=True),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Index("ix_warning_reports_case", "case_id"),
+)
+
 #: The owner column of each area level.
 OWNER_COLUMN = {name: cases.c[f"{name}_id"] for name in AREA_LEVELS}
 _AUDIT_LOCK = zlib.crc32(b"gridcase-audit")
@@ -395,13 +441,13 @@ class CaseStore(Store):
         """The id of the newest timeline row (0 when there is none): where a new live feed starts."""
         return self.db.execute(sa.select(sa.func.max(timeline.c.id))).scalar() or 0
 
-    def steps_after(self, identity: Identity | None, after: int,
-                    limit: int) -> list[tuple[int, Step, Case, Report, datetime, Owners | None]]:
+    def steps_after(self, identity: Identity | None, after: int, limit: int,
+                    ids: list[int] | None = None) -> list[tuple[int, Step, Case, Report, datetime, Owners | None]]:
         """The timeline rows after ``after`` (a row id) of the cases ``identity`` may see now, or whose
         scope it saw before a step moved them out of it (None: every case, for the live feed's tailer,
         which scopes in memory), oldest first, at most ``limit``: ``(row id, step, case, report,
         updated_at, left)`` — the live feed's events; ``left``: the scope a transfer or re-route left
-        (``Owners`` known by id), else None."""
+        (``Owners`` known by id), else None. ``ids``: only those rows."""
         t = timeline.c
         query = (sa.select(t.id.label("step_id"), t.at.label("step_at"), t.type.label("step_type"),
                            t.level.label("step_level"), t.actor.label("step_actor"), t.note.label("step_note"),
@@ -415,6 +461,8 @@ class CaseStore(Store):
                                            t[f"left_{level.area}_id"] == identity.area))
             else:
                 query = scoped(query, identity)
+        if ids is not None:
+            query = query.where(t.id.in_(ids))
         rows = self.db.execute(query.where(t.id > after).order_by(t.id).limit(limit)).all()
         return [(r.step_id, Step(r.step_at, StepType(r.step_type), Level(r.step_level), r.step_actor, r.step_note,
                                  r.step_scheduled_at), self._case(r), _report(r), r.updated_at, _left_scope(r))
@@ -555,6 +603,10 @@ class CaseStore(Store):
                                               "parent": a.parent} for a in items])
         return True
 
+    def area_names(self) -> dict[str, str]:
+        """Every area of escalation's copy of the hierarchy: id → name."""
+        return {r.id: r.name for r in self.db.execute(sa.select(areas.c.id, areas.c.name))}
+
     # -- departments ---------------------------------------------------------------------------
 
     def replace_departments(self, version: int, items) -> bool:
@@ -564,6 +616,14 @@ class CaseStore(Store):
     def departments(self) -> list[Department]:
         """The city's departments (escalation's copy), by id."""
         return load_departments(self.db, departments)
+
+    @property
+    def early_warnings(self):
+        """The early-warning points and items (``services.escalation.warning_store``), in this store's
+        transaction."""
+        from services.escalation.warning_store import WarningStore  # it reads this module's tables
+
+        return WarningStore(self)
 
     def owners_of(self, area_id: str) -> tuple[Level, Owners] | None:
         """The level of an area of the active hierarchy and the owners of a case placed there (the
@@ -653,6 +713,14 @@ class CaseStore(Store):
             self.db.execute(case_facts.insert(), rows)
 
     def _append_audit(self, steps: list[tuple[Case, Step]]) -> None:
+        self.append_audit([{"at": step.at, "actor": step.actor, "action": str(step.type), "case_id": case.id,
+                            "detail": audit.step_detail(step.level, step.note, step.scheduled_at)}
+                           for case, step in steps])
+
+    def append_audit(self, entries: list[dict]) -> None:
+        """Append rows to the hash-chained audit trail, in the caller's transaction, signed with the audit
+        key when the service has one: each entry is ``{"at", "actor", "action", "case_id" (or None: not a
+        case's timeline step), "detail"}`` (``shared.audit.append``)."""
         if self.postgres:  # appends are serialised: each row names the hash of the one before
             self.db.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK})
         key = _AUDIT_KEYS.get(self.engine)
@@ -664,9 +732,8 @@ class CaseStore(Store):
             self.db.execute(audit_log.update().where(audit_log.c.seq == sa.bindparam("b_seq")),
                             [{"b_seq": r.seq, "mac": audit.row_mac(key, r.hash)} for r in unsigned.all()])
         rows = []
-        for case, step in steps:
-            previous = audit.append(previous, at=step.at, actor=step.actor, action=str(step.type), case_id=case.id,
-                                    detail=audit.step_detail(step.level, step.note, step.scheduled_at), key=key)
+        for entry in entries:
+            previous = audit.append(previous, **entry, key=key)
             rows.append(vars(previous))
         self.db.execute(audit_log.insert(), rows)
 

@@ -140,6 +140,7 @@ def test_gateway_routes_each_prefix_to_its_service(nginx_conf):
         "/app/": "intake-api",
         "/board/": "escalation-api",
         "/desk/": "escalation-api",
+        "/wall/": "escalation-api",
         # the routes with large bodies (their own client_max_body_size)
         "/dispatch/v1/areas": "dispatch-api",
         "^/intake/v1/reports/[^/]+/photos$": "intake-api",

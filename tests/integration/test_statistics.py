@@ -304,13 +304,18 @@ def test_calendar_time_at_each_level_beside_working_time(city):
     assert closed["calendar_at_level"]["1"] == {"median": 14400.0, "p90": pytest.approx(23040.0)}
 
 
-def test_the_csv_has_the_new_columns(city):
-    from services.escalation.api import _csv
+def test_the_csv_has_the_new_columns_named_in_both_languages(city):
+    from services.escalation import exports
 
     answer = stats(city, by="closed")
-    text = _csv(answer).get_data(as_text=True)
-    header = text.splitlines()[0].split(",")
-    assert {"on_time_rate_final", "calendar_at_level_1_median", "time_at_level_1_median"} <= set(header)
+    for lang, final, calendar in (("zh", "按最终时限结案率", "工作站级停留日历用时中位数（小时）"),
+                                  ("en", "on-time rate against the final deadline",
+                                   "calendar time at level 2 (station), median (hours)")):
+        columns, names, rows = exports.closure_times_table(answer, lang, area_names={},
+                                                           department_names=lambda i: None,
+                                                           category_names=lambda c: None)
+        assert {"on_time_rate_final", "calendar_at_level_2_median", "time_at_level_2_median"} <= set(columns)
+        assert final in names and calendar in names
     assert answer["by"] == "closed"
 
 

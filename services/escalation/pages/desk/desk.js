@@ -186,7 +186,7 @@
   }
 
   async function downloadCsv() {
-    const result = await gc.api('GET', STATS + '?' + query() + '&format=csv', { raw: true, accept: 'text/csv' });
+    const result = await gc.api('GET', STATS + '?' + query() + '&format=csv&lang=' + gc.lang, { raw: true, accept: 'text/csv' });
     if (!result.ok) { status(gc.t('error_status', { status: result.status }), 'bad'); return; }
     const f = $('query').elements;
     const named = /filename="([^"]+)"/.exec(result.headers.get('Content-Disposition') || '');
@@ -273,6 +273,7 @@
       drawReplay();
     });
     Promise.all([loadCategories(), loadDepartments()]).then(load).then(() => { document.body.dataset.ready = 'true'; });
+    gcHotspots.start(); // reports per grid and category over the period, on the grid polygons
   }
 
   document.addEventListener('DOMContentLoaded', () => {
