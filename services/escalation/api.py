@@ -534,11 +534,11 @@ class ReplayIn(Schema):
     class Meta:
         unknown = RAISE
 
-    # within the route's 64 KiB body even if every character is sent as a 6-byte \uXXXX escape; a larger
+    # within the route's 1 MiB body even if every character is sent as a 6-byte \uXXXX escape; a larger
     # file is replayed with `gridcase policy replay`
-    policy = fields.String(required=True, validate=validate.Length(1, 10_000), metadata={
+    policy = fields.String(required=True, validate=validate.Length(1, 100_000), metadata={
         "description": "the new policy file's text (TOML, as `gridcase policy check` reads it), "
-                       "up to 10,000 characters"})
+                       "up to 100,000 characters"})
     from_ = Day(required=True, data_key="from")
     to = Day(required=True)
 
@@ -548,7 +548,7 @@ class PolicyReplay(MethodView):
     @access("stats.replay")
     @blp.arguments(ReplayIn)
     @blp.response(200, description="side by side per unit and category: current and new")
-    @blp.alt_response(413, description="the body is over the route's 64 KiB")
+    @blp.alt_response(413, description="the body is over the route's 1 MiB")
     def post(self, body):
         """What-if: how the cases opened on local dates ``[from, to)`` would have fared under a new
         policy — automatic escalations from each level, overdue at headquarters, closed on time —
