@@ -35,6 +35,8 @@ MEANING = {
     "intake.accepts": "÷ bare Flask; no Idempotency-Key (goal ≥ 0.5)",
     "intake.accepts_keyed": "÷ bare Flask; a unique Idempotency-Key per request (goal ≥ 0.5)",
     "intake.errors": "non-2xx + socket errors + row-count mismatches over all rounds (must be 0)",
+    "intake.report_cpu_uncounted": "raw baseline: submit_report's CPU per report in-process, no per-person count",
+    "intake.report_cpu_counted": "uncounted ÷ ours: the same with the count in the database (two limits)",
     "pipeline.raw_broker": "raw baseline: pika confirmed publish + consume with ack each, same messages",
     "pipeline.cases_per_s": "÷ raw broker msgs/s (goal ≥ 1,000 cases/s)",
     "pipeline.latency_p50": "report → level 1 (escalation opened_at − intake reported_at)",

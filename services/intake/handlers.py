@@ -97,34 +97,31 @@ class _Counted:
 
 def _use(limits: Limits | None, limit, identity: Identity, uow: UnitOfWork) -> _Counted | None:
     """Count one use of ``limit`` by ``identity`` (None: not limited), committed before the work it allows;
-    a window that was full refuses it (and the others counted in are given back). The process remembers
-    a window it refused, or filled, so the next request is refused before its body is read."""
+    a window that was full refuses it (nothing counted). The process remembers a window it refused, or
+    filled, so the next request is refused before its body is read."""
     if limits is None or not limits.applies(identity):
         return None
     now = limits.now()
     proposed = limit.windows(now)
-    with uow:
+    with uow:  # the store commits the count itself; the unit of work only reads the full windows
         counted = uow.store.use_allowance(identity.user, proposed)
-        full = [w.key for w in proposed if w.key not in counted]
-        full = uow.store.windows_of(identity.user, full) if full else {}
-        uow.commit()
-    if not full:
+        current = {} if counted else uow.store.windows_of(identity.user, [w.key for w in proposed])
+    if counted:
         for window in counted.values():
             if window.count >= window.cap:
                 limits.remember(limit, identity.user, window)
         return _Counted(limits, limit, identity.user, list(counted.values()))
-    _give_back(_Counted(limits, limit, identity.user, list(counted.values())), uow)
-    window = max(full.values(), key=lambda w: w.start + w.seconds)  # the wait is until the last one ends
+    full = [w for w in current.values() if w.count >= w.cap] or list(current.values()) or proposed
+    window = max(full, key=lambda w: w.end)  # the wait is until the last full one ends
     limits.remember(limit, identity.user, window)
-    return _Counted(limits, limit, identity.user, [], over=OverLimit(limit.kind, window, now))
+    return _Counted(limits, limit, identity.user, [], over=OverLimit(limit.kind, window, limits.now()))
 
 
 def _give_back(counted: _Counted | None, uow: UnitOfWork) -> None:
     """A counted use that stored nothing is not a use (and the window it filled is not full after all)."""
     if counted and counted.windows:
-        with uow:
+        with uow:  # committed by the store
             uow.store.give_back(counted.subject, counted.windows)
-            uow.commit()
         counted.limits.forget(counted.limit, counted.subject)
 
 

@@ -67,7 +67,8 @@ class OverLimit(Exception):
 
     def __init__(self, kind: str, window: Window, now: float):
         self.kind, self.window = kind, window
-        self.retry_after = max(1, math.ceil(window.end - now))
+        # at most the window's length: another process may have opened it a moment after ``now`` was read
+        self.retry_after = min(window.seconds, max(1, math.ceil(window.end - now)))
         super().__init__(f"at most {window.cap} {kind}s per person per {_span(window.seconds)}; "
                          f"retry in {self.retry_after} s")
 

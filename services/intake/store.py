@@ -1,6 +1,7 @@
 """Intake's table and every query on it: the only place in intake with SQL."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from dataclasses import replace
@@ -278,31 +279,26 @@ class ReportStore(Store):
 
     def use_allowance(self, subject: str, windows: list[Window]) -> dict[str, Window]:
         """Count one use by ``subject`` in each limit of ``windows`` (``limits.Window``, each opening now)
-        whose current window is not full, opening a new window where the last one has ended: one
-        conditional upsert, which leaves a full window's row untouched. → limit key → the window counted
-        in (its start and count now); a limit missing was full. On PostgreSQL on its own autocommit
-        connection (the report is still written with its message in one statement); on SQLite in the unit
-        of work's transaction, committed by the caller."""
-        dialect = postgresql if self.postgres else sqlite
-        insert = dialect.insert(rate_counts).values([
-            {"subject": subject, "limit_key": w.key, "window_start": w.start, "window_seconds": w.seconds,
-             "count": 1, "cap": w.cap} for w in windows])
-        c, new = rate_counts.c, insert.excluded
-        current = c.window_start + c.window_seconds > new.window_start  # the last window has not ended
-        statement = insert.on_conflict_do_update(
-            index_elements=[c.subject, c.limit_key],
-            set_={"count": sa.case((current, c.count + 1), else_=1),
-                  "window_start": sa.case((current, c.window_start), else_=new.window_start),
-                  "window_seconds": new.window_seconds, "cap": new.cap},
-            where=sa.or_(sa.not_(current), c.count < new.cap),
-        ).returning(c.limit_key, c.window_start, c.count)
-        if self.postgres:
-            with _autocommit(self.engine).connect() as connection:
-                rows = connection.execute(statement).all()
-        else:
-            rows = self.db.execute(statement).all()
+        whose current window is not full, opening a new window where the last one has ended — in all of
+        them or in none: a conditional upsert per limit, which leaves a full window's row untouched, in a
+        short transaction of its own that is rolled back at the first full one. → limit key → the window
+        counted in (its start and count now), for every limit; empty when one was full. Committed at
+        once, outside the unit of work's transaction (on PostgreSQL the report is still written with its
+        message in one statement), so every process sees it; the row locks of the transaction make a
+        person's concurrent requests wait for each other's verdict, so a refusal never rests on a count
+        another request is about to give back."""
+        statement = _allowance_statement(self.postgres)
         proposed = {w.key: w for w in windows}
-        return {key: replace(proposed[key], start=start, count=count) for key, start, count in rows}
+        counted: dict[str, Window] = {}
+        with self.engine.connect() as connection, connection.begin() as transaction:
+            for w in windows:
+                row = connection.execute(statement, {"subject": subject, "key": w.key, "start": w.start,
+                                                     "seconds": w.seconds, "cap": w.cap, "one": 1}).first()
+                if row is None:
+                    transaction.rollback()
+                    return {}
+                counted[row.limit_key] = replace(proposed[row.limit_key], start=row.window_start, count=row.count)
+        return counted
 
     def windows_of(self, subject: str, keys: list[str]) -> dict[str, Window]:
         """``subject``'s current windows of the limits ``keys`` (to say when a full one ends)."""
@@ -318,11 +314,8 @@ class ReportStore(Store):
             rate_counts.c.window_start == sa.bindparam("b_start"), rate_counts.c.count > 0,
         ).values(count=rate_counts.c.count - 1)
         rows = [{"b_key": w.key, "b_start": w.start} for w in windows]
-        if self.postgres:
-            with _autocommit(self.engine).connect() as connection:
-                connection.execute(statement, rows)
-        else:
-            self.db.execute(statement, rows)
+        with _committed(self.engine) as connection:
+            connection.execute(statement, rows)
 
     def count_photo(self, report_id: str, cap: int) -> bool:
         """Count one more photo of the report, unless it holds ``cap`` already (False): a conditional
@@ -439,6 +432,18 @@ def _blocks(engine: sa.Engine) -> _Blocks:
     return blocks
 
 
+@contextlib.contextmanager
+def _committed(engine: sa.Engine):
+    """A connection whose statements are committed as they run: PostgreSQL's autocommit, SQLite's own
+    short transaction (the unit of work's connection is not open yet, or reads only)."""
+    if engine.dialect.name == "postgresql":
+        with _autocommit(engine).connect() as connection:
+            yield connection
+    else:
+        with engine.begin() as connection:
+            yield connection
+
+
 @functools.cache
 def _autocommit(engine: sa.Engine) -> sa.Engine:
     """``engine`` in autocommit mode, made once: ``execution_options`` builds a new engine proxy each
@@ -447,6 +452,28 @@ def _autocommit(engine: sa.Engine) -> sa.Engine:
 
 
 _STATEMENT: sa.Insert | None = None
+
+
+@functools.cache
+def _allowance_statement(postgres: bool) -> sa.Insert:
+    """``store.use_allowance``'s upsert of one limit's row, made once with bound parameters (``subject``,
+    ``key``, ``start``, ``seconds``, ``cap``; one row at a time, as a statement of several rows is compiled
+    anew each time: that cost more than the rest of accepting a report, cProfile)."""
+    dialect = postgresql if postgres else sqlite
+    insert = dialect.insert(rate_counts).values(
+        subject=sa.bindparam("subject", type_=sa.String), limit_key=sa.bindparam("key", type_=sa.String),
+        window_start=sa.bindparam("start", type_=sa.BigInteger),
+        window_seconds=sa.bindparam("seconds", type_=sa.Integer), count=sa.bindparam("one", 1, type_=sa.Integer),
+        cap=sa.bindparam("cap", type_=sa.Integer))
+    c, new = rate_counts.c, insert.excluded
+    current = c.window_start + c.window_seconds > new.window_start  # the last window has not ended
+    return insert.on_conflict_do_update(
+        index_elements=[c.subject, c.limit_key],
+        set_={"count": sa.case((current, c.count + 1), else_=new.count),
+              "window_start": sa.case((current, c.window_start), else_=new.window_start),
+              "window_seconds": new.window_seconds, "cap": new.cap},
+        where=sa.or_(sa.not_(current), c.count < new.cap),
+    ).returning(c.limit_key, c.window_start, c.count)
 
 
 def _report_and_message() -> sa.Insert:
