@@ -10,12 +10,13 @@ still goes through in a minute). Beyond either, ``429`` with ``Retry-After`` (se
 ends). Admins are not limited (imports, integrations and load tests file as admin).
 
 **Where the count is kept**: a row per person and limit in intake's database (``rate_counts``: the
-window's start, its count and its cap), raised by one conditional upsert — ``INSERT … ON CONFLICT DO
-UPDATE SET count = count + 1 … WHERE count < cap`` — which the database serialises per row (PostgreSQL's
-row lock, SQLite's single writer). Of any number of requests at once, in any number of processes,
-exactly the allowance is counted; the others are refused. Windows are fixed, as ``limits``' fixed
-window: one starts with a person's first use after the last one ended and lasts its length (``60/minute``:
-60 uses in the minute from the first), in real time.
+window's start, its length, its count and its cap), raised by a conditional upsert per limit —
+``INSERT … ON CONFLICT DO UPDATE SET count = count + 1 … WHERE count < cap`` — in a short transaction of
+its own, rolled back at the first full limit (every limit counts the use, or none), which the database
+serialises per row (PostgreSQL's row lock, SQLite's single writer). Of any number of requests at once, in
+any number of processes, exactly the allowance is counted; the others are refused. Windows are fixed,
+as ``limits``' fixed window: one starts with a person's first use after the last one ended and lasts its
+length (``60/minute``: 60 uses in the minute from the first), in real time.
 
 **Counted once stored**: a use is reserved before the work it allows (a report's insert; a photo's
 decode) and given back when nothing was stored after all (a retry of a stored report or photo, a refused
