@@ -54,15 +54,16 @@ def dispatch_cases(messages: list[events.CaseReported], uow: UnitOfWork, *, area
                 start_level=level, owners=found, triage=location.triage,
                 candidates=tuple(events.Candidate(c.id, c.distance_m) for c in location.candidates),
                 description=message.description, location=message.location, reporter=message.reporter,
-                location_unverified=message.location_unverified), cause=message)
+                location_unverified=message.location_unverified, channel=message.channel), cause=message)
         uow.store.add(records)
         uow.commit()
 
 
 def close_case(message: events.CaseChanged, uow: UnitOfWork, *, clock: Clock) -> None:
-    """``case.closed`` → a new area version no longer moves this case; ``case.reopened`` → it does again."""
+    """``case.closed`` (and a report refused, voided or merged: it ended without a fix) → a new area
+    version no longer moves this case; ``case.reopened`` → it does again."""
     with uow:
-        uow.store.close(message.case_id, clock.now() if message.event == "case.closed" else None)
+        uow.store.close(message.case_id, None if message.event == "case.reopened" else clock.now())
         uow.commit()
 
 

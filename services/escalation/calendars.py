@@ -160,4 +160,5 @@ def time_policy(rule: Rule, calendar: WorkingCalendar) -> TimePolicy:
     """The frozen snapshot of one category × severity rule in a calendar."""
     return TimePolicy(tuple(rule.levels[level] for level in (1, 2, 3, 4)), rule.verification,
                       rule.max_extensions, rule.max_extension_total, tuple(rule.warnings), calendar,
-                      tuple(sorted(rule.level_warnings.items())), department_limit=rule.department)
+                      tuple(sorted(rule.level_warnings.items())), department_limit=rule.department,
+                      acceptance_limit=rule.acceptance)

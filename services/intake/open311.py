@@ -6,12 +6,15 @@ face for 311 apps.
 - ``POST requests.{json|xml}`` (form-encoded, as the spec says): ``api_key`` (from ``gridcase apikey
   create``), ``service_code``, ``lat``, ``long``, ``description``; → ``[{"service_request_id", ...}]``.
   The report is filed as ``open311:<key name>`` through intake's one ``submit_report`` use case, so it is
-  routed, escalated and rate-limited as any other.
+  routed, escalated and rate-limited as any other; its channel is ``open311``, whose reports wait for
+  staff to accept them (立案) unless the policy says otherwise (``[needs_acceptance]``).
 - ``GET requests.{json|xml}`` (``service_request_id``, ``service_code``, ``start_date``, ``end_date``,
   ``status``; by default the last 90 days, at most 90 days, 1000 requests) and
   ``GET requests/{id}.{json|xml}``: **public fields only** (no reporter, no client time or accuracy).
   ``status`` is ``open`` or ``closed``; the level and owner are in ``status_notes``, the deadline in
-  ``expected_datetime``, the owning unit in ``agency_responsible``.
+  ``expected_datetime``, the owning unit in ``agency_responsible``. A request refused (不予立案) or voided
+  is ``closed`` and its ``status_notes`` say why (``refused: not_city_matter: …``); one merged into (or
+  linked as a duplicate of) another case follows that case's status, its notes naming it.
 
 Errors follow the spec, not RFC 9457 (its clients parse them): ``[{"code": 400, "description": "..."}]``
 with the HTTP status ``code`` (400 bad parameter, 403 bad api_key, 404 unknown service or request).
@@ -30,6 +33,7 @@ from flask import Blueprint, Response, jsonify, request
 from services.intake import handlers
 from services.intake.domain.reports import NewReport, UnknownCategory
 from services.intake.limits import check_reports, count_report
+from services.intake.store import ENDED_FOR_THE_PUBLIC
 from shared.auth import Identity
 from shared.clock import isoformat, parse_time
 from shared.fields import LIMITS, storable_problem
@@ -40,7 +44,8 @@ blp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 FORMATS = ("json", "xml")
 MAX_DAYS = 90
 MAX_REQUESTS = 1000
-CLOSED = {Status.CLOSED}
+#: Statuses Open311 calls ``closed``: a verified fix, and the requests that ended without becoming a case.
+CLOSED = set(ENDED_FOR_THE_PUBLIC)
 
 
 class Open311Error(Exception):
@@ -139,7 +144,8 @@ def create_request(fmt):
         raise Open311Error(400, f"description must be text of at most {LIMITS['description']} characters")
     lat, lon = _number("lat", -90, 90), _number("long", -180, 180)
     try:
-        submitted = service.run(handlers.submit_report, NewReport(code, description, lon, lat), client, None)
+        submitted = service.run(handlers.submit_report, NewReport(code, description, lon, lat), client, None,
+                                channel="open311")
     except UnknownCategory:
         raise Open311Error(400, f"unknown service_code; one of {', '.join(service.policy.categories)}") from None
     count_report(client)
@@ -153,7 +159,9 @@ def _public(report, policy) -> dict:
     category = policy.categories.get(report.category)
     closed = report.status in CLOSED
     notes = f"{report.status}" + (f", level {int(report.level)} ({report.owner_area_name or report.owner_area_id})"
-                                  if report.level else "")
+                                  if report.level and report.status not in CLOSED - {Status.CLOSED} else "")
+    if report.status_note:
+        notes = f"{report.status_note}; {notes}" if report.duplicate_of else f"{notes}: {report.status_note}"
     return {"service_request_id": report.id, "status": "closed" if closed else "open", "status_notes": notes,
             "service_name": category.en if category else report.category, "service_code": report.category,
             "description": report.description, "agency_responsible": report.owner_area_name or report.owner_area_id,

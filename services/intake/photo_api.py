@@ -4,10 +4,11 @@ from __future__ import annotations
 from flask import request, send_file
 from flask.views import MethodView
 from flask_smorest import abort
-from marshmallow import RAISE, Schema, fields
+from marshmallow import RAISE, Schema, fields, validate
 
 from services.intake import handlers
 from services.intake.api import blp
+from services.intake.domain.reports import PHOTO_KINDS
 from services.intake.photos import MAX_BYTES, BadImage, NotAnImage, TooLarge
 from shared.clock import isoformat
 from shared.web import access, current_service, deny, identity, problem
@@ -23,12 +24,16 @@ class PhotoIn(Schema):
 
     file = fields.Raw(required=True, metadata={"type": "string", "format": "binary",
                                                "description": "a JPEG or PNG, at most 10 MiB and 40 megapixels"})
+    kind = fields.String(load_default="before", validate=validate.OneOf(PHOTO_KINDS), metadata={
+        "description": "what it shows: before (the incident, with the report; the default), after (the fix, "
+                       "with a resolution or a department's feedback) or verification (the on-site check)"})
 
 
 class PhotoOut(Schema):
     id = fields.String()
     report_id = fields.String()
-    uploader = fields.String(metadata={"description": "who took it: the reporter, or the verifier on site"})
+    uploader = fields.String(metadata={"description": "who took it: the reporter, the handler or the verifier"})
+    kind = fields.String(metadata={"description": "before, after or verification"})
     content_type = fields.String()
     width = fields.Integer()
     height = fields.Integer()
@@ -40,7 +45,7 @@ class PhotoOut(Schema):
 
 def photo_view(row: dict) -> dict:
     url = f"{blp.url_prefix}/reports/{row['report_id']}/photos/{row['id']}"
-    return {"id": row["id"], "report_id": row["report_id"], "uploader": row["uploader"],
+    return {"id": row["id"], "report_id": row["report_id"], "uploader": row["uploader"], "kind": row["kind"],
             "content_type": row["content_type"],
             "width": row["width"], "height": row["height"], "bytes": row["bytes"],
             "created_at": isoformat(row["created_at"]), "url": url, "thumbnail_url": f"{url}/thumbnail"}
@@ -55,20 +60,26 @@ class Photos(MethodView):
     @blp.alt_response(415, description="not a JPEG or PNG by its content")
     @blp.alt_response(422, description="too many pixels, a damaged image, or too many photos")
     def post(self, body, report_id):
-        """Add a photo to a report the caller may see (multipart ``file``): the reporter's, or the grid
-        worker's on-site evidence with a verification (the case id is the report id).
+        """Add a photo to a report the caller may see (multipart ``file``, and ``kind``: ``before`` with the
+        report, the default; ``after`` with a resolution or a department's feedback, whose ``photos``
+        name its id; ``verification`` with the on-site check). The case id is the report id.
 
-        ``curl -F file=@lamp.jpg …/intake/v1/reports/6f1c…/photos`` → ``201 {"id", "width", "height",
-        "url", "thumbnail_url", …}``. The stored image has its EXIF orientation applied and no metadata
-        (no GPS position); its name is generated.
+        ``curl -F file=@lamp.jpg -F kind=after …/intake/v1/reports/6f1c…/photos`` → ``201 {"id", "kind",
+        "width", "height", "url", "thumbnail_url", …}``. The stored image has its EXIF orientation
+        applied and no metadata (no GPS position); its name is generated. An unknown ``kind``: 422.
         """
         caller = identity()
-        extra = sorted((set(request.form) | set(request.files)) - {"file"})
-        if extra or len(request.files.getlist("file")) != 1:
-            abort(422, errors={name: ["Unknown field."] for name in extra} or {"file": ["send exactly one file"]})
+        extra = sorted((set(request.form) | set(request.files)) - {"file", "kind"})
+        if extra or len(request.files.getlist("file")) != 1 or len(request.form.getlist("kind")) > 1:
+            abort(422, errors={name: ["Unknown field."] for name in extra} or (
+                {"kind": ["send at most one kind"]} if len(request.form.getlist("kind")) > 1
+                else {"file": ["send exactly one file"]}))
+        kind = request.form.get("kind", "before")
+        if kind not in PHOTO_KINDS:
+            abort(422, errors={"kind": [f"Must be one of: {', '.join(PHOTO_KINDS)}."]})
         data = body["file"].read(MAX_BYTES + 1)
         try:
-            row = current_service().run(handlers.add_photo, handlers.AddPhoto(report_id, data, caller))
+            row = current_service().run(handlers.add_photo, handlers.AddPhoto(report_id, data, caller, kind))
         except LookupError:
             deny(caller, "photo.add", message="no such report")
         except TooLarge as exc:
@@ -78,7 +89,7 @@ class Photos(MethodView):
         except BadImage as exc:
             abort(422, errors={"file": [str(exc)]})
         except handlers.TooManyPhotos:
-            abort(422, errors={"file": [f"a report holds at most {handlers.MAX_PHOTOS} photos"]})
+            abort(422, errors={"file": [f"a report holds at most {handlers.MAX_PHOTOS} photos of a kind"]})
         return photo_view(row)
 
     @access("photo.read")

@@ -21,6 +21,15 @@ Adding an action is one function and one row here (plus its schema row in the AP
 | assign_department   | station, sub-center, command | not closed                | department, role, note?  |
 | acknowledge (dept.) | the assigned department      | its assignment: assigned  | note?                    |
 | feedback            | the assigned department      | its assignment: active    | outcome, note, reason, photos? |
+| accept (立案)        | station, sub-center, command | pending_acceptance        | note?                    |
+| refuse (不予立案)     | station, sub-center, command | pending_acceptance        | reason, note?            |
+| void (作废)           | command                      | pending_acceptance, working | reason                 |
+| merge               | station, sub-center, command | pending_acceptance, working | into, note?            |
+| set_severity        | station, sub-center, command | pending_acceptance        | severity                 |
+| assign (承办人)       | the unit holding it, or its department | accepted, not ended | assignee (null: nobody) |
+
+``resolve`` also takes ``photos`` (after-photos' intake ids). Acceptance and the handler are in
+``acceptance.py``.
 
 The automatic changes (deadline ticks, re-routing) are in ``timers.py``, not here: no caller may
 request them.
@@ -31,7 +40,7 @@ import inspect
 from collections.abc import Callable
 from datetime import datetime
 
-from services.escalation.domain import departments, holds, loop
+from services.escalation.domain import acceptance, departments, holds, loop
 from services.escalation.domain.cases import Case
 from services.escalation.domain.errors import InvalidArgument
 from services.escalation.domain.permissions import Actor
@@ -64,6 +73,12 @@ ACTIONS: dict[str, Action] = {
     "reopen": loop.reopen,
     "assign_department": departments.assign_department,
     "feedback": departments.feedback,
+    "accept": acceptance.accept,
+    "refuse": acceptance.refuse,
+    "void": acceptance.void,
+    "merge": acceptance.merge,
+    "set_severity": acceptance.set_severity,
+    "assign": acceptance.assign,
 }
 
 
@@ -100,7 +115,8 @@ def available(case: Case, actor: Actor, now: datetime) -> list[str]:
 
     placeholders = {"note": "-", "reason": "-", "level": Level.GRID, "owners": case.owners, "passed": True,
                     "amount": {"amount": 1, "unit": "seconds"}, "department": Department("-", "-", "-", "-"),
-                    "role": "co", "outcome": "done", "photos": []}
+                    "role": "co", "outcome": "done", "photos": [], "into": None, "severity": None,
+                    "assignee": None}
     allowed = []
     for name in ACTIONS:
         if name == "return" and case.level == Level.GRID:

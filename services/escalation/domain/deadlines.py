@@ -71,6 +71,8 @@ class TimePolicy:
     level_warnings: tuple[tuple[int, tuple[float, ...]], ...] = ()
     #: a functional department's time to feed back on an assignment (派遣 → 反馈)
     department_limit: Limit = Limit(DEFAULT_VERIFICATION_HOURS)
+    #: staff's time to accept, refuse, void or merge a report that waits for acceptance (立案)
+    acceptance_limit: Limit = Limit(DEFAULT_VERIFICATION_HOURS)
 
     def __post_init__(self) -> None:
         if len(self.levels) != len(Level):
@@ -105,7 +107,8 @@ class TimePolicy:
                 "verification": self.verification.to_dict(),
                 "extensions": {"max_count": self.max_extensions, "max_total": self.max_extension_total.to_dict()},
                 "warnings": list(self.warnings),
-                "calendar": self.calendar.to_dict(), "department": self.department_limit.to_dict()}
+                "calendar": self.calendar.to_dict(), "department": self.department_limit.to_dict(),
+                "acceptance": self.acceptance_limit.to_dict()}
         if self.level_warnings:
             data["level_warnings"] = {str(level): list(p) for level, p in self.level_warnings}
         return data
@@ -127,7 +130,8 @@ class TimePolicy:
                    calendar,
                    tuple(sorted((int(k), tuple(float(p) for p in v))
                                 for k, v in (data.get("level_warnings") or {}).items())),
-                   Limit.from_dict(data.get("department", DEFAULT_VERIFICATION_HOURS)))
+                   Limit.from_dict(data.get("department", DEFAULT_VERIFICATION_HOURS)),
+                   Limit.from_dict(data.get("acceptance", DEFAULT_VERIFICATION_HOURS)))
 
 
 # -- working time ---------------------------------------------------------------------------------
