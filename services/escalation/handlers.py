@@ -138,13 +138,33 @@ def _severity(policy: Policy, calendars: Calendars, case: Case, name: object) ->
     return acceptance.Severity(name, time_policy(rule, calendars.for_owners(case.owners)), Level.of(rule.start_level))
 
 
+class UnknownTarget(LookupError):
+    """A merge names a case the caller does not see (404, as for a case that does not exist)."""
+
+
 def _merge_target(uow: UnitOfWork, identity: Identity, case_id: object) -> Case:
-    """The case a merge names, loaded (and locked) as the caller sees it; ``LookupError`` (404) when the
-    caller's area does not hold it, exactly as for a case that does not exist."""
+    """The case a merge names, loaded (and locked) as the caller sees it; ``UnknownTarget`` (404) when
+    the caller's area does not hold it, exactly as for a case that does not exist."""
     target = uow.store.get(case_id, identity, for_update=True) if isinstance(case_id, str) else None
     if target is None:
-        raise LookupError(case_id)
+        raise UnknownTarget(case_id)
     return target
+
+
+#: The people this process has recorded already (``remember_person``): one write per person and unit.
+_REMEMBERED: set[tuple[str, str, str | None, str | None]] = set()
+
+
+def remember_person(identity: Identity, uow: UnitOfWork, *, clock: Clock) -> None:
+    """Record that the caller works in their unit (``store.remember``), so that colleagues may name them
+    a case's handler (承办人); once per person and unit in this process."""
+    key = (identity.user, str(identity.role), identity.area, identity.department)
+    if key in _REMEMBERED or identity.role not in (Role.STATION, Role.SUBCENTER, Role.COMMAND, Role.DEPARTMENT):
+        return
+    with uow:
+        uow.store.remember(identity, clock.now())
+        uow.commit()
+    _REMEMBERED.add(key)
 
 
 def _person(uow: UnitOfWork, identity: Identity, case: Case, user: object) -> acceptance.Person | None:

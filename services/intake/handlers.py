@@ -43,7 +43,7 @@ class Submitted:
 
 
 def submit_report(report: NewReport, reporter: Identity, idempotency_key: str | None, uow: UnitOfWork, *,
-                  clock: Clock, policy: Policy, settings: Settings, channel: str | None = None) -> Submitted:
+                  clock: Clock, policy: Policy, settings: Settings) -> Submitted:
     """Store a report and its ``case.reported`` atomically.
 
     A retry with the same key and the same report returns the stored one; the same key with a
@@ -55,9 +55,10 @@ def submit_report(report: NewReport, reporter: Identity, idempotency_key: str | 
     ``case.reported`` names the worker's own grid, where dispatch routes it. Anyone else must send a
     position (``LocationRequired``); ``UnknownCategory`` for a category not in the policy,
     ``UnknownSeverity`` for a proposed severity it has no rules for (without one, the category's
-    default). The report number is dated in the city's time zone (``settings.time_zone``). ``channel``
-    (``shared.policy.CHANNELS``) is where it came from: Open311 names it; otherwise the reporter's role
-    says (``channel_of``); the policy decides by it whether the report waits for acceptance (立案).
+    default). The report number is dated in the city's time zone (``settings.time_zone``). Its channel
+    (``shared.policy.CHANNELS``) is where it came from: Open311 names it (``NewReport.channel``);
+    otherwise the reporter's role says (``channel_of``); the policy decides by it whether the report
+    waits for acceptance (立案).
     A report linked as a nearby duplicate follows its case's status (``follow_cases``).
     """
     if report.category not in policy.categories:
@@ -79,7 +80,7 @@ def submit_report(report: NewReport, reporter: Identity, idempotency_key: str | 
         stored = Report(id=str(uuid.uuid4()), seq=uow.store.next_seq(), reporter=reporter.user,
                         idempotency_key=idempotency_key, fingerprint=report.fingerprint(), category=report.category,
                         severity=report.severity or policy.category(report.category).severity,
-                        description=report.description, channel=channel or channel_of(reporter.role),
+                        description=report.description, channel=report.channel or channel_of(reporter.role),
                         lon=report.lon, lat=report.lat, accuracy_m=report.accuracy_m, client_time=report.client_time,
                         location_unverified=fallback_grid is not None, status=Status.REPORTED, reported_at=now,
                         updated_at=now)

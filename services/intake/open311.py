@@ -144,8 +144,8 @@ def create_request(fmt):
         raise Open311Error(400, f"description must be text of at most {LIMITS['description']} characters")
     lat, lon = _number("lat", -90, 90), _number("long", -180, 180)
     try:
-        submitted = service.run(handlers.submit_report, NewReport(code, description, lon, lat), client, None,
-                                channel="open311")
+        submitted = service.run(handlers.submit_report, NewReport(code, description, lon, lat, channel="open311"),
+                                client, None)
     except UnknownCategory:
         raise Open311Error(400, f"unknown service_code; one of {', '.join(service.policy.categories)}") from None
     count_report(client)

@@ -89,13 +89,14 @@ class NewReport:
     accuracy_m: float | None = None
     client_time: datetime | None = None
     severity: str | None = None  # proposed by the reporter; None: the category's default
+    #: where it came from (``shared.policy.CHANNELS``) when the door says (Open311); None: the reporter's
+    #: role says (``channel_of``)
+    channel: str | None = None
 
     def fingerprint(self) -> str:
         """What makes two submissions "the same report" for an idempotent retry (a report without a
-        proposed severity hashes as it did before severities could be proposed)."""
-        fields = asdict(self)
-        if fields["severity"] is None:
-            del fields["severity"]
+        proposed severity or a named channel hashes as it did before either existed)."""
+        fields = {k: v for k, v in asdict(self).items() if v is not None or k not in ("severity", "channel")}
         canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
                                default=lambda value: value.isoformat())
         return hashlib.sha256(canonical.encode()).hexdigest()
