@@ -8,6 +8,10 @@
 #                           RabbitMQ and PostgreSQL on free loopback ports when they are installed and
 #                           GRIDCASE_TEST_BROKER_URL / _POSTGRES_URL are not given; the browser tier drives
 #                           Debian's /usr/bin/chromium with Playwright (never `playwright install`)
+#   make test-cluster [PYTEST_ARGS=...]
+#                           the cluster tier (tests/cluster): starts a 3-node RabbitMQ cluster and a PostgreSQL
+#                           primary + standby with automatic failover (deploy/local/cluster.sh) and kills nodes
+#                           under load; `make test` skips it
 #   make bench [ARGS=...]   benchmarks (ratios against raw baselines measured in the same run)
 #   make lint               ruff
 #   make vendor             the pages' browser assets from npm at pinned versions (deploy/vendor-assets.sh)
@@ -30,7 +34,7 @@ WITH_SERVERS := deploy/local/with-servers.sh
 export PIP_PROGRESS_BAR := off
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test bench lint vendor migration clean distclean
+.PHONY: help setup run test test-cluster bench lint vendor migration clean distclean
 
 help:
 	@awk '/^#/ { sub(/^# ?/, ""); print; next } { exit }' Makefile
@@ -51,6 +55,9 @@ run: setup
 
 test: setup
 	$(WITH_SERVERS) $(BIN)/pytest -q $(PYTEST_ARGS) $(TESTS)
+
+test-cluster: setup
+	GRIDCASE_TEST_CLUSTER=1 $(BIN)/pytest -q $(PYTEST_ARGS) tests/cluster
 
 bench: setup
 	$(WITH_SERVERS) $(BIN)/python -m benchmarks $(ARGS)

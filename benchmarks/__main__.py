@@ -23,7 +23,7 @@ from pathlib import Path
 
 from benchmarks._support import ROOT, emit, sigterm_as_exit
 
-GROUPS = ("intake", "pipeline", "dispatch", "scheduler", "statistics")
+GROUPS = ("intake", "pipeline", "dispatch", "scheduler", "statistics", "photos")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 #: What each figure's ratio means (and the goal, where there is one).
@@ -64,6 +64,12 @@ def _meaning(name: str) -> str:
         return "deadline → case.escalated written, one scheduler, 0.2 s tick (goal p99 ≤ 1 s)"
     if name.startswith("scheduler.raw_claim"):
         return "raw baseline: SELECT … FOR UPDATE SKIP LOCKED + UPDATE, 500 rows a transaction"
+    if name.startswith("photos.raw_decode_"):
+        return "raw baseline: Pillow's Image.open(...).load() of the same file, CPU s"
+    if name.startswith("photos.clean_peak_"):
+        return "peak memory of clean (VmHWM growth); ratio = raw decode's ÷ ours"
+    if name.startswith("photos.clean_"):
+        return "CPU s of photos.clean (decode, clean, re-encode, thumbnail); ratio = raw decode s ÷ ours"
     if name.startswith("scheduler.escalations"):
         return "÷ raw claim rows/s; a burst of due cases"
     return ""
@@ -92,6 +98,9 @@ def _child(name: str, quick: bool) -> None:
     elif name == "statistics":
         from benchmarks import statistics
         emit(statistics.run(quick=quick))
+    elif name == "photos":
+        from benchmarks import photos
+        emit(photos.run(quick=quick))
     else:
         raise SystemExit(f"unknown benchmark {name!r}")
 

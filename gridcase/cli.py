@@ -17,7 +17,10 @@ DATA_DIR = click.option("--data-dir", type=click.Path(file_okay=False), default=
 
 def settings_for(data_dir, **overrides):
     """The process's settings (``shared.config``); command-line options given win over the environment."""
-    settings = from_env(data_dir, **overrides)
+    try:
+        settings = from_env(data_dir, **overrides)
+    except ValueError as exc:  # a setting that cannot work: say which, and do not start
+        raise click.ClickException(str(exc)) from None
     logs.configure(settings.log_level, settings.log_format)
     return settings
 

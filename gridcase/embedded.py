@@ -17,7 +17,7 @@ from services.intake import bootstrap as intake
 from shared.bootstrap import Service
 from shared.config import Settings
 from shared.runtime import Runner
-from shared.web import metrics_response, problem, readiness_failures
+from shared.web import metrics_response, problem, readiness_failures, refuse_query
 
 log = logging.getLogger("gridcase")
 PREFIXES = {"intake": "intake", "open311": "intake", "dispatch": "dispatch", "escalation": "escalation",
@@ -55,6 +55,7 @@ class System:
         app = Flask("gridcase")
         app.json.ensure_ascii = False
         app.register_error_handler(HTTPException, lambda e: problem(e.code, e.name, e.description))
+        app.before_request(refuse_query)  # the index and the probes take no query parameters
 
         @app.get("/")
         def index():

@@ -11,7 +11,7 @@ import threading
 
 from gunicorn.app.base import Application
 
-from shared import logs
+from shared import bus, logs
 from shared.config import Settings
 from shared.db import make_engine
 from shared.migrations import upgrade
@@ -46,7 +46,15 @@ class _Gunicorn(Application):  # Application: BaseApplication cannot read a conf
         return app
 
 
+def announce_broker(settings: Settings) -> None:
+    """Log which nodes of the broker URL answer now (a node that does not is named; starting goes on)."""
+    if not settings.embedded:
+        states = bus.probe(settings.broker_url)
+        log.info("broker nodes", up=sum(error is None for error in states.values()), listed=len(states))
+
+
 def serve_service(service: str, settings: Settings, *, bind: str, workers: int, config_file: str | None = None) -> None:
+    announce_broker(settings)
     engine = make_engine(settings.database_url(service))
     upgrade(engine, service)
     engine.dispose()
@@ -71,6 +79,7 @@ def _metrics_child_exit(_server, worker) -> None:
 def run_worker(name: str, settings: Settings) -> None:
     """``intake|dispatch|escalation``: that service's consumers and relay; ``scheduler``: deadlines."""
     service_name = "escalation" if name == "scheduler" else name
+    announce_broker(settings)
     service = _bootstrap(service_name).build(settings, web=False)
     if name == "scheduler":
         factories = {"scheduler": service.workers["scheduler"]}

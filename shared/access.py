@@ -45,10 +45,10 @@ ACTIONS: dict[str, frozenset[Role] | None] = {
     "open311.read": None,
     "open311.submit": None,  # an Open311 client proves itself with its api_key, not a token
     "report.submit": REPORTERS,
-    "report.read": EVERYONE,
+    "report.read": WITH_DEPARTMENTS,  # a department: the reports of the cases assigned to it
     "report.list": EVERYONE,
-    "photo.add": REPORTERS,
-    "photo.read": EVERYONE,
+    "photo.add": REPORTERS | {Role.DEPARTMENT},  # a department: its after-photos on its cases
+    "photo.read": WITH_DEPARTMENTS,
     "case.verify": EVERYONE,  # the domain narrows it to the grid's own worker (or the station of a case in no grid)
     "case.read": WITH_DEPARTMENTS,  # a department: the cases assigned to it (escalation's store)
     "case.list": WITH_DEPARTMENTS,
@@ -71,6 +71,7 @@ class Resource:
 
     owners: Owners = NO_OWNERS
     reporter: str | None = None
+    departments: frozenset[str] = frozenset()  # the functional departments assigned to the case
 
 
 def decide(identity, action: str, resource: Resource | None = None) -> Decision:
@@ -90,4 +91,6 @@ def decide(identity, action: str, resource: Resource | None = None) -> Decision:
         return Decision.ALLOW
     if resource.reporter is not None and resource.reporter == identity.user:
         return Decision.ALLOW
+    if identity.role == Role.DEPARTMENT:
+        return Decision.ALLOW if identity.department in resource.departments else Decision.NOT_FOUND
     return Decision.ALLOW if in_scope(identity.role, identity.area, resource.owners) else Decision.NOT_FOUND

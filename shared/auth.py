@@ -8,6 +8,10 @@ Two kinds of signer are accepted (``TokenVerifier``):
   (``GRIDCASE_JWKS_URL``: an ``https://`` URL, read with PyJWT's ``PyJWKClient`` and cached, or a
   file path / ``file://`` URL read once). The token's ``kid`` picks the key; the key's type fixes
   the algorithm, so an HS256 token can never be checked against a public key (algorithm confusion).
+  Such a token must carry ``aud`` naming ``GRIDCASE_JWT_AUDIENCE`` (a string or a list holding it) and
+  ``iss`` equal to ``GRIDCASE_JWT_ISSUER`` (RFC 7519 §4.1.1, §4.1.3): an identity provider signs tokens
+  for every application it serves with the same keys, and one issued for another application must
+  not open this one. Both settings are required with a JWKS (``TokenVerifier`` refuses to start).
 
 Every claim is checked for presence and type before anything else runs (``read_token``): ``sub``
 (a non-empty storable string of at most 128 characters: the person), ``role`` (one of ``Role``),
@@ -39,6 +43,9 @@ MIN_SECRET_BYTES = 32
 MAX_LIFETIME = timedelta(days=30)
 #: Clock skew tolerated between the issuer and this process (on ``iat`` and ``exp``).
 LEEWAY = timedelta(seconds=60)
+#: The subjects of Open311 clients' reports (``open311:<key name>``): what the public listing shows, so no
+#: token may take such a subject (its holder's reports would be published).
+OPEN311_SUBJECT_PREFIX = "open311:"
 
 
 class AuthError(Exception):
@@ -80,6 +87,8 @@ def issue_token(secret: str, role: str, *, area: str | None = None, user: str | 
         raise ValueError("a grid worker's token needs --user (the person's own id, e.g. a staff number)")
     if (role == Role.DEPARTMENT) != bool(department):
         raise ValueError("a department's token needs --department (its id), and only a department's")
+    if user and user.startswith(OPEN311_SUBJECT_PREFIX):
+        raise ValueError(f"--user may not start with {OPEN311_SUBJECT_PREFIX!r}: Open311 clients' reports are filed so")
     if not timedelta(0) < ttl <= MAX_LIFETIME:
         raise ValueError(f"a token lives at most {MAX_LIFETIME.days} days")
     check_secret(secret)
@@ -93,17 +102,27 @@ def issue_token(secret: str, role: str, *, area: str | None = None, user: str | 
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
+PROVIDER_SETTINGS = ("GRIDCASE_JWKS_URL is set, so GRIDCASE_JWT_AUDIENCE and GRIDCASE_JWT_ISSUER are required: "
+                      "the aud and iss your identity provider puts in the tokens it issues for gridcase (without "
+                      "them a token it issued for another application would be accepted here)")
+
+
 class TokenVerifier:
     """Checks bearer tokens: HS256 against ``secret``, RS256/ES256 against the JWKS at ``jwks``
-    (a URL or a file path; None: no identity provider, such tokens are refused)."""
+    (a URL or a file path; None: no identity provider, such tokens are refused) with their ``aud``
+    naming ``audience`` and their ``iss`` equal to ``issuer`` (both required with ``jwks``: ValueError)."""
 
     #: verified tokens kept, and for how long at most (a phone sends the same token with every request)
     CACHE_SIZE = 4096
     CACHE_SECONDS = 300
 
-    def __init__(self, secret: str, jwks: str | None = None):
+    def __init__(self, secret: str, jwks: str | None = None, *, audience: str | None = None,
+                 issuer: str | None = None):
         check_secret(secret)
+        if jwks and not (audience and issuer):
+            raise ValueError(PROVIDER_SETTINGS)
         self.secret = secret
+        self.audience, self.issuer = audience, issuer
         self._verified: dict[str, tuple[Identity, float]] = {}
         self._client = self._keys = None
         if jwks and jwks.startswith(("https://", "http://")):
@@ -155,9 +174,19 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise AuthError(str(exc)) from exc
         key, alg = self.key_for(token, header)
+        provider = alg in PROVIDER_ALGORITHMS
+        required = ["exp", "iat", "sub"] + (["aud", "iss"] if provider else [])
         try:
-            claims = jwt.decode(token, key, algorithms=[alg], options={
-                "require": ["exp", "iat", "sub"], "verify_sub": False, "verify_exp": False, "verify_iat": False})
+            claims = jwt.decode(token, key, algorithms=[alg], audience=self.audience if provider else None,
+                                issuer=self.issuer if provider else None, options={
+                                    "require": required, "verify_sub": False, "verify_exp": False,
+                                    "verify_iat": False, "verify_aud": provider})
+        except jwt.InvalidAudienceError as exc:
+            raise AuthError(f"the aud claim does not name this service ({self.audience!r}): {exc}") from exc
+        except jwt.InvalidIssuerError as exc:
+            raise AuthError(f"the iss claim is not this service's identity provider ({self.issuer!r})") from exc
+        except jwt.MissingRequiredClaimError as exc:
+            raise AuthError(f"the {exc.claim} claim is required") from exc
         except jwt.PyJWTError as exc:
             raise AuthError(str(exc)) from exc
         return identity_from_claims(claims, now or datetime.now(UTC)), float(claims["exp"])
@@ -170,6 +199,8 @@ def identity_from_claims(claims: dict, now: datetime) -> Identity:
         raise AuthError(f"the role claim must be one of {', '.join(ROLES)}")
     user, area = claims.get("sub"), claims.get("area")
     _check_claim("sub", user, LIMITS["user"])
+    if user.startswith(OPEN311_SUBJECT_PREFIX):
+        raise AuthError(f"the sub claim may not start with {OPEN311_SUBJECT_PREFIX!r} (Open311 clients' reports)")
     if area is not None or Role(role) in ROLE_SCOPE:
         if area is None:
             raise AuthError(f"a {role} token needs an area claim")
@@ -194,9 +225,10 @@ def identity_from_claims(claims: dict, now: datetime) -> Identity:
     return Identity(role=role, user=user, area=area, department=department)
 
 
-def read_token(secret: str, token: str, *, jwks: str | None = None) -> Identity:
-    """``TokenVerifier(secret, jwks).read(token)``: for callers that check one token."""
-    return TokenVerifier(secret, jwks).read(token)
+def read_token(secret: str, token: str, *, jwks: str | None = None, audience: str | None = None,
+               issuer: str | None = None) -> Identity:
+    """``TokenVerifier(secret, jwks, audience=…, issuer=…).read(token)``: for callers that check one token."""
+    return TokenVerifier(secret, jwks, audience=audience, issuer=issuer).read(token)
 
 
 def _check_claim(name: str, value, max_length: int) -> None:

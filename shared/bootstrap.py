@@ -105,7 +105,8 @@ def build(spec: ServiceSpec, settings: Settings, clock: Clock | None = None, *, 
     service = Service(spec, settings, engine, clock, dependencies)
     if web:
         service.app = create_app(spec.name, title=spec.title, blueprint=spec.blueprint, service_object=service,
-                                 secret=settings.secret, jwks=settings.jwks_url,
+                                 secret=settings.secret, jwks=settings.jwks_url, jwt_audience=settings.jwt_audience,
+                                 jwt_issuer=settings.jwt_issuer,
                                  details=(lambda: spec.details(service)) if spec.details else None,
                                  readiness={"database": check_database(engine),
                                             "broker": check_broker(settings.broker_url)})

@@ -3,6 +3,12 @@ the command line's defaults come from it too).
 
 Embedded mode (the default) needs nothing: SQLite files under the data directory and an
 in-process bus. Production sets ``GRIDCASE_BROKER_URL`` and one database URL per service.
+
+Either may name several nodes, so that a client survives the death of one: the broker URL lists
+RabbitMQ nodes separated by ``;`` (kombu's failover syntax, ``amqp://u:p@rmq1:5672/%2F;amqp://u:p@rmq2:5672/%2F``),
+a PostgreSQL URL lists hosts in libpq's form (``postgresql+psycopg://user:pw@/intake?host=pg1:5432&host=pg2:5432``,
+see ``shared.db`` for the timeouts and the read-write target gridcase adds). Both are checked here, when the
+settings are read, and a bad one is refused naming its variable.
 """
 from __future__ import annotations
 
@@ -13,7 +19,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from shared.auth import check_secret
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from shared.auth import PROVIDER_SETTINGS, check_secret
 
 SERVICES = ("intake", "dispatch", "escalation")
 MEMORY_BROKER = "memory://localhost/"
@@ -41,7 +50,10 @@ class Settings:
     metrics_dir: str | None = None  # prometheus_client's multiprocess directory under gunicorn
     crash_at: str = ""  # a named crash point, for fault tests only (shared/faults.py)
     jwks_url: str | None = None  # an identity provider's JWKS (URL or file) for RS256/ES256 tokens
+    jwt_audience: str | None = None  # the aud its tokens must name (required with jwks_url)
+    jwt_issuer: str | None = None  # the iss its tokens must carry (required with jwks_url)
     report_rate_limit: str = "60/minute;1000/day"  # reports one person may file (limits notation)
+    photo_rate_limit: str = "12/minute;300/day"  # photos one person may upload (limits notation)
     rate_limit_storage: str = "memory://"  # limits storage; shared (redis://…) across gunicorn workers
     location_accuracy_limit_m: float = 200.0  # a fix less accurate than this is not trusted for routing
     photo_dir: Path | None = None  # where photos are stored (default: <data dir>/photos)
@@ -51,6 +63,11 @@ class Settings:
     @property
     def embedded(self) -> bool:
         return self.broker_url.startswith("memory://")
+
+    @property
+    def broker_nodes(self) -> tuple[str, ...]:
+        """The broker's nodes, one URL each, in the order given (``broker_nodes(broker_url)``)."""
+        return broker_nodes(self.broker_url)
 
     def database_url(self, service: str) -> str:
         return self.database_urls.get(service) or f"sqlite:///{(self.data_dir / f'{service}.db').resolve()}"
@@ -86,7 +103,10 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
         metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         crash_at=env.get("GRIDCASE_CRASH_AT", ""),
         jwks_url=env.get("GRIDCASE_JWKS_URL") or None,
+        jwt_audience=env.get("GRIDCASE_JWT_AUDIENCE") or None,
+        jwt_issuer=env.get("GRIDCASE_JWT_ISSUER") or None,
         report_rate_limit=env.get("GRIDCASE_REPORT_RATE_LIMIT") or Settings.report_rate_limit,
+        photo_rate_limit=env.get("GRIDCASE_PHOTO_RATE_LIMIT") or Settings.photo_rate_limit,
         rate_limit_storage=env.get("GRIDCASE_RATE_LIMIT_STORAGE") or Settings.rate_limit_storage,
         location_accuracy_limit_m=float(env.get("GRIDCASE_LOCATION_ACCURACY_LIMIT_M") or 200),
         photo_dir=Path(env["GRIDCASE_PHOTO_DIR"]) if env.get("GRIDCASE_PHOTO_DIR") else None,
@@ -94,6 +114,9 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
         duplicate_window_hours=float(env.get("GRIDCASE_DUPLICATE_WINDOW_HOURS") or 72),
     )
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    broker_nodes(settings.broker_url, name="GRIDCASE_BROKER_URL")
+    for service, url in settings.database_urls.items():
+        database_hosts(url, name=f"GRIDCASE_{service.upper()}_DATABASE_URL")
     city = city_settings(settings.city)
     settings = replace(settings, time_zone=settings.time_zone or city.get("time_zone") or "Asia/Shanghai",
                        holidays=settings.holidays or city.get("holidays"))
@@ -106,7 +129,66 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
     if not settings.secret:
         settings = replace(settings, secret=_development_secret(settings.data_dir))
     check_secret(settings.secret)
+    if settings.jwks_url and not (settings.jwt_audience and settings.jwt_issuer):
+        raise ValueError(PROVIDER_SETTINGS)
     return settings
+
+
+AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
+
+
+def broker_nodes(url: str, name: str = "broker URL") -> tuple[str, ...]:
+    """The nodes of a broker URL: ``"amqp://a;amqp://b"`` → ``("amqp://a", "amqp://b")`` (kombu's failover
+    syntax, which kombu itself reads; the pika relay and the readiness check go through the nodes in turn).
+    Blanks around ``;`` and empty items are ignored. Raises ``ValueError`` naming ``name`` when the list is
+    empty, an item is not ``amqp://``, ``amqps://`` or ``pyamqp://``, or ``memory://`` is listed with
+    anything else (the in-process bus has exactly one node)."""
+    nodes = tuple(part.strip() for part in (url or "").split(";") if part.strip())
+    if not nodes:
+        raise ValueError(f"{name}: no broker node given")
+    schemes = [node.split("://", 1)[0].lower() if "://" in node else "" for node in nodes]
+    if schemes == ["memory"]:
+        return nodes
+    for node, scheme in zip(nodes, schemes, strict=True):
+        if scheme not in AMQP_SCHEMES:
+            raise ValueError(f"{name}: {redact(node)!r} is not an AMQP URL (amqp://user:password@host:port/vhost); "
+                             "several nodes are separated by ';'")
+    return nodes
+
+
+def database_hosts(url: str, name: str = "database URL") -> tuple[str, ...]:
+    """The ``host:port`` items a database URL names: the URL's own host, or libpq's repeated
+    ``?host=h1:5432&host=h2:5432`` (also ``?host=h1,h2&port=5432,5432``); empty for SQLite. Raises
+    ``ValueError`` naming ``name`` for a URL SQLAlchemy cannot read or a port that is not a number."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ValueError(f"{name}: not a database URL ({exc})") from None
+    if parsed.get_backend_name() == "sqlite":
+        return ()
+    query_hosts = parsed.query.get("host")
+    if query_hosts is None:
+        return (f"{parsed.host or 'localhost'}:{parsed.port or 5432}",)
+    items = list(query_hosts) if isinstance(query_hosts, tuple) else query_hosts.split(",")
+    ports = parsed.query.get("port")
+    ports = (list(ports) if isinstance(ports, tuple) else ports.split(",")) if ports else []
+    out = []
+    for i, item in enumerate(items):
+        host, _, port = item.strip().partition(":")
+        port = port or (ports[i] if i < len(ports) else ports[-1] if ports else "5432")
+        if not host or not port.strip().isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{name}: host {item!r} is not host:port")
+        out.append(f"{host}:{int(port)}")
+    return tuple(out)
+
+
+def redact(url: str) -> str:
+    """A URL with its password replaced by ``***`` (for messages and logs)."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, hostpart = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{hostpart}"
 
 
 def city_settings(city: str | None) -> dict:

@@ -11,7 +11,9 @@ service database). Database outages, and handlers that raise ``Unavailable``, ar
 fault: the messages are held, unacknowledged, and retried until the cause is gone (tenacity).
 
 Broker connections and reconnects are kombu's ``ConsumerMixin``; only its drain loop is ours, so a
-partly filled batch is flushed after 5 ms without a message instead of the mixin's fixed interval.
+partly filled batch is flushed after 5 ms without a message instead of the mixin's fixed interval. A
+broker URL listing several nodes fails over in kombu: a lost connection reconnects to the next node that
+answers, and the deliveries the lost channel held go back to the queue (the inbox absorbs them).
 """
 from __future__ import annotations
 
@@ -127,8 +129,12 @@ class ConsumerWorker(ConsumerMixin):
         return [Consumer(queues=[queue], on_message=self._on_message, no_ack=False, prefetch_count=self.prefetch)]
 
     def on_connection_error(self, exc, interval):
+        """kombu's errback while (re)connecting: names the node that failed (password hidden); kombu then
+        tries the next node of the URL at once, and waits ``interval`` seconds only after a whole round."""
         self.ready.clear()
-        log.warning("broker unavailable; retrying", consumer=self.name, retry_in=interval, error=repr(exc))
+        connection = getattr(self, "connection_in_use", None) or self.connection
+        log.warning("broker node unavailable; trying the next", consumer=self.name, node=connection.as_uri(),
+                    retry_in=interval, error=repr(exc))
 
     def on_connection_revived(self):
         self._batch = []  # unacked deliveries of a lost channel were returned to the queue

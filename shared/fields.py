@@ -16,6 +16,13 @@ first — with a 422 naming the field — so that SQLite and PostgreSQL answer a
   are parsed, but strictly: an optional minus sign, digits, an optional fraction and exponent — no
   underscores, whitespace, ``+``, ``inf`` or ``nan``; a boolean is ``true``/``1`` or ``false``/``0``.
 
+- ``Instant`` / ``Day`` and ``parse_instant(text)``: every time and date a client sends (a JSON body's
+  ``client_time``, a query's ``from``/``to``, Open311's ``start_date``) is ISO 8601 and lies in
+  ``[EARLIEST, LATEST)``. Python represents years 1 to 9999, but ``0001-01-01T00:00:00+14:00`` is
+  year 0 in UTC and cannot be converted (an ``OverflowError``, a 500), and PostgreSQL and SQLite
+  store different ranges: the bound is checked where the text is parsed, before anything converts it.
+- ``strict_decimal(text)``: the query-string number rule for code outside a schema (Open311's form).
+
 ``storable_problem(text)`` is the character rule alone, for code that checks text outside a schema
 (token claims, area ids and names read from GeoJSON files).
 """
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import UTC, datetime
 
 from marshmallow import ValidationError, fields, validate
 
@@ -40,6 +48,11 @@ LIMITS = {
     "severity": 16,  # intake reports.severity, escalation cases.severity
     "resource_id": 64,  # any id in a URL path: case and report ids are 36-character UUIDs
 }
+
+#: The instants a client may send, from the Unix epoch (what a phone whose clock was reset says; its report
+#: is still taken, the phone's clock being only kept beside the server's) to 2100, excluded.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 _MULTILINE_OK = frozenset("\t\n\r")
 _QUERY_FLOAT = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?", re.ASCII)
@@ -167,3 +180,60 @@ class QueryInteger(fields.Integer):
         if not isinstance(value, str) or not _QUERY_INTEGER.fullmatch(value) or len(value) > 18:
             raise self.make_error("strict", input=value)
         return super()._deserialize(value, attr, data, **kwargs)
+
+
+def strict_decimal(text: str) -> float:
+    """``text`` as a number under ``QueryFloat``'s rule (``-12``, ``102.264``, ``.5``, ``1e-3``; no
+    whitespace, underscores, ``+``, ``inf`` or ``nan``); ValueError otherwise."""
+    if not isinstance(text, str) or not _QUERY_FLOAT.fullmatch(text):
+        raise ValueError(f"not a decimal number such as 102.264: {text[:40]!r}")
+    return float(text)
+
+
+def _out_of_range() -> str:
+    return f"must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d} (UTC)"
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO 8601 date-time with an offset (``2026-01-05T09:30:00+08:00``, ``…Z``) → an aware datetime in
+    UTC within ``[EARLIEST, LATEST)``; ValueError saying what is wrong (no offset, not a date-time,
+    out of range)."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00")) if isinstance(text, str) else None
+    except ValueError:
+        value = None
+    if value is None:
+        raise ValueError("not an ISO 8601 date-time such as 2026-01-05T09:30:00+08:00")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("needs an offset (Z or +08:00): a time without one is not an instant")
+    if not EARLIEST <= value < LATEST:  # aware comparison: no conversion, so no overflow
+        raise ValueError(_out_of_range())
+    return value.astimezone(UTC)
+
+
+class Instant(fields.AwareDateTime):
+    """An ISO 8601 date-time with an offset, within ``[EARLIEST, LATEST)``, loaded as a UTC datetime."""
+
+    default_error_messages = {"range": _out_of_range()}
+
+    def __init__(self, **kwargs):
+        super().__init__(format="iso", **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        loaded = super()._deserialize(value, attr, data, **kwargs)
+        if not EARLIEST <= loaded < LATEST:
+            raise self.make_error("range")
+        return loaded.astimezone(UTC)
+
+
+class Day(fields.Date):
+    """An ISO 8601 date (``2026-01-05``) whose day lies within ``[EARLIEST, LATEST)``."""
+
+    default_error_messages = {"range": _out_of_range()}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        loaded = super()._deserialize(value, attr, data, **kwargs)
+        if not EARLIEST.date() <= loaded < LATEST.date():
+            raise self.make_error("range")
+        return loaded
+

@@ -36,12 +36,15 @@ def upgrade(engine: Engine, service: str, revision: str = "head") -> None:
     with engine.connect() as connection:
         if engine.dialect.name == "postgresql":
             key = zlib.crc32(f"gridcase-migrate-{service}".encode())
+            # a migration may rewrite a large table, and waits for another process's: no statement timeout
+            connection.execute(sa.text("SET statement_timeout = 0"))
             connection.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
         connection.commit()
         if engine.dialect.name == "postgresql":
             connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            connection.execute(sa.text("RESET statement_timeout"))
             connection.commit()
 
 

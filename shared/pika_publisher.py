@@ -2,11 +2,14 @@
 
 A batch is published in one go and the ioloop runs until the broker has acked every delivery tag
 (acks may cover many tags at once with ``multiple``). A nack, a closed connection or a timeout
-raises, and the relay leaves the rows unsent.
+raises, and the relay leaves the rows unsent; it then drops this publisher and makes a fresh one,
+which connects to the next node of the broker URL that answers (``NodeRing``), so the rows go out
+again through a live node of the cluster.
 """
 from __future__ import annotations
 
 import logging
+import threading
 from urllib.parse import urlsplit, urlunsplit
 
 import pika
@@ -14,6 +17,7 @@ from pika.adapters.select_connection import SelectConnection
 from prometheus_client import Counter
 
 from shared import bus
+from shared.config import broker_nodes, redact
 
 log = logging.getLogger("gridcase.relay")
 UNROUTABLE = Counter("gridcase_outbox_unroutable_total", "Published messages no queue was bound for", ["type"])
@@ -28,22 +32,69 @@ def pika_url(url: str) -> str:
     return urlunsplit((parts.scheme.replace("pyamqp", "amqp"), parts.netloc, "/" + vhost, parts.query, ""))
 
 
+class NodeRing:
+    """The nodes of a broker URL in the order a fresh connection tries them: starting after the node the
+    last connection used, so that a publisher dropped after a nack or a lost connection is replaced by one
+    on another node. Shared by the publishers one relay makes over its life; thread-safe."""
+
+    def __init__(self, url: str):
+        self.nodes = broker_nodes(url)
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def order(self) -> list[str]:
+        with self._lock:
+            start = self._next
+        return [self.nodes[(start + i) % len(self.nodes)] for i in range(len(self.nodes))]
+
+    def used(self, node: str) -> None:
+        with self._lock:
+            self._next = (self.nodes.index(node) + 1) % len(self.nodes)
+
+
 class PikaConfirmPublisher:
-    def __init__(self, url: str, delivery_limit: int, *, timeout: float = 30.0):
-        with bus.connect(url) as kombu_connection:  # topology is declared by kombu, in one place
-            bus.declare_topology(kombu_connection, delivery_limit)
+    """Publishes outbox rows with pipelined confirms on the first node of ``ring`` (default: the nodes
+    of ``url`` in order) that accepts a connection; every node refusing raises ``bus.PublishError``.
+    ``timeout``: seconds a batch may wait for its confirms; ``connect_timeout``: seconds per node."""
+
+    def __init__(self, url: str, delivery_limit: int, *, timeout: float = 30.0,
+                 connect_timeout: float = bus.CONNECT_TIMEOUT, ring: NodeRing | None = None):
         self.timeout = timeout
+        self.node: str | None = None
+        failures = []
+        for node in (ring or NodeRing(url)).order():
+            try:
+                self._open(node, connect_timeout)
+                with bus.connect(node) as kombu_connection:  # topology is declared by kombu, in one place
+                    bus.declare_topology(kombu_connection, delivery_limit)
+            except Exception as exc:  # refused, timed out, closed while declaring: try the next node
+                failures.append(f"{redact(node)}: {exc}")
+                bus.node_state(node, exc)
+                self.close()
+                continue
+            bus.node_state(node, None)
+            if ring is not None:
+                ring.used(node)
+            self.node = node
+            return
+        raise bus.PublishError("no broker node accepts a connection: " + "; ".join(failures))
+
+    def _open(self, node: str, connect_timeout: float) -> None:
         self.channel = None
         self.error: str | None = None
         self._outstanding: set[int] = set()
         self._next_tag = 1
         self._waiting_for = None
-        parameters = pika.URLParameters(pika_url(url))
-        parameters.heartbeat = 30
+        parameters = pika.URLParameters(pika_url(node))
+        parameters.heartbeat = bus.HEARTBEAT
+        parameters.connection_attempts = 1
+        parameters.socket_timeout = connect_timeout
+        parameters.stack_timeout = connect_timeout
+        parameters.blocked_connection_timeout = self.timeout
         self.connection = SelectConnection(
             parameters, on_open_callback=self._on_open, on_open_error_callback=self._on_failure,
             on_close_callback=self._on_failure)
-        self._run_until(lambda: self.channel is not None, "connecting")
+        self._run_until(lambda: self.channel is not None, "connecting", connect_timeout)
 
     def publish(self, rows) -> None:
         for row in rows:
@@ -62,10 +113,16 @@ class PikaConfirmPublisher:
         self._raise_error()
 
     def close(self) -> None:
-        if self.connection.is_open:
-            self.connection.close()
-            self.connection.ioloop.call_later(2, self.connection.ioloop.stop)
-            self.connection.ioloop.start()
+        """Close the connection (waiting up to 2 s for the broker's answer) and free its ioloop."""
+        connection = getattr(self, "connection", None)
+        if connection is None:
+            return
+        if connection.is_open:
+            connection.close()
+            connection.ioloop.call_later(2, connection.ioloop.stop)
+            connection.ioloop.start()
+        connection.ioloop.close()
+        self.connection = None
 
     # -- callbacks -------------------------------------------------------------------------------
 
@@ -107,10 +164,10 @@ class PikaConfirmPublisher:
         if self._waiting_for is not None and (force or self.error or self._waiting_for()):
             self.connection.ioloop.stop()
 
-    def _run_until(self, condition, what: str) -> None:
+    def _run_until(self, condition, what: str, timeout: float | None = None) -> None:
         if not condition() and not self.error:
             self._waiting_for = condition
-            timer = self.connection.ioloop.call_later(self.timeout, self._on_timeout(what))
+            timer = self.connection.ioloop.call_later(timeout or self.timeout, self._on_timeout(what))
             self.connection.ioloop.start()
             self.connection.ioloop.remove_timeout(timer)
             self._waiting_for = None

@@ -6,8 +6,9 @@ documents every key). It holds:
 - **groups and classes** of categories as GB/T 30428.2 groups them: 部件 (``facilities``, city
   components: lamps, manholes, …) and 事件 (``events``, things that happen: dumping, disputes, …),
   each with classes (大类) such as 公用设施 or 市容环境;
-- **categories** (小类) with Chinese and English names, their group and class, a default severity and
-  optionally a ``unit`` (an area id) that takes all their cases;
+- **categories** (小类) with Chinese and English names, their group and class, a default severity,
+  optionally a ``unit`` (an area id) that takes all their cases, and what the public sees of them:
+  ``public`` (offered through Open311; default false) and ``sensitive`` (positions published rounded);
 - **time rules per category × severity**: the start level, the time limit at each of the four
   levels, the verification limit, the warning thresholds and the extension caps. A rule is looked
   up as ``[defaults]`` ← ``[severities.<s>]`` ← the category's own keys ← ``[categories.severities.<s>]``
@@ -70,10 +71,11 @@ MAX_UNIT_CALENDARS = 20_000
 
 #: The rule when neither the file nor anything above says.
 BUILTIN_RULE = {"start_level": "grid", "levels": {1: 4.0, 2: 8.0, 3: 24.0, 4: 48.0}, "verification": 24.0,
-                "department": 24.0, "acceptance": 24.0, "warnings": {0: ()},
+                "department": 24.0, "urge_response": 4.0, "acceptance": 24.0, "warnings": {0: ()},
                 "extensions": {"max_count": 2, "max_total": 48.0}}
 #: The keys of a time rule (``[defaults]``, ``[severities.<s>]``, a category, its ``severities.<s>``).
-RULE_KEYS = ("start_level", "levels", "verification", "department", "acceptance", "warnings", "extensions")
+RULE_KEYS = ("start_level", "levels", "verification", "department", "urge_response", "acceptance", "warnings",
+             "extensions")
 #: Where a report comes from (``case.reported``'s ``channel``): a grid worker's phone, staff at a desk,
 #: or the public through Open311.
 CHANNELS = ("grid_worker", "staff", "open311")
@@ -106,6 +108,7 @@ class Rule:
     max_extension_total: Limit
     level_warnings: dict[int, tuple[float, ...]] = field(default_factory=dict)  # a level's own thresholds
     department: Limit = Limit(24.0, "hours")  # a department assignment's time to feed back (反馈)
+    urge_response: Limit = Limit(4.0, "hours")  # the holder's time to answer an urge (督办) when it names none
     acceptance: Limit = Limit(24.0, "hours")  # staff's time to accept, refuse or merge a waiting report (立案)
 
     def warnings_at(self, level: int) -> tuple[float, ...]:
@@ -126,6 +129,8 @@ class Category:
     #: the lead department (主办) and co-handlers (协办) of its cases, overriding the departments file
     lead_department: str | None = None
     co_departments: tuple[str, ...] | None = None
+    public: bool = False  # offered to the public through Open311 (its reports listed there)
+    sensitive: bool = False  # published positions rounded (``SENSITIVE_DECIMALS``): a place that names a household
     #: channel → whether its reports of this category wait for acceptance, over ``[needs_acceptance]``
     needs_acceptance: dict[str, bool] = field(default_factory=dict)
 
@@ -435,8 +440,12 @@ def _parse(text: str, file: str) -> Policy:
                             _partial(per_severity.get(name, {})))
             rules[name] = checked(lines.of_category(code, f"severities.{name}") if name in per_severity else line,
                                   _rule, merged, code, name)
+        for flag in ("public", "sensitive"):
+            if not isinstance(raw.get(flag, False), bool):
+                raise lines.error(f"category {code!r}: {flag} is true or false", lines.of_category(code, flag))
         categories[code] = Category(code, raw["zh"], raw["en"], severity, rules, group, klass, raw.get("unit"),
-                                    lead, tuple(co) if co is not None else None, accepting)
+                                    lead, tuple(co) if co is not None else None, raw.get("public", False),
+                                    raw.get("sensitive", False), accepting)
     if "other" not in categories:
         raise lines.error('the policy needs a category "other" (for reports of an unknown category)', None)
     channels = checked(lines.of_table("needs_acceptance"), _acceptance, data.get("needs_acceptance", {}),
@@ -478,10 +487,9 @@ def _partial(raw: dict) -> dict:
         out["levels"] = levels
     if "verification" in raw:
         out["verification"] = parse_limit(raw["verification"])
-    if "department" in raw:
-        out["department"] = parse_limit(raw["department"])
-    if "acceptance" in raw:
-        out["acceptance"] = parse_limit(raw["acceptance"])
+    for key in ("department", "urge_response", "acceptance"):
+        if key in raw:
+            out[key] = parse_limit(raw[key])
     if "warnings" in raw:
         out["warnings"] = _warnings(raw["warnings"])
     if "extensions" in raw:
@@ -548,13 +556,15 @@ def _rule(merged: dict, code: str, severity: str) -> Rule:
     verification = merged["verification"]
     caps = merged["extensions"]
     total = caps["max_total"]
-    warnings, department, acceptance = merged["warnings"], merged["department"], merged["acceptance"]
+    warnings, department, urge_response = merged["warnings"], merged["department"], merged["urge_response"]
+    acceptance = merged["acceptance"]
     return Rule(start, dict(sorted(levels.items())),
                 verification if isinstance(verification, Limit) else parse_limit(verification),
                 tuple(warnings.get(0, ())), int(caps["max_count"]),
                 total if isinstance(total, Limit) else parse_limit(total),
                 {level: tuple(p) for level, p in sorted(warnings.items()) if level},
                 department if isinstance(department, Limit) else parse_limit(department),
+                urge_response if isinstance(urge_response, Limit) else parse_limit(urge_response),
                 acceptance if isinstance(acceptance, Limit) else parse_limit(acceptance))
 
 

@@ -2,9 +2,11 @@
 
 On RabbitMQ it uses pika with pipelined publisher confirms (``shared.pika_publisher``: a whole batch
 in flight, acks counted as they arrive) and mandatory publishes; on the embedded ``memory://`` bus,
-kombu. A crash between the broker's confirm and the UPDATE publishes the batch again on restart:
-consumers' inboxes absorb that. Broker or database trouble is retried with exponential backoff
-(tenacity), forever.
+kombu. Rows are marked sent in the transaction that read them, only after every confirm: a nack, a lost
+connection or a timeout rolls it back, the publisher is dropped, and the next one connects to the next
+live node of the broker URL and publishes the rows again. A crash between the broker's confirm and the
+UPDATE publishes the batch again on restart: consumers' inboxes absorb that. Broker or database
+trouble is retried with exponential backoff (tenacity), forever.
 
 When idle the relay sleeps until a commit of messages in its own process wakes it
 (``shared.uow.on_commit``) or its poll interval passes; the interval doubles while nothing is waiting,
@@ -54,9 +56,12 @@ class KombuPublisher:
 
 
 def publisher_factory(url: str, delivery_limit: int):
+    """Makes the relay's publishers: on RabbitMQ each new one (after a failure) connects to the next node
+    of ``url`` that answers; in memory, kombu."""
     if bus.is_amqp(url):
-        from shared.pika_publisher import PikaConfirmPublisher
-        return lambda: PikaConfirmPublisher(url, delivery_limit)
+        from shared.pika_publisher import NodeRing, PikaConfirmPublisher
+        ring = NodeRing(url)
+        return lambda: PikaConfirmPublisher(url, delivery_limit, ring=ring)
     return lambda: KombuPublisher(url, delivery_limit)
 
 

@@ -6,9 +6,9 @@ import threading
 from collections.abc import Callable
 
 import sqlalchemy as sa
-from kombu import Connection
 
 from shared import bus, logs
+from shared.config import redact
 
 log = logs.get("gridcase")
 
@@ -21,10 +21,14 @@ def check_database(engine: sa.Engine) -> Callable[[], None]:
 
 
 def check_broker(url: str) -> Callable[[], None]:
+    """Ready while at least one node of the broker URL accepts a connection (``bus.probe``, which logs
+    the nodes that do not); raises ``ConnectionError`` naming every node when none does."""
     def check():
         if bus.is_amqp(url):
-            with Connection(url, connect_timeout=2) as connection:
-                connection.ensure_connection(max_retries=1)
+            states = bus.probe(url, timeout=2)
+            if all(states.values()):
+                raise ConnectionError("no broker node answers: " + "; ".join(
+                    f"{redact(node)}: {error}" for node, error in states.items()))
     return check
 
 

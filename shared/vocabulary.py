@@ -110,6 +110,10 @@ class StepType(StrEnum):
     ACCEPTANCE_OVERDUE = "acceptance_overdue"
     # 承办人: a named person of the unit (or department) holding the case takes it on, or it is unassigned
     ASSIGNED = "assigned"
+    # 督办: urged on record, the holder's answer, an answer not given in time
+    URGED = "urged"
+    URGE_ANSWERED = "urge_answered"
+    URGE_OVERDUE = "urge_overdue"
 
 
 class Role(StrEnum):

@@ -159,10 +159,12 @@ class GridcaseParser(FlaskParser):
 
     - Query strings, like JSON bodies, refuse unknown names (webargs ignores them by default).
     - A chunked JSON body that reaches the route's limit is a 413 (werkzeug would cut it short silently).
-    - JSON bodies: the one place a request body becomes Python values. ``json.loads`` on the raw bytes
-      honours a byte-order mark and UTF-16/32 (RFC 8259 §8.1 lets a parser ignore a BOM; Esri tools
-      write one). A body nested over ``JSON_MAX_DEPTH`` deep, deep enough to exhaust the parser's
-      recursion, or holding an integer Python will not convert (over 4,300 digits) is a 400 problem.
+    - JSON bodies: the one place a request body becomes Python values. The encoding is detected as
+      ``json.loads`` does (a byte-order mark, UTF-16/32; RFC 8259 §8.1 lets a parser ignore a BOM; Esri
+      tools write one) and the bytes decoded strictly: bytes that are not text in it (invalid UTF-8,
+      an encoded surrogate) are a 400 problem, as is a body nested over ``JSON_MAX_DEPTH`` deep, deep
+      enough to exhaust the parser's recursion, or holding an integer Python will not convert (over
+      4,300 digits).
     """
 
     DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": RAISE, "querystring": RAISE}
@@ -176,14 +178,21 @@ class GridcaseParser(FlaskParser):
             # A chunked body is cut at the limit by werkzeug without a word; the cut text would then be
             # answered "invalid JSON" (400). A chunked body that reaches the limit is too large.
             abort(413, message=f"the body is over this operation's limit of {_size(limit)}")
+        encoding = json.detect_encoding(data)
         try:
-            value = json.loads(data, object_pairs_hook=_unique_names)
+            # Decoded strictly here: json.loads(bytes) decodes with "surrogatepass", so the bytes of a UTF-16
+            # surrogate (ED A0 80, not UTF-8) would become a lone surrogate and be refused later as a field's
+            # 422 instead of as the undecodable body it is.
+            text = data.decode(encoding)
+        except UnicodeDecodeError as exc:
+            abort(400, message=f"the body is not valid {_ENCODING_NAMES.get(encoding, encoding)} (byte {exc.start}): "
+                               "send JSON in UTF-8")
+        try:
+            value = json.loads(text, object_pairs_hook=_unique_names)
         except DuplicateName as exc:
             abort(400, message=f"the JSON body names {printable(exc.name, 64)!r} twice in one object (RFC 8259 §4: "
                                "names should be unique); send each field once")
         except json.JSONDecodeError:
-            raise
-        except UnicodeDecodeError:
             raise
         except RecursionError:
             abort(400, message=f"the JSON body is nested too deeply; at most {JSON_MAX_DEPTH} levels are accepted")
@@ -194,9 +203,12 @@ class GridcaseParser(FlaskParser):
         return value
 
     def _handle_invalid_json_error(self, error, req, *args, **kwargs):
-        if isinstance(error, UnicodeDecodeError):
-            abort(400, message=f"the body is not valid UTF-8 (byte {error.start}): send JSON in UTF-8")
         abort(400, message=f"the body is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})")
+
+
+#: What ``json.detect_encoding`` calls the encodings of RFC 8259 §8.1, as a client would name them.
+_ENCODING_NAMES = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8", "utf-16": "UTF-16", "utf-16-le": "UTF-16",
+                   "utf-16-be": "UTF-16", "utf-32": "UTF-32", "utf-32-le": "UTF-32", "utf-32-be": "UTF-32"}
 
 
 class DuplicateName(ValueError):
@@ -293,6 +305,7 @@ class ProblemApi(Api):
 
 def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Callable[[], None]],
                details: Callable[[], dict] | None = None, secret: str, jwks: str | None = None,
+               jwt_audience: str | None = None, jwt_issuer: str | None = None,
                max_body: int = 256 * MIB, service_object=None) -> Flask:
     """One service's Flask app with the edge rules of this module, its blueprint registered, its
     health, readiness (``details``: what it reports beyond its checks) and metrics routes.
@@ -305,7 +318,7 @@ def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Call
         OPENAPI_URL_PREFIX=f"/{service}", OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs", OPENAPI_SWAGGER_UI_URL=f"/{service}/static/swagger-ui/",
         MAX_CONTENT_LENGTH=min(max_body, DEFAULT_BODY_LIMIT), JSON_SORT_KEYS=False,
-        GRIDCASE_TOKENS=TokenVerifier(secret, jwks), GRIDCASE_SERVICE=service,
+        GRIDCASE_TOKENS=TokenVerifier(secret, jwks, audience=jwt_audience, issuer=jwt_issuer), GRIDCASE_SERVICE=service,
     )
     app.json.ensure_ascii = False
     api = ProblemApi(app, spec_kwargs={"security": [{"bearer": []}], "components": {"securitySchemes": {
@@ -343,9 +356,7 @@ def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Call
                            f"query parameter(s) given more than once: {', '.join(repeated)}",
                            errors=[{"field": n, "detail": "Given more than once: send it once."} for n in repeated])
         if view is None:
-            if request.args and request.endpoint in _PROBES:
-                return _unknown_query(sorted(set(request.args)))
-            return None
+            return refuse_query() if request.endpoint in _PROBES else None
         for name, value in (request.view_args or {}).items():
             if isinstance(value, str) and (len(value) > LIMITS["resource_id"] or storable_problem(value)):
                 return problem(404, "Not Found", f"no such resource: the {name} is not an id")
@@ -414,6 +425,13 @@ def _has_body() -> bool:
 
 #: Health, readiness and metrics, at a service's prefix and at its root: they take no query parameters.
 _PROBES = frozenset({"healthz", "readyz", "metrics", "healthz_root", "readyz_root", "metrics_root"})
+
+
+def refuse_query() -> Response | None:
+    """For a route that takes no query parameters and has no schema to say so (the health, readiness and
+    metrics probes, in every process and in the embedded root): a 422 problem naming each parameter
+    sent, else None."""
+    return _unknown_query(sorted(set(request.args))) if request.args else None
 
 
 def _unknown_query(names: list[str]) -> Response:

@@ -19,6 +19,9 @@
 # Env: RABBITMQ_BIN_DIR (default /usr/lib/rabbitmq/bin), RABBITMQ_STOP_TIMEOUT (s, default 30),
 #      RABBITMQ_START_TIMEOUT (s, default 110), RABBITMQ_ALL_PLUGINS=1 (first start only: keep every
 #      plugin on the code path, slower; needed to enable e.g. rabbitmq_management by hand).
+#      For a node of a cluster (deploy/local/cluster.sh; first start only): RABBITMQ_EPMD_PORT (an epmd the
+#      caller runs and stops, shared by the nodes), RABBITMQ_COOKIE (the cluster's Erlang cookie),
+#      RABBITMQ_CLUSTER_NODES (the node names, space-separated, for classic-config peer discovery).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -29,7 +32,7 @@ DIST_OFFSET=20000
 
 log() { echo "rabbitmq.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
@@ -53,11 +56,14 @@ init_base() {
     if ! [[ "$port" =~ ^[0-9]+$ ]] || ((port < 1024 || port + DIST_OFFSET > 65535)); then
         die "PORT must be 1024..$((65535 - DIST_OFFSET)) (its distribution port is PORT+$DIST_OFFSET)"
     fi
-    epmd_port="$("$HERE/free-port.sh")"
+    epmd_port="${RABBITMQ_EPMD_PORT:-$("$HERE/free-port.sh")}"
 
     mkdir -p "$BASE/mnesia" "$BASE/log"
     chmod 700 "$BASE"
-    if [[ ! -s "$BASE/.erlang.cookie" ]]; then
+    if [[ -n "${RABBITMQ_COOKIE:-}" ]]; then
+        rm -f "$BASE/.erlang.cookie"
+        (umask 077 && printf '%s' "$RABBITMQ_COOKIE" >"$BASE/.erlang.cookie")
+    elif [[ ! -s "$BASE/.erlang.cookie" ]]; then
         (umask 077 && head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32 >"$BASE/.erlang.cookie")
     fi
     chmod 400 "$BASE/.erlang.cookie"
@@ -71,6 +77,21 @@ log.file.level = info
 # small CI disks: only block publishers when the disk is really full
 disk_free_limit.absolute = 50MB
 EOF
+    if [[ -n "${RABBITMQ_CLUSTER_NODES:-}" ]]; then
+        local i=0 n
+        {
+            echo "# a node of a cluster: classic-config peer discovery (a blank node joins the first listed node"
+            echo "# that answers); the minority side of a partition pauses instead of diverging"
+            echo "cluster_formation.peer_discovery_backend = classic_config"
+            for n in $RABBITMQ_CLUSTER_NODES; do
+                i=$((i + 1))
+                echo "cluster_formation.classic_config.nodes.$i = $n"
+            done
+            echo "cluster_formation.discovery_retry_limit = 3"
+            echo "cluster_formation.discovery_retry_interval = 300"
+            echo "cluster_partition_handling = pause_minority"
+        } >>"$BASE/rabbitmq.conf"
+    fi
     local scripts_dir_line=""
     if [[ "${RABBITMQ_ALL_PLUGINS:-0}" != 1 ]] && make_lean_home; then
         scripts_dir_line="export RABBITMQ_SCRIPTS_DIR='$BASE/rabbitmq-home/sbin'"
@@ -80,6 +101,7 @@ EOF
 export GRIDCASE_RABBITMQ_PORT=$port
 export HOME='$BASE'
 export RABBITMQ_NODENAME='rabbit-$port@localhost'
+export GRIDCASE_EXTERNAL_EPMD='${RABBITMQ_EPMD_PORT:+1}'
 export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
 export RABBITMQ_NODE_PORT=$port
 export RABBITMQ_DIST_PORT=$((port + DIST_OFFSET))
@@ -146,8 +168,14 @@ PY
 
 EPMD_STARTED=0
 
+epmd_answers() { epmd -port "$ERL_EPMD_PORT" -names >/dev/null 2>&1; }
+
 start_epmd() {
     local pid
+    if [[ -n "${GRIDCASE_EXTERNAL_EPMD:-}" ]]; then   # a cluster's: its owner starts and stops it
+        epmd_answers || die "the cluster's epmd on port $ERL_EPMD_PORT does not answer"
+        return 0
+    fi
     pid="$(read_pid "$BASE/epmd.pid")"
     alive "$pid" epmd && return 0
     port_free "$ERL_EPMD_PORT" || die "epmd port $ERL_EPMD_PORT is taken; remove $BASE/env.sh to pick new ports"
@@ -166,6 +194,7 @@ start_epmd() {
 
 stop_epmd() {
     local pid
+    [[ -z "${GRIDCASE_EXTERNAL_EPMD:-}" ]] || return 0
     pid="$(read_pid "$BASE/epmd.pid")"
     if alive "$pid" epmd; then
         kill -TERM "$pid" 2>/dev/null || true
@@ -313,7 +342,11 @@ case "$cmd" in
         load_env
         # With its epmd down, rabbitmqctl would start an epmd daemon of its own on our port, which no
         # pid file knows about: refuse instead.
-        alive "$(read_pid "$BASE/epmd.pid")" epmd || die "not running (start it with: rabbitmq.sh start $BASE)"
+        if [[ -n "${GRIDCASE_EXTERNAL_EPMD:-}" ]]; then
+            epmd_answers || die "the cluster's epmd does not answer"
+        else
+            alive "$(read_pid "$BASE/epmd.pid")" epmd || die "not running (start it with: rabbitmq.sh start $BASE)"
+        fi
         exec rabbitmqctl "$@"
         ;;
     *)

@@ -2,8 +2,6 @@
 owner, deadline and timeline, and the actions of the closed loop (with ``ETag`` / ``If-Match``)."""
 from __future__ import annotations
 
-import csv
-import io
 from datetime import timedelta
 
 from flask import Response, request
@@ -22,10 +20,11 @@ from services.escalation.store import StaleCase
 from shared.access import Decision
 from shared.clock import isoformat
 from shared.departments import ROLES as DEPARTMENT_ROLES
-from shared.fields import LIMITS, JsonFloat, JsonInteger, QueryBoolean, QueryFloat, QueryInteger, Text
+from shared.exports import write_csv
+from shared.fields import LIMITS, Day, JsonFloat, JsonInteger, QueryBoolean, QueryFloat, QueryInteger, Text
 from shared.policy import parse_policy
 from shared.vocabulary import Level, Status
-from shared.web import Blueprint, access, current_service, deny, identity
+from shared.web import Blueprint, access, current_service, deny, identity, printable
 
 blp = Blueprint("escalation", __name__, url_prefix="/escalation/v1", description="The four-level closed loop")
 #: Actions staff take here; ``verify`` comes from the grid worker through intake (with photos).
@@ -112,6 +111,8 @@ class ActionIn(Schema):
         "description": "set_severity: one of the policy's severities (normal, urgent)"})
     assignee = Text(LIMITS["user"], min_length=1, allow_none=True, metadata={
         "description": "assign (承办人): a user of the unit holding the case, me, or null (nobody)"})
+    respond_within = Text(32, min_length=1, metadata={
+        "description": 'urge (督办): the time to answer, e.g. "2 working_hours" (default: the rule\'s urge_response)'})
 
 
 class OwnerOut(Schema):
@@ -185,6 +186,9 @@ class CaseOut(Schema):
         "description": "the caller checks this case on site (through POST /intake/v1/cases/{id}/verification)"})
     assignable = fields.List(fields.String(), metadata={
         "description": "where the caller may assign the case: the people known in the unit holding it"})
+    urges = fields.List(fields.Dict(), metadata={
+        "description": "督办 on record: [{at, by, note, urged, due, overdue, answered_at, answer}]"})
+    urge_open = fields.Boolean(metadata={"description": "an urge waits for the holder's answer"})
     opened_at = fields.String()
     updated_at = fields.String()
     report = fields.Nested(ReportOut)
@@ -217,6 +221,11 @@ def case_view(case, report, updated_at, now, *, candidates=(), steps=None, avail
         "extensions": [x.to_dict() for x in case.extensions],
         "departments": [department_view(a, now) for a in case.assignments],
         "department_overdue": any(a.active and (a.overdue or is_late(a.deadline, now)) for a in case.assignments),
+        "urges": [{"at": isoformat(u.at), "by": u.by, "note": u.note, "urged": u.urged, "due": isoformat(u.due),
+                   "overdue": u.overdue or (u.open and is_late(u.due, now)),
+                   "answered_at": isoformat(u.answered_at) if u.answered_at else None, "answer": u.answer}
+                  for u in case.urges],
+        "urge_open": any(u.open for u in case.urges),
         "pending_extension": case.pending_extension.to_dict() if case.pending_extension else None,
         "assignee": case.handler, "merged_into": {"id": case.merged_into} if case.merged_into else None,
         "resolved_by": case.resolved_by, "verifier": _verifier(case),
@@ -300,16 +309,15 @@ CASE_CSV = ("number", "id", "category", "severity", "status", "level", "owner_ar
 
 
 def _cases_csv(items: list[dict]) -> Response:
-    """One page of the case list as CSV (UTF-8 with a byte-order mark, so that Excel reads Chinese)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CASE_CSV)
-    for c in items:
-        writer.writerow([c["number"], c["id"], c["category"], c["severity"], c["status"], c["level"],
-                         c["owner"]["area_id"], c["owner"]["area_name"], c["assignee"] or "", c["deadline"] or "",
-                         "" if c["time_left"] is None else round(c["time_left"]), c["overdue"], c["opened_at"],
-                         c["report"]["reporter"] or "", c["report"]["description"] or ""])
-    return Response("\ufeff" + out.getvalue(), mimetype="text/csv",
+    """One page of the case list as CSV (``shared.exports``: text cells inert; UTF-8 with a byte-order
+    mark, so that Excel reads Chinese)."""
+    rows = [{"number": c["number"], "id": c["id"], "category": c["category"], "severity": c["severity"],
+             "status": c["status"], "level": c["level"], "owner_area_id": c["owner"]["area_id"],
+             "owner_area_name": c["owner"]["area_name"], "assignee": c["assignee"], "deadline": c["deadline"],
+             "time_left_s": None if c["time_left"] is None else round(c["time_left"]), "overdue": c["overdue"],
+             "opened_at": c["opened_at"], "reporter": c["report"]["reporter"],
+             "description": c["report"]["description"]} for c in items]
+    return Response("\ufeff" + write_csv(CASE_CSV, rows), mimetype="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="cases.csv"'})
 
 
@@ -408,12 +416,14 @@ class CaseActions(MethodView):
     @blp.alt_response(403, description="the caller's role or level may not take this action")
     @blp.alt_response(404, description="no such case in the caller's area")
     @blp.alt_response(409, description="the case's state does not allow the action now")
-    @blp.alt_response(412, description="the case changed since the caller read it (If-Match is stale)")
+    @blp.alt_response(412, description="the case changed since the caller read it (If-Match is stale), or "
+                                        "If-Match holds only weak ETags (W/\"3\"), which never match")
     @blp.alt_response(428, description="If-Match is required")
     def post(self, body, case_id):
         """Take an action of the closed loop: acknowledge, resolve, escalate (上报), return (回退/下派),
         transfer, request_extension / approve_extension / refuse_extension (延期), suspend / resume (挂账),
-        reopen; assign_department (派遣: ``department``, ``role``); a department's acknowledge (签收) and
+        reopen; urge (督办: ``note``, ``respond_within``) and respond_urge (``note``); assign_department (派遣:
+        ``department``, ``role``); a department's acknowledge (签收) and
         feedback (反馈: ``outcome`` done with ``note`` and ``photos``, or declined with ``reason``). Send
         the case's ``ETag`` as ``If-Match``.
 
@@ -425,6 +435,13 @@ class CaseActions(MethodView):
         if_match = request.headers.get("If-Match")
         if not if_match:
             abort(428, message="send the case's ETag in If-Match (GET the case first)")
+        sent = request.if_match
+        if not sent.star_tag and not sent.as_set() and sent.as_set(include_weak=True):
+            # RFC 9110 §13.1.1: If-Match uses the strong comparison, so a weak tag never matches. A proxy
+            # that compresses answers turns "3" into W/"3"; saying "the case changed" would be false, forever.
+            abort(412, message=f"weak ETags are not accepted in If-Match ({printable(if_match.strip(), 60)}): "
+                               "If-Match uses the strong comparison (RFC 9110 §13.1.1); send the ETag exactly "
+                               "as GET gave it, e.g. \"3\" (a proxy that compresses answers may have weakened it)")
         service = current_service()
         arguments = {k: v for k, v in body.items() if k != "action"}
         try:
@@ -464,14 +481,15 @@ class ClosureStatsArgs(Schema):
     class Meta:
         unknown = RAISE
 
-    group_by = fields.String(required=True, validate=validate.OneOf(list(statistics.GROUP_FIELDS)))
+    group_by = fields.String(required=True, validate=validate.OneOf([*statistics.GROUP_FIELDS, "department"]))
     period = fields.String(load_default="month", validate=validate.OneOf(list(statistics.PERIODS)))
-    from_ = fields.Date(required=True, data_key="from", metadata={
+    from_ = Day(required=True, data_key="from", metadata={
         "description": "first local date (the city's time zone), included"})
-    to = fields.Date(required=True, metadata={"description": "last local date, excluded (half-open)"})
+    to = Day(required=True, metadata={"description": "last local date, excluded (half-open)"})
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
-    rank_by = fields.String(validate=validate.OneOf(list(statistics.RANKABLE)), metadata={
-        "description": "rank the groups of each period by this measure (adds `rank`)"})
+    rank_by = fields.String(validate=validate.OneOf(sorted({*statistics.RANKABLE, *statistics.DEPARTMENT_RANKABLE})),
+                            metadata={"description": "rank the groups of each period by this measure (adds `rank`); "
+                                                     "group_by=department ranks by its own measures"})
     order = fields.String(load_default="desc", validate=validate.OneOf(["asc", "desc"]),
                           metadata={"description": "the ranking's order: desc puts the highest value first"})
 
@@ -499,7 +517,20 @@ class StatsRowOut(Schema):
     time_to_acknowledge = fields.Nested(QuantilesOut)
     time_to_resolve = fields.Nested(QuantilesOut)
     time_to_close = fields.Nested(QuantilesOut)
+    urged = fields.Integer(metadata={"description": "cases urged (督办) at least once"})
+    urges_late = fields.Integer(metadata={"description": "urges not answered in time"})
+    time_to_respond = fields.Nested(QuantilesOut, metadata={"description": "first urge to its answer, seconds"})
     time_at_level = fields.Dict(keys=fields.String(), values=fields.Nested(QuantilesOut))
+    # group_by=department (statistics.department_rows)
+    department = fields.String()
+    assigned = fields.Integer()
+    acknowledged = fields.Integer()
+    done = fields.Integer()
+    declined = fields.Integer()
+    on_time = fields.Integer()
+    decline_rate = fields.Float(allow_none=True)
+    time_to_accept = fields.Nested(QuantilesOut)
+    time_to_feedback = fields.Nested(QuantilesOut)
     rank = fields.Integer(allow_none=True)
 
 
@@ -534,6 +565,9 @@ class ClosureTimes(MethodView):
             abort(422, errors={"to": ["must be after from"]})
         if (args["to"] - args["from_"]).days > 3 * 366:
             abort(422, errors={"to": ["at most three years at once"]})
+        rankable = statistics.DEPARTMENT_RANKABLE if args["group_by"] == "department" else statistics.RANKABLE
+        if args.get("rank_by") and args["rank_by"] not in rankable:
+            abort(422, errors={"rank_by": [f"group_by={args['group_by']} ranks by one of: {', '.join(rankable)}"]})
         service = current_service()
         answer = service.run(handlers.closure_stats, handlers.ClosureStats(
             identity(), args["group_by"], args["period"], args["from_"], args["to"], args.get("rank_by"),
@@ -545,16 +579,15 @@ class ClosureTimes(MethodView):
 
 def _csv(answer: dict) -> Response:
     rows = [statistics.flatten(r) for r in answer["rows"]]
-    key = statistics.GROUP_FIELDS[answer["group_by"]]
-    template = statistics.flatten(statistics.row({key: None, "period_start": None},
-                                                 dict.fromkeys(statistics.COUNTS, 0), {}))
+    if answer["group_by"] == "department":
+        template = dict.fromkeys(statistics.DEPARTMENT_COLUMNS)
+    else:
+        key = statistics.GROUP_FIELDS[answer["group_by"]]
+        template = statistics.flatten(statistics.row({key: None, "period_start": None},
+                                                     dict.fromkeys(statistics.COUNTS, 0), {}))
     columns = list(template) + (["rank"] if rows and "rank" in rows[0] else [])
-    out = io.StringIO()
-    writer = csv.DictWriter(out, columns, lineterminator="\r\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
     name = f"closure-times-{answer['group_by']}-{answer['period']}-{answer['from']}-{answer['to']}.csv"
-    return Response(out.getvalue(), mimetype="text/csv",
+    return Response(write_csv(columns, rows), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
@@ -567,8 +600,8 @@ class ReplayIn(Schema):
     policy = fields.String(required=True, validate=validate.Length(1, 10_000), metadata={
         "description": "the new policy file's text (TOML, as `gridcase policy check` reads it), "
                        "up to 10,000 characters"})
-    from_ = fields.Date(required=True, data_key="from")
-    to = fields.Date(required=True)
+    from_ = Day(required=True, data_key="from")
+    to = Day(required=True)
 
 
 @blp.route("/stats/replay")

@@ -4,7 +4,8 @@ decide (``services.escalation.domain``), save the case with its steps, publish w
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
 
 from prometheus_client import Histogram
 
@@ -318,12 +319,28 @@ class ClosureStats:
 def closure_stats(query: ClosureStats, uow: UnitOfWork, *, time_zone: str) -> dict:
     """The statistics rows (``store.closure_stats``), ranked by ``rank_by`` when given; the answer of
     the endpoint: ``{"group_by", "period", "from", "to", "time_zone", "rows"}``."""
-    with uow:
-        rows = uow.store.closure_stats(query.identity, query.group_by, query.period, query.day_from, query.day_to)
+    if query.group_by == "department":
+        rows = _department_stats(query, uow, time_zone)
+    else:
+        with uow:
+            rows = uow.store.closure_stats(query.identity, query.group_by, query.period, query.day_from,
+                                           query.day_to)
     if query.rank_by:
         rows = statistics.rank(rows, query.rank_by, query.descending)
     return {"group_by": query.group_by, "period": query.period, "from": query.day_from.isoformat(),
             "to": query.day_to.isoformat(), "time_zone": time_zone, "rows": rows}
+
+
+def _department_stats(query: ClosureStats, uow: UnitOfWork, time_zone: str) -> list[dict]:
+    """``group_by=department``: the assignments made on the local dates ``[day_from, day_to)``, by
+    department and the period of the day they were made (``statistics.department_rows``)."""
+    zone = ZoneInfo(time_zone)
+    start = datetime.combine(query.day_from, time(), zone).astimezone(UTC)
+    end = datetime.combine(query.day_to, time(), zone).astimezone(UTC)
+    starts = {"day": lambda d: d, "week": measures.week_start, "month": measures.month_start}[query.period]
+    with uow:
+        found = uow.store.department_assignments(query.identity, start, end)
+    return statistics.department_rows(found, lambda at: starts(at.astimezone(zone).date()))
 
 
 def refresh_facts(limit: int, uow: UnitOfWork, *, clock: Clock) -> int:

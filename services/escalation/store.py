@@ -22,6 +22,7 @@ from services.escalation.domain.deadlines import Limit, TimePolicy
 from services.escalation.domain.departments import ACTIVE, Assignment
 from services.escalation.domain.measures import measure, month_start, week_start
 from services.escalation.domain.timeline import Outcome, Step, StepType
+from services.escalation.domain.urges import Urge
 from shared import audit
 from shared.auth import Identity
 from shared.db import UTCDateTime
@@ -70,6 +71,7 @@ cases = sa.Table(
     # functional departments on the case (domain.departments.Assignment.to_dict), and whose fix is verified
     sa.Column("assignments", sa.JSON),
     sa.Column("resolved_department", sa.String(64)),
+    sa.Column("urges", sa.JSON),  # 督办 on record (domain.urges.Urge.to_dict)
     sa.Column("deadline_basis", sa.String(16)),  # official, provisional, calendar_gap (working-time deadlines)
     sa.Column("resolved_by", sa.String(128)),  # who resolved it last (never its verifier)
     sa.Column("merged_into", sa.String(36)),  # merged: the case it duplicates
@@ -184,6 +186,9 @@ case_facts = sa.Table(
     sa.Column("resolve_s", sa.Float),
     sa.Column("close_s", sa.Float),
     *(sa.Column(f"level{n}_s", sa.Float) for n in (1, 2, 3, 4)),
+    sa.Column("urged", sa.Integer, nullable=False, server_default="0"),  # 督办: urged at all, urges late
+    sa.Column("urges_late", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("respond_s", sa.Float),
     sa.Index("ix_case_facts_day_station", "opened_day", "station_id"),
 )
 
@@ -492,8 +497,7 @@ class CaseStore(Store):
         key = {"grid": f.grid_id, "station": f.station_id, "subcenter": f.subcenter_id, "category": f.category,
                "severity": f.severity, "reporter": f.reporter}[group_by]
         when = {"day": f.opened_day, "week": f.opened_week, "month": f.opened_month}[period]
-        sums = [sa.func.count().label("opened"), *(sa.func.sum(f[c]).label(c) for c in (
-            "closed", "on_time", "on_time_ext", "reworked", "extended", "escalated", "overdue"))]
+        sums = [sa.func.count().label("opened"), *(sa.func.sum(f[c]).label(c) for c in statistics.COUNTS[1:])]
         columns = [*statistics.DURATIONS.values(), *statistics.LEVEL_COLUMNS.values()]
         field = statistics.GROUP_FIELDS[group_by]
 
@@ -534,6 +538,16 @@ class CaseStore(Store):
         quantiles = {group: {c: (statistics.quantile(v, 0.5), statistics.quantile(v, 0.9))
                              for c, v in cols.items()} for group, cols in values.items()}
         return [out(r, quantiles.get((r.k, r.p), {})) for r in self.db.execute(grouped(day_from, day_to, []))]
+
+    def department_assignments(self, identity: Identity, start: datetime, end: datetime) -> list[dict]:
+        """The department assignments made in ``[start, end)`` (UTC) on the cases ``identity`` may see:
+        dicts of ``department_id``, ``status``, ``assigned_at``, ``deadline_at``, ``overdue``,
+        ``acknowledged_at``, ``feedback_at`` (``statistics.department_rows`` groups them)."""
+        a = assignments.c
+        query = scoped(sa.select(a.department_id, a.status, a.assigned_at, a.deadline_at, a.overdue,
+                                 a.acknowledged_at, a.feedback_at).join(cases, cases.c.id == a.case_id), identity)
+        rows = self.db.execute(query.where(a.assigned_at >= start, a.assigned_at < end)).all()
+        return [dict(r._mapping) for r in rows]
 
     def refresh_missing_facts(self, now: datetime, limit: int = 1000) -> int:
         """Compute the statistics row of up to ``limit`` cases that have none (cases opened before the
@@ -681,7 +695,8 @@ class CaseStore(Store):
             warnings=tuple((float(w["threshold"]), datetime.fromisoformat(w["at"])) for w in row.warnings or ()),
             assignments=tuple(Assignment.from_dict(a) for a in row.assignments or ()),
             resolved_department=row.resolved_department, resolved_by=row.resolved_by, merged_into=row.merged_into,
-            assignee=row.assignee, assignee_unit=row.assignee_unit)
+            assignee=row.assignee, assignee_unit=row.assignee_unit,
+            urges=tuple(Urge.from_dict(u) for u in row.urges or ()))
 
 
 def _columns(case: Case, now: datetime) -> dict:
@@ -701,7 +716,7 @@ def _columns(case: Case, now: datetime) -> dict:
             "assignments": [a.to_dict() for a in case.assignments] or None,
             "resolved_department": case.resolved_department, "resolved_by": case.resolved_by,
             "merged_into": case.merged_into, "assignee": case.assignee, "assignee_unit": case.assignee_unit,
-            "place": _place(case.owners),
+            "place": _place(case.owners), "urges": [u.to_dict() for u in case.urges] or None,
             "next_warning_at": case.warnings[0][1] if case.warnings and case.due_at is not None else None}
 
 
@@ -736,6 +751,7 @@ def _facts_row(case: Case, reporter: str | None, facts) -> dict:
             "extended": int(facts.extended), "reworked": int(facts.reworked), "overdue": int(facts.overdue),
             "on_time": int(facts.on_time), "on_time_ext": int(facts.on_time_with_extensions),
             "ack_s": facts.time_to_acknowledge, "resolve_s": facts.time_to_resolve, "close_s": facts.time_to_close,
+            "urged": int(facts.urged), "urges_late": facts.urges_late, "respond_s": facts.time_to_respond,
             **{f"level{n}_s": facts.time_at_level.get(n) for n in (1, 2, 3, 4)}}
 
 

@@ -24,8 +24,9 @@ from services.intake.limits import check_reports, count_report
 from shared.access import Decision, Resource
 from shared.clock import isoformat
 from shared.departments import handlers_of
-from shared.fields import LIMITS, JsonBoolean, JsonFloat, QueryBoolean, QueryInteger, Text
+from shared.fields import LIMITS, Instant, JsonBoolean, JsonFloat, QueryBoolean, QueryInteger, Text
 from shared.gcj02 import gcj02_to_wgs84
+from shared.vocabulary import Role
 from shared.web import Blueprint, access, authorize, current_service, deny, identity
 
 blp = Blueprint("intake", __name__, url_prefix="/intake/v1", description="Grid workers' reports")
@@ -57,9 +58,9 @@ class ReportIn(Schema):
     description = Text(LIMITS["description"], min_length=1, multiline=True, required=True)
     location = fields.Nested(LocationIn, metadata={
         "description": "required, except from a grid worker without a GPS fix (the case then goes to their grid)"})
-    client_time = fields.AwareDateTime(metadata={
-        "description": "the phone's clock when the report was written (ISO 8601 with an offset); kept apart "
-                       "from the server's reported_at"})
+    client_time = Instant(metadata={
+        "description": "the phone's clock when the report was written (ISO 8601 with an offset, from "
+                       "1970 to 2100); kept apart from the server's reported_at"})
     severity = Text(LIMITS["severity"], min_length=1, metadata={
         "description": "the severity the reporter proposes (one the policy rules for: GET /intake/v1/categories "
                        "lists each category's); staff confirm or change it at acceptance. Default: the "
@@ -227,11 +228,13 @@ class Report(MethodView):
     def get(self, report_id):
         """A report and its current status. A grid worker sees only their own reports."""
         caller = identity()
-        with current_service().uow() as uow:
+        service = current_service()
+        with service.uow() as uow:
             report = uow.store.get(report_id, caller)
         if report is None:
             deny(caller, "report.read", message="no such report")
-        authorize("report.read", Resource(report.owners, report.reporter))
+        departments = service.run(handlers.departments_of, report.id) if caller.role == Role.DEPARTMENT else ()
+        authorize("report.read", Resource(report.owners, report.reporter, frozenset(departments)))
         return full_view(report)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from services.intake import open311, photo_api  # noqa: F401  (photo_api's routes join intake's blueprint)
 from services.intake.api import blp
 from services.intake.consumers import CONSUMERS
-from services.intake.limits import ReportLimits
+from services.intake.limits import PhotoLimits, ReportLimits
 from services.intake.photos import PhotoFiles
 from services.intake.store import ReportStore
 from shared import bootstrap
@@ -25,8 +25,9 @@ SPEC = bootstrap.ServiceSpec(
 
 
 def _web(service: bootstrap.Service) -> None:
-    """What intake's app has beyond its blueprint: per-person report limits and Open311."""
+    """What intake's app has beyond its blueprint: per-person report and photo limits, and Open311."""
     ReportLimits.install(service.app, service.settings)
+    PhotoLimits.install(service.app, service.settings)
     service.app.register_blueprint(open311.blp)
 
 

@@ -176,10 +176,16 @@ def follow_cases(messages: list[events.Message], uow: UnitOfWork, *, clock: Cloc
     voided or merged keeps why (``status_note``, which Open311's ``status_notes`` shows)."""
     now = clock.now()
     changes: dict[str, dict] = {}
+    assigned: set[tuple[str, str]] = set()
     for message in messages:
         changes.setdefault(message.case_id, {"updated_at": now}).update(_followed(message))
+        if isinstance(message, events.CaseChanged) and message.event == "case.department_assigned" \
+                and isinstance(message.detail.get("department"), str):
+            assigned.add((message.case_id, message.detail["department"]))
     with uow:
         uow.store.follow_all(changes)
+        if assigned:
+            uow.store.add_departments(assigned)
         uow.commit()
 
 
@@ -250,37 +256,73 @@ class TooManyPhotos(Exception):
     pass
 
 
+class PhotoKeyConflict(Exception):
+    """The uploader used this Idempotency-Key before for another photo (or another report) (422)."""
+
+
 @dataclass(frozen=True)
 class AddPhoto:
-    """The command: a photo (an uploaded file's bytes) for a report, and what it shows (``PHOTO_KINDS``)."""
+    """The command: a photo (an uploaded file's bytes) for a report, what it shows (``PHOTO_KINDS``), and the
+    uploader's Idempotency-Key."""
     report_id: str
     data: bytes
     identity: Identity
+    idempotency_key: str | None = None
     kind: str = "before"
 
+    def fingerprint(self) -> str:
+        """What makes two uploads the same photo: the report, what it shows and the bytes (SHA-256, hex; a
+        ``before`` photo hashes as photos did before they had a kind)."""
+        kind = b"" if self.kind == "before" else self.kind.encode() + b"\0"
+        return hashlib.sha256(self.report_id.encode() + b"\0" + kind + self.data).hexdigest()
 
-def add_photo(command: AddPhoto, uow: UnitOfWork, *, clock: Clock, photo_files: PhotoFiles) -> dict:
+
+def add_photo(command: AddPhoto, uow: UnitOfWork, *, clock: Clock, photo_files: PhotoFiles) -> tuple[dict, bool]:
     """Check, clean and store a photo of a report the caller may see (``services.intake.photos``).
 
-    → the stored photo's row as a dict. ``LookupError`` if the report is unknown or outside the caller's
-    area (404, checked before the image is decoded); ``TooManyPhotos`` past ``MAX_PHOTOS`` of its kind
-    (422); ``NotAnImage`` (415), ``TooLarge`` (413), ``BadImage`` (422) from ``photos.clean``."""
+    → (the stored photo's row as a dict, whether it was stored now). An ``idempotency_key`` the uploader
+    used before with the same report, kind and bytes answers that photo, unchanged and not decoded again
+    (``False``); with another photo it raises ``PhotoKeyConflict`` (422). Two concurrent uploads with one
+    key store one photo (the insert detects the used key; the loser's files are removed). ``LookupError``
+    if the report is unknown or outside the caller's area (404, checked before the image is decoded);
+    ``TooManyPhotos`` past ``MAX_PHOTOS`` of its kind (422); ``NotAnImage`` (415), ``TooLarge`` (413),
+    ``BadImage`` (422) from ``photos.clean``."""
+    user, key, fingerprint = command.identity.user, command.idempotency_key, command.fingerprint()
     with uow:
         report = uow.store.get(command.report_id, command.identity)
         if report is None:
             raise LookupError(command.report_id)
+        if key is not None and (existing := uow.store.photo_by_key(user, key)) is not None:
+            return _same_photo(existing, fingerprint), False
         if sum(p.kind == command.kind for p in uow.store.photos(report.id)) >= MAX_PHOTOS:
             raise TooManyPhotos(report.id)
     photo = clean(command.data)
     name = photo_files.save(photo)
-    row = {"id": str(uuid.uuid4()), "report_id": report.id, "uploader": command.identity.user,
-           "kind": command.kind, "stored_name": name,
+    row = {"id": str(uuid.uuid4()), "report_id": report.id, "uploader": user, "kind": command.kind,
+           "stored_name": name,
            "content_type": photo.content_type, "width": photo.width, "height": photo.height,
-           "bytes": len(photo.image), "created_at": clock.now()}
+           "bytes": len(photo.image), "created_at": clock.now(), "idempotency_key": key, "fingerprint": fingerprint}
     with uow:
-        uow.store.add_photo(**row)
+        added = uow.store.add_photo(**row)
         uow.commit()
-    return row
+    if added:
+        return row, True
+    photo_files.remove(name)  # a concurrent upload with the same key was stored first
+    with uow:
+        return _same_photo(uow.store.photo_by_key(user, key), fingerprint), False
+
+
+def _same_photo(existing, fingerprint: str) -> dict:
+    if existing.fingerprint != fingerprint:
+        raise PhotoKeyConflict(existing.id)
+    return existing._asdict()
+
+
+def stored_photo(uploader: Identity, idempotency_key: str, uow: UnitOfWork) -> dict | None:
+    """The photo ``uploader`` stored with ``idempotency_key``, if any (a retry is answered over the rate limit)."""
+    with uow:
+        row = uow.store.photo_by_key(uploader.user, idempotency_key)
+    return row._asdict() if row is not None else None
 
 
 def report_photos(report_id: str, identity: Identity, uow: UnitOfWork) -> list:
@@ -319,7 +361,10 @@ def api_key_name(key: str, uow: UnitOfWork) -> str | None:
 
 @dataclass(frozen=True)
 class PublicQuery:
-    """Open311's filters (GeoReport v2 ``GET requests``)."""
+    """Open311's filters (GeoReport v2 ``GET requests``), within what the public may see at all: reports
+    filed by a reporter whose subject starts with ``reporter_prefix`` in one of ``categories``."""
+    categories: tuple[str, ...]
+    reporter_prefix: str
     ids: tuple[str, ...] = ()
     codes: tuple[str, ...] = ()
     start: datetime | None = None
@@ -328,11 +373,27 @@ class PublicQuery:
     limit: int = 1000
 
 
-def public_reports(query: PublicQuery, uow: UnitOfWork) -> list[Report]:
-    """Reports for the public Open311 listing (the caller shows only their public fields)."""
+def public_reports(query: PublicQuery, uow: UnitOfWork) -> list[tuple[Report, str | None]]:
+    """Reports for the public Open311 listing, each with its earliest photo's id (None: no photo); the
+    caller shows only their public fields. A duplicate is listed only when asked for by its id."""
     with uow:
-        return uow.store.public(ids=query.ids, codes=query.codes, start=query.start, end=query.end,
-                                closed=query.closed, limit=query.limit)
+        found = uow.store.public(categories=query.categories, reporter_prefix=query.reporter_prefix,
+                                 ids=query.ids, codes=query.codes, start=query.start, end=query.end,
+                                 closed=query.closed, limit=query.limit)
+        photos = uow.store.first_photos([r.id for r in found]) if found else {}
+    return [(report, photos.get(report.id)) for report in found]
+
+
+def public_photo(query: PublicQuery, photo_id: str, uow: UnitOfWork) -> tuple[Report, dict]:
+    """A photo of a report the public may see (``query``'s bounds): (the report, the photo's row);
+    ``LookupError`` otherwise."""
+    with uow:
+        row = uow.store.photo_by_id(photo_id)
+        report = uow.store.public(categories=query.categories, reporter_prefix=query.reporter_prefix,
+                                  ids=(row.report_id,), limit=1) if row is not None else []
+    if not report:
+        raise LookupError(photo_id)
+    return report[0], row._asdict()
 
 
 def keep_departments(message: events.DepartmentsPublished, uow: UnitOfWork) -> None:
@@ -346,3 +407,9 @@ def city_departments(uow: UnitOfWork) -> list:
     """The city's departments (intake's copy), by id."""
     with uow:
         return uow.store.departments()
+
+
+def departments_of(report_id: str, uow: UnitOfWork) -> frozenset[str]:
+    """The departments assigned to a report's case."""
+    with uow:
+        return uow.store.departments_of(report_id)

@@ -1,5 +1,12 @@
-"""Per-person rate limits on filing reports, counted with ``limits`` (the rate-limit library under
-flask-limiter).
+"""Per-person rate limits on filing reports and on uploading photos, counted with ``limits`` (the
+rate-limit library under flask-limiter).
+
+Photos (``PhotoLimits``, ``Settings.photo_rate_limit``, default ``12/minute;300/day``) are limited on
+their own: each one costs intake a bounded decode (``services.intake.photos``: at most 16 megapixels;
+its CPU time in benchmarks/RESULTS.md, ``photos.*``), so the rate bounds the CPU one person's
+uploads can take, while a report's burst of photos (at most 10) still goes through in a minute. They
+follow the rules below: counted once stored, checked before the body is read, a retry of a stored
+photo (its Idempotency-Key) answered whatever the count, admins not limited.
 
 A buggy phone, or a stolen token, must not flood the loop with cases: each person (the token's subject)
 may file ``Settings.report_rate_limit`` new reports (``limits`` notation, default ``60/minute;1000/day``,
@@ -50,6 +57,10 @@ class ProcessMemoryStorage(MemoryStorage):
 
 
 class ReportLimits:
+    """Reports per person (``Settings.report_rate_limit``)."""
+
+    KIND, EXTENSION, SETTING = "report", EXTENSION, "report_rate_limit"
+
     def __init__(self, limits: str, storage_uri: str):
         self.items = parse_many(limits)
         if storage_uri.startswith("memory://"):
@@ -60,7 +71,7 @@ class ReportLimits:
     @classmethod
     def install(cls, app: Flask, settings) -> ReportLimits:
         """Attach the limits of ``settings`` to intake's ``app``."""
-        app.extensions[EXTENSION] = limits = cls(settings.report_rate_limit, settings.rate_limit_storage)
+        app.extensions[cls.EXTENSION] = limits = cls(getattr(settings, cls.SETTING), settings.rate_limit_storage)
         return limits
 
     def check(self, identity, retry: Callable[[], bool] = lambda: False) -> None:
@@ -70,19 +81,39 @@ class ReportLimits:
         if identity.role == Role.ADMIN:
             return
         for item in self.items:
-            if not self.limiter.test(item, "gridcase", "report", identity.user):
+            if not self.limiter.test(item, "gridcase", self.KIND, identity.user):
                 if retry():
                     return
-                reset = self.limiter.get_window_stats(item, "gridcase", "report", identity.user).reset_time
+                reset = self.limiter.get_window_stats(item, "gridcase", self.KIND, identity.user).reset_time
                 wait = max(1, math.ceil(reset - time.time()))
-                abort(429, message=f"at most {item} reports per person; retry in {wait} s",
+                abort(429, message=f"at most {item} {self.KIND}s per person; retry in {wait} s",
                       headers={"Retry-After": str(wait)})
 
     def count(self, identity) -> None:
         """Count one new report by ``identity``."""
         if identity.role != Role.ADMIN:
             for item in self.items:
-                self.limiter.hit(item, "gridcase", "report", identity.user)
+                self.limiter.hit(item, "gridcase", self.KIND, identity.user)
+
+
+class PhotoLimits(ReportLimits):
+    """Photo uploads per person (``Settings.photo_rate_limit``)."""
+
+    KIND, EXTENSION, SETTING = "photo", "gridcase_photo_limits", "photo_rate_limit"
+
+
+def check_photos(identity, retry: Callable[[], bool] = lambda: False) -> None:
+    """``PhotoLimits.check`` on the running app's limits (nothing when none are installed)."""
+    limits = current_app.extensions.get(PhotoLimits.EXTENSION)
+    if limits is not None:
+        limits.check(identity, retry)
+
+
+def count_photo(identity) -> None:
+    """``PhotoLimits.count`` on the running app's limits (nothing when none are installed)."""
+    limits = current_app.extensions.get(PhotoLimits.EXTENSION)
+    if limits is not None:
+        limits.count(identity)
 
 
 def check_reports(identity, retry: Callable[[], bool] = lambda: False) -> None:

@@ -1,13 +1,33 @@
 """Open311 GeoReport v2 at ``/open311/v2`` (https://wiki.open311.org/GeoReport_v2): the city's public
 face for 311 apps.
 
-- ``GET services.{json|xml}``: the policy's categories; ``GET services/{code}.{json|xml}``: a service
-  definition (no extra attributes: every service has ``metadata: false``).
+**What is public** is decided here and in the policy, nowhere else:
+
+- only the categories the policy marks ``public = true`` are services: listed, defined, and accepted in a
+  ``POST requests`` (another ``service_code`` is unknown, 400);
+- only the requests filed through Open311 (reporter ``open311:<key name>``) in those categories are
+  listed or found by id: a grid worker's or staff member's report — its description, position and case
+  id — is never published, whatever its category (``PublicQuery``);
+- a **duplicate** (a request linked to an open case nearby) is never listed, but found by its id (whoever
+  holds the id filed it);
+- a category marked ``sensitive = true`` has its positions rounded to ``SENSITIVE_DECIMALS`` decimals
+  (about 100 m) and no ``media_url``: such a place points at a household or its car;
+- ``media_url`` is the request's earliest photo, served at ``GET media/{photo_id}`` (public, cleaned of
+  metadata as every stored photo is, only for a request that is public and not sensitive).
+
+**Endpoints**
+
+- ``GET services.{json|xml}``: the public categories; ``group`` is the category's class (GB/T 30428
+  大类, e.g. "Public utilities"). ``GET services/{code}.{json|xml}``: a service definition (no extra
+  attributes: every service has ``metadata: false``).
 - ``POST requests.{json|xml}`` (form-encoded, as the spec says): ``api_key`` (from ``gridcase apikey
-  create``), ``service_code``, ``lat``, ``long``, ``description``; → ``[{"service_request_id", ...}]``.
-  The report is filed as ``open311:<key name>`` through intake's one ``submit_report`` use case, so it is
-  routed, escalated and rate-limited as any other; its channel is ``open311``, whose reports wait for
-  staff to accept them (立案) unless the policy says otherwise (``[needs_acceptance]``).
+  create``), ``service_code``, ``lat``, ``long``, ``description`` and gridcase's ``crs`` (``wgs84``, the
+  default, or ``gcj02``: offset coordinates from a Chinese map SDK, converted to WGS84 as intake's own
+  reports are); → ``[{"service_request_id", ...}]``. Numbers are plain ASCII decimals
+  (``shared.fields.strict_decimal``: ``lat= 27.8 `` or ``long=1_02.2`` are refused). The report is filed
+  as ``open311:<key name>`` through intake's one ``submit_report`` use case, so it is routed, escalated
+  and rate-limited as any other; its channel is ``open311``, whose reports wait for staff to accept
+  them (立案) unless the policy says otherwise (``[needs_acceptance]``).
 - ``GET requests.{json|xml}`` (``service_request_id``, ``service_code``, ``start_date``, ``end_date``,
   ``status``; by default the last 90 days, at most 90 days, 1000 requests) and
   ``GET requests/{id}.{json|xml}``: **public fields only** (no reporter, no client time or accuracy).
@@ -15,6 +35,9 @@ face for 311 apps.
   ``expected_datetime``, the owning unit in ``agency_responsible``. A request refused (不予立案) or voided
   is ``closed`` and its ``status_notes`` say why (``refused: not_city_matter: …``); one merged into (or
   linked as a duplicate of) another case follows that case's status, its notes naming it.
+
+XML answers hold only characters XML 1.0 allows (``xml_text``: U+FFFF, U+FFFE and the controls a JSON
+body may carry become U+FFFD), so one stored description cannot make a whole listing ill-formed.
 
 Errors follow the spec, not RFC 9457 (its clients parse them): ``[{"code": 400, "description": "..."}]``
 with the HTTP status ``code`` (400 bad parameter, 403 bad api_key, 404 unknown service or request).
@@ -24,19 +47,22 @@ key is the credential of a submission).
 """
 from __future__ import annotations
 
-import math
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import datetime, timedelta
 from xml.etree import ElementTree
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request, send_file
 
 from services.intake import handlers
 from services.intake.domain.reports import NewReport, UnknownCategory
 from services.intake.limits import check_reports, count_report
+from services.intake.photo_api import PHOTO_HEADERS
 from services.intake.store import ENDED_FOR_THE_PUBLIC
-from shared.auth import Identity
-from shared.clock import isoformat, parse_time
-from shared.fields import LIMITS, storable_problem
+from shared.auth import OPEN311_SUBJECT_PREFIX, Identity
+from shared.clock import isoformat
+from shared.fields import LIMITS, parse_instant, storable_problem, strict_decimal
+from shared.gcj02 import gcj02_to_wgs84
+from shared.policy import Category, Policy
 from shared.vocabulary import Role, Status
 from shared.web import authorize, current_service
 
@@ -46,6 +72,11 @@ MAX_DAYS = 90
 MAX_REQUESTS = 1000
 #: Statuses Open311 calls ``closed``: a verified fix, and the requests that ended without becoming a case.
 CLOSED = set(ENDED_FOR_THE_PUBLIC)
+#: Decimals of a sensitive category's published position: 0.001° is 111 m north–south, less east–west.
+SENSITIVE_DECIMALS = 3
+CRS = ("wgs84", "gcj02")
+#: Characters XML 1.0 does not allow (§2.2 Char): C0 controls but tab, LF, CR; surrogates; U+FFFE, U+FFFF.
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class Open311Error(Exception):
@@ -82,25 +113,38 @@ def _answer(items: list[dict], root: str, item: str, status: int = 200) -> Respo
         for key, value in entry.items():
             child = ElementTree.SubElement(node, key)
             if isinstance(value, list):
-                child.text = ",".join(str(v) for v in value)
+                child.text = xml_text(",".join(str(v) for v in value))
             elif value is not None:
-                child.text = str(value).lower() if isinstance(value, bool) else str(value)
+                child.text = xml_text(str(value).lower() if isinstance(value, bool) else str(value))
     body = b'<?xml version="1.0" encoding="utf-8"?>' + ElementTree.tostring(top, encoding="utf-8")
     return Response(body, status=status, mimetype="text/xml")
 
 
-def _service(category) -> dict:
+def xml_text(text: str) -> str:
+    """``text`` with every character XML 1.0 does not allow replaced by U+FFFD (the one place XML text is
+    made: ``_answer``)."""
+    return _NOT_XML.sub("\ufffd", text)
+
+
+def public_categories(policy: Policy) -> dict[str, Category]:
+    """The categories the policy offers to the public (``public = true``), by code."""
+    return {code: category for code, category in policy.categories.items() if category.public}
+
+
+def _service(category: Category, policy: Policy) -> dict:
+    klass = policy.describe(category)["class"]
     return {"service_code": category.code, "service_name": category.en, "description": f"{category.zh} {category.en}",
             "metadata": False, "type": "realtime", "keywords": category.code.replace("_", ","),
-            "group": category.severity}
+            "group": klass["en"] if klass else category.group}
 
 
 @blp.get("/services.<fmt>")
 def services(fmt):
-    """The services (report categories of the policy)."""
+    """The services: the policy's public categories, grouped by their class."""
     authorize("open311.read")
     _format(fmt)
-    return _answer([_service(c) for c in current_service().policy.categories.values()], "services", "service")
+    policy = current_service().policy
+    return _answer([_service(c, policy) for c in public_categories(policy).values()], "services", "service")
 
 
 @blp.get("/services/<code>.<fmt>")
@@ -108,7 +152,7 @@ def service_definition(code, fmt):
     """A service definition: no attributes beyond the standard fields."""
     authorize("open311.read")
     _format(fmt)
-    if code not in current_service().policy.categories:
+    if code not in public_categories(current_service().policy):
         raise Open311Error(404, f"no service {code[:64]!r}")
     definition = {"service_code": code, "attributes": []}
     if fmt == "xml":
@@ -117,12 +161,16 @@ def service_definition(code, fmt):
 
 
 def _number(name: str, low: float, high: float) -> float:
-    text = request.form.get(name, "")
+    """A form field that is a plain ASCII decimal within ``[low, high]``; 400 otherwise."""
+    text = request.form.get(name)
+    if text is None:
+        raise Open311Error(400, f"{name} is required")
     try:
-        value = float(text)
+        value = strict_decimal(text)
     except ValueError:
-        raise Open311Error(400, f"{name} must be a decimal number") from None
-    if not math.isfinite(value) or not low <= value <= high:
+        raise Open311Error(400, f"{name} must be a decimal number such as 27.894 (digits, a point and an "
+                                "optional minus: no spaces, underscores or +)") from None
+    if not low <= value <= high:
         raise Open311Error(400, f"{name} must be between {low:g} and {high:g}")
     return value
 
@@ -136,40 +184,61 @@ def create_request(fmt):
     name = service.run(handlers.api_key_name, request.form.get("api_key", ""))
     if name is None:
         raise Open311Error(403, "a valid api_key is required")
-    client = Identity(role=Role.COMMAND, user=f"open311:{name}")
+    client = Identity(role=Role.COMMAND, user=f"{OPEN311_SUBJECT_PREFIX}{name}")
     check_reports(client)
+    offered = public_categories(service.policy)
     code = request.form.get("service_code", "")
+    if code not in offered:
+        raise Open311Error(400, f"unknown service_code; one of {', '.join(offered)}")
     description = request.form.get("description", "") or code
     if len(description) > LIMITS["description"] or storable_problem(description, multiline=True):
         raise Open311Error(400, f"description must be text of at most {LIMITS['description']} characters")
     lat, lon = _number("lat", -90, 90), _number("long", -180, 180)
+    crs = request.form.get("crs", "wgs84")
+    if crs not in CRS:
+        raise Open311Error(400, f"crs is {' or '.join(CRS)}")
+    if crs == "gcj02":
+        lon, lat = gcj02_to_wgs84(lon, lat)
     try:
         submitted = service.run(handlers.submit_report, NewReport(code, description, lon, lat, channel="open311"),
                                 client, None)
     except UnknownCategory:
-        raise Open311Error(400, f"unknown service_code; one of {', '.join(service.policy.categories)}") from None
+        raise Open311Error(400, f"unknown service_code; one of {', '.join(offered)}") from None
     count_report(client)
     notice = f"case {submitted.report.number_in(_zone())}"
     return _answer([{"service_request_id": submitted.report.id, "service_notice": notice, "account_id": None}],
                    "service_requests", "request", 201)
 
 
-def _public(report, policy) -> dict:
-    """The public fields of a report (no reporter, no phone details)."""
+def _public(report, photo_id: str | None, policy: Policy) -> dict:
+    """The public fields of a report (no reporter, no phone details); a sensitive category's position
+    rounded and its photo left out."""
     category = policy.categories.get(report.category)
+    sensitive = category is None or category.sensitive
     closed = report.status in CLOSED
     notes = f"{report.status}" + (f", level {int(report.level)} ({report.owner_area_name or report.owner_area_id})"
                                   if report.level and report.status not in CLOSED - {Status.CLOSED} else "")
     if report.status_note:
         notes = f"{report.status_note}; {notes}" if report.duplicate_of else f"{notes}: {report.status_note}"
+    elif report.duplicate_of:
+        notes += ", a duplicate of an open case nearby"
+    lat, lon = report.lat, report.lon
+    if sensitive and lat is not None:
+        lat, lon = round(lat, SENSITIVE_DECIMALS), round(lon, SENSITIVE_DECIMALS)
+    media = f"{request.url_root.rstrip('/')}{blp.url_prefix}/media/{photo_id}" if photo_id and not sensitive else None
     return {"service_request_id": report.id, "status": "closed" if closed else "open", "status_notes": notes,
             "service_name": category.en if category else report.category, "service_code": report.category,
             "description": report.description, "agency_responsible": report.owner_area_name or report.owner_area_id,
             "service_notice": f"case {report.number_in(_zone())}", "requested_datetime": isoformat(report.reported_at),
             "updated_datetime": isoformat(report.updated_at),
             "expected_datetime": isoformat(report.deadline_at) if report.deadline_at else None,
-            "address": None, "address_id": None, "zipcode": None, "lat": report.lat, "long": report.lon,
-            "media_url": None}
+            "address": None, "address_id": None, "zipcode": None, "lat": lat, "long": lon, "media_url": media}
+
+
+def _query(policy: Policy, **filters) -> handlers.PublicQuery:
+    """The public bounds (public categories, Open311 clients' reports) with ``filters``."""
+    return handlers.PublicQuery(categories=tuple(public_categories(policy)), reporter_prefix=OPEN311_SUBJECT_PREFIX,
+                                **filters)
 
 
 def _time(name: str) -> datetime | None:
@@ -177,9 +246,9 @@ def _time(name: str) -> datetime | None:
     if not text:
         return None
     try:
-        return parse_time(text)
-    except (TypeError, ValueError):
-        raise Open311Error(400, f"{name} must be a W3C date-time, e.g. 2026-01-05T00:00:00Z") from None
+        return parse_instant(text)
+    except ValueError as exc:
+        raise Open311Error(400, f"{name} must be a W3C date-time such as 2026-01-05T00:00:00Z: {exc}") from None
 
 
 def _codes(name: str) -> list[str]:
@@ -202,10 +271,10 @@ def list_requests(fmt):
         start = start or end - timedelta(days=MAX_DAYS)
         if end - start > timedelta(days=MAX_DAYS):
             raise Open311Error(400, f"start_date and end_date may span at most {MAX_DAYS} days")
-    found = service.run(handlers.public_reports, handlers.PublicQuery(
-        ids=tuple(ids[:MAX_REQUESTS]), codes=tuple(_codes("service_code")), start=start, end=end,
+    found = service.run(handlers.public_reports, _query(
+        service.policy, ids=tuple(ids[:MAX_REQUESTS]), codes=tuple(_codes("service_code")), start=start, end=end,
         closed=None if len(set(statuses)) != 1 else statuses[0] == "closed", limit=MAX_REQUESTS))
-    return _answer([_public(r, service.policy) for r in found], "service_requests", "request")
+    return _answer([_public(r, photo, service.policy) for r, photo in found], "service_requests", "request")
 
 
 @blp.get("/requests/<request_id>.<fmt>")
@@ -214,11 +283,26 @@ def one_request(request_id, fmt):
     authorize("open311.read")
     _format(fmt)
     service = current_service()
-    found = service.run(handlers.public_reports, handlers.PublicQuery(ids=(request_id[:64],), limit=1))
+    found = service.run(handlers.public_reports, _query(service.policy, ids=(request_id[:64],), limit=1))
     if not found:
         raise Open311Error(404, "no such service request")
-    return _answer([_public(found[0], service.policy)], "service_requests", "request")
+    return _answer([_public(*found[0], service.policy)], "service_requests", "request")
 
 
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+@blp.get("/media/<photo_id>")
+def media(photo_id):
+    """A public request's photo (its ``media_url``): the stored, cleaned image; 404 for a photo of a report
+    that is not public, or of a sensitive category."""
+    authorize("open311.read")
+    service = current_service()
+    try:
+        report, row = service.run(handlers.public_photo, _query(service.policy), photo_id[:64])
+    except LookupError:
+        raise Open311Error(404, "no such media") from None
+    category = service.policy.categories.get(report.category)
+    if category is None or category.sensitive:
+        raise Open311Error(404, "no such media")
+    response = send_file(service.dependencies["photo_files"].path(row["stored_name"]), mimetype=row["content_type"],
+                         conditional=False, etag=False, max_age=0)
+    response.headers.extend(PHOTO_HEADERS)
+    return response

@@ -1,15 +1,18 @@
 """Intake's HTTP interface for photos of a report (the rules are in ``services.intake.photos``)."""
 from __future__ import annotations
 
+import functools
+
 from flask import request, send_file
 from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import RAISE, Schema, fields, validate
 
 from services.intake import handlers
-from services.intake.api import blp
+from services.intake.api import KEY, blp
 from services.intake.domain.reports import PHOTO_KINDS
-from services.intake.photos import MAX_BYTES, BadImage, NotAnImage, TooLarge
+from services.intake.limits import check_photos, count_photo
+from services.intake.photos import MAX_BYTES, MAX_PIXELS, MAX_SOURCE_PIXELS, BadImage, NotAnImage, TooLarge
 from shared.clock import isoformat
 from shared.web import access, current_service, deny, identity, problem
 
@@ -22,8 +25,10 @@ class PhotoIn(Schema):
     class Meta:
         unknown = RAISE
 
-    file = fields.Raw(required=True, metadata={"type": "string", "format": "binary",
-                                               "description": "a JPEG or PNG, at most 10 MiB and 40 megapixels"})
+    file = fields.Raw(required=True, metadata={
+        "type": "string", "format": "binary", "x-max-bytes": MAX_BYTES, "x-max-pixels": MAX_PIXELS,
+        "description": f"a JPEG or PNG of at most {MAX_BYTES // 2**20} MiB; a PNG of at most {MAX_PIXELS:,} "
+                       f"pixels, a JPEG of at most {MAX_SOURCE_PIXELS:,} (stored reduced to {MAX_PIXELS:,})"})
     kind = fields.String(load_default="before", validate=validate.OneOf(PHOTO_KINDS), metadata={
         "description": "what it shows: before (the incident, with the report; the default), after (the fix, "
                        "with a resolution or a department's feedback) or verification (the on-site check)"})
@@ -51,24 +56,45 @@ def photo_view(row: dict) -> dict:
             "created_at": isoformat(row["created_at"]), "url": url, "thumbnail_url": f"{url}/thumbnail"}
 
 
+def photo_rate_limited(view):
+    """Refuse an uploader over their photo limits (``services.intake.limits``) before the body is read,
+    but not the retry of a photo they stored (its ``Idempotency-Key``): that is answered with the photo."""
+    @functools.wraps(view)
+    def limited(*args, **kwargs):
+        caller, key = identity(), request.headers.get("Idempotency-Key")
+        check_photos(caller, lambda: key is not None and KEY.match(key) is not None
+                     and current_service().run(handlers.stored_photo, caller, key) is not None)
+        return view(*args, **kwargs)
+    return limited
+
+
 @blp.route("/reports/<report_id>/photos")
 class Photos(MethodView):
     @access("photo.add")
+    @photo_rate_limited
     @blp.arguments(PhotoIn, location="files")
     @blp.response(201, PhotoOut)
     @blp.alt_response(413, description="over 10 MiB")
     @blp.alt_response(415, description="not a JPEG or PNG by its content")
-    @blp.alt_response(422, description="too many pixels, a damaged image, or too many photos")
+    @blp.alt_response(422, description="too many pixels, a damaged image, too many photos, or an "
+                                        "Idempotency-Key used before for another photo")
+    @blp.alt_response(429, description="over the uploader's photo limit (Retry-After)")
     def post(self, body, report_id):
         """Add a photo to a report the caller may see (multipart ``file``, and ``kind``: ``before`` with the
         report, the default; ``after`` with a resolution or a department's feedback, whose ``photos``
-        name its id; ``verification`` with the on-site check). The case id is the report id.
+        name its id; ``verification`` with the on-site check). The case id is the report id. Send an
+        ``Idempotency-Key`` and retry freely: the same photo again with the same key is answered with
+        the photo stored the first time (``201``, nothing stored twice); another photo with that key is
+        ``422``. An unknown ``kind``: 422.
 
-        ``curl -F file=@lamp.jpg -F kind=after …/intake/v1/reports/6f1c…/photos`` → ``201 {"id", "kind",
-        "width", "height", "url", "thumbnail_url", …}``. The stored image has its EXIF orientation
-        applied and no metadata (no GPS position); its name is generated. An unknown ``kind``: 422.
+        ``curl -F file=@lamp.jpg -F kind=after -H 'Idempotency-Key: 7d1f…' …/intake/v1/reports/6f1c…/photos``
+        → ``201 {"id", "kind", "width", "height", "url", "thumbnail_url", …}``. The stored image has its
+        EXIF orientation applied and no metadata (no GPS position, comment or XMP); its name is generated.
         """
         caller = identity()
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not KEY.match(key):
+            abort(422, errors={"Idempotency-Key": ["must be 1-128 printable ASCII characters"]})
         extra = sorted((set(request.form) | set(request.files)) - {"file", "kind"})
         if extra or len(request.files.getlist("file")) != 1 or len(request.form.getlist("kind")) > 1:
             abort(422, errors={name: ["Unknown field."] for name in extra} or (
@@ -79,7 +105,8 @@ class Photos(MethodView):
             abort(422, errors={"kind": [f"Must be one of: {', '.join(PHOTO_KINDS)}."]})
         data = body["file"].read(MAX_BYTES + 1)
         try:
-            row = current_service().run(handlers.add_photo, handlers.AddPhoto(report_id, data, caller, kind))
+            row, created = current_service().run(handlers.add_photo,
+                                                 handlers.AddPhoto(report_id, data, caller, key, kind))
         except LookupError:
             deny(caller, "photo.add", message="no such report")
         except TooLarge as exc:
@@ -90,6 +117,10 @@ class Photos(MethodView):
             abort(422, errors={"file": [str(exc)]})
         except handlers.TooManyPhotos:
             abort(422, errors={"file": [f"a report holds at most {handlers.MAX_PHOTOS} photos of a kind"]})
+        except handlers.PhotoKeyConflict:
+            abort(422, errors={"Idempotency-Key": ["already used for a different photo"]})
+        if created:
+            count_photo(caller)
         return photo_view(row)
 
     @access("photo.read")

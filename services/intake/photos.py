@@ -1,23 +1,37 @@
-"""Photos of a report: judged by their content, cleaned, and stored outside any web root.
+"""Photos of a report: judged by their content, decoded at a bounded cost, cleaned, and stored outside any
+web root.
 
 - **Only JPEG and PNG**, recognised by Pillow from the bytes (``Image.open(..., formats=("JPEG", "PNG"))``),
   never by the file name or the declared content type: anything else (a script named ``.jpg``, an SVG, a
   GIF) is ``NotAnImage`` (415).
-- **Size limits**: at most ``MAX_BYTES`` of file (``TooLarge``, 413; the edge refuses a body over 12 MiB
-  before it is read) and ``MAX_PIXELS`` pixels, ``MAX_SIDE`` per side (``BadImage``, 422). The pixel
-  count is read from the header and checked **before** anything is decoded, so a decompression bomb (a
-  20,000 × 20,000 PNG of a few kilobytes) costs no memory; Pillow's own ``MAX_IMAGE_PIXELS`` guard is
-  set to the same limit and its warning raised as an error, as a second line.
-- **Cleaned**: the EXIF orientation is applied to the pixels (``ImageOps.exif_transpose``) and the image
-  is re-encoded from pixels only, so no metadata — GPS position, camera serial, comments — reaches the
-  stored or served file. A thumbnail (``THUMBNAIL`` px on the longer side, JPEG) is made for lists.
+- **Decode cost bounded by pixels**: what a request may make this process decode is at most
+  ``MAX_PIXELS`` (16 megapixels: a 12–16 MP phone photo at full size; 64 MB of RGBA). The size is read
+  from the header and checked **before** anything is decoded:
+  - a PNG over ``MAX_PIXELS`` (or ``MAX_SIDE`` per side) is ``BadImage`` (422). A PNG's cost is its
+    pixels, whatever its file size: a PNG of 12,000 × 3,333 pixels fits in about 100 kB and decodes to
+    120 MB (what it cost under the earlier 40 MP limit: benchmarks/RESULTS.md, ``photos.*``);
+  - a JPEG of up to ``MAX_SOURCE_PIXELS`` (64 MP: a 50 MP phone's full-resolution mode) is decoded
+    reduced by 2, 4 or 8 (libjpeg's DCT scaling, Pillow's ``draft``) to at most ``MAX_PIXELS``, and
+    stored at that size; a larger one is ``BadImage``;
+  - Pillow's own ``MAX_IMAGE_PIXELS`` guard is set to ``MAX_SOURCE_PIXELS`` and its warning raised as an
+    error, as a second line.
+  With the per-person upload rate (``services.intake.limits``, ``GRIDCASE_PHOTO_RATE_LIMIT``) this bounds
+  the CPU one person's photos can take.
+- **Broken files** (a JPEG header followed by garbage, a truncated PNG): whatever Pillow's decoders raise
+  while reading them is ``BadImage`` (422), never an unhandled error.
+- **Cleaned**: the EXIF orientation is applied to the pixels (``ImageOps.exif_transpose``) and every
+  stored rendition — the image and its thumbnail (``THUMBNAIL`` px on the longer side, JPEG) — is encoded
+  from a new image holding the pixels only (``_pixels_only``), so no metadata reaches a stored or served
+  file: no EXIF (GPS position, camera serial), no JPEG comment, no XMP, no ICC profile, no PNG text chunks.
 - **Stored** under generated names (``<uuid>.jpg``) in ``Settings.photo_dir`` (default
   ``<data dir>/photos``), written to a temporary name and renamed, never under a name a client chose.
 """
 from __future__ import annotations
 
 import io
+import math
 import os
+import struct
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -26,13 +40,22 @@ from pathlib import Path
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_BYTES = 10 * 1024 * 1024
-MAX_PIXELS = 40_000_000  # a 48-megapixel phone's default output is 12 MP; 40 MP leaves room, 400 MP is a bomb
+#: The most pixels one photo may make this process decode (and the most a stored photo has).
+MAX_PIXELS = 16_000_000
+#: The largest JPEG accepted; it is decoded reduced to at most ``MAX_PIXELS``.
+MAX_SOURCE_PIXELS = 64_000_000
 MAX_SIDE = 12_000
 THUMBNAIL = 320
 FORMATS = ("JPEG", "PNG")
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
 SUFFIXES = {"JPEG": ".jpg", "PNG": ".png"}
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own bomb guard, at the same limit (this process only reads photos)
+#: JPEG's DCT scaling: the reductions a JPEG can be decoded at for the cost of the smaller image.
+JPEG_REDUCTIONS = (1, 2, 4, 8)
+#: What Pillow's decoders raise on a damaged file (its plugins are not uniform: truncated data is an OSError,
+#: a bad chunk a SyntaxError or ValueError, a short header a struct.error, …).
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, ZeroDivisionError,
+                 struct.error, Image.DecompressionBombError, Image.DecompressionBombWarning)
+Image.MAX_IMAGE_PIXELS = MAX_SOURCE_PIXELS  # Pillow's own bomb guard (this process only reads photos)
 
 
 class NotAnImage(ValueError):
@@ -53,7 +76,7 @@ class CleanPhoto:
     width: int
     height: int
     image: bytes  # re-encoded, no metadata
-    thumbnail: bytes  # JPEG
+    thumbnail: bytes  # JPEG, no metadata
 
     @property
     def content_type(self) -> str:
@@ -72,40 +95,72 @@ def clean(data: bytes) -> CleanPhoto:
         except UnidentifiedImageError:
             raise NotAnImage("not a JPEG or PNG image") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise BadImage(f"the image has more than {MAX_PIXELS} pixels") from None
-        width, height = image.size
-        if width * height > MAX_PIXELS or max(width, height) > MAX_SIDE:
-            raise BadImage(f"the image is {width} x {height} pixels; at most {MAX_PIXELS} pixels and "
-                           f"{MAX_SIDE} per side are accepted")
+            raise BadImage(f"the image has more than {MAX_SOURCE_PIXELS} pixels") from None
+        except DECODE_ERRORS as exc:
+            raise BadImage(f"the image is damaged: {str(exc)[:200]}") from None
         kind = image.format
+        reduction = _reduction(kind, *image.size)
+        try:
+            if reduction > 1:
+                image.draft(None, (image.width // reduction, image.height // reduction))
+        except DECODE_ERRORS as exc:
+            raise BadImage(f"the image is damaged: {str(exc)[:200]}") from None
+        if image.width * image.height > MAX_PIXELS:  # draft's sizes round up: refuse rather than decode more
+            raise BadImage(f"the image is {image.width} x {image.height} pixels once reduced; at most "
+                           f"{MAX_PIXELS} pixels are decoded")
         try:
             image.load()
-            image = ImageOps.exif_transpose(image)
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
-                Image.DecompressionBombWarning) as exc:
+            ImageOps.exif_transpose(image, in_place=True)
+            bare = _pixels_only(image, kind)
+        except DECODE_ERRORS as exc:
             raise BadImage(f"the image is damaged: {str(exc)[:200]}") from None
-    return CleanPhoto(kind, image.width, image.height, _encode(image, kind), _thumbnail(image))
+    del image
+    return CleanPhoto(kind, bare.width, bare.height, _encode(bare, kind), _thumbnail(bare))
 
 
-def _encode(image: Image.Image, kind: str) -> bytes:
-    """Pixels only: a new image with no EXIF, ICC, XMP or text chunks."""
+def _reduction(kind: str, width: int, height: int) -> int:
+    """By how much a photo of ``width`` × ``height`` (from its header) is reduced while decoding: 1 for a
+    photo within ``MAX_PIXELS``, 2, 4 or 8 for a larger JPEG; ``BadImage`` for one that may not be decoded."""
+    limit = MAX_SOURCE_PIXELS if kind == "JPEG" else MAX_PIXELS
+    if width * height > limit or max(width, height) > MAX_SIDE:
+        raise BadImage(f"the image is {width} x {height} pixels; at most {limit} pixels and {MAX_SIDE} per side "
+                       f"are accepted{' for a JPEG' if kind == 'JPEG' else ' for a PNG'}")
+    for factor in JPEG_REDUCTIONS if kind == "JPEG" else (1,):
+        if math.ceil(width / factor) * math.ceil(height / factor) <= MAX_PIXELS:
+            return factor
+    raise BadImage(f"the image is {width} x {height} pixels; at most {MAX_PIXELS} are accepted")
+
+
+def _pixels_only(image: Image.Image, kind: str) -> Image.Image:
+    """A new image holding ``image``'s pixels and nothing else (``info`` is empty: no EXIF, comment, XMP,
+    ICC profile or text), in a mode its format stores: RGB or L for a JPEG, RGB(A) or L(A) for a PNG."""
+    keep = ("RGB", "L") if kind == "JPEG" else ("RGB", "RGBA", "L", "LA")
+    if image.mode not in keep:
+        transparent = "A" in image.getbands() or "transparency" in image.info
+        image = image.convert("RGBA" if kind == "PNG" and transparent else "RGB")
+    bare = Image.new(image.mode, image.size)
+    bare.paste(image)
+    return bare
+
+
+def _encode(bare: Image.Image, kind: str) -> bytes:
     out = io.BytesIO()
     if kind == "JPEG":
-        image = image.convert("RGB") if image.mode not in ("RGB", "L") else image
-        bare = Image.new(image.mode, image.size)
-        bare.paste(image)
         bare.save(out, "JPEG", quality=88, optimize=True)
     else:
-        mode = image.mode if image.mode in ("RGB", "RGBA", "L", "LA") else "RGBA"
-        bare = Image.new(mode, image.size)
-        bare.paste(image.convert(mode))
         bare.save(out, "PNG", optimize=False)
     return out.getvalue()
 
 
-def _thumbnail(image: Image.Image) -> bytes:
-    small = image.convert("RGB")
-    small.thumbnail((THUMBNAIL, THUMBNAIL))
+def _thumbnail(bare: Image.Image) -> bytes:
+    """At most ``THUMBNAIL`` px on the longer side, JPEG; made from the bare pixels, so it carries nothing
+    else either (resizing first: only the small image is converted)."""
+    scale = min(1.0, THUMBNAIL / max(bare.size))
+    size = (max(1, round(bare.width * scale)), max(1, round(bare.height * scale)))
+    small = bare.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0) if scale < 1 else bare.copy()
+    if small.mode != "RGB":
+        small = small.convert("RGB")
+    small.info.clear()
     out = io.BytesIO()
     small.save(out, "JPEG", quality=80)
     return out.getvalue()
@@ -124,6 +179,11 @@ class PhotoFiles:
         self._write(name, photo.image)
         self._write(thumbnail_name(name), photo.thumbnail)
         return name
+
+    def remove(self, name: str) -> None:
+        """Remove a stored photo and its thumbnail (one that lost a race for its Idempotency-Key)."""
+        for path in (self.path(name), self.path(name, thumbnail=True)):
+            path.unlink(missing_ok=True)
 
     def path(self, name: str, thumbnail: bool = False) -> Path:
         return self.directory / (thumbnail_name(name) if thumbnail else name)

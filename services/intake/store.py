@@ -69,6 +69,19 @@ photos = sa.Table(
     sa.Column("height", sa.Integer, nullable=False),
     sa.Column("bytes", sa.Integer, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # The uploader's Idempotency-Key, and a SHA-256 of the report id and the bytes sent with it: the same
+    # key again with the same photo is answered with this one, with another photo refused.
+    sa.Column("idempotency_key", sa.String(128)),
+    sa.Column("fingerprint", sa.String(64)),
+    sa.UniqueConstraint("uploader", "idempotency_key", name="uq_photos_idempotency"),
+)
+
+#: The functional departments assigned to a report's case (from ``case.department_assigned``): a
+#: department reads those reports and adds photos to them (its after-photos).
+report_departments = sa.Table(
+    "report_departments", metadata,
+    sa.Column("report_id", sa.String(36), sa.ForeignKey("reports.id"), primary_key=True),
+    sa.Column("department_id", sa.String(64), primary_key=True),
 )
 
 #: Open311 clients' keys: only a SHA-256 of each (a key is 256 random bits: no dictionary to guess from).
@@ -173,13 +186,18 @@ class ReportStore(Store):
     def api_key_name(self, key_hash: str) -> str | None:
         return self.db.execute(sa.select(api_keys.c.name).where(api_keys.c.key_hash == key_hash)).scalar()
 
-    def public(self, *, ids=(), codes=(), start=None, end=None, closed=None, limit=1000) -> list[Report]:
-        """Reports for Open311, newest first: by ids (then nothing else filters), else by category codes,
-        ``start <= reported_at < end`` and closed or not. A duplicate is never listed."""
-        query = sa.select(reports)
+    def public(self, *, categories, reporter_prefix: str, ids=(), codes=(), start=None, end=None, closed=None,
+               limit=1000) -> list[Report]:
+        """Reports the public may see, newest first: filed by a reporter whose subject starts with
+        ``reporter_prefix`` (an Open311 client) in one of ``categories``; then by ids (a duplicate
+        included: whoever holds its id filed it), else — a listing — by category ``codes``,
+        ``start <= reported_at < end`` and closed or not, duplicates left out."""
+        query = sa.select(reports).where(reports.c.reporter.startswith(reporter_prefix, autoescape=True),
+                                         reports.c.category.in_(tuple(categories)))
         if ids:
             query = query.where(reports.c.id.in_(ids))
         else:
+            query = query.where(reports.c.duplicate_of.is_(None))
             if codes:
                 query = query.where(reports.c.category.in_(codes))
             if start is not None:
@@ -192,17 +210,52 @@ class ReportStore(Store):
         rows = self.db.execute(query.order_by(reports.c.seq.desc()).limit(limit)).all()
         return [_report(row) for row in rows]
 
-    def add_photo(self, **values) -> None:
-        self.db.execute(photos.insert().values(**values))
+    def add_photo(self, **values) -> bool:
+        """Insert a photo's row; False (nothing written) when its uploader used its Idempotency-Key before."""
+        dialect = postgresql if self.postgres else sqlite
+        return self.db.execute(dialect.insert(photos).values(**values).on_conflict_do_nothing()
+                               .returning(photos.c.id)).first() is not None
+
+    def photo_by_key(self, uploader: str, key: str):
+        """The photo ``uploader`` stored with Idempotency-Key ``key``, or None."""
+        return self.db.execute(sa.select(photos).where(photos.c.uploader == uploader,
+                                                       photos.c.idempotency_key == key)).first()
 
     def photos(self, report_id: str) -> list:
         """The photos of a report, oldest first (rows of ``photos``)."""
         return self.db.execute(sa.select(photos).where(photos.c.report_id == report_id)
                                .order_by(photos.c.created_at, photos.c.id)).all()
 
+    def first_photos(self, report_ids) -> dict[str, str]:
+        """The earliest photo of each of ``report_ids`` that has one: report id → photo id."""
+        rows = self.db.execute(sa.select(photos.c.report_id, photos.c.id).where(photos.c.report_id.in_(
+            tuple(report_ids))).order_by(photos.c.report_id, photos.c.created_at, photos.c.id)).all()
+        first: dict[str, str] = {}
+        for report_id, photo_id in rows:
+            first.setdefault(report_id, photo_id)
+        return first
+
+    def photo_by_id(self, photo_id: str):
+        return self.db.execute(sa.select(photos).where(photos.c.id == photo_id)).first()
+
     def photo(self, report_id: str, photo_id: str):
         return self.db.execute(sa.select(photos).where(photos.c.report_id == report_id,
                                                        photos.c.id == photo_id)).first()
+
+    def add_departments(self, pairs: set[tuple[str, str]]) -> None:
+        """Record departments assigned to cases: (report id, department id) pairs, each once."""
+        known = {tuple(r) for r in self.db.execute(sa.select(report_departments).where(
+            report_departments.c.report_id.in_({report for report, _ in pairs})))}
+        new = [{"report_id": r, "department_id": d} for r, d in sorted(pairs - known)]
+        existing = {r for r in self.db.execute(sa.select(reports.c.id).where(
+            reports.c.id.in_({r["report_id"] for r in new}))).scalars()} if new else set()
+        if new := [row for row in new if row["report_id"] in existing]:
+            self.db.execute(report_departments.insert(), new)
+
+    def departments_of(self, report_id: str) -> frozenset[str]:
+        """The departments assigned to a report's case."""
+        return frozenset(self.db.execute(sa.select(report_departments.c.department_id).where(
+            report_departments.c.report_id == report_id)).scalars())
 
     def replace_departments(self, version: int, items) -> bool:
         return store_departments(self.db, departments, version, items)
@@ -254,10 +307,13 @@ def scoped(query: sa.Select, identity: Identity) -> sa.Select:
     those whose case its area owns (``shared.owners.in_scope``, as SQL); headquarters, supervisors
     and admins all. A report not yet dispatched has no owners: only its reporter and the city-wide
     roles see it."""
+    own = reports.c.reporter == identity.user
+    if identity.role == Role.DEPARTMENT:  # the reports of the cases assigned to it
+        return query.where(sa.or_(own, reports.c.id.in_(sa.select(report_departments.c.report_id).where(
+            report_departments.c.department_id == identity.department))))
     level = ROLE_SCOPE.get(Role(identity.role))
     if level is None:
         return query
-    own = reports.c.reporter == identity.user
     if not identity.area:
         return query.where(own)
     return query.where(sa.or_(own, reports.c[f"{level.area}_id"] == identity.area))

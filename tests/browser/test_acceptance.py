@@ -120,7 +120,7 @@ def test_a_public_report_waits_in_the_acceptance_queue_and_is_accepted_as_urgent
     key = subprocess.run(GRIDCASE + ["apikey", "create", "--name", "browser-civic", "--data-dir", str(site.data)],
                          cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
     response = requests.post(f"{site.url}/open311/v2/requests.json", timeout=10, data={
-        "api_key": key, "service_code": "other", "lat": place["lat"], "long": place["lon"],
+        "api_key": key, "service_code": "street_light", "lat": place["lat"], "long": place["lon"],
         "description": "queue: 广场长椅坏了 / a broken bench on the square"})
     assert response.status_code == 201, response.text
     request_id = response.json()[0]["service_request_id"]

@@ -9,9 +9,9 @@ from tests.browser.conftest import CASE_NUMBER, PHONE, SCREENSHOTS, open_page, r
 from tests.support.system import auth, wait_for
 
 
-def phone(browser, site, place, user: str):
+def phone(browser, site, place, user: str, lang: str = "zh"):
     token_ = site.token("grid_worker", area=place["grid"], user=user)
-    return open_page(browser, site, "/app/", token_, viewport=PHONE, permissions=["geolocation"],
+    return open_page(browser, site, "/app/", token_, lang=lang, viewport=PHONE, permissions=["geolocation"],
                      geolocation={"latitude": place["lat"], "longitude": place["lon"], "accuracy": 12})
 
 
@@ -91,3 +91,60 @@ def test_the_grid_worker_verifies_a_resolved_case_from_the_phone_and_it_closes(b
                                            timeout=10).json()["status"] == "closed", timeout=5, message="closed")
     assert closed and not problems
     context.close()
+
+
+def camera_jpeg(megabytes: float = 11.5) -> bytes:
+    """A 4,000 × 3,000 JPEG of sensor-like noise with EXIF, about ``megabytes`` large: a phone camera's
+    full-quality shot, over intake's 10 MiB."""
+    import io
+    import random
+
+    from PIL import Image
+
+    image = Image.frombytes("RGB", (4000, 3000), random.Random(1).randbytes(4000 * 3000 * 3))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=92, exif=Image.Exif().tobytes())
+    assert out.tell() > megabytes * 1e6 and out.tell() > 10 * 2**20
+    return out.getvalue()
+
+
+def photos_of(site, report_id: str, token_: str) -> list[dict]:
+    answer = requests.get(f"{site.url}/intake/v1/reports/{report_id}/photos", headers=auth(token_), timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_a_camera_photo_over_the_server_limit_is_shrunk_on_the_phone_and_stored(browser, site, place):
+    worker = site.token("grid_worker", area=place["grid"], user="worker-camera")
+    context, page, problems = phone(browser, site, place, "worker-camera")
+    page.fill("#r-description", "camera: 路灯杆倾斜 / a leaning lamp post")
+    page.set_input_files("#r-photo", files=[{"name": "IMG_0001.jpg", "mimeType": "image/jpeg",
+                                             "buffer": camera_jpeg()}])
+    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/photos"),
+                              timeout=30000) as upload:
+        page.click("#submit")
+    expect(page.locator("#message")).to_contain_text("案卷号", timeout=30000)
+    assert "拒绝" not in page.locator("#message").inner_text()
+    [case] = wait_for(lambda: cases_described(site, "camera: 路灯杆倾斜 / a leaning lamp post"), timeout=5,
+                      message="the case")
+    [photo] = wait_for(lambda: photos_of(site, case["id"], worker), timeout=10, message="the photo")
+    assert photo["content_type"] == "image/jpeg" and photo["width"] * photo["height"] <= 16_000_000
+    assert upload.value.status == 201  # within intake's 10 MiB: the 11.6 MB original would be a 413
+    assert not problems
+    context.close()
+
+
+def test_a_photo_the_server_refuses_is_shown_with_its_reason_in_both_languages(browser, site, place):
+    for lang, words in (("zh", "照片被服务器拒绝"), ("en", "the server refused the photo")):
+        context, page, problems = phone(browser, site, place, f"worker-refused-{lang}", lang)
+        page.fill("#r-description", f"refused photo ({lang})")
+        page.set_input_files("#r-photo", files=[{"name": "photo.jpg", "mimeType": "image/jpeg",
+                                                 "buffer": b"#!/bin/sh\necho not a photo\n"}])
+        page.click("#submit")
+        message = page.locator("#message")
+        expect(message).to_contain_text(words, timeout=15000)
+        expect(message).to_contain_text("not a JPEG or PNG")
+        assert CASE_NUMBER.search(message.inner_text()), "the report itself was sent: its case number is shown"
+        expect(page.locator("#outbox-status")).to_be_hidden()
+        assert not problems
+        context.close()

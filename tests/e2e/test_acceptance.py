@@ -95,7 +95,7 @@ class City:
 
     def open311(self, description: str) -> str:
         response = requests.post(f"{self.urls['intake']}/open311/v2/requests.json", timeout=10, data={
-            "api_key": self.key, "service_code": "other", "lat": self.lat, "long": self.lon,
+            "api_key": self.key, "service_code": "street_light", "lat": self.lat, "long": self.lon,
             "description": description})
         assert response.status_code == 201, response.text
         return response.json()[0]["service_request_id"]
@@ -108,7 +108,7 @@ class City:
     def report(self, description: str, key: str) -> dict:
         response = requests.post(f"{self.urls['intake']}/intake/v1/reports", headers=auth(self.worker, **{
             "Idempotency-Key": key}), timeout=10, json={
-            "category": "other", "description": description, "location": {"lon": self.lon, "lat": self.lat}})
+            "category": "street_light", "description": description, "location": {"lon": self.lon, "lat": self.lat}})
         assert response.status_code == 201, response.text
         return response.json()
 
@@ -158,7 +158,7 @@ class City:
         third = self.open311("bridge light broken")
         wait_for_case(self.urls["escalation"], third, self.station, timeout=20)
         self.act(own["id"], self.station, "merge", 409, into=own["id"])
-        far_report = {"category": "other", "description": "elsewhere",
+        far_report = {"category": "street_light", "description": "elsewhere",
                       "location": {"lon": self.far_lon, "lat": self.far_lat}}
         response = requests.post(f"{self.urls['intake']}/intake/v1/reports", json=far_report, timeout=10,
                                  headers=auth(self.far_worker, **{"Idempotency-Key": "accept-far"}))

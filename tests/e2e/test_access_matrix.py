@@ -139,8 +139,8 @@ def endpoints(cases, point):
         ("public: categories", "GET", "/intake/v1/categories", {}, None, lambda who, case: 200),
         ("public: Open311 services", "GET", "/open311/v2/services.json", {}, None, lambda who, case: 200),
         ("public: Open311 requests", "GET", "/open311/v2/requests.json", {}, None, lambda who, case: 200),
-        ("public: an Open311 request", "GET", "/open311/v2/requests/{id}.json", {}, "case",
-         lambda who, case: 404 if case == "missing" else 200),
+        ("public: a grid worker's report is never an Open311 request", "GET", "/open311/v2/requests/{id}.json", {},
+         "case", lambda who, case: 404),
         ("Open311 submission without a key", "POST", "/open311/v2/requests.json",
          {"data": {"service_code": "street_light", "lat": "1", "long": "1"}}, None, lambda who, case: 403),
     ]

@@ -73,6 +73,13 @@ REFUSED = [
      b'{"category": "street_light", "description": "x", "location": {"lon": ' + b"1" * 5000 + b', "lat": 1}}',
      400, None),
     ("bytes that are not UTF-8", REPORTS, b'{"category": "\xff\xfe\xfd", "description": "x"}', 400, None),
+    ("a UTF-16 surrogate encoded in UTF-8 bytes", REPORTS, b'{"category": "\xed\xa0\x80", "description": "x"}', 400,
+     None),
+    ("an unpaired surrogate in a UTF-16 body", REPORTS,
+     b"\xff\xfe" + '{"category": "'.encode("utf-16-le") + b"\x00\xd8" + '", "description": "x"}'.encode("utf-16-le"),
+     400, None),
+    ("a UTF-16 surrogate in UTF-8 bytes in a transfer", TRANSFER, b'{"to": "G1", "reason": "\xed\xb0\x80"}', 400,
+     None),
     ("a truncated document", REPORTS, raw(report())[:-7], 400, None),
 ]
 

@@ -4,13 +4,17 @@ upright, and served only to callers who may see the case."""
 from __future__ import annotations
 
 import io
+import random
 import struct
+import threading
 import zlib
 
 import pytest
 import requests
 from PIL import Image
 
+from tests.support.images import blank_png, metadata_in
+from tests.support.images import jpeg as jpeg_with
 from tests.support.system import a_point_in_grid, auth, embedded_system, token
 
 
@@ -40,10 +44,13 @@ def png_bomb(side=20_000) -> bytes:
         chunk(b"IEND", b"")
 
 
+PHOTO_RATE = 6  # per minute and person, for this module's system
+
+
 @pytest.fixture(scope="module")
 def system(tmp_path_factory):
     data = tmp_path_factory.mktemp("photos")
-    with embedded_system(data) as base:
+    with embedded_system(data, env={"GRIDCASE_PHOTO_RATE_LIMIT": f"{PHOTO_RATE}/minute"}) as base:
         admin = token(data, "admin")
         grid, lon, lat = a_point_in_grid(base, admin, index=2)
         other_grid, *_ = a_point_in_grid(base, admin, index=150)
@@ -73,6 +80,8 @@ HOSTILE = [
     ("a 30 MB file", b"\xff\xd8\xff\xe0" + b"\0" * (30 * 1024 * 1024), "big.jpg", 413),
     ("a 20,000 x 20,000 PNG bomb", None, "bomb.png", 422),
     ("a truncated JPEG", None, "broken.jpg", 422),
+    ("a JPEG header followed by garbage", b"\xff\xd8\xff\xe0" + random.Random(7).randbytes(5000), "x.jpg", 422),
+    ("a 120 kB PNG of 12,000 x 3,333 pixels", None, "wide.png", 422),
 ]
 
 
@@ -84,6 +93,9 @@ def test_a_hostile_file_is_refused_with_its_status_and_nothing_is_stored(system,
         assert len(content) < 100_000
     if what.startswith("a truncated"):
         content = jpeg(2000, 2000)[:3000]
+    if what.startswith("a 120 kB"):
+        content = blank_png(12_000, 3_333)
+        assert len(content) < 200_000
     before = stored_files(data)
     response = upload(base, worker, report_id, content, name=name, content_type="image/jpeg")
     assert response.status_code == status, response.text
@@ -132,3 +144,83 @@ def test_a_png_keeps_its_format_and_loses_its_text_chunks(system):
     assert response.status_code == 201, response.text
     served = requests.get(base + response.json()["url"], headers=auth(worker), timeout=10)
     assert served.headers["Content-Type"] == "image/png" and b"secret location" not in served.content
+
+
+def reporter(system, user: str) -> tuple[str, str]:
+    """A grid worker of the module's grid, ``user``, with a report of their own: (token, report id)."""
+    base, data, *_ = system
+    admin = token(data, "admin")
+    grid, lon, lat = a_point_in_grid(base, admin, index=2)
+    worker = token(data, "grid_worker", area=grid, user=user)
+    response = requests.post(f"{base}/intake/v1/reports", headers=auth(worker), timeout=10, json={
+        "category": "street_light", "description": f"photos of {user}", "location": {"lon": lon, "lat": lat}})
+    assert response.status_code == 201, response.text
+    return worker, response.json()["id"]
+
+
+def upload_keyed(base, who, report_id, content: bytes, key: str):
+    return requests.post(f"{base}/intake/v1/reports/{report_id}/photos", timeout=60, headers=auth(
+        who, **{"Idempotency-Key": key}), files={"file": ("p.jpg", content, "image/jpeg")})
+
+
+def test_no_served_rendition_keeps_exif_a_comment_or_xmp(system):
+    base, data, *_ = system
+    worker, report_id = reporter(system, "metadata")
+    original = jpeg_with(640, 480, metadata=True)
+    assert {"APP1 Exif", "APP1 XMP", "COM"} <= set(metadata_in(original))
+    photo = upload(base, worker, report_id, original).json()
+    for url in (photo["url"], photo["thumbnail_url"]):
+        served = requests.get(base + url, headers=auth(worker), timeout=10)
+        assert served.status_code == 200 and metadata_in(served.content) == [], url
+        assert b"secret location" not in served.content
+
+
+def test_the_same_photo_sent_twice_with_one_key_is_stored_once_and_answered_with_the_first(system):
+    base, data, *_ = system
+    worker, report_id = reporter(system, "retrying")
+    content = jpeg_with(320, 240)
+    before = stored_files(data)
+    first = upload_keyed(base, worker, report_id, content, "photo-key-1")
+    again = upload_keyed(base, worker, report_id, content, "photo-key-1")
+    assert first.status_code == again.status_code == 201, (first.text, again.text)
+    assert again.json() == first.json()
+    assert len(stored_files(data)) == len(before) + 2  # one photo and its thumbnail
+    listed = requests.get(f"{base}/intake/v1/reports/{report_id}/photos", headers=auth(worker), timeout=10).json()
+    assert [p["id"] for p in listed] == [first.json()["id"]]
+
+    other = upload_keyed(base, worker, report_id, jpeg_with(321, 240), "photo-key-1")
+    assert other.status_code == 422 and other.json()["errors"][0]["field"] == "Idempotency-Key"
+    assert len(stored_files(data)) == len(before) + 2
+
+
+def test_two_uploads_at_once_with_one_key_store_one_photo(system):
+    base, data, *_ = system
+    worker, report_id = reporter(system, "two-tabs")
+    content, answers = jpeg_with(1600, 1200), []
+    before = stored_files(data)
+    threads = [threading.Thread(target=lambda: answers.append(upload_keyed(base, worker, report_id, content, "tabs")))
+               for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [a.status_code for a in answers] == [201] * 4
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert len(stored_files(data)) == len(before) + 2
+    assert len(requests.get(f"{base}/intake/v1/reports/{report_id}/photos", headers=auth(worker),
+                            timeout=10).json()) == 1
+
+
+def test_a_person_over_the_photo_rate_gets_429_with_retry_after_but_a_retry_of_a_stored_photo_its_answer(system):
+    base, data, *_ = system
+    worker, report_id = reporter(system, "rapid")
+    answers = [upload_keyed(base, worker, report_id, jpeg_with(100 + i, 80), f"rapid-{i}") for i in range(PHOTO_RATE)]
+    assert [a.status_code for a in answers] == [201] * PHOTO_RATE
+    before = stored_files(data)
+    over = upload_keyed(base, worker, report_id, jpeg_with(99, 80), "rapid-over")
+    assert over.status_code == 429 and int(over.headers["Retry-After"]) >= 1
+    assert "photos per person" in over.json()["detail"] and stored_files(data) == before
+    retry = upload_keyed(base, worker, report_id, jpeg_with(100, 80), "rapid-0")
+    assert retry.status_code == 201 and retry.json()["id"] == answers[0].json()["id"]
+    other_worker, other_report = reporter(system, "rapid-neighbour")
+    assert upload_keyed(base, other_worker, other_report, jpeg_with(), "n-1").status_code == 201

@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from shared.config import database_hosts
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 NGINX = ROOT / "deploy" / "nginx.conf"
@@ -85,13 +87,13 @@ def test_compose_refuses_to_run_without_a_signing_secret():
 
 
 def test_compose_has_the_production_topology(compose):
-    expected = {"rabbitmq", "postgres", "gateway", "scheduler"}
+    expected = {"rabbitmq", "pg-monitor", "pg-1", "pg-2", "gateway", "scheduler"}
     expected |= {f"{s}-{role}" for s in SERVICES for role in ("api", "worker")}
     assert set(compose["services"]) == expected
     for name, service in compose["services"].items():
         for dependency in service.get("depends_on", {}):
             assert dependency in compose["services"], f"{name} depends on unknown service {dependency}"
-    for service in ("rabbitmq", "postgres", *(f"{s}-api" for s in SERVICES)):
+    for service in ("rabbitmq", "pg-monitor", "pg-1", "pg-2", *(f"{s}-api" for s in SERVICES)):
         assert "healthcheck" in compose["services"][service], f"{service} has no healthcheck"
 
 
@@ -143,16 +145,18 @@ def test_env_example_carries_the_settings_the_services_read():
     broker = urlsplit(env["GRIDCASE_BROKER_URL"])
     assert (broker.scheme, broker.hostname, broker.port, broker.path) == ("amqp", "rabbitmq", 5672, "/%2F")
     for service in SERVICES:
-        url = urlsplit(env[f"GRIDCASE_{service.upper()}_DATABASE_URL"])
-        assert (url.scheme, url.hostname, url.port, url.path) == (
-            "postgresql+psycopg", "postgres", 5432, f"/{service}")
+        raw = env[f"GRIDCASE_{service.upper()}_DATABASE_URL"]
+        url = urlsplit(raw)
+        assert (url.scheme, url.path) == ("postgresql+psycopg", f"/{service}")
+        assert database_hosts(raw) == ("pg-1:5432", "pg-2:5432"), "both data nodes, so clients find the primary"
     assert float(env["GRIDCASE_TIME_SCALE"]) == 1
     assert "GRIDCASE_SECRET" not in env, "the signing secret must come from the environment, not a file"
 
 
 def test_postgres_init_creates_one_database_per_service():
     sql = (ROOT / "deploy" / "postgres" / "init.sql").read_text()
-    created = set(re.findall(r"CREATE DATABASE\s+(\w+)", sql, re.I))
+    assert re.search(r"CREATE DATABASE %I OWNER gridcase", sql)
+    created = set(re.findall(r"'(\w+)'", re.search(r"ARRAY\[([^\]]*)\]", sql).group(1)))
     assert created == set(SERVICES)
 
 
@@ -163,7 +167,12 @@ def test_rabbitmq_definitions_match_the_broker_url():
     assert exchanges["gridcase.dead"]["type"] == "fanout" and exchanges["gridcase.dead"]["durable"]
     queues = {q["name"]: q for q in definitions["queues"]}
     assert queues["gridcase.dead-letter"]["durable"]
-    assert queues["gridcase.dead-letter"]["arguments"]["x-queue-type"] == "quorum"
+    assert queues["gridcase.dead-letter"]["arguments"] == {"x-queue-type": "quorum", "x-delivery-limit": -1}
+    # a dead-letter queue declared before (without the argument) loses its default limit of 20 by policy
+    [policy] = [p for p in definitions["policies"] if p["definition"].get("delivery-limit") == -1]
+    assert re.fullmatch(policy["pattern"], "gridcase.dead-letter") and policy["apply-to"] == "quorum_queues"
+    assert not re.search(policy["pattern"], "gridcase.dispatch.locate")
+    assert definitions["rabbitmq_version"].startswith("4.")
     assert {"source": "gridcase.dead", "destination": "gridcase.dead-letter"} in [
         {"source": b["source"], "destination": b["destination"]} for b in definitions["bindings"]]
 
@@ -176,3 +185,10 @@ def test_rabbitmq_definitions_match_the_broker_url():
     assert hashlib.sha256(salt + broker.password.encode()).digest() == digest, (
         "definitions.json's password hash does not match the password in the broker URL")
     assert any(p["user"] == broker.username and p["vhost"] == "/" for p in definitions["permissions"])
+
+
+def test_the_gateway_does_not_compress_the_escalation_api_so_its_etags_stay_strong(nginx_conf):
+    # nginx's gzip weakens an ETag it compresses ("3" -> W/"3"), and If-Match compares strongly (RFC 9110 §13.1.1)
+    assert not re.search(r"\bgzip\s+on\s*;", nginx_conf), "gzip on somewhere in deploy/nginx.conf"
+    [escalation] = re.findall(r"location\s+/escalation/\s*\{([^}]*)\}", nginx_conf)
+    assert re.search(r"\bgzip\s+off\s*;", escalation), "location /escalation/ must say gzip off"

@@ -87,7 +87,8 @@ class Production:
         self.processes = Processes(data)
         self.urls: dict[str, str] = {}
 
-    def start(self) -> Production:
+    def start(self, departments: Path | None = None) -> Production:
+        """Import the city (and ``departments``, a departments file, when given), then start every process."""
         from services.dispatch.citygen import generate_city, write_city
 
         city = self.data / "city"
@@ -96,6 +97,9 @@ class Production:
         for level in ("hq", "subcenter", "station", "grid"):
             args += ["--level", level, str(city / f"{level}.geojson")]
         self.processes.run("import", GRIDCASE + args, self.env, timeout=120)
+        if departments is not None:
+            self.processes.run("departments", GRIDCASE + ["departments", "import", str(departments), "--data-dir",
+                                                          str(self.data)], self.env, timeout=120)
         for service in ("intake", "dispatch", "escalation"):
             self.urls[service] = self.processes.serve(
                 f"serve-{service}", GRIDCASE + ["serve", service, "--workers", "1", "--data-dir", str(self.data)],

@@ -319,3 +319,13 @@ def test_a_case_that_waited_is_measured_and_replayed_from_its_acceptance():
     assert facts.opened_at == NOW + 10 * HOUR and facts.time_to_close == 2 * 3600
     assert facts.on_time, "waiting ten hours for acceptance missed no level deadline"
     assert replay(timeline, opened.policy, OTHER_OWNERS).escalations == {}
+
+
+def test_a_waiting_extension_request_lapses_when_the_case_is_merged_or_voided():
+    """Found by the property test: a merged case kept its extension request."""
+    for action, arguments in (("merge", {"into": new_case(id="c2", number="20260105-000002")}),
+                              ("void", {"reason": "entered twice"})):
+        case = new_case()
+        perform(case, "request_extension", GRID_WORKER, NOW, amount={"amount": 1, "unit": "hours"}, reason="parts")
+        perform(case, action, STATION if action == "merge" else COMMAND, LATER, **arguments)
+        assert case.pending_extension is None

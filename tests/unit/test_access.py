@@ -76,6 +76,9 @@ def test_a_token_cannot_be_issued_for_longer_than_30_days():
     issue_token(SECRET, "admin", ttl=timedelta(days=30))
 
 
+AUDIENCE, ISSUER = "gridcase", "https://id.city.example/realms/grid"
+
+
 def _jwks_file(tmp_path, key, kid: str, alg: str):
     jwk = json.loads(jwt.algorithms.get_default_algorithms()[alg].to_jwk(key.public_key()))
     path = tmp_path / "jwks.json"
@@ -86,8 +89,9 @@ def _jwks_file(tmp_path, key, kid: str, alg: str):
 @pytest.mark.parametrize("alg, key", [("RS256", rsa.generate_private_key(65537, 2048)),
                                       ("ES256", ec.generate_private_key(ec.SECP256R1()))])
 def test_an_identity_providers_token_is_checked_against_its_jwks(tmp_path, alg, key):
-    verifier = TokenVerifier(SECRET, str(_jwks_file(tmp_path, key, "idp-1", alg)))
-    claims = {"sub": "li", "role": "station", "area": "S1", "iat": NOW, "exp": NOW + timedelta(hours=1)}
+    verifier = TokenVerifier(SECRET, str(_jwks_file(tmp_path, key, "idp-1", alg)), audience=AUDIENCE, issuer=ISSUER)
+    claims = {"sub": "li", "role": "station", "area": "S1", "iat": NOW, "exp": NOW + timedelta(hours=1),
+              "aud": AUDIENCE, "iss": ISSUER}
     good = jwt.encode(claims, key, algorithm=alg, headers={"kid": "idp-1"})
     assert verifier.read(good) == Identity("station", "li", "S1")
     other = rsa.generate_private_key(65537, 2048) if alg == "RS256" else ec.generate_private_key(ec.SECP256R1())
@@ -107,6 +111,68 @@ def test_a_token_signed_with_an_algorithm_not_configured_is_refused(tmp_path):
         TokenVerifier(SECRET).read(jwt.encode(claims, SECRET, algorithm="HS512"))
     with pytest.raises(AuthError, match="not accepted"):
         TokenVerifier(SECRET).read(jwt.encode(claims, None, algorithm="none"))
+
+
+def _provider(tmp_path):
+    key = rsa.generate_private_key(65537, 2048)
+    verifier = TokenVerifier(SECRET, str(_jwks_file(tmp_path, key, "idp-1", "RS256")), audience=AUDIENCE,
+                             issuer=ISSUER)
+    claims = {"sub": "li", "role": "command", "iat": NOW, "exp": NOW + timedelta(hours=1), "aud": AUDIENCE,
+              "iss": ISSUER}
+
+    def sign(**changes):
+        body = {k: v for k, v in {**claims, **changes}.items() if v is not ...}
+        return jwt.encode(body, key, algorithm="RS256", headers={"kid": "idp-1"})
+    return verifier, sign
+
+
+@pytest.mark.parametrize("aud", [AUDIENCE, ["account", AUDIENCE]])
+def test_an_identity_providers_token_whose_aud_names_this_service_is_accepted(tmp_path, aud):
+    verifier, sign = _provider(tmp_path)
+    assert verifier.read(sign(aud=aud)) == Identity("command", "li")
+
+
+PROVIDER_REFUSALS = [
+    ("an aud for another application", {"aud": "payroll"}, "aud claim does not name"),
+    ("an aud list without this service", {"aud": ["account", "payroll"]}, "aud claim does not name"),
+    ("no aud", {"aud": ...}, "aud claim is required"),
+    ("another issuer", {"iss": "https://id.other.example"}, "iss claim"),
+    ("no issuer", {"iss": ...}, "iss claim is required"),
+]
+
+
+@pytest.mark.parametrize("what, changes, words", PROVIDER_REFUSALS, ids=[r[0] for r in PROVIDER_REFUSALS])
+def test_an_identity_providers_token_for_another_audience_or_issuer_is_refused(tmp_path, what, changes, words):
+    verifier, sign = _provider(tmp_path)
+    with pytest.raises(AuthError, match=words):
+        verifier.read(sign(**changes))
+
+
+def test_a_jwks_without_an_audience_and_an_issuer_refuses_to_start(tmp_path):
+    jwks = str(_jwks_file(tmp_path, rsa.generate_private_key(65537, 2048), "idp-1", "RS256"))
+    for audience, issuer in ((None, None), (AUDIENCE, None), (None, ISSUER)):
+        with pytest.raises(ValueError, match="GRIDCASE_JWT_AUDIENCE and GRIDCASE_JWT_ISSUER are required"):
+            TokenVerifier(SECRET, jwks, audience=audience, issuer=issuer)
+    with pytest.raises(ValueError, match="GRIDCASE_JWT_AUDIENCE and GRIDCASE_JWT_ISSUER are required"):
+        from_env(tmp_path, env={"GRIDCASE_SECRET": SECRET, "GRIDCASE_JWKS_URL": jwks,
+                                "GRIDCASE_JWT_AUDIENCE": AUDIENCE})
+    settings = from_env(tmp_path, env={"GRIDCASE_SECRET": SECRET, "GRIDCASE_JWKS_URL": jwks,
+                                       "GRIDCASE_JWT_AUDIENCE": AUDIENCE, "GRIDCASE_JWT_ISSUER": ISSUER})
+    assert (settings.jwt_audience, settings.jwt_issuer) == (AUDIENCE, ISSUER)
+
+
+def test_gridcase_up_with_a_jwks_and_no_audience_says_why_and_does_not_start(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from gridcase.cli import main
+
+    monkeypatch.delenv("GRIDCASE_JWT_AUDIENCE", raising=False)
+    monkeypatch.delenv("GRIDCASE_JWT_ISSUER", raising=False)
+    jwks = str(_jwks_file(tmp_path, rsa.generate_private_key(65537, 2048), "idp-1", "RS256"))
+    result = CliRunner().invoke(main, ["up", "--port", "0", "--data-dir", str(tmp_path / "data")],
+                                env={"GRIDCASE_JWKS_URL": jwks, "GRIDCASE_SECRET": SECRET})
+    assert result.exit_code == 1 and "GRIDCASE_JWT_AUDIENCE and GRIDCASE_JWT_ISSUER are required" in result.output
+    assert not (tmp_path / "data").exists()
 
 
 # -- decide ----------------------------------------------------------------------------------------

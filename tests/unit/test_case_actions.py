@@ -298,8 +298,8 @@ def test_a_refused_action_leaves_the_case_unchanged():
 def test_the_table_names_every_action_and_its_arguments():
     assert set(ACTIONS) == {"acknowledge", "resolve", "escalate", "return", "transfer", "request_extension",
                             "approve_extension", "refuse_extension", "suspend", "resume", "verify", "reopen",
-                            "assign_department", "feedback", "accept", "refuse", "void", "merge", "set_severity",
-                            "assign"}
+                            "assign_department", "feedback", "urge", "respond_urge", "accept", "refuse", "void",
+                            "merge", "set_severity", "assign"}
     assert arguments_of("return") == {"level": True, "reason": True}
     assert arguments_of("feedback") == {"outcome": True, "note": False, "reason": False, "photos": False}
     assert arguments_of("verify") == {"passed": True, "note": False}

@@ -60,6 +60,9 @@ ARGUMENTS = {
     "assign": st.fixed_dictionaries({"assignee": st.sampled_from([
         None, Person("li", frozenset({"S1"})), Person("zhao", frozenset({"C1"})), Person("chen", frozenset({"HQ"})),
         Person("nobody", frozenset()), Person("wang", frozenset({"G1"}))])}),
+    "urge": st.fixed_dictionaries({"note": TEXT}, optional={"respond_within": st.sampled_from(
+        ["2 hours", "1 working_days", "0 hours", "soon", "1e300 hours"])}),
+    "respond_urge": st.fixed_dictionaries({"note": TEXT}),
 }
 assert set(ARGUMENTS) == set(ACTIONS)
 
@@ -210,6 +213,15 @@ class ClosedLoop(RuleBasedStateMachine):
             assert case.assignee_unit == case.owner.area_id and case.status not in ENDED | {Status.PENDING_ACCEPTANCE}
 
     @invariant()
+    def urges_are_answered_or_waiting(self):
+        for u in self.case.urges:
+            assert u.due >= u.at and (u.answered_at is None or u.answered_at >= u.at)
+        waiting = [u for u in self.case.urges if u.answered_at is None and not u.overdue]
+        if waiting and self.case.status not in ENDED | {Status.SUSPENDED}:
+            due = self.case.due_at
+            assert due is not None and all(u.due >= due for u in waiting), "the scheduler wakes for every open urge"
+
+    @invariant()
     def a_closed_case_was_verified_since_it_last_opened(self):
         if self.case.status == Status.CLOSED:
             assert self.verified_since_reopen
@@ -237,8 +249,11 @@ def _rightful(case, action):
     if action in ("accept", "refuse", "merge", "set_severity"):
         level = case.owners.owned_level(Level.STATION)
         return Actor(roles[level], "acceptor", case.owners.at(level).id)
-    if action == "assign_department":
+    if action in ("assign_department", "urge"):
         return Actor("command", "chen", "HQ")
+    if action == "respond_urge" and case.status == Status.DISPATCHED:
+        lead = next(a for a in case.assignments if a.role == "lead" and a.active)
+        return next(x for x in DEPARTMENT_ACTORS if x.department == lead.department)
     if action in ("feedback", "acknowledge") and case.assignments and (action == "feedback" or case.level == 4):
         active = [a for a in case.assignments if a.active] or list(case.assignments)
         return next(x for x in DEPARTMENT_ACTORS if x.department == active[0].department)

@@ -2,10 +2,24 @@
 schemas of all three services use them (their answers over HTTP are in tests/e2e/test_hostile_*.py)."""
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from marshmallow import Schema, ValidationError
 
-from shared.fields import JsonBoolean, JsonFloat, JsonInteger, QueryFloat, QueryInteger, Text, storable_problem
+from shared.fields import (
+    Day,
+    Instant,
+    JsonBoolean,
+    JsonFloat,
+    JsonInteger,
+    QueryFloat,
+    QueryInteger,
+    Text,
+    parse_instant,
+    storable_problem,
+    strict_decimal,
+)
 from shared.web import _depth_exceeds, body_limit, printable
 
 
@@ -97,3 +111,45 @@ def test_body_limits_are_per_route():
     assert body_limit("POST", "/intake/v1/reports") == 64 * 1024
     assert body_limit("POST", "/dispatch/v1/cases/abc/transfer") == 64 * 1024
     assert body_limit("PUT", "/dispatch/v1/areas") == 64 * 1024
+
+
+class Times(Schema):
+    at = Instant()
+    day = Day()
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "1969-12-31T23:59:59Z",
+                                  "2100-01-01T00:00:00Z", "2100-01-01T08:00:00+08:00"])
+def test_an_instant_outside_1970_to_2100_is_refused_before_anything_converts_it(text):
+    with pytest.raises(ValidationError) as refused:
+        Times().load({"at": text})
+    assert "between 1970-01-01 and 2100-01-01" in str(refused.value.messages["at"])
+    with pytest.raises(ValueError, match="between 1970-01-01 and 2100-01-01"):
+        parse_instant(text)
+
+
+@pytest.mark.parametrize("text, words", [("2026-01-05T09:30:00", "needs an offset"), ("yesterday", "not an ISO 8601"),
+                                         ("2026-13-01T00:00:00Z", "not an ISO 8601")])
+def test_an_instant_without_an_offset_or_not_a_date_time_is_refused_with_the_reason(text, words):
+    with pytest.raises(ValueError, match=words):
+        parse_instant(text)
+
+
+def test_an_instant_within_range_is_read_in_utc():
+    loaded = Times().load({"at": "2026-01-05T09:30:00+08:00", "day": "2026-01-05"})
+    assert loaded["at"] == datetime(2026, 1, 5, 1, 30, tzinfo=UTC) and loaded["at"].tzinfo is UTC
+    assert parse_instant("1970-01-01T00:00:00Z") == datetime(1970, 1, 1, tzinfo=UTC)
+    assert parse_instant("2100-01-01T07:59:59+08:01") < datetime(2100, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("text", ["0001-01-01", "9999-12-31", "1969-12-31", "2100-01-01"])
+def test_a_day_outside_1970_to_2100_is_refused(text):
+    with pytest.raises(ValidationError):
+        Times().load({"day": text})
+
+
+@pytest.mark.parametrize("text", [" 27.8 ", "1_02.2", "+1", "inf", "nan", "0x1f", "", "1e", "١٢"])
+def test_a_strict_decimal_refuses_what_float_would_take(text):
+    with pytest.raises(ValueError):
+        strict_decimal(text)
+    assert strict_decimal("-27.8") == -27.8 and strict_decimal("1e-3") == 0.001

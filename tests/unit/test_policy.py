@@ -140,3 +140,12 @@ def test_a_holiday_region_no_data_package_knows_is_refused():
     with pytest.raises(ValueError, match="ZZ"):
         Calendars(SHIPPED.calendar, "UTC", "ZZ")
     assert Calendars(SHIPPED.calendar, "Europe/Berlin", "DE-BE").city.region == "DE-BE"
+
+
+def test_a_category_is_internal_unless_the_city_marks_it_public_and_sensitive_ones_are_named():
+    public = {code for code, c in SHIPPED.categories.items() if c.public}
+    assert public == {"street_light", "manhole_cover", "road_damage", "illegal_dumping", "fire_lane_blocked"}
+    assert {code for code, c in SHIPPED.categories.items() if c.sensitive} == {"illegal_dumping", "fire_lane_blocked"}
+    text = GOOD.replace('code = "other"\n', 'code = "other"\npublic = "yes"\n')
+    found = problem(text)
+    assert "public is true or false" in found.message and found.line == line_of(text, 'public = "yes"')

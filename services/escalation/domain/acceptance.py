@@ -99,7 +99,7 @@ def void(case: Case, actor: Actor, now: datetime, *, reason: str) -> Outcome:
     if case.status not in PENDING | WORKING:
         raise InvalidTransition(f"a {case.status} case cannot be voided")
     reason = required_text(reason, "a reason", "reason")
-    case.status = Status.VOIDED
+    case.status, case.pending_extension = Status.VOIDED, None  # a waiting extension request lapses
     set_deadline(case, None, now)
     return record(case, StepType.VOIDED, actor.user, now, reason)
 
@@ -119,7 +119,7 @@ def merge(case: Case, actor: Actor, now: datetime, *, into: Case | None, note: s
     if into.status in ENDED:
         raise InvalidTransition(f"the case {into.number} is {into.status}: nothing can be merged into it")
     note = (note or "").strip()
-    case.status, case.merged_into = Status.MERGED, into.id
+    case.status, case.merged_into, case.pending_extension = Status.MERGED, into.id, None
     set_deadline(case, None, now)
     return record(case, StepType.MERGED, actor.user, now, f"merged into {into.number}" + (f": {note}" if note else ""),
                   detail={"into": into.id, "number": into.number})

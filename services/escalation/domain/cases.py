@@ -95,6 +95,7 @@ class Case:
     #: functional departments on the case (``domain.departments.Assignment``), in the order assigned
     assignments: tuple = ()
     resolved_department: str | None = None  # the lead department whose fix awaits (or failed) verification
+    urges: tuple = ()  # 督办 on record (``domain.urges.Urge``), oldest first
     deadline_basis: str | None = None  # official, provisional or calendar_gap (deadlines.deadline_basis)
     resolved_by: str | None = None  # who resolved it last (never its verifier: permissions.require_verifier)
     merged_into: str | None = None  # merged: the case it duplicates, whose status it follows
@@ -124,6 +125,7 @@ class Case:
         due = self._ladder_due()
         if self.status not in ENDED | {Status.SUSPENDED}:  # a suspension holds the departments too
             pending = [a.deadline for a in self.assignments if a.active and not a.overdue and a.deadline]
+            pending += [u.due for u in self.urges if u.answered_at is None and not u.overdue]
             if pending:
                 return min(pending) if due is None else min(due, *pending)
         return due
@@ -222,6 +224,12 @@ def set_deadline(case: Case, when: datetime | None, now: datetime, *, keep_flags
         case.warnings = stretch_warnings(case.warnings, previous, when, unit, calendar)
 
 
+def touch(case: Case) -> None:
+    """What the scheduler waits for changed but the deadline did not (a department's or an urge's own due
+    time): the timer token moves on, so a tick read before the change does nothing."""
+    case.timer_token += 1
+
+
 def move(case: Case, level: Level, status: Status, now: datetime) -> None:
     """The case restarts at ``level`` with that level's full limit; a pending extension lapses."""
     case.level, case.status, case.pending_extension = level, status, None
@@ -230,4 +238,4 @@ def move(case: Case, level: Level, status: Status, now: datetime) -> None:
 
 
 __all__ = ["AWAITING_VERIFICATION", "ENDED", "SYSTEM", "WORKING", "Case", "ExtensionRequest", "Step", "move",
-           "open_case", "set_deadline"]
+           "open_case", "set_deadline", "touch"]

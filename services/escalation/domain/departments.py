@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from services.escalation.domain.cases import ENDED, WORKING, Case, move, set_deadline
+from services.escalation.domain.cases import ENDED, WORKING, Case, move, set_deadline, touch
 from services.escalation.domain.deadlines import is_late
 from services.escalation.domain.errors import InvalidArgument, InvalidTransition, NotAllowed, photo_ids, required_text
 from services.escalation.domain.permissions import ROLE_LEVEL, Actor, resolved_detail
@@ -243,4 +243,4 @@ def _retime(case: Case, now: datetime) -> None:
         lead = lead_of(case)
         set_deadline(case, lead.deadline if lead else None, now, keep_flags=True)
     else:
-        set_deadline(case, case.deadline, now, keep_flags=True)
+        touch(case)

@@ -127,6 +127,9 @@ class Facts:
     time_to_close: float | None
     time_at_level: dict[int, float]  # level → working seconds there, suspended working time excluded
     calendar_at_level: dict[int, float]  # the same in calendar seconds
+    urged: bool = False  # urged (督办) at least once
+    urges_late: int = 0  # urges not answered in time
+    time_to_respond: float | None = None  # the first urge to its answer, calendar seconds
 
 
 def _suspended(intervals: list[tuple[datetime, datetime]], start: datetime, end: datetime) -> float:
@@ -207,7 +210,15 @@ def measure(steps: Sequence[Step], policy: TimePolicy, owners: Owners, extension
         on_time_with_extensions=closed and not missed,
         time_to_acknowledge=span(first_ack), time_to_resolve=span(last_resolve) if closed else None,
         time_to_close=span(closed_at) if closed else None,
-        time_at_level=level_time, calendar_at_level=level_calendar)
+        time_at_level=level_time, calendar_at_level=level_calendar, **_urging(steps))
+
+
+def _urging(steps: Sequence[Step]) -> dict:
+    """督办 facts: urged at all, urges not answered in time, and the time from the first urge to its answer."""
+    first = next((s.at for s in steps if s.type == StepType.URGED), None)
+    answer = next((s.at for s in steps if s.type == StepType.URGE_ANSWERED and first and s.at >= first), None)
+    return {"urged": first is not None, "urges_late": sum(s.type == StepType.URGE_OVERDUE for s in steps),
+            "time_to_respond": (answer - first).total_seconds() if answer else None}
 
 
 def week_start(day: date) -> date:

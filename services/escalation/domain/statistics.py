@@ -12,16 +12,68 @@ GROUP_FIELDS = {"grid": "area_id", "station": "area_id", "subcenter": "area_id",
                 "severity": "severity", "reporter": "reporter"}
 PERIODS = ("day", "week", "month")
 #: Quantiled durations (seconds): name → the facts column.
-DURATIONS = {"time_to_acknowledge": "ack_s", "time_to_resolve": "resolve_s", "time_to_close": "close_s"}
+DURATIONS = {"time_to_acknowledge": "ack_s", "time_to_resolve": "resolve_s", "time_to_close": "close_s",
+             "time_to_respond": "respond_s"}  # respond: from the first urge (督办) to its answer
 LEVEL_COLUMNS = {str(n): f"level{n}_s" for n in (1, 2, 3, 4)}
 #: Counted flags (the facts columns summed per group).
-COUNTS = ("opened", "closed", "on_time", "on_time_ext", "reworked", "extended", "escalated", "overdue")
+COUNTS = ("opened", "closed", "on_time", "on_time_ext", "reworked", "extended", "escalated", "overdue", "urged",
+          "urges_late")
 #: Rates: name → (numerator count, denominator count).
 RATES = {"closure_rate": ("closed", "opened"), "on_time_rate": ("on_time", "closed"),
          "on_time_rate_with_extensions": ("on_time_ext", "closed"), "rework_rate": ("reworked", "closed"),
          "extension_rate": ("extended", "opened"), "escalation_rate": ("escalated", "opened")}
 #: What a ranking may sort by: a count, a rate, or ``<duration>_median`` / ``<duration>_p90``.
-RANKABLE = ("opened", "closed", "overdue", *RATES, *(f"{d}_{q}" for d in DURATIONS for q in ("median", "p90")))
+RANKABLE = ("opened", "closed", "overdue", "urged", "urges_late", *RATES,
+            *(f"{d}_{q}" for d in DURATIONS for q in ("median", "p90")))
+
+
+#: ``group_by=department``: a department's assignments (派遣) by the local date they were made.
+#: Counts, rates (name → (numerator, denominator)) and quantiled durations (name → seconds field).
+DEPARTMENT_COUNTS = ("assigned", "acknowledged", "done", "declined", "on_time", "overdue")
+DEPARTMENT_RATES = {"on_time_rate": ("on_time", "done"), "decline_rate": ("declined", "fed_back")}
+DEPARTMENT_DURATIONS = {"time_to_accept": "accept_s", "time_to_feedback": "feedback_s"}
+DEPARTMENT_RANKABLE = (*DEPARTMENT_COUNTS, *DEPARTMENT_RATES,
+                       *(f"{d}_{q}" for d in DEPARTMENT_DURATIONS for q in ("median", "p90")))
+#: The CSV columns of a department row (``flatten``ed).
+DEPARTMENT_COLUMNS = ("department", "period_start", *DEPARTMENT_RANKABLE)
+
+
+def department_rows(assignments: Sequence[Mapping], period_of) -> list[dict]:
+    """The statistics rows of departments' assignments, one per department and period, ordered by
+    period then department. Each of ``assignments`` has ``department_id``, ``status``, ``assigned_at``,
+    ``deadline_at``, ``overdue``, ``acknowledged_at`` and ``feedback_at`` (aware datetimes or None);
+    ``period_of(assigned_at)`` is the local date its period starts.
+
+    - ``assigned``, ``acknowledged`` (签收), ``done`` and ``declined`` (退单) count assignments;
+      ``overdue`` those flagged past their deadline;
+    - ``on_time``: done with the feedback at or before the deadline; ``on_time_rate`` = on_time / done;
+    - ``decline_rate`` = declined / (done + declined);
+    - ``time_to_accept`` (assigned → acknowledged) and ``time_to_feedback`` (assigned → done or declined):
+      calendar seconds, ``{"median", "p90"}``."""
+    groups: dict[tuple, dict] = {}
+    for a in assignments:
+        key = (period_of(a["assigned_at"]), a["department_id"])
+        g = groups.setdefault(key, {**dict.fromkeys(DEPARTMENT_COUNTS, 0), "accept_s": [], "feedback_s": []})
+        g["assigned"] += 1
+        g["overdue"] += int(bool(a["overdue"]))
+        if a["acknowledged_at"] is not None:
+            g["acknowledged"] += 1
+            g["accept_s"].append((a["acknowledged_at"] - a["assigned_at"]).total_seconds())
+        if a["status"] in ("done", "declined") and a["feedback_at"] is not None:
+            g[a["status"]] += 1
+            g["feedback_s"].append((a["feedback_at"] - a["assigned_at"]).total_seconds())
+            if a["status"] == "done" and a["deadline_at"] is not None and a["feedback_at"] <= a["deadline_at"]:
+                g["on_time"] += 1
+    out = []
+    for (period, department), g in sorted(groups.items(), key=lambda item: (item[0][0], item[0][1])):
+        counts = {**{c: g[c] for c in DEPARTMENT_COUNTS}, "fed_back": g["done"] + g["declined"]}
+        item = {"department": department, "period_start": period.isoformat(),
+                **{c: counts[c] for c in DEPARTMENT_COUNTS}}
+        item.update({name: rate(counts[n], counts[d]) for name, (n, d) in DEPARTMENT_RATES.items()})
+        item.update({name: {"median": quantile(g[column], 0.5), "p90": quantile(g[column], 0.9)}
+                     for name, column in DEPARTMENT_DURATIONS.items()})
+        out.append(item)
+    return out
 
 
 def quantile(values: Sequence[float], p: float) -> float | None:
@@ -45,6 +97,7 @@ def row(key: Mapping, counts: Mapping[str, int], quantiles: Mapping[str, tuple[f
     ``quantiles`` maps a facts column (``close_s``, ``level2_s``) to its (median, p90)."""
     out = dict(key)
     out["opened"], out["closed"], out["overdue"] = counts["opened"], counts["closed"], counts["overdue"]
+    out["urged"], out["urges_late"] = counts.get("urged", 0), counts.get("urges_late", 0)  # 督办
     for name, (numerator, denominator) in RATES.items():
         out[name] = rate(counts[numerator], counts[denominator])
     for name, column in DURATIONS.items():

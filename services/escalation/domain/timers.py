@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.escalation.domain import departments
+from services.escalation.domain import departments, urges
 from services.escalation.domain.cases import AWAITING_VERIFICATION, ENDED, WORKING, Case, set_deadline
 from services.escalation.domain.deadlines import is_late
 from services.escalation.domain.timeline import SYSTEM, Outcome, StepType, record
@@ -40,7 +40,7 @@ def escalate_due(case: Case, now: datetime, token: int) -> Outcome:
     (``token`` is not the case's ``timer_token``) or nothing is due (``case.is_due(now)``)."""
     if token != case.timer_token or not case.is_due(now):
         return Outcome()
-    outcome = departments.flag_overdue(case, now)
+    outcome = departments.flag_overdue(case, now) + urges.flag_overdue(case, now)
     if case.status == Status.PENDING_ACCEPTANCE:
         if case.overdue or not is_late(case.deadline, now):
             return outcome

@@ -13,7 +13,7 @@
  */
 (function () {
   'use strict';
-  const OPEN_STATUSES = 'pending_acceptance,open,acknowledged,verifying,rework,suspended';
+  const OPEN_STATUSES = 'pending_acceptance,open,acknowledged,dispatched,verifying,rework,suspended';
   const ENDED = ['closed', 'refused', 'voided', 'merged'];
   const NUMBER = /^\d{8}-\d{6}$/;
   const REFUSAL_REASONS = ['not_city_matter', 'insufficient_information', 'already_fixed', 'duplicate', 'other'];
@@ -26,7 +26,11 @@
     refuse_extension: ['reason'], suspend: ['reason'], resume: ['note?'], reopen: ['reason'],
     accept: ['note?'], refuse: ['refusal', 'note?'], void: ['reason'], merge: ['into', 'note?'],
     set_severity: ['severity'], assign: ['assignee'],
+    assign_department: ['department', 'role', 'note?'], feedback: ['outcome', 'note?', 'reason?'],
+    urge: ['note', 'respond_within'], respond_urge: ['note'],
   };
+  const URGE_TIMES = ['1 hours', '2 working_hours', '4 working_hours', '1 working_days'];
+  let departments = {}; // id → {id, zh, en, serves}
   const cases = new Map(); // id → {case, at: Date.now() when received}
   const pins = new Map(); // id → Leaflet circle marker
   let categories = {};
@@ -40,9 +44,27 @@
 
   // -- the state of a case ---------------------------------------------------------------------------
 
+  /** The assignment of the signed-in department on a case (a department's board counts its own deadline). */
+  function ownAssignment(c) {
+    const claims = gc.claims() || {};
+    if (claims.role !== 'department') return null;
+    const mine = (c.departments || []).filter((d) => d.id === claims.department);
+    return mine.length ? mine[mine.length - 1] : null;
+  }
+
   function timeLeft(entry) {
+    const own = ownAssignment(entry.case);
+    if (own) {
+      if (!own.deadline || own.status === 'done' || own.status === 'declined') return null;
+      return (Date.parse(own.deadline) - Date.now()) / 1000;
+    }
     const left = entry.case.time_left;
     return left === null || left === undefined ? null : left - (Date.now() - entry.at) / 1000;
+  }
+
+  function departmentName(id) {
+    const d = departments[id];
+    return d ? (gc.lang === 'zh' ? d.zh : d.en) : id;
   }
 
   function stateOf(entry) {
@@ -51,7 +73,9 @@
     if (c.triage) return 'triage';
     if (c.status === 'suspended') return 'suspended';
     const left = timeLeft(entry);
-    if (c.overdue || (left !== null && left <= 0)) return 'overdue';
+    const own = ownAssignment(c);
+    if (own ? own.overdue : (c.overdue || c.department_overdue)) return 'overdue';
+    if (left !== null && left <= 0) return 'overdue';
     if (c.warning || (left !== null && left < WARN_SECONDS)) return 'warned';
     return 'on-time';
   }
@@ -66,6 +90,10 @@
     const key = prefix + value;
     const text = gc.t(key);
     return text === key ? value : text;
+  }
+
+  function lead(c) {
+    return (c.departments || []).find((d) => d.role === 'lead' && (d.status === 'assigned' || d.status === 'acknowledged'));
   }
 
   function badge(state) {
@@ -119,10 +147,12 @@
       const state = stateOf(entry);
       const open = () => openCase(c.id);
       const link = gc.el('a', { href: '#case-' + c.id, text: c.number, onclick: (e) => { e.preventDefault(); open(); } });
+      const urged = c.urge_open ? gc.el('span', { class: 'urge', title: gc.t('urged'), text: gc.t('urged') + ' ×' + (c.urges || []).length }) : null;
       return gc.el('tr', { class: 'row-' + state + (selected && selected.id === c.id ? ' selected' : ''), 'data-case': c.id }, [
-        gc.el('td', {}, [link]),
+        gc.el('td', {}, [link, urged]),
         gc.el('td', { text: categoryName(c.category) }),
-        gc.el('td', { text: (c.owner && c.owner.area_name) || '' }, [gc.el('div', { class: 'muted small', text: gc.t('level_' + c.level) })]),
+        gc.el('td', { text: (c.owner && c.owner.area_name) || '' }, [gc.el('div', { class: 'muted small', text: gc.t('level_' + c.level)
+          + (lead(c) ? ' · ' + gc.t('role_lead') + ' ' + departmentName(lead(c).id) : '') })]),
         gc.el('td', {}, [badge(state)]),
         gc.el('td', { class: 'num', text: gc.duration(timeLeft(entry)) }),
       ]);
@@ -360,6 +390,20 @@
     ]);
     const photos = gc.el('div', { class: 'photos', id: 'photos' });
     loadPhotos(photos, c);
+    const handlers = (c.departments || []).length ? gc.el('div', {}, [
+      gc.el('h3', { text: gc.t('departments') }),
+      gc.el('div', { class: 'table-wrap' }, [gc.el('table', { class: 'departments' }, [
+        gc.el('thead', {}, [gc.el('tr', {}, ['department', 'dept_role', 'status', 'deadline'].map((k) => gc.el('th', { scope: 'col', text: gc.t(k) })))]),
+        gc.el('tbody', {}, c.departments.map((d) => gc.el('tr', { class: d.overdue ? 'row-overdue' : '', 'data-department': d.id }, [
+          gc.el('td', { text: d.name ? (gc.lang === 'zh' ? d.name : departmentName(d.id)) : departmentName(d.id) }),
+          gc.el('td', { text: gc.t('role_' + d.role) }),
+          gc.el('td', {}, [gc.el('span', { text: gc.t('dept_status_' + d.status) }),
+            d.overdue ? gc.el('span', { class: 'state overdue', text: ' ' + gc.t('state_overdue') }) : null,
+            d.reason ? gc.el('div', { class: 'muted small', text: d.reason }) : null]),
+          gc.el('td', { text: gc.time(d.deadline) }),
+        ]))),
+      ])]),
+    ]) : null;
     const timeline = gc.el('ol', { class: 'timeline' }, (c.timeline || []).map((s) => gc.el('li', {}, [
       gc.el('div', { class: 'when', text: gc.time(s.at) + ' · ' + s.actor + ' · ' + gc.t('level_' + s.level) }),
       gc.el('strong', { text: gc.t('step_' + s.type) }),
@@ -377,13 +421,27 @@
         gc.el('span', { text: gc.t('changed_elsewhere') + ' ' }),
         gc.el('button', { type: 'button', class: 'secondary', text: gc.t('reload'), onclick: () => openCase(c.id) }),
       ]),
-      triage, merged, facts, reportBlock, photos,
+      triage, merged, facts, handlers, urgesBlock(c), reportBlock, photos,
       gc.el('h3', { text: gc.t('actions') }),
       c.actions && c.actions.length ? actions : gc.el('p', { class: 'muted', id: 'no-actions', text: (gc.t('no_actions') + ' ' + waitingFor(c)).trim() }),
       c.can_verify ? verifyForm(c) : null,
       gc.el('div', { id: 'action-form' }),
       gc.el('h3', { text: gc.t('timeline') }),
       timeline,
+    ]);
+  }
+
+  /** 督办 on record: each urge, who it urged, by when an answer is due, and the answer. */
+  function urgesBlock(c) {
+    if (!(c.urges || []).length) return null;
+    return gc.el('div', { class: 'urges' }, [
+      gc.el('h3', { text: gc.t('urges') }),
+      gc.el('ol', { class: 'timeline' }, c.urges.map((u) => gc.el('li', { class: u.overdue ? 'late' : '' }, [
+        gc.el('div', { class: 'when', text: gc.time(u.at) + ' · ' + u.by + ' → ' + (departments[u.urged] ? departmentName(u.urged) : u.urged) }),
+        gc.el('span', { text: u.note }),
+        gc.el('div', { class: 'muted small', text: u.answered_at ? gc.t('urge_answered', { at: gc.time(u.answered_at) }) + ' — ' + u.answer
+          : gc.t('urge_due', { at: gc.time(u.due) }) + (u.overdue ? ' · ' + gc.t('state_overdue') : '') }),
+      ]))),
     ]);
   }
 
@@ -484,6 +542,17 @@
           type: 'text', list: 'af-assignee-options', autocomplete: 'off', value: (gc.claims() || {}).sub || '' })), people,
         gc.el('p', { class: 'muted small', text: gc.t('assignee_hint') })]);
       }
+      if (key === 'department') {
+        const options = Object.values(departments).map((d) => gc.el('option', { value: d.id, text: departmentName(d.id) }));
+        return input(key, gc.t('department'), gc.el('select', { required: true }, options));
+      }
+      if (key === 'respond_within') {
+        return input(key, gc.t('field_respond_within'), gc.el('select', {}, URGE_TIMES.map((v) => gc.el('option', { value: v, text: gc.t('within_' + v.replace(' ', '_')) }))));
+      }
+      if (key === 'role' || key === 'outcome') {
+        const values = key === 'role' ? ['lead', 'co'] : ['done', 'declined'];
+        return input(key, gc.t('field_' + key), gc.el('select', { required: true }, values.map((v) => gc.el('option', { value: v, text: gc.t(key + '_' + v) }))));
+      }
       if (key === 'to') {
         const list = gc.el('datalist', { id: 'af-to-options' }, (areas ? areas.grids : []).map((f) => gc.el('option', { value: f.properties.id, text: f.properties.name })));
         return gc.el('div', {}, [input('to', gc.t('field_to'), gc.el('input', { type: 'text', list: 'af-to-options', required: true, autocomplete: 'off' })), list]);
@@ -502,7 +571,7 @@
       e.preventDefault();
       const body = { action: name };
       const el = form.elements;
-      ['note', 'reason', 'to', 'severity'].forEach((k) => { if (el[k] && el[k].value.trim()) body[k] = el[k].value.trim(); });
+      ['note', 'reason', 'to', 'severity', 'department', 'role', 'outcome', 'respond_within'].forEach((k) => { if (el[k] && el[k].value.trim()) body[k] = el[k].value.trim(); });
       if (el.level) body.level = Number(el.level.value);
       if (el.amount) body.amount = { amount: Number(el.amount.value), unit: el.unit.value };
       if (el.assignee) body.assignee = el.assignee.value.trim() || null;
@@ -543,6 +612,13 @@
 
   // -- start ----------------------------------------------------------------------------------------------
 
+  async function loadDepartments() {
+    const result = await gc.api('GET', '/dispatch/v1/departments');
+    if (!result.ok) return;
+    result.data.departments.forEach((d) => { departments[d.id] = d; });
+    scheduleRender();
+  }
+
   async function loadCategories() {
     const result = await gc.api('GET', '/intake/v1/categories');
     if (!result.ok) return;
@@ -577,6 +653,7 @@
       if (selected) renderPanel(selected.case);
     });
     loadCategories();
+    loadDepartments();
     try {
       areas = await gcAreas.mine(claims);
       view = gcAreas.draw($('map'), areas);

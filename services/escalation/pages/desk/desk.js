@@ -10,6 +10,11 @@
   const RATE_COLUMNS = ['closure_rate', 'on_time_rate', 'on_time_rate_with_extensions', 'rework_rate', 'extension_rate', 'escalation_rate'];
   const TIMES = ['time_to_acknowledge', 'time_to_resolve', 'time_to_close'];
   const LEVELS = ['1', '2', '3', '4'];
+  // group_by=department: a department's assignments (派遣) rather than cases
+  const DEPARTMENT_RATES = ['on_time_rate', 'decline_rate'];
+  const DEPARTMENT_COUNTS = ['assigned', 'acknowledged', 'done', 'declined', 'on_time', 'overdue'];
+  const DEPARTMENT_TIMES = ['time_to_accept', 'time_to_feedback'];
+  const byDepartment = () => data && data.group_by === 'department';
   const COLOURS = ['#0b57a4', '#1b6e2e', '#b3141b', '#8a4b00', '#6a1b9a'];
   let data = null;
   let charts = [];
@@ -38,10 +43,17 @@
       return row.area_name || (areaNames[key] || {})[id] || id || '—';
     }
     if (key === 'category' && categories[row.category]) return gc.lang === 'zh' ? categories[row.category].zh : categories[row.category].en;
+    if (key === 'department' && departments[row.department]) return gc.lang === 'zh' ? departments[row.department].zh : departments[row.department].en;
     return row[key] !== undefined && row[key] !== null ? String(row[key]) : '—';
   }
 
   const categories = {};
+  const departments = {};
+
+  async function loadDepartments() {
+    const result = await gc.api('GET', '/dispatch/v1/departments').catch(() => null);
+    if (result && result.ok) result.data.departments.forEach((d) => { departments[d.id] = d; });
+  }
 
   async function loadCategories() {
     const result = await gc.api('GET', '/intake/v1/categories').catch(() => null);
@@ -92,18 +104,20 @@
   function drawCharts(rows) {
     charts.forEach((c) => c.destroy());
     const labels = rows.map(groupOf);
+    const rates = byDepartment() ? DEPARTMENT_RATES : RATES;
+    const closing = byDepartment() ? 'time_to_feedback' : 'time_to_close';
     const common = { responsive: true, maintainAspectRatio: false, animation: false, plugins: { legend: { position: 'bottom' } } };
     charts = [
       new Chart($('chart-rates'), {
         type: 'bar',
-        data: { labels, datasets: RATES.map((k, i) => ({ label: gc.t('col_' + k), backgroundColor: COLOURS[i], data: rows.map((r) => (r[k] === null ? null : r[k] * 100)) })) },
+        data: { labels, datasets: rates.map((k, i) => ({ label: gc.t('col_' + k), backgroundColor: COLOURS[i], data: rows.map((r) => (r[k] === null ? null : r[k] * 100)) })) },
         options: Object.assign({}, common, { scales: { y: { min: 0, max: 100, ticks: { callback: (v) => v + '%' } } } }),
       }),
       new Chart($('chart-times'), {
         type: 'bar',
         data: { labels, datasets: [
-          { label: gc.t('median'), backgroundColor: COLOURS[0], data: rows.map((r) => hours((r.time_to_close || {}).median)) },
-          { label: gc.t('p90'), backgroundColor: COLOURS[3], data: rows.map((r) => hours((r.time_to_close || {}).p90)) },
+          { label: gc.t('median'), backgroundColor: COLOURS[0], data: rows.map((r) => hours((r[closing] || {}).median)) },
+          { label: gc.t('p90'), backgroundColor: COLOURS[3], data: rows.map((r) => hours((r[closing] || {}).p90)) },
         ] },
         options: Object.assign({}, common, { scales: { y: { min: 0 } } }),
       }),
@@ -111,8 +125,10 @@
   }
 
   function drawRanking(rows) {
-    const by = $('rank-by').value;
-    const worseHigh = ['rework_rate', 'extension_rate', 'escalation_rate', 'overdue'].includes(by);
+    let by = $('rank-by').value;
+    if (byDepartment() && !['on_time_rate', 'decline_rate', 'overdue'].includes(by)) by = 'on_time_rate';
+    const volume = byDepartment() ? 'assigned' : 'opened';
+    const worseHigh = ['rework_rate', 'extension_rate', 'escalation_rate', 'overdue', 'decline_rate'].includes(by);
     const ranked = rows.filter((r) => r[by] !== null && r[by] !== undefined)
       .sort((a, b) => (worseHigh ? a[by] - b[by] : b[by] - a[by]));
     // Equal values share a rank, as the API's rank_by: 1 + how many groups are strictly better.
@@ -121,16 +137,32 @@
     $('ranking').replaceChildren(
       gc.el('thead', {}, [gc.el('tr', {}, [
         gc.el('th', { scope: 'col', class: 'num', text: gc.t('rank') }), gc.el('th', { scope: 'col', class: 'group', text: gc.t('col_group') }),
-        gc.el('th', { scope: 'col', class: 'num', text: gc.t('col_' + by) }), gc.el('th', { scope: 'col', class: 'num', text: gc.t('col_opened') }),
+        gc.el('th', { scope: 'col', class: 'num', text: gc.t('col_' + by) }), gc.el('th', { scope: 'col', class: 'num', text: gc.t('col_' + volume) }),
       ])]),
       gc.el('tbody', {}, ranked.length ? ranked.map((r) => gc.el('tr', {}, [
         gc.el('td', { class: 'num', text: rankOf(r) }), gc.el('td', { class: 'group', text: groupOf(r) }),
-        gc.el('td', { class: 'num', text: by === 'overdue' ? r[by] : percent(r[by]) }), gc.el('td', { class: 'num', text: r.opened }),
+        gc.el('td', { class: 'num', text: by === 'overdue' ? r[by] : percent(r[by]) }), gc.el('td', { class: 'num', text: r[volume] }),
       ])) : [gc.el('tr', {}, [gc.el('td', { colspan: 4, class: 'muted', text: gc.t('ranking_empty') })])]),
     );
   }
 
+  function drawDepartmentTable(rows) {
+    const head = [gc.t('col_group'), gc.t('col_period'), ...DEPARTMENT_COUNTS.map((k) => gc.t('col_' + k)),
+      ...DEPARTMENT_RATES.map((k) => gc.t('col_' + k)),
+      ...DEPARTMENT_TIMES.flatMap((k) => [gc.t('col_' + k) + ' ' + gc.t('median'), gc.t('col_' + k) + ' ' + gc.t('p90')])];
+    $('table').replaceChildren(
+      gc.el('thead', {}, [gc.el('tr', {}, head.map((h, i) => gc.el('th', { scope: 'col', class: i > 1 ? 'num' : i === 0 ? 'group' : '', text: h })))]),
+      gc.el('tbody', {}, rows.map((r) => gc.el('tr', {}, [
+        gc.el('td', { class: 'group', text: groupOf(r) }), gc.el('td', { text: r.period_start || '' }),
+        ...DEPARTMENT_COUNTS.map((k) => gc.el('td', { class: 'num', text: r[k] })),
+        ...DEPARTMENT_RATES.map((k) => gc.el('td', { class: 'num', text: percent(r[k]) })),
+        ...DEPARTMENT_TIMES.flatMap((k) => ['median', 'p90'].map((q) => gc.el('td', { class: 'num', text: gc.duration((r[k] || {})[q]) }))),
+      ]))),
+    );
+  }
+
   function drawTable(rows) {
+    if (byDepartment()) { drawDepartmentTable(rows); return; }
     const head = [gc.t('col_group'), gc.t('col_period'), gc.t('col_opened'), gc.t('col_closed'),
       ...RATE_COLUMNS.map((k) => gc.t('col_' + k)), gc.t('col_overdue'),
       ...TIMES.flatMap((k) => [gc.t('col_' + k) + ' ' + gc.t('median'), gc.t('col_' + k) + ' ' + gc.t('p90')]),
@@ -235,7 +267,7 @@
       else if (document.body.dataset.stats === 'unavailable') status(gc.t('unavailable'), 'warn');
       drawReplay();
     });
-    loadCategories().then(load).then(() => { document.body.dataset.ready = 'true'; });
+    Promise.all([loadCategories(), loadDepartments()]).then(load).then(() => { document.body.dataset.ready = 'true'; });
   }
 
   document.addEventListener('DOMContentLoaded', () => {

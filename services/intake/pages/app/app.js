@@ -5,11 +5,18 @@
  * the GPS accuracy and photos are sent only where the server takes them, so the page works against
  * every intake version without a 422. Reports go through the outbox (outbox.js): kept first, then sent
  * with their Idempotency-Key, now or when the network returns.
+ *
+ * A photo is shrunk on the phone before it is kept (`shrinkPhoto`): a camera's 11 MB JPEG or a 50 MP
+ * picture would be refused by intake (its byte and pixel limits, read from the same OpenAPI description),
+ * so it is drawn on a canvas at most that many pixels and re-encoded as JPEG until it is within the
+ * byte limit. A photo the server still refuses is shown with the server's reason, never lost in silence.
  */
 (function () {
   'use strict';
   const $ = (id) => document.getElementById(id);
-  let caps = { severity: false, accuracy: false, photos: null, mine: false, clientTime: null };
+  //: intake's photo limits when its OpenAPI description does not say (10 MiB, 16 megapixels)
+  const PHOTO_LIMITS = { bytes: 10 * 1024 * 1024, pixels: 16000000 };
+  let caps = { severity: false, accuracy: false, photos: null, mine: false, clientTime: null, photoLimits: PHOTO_LIMITS };
   let categories = [];
   let claims = null;
   let map = null;
@@ -32,15 +39,19 @@
       const location = deref(props.location).properties || {};
       const photoPath = Object.keys(spec.paths).find((p) => /^\/intake\/v1\/reports\/\{[^}]+\}\/photos$/.test(p));
       let photoField = null;
+      let photoLimits = PHOTO_LIMITS;
       if (photoPath && spec.paths[photoPath].post) {
         const form = deref((((spec.paths[photoPath].post.requestBody || {}).content || {})['multipart/form-data'] || {}).schema);
         photoField = Object.keys(form.properties || {}).find((k) => (form.properties[k].format || '') === 'binary') || 'photo';
+        const file = (form.properties || {})[photoField] || {};
+        photoLimits = { bytes: file['x-max-bytes'] || PHOTO_LIMITS.bytes, pixels: file['x-max-pixels'] || PHOTO_LIMITS.pixels };
       }
       caps = {
         severity: 'severity' in props,
         accuracy: 'accuracy' in location,
         clientTime: ['client_time', 'client_reported_at', 'reported_at_client'].find((k) => k in props) || null,
         photos: photoField,
+        photoLimits,
         locationOptional: !(body.required || []).includes('location'),
         mine: !!(spec.paths['/intake/v1/reports'] || {}).get,
       };
@@ -128,6 +139,47 @@
     return body;
   }
 
+  // -- the photo, shrunk to what the server takes ------------------------------------------------------
+
+  function canvasBlob(canvas, quality) {
+    return new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', quality));
+  }
+
+  /** The photo to keep: `file` itself when the server takes it as it is (a JPEG or PNG within the byte and
+   *  pixel limits), else a JPEG re-encoded from a canvas of at most `limits.pixels` pixels and at most
+   *  `limits.bytes` bytes (lower quality, then fewer pixels, until it fits). A file this browser cannot
+   *  decode is kept as it is: the server then says why it refuses it. */
+  async function shrinkPhoto(file, limits) {
+    let bitmap;
+    try {
+      bitmap = await createImageBitmap(file, { imageOrientation: 'from-image' });
+    } catch (e) {
+      return file;
+    }
+    const pixels = bitmap.width * bitmap.height;
+    if (file.size <= limits.bytes && pixels <= limits.pixels && ['image/jpeg', 'image/png'].includes(file.type)) {
+      bitmap.close();
+      return file;
+    }
+    let scale = Math.min(1, Math.sqrt(limits.pixels / pixels));
+    const canvas = document.createElement('canvas');
+    for (let attempt = 0; attempt < 6; attempt += 1) {
+      canvas.width = Math.max(1, Math.floor(bitmap.width * scale));
+      canvas.height = Math.max(1, Math.floor(bitmap.height * scale));
+      canvas.getContext('2d').drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+      for (const quality of [0.9, 0.8, 0.7, 0.6]) {
+        const blob = await canvasBlob(canvas, quality);
+        if (blob && blob.size <= limits.bytes) {
+          bitmap.close();
+          return blob;
+        }
+      }
+      scale *= 0.7;
+    }
+    bitmap.close();
+    return file;
+  }
+
   function say(text, kind) {
     $('message').replaceChildren(text ? gc.el('p', { class: 'notice ' + (kind || ''), text }) : '');
   }
@@ -144,18 +196,20 @@
     const button = $('submit');
     button.disabled = true;
     button.textContent = gc.t('submitting');
-    const photo = caps.photos && form.elements.photo.files[0];
-    await GridcaseOutbox.add(body, gc.token(), photo || null, caps.photos);
+    const chosen = caps.photos && form.elements.photo.files[0];
+    if (chosen) button.textContent = gc.t('photo_shrinking');
+    const photo = chosen ? await shrinkPhoto(chosen, caps.photoLimits || PHOTO_LIMITS) : null;
+    await GridcaseOutbox.add(body, gc.token(), photo, caps.photos);
     let sentNow = null;
     let refused = null;
     await GridcaseOutbox.flush((result) => {
-      if (result.outcome === 'sent') sentNow = result.report;
+      if (result.outcome === 'sent' || result.outcome === 'photo_waiting') sentNow = result;
       else refused = result.error;
     });
     button.disabled = false;
     button.textContent = gc.t('submit');
     if (sentNow) {
-      say(gc.t('sent', { number: sentNow.number }), 'good');
+      sayOutcome(sentNow, 'sent');
       form.elements.description.value = '';
       if (form.elements.photo) form.elements.photo.value = '';
     } else if (refused) {
@@ -185,13 +239,23 @@
     box.textContent = gc.t('queued_count', { n: waiting.length });
   }
 
+  /** What became of a sent report, and of its photo: a photo the server refused is said, with its reason. */
+  function sayOutcome(result, message) {
+    if (result.photoRefused) say(gc.t('photo_refused', { number: result.report.number, error: result.photoRefused }), 'bad');
+    else if (result.outcome === 'photo_waiting') say(gc.t('photo_waiting', { number: result.report.number }), 'warn');
+    else say(gc.t(message, { number: result.report.number }), 'good');
+  }
+
   async function sendWaiting() {
     if (!(await GridcaseOutbox.waiting()).length) return;
-    const numbers = [];
-    await GridcaseOutbox.flush((result) => { if (result.outcome === 'sent') numbers.push(result.report.number); });
-    if (numbers.length) say(gc.t('sent_later', { number: numbers.join(', ') }), 'good');
+    const results = [];
+    await GridcaseOutbox.flush((result) => { if (result.outcome !== 'refused') results.push(result); });
+    const refusedPhoto = results.find((r) => r.photoRefused);
+    if (refusedPhoto) sayOutcome(refusedPhoto, 'sent_later');
+    else if (results.length === 1) sayOutcome(results[0], 'sent_later');
+    else if (results.length) say(gc.t('sent_later', { number: results.map((r) => r.report.number).join(', ') }), 'good');
     await showOutbox();
-    if (numbers.length) loadMine();
+    if (results.length) loadMine();
   }
 
   function showNetwork() {

@@ -6,6 +6,12 @@
  * the key is the same; a Web Lock makes the page and the service worker take turns anyway. A report the
  * server refuses (4xx) stays, marked with the refusal, for the worker to see.
  *
+ * A report's photo (already shrunk to the server's limits by the page) is sent after the report, with
+ * its own Idempotency-Key. Until the server has answered it the report stays here, remembering its case
+ * number, so that a lost network sends only the photo again. A photo the server refuses (413, 415, 422)
+ * is not lost in silence: the outcome carries the refusal (`photoRefused`) for the page to show, and
+ * the sent report keeps it.
+ *
  * Used by the page (app.js) and by the service worker (sw.js, for Background Sync): no DOM here.
  */
 (function (scope) {
@@ -39,35 +45,66 @@
   async function waiting() { return (await db()).getAll('outbox'); }
   async function sent() { return (await db()).getAll('sent'); }
 
-  /** Send one kept report. Resolves to 'sent' | 'refused' | 'retry'; rejects when the network fails. */
-  async function send(item) {
-    const response = await fetch(REPORTS, {
-      method: 'POST', cache: 'no-store',
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json', Authorization: 'Bearer ' + item.token, 'Idempotency-Key': item.key },
-      body: JSON.stringify(item.body),
-    });
-    const data = (response.headers.get('Content-Type') || '').includes('json') ? await response.json() : null;
-    const store = await db();
-    if (response.ok) {
-      if (item.photo && item.photoField) await sendPhoto(item, data.id, item.photoField);
-      await store.put('sent', { key: item.key, id: data.id, number: data.number, body: item.body, sent_at: new Date().toISOString() });
-      await store.delete('outbox', item.key);
-      return { outcome: 'sent', report: data };
-    }
-    if (response.status >= 400 && response.status < 500 && ![401, 408, 425, 429].includes(response.status)) {
-      item.refused = (data && (data.detail || data.title)) || ('HTTP ' + response.status);
-      await store.put('outbox', item);
-      return { outcome: 'refused', error: item.refused };
-    }
-    return { outcome: 'retry' };
+  /** A refusal worth showing a person: the problem's detail (or its first field error), else the status. */
+  function refusal(data, status) {
+    const first = data && Array.isArray(data.errors) && data.errors[0];
+    return (data && (data.detail || (first && first.detail) || data.title)) || ('HTTP ' + status);
   }
 
+  function refusedForGood(status) {
+    return status >= 400 && status < 500 && ![401, 408, 425, 429].includes(status);
+  }
+
+  /** Send one kept report, then its photo. Resolves to
+   *  {outcome: 'sent', report, photoRefused?} | {outcome: 'refused', error} | {outcome: 'retry'} |
+   *  {outcome: 'photo_waiting', report} (the report is in, its photo waits for the network or the server);
+   *  rejects when the network fails before the report is in. */
+  async function send(item) {
+    const store = await db();
+    if (!item.report) {
+      const response = await fetch(REPORTS, {
+        method: 'POST', cache: 'no-store',
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json', Authorization: 'Bearer ' + item.token, 'Idempotency-Key': item.key },
+        body: JSON.stringify(item.body),
+      });
+      const data = (response.headers.get('Content-Type') || '').includes('json') ? await response.json() : null;
+      if (!response.ok) {
+        if (refusedForGood(response.status)) {
+          item.refused = refusal(data, response.status);
+          await store.put('outbox', item);
+          return { outcome: 'refused', error: item.refused };
+        }
+        return { outcome: 'retry' };
+      }
+      item.report = { id: data.id, number: data.number };
+      if (item.photo && item.photoField) await store.put('outbox', item); // a retry sends only the photo
+    }
+    if (item.photo && item.photoField) {
+      let photo;
+      try {
+        photo = await sendPhoto(item, item.report.id, item.photoField);
+      } catch (e) {
+        return { outcome: 'photo_waiting', report: item.report };
+      }
+      if (photo.outcome === 'retry') return { outcome: 'photo_waiting', report: item.report };
+      if (photo.outcome === 'refused') item.photoRefused = photo.error;
+    }
+    await store.put('sent', { key: item.key, id: item.report.id, number: item.report.number, body: item.body, photo_refused: item.photoRefused || null, sent_at: new Date().toISOString() });
+    await store.delete('outbox', item.key);
+    return { outcome: 'sent', report: item.report, photoRefused: item.photoRefused || null };
+  }
+
+  /** Send a report's photo: {outcome: 'sent' | 'refused' (with error) | 'retry'}; rejects offline. */
   async function sendPhoto(item, reportId, field) {
     const form = new FormData();
-    form.append(field, item.photo, 'photo.jpg');
-    await fetch(REPORTS + '/' + encodeURIComponent(reportId) + '/photos', {
-      method: 'POST', headers: { Authorization: 'Bearer ' + item.token, 'Idempotency-Key': item.key + '-photo' }, body: form,
+    form.append(field, item.photo, item.photo.type === 'image/png' ? 'photo.png' : 'photo.jpg');
+    const response = await fetch(REPORTS + '/' + encodeURIComponent(reportId) + '/photos', {
+      method: 'POST', cache: 'no-store', headers: { Accept: 'application/json', Authorization: 'Bearer ' + item.token, 'Idempotency-Key': item.key + '-photo' }, body: form,
     });
+    if (response.ok) return { outcome: 'sent' };
+    const data = (response.headers.get('Content-Type') || '').includes('json') ? await response.json().catch(() => null) : null;
+    if (refusedForGood(response.status)) return { outcome: 'refused', error: refusal(data, response.status) };
+    return { outcome: 'retry' };
   }
 
   /** Send every kept report that was not refused, one at a time, oldest first; `onSent(report)` for each
@@ -84,6 +121,7 @@
         }
         if (result.outcome === 'retry') return false;
         if (onSent) onSent(result, item);
+        if (result.outcome === 'photo_waiting') return false;
       }
       return true;
     };

@@ -1,0 +1,62 @@
+"""The board with functional departments (部门联动), in real Chromium: the command center sees a burst water
+main led by the water company with the traffic police co-handling, each with its state and deadline; the
+water company's own board lists the case with its own deadline, and it acknowledges and reports done from
+the case panel."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import requests
+from playwright.sync_api import expect
+
+from tests.browser.conftest import PHONE, SCREENSHOTS, WALL, axe_violations, open_page
+from tests.support.system import auth
+
+MESSAGES = Path(__file__).resolve().parents[2] / "services/escalation/pages/board/messages.json"
+STATUS_VERIFYING = json.loads(MESSAGES.read_text(encoding="utf-8"))["en"]["status_verifying"]
+
+
+def test_the_command_board_shows_each_department_and_the_department_acts_from_its_own_board(browser, site, place):
+    worker = site.token("grid_worker", area=place["grid"], user="worker-departments")
+    case = site.report(worker, place, "board: water gushing from the road at the school gate",
+                       category="water_main_burst")
+    command = site.token("command", user="duty-officer")
+    for lang, lead, co in (("en", "City Water Company", "Traffic Police"), ("zh", "市自来水公司", "公安交警支队")):
+        context, page, problems = open_page(browser, site, "/board/", command, lang=lang, viewport=WALL)
+        row = page.locator(f"#case-rows tr:has-text('{case['number']}')")
+        expect(row).to_contain_text(lead, timeout=10000)
+        row.locator("a").click()
+        departments = page.locator("table.departments")
+        expect(departments.locator("tr[data-department=water]")).to_contain_text(
+            "Lead" if lang == "en" else "主办")
+        expect(departments.locator("tr[data-department=traffic_police]")).to_contain_text(
+            "Co-handler" if lang == "en" else "协办")
+        expect(departments).to_contain_text(co if lang == "en" else "交警")
+        page.screenshot(path=SCREENSHOTS / f"board-wall-{lang}-departments.png")
+        assert not axe_violations(page), "the departments table is accessible"
+        assert not problems
+        context.close()
+
+    water = site.token("department", department="water", user="water-dispatcher")
+    context, page, problems = open_page(browser, site, "/board/", water, lang="en", viewport=PHONE)
+    rows = page.locator("#case-rows tr")
+    expect(rows.filter(has_text=case["number"])).to_be_visible(timeout=10000)
+    assigned = requests.get(f"{site.url}/escalation/v1/cases", params={"status": "dispatched,open,verifying"},
+                            headers=auth(water), timeout=10).json()
+    assert rows.count() == assigned["total"], "a department's board lists only the cases assigned to it"
+    rows.filter(has_text=case["number"]).locator("a").click()
+    page.locator("button[data-action=acknowledge]").click()
+    page.locator("form[data-form=acknowledge] button[type=submit]").click()
+    expect(page.locator("#panel-message")).to_contain_text("Done")
+    expect(page.locator("table.departments tr[data-department=water]")).to_contain_text("Acknowledged")
+    page.locator("button[data-action=feedback]").click()
+    form = page.locator("form[data-form=feedback]")
+    form.locator("select[name=outcome]").select_option("done")
+    form.locator("textarea[name=note]").fill("main repaired, road reopened")
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#panel-message")).to_contain_text("Done")
+    expect(page.locator("#panel-body dl.facts").first).to_contain_text(STATUS_VERIFYING)
+    page.screenshot(path=SCREENSHOTS / "board-phone-en-department.png", full_page=True)
+    assert not problems
+    context.close()
