@@ -277,6 +277,8 @@ class Cases(MethodView):
     @access("case.list")
     @blp.arguments(CaseListArgs, location="query")
     @blp.response(200, CaseListOut)
+    @blp.alt_response(200, schema={"type": "string"}, content_type="text/csv",
+                      description="format=csv: the page as CSV")
     def get(self, args):
         """The cases the caller may see, the least time left first (no deadline last); filters: status
         (one or several, comma-separated), level, area, category, overdue, triage, time_left (seconds),
