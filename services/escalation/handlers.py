@@ -152,14 +152,15 @@ def _merge_target(uow: UnitOfWork, identity: Identity, case_id: object) -> Case:
     return target
 
 
-#: The people this process has recorded already (``remember_person``): one write per person and unit.
-_REMEMBERED: set[tuple[str, str, str | None, str | None]] = set()
+#: The people this process has recorded already (``remember_person``), per database: one write per person
+#: and unit.
+_REMEMBERED: set[tuple[str, str, str, str | None, str | None]] = set()
 
 
 def remember_person(identity: Identity, uow: UnitOfWork, *, clock: Clock) -> None:
     """Record that the caller works in their unit (``store.remember``), so that colleagues may name them
-    a case's handler (承办人); once per person and unit in this process."""
-    key = (identity.user, str(identity.role), identity.area, identity.department)
+    a case's handler (承办人); once per person, unit and database in this process."""
+    key = (str(uow.engine.url), identity.user, str(identity.role), identity.area, identity.department)
     if key in _REMEMBERED or identity.role not in (Role.STATION, Role.SUBCENTER, Role.COMMAND, Role.DEPARTMENT):
         return
     with uow:
