@@ -53,6 +53,10 @@ def test_a_grid_worker_fixes_a_case_on_the_spot_from_the_phone_with_an_after_pho
     context, page, problems = open_page(browser, site, "/app/", worker, viewport=PHONE,
                                         permissions=["geolocation"],
                                         geolocation={"latitude": place["lat"], "longitude": place["lon"]})
+    page.select_option("#r-category", "manhole_cover")  # the proposed severity starts at the category's own
+    expect(page.locator("#severity-field input[value=urgent]")).to_be_checked()
+    page.select_option("#r-category", "street_light")
+    expect(page.locator("#severity-field input[value=normal]")).to_be_checked()
     task = page.locator(f"#tasks-list li:has-text('{case['number']}')")
     expect(task).to_be_visible()
     task.locator("button[data-action=acknowledge]").click()

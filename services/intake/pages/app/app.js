@@ -81,6 +81,15 @@
     const value = select.value;
     select.replaceChildren(...categories.map((c) => gc.el('option', { value: c.code, text: gc.lang === 'zh' ? c.zh : c.en })));
     if (value) select.value = value;
+    else defaultSeverity();
+  }
+
+  /** The severity the worker proposes starts at the chosen category's own (a missing cover is urgent);
+   *  staff confirm or change it when they accept the report. */
+  function defaultSeverity() {
+    const chosen = categories.find((c) => c.code === $('r-category').value);
+    const radio = chosen && document.querySelector('#severity-field input[value="' + chosen.severity + '"]');
+    if (radio) radio.checked = true;
   }
 
   function showLocation() {
@@ -459,6 +468,7 @@
     claims = c;
     $('who').textContent = (c.sub || c.role) + (c.area ? ' · ' + c.area : '');
     $('report').addEventListener('submit', submit);
+    $('r-category').addEventListener('change', defaultSeverity);
     $('refresh').addEventListener('click', () => { loadMine(); loadVerify(); });
     $('refresh-tasks').addEventListener('click', loadTasks);
     window.addEventListener('online', () => { showNetwork(); sendWaiting(); });
