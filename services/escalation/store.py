@@ -551,8 +551,9 @@ class CaseStore(Store):
 
     def refresh_missing_facts(self, now: datetime, limit: int = 1000) -> int:
         """Compute the statistics row of up to ``limit`` cases that have none (cases opened before the
-        statistics existed); returns how many."""
-        missing = sa.select(cases).where(~sa.exists().where(case_facts.c.case_id == cases.c.id)).limit(limit)
+        statistics existed; not the reports that are no case, ``NOT_A_CASE``); returns how many."""
+        missing = sa.select(cases).where(~sa.exists().where(case_facts.c.case_id == cases.c.id),
+                                         cases.c.status.notin_([str(s) for s in NOT_A_CASE])).limit(limit)
         found = [self._case(r) for r in self.db.execute(missing)]
         self._refresh_facts(found, now)
         return len(found)

@@ -112,3 +112,4 @@ def test_only_accepted_cases_are_counted_in_the_statistics(escalation):
         return sum(row["opened"] for row in answer["rows"])
 
     assert opened() == 3, "a, c and d; b was refused"
+    assert escalation.run(handlers.refresh_facts, 1000) == 0, "a refused report is no case missing its row"
