@@ -32,8 +32,10 @@ from shared.policy import Policy
 from shared.uow import UnitOfWork
 from shared.vocabulary import SCOPED_AREA_LEVELS, Level, Role, Status
 
-#: The role that verifies on site at each level (escalation's ``permissions.LEVEL_ROLE`` below headquarters).
-VERIFIER_ROLES = {Level.GRID: Role.GRID_WORKER, Level.STATION: Role.STATION, Level.SUBCENTER: Role.SUBCENTER}
+#: The role that verifies on site at each level (escalation's ``permissions.LEVEL_ROLE``; headquarters, one per
+#: city, checks a case outside every sub-center).
+VERIFIER_ROLES = {Level.GRID: Role.GRID_WORKER, Level.STATION: Role.STATION, Level.SUBCENTER: Role.SUBCENTER,
+                  Level.HQ: Role.COMMAND}
 
 
 @dataclass(frozen=True)
@@ -236,7 +238,7 @@ def verify_case(command: Verify, uow: UnitOfWork, *, clock: Clock) -> events.Cas
         if report is None:
             raise LookupError(command.case_id)
         level, area = verifier_of(report)
-        if caller.role != VERIFIER_ROLES.get(level) or area is None or caller.area != area:
+        if caller.role != VERIFIER_ROLES[level] or (level != Level.HQ and (area is None or caller.area != area)):
             raise NotItsGridWorker(command.case_id)
         if report.resolved_by is not None and caller.user == report.resolved_by:
             raise NotItsGridWorker(command.case_id)

@@ -136,3 +136,12 @@ def test_photos_carry_their_kind(intake):
 
 def test_an_owner_ref_is_what_the_events_carry():  # the factories above build the messages escalation sends
     assert OWNERS.owner(Level.GRID) == OwnerRef(Level.GRID, "G1", "网格 1")
+
+
+def test_a_case_outside_every_sub_center_is_checked_by_headquarters(intake):
+    case = report(intake, "k1", at=(10.0, 10.0))
+    intake.run(handlers.follow_cases, [changed("case.resolved", case.id, "verifying", Level.HQ,
+                                               detail={"verifier_level": 4, "resolved_by": "chen"})])
+    with pytest.raises(NotItsGridWorker):
+        intake.run(handlers.verify_case, handlers.Verify(case.id, True, "", Identity("command", "chen")))
+    assert intake.run(handlers.verify_case, handlers.Verify(case.id, True, "", Identity("command", "zhang"))).passed
