@@ -1,6 +1,8 @@
 # gridcase — the two commands: `make run` (everything in one process) and `make test` (every tier).
 #
-#   make setup              .venv with the project and its dev tools (re-installs when pyproject.toml changes)
+#   make setup [INSTALLER=uv|pip]
+#                           .venv with the project and its dev tools (re-installs when pyproject.toml changes):
+#                           uv (installed by pip inside .venv) installs in seconds; pip when uv is unavailable
 #   make run  [ARGS=...]    gridcase up, embedded: SQLite + in-process bus, http://127.0.0.1:8000
 #                           (GRIDCASE_PORT, GRIDCASE_DATA_DIR, GRIDCASE_TIME_SCALE from the environment)
 #   make test [PYTEST_ARGS=...] [TESTS=tests/unit]
@@ -26,12 +28,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 PIP_QUIET ?= -q
+INSTALLER ?= uv
 ARGS ?=
 PYTEST_ARGS ?=
 TESTS ?= tests
 WITH_SERVERS := deploy/local/with-servers.sh
 
 export PIP_PROGRESS_BAR := off
+# uv uses the python3 of the venv, never a Python it downloads itself.
+export UV_PYTHON_DOWNLOADS := never
 
 .DEFAULT_GOAL := help
 .PHONY: help setup run test test-cluster bench lint vendor migration clean distclean
@@ -42,15 +47,33 @@ help:
 setup: $(STAMP)
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	@echo "setup: creating $(VENV) ($$($(PYTHON) --version))"
+	@$(PYTHON) -m venv $(VENV)
 
 # The stamp is newer than pyproject.toml once the install succeeded; a failed install leaves no stamp.
+# uv (from the package registry, installed by pip inside the venv) resolves and installs every package
+# in a few seconds where pip takes a minute and a half; when it cannot be installed or fails (no wheel
+# for this machine, a registry only pip's own configuration reaches), pip does the same install.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(PIP) install $(PIP_QUIET) --upgrade pip
-	$(PIP) install $(PIP_QUIET) -e '.[dev]'
-	@touch $@
+	@start=$$SECONDS; \
+	if [[ "$(INSTALLER)" == uv ]]; then \
+		echo "setup: installing uv into $(VENV) with pip"; \
+		if $(PIP) install $(PIP_QUIET) uv; then \
+			echo "setup: installing gridcase and its packages with uv"; \
+			$(BIN)/uv pip install --python $(BIN)/python -e '.[dev]' && installed=uv \
+				|| echo "setup: uv failed; falling back to pip"; \
+		else \
+			echo "setup: uv is unavailable; falling back to pip"; \
+		fi; \
+	fi; \
+	if [[ -z "$$installed" ]]; then \
+		echo "setup: installing gridcase and its packages with pip (a minute or two; a line per package)"; \
+		$(PIP) install $(PIP_QUIET) --upgrade pip && $(PIP) install -e '.[dev]' && installed=pip; \
+	fi; \
+	[[ -n "$$installed" ]] && touch $@ && echo "setup: done with $$installed in $$((SECONDS - start)) s"
 
 run: setup
+	@echo "run: starting gridcase up"
 	$(BIN)/gridcase up $(if $(GRIDCASE_PORT),--port $(GRIDCASE_PORT)) $(ARGS)
 
 test: setup

@@ -23,8 +23,10 @@ from pathlib import Path
 
 from benchmarks._support import ROOT, emit, sigterm_as_exit
 
-GROUPS = ("intake", "pipeline", "dispatch", "scheduler", "statistics", "photos")
+GROUPS = ("intake", "pipeline", "dispatch", "scheduler", "statistics", "photos", "notify", "fanout")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+#: the heading of the part of RESULTS.md written by hand, which a run keeps
+KEPT = "## Measured by hand (`make bench` keeps this section)"
 
 #: What each figure's ratio means (and the goal, where there is one).
 MEANING = {
@@ -46,6 +48,16 @@ MEANING = {
     "statistics.year_by_station_month": "raw s ÷ ours; 10⁶ closed cases, a year by station and month (goal < 1 s)",
     "statistics.year_by_station_day": "raw s ÷ ours; the same by station and day (138 × 365 groups)",
     "statistics.station_scope": "raw s ÷ ours; one station's year by month",
+    "notify.raw_post": "raw baseline: the same webhook POSTs from 8 threads with requests, same receivers",
+    "notify.webhooks_per_s": "÷ raw posts/s; pending webhook notifications delivered by one notifier",
+    "fanout.db_queries_per_s": "escalation DB transactions/s per API process, 2,000 boards on 2 replicas; "
+                               "÷ the same with 1 board per replica (goal ≤ 10 per process whatever the screens)",
+    "fanout.db_queries_one_board": "the same with one board per replica (the baseline)",
+    "fanout.event_delay_p50": "a case's commit → its event on a board, every (board, event) pair",
+    "fanout.event_delay_p99": "the same, p99 (goal ≤ 2 s); ratio = the one-board run's p99 ÷ ours",
+    "fanout.memory_per_board": "the replicas' resident memory with every board connected less with one each, ÷ boards",
+    "fanout.boards": "boards connected (of 2,000; quick 200)",
+    "fanout.missed": "(board, event) pairs not delivered within 5 s after the window (must be 0)",
 }
 
 
@@ -101,6 +113,12 @@ def _child(name: str, quick: bool) -> None:
     elif name == "photos":
         from benchmarks import photos
         emit(photos.run(quick=quick))
+    elif name == "notify":
+        from benchmarks import notify
+        emit(notify.run(quick=quick))
+    elif name == "fanout":
+        from benchmarks import fanout
+        emit(fanout.run(quick=quick))
     else:
         raise SystemExit(f"unknown benchmark {name!r}")
 
@@ -214,6 +232,9 @@ def _write_results(path: Path, command: str, results: dict, started: datetime, s
         lines.append("")
         lines += [f"- {note}" for note in notes] or ["- (none)"]
         lines.append("")
+    kept = path.read_text().partition(KEPT)[2] if path.exists() else ""
+    if kept:  # figures measured by hand (a first start from a fresh clone) stay until measured again
+        lines += [KEPT + kept.rstrip("\n"), ""]
     path.write_text("\n".join(lines))
 
 

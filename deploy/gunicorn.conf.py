@@ -6,7 +6,15 @@ Everything comes from the environment, so one image serves every service:
 
     GRIDCASE_BIND          address to listen on (default 0.0.0.0:8000)
     GRIDCASE_WEB_WORKERS   worker processes (default 2)
-    GRIDCASE_WEB_THREADS   threads per worker (default 1: `sync` workers; more: `gthread`)
+    GRIDCASE_WEB_WORKER_CLASS  gunicorn's worker class (default: `gridcase serve`'s: gevent for escalation,
+                           sync for the others; GRIDCASE_WEB_THREADS > 1 without it: gthread)
+    GRIDCASE_WEB_THREADS   threads per worker of a gthread worker
+    GRIDCASE_WEB_CONNECTIONS  connections one gevent worker serves at once (default 4000)
+    GRIDCASE_DB_POOL_SIZE, GRIDCASE_DB_MAX_OVERFLOW  (read by the application, listed here for the sum)
+                           each worker process keeps POOL_SIZE connections to its database open and opens
+                           up to MAX_OVERFLOW more under load (defaults 5 and 10): a service's budget on
+                           PostgreSQL is workers × (POOL_SIZE + MAX_OVERFLOW), to be kept under the
+                           server's max_connections with the other services and workers
     GRIDCASE_WEB_TIMEOUT   seconds before a silent worker is killed and replaced (default 30)
     GRIDCASE_LOG_LEVEL     gunicorn's error-log level (default info)
     PROMETHEUS_MULTIPROC_DIR  when set, metrics are aggregated over the workers (prometheus_client
@@ -16,9 +24,9 @@ Everything comes from the environment, so one image serves every service:
 Sync workers were measured as the stable choice on these machines (gthread's keep-alive connections stick
 to one worker under load, see shared/docs/RUNBOOK.md); nginx in front does the keep-alive. The exception is
 escalation, whose live feed (GET /escalation/v1/cases/events, Server-Sent Events) holds a connection per open
-board: docker-compose.yml gives it GRIDCASE_WEB_THREADS=16 (gthread). Each stream ends after 25 s
-(services/escalation/live.py) and the board resumes it with Last-Event-ID, so even a sync worker is never
-held past its timeout — only busy for that long.
+board: it runs gevent workers, each stream a greenlet, and one tailer per worker process reads the timeline
+for all of them (services/escalation/live.py), so its database load follows the processes, not the screens.
+Each stream ends after 25 s and the board resumes it with Last-Event-ID from any replica.
 """
 from __future__ import annotations
 
@@ -42,7 +50,12 @@ def _int(name: str, default: int, minimum: int = 1) -> int:
 bind = os.environ.get("GRIDCASE_BIND", "0.0.0.0:8000")
 workers = _int("GRIDCASE_WEB_WORKERS", 2)
 threads = _int("GRIDCASE_WEB_THREADS", 1)
-worker_class = "sync" if threads == 1 else "gthread"
+worker_connections = _int("GRIDCASE_WEB_CONNECTIONS", 4000)
+if os.environ.get("GRIDCASE_WEB_WORKER_CLASS", "").strip():
+    worker_class = os.environ["GRIDCASE_WEB_WORKER_CLASS"].strip()
+elif threads > 1:
+    worker_class = "gthread"
+# else: `gridcase serve`'s default for the service (gevent for escalation, sync for the others)
 
 timeout = _int("GRIDCASE_WEB_TIMEOUT", 30)
 graceful_timeout = 30

@@ -1,10 +1,17 @@
-"""``gridcase audit verify|checkpoint``: check escalation's hash-chained audit trail.
+"""``gridcase audit verify|checkpoint``: check escalation's audit trail and the timeline beside it.
 
-``checkpoint`` prints the last row's ``{"seq", "hash"}`` as JSON: keep it somewhere the database's
-administrators cannot write (a printout, another system). ``verify`` recomputes every row's hash and
-link and names the first edited, deleted, reordered or inserted row; with ``--checkpoint FILE`` it
-also detects a chain rewritten from the start, or cut short, since that checkpoint. Exit 0 when the
-chain holds, 1 when it does not.
+``verify`` reads, in one snapshot of the escalation database:
+
+1. the signed checkpoints (``--checkpoint FILE``, repeatable; by default the file the scheduler writes,
+   ``GRIDCASE_AUDIT_CHECKPOINTS``): each must be signed with the audit key (``GRIDCASE_AUDIT_KEY``);
+2. the hash chain (``shared.audit.find_break``): every row's hash, link and MAC under the audit key,
+   and every checkpoint still held (a row with its ``seq`` and ``hash``);
+3. the timeline against the chain (``shared.audit.timeline_difference``): every timeline row the case
+   view, the live feed and the statistics read must be the step its audit row holds.
+
+It prints one line per problem — the first bad audit row, the first timeline row that differs, each
+checkpoint that does not verify — and exits 1; or one line saying what holds, and exits 0.
+``checkpoint`` prints a checkpoint of the chain's last row, signed, as one JSON line.
 """
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ import json
 from pathlib import Path
 
 import click
+import sqlalchemy as sa
 
 from shared import audit
 
@@ -25,19 +33,38 @@ def _escalation(data_dir):
 
 @click.group("audit")
 def audit_group():
-    """The tamper-evident audit trail of every case action."""
+    """The tamper-evident audit trail of every case action, and the timeline it covers."""
 
 
 @audit_group.command("verify")
-@click.option("--checkpoint", "checkpoint_file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="a checkpoint printed earlier by `gridcase audit checkpoint`")
+@click.option("--checkpoint", "checkpoint_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="a file of signed checkpoints (JSON lines; repeatable) [default: GRIDCASE_AUDIT_CHECKPOINTS "
+                   "when it is a file that exists]")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
-def verify_command(checkpoint_file, data_dir):
-    """Recompute the chain; name the first tampered or missing row."""
-    against = None
-    if checkpoint_file:
-        against = audit.Checkpoint.from_dict(json.loads(Path(checkpoint_file).read_text(encoding="utf-8")))
+def verify_command(checkpoint_files, data_dir):
+    """Check the chain, its signatures and checkpoints, and the timeline against it; name the first
+    difference of each."""
+    from services.escalation.checkpoints import read
+    from services.escalation.store import CaseStore
+
     service = _escalation(data_dir)
+    settings = service.settings
+    key = settings.audit_key.encode()
+    files = list(checkpoint_files)
+    destination = settings.audit_checkpoints or ""
+    if not files and not destination.startswith(("http://", "https://")) and Path(destination).is_file():
+        files = [destination]
+    problems: list[str] = []
+    marks: list[audit.Checkpoint] = []
+    for name in files:
+        for line, mark in read(name):
+            if isinstance(mark, ValueError):
+                problems.append(f"checkpoint {name}:{line}: not a checkpoint ({mark})")
+            elif not audit.signed_by(key, mark):
+                problems.append(f"checkpoint {name}:{line} (seq {mark.seq}): its signature does not verify "
+                                "(forged or edited, or signed with another GRIDCASE_AUDIT_KEY)")
+            else:
+                marks.append(mark)
     count = 0
 
     def counted(rows):
@@ -46,22 +73,45 @@ def verify_command(checkpoint_file, data_dir):
             count += 1
             yield row
 
-    with service.uow() as uow:
-        problem = audit.find_break(counted(uow.store.audit_rows()), against=against)
-    service.engine.dispose()
-    if problem is not None:
-        click.echo(f"audit chain broken at seq {problem.seq}: {problem.reason}")
+    options = {"isolation_level": "REPEATABLE READ"} if service.engine.dialect.name == "postgresql" else {}
+    try:
+        with service.engine.connect().execution_options(**options) as connection, connection.begin():
+            store = CaseStore(lambda: connection, service.engine)  # one snapshot for the chain and the timeline
+            broken = audit.find_break(counted(store.audit_rows()), against=marks, key=key)
+            timeline = audit.timeline_difference(store.audit_steps_by_case(), store.timeline_by_case())
+    except sa.exc.DBAPIError as exc:
+        raise click.ClickException(f"cannot read the escalation database: {str(exc).splitlines()[0]}") from exc
+    finally:
+        service.engine.dispose()
+    if broken is not None:
+        problems.insert(0, f"audit chain broken at seq {broken.seq}: {broken.reason}")
+    if timeline.first is not None:
+        problems.append(f"timeline differs from the audit chain at {timeline.first.describe()}"
+                        + (f" ({timeline.cases} case(s) differ)" if timeline.cases > 1 else ""))
+    if problems:
+        for line in problems:
+            click.echo(line)
         raise SystemExit(1)
-    suffix = f", and it holds checkpoint seq {against.seq}" if against else ""
-    click.echo(f"audit chain intact: {count} row(s){suffix}")
+    summary = (f"audit chain intact: {count} row(s), each signed with the audit key; "
+               f"the timeline's {timeline.rows} row(s) match it")
+    if marks:
+        last = max(marks, key=lambda m: m.seq)
+        summary += (f"; it holds {len(marks)} signed checkpoint(s), the last at seq {last.seq} "
+                    f"({audit.utc_text(last.at)}), {count - last.seq} row(s) after it")
+    else:
+        summary += "; no signed checkpoint read"
+    click.echo(summary)
 
 
 @audit_group.command("checkpoint")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 def checkpoint_command(data_dir):
-    """Print the last row's seq and hash as JSON, alone on stdout."""
+    """Print a checkpoint of the chain's last row (seq, hash, time), signed with the audit key, as one
+    JSON line alone on stdout (the scheduler writes the same to GRIDCASE_AUDIT_CHECKPOINTS)."""
     service = _escalation(data_dir)
     with service.uow() as uow:
-        mark = audit.checkpoint(uow.store.audit_rows())
+        head = uow.store.audit_head()
     service.engine.dispose()
-    click.echo(json.dumps(mark.to_dict()))
+    mark = audit.Checkpoint(head.seq, head.hash) if head else audit.Checkpoint(0, audit.GENESIS)
+    signed = audit.sign_checkpoint(service.settings.audit_key.encode(), mark, service.clock.now())
+    click.echo(json.dumps(signed.to_dict(), sort_keys=True))

@@ -68,7 +68,9 @@ def departments_file(city: str) -> Path | None:
 
 def ensure_departments(dispatch, city: str) -> int | None:
     """Import the city's departments file unless the city has departments already; the new version, or
-    None. A file with problems raises ``CityError`` naming its lines."""
+    None. A file with problems raises ``CityError`` naming its lines — except when its only problem is
+    categories the running policy does not have (a city started with a policy of its own,
+    ``GRIDCASE_POLICY_FILE``): then nothing is imported and each line is logged as a warning."""
     from gridcase.departments_cli import import_file
 
     path = departments_file(city)
@@ -79,6 +81,10 @@ def ensure_departments(dispatch, city: str) -> int | None:
             return None
     result = import_file(dispatch, path)
     if result.version is None:
+        if all("unknown category" in f.problem for f in result.findings):
+            for finding in result.findings:
+                log.warning("departments not imported: %s (the policy has no such category)", finding)
+            return None
         raise CityError(f"the departments of {city!r} do not import: " + "; ".join(map(str, result.findings[:QUOTED])))
     return result.version
 

@@ -42,8 +42,11 @@ def up(port, host, city, data_dir):
     from shared.web import make_embedded_server
 
     settings = settings_for(data_dir, city=city, port=port, host=host)
+    click.echo(f"up: opening the databases in {settings.data_dir} (migrating them when needed)")
     system = System(settings)
+    click.echo(f"up: the city {settings.city!r} (imported on first start)")
     version = system.ensure_city(settings.city)
+    click.echo("up: starting consumers, relays and the scheduler")
     system.start_workers()
     server = make_embedded_server(settings.host, settings.port, system)
     base = f"http://{settings.host}:{server.server_port}"
@@ -116,24 +119,25 @@ def serve(service, port, host, web_workers, gunicorn_config, fd, data_dir):
 
 
 @main.command()
-@click.argument("name", type=click.Choice(SERVICES + ("scheduler",)))
+@click.argument("name", type=click.Choice(SERVICES + ("scheduler", "notify")))
 @DATA_DIR
 def worker(name, data_dir):
-    """Run a service's consumers and outbox relay, or the deadline scheduler (production)."""
+    """Run a service's consumers and outbox relay, the deadline scheduler or the notifier (production)."""
     from gridcase.production import run_worker
 
     run_worker(name, settings_for(data_dir))
 
 
-@main.command()
-@click.option("--role", type=click.Choice(ROLES), required=True)
+@main.group(invoke_without_command=True)
+@click.option("--role", type=click.Choice(ROLES), default=None, help="required unless revoking")
 @click.option("--area", default=None, help="the grid/station/sub-center id the role is scoped to")
 @click.option("--user", default=None, help="the person's own id (required for a grid worker)")
 @click.option("--department", default=None, help="the department's id (role department)")
 @click.option("--days", type=float, default=30.0, show_default=True, help="lifetime, at most 30 days")
 @DATA_DIR
-def token(role, area, user, department, days, data_dir):
-    """Print a signed development token (and nothing else) on stdout.
+@click.pass_context
+def token(ctx, role, area, user, department, days, data_dir):
+    """Print a signed development token (and nothing else) on stdout; `token revoke` revokes tokens.
 
     The area must exist at the role's level in dispatch's active area version; a grid worker needs
     --user (each person their own subject); a department needs --department, one of the city's."""
@@ -141,6 +145,10 @@ def token(role, area, user, department, days, data_dir):
 
     from gridcase.tokens import check_area, check_department
 
+    if ctx.invoked_subcommand is not None:
+        return
+    if role is None:
+        raise click.UsageError("Missing option '--role'.")
     settings = settings_for(data_dir)
     try:
         check_area(settings, role, area)
@@ -151,11 +159,41 @@ def token(role, area, user, department, days, data_dir):
         raise click.UsageError(str(exc)) from exc
 
 
+@token.command("revoke")
+@click.option("--id", "token_id", default=None, help="a token's jti: that token")
+@click.option("--token", "token_text", default=None, help="a token itself: that token (its jti)")
+@click.option("--user", default=None, help="a subject (sub): every token of that person issued before now")
+@click.option("--note", default="", help="why, kept with the revocation")
+@DATA_DIR
+def revoke(token_id, token_text, user, note, data_dir):
+    """Revoke one token (--id or --token) or every token of a person issued before now (--user), in
+    every service's database; each service refuses it (401) within 2 seconds."""
+    from gridcase.tokens import revoke_everywhere, token_id_of
+    from shared.revocations import REFRESH_SECONDS
+
+    if sum(bool(x) for x in (token_id, token_text, user)) != 1:
+        raise click.UsageError("give exactly one of --id, --token or --user")
+    settings = settings_for(data_dir)
+    if token_text:
+        try:
+            token_id = token_id_of(settings, token_text.strip())
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from exc
+    what = f"token {token_id}" if token_id else f"every token of {user!r} issued before now"
+    failed = {s: e for s, e in revoke_everywhere(settings, token_id=token_id, subject=user, note=note).items() if e}
+    for service, error in failed.items():
+        click.echo(f"not revoked in {service}: {error}", err=True)
+    if failed:
+        raise SystemExit(1)
+    click.echo(f"revoked {what} in {', '.join(SERVICES)}: refused within {REFRESH_SECONDS:g} s")
+
+
 from gridcase.apikey_cli import apikey  # noqa: E402
 from gridcase.areas_cli import areas  # noqa: E402
 from gridcase.audit_cli import audit_group  # noqa: E402
 from gridcase.departments_cli import departments  # noqa: E402
 from gridcase.dlq import dlq  # noqa: E402
+from gridcase.notify_cli import notify  # noqa: E402
 from gridcase.policy_cli import policy_group, stats_group  # noqa: E402
 
 main.add_command(apikey)
@@ -163,5 +201,6 @@ main.add_command(areas)
 main.add_command(audit_group)
 main.add_command(departments)
 main.add_command(dlq)
+main.add_command(notify)
 main.add_command(policy_group)
 main.add_command(stats_group)

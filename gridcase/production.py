@@ -53,6 +53,15 @@ def announce_broker(settings: Settings) -> None:
         log.info("broker nodes", up=sum(error is None for error in states.values()), listed=len(states))
 
 
+#: gunicorn's worker class per service. Escalation's live feed holds a connection per open board for up to
+#: 25 s (services/escalation/live.py): gevent serves each as a greenlet, a few kilobytes, instead of a
+#: thread or a whole sync worker; its database work goes through the process's connection budget
+#: (``GRIDCASE_DB_POOL_SIZE`` + ``GRIDCASE_DB_MAX_OVERFLOW``). The others answer short requests: sync.
+WORKER_CLASS = {"escalation": "gevent"}
+#: Connections one gevent worker serves at once (gunicorn's ``worker_connections``): boards and requests.
+STREAMS_PER_WORKER = 4000
+
+
 def serve_service(service: str, settings: Settings, *, bind: str, workers: int, config_file: str | None = None) -> None:
     announce_broker(settings)
     engine = make_engine(settings.database_url(service))
@@ -61,7 +70,8 @@ def serve_service(service: str, settings: Settings, *, bind: str, workers: int, 
     factory = lambda: _bootstrap(service).build(settings, migrate=False).app  # noqa: E731 (after the fork)
     from shared.web import GUNICORN_SETTINGS
 
-    defaults = {"worker_class": "sync", "timeout": 60, "graceful_timeout": 20, "keepalive": 5, "accesslog": None,
+    defaults = {"worker_class": WORKER_CLASS.get(service, "sync"), "worker_connections": STREAMS_PER_WORKER,
+                "timeout": 60, "graceful_timeout": 20, "keepalive": 5, "accesslog": None,
                 "control_socket_disable": True, **GUNICORN_SETTINGS}
     if settings.metrics_dir:
         defaults["child_exit"] = _metrics_child_exit
@@ -76,15 +86,20 @@ def _metrics_child_exit(_server, worker) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
+#: Escalation's workers that run as processes of their own: the deadline scheduler and the notifier.
+OWN_PROCESS = ("scheduler", "notify")
+
+
 def run_worker(name: str, settings: Settings) -> None:
-    """``intake|dispatch|escalation``: that service's consumers and relay; ``scheduler``: deadlines."""
-    service_name = "escalation" if name == "scheduler" else name
+    """``intake|dispatch|escalation``: that service's consumers and relay; ``scheduler``: deadlines;
+    ``notify``: the notifier."""
+    service_name = "escalation" if name in OWN_PROCESS else name
     announce_broker(settings)
     service = _bootstrap(service_name).build(settings, web=False)
-    if name == "scheduler":
-        factories = {"scheduler": service.workers["scheduler"]}
+    if name in OWN_PROCESS:
+        factories = {name: service.workers[name]}
     else:
-        factories = {k: v for k, v in service.workers.items() if k != "scheduler"}
+        factories = {k: v for k, v in service.workers.items() if k not in OWN_PROCESS}
     runner = Runner()
     for worker_name, factory in factories.items():
         runner.start(f"{service_name}.{worker_name}", factory())

@@ -86,3 +86,50 @@ def development_tokens(system, settings) -> list[tuple[str, str | None, str]]:
         user = "demo-worker" if role == Role.GRID_WORKER else None
         out.append((role, area, issue_token(settings.secret, role, area=area, user=user)))
     return out
+
+
+def token_id_of(settings, token: str) -> str:
+    """The ``jti`` of a token this deployment accepts (verified with its secret or identity provider);
+    ValueError for a token it would refuse, or one without a ``jti``."""
+    import jwt
+
+    from shared.auth import AuthError, TokenVerifier
+
+    try:
+        TokenVerifier(settings.secret, settings.jwks_url).read(token)
+    except AuthError as exc:
+        raise ValueError(f"not a token this deployment accepts: {exc}") from exc
+    token_id = jwt.decode(token, options={"verify_signature": False}).get("jti")
+    if not isinstance(token_id, str) or not token_id:
+        raise ValueError("this token carries no jti (issued before tokens had one): revoke its --user instead")
+    return token_id
+
+
+def revoke_everywhere(settings, *, token_id: str | None = None, subject: str | None = None,
+                      note: str = "") -> dict[str, str | None]:
+    """Write the revocation (``shared.revocations.revoke``) to each service's database, each checks
+    every token; returns service → None (written) or the error that kept it from that database. Run
+    again after a failure: a revocation written twice changes nothing."""
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from shared.config import SERVICES
+    from shared.db import make_engine
+    from shared.migrations import upgrade
+    from shared.revocations import revoke
+
+    now = datetime.now(UTC)  # tokens' iat is real time, never the service clock
+    out: dict[str, str | None] = {}
+    for service in SERVICES:
+        engine = make_engine(settings.database_url(service))
+        try:
+            upgrade(engine, service)  # the table exists even in a database no service has started on yet
+            with engine.begin() as connection:
+                revoke(connection, now=now, token_id=token_id, subject=subject, note=note)
+            out[service] = None
+        except sa.exc.SQLAlchemyError as exc:
+            out[service] = str(exc).splitlines()[0]
+        finally:
+            engine.dispose()
+    return out

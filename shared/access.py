@@ -62,6 +62,10 @@ ACTIONS: dict[str, frozenset[Role] | None] = {
     "areas.import": frozenset({Role.ADMIN}),
     "stats.read": EVERYONE - {Role.GRID_WORKER},  # area scope applies to each row
     "stats.replay": frozenset({Role.COMMAND, Role.SUPERVISOR, Role.ADMIN}),
+    # the subscriptions a caller may manage (notify.subscriptions.may_manage narrows to its unit or itself)
+    "subscription.list": WITH_DEPARTMENTS,
+    "subscription.manage": WITH_DEPARTMENTS - {Role.SUPERVISOR},
+    "notification.read": WITH_DEPARTMENTS,  # the caller's own in-app notifications (the bell)
 }
 
 

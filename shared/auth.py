@@ -20,9 +20,16 @@ Every claim is checked for presence and type before anything else runs (``read_t
 ``department`` token only, and required there), ``exp`` and ``iat`` (numbers; a lifetime
 ``exp - iat`` of at most ``MAX_LIFETIME``, and ``exp`` no further than that from now). A failed
 check is an ``AuthError`` (401).
+
+**Revocation.** Every token ``gridcase token`` issues carries a ``jti`` (a random id). A
+``TokenVerifier`` given ``revoked`` (``shared.revocations.Revocations.revoked``) asks it on every
+read, cached or not, whether the token's ``jti``, or its ``sub`` issued at its ``iat``, was revoked
+(``gridcase token revoke``); a revoked token is an ``AuthError`` (401).
 """
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -94,7 +101,7 @@ def issue_token(secret: str, role: str, *, area: str | None = None, user: str | 
     check_secret(secret)
     now = now or datetime.now(UTC)
     subject = user or (f"{role}@{area or department}" if area or department else role)
-    claims = {"sub": subject, "role": role, "iat": now, "exp": now + ttl}
+    claims = {"sub": subject, "role": role, "iat": now, "exp": now + ttl, "jti": uuid.uuid4().hex}
     if area:
         claims["area"] = area
     if department:
@@ -117,13 +124,14 @@ class TokenVerifier:
     CACHE_SECONDS = 300
 
     def __init__(self, secret: str, jwks: str | None = None, *, audience: str | None = None,
-                 issuer: str | None = None):
+                 issuer: str | None = None, revoked: Callable[[str | None, str, float], bool] | None = None):
         check_secret(secret)
         if jwks and not (audience and issuer):
             raise ValueError(PROVIDER_SETTINGS)
         self.secret = secret
         self.audience, self.issuer = audience, issuer
-        self._verified: dict[str, tuple[Identity, float]] = {}
+        self.revoked = revoked  # (jti or None, sub, iat) → whether revoked; asked on every read
+        self._verified: dict[str, tuple[Identity, float, str | None, float]] = {}
         self._client = self._keys = None
         if jwks and jwks.startswith(("https://", "http://")):
             self._client = jwt.PyJWKClient(jwks, cache_keys=True, lifespan=300, timeout=5)
@@ -157,16 +165,19 @@ class TokenVerifier:
         """The identity a token proves; AuthError for anything wrong with it (see the module docstring).
 
         A token verified in the last ``CACHE_SECONDS`` is not verified again until it expires (the
-        signature and claims of one token string cannot change; its expiry is checked every time)."""
+        signature and claims of one token string cannot change; its expiry is checked every time).
+        Whether it was revoked is asked every time (``revoked``)."""
         moment = (now or datetime.now(UTC)).timestamp()
         cached = self._verified.get(token)
-        if cached is not None and moment < cached[1]:
-            return cached[0]
-        identity, expires = self._verify(token, now)
-        if len(self._verified) >= self.CACHE_SIZE:
-            self._verified.clear()
-        self._verified[token] = (identity, min(expires, moment + self.CACHE_SECONDS))
-        return identity
+        if cached is None or moment >= cached[1]:
+            identity, expires = self._verify(token, now)
+            token_id, issued = _revocation_claims(token)
+            if len(self._verified) >= self.CACHE_SIZE:
+                self._verified.clear()
+            cached = self._verified[token] = (identity, min(expires, moment + self.CACHE_SECONDS), token_id, issued)
+        if self.revoked is not None and self.revoked(cached[2], cached[0].user, cached[3]):
+            raise AuthError("the token has been revoked")
+        return cached[0]
 
     def _verify(self, token: str, now: datetime | None) -> tuple[Identity, float]:
         try:
@@ -223,6 +234,15 @@ def identity_from_claims(claims: dict, now: datetime) -> Identity:
     if expires > (now + MAX_LIFETIME + LEEWAY).timestamp():
         raise AuthError(f"the token expires more than {MAX_LIFETIME.days} days from now")
     return Identity(role=role, user=user, area=area, department=department)
+
+
+def _revocation_claims(token: str) -> tuple[str | None, float]:
+    """The ``jti`` (None when absent) and ``iat`` of a token whose signature and claims were verified."""
+    claims = jwt.decode(token, options={"verify_signature": False})
+    token_id = claims.get("jti")
+    if token_id is not None and (not isinstance(token_id, str) or not 0 < len(token_id) <= LIMITS["user"]):
+        raise AuthError(f"the jti claim must be a string of 1 to {LIMITS['user']} characters")
+    return token_id, float(claims["iat"])
 
 
 def read_token(secret: str, token: str, *, jwks: str | None = None, audience: str | None = None,

@@ -27,6 +27,7 @@ from shared.consumer import Consumer, ConsumerWorker
 from shared.db import make_engine
 from shared.migrations import upgrade
 from shared.relay import Relay, publisher_factory
+from shared.revocations import Revocations
 from shared.runtime import check_broker, check_database
 from shared.uow import Store, UnitOfWork
 from shared.web import Blueprint, create_app
@@ -96,7 +97,8 @@ def build(spec: ServiceSpec, settings: Settings, clock: Clock | None = None, *, 
           web: bool = True) -> Service:
     faults.arm(settings.crash_at)
     _check_subscriptions(spec)
-    engine = make_engine(settings.database_url(spec.name))
+    engine = make_engine(settings.database_url(spec.name), pool_size=settings.db_pool_size,
+                         max_overflow=settings.db_max_overflow)
     if migrate:
         upgrade(engine, spec.name)
     clock = clock or make_clock(settings)
@@ -106,7 +108,7 @@ def build(spec: ServiceSpec, settings: Settings, clock: Clock | None = None, *, 
     if web:
         service.app = create_app(spec.name, title=spec.title, blueprint=spec.blueprint, service_object=service,
                                  secret=settings.secret, jwks=settings.jwks_url, jwt_audience=settings.jwt_audience,
-                                 jwt_issuer=settings.jwt_issuer,
+                                 jwt_issuer=settings.jwt_issuer, revoked=Revocations(engine).revoked,
                                  details=(lambda: spec.details(service)) if spec.details else None,
                                  readiness={"database": check_database(engine),
                                             "broker": check_broker(settings.broker_url)})

@@ -59,6 +59,18 @@ class Settings:
     photo_dir: Path | None = None  # where photos are stored (default: <data dir>/photos)
     duplicate_radius_m: float = 0.0  # a report this close to an open case of its category is a duplicate (0: off)
     duplicate_window_hours: float = 72.0  # ... if that case was reported within this time
+    db_pool_size: int = 5  # connections a process keeps open to its database (PostgreSQL)
+    db_max_overflow: int = 10  # ... and opens beyond them under load: the budget is the sum
+    # notifications (services/escalation/notify): receivers' timeout, internal targets, e-mail, links
+    notify_timeout: float = 10.0  # seconds to connect, and to wait for an answer, per delivery
+    notify_retry_initial: float = 10.0  # seconds before the first retry (doubling, at most an hour, for 24 h)
+    notify_allow_private: bool = False  # allow receivers on loopback or private addresses
+    smtp_url: str | None = None  # smtp://[user:password@]host:port (STARTTLS when offered) or smtps://
+    mail_from: str = "gridcase@localhost"
+    public_url: str | None = None  # the base URL of links in notifications (default http://host:port)
+    audit_key: str = ""  # signs the audit rows and checkpoints (shared.audit); never stored in a database
+    audit_checkpoints: str | None = None  # where checkpoints go: a file (JSON lines) or an http(s) URL
+    audit_checkpoint_seconds: float = 300.0  # how often the scheduler writes one (real seconds)
 
     @property
     def embedded(self) -> bool:
@@ -112,6 +124,17 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
         photo_dir=Path(env["GRIDCASE_PHOTO_DIR"]) if env.get("GRIDCASE_PHOTO_DIR") else None,
         duplicate_radius_m=float(env.get("GRIDCASE_DUPLICATE_RADIUS_M") or 0),
         duplicate_window_hours=float(env.get("GRIDCASE_DUPLICATE_WINDOW_HOURS") or 72),
+        db_pool_size=_count(env, "GRIDCASE_DB_POOL_SIZE", Settings.db_pool_size, minimum=1),
+        db_max_overflow=_count(env, "GRIDCASE_DB_MAX_OVERFLOW", Settings.db_max_overflow, minimum=0),
+        notify_timeout=float(env.get("GRIDCASE_NOTIFY_TIMEOUT") or 10),
+        notify_retry_initial=float(env.get("GRIDCASE_NOTIFY_RETRY_INITIAL") or 10),
+        notify_allow_private=env.get("GRIDCASE_NOTIFY_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
+        smtp_url=env.get("GRIDCASE_SMTP_URL") or None,
+        mail_from=env.get("GRIDCASE_MAIL_FROM") or Settings.mail_from,
+        public_url=env.get("GRIDCASE_PUBLIC_URL") or None,
+        audit_key=env.get("GRIDCASE_AUDIT_KEY", ""),
+        audit_checkpoints=env.get("GRIDCASE_AUDIT_CHECKPOINTS") or None,
+        audit_checkpoint_seconds=float(env.get("GRIDCASE_AUDIT_CHECKPOINT_SECONDS") or 300),
     )
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     broker_nodes(settings.broker_url, name="GRIDCASE_BROKER_URL")
@@ -126,12 +149,32 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
         raise ValueError(f"GRIDCASE_TIME_ZONE: unknown time zone {settings.time_zone!r}") from None
     if settings.time_scale <= 0:
         raise ValueError("GRIDCASE_TIME_SCALE must be positive")
+    if not (0 < settings.notify_timeout <= 300 and 0 < settings.notify_retry_initial <= 3600):
+        raise ValueError("GRIDCASE_NOTIFY_TIMEOUT is 0-300 s and GRIDCASE_NOTIFY_RETRY_INITIAL 0-3600 s")
     if not settings.secret:
         settings = replace(settings, secret=_development_secret(settings.data_dir))
     check_secret(settings.secret)
     if settings.jwks_url and not (settings.jwt_audience and settings.jwt_issuer):
         raise ValueError(PROVIDER_SETTINGS)
+    if not settings.audit_key:
+        settings = replace(settings, audit_key=_development_secret(settings.data_dir, "audit-key"))
+    if len(settings.audit_key.encode()) < 32:
+        raise ValueError("GRIDCASE_AUDIT_KEY must be at least 32 bytes; e.g. openssl rand -hex 32")
+    if not settings.audit_checkpoints:
+        settings = replace(settings, audit_checkpoints=str(settings.data_dir / "audit-checkpoints.jsonl"))
+    if not settings.audit_checkpoint_seconds > 0:
+        raise ValueError("GRIDCASE_AUDIT_CHECKPOINT_SECONDS must be positive")
     return settings
+
+
+def _count(env, name: str, default: int, *, minimum: int) -> int:
+    """A whole number from the environment (``default`` when unset); ``ValueError`` naming ``name``."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < minimum:
+        raise ValueError(f"{name} must be a whole number of at least {minimum}, not {raw!r}")
+    return int(raw)
 
 
 AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
@@ -207,12 +250,22 @@ def city_settings(city: str | None) -> dict:
     return {k: data[k] for k in ("time_zone", "holidays") if isinstance(data.get(k), str)}
 
 
-def _development_secret(data_dir: Path) -> str:
-    """A per-data-directory signing secret, so development tokens survive restarts."""
-    path = data_dir / "secret"
+def _development_secret(data_dir: Path, name: str = "secret") -> str:
+    """A per-data-directory signing secret (``secret``: tokens; ``audit-key``: the audit trail), so
+    development tokens and the audit trail's signatures survive restarts. Made whole or not at all
+    (written aside, then linked into place): processes starting together on one data directory all
+    read the one that won."""
+    path = data_dir / name
     data_dir.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(32))
+        aside = data_dir / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32))
+            os.link(aside, path)
+        except FileExistsError:
+            pass  # another process made it first
+        finally:
+            aside.unlink()
     return path.read_text().strip()

@@ -15,6 +15,7 @@ parameter the URL sets itself wins.
 """
 from __future__ import annotations
 
+import sys
 from datetime import UTC
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator, create_engine, event
@@ -67,19 +68,42 @@ def client_parameters(url: str) -> dict[str, str]:
     return out
 
 
-def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+#: A process's connections to one database (``GRIDCASE_DB_POOL_SIZE`` kept open, up to
+#: ``GRIDCASE_DB_MAX_OVERFLOW`` more under load): its connection budget is their sum.
+POOL_SIZE = 5
+MAX_OVERFLOW = 10
+
+
+def make_engine(url: str, *, pool_size: int = POOL_SIZE, max_overflow: int = MAX_OVERFLOW) -> Engine:
     """An engine for a database URL: SQLite (``sqlite:///path``) or PostgreSQL through psycopg 3
     (``postgresql://``, ``postgres://`` and ``postgresql+psycopg://`` alike, one host or several in
-    libpq's form), with ``client_parameters(url)`` on every PostgreSQL connection."""
+    libpq's form), with ``client_parameters(url)`` on every PostgreSQL connection. On PostgreSQL the
+    process opens at most ``pool_size + max_overflow`` connections to it; a request that finds them all
+    in use waits for one (up to 30 s, then an error: 503)."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
                                pool_size=pool_size, max_overflow=20)
         _configure_sqlite(engine)
         return engine
+    _cooperate_with_gevent()
     # No pre-ping (a round trip per checkout): a dead connection fails its statement, the pool drops it
     # (and, on a disconnect, every connection made before it), and the caller answers 503 or retries.
-    return create_engine(url, pool_size=pool_size, max_overflow=10, connect_args=client_parameters(url))
+    return create_engine(url, pool_size=pool_size, max_overflow=max_overflow, connect_args=client_parameters(url))
+
+
+def _cooperate_with_gevent() -> None:
+    """psycopg 3 (≥ 3.1.14) waits on its sockets in a way gevent can switch greenlets on — if gevent had
+    patched ``select`` when psycopg was imported. A gunicorn master imports psycopg (it migrates the
+    schema) before forking workers that patch: in such a worker psycopg's C wait function, which blocks
+    the whole process, is replaced with its ``select.poll`` one, as psycopg chooses it under gevent."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is None or not monkey.is_module_patched("select"):
+        return
+    from psycopg import waiting
+
+    if waiting.wait is getattr(waiting, "wait_c", None):
+        waiting.wait = waiting.wait_poll
 
 
 def _configure_sqlite(engine: Engine) -> None:

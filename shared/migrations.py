@@ -52,7 +52,7 @@ def target_metadata(service: str) -> list[sa.MetaData]:
     """What the service's schema should be: the shared messaging tables and the store's tables."""
     import importlib
 
-    from shared import inbox, outbox  # noqa: F401 (their tables join messaging_metadata)
+    from shared import inbox, outbox, revocations  # noqa: F401 (their tables join messaging_metadata)
     from shared.db import messaging_metadata
 
     if not service:  # a migration run outside a service (no autogenerate): nothing to compare

@@ -61,21 +61,30 @@ def dispatch_cases(messages: list[events.CaseReported], uow: UnitOfWork, *, area
 
 def close_case(message: events.CaseChanged, uow: UnitOfWork, *, clock: Clock) -> None:
     """``case.closed`` (and a report refused, voided or merged: it ended without a fix) → a new area
-    version no longer moves this case; ``case.reopened`` → it does again."""
+    version no longer moves this case; ``case.reopened`` → it does again. Applied only if newer than what
+    the record last took from escalation (``events.revision_key``): a redelivered ``case.closed`` never
+    closes a case reopened since."""
     with uow:
-        uow.store.close(message.case_id, None if message.event == "case.reopened" else clock.now())
+        uow.store.follow(message.case_id, events.revision_key(message),
+                         closed_at=None if message.event == "case.reopened" else clock.now())
         uow.commit()
 
 
 def follow_transfer(message: events.CaseTransferred, uow: UnitOfWork) -> None:
-    """``case.transferred`` by escalation staff (the actions endpoint) → the dispatch record takes the
-    new owners, so a later area version re-routes from them. Dispatch's own transfers are recorded."""
+    """``case.transferred`` by escalation (its staff's transfers, and its echo of dispatch's own with the
+    case's revision) → the dispatch record takes the new owners, so a later area version re-routes from
+    them; only if newer than what the record last took (``events.revision_key``). Owners the record has
+    already (the echo of dispatch's own transfer) only record the revision. Dispatch's own messages are
+    recorded already."""
     if message.envelope is not None and message.envelope.producer == "dispatch":
         return
     with uow:
-        if uow.store.get(message.case_id) is not None:
-            uow.store.move(message.case_id, version=uow.store.active_version(), owners=message.owners,
-                           triage=False, candidates=[])
+        record = uow.store.get(message.case_id)
+        if record is not None:
+            moved = Owners.from_columns(record).ids() != message.owners.ids()
+            uow.store.follow(message.case_id, events.revision_key(message), **(dict(
+                version=uow.store.active_version(), triage=False, candidates=[], **message.owners.columns())
+                if moved else {}))
         uow.commit()
 
 

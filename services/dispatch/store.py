@@ -51,6 +51,9 @@ dispatches = sa.Table(
     sa.Column("candidates", sa.JSON, nullable=False),
     sa.Column("dispatched_at", UTCDateTime, nullable=False),
     sa.Column("closed_at", UTCDateTime),
+    # The newest of escalation's events taken (``events.revision_key``): older ones change nothing.
+    sa.Column("case_revision", sa.Integer),
+    sa.Column("case_revision_step", sa.Integer),
 )
 
 
@@ -147,5 +150,19 @@ class DispatchStore(Store):
             version=version, triage=triage, candidates=candidates,
             **owners.columns()))
 
-    def close(self, case_id: str, now) -> None:
-        self.db.execute(dispatches.update().where(dispatches.c.case_id == case_id).values(closed_at=now))
+    def follow(self, case_id: str, key: tuple[int, int] | None, **values) -> bool:
+        """Take ``values`` (columns) from one of escalation's events whose ``events.revision_key`` is
+        ``key``, only if it is newer than the last one taken (None: only while none was); records the key.
+        One conditional UPDATE: on PostgreSQL a concurrent one waits for the row and re-checks the
+        condition on what that one wrote. Returns whether it applied."""
+        c = dispatches.c
+        if key is None:
+            newer = c.case_revision.is_(None)
+        else:
+            newer = sa.or_(c.case_revision.is_(None), sa.tuple_(c.case_revision, sa.func.coalesce(
+                c.case_revision_step, 0)) < sa.tuple_(sa.literal(key[0]), sa.literal(key[1])))
+            values = {**values, "case_revision": key[0], "case_revision_step": key[1]}
+        if not values:
+            return False
+        done = self.db.execute(dispatches.update().where(c.case_id == case_id, newer).values(**values))
+        return done.rowcount == 1

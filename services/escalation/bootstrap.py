@@ -7,8 +7,10 @@ from zoneinfo import ZoneInfo
 from services.escalation.api import blp
 from services.escalation.calendars import Calendars
 from services.escalation.consumers import CONSUMERS
+from services.escalation.notify import api as _notify_api  # noqa: F401 (its routes join the blueprint)
+from services.escalation.notify.worker import Notifier
 from services.escalation.scheduler import Scheduler, timer_health
-from services.escalation.store import CaseStore
+from services.escalation.store import CaseStore, use_audit_key
 from shared import bootstrap
 from shared.clock import Clock
 from shared.config import Settings
@@ -18,14 +20,18 @@ from shared.policy import load_policy
 PAGES = Path(__file__).with_name("pages")
 SPEC = bootstrap.ServiceSpec(
     name="escalation", title="gridcase escalation", blueprint=blp, store=CaseStore, consumers=CONSUMERS,
-    dependencies=lambda settings, engine, clock: _dependencies(settings, clock),
-    workers=lambda service: {"scheduler": lambda: Scheduler(service)}, details=lambda service: _details(service),
+    dependencies=lambda settings, engine, clock: _dependencies(settings, clock, engine),
+    workers=lambda service: {"scheduler": lambda: Scheduler(service), "notify": lambda: Notifier(service)},
+    details=lambda service: _details(service),
     pages=(page_blueprint("board", PAGES / "board"), page_blueprint("desk", PAGES / "desk")))
 
 
-def _dependencies(settings: Settings, clock: Clock) -> dict:
+def _dependencies(settings: Settings, clock: Clock, engine=None) -> dict:
     """The policy, the city's working calendars and time zone, for handlers that name them. The
-    calendar's coverage is logged as a warning when its official files end within 30 days."""
+    calendar's coverage is logged as a warning when its official files end within 30 days. The audit
+    rows written through ``engine`` are signed with the audit key (``GRIDCASE_AUDIT_KEY``)."""
+    if settings.audit_key and engine is not None:
+        use_audit_key(engine, settings.audit_key.encode())
     policy = load_policy(settings.policy_file)
     calendars = Calendars.of(settings, policy)
     calendars.warn(_today(clock, settings))

@@ -15,6 +15,7 @@ from services.escalation.domain.cases import Case, open_case
 from services.escalation.domain.errors import InvalidArgument, Refused
 from services.escalation.domain.permissions import LEVEL_ROLE, Actor, verifying_level
 from services.escalation.domain.timeline import Outcome, StepType
+from services.escalation.notify.outbox import enqueue_steps
 from services.escalation.store import Report
 from shared import logs
 from shared.auth import Identity
@@ -60,7 +61,7 @@ def open_cases(messages: list[events.CaseDispatched], uow: UnitOfWork, *, policy
             location = m.location or events.Location(None, None)
             new.append((case, outcome, Report(m.description, location.lon, location.lat, m.reporter, m.reported_at),
                         [{"id": c.id, "distance_m": c.distance_m} for c in m.candidates]))
-            publish(uow, case, outcome, cause=m)
+            publish(uow, case, outcome, cause=m, revision=1)
         uow.store.add(new, now)
         uow.commit()
 
@@ -250,7 +251,8 @@ def transfer_case(message: events.CaseTransferred, uow: UnitOfWork, *, clock: Cl
     """``case.transferred`` from dispatch → new owners. A new area version (no level) re-routes the case,
     keeping level and deadline; a staff transfer restarts it at the named level — or, if its state does
     not allow a transfer (verifying, suspended), only takes the new owners. Escalation's own transfers
-    (published by ``take_action``) were applied already."""
+    (published by ``take_action``, and the echo of dispatch's: the owners with the case's revision, which
+    intake and dispatch order by) were applied already."""
     if message.envelope is not None and message.envelope.producer == "escalation":
         return
     now = clock.now()
@@ -270,7 +272,7 @@ def transfer_case(message: events.CaseTransferred, uow: UnitOfWork, *, clock: Cl
             outcome = timers.rerouted(case, message.owners, now)
         if outcome:
             uow.store.save(case, outcome, now)
-            publish(uow, case, outcome, cause=message, echo_transfers=False)
+            publish(uow, case, outcome, cause=message)
         uow.commit()
 
 
@@ -400,21 +402,26 @@ def _replay_group(unit: str, category: str) -> dict:
 
 
 def publish(uow: UnitOfWork, case: Case, outcome: Outcome, *, cause: events.Message | None = None,
-            echo_transfers: bool = True) -> None:
-    """The outcome's events as messages: lifecycle steps as ``CaseChanged``; a staff transfer as
-    ``case.transferred`` (so dispatch and intake learn the new owners); never ``case.verified`` (intake's)."""
-    for event in outcome.events:
+            revision: int | None = None) -> None:
+    """The outcome's events as messages: lifecycle steps as ``CaseChanged``; a transfer as
+    ``case.transferred`` (so dispatch and intake learn the new owners; escalation's own consumer skips its
+    echo); never ``case.verified`` (intake's). Each carries the case's ``revision`` after the save (the
+    store's, once saved; ``revision`` for a case not saved yet) and its place among the save's events
+    (``events.revision_key``): the others' copies of the case apply only newer ones. Their notifications
+    are written too, in the same transaction (``notify.outbox.enqueue_steps``)."""
+    enqueue_steps(uow, case, outcome)
+    revision = revision if revision is not None else uow.store.revision(case.id)
+    for index, event in enumerate(outcome.events):
         step = event.step
         if event.type == "case.verified":
             continue
         if step.type == StepType.TRANSFERRED:
-            if echo_transfers:
-                uow.add(events.CaseTransferred(case_id=case.id, owners=case.owners, level=case.level,
-                                               reason=step.note, actor=step.actor), cause=cause)
+            uow.add(events.CaseTransferred(case_id=case.id, owners=case.owners, level=case.level, reason=step.note,
+                                           actor=step.actor, revision=revision, revision_step=index), cause=cause)
             continue
         uow.add(events.CaseChanged(
             event=event.type, case_id=case.id, status=str(case.status), level=step.level,
             owner=case.owners.owner(step.level), at=step.at, actor=step.actor,
             reason=step.note, scheduled_at=step.scheduled_at, deadline=case.deadline, detail=dict(event.detail),
-            scope=case.owners if step.type == StepType.OPENED else None), cause=cause)
-
+            scope=case.owners if step.type in (StepType.OPENED, StepType.REROUTED) else None,
+            revision=revision, revision_step=index), cause=cause)

@@ -1,29 +1,48 @@
-"""The command center's live feed: Server-Sent Events made from the timeline table.
+"""The command center's live feed: Server-Sent Events made from the timeline table, read once per process.
 
-Every change of a case is a timeline row with a growing id, so the feed needs no bus subscription and no
-state of its own: it polls for rows after the last one it sent (``CaseStore.steps_after``, scoped to the
-caller like the case list) and writes each as an event whose id is the row's id. A client that reconnects
-with ``Last-Event-ID`` gets exactly what it missed, from any process: it works the same under the embedded
-server, under gunicorn (use ``gthread`` workers: a stream holds a thread, see deploy/gunicorn.conf.py)
-and behind nginx (``X-Accel-Buffering: no``).
+Every change of a case is a timeline row with a growing id, so the feed needs no bus subscription. One
+``Tailer`` per API process (and service) polls the timeline for rows after the last one it read — one
+query every ``POLL`` seconds while at least one board is connected, none while none is — renders each row
+once (the case as the list shows it, and the step) and keeps the last ``REPLAY_LIMIT`` in memory. Each
+connected stream waits on the tailer, and writes the rows its caller may see (``visible``: the area-scope
+rule ``shared.owners.in_scope``; a functional department the cases assigned to it, as the store's
+``scoped``). The database sees one query per poll per process, whatever the number of screens.
 
-A stream ends after ``STREAM_SECONDS``, so that it never outlives a worker's timeout (gunicorn ``sync``
-workers are killed after 30 s); clients reconnect at once with their last id and lose nothing.
+Each event's id is its timeline row's id, so a client that reconnects with ``Last-Event-ID`` gets exactly
+what it missed, from any process: from the tailer's memory, or, for rows older than what it holds (a
+process that has just started, or a stream that fell behind), from one scoped query for that client
+(``CaseStore.steps_after``). A client whose id is ahead of this process (it came from a replica that had
+polled more recently) waits for this process's next poll, which has seen what that one saw.
+
+Under gunicorn the escalation API runs gevent workers (deploy/gunicorn.conf.py): a stream is a greenlet,
+not a thread, and the tailer's queries yield to them (psycopg ≥ 3.1.14 cooperates with gevent). Behind
+nginx a stream is not buffered (``X-Accel-Buffering: no``). A stream ends after ``STREAM_SECONDS`` so that
+it never outlives a worker's timeout; clients reconnect at once with their last id and lose nothing.
 """
 from __future__ import annotations
 
+import bisect
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
+from shared import logs
 from shared.auth import Identity
 from shared.clock import isoformat
+from shared.owners import Owners, in_scope
+from shared.vocabulary import Role
+
+log = logs.get("gridcase.escalation.live")
 
 POLL = 0.4  # seconds between looks at the timeline: a new report reaches a board well within 2 s
 KEEPALIVE = 10.0  # seconds between comment lines when nothing happens (proxies drop silent connections)
 STREAM_SECONDS = 25.0  # a stream's lifetime; the client reconnects with Last-Event-ID
 REPLAY_LIMIT = 500  # rows replayed to a client that reconnects; more missed than that: a ``reset``
-BATCH = 200
+HOLD = 5.0  # seconds the tailer keeps what it read, however much: a burst reaches every stream from memory
+BATCH = 500  # rows one poll reads at most (a full batch is followed by the next poll at once)
 RETRY_MS = 1000  # how soon an EventSource reconnects after the stream ends
 
 
@@ -32,32 +51,189 @@ def event(name: str, data: dict, event_id: int | None = None) -> str:
     return f"{head}event: {name}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n"
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One timeline row as the feed sends it: its id, who may see it, and the ``case`` event, rendered."""
+    id: int
+    owners: Owners
+    departments: frozenset[str]
+    text: str
+
+
+def visible(caller: Identity, entry: Entry) -> bool:
+    """Whether ``caller`` may see the case of ``entry``: a functional department the cases assigned to
+    it; everyone else by area (``in_scope``). The same rule as the store's ``scoped``."""
+    if caller.role == Role.DEPARTMENT:
+        return caller.department in entry.departments
+    return in_scope(caller.role, caller.area, entry.owners)
+
+
+def case_event(row: tuple, now, view: Callable) -> Entry:
+    """The feed's entry for a timeline row (``CaseStore.steps_after``'s ``(row id, step, case, report,
+    updated_at)``) at ``now``, the case shown by ``view(step, case, report, updated_at, now)``."""
+    row_id, step, case, report, updated = row
+    text = event("case", {"case": view(step, case, report, updated, now), "step": {
+        "id": row_id, "at": isoformat(step.at), "type": str(step.type), "level": int(step.level),
+        "actor": step.actor, "note": step.note}}, row_id)
+    return Entry(row_id, case.owners, frozenset(a.department for a in case.assignments), text)
+
+
+class Tailer:
+    """Reads the timeline for every stream of this process: ``read_after(after, limit)`` → the rows after
+    a row id, oldest first, unscoped (``(row id, step, case, report, updated_at)``); ``newest()`` → the
+    newest row id; ``render(row, now)`` → an ``Entry``. Polls only while a stream is subscribed, every
+    ``poll`` seconds (at once after a full batch); keeps the newest ``keep`` entries, and all those read in
+    the last ``hold`` seconds."""
+
+    def __init__(self, read_after: Callable, newest: Callable[[], int], render: Callable, now: Callable, *,
+                 poll: float = POLL, keep: int = REPLAY_LIMIT, batch: int = BATCH, hold: float = HOLD):
+        self._read_after, self._newest, self._render, self._now = read_after, newest, render, now
+        self.poll, self.keep, self.batch, self.hold = poll, keep, batch, hold
+        self._condition = threading.Condition()
+        self._entries: list[Entry] = []
+        self._ids: list[int] = []
+        self._read_at: list[float] = []  # when each entry was read (monotonic seconds)
+        #: every row with an id above ``floor`` and up to ``newest`` is in memory
+        self.floor = 0
+        self.newest = 0
+        self.polls = 0  # polls completed since the start
+        self.subscribers = 0
+        self._thread: threading.Thread | None = None
+        self._started = False
+
+    @contextmanager
+    def subscribed(self):
+        """A stream's subscription: the tailer runs while there is one (its first start reads the newest
+        row id, so the caller can say ``hello``)."""
+        with self._condition:
+            self.subscribers += 1
+            if not self._started:
+                newest = self._newest()
+                self.floor = self.newest = newest
+                self._entries, self._ids, self._read_at = [], [], []
+                self._started = True
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="escalation-live-tailer", daemon=True)
+                self._thread.start()
+            self._condition.notify_all()
+        try:
+            yield self
+        finally:
+            with self._condition:
+                self.subscribers -= 1
+
+    def after(self, row_id: int) -> list[Entry]:
+        """The entries after ``row_id`` that are in memory, oldest first."""
+        with self._condition:
+            return self._entries[bisect.bisect_right(self._ids, row_id):]
+
+    def wait(self, row_id: int, timeout: float, *, polls: int | None = None) -> None:
+        """Wait up to ``timeout`` seconds for a row after ``row_id`` (or, given ``polls``, for that many
+        polls to have completed)."""
+        with self._condition:
+            if polls is not None:
+                self._condition.wait_for(lambda: self.polls >= polls, timeout)
+            else:
+                self._condition.wait_for(lambda: self.newest > row_id, timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                if self.subscribers == 0:  # idle: no query until a board connects; then start afresh
+                    self._started = False
+                    self._thread = None
+                    return
+                after = self.newest
+            try:
+                rows = self._read_after(after, self.batch)
+            except Exception:  # a database failover: the streams keep their place and wait
+                log.warning("the live feed could not read the timeline; retrying", exc_info=True)
+                time.sleep(self.poll * 5)
+                continue
+            now = self._now()
+            entries = [self._render(row, now) for row in rows]
+            with self._condition:
+                if entries:
+                    self._entries.extend(entries)
+                    self._ids.extend(e.id for e in entries)
+                    self.newest = entries[-1].id
+                    self._read_at.extend([time.monotonic()] * len(entries))
+                    # the newest ``keep``, and whatever was read in the last ``hold`` seconds: a burst larger
+                    # than ``keep`` in one poll must not send every stream to the database
+                    cut = len(self._entries) - self.keep
+                    cut = bisect.bisect_left(self._read_at, time.monotonic() - self.hold, 0, max(cut, 0))
+                    if cut > 0:
+                        self.floor = self._ids[cut - 1]
+                        del self._entries[:cut], self._ids[:cut], self._read_at[:cut]
+                self.polls += 1
+                self._condition.notify_all()
+            if len(rows) < self.batch:
+                time.sleep(self.poll)
+
+
+_tailers: dict[int, Tailer] = {}
+_tailers_lock = threading.Lock()
+
+
+def tailer(service, view: Callable) -> Tailer:
+    """This process's tailer of ``service``'s timeline (made on first use: after gunicorn's fork)."""
+    found = _tailers.get(id(service))
+    if found is None:
+        with _tailers_lock:
+            found = _tailers.get(id(service))
+            if found is None:
+                def read_after(after: int, limit: int) -> list:
+                    with service.uow() as uow:
+                        return uow.store.steps_after(None, after, limit)
+
+                def newest() -> int:
+                    with service.uow() as uow:
+                        return uow.store.last_step_id()
+
+                found = _tailers[id(service)] = Tailer(read_after, newest, lambda row, now: case_event(
+                    row, now, view), service.clock.now)
+    return found
+
+
 def stream(service, caller: Identity, after: int | None, view: Callable, *, seconds: float = STREAM_SECONDS,
-           sleep: Callable[[float], None] = time.sleep) -> Iterator[str]:
+           feed: Tailer | None = None) -> Iterator[str]:
     """The events for ``caller`` after row ``after`` (None: from now, announced by ``hello``)."""
+    feed = feed or tailer(service, view)
     yield f"retry: {RETRY_MS}\n\n"
-    with service.uow() as uow:
-        newest = uow.store.last_step_id()
-    if after is None or after > newest:
-        after = newest
-        yield event("hello", {"last_event_id": newest}, newest)
-    elif newest - after > REPLAY_LIMIT:
-        after = newest
-        yield event("reset", {"last_event_id": newest, "reason": "more was missed than is replayed"}, newest)
-    started = last_write = time.monotonic()
-    while time.monotonic() - started < seconds:
-        now = service.clock.now()
-        with service.uow() as uow:
-            rows = uow.store.steps_after(caller, after, BATCH)
-        for row_id, step, case, report, updated in rows:
-            after = row_id
-            yield event("case", {"case": view(step, case, report, updated, now), "step": {
-                "id": row_id, "at": isoformat(step.at), "type": str(step.type), "level": int(step.level),
-                "actor": step.actor, "note": step.note}}, row_id)
-            last_write = time.monotonic()
-        if len(rows) == BATCH:
-            continue
-        if time.monotonic() - last_write >= KEEPALIVE:
-            yield ": keepalive\n\n"
-            last_write = time.monotonic()
-        sleep(POLL)
+    with feed.subscribed():
+        if after is not None and after > feed.newest:  # from a replica that polled more recently?
+            feed.wait(after, feed.poll * 3 + 1, polls=feed.polls + 2)
+        newest = feed.newest
+        if after is None or after > newest:
+            after = newest
+            yield event("hello", {"last_event_id": newest}, newest)
+        elif newest - after > REPLAY_LIMIT:
+            after = newest
+            yield event("reset", {"last_event_id": newest, "reason": "more was missed than is replayed"}, newest)
+        started = last_write = time.monotonic()
+        while (left := seconds - (time.monotonic() - started)) > 0:
+            if after < feed.floor:  # older than what the tailer holds: this client's own catch-up query
+                floor = feed.floor
+                now = service.clock.now()
+                with service.uow() as uow:
+                    rows = uow.store.steps_after(caller, after, REPLAY_LIMIT)
+                for row in rows:
+                    entry = case_event(row, now, view)
+                    after = entry.id
+                    yield entry.text
+                    last_write = time.monotonic()
+                if len(rows) < REPLAY_LIMIT:
+                    after = max(after, floor)
+                continue
+            entries = feed.after(after)
+            for entry in entries:
+                after = entry.id
+                if visible(caller, entry):
+                    yield entry.text
+                    last_write = time.monotonic()
+            if entries:
+                continue
+            if time.monotonic() - last_write >= KEEPALIVE:
+                yield ": keepalive\n\n"
+                last_write = time.monotonic()
+            feed.wait(after, min(left, KEEPALIVE - (time.monotonic() - last_write)))

@@ -14,6 +14,9 @@ before (``deadlines.is_late``), and an idle system is not woken for nothing.
 The auditor (after Grafana OnCall's ``check_escalation_finished``) counts working cases that have no
 pending deadline, and deadlines past by more than a grace period that nothing fired (a dead
 scheduler); ``/readyz`` shows the counts under ``detail.timers`` and ``/metrics`` exports them.
+
+The same loop writes the audit trail's signed checkpoints on their own interval
+(``services/escalation/checkpoints.py``), at most ``idle_interval`` late.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import threading
 
 from prometheus_client import Gauge
 
+from services.escalation.checkpoints import Checkpoints
 from services.escalation.handlers import escalate_due, next_due
 from shared import logs
 from shared.uow import forget, on_commit
@@ -42,6 +46,7 @@ class Scheduler:
         self.batch = batch
         self.stopping = threading.Event()
         self.committed = on_commit(service.engine)
+        self.checkpoints = Checkpoints(service)  # the audit trail's signed checkpoints, on their own interval
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -54,8 +59,10 @@ class Scheduler:
                     wait = self._until_next_due()
             except Exception:
                 log.warning("scheduler tick failed; retrying", exc_info=True)
+            self.checkpoints.maybe_write()
             if self.committed.wait(wait):
                 self.stopping.wait(self.interval)  # a burst of commits makes one tick, not one each
+        self.checkpoints.maybe_write(now=True)  # the last rows before a stop are covered too
 
     def _until_next_due(self) -> float:
         """Real seconds to wait: until the earliest ``due_at``, within ``[interval, idle_interval]``. A

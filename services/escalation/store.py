@@ -8,6 +8,7 @@ revision than the one loaded fails (``StaleCase``), so two writers never overwri
 from __future__ import annotations
 
 import functools
+import weakref
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from services.escalation.domain.departments import ACTIVE, Assignment
 from services.escalation.domain.measures import measure, month_start, week_start
 from services.escalation.domain.timeline import Outcome, Step, StepType
 from services.escalation.domain.urges import Urge
+from services.escalation.notify.tables import declare as declare_notifications
 from shared import audit
 from shared.auth import Identity
 from shared.db import UTCDateTime
@@ -192,6 +194,9 @@ case_facts = sa.Table(
     sa.Index("ix_case_facts_day_station", "opened_day", "station_id"),
 )
 
+#: Subscriptions and the notifications outbox (``services.escalation.notify``), written with the steps.
+subscriptions, notifications = declare_notifications(metadata)
+
 #: The tamper-evident audit trail (``shared.audit``): one row per timeline step, hash-chained.
 audit_log = sa.Table(
     "audit_log", metadata,
@@ -203,6 +208,7 @@ audit_log = sa.Table(
     sa.Column("detail", sa.JSON, nullable=False),
     sa.Column("previous_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("mac", sa.String(64)),  # HMAC-SHA256 of hash under GRIDCASE_AUDIT_KEY (shared.audit.row_mac)
 )
 
 #: Statuses of reports that are not cases for the statistics: waiting for acceptance (立案), or ended
@@ -211,6 +217,13 @@ NOT_A_CASE = frozenset({Status.PENDING_ACCEPTANCE, Status.REFUSED, Status.VOIDED
 #: The owner column of each area level.
 OWNER_COLUMN = {name: cases.c[f"{name}_id"] for name in AREA_LEVELS}
 _AUDIT_LOCK = zlib.crc32(b"gridcase-audit")
+#: The audit key of each engine's service (``use_audit_key``): it lives in the process, never in the database.
+_AUDIT_KEYS: weakref.WeakKeyDictionary[sa.Engine, bytes] = weakref.WeakKeyDictionary()
+
+
+def use_audit_key(engine: sa.Engine, key: bytes) -> None:
+    """Sign the audit rows written through ``engine`` with ``key`` (``shared.audit.row_mac``)."""
+    _AUDIT_KEYS[engine] = key
 
 
 class StaleCase(Exception):
@@ -458,14 +471,18 @@ class CaseStore(Store):
         """The id of the newest timeline row (0 when there is none): where a new live feed starts."""
         return self.db.execute(sa.select(sa.func.max(timeline.c.id))).scalar() or 0
 
-    def steps_after(self, identity: Identity, after: int, limit: int) -> list[tuple[int, Step, Case, Report, datetime]]:
-        """The timeline rows after ``after`` (a row id) of the cases ``identity`` may see now, oldest first,
-        at most ``limit``: ``(row id, step, case, report, updated_at)`` — the live feed's events."""
-        query = scoped(sa.select(timeline.c.id.label("step_id"), timeline.c.at.label("step_at"),
+    def steps_after(self, identity: Identity | None, after: int,
+                    limit: int) -> list[tuple[int, Step, Case, Report, datetime]]:
+        """The timeline rows after ``after`` (a row id) of the cases ``identity`` may see now (None: every
+        case, for the live feed's tailer, which scopes in memory), oldest first, at most ``limit``:
+        ``(row id, step, case, report, updated_at)`` — the live feed's events."""
+        query = (sa.select(timeline.c.id.label("step_id"), timeline.c.at.label("step_at"),
                                  timeline.c.type.label("step_type"), timeline.c.level.label("step_level"),
                                  timeline.c.actor.label("step_actor"), timeline.c.note.label("step_note"),
                                  timeline.c.scheduled_at.label("step_scheduled_at"), cases)
-                       .join(cases, cases.c.id == timeline.c.case_id), identity)
+                 .join(cases, cases.c.id == timeline.c.case_id))
+        if identity is not None:
+            query = scoped(query, identity)
         rows = self.db.execute(query.where(timeline.c.id > after).order_by(timeline.c.id).limit(limit)).all()
         return [(r.step_id, Step(r.step_at, StepType(r.step_type), Level(r.step_level), r.step_actor, r.step_note,
                                  r.step_scheduled_at), self._case(r), _report(r), r.updated_at) for r in rows]
@@ -574,6 +591,19 @@ class CaseStore(Store):
                 steps[r.case_id].append(Step(r.at, StepType(r.type), Level(r.level), r.actor, r.note, r.scheduled_at))
         return [(case, steps[case.id], {"reporter": row.fact_reporter}) for case, row in found]
 
+    # -- notifications (their queries: services/escalation/notify/store.py) ---------------------
+
+    @property
+    def notifications(self):
+        """The subscriptions and the notifications outbox, in this unit of work's transaction."""
+        from services.escalation.notify.store import NotificationStore
+
+        return NotificationStore(self.db)
+
+    def reporter(self, case_id: str) -> str | None:
+        """Who filed the case's report (None for a case not stored yet)."""
+        return self.db.execute(sa.select(cases.c.reporter).where(cases.c.id == case_id)).scalar()
+
     # -- areas ---------------------------------------------------------------------------------
 
     def replace_areas(self, version: int, items) -> bool:
@@ -616,7 +646,25 @@ class CaseStore(Store):
 
     def audit_rows(self, after: int = 0):
         """The audit rows after ``seq``, in order (streamed)."""
-        return self.db.execute(sa.select(audit_log).where(audit_log.c.seq > after).order_by(audit_log.c.seq))
+        return self.db.execute(sa.select(audit_log).where(audit_log.c.seq > after).order_by(audit_log.c.seq)
+                               .execution_options(yield_per=2000))
+
+    def audit_head(self):
+        """The last audit row (None for an empty trail): where a checkpoint is taken."""
+        return self.db.execute(sa.select(audit_log).order_by(audit_log.c.seq.desc()).limit(1)).first()
+
+    def audit_steps_by_case(self):
+        """The audit rows of cases, by case id (code-point order) and ``seq`` (streamed), for
+        ``shared.audit.timeline_difference``."""
+        case_id = audit_log.c.case_id.collate("C") if self.postgres else audit_log.c.case_id
+        return self.db.execute(sa.select(audit_log).where(audit_log.c.case_id.is_not(None))
+                               .order_by(case_id, audit_log.c.seq).execution_options(yield_per=2000))
+
+    def timeline_by_case(self):
+        """Every timeline row, by case id (code-point order) and row id (streamed)."""
+        case_id = timeline.c.case_id.collate("C") if self.postgres else timeline.c.case_id
+        return self.db.execute(sa.select(timeline).order_by(case_id, timeline.c.id)
+                               .execution_options(yield_per=2000))
 
     def _record(self, changed: list[tuple[Case, Outcome]], opened: dict | None = None) -> None:
         """Append the steps to the timeline, the automatic escalations to ``escalations`` (a deadline
@@ -669,13 +717,18 @@ class CaseStore(Store):
     def _append_audit(self, steps: list[tuple[Case, Step]]) -> None:
         if self.postgres:  # appends are serialised: each row names the hash of the one before
             self.db.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK})
-        last = self.db.execute(sa.select(audit_log).order_by(audit_log.c.seq.desc()).limit(1)).first()
+        key = _AUDIT_KEYS.get(self.engine)
+        last = self.audit_head()
         previous = audit.Entry(last.seq, last.at, last.actor, last.action, last.case_id, last.detail,
-                               last.previous_hash, last.hash) if last else None
+                               last.previous_hash, last.hash, last.mac) if last else None
+        if key is not None and last is not None and last.mac is None:  # rows written before the trail had a key
+            unsigned = self.db.execute(sa.select(audit_log.c.seq, audit_log.c.hash).where(audit_log.c.mac.is_(None)))
+            self.db.execute(audit_log.update().where(audit_log.c.seq == sa.bindparam("b_seq")),
+                            [{"b_seq": r.seq, "mac": audit.row_mac(key, r.hash)} for r in unsigned.all()])
         rows = []
         for case, step in steps:
             previous = audit.append(previous, at=step.at, actor=step.actor, action=str(step.type), case_id=case.id,
-                                    detail={"level": int(step.level), "note": step.note})
+                                    detail=audit.step_detail(step.level, step.note, step.scheduled_at), key=key)
             rows.append(vars(previous))
         self.db.execute(audit_log.insert(), rows)
 

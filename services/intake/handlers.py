@@ -168,23 +168,41 @@ def my_reports(reporter: Identity, page: int, size: int, uow: UnitOfWork) -> tup
 
 def follow_cases(messages: list[events.Message], uow: UnitOfWork, *, clock: Clock) -> None:
     """Escalation's events → the status, level, owner and area scope a reporter and the area's staff
-    see on the report (``case.opened`` brings the scope; ``case.transferred`` a new one). A batch is
-    applied in order, as one update per case. ``case.dispatched``, which intake followed before
-    ``case.opened`` carried the scope, is still applied if one was queued from then.
+    see on the report (``case.opened`` and ``case.rerouted`` bring the scope; ``case.transferred`` a new
+    one), as one update per case for the whole batch.
+
+    A message is applied only if it is newer than the last one applied to the report
+    (``events.revision_key``: escalation's case revision and the step's place in it), so a redelivery,
+    a message overtaken by a newer one (in this batch or an earlier one) or two intake workers taking one
+    case's messages at once never move a report backwards; the reports are locked while the batch is
+    applied. A message without a revision (dispatch's own transfers, which escalation echoes with one; a
+    ``case.dispatched`` queued from before ``case.opened`` carried the scope) is applied only while the
+    report has seen no revision.
 
     A report linked to a case (a nearby duplicate, or one merged into it: ``case.merged``) follows that
     case's status, level and owner from then on (the store applies a case's change to its linked
     reports too). ``case.resolved`` says who verifies the fix on site and who made it; a report refused,
     voided or merged keeps why (``status_note``, which Open311's ``status_notes`` shows)."""
     now = clock.now()
-    changes: dict[str, dict] = {}
     assigned: set[tuple[str, str]] = set()
     for message in messages:
-        changes.setdefault(message.case_id, {"updated_at": now}).update(_followed(message))
         if isinstance(message, events.CaseChanged) and message.event == "case.department_assigned" \
                 and isinstance(message.detail.get("department"), str):
             assigned.add((message.case_id, message.detail["department"]))
     with uow:
+        applied = uow.store.case_revisions({message.case_id for message in messages})
+        changes: dict[str, dict] = {}
+        for message in messages:
+            if message.case_id not in applied:
+                continue  # no such report (nothing to follow)
+            key, last = events.revision_key(message), applied[message.case_id]
+            if last is not None and (key is None or key <= last):
+                continue
+            change = changes.setdefault(message.case_id, {"updated_at": now})
+            change.update(_followed(message))
+            if key is not None:
+                applied[message.case_id] = key
+                change.update(case_revision=key[0], case_revision_step=key[1])
         uow.store.follow_all(changes)
         if assigned:
             uow.store.add_departments(assigned)

@@ -51,6 +51,9 @@ reports = sa.Table(
     sa.Column("grid_id", sa.String(64)),
     sa.Column("station_id", sa.String(64)),
     sa.Column("subcenter_id", sa.String(64)),
+    # The newest of escalation's events applied (``events.revision_key``): older ones change nothing.
+    sa.Column("case_revision", sa.Integer),
+    sa.Column("case_revision_step", sa.Integer),
     sa.UniqueConstraint("reporter", "idempotency_key", name="uq_reports_idempotency"),
     sa.Index("ix_reports_reporter_seq", "reporter", "seq"),
     sa.Index("ix_reports_category_reported_at", "category", "reported_at"),
@@ -262,6 +265,20 @@ class ReportStore(Store):
 
     def departments(self) -> list[Department]:
         return load_departments(self.db, departments)
+
+    def case_revisions(self, case_ids: set[str]) -> dict[str, tuple[int, int] | None]:
+        """Report id → the revision key last applied to it (``events.revision_key``; None before the first),
+        for those of ``case_ids`` that are reports. On PostgreSQL the rows stay locked until the unit of
+        work ends, taken in id order (two workers never deadlock), so a second worker following the same
+        case waits and then reads what the first one applied."""
+        if not case_ids:
+            return {}
+        query = (sa.select(reports.c.id, reports.c.case_revision, reports.c.case_revision_step)
+                 .where(reports.c.id.in_(sorted(case_ids))).order_by(reports.c.id))
+        if self.postgres:
+            query = query.with_for_update()
+        return {r.id: None if r.case_revision is None else (r.case_revision, r.case_revision_step or 0)
+                for r in self.db.execute(query)}
 
     def follow(self, case_id: str, **values) -> None:
         """What intake knows of a case after it left: status, level, owner (from the others' events)."""

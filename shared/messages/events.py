@@ -196,16 +196,23 @@ class CaseTransferred(Message):
     level: Level | None
     reason: str
     actor: str
+    #: escalation's: the case's revision after the transfer and the step's place in it (``revision_key``);
+    #: None from dispatch, which keeps no revision
+    revision: int | None = None
+    revision_step: int = 0
 
 
 class CaseTransferredSchema(WithOwners):
-    """Version 2 writes ``level`` as a number (version 1: an area name)."""
+    """Version 2 writes ``level`` as a number (version 1: an area name). ``revision`` and
+    ``revision_step`` are added without a new version (optional fields: older readers ignore them)."""
     DATACLASS = CaseTransferred
     VERSIONS = (1, 2)
     case_id = fields.String(required=True)
     level = LevelField(allow_none=True, load_default=None)
     reason = fields.String(required=True)
     actor = fields.String(required=True)
+    revision = fields.Integer(strict=True, allow_none=True, load_default=None, validate=validate.Range(min=1))
+    revision_step = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0))
 
 
 @dataclass(frozen=True)
@@ -268,6 +275,20 @@ class DepartmentsPublishedSchema(Payload):
 
 # -- escalation → intake, dispatch: the case's lifecycle -----------------------------------------------
 
+def revision_key(message: Message) -> tuple[int, int] | None:
+    """Where a message stands in its case's history: ``(revision, revision_step)``, or None when it
+    carries no revision (dispatch's transfers, a producer from before revisions).
+
+    ``revision`` is escalation's ``cases.revision`` after the save that published the message (the
+    case's ETag); one save may publish several events (a deadline missed at two levels in one tick), and
+    ``revision_step`` is the event's place among them (0, 1, …). Keys compare as tuples: a service that
+    keeps a copy of a case (intake's report, dispatch's record) applies a message only if its key is
+    greater than the last one it applied, so a redelivery, a message overtaken by a newer one, or two
+    consumers taking one case's messages at once never move the copy backwards."""
+    revision = getattr(message, "revision", None)
+    return None if revision is None else (revision, getattr(message, "revision_step", 0))
+
+
 #: What escalation publishes as a case moves through the closed loop: ``case.<type>`` for each timeline
 #: step type, and the verification deadline's flag. ``case.verified`` and ``case.transferred`` are
 #: messages of their own (intake's and dispatch's), with their own shapes.
@@ -300,9 +321,10 @@ class CaseChanged(Message):
     """One step of a case's lifecycle, published as ``event`` (one of ``LIFECYCLE``): the case's
     status and owner after the step, who took it, and when. ``scheduled_at`` is the deadline a timer
     step fired for; ``detail`` what the step adds (``passed``, an extension ``amount``, ``reworks``).
-    ``scope`` (on ``case.opened``) is the case's owners below headquarters, known by id (on the wire
-    ``{"grid", "station", "subcenter"}``: an id or null): whose staff may read the case, which intake
-    keeps beside the report."""
+    ``scope`` (on ``case.opened`` and ``case.rerouted``, the steps that set the owners) is the case's
+    owners below headquarters, known by id (on the wire ``{"grid", "station", "subcenter"}``: an id or
+    null): whose staff may read the case, which intake keeps beside the report. ``revision`` and
+    ``revision_step`` order the events of one case (``revision_key``)."""
     event: str
     case_id: str
     status: str
@@ -315,6 +337,8 @@ class CaseChanged(Message):
     deadline: datetime | None = None
     detail: dict = field(default_factory=dict)
     scope: Owners | None = None
+    revision: int | None = None
+    revision_step: int = 0
 
     @property
     def TYPE(self) -> str:  # noqa: N802 (the routing key, as every message's TYPE)
@@ -335,8 +359,10 @@ class CaseChangedSchema(Payload):
     scheduled_at = TimeField(allow_none=True, load_default=None)
     deadline = TimeField(allow_none=True, load_default=None)
     detail = fields.Dict(load_default=dict)
-    # Added without a new version: an optional field, which older consumers ignore (EXCLUDE).
+    # Added without a new version: optional fields, which older consumers ignore (EXCLUDE).
     scope = ScopeField(allow_none=True, load_default=None)
+    revision = fields.Integer(strict=True, allow_none=True, load_default=None, validate=validate.Range(min=1))
+    revision_step = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0))
 
     @pre_dump
     def _without_event(self, obj, **kwargs):

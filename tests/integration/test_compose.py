@@ -41,7 +41,8 @@ def _compose_binary() -> str:
 
 
 def _compose_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("GRIDCASE_SECRET", "GRIDCASE_ENV_FILE")}
+    env = {k: v for k, v in os.environ.items() if k not in ("GRIDCASE_SECRET", "GRIDCASE_AUDIT_KEY",
+                                                            "GRIDCASE_ENV_FILE")}
     env.update(extra)
     return env
 
@@ -76,8 +77,15 @@ def _env_file(path: Path) -> dict[str, str]:
 
 
 def test_compose_file_validates():
-    result = _run_compose("config", "-q", env=_compose_env(GRIDCASE_SECRET="compose-test-secret-of-at-least-32-bytes"))
+    result = _run_compose("config", "-q", env=_compose_env(GRIDCASE_SECRET="compose-test-secret-of-at-least-32-bytes",
+                                                           GRIDCASE_AUDIT_KEY="compose-test-audit-key-of-32-bytes!"))
     assert result.returncode == 0, f"docker-compose config failed:\n{result.stdout}\n{result.stderr}"
+
+
+def test_compose_refuses_to_run_without_an_audit_key():
+    result = _run_compose("config", "-q", env=_compose_env(GRIDCASE_SECRET="compose-test-secret-of-at-least-32-bytes"))
+    assert result.returncode != 0
+    assert "GRIDCASE_AUDIT_KEY" in result.stderr
 
 
 def test_compose_refuses_to_run_without_a_signing_secret():
@@ -87,7 +95,7 @@ def test_compose_refuses_to_run_without_a_signing_secret():
 
 
 def test_compose_has_the_production_topology(compose):
-    expected = {"rabbitmq", "pg-monitor", "pg-1", "pg-2", "gateway", "scheduler"}
+    expected = {"rabbitmq", "pg-monitor", "pg-1", "pg-2", "gateway", "scheduler", "notify"}
     expected |= {f"{s}-{role}" for s in SERVICES for role in ("api", "worker")}
     assert set(compose["services"]) == expected
     for name, service in compose["services"].items():

@@ -106,6 +106,7 @@ class Production:
                 self.env)
             self.start_worker(service)
         self.start_worker("scheduler")
+        self.start_worker("notify")
         for service, url in self.urls.items():
             self.processes.wait_ready(f"serve-{service}", f"{url}/{service}/readyz", timeout=60)
         for queue in ("gridcase.dispatch.locate", "gridcase.escalation.open"):

@@ -97,6 +97,10 @@ class FakeReportStore:
             return None
         return report
 
+    def case_revisions(self, case_ids):
+        return {i: None if r.case_revision is None else (r.case_revision, r.case_revision_step or 0)
+                for i, r in self.reports.items() if i in case_ids}
+
     def follow_all(self, changes) -> None:
         for case_id, values in changes.items():
             self.follow(case_id, **values)
@@ -122,7 +126,7 @@ class FakeDispatchStore:
         return self.version
 
     def add(self, records) -> None:
-        self.records.update({r["case_id"]: dict(r, closed_at=None) for r in records})
+        self.records.update({r["case_id"]: dict(r, closed_at=None, case_revision=None) for r in records})
 
     def get(self, case_id, identity=None):
         from types import SimpleNamespace
@@ -141,8 +145,13 @@ class FakeDispatchStore:
     def move(self, case_id, *, version, owners, triage, candidates) -> None:
         self.records[case_id].update(version=version, triage=triage, candidates=candidates, **owners.columns())
 
-    def close(self, case_id, now) -> None:
-        self.records[case_id]["closed_at"] = now
+    def follow(self, case_id, key, **values) -> bool:
+        record = self.records.get(case_id)
+        last = record and record["case_revision"]
+        if record is None or (last is not None and (key is None or key <= last)) or (key is None and not values):
+            return False
+        record.update(values, **({"case_revision": key} if key is not None else {}))
+        return True
 
     def save_hierarchy(self, hierarchy, *, source, summary, now) -> int:
         version = max(self.hierarchies, default=0) + 1
@@ -164,6 +173,9 @@ class FakeCaseStore:
         self.steps: dict[str, list] = {}
         self.areas = areas or {}  # id → (level name, name, parent)
         self.published_areas = None
+        self.subscriptions: list = []  # services.escalation.notify.events.Subscription
+        self.notification_rows: list[dict] = []  # what the notifications outbox was given
+        self.reporters: dict[str, str] = {}
 
     def add(self, new, now) -> None:
         for case, outcome, _report, _candidates in new:
@@ -217,6 +229,13 @@ class FakeCaseStore:
         self.city_departments = list(items)
         return True
 
+    @property
+    def notifications(self):
+        return FakeNotificationStore(self)
+
+    def reporter(self, case_id):
+        return self.reporters.get(case_id)
+
     def owners_of(self, area_id):
         from shared.owners import AreaRef, Owners
         from shared.vocabulary import Level
@@ -228,3 +247,19 @@ class FakeCaseStore:
             level = level or Level.of(kind)
             current = parent
         return (level, Owners(**refs)) if level else None
+
+
+class FakeNotificationStore:
+    """The notifications outbox of a ``FakeCaseStore``: its subscriptions and the rows written."""
+
+    def __init__(self, store: FakeCaseStore):
+        self.store = store
+
+    def all_subscriptions(self):
+        return list(self.store.subscriptions)
+
+    def add(self, rows) -> None:
+        self.store.notification_rows += rows
+
+    def taken(self, event_id) -> set:
+        return {r["subscription_id"] for r in self.store.notification_rows if r["event_id"] == event_id}

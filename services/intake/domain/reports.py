@@ -136,6 +136,10 @@ class Report:
     status_note: str | None = None
     verifier_level: Level | None = None  # who checks the fix on site (from case.resolved)
     resolved_by: str | None = None  # who made the fix (never its verifier)
+    #: the newest of escalation's events applied to the report: the case revision and the step's place in it
+    #: (``events.revision_key``); None before the first
+    case_revision: int | None = None
+    case_revision_step: int | None = None
 
     def number_in(self, time_zone: str) -> str:
         """The report's number, dated in the city's time zone (``Settings.time_zone``)."""

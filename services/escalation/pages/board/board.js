@@ -243,6 +243,7 @@
       const { case: c, step } = JSON.parse(event.data);
       upsert(c);
       scheduleRender();
+      document.dispatchEvent(new CustomEvent('gc:step', { detail: step })); // the bell looks for news
       if (selected && selected.id === c.id && step.actor !== (gc.claims() || {}).sub) {
         $('panel-changed').hidden = false;
       }
@@ -667,6 +668,7 @@
     window.setInterval(loadList, 120000); // and the whole list is read again now and then
   }
 
+  document.addEventListener('gc:open-case', (e) => openCase(e.detail)); // from the bell, or a link #case=ID
   document.addEventListener('DOMContentLoaded', () => {
     gc.init();
     gc.signIn(start);

@@ -1,0 +1,109 @@
+/* The bell: the signed-in caller's in-app notifications on the board.
+ *
+ * Fed from GET /escalation/v1/notifications (the rows the notifications outbox wrote for the caller's
+ * unit, role or person): read again when the live feed brings a step (the board's `gc:step` event), and
+ * every 20 s. The count is the unread ones; "mark all read" is POST /escalation/v1/notifications/read.
+ * When the user allows it (a click on "desktop alerts" asks the browser), a new unread notification
+ * is also shown with the browser's Notification API. A notification opens its case in the panel
+ * (the board's `gc:open-case` event), as does a link to the board ending in #case=ID.
+ */
+(function () {
+  'use strict';
+  const $ = (id) => document.getElementById(id);
+  let newest = null; // the largest id seen: newer unread ones are announced on the desktop
+  let timer = null;
+  let loading = false;
+
+  function title(item) {
+    const c = (item.payload && item.payload.case) || {};
+    return gc.t('notify_' + item.event) + (c.number ? ' · ' + c.number : '');
+  }
+
+  function detail(item) {
+    const p = item.payload || {};
+    const parts = [gc.time(item.at)];
+    if (p.step && p.step.note) parts.push(p.step.note);
+    return parts.join(' — ');
+  }
+
+  function announce(items) {
+    if (!('Notification' in window) || Notification.permission !== 'granted' || newest === null) return;
+    items.filter((i) => i.id > newest && !i.read).slice(0, 5).forEach((item) => {
+      const shown = new Notification(title(item), { body: detail(item), tag: item.event_id });
+      shown.onclick = () => { window.focus(); if (item.case_id) open(item.case_id); };
+    });
+  }
+
+  function open(caseId) {
+    document.dispatchEvent(new CustomEvent('gc:open-case', { detail: caseId }));
+  }
+
+  function render(data) {
+    const count = $('bell-count');
+    count.textContent = String(data.unread);
+    count.dataset.unread = String(data.unread);
+    $('bell').setAttribute('aria-label', gc.t('bell_unread', { n: data.unread }));
+    const list = $('bell-list');
+    list.replaceChildren(...data.items.map((item) => gc.el('li', { class: item.read ? 'read' : 'unread', 'data-id': item.id }, [
+      gc.el('span', { text: title(item) }),
+      gc.el('div', { class: 'muted small', text: detail(item) }),
+      item.case_id ? gc.el('a', { href: '#case=' + item.case_id, text: gc.t('bell_open'),
+        onclick: (e) => { e.preventDefault(); open(item.case_id); } }) : null,
+    ])));
+    $('bell-status').textContent = data.items.length ? '' : gc.t('bell_empty');
+  }
+
+  async function load() {
+    if (loading || !gc.token()) return;
+    loading = true;
+    try {
+      const result = await gc.api('GET', '/escalation/v1/notifications?limit=30');
+      if (!result.ok) return;
+      announce(result.data.items);
+      newest = result.data.items.reduce((m, i) => Math.max(m, i.id), newest === null ? 0 : newest);
+      render(result.data);
+    } catch (e) {
+      // offline: the next look will tell
+    } finally {
+      loading = false;
+    }
+  }
+
+  function soon() {
+    window.clearTimeout(timer);
+    timer = window.setTimeout(load, 300); // a burst of steps makes one look
+  }
+
+  function toggle(show) {
+    const panel = $('bell-panel');
+    panel.hidden = show === undefined ? !panel.hidden : !show;
+    $('bell').setAttribute('aria-expanded', String(!panel.hidden));
+  }
+
+  async function readAll() {
+    const result = await gc.api('POST', '/escalation/v1/notifications/read', { body: { all: true } });
+    if (result.ok) load();
+  }
+
+  async function desktop() {
+    if (!('Notification' in window)) {
+      $('bell-status').textContent = gc.t('bell_desktop_denied');
+      return;
+    }
+    const answer = await Notification.requestPermission();
+    $('bell-status').textContent = gc.t(answer === 'granted' ? 'bell_desktop_on' : 'bell_desktop_denied');
+  }
+
+  document.addEventListener('DOMContentLoaded', () => {
+    $('bell').addEventListener('click', () => toggle());
+    $('bell-close').addEventListener('click', () => toggle(false));
+    $('bell-read-all').addEventListener('click', readAll);
+    $('bell-desktop').addEventListener('click', desktop);
+    document.addEventListener('gc:step', soon);
+    document.addEventListener('gc:language', load);
+    const linked = /(?:^|[#&])case=([^&]+)/.exec(window.location.hash);
+    if (linked) window.setTimeout(() => open(decodeURIComponent(linked[1])), 500);
+    load();
+    window.setInterval(load, 20000);
+  });
+}());
