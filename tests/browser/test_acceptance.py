@@ -116,6 +116,10 @@ def test_a_case_is_found_by_its_number_and_by_words_from_the_board_search_box(br
     page.fill("#q", "20000101-000001")
     page.locator("#search button[type=submit]").click()
     expect(page.locator("#panel-message")).to_contain_text("no such case")
+    page.goto(f"{site.url}/board/#case={case['id']}")  # a notification's link names the case's id
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    expect(page.locator("#panel-body .case-title")).to_contain_text(case["number"])
     assert not problems
     context.close()
 

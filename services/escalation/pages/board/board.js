@@ -310,11 +310,14 @@
     return openCase(null, null, '/escalation/v1/cases/by-number/' + encodeURIComponent(number));
   }
 
+  /** #case=NUMBER (a link people share) or #case=ID (a notification's link) opens that case. */
   function caseFromAddress() {
     const match = /(?:^|[#&])case=([^&]+)/.exec(window.location.hash);
-    if (match && (!selected || selected.case.number !== decodeURIComponent(match[1]))) {
-      openByNumber(decodeURIComponent(match[1]));
-    }
+    if (!match) return;
+    const wanted = decodeURIComponent(match[1]);
+    if (selected && (selected.case.number === wanted || selected.id === wanted)) return;
+    if (NUMBER.test(wanted)) openByNumber(wanted);
+    else openCase(wanted);
   }
 
   /** The search box: a case number opens that case; words list the cases that have them, closed ones too. */
