@@ -23,7 +23,8 @@ from pathlib import Path
 
 from benchmarks._support import ROOT, emit, sigterm_as_exit
 
-GROUPS = ("intake", "pipeline", "dispatch", "scheduler", "statistics", "photos", "notify", "fanout")
+GROUPS = ("intake", "pipeline", "dispatch", "scheduler", "statistics", "photos", "notify", "fanout",
+          "early_warning")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 #: the heading of the part of RESULTS.md written by hand, which a run keeps
 KEPT = "## Measured by hand (`make bench` keeps this section)"
@@ -84,6 +85,14 @@ def _meaning(name: str) -> str:
         return "CPU s of photos.clean (decode, clean, re-encode, thumbnail); ratio = raw decode s ÷ ours"
     if name.startswith("scheduler.escalations"):
         return "÷ raw claim rows/s; a burst of due cases"
+    if name.startswith("early_warning.raw_"):
+        return "raw baseline: INSERT the point + the indexed SELECT of its 3 × 3 cells, a transaction each"
+    if name.startswith("early_warning.per_report_"):
+        return "raw µs ÷ ours; both rules, a unit of work per report, N recent reports in the window"
+    if name.startswith("early_warning.full_scan_"):
+        return "without the index: every point of the rule in the window, distances in Python"
+    if name.startswith("early_warning.growth_"):
+        return "per-report cost with 10⁵ stored ÷ with 10³ (goal ≤ 1.5); ratio: the same against the raw baseline"
     return ""
 
 
@@ -119,6 +128,9 @@ def _child(name: str, quick: bool) -> None:
     elif name == "fanout":
         from benchmarks import fanout
         emit(fanout.run(quick=quick))
+    elif name == "early_warning":
+        from benchmarks import early_warning
+        emit(early_warning.run(quick=quick))
     else:
         raise SystemExit(f"unknown benchmark {name!r}")
 
@@ -204,7 +216,8 @@ def _write_results(path: Path, command: str, results: dict, started: datetime, s
         "Written by `python -m benchmarks` (`make bench`); every run rewrites this file. Each figure comes with a",
         "ratio against a raw baseline measured in the same run, because the machine is shared and noisy: compare",
         "ratios between runs, not absolute numbers. Method: the docstrings of `benchmarks/intake.py`,",
-        "`benchmarks/pipeline.py`, `benchmarks/dispatch.py` and `benchmarks/areas_import.py`.",
+        "`benchmarks/pipeline.py`, `benchmarks/dispatch.py`, `benchmarks/areas_import.py` and",
+        "`benchmarks/early_warning.py`.",
         "",
         "| | |",
         "|---|---|",

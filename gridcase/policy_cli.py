@@ -74,6 +74,10 @@ def check_command(file, city, until, today):
             click.echo(f"  {category.code:<20} {severity:<8}{mark} from {rule.start_level:<9} {levels}; "
                        f"verify {_limit(rule.verification)}; warn {list(rule.warnings)}"
                        + (f" (level {warn})" if warn else ""))
+    for warning in policy.early_warnings:
+        where = f"within {warning.radius_m:g} m" if warning.kind == "cluster" else "in one grid"
+        click.echo(f"  early warning {warning.name}: {warning.min_reports} {warning.category or warning.group} "
+                   f"reports {where} in {_window(warning.window)} ({warning.kind})")
     today = today.date() if today else datetime.now(ZoneInfo(zone)).date()
     coverage = calendars.coverage
     click.echo(f"calendar: {region or 'no holidays'}; official files {', '.join(map(str, coverage.years)) or 'none'}"
@@ -90,6 +94,13 @@ def check_command(file, city, until, today):
         click.echo(f"{file}:{region_line}: warning: {report['message']}", err=True)
     else:
         click.echo(f"  {report['message']}")
+
+
+def _window(seconds: float) -> str:
+    for unit, length in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds % length == 0 and seconds >= 2 * length:
+            return f"{seconds / length:g} {unit}"
+    return f"{seconds:g} seconds"
 
 
 def _line(file: str, pattern: str) -> int | None:

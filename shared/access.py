@@ -61,6 +61,8 @@ ACTIONS: dict[str, frozenset[Role] | None] = {
     "departments.import": frozenset({Role.ADMIN}),
     "areas.import": frozenset({Role.ADMIN}),
     "stats.read": EVERYONE - {Role.GRID_WORKER},  # area scope applies to each row
+    "warning.read": EVERYONE,  # early warnings (预警): the items holding a case of the caller's area
+    "warning.act": STAFF,  # acknowledge, close
     "stats.replay": frozenset({Role.COMMAND, Role.SUPERVISOR, Role.ADMIN}),
     # the subscriptions a caller may manage (notify.subscriptions.may_manage narrows to its unit or itself)
     "subscription.list": WITH_DEPARTMENTS,

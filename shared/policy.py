@@ -20,7 +20,13 @@ documents every key). It holds:
   an official calendar file may fall back on statutory rules, and overrides for the whole city and for
   units, inherited down the area tree (``[calendar]``, ``[[calendar.units]]``). The city's time zone is
   a setting (``GRIDCASE_TIME_ZONE``); the official days off are the city's calendar files
-  (``shared/timemodel.py``).
+  (``shared/timemodel.py``);
+- **early-warning rules** (预警, ``[[early_warnings]]``): a ``cluster`` rule raises an item when
+  ``min_reports`` reports of one category fall within ``radius_m`` metres of the newest of them in one
+  ``window``; a ``recurring`` rule when one grid's reports and reopened cases of one category reach
+  ``min_reports`` in its ``window``. A rule names a ``category`` or a ``group`` (then each of the group's
+  categories is watched on its own). Escalation evaluates them as cases arrive
+  (``services/escalation/early_warnings.py``).
 
 A time limit is ``"4 hours"``, ``"90 minutes"``, ``"6 working_hours"``, ``"2 working_days"`` or a bare
 number of hours, at most a year (``shared.timemodel.MAX_LIMIT``). The file of issue 8 (``[levels]`` in
@@ -50,6 +56,7 @@ from shared.timemodel import (
     parse_dates,
     parse_hours,
     parse_limit,
+    parse_window,
 )
 from shared.vocabulary import AREA_LEVELS, Level
 
@@ -68,6 +75,11 @@ MAX_SEVERITIES = 20
 MAX_WARNINGS = 10
 MAX_EXTENSIONS = 100
 MAX_UNIT_CALENDARS = 20_000
+MAX_EARLY_WARNINGS = 100
+#: An early-warning cluster's radius (metres) and how many reports a rule may ask for.
+RADIUS_M = (1, 5000)
+MIN_REPORTS = (2, 1000)
+EARLY_WARNING_KINDS = ("cluster", "recurring")
 
 #: The rule when neither the file nor anything above says.
 BUILTIN_RULE = {"start_level": "grid", "levels": {1: 4.0, 2: 8.0, 3: 24.0, 4: 48.0}, "verification": 24.0,
@@ -84,8 +96,8 @@ CHANNELS = ("grid_worker", "staff", "open311")
 #: (DOMAIN.md: "reports from trusted grid workers are often accepted automatically").
 NEEDS_ACCEPTANCE = {"grid_worker": False, "staff": False, "open311": True}
 
-__all__ = ["UNITS", "WEEKDAYS", "Amount", "CalendarSpec", "Category", "Policy", "PolicyError", "Rule",
-           "UnitCalendar", "load_policy", "parse_amount", "parse_policy"]
+__all__ = ["UNITS", "WEEKDAYS", "Amount", "CalendarSpec", "Category", "EarlyWarningRule", "Policy", "PolicyError",
+           "Rule", "UnitCalendar", "load_policy", "parse_amount", "parse_policy"]
 
 
 class PolicyError(ValueError):
@@ -177,12 +189,35 @@ class CalendarSpec:
 
 
 @dataclass(frozen=True)
+class EarlyWarningRule:
+    """One early-warning rule (预警) of ``[[early_warnings]]``. ``kind``: ``cluster`` (at least
+    ``min_reports`` reports within ``radius_m`` metres of the newest of them, all within one ``window``
+    of seconds) or ``recurring`` (one grid's reports and reopened cases, at least ``min_reports`` within
+    ``window``). ``categories``: the categories it watches, each on its own (the rule's ``category``,
+    or every category of its ``group``)."""
+
+    name: str
+    kind: str
+    categories: tuple[str, ...]
+    window: float  # seconds
+    min_reports: int
+    radius_m: float | None = None  # cluster rules only
+    category: str | None = None
+    group: str | None = None
+
+
+@dataclass(frozen=True)
 class Policy:
     categories: dict[str, Category]
     groups: dict[str, dict] = field(default_factory=dict)  # code → {zh, en, classes: {code → {zh, en}}}
     severities: tuple[str, ...] = ("normal",)
     calendar: CalendarSpec = field(default_factory=lambda: CalendarSpec(
         {d: ((8 * 60 + 30, 12 * 60), (13 * 60, 17 * 60 + 30)) for d in range(5)}, "CN"))
+    early_warnings: tuple[EarlyWarningRule, ...] = ()
+
+    def warning_rules(self, category: str) -> tuple[EarlyWarningRule, ...]:
+        """The early-warning rules that watch ``category`` (none for an unknown one)."""
+        return tuple(rule for rule in self.early_warnings if category in rule.categories)
     #: channel → whether its reports wait for acceptance (立案), unless their category says otherwise
     needs_acceptance: dict[str, bool] = field(default_factory=lambda: dict(NEEDS_ACCEPTANCE))
 
@@ -337,7 +372,7 @@ def _parse(text: str, file: str) -> Policy:
         except (ValueError, TypeError, KeyError) as exc:
             raise lines.error(str(exc).strip("'\""), where_line) from None
 
-    known_top = {"version", "defaults", "levels", "severities", "groups", "categories", "calendar",
+    known_top = {"version", "defaults", "levels", "severities", "groups", "categories", "calendar", "early_warnings",
                  "needs_acceptance"}
     for key in data:
         if key not in known_top:
@@ -451,7 +486,8 @@ def _parse(text: str, file: str) -> Policy:
     channels = checked(lines.of_table("needs_acceptance"), _acceptance, data.get("needs_acceptance", {}),
                        "[needs_acceptance]")
     return Policy(categories, groups, tuple(severities), _calendar(data.get("calendar", {}), lines),
-                  {**NEEDS_ACCEPTANCE, **channels})
+                  early_warnings=_early_warnings(data.get("early_warnings", []), lines, categories),
+                  needs_acceptance={**NEEDS_ACCEPTANCE, **channels})
 
 
 def _acceptance(raw: object, where: str) -> dict[str, bool]:
@@ -644,3 +680,81 @@ def _calendar(raw: dict, lines: _Lines) -> CalendarSpec:
         except ValueError as exc:
             raise lines.error(str(exc), where) from None
     return CalendarSpec(hours, region, units, fallback, city)
+
+
+
+_EARLY_WARNING_KEYS = ("name", "kind", "category", "group", "radius_m", "window", "min_reports")
+
+
+def _early_warnings(entries: object, lines: _Lines, categories: dict[str, Category]) -> tuple[EarlyWarningRule, ...]:
+    """``[[early_warnings]]``: each rule checked on its own (``_early_warning``)."""
+    headers = [n + 1 for n, text in enumerate(lines.lines) if re.match(r"^\s*\[\[early_warnings\]\]", text)]
+    first = headers[0] if headers else lines.find(r"^\s*\[?early_warnings\b")
+    if not isinstance(entries, list):
+        raise lines.error("[[early_warnings]] is a list of rules", first)
+    if len(entries) > MAX_EARLY_WARNINGS:
+        raise lines.error(f"at most {MAX_EARLY_WARNINGS} early-warning rules, not {len(entries)}", first)
+    rules: dict[str, EarlyWarningRule] = {}
+    for number, raw in enumerate(entries):
+        rule = _early_warning(raw, lines, headers[number] if number < len(headers) else first, categories, rules)
+        rules[rule.name] = rule
+    return tuple(rules.values())
+
+
+def _early_warning(raw: object, lines: _Lines, start: int | None, categories: dict[str, Category],
+                   earlier: Mapping[str, EarlyWarningRule]) -> EarlyWarningRule:
+    """One ``[[early_warnings]]`` entry (its header on line ``start``); a problem names the line of the
+    offending key, or the header's when a key is missing."""
+    end = (lines.find(r"^\s*\[", start) or len(lines.lines) + 1) if start else None
+
+    def fail(message: str, key: str | None = None):
+        line = start
+        if key and start:
+            found = lines.find(rf"^\s*{key}\s*=", start)
+            line = found if found is not None and found < end else start
+        name = raw.get("name") if isinstance(raw, dict) else None
+        label = f"early warning {name!r}" if isinstance(name, str) and name else "an early warning"
+        raise lines.error(f"{label}: {message}", line)
+
+    if not isinstance(raw, dict):
+        fail("is a table of name, category or group, radius_m, window, min_reports")
+    for key in raw:
+        if key not in _EARLY_WARNING_KEYS:
+            fail(f"unknown key {key!r}; one of {', '.join(_EARLY_WARNING_KEYS)}", key)
+    name = raw.get("name")
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", name):
+        fail("needs a name: lower-case letters, digits, _ and -, at most 64", "name" if "name" in raw else None)
+    if name in earlier:
+        fail("appears twice (names are unique)", "name")
+    kind = raw.get("kind", "cluster")
+    if kind not in EARLY_WARNING_KINDS:
+        fail(f"unknown kind {kind!r}; one of {', '.join(EARLY_WARNING_KINDS)}", "kind")
+    category, group = raw.get("category"), raw.get("group")
+    if (category is None) == (group is None):
+        fail("names a category or a group (one of them)", "group" if group is not None else None)
+    if category is not None and category not in categories:
+        fail(f"unknown category {category!r}", "category")
+    watched = (category,) if category is not None else tuple(code for code, c in categories.items() if c.group == group)
+    if not watched:
+        fail(f"no category is in the group {group!r}", "group")
+    radius = raw.get("radius_m")
+    if kind == "cluster":
+        low, high = RADIUS_M
+        if isinstance(radius, bool) or not isinstance(radius, int | float) or not low <= radius <= high:
+            fail(f"radius_m is a distance in metres from {low} to {high}, not {radius!r}",
+                 "radius_m" if "radius_m" in raw else None)
+    elif radius is not None:
+        fail("a recurring rule counts by grid: it takes no radius_m", "radius_m")
+    if "window" not in raw:
+        fail('needs a window, e.g. window = "24 hours"')
+    try:
+        window = parse_window(raw["window"])
+    except ValueError as exc:
+        fail(str(exc), "window")
+    count = raw.get("min_reports")
+    low, high = MIN_REPORTS
+    if isinstance(count, bool) or not isinstance(count, int) or not low <= count <= high:
+        fail(f"min_reports is a whole number from {low} to {high}, not {count!r}",
+             "min_reports" if "min_reports" in raw else None)
+    return EarlyWarningRule(name, kind, watched, window, count, float(radius) if kind == "cluster" else None,
+                            category, group)

@@ -18,6 +18,9 @@ people who reported; one longer than a year is a policy error, and the bound als
 (a working-day deadline walks the calendar a day at a time). ``Limit`` itself refuses more than
 ``HARD_CEILING_SECONDS`` (ten years), so no stored or requested amount can overflow a date.
 
+**Windows** (an early-warning rule's look-back, ``parse_window``) are elapsed time only — ``minutes``,
+``hours``, ``days`` (24 hours) — at most a year: a burst of reports happens at night and on holidays too.
+
 **Working periods** are local wall time ``"HH:MM-HH:MM"`` with ``24:00`` allowed as an end (midnight
 closing a day: ``"00:00-24:00"`` is a whole day), held as minutes since local midnight (0–1440).
 
@@ -141,6 +144,37 @@ def parse_limit(value: object) -> Limit:
     if amount > MAX_LIMIT[unit]:
         raise ValueError(f"the time limit {value!r} is longer than a year: at most {MAX_LIMIT[unit]:g} {unit}")
     return Limit(amount, unit)
+
+
+#: The units a look-back window is written in (an early-warning rule's ``window``): elapsed time only,
+#: since a cluster of reports happens at night and on holidays too; ``days`` are 24 hours each.
+WINDOW_SECONDS: dict[str, int] = {**UNIT_SECONDS, "days": 86400}
+#: The longest window: a year, as the longest limit.
+MAX_WINDOW_SECONDS = 366 * 86400
+
+
+def parse_window(value: object) -> float:
+    """A look-back window, ``"24 hours"``, ``"90 days"``, ``"30 minutes"`` (or a bare number of hours) →
+    its length in seconds: positive and at most a year (``MAX_WINDOW_SECONDS``). A working unit is
+    refused (a window counts every hour); ValueError naming the value otherwise."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a window: {value!r}")
+    if isinstance(value, int | float):
+        amount, unit = float(value), "hours"
+    elif isinstance(value, str) and (m := _LIMIT.match(value)):
+        amount, unit = float(m.group(1)), m.group(2)
+    else:
+        raise ValueError(f'not a window: {value!r} (write "24 hours", "90 days", …)')
+    if unit in WORKING_UNITS:
+        raise ValueError(f"a window is elapsed time ({', '.join(WINDOW_SECONDS)}), not {unit}: {value!r}")
+    if unit not in WINDOW_SECONDS:
+        raise ValueError(f"unknown unit {unit!r} in {value!r}; one of {', '.join(WINDOW_SECONDS)}")
+    if not math.isfinite(amount) or not amount > 0:
+        raise ValueError(f"a window is a positive, finite length: {value!r}")
+    seconds = amount * WINDOW_SECONDS[unit]
+    if seconds > MAX_WINDOW_SECONDS:
+        raise ValueError(f"the window {value!r} is longer than a year: at most 366 days")
+    return seconds
 
 
 # -- weekdays and working periods ---------------------------------------------------------------------

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from prometheus_client import Histogram
 
+from services.escalation import early_warnings
 from services.escalation.calendars import Calendars, time_policy
 from services.escalation.domain import acceptance, actions, departments, measures, statistics, timers
 from services.escalation.domain.cases import Case, open_case
@@ -62,6 +63,8 @@ def open_cases(messages: list[events.CaseDispatched], uow: UnitOfWork, *, policy
             new.append((case, outcome, Report(m.description, location.lon, location.lat, m.reporter, m.reported_at),
                         [{"id": c.id, "distance_m": c.distance_m} for c in m.candidates]))
             publish(uow, case, outcome, cause=m, revision=1)
+        # early warning (预警) first: it takes its locks before the audit trail's (see early_warnings)
+        early_warnings.reports_arrived(uow, policy, messages, now)
         uow.store.add(new, now)
         uow.commit()
 
@@ -95,7 +98,8 @@ def take_action(command: TakeAction, uow: UnitOfWork, *, clock: Clock, policy: P
     The handler turns names into what the domain decides on: a transfer's ``to`` into owners, a
     department's id into the department, a ``severity`` into its category × severity rule (frozen in the
     case's calendar), a merge's ``into`` into that case, and an ``assignee`` (``me``, a user, or null)
-    into the person and the units they are known in. An accepted report gets its category's departments."""
+    into the person and the units they are known in. An accepted report gets its category's departments.
+    A reopening counts for the policy's recurring early-warning rules."""
     now = clock.now()
     calendars = calendars or Calendars(policy.calendar, "UTC", policy.calendar.region)
     with uow:
@@ -120,6 +124,7 @@ def take_action(command: TakeAction, uow: UnitOfWork, *, clock: Clock, policy: P
         if command.action == "accept":
             category = policy.categories.get(case.category) or policy.categories["other"]
             outcome += departments.open_assignments(case, _handlers(category, case, uow.store.departments()), now)
+        early_warnings.case_reopened(uow, policy, case, outcome, now)
         changed = [(case, outcome)]
         if into is not None:
             changed.append((into, acceptance.absorb(into, case, command.identity, now)))

@@ -8,6 +8,12 @@ connected stream waits on the tailer, and writes the rows its caller may see (``
 rule ``shared.owners.in_scope``; a functional department the cases assigned to it, as the store's
 ``scoped``). The database sees one query per poll per process, whatever the number of screens.
 
+Timeline ids come from a sequence, so on PostgreSQL a transaction can commit a lower id after a higher one
+was read. The tailer remembers the ids it skipped over (``GAP_SECONDS`` at most: a rolled-back id never
+comes) and reads again from the oldest of them; a row that turns up late is given to every stream that
+has passed its id (``late_since``) and to the others in order. On SQLite writers take turns, so ids commit
+in order.
+
 Each event's id is its timeline row's id, so a client that reconnects with ``Last-Event-ID`` gets exactly
 what it missed, from any process: from the tailer's memory, or, for rows older than what it holds (a
 process that has just started, or a stream that fell behind), from one scoped query for that client
@@ -44,6 +50,9 @@ REPLAY_LIMIT = 500  # rows replayed to a client that reconnects; more missed tha
 HOLD = 5.0  # seconds the tailer keeps what it read, however much: a burst reaches every stream from memory
 BATCH = 500  # rows one poll reads at most (a full batch is followed by the next poll at once)
 RETRY_MS = 1000  # how soon an EventSource reconnects after the stream ends
+GAP_SECONDS = 10.0  # how long a skipped timeline id is waited for (a transaction still committing)
+MAX_GAPS = 1000  # skipped ids remembered at most (more at once: a sequence jump, not transactions)
+LATE_KEEP = 1000  # late rows remembered for the streams that had passed them
 
 
 def event(name: str, data: dict, event_id: int | None = None) -> str:
@@ -86,8 +95,11 @@ class Tailer:
     the last ``hold`` seconds."""
 
     def __init__(self, read_after: Callable, newest: Callable[[], int], render: Callable, now: Callable, *,
-                 poll: float = POLL, keep: int = REPLAY_LIMIT, batch: int = BATCH, hold: float = HOLD):
+                 poll: float = POLL, keep: int = REPLAY_LIMIT, batch: int = BATCH, hold: float = HOLD,
+                 read_ids: Callable[[list[int]], list] | None = None):
         self._read_after, self._newest, self._render, self._now = read_after, newest, render, now
+        #: the rows of some ids (sorted), for rows that committed late; by default the range that holds them
+        self._read_ids = read_ids or (lambda ids: read_after(ids[0] - 1, ids[-1] - ids[0] + 1))
         self.poll, self.keep, self.batch, self.hold = poll, keep, batch, hold
         self._condition = threading.Condition()
         self._entries: list[Entry] = []
@@ -98,6 +110,9 @@ class Tailer:
         self.newest = 0
         self.polls = 0  # polls completed since the start
         self.subscribers = 0
+        self._gaps: dict[int, float] = {}  # a skipped id → until when it is waited for (monotonic)
+        self._late: list[tuple[int, Entry]] = []  # (late count, entry) of rows that committed out of order
+        self.late_count = 0
         self._thread: threading.Thread | None = None
         self._started = False
 
@@ -127,14 +142,21 @@ class Tailer:
         with self._condition:
             return self._entries[bisect.bisect_right(self._ids, row_id):]
 
-    def wait(self, row_id: int, timeout: float, *, polls: int | None = None) -> None:
-        """Wait up to ``timeout`` seconds for a row after ``row_id`` (or, given ``polls``, for that many
-        polls to have completed)."""
+    def late_since(self, mark: int) -> tuple[int, list[Entry]]:
+        """The rows that turned up late (committed after a higher id was read) since ``mark`` (a
+        ``late_count``): (the new mark, those entries)."""
+        with self._condition:
+            return self.late_count, [entry for count, entry in self._late if count > mark]
+
+    def wait(self, row_id: int, timeout: float, *, polls: int | None = None, late: int | None = None) -> None:
+        """Wait up to ``timeout`` seconds for a row after ``row_id`` or, given ``late`` (a ``late_count``),
+        a late one (or, given ``polls``, for that many polls to have completed)."""
         with self._condition:
             if polls is not None:
                 self._condition.wait_for(lambda: self.polls >= polls, timeout)
             else:
-                self._condition.wait_for(lambda: self.newest > row_id, timeout)
+                self._condition.wait_for(lambda: self.newest > row_id or (
+                    late is not None and self.late_count > late), timeout)
 
     def _run(self) -> None:
         while True:
@@ -143,9 +165,13 @@ class Tailer:
                     self._started = False
                     self._thread = None
                     return
-                after = self.newest
+                expiry = time.monotonic()
+                self._gaps = {gap: until for gap, until in self._gaps.items() if until > expiry}
+                gaps = sorted(self._gaps)
+                seen = self.newest
             try:
-                rows = self._read_after(after, self.batch)
+                rows = self._read_after(seen, self.batch)
+                late = self._read_ids(gaps) if gaps else []
             except Exception:  # a database failover: the streams keep their place and wait
                 log.warning("the live feed could not read the timeline; retrying", exc_info=True)
                 time.sleep(self.poll * 5)
@@ -153,6 +179,10 @@ class Tailer:
             now = self._now()
             entries = [self._render(row, now) for row in rows]
             with self._condition:
+                self._note_gaps(seen, [entry.id for entry in entries])
+                for entry in (self._render(row, now) for row in late):
+                    if entry.id in self._gaps:
+                        self._add_late(entry)
                 if entries:
                     self._entries.extend(entries)
                     self._ids.extend(e.id for e in entries)
@@ -170,6 +200,29 @@ class Tailer:
             if len(rows) < self.batch:
                 time.sleep(self.poll)
 
+    def _note_gaps(self, seen: int, ids: list[int]) -> None:
+        """Remember the ids skipped between ``seen`` and the newest of ``ids`` (rows still committing)."""
+        if not ids:
+            return
+        present = set(ids)
+        missing = [i for i in range(seen + 1, ids[-1]) if i not in present] if ids[-1] - seen <= MAX_GAPS * 2 else []
+        until = time.monotonic() + GAP_SECONDS
+        for gap in missing[:max(MAX_GAPS - len(self._gaps), 0)]:
+            self._gaps[gap] = until
+
+    def _add_late(self, entry: Entry) -> None:
+        """A row that committed after a higher id was read: in order for the streams behind it, and in
+        ``late_since`` for those past it."""
+        del self._gaps[entry.id]
+        if entry.id > self.floor:
+            at = bisect.bisect_left(self._ids, entry.id)
+            self._entries.insert(at, entry)
+            self._ids.insert(at, entry.id)
+            self._read_at.insert(at, self._read_at[at - 1] if at else time.monotonic())
+        self.late_count += 1
+        self._late.append((self.late_count, entry))
+        del self._late[:-LATE_KEEP]
+
 
 _tailers: dict[int, Tailer] = {}
 _tailers_lock = threading.Lock()
@@ -186,12 +239,16 @@ def tailer(service, view: Callable) -> Tailer:
                     with service.uow() as uow:
                         return uow.store.steps_after(None, after, limit)
 
+                def read_ids(ids: list[int]) -> list:
+                    with service.uow() as uow:
+                        return uow.store.steps_after(None, 0, len(ids), ids=ids)
+
                 def newest() -> int:
                     with service.uow() as uow:
                         return uow.store.last_step_id()
 
                 found = _tailers[id(service)] = Tailer(read_after, newest, lambda row, now: case_event(
-                    row, now, view), service.clock.now)
+                    row, now, view), service.clock.now, read_ids=read_ids)
     return found
 
 
@@ -211,7 +268,13 @@ def stream(service, caller: Identity, after: int | None, view: Callable, *, seco
             after = newest
             yield event("reset", {"last_event_id": newest, "reason": "more was missed than is replayed"}, newest)
         started = last_write = time.monotonic()
+        late_mark = feed.late_count
         while (left := seconds - (time.monotonic() - started)) > 0:
+            late_mark, late = feed.late_since(late_mark)
+            for entry in late:
+                if entry.id <= after and visible(caller, entry):  # passed already: the in-order path misses it
+                    yield entry.text
+                    last_write = time.monotonic()
             if after < feed.floor:  # older than what the tailer holds: this client's own catch-up query
                 floor = feed.floor
                 now = service.clock.now()
@@ -236,4 +299,4 @@ def stream(service, caller: Identity, after: int | None, view: Callable, *, seco
             if time.monotonic() - last_write >= KEEPALIVE:
                 yield ": keepalive\n\n"
                 last_write = time.monotonic()
-            feed.wait(after, min(left, KEEPALIVE - (time.monotonic() - last_write)))
+            feed.wait(after, min(left, KEEPALIVE - (time.monotonic() - last_write)), late=late_mark)

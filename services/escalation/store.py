@@ -214,6 +214,52 @@ audit_log = sa.Table(
 #: Statuses of reports that are not cases for the statistics: waiting for acceptance (立案), or ended
 #: without becoming one (不予立案, 作废, merged into the case they duplicate).
 NOT_A_CASE = frozenset({Status.PENDING_ACCEPTANCE, Status.REFUSED, Status.VOIDED, Status.MERGED})
+#: Early warning (预警, ``services/escalation/early_warnings.py``): the reports each rule watches, under a
+#: coarse key — a cell of the rule's radius (``domain.early_warnings.cell``) or a grid id — so a new
+#: report reads its neighbourhood only; ``held`` while the point's item is open or acknowledged.
+warning_points = sa.Table(
+    "warning_points", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("category", sa.String(64), nullable=False),
+    sa.Column("cell", sa.String(64), nullable=False),
+    sa.Column("case_id", sa.String(36), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("lon", sa.Float),
+    sa.Column("lat", sa.Float),
+    sa.Column("item_id", sa.String(36)),
+    sa.Column("held", sa.Boolean, nullable=False),
+    sa.Index("ix_warning_points_cell", "rule", "category", "cell", "at"),
+    sa.Index("ix_warning_points_item", "item_id"),
+    sa.Index("ix_warning_points_age", "rule", "at"),
+)
+
+#: The early-warning items, and the cases in each.
+warning_items = sa.Table(
+    "warning_items", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("category", sa.String(64), nullable=False),
+    sa.Column("area_id", sa.String(64), nullable=False),
+    sa.Column("areas", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("lon", sa.Float),
+    sa.Column("lat", sa.Float),
+    sa.Column("radius_m", sa.Float),
+    sa.Column("opened_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("history", sa.JSON, nullable=False),
+    sa.Index("ix_warning_items_status", "status", "opened_at"),
+)
+warning_reports = sa.Table(
+    "warning_reports", metadata,
+    sa.Column("item_id", sa.String(36), sa.ForeignKey("warning_items.id"), primary_key=True),
+    sa.Column("case_id", sa.String(36), primary_key=True),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Index("ix_warning_reports_case", "case_id"),
+)
+
 #: The owner column of each area level.
 OWNER_COLUMN = {name: cases.c[f"{name}_id"] for name in AREA_LEVELS}
 _AUDIT_LOCK = zlib.crc32(b"gridcase-audit")
@@ -471,11 +517,11 @@ class CaseStore(Store):
         """The id of the newest timeline row (0 when there is none): where a new live feed starts."""
         return self.db.execute(sa.select(sa.func.max(timeline.c.id))).scalar() or 0
 
-    def steps_after(self, identity: Identity | None, after: int,
-                    limit: int) -> list[tuple[int, Step, Case, Report, datetime]]:
+    def steps_after(self, identity: Identity | None, after: int, limit: int,
+                    ids: list[int] | None = None) -> list[tuple[int, Step, Case, Report, datetime]]:
         """The timeline rows after ``after`` (a row id) of the cases ``identity`` may see now (None: every
         case, for the live feed's tailer, which scopes in memory), oldest first, at most ``limit``:
-        ``(row id, step, case, report, updated_at)`` — the live feed's events."""
+        ``(row id, step, case, report, updated_at)`` — the live feed's events. ``ids``: only those rows."""
         query = (sa.select(timeline.c.id.label("step_id"), timeline.c.at.label("step_at"),
                                  timeline.c.type.label("step_type"), timeline.c.level.label("step_level"),
                                  timeline.c.actor.label("step_actor"), timeline.c.note.label("step_note"),
@@ -483,6 +529,8 @@ class CaseStore(Store):
                  .join(cases, cases.c.id == timeline.c.case_id))
         if identity is not None:
             query = scoped(query, identity)
+        if ids is not None:
+            query = query.where(timeline.c.id.in_(ids))
         rows = self.db.execute(query.where(timeline.c.id > after).order_by(timeline.c.id).limit(limit)).all()
         return [(r.step_id, Step(r.step_at, StepType(r.step_type), Level(r.step_level), r.step_actor, r.step_note,
                                  r.step_scheduled_at), self._case(r), _report(r), r.updated_at) for r in rows]
@@ -627,6 +675,14 @@ class CaseStore(Store):
         """The city's departments (escalation's copy), by id."""
         return load_departments(self.db, departments)
 
+    @property
+    def early_warnings(self):
+        """The early-warning points and items (``services.escalation.warning_store``), in this store's
+        transaction."""
+        from services.escalation.warning_store import WarningStore  # it reads this module's tables
+
+        return WarningStore(self)
+
     def owners_of(self, area_id: str) -> tuple[Level, Owners] | None:
         """The level of an area of the active hierarchy and the owners of a case placed there (the
         area and every area above it); None if there is no such area."""
@@ -715,6 +771,14 @@ class CaseStore(Store):
             self.db.execute(case_facts.insert(), rows)
 
     def _append_audit(self, steps: list[tuple[Case, Step]]) -> None:
+        self.append_audit([{"at": step.at, "actor": step.actor, "action": str(step.type), "case_id": case.id,
+                            "detail": audit.step_detail(step.level, step.note, step.scheduled_at)}
+                           for case, step in steps])
+
+    def append_audit(self, entries: list[dict]) -> None:
+        """Append rows to the hash-chained audit trail, in the caller's transaction, signed with the audit
+        key when the service has one: each entry is ``{"at", "actor", "action", "case_id" (or None: not a
+        case's timeline step), "detail"}`` (``shared.audit.append``)."""
         if self.postgres:  # appends are serialised: each row names the hash of the one before
             self.db.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK})
         key = _AUDIT_KEYS.get(self.engine)
@@ -726,9 +790,8 @@ class CaseStore(Store):
             self.db.execute(audit_log.update().where(audit_log.c.seq == sa.bindparam("b_seq")),
                             [{"b_seq": r.seq, "mac": audit.row_mac(key, r.hash)} for r in unsigned.all()])
         rows = []
-        for case, step in steps:
-            previous = audit.append(previous, at=step.at, actor=step.actor, action=str(step.type), case_id=case.id,
-                                    detail=audit.step_detail(step.level, step.note, step.scheduled_at), key=key)
+        for entry in entries:
+            previous = audit.append(previous, **entry, key=key)
             rows.append(vars(previous))
         self.db.execute(audit_log.insert(), rows)
 

@@ -17,7 +17,7 @@ from tests.support.system import Production, a_point_in_grid, auth, embedded_sys
 SCALE = 3600.0  # an hour of service time per real second
 POLICY = """
 [levels]
-1 = 3.0
+1 = 6.0
 2 = 1.0
 3 = 1.0
 4 = 1.0
@@ -99,8 +99,10 @@ class Loop:
         case_id = filed.json()["id"]
         case, _ = wait_for_case(self.urls["escalation"], case_id, worker, timeout=10)
         assert case["level"] == 1 and case["report"]["description"] == "lamp out at gate 3"
+        # every token made now: a token is a process to start, and the clock runs an hour a second
+        station = self.token("station", area=case["areas"]["station"]["id"], user="station-staff")
 
-        # climbs all four levels on time: 3 h, 1 h, 1 h of service time, then overdue at headquarters
+        # climbs all four levels on time: 6 h, 1 h, 1 h of service time, then overdue at headquarters
         case = self.until(case_id, command, lambda c: c["timeline"][-1]["type"] == "overdue",
                           "climbs to headquarters and is flagged overdue")
         fired = [s for s in case["timeline"] if s["scheduled_at"]]
@@ -113,7 +115,6 @@ class Loop:
 
         # headquarters hands it back down to the grid worker (回退), who resolves it
         self.act(case_id, command, "return", level=1, reason="the grid worker can fix this")
-        station = self.token("station", area=case["areas"]["station"]["id"], user="station-staff")
         assert self.case(case_id, station)[0]["level"] == 1
         self.act(case_id, worker, "acknowledge")
         resolved = self.act(case_id, worker, "resolve", note="replaced the bulb")

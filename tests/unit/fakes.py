@@ -176,6 +176,11 @@ class FakeCaseStore:
         self.subscriptions: list = []  # services.escalation.notify.events.Subscription
         self.notification_rows: list[dict] = []  # what the notifications outbox was given
         self.reporters: dict[str, str] = {}
+        self.early_warnings = FakeWarningStore(self)
+        self.audit: list[dict] = []
+
+    def append_audit(self, entries: list[dict]) -> None:
+        self.audit += entries
 
     def add(self, new, now) -> None:
         for case, outcome, _report, _candidates in new:
@@ -263,3 +268,87 @@ class FakeNotificationStore:
 
     def taken(self, event_id) -> set:
         return {r["subscription_id"] for r in self.store.notification_rows if r["event_id"] == event_id}
+
+
+class FakeWarningStore:
+    """Escalation's early-warning points and items (``services.escalation.warning_store``), in lists:
+    the same contract, found by scanning rather than by index."""
+
+    def __init__(self, cases: FakeCaseStore):
+        self.case_store = cases
+        self.points: list[dict] = []
+        self.items: dict[str, object] = {}
+        self.locked: list[tuple[str, str]] = []
+
+    def lock(self, keys) -> None:
+        self.locked += sorted(set(keys))
+
+    def near(self, rule, category, cells, since, until):
+        from dataclasses import replace
+
+        return [replace(row["point"]) for row in self.points
+                if row["rule"] == rule and row["category"] == category and row["point"].cell in cells
+                and (row["point"].held or (row["point"].item_id is None and since <= row["point"].at <= until))]
+
+    def add_points(self, points) -> None:
+        from dataclasses import replace
+
+        for rule, category, point in points:
+            self.points.append({"rule": rule, "category": category,
+                                "point": replace(point, id=len(self.points) + 1)})
+
+    def hold(self, points) -> None:
+        for point in points:
+            stored = next(row["point"] for row in self.points if row["point"].id == point.id)
+            stored.item_id, stored.held = point.item_id, point.held
+
+    def prune(self, rule, before, limit) -> int:
+        old = [row for row in self.points if row["rule"] == rule and row["point"].at < before
+               and not row["point"].held][:limit]
+        self.points = [row for row in self.points if row not in old]
+        return len(old)
+
+    def open_items(self, items) -> None:
+        for item in items:
+            self.save(item)
+
+    def add_reports(self, item, case_ids, start) -> None:
+        stored = self.items[item.id]
+        assert stored.reports[:start] == item.reports[:start]
+        stored.reports = stored.reports[:start] + list(case_ids)
+
+    def recentre(self, items) -> None:
+        from services.escalation.domain.early_warnings import centre
+
+        for item in items:
+            lon, lat = centre(row["point"] for row in self.points if row["point"].item_id == item.id)
+            if lon is not None:
+                item.lon, item.lat = lon, lat
+            self.save(item)
+
+    def save(self, item) -> None:
+        import copy
+
+        reports = self.items[item.id].reports if item.id in self.items else []
+        self.items[item.id] = copy.deepcopy(item)
+        self.items[item.id].reports = list(reports)
+
+    def release(self, item_id) -> None:
+        for row in self.points:
+            if row["point"].item_id == item_id:
+                row["point"].held = False
+
+    def get(self, item_id, identity=None, *, for_update=False):
+        import copy
+
+        item = self.items.get(item_id)
+        if item is None or (identity is not None and not any(
+                (case := self.case_store.cases.get(c)) is not None and identity.sees(case.owners)
+                for c in item.reports)):
+            return None
+        return copy.deepcopy(item)
+
+    def page(self, identity, statuses, page, size, category=None):
+        found = [self.get(i, identity) for i in self.items]
+        found = [i for i in found if i is not None and i.status in statuses and category in (None, i.category)]
+        return found[(page - 1) * size:page * size], len(found)

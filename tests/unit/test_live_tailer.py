@@ -25,14 +25,27 @@ class Timeline:
 
     def __init__(self):
         self.rows: list[Row] = []
+        self.pending: list[Row] = []
         self.reads = 0
         self.catch_ups = 0
         self.lock = threading.Lock()
 
     def add(self, grid: str, departments: tuple[str, ...] = ()) -> int:
         with self.lock:
-            self.rows.append(Row(len(self.rows) + 1, grid, departments))
-            return len(self.rows)
+            self.rows.append(Row(len(self.rows) + len(self.pending) + 1, grid, departments))
+            return self.rows[-1].id
+
+    def committing(self, grid: str) -> Row:
+        """A row whose id is taken but whose transaction has not committed yet (``commit`` shows it)."""
+        with self.lock:
+            row = Row(len(self.rows) + len(self.pending) + 1, grid)
+            self.pending.append(row)
+            return row
+
+    def commit(self, row: Row) -> None:
+        with self.lock:
+            self.pending.remove(row)
+            self.rows = sorted([*self.rows, row], key=lambda r: r.id)
 
     def read_after(self, after: int, limit: int) -> list:
         with self.lock:
@@ -41,7 +54,7 @@ class Timeline:
 
     def newest(self) -> int:
         with self.lock:
-            return len(self.rows)
+            return self.rows[-1].id if self.rows else 0
 
 
 def render(row: Row, now) -> live.Entry:
@@ -189,3 +202,41 @@ def test_the_tailer_reads_nothing_while_no_stream_is_open(monkeypatch):
     reads = timeline.reads
     threading.Event().wait(0.3)
     assert timeline.reads == reads
+
+
+def test_a_row_that_commits_after_a_higher_one_was_read_still_reaches_every_stream(monkeypatch):
+    """PostgreSQL hands out timeline ids from a sequence: a transaction holding id 2 can commit after id 3
+    was read. Every stream gets row 2: in order if it had not reached it, late if it had passed it."""
+    monkeypatch.setattr(live, "case_event", lambda row, *_: render(row, None))
+    timeline = Timeline()
+    timeline.add("G1")
+    feed = tailer(timeline)
+    out: list[str] = []
+    thread = collect(feed, timeline, Identity("command", "c"), None, 1.5, out)
+    while feed.subscribers < 1:
+        threading.Event().wait(0.01)
+    slow = timeline.committing("G1")  # id 2, still committing
+    third = timeline.add("G1")  # id 3 commits first
+    while feed.newest < third:
+        threading.Event().wait(0.01)
+    timeline.commit(slow)
+    thread.join(5)
+    assert sorted(ids(out)) == [slow.id, third] and ids(out).count(slow.id) == 1
+    behind: list[str] = []  # a client that resumes from row 1 gets both, in order, from memory
+    collect(feed, timeline, Identity("command", "c"), 1, 0.3, behind).join(5)
+    assert ids(behind) == [slow.id, third]
+
+
+def test_an_id_that_never_commits_is_forgotten_after_a_while(monkeypatch):
+    monkeypatch.setattr(live, "case_event", lambda row, *_: render(row, None))
+    monkeypatch.setattr(live, "GAP_SECONDS", 0.1)
+    timeline = Timeline()
+    feed = tailer(timeline)
+    out: list[str] = []
+    thread = collect(feed, timeline, Identity("command", "c"), None, 0.6, out)
+    while feed.subscribers < 1:
+        threading.Event().wait(0.01)
+    timeline.committing("G1")  # rolled back: never shows
+    timeline.add("G1")
+    thread.join(5)
+    assert feed._gaps == {} and ids(out) == [2]

@@ -290,6 +290,7 @@
   }
 
   async function openCase(id, message, path) {
+    gcBoardWarnings.panelTaken();
     const result = await gc.api('GET', path || '/escalation/v1/cases/' + encodeURIComponent(id));
     if (!result.ok) {
       showPanel([gc.el('p', { class: 'error', role: 'alert', id: 'panel-message', text: gc.problemText(result) })]);
@@ -329,6 +330,7 @@
       await openByNumber(text);
       return;
     }
+    gcBoardWarnings.panelTaken();
     const result = await gc.api('GET', '/escalation/v1/cases?page_size=50&q=' + encodeURIComponent(text));
     if (!result.ok) {
       showPanel([gc.el('p', { class: 'error', role: 'alert', text: gc.problemText(result) })]);
@@ -665,6 +667,12 @@
     } catch (e) {
       $('map').textContent = gc.t('load_failed', { error: e.message });
     }
+    gcBoardWarnings.start({ // early warnings (预警): circles on the map, a list under it, an item in the panel
+      view, openCase, categoryName,
+      showPanel: (children) => { selected = null; showPanel(children); scheduleRender(); },
+      caseNumber: (id) => (cases.has(id) ? cases.get(id).case.number : id.slice(0, 8)),
+      areaName: (id) => ((areas && areas.grids.find((f) => f.properties.id === id)) || { properties: { name: id } }).properties.name,
+    });
     follow();
     caseFromAddress();
     window.setInterval(scheduleRender, 15000); // the time left counts down

@@ -268,6 +268,7 @@
       drawReplay();
     });
     Promise.all([loadCategories(), loadDepartments()]).then(load).then(() => { document.body.dataset.ready = 'true'; });
+    gcHotspots.start(); // reports per grid and category over the period, on the grid polygons
   }
 
   document.addEventListener('DOMContentLoaded', () => {

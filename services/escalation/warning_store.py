@@ -1,0 +1,188 @@
+"""The SQL of early warning (预警): the points each rule watches, the items and the cases in them, and
+the hotspot counts of the desk. Reached as ``uow.store.early_warnings``, in the case store's
+transaction; the tables are declared with the others in ``services/escalation/store.py``.
+
+The points are read by their rule, category and neighbourhood key (``ix_warning_points_cell``), so a
+new report costs a few index lookups and the points of its neighbourhood, however many are stored.
+"""
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from datetime import date, datetime
+
+import sqlalchemy as sa
+
+from services.escalation.domain.early_warnings import Item, Point, centre
+from services.escalation.store import (
+    CaseStore,
+    _facts_scope,
+    case_facts,
+    cases,
+    scoped,
+    warning_items,
+    warning_points,
+    warning_reports,
+)
+from shared.auth import Identity
+from shared.owners import Owners
+from shared.vocabulary import ROLE_SCOPE, Role
+
+
+def lock_key(rule: str, category: str) -> int:
+    """The advisory-lock key of one rule × category (``WarningStore.lock``)."""
+    return zlib.crc32(f"gridcase-early-warning:{rule}:{category}".encode())
+
+
+class WarningStore:
+    def __init__(self, store: CaseStore):
+        self.store = store
+
+    @property
+    def db(self) -> sa.Connection:
+        return self.store.db
+
+    # -- points --------------------------------------------------------------------------------------
+
+    def lock(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Hold each (rule, category) until the transaction ends, so that two workers never decide on
+        one neighbourhood at once. PostgreSQL: transaction-level advisory locks, taken in one order
+        (sorted) so two transactions cannot wait on each other; SQLite: its write lock (``BEGIN
+        IMMEDIATE``) already lets one writer in at a time."""
+        if self.store.postgres:
+            for key in sorted({lock_key(rule, category) for rule, category in keys}):
+                self.db.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+    def near(self, rule: str, category: str, cells: list[str], since: datetime, until: datetime) -> list[Point]:
+        """The points of ``rule`` × ``category`` under ``cells`` that may count: those of an active item
+        (any age) and those in no item reported in ``[since, until]`` (read 500 keys at a time)."""
+        p = warning_points.c
+        found = []
+        for chunk in range(0, len(cells), 500):
+            found += [_point(r) for r in self.db.execute(sa.select(warning_points).where(
+                p.rule == rule, p.category == category, p.cell.in_(cells[chunk:chunk + 500]),
+                sa.or_(p.held, sa.and_(p.item_id.is_(None), p.at >= since, p.at <= until))))]
+        return found
+
+    def add_points(self, points: list[tuple[str, str, Point]]) -> None:
+        """New points, each ``(rule, category, point)`` with its key (``point.cell``) and item."""
+        if points:
+            self.db.execute(warning_points.insert(), [
+                {"rule": rule, "category": category, "cell": p.cell, "case_id": p.case_id, "at": p.at, "lon": p.lon,
+                 "lat": p.lat, "item_id": p.item_id, "held": p.held} for rule, category, p in points])
+
+    def hold(self, points: list[Point]) -> None:
+        """Stored points that went into an item (``item_id``, ``held``)."""
+        if points:
+            self.db.execute(warning_points.update().where(warning_points.c.id == sa.bindparam("b_id")),
+                            [{"b_id": p.id, "item_id": p.item_id, "held": p.held} for p in points])
+
+    def prune(self, rule: str, before: datetime, limit: int) -> int:
+        """Forget up to ``limit`` points of ``rule`` older than ``before`` that no active item holds
+        (they can no longer share a window with a new report); returns how many."""
+        p = warning_points.c
+        old = sa.select(p.id).where(p.rule == rule, p.at < before, sa.not_(p.held)).limit(limit)
+        return self.db.execute(warning_points.delete().where(p.id.in_(old.scalar_subquery()))).rowcount
+
+    # -- items ---------------------------------------------------------------------------------------
+
+    def open_items(self, items: list[Item]) -> None:
+        """New items (their cases are added with ``add_reports``)."""
+        if items:
+            self.db.execute(warning_items.insert(), [_item_columns(item) for item in items])
+
+    def add_reports(self, item: Item, case_ids: list[str], start: int) -> None:
+        """The cases ``case_ids`` in ``item``, numbered from ``start`` (their place in ``item.reports``)."""
+        if case_ids:
+            self.db.execute(warning_reports.insert(), [{"item_id": item.id, "case_id": case_id, "seq": start + n}
+                                                       for n, case_id in enumerate(case_ids)])
+
+    def recentre(self, items: list[Item]) -> None:
+        """Grown items: their position becomes the mean of their located points, and they are saved."""
+        if not items:
+            return
+        p = warning_points.c
+        located: dict[str, list[Point]] = {item.id: [] for item in items}
+        for row in self.db.execute(sa.select(p.item_id, p.lon, p.lat).where(p.item_id.in_(list(located)),
+                                                                             p.lon.is_not(None))):
+            located[row.item_id].append(Point("", datetime.min, row.lon, row.lat))
+        for item in items:
+            if located[item.id]:
+                item.lon, item.lat = centre(located[item.id])
+            self.save(item)
+
+    def save(self, item: Item) -> None:
+        """An item's status, position, history and update time."""
+        self.db.execute(warning_items.update().where(warning_items.c.id == item.id).values(
+            status=item.status, lon=item.lon, lat=item.lat, updated_at=item.updated_at, history=item.history))
+
+    def release(self, item_id: str) -> None:
+        """A closed item's points hold nothing any more (they never count again, and age out)."""
+        self.db.execute(warning_points.update().where(warning_points.c.item_id == item_id).values(held=False))
+
+    def get(self, item_id: str, identity: Identity | None = None, *, for_update: bool = False) -> Item | None:
+        """The item (None if unknown or, given ``identity``, outside what it may see); ``for_update``
+        locks its row."""
+        query = sa.select(warning_items).where(warning_items.c.id == item_id)
+        if identity is not None:
+            query = visible(query, identity)
+        if for_update and self.store.postgres:
+            query = query.with_for_update()
+        row = self.db.execute(query).first()
+        return self._items([row])[0] if row else None
+
+    def page(self, identity: Identity, statuses: list[str], page: int, size: int,
+             category: str | None = None) -> tuple[list[Item], int]:
+        """One page of the items ``identity`` may see with one of ``statuses``, newest first, and how
+        many match in all."""
+        c = warning_items.c
+        query = visible(sa.select(warning_items).where(c.status.in_(statuses)), identity)
+        if category is not None:
+            query = query.where(c.category == category)
+        total = self.db.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+        rows = self.db.execute(query.order_by(c.opened_at.desc(), c.id).limit(size).offset((page - 1) * size)).all()
+        return self._items(rows), total
+
+    def _items(self, rows) -> list[Item]:
+        ids = [r.id for r in rows]
+        reports: dict[str, list[str]] = {i: [] for i in ids}
+        for r in self.db.execute(sa.select(warning_reports).where(warning_reports.c.item_id.in_(ids))
+                                 .order_by(warning_reports.c.item_id, warning_reports.c.seq)):
+            reports[r.item_id].append(r.case_id)
+        return [Item(r.id, r.rule, r.kind, r.category, r.area_id, Owners.from_json(r.areas, require_hq=False),
+                     reports[r.id], r.opened_at, r.status, r.lon, r.lat, r.radius_m, r.updated_at, list(r.history))
+                for r in rows]
+
+    # -- the desk's hotspots ---------------------------------------------------------------------------
+
+    def hotspots(self, identity: Identity, day_from: date, day_to: date, category: str | None = None) -> list[dict]:
+        """The cases ``identity`` may see opened on local dates ``[day_from, day_to)``, counted per grid
+        and category: ``[{"area_id", "category", "reports"}]``, the most first (cases in no grid left out)."""
+        f = case_facts.c
+        count = sa.func.count().label("reports")
+        query = (sa.select(f.grid_id, f.category, count)
+                 .where(f.opened_day >= day_from, f.opened_day < day_to, f.grid_id.is_not(None),
+                        *_facts_scope(identity), *([f.category == category] if category else []))
+                 .group_by(f.grid_id, f.category).order_by(count.desc(), f.grid_id, f.category))
+        return [{"area_id": r.grid_id, "category": r.category, "reports": r.reports} for r in self.db.execute(query)]
+
+
+def visible(query: sa.Select, identity: Identity) -> sa.Select:
+    """Only the items ``identity`` may see: those holding a case it may see (``store.scoped``), so a
+    cluster on a boundary shows to both sides; the city's roles see every item."""
+    if identity.role != Role.DEPARTMENT and ROLE_SCOPE.get(Role(identity.role)) is None:
+        return query
+    holding = scoped(sa.select(warning_reports.c.item_id).join(cases, cases.c.id == warning_reports.c.case_id),
+                     identity)
+    return query.where(warning_items.c.id.in_(holding))
+
+
+def _point(row) -> Point:
+    return Point(row.case_id, row.at, row.lon, row.lat, row.item_id, row.held, row.id, row.cell)
+
+
+def _item_columns(item: Item) -> dict:
+    return {"id": item.id, "rule": item.rule, "kind": item.kind, "category": item.category, "area_id": item.area_id,
+            "areas": item.owners.to_json(), "status": item.status, "lon": item.lon, "lat": item.lat,
+            "radius_m": item.radius_m, "opened_at": item.opened_at, "updated_at": item.updated_at or item.opened_at,
+            "history": item.history}
