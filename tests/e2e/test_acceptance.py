@@ -172,8 +172,9 @@ class City:
         number = self.case(accepted, self.station)[0]["number"]
         self.until(lambda: self.mine(own["id"]), lambda r: r["status"] == "open" and r["duplicate_of"],
                    "the phone shows the merged report following the case")
-        public = self.public(third)
-        assert public["status"] == "open" and number in public["status_notes"]
+        public = self.until(lambda: self.public(third), lambda r: number in r["status_notes"],
+                            "Open311 names the case a request was merged into")
+        assert public["status"] == "open"
 
         # fixed on the spot by the grid worker with an after-photo; the station verifies (not the worker)
         self.act(accepted, self.worker, "acknowledge", note="on my way")
