@@ -134,7 +134,7 @@ class City:
         assert self.case(refused, self.worker)[0]["actions"] == [], "the grid worker waits for acceptance"
 
         # 不予立案 with a reason the Open311 client reads
-        self.act(refused, self.station, "refuse", 422, reason="lazy")
+        assert self.act(refused, self.station, "refuse", 422, reason="lazy")["errors"][0]["field"] == "reason"
         self.act(refused, self.station, "refuse", reason="insufficient_information", note="no house number given")
         public = self.until(lambda: self.public(refused), lambda r: r["status"] == "closed",
                             "the refused request reads closed in Open311")
@@ -142,7 +142,8 @@ class City:
         self.act(refused, self.station, "refuse", 409, reason="duplicate")  # refusing a refused (ended) case
 
         # 立案 as urgent: the urgent rule's level-1 limit (1 hour) from acceptance
-        self.act(accepted, self.station, "set_severity", 422, severity="catastrophic")
+        assert self.act(accepted, self.station, "set_severity", 422,
+                        severity="catastrophic")["errors"][0]["field"] == "severity"
         self.act(accepted, self.station, "set_severity", severity="urgent")
         case = self.act(accepted, self.station, "accept", note="a city lamp")
         assert (case["status"], case["severity"], case["level"]) == ("open", "urgent", 1)
@@ -153,6 +154,11 @@ class City:
                           "Open311 follows the acceptance")["status"] == "open"
 
         # the grid worker's own report of the same lamp, and another citizen's: merged into the accepted case
+        unknown = requests.post(f"{self.urls['intake']}/intake/v1/reports", timeout=10, headers=auth(
+            self.worker, **{"Idempotency-Key": "accept-bad"}), json={"category": "street_light", "description": "x",
+                                                                      "severity": "apocalyptic",
+                                                                      "location": {"lon": self.lon, "lat": self.lat}})
+        assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "severity", unknown.text
         own = self.report("the bridge lamp is out", "accept-own")
         wait_for_case(self.urls["escalation"], own["id"], self.worker, timeout=20)
         third = self.open311("bridge light broken")
@@ -224,7 +230,7 @@ class City:
         self.listing(self.colleague)  # li signs in at the station's board
         escalated = fresh["id"]
         self.act(escalated, self.worker, "escalate", reason="needs a lift truck")
-        self.act(escalated, self.station, "assign", 422, assignee="far")
+        assert self.act(escalated, self.station, "assign", 422, assignee="far")["errors"][0]["field"] == "assignee"
         assigned = self.act(escalated, self.station, "assign", assignee="li")
         assert assigned["assignee"] == "li" and assigned["timeline"][-1]["type"] == "assigned"
         assert "li" in assigned["assignable"] and "zhou" in assigned["assignable"]
