@@ -9,7 +9,7 @@ from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from services.escalation import handlers, live
+from services.escalation import exports, handlers, live
 from services.escalation.domain import actions, departments, statistics
 from services.escalation.domain.cases import AWAITING_VERIFICATION
 from services.escalation.domain.deadlines import UNITS, is_late
@@ -20,8 +20,9 @@ from services.escalation.store import StaleCase
 from shared.access import Decision
 from shared.clock import isoformat
 from shared.departments import ROLES as DEPARTMENT_ROLES
-from shared.exports import write_csv
+from shared.exports import export_csv
 from shared.fields import LIMITS, Day, JsonFloat, JsonInteger, QueryBoolean, QueryFloat, QueryInteger, Text
+from shared.pages import language
 from shared.policy import parse_policy
 from shared.vocabulary import Level, Status
 from shared.web import Blueprint, access, current_service, deny, identity, printable
@@ -319,7 +320,7 @@ def _cases_csv(items: list[dict]) -> Response:
              "time_left_s": None if c["time_left"] is None else round(c["time_left"]), "overdue": c["overdue"],
              "opened_at": c["opened_at"], "reporter": c["report"]["reporter"],
              "description": c["report"]["description"]} for c in items]
-    return Response("\ufeff" + write_csv(CASE_CSV, rows), mimetype="text/csv",
+    return Response(export_csv(CASE_CSV, rows), mimetype="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="cases.csv"'})
 
 
@@ -498,6 +499,9 @@ class ClosureStatsArgs(Schema):
                                                      "group_by=department ranks by its own measures"})
     order = fields.String(load_default="desc", validate=validate.OneOf(["asc", "desc"]),
                           metadata={"description": "the ranking's order: desc puts the highest value first"})
+    lang = fields.String(validate=validate.OneOf(["zh", "en"]), metadata={
+        "description": "format=csv: the language of the column and unit names (default: Accept-Language, "
+                       "Chinese unless English is preferred)"})
 
 
 class QuantilesOut(Schema):
@@ -560,7 +564,8 @@ class ClosureTimes(MethodView):
         or reporter and by day, week (Monday) or month; the caller's area scope applies (a station sees
         its own grids). Rates are fractions 0–1, null where the denominator is 0; durations are seconds.
         The README's "Closure-time statistics" defines each measure. ``format=csv``: the same columns
-        flattened (``time_to_close_p90``), one header row. ``rank_by``: rank each period's groups.
+        flattened for a spreadsheet (``services/escalation/exports.py``: UTF-8 with a byte-order mark, column
+        names in ``lang``, unit names beside ids, durations in hours). ``rank_by``: rank each period's groups.
 
         ``GET /escalation/v1/stats/closure-times?group_by=station&period=month&from=2026-01-01&to=2027-01-01``
         → ``{"group_by": "station", "period": "month", "from": …, "to": …, "time_zone": "Asia/Shanghai",
@@ -579,33 +584,33 @@ class ClosureTimes(MethodView):
             identity(), args["group_by"], args["period"], args["from_"], args["to"], args.get("rank_by"),
             args["order"] == "desc"))
         if args["format"] == "csv":
-            return _csv(answer)
+            return _csv(service, answer, args.get("lang") or language(request.accept_languages))
         return answer
 
 
-def _csv(answer: dict) -> Response:
-    rows = [statistics.flatten(r) for r in answer["rows"]]
-    if answer["group_by"] == "department":
-        template = dict.fromkeys(statistics.DEPARTMENT_COLUMNS)
-    else:
-        key = statistics.GROUP_FIELDS[answer["group_by"]]
-        template = statistics.flatten(statistics.row({key: None, "period_start": None},
-                                                     dict.fromkeys(statistics.COUNTS, 0), {}))
-    columns = list(template) + (["rank"] if rows and "rank" in rows[0] else [])
+def _csv(service, answer: dict, lang: str) -> Response:
+    with service.uow() as uow:
+        area_names, known = uow.store.area_names(), {d.id: d for d in uow.store.departments()}
+    categories = service.policy.categories
+    columns, header, rows = exports.closure_times_table(
+        answer, lang, area_names=area_names,
+        department_names=lambda i: known[i].name(lang) if i in known else None,
+        category_names=lambda code: getattr(categories[code], lang) if code in categories else None)
     name = f"closure-times-{answer['group_by']}-{answer['period']}-{answer['from']}-{answer['to']}.csv"
-    return Response(write_csv(columns, rows), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(export_csv(columns, rows, header), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"', "Content-Language": lang,
+                             "Vary": "Accept-Language"})
 
 
 class ReplayIn(Schema):
     class Meta:
         unknown = RAISE
 
-    # within the route's 64 KiB body even if every character is sent as a 6-byte \uXXXX escape; a larger
+    # within the route's 1 MiB body even if every character is sent as a 6-byte \uXXXX escape; a larger
     # file is replayed with `gridcase policy replay`
-    policy = fields.String(required=True, validate=validate.Length(1, 10_000), metadata={
+    policy = fields.String(required=True, validate=validate.Length(1, 100_000), metadata={
         "description": "the new policy file's text (TOML, as `gridcase policy check` reads it), "
-                       "up to 10,000 characters"})
+                       "up to 100,000 characters"})
     from_ = Day(required=True, data_key="from")
     to = Day(required=True)
 
@@ -615,7 +620,7 @@ class PolicyReplay(MethodView):
     @access("stats.replay")
     @blp.arguments(ReplayIn)
     @blp.response(200, description="side by side per unit and category: current and new")
-    @blp.alt_response(413, description="the body is over the route's 64 KiB")
+    @blp.alt_response(413, description="the body is over the route's 1 MiB")
     def post(self, body):
         """What-if: how the cases opened on local dates ``[from, to)`` would have fared under a new
         policy — automatic escalations from each level, overdue at headquarters, closed on time —

@@ -665,6 +665,10 @@ class CaseStore(Store):
                                               "parent": a.parent} for a in items])
         return True
 
+    def area_names(self) -> dict[str, str]:
+        """Every area of escalation's copy of the hierarchy: id → name."""
+        return {r.id: r.name for r in self.db.execute(sa.select(areas.c.id, areas.c.name))}
+
     # -- departments ---------------------------------------------------------------------------
 
     def replace_departments(self, version: int, items) -> bool:

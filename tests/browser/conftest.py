@@ -30,7 +30,7 @@ WALL = {"width": 1920, "height": 1080}
 CASE_NUMBER = re.compile(r"\d{8}-\d{6}")
 _ROOT = Path(__file__).resolve().parents[2]
 ROOT_PAGES = {"board": _ROOT / "services/escalation/pages/board", "desk": _ROOT / "services/escalation/pages/desk",
-              "app": _ROOT / "services/intake/pages/app"}
+              "app": _ROOT / "services/intake/pages/app", "wall": _ROOT / "services/escalation/pages/wall"}
 
 
 class Gateway:

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from tests.browser.conftest import PHONE, ROOT_PAGES, SCREENSHOTS, WALL, axe_violations, open_page, resolve
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
-PAGES = {"board": "station", "app": "grid_worker", "desk": "supervisor"}
+PAGES = {"board": "station", "app": "grid_worker", "desk": "supervisor", "wall": "command"}
 
 
 def page_token(site, place, page_name: str) -> str:
