@@ -16,8 +16,14 @@ from services.escalation.domain.cases import (
     move,
     set_deadline,
 )
-from services.escalation.domain.errors import InvalidArgument, require_status, required_text
-from services.escalation.domain.permissions import Actor, require_oversight, require_owner, require_verifier
+from services.escalation.domain.errors import InvalidArgument, photo_ids, require_status, required_text
+from services.escalation.domain.permissions import (
+    Actor,
+    require_oversight,
+    require_owner,
+    require_verifier,
+    resolved_detail,
+)
 from services.escalation.domain.timeline import Outcome, StepType, record
 from shared.vocabulary import Level, Status
 
@@ -30,17 +36,20 @@ def acknowledge(case: Case, actor: Actor, now: datetime, *, note: str = "") -> O
     return record(case, StepType.ACKNOWLEDGED, actor.user, now, note)
 
 
-def resolve(case: Case, actor: Actor, now: datetime, *, note: str) -> Outcome:
-    """The owner reports what was done; the case awaits on-site verification (``verifying``) with
-    the verification deadline, and remembers the level that resolved it for a rework."""
+def resolve(case: Case, actor: Actor, now: datetime, *, note: str, photos: list | tuple = ()) -> Outcome:
+    """The owner reports what was done (with after-photos: intake photo ids of kind ``after``); the case
+    awaits on-site verification (``verifying``) with the verification deadline, and remembers the level
+    and the person that resolved it (for a rework, and so that nobody verifies their own fix). A grid
+    worker's fix on the spot (就地解决, level 1) is verified by the station (``verifying_level``)."""
     require_owner(actor, case, "resolve it")
     require_status(case.status, WORKING, "be resolved")
     note = required_text(note, "what was done", "note")
+    photos = photo_ids(photos)
     case.status, case.resolved_level = Status.VERIFYING, case.level
     lapse_requests(case)
-    case.resolved_department = None
+    case.resolved_department, case.resolved_by = None, actor.user
     set_deadline(case, case.deadline_after(now, case.policy.verification), now)
-    return record(case, StepType.RESOLVED, actor.user, now, note)
+    return record(case, StepType.RESOLVED, actor.user, now, note, detail=resolved_detail(case, photos))
 
 
 def verify(case: Case, actor: Actor, now: datetime, *, passed: bool, note: str = "") -> Outcome:

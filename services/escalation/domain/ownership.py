@@ -8,7 +8,7 @@ The permission table (``WHO``), for a case in status open, acknowledged or rewor
 | escalate (上报)    | the owner                                    | the next owned level up, the same units     |
 | return (回退/下派) | the owner                                    | a lower level of the same units             |
 | transfer (转办)    | the owner at levels 2–4; command at any level | a grid or station inside the actor's area   |
-| re-route          | the system (a new area version), not closed  | the owners the version's map gives          |
+| re-route          | the system (a new area version), not ended   | the owners the version's map gives          |
 
 - escalate and return restart the target level with its full limit; headquarters has no level above
   (409); a return names a lower level that has an owner (422).
@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.escalation.domain.cases import WORKING, Case, move
+from services.escalation.domain.cases import ENDED, WORKING, Case, move
 from services.escalation.domain.errors import (
     InvalidArgument,
     InvalidTransition,
@@ -141,9 +141,10 @@ def transfer(case: Case, actor: Actor, now: datetime, *, owners: Owners, level: 
 
 def reroute(case: Case, owners: Owners, now: datetime) -> Outcome:
     """A new area version gives the case other owners: the level and deadline stay (if the case's
-    level has no owner any more, it moves up to the first owned level, deadline unchanged). A closed
-    case keeps its owners and history; unchanged owners change nothing. The system's alone."""
-    if case.status == Status.CLOSED or owners == case.owners or owners.hq is None:
+    level has no owner any more, it moves up to the first owned level, deadline unchanged). A case that
+    ended (closed, refused, voided, merged) keeps its owners and history; unchanged owners change
+    nothing. The system's alone."""
+    if case.status in ENDED or owners == case.owners or owners.hq is None:
         return Outcome()
     case.owners = owners
     case.level = owners.owned_level(case.level)

@@ -17,7 +17,9 @@ Deadline rules (issue 8; the README's "four-level closed loop"):
 - **Verification**: a missed verification deadline is flagged to the station once (an ``overdue``
   step, event ``case.verification_overdue``); level, status and deadline stay, and the grid
   worker may still verify.
-- **Suspended** and **closed** cases have no deadline, so they never escalate.
+- **Acceptance** (立案): a report waiting past its acceptance time limit is flagged once (an
+  ``acceptance_overdue`` step) and keeps waiting; it has no ladder to climb until it is accepted.
+- **Suspended**, **closed** (and refused, voided, merged) cases have no deadline, so they never escalate.
 - A tick carries the ``timer_token`` it read; if the deadline changed since, the tick is stale and
   does nothing (after Grafana OnCall's ``active_escalation_id``).
 """
@@ -39,6 +41,12 @@ def escalate_due(case: Case, now: datetime, token: int) -> Outcome:
     if token != case.timer_token or not case.is_due(now):
         return Outcome()
     outcome = departments.flag_overdue(case, now) + urges.flag_overdue(case, now)
+    if case.status == Status.PENDING_ACCEPTANCE:
+        if case.overdue or not is_late(case.deadline, now):
+            return outcome
+        case.overdue = True
+        return outcome + record(case, StepType.ACCEPTANCE_OVERDUE, SYSTEM, now,
+                                "not accepted in time: flagged to the acceptors", scheduled_at=case.deadline)
     if case.status in AWAITING_VERIFICATION:
         if case.verification_overdue or not is_late(case.deadline, now):
             return outcome

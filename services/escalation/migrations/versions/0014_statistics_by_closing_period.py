@@ -1,14 +1,14 @@
 """statistics by closing period: closing dates, the final-deadline on-time flag and calendar time per
 level; rows from before are version 1 (`gridcase stats rebuild` recomputes them)
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0013'
-down_revision = '0012'
+revision = '0014'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
