@@ -293,6 +293,12 @@ class CaseStore(Store):
     def __init__(self, connect, engine):
         super().__init__(connect, engine)
         self._revisions: dict[str, int] = {}
+        self._held_notifications: list[dict] = []
+
+    def flush(self, envelopes) -> None:
+        """At commit: the held notification rows (``hold_notifications``), then the outbox."""
+        self._write_held_notifications()
+        super().flush(envelopes)
 
     # -- cases ---------------------------------------------------------------------------------
 
@@ -545,10 +551,22 @@ class CaseStore(Store):
 
     @property
     def notifications(self):
-        """The subscriptions and the notifications outbox, in this unit of work's transaction."""
+        """The subscriptions and the notifications outbox, in this unit of work's transaction (the rows
+        held so far are written first, so that every query through it sees them)."""
         from services.escalation.notify.store import NotificationStore
 
+        self._write_held_notifications()
         return NotificationStore(self.db)
+
+    def hold_notifications(self, rows: list[dict]) -> None:
+        """New notification rows (``notify.outbox``), written in this transaction at commit, or before any
+        query through ``notifications``: a consumer's batch of cases writes them with one statement."""
+        self._held_notifications += rows
+
+    def _write_held_notifications(self) -> None:
+        rows, self._held_notifications = self._held_notifications, []
+        if rows:
+            self.db.execute(notifications.insert(), rows)
 
     def reporter(self, case_id: str) -> str | None:
         """Who filed the case's report (None for a case not stored yet)."""

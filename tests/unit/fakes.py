@@ -238,6 +238,9 @@ class FakeCaseStore:
     def notifications(self):
         return FakeNotificationStore(self)
 
+    def hold_notifications(self, rows) -> None:
+        self.notification_rows += rows
+
     def reporter(self, case_id):
         return self.reporters.get(case_id)
 

@@ -64,7 +64,7 @@ def enqueue_steps(uow, case: Case, outcome: Outcome) -> int:
     for notice in found:
         rows += _rows(notice, _payload(case, notice, urgent), units, reporter, subs, case_id=case.id,
                       urgent=urgent, calendar=case.policy.calendar, clock=getattr(uow, "clock", None))
-    uow.store.notifications.add(rows)
+    uow.store.hold_notifications(rows)
     return len(rows)
 
 
@@ -88,7 +88,7 @@ def enqueue(uow, *, event: str, event_id: str, payload: dict, units: Iterable[st
     rows = [r for r in _rows(notice, body, frozenset(units), None, _subscriptions(uow), case_id=case_id,
                              urgent=urgent, calendar=calendar, clock=clock)
             if r["subscription_id"] not in taken]
-    uow.store.notifications.add(rows)
+    uow.store.hold_notifications(rows)
     return len(rows)
 
 
