@@ -91,11 +91,13 @@ class WarningStore:
         if items:
             self.db.execute(warning_items.insert(), [_item_columns(item) for item in items])
 
-    def add_reports(self, item: Item, case_ids: list[str], start: int) -> None:
-        """The cases ``case_ids`` in ``item``, numbered from ``start`` (their place in ``item.reports``)."""
-        if case_ids:
-            self.db.execute(warning_reports.insert(), [{"item_id": item.id, "case_id": case_id, "seq": start + n}
-                                                       for n, case_id in enumerate(case_ids)])
+    def add_reports(self, entries: Iterable[tuple[Item, list[str], int]]) -> None:
+        """Cases in items, one statement for all: each entry ``(item, case_ids, start)`` numbers its
+        cases from ``start`` (their place in ``item.reports``)."""
+        rows = [{"item_id": item.id, "case_id": case_id, "seq": start + n}
+                for item, case_ids, start in entries for n, case_id in enumerate(case_ids)]
+        if rows:
+            self.db.execute(warning_reports.insert(), rows)
 
     def recentre(self, items: list[Item]) -> None:
         """Grown items: their position becomes the mean of their located points, and they are saved."""
@@ -109,12 +111,14 @@ class WarningStore:
         for item in items:
             if located[item.id]:
                 item.lon, item.lat = centre(located[item.id])
-            self.save(item)
+        self.save(*items)
 
-    def save(self, item: Item) -> None:
-        """An item's status, position, history and update time."""
-        self.db.execute(warning_items.update().where(warning_items.c.id == item.id).values(
-            status=item.status, lon=item.lon, lat=item.lat, updated_at=item.updated_at, history=item.history))
+    def save(self, *items: Item) -> None:
+        """Items' status, position, history and update time (one statement for all)."""
+        if items:
+            self.db.execute(warning_items.update().where(warning_items.c.id == sa.bindparam("b_id")), [
+                {"b_id": item.id, "status": item.status, "lon": item.lon, "lat": item.lat,
+                 "updated_at": item.updated_at, "history": item.history} for item in items])
 
     def release(self, item_id: str) -> None:
         """A closed item's points hold nothing any more (they never count again, and age out)."""
@@ -130,6 +134,17 @@ class WarningStore:
             query = query.with_for_update()
         row = self.db.execute(query).first()
         return self._items([row])[0] if row else None
+
+    def get_many(self, item_ids: Iterable[str], *, for_update: bool = False) -> dict[str, Item]:
+        """The items of ``item_ids`` that exist, by id, in two reads whatever their number; ``for_update``
+        locks their rows (in id order)."""
+        ids = sorted(set(item_ids))
+        if not ids:
+            return {}
+        query = sa.select(warning_items).where(warning_items.c.id.in_(ids)).order_by(warning_items.c.id)
+        if for_update and self.store.postgres:
+            query = query.with_for_update()
+        return {item.id: item for item in self._items(self.db.execute(query).all())}
 
     def page(self, identity: Identity, statuses: list[str], page: int, size: int,
              category: str | None = None) -> tuple[list[Item], int]:

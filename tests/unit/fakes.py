@@ -315,10 +315,11 @@ class FakeWarningStore:
         for item in items:
             self.save(item)
 
-    def add_reports(self, item, case_ids, start) -> None:
-        stored = self.items[item.id]
-        assert stored.reports[:start] == item.reports[:start]
-        stored.reports = stored.reports[:start] + list(case_ids)
+    def add_reports(self, entries) -> None:
+        for item, case_ids, start in entries:
+            stored = self.items[item.id]
+            assert stored.reports[:start] == item.reports[:start]
+            stored.reports = stored.reports[:start] + list(case_ids)
 
     def recentre(self, items) -> None:
         from services.escalation.domain.early_warnings import centre
@@ -329,12 +330,13 @@ class FakeWarningStore:
                 item.lon, item.lat = lon, lat
             self.save(item)
 
-    def save(self, item) -> None:
+    def save(self, *items) -> None:
         import copy
 
-        reports = self.items[item.id].reports if item.id in self.items else []
-        self.items[item.id] = copy.deepcopy(item)
-        self.items[item.id].reports = list(reports)
+        for item in items:
+            reports = self.items[item.id].reports if item.id in self.items else []
+            self.items[item.id] = copy.deepcopy(item)
+            self.items[item.id].reports = list(reports)
 
     def release(self, item_id) -> None:
         for row in self.points:
@@ -350,6 +352,9 @@ class FakeWarningStore:
                 for c in item.reports)):
             return None
         return copy.deepcopy(item)
+
+    def get_many(self, item_ids, *, for_update=False):
+        return {i: found for i in item_ids if (found := self.get(i)) is not None}
 
     def page(self, identity, statuses, page, size, category=None):
         found = [self.get(i, identity) for i in self.items]
