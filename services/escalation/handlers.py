@@ -254,6 +254,7 @@ def closure_stats(query: ClosureStats, uow: UnitOfWork, *, time_zone: str) -> di
         with uow:
             rows = uow.store.closure_stats(query.identity, query.group_by, query.period, query.day_from,
                                            query.day_to)
+            uow.commit()  # the rollups the read brought up to date
     if query.rank_by:
         rows = statistics.rank(rows, query.rank_by, query.descending)
     return {"group_by": query.group_by, "period": query.period, "from": query.day_from.isoformat(),
@@ -270,6 +271,17 @@ def _department_stats(query: ClosureStats, uow: UnitOfWork, time_zone: str) -> l
     with uow:
         found = uow.store.department_assignments(query.identity, start, end)
     return statistics.department_rows(found, lambda at: starts(at.astimezone(zone).date()))
+
+
+def refresh_rollups(rebuild: bool, uow: UnitOfWork, *, clock: Clock) -> int:
+    """Bring the statistics' rollups up to date (``services.escalation.rollups``); ``rebuild``: recompute
+    every one. Returns how many (day, sub-center) marks were taken."""
+    with uow:
+        if rebuild:
+            uow.store.rollups.mark_all(clock.now())
+        done = uow.store.rollups.refresh()
+        uow.commit()
+    return done
 
 
 def refresh_facts(limit: int, uow: UnitOfWork, *, clock: Clock) -> int:

@@ -173,6 +173,33 @@ case_facts = sa.Table(
     sa.Index("ix_case_facts_day_station", "opened_day", "station_id"),
 )
 
+#: The statistics of the cases that opened in one period (a local day, week from Monday or month) under one
+#: unit, at each unit level: ``grid`` rows (grid, its station and sub-center), ``station`` rows (grid_id '')
+#: and ``subcenter`` rows (grid_id and station_id ''); '' also stands for "none" (a case in no grid).
+#: Counts are sums; the quantiles exact (``percentile_cont``). Written by ``services/escalation/rollups.py``
+#: from ``case_facts``, for the (day, sub-center) pairs ``rollup_marks`` names.
+closure_rollups = sa.Table(
+    "closure_rollups", metadata,
+    sa.Column("period", sa.String(5), primary_key=True),
+    sa.Column("level", sa.String(9), primary_key=True),
+    sa.Column("period_start", sa.Date, primary_key=True),
+    sa.Column("subcenter_id", sa.String(64), primary_key=True),
+    sa.Column("station_id", sa.String(64), primary_key=True),
+    sa.Column("grid_id", sa.String(64), primary_key=True),
+    *(sa.Column(c, sa.Integer, nullable=False) for c in statistics.COUNTS),
+    *(sa.Column(f"{c}_{q}", sa.Float) for c in (*statistics.DURATIONS.values(), *statistics.LEVEL_COLUMNS.values())
+      for q in ("p50", "p90")),
+)
+
+#: The (local opening day, sub-center ('' for none)) pairs whose cases' statistics rows changed since their
+#: rollups were computed: written in the transaction that changes the rows, taken by the next refresh.
+rollup_marks = sa.Table(
+    "rollup_marks", metadata,
+    sa.Column("opened_day", sa.Date, primary_key=True),
+    sa.Column("subcenter_id", sa.String(64), primary_key=True),
+    sa.Column("marked_at", UTCDateTime, nullable=False),
+)
+
 #: Subscriptions and the notifications outbox (``services.escalation.notify``), written with the steps.
 subscriptions, notifications = declare_notifications(metadata)
 
@@ -460,13 +487,31 @@ class CaseStore(Store):
     def closure_stats(self, identity: Identity, group_by: str, period: str, day_from, day_to) -> list[dict]:
         """The closure-time statistics of the cases ``identity`` may see that opened on local dates
         ``[day_from, day_to)``, one row per group and period (``domain.statistics.row``), ordered by
-        period and key. Counts are summed in SQL; the quantiles are ``percentile_cont`` on PostgreSQL
-        and the same interpolation in Python on SQLite.
+        period and key; exact. A grouping by grid, station or sub-center reads the rollups for the
+        periods wholly inside the dates (``services.escalation.rollups``, refreshed first in this
+        transaction: commit to keep the refresh) and the per-case rows for the partial periods at the
+        edges; any other grouping, or one the rollups cannot answer, reads the per-case rows
+        (``case_facts``)."""
+        from services.escalation import rollups
+
+        whole = rollups.full_periods(period, day_from, day_to) if rollups.serves(identity, group_by) else None
+        if whole is not None:
+            self.rollups.refresh()
+            middle = self.rollups.read(identity, group_by, period, *whole)
+            if middle is not None:
+                first, end = whole
+                head = self._closure_stats(identity, group_by, period, day_from, first) if day_from < first else []
+                tail = self._closure_stats(identity, group_by, period, end, day_to) if end < day_to else []
+                return head + middle + tail
+        return self._closure_stats(identity, group_by, period, day_from, day_to)
+
+    def _closure_stats(self, identity: Identity, group_by: str, period: str, day_from, day_to) -> list[dict]:
+        """``closure_stats`` from the per-case rows: counts summed in SQL, the quantiles ``percentile_cont``
+        on PostgreSQL and the same interpolation in Python on SQLite.
 
         On PostgreSQL the dates are cut in two at a period boundary (``_halves``: no group spans the
         cut) and the halves run at once on two connections: PostgreSQL computes ordered-set aggregates
-        in one process, and a year of 10⁶ cases by station and month took 0.94 s whole and 0.75 s
-        in halves on two cores (``benchmarks/statistics.py``; goal under 1 s)."""
+        in one process (``benchmarks/statistics.py``)."""
         f = case_facts.c
         key = {"grid": f.grid_id, "station": f.station_id, "subcenter": f.subcenter_id, "category": f.category,
                "severity": f.severity, "reporter": f.reporter}[group_by]
@@ -596,6 +641,13 @@ class CaseStore(Store):
         return load_departments(self.db, departments)
 
     @property
+    def rollups(self):
+        """The closure statistics' rollups (``services.escalation.rollups``), in this store's transaction."""
+        from services.escalation.rollups import RollupStore  # it reads this module's tables
+
+        return RollupStore(self)
+
+    @property
     def early_warnings(self):
         """The early-warning points and items (``services.escalation.warning_store``), in this store's
         transaction."""
@@ -685,10 +737,13 @@ class CaseStore(Store):
             facts = measure(steps, case.policy, case.owners, case.extensions, now,
                             closed_now=case.status == Status.CLOSED)
             rows.append(_facts_row(case, reporters.get(case_id), facts))
-        if opened is None:
-            self.db.execute(case_facts.delete().where(case_facts.c.case_id.in_(ids)))
+        gone = []
+        if opened is None:  # the old rows' (day, sub-center): a case moved elsewhere leaves its old groups
+            gone = self.db.execute(case_facts.delete().where(case_facts.c.case_id.in_(ids)).returning(
+                case_facts.c.opened_day, case_facts.c.subcenter_id)).all()
         if rows:
             self.db.execute(case_facts.insert(), rows)
+        self.rollups.mark([*gone, *((r["opened_day"], r["subcenter_id"]) for r in rows)], now)
 
     def _append_audit(self, steps: list[tuple[Case, Step]]) -> None:
         self.append_audit([{"at": step.at, "actor": step.actor, "action": str(step.type), "case_id": case.id,

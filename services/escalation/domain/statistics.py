@@ -94,18 +94,28 @@ def rate(numerator: int, denominator: int) -> float | None:
 
 def row(key: Mapping, counts: Mapping[str, int], quantiles: Mapping[str, tuple[float | None, float | None]]) -> dict:
     """One answer row: the group key, the counts, the rates and ``{"median", "p90"}`` per duration.
-    ``quantiles`` maps a facts column (``close_s``, ``level2_s``) to its (median, p90)."""
+    ``quantiles`` maps a facts column (``close_s``, ``level2_s``) to its (median, p90). (A year by station
+    and day makes 50,000 of them: the loops below are over tuples made once.)"""
     out = dict(key)
     out["opened"], out["closed"], out["overdue"] = counts["opened"], counts["closed"], counts["overdue"]
     out["urged"], out["urges_late"] = counts.get("urged", 0), counts.get("urges_late", 0)  # 督办
-    for name, (numerator, denominator) in RATES.items():
-        out[name] = rate(counts[numerator], counts[denominator])
-    for name, column in DURATIONS.items():
-        median, p90 = quantiles.get(column, (None, None))
+    for name, numerator, denominator in _RATES:
+        below = counts[denominator]
+        out[name] = counts[numerator] / below if below else None  # ``rate``
+    for name, column in _DURATIONS:
+        median, p90 = quantiles.get(column, _NONE)
         out[name] = {"median": median, "p90": p90}
-    out["time_at_level"] = {level: dict(zip(("median", "p90"), quantiles.get(column, (None, None)), strict=True))
-                            for level, column in LEVEL_COLUMNS.items()}
+    at_level = out["time_at_level"] = {}
+    for level, column in _LEVELS:
+        median, p90 = quantiles.get(column, _NONE)
+        at_level[level] = {"median": median, "p90": p90}
     return out
+
+
+_RATES = tuple((name, numerator, denominator) for name, (numerator, denominator) in RATES.items())
+_DURATIONS = tuple(DURATIONS.items())
+_LEVELS = tuple(LEVEL_COLUMNS.items())
+_NONE = (None, None)
 
 
 def value_of(item: dict, measure: str) -> float | None:
