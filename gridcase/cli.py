@@ -62,7 +62,7 @@ def up(port, host, city, data_dir):
         click.echo(f"  {role:<11} {area or '':<22} {token}")
     by_role = {role: token for role, _, token in tokens}
     click.echo("pages — sign-in links (the token rides in the #fragment, which never reaches a server):")
-    for page, role in (("app", "grid_worker"), ("board", "station"), ("desk", "supervisor")):
+    for page, role in (("app", "grid_worker"), ("board", "station"), ("desk", "supervisor"), ("wall", "command")):
         click.echo(f"  {page:<6} {role:<11} {base}/{page}/#token={by_role[role]}")
     role, grid, token = tokens[0]
     lon, lat = sample_point(system, grid)

@@ -21,7 +21,7 @@ from shared.web import metrics_response, problem, readiness_failures, refuse_que
 
 log = logging.getLogger("gridcase")
 PREFIXES = {"intake": "intake", "open311": "intake", "dispatch": "dispatch", "escalation": "escalation",
-            "app": "intake", "board": "escalation", "desk": "escalation"}  # the last three: web pages
+            "app": "intake", "board": "escalation", "desk": "escalation", "wall": "escalation"}  # from app: pages
 
 
 class System:
@@ -60,7 +60,8 @@ class System:
         @app.get("/")
         def index():
             return {"service": "gridcase", "apis": {name: f"/{name}/openapi.json" for name in self.services},
-                    "pages": {"grid worker": "/app/", "command center": "/board/", "supervisor": "/desk/"},
+                    "pages": {"grid worker": "/app/", "command center": "/board/", "supervisor": "/desk/",
+                              "wall screen": "/wall/"},
                     "health": "/healthz", "ready": "/readyz", "metrics": "/metrics"}
 
         @app.get("/healthz")

@@ -71,7 +71,8 @@ class Subscription:
 #: (a message published before its queue exists would be dropped as unroutable).
 SUBSCRIPTIONS: dict[str, Subscription] = {s.consumer: s for s in (
     Subscription("dispatch.locate", "dispatch", ("case.reported",)),
-    Subscription("dispatch.closed", "dispatch", ("case.closed", "case.reopened")),
+    Subscription("dispatch.closed", "dispatch", ("case.closed", "case.reopened", "case.refused", "case.voided",
+                                                 "case.merged")),
     Subscription("dispatch.transfer", "dispatch", ("case.transferred",)),
     Subscription("escalation.open", "escalation", ("case.dispatched",)),
     Subscription("escalation.areas", "escalation", ("areas.published",)),

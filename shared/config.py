@@ -17,6 +17,7 @@ import secrets
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.engine import make_url
@@ -71,6 +72,12 @@ class Settings:
     audit_key: str = ""  # signs the audit rows and checkpoints (shared.audit); never stored in a database
     audit_checkpoints: str | None = None  # where checkpoints go: a file (JSON lines) or an http(s) URL
     audit_checkpoint_seconds: float = 300.0  # how often the scheduler writes one (real seconds)
+    # the pages' base map (shared/basemap.py): [map] in city.toml, GRIDCASE_MAP_* win
+    map_tiles: str | None = None  # an XYZ URL template ({z}/{x}/{y}) or a WMTS capabilities URL; None: no base map
+    map_crs: str = "wgs84"  # the tiles' coordinates: wgs84, or gcj02 (AutoNavi, Tencent: pins are shifted onto them)
+    map_attribution: str = ""  # shown on the map, e.g. "© OpenStreetMap contributors"
+    map_subdomains: str = "abc"  # the values of {s} in the template, one character each
+    map_layer: str | None = None  # a WMTS layer (default: the first with a Web Mercator tile matrix set)
 
     @property
     def embedded(self) -> bool:
@@ -143,6 +150,7 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
     city = city_settings(settings.city)
     settings = replace(settings, time_zone=settings.time_zone or city.get("time_zone") or "Asia/Shanghai",
                        holidays=settings.holidays or city.get("holidays"))
+    settings = replace(settings, **map_settings(env, city.get("map", {}), settings.city))
     try:
         ZoneInfo(settings.time_zone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -235,9 +243,9 @@ def redact(url: str) -> str:
 
 
 def city_settings(city: str | None) -> dict:
-    """``time_zone`` and ``holidays`` from a city folder's ``city.toml`` (``gridcase up --city
-    examples/berlin`` runs on Europe/Berlin with Berlin's holidays); empty for ``demo`` or a file.
-    The environment (``GRIDCASE_TIME_ZONE``, ``GRIDCASE_HOLIDAYS``) wins over the folder."""
+    """``time_zone``, ``holidays`` and the ``map`` table from a city folder's ``city.toml`` (``gridcase up
+    --city examples/berlin`` runs on Europe/Berlin with Berlin's holidays); empty for ``demo`` or a file.
+    The environment (``GRIDCASE_TIME_ZONE``, ``GRIDCASE_HOLIDAYS``, ``GRIDCASE_MAP_*``) wins over the folder."""
     if not city or city == "demo":
         return {}
     manifest = Path(city) / "city.toml"
@@ -247,7 +255,61 @@ def city_settings(city: str | None) -> dict:
         data = tomllib.loads(manifest.read_bytes().decode("utf-8-sig"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError):
         return {}  # the area import reports an unreadable city.toml
-    return {k: data[k] for k in ("time_zone", "holidays") if isinstance(data.get(k), str)}
+    found = {k: data[k] for k in ("time_zone", "holidays") if isinstance(data.get(k), str)}
+    if "map" in data:
+        found["map"] = data["map"]
+    return found
+
+
+MAP_KEYS = ("tiles", "crs", "attribution", "subdomains", "layer")
+MAP_CRS = ("wgs84", "gcj02")
+
+
+def map_settings(env, table, city: str) -> dict:
+    """The base map's settings (``map_tiles``, ``map_crs``, ``map_attribution``, ``map_subdomains``,
+    ``map_layer``): ``GRIDCASE_MAP_<KEY>`` or else the ``[map]`` table of the city folder's ``city.toml``.
+    Raises ``ValueError`` naming the variable or the key for a value that cannot be used: a ``tiles``
+    that is not an http(s) URL, an XYZ template without ``{x}``, ``{y}`` (or ``{-y}``) and ``{z}``, a
+    placeholder in the host other than ``{s}``, a ``crs`` that is not ``wgs84`` or ``gcj02``, an unknown
+    key in ``[map]``."""
+    where = f"{city}/city.toml [map]"
+    if not isinstance(table, dict):
+        raise ValueError(f"{where}: [map] is a table (tiles = \"https://…/{{z}}/{{x}}/{{y}}.png\")")
+    unknown = sorted(set(table) - set(MAP_KEYS))
+    if unknown:
+        raise ValueError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(MAP_KEYS)})")
+    found, names = {}, {}
+    for key in MAP_KEYS:
+        variable = f"GRIDCASE_MAP_{key.upper()}"
+        if env.get(variable):
+            found[key], names[key] = env[variable].strip(), variable
+        elif key in table:
+            if not isinstance(table[key], str):
+                raise ValueError(f"{where} {key}: a string")
+            found[key], names[key] = table[key].strip(), f"{where} {key}"
+    tiles = found.get("tiles") or None
+    crs = (found.get("crs") or "wgs84").lower()
+    if crs not in MAP_CRS:
+        raise ValueError(f"{names['crs']}: {found['crs']!r} is not one of {', '.join(MAP_CRS)}")
+    if tiles is not None:
+        check_tiles(tiles, names["tiles"])
+    subdomains = found.get("subdomains") or Settings.map_subdomains
+    if not subdomains.isalnum():
+        raise ValueError(f"{names['subdomains']}: letters or digits, one per subdomain (\"abc\", \"01234567\")")
+    return {"map_tiles": tiles, "map_crs": crs, "map_attribution": found.get("attribution", ""),
+            "map_subdomains": subdomains, "map_layer": found.get("layer") or None}
+
+
+def check_tiles(tiles: str, name: str) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``tiles`` is an http(s) URL: an XYZ template (it has
+    ``{z}``, then also ``{x}`` and ``{y}`` or ``{-y}``) or a WMTS capabilities URL (no ``{z}``)."""
+    parts = urlsplit(tiles)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{name}: {tiles!r} is not an http(s) URL")
+    if "{" in parts.netloc.replace("{s}", ""):
+        raise ValueError(f"{name}: the only placeholder a host may hold is {{s}} (a subdomain)")
+    if "{z}" in tiles and not ("{x}" in tiles and ("{y}" in tiles or "{-y}" in tiles)):
+        raise ValueError(f"{name}: an XYZ template names {{z}}, {{x}} and {{y}} (or {{-y}})")
 
 
 def _development_secret(data_dir: Path, name: str = "secret") -> str:

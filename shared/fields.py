@@ -45,6 +45,7 @@ LIMITS = {
     "idempotency_key": 128,  # intake reports.idempotency_key
     "description": 2000,  # intake reports.description (TEXT; the product's limit)
     "reason": 500,  # a transfer's reason (escalation timeline.note, TEXT; the product's limit)
+    "severity": 16,  # intake reports.severity, escalation cases.severity
     "resource_id": 64,  # any id in a URL path: case and report ids are 36-character UUIDs
 }
 

@@ -13,6 +13,9 @@ documents every key). It holds:
   levels, the verification limit, the warning thresholds and the extension caps. A rule is looked
   up as ``[defaults]`` ← ``[severities.<s>]`` ← the category's own keys ← ``[categories.severities.<s>]``
   (each later table overrides single keys of the earlier);
+- **acceptance (立案)**: which reports wait for staff to accept them, per channel (``[needs_acceptance]``:
+  a grid worker's phone, staff, the public through Open311) and per category (its own
+  ``needs_acceptance``), and the time staff have to decide (the rule key ``acceptance``);
 - **the working calendar**: working periods per weekday, the holiday region, whether a year without
   an official calendar file may fall back on statutory rules, and overrides for the whole city and for
   units, inherited down the area tree (``[calendar]``, ``[[calendar.units]]``). The city's time zone is
@@ -80,8 +83,18 @@ EARLY_WARNING_KINDS = ("cluster", "recurring")
 
 #: The rule when neither the file nor anything above says.
 BUILTIN_RULE = {"start_level": "grid", "levels": {1: 4.0, 2: 8.0, 3: 24.0, 4: 48.0}, "verification": 24.0,
-                "department": 24.0, "urge_response": 4.0, "warnings": {0: ()},
+                "department": 24.0, "urge_response": 4.0, "acceptance": 24.0, "warnings": {0: ()},
                 "extensions": {"max_count": 2, "max_total": 48.0}}
+#: The keys of a time rule (``[defaults]``, ``[severities.<s>]``, a category, its ``severities.<s>``).
+RULE_KEYS = ("start_level", "levels", "verification", "department", "urge_response", "acceptance", "warnings",
+             "extensions")
+#: Where a report comes from (``case.reported``'s ``channel``): a grid worker's phone, staff at a desk,
+#: or the public through Open311.
+CHANNELS = ("grid_worker", "staff", "open311")
+#: Whether a report waits for acceptance (立案) when neither the file nor its category says: grid workers
+#: and staff are trusted (their reports open a case at once), the public's reports are checked first
+#: (DOMAIN.md: "reports from trusted grid workers are often accepted automatically").
+NEEDS_ACCEPTANCE = {"grid_worker": False, "staff": False, "open311": True}
 
 __all__ = ["UNITS", "WEEKDAYS", "Amount", "CalendarSpec", "Category", "EarlyWarningRule", "Policy", "PolicyError",
            "Rule", "UnitCalendar", "load_policy", "parse_amount", "parse_policy"]
@@ -108,6 +121,7 @@ class Rule:
     level_warnings: dict[int, tuple[float, ...]] = field(default_factory=dict)  # a level's own thresholds
     department: Limit = Limit(24.0, "hours")  # a department assignment's time to feed back (反馈)
     urge_response: Limit = Limit(4.0, "hours")  # the holder's time to answer an urge (督办) when it names none
+    acceptance: Limit = Limit(24.0, "hours")  # staff's time to accept, refuse or merge a waiting report (立案)
 
     def warnings_at(self, level: int) -> tuple[float, ...]:
         """The warning thresholds at ``level`` (1–4)."""
@@ -129,6 +143,8 @@ class Category:
     co_departments: tuple[str, ...] | None = None
     public: bool = False  # offered to the public through Open311 (its reports listed there)
     sensitive: bool = False  # published positions rounded (``SENSITIVE_DECIMALS``): a place that names a household
+    #: channel → whether its reports of this category wait for acceptance, over ``[needs_acceptance]``
+    needs_acceptance: dict[str, bool] = field(default_factory=dict)
 
     def rule(self, severity: str | None = None) -> Rule:
         """The rule for ``severity`` (the category's default severity when unknown or None)."""
@@ -202,6 +218,18 @@ class Policy:
     def warning_rules(self, category: str) -> tuple[EarlyWarningRule, ...]:
         """The early-warning rules that watch ``category`` (none for an unknown one)."""
         return tuple(rule for rule in self.early_warnings if category in rule.categories)
+    #: channel → whether its reports wait for acceptance (立案), unless their category says otherwise
+    needs_acceptance: dict[str, bool] = field(default_factory=lambda: dict(NEEDS_ACCEPTANCE))
+
+    def acceptance_needed(self, code: str, channel: str | None) -> bool:
+        """Whether a report of category ``code`` from ``channel`` (``CHANNELS``) waits for staff to accept
+        it (立案) before its deadline ladder starts: the category's own word, else ``[needs_acceptance]``.
+        A report without a channel (sent before channels existed) opens at once, as it did then."""
+        if channel is None:
+            return False
+        category = self.categories.get(code) or self.categories.get("other")
+        own = category.needs_acceptance if category else {}
+        return own.get(channel, self.needs_acceptance.get(channel, False))
 
     def category(self, code: str) -> Category:
         """The category ``code``; KeyError if the policy has none."""
@@ -344,7 +372,8 @@ def _parse(text: str, file: str) -> Policy:
         except (ValueError, TypeError, KeyError) as exc:
             raise lines.error(str(exc).strip("'\""), where_line) from None
 
-    known_top = {"version", "defaults", "levels", "severities", "groups", "categories", "calendar", "early_warnings"}
+    known_top = {"version", "defaults", "levels", "severities", "groups", "categories", "calendar", "early_warnings",
+                 "needs_acceptance"}
     for key in data:
         if key not in known_top:
             raise lines.error(f"unknown key {key!r}; one of {', '.join(sorted(known_top))}",
@@ -415,9 +444,10 @@ def _parse(text: str, file: str) -> Policy:
         if klass is not None and klass not in groups.get(group, {}).get("classes", {}):
             raise lines.error(f"category {code!r}: unknown class {klass!r} in group {group!r}",
                               lines.of_category(code, "class"))
-        own = {k: raw[k] for k in ("start_level", "levels", "verification", "department", "urge_response", "warnings",
-                                   "extensions") if k in raw}
+        own = {k: raw[k] for k in RULE_KEYS if k in raw}
         lead, co = raw.get("lead_department"), raw.get("co_departments")
+        accepting = checked(lines.of_category(code, "needs_acceptance"), _acceptance,
+                            raw.get("needs_acceptance", {}), f"category {code!r}: needs_acceptance")
         if lead is not None and not (isinstance(lead, str) and lead):
             raise lines.error(f"category {code!r}: lead_department is a department id",
                               lines.of_category(code, "lead_department"))
@@ -450,16 +480,31 @@ def _parse(text: str, file: str) -> Policy:
                 raise lines.error(f"category {code!r}: {flag} is true or false", lines.of_category(code, flag))
         categories[code] = Category(code, raw["zh"], raw["en"], severity, rules, group, klass, raw.get("unit"),
                                     lead, tuple(co) if co is not None else None, raw.get("public", False),
-                                    raw.get("sensitive", False))
+                                    raw.get("sensitive", False), accepting)
     if "other" not in categories:
         raise lines.error('the policy needs a category "other" (for reports of an unknown category)', None)
+    channels = checked(lines.of_table("needs_acceptance"), _acceptance, data.get("needs_acceptance", {}),
+                       "[needs_acceptance]")
     return Policy(categories, groups, tuple(severities), _calendar(data.get("calendar", {}), lines),
-                  _early_warnings(data.get("early_warnings", []), lines, categories))
+                  early_warnings=_early_warnings(data.get("early_warnings", []), lines, categories),
+                  needs_acceptance={**NEEDS_ACCEPTANCE, **channels})
+
+
+def _acceptance(raw: object, where: str) -> dict[str, bool]:
+    """``{ grid_worker = false, open311 = true }``: channel → whether its reports wait for acceptance."""
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{where} is a table of channels ({', '.join(CHANNELS)}) = true or false")
+    for channel, value in raw.items():
+        if channel not in CHANNELS:
+            raise ValueError(f"{where}: unknown channel {channel!r}; one of {', '.join(CHANNELS)}")
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}: {channel} is true or false")
+    return dict(raw)
 
 
 def _partial(raw: dict) -> dict:
     """One table's rule keys, each parsed (a table may give only some of them)."""
-    known = {"start_level", "levels", "verification", "department", "urge_response", "warnings", "extensions"}
+    known = set(RULE_KEYS)
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"unknown key {sorted(unknown)[0]!r}; one of {', '.join(sorted(known))}")
@@ -478,7 +523,7 @@ def _partial(raw: dict) -> dict:
         out["levels"] = levels
     if "verification" in raw:
         out["verification"] = parse_limit(raw["verification"])
-    for key in ("department", "urge_response"):
+    for key in ("department", "urge_response", "acceptance"):
         if key in raw:
             out[key] = parse_limit(raw[key])
     if "warnings" in raw:
@@ -548,13 +593,15 @@ def _rule(merged: dict, code: str, severity: str) -> Rule:
     caps = merged["extensions"]
     total = caps["max_total"]
     warnings, department, urge_response = merged["warnings"], merged["department"], merged["urge_response"]
+    acceptance = merged["acceptance"]
     return Rule(start, dict(sorted(levels.items())),
                 verification if isinstance(verification, Limit) else parse_limit(verification),
                 tuple(warnings.get(0, ())), int(caps["max_count"]),
                 total if isinstance(total, Limit) else parse_limit(total),
                 {level: tuple(p) for level, p in sorted(warnings.items()) if level},
                 department if isinstance(department, Limit) else parse_limit(department),
-                urge_response if isinstance(urge_response, Limit) else parse_limit(urge_response))
+                urge_response if isinstance(urge_response, Limit) else parse_limit(urge_response),
+                acceptance if isinstance(acceptance, Limit) else parse_limit(acceptance))
 
 
 _CALENDAR_KEYS = ("hours", "round_the_clock", "extra_holidays", "extra_workdays")

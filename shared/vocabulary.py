@@ -61,6 +61,13 @@ class Status(StrEnum):
     SUSPENDED = "suspended"
     #: 派遣: with a lead functional department; the geographic ladder's clock is held until it feeds back
     DISPATCHED = "dispatched"
+    #: 立案: a report waiting for staff to accept it (its own acceptance time limit, no deadline ladder yet)
+    PENDING_ACCEPTANCE = "pending_acceptance"
+    #: endings other than a verified fix: 不予立案 (refused with a reason), 作废 (voided by command), and
+    #: merged into the case it duplicates (a report merged follows that case's status)
+    REFUSED = "refused"
+    VOIDED = "voided"
+    MERGED = "merged"
 
 
 class StepType(StrEnum):
@@ -92,6 +99,17 @@ class StepType(StrEnum):
     DEPARTMENT_DONE = "department_done"
     DEPARTMENT_DECLINED = "department_declined"
     DEPARTMENT_OVERDUE = "department_overdue"
+    # 立案: accepted (the deadline ladder starts), refused (不予立案), voided (作废), merged into another case
+    # (and, on that case, merged_in), the severity set before acceptance, the acceptance time limit passed
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+    VOIDED = "voided"
+    MERGED = "merged"
+    MERGED_IN = "merged_in"
+    SEVERITY_SET = "severity_set"
+    ACCEPTANCE_OVERDUE = "acceptance_overdue"
+    # 承办人: a named person of the unit (or department) holding the case takes it on, or it is unassigned
+    ASSIGNED = "assigned"
     # 督办: urged on record, the holder's answer, an answer not given in time
     URGED = "urged"
     URGE_ANSWERED = "urge_answered"

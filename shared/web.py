@@ -62,6 +62,7 @@ KIB, MIB = 1024, 1024 * 1024
 BODY_LIMITS: tuple[tuple[frozenset[str], re.Pattern, int], ...] = (
     (frozenset({"POST"}), re.compile(r"/dispatch/v1/areas"), 64 * MIB),
     (frozenset({"POST", "PUT"}), re.compile(r"/intake/v1/reports/[^/]+/photos"), 12 * MIB),
+    (frozenset({"POST"}), re.compile(r"/escalation/v1/stats/replay"), 1 * MIB),  # a city's whole policy file
 )
 DEFAULT_BODY_LIMIT = 64 * KIB
 #: Request line, header count and header size: gunicorn's ``limit_request_*`` settings, the embedded

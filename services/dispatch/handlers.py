@@ -54,18 +54,19 @@ def dispatch_cases(messages: list[events.CaseReported], uow: UnitOfWork, *, area
                 start_level=level, owners=found, triage=location.triage,
                 candidates=tuple(events.Candidate(c.id, c.distance_m) for c in location.candidates),
                 description=message.description, location=message.location, reporter=message.reporter,
-                location_unverified=message.location_unverified), cause=message)
+                location_unverified=message.location_unverified, channel=message.channel), cause=message)
         uow.store.add(records)
         uow.commit()
 
 
 def close_case(message: events.CaseChanged, uow: UnitOfWork, *, clock: Clock) -> None:
-    """``case.closed`` → a new area version no longer moves this case; ``case.reopened`` → it does again.
-    Applied only if newer than what the record last took from escalation (``events.revision_key``): a
-    redelivered ``case.closed`` never closes a case reopened since."""
+    """``case.closed`` (and a report refused, voided or merged: it ended without a fix) → a new area
+    version no longer moves this case; ``case.reopened`` → it does again. Applied only if newer than what
+    the record last took from escalation (``events.revision_key``): a redelivered ``case.closed`` never
+    closes a case reopened since."""
     with uow:
         uow.store.follow(message.case_id, events.revision_key(message),
-                         closed_at=clock.now() if message.event == "case.closed" else None)
+                         closed_at=None if message.event == "case.reopened" else clock.now())
         uow.commit()
 
 

@@ -9,17 +9,20 @@ from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from services.escalation import handlers, live
+from services.escalation import exports, handlers, live
 from services.escalation.domain import actions, departments, statistics
+from services.escalation.domain.cases import AWAITING_VERIFICATION
 from services.escalation.domain.deadlines import UNITS, is_late
 from services.escalation.domain.errors import Refused
+from services.escalation.domain.permissions import verifying_level
 from services.escalation.domain.timeline import StepType
 from services.escalation.store import StaleCase
 from shared.access import Decision
 from shared.clock import isoformat
 from shared.departments import ROLES as DEPARTMENT_ROLES
-from shared.exports import write_csv
+from shared.exports import export_csv
 from shared.fields import LIMITS, Day, JsonFloat, JsonInteger, QueryBoolean, QueryFloat, QueryInteger, Text
+from shared.pages import language
 from shared.policy import parse_policy
 from shared.vocabulary import Level, Status
 from shared.web import Blueprint, access, current_service, deny, identity, printable
@@ -60,6 +63,14 @@ class CaseListArgs(Schema):
     sort = fields.String(load_default="deadline", validate=validate.OneOf(["deadline", "warning", "next_warning"]),
                          metadata={"description": "deadline: least time left first; warning: highest warning "
                                                   "first; next_warning: the soonest warning to come first"})
+    q = Text(200, min_length=1, metadata={
+        "description": "words each found (any case) in the case number, the description, the reporter or the "
+                       "owning areas' ids and names; combine with status=closed to find closed cases"})
+    assignee = Text(LIMITS["user"], min_length=1, metadata={
+        "description": "me: the caller's cases (承办人); a user: theirs; none: the cases the caller's unit holds "
+                       "that nobody handles (a department: its parts)"})
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]), metadata={
+        "description": "csv: the page as CSV, one header row (number, status, level, owner, assignee, deadline, …)"})
     page = QueryInteger(load_default=1, validate=validate.Range(1, 1_000_000))
     page_size = QueryInteger(load_default=50, validate=validate.Range(1, 500))
 
@@ -94,7 +105,13 @@ class ActionIn(Schema):
     outcome = fields.String(validate=validate.OneOf(list(departments.OUTCOMES)), metadata={
         "description": "feedback (反馈): done (with note and after-photos) or declined (退单, with reason)"})
     photos = fields.List(Text(64, min_length=1), validate=validate.Length(max=20), metadata={
-        "description": "feedback: the ids of after-photos uploaded to intake"})
+        "description": "resolve, feedback: the ids of after-photos uploaded to intake (kind after)"})
+    into = Text(LIMITS["resource_id"], min_length=1, metadata={
+        "description": "merge: the id of the case this report duplicates (GET …/cases/by-number/{number} finds it)"})
+    severity = Text(LIMITS["severity"], min_length=1, metadata={
+        "description": "set_severity: one of the policy's severities (normal, urgent)"})
+    assignee = Text(LIMITS["user"], min_length=1, allow_none=True, metadata={
+        "description": "assign (承办人): a user of the unit holding the case, me, or null (nobody)"})
     respond_within = Text(32, min_length=1, metadata={
         "description": 'urge (督办): the time to answer, e.g. "2 working_hours" (default: the rule\'s urge_response)'})
 
@@ -158,6 +175,18 @@ class CaseOut(Schema):
         "description": "functional departments on the case: [{id, name, role (lead|co), status "
                        "(assigned|acknowledged|done|declined), deadline, overdue, …}]"})
     department_overdue = fields.Boolean(metadata={"description": "an active department is past its deadline"})
+    assignee = fields.String(allow_none=True, metadata={
+        "description": "the named handler (承办人) in the unit holding the case now, or null"})
+    merged_into = fields.Dict(allow_none=True, metadata={
+        "description": "merged: the case it duplicates ({id}; its status is the one that counts)"})
+    resolved_by = fields.String(allow_none=True, metadata={"description": "who resolved it last"})
+    verifier = fields.Dict(allow_none=True, metadata={
+        "description": "awaiting verification: who checks it on site ({level, area_id}): the grid worker of the "
+                       "grid, or the station when the grid worker fixed it on the spot"})
+    can_verify = fields.Boolean(metadata={
+        "description": "the caller checks this case on site (through POST /intake/v1/cases/{id}/verification)"})
+    assignable = fields.List(fields.String(), metadata={
+        "description": "where the caller may assign the case: the people known in the unit holding it"})
     urges = fields.List(fields.Dict(), metadata={
         "description": "督办 on record: [{at, by, note, urged, due, overdue, answered_at, answer}]"})
     urge_open = fields.Boolean(metadata={"description": "an urge waits for the holder's answer"})
@@ -199,6 +228,8 @@ def case_view(case, report, updated_at, now, *, candidates=(), steps=None, avail
                   for u in case.urges],
         "urge_open": any(u.open for u in case.urges),
         "pending_extension": case.pending_extension.to_dict() if case.pending_extension else None,
+        "assignee": case.handler, "merged_into": {"id": case.merged_into} if case.merged_into else None,
+        "resolved_by": case.resolved_by, "verifier": _verifier(case),
         "opened_at": isoformat(case.opened_at), "updated_at": isoformat(updated_at),
         "report": {"description": report.description, "location": {"lon": report.lon, "lat": report.lat},
                    "reported_at": isoformat(report.reported_at) if report.reported_at else None,
@@ -210,7 +241,17 @@ def case_view(case, report, updated_at, now, *, candidates=(), steps=None, avail
                             for s in steps]
     if available is not None:
         view["actions"] = [a for a in available if a in HTTP_ACTIONS]
+        view["can_verify"] = "verify" in available
     return view
+
+
+def _verifier(case) -> dict | None:
+    """Who checks a case awaiting verification on site (``permissions.verifying_level``)."""
+    if case.status not in AWAITING_VERIFICATION:
+        return None
+    level = verifying_level(case)
+    ref = case.owners.at(level)
+    return {"level": int(level), "area_id": ref.id if ref else None}
 
 
 def department_view(assignment, now) -> dict:
@@ -237,6 +278,8 @@ class Cases(MethodView):
     @access("case.list")
     @blp.arguments(CaseListArgs, location="query")
     @blp.response(200, CaseListOut)
+    @blp.alt_response(200, schema={"type": "string"}, content_type="text/csv",
+                      description="format=csv: the page as CSV")
     def get(self, args):
         """The cases the caller may see, the least time left first (no deadline last); filters: status
         (one or several, comma-separated), level, area, category, overdue, triage, time_left (seconds),
@@ -248,14 +291,37 @@ class Cases(MethodView):
         caller = identity()
         service = current_service()
         now = service.clock.now()
-        filters = {k: args[k] for k in ("status", "level", "category", "area", "overdue", "triage", "warned", "sort")
-                   if k in args}
+        filters = {k: args[k] for k in ("status", "level", "category", "area", "overdue", "triage", "warned", "sort",
+                                        "q") if k in args}
         if "time_left" in args:
             filters["due_within"] = now + timedelta(seconds=args["time_left"])
+        if "assignee" in args:
+            filters["assignee"] = caller.user if args["assignee"] == "me" else args["assignee"]
+        service.run(handlers.remember_person, caller)
         with service.uow() as uow:
             found, total = uow.store.page(caller, now=now, page=args["page"], size=args["page_size"], **filters)
-        return {"items": [case_view(case, report, updated, now) for case, _, report, updated in found],
-                "total": total, "page": args["page"], "page_size": args["page_size"]}
+        items = [case_view(case, report, updated, now) for case, _, report, updated in found]
+        if args["format"] == "csv":
+            return _cases_csv(items)
+        return {"items": items, "total": total, "page": args["page"], "page_size": args["page_size"]}
+
+
+#: The columns of ``GET /escalation/v1/cases?format=csv``.
+CASE_CSV = ("number", "id", "category", "severity", "status", "level", "owner_area_id", "owner_area_name",
+            "assignee", "deadline", "time_left_s", "overdue", "opened_at", "reporter", "description")
+
+
+def _cases_csv(items: list[dict]) -> Response:
+    """One page of the case list as CSV (``shared.exports``: text cells inert; UTF-8 with a byte-order
+    mark, so that Excel reads Chinese)."""
+    rows = [{"number": c["number"], "id": c["id"], "category": c["category"], "severity": c["severity"],
+             "status": c["status"], "level": c["level"], "owner_area_id": c["owner"]["area_id"],
+             "owner_area_name": c["owner"]["area_name"], "assignee": c["assignee"], "deadline": c["deadline"],
+             "time_left_s": None if c["time_left"] is None else round(c["time_left"]), "overdue": c["overdue"],
+             "opened_at": c["opened_at"], "reporter": c["report"]["reporter"],
+             "description": c["report"]["description"]} for c in items]
+    return Response(export_csv(CASE_CSV, rows), mimetype="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="cases.csv"'})
 
 
 class EventsArgs(Schema):
@@ -318,15 +384,35 @@ class CaseDetail(MethodView):
         "deadline": "2026-01-05T13:00:00.000Z", "report": {"description": "lamp out", …},
         "timeline": [{"at": …, "type": "opened", "level": 1, "actor": "system", "note": ""}], …}``
         """
-        caller = identity()
-        service = current_service()
-        with service.uow() as uow:
-            case = uow.store.get(case_id, caller)
-            if case is None:
-                deny(caller, "case.read", message="no such case")
-            view = _detail(uow, case, caller, service.clock.now())
-            tag = handlers.etag(uow.store.revision(case.id))
-        return view, 200, {"ETag": tag}
+        return _read(lambda store, caller: store.get(case_id, caller))
+
+
+@blp.route("/cases/by-number/<number>")
+class CaseByNumber(MethodView):
+    @access("case.read")
+    @blp.response(200, CaseOut)
+    def get(self, number):
+        """The case people quote by its number (``20260105-000042``), as ``GET /cases/{id}`` answers it (with
+        its ``ETag``), closed or not; 404 if there is none or it lies outside the caller's area.
+
+        ``GET /escalation/v1/cases/by-number/20260105-000042`` → ``{"id": "6f1c…", "number":
+        "20260105-000042", "status": "closed", …, "timeline": […]}``
+        """
+        return _read(lambda store, caller: store.by_number(number, caller))
+
+
+def _read(find):
+    """A case found by ``find(store, caller)`` with its detail and ETag, or the 404 of a case not seen."""
+    caller = identity()
+    service = current_service()
+    service.run(handlers.remember_person, caller)
+    with service.uow() as uow:
+        case = find(uow.store, caller)
+        if case is None:
+            deny(caller, "case.read", message="no such case")
+        view = _detail(uow, case, caller, service.clock.now())
+        tag = handlers.etag(uow.store.revision(case.id))
+    return view, 200, {"ETag": tag}
 
 
 @blp.route("/cases/<case_id>/actions")
@@ -368,6 +454,8 @@ class CaseActions(MethodView):
         try:
             case, revision = service.run(handlers.take_action, handlers.TakeAction(
                 case_id, body["action"], arguments, caller, if_match.strip()))
+        except handlers.UnknownTarget:
+            abort(404, message="no such case to merge into in your area", errors={"into": ["no such case"]})
         except LookupError:
             deny(caller, "case.act", message="no such case")
         except (handlers.StaleETag, StaleCase):
@@ -386,8 +474,12 @@ class CaseActions(MethodView):
 
 def _detail(uow, case, caller, now) -> dict:
     report, candidates, updated_at = uow.store.detail(case.id)
-    return case_view(case, report, updated_at, now, candidates=candidates, steps=uow.store.steps(case.id),
-                     available=actions.available(case, caller, now))
+    available = actions.available(case, caller, now)
+    view = case_view(case, report, updated_at, now, candidates=candidates, steps=uow.store.steps(case.id),
+                     available=available)
+    unit = uow.store.unit_of(caller) if "assign" in available else None
+    view["assignable"] = uow.store.people_of(unit) if unit else []
+    return view
 
 
 # -- statistics (issue 10) ----------------------------------------------------------------------------
@@ -407,6 +499,9 @@ class ClosureStatsArgs(Schema):
                                                      "group_by=department ranks by its own measures"})
     order = fields.String(load_default="desc", validate=validate.OneOf(["asc", "desc"]),
                           metadata={"description": "the ranking's order: desc puts the highest value first"})
+    lang = fields.String(validate=validate.OneOf(["zh", "en"]), metadata={
+        "description": "format=csv: the language of the column and unit names (default: Accept-Language, "
+                       "Chinese unless English is preferred)"})
 
 
 class QuantilesOut(Schema):
@@ -469,7 +564,8 @@ class ClosureTimes(MethodView):
         or reporter and by day, week (Monday) or month; the caller's area scope applies (a station sees
         its own grids). Rates are fractions 0–1, null where the denominator is 0; durations are seconds.
         The README's "Closure-time statistics" defines each measure. ``format=csv``: the same columns
-        flattened (``time_to_close_p90``), one header row. ``rank_by``: rank each period's groups.
+        flattened for a spreadsheet (``services/escalation/exports.py``: UTF-8 with a byte-order mark, column
+        names in ``lang``, unit names beside ids, durations in hours). ``rank_by``: rank each period's groups.
 
         ``GET /escalation/v1/stats/closure-times?group_by=station&period=month&from=2026-01-01&to=2027-01-01``
         → ``{"group_by": "station", "period": "month", "from": …, "to": …, "time_zone": "Asia/Shanghai",
@@ -488,33 +584,33 @@ class ClosureTimes(MethodView):
             identity(), args["group_by"], args["period"], args["from_"], args["to"], args.get("rank_by"),
             args["order"] == "desc"))
         if args["format"] == "csv":
-            return _csv(answer)
+            return _csv(service, answer, args.get("lang") or language(request.accept_languages))
         return answer
 
 
-def _csv(answer: dict) -> Response:
-    rows = [statistics.flatten(r) for r in answer["rows"]]
-    if answer["group_by"] == "department":
-        template = dict.fromkeys(statistics.DEPARTMENT_COLUMNS)
-    else:
-        key = statistics.GROUP_FIELDS[answer["group_by"]]
-        template = statistics.flatten(statistics.row({key: None, "period_start": None},
-                                                     dict.fromkeys(statistics.COUNTS, 0), {}))
-    columns = list(template) + (["rank"] if rows and "rank" in rows[0] else [])
+def _csv(service, answer: dict, lang: str) -> Response:
+    with service.uow() as uow:
+        area_names, known = uow.store.area_names(), {d.id: d for d in uow.store.departments()}
+    categories = service.policy.categories
+    columns, header, rows = exports.closure_times_table(
+        answer, lang, area_names=area_names,
+        department_names=lambda i: known[i].name(lang) if i in known else None,
+        category_names=lambda code: getattr(categories[code], lang) if code in categories else None)
     name = f"closure-times-{answer['group_by']}-{answer['period']}-{answer['from']}-{answer['to']}.csv"
-    return Response(write_csv(columns, rows), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(export_csv(columns, rows, header), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"', "Content-Language": lang,
+                             "Vary": "Accept-Language"})
 
 
 class ReplayIn(Schema):
     class Meta:
         unknown = RAISE
 
-    # within the route's 64 KiB body even if every character is sent as a 6-byte \uXXXX escape; a larger
+    # within the route's 1 MiB body even if every character is sent as a 6-byte \uXXXX escape; a larger
     # file is replayed with `gridcase policy replay`
-    policy = fields.String(required=True, validate=validate.Length(1, 10_000), metadata={
+    policy = fields.String(required=True, validate=validate.Length(1, 100_000), metadata={
         "description": "the new policy file's text (TOML, as `gridcase policy check` reads it), "
-                       "up to 10,000 characters"})
+                       "up to 100,000 characters"})
     from_ = Day(required=True, data_key="from")
     to = Day(required=True)
 
@@ -524,7 +620,7 @@ class PolicyReplay(MethodView):
     @access("stats.replay")
     @blp.arguments(ReplayIn)
     @blp.response(200, description="side by side per unit and category: current and new")
-    @blp.alt_response(413, description="the body is over the route's 64 KiB")
+    @blp.alt_response(413, description="the body is over the route's 1 MiB")
     def post(self, body):
         """What-if: how the cases opened on local dates ``[from, to)`` would have fared under a new
         policy — automatic escalations from each level, overdue at headquarters, closed on time —

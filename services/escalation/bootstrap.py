@@ -24,7 +24,8 @@ SPEC = bootstrap.ServiceSpec(
     dependencies=lambda settings, engine, clock: _dependencies(settings, clock, engine),
     workers=lambda service: {"scheduler": lambda: Scheduler(service), "notify": lambda: Notifier(service)},
     details=lambda service: _details(service),
-    pages=(page_blueprint("board", PAGES / "board"), page_blueprint("desk", PAGES / "desk")))
+    pages=(page_blueprint("board", PAGES / "board"), page_blueprint("desk", PAGES / "desk"),
+           page_blueprint("wall", PAGES / "wall")))
 
 
 def _dependencies(settings: Settings, clock: Clock, engine=None) -> dict:

@@ -11,10 +11,10 @@ from prometheus_client import Histogram
 
 from services.escalation import early_warnings
 from services.escalation.calendars import Calendars, time_policy
-from services.escalation.domain import actions, departments, measures, statistics, timers
+from services.escalation.domain import acceptance, actions, departments, measures, statistics, timers
 from services.escalation.domain.cases import Case, open_case
 from services.escalation.domain.errors import InvalidArgument, Refused
-from services.escalation.domain.permissions import Actor, verifying_level
+from services.escalation.domain.permissions import LEVEL_ROLE, Actor, verifying_level
 from services.escalation.domain.timeline import Outcome, StepType
 from services.escalation.notify.outbox import enqueue_steps
 from services.escalation.store import Report
@@ -40,7 +40,9 @@ def open_cases(messages: list[events.CaseDispatched], uow: UnitOfWork, *, policy
     """``case.dispatched`` → each case opens at its start level with that level's deadline, its time
     policy frozen from the category × severity rule and the working calendar of its owners (later
     policy edits never change a case in flight). An unknown category uses ``other``; an unknown
-    severity the category's default."""
+    severity the category's default. A report the policy makes wait for acceptance (立案: its category
+    and channel, ``Policy.acceptance_needed``) opens ``pending_acceptance``; its departments are
+    assigned when it is accepted."""
     now = clock.now()
     calendars = calendars or Calendars(policy.calendar, "UTC", policy.calendar.region)
     with uow:
@@ -49,12 +51,14 @@ def open_cases(messages: list[events.CaseDispatched], uow: UnitOfWork, *, policy
         for m in messages:
             category = policy.categories.get(m.category) or policy.categories["other"]
             frozen = time_policy(category.rule(m.severity), calendars.for_owners(m.owners))
+            pending = policy.acceptance_needed(category.code, m.channel)
             case, outcome = open_case(id=m.case_id, number=m.number, category=m.category, severity=m.severity,
                                       owners=m.owners, start_level=m.start_level,
                                       policy=frozen, now=now, triage=m.triage,
-                                      location_unverified=m.location_unverified)
-            city_departments = uow.store.departments() if city_departments is None else city_departments
-            outcome += departments.open_assignments(case, _handlers(category, case, city_departments), now)
+                                      location_unverified=m.location_unverified, pending=pending)
+            if not pending:
+                city_departments = uow.store.departments() if city_departments is None else city_departments
+                outcome += departments.open_assignments(case, _handlers(category, case, city_departments), now)
             location = m.location or events.Location(None, None)
             new.append((case, outcome, Report(m.description, location.lon, location.lat, m.reporter, m.reported_at),
                         [{"id": c.id, "distance_m": c.distance_m} for c in m.candidates]))
@@ -85,12 +89,19 @@ def etag(revision: int) -> str:
     return f'"{revision}"'
 
 
-def take_action(command: TakeAction, uow: UnitOfWork, *, clock: Clock,
-                policy: Policy | None = None) -> tuple[Case, int]:
+def take_action(command: TakeAction, uow: UnitOfWork, *, clock: Clock, policy: Policy,
+                calendars: Calendars | None = None) -> tuple[Case, int]:
     """Run the action through the action table; returns the case and its new revision. ``LookupError``
-    outside the caller's area (404), ``StaleETag`` (412), or the domain's refusal (403, 409, 422). A
-    reopening counts for the policy's recurring early-warning rules."""
+    outside the caller's area (404; also for a ``merge`` into a case the caller does not see),
+    ``StaleETag`` (412), or the domain's refusal (403, 409, 422).
+
+    The handler turns names into what the domain decides on: a transfer's ``to`` into owners, a
+    department's id into the department, a ``severity`` into its category × severity rule (frozen in the
+    case's calendar), a merge's ``into`` into that case, and an ``assignee`` (``me``, a user, or null)
+    into the person and the units they are known in. An accepted report gets its category's departments.
+    A reopening counts for the policy's recurring early-warning rules."""
     now = clock.now()
+    calendars = calendars or Calendars(policy.calendar, "UTC", policy.calendar.region)
     with uow:
         case = uow.store.get(command.case_id, command.identity, for_update=True)
         if case is None:
@@ -102,12 +113,81 @@ def take_action(command: TakeAction, uow: UnitOfWork, *, clock: Clock,
             arguments.update(_transfer_target(uow, arguments.pop("to")))
         if command.action == "assign_department" and "department" in arguments:
             arguments["department"] = _department(uow, case, arguments["department"])
+        if command.action == "set_severity" and "severity" in arguments:
+            arguments["severity"] = _severity(policy, calendars, case, arguments["severity"])
+        into = None
+        if command.action == "merge" and "into" in arguments:
+            into = arguments["into"] = _merge_target(uow, command.identity, arguments["into"])
+        if command.action == "assign" and "assignee" in arguments:
+            arguments["assignee"] = _person(uow, command.identity, case, arguments["assignee"])
         outcome = actions.perform(case, command.action, command.identity, now, **arguments)
+        if command.action == "accept":
+            category = policy.categories.get(case.category) or policy.categories["other"]
+            outcome += departments.open_assignments(case, _handlers(category, case, uow.store.departments()), now)
         early_warnings.case_reopened(uow, policy, case, outcome, now)
-        revision = uow.store.save(case, outcome, now)
-        publish(uow, case, outcome)
+        changed = [(case, outcome)]
+        if into is not None:
+            changed.append((into, acceptance.absorb(into, case, command.identity, now)))
+        uow.store.save_all(changed, now)
+        for each, happened in changed:
+            publish(uow, each, happened)
         uow.commit()
-    return case, revision
+    return case, uow.store.revision(case.id)
+
+
+def _severity(policy: Policy, calendars: Calendars, case: Case, name: object) -> acceptance.Severity:
+    """A severity the policy rules for the case's category, as the domain takes it; ``InvalidArgument``
+    naming ``severity`` for another."""
+    if name not in policy.severities:
+        raise InvalidArgument(f"unknown severity {name!r}; one of {', '.join(policy.severities)}", field="severity")
+    category = policy.categories.get(case.category) or policy.categories["other"]
+    rule = category.rule(name)
+    return acceptance.Severity(name, time_policy(rule, calendars.for_owners(case.owners)), Level.of(rule.start_level))
+
+
+class UnknownTarget(LookupError):
+    """A merge names a case the caller does not see (404, as for a case that does not exist)."""
+
+
+def _merge_target(uow: UnitOfWork, identity: Identity, case_id: object) -> Case:
+    """The case a merge names, loaded (and locked) as the caller sees it; ``UnknownTarget`` (404) when
+    the caller's area does not hold it, exactly as for a case that does not exist."""
+    target = uow.store.get(case_id, identity, for_update=True) if isinstance(case_id, str) else None
+    if target is None:
+        raise UnknownTarget(case_id)
+    return target
+
+
+#: The people this process has recorded already (``remember_person``), per database: one write per person
+#: and unit.
+_REMEMBERED: set[tuple[str, str, str, str | None, str | None]] = set()
+
+
+def remember_person(identity: Identity, uow: UnitOfWork, *, clock: Clock) -> None:
+    """Record that the caller works in their unit (``store.remember``), so that colleagues may name them
+    a case's handler (承办人); once per person, unit and database in this process."""
+    key = (str(uow.engine.url), identity.user, str(identity.role), identity.area, identity.department)
+    if key in _REMEMBERED or identity.role not in (Role.STATION, Role.SUBCENTER, Role.COMMAND, Role.DEPARTMENT):
+        return
+    with uow:
+        uow.store.remember(identity, clock.now())
+        uow.commit()
+    _REMEMBERED.add(key)
+
+
+def _person(uow: UnitOfWork, identity: Identity, case: Case, user: object) -> acceptance.Person | None:
+    """An ``assign``'s ``assignee``: ``None`` (nobody), ``me`` (the caller) or a user, with the units the
+    user is known in (``store.units_of``: where they have signed in; the caller's own unit for the caller)."""
+    if user is None:
+        return None
+    if not isinstance(user, str) or not user.strip():
+        raise InvalidArgument("assignee is a user name, me, or null", field="assignee")
+    user = identity.user if user == "me" else user.strip()
+    units = set(uow.store.units_of(user))
+    if user == identity.user:
+        units.add(identity.department if identity.role == Role.DEPARTMENT else case.owner.area_id
+                  if identity.role == Role.COMMAND else identity.area)
+    return acceptance.Person(user, frozenset(u for u in units if u))
 
 
 def _transfer_target(uow: UnitOfWork, area_id: str) -> dict:
@@ -160,9 +240,8 @@ def verify_case(message: events.CaseVerified, uow: UnitOfWork, *, clock: Clock) 
         case = uow.store.get(message.case_id, for_update=True)
         if case is None:
             raise Unavailable(f"case {message.case_id} has not opened yet")
-        on_site = verifying_level(case)
-        verifier = Actor(Role.GRID_WORKER if on_site == Level.GRID else Role.STATION, message.verifier,
-                         case.owners.at(on_site).id)
+        on_site = verifying_level(case)  # intake checked the caller against the level escalation published
+        verifier = Actor(LEVEL_ROLE[on_site], message.verifier, case.owners.at(on_site).id)
         try:
             outcome = actions.perform(case, "verify", verifier, now, passed=message.passed, note=message.note)
         except Refused as refusal:

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from services.escalation.domain import statistics
 from services.escalation.domain.cases import Case, ExtensionRequest
 from services.escalation.domain.deadlines import Limit, TimePolicy
-from services.escalation.domain.departments import Assignment
+from services.escalation.domain.departments import ACTIVE, Assignment
 from services.escalation.domain.measures import measure, month_start, week_start
 from services.escalation.domain.timeline import Outcome, Step, StepType
 from services.escalation.domain.urges import Urge
@@ -40,7 +41,7 @@ cases = sa.Table(
     sa.Column("number", sa.String(32), nullable=False),
     sa.Column("category", sa.String(64), nullable=False),
     sa.Column("severity", sa.String(16), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
     sa.Column("level", sa.Integer, nullable=False),
     sa.Column("owner_area_id", sa.String(64), nullable=False),
     sa.Column("grid_id", sa.String(64)),
@@ -74,6 +75,13 @@ cases = sa.Table(
     sa.Column("resolved_department", sa.String(64)),
     sa.Column("urges", sa.JSON),  # 督办 on record (domain.urges.Urge.to_dict)
     sa.Column("deadline_basis", sa.String(16)),  # official, provisional, calendar_gap (working-time deadlines)
+    sa.Column("resolved_by", sa.String(128)),  # who resolved it last (never its verifier)
+    sa.Column("merged_into", sa.String(36)),  # merged: the case it duplicates
+    # 承办人: the named handler, valid while the unit it was named in (an area id) holds the case
+    sa.Column("assignee", sa.String(128)),
+    sa.Column("assignee_unit", sa.String(64)),
+    # the owners' names, lowest first ("网格 0042 / 工作站 3 / …"): what a search by place words reads
+    sa.Column("place", sa.String(1000)),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     # the report itself, from case.dispatched: staff need no second call to intake
     sa.Column("description", sa.Text),
@@ -87,6 +95,8 @@ cases = sa.Table(
     sa.Index("ix_cases_due", "due_at", postgresql_where=sa.text("due_at IS NOT NULL"),
              sqlite_where=sa.text("due_at IS NOT NULL")),
     sa.Index("ix_cases_status_level", "status", "level"),
+    sa.Index("ix_cases_number", "number"),
+    sa.Index("ix_cases_assignee", "assignee"),
 )
 
 timeline = sa.Table(
@@ -124,7 +134,18 @@ assignments = sa.Table(
     sa.Column("overdue", sa.Boolean, nullable=False),
     sa.Column("acknowledged_at", UTCDateTime),
     sa.Column("feedback_at", UTCDateTime),
+    sa.Column("assignee", sa.String(128)),  # 承办人: the department's person handling it
     sa.Index("ix_assignments_department", "department_id", "assigned_at"),
+)
+
+#: The people seen working in each unit (an area id, or a department's id): who a case may be assigned
+#: to (承办人). A person is recorded the first time their token reads or acts on cases in that unit.
+people = sa.Table(
+    "people", metadata,
+    sa.Column("user", sa.String(128), primary_key=True),
+    sa.Column("unit", sa.String(64), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("first_seen", UTCDateTime, nullable=False),
 )
 
 #: Escalation's copy of the city's departments (from ``departments.published``).
@@ -217,6 +238,9 @@ audit_log = sa.Table(
     sa.Column("mac", sa.String(64)),  # HMAC-SHA256 of hash under GRIDCASE_AUDIT_KEY (shared.audit.row_mac)
 )
 
+#: Statuses of reports that are not cases for the statistics: waiting for acceptance (立案), or ended
+#: without becoming one (不予立案, 作废, merged into the case they duplicate).
+NOT_A_CASE = frozenset({Status.PENDING_ACCEPTANCE, Status.REFUSED, Status.VOIDED, Status.MERGED})
 #: Early warning (预警, ``services/escalation/early_warnings.py``): the reports each rule watches, under a
 #: coarse key — a cell of the rule's radius (``domain.early_warnings.cell``) or a grid id — so a new
 #: report reads its neighbourhood only; ``held`` while the point's item is open or acknowledged.
@@ -311,6 +335,36 @@ def _facts_scope(identity: Identity) -> list:
     return [case_facts.c[f"{level.area}_id"] == identity.area] if identity.area else [sa.false()]
 
 
+#: ``page(assignee=NOBODY)``: the cases nobody handles.
+NOBODY = "none"
+
+
+def handled_by(identity: Identity, user: str):
+    """SQL: the cases ``user`` handles (承办人) — for a department caller, its parts of cases; for the
+    others, the case's handler in the unit holding it now (``Case.handler``)."""
+    if identity.role == Role.DEPARTMENT:
+        return cases.c.id.in_(sa.select(assignments.c.case_id).where(
+            assignments.c.department_id == identity.department, assignments.c.assignee == user))
+    return sa.and_(cases.c.assignee == user, cases.c.assignee_unit == cases.c.owner_area_id)
+
+
+def unassigned(identity: Identity):
+    """SQL: the cases the caller's unit holds now that nobody handles — a department's active parts with
+    no assignee; a station's or sub-center's cases at their level, command's at headquarters; for a
+    caller without a unit, every case without a handler."""
+    c = cases.c
+    if identity.role == Role.DEPARTMENT:
+        return c.id.in_(sa.select(assignments.c.case_id).where(
+            assignments.c.department_id == identity.department, assignments.c.assignee.is_(None),
+            assignments.c.status.in_(sorted(ACTIVE))))
+    nobody = sa.or_(c.assignee.is_(None), c.assignee_unit != c.owner_area_id)
+    if identity.role in (Role.STATION, Role.SUBCENTER):
+        return sa.and_(nobody, c.owner_area_id == identity.area)
+    if identity.role == Role.COMMAND:
+        return sa.and_(nobody, c.level == int(Level.HQ))
+    return nobody
+
+
 def late(now: datetime):
     """SQL for ``deadlines.is_late(deadline_at, now)`` or already flagged overdue: the list's filter."""
     return sa.or_(cases.c.overdue, sa.and_(cases.c.deadline_at.is_not(None), cases.c.deadline_at <= now))
@@ -373,7 +427,7 @@ class CaseStore(Store):
         self.db.execute(assignments.insert(), [
             {"case_id": case.id, "seq": seq, "department_id": a.department, "role": a.role, "status": a.status,
              "assigned_at": a.assigned_at, "deadline_at": a.deadline, "overdue": a.overdue,
-             "acknowledged_at": a.acknowledged_at, "feedback_at": a.feedback_at}
+             "acknowledged_at": a.acknowledged_at, "feedback_at": a.feedback_at, "assignee": a.assignee}
             for case in with_departments for seq, a in enumerate(case.assignments)])
 
     def get(self, case_id: str, identity: Identity | None = None, *, for_update: bool = False) -> Case | None:
@@ -417,14 +471,22 @@ class CaseStore(Store):
 
     def page(self, identity: Identity, *, now: datetime, page: int, size: int, status=None, level=None,
              category=None, area=None, overdue=None, triage=None, due_within=None, warned=None,
-             sort="deadline") -> tuple[list, int]:
+             sort="deadline", q=None, assignee=None) -> tuple[list, int]:
         """One page of the cases ``identity`` may see, and how many match in all. Each item is
         ``(case, revision, report, updated_at)``. ``warned``: only cases warned at their current level
         of at least this threshold (0: any warning; a negative number: none yet). ``sort``: ``deadline``
         (the least time left first, no deadline last), ``warning`` (the highest warning first, then the
-        least time left) or ``next_warning`` (the soonest warning still to come first)."""
+        least time left) or ``next_warning`` (the soonest warning still to come first). ``q``: words that
+        each appear (any case) in the number, the description, the reporter or the owners' ids and
+        names. ``assignee``: a user's cases (``handled_by``), or ``none`` for those of the caller's unit
+        that nobody handles."""
         c = cases.c
         query = scoped(sa.select(cases), identity)
+        for word in (q or "").split()[:10]:
+            query = query.where(sa.or_(*(sa.func.lower(column).contains(word.lower(), autoescape=True)
+                                         for column in (c.number, c.description, c.reporter, c.place))))
+        if assignee is not None:
+            query = query.where(unassigned(identity) if assignee == NOBODY else handled_by(identity, assignee))
         if status:
             query = query.where(c.status.in_([status] if isinstance(status, str) else list(status)))
         for column, value in ((c.level, level), (c.category, category), (c.triage, triage)):
@@ -448,6 +510,41 @@ class CaseStore(Store):
         rows = self.db.execute(query.order_by(*order)
                                .limit(size).offset((page - 1) * size)).all()
         return [(self._case(r), r.revision, _report(r), r.updated_at) for r in rows], total
+
+    def by_number(self, number: str, identity: Identity) -> Case | None:
+        """The case with ``number`` if ``identity`` may see it (as ``get``)."""
+        row = self.db.execute(scoped(sa.select(cases).where(cases.c.number == number), identity)).first()
+        return self._case(row) if row else None
+
+    # -- the people of a unit (承办人) -----------------------------------------------------------
+
+    def remember(self, identity: Identity, now: datetime) -> None:
+        """Record that ``identity``'s person works in its unit (a station or sub-center's area, command
+        headquarters' area, or a department), once; grid workers, supervisors and admins hold no unit."""
+        unit = self.unit_of(identity)
+        if unit is None:
+            return
+        dialect = postgresql if self.postgres else sqlite
+        self.db.execute(dialect.insert(people).values(user=identity.user, unit=unit, role=str(identity.role),
+                                                      first_seen=now).on_conflict_do_nothing())
+
+    def unit_of(self, identity: Identity) -> str | None:
+        """The unit a person of ``identity`` works in: its area (station, sub-center), headquarters' area
+        (command) or its department; None for a role that holds no unit."""
+        if identity.role == Role.DEPARTMENT:
+            return identity.department
+        if identity.role == Role.COMMAND:
+            return self.db.execute(sa.select(areas.c.id).where(areas.c.level == "hq").limit(1)).scalar()
+        return identity.area if identity.role in (Role.STATION, Role.SUBCENTER) else None
+
+    def units_of(self, user: str) -> list[str]:
+        """The units ``user`` has been seen working in."""
+        return list(self.db.execute(sa.select(people.c.unit).where(people.c.user == user)).scalars())
+
+    def people_of(self, unit: str) -> list[str]:
+        """The users seen working in ``unit``, by name."""
+        return list(self.db.execute(sa.select(people.c.user).where(people.c.unit == unit)
+                                    .order_by(people.c.user)).scalars())
 
     def last_step_id(self) -> int:
         """The id of the newest timeline row (0 when there is none): where a new live feed starts."""
@@ -570,8 +667,9 @@ class CaseStore(Store):
 
     def refresh_missing_facts(self, now: datetime, limit: int = 1000) -> int:
         """Compute the statistics row of up to ``limit`` cases that have none (cases opened before the
-        statistics existed); returns how many."""
-        missing = sa.select(cases).where(~sa.exists().where(case_facts.c.case_id == cases.c.id)).limit(limit)
+        statistics existed; not the reports that are no case, ``NOT_A_CASE``); returns how many."""
+        missing = sa.select(cases).where(~sa.exists().where(case_facts.c.case_id == cases.c.id),
+                                         cases.c.status.notin_([str(s) for s in NOT_A_CASE])).limit(limit)
         found = [self._case(r) for r in self.db.execute(missing)]
         self._refresh_facts(found, now)
         return len(found)
@@ -629,6 +727,10 @@ class CaseStore(Store):
             self.db.execute(areas.insert(), [{"version": version, "id": a.id, "level": a.level, "name": a.name,
                                               "parent": a.parent} for a in items])
         return True
+
+    def area_names(self) -> dict[str, str]:
+        """Every area of escalation's copy of the hierarchy: id → name."""
+        return {r.id: r.name for r in self.db.execute(sa.select(areas.c.id, areas.c.name))}
 
     # -- departments ---------------------------------------------------------------------------
 
@@ -732,8 +834,8 @@ class CaseStore(Store):
         rows = []
         for case_id, steps in timelines.items():
             case = by_id[case_id]
-            if not steps or steps[0].type != StepType.OPENED:
-                continue
+            if not steps or steps[0].type != StepType.OPENED or case.status in NOT_A_CASE:
+                continue  # a report not (yet) accepted, refused, voided or merged is no case to count
             facts = measure(steps, case.policy, case.owners, case.extensions, now,
                             closed_now=case.status == Status.CLOSED)
             rows.append(_facts_row(case, reporters.get(case_id), facts))
@@ -786,7 +888,8 @@ class CaseStore(Store):
             clock_start=row.clock_start or row.opened_at, warned=row.warned, deadline_basis=row.deadline_basis,
             warnings=tuple((float(w["threshold"]), datetime.fromisoformat(w["at"])) for w in row.warnings or ()),
             assignments=tuple(Assignment.from_dict(a) for a in row.assignments or ()),
-            resolved_department=row.resolved_department,
+            resolved_department=row.resolved_department, resolved_by=row.resolved_by, merged_into=row.merged_into,
+            assignee=row.assignee, assignee_unit=row.assignee_unit,
             urges=tuple(Urge.from_dict(u) for u in row.urges or ()))
 
 
@@ -805,9 +908,16 @@ def _columns(case: Case, now: datetime) -> dict:
             "clock_start": case.clock_start, "warned": case.warned, "deadline_basis": case.deadline_basis,
             "warnings": [{"threshold": p, "at": at.isoformat()} for p, at in case.warnings],
             "assignments": [a.to_dict() for a in case.assignments] or None,
-            "resolved_department": case.resolved_department,
-            "urges": [u.to_dict() for u in case.urges] or None,
+            "resolved_department": case.resolved_department, "resolved_by": case.resolved_by,
+            "merged_into": case.merged_into, "assignee": case.assignee, "assignee_unit": case.assignee_unit,
+            "place": _place(case.owners), "urges": [u.to_dict() for u in case.urges] or None,
             "next_warning_at": case.warnings[0][1] if case.warnings and case.due_at is not None else None}
+
+
+def _place(owners: Owners) -> str:
+    """The owners' ids and names, lowest first: the words a search by place (``page(q=…)``) matches."""
+    refs = [owners.at(level) for level in Level]
+    return " / ".join(f"{ref.id} {ref.name}".strip() for ref in refs if ref is not None)[:1000]
 
 
 def _halves(day_from: date, day_to: date, period: str) -> list[tuple[date, date]]:

@@ -18,6 +18,7 @@ from services.intake.domain.reports import (
     NotAwaitingVerification,
     NotItsGridWorker,
     UnknownCategory,
+    UnknownSeverity,
 )
 from services.intake.limits import check_reports, count_report
 from shared.access import Decision, Resource
@@ -30,6 +31,10 @@ from shared.web import Blueprint, access, authorize, current_service, deny, iden
 
 blp = Blueprint("intake", __name__, url_prefix="/intake/v1", description="Grid workers' reports")
 KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
+#: The verification rule a refused verifier is told (escalation's ``permissions.verifying_level``).
+VERIFY_RULE = ("a fix is verified on site by someone other than its handler (GB/T 30428 核查): by the grid "
+               "worker of the case's grid, or by the station when the grid worker made the fix on the spot "
+               "or the case is in no grid")
 
 
 class LocationIn(Schema):
@@ -56,6 +61,10 @@ class ReportIn(Schema):
     client_time = Instant(metadata={
         "description": "the phone's clock when the report was written (ISO 8601 with an offset, from "
                        "1970 to 2100); kept apart from the server's reported_at"})
+    severity = Text(LIMITS["severity"], min_length=1, metadata={
+        "description": "the severity the reporter proposes (one the policy rules for: GET /intake/v1/categories "
+                       "lists each category's); staff confirm or change it at acceptance. Default: the "
+                       "category's"})
 
 
 class ReportOut(Schema):
@@ -75,7 +84,11 @@ class ReportOut(Schema):
     level = fields.Integer(allow_none=True)
     owner_area_id = fields.String(allow_none=True)
     duplicate_of = fields.Dict(allow_none=True, metadata={
-        "description": "the open case this report repeats (id, number, status, level): no case of its own was opened"})
+        "description": "the case this report repeats (a nearby duplicate) or was merged into (id, number, status, "
+                       "level): its own status follows that case's"})
+    status_note = fields.String(allow_none=True, metadata={
+        "description": "why it ended without a fix: refused (不予立案: the reason and a note), voided (作废), "
+                       "merged or linked into another case"})
 
 
 class ReportListArgs(Schema):
@@ -136,7 +149,7 @@ def report_view(report, linked=None) -> dict:
             "location": location, "location_unverified": report.location_unverified,
             "client_time": isoformat(report.client_time) if report.client_time else None, "reporter": report.reporter,
             "reported_at": isoformat(report.reported_at), "updated_at": isoformat(report.updated_at),
-            "level": report.level, "owner_area_id": report.owner_area_id,
+            "level": report.level, "owner_area_id": report.owner_area_id, "status_note": report.status_note,
             "duplicate_of": {"id": linked.id, "number": linked.number_in(zone), "status": linked.status,
                              "level": linked.level}
             if linked else None}
@@ -170,6 +183,8 @@ class Reports(MethodView):
             submitted = service.run(handlers.submit_report, new_report(body), caller, key)
         except UnknownCategory:
             abort(422, errors={"category": [f"unknown category; one of {', '.join(service.policy.categories)}"]})
+        except UnknownSeverity:
+            abort(422, errors={"severity": [f"unknown severity; one of {', '.join(service.policy.severities)}"]})
         except LocationRequired:
             abort(422, errors={"location": ["required: only a grid worker may file without a position"]})
         except IdempotencyConflict:
@@ -203,7 +218,7 @@ def new_report(body: dict) -> NewReport:
             lon, lat = gcj02_to_wgs84(lon, lat)
     client_time = body.get("client_time")
     return NewReport(body["category"], body["description"], lon, lat, accuracy,
-                     client_time.astimezone(UTC) if client_time else None)
+                     client_time.astimezone(UTC) if client_time else None, body.get("severity"))
 
 
 @blp.route("/reports/<report_id>")
@@ -271,11 +286,15 @@ class Verification(MethodView):
     @access("case.verify")
     @blp.arguments(VerificationIn)
     @blp.response(202, VerificationOut)
-    @blp.alt_response(403, description="the caller sees the case but is not the grid worker of its grid")
+    @blp.alt_response(403, description="the caller sees the case but does not verify it: only the grid worker of "
+                                       "its grid, or the station where the grid worker made the fix (or the case "
+                                       "is in no grid); never the person who made the fix")
     @blp.alt_response(404, description="no such case in the caller's area")
     @blp.alt_response(409, description="the case is not awaiting verification")
     def post(self, body, case_id):
-        """The grid worker's on-site verification (核查) of a resolved case.
+        """The on-site verification (核查) of a resolved case: by the grid worker of its grid, or by the
+        station when the grid worker fixed it on the spot (就地解决) or the case lies in no grid; never by
+        the person who made the fix (GB/T 30428: the check is someone else's than the handler's).
 
         ``{"passed": false, "note": "the lamp is still out"}`` → ``202`` with the verdict; escalation
         closes the case (passed) or sends it back for rework (failed), and the report's status follows.
@@ -287,8 +306,7 @@ class Verification(MethodView):
         except LookupError:
             deny(caller, "case.verify", message="no such case")
         except NotItsGridWorker:
-            deny(caller, "case.verify", Decision.FORBIDDEN,
-                 message="only the grid worker of the case's grid verifies it on site")
+            deny(caller, "case.verify", Decision.FORBIDDEN, message=f"you do not verify this case: {VERIFY_RULE}")
         except NotAwaitingVerification as exc:
             abort(409, message=f"the case is not awaiting verification (it is {exc})")
         return {"case_id": verified.case_id, "passed": verified.passed, "note": verified.note,

@@ -15,9 +15,12 @@ from services.intake.domain.reports import (
     NotItsGridWorker,
     Report,
     UnknownCategory,
+    UnknownSeverity,
+    channel_of,
     degrees_around,
     nearest_duplicate,
     unusable_fix,
+    verifier_of,
 )
 from services.intake.photos import PhotoFiles, clean
 from shared.auth import Identity
@@ -27,7 +30,12 @@ from shared.messages import events
 from shared.owners import NO_OWNERS
 from shared.policy import Policy
 from shared.uow import UnitOfWork
-from shared.vocabulary import SCOPED_AREA_LEVELS, Role, Status
+from shared.vocabulary import SCOPED_AREA_LEVELS, Level, Role, Status
+
+#: The role that verifies on site at each level (escalation's ``permissions.LEVEL_ROLE``; headquarters, one per
+#: city, checks a case outside every sub-center).
+VERIFIER_ROLES = {Level.GRID: Role.GRID_WORKER, Level.STATION: Role.STATION, Level.SUBCENTER: Role.SUBCENTER,
+                  Level.HQ: Role.COMMAND}
 
 
 @dataclass(frozen=True)
@@ -47,11 +55,18 @@ def submit_report(report: NewReport, reporter: Identity, idempotency_key: str | 
     A grid worker's report without a usable position (``unusable_fix``: none, ``0,0``, or an accuracy
     worse than ``settings.location_accuracy_limit_m``) is flagged ``location_unverified`` and
     ``case.reported`` names the worker's own grid, where dispatch routes it. Anyone else must send a
-    position (``LocationRequired``); ``UnknownCategory`` for a category not in the policy. The report
-    number is dated in the city's time zone (``settings.time_zone``).
+    position (``LocationRequired``); ``UnknownCategory`` for a category not in the policy,
+    ``UnknownSeverity`` for a proposed severity it has no rules for (without one, the category's
+    default). The report number is dated in the city's time zone (``settings.time_zone``). Its channel
+    (``shared.policy.CHANNELS``) is where it came from: Open311 names it (``NewReport.channel``);
+    otherwise the reporter's role says (``channel_of``); the policy decides by it whether the report
+    waits for acceptance (立案).
+    A report linked as a nearby duplicate follows its case's status (``follow_cases``).
     """
     if report.category not in policy.categories:
         raise UnknownCategory(report.category)
+    if report.severity is not None and report.severity not in policy.severities:
+        raise UnknownSeverity(report.severity)
     unusable = unusable_fix(report.lon, report.lat, report.accuracy_m, settings.location_accuracy_limit_m)
     fallback_grid = reporter.area if unusable and reporter.role == Role.GRID_WORKER else None
     if report.lon is None and fallback_grid is None:
@@ -66,13 +81,15 @@ def submit_report(report: NewReport, reporter: Identity, idempotency_key: str | 
                 since=now - timedelta(hours=settings.duplicate_window_hours)), settings.duplicate_radius_m)
         stored = Report(id=str(uuid.uuid4()), seq=uow.store.next_seq(), reporter=reporter.user,
                         idempotency_key=idempotency_key, fingerprint=report.fingerprint(), category=report.category,
-                        severity=policy.category(report.category).severity, description=report.description,
+                        severity=report.severity or policy.category(report.category).severity,
+                        description=report.description, channel=report.channel or channel_of(reporter.role),
                         lon=report.lon, lat=report.lat, accuracy_m=report.accuracy_m, client_time=report.client_time,
                         location_unverified=fallback_grid is not None, status=Status.REPORTED, reported_at=now,
                         updated_at=now)
         if linked is not None:  # seen by the staff who see the case it repeats; opens no case of its own
             stored = replace(stored, duplicate_of=linked.id, status=linked.status, level=linked.level,
-                             owner_area_id=linked.owner_area_id, owners=linked.owners)
+                             owner_area_id=linked.owner_area_id, owners=linked.owners,
+                             status_note=f"duplicate of case {linked.number_in(settings.time_zone)}")
         uow.store.add(stored)
         if linked is None:
             uow.add(reported_message(stored, settings.time_zone, fallback_grid))
@@ -101,7 +118,8 @@ def reported_message(stored: Report, time_zone: str, reporter_grid: str | None =
         case_id=stored.id, number=stored.number_in(time_zone), category=stored.category, severity=stored.severity,
         description=stored.description, location=events.Location(stored.lon, stored.lat) if stored.lon is not None
         else None, reporter=stored.reporter, reported_at=stored.reported_at, accuracy_m=stored.accuracy_m,
-        client_time=stored.client_time, location_unverified=stored.location_unverified, reporter_grid=reporter_grid)
+        client_time=stored.client_time, location_unverified=stored.location_unverified, reporter_grid=reporter_grid,
+        channel=stored.channel)
 
 
 @dataclass(frozen=True)
@@ -126,11 +144,11 @@ def unlink_duplicate(command: Unlink, uow: UnitOfWork, *, clock: Clock, settings
             raise NotADuplicate(report.id)
         now = clock.now()
         uow.store.unlink(report.id, status=str(Status.REPORTED), level=None, owner_area_id=None, updated_at=now,
-                         **NO_OWNERS.columns(SCOPED_AREA_LEVELS))
+                         status_note=None, **NO_OWNERS.columns(SCOPED_AREA_LEVELS))
         uow.add(reported_message(report, settings.time_zone))
         uow.commit()
     return replace(report, duplicate_of=None, status=Status.REPORTED, level=None, owner_area_id=None, owners=NO_OWNERS,
-                   updated_at=now)
+                   updated_at=now, status_note=None)
 
 
 def linked_case(report: Report, uow: UnitOfWork) -> Report | None:
@@ -159,7 +177,12 @@ def follow_cases(messages: list[events.Message], uow: UnitOfWork, *, clock: Cloc
     case's messages at once never move a report backwards; the reports are locked while the batch is
     applied. A message without a revision (dispatch's own transfers, which escalation echoes with one; a
     ``case.dispatched`` queued from before ``case.opened`` carried the scope) is applied only while the
-    report has seen no revision."""
+    report has seen no revision.
+
+    A report linked to a case (a nearby duplicate, or one merged into it: ``case.merged``) follows that
+    case's status, level and owner from then on (the store applies a case's change to its linked
+    reports too). ``case.resolved`` says who verifies the fix on site and who made it; a report refused,
+    voided or merged keeps why (``status_note``, which Open311's ``status_notes`` shows)."""
     now = clock.now()
     assigned: set[tuple[str, str]] = set()
     for message in messages:
@@ -195,10 +218,19 @@ def _followed(message: events.Message) -> dict:
             return owners.columns(SCOPED_AREA_LEVELS)  # re-routed by a new area version: the level stays
         case events.CaseTransferred(level=level, owners=owners):
             return {"level": level, "owner_area_id": owners.at(level).id, **owners.columns(SCOPED_AREA_LEVELS)}
-        case events.CaseChanged(status=status, level=level, owner=owner, deadline=deadline, scope=scope):
-            scoped = scope.columns(SCOPED_AREA_LEVELS) if scope is not None else {}
+        case events.CaseChanged(event="case.merged", detail=detail, reason=reason):
+            return {"status_note": reason, "merged_into": detail.get("into")}
+        case events.CaseChanged(event="case.resolved", status=status, level=level, owner=owner, deadline=deadline,
+                                detail=detail):
             return {"status": status, "level": level, "owner_area_id": owner.area_id,
-                    "owner_area_name": owner.area_name, "deadline_at": deadline, **scoped}
+                    "owner_area_name": owner.area_name, "deadline_at": deadline,
+                    "verifier_level": detail.get("verifier_level"), "resolved_by": detail.get("resolved_by")}
+        case events.CaseChanged(status=status, level=level, owner=owner, deadline=deadline, scope=scope,
+                                event=event, reason=reason):
+            scoped = scope.columns(SCOPED_AREA_LEVELS) if scope is not None else {}
+            ended = {"status_note": reason} if event in ("case.refused", "case.voided") else {}
+            return {"status": status, "level": level, "owner_area_id": owner.area_id,
+                    "owner_area_name": owner.area_name, "deadline_at": deadline, **scoped, **ended}
     return {}
 
 
@@ -212,19 +244,21 @@ class Verify:
 
 
 def verify_case(command: Verify, uow: UnitOfWork, *, clock: Clock) -> events.CaseVerified:
-    """Send the grid worker's verdict to escalation (``case.verified``): passed closes the case, failed
-    sends it to rework. ``LookupError`` if the caller's area does not hold the case (404),
-    ``NotItsGridWorker`` if the caller sees it but is not the grid worker of its grid (403),
-    ``NotAwaitingVerification`` if it is not waiting for one (409)."""
+    """Send the on-site verdict to escalation (``case.verified``): passed closes the case, failed sends
+    it to rework. ``LookupError`` if the caller's area does not hold the case (404),
+    ``NotItsGridWorker`` if the caller sees it but is not the one who verifies it (403): the grid worker
+    of its grid, or the station where the grid worker made the fix or the case is in no grid
+    (``verifier_of``, escalation's ``permissions.verifying_level``), and never the person who made the
+    fix (``SELF_VERIFICATION_RULE``); ``NotAwaitingVerification`` if it is not waiting for one (409)."""
     caller = command.identity
     with uow:
         report = uow.store.get(command.case_id, caller)
         if report is None:
             raise LookupError(command.case_id)
-        grid, station = report.owners.grid, report.owners.station
-        on_site = (caller.role == Role.GRID_WORKER and grid.id == caller.area) if grid else (
-            caller.role == Role.STATION and station is not None and station.id == caller.area)
-        if not on_site:  # a case in no grid is checked by its station (as escalation's permissions say)
+        level, area = verifier_of(report)
+        if caller.role != VERIFIER_ROLES[level] or (level != Level.HQ and (area is None or caller.area != area)):
+            raise NotItsGridWorker(command.case_id)
+        if report.resolved_by is not None and caller.user == report.resolved_by:
             raise NotItsGridWorker(command.case_id)
         if report.status != Status.VERIFYING:
             raise NotAwaitingVerification(report.status)
@@ -235,7 +269,7 @@ def verify_case(command: Verify, uow: UnitOfWork, *, clock: Clock) -> events.Cas
     return verified
 
 
-MAX_PHOTOS = 10  # per report: a phone's burst of shots, not an album
+MAX_PHOTOS = 10  # per report and kind: a phone's burst of shots, not an album
 
 
 class TooManyPhotos(Exception):
@@ -248,27 +282,31 @@ class PhotoKeyConflict(Exception):
 
 @dataclass(frozen=True)
 class AddPhoto:
-    """The command: a photo (an uploaded file's bytes) for a report, with the uploader's Idempotency-Key."""
+    """The command: a photo (an uploaded file's bytes) for a report, what it shows (``PHOTO_KINDS``), and the
+    uploader's Idempotency-Key."""
     report_id: str
     data: bytes
     identity: Identity
     idempotency_key: str | None = None
+    kind: str = "before"
 
     def fingerprint(self) -> str:
-        """What makes two uploads the same photo: the report and the bytes (SHA-256, hex)."""
-        return hashlib.sha256(self.report_id.encode() + b"\0" + self.data).hexdigest()
+        """What makes two uploads the same photo: the report, what it shows and the bytes (SHA-256, hex; a
+        ``before`` photo hashes as photos did before they had a kind)."""
+        kind = b"" if self.kind == "before" else self.kind.encode() + b"\0"
+        return hashlib.sha256(self.report_id.encode() + b"\0" + kind + self.data).hexdigest()
 
 
 def add_photo(command: AddPhoto, uow: UnitOfWork, *, clock: Clock, photo_files: PhotoFiles) -> tuple[dict, bool]:
     """Check, clean and store a photo of a report the caller may see (``services.intake.photos``).
 
     → (the stored photo's row as a dict, whether it was stored now). An ``idempotency_key`` the uploader
-    used before with the same report and bytes answers that photo, unchanged and not decoded again
+    used before with the same report, kind and bytes answers that photo, unchanged and not decoded again
     (``False``); with another photo it raises ``PhotoKeyConflict`` (422). Two concurrent uploads with one
     key store one photo (the insert detects the used key; the loser's files are removed). ``LookupError``
     if the report is unknown or outside the caller's area (404, checked before the image is decoded);
-    ``TooManyPhotos`` past ``MAX_PHOTOS`` (422); ``NotAnImage`` (415), ``TooLarge`` (413), ``BadImage``
-    (422) from ``photos.clean``."""
+    ``TooManyPhotos`` past ``MAX_PHOTOS`` of its kind (422); ``NotAnImage`` (415), ``TooLarge`` (413),
+    ``BadImage`` (422) from ``photos.clean``."""
     user, key, fingerprint = command.identity.user, command.idempotency_key, command.fingerprint()
     with uow:
         report = uow.store.get(command.report_id, command.identity)
@@ -276,11 +314,12 @@ def add_photo(command: AddPhoto, uow: UnitOfWork, *, clock: Clock, photo_files: 
             raise LookupError(command.report_id)
         if key is not None and (existing := uow.store.photo_by_key(user, key)) is not None:
             return _same_photo(existing, fingerprint), False
-        if len(uow.store.photos(report.id)) >= MAX_PHOTOS:
+        if sum(p.kind == command.kind for p in uow.store.photos(report.id)) >= MAX_PHOTOS:
             raise TooManyPhotos(report.id)
     photo = clean(command.data)
     name = photo_files.save(photo)
-    row = {"id": str(uuid.uuid4()), "report_id": report.id, "uploader": user, "stored_name": name,
+    row = {"id": str(uuid.uuid4()), "report_id": report.id, "uploader": user, "kind": command.kind,
+           "stored_name": name,
            "content_type": photo.content_type, "width": photo.width, "height": photo.height,
            "bytes": len(photo.image), "created_at": clock.now(), "idempotency_key": key, "fingerprint": fingerprint}
     with uow:

@@ -26,12 +26,15 @@ face for 311 apps.
   reports are); → ``[{"service_request_id", ...}]``. Numbers are plain ASCII decimals
   (``shared.fields.strict_decimal``: ``lat= 27.8 `` or ``long=1_02.2`` are refused). The report is filed
   as ``open311:<key name>`` through intake's one ``submit_report`` use case, so it is routed, escalated
-  and rate-limited as any other.
+  and rate-limited as any other; its channel is ``open311``, whose reports wait for staff to accept
+  them (立案) unless the policy says otherwise (``[needs_acceptance]``).
 - ``GET requests.{json|xml}`` (``service_request_id``, ``service_code``, ``start_date``, ``end_date``,
   ``status``; by default the last 90 days, at most 90 days, 1000 requests) and
   ``GET requests/{id}.{json|xml}``: **public fields only** (no reporter, no client time or accuracy).
   ``status`` is ``open`` or ``closed``; the level and owner are in ``status_notes``, the deadline in
-  ``expected_datetime``, the owning unit in ``agency_responsible``.
+  ``expected_datetime``, the owning unit in ``agency_responsible``. A request refused (不予立案) or voided
+  is ``closed`` and its ``status_notes`` say why (``refused: not_city_matter: …``); one merged into (or
+  linked as a duplicate of) another case follows that case's status, its notes naming it.
 
 XML answers hold only characters XML 1.0 allows (``xml_text``: U+FFFF, U+FFFE and the controls a JSON
 body may carry become U+FFFD), so one stored description cannot make a whole listing ill-formed.
@@ -54,6 +57,7 @@ from services.intake import handlers
 from services.intake.domain.reports import NewReport, UnknownCategory
 from services.intake.limits import check_reports, count_report
 from services.intake.photo_api import PHOTO_HEADERS
+from services.intake.store import ENDED_FOR_THE_PUBLIC
 from shared.auth import OPEN311_SUBJECT_PREFIX, Identity
 from shared.clock import isoformat
 from shared.fields import LIMITS, parse_instant, storable_problem, strict_decimal
@@ -66,7 +70,8 @@ blp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 FORMATS = ("json", "xml")
 MAX_DAYS = 90
 MAX_REQUESTS = 1000
-CLOSED = {Status.CLOSED}
+#: Statuses Open311 calls ``closed``: a verified fix, and the requests that ended without becoming a case.
+CLOSED = set(ENDED_FOR_THE_PUBLIC)
 #: Decimals of a sensitive category's published position: 0.001° is 111 m north–south, less east–west.
 SENSITIVE_DECIMALS = 3
 CRS = ("wgs84", "gcj02")
@@ -195,7 +200,8 @@ def create_request(fmt):
     if crs == "gcj02":
         lon, lat = gcj02_to_wgs84(lon, lat)
     try:
-        submitted = service.run(handlers.submit_report, NewReport(code, description, lon, lat), client, None)
+        submitted = service.run(handlers.submit_report, NewReport(code, description, lon, lat, channel="open311"),
+                                client, None)
     except UnknownCategory:
         raise Open311Error(400, f"unknown service_code; one of {', '.join(offered)}") from None
     count_report(client)
@@ -211,8 +217,10 @@ def _public(report, photo_id: str | None, policy: Policy) -> dict:
     sensitive = category is None or category.sensitive
     closed = report.status in CLOSED
     notes = f"{report.status}" + (f", level {int(report.level)} ({report.owner_area_name or report.owner_area_id})"
-                                  if report.level else "")
-    if report.duplicate_of:
+                                  if report.level and report.status not in CLOSED - {Status.CLOSED} else "")
+    if report.status_note:
+        notes = f"{report.status_note}; {notes}" if report.duplicate_of else f"{notes}: {report.status_note}"
+    elif report.duplicate_of:
         notes += ", a duplicate of an open case nearby"
     lat, lon = report.lat, report.lon
     if sensitive and lat is not None:

@@ -6,10 +6,11 @@ import functools
 from flask import request, send_file
 from flask.views import MethodView
 from flask_smorest import abort
-from marshmallow import RAISE, Schema, fields
+from marshmallow import RAISE, Schema, fields, validate
 
 from services.intake import handlers
 from services.intake.api import KEY, blp
+from services.intake.domain.reports import PHOTO_KINDS
 from services.intake.limits import check_photos, count_photo
 from services.intake.photos import MAX_BYTES, MAX_PIXELS, MAX_SOURCE_PIXELS, BadImage, NotAnImage, TooLarge
 from shared.clock import isoformat
@@ -28,12 +29,16 @@ class PhotoIn(Schema):
         "type": "string", "format": "binary", "x-max-bytes": MAX_BYTES, "x-max-pixels": MAX_PIXELS,
         "description": f"a JPEG or PNG of at most {MAX_BYTES // 2**20} MiB; a PNG of at most {MAX_PIXELS:,} "
                        f"pixels, a JPEG of at most {MAX_SOURCE_PIXELS:,} (stored reduced to {MAX_PIXELS:,})"})
+    kind = fields.String(load_default="before", validate=validate.OneOf(PHOTO_KINDS), metadata={
+        "description": "what it shows: before (the incident, with the report; the default), after (the fix, "
+                       "with a resolution or a department's feedback) or verification (the on-site check)"})
 
 
 class PhotoOut(Schema):
     id = fields.String()
     report_id = fields.String()
-    uploader = fields.String(metadata={"description": "who took it: the reporter, or the verifier on site"})
+    uploader = fields.String(metadata={"description": "who took it: the reporter, the handler or the verifier"})
+    kind = fields.String(metadata={"description": "before, after or verification"})
     content_type = fields.String()
     width = fields.Integer()
     height = fields.Integer()
@@ -45,7 +50,7 @@ class PhotoOut(Schema):
 
 def photo_view(row: dict) -> dict:
     url = f"{blp.url_prefix}/reports/{row['report_id']}/photos/{row['id']}"
-    return {"id": row["id"], "report_id": row["report_id"], "uploader": row["uploader"],
+    return {"id": row["id"], "report_id": row["report_id"], "uploader": row["uploader"], "kind": row["kind"],
             "content_type": row["content_type"],
             "width": row["width"], "height": row["height"], "bytes": row["bytes"],
             "created_at": isoformat(row["created_at"]), "url": url, "thumbnail_url": f"{url}/thumbnail"}
@@ -75,26 +80,33 @@ class Photos(MethodView):
                                         "Idempotency-Key used before for another photo")
     @blp.alt_response(429, description="over the uploader's photo limit (Retry-After)")
     def post(self, body, report_id):
-        """Add a photo to a report the caller may see (multipart ``file``): the reporter's, or the grid
-        worker's on-site evidence with a verification (the case id is the report id). Send an
+        """Add a photo to a report the caller may see (multipart ``file``, and ``kind``: ``before`` with the
+        report, the default; ``after`` with a resolution or a department's feedback, whose ``photos``
+        name its id; ``verification`` with the on-site check). The case id is the report id. Send an
         ``Idempotency-Key`` and retry freely: the same photo again with the same key is answered with
         the photo stored the first time (``201``, nothing stored twice); another photo with that key is
-        ``422``.
+        ``422``. An unknown ``kind``: 422.
 
-        ``curl -F file=@lamp.jpg -H 'Idempotency-Key: 7d1f…' …/intake/v1/reports/6f1c…/photos`` →
-        ``201 {"id", "width", "height", "url", "thumbnail_url", …}``. The stored image has its EXIF
-        orientation applied and no metadata (no GPS position, comment or XMP); its name is generated.
+        ``curl -F file=@lamp.jpg -F kind=after -H 'Idempotency-Key: 7d1f…' …/intake/v1/reports/6f1c…/photos``
+        → ``201 {"id", "kind", "width", "height", "url", "thumbnail_url", …}``. The stored image has its
+        EXIF orientation applied and no metadata (no GPS position, comment or XMP); its name is generated.
         """
         caller = identity()
         key = request.headers.get("Idempotency-Key")
         if key is not None and not KEY.match(key):
             abort(422, errors={"Idempotency-Key": ["must be 1-128 printable ASCII characters"]})
-        extra = sorted((set(request.form) | set(request.files)) - {"file"})
-        if extra or len(request.files.getlist("file")) != 1:
-            abort(422, errors={name: ["Unknown field."] for name in extra} or {"file": ["send exactly one file"]})
+        extra = sorted((set(request.form) | set(request.files)) - {"file", "kind"})
+        if extra or len(request.files.getlist("file")) != 1 or len(request.form.getlist("kind")) > 1:
+            abort(422, errors={name: ["Unknown field."] for name in extra} or (
+                {"kind": ["send at most one kind"]} if len(request.form.getlist("kind")) > 1
+                else {"file": ["send exactly one file"]}))
+        kind = request.form.get("kind", "before")
+        if kind not in PHOTO_KINDS:
+            abort(422, errors={"kind": [f"Must be one of: {', '.join(PHOTO_KINDS)}."]})
         data = body["file"].read(MAX_BYTES + 1)
         try:
-            row, created = current_service().run(handlers.add_photo, handlers.AddPhoto(report_id, data, caller, key))
+            row, created = current_service().run(handlers.add_photo,
+                                                 handlers.AddPhoto(report_id, data, caller, key, kind))
         except LookupError:
             deny(caller, "photo.add", message="no such report")
         except TooLarge as exc:
@@ -104,7 +116,7 @@ class Photos(MethodView):
         except BadImage as exc:
             abort(422, errors={"file": [str(exc)]})
         except handlers.TooManyPhotos:
-            abort(422, errors={"file": [f"a report holds at most {handlers.MAX_PHOTOS} photos"]})
+            abort(422, errors={"file": [f"a report holds at most {handlers.MAX_PHOTOS} photos of a kind"]})
         except handlers.PhotoKeyConflict:
             abort(422, errors={"Idempotency-Key": ["already used for a different photo"]})
         if created:

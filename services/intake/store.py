@@ -41,7 +41,12 @@ reports = sa.Table(
     sa.Column("owner_area_id", sa.String(64)),
     sa.Column("owner_area_name", sa.String(200)),
     sa.Column("deadline_at", UTCDateTime),  # the case's deadline at its level (from escalation's events)
-    sa.Column("duplicate_of", sa.String(36)),  # the report (case) this one repeats; it opened no case
+    sa.Column("duplicate_of", sa.String(36)),  # the report (case) this one repeats, or was merged into
+    sa.Column("channel", sa.String(16)),  # grid_worker, staff or open311 (acceptance, 立案, depends on it)
+    sa.Column("status_note", sa.Text),  # why it ended without a fix: refused (with the reason), voided, merged
+    # from case.resolved: the level that verifies the fix on site, and who made it (never its verifier)
+    sa.Column("verifier_level", sa.Integer),
+    sa.Column("resolved_by", sa.String(128)),
     # The case's owners below headquarters, from case.dispatched / case.transferred: the area scope.
     sa.Column("grid_id", sa.String(64)),
     sa.Column("station_id", sa.String(64)),
@@ -52,6 +57,7 @@ reports = sa.Table(
     sa.UniqueConstraint("reporter", "idempotency_key", name="uq_reports_idempotency"),
     sa.Index("ix_reports_reporter_seq", "reporter", "seq"),
     sa.Index("ix_reports_category_reported_at", "category", "reported_at"),
+    sa.Index("ix_reports_duplicate_of", "duplicate_of"),
 )
 
 photos = sa.Table(
@@ -59,6 +65,7 @@ photos = sa.Table(
     sa.Column("id", sa.String(36), primary_key=True),
     sa.Column("report_id", sa.String(36), sa.ForeignKey("reports.id"), nullable=False, index=True),
     sa.Column("uploader", sa.String(128), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False, server_default="before"),  # PHOTO_KINDS
     sa.Column("stored_name", sa.String(64), nullable=False),  # generated: <uuid hex>.jpg|.png
     sa.Column("content_type", sa.String(32), nullable=False),
     sa.Column("width", sa.Integer, nullable=False),
@@ -153,7 +160,8 @@ class ReportStore(Store):
         message in one statement."""
         query = sa.select(reports).where(
             reports.c.category == category, reports.c.reported_at >= since, reports.c.duplicate_of.is_(None),
-            reports.c.status != str(Status.CLOSED), reports.c.lon.between(lon - dlon, lon + dlon),
+            reports.c.status.notin_([str(s) for s in (*ENDED_FOR_THE_PUBLIC, Status.MERGED)]),
+            reports.c.lon.between(lon - dlon, lon + dlon),
             reports.c.lat.between(lat - dlat, lat + dlat)).limit(50)
         if self.postgres:
             with self.engine.connect() as connection:
@@ -200,7 +208,7 @@ class ReportStore(Store):
             if end is not None:
                 query = query.where(reports.c.reported_at < end)
             if closed is not None:
-                is_closed = reports.c.status == str(Status.CLOSED)
+                is_closed = reports.c.status.in_([str(s) for s in ENDED_FOR_THE_PUBLIC])
                 query = query.where(is_closed if closed else sa.not_(is_closed))
         rows = self.db.execute(query.order_by(reports.c.seq.desc()).limit(limit)).all()
         return [_report(row) for row in rows]
@@ -277,12 +285,38 @@ class ReportStore(Store):
         self.follow_all({case_id: values})
 
     def follow_all(self, changes: dict[str, dict]) -> None:
-        """``follow`` for many cases: case id → the columns to set; one statement per set of columns."""
+        """``follow`` for many cases: case id → the columns to set; one statement per set of columns.
+
+        The reports linked to a case (``duplicate_of``: nearby duplicates, and reports merged into it)
+        take its status, level, owner, deadline and area scope too. ``merged_into`` (a case id) links a
+        report to the case it was merged into, taking that case's status, level, owner and deadline as
+        they are now; merges are applied last, so a change of that case in the same batch is seen."""
         groups: dict[tuple, list[dict]] = {}
+        merges = []
         for case_id, values in changes.items():
+            values = dict(values)
+            into = values.pop("merged_into", None)
+            if into is not None:
+                merges.append({"b_id": case_id, "b_into": into, **values})
+                continue
             groups.setdefault(tuple(sorted(values)), []).append({"b_id": case_id, **values})
-        for rows in groups.values():
+        for columns, rows in groups.items():
             self.db.execute(reports.update().where(reports.c.id == sa.bindparam("b_id")), rows)
+            shared = [name for name in columns if name in _LINKED]
+            if shared and any(name != "updated_at" for name in shared):
+                self.db.execute(reports.update().where(reports.c.duplicate_of == sa.bindparam("b_id")),
+                                [{"b_id": row["b_id"], **{name: row[name] for name in shared}} for row in rows])
+        if merges:
+            target = reports.alias("target")
+            copied = {name: sa.select(target.c[name]).where(target.c.id == sa.bindparam("b_into")).scalar_subquery()
+                      for name in ("status", "level", "owner_area_id", "owner_area_name", "deadline_at")}
+            for row in merges:
+                self.db.execute(reports.update().where(reports.c.id == sa.bindparam("b_id")).values(
+                    duplicate_of=sa.bindparam("b_into"), **copied), row)
+
+
+#: Statuses the public reads as closed: a verified fix, and a request refused (不予立案) or voided (作废).
+ENDED_FOR_THE_PUBLIC = (Status.CLOSED, Status.REFUSED, Status.VOIDED)
 
 
 def scoped(query: sa.Select, identity: Identity) -> sa.Select:
@@ -311,10 +345,14 @@ def _values(report: Report) -> dict:
     return values
 
 
+#: What a linked report (a duplicate, or one merged) takes from the case it is linked to.
+_LINKED = frozenset({"status", "level", "owner_area_id", "owner_area_name", "deadline_at", "updated_at",
+                     "grid_id", "station_id", "subcenter_id"})
 #: The columns a new report is written with (the others follow its case later).
 _FILED = ("seq", "id", "idempotency_key", "reporter", "fingerprint", "category", "severity", "description", "lon",
           "lat", "accuracy_m", "client_time", "location_unverified", "status", "reported_at", "updated_at",
-          "duplicate_of", "level", "owner_area_id", "grid_id", "station_id", "subcenter_id")
+          "duplicate_of", "level", "owner_area_id", "grid_id", "station_id", "subcenter_id", "channel",
+          "status_note")
 
 
 def _report(row) -> Report | None:
@@ -323,6 +361,7 @@ def _report(row) -> Report | None:
     values = row._asdict()
     values["status"] = Status(values["status"])
     values["level"] = Level(values["level"]) if values["level"] else None
+    values["verifier_level"] = Level(values["verifier_level"]) if values["verifier_level"] else None
     values["owners"] = Owners.from_ids({name: values.pop(f"{name}_id") for name in SCOPED_AREA_LEVELS})
     return Report(**values)
 

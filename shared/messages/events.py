@@ -107,6 +107,9 @@ class CaseReported(Message):
     #: no usable position: dispatch routes the case to ``reporter_grid`` (the grid worker's own grid)
     location_unverified: bool = False
     reporter_grid: str | None = None
+    #: where the report came from (``shared.policy.CHANNELS``: grid_worker, staff, open311): whether it
+    #: waits for acceptance (立案) is the policy's, per channel and category; None: sent before channels
+    channel: str | None = None
 
 
 class CaseReportedSchema(Payload):
@@ -126,6 +129,8 @@ class CaseReportedSchema(Payload):
     client_time = TimeField(allow_none=True, load_default=None)
     location_unverified = fields.Boolean(load_default=False)
     reporter_grid = fields.String(allow_none=True, load_default=None)
+    # Added without a new version: an optional field, which older consumers ignore (EXCLUDE).
+    channel = fields.String(allow_none=True, load_default=None)
 
 
 # -- dispatch → escalation, intake ---------------------------------------------------------------------
@@ -150,6 +155,8 @@ class CaseDispatched(Message):
     reporter: str | None = None
     #: routed to the reporter's own grid: the phone had no usable position
     location_unverified: bool = False
+    #: the report's channel (``CaseReported.channel``), passed on for acceptance (立案)
+    channel: str | None = None
 
 
 class CaseDispatchedSchema(WithOwners):
@@ -171,6 +178,7 @@ class CaseDispatchedSchema(WithOwners):
     location = fields.Nested(LocationSchema, allow_none=True, load_default=None)
     reporter = fields.String(allow_none=True, load_default=None)
     location_unverified = fields.Boolean(load_default=False)
+    channel = fields.String(allow_none=True, load_default=None)  # added without a new version (optional)
 
     @post_load
     def _build(self, data, **kwargs):

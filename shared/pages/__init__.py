@@ -16,8 +16,11 @@ language, so a page reads right before any script runs.
 
 **Content-Security-Policy** of every page (``PAGE_CSP``; the gateway's page locations send the same):
 scripts, styles, fonts and connections only from the page's own origin, no inline script or style, no
-``eval``; images also from ``data:`` and ``blob:`` URLs (photos fetched with a token) — and, as every
-answer, ``frame-ancestors 'none'``.
+``eval``; images also from ``data:`` and ``blob:`` URLs (photos fetched with a token) and from the base
+map's tile host, when the city has one (``page_csp``) — and, as every answer, ``frame-ancestors 'none'``.
+
+**Base map**: ``GET /<page>/map.json`` is the tile source the maps draw under the polygons
+(``shared.basemap``: ``{"tiles": null}`` without one).
 """
 from __future__ import annotations
 
@@ -26,7 +29,9 @@ import mimetypes
 from pathlib import Path
 
 import jinja2
-from flask import Blueprint, Response, abort, redirect, request, send_from_directory
+from flask import Blueprint, Response, abort, current_app, redirect, request, send_from_directory
+
+from shared import basemap
 
 STATIC = Path(__file__).with_name("static")
 LANGUAGES = ("zh", "en")
@@ -34,6 +39,17 @@ PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 's
             "font-src 'self'; connect-src 'self'; worker-src 'self'; manifest-src 'self'; object-src 'none'; "
             "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 mimetypes.add_type("application/manifest+json", ".webmanifest")
+
+
+def page_csp(tile_origins=()) -> str:
+    """``PAGE_CSP`` with images also allowed from ``tile_origins`` (the base map's hosts, nothing else)."""
+    return PAGE_CSP.replace("img-src 'self' data: blob:", " ".join(["img-src 'self' data: blob:", *tile_origins]))
+
+
+def base_map() -> basemap.BaseMap:
+    """The base map of the service serving this request (none outside a gridcase service)."""
+    service = current_app.extensions.get("gridcase")
+    return basemap.current(service.settings) if service is not None else basemap.BaseMap()
 mimetypes.add_type("text/javascript", ".js")
 
 
@@ -73,6 +89,10 @@ def page_blueprint(name: str, folder: Path, *, title_key: str = "title") -> Blue
                                                      base=f"/{name}/", assets=f"/{name}/assets/")
         return Response(html, mimetype="text/html", headers={"Vary": "Accept-Language"})
 
+    @bp.get(f"/{name}/map.json")
+    def map_settings():
+        return base_map().json()
+
     @bp.get(f"/{name}/assets/<path:path>")
     def assets(path):
         return send_from_directory(STATIC, path, max_age=0)
@@ -88,7 +108,7 @@ def page_blueprint(name: str, folder: Path, *, title_key: str = "title") -> Blue
 
     @bp.after_request
     def headers(response):
-        response.headers["Content-Security-Policy"] = PAGE_CSP
+        response.headers["Content-Security-Policy"] = page_csp(base_map().origins)
         response.headers.setdefault("Cache-Control", "no-cache")  # revalidate: a new release shows at once
         response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
         return response

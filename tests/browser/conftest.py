@@ -30,7 +30,7 @@ WALL = {"width": 1920, "height": 1080}
 CASE_NUMBER = re.compile(r"\d{8}-\d{6}")
 _ROOT = Path(__file__).resolve().parents[2]
 ROOT_PAGES = {"board": _ROOT / "services/escalation/pages/board", "desk": _ROOT / "services/escalation/pages/desk",
-              "app": _ROOT / "services/intake/pages/app"}
+              "app": _ROOT / "services/intake/pages/app", "wall": _ROOT / "services/escalation/pages/wall"}
 
 
 class Gateway:
@@ -147,16 +147,24 @@ class Site:
         return response.json()
 
 
-def resolve(site: Site, case_id: str, token_: str, note: str = "lamp replaced") -> None:
-    """The owner resolves the case (it then awaits the grid worker's verification)."""
+def act(site: Site, case_id: str, token_: str, action: str, **arguments) -> dict:
+    """An action on a case over HTTP, with the ETag read just before; returns the case."""
     from tests.support.system import wait_for_case
 
     wait_for_case(site.url, case_id, token_)
     url = f"{site.url}/escalation/v1/cases/{case_id}"
     detail = requests.get(url, headers=auth(token_), timeout=10)
-    answer = requests.post(f"{url}/actions", json={"action": "resolve", "note": note},
+    answer = requests.post(f"{url}/actions", json={"action": action, **arguments},
                            headers=auth(token_, **{"If-Match": detail.headers["ETag"]}), timeout=10)
     assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def resolve(site: Site, case_id: str, worker: str, station: str, note: str = "lamp replaced") -> None:
+    """The grid worker escalates the case and the station resolves it: it then awaits the grid worker's
+    verification (a fix the grid worker made on the spot would be checked by the station instead)."""
+    act(site, case_id, worker, "escalate", reason="needs the station's van")
+    act(site, case_id, station, "resolve", note=note)
 
 
 @pytest.fixture(scope="session")

@@ -76,8 +76,9 @@ def test_a_report_made_offline_is_sent_once_when_the_network_returns_and_appears
 
 def test_the_grid_worker_verifies_a_resolved_case_from_the_phone_and_it_closes(browser, site, place):
     worker = site.token("grid_worker", area=place["grid"], user="worker-verify")
-    case = site.report(worker, place, "verify: 路灯不亮 / a lamp is out")
-    resolve(site, case["id"], worker, note="换了灯泡 / bulb replaced")
+    case = site.report(worker, place, "verify: 路灯不亮 / a lamp is out", category="other")
+    station = site.token("station", area=place["station"], user="station-verify")
+    resolve(site, case["id"], worker, station, note="换了灯泡 / bulb replaced")
     context, page, problems = phone(browser, site, place, "worker-verify")
     item = page.locator(f"#verify-list li:has-text('{case['number']}')")
     expect(item).to_contain_text("换了灯泡")

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from tests.browser.conftest import PHONE, ROOT_PAGES, SCREENSHOTS, WALL, axe_violations, open_page, resolve
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
-PAGES = {"board": "station", "app": "grid_worker", "desk": "supervisor"}
+PAGES = {"board": "station", "app": "grid_worker", "desk": "supervisor", "wall": "command"}
 
 
 def page_token(site, place, page_name: str) -> str:
@@ -26,7 +26,7 @@ def catalogue(page_name: str) -> dict:
 
 @pytest.fixture(scope="module")
 def some_cases(site, place):
-    reports = (("路灯不亮，3号门旁 / lamp out by gate 3", "street_light"),
+    reports = (("树枝挡住3号门 / a branch blocks gate 3", "other"),
                ("垃圾堆在消防通道 / rubbish in the fire lane", "fire_lane_blocked"),
                ("路面塌陷 / the road has sunk", "road_damage"),
                ("楼道堆放杂物 / clutter in a stairwell", "illegal_dumping"))
@@ -36,7 +36,8 @@ def some_cases(site, place):
         worker = site.token("grid_worker", area=grid["grid"], user=user)
         case = site.report(worker, grid, description, category=category)
         if index == 0:  # one awaits the grid worker's verification on the phone page
-            resolve(site, case["id"], worker, note="已修复 / repaired")
+            station = site.token("station", area=grid["station"], user="station-pages")
+            resolve(site, case["id"], worker, station, note="已修复 / repaired")
 
 
 @pytest.mark.parametrize("page_name", list(PAGES))

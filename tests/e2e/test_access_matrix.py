@@ -85,13 +85,14 @@ def world(tmp_path_factory):
                 "category": "street_light", "description": f"matrix {name}",
                 "location": {"lon": point.x, "lat": point.y}})
             assert response.status_code == 201, response.text
-            cases[name] = response.json()["id"]
+            cases[name], cases[f"number-{name}"] = response.json()["id"], response.json()["number"]
             report_at_level(base, cases[name], admin, 1, timeout=20)
             photo = requests.post(f"{base}/intake/v1/reports/{cases[name]}/photos", headers=auth(people[who]),
                                   files={"file": ("p.png", PNG, "image/png")}, timeout=10)
             assert photo.status_code == 201, photo.text
             cases[f"photo-{name}"] = photo.json()["id"]
         cases["missing"] = cases["photo-missing"] = str(uuid.uuid4())
+        cases["number-missing"] = "19990101-999999"
         yield base, people, cases, (point.x, point.y)
 
 
@@ -132,6 +133,8 @@ def endpoints(cases, point):
          {"json": {"to": "NO-SUCH-AREA", "reason": "matrix"}}, "case",
          lambda who, case: 403 if who not in staff else (422 if case in SEES[who] else 404)),
         ("read a case", "GET", "/escalation/v1/cases/{id}", {}, "case", visible(lambda who, case: 200)),
+        ("read a case by its number", "GET", "/escalation/v1/cases/by-number/{number}", {}, "case",
+         visible(lambda who, case: 200)),
         ("act on a case with a stale ETag", "POST", "/escalation/v1/cases/{id}/actions",
          {"json": {"action": "acknowledge"}, "headers": {"If-Match": '"999"'}}, "case",
          visible(lambda who, case: 412)),
@@ -158,7 +161,8 @@ def test_each_identity_gets_exactly_the_allowed_answer_on_every_endpoint(world, 
     base, people, cases, point = world
     name, method, path, kwargs, per_case, expected = next(e for e in endpoints(cases, point) if e[0] == endpoint)
     kwargs = {k: (dict(v) if isinstance(v, dict) else v) for k, v in kwargs.items()}
-    path = path.replace("{id}", cases.get(case, "")).replace("{photo}", cases.get(f"photo-{case}", ""))
+    path = path.replace("{id}", cases.get(case, "")).replace("{photo}", cases.get(f"photo-{case}", "")).replace(
+        "{number}", cases.get(f"number-{case}", ""))
     response = call(base, people, who, method, path, **kwargs)
     want = expected(who, case) if name.startswith(("public", "Open311")) or who not in BAD else 401
     assert response.status_code == want, response.text

@@ -120,16 +120,17 @@ class Loop:
         resolved = self.act(case_id, worker, "resolve", note="replaced the bulb")
         assert resolved["status"] == "verifying"
 
-        # the on-site check fails: rework at the level that resolved it
+        # the grid worker fixed it himself: the station checks on site (never the one who made the fix); it
+        # fails: rework at the level that resolved it
         self.report_until(case_id, worker, "verifying")
-        self.verify(case_id, worker, False, "still dark at night")
+        self.verify(case_id, station, False, "still dark at night")
         case = self.until(case_id, worker, lambda c: c["status"] == "rework", "goes to rework")
         assert case["level"] == 1 and case["reworks"] == 1
         self.act(case_id, worker, "resolve", note="replaced the lamp's fuse too")
 
         # the check passes: closed
         self.report_until(case_id, worker, "verifying")
-        self.verify(case_id, worker, True, "")
+        self.verify(case_id, station, True, "")
         case = self.until(case_id, worker, lambda c: c["status"] == "closed", "closes")
         assert self.report_until(case_id, worker, "closed")["level"] == 1
         types = [s["type"] for s in case["timeline"]]

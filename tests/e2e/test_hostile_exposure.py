@@ -50,14 +50,14 @@ def test_a_reporter_named_like_a_formula_is_written_inert_in_the_statistics_csv(
     reporter = target.auth("command", sub=FORMULA)
     assert file_report(target, place, reporter).status_code == 201
     today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
-    params = {"group_by": "reporter", "period": "day", "format": "csv", "from": (today - timedelta(days=1)).isoformat(),
-              "to": (today + timedelta(days=2)).isoformat()}
+    params = {"group_by": "reporter", "period": "day", "format": "csv", "lang": "en",
+              "from": (today - timedelta(days=1)).isoformat(), "to": (today + timedelta(days=2)).isoformat()}
 
     def exported():
         answer = requests.get(target.url("escalation", "/escalation/v1/stats/closure-times"), params=params,
                               headers=target.auth("supervisor"), timeout=10)
         assert answer.status_code == 200, answer.text
-        rows = list(csv.DictReader(io.StringIO(answer.text)))
+        rows = list(csv.DictReader(io.StringIO(answer.content.decode("utf-8-sig"))))
         return [r for r in rows if FORMULA in r["reporter"]]
 
     [row] = wait_for(exported, 20, 0.2, "the reporter's statistics row")

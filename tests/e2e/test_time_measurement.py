@@ -60,12 +60,57 @@ def test_the_statistics_count_the_case_in_json_and_csv(city):
     assert body["time_zone"] == "Asia/Shanghai" and sum(r["opened"] for r in body["rows"]) == 1
     [row] = body["rows"]
     assert row["closure_rate"] == 0.0 and row["on_time_rate"] is None, "no closed case: no denominator"
-    answer = requests.get(f"{base}/escalation/v1/stats/closure-times", params=stats_params(format="csv"),
+    answer = requests.get(f"{base}/escalation/v1/stats/closure-times", params=stats_params(format="csv", lang="en"),
                           headers=auth(command), timeout=10)
-    assert answer.headers["Content-Type"].startswith("text/csv")
-    [record] = list(csv.DictReader(io.StringIO(answer.text)))
-    assert record["opened"] == "1" and "time_to_close_p90" in record and "time_at_level_2_median" in record
-    assert date.fromisoformat(record["period_start"])
+    assert answer.headers["Content-Type"].startswith("text/csv"), answer.text
+    [record] = list(csv.DictReader(io.StringIO(answer.content.decode("utf-8-sig"))))
+    assert record["opened"] == "1" and record["station id"] == row["area_id"]
+    assert "time to close, 90th percentile (hours)" in record and "time at level 2 (station), median (hours)" in record
+    assert date.fromisoformat(record["period start (Asia/Shanghai)"]) == date.fromisoformat(row["period_start"])
+
+
+def test_the_statistics_csv_opens_in_a_spreadsheet_with_the_chinese_names_exactly(city, tmp_path):
+    """Excel reads a CSV in the machine's code page unless it starts with a byte-order mark: the file is
+    UTF-8 behind one, its column names in the caller's language, each unit's name beside its id."""
+    import openpyxl
+
+    base, data, *_ = city
+    command = token(data, "command")
+    url = f"{base}/escalation/v1/stats/closure-times"
+    [row] = requests.get(url, params=stats_params(), headers=auth(command), timeout=10).json()["rows"]
+    stations = requests.get(f"{base}/dispatch/v1/areas", params={"level": "station"}, headers=auth(command),
+                            timeout=10).json()["features"]
+    name = next(f["properties"]["name"] for f in stations if f["properties"]["id"] == row["area_id"])
+    assert "工作站" in name  # the demo city's names are Chinese: 第1分中心第1工作站
+    for params, headers in (({"lang": "zh"}, {}), ({}, {"Accept-Language": "zh-CN,zh;q=0.9"}), ({}, {})):
+        answer = requests.get(url, params=stats_params(format="csv", **params), headers=auth(command, **headers),
+                              timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert answer.content.startswith(b"\xef\xbb\xbf") and answer.headers["Content-Language"] == "zh"
+        path = tmp_path / "closure-times.csv"
+        path.write_bytes(answer.content)
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            [record] = list(csv.DictReader(f))
+        assert record["工作站编号"] == row["area_id"] and record["工作站名称"] == name
+        assert record["立案数"] == str(row["opened"]) and record["结案率"] == str(row["closure_rate"])
+        assert record["周期开始日期（Asia/Shanghai）"] == row["period_start"]
+        for key, label in (("time_to_close", "结案用时中位数（小时）"),
+                           ("time_to_acknowledge", "受理用时中位数（小时）")):
+            value = row[key]["median"]
+            assert record[label] == ("" if value is None else str(round(value / 3600, 6)))
+    with path.open(encoding="utf-8-sig", newline="") as f:  # converted as a user would: into a workbook
+        book = openpyxl.Workbook()
+        for line in csv.reader(f):
+            book.active.append(line)
+    book.save(tmp_path / "closure-times.xlsx")
+    sheet = openpyxl.load_workbook(tmp_path / "closure-times.xlsx").active
+    header = [c.value for c in sheet[1]]
+    values = dict(zip(header, [c.value for c in sheet[2]], strict=True))
+    assert header[:3] == ["工作站编号", "工作站名称", "周期开始日期（Asia/Shanghai）"]
+    assert values["工作站名称"] == name
+    english = requests.get(url, params=stats_params(format="csv"), timeout=10,
+                           headers=auth(command, **{"Accept-Language": "en-GB,en;q=0.9"}))
+    assert english.content.decode("utf-8-sig").startswith("station id,station name,period start (Asia/Shanghai)")
 
 
 def test_a_grid_worker_may_not_read_statistics_and_bad_arguments_are_refused(city):

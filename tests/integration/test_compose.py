@@ -140,9 +140,11 @@ def test_gateway_routes_each_prefix_to_its_service(nginx_conf):
         "/app/": "intake-api",
         "/board/": "escalation-api",
         "/desk/": "escalation-api",
+        "/wall/": "escalation-api",
         # the routes with large bodies (their own client_max_body_size)
         "/dispatch/v1/areas": "dispatch-api",
         "^/intake/v1/reports/[^/]+/photos$": "intake-api",
+        "/escalation/v1/stats/replay": "escalation-api",
     }
     # prefixes are passed on unchanged: proxy_pass without a URI part
     assert not re.search(r"proxy_pass\s+http://[\w.-]+(:\d+)?/", nginx_conf)

@@ -51,5 +51,5 @@ def resolved_case(level: int = 1, at=NOW) -> Case:
 
 def closed_case(at=NOW) -> Case:
     case = resolved_case(at=at)
-    perform(case, "verify", GRID_WORKER, at, passed=True)
+    perform(case, "verify", STATION, at, passed=True)  # a grid worker's own fix: the station checks it
     return case

@@ -7,6 +7,7 @@ import pytest
 from services.escalation.domain.actions import ACTIONS, arguments_of, perform
 from services.escalation.domain.deadlines import Limit
 from services.escalation.domain.errors import InvalidArgument, InvalidTransition, NotAllowed
+from services.escalation.domain.permissions import Actor, verifying_level
 from services.escalation.domain.timers import rerouted
 from shared.owners import AreaRef, Owners
 from shared.vocabulary import Level, Status
@@ -179,7 +180,7 @@ def test_a_case_awaiting_verification_cannot_be_transferred():
 # verify (核查)
 
 def test_a_passed_verification_closes_the_case_and_clears_its_deadline():
-    case = resolved_case()
+    case = resolved_case(2)
     outcome = perform(case, "verify", GRID_WORKER, LATER, passed=True, note="lamp works")
     assert case.status == Status.CLOSED and case.deadline is None
     assert types(outcome) == ["verified", "closed"]
@@ -201,20 +202,47 @@ def test_a_failed_verification_sends_the_case_to_rework_at_the_level_that_resolv
 
 def test_a_failed_verification_needs_a_note():
     with pytest.raises(InvalidArgument):
-        perform(resolved_case(), "verify", GRID_WORKER, LATER, passed=False)
+        perform(resolved_case(2), "verify", GRID_WORKER, LATER, passed=False)
 
 
 @pytest.mark.parametrize("actor", [OTHER_GRID_WORKER, STATION, COMMAND, SUPERVISOR])
 def test_only_the_grid_worker_of_the_cases_grid_verifies(actor):
     with pytest.raises(NotAllowed):
-        perform(resolved_case(), "verify", actor, LATER, passed=True)
+        perform(resolved_case(2), "verify", actor, LATER, passed=True)
 
 
 def test_the_station_verifies_a_case_in_no_grid():
     case = new_case(owners=replace(OWNERS, grid=None))
     perform(case, "resolve", STATION, NOW, note="done")
+    perform(case, "verify", Actor("station", "zhou", "S1"), LATER, passed=True)
+    assert case.status == Status.CLOSED
+
+
+def test_a_grid_workers_fix_on_the_spot_is_verified_by_the_station_not_by_the_grid_worker():
+    case = resolved_case(1)  # resolved at level 1 by the grid worker himself (就地解决)
+    assert verifying_level(case) == Level.STATION and case.resolved_by == GRID_WORKER.user
+    with pytest.raises(NotAllowed, match="someone other than its handler") as refused:
+        perform(case, "verify", GRID_WORKER, LATER, passed=True)
+    assert "GB/T 30428" in str(refused.value)
     perform(case, "verify", STATION, LATER, passed=True)
     assert case.status == Status.CLOSED
+
+
+def test_nobody_verifies_a_fix_they_made_themselves():
+    case = new_case(owners=replace(OWNERS, grid=None))
+    perform(case, "resolve", STATION, NOW, note="done")
+    with pytest.raises(NotAllowed, match="li resolved this case"):
+        perform(case, "verify", STATION, LATER, passed=True)
+    assert case.status == Status.VERIFYING
+
+
+def test_a_resolution_tells_intake_who_verifies_and_who_resolved_with_the_after_photos():
+    case = new_case()
+    outcome = perform(case, "resolve", GRID_WORKER, NOW, note="bulb replaced", photos=["p1", "p2"])
+    assert dict(outcome.events[0].detail) == {"verifier_level": 2, "resolved_by": "wang", "photos": ["p1", "p2"]}
+    with pytest.raises(InvalidArgument) as refused:
+        perform(new_case(), "resolve", GRID_WORKER, NOW, note="x", photos=[""])
+    assert refused.value.field == "photos"
 
 
 def test_a_case_not_awaiting_verification_cannot_be_verified():
@@ -270,7 +298,8 @@ def test_a_refused_action_leaves_the_case_unchanged():
 def test_the_table_names_every_action_and_its_arguments():
     assert set(ACTIONS) == {"acknowledge", "resolve", "escalate", "return", "transfer", "request_extension",
                             "approve_extension", "refuse_extension", "suspend", "resume", "verify", "reopen",
-                            "assign_department", "feedback", "urge", "respond_urge"}
+                            "assign_department", "feedback", "urge", "respond_urge", "accept", "refuse", "void",
+                            "merge", "set_severity", "assign"}
     assert arguments_of("return") == {"level": True, "reason": True}
     assert arguments_of("feedback") == {"outcome": True, "note": False, "reason": False, "photos": False}
     assert arguments_of("verify") == {"passed": True, "note": False}

@@ -8,16 +8,17 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from services.escalation.domain.acceptance import Person, Severity
 from services.escalation.domain.actions import ACTIONS, perform
 from services.escalation.domain.calendar import WorkingCalendar
-from services.escalation.domain.cases import AWAITING_VERIFICATION, WORKING
-from services.escalation.domain.deadlines import Limit
+from services.escalation.domain.cases import AWAITING_VERIFICATION, ENDED, WORKING
+from services.escalation.domain.deadlines import Limit, deadline
 from services.escalation.domain.errors import Refused
-from services.escalation.domain.permissions import Actor
+from services.escalation.domain.permissions import Actor, verifying_level
 from services.escalation.domain.timers import escalate_due, rerouted
 from shared.departments import Department
 from shared.vocabulary import Level, Status
-from tests.support.cases import NOW, OTHER_OWNERS, OWNER, OWNERS, POLICY, new_case
+from tests.support.cases import NOW, OTHER_OWNERS, OWNER, OWNERS, POLICY, closed_case, new_case
 
 OWNER_CHOICES = [OWNERS, OTHER_OWNERS, replace(OWNERS, grid=None), replace(OWNERS, station=None)]
 DEPARTMENTS = [Department("water", "自来水公司", "Water", "HQ"), Department("traffic", "交警", "Traffic police", "HQ")]
@@ -45,6 +46,20 @@ ARGUMENTS = {
                                                optional={"note": TEXT}),
     "feedback": st.fixed_dictionaries({"outcome": st.sampled_from(["done", "declined", "done", "maybe"]),
                                        "note": TEXT, "reason": TEXT}),
+    "accept": st.fixed_dictionaries({}, optional={"note": TEXT}),
+    "refuse": st.fixed_dictionaries({"reason": st.sampled_from(["not_city_matter", "other", "duplicate", "bored"])},
+                                    optional={"note": TEXT}),
+    "void": st.fixed_dictionaries({"reason": TEXT}),
+    # SELF: the case itself; another open case, a closed one, or nothing the caller sees
+    "merge": st.fixed_dictionaries({"into": st.sampled_from(["SELF", "OPEN", "OPEN", "CLOSED", None])},
+                                   optional={"note": TEXT}),
+    "set_severity": st.fixed_dictionaries({"severity": st.sampled_from([
+        Severity("urgent", replace(POLICY, levels=(Limit(1), Limit(2), Limit(4), Limit(8)),
+                                   acceptance_limit=Limit(0.5)), Level.GRID),
+        Severity("normal", POLICY, Level.STATION), None])}),
+    "assign": st.fixed_dictionaries({"assignee": st.sampled_from([
+        None, Person("li", frozenset({"S1"})), Person("zhao", frozenset({"C1"})), Person("chen", frozenset({"HQ"})),
+        Person("nobody", frozenset()), Person("wang", frozenset({"G1"}))])}),
     "urge": st.fixed_dictionaries({"note": TEXT}, optional={"respond_within": st.sampled_from(
         ["2 hours", "1 working_days", "0 hours", "soon", "1e300 hours"])}),
     "respond_urge": st.fixed_dictionaries({"note": TEXT}),
@@ -61,18 +76,21 @@ POLICIES = [POLICY, replace(POLICY, warnings=(0.5, 0.8)),
 
 
 class ClosedLoop(RuleBasedStateMachine):
-    @initialize(start=st.integers(1, 4), owners=st.sampled_from(OWNER_CHOICES), policy=st.sampled_from(POLICIES))
-    def open(self, start, owners, policy):
-        self.case = new_case(start_level=start, owners=owners, policy=policy)
+    @initialize(start=st.integers(1, 4), owners=st.sampled_from(OWNER_CHOICES), policy=st.sampled_from(POLICIES),
+                pending=st.booleans())
+    def open(self, start, owners, policy, pending):
+        self.case = new_case(start_level=start, owners=owners, policy=policy, pending=pending)
         self.now = NOW
         self.steps = []
         self.verified_since_reopen = False
+        self.was_pending = pending
+        self.ended_as = None  # refused, voided or merged: final
 
     def _apply(self, outcome, before, *, action=None):
         case = self.case
         if case.deadline != before.deadline:
             assert case.timer_token > before.timer_token, "a deadline change must retire old ticks"
-            if action not in (None, "approve_extension") and case.deadline is not None:
+            if action not in (None, "approve_extension", "set_severity") and case.deadline is not None:
                 assert case.deadline >= self.now, "an action never sets a deadline in the past"
         for step in outcome.steps:
             assert step.at == self.now and Level.GRID <= step.level <= Level.HQ
@@ -115,6 +133,10 @@ class ClosedLoop(RuleBasedStateMachine):
     @rule(action=st.sampled_from(sorted(ACTIONS)), actor=st.sampled_from(ACTORS), data=st.data())
     def act(self, action, actor, data):
         arguments = data.draw(ARGUMENTS[action])
+        if action == "merge":
+            into = arguments["into"]
+            arguments["into"] = (self.case if into == "SELF" else closed_case() if into == "CLOSED"
+                                 else new_case(id="c2", number="20260105-000002") if into == "OPEN" else None)
         before = deepcopy(self.case)
         try:
             outcome = perform(self.case, action, actor, self.now, **arguments)
@@ -122,7 +144,11 @@ class ClosedLoop(RuleBasedStateMachine):
             assert self.case == before, "a refused action changes nothing"
             return
         assert outcome, "an action that is taken is recorded"
+        if before.status in ENDED - {Status.CLOSED}:
+            raise AssertionError(f"{action} changed a {before.status} case")
         self._apply(outcome, before, action=action)
+        if self.case.status in ENDED - {Status.CLOSED}:
+            self.ended_as = self.case.status
 
     @rule(action=st.sampled_from(sorted(ACTIONS)), data=st.data())
     def the_right_person_acts(self, action, data):
@@ -133,13 +159,14 @@ class ClosedLoop(RuleBasedStateMachine):
     def the_case_is_in_a_possible_state(self):
         case = self.case
         assert Level.GRID <= case.level <= Level.HQ and case.owners.at(case.level) is not None
-        assert case.status in WORKING | AWAITING_VERIFICATION | {Status.SUSPENDED, Status.CLOSED, Status.DISPATCHED}
+        assert case.status in WORKING | AWAITING_VERIFICATION | ENDED | {
+            Status.SUSPENDED, Status.DISPATCHED, Status.PENDING_ACCEPTANCE}
         assert case.status != Status.RESOLVED
-        assert (case.deadline is None) == (case.status in (Status.SUSPENDED, Status.CLOSED))
+        assert (case.deadline is None) == (case.status in ENDED | {Status.SUSPENDED})
         assert (case.status == Status.SUSPENDED) == (case.time_left is not None) == (case.held_status is not None)
         assert case.held_status in WORKING | {None}
-        assert not case.overdue or (case.level == Level.HQ
-                                    and case.status in WORKING | {Status.SUSPENDED, Status.DISPATCHED})
+        assert not case.overdue or case.status == Status.PENDING_ACCEPTANCE or (
+            case.level == Level.HQ and case.status in WORKING | {Status.SUSPENDED, Status.DISPATCHED})
         assert not case.verification_overdue or case.status in AWAITING_VERIFICATION
         assert case.pending_extension is None or case.status in WORKING | {Status.SUSPENDED}
 
@@ -155,11 +182,42 @@ class ClosedLoop(RuleBasedStateMachine):
         assert len(live) == len(set(live)), "a department is on a case once (until it declines)"
 
     @invariant()
+    def a_case_awaiting_acceptance_has_no_ladder_yet(self):
+        """立案: until accepted, a report has its acceptance deadline only (from when it came in, under its
+        severity's rule): no warnings, no departments, no handler; and it never waits again once it left."""
+        if not hasattr(self, "steps"):
+            return
+        case = self.case
+        if case.status == Status.PENDING_ACCEPTANCE:
+            assert self.was_pending and not any(str(s.type) == "accepted" for s in self.steps)
+            assert case.deadline == deadline(case.opened_at, case.policy.acceptance_limit, case.policy.calendar)
+            assert case.warnings == () and case.assignments == () and case.handler is None
+            assert case.resolved_level is None and case.pending_extension is None
+        elif self.was_pending and case.status not in ENDED - {Status.CLOSED}:
+            assert [str(s.type) for s in self.steps].count("accepted") == 1, "a case left waiting only by acceptance"
+        if not self.was_pending:
+            assert not any(str(s.type) in ("accepted", "refused", "severity_set") for s in self.steps)
+
+    @invariant()
+    def refused_voided_and_merged_are_final(self):
+        case = self.case
+        if getattr(self, "ended_as", None) is not None:
+            assert case.status == self.ended_as and case.deadline is None and case.handler is None
+        if case.status == Status.MERGED:
+            assert case.merged_into not in (None, case.id)
+
+    @invariant()
+    def a_handler_belongs_to_the_unit_holding_the_case(self):
+        case = self.case
+        if case.handler is not None:
+            assert case.assignee_unit == case.owner.area_id and case.status not in ENDED | {Status.PENDING_ACCEPTANCE}
+
+    @invariant()
     def urges_are_answered_or_waiting(self):
         for u in self.case.urges:
             assert u.due >= u.at and (u.answered_at is None or u.answered_at >= u.at)
         waiting = [u for u in self.case.urges if u.answered_at is None and not u.overdue]
-        if waiting and self.case.status not in (Status.SUSPENDED, Status.CLOSED):
+        if waiting and self.case.status not in ENDED | {Status.SUSPENDED}:
             due = self.case.due_at
             assert due is not None and all(u.due >= due for u in waiting), "the scheduler wakes for every open urge"
 
@@ -186,6 +244,11 @@ def _rightful(case, action):
     roles = {1: "grid_worker", 2: "station", 3: "subcenter", 4: "command"}
     if action == "reopen":
         return Actor("supervisor", "sun")
+    if action == "void":
+        return Actor("command", "chen", "HQ")
+    if action in ("accept", "refuse", "merge", "set_severity"):
+        level = case.owners.owned_level(Level.STATION)
+        return Actor(roles[level], "acceptor", case.owners.at(level).id)
     if action in ("assign_department", "urge"):
         return Actor("command", "chen", "HQ")
     if action == "respond_urge" and case.status == Status.DISPATCHED:
@@ -199,8 +262,9 @@ def _rightful(case, action):
         if level == Level.HQ:
             return Actor("supervisor", "sun")
         level = next(up for up in Level if up > level and case.owners.at(up))
-    if action == "verify":
-        level = Level.GRID if case.owners.grid else Level.STATION
+    if action == "verify":  # the verifier the rule names, never the person who made the fix
+        level = verifying_level(case)
+        return Actor(roles[level], "checker", case.owners.at(level).id)
     return Actor(roles[level], "rightful", ref.id if (ref := case.owners.at(level)) else None)
 
 

@@ -87,7 +87,7 @@ def opened(clock: FakeClock, category="water_main_burst", severity="urgent") -> 
 
 def act(uow, clock, who, action, **arguments):
     command = handlers.TakeAction("c1", action, arguments, who, handlers.etag(uow.store.revisions["c1"]))
-    return handlers.take_action(command, uow, clock=clock)
+    return handlers.take_action(command, uow, clock=clock, policy=POLICY)
 
 
 def types(uow) -> list[str]:

@@ -138,3 +138,13 @@ def test_a_scope_names_only_the_levels_below_headquarters():
         wire["payload"]["scope"] = bad
         with pytest.raises(MessageError, match="scope"):
             read_message(Envelope.from_json(json.dumps(wire)))
+
+
+def test_a_reports_channel_travels_to_escalation_and_a_message_from_before_channels_has_none():
+    assert round_trip(reported(channel="open311")).channel == "open311"
+    assert round_trip(replace(dispatched(), channel="grid_worker")).channel == "grid_worker"
+    envelope = make_message(reported(channel="open311"), occurred_at=NOW, producer="intake")
+    old = Envelope(type="case.reported", version=envelope.version,
+                   payload={k: v for k, v in envelope.payload.items() if k != "channel"},
+                   id=envelope.id, occurred_at=NOW, correlation_id="c1", producer="intake")
+    assert read_message(old).channel is None, "a report from before channels opens at once (Policy.acceptance_needed)"

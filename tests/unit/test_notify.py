@@ -69,16 +69,18 @@ def test_the_scheduler_telling_headquarters_a_case_is_overdue_reaches_command_in
     assert {r["recipient"] for r in rows(uow, event="assigned")} >= {"unit:S1", "unit:C1", "role:command"}
 
 
-def test_a_resolved_case_is_due_for_verification_at_its_grid_and_a_failed_one_is_rework():
+def test_a_resolved_case_is_due_for_verification_at_its_verifier_and_a_failed_one_is_rework():
+    """The grid worker fixed it on the spot: the station checks it (``permissions.verifying_level``)."""
     clock = FakeClock()
     uow = opened(clock)
-    uow.store.subscriptions = [subscription(role="grid_worker", events=("verification_due", "rework"), channel="inapp")]
+    uow.store.subscriptions = [subscription(role="station", events=("verification_due",), channel="inapp"),
+                               subscription(role="grid_worker", events=("rework",), channel="inapp")]
     act(uow, clock, WORKER, "resolve", note="bulb replaced")
     [due] = rows(uow, event="verification_due")
-    assert due["recipient"] == "role:grid_worker" and due["payload"]["to"] == [{"unit": "G1", "role": "grid_worker"}]
+    assert due["recipient"] == "role:station" and due["payload"]["to"] == [{"unit": "S1", "role": "station"}]
     from shared.messages import events
 
-    handlers.verify_case(events.CaseVerified(case_id="c1", passed=False, verifier="wang", at=clock.now(),
+    handlers.verify_case(events.CaseVerified(case_id="c1", passed=False, verifier="li", at=clock.now(),
                                              note="still dark"), uow, clock=clock)
     assert len(rows(uow, event="rework")) == 1
 
@@ -355,3 +357,15 @@ def test_an_early_warning_from_elsewhere_is_written_once_and_shown_to_its_sub_ce
     assert set(by_subscriber) == {"ops", "default.early_warning:unit:C1"}
     assert by_subscriber["ops"]["payload"]["warning"]["reports"] == ["c1", "c2"]
     assert by_subscriber["ops"]["payload"]["event"] == "early_warning"
+
+
+def test_an_accepted_report_tells_its_new_owner_and_a_refused_one_the_place_it_came_from():
+    from services.escalation.domain.actions import perform
+    from services.escalation.notify.events import notices
+    from tests.support.cases import NOW, STATION, new_case
+
+    accepted, refused = new_case(pending=True), new_case(pending=True)
+    told = notices(accepted, perform(accepted, "accept", STATION, NOW), 2)
+    assert [(n.event, [a.unit for a in n.addressees]) for n in told] == [("accepted", ["G1"]), ("assigned", ["G1"])]
+    told = notices(refused, perform(refused, "refuse", STATION, NOW, reason="already_fixed"), 2)
+    assert [(n.event, [a.unit for a in n.addressees]) for n in told] == [("refused", ["G1"])]

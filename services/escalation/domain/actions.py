@@ -23,6 +23,15 @@ Adding an action is one function and one row here (plus its schema row in the AP
 | feedback            | the assigned department      | its assignment: active    | outcome, note, reason, photos? |
 | urge (督办)          | command, supervisor; a sub-center over its stations | not closed | note, respond_within? |
 | respond_urge        | the holder (owner or lead department) | an urge open     | note                     |
+| accept (立案)        | station, sub-center, command | pending_acceptance        | note?                    |
+| refuse (不予立案)     | station, sub-center, command | pending_acceptance        | reason, note?            |
+| void (作废)           | command                      | pending_acceptance, working | reason                 |
+| merge               | station, sub-center, command | pending_acceptance, working | into, note?            |
+| set_severity        | station, sub-center, command | pending_acceptance        | severity                 |
+| assign (承办人)       | the unit holding it, or its department | accepted, not ended | assignee (null: nobody) |
+
+``resolve`` also takes ``photos`` (after-photos' intake ids). Acceptance and the handler are in
+``acceptance.py``.
 
 The automatic changes (deadline ticks, re-routing) are in ``timers.py``, not here: no caller may
 request them.
@@ -33,7 +42,7 @@ import inspect
 from collections.abc import Callable
 from datetime import datetime
 
-from services.escalation.domain import departments, holds, loop, urges
+from services.escalation.domain import acceptance, departments, holds, loop, urges
 from services.escalation.domain.cases import Case
 from services.escalation.domain.errors import InvalidArgument
 from services.escalation.domain.permissions import Actor
@@ -68,6 +77,12 @@ ACTIONS: dict[str, Action] = {
     "feedback": departments.feedback,
     "urge": urges.urge,
     "respond_urge": urges.respond_urge,
+    "accept": acceptance.accept,
+    "refuse": acceptance.refuse,
+    "void": acceptance.void,
+    "merge": acceptance.merge,
+    "set_severity": acceptance.set_severity,
+    "assign": acceptance.assign,
 }
 
 
@@ -104,7 +119,8 @@ def available(case: Case, actor: Actor, now: datetime) -> list[str]:
 
     placeholders = {"note": "-", "reason": "-", "level": Level.GRID, "owners": case.owners, "passed": True,
                     "amount": {"amount": 1, "unit": "seconds"}, "department": Department("-", "-", "-", "-"),
-                    "role": "co", "outcome": "done", "photos": [], "respond_within": None}
+                    "role": "co", "outcome": "done", "photos": [], "respond_within": None, "into": None,
+                    "severity": None, "assignee": None}
     allowed = []
     for name in ACTIONS:
         if name == "return" and case.level == Level.GRID:

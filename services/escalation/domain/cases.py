@@ -10,7 +10,9 @@ timeline; the store does.
 Statuses (``shared.vocabulary.Status``): ``open`` → ``acknowledged`` → (resolve) ``verifying`` →
 ``closed``, or ``rework`` at the level that resolved it; ``suspended`` holds the clock. The domain
 never leaves a case in ``resolved``: resolving records a ``resolved`` step and the case awaits
-verification as ``verifying`` (a stored ``resolved`` is treated as ``verifying``).
+verification as ``verifying`` (a stored ``resolved`` is treated as ``verifying``). A report that needs
+acceptance (立案, ``acceptance.py``) opens ``pending_acceptance`` with the acceptance time limit and no
+ladder yet; it ends ``refused``, ``voided`` or ``merged`` unless it is accepted (then ``open``).
 """
 from __future__ import annotations
 
@@ -37,6 +39,8 @@ from shared.vocabulary import Level, Status
 WORKING = frozenset({Status.OPEN, Status.ACKNOWLEDGED, Status.REWORK})
 #: Statuses whose clock runs toward the verification deadline.
 AWAITING_VERIFICATION = frozenset({Status.RESOLVED, Status.VERIFYING})
+#: Statuses nothing more happens in: closed after verification, or not a case at all (不予立案, 作废, merged).
+ENDED = frozenset({Status.CLOSED, Status.REFUSED, Status.VOIDED, Status.MERGED})
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,12 @@ class Case:
     resolved_department: str | None = None  # the lead department whose fix awaits (or failed) verification
     urges: tuple = ()  # 督办 on record (``domain.urges.Urge``), oldest first
     deadline_basis: str | None = None  # official, provisional or calendar_gap (deadlines.deadline_basis)
+    resolved_by: str | None = None  # who resolved it last (never its verifier: permissions.require_verifier)
+    merged_into: str | None = None  # merged: the case it duplicates, whose status it follows
+    #: 承办人: the person of the unit holding the case who handles it; valid while that unit
+    #: (``assignee_unit``, an area id) still holds the case (``handler``)
+    assignee: str | None = None
+    assignee_unit: str | None = None
 
     @property
     def owner(self) -> OwnerRef:
@@ -100,12 +110,20 @@ class Case:
         return self.owners.owner(self.level)
 
     @property
+    def handler(self) -> str | None:
+        """The named handler (承办人) of the unit holding the case now, or None: an assignee made while
+        another unit held it (before an escalation, a return or a transfer) no longer handles it."""
+        if self.assignee and self.status not in ENDED and self.assignee_unit == self.owner.area_id:
+            return self.assignee
+        return None
+
+    @property
     def due_at(self) -> datetime | None:
         """When the scheduler must next call ``timers.escalate_due``: the next pre-deadline warning, the
         deadline, or an active department assignment's deadline, whichever is earliest, unless nothing
         more can happen (closed, suspended, or each passing already flagged)."""
         due = self._ladder_due()
-        if self.status not in (Status.CLOSED, Status.SUSPENDED):  # a suspension holds the departments too
+        if self.status not in ENDED | {Status.SUSPENDED}:  # a suspension holds the departments too
             pending = [a.deadline for a in self.assignments if a.active and not a.overdue and a.deadline]
             pending += [u.due for u in self.urges if u.answered_at is None and not u.overdue]
             if pending:
@@ -113,6 +131,8 @@ class Case:
         return due
 
     def _ladder_due(self) -> datetime | None:
+        if self.status == Status.PENDING_ACCEPTANCE:  # the acceptance time limit, flagged once
+            return None if self.overdue else self.deadline
         if self.status in WORKING and not self.overdue:
             if self.warnings and self.deadline is not None:
                 return min(self.warnings[0][1], self.deadline)
@@ -136,17 +156,23 @@ class Case:
 
 def open_case(*, id: str, number: str, category: str, severity: str, owners: Owners,
               start_level: Level | int | str, policy: TimePolicy, now: datetime,
-              triage: bool = False, location_unverified: bool = False) -> tuple[Case, Outcome]:
-    """A case opens at the first owned level at or above ``start_level``, with that level's deadline.
-    Its ``opened`` step notes a triage point, or a location the reporter's phone could not fix (routed
-    to the reporter's own grid: the owner checks where it really is)."""
+              triage: bool = False, location_unverified: bool = False,
+              pending: bool = False) -> tuple[Case, Outcome]:
+    """A case opens at the first owned level at or above ``start_level``, with that level's deadline;
+    ``pending``: it waits for acceptance (立案) instead, with the policy's acceptance time limit and no
+    ladder until it is accepted (``acceptance.accept``). Its ``opened`` step notes a triage point, or
+    a location the reporter's phone could not fix (routed to the reporter's own grid: the owner checks
+    where it really is), or that it awaits acceptance."""
     if owners.hq is None:
         raise InvalidArgument("a case's owners include headquarters", field="owners")
     level = owners.owned_level(start_level)
     case = Case(id=id, number=number, category=category, severity=severity, owners=owners, policy=policy,
-                opened_at=now, level=level, triage=triage)
-    set_deadline(case, deadline(now, policy.limit(level), policy.calendar), now, restart=now)
-    notes = ["point in no grid: needs triage"] if triage else []
+                opened_at=now, level=level, triage=triage,
+                status=Status.PENDING_ACCEPTANCE if pending else Status.OPEN)
+    limit = policy.acceptance_limit if pending else policy.limit(level)
+    set_deadline(case, deadline(now, limit, policy.calendar), now, restart=now)
+    notes = ["awaiting acceptance (立案)"] if pending else []
+    notes += ["point in no grid: needs triage"] if triage else []
     if location_unverified:
         notes.append("location unverified: the phone had no usable position; routed to the reporter's grid")
     return case, record(case, StepType.OPENED, SYSTEM, now, "; ".join(notes))
@@ -169,8 +195,9 @@ def set_deadline(case: Case, when: datetime | None, now: datetime, *, keep_flags
     case.timer_token += 1
     if not keep_flags and not is_late(when, now):
         case.overdue = case.verification_overdue = False
-    unit = (case.policy.limit(case.level) if case.status not in AWAITING_VERIFICATION
-            else case.policy.verification).unit
+    unit = (case.policy.verification if case.status in AWAITING_VERIFICATION
+            else case.policy.acceptance_limit if case.status == Status.PENDING_ACCEPTANCE
+            else case.policy.limit(case.level)).unit
     calendar = case.policy.calendar
     if when is None:
         case.deadline_basis = None
@@ -210,5 +237,5 @@ def move(case: Case, level: Level, status: Status, now: datetime) -> None:
 
 
 
-__all__ = ["AWAITING_VERIFICATION", "SYSTEM", "WORKING", "Case", "ExtensionRequest", "Step", "move", "open_case",
-           "set_deadline", "touch"]
+__all__ = ["AWAITING_VERIFICATION", "ENDED", "SYSTEM", "WORKING", "Case", "ExtensionRequest", "Step", "move",
+           "open_case", "set_deadline", "touch"]

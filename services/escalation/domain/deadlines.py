@@ -73,6 +73,8 @@ class TimePolicy:
     department_limit: Limit = Limit(DEFAULT_VERIFICATION_HOURS)
     #: the holder's time to answer an urge (督办) that names none
     urge_response: Limit = Limit(4.0)
+    #: staff's time to accept, refuse, void or merge a report that waits for acceptance (立案)
+    acceptance_limit: Limit = Limit(DEFAULT_VERIFICATION_HOURS)
 
     def __post_init__(self) -> None:
         if len(self.levels) != len(Level):
@@ -108,7 +110,7 @@ class TimePolicy:
                 "extensions": {"max_count": self.max_extensions, "max_total": self.max_extension_total.to_dict()},
                 "warnings": list(self.warnings),
                 "calendar": self.calendar.to_dict(), "department": self.department_limit.to_dict(),
-                "urge_response": self.urge_response.to_dict()}
+                "urge_response": self.urge_response.to_dict(), "acceptance": self.acceptance_limit.to_dict()}
         if self.level_warnings:
             data["level_warnings"] = {str(level): list(p) for level, p in self.level_warnings}
         return data
@@ -131,7 +133,8 @@ class TimePolicy:
                    tuple(sorted((int(k), tuple(float(p) for p in v))
                                 for k, v in (data.get("level_warnings") or {}).items())),
                    Limit.from_dict(data.get("department", DEFAULT_VERIFICATION_HOURS)),
-                   Limit.from_dict(data.get("urge_response", 4.0)))
+                   Limit.from_dict(data.get("urge_response", 4.0)),
+                   Limit.from_dict(data.get("acceptance", DEFAULT_VERIFICATION_HOURS)))
 
 
 # -- working time ---------------------------------------------------------------------------------

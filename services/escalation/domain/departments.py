@@ -27,10 +27,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from services.escalation.domain.cases import WORKING, Case, move, set_deadline, touch
+from services.escalation.domain.cases import ENDED, WORKING, Case, move, set_deadline, touch
 from services.escalation.domain.deadlines import is_late
-from services.escalation.domain.errors import InvalidArgument, InvalidTransition, NotAllowed, required_text
-from services.escalation.domain.permissions import ROLE_LEVEL, Actor
+from services.escalation.domain.errors import InvalidArgument, InvalidTransition, NotAllowed, photo_ids, required_text
+from services.escalation.domain.permissions import ROLE_LEVEL, Actor, resolved_detail
 from services.escalation.domain.timeline import SYSTEM, Outcome, StepType, record
 from shared.departments import ROLES, Department
 from shared.vocabulary import Level, Role, Status
@@ -63,6 +63,7 @@ class Assignment:
     note: str = ""
     reason: str = ""
     photos: tuple[str, ...] = ()
+    assignee: str | None = None  # 承办人: the person of the department handling it
 
     @property
     def active(self) -> bool:
@@ -75,7 +76,7 @@ class Assignment:
                 "assigned_level": int(self.assigned_level), "deadline": iso(self.deadline),
                 "overdue": self.overdue, "acknowledged_at": iso(self.acknowledged_at),
                 "feedback_at": iso(self.feedback_at), "note": self.note, "reason": self.reason,
-                "photos": list(self.photos)}
+                "photos": list(self.photos), "assignee": self.assignee}
 
     @classmethod
     def from_dict(cls, data: dict) -> Assignment:
@@ -84,7 +85,7 @@ class Assignment:
                    time(data["assigned_at"]), data["assigned_by"], Level(data["assigned_level"]),
                    time(data.get("deadline")), bool(data.get("overdue")), time(data.get("acknowledged_at")),
                    time(data.get("feedback_at")), data.get("note") or "", data.get("reason") or "",
-                   tuple(data.get("photos") or ()))
+                   tuple(data.get("photos") or ()), data.get("assignee"))
 
 
 def open_assignments(case: Case, departments: list[tuple[Department, str]], now: datetime) -> Outcome:
@@ -103,8 +104,8 @@ def assign_department(case: Case, actor: Actor, now: datetime, *, department: De
     case that is not being worked on (awaiting verification, suspended, closed)."""
     if actor.role not in ASSIGNERS:
         raise NotAllowed("only a station, a sub-center or command headquarters may assign a department")
-    if case.status == Status.CLOSED:
-        raise InvalidTransition("a closed case cannot be assigned")
+    if case.status in ENDED or case.status == Status.PENDING_ACCEPTANCE:
+        raise InvalidTransition(f"a {case.status} case cannot be assigned a department")
     if role not in ROLES:
         raise InvalidArgument(f"unknown role {role!r}; one of {', '.join(ROLES)}", field="role")
     if not isinstance(department, Department):
@@ -153,8 +154,7 @@ def feedback(case: Case, actor: Actor, now: datetime, *, outcome: str, note: str
         raise InvalidTransition(f"the department has fed back already ({assignment.status})")
     if outcome not in OUTCOMES:
         raise InvalidArgument(f"outcome is one of {', '.join(OUTCOMES)}", field="outcome")
-    if not isinstance(photos, list | tuple) or not all(isinstance(p, str) and 0 < len(p) <= 64 for p in photos):
-        raise InvalidArgument("photos is a list of photo ids", field="photos")
+    photos = photo_ids(photos)
     if outcome == DONE:
         note = required_text(note, "what was done", "note")
         reason = ""
@@ -169,9 +169,9 @@ def feedback(case: Case, actor: Actor, now: datetime, *, outcome: str, note: str
     if assignment.role == "lead" and case.status == Status.DISPATCHED:
         if outcome == DONE:
             case.status, case.resolved_level = Status.VERIFYING, case.level
-            case.resolved_department = assignment.department
+            case.resolved_department, case.resolved_by = assignment.department, actor.user
             set_deadline(case, case.deadline_after(now, case.policy.verification), now)
-            result += record(case, StepType.RESOLVED, actor.user, now, note)
+            result += record(case, StepType.RESOLVED, actor.user, now, note, detail=resolved_detail(case, photos))
         else:
             back = case.owners.owned_level(assignment.assigned_level)
             move(case, back, Status.OPEN, now)
@@ -224,8 +224,8 @@ def _own(case: Case, actor: Actor) -> tuple[int, Assignment]:
         raise NotAllowed("only an assigned department may do this")
     for index in range(len(case.assignments) - 1, -1, -1):
         if case.assignments[index].department == actor.department:
-            if case.status == Status.CLOSED:
-                raise InvalidTransition("the case is closed")
+            if case.status in ENDED:
+                raise InvalidTransition(f"the case is {case.status}")
             return index, case.assignments[index]
     raise NotAllowed("the case is not assigned to this department")
 

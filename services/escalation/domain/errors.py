@@ -39,6 +39,15 @@ def require_status(status: str, allowed: frozenset, doing: str) -> None:
         raise InvalidTransition(f"a {status} case cannot {doing}")
 
 
+def photo_ids(photos: object) -> tuple[str, ...]:
+    """A list of intake photo ids (at most 20, each 1–64 characters; ``after`` photos of a resolution or
+    a department's feedback); InvalidArgument naming ``photos`` otherwise."""
+    if not isinstance(photos, list | tuple) or len(photos) > 20 or not all(
+            isinstance(p, str) and 0 < len(p) <= 64 for p in photos):
+        raise InvalidArgument("photos is a list of at most 20 photo ids", field="photos")
+    return tuple(photos)
+
+
 def required_text(value: object, what: str, field: str) -> str:
     """The stripped text of argument ``field``; InvalidArgument when it is missing, not text, or blank."""
     if not isinstance(value, str) or not value.strip():

@@ -15,13 +15,20 @@ from services.escalation.domain.cases import (
     move,
     set_deadline,
 )
-from services.escalation.domain.errors import InvalidArgument, InvalidTransition, require_status, required_text
+from services.escalation.domain.errors import (
+    InvalidArgument,
+    InvalidTransition,
+    photo_ids,
+    require_status,
+    required_text,
+)
 from services.escalation.domain.permissions import (
     Actor,
     require_oversight,
     require_owner,
     require_owner_or_command,
     require_verifier,
+    resolved_detail,
 )
 from services.escalation.domain.timeline import Outcome, StepType, record
 from shared.owners import Owners
@@ -36,16 +43,19 @@ def acknowledge(case: Case, actor: Actor, now: datetime, *, note: str = "") -> O
     return record(case, StepType.ACKNOWLEDGED, actor.user, now, note)
 
 
-def resolve(case: Case, actor: Actor, now: datetime, *, note: str) -> Outcome:
-    """The owner reports what was done; the case awaits on-site verification (``verifying``) with
-    the verification deadline, and remembers the level that resolved it for a rework."""
+def resolve(case: Case, actor: Actor, now: datetime, *, note: str, photos: list | tuple = ()) -> Outcome:
+    """The owner reports what was done (with after-photos: intake photo ids of kind ``after``); the case
+    awaits on-site verification (``verifying``) with the verification deadline, and remembers the level
+    and the person that resolved it (for a rework, and so that nobody verifies their own fix). A grid
+    worker's fix on the spot (就地解决, level 1) is verified by the station (``verifying_level``)."""
     require_owner(actor, case, "resolve it")
     require_status(case.status, WORKING, "be resolved")
     note = required_text(note, "what was done", "note")
+    photos = photo_ids(photos)
     case.status, case.resolved_level, case.pending_extension = Status.VERIFYING, case.level, None
-    case.resolved_department = None
+    case.resolved_department, case.resolved_by = None, actor.user
     set_deadline(case, case.deadline_after(now, case.policy.verification), now)
-    return record(case, StepType.RESOLVED, actor.user, now, note)
+    return record(case, StepType.RESOLVED, actor.user, now, note, detail=resolved_detail(case, photos))
 
 
 def escalate(case: Case, actor: Actor, now: datetime, *, reason: str) -> Outcome:

@@ -7,11 +7,14 @@ escalating by hand, rework) and recomputes what the deadlines would have done: t
 escalations from each level, the headquarters overdue flag and whether the case was closed on time.
 Recorded automatic steps (escalations, overdue flags, warnings) are the old policy's consequences and
 are recomputed, not replayed. The README's "Closure-time statistics" gives every definition.
+
+A report that waited for acceptance (立案) became a case when it was accepted: both read its timeline
+from the ``accepted`` step on, as if it had opened then (``as_opened``).
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from services.escalation.domain.calendar import WorkingCalendar
@@ -35,12 +38,22 @@ class Replayed:
     on_time: bool = False  # closed, and no deadline missed
 
 
+def as_opened(steps: Sequence[Step]) -> Sequence[Step]:
+    """The timeline of the case as such: from its acceptance (立案), taken as its opening, when the report
+    waited for one; otherwise as it is."""
+    for index, step in enumerate(steps):
+        if step.type == StepType.ACCEPTED:
+            return [replace(step, type=StepType.OPENED), *steps[index + 1:]]
+    return steps
+
+
 def replay(steps: Sequence[Step], policy: TimePolicy, owners: Owners, *, extensions: Sequence[Limit] = (),
            until: datetime | None = None) -> Replayed:
     """Re-run ``policy``'s deadlines over the human steps of a timeline (in order), up to ``until``
     (the end of the timeline if None). ``extensions`` are the approved amounts in order (one per
     ``extended`` step); pass ``()`` to judge the case without its extensions. Escalation moves to the
     next owned level of ``owners`` with that level's limit dated from the missed deadline (issue 8)."""
+    steps = as_opened(steps)
     calendar = policy.calendar
     level: Level | None = None
     due: datetime | None = None
@@ -127,6 +140,7 @@ def measure(steps: Sequence[Step], policy: TimePolicy, owners: Owners, extension
             now: datetime, *, closed_now: bool) -> Facts:
     """The facts of a case from its timeline (``steps`` in order, the first ``opened``).
     ``closed_now``: whether the case is closed at present (a reopened case is not)."""
+    steps = as_opened(steps)
     calendar: WorkingCalendar = policy.calendar
     opened_at = steps[0].at
     suspensions: list[tuple[datetime, datetime]] = []

@@ -6,7 +6,11 @@
 - The **level above** decides on extensions: the owner at the first owned level above the case's
   level; above headquarters, a supervisor.
 - **Oversight** (reopen): command, supervisor or admin.
-- The **verifier**: the grid worker of the case's grid; for a point in no grid, the station's owner.
+- **Acceptance** (立案: accept, refuse, merge, set the severity): a station, sub-center or command
+  headquarters whose area holds the case (``require_acceptor``); voiding (作废) is command's alone.
+- The **verifier** (``verifying_level``): the grid worker of the case's grid, unless the grid worker
+  resolved it themself; then, and for a point in no grid, the level above (the station). Nobody
+  verifies a fix they made (``require_verifier``).
 
 Area scope (a caller sees only cases in its area; 404 otherwise) is the API's, before any of this.
 """
@@ -22,6 +26,10 @@ from shared.vocabulary import Level, Role
 ROLE_LEVEL: dict[Role, Level] = {Role.GRID_WORKER: Level.GRID, Role.STATION: Level.STATION,
                                  Role.SUBCENTER: Level.SUBCENTER, Role.COMMAND: Level.HQ}
 OVERSIGHT = frozenset({Role.COMMAND, Role.SUPERVISOR, Role.ADMIN})
+#: Staff who accept (立案), refuse, merge and set a report's severity, within their area.
+ACCEPTORS = frozenset({Role.STATION, Role.SUBCENTER, Role.COMMAND})
+#: The role that works at each level (the inverse of ``ROLE_LEVEL``).
+LEVEL_ROLE: dict[Level, Role] = {level: role for role, level in ROLE_LEVEL.items()}
 
 
 @dataclass(frozen=True)
@@ -67,13 +75,47 @@ def require_oversight(actor: Actor, doing: str) -> None:
         raise NotAllowed(f"only command, a supervisor or an admin may {doing}")
 
 
+def require_acceptor(actor: Actor, case: Case, doing: str) -> None:
+    """A station, sub-center or command headquarters whose area holds the case (the store's area scope
+    has already hidden other areas' cases)."""
+    if actor.role not in ACCEPTORS or not holds(actor, case, ROLE_LEVEL[Role(actor.role)]):
+        raise NotAllowed(f"only a station, a sub-center or command headquarters over the case may {doing}")
+
+
+#: The rule ``require_verifier`` names in its refusal.
+SELF_VERIFICATION_RULE = ("a fix is verified on site by someone other than its handler (GB/T 30428 核查; "
+                          "a grid worker's own fix on the spot is verified by the station)")
+
+
 def verifying_level(case: Case) -> Level:
-    """Who checks a fix on site: the grid worker of the case's grid, or the station of a case in no grid."""
-    return Level.GRID if case.owners.grid is not None else Level.STATION
+    """Who checks a fix on site (核查): the grid worker of the case's grid — except where the grid worker
+    resolved it themself at level 1 (就地解决), and for a point in no grid: then the first owned level
+    above the grid (the station).
+
+    Source: GB/T 30428 separates the handler from the one who checks the result (the supervision
+    center's inspector, 监督员, checks what the departments did; DOMAIN.md, "verification on site by
+    someone other than the handler"). In a grid city the grid worker is the checker, so a case the grid
+    worker closed on the spot goes to the level above them for its check, as it would for a case in
+    no grid."""
+    by_grid_worker = case.resolved_level == Level.GRID and case.resolved_department is None
+    if case.owners.grid is not None and not by_grid_worker:
+        return Level.GRID
+    return case.owners.owned_level(Level.STATION)
+
+
+def resolved_detail(case: Case, photos: tuple[str, ...] = ()) -> dict:
+    """What a ``case.resolved`` event tells intake, which takes the verification: who must verify (the
+    level), who resolved the case (never its verifier) and the after-photos' ids."""
+    return {"verifier_level": int(verifying_level(case)), "resolved_by": case.resolved_by, "photos": list(photos)}
 
 
 def require_verifier(actor: Actor, case: Case) -> None:
+    """The owner at ``verifying_level``, and not the person who resolved the case (``SELF_VERIFICATION_RULE``)."""
     level = verifying_level(case)
     if not holds(actor, case, level):
-        who = "the grid worker of the case's grid" if level == Level.GRID else "the station of a case in no grid"
-        raise NotAllowed(f"only {who} may verify")
+        who = ("the grid worker of the case's grid" if level == Level.GRID
+               else f"the {level.area} above the grid" + (" (the grid worker resolved it)"
+                                                          if case.owners.grid is not None else ""))
+        raise NotAllowed(f"only {who} may verify: {SELF_VERIFICATION_RULE}")
+    if case.resolved_by is not None and actor.user == case.resolved_by:
+        raise NotAllowed(f"{actor.user} resolved this case: {SELF_VERIFICATION_RULE}")

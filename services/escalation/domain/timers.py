@@ -17,7 +17,9 @@ Deadline rules (issue 8; the README's "four-level closed loop"):
 - **Verification**: a missed verification deadline is flagged to the station once (an ``overdue``
   step, event ``case.verification_overdue``); level, status and deadline stay, and the grid
   worker may still verify.
-- **Suspended** and **closed** cases have no deadline, so they never escalate.
+- **Acceptance** (立案): a report waiting past its acceptance time limit is flagged once (an
+  ``acceptance_overdue`` step) and keeps waiting; it has no ladder to climb until it is accepted.
+- **Suspended**, **closed** (and refused, voided, merged) cases have no deadline, so they never escalate.
 - A tick carries the ``timer_token`` it read; if the deadline changed since, the tick is stale and
   does nothing (after Grafana OnCall's ``active_escalation_id``).
 """
@@ -26,7 +28,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from services.escalation.domain import departments, urges
-from services.escalation.domain.cases import AWAITING_VERIFICATION, WORKING, Case, set_deadline
+from services.escalation.domain.cases import AWAITING_VERIFICATION, ENDED, WORKING, Case, set_deadline
 from services.escalation.domain.deadlines import is_late
 from services.escalation.domain.timeline import SYSTEM, Outcome, StepType, record
 from shared.owners import Owners
@@ -39,6 +41,12 @@ def escalate_due(case: Case, now: datetime, token: int) -> Outcome:
     if token != case.timer_token or not case.is_due(now):
         return Outcome()
     outcome = departments.flag_overdue(case, now) + urges.flag_overdue(case, now)
+    if case.status == Status.PENDING_ACCEPTANCE:
+        if case.overdue or not is_late(case.deadline, now):
+            return outcome
+        case.overdue = True
+        return outcome + record(case, StepType.ACCEPTANCE_OVERDUE, SYSTEM, now,
+                                "not accepted in time: flagged to the acceptors", scheduled_at=case.deadline)
     if case.status in AWAITING_VERIFICATION:
         if case.verification_overdue or not is_late(case.deadline, now):
             return outcome
@@ -80,7 +88,7 @@ def rerouted(case: Case, owners: Owners, now: datetime) -> Outcome:
     """A new area version changed the case's owners: the level and deadline stay (if the case's
     level has no owner any more, it moves up to the first owned level, deadline unchanged).
     A closed case keeps its owners and history; unchanged owners change nothing."""
-    if case.status == Status.CLOSED or owners == case.owners:
+    if case.status in ENDED or owners == case.owners:
         return Outcome()
     case.owners = owners
     case.level = owners.owned_level(case.level)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from services.escalation.domain.cases import Case, touch
+from services.escalation.domain.cases import ENDED, Case, touch
 from services.escalation.domain.deadlines import is_late
 from services.escalation.domain.errors import InvalidArgument, InvalidTransition, NotAllowed, required_text
 from services.escalation.domain.permissions import Actor, holds
@@ -68,8 +68,8 @@ def urge(case: Case, actor: Actor, now: datetime, *, note: str, respond_within: 
         and case.owners.subcenter.id == actor.area)
     if not may:
         raise NotAllowed("only command, a supervisor, or a sub-center over its own stations may urge a case")
-    if case.status == Status.CLOSED:
-        raise InvalidTransition("a closed case cannot be urged")
+    if case.status in ENDED or case.status == Status.PENDING_ACCEPTANCE:
+        raise InvalidTransition(f"a {case.status} case cannot be urged")
     note = required_text(note, "what is urged", "note")
     if respond_within is None:
         limit = case.policy.urge_response
@@ -88,8 +88,8 @@ def respond_urge(case: Case, actor: Actor, now: datetime, *, note: str) -> Outco
     """The holder answers every open urge with what is being done."""
     if not is_holder(case, actor):
         raise NotAllowed("only the one who holds the case (its owner, or its lead department) answers an urge")
-    if case.status == Status.CLOSED:
-        raise InvalidTransition("the case is closed")
+    if case.status in ENDED:
+        raise InvalidTransition(f"the case is {case.status}")
     if not any(u.open for u in case.urges):
         raise InvalidTransition("no urge is waiting for an answer")
     note = required_text(note, "the answer", "note")

@@ -44,7 +44,7 @@ RESPONSE_LIMIT = 64 * 1024  # bytes of an answer read (a robot's JSON is tiny)
 TITLES = {
     "zh": {"assigned": "新案卷到达", "warned": "处置时限预警", "overdue": "案卷超期", "escalated": "案卷已升级",
            "returned": "案卷已回退", "rework": "核查未通过，返工", "verification_due": "待核查",
-           "urged": "督办", "early_warning": "预警", "accepted": "已受理", "refused": "已拒绝", "test": "测试通知"},
+           "urged": "督办", "early_warning": "预警", "accepted": "已立案", "refused": "不予立案", "test": "测试通知"},
     "en": {"assigned": "New case assigned", "warned": "Deadline warning", "overdue": "Case overdue",
            "escalated": "Case escalated", "returned": "Case returned", "rework": "Verification failed: rework",
            "verification_due": "Verification due", "urged": "Case urged (督办)", "early_warning": "Early warning",

@@ -15,11 +15,13 @@ is addressed to (``Addressee``: an area or a department, with the role that work
 | ``overdue`` (``case.verification_overdue``) | ``overdue`` | the station (the level above the grid worker) |
 | ``department_overdue`` | ``overdue`` | the case's owner (who assigned and watches it) |
 | ``reworked`` | ``rework`` | the owner at the level that resolved it |
-| ``resolved`` | ``verification_due`` | the grid (its grid worker; the station for a case in no grid) |
+| ``resolved`` | ``verification_due`` | who checks the fix on site (``verifier_level``: the grid worker; the station |
+| | | for a case in no grid or one its grid worker fixed) |
+| ``accepted`` (立案) | ``accepted``, ``assigned`` | the owner at the case's level, whose clock starts |
+| ``refused`` (不予立案) | ``refused`` | the owner of the place it was reported at |
 | ``urged`` (督办) | ``urged`` | who holds the case (the owner, or its lead department) and the level above |
 
-``early_warning``, ``accepted`` and ``refused`` come from elsewhere (``enqueue``); a subscription may
-name them already.
+``early_warning`` comes from elsewhere (``enqueue``); a subscription may name it already.
 
 A **subscription** hears a notice when every filter it sets holds (``matches``): ``unit`` is one of the
 case's owners or assigned departments (a station hears about the cases of its grids), ``role`` is the
@@ -129,7 +131,13 @@ def _addressed(case: Case, bus_type: str, step, detail) -> Iterable[tuple[str, l
     elif kind == StepType.REWORKED:
         yield "rework", [owner_at(case, level)]
     elif kind == StepType.RESOLVED:
-        yield "verification_due", [owner_at(case, Level.GRID)]
+        verifier = detail.get("verifier_level")
+        yield "verification_due", [owner_at(case, Level(verifier) if verifier else Level.GRID)]
+    elif kind == StepType.ACCEPTED:
+        yield "accepted", [owner_at(case, level)]
+        yield "assigned", [owner_at(case, level)]
+    elif kind == StepType.REFUSED:
+        yield "refused", [owner_at(case, level)]
     elif kind == StepType.URGED:
         urged = str(detail.get("urged") or "")
         held = (Addressee(urged, str(Role.DEPARTMENT)) if urged in {a.department for a in case.assignments}

@@ -9,7 +9,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from shared.owners import NO_OWNERS, Owners
-from shared.vocabulary import Level, Status
+from shared.vocabulary import Level, Role, Status
 
 
 class IdempotencyConflict(Exception):
@@ -20,8 +20,17 @@ class UnknownCategory(ValueError):
     pass
 
 
+class UnknownSeverity(ValueError):
+    """A severity the policy has no rules for."""
+
+
+#: What a photo shows: the incident as reported (``before``, the default), the fix (``after``, with a
+#: resolution or a department's feedback) or the on-site check (``verification``).
+PHOTO_KINDS = ("before", "after", "verification")
+
+
 class NotItsGridWorker(Exception):
-    """The caller sees the case but is not the grid worker of its grid (only they verify on site)."""
+    """The caller sees the case but is not the one who verifies it on site (``verifier_of``)."""
 
 
 class NotAwaitingVerification(Exception):
@@ -79,10 +88,16 @@ class NewReport:
     lat: float | None
     accuracy_m: float | None = None
     client_time: datetime | None = None
+    severity: str | None = None  # proposed by the reporter; None: the category's default
+    #: where it came from (``shared.policy.CHANNELS``) when the door says (Open311); None: the reporter's
+    #: role says (``channel_of``)
+    channel: str | None = None
 
     def fingerprint(self) -> str:
-        """What makes two submissions "the same report" for an idempotent retry."""
-        canonical = json.dumps(asdict(self), sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+        """What makes two submissions "the same report" for an idempotent retry (a report without a
+        proposed severity or a named channel hashes as it did before either existed)."""
+        fields = {k: v for k, v in asdict(self).items() if v is not None or k not in ("severity", "channel")}
+        canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
                                default=lambda value: value.isoformat())
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -116,6 +131,11 @@ class Report:
     duplicate_of: str | None = None
     #: the case's area scope: its owners below headquarters, known by id (none before dispatch)
     owners: Owners = NO_OWNERS
+    channel: str | None = None  # grid_worker, staff or open311 (``shared.policy.CHANNELS``)
+    #: why the report ended without a fix (refused with its reason, voided, merged into another case)
+    status_note: str | None = None
+    verifier_level: Level | None = None  # who checks the fix on site (from case.resolved)
+    resolved_by: str | None = None  # who made the fix (never its verifier)
     #: the newest of escalation's events applied to the report: the case revision and the step's place in it
     #: (``events.revision_key``); None before the first
     case_revision: int | None = None
@@ -124,6 +144,22 @@ class Report:
     def number_in(self, time_zone: str) -> str:
         """The report's number, dated in the city's time zone (``Settings.time_zone``)."""
         return report_number(self.seq, self.reported_at, time_zone)
+
+
+def channel_of(role: str) -> str:
+    """The channel of a report filed with a token of ``role``: a grid worker's phone, or staff (Open311
+    names its own channel)."""
+    return "grid_worker" if role == Role.GRID_WORKER else "staff"
+
+
+def verifier_of(report: Report) -> tuple[Level, str | None]:
+    """Who checks the fix of a case awaiting verification on site: (the level, that level's area id),
+    as escalation said when the case was resolved (``verifier_level``: the grid worker of the grid,
+    or the station when the grid worker fixed it on the spot or the case is in no grid); before
+    escalation said, the grid worker of the grid, or the station of a case in no grid."""
+    level = report.verifier_level or (Level.GRID if report.owners.grid is not None else Level.STATION)
+    ref = report.owners.at(level) if level < Level.HQ else None
+    return level, ref.id if ref is not None else None
 
 
 def report_number(seq: int, reported_at: datetime, time_zone: str) -> str:

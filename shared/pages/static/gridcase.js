@@ -79,11 +79,14 @@
     }
   }
 
+  /** A sign-in link's token (#token=…) is kept and taken out of the address; the rest of the fragment
+   *  (#token=…&case=NUMBER) stays for the page. */
   function tokenFromLink() {
     const match = /(?:^|[#&])token=([^&]+)/.exec(window.location.hash);
     if (match) {
       setToken(decodeURIComponent(match[1]));
-      window.history.replaceState(null, '', window.location.pathname + window.location.search);
+      const rest = window.location.hash.slice(1).split('&').filter((part) => !part.startsWith('token=')).join('&');
+      window.history.replaceState(null, '', window.location.pathname + window.location.search + (rest ? '#' + rest : ''));
     }
   }
 

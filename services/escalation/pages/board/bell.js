@@ -5,7 +5,7 @@
  * every 20 s. The count is the unread ones; "mark all read" is POST /escalation/v1/notifications/read.
  * When the user allows it (a click on "desktop alerts" asks the browser), a new unread notification
  * is also shown with the browser's Notification API. A notification opens its case in the panel
- * (the board's `gc:open-case` event), as does a link to the board ending in #case=ID.
+ * (the board's `gc:open-case` event); the board itself opens a link ending in #case=ID or #case=NUMBER.
  */
 (function () {
   'use strict';
@@ -101,8 +101,6 @@
     $('bell-desktop').addEventListener('click', desktop);
     document.addEventListener('gc:step', soon);
     document.addEventListener('gc:language', load);
-    const linked = /(?:^|[#&])case=([^&]+)/.exec(window.location.hash);
-    if (linked) window.setTimeout(() => open(decodeURIComponent(linked[1])), 500);
     load();
     window.setInterval(load, 20000);
   });

@@ -6,16 +6,26 @@
  * replaces its copy. The feed is resumed with Last-Event-ID after a drop or a server restart.
  * A case opens in the panel with its report, timeline and the actions the caller may take; an action is
  * sent with the ETag the panel was loaded with (If-Match), so a 412 means someone else acted first.
+ * The search box finds a case by its number (GET /escalation/v1/cases/by-number/{number}) or by words
+ * (?q=, closed cases too); /board/#case=NUMBER opens that case, and the open case's number is kept in the
+ * address, so it can be shared. Reports awaiting acceptance (立案) are the "acceptance" queue; "mine" and
+ * "unassigned" follow the named handler (承办人).
  */
 (function () {
   'use strict';
-  const OPEN_STATUSES = 'open,acknowledged,dispatched,verifying,rework,suspended';
+  const OPEN_STATUSES = 'pending_acceptance,open,acknowledged,dispatched,verifying,rework,suspended';
+  const ENDED = ['closed', 'refused', 'voided', 'merged'];
+  const NUMBER = /^\d{8}-\d{6}$/;
+  const REFUSAL_REASONS = ['not_city_matter', 'insufficient_information', 'already_fixed', 'duplicate', 'other'];
+  const PHOTO_KINDS = ['before', 'after', 'verification'];
   const WARN_SECONDS = 3600; // until warnings come from the policy (case.warning), an hour left is a warning
-  const STATES = ['overdue', 'warned', 'triage', 'suspended', 'on-time'];
+  const STATES = ['overdue', 'warned', 'pending', 'triage', 'suspended', 'on-time'];
   const ACTION_FIELDS = {
     acknowledge: ['note?'], resolve: ['note'], escalate: ['reason'], return: ['level', 'reason'],
     transfer: ['to', 'reason'], request_extension: ['amount', 'reason'], approve_extension: ['note?'],
     refuse_extension: ['reason'], suspend: ['reason'], resume: ['note?'], reopen: ['reason'],
+    accept: ['note?'], refuse: ['refusal', 'note?'], void: ['reason'], merge: ['into', 'note?'],
+    set_severity: ['severity'], assign: ['assignee'],
     assign_department: ['department', 'role', 'note?'], feedback: ['outcome', 'note?', 'reason?'],
     urge: ['note', 'respond_within'], respond_urge: ['note'],
   };
@@ -59,6 +69,7 @@
 
   function stateOf(entry) {
     const c = entry.case;
+    if (c.status === 'pending_acceptance') return c.overdue ? 'overdue' : 'pending';
     if (c.triage) return 'triage';
     if (c.status === 'suspended') return 'suspended';
     const left = timeLeft(entry);
@@ -72,6 +83,13 @@
   function categoryName(code) {
     const c = categories[code];
     return c ? (gc.lang === 'zh' ? c.zh : c.en) : code;
+  }
+
+  /** A policy word (a severity, a reason) in the page's language where the catalogue has it, else as it is. */
+  function word(prefix, value) {
+    const key = prefix + value;
+    const text = gc.t(key);
+    return text === key ? value : text;
   }
 
   function lead(c) {
@@ -90,6 +108,19 @@
     if (f.category.value && c.category !== f.category.value) return false;
     if (f.status.value && c.status !== f.status.value) return false;
     if (f.unit.value && !Object.values(c.areas || {}).some((a) => a && a.id === f.unit.value)) return false;
+    return inQueue(c, f.queue.value);
+  }
+
+  /** The queues: reports awaiting acceptance, the caller's own cases, and those their unit holds unnamed. */
+  function inQueue(c, queue) {
+    const me = gc.claims() || {};
+    if (queue === 'acceptance') return c.status === 'pending_acceptance';
+    if (queue === 'mine') return !!c.assignee && c.assignee === me.sub;
+    if (queue === 'unassigned') {
+      if (c.assignee || c.status === 'pending_acceptance') return false;
+      if (me.role === 'command') return c.level === 4;
+      return !!me.area && !!c.owner && c.owner.area_id === me.area;
+    }
     return true;
   }
 
@@ -135,7 +166,8 @@
     drawPins(shown);
   }
 
-  const PIN_COLOURS = { 'on-time': '#1b6e2e', warned: '#c77700', overdue: '#b3141b', suspended: '#4f5b66', triage: '#6a1b9a' };
+  const PIN_COLOURS = { 'on-time': '#1b6e2e', warned: '#c77700', overdue: '#b3141b', suspended: '#4f5b66', triage: '#6a1b9a',
+    pending: '#0b57a4' };
 
   function drawPins(shown) {
     if (!view) return;
@@ -160,7 +192,7 @@
   }
 
   function upsert(c) {
-    if (c.status === 'closed') cases.delete(c.id);
+    if (ENDED.includes(c.status)) cases.delete(c.id);
     else cases.set(c.id, { case: c, at: Date.now() });
   }
 
@@ -257,20 +289,71 @@
     return [gc.el('dt', { text: label }), gc.el('dd', { text: value === null || value === undefined || value === '' ? '—' : String(value) })];
   }
 
-  async function openCase(id, message) {
+  async function openCase(id, message, path) {
     gcBoardWarnings.panelTaken();
-    const result = await gc.api('GET', '/escalation/v1/cases/' + encodeURIComponent(id));
+    const result = await gc.api('GET', path || '/escalation/v1/cases/' + encodeURIComponent(id));
     if (!result.ok) {
-      showPanel([gc.el('p', { class: 'error', role: 'alert', text: gc.problemText(result) })]);
+      showPanel([gc.el('p', { class: 'error', role: 'alert', id: 'panel-message', text: gc.problemText(result) })]);
       return;
     }
     const c = result.data;
     selected = { id: c.id, etag: result.headers.get('ETag'), case: c };
-    upsert(c);
+    window.history.replaceState(null, '', '#case=' + encodeURIComponent(c.number));
+    if (!ENDED.includes(c.status) || cases.has(c.id)) upsert(c);
     scheduleRender();
     renderPanel(c, message);
     const pin = pins.get(c.id);
     if (pin && view && !view.map.getBounds().contains(pin.getLatLng())) view.map.panTo(pin.getLatLng());
+  }
+
+  /** A case by the number people quote (a shared link /board/#case=NUMBER, or the search box). */
+  function openByNumber(number) {
+    return openCase(null, null, '/escalation/v1/cases/by-number/' + encodeURIComponent(number));
+  }
+
+  /** #case=NUMBER (a link people share) or #case=ID (a notification's link) opens that case. */
+  function caseFromAddress() {
+    const match = /(?:^|[#&])case=([^&]+)/.exec(window.location.hash);
+    if (!match) return;
+    const wanted = decodeURIComponent(match[1]);
+    if (selected && (selected.case.number === wanted || selected.id === wanted)) return;
+    if (NUMBER.test(wanted)) openByNumber(wanted);
+    else openCase(wanted);
+  }
+
+  /** The search box: a case number opens that case; words list the cases that have them, closed ones too. */
+  async function search(e) {
+    e.preventDefault();
+    const text = $('q').value.trim();
+    if (!text) return;
+    if (NUMBER.test(text)) {
+      await openByNumber(text);
+      return;
+    }
+    gcBoardWarnings.panelTaken();
+    const result = await gc.api('GET', '/escalation/v1/cases?page_size=50&q=' + encodeURIComponent(text));
+    if (!result.ok) {
+      showPanel([gc.el('p', { class: 'error', role: 'alert', text: gc.problemText(result) })]);
+      return;
+    }
+    const found = result.data.items;
+    showPanel([
+      gc.el('h3', { text: gc.t('search_results', { n: result.data.total, q: text }) }),
+      found.length ? gc.el('ul', { class: 'results', id: 'search-results' }, found.map((c) => gc.el('li', {}, [
+        gc.el('a', { href: '#case=' + encodeURIComponent(c.number), text: c.number,
+          onclick: (e) => { e.preventDefault(); openByNumber(c.number); } }),
+        gc.el('span', { class: 'muted small', text: ' ' + gc.t('status_' + c.status) + ' · ' + categoryName(c.category) }),
+        gc.el('div', { class: 'small', text: (c.report && c.report.description) || '' }),
+      ]))) : gc.el('p', { class: 'muted', text: gc.t('search_none') }),
+    ]);
+  }
+
+  /** Who the case waits for when the caller cannot act on it. */
+  function waitingFor(c) {
+    if (c.status === 'pending_acceptance') return gc.t('waiting_acceptance');
+    if (c.verifier) return gc.t('waiting_verification', { level: gc.t('level_' + c.verifier.level) });
+    if (ENDED.includes(c.status)) return '';
+    return gc.t('waiting_owner', { owner: (c.owner && c.owner.area_name) || '', level: gc.t('level_' + c.level) });
   }
 
   function showPanel(children) {
@@ -287,13 +370,19 @@
     const loc = report.location || {};
     const facts = gc.el('dl', { class: 'facts' }, [
       ...field(gc.t('category'), categoryName(c.category)),
+      ...field(gc.t('severity'), word('severity_', c.severity)),
       ...field(gc.t('status'), gc.t('status_' + c.status)),
       ...field(gc.t('level'), gc.t('level_' + c.level)),
       ...field(gc.t('owner'), c.owner && c.owner.area_name),
       ...field(gc.t('deadline'), gc.time(c.deadline)),
       ...field(gc.t('time_left'), gc.duration(c.time_left)),
       ...field(gc.t('reworks'), c.reworks),
+      ...field(gc.t('assignee'), c.assignee),
     ]);
+    const merged = c.merged_into ? gc.el('p', { class: 'notice' }, [
+      gc.el('span', { text: gc.t('merged_into') + ' ' }),
+      gc.el('a', { href: '#', text: gc.t('open_case'), onclick: (e) => { e.preventDefault(); openCase(c.merged_into.id); } }),
+    ]) : null;
     const triage = c.triage ? gc.el('p', { class: 'notice warn', text: gc.t('triage_reason_' + (c.triage_reason || 'no_grid'))
       + (c.candidates && c.candidates.length ? ' · ' + gc.t('candidates') + ': ' + c.candidates.map((x) => x.id + ' (' + Math.round(x.distance_m) + ' m)').join(', ') : '') }) : null;
     const reportBlock = gc.el('div', {}, [
@@ -305,7 +394,7 @@
         ...field(gc.t('location'), loc.lat !== null && loc.lat !== undefined ? loc.lat.toFixed(5) + ', ' + loc.lon.toFixed(5) : null),
       ]),
     ]);
-    const photos = gc.el('div', { class: 'photos' });
+    const photos = gc.el('div', { class: 'photos', id: 'photos' });
     loadPhotos(photos, c);
     const handlers = (c.departments || []).length ? gc.el('div', {}, [
       gc.el('h3', { text: gc.t('departments') }),
@@ -331,15 +420,17 @@
       text: gc.t('action_' + name), onclick: () => actionForm(name),
     })));
     showPanel([
-      gc.el('h3', { class: 'case-title' }, [gc.el('span', { text: c.number + ' ' }), badge(state)]),
+      gc.el('h3', { class: 'case-title' }, [gc.el('span', { text: c.number + ' ' }), badge(state),
+        gc.el('a', { href: '#case=' + encodeURIComponent(c.number), class: 'small', id: 'case-link', text: gc.t('case_link') })]),
       message ? gc.el('p', { class: 'notice ' + message.kind, role: 'alert', id: 'panel-message', text: message.text }) : null,
       gc.el('p', { class: 'notice warn', id: 'panel-changed', hidden: true }, [
         gc.el('span', { text: gc.t('changed_elsewhere') + ' ' }),
         gc.el('button', { type: 'button', class: 'secondary', text: gc.t('reload'), onclick: () => openCase(c.id) }),
       ]),
-      triage, facts, handlers, urgesBlock(c), reportBlock, photos,
+      triage, merged, facts, handlers, urgesBlock(c), reportBlock, photos,
       gc.el('h3', { text: gc.t('actions') }),
-      c.actions && c.actions.length ? actions : gc.el('p', { class: 'muted', text: gc.t('no_actions') }),
+      c.actions && c.actions.length ? actions : gc.el('p', { class: 'muted', id: 'no-actions', text: (gc.t('no_actions') + ' ' + waitingFor(c)).trim() }),
+      c.can_verify ? verifyForm(c) : null,
       gc.el('div', { id: 'action-form' }),
       gc.el('h3', { text: gc.t('timeline') }),
       timeline,
@@ -361,22 +452,58 @@
   }
 
   /** The report's photos, from intake (GET /intake/v1/reports/{id}/photos: a case and its report share
-   *  one id), as thumbnails fetched with the token; nothing where intake keeps no photos. */
+   *  one id), as thumbnails fetched with the token, before and after side by side (and the on-site
+   *  check's); nothing where intake keeps no photos. */
   async function loadPhotos(container, c) {
     let listed = c.photos || (c.report && c.report.photos);
     if (!listed) {
       const result = await gc.api('GET', '/intake/v1/reports/' + encodeURIComponent(c.id) + '/photos').catch(() => null);
       listed = result && result.ok ? (Array.isArray(result.data) ? result.data : result.data.items || []) : [];
     }
-    if (listed.length) container.before(gc.el('h3', { text: gc.t('photos') }));
-    listed.forEach((p) => loadPhoto(container, p));
+    if (!listed.length) return;
+    container.before(gc.el('h3', { text: gc.t('photos') }));
+    const kinds = PHOTO_KINDS.filter((k) => k !== 'verification' || listed.some((p) => p.kind === k));
+    kinds.forEach((kind) => {
+      const column = gc.el('figure', { class: 'photo-kind', 'data-kind': kind }, [gc.el('figcaption', { text: gc.t('photos_' + kind) })]);
+      container.append(column);
+      const mine = listed.filter((p) => (p.kind || 'before') === kind);
+      if (!mine.length) column.append(gc.el('p', { class: 'muted small', text: '—' }));
+      mine.forEach((p) => loadPhoto(column, p, kind));
+    });
   }
 
-  async function loadPhoto(container, photo) {
+  async function loadPhoto(container, photo, kind) {
     const url = typeof photo === 'string' ? photo : (photo.thumbnail_url || photo.url);
     if (!url) return;
     const result = await gc.api('GET', url, { raw: true, accept: 'image/*' });
-    if (result.ok) container.append(gc.el('img', { src: URL.createObjectURL(result.data), alt: gc.t('photos'), class: 'photo' }));
+    if (result.ok) container.append(gc.el('img', { src: URL.createObjectURL(result.data), alt: gc.t('photos_' + kind), class: 'photo' }));
+  }
+
+  /** The on-site check (核查), where the caller is its verifier (a station checks its grid worker's own fix):
+   *  sent to intake, which takes verifications. */
+  function verifyForm(c) {
+    const note = gc.el('textarea', { id: 'verify-note', name: 'note', rows: 2, maxlength: 2000 });
+    const error = gc.el('p', { class: 'error', role: 'alert' });
+    const form = gc.el('form', { class: 'card action-form', 'data-form': 'verify' }, [
+      gc.el('strong', { text: gc.t('verify_heading') }),
+      gc.el('label', { for: 'verify-note', text: gc.t('field_note') }), note, error,
+      gc.el('div', { class: 'actions-row' }, [
+        gc.el('button', { type: 'submit', value: 'true', text: gc.t('verify_passed') }),
+        gc.el('button', { type: 'submit', value: 'false', class: 'danger', text: gc.t('verify_failed') }),
+      ]),
+    ]);
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const passed = e.submitter ? e.submitter.value === 'true' : true;
+      const result = await gc.api('POST', '/intake/v1/cases/' + encodeURIComponent(c.id) + '/verification',
+        { body: { passed, note: note.value.trim() } });
+      if (result.ok) {
+        form.replaceChildren(gc.el('p', { class: 'notice good', role: 'status', id: 'verify-done', text: gc.t('verify_done') }));
+      } else {
+        error.textContent = gc.problemText(result);
+      }
+    });
+    return form;
   }
 
   function input(name, label, control) {
@@ -401,6 +528,25 @@
           input('amount', gc.t('field_amount'), gc.el('input', { type: 'number', min: '0.1', step: '0.1', value: '4', required: true })),
           input('unit', gc.t('field_unit'), gc.el('select', {}, ['hours', 'minutes'].map((u) => gc.el('option', { value: u, text: gc.t('unit_' + u + '_name') })))),
         ]);
+      }
+      if (key === 'refusal') {
+        return input('reason', gc.t('field_refusal'), gc.el('select', { required: true }, REFUSAL_REASONS
+          .map((r) => gc.el('option', { value: r, text: gc.t('refusal_' + r) }))));
+      }
+      if (key === 'into') {
+        return input('into', gc.t('field_into'), gc.el('input', { type: 'text', required: true, autocomplete: 'off', placeholder: '20260105-000042' }));
+      }
+      if (key === 'severity') {
+        const known = (categories[c.category] && categories[c.category].severities) || ['normal', 'urgent'];
+        const select = gc.el('select', { required: true }, known.map((s) => gc.el('option', { value: s, text: word('severity_', s) })));
+        select.value = c.severity;
+        return input('severity', gc.t('severity'), select);
+      }
+      if (key === 'assignee') {
+        const people = gc.el('datalist', { id: 'af-assignee-options' }, (c.assignable || []).map((u) => gc.el('option', { value: u })));
+        return gc.el('div', {}, [input('assignee', gc.t('field_assignee'), gc.el('input', {
+          type: 'text', list: 'af-assignee-options', autocomplete: 'off', value: (gc.claims() || {}).sub || '' })), people,
+        gc.el('p', { class: 'muted small', text: gc.t('assignee_hint') })]);
       }
       if (key === 'department') {
         const options = Object.values(departments).map((d) => gc.el('option', { value: d.id, text: departmentName(d.id) }));
@@ -431,10 +577,25 @@
       e.preventDefault();
       const body = { action: name };
       const el = form.elements;
-      ['note', 'reason', 'to', 'department', 'role', 'outcome', 'respond_within'].forEach((k) => { if (el[k] && el[k].value.trim()) body[k] = el[k].value.trim(); });
+      ['note', 'reason', 'to', 'severity', 'department', 'role', 'outcome', 'respond_within'].forEach((k) => { if (el[k] && el[k].value.trim()) body[k] = el[k].value.trim(); });
       if (el.level) body.level = Number(el.level.value);
       if (el.amount) body.amount = { amount: Number(el.amount.value), unit: el.unit.value };
+      if (el.assignee) body.assignee = el.assignee.value.trim() || null;
       form.querySelector('button[type=submit]').disabled = true;
+      if (el.into) {
+        const target = el.into.value.trim();
+        if (NUMBER.test(target)) {
+          const found = await gc.api('GET', '/escalation/v1/cases/by-number/' + encodeURIComponent(target));
+          if (!found.ok) {
+            error.textContent = gc.t('no_such_case', { number: target });
+            form.querySelector('button[type=submit]').disabled = false;
+            return;
+          }
+          body.into = found.data.id;
+        } else {
+          body.into = target;
+        }
+      }
       const result = await gc.api('POST', '/escalation/v1/cases/' + encodeURIComponent(c.id) + '/actions',
         { body, headers: { 'If-Match': selected.etag } });
       if (result.status === 412) {
@@ -489,6 +650,8 @@
   async function start(claims) {
     setLive('connecting');
     $('filters').addEventListener('change', scheduleRender);
+    $('search').addEventListener('submit', search);
+    window.addEventListener('hashchange', caseFromAddress);
     document.addEventListener('gc:language', () => {
       fillCategories();
       setLive($('live').dataset.state);
@@ -511,6 +674,7 @@
       areaName: (id) => ((areas && areas.grids.find((f) => f.properties.id === id)) || { properties: { name: id } }).properties.name,
     });
     follow();
+    caseFromAddress();
     window.setInterval(scheduleRender, 15000); // the time left counts down
     window.setInterval(loadList, 120000); // and the whole list is read again now and then
   }

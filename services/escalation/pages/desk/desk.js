@@ -181,7 +181,7 @@
   }
 
   async function downloadCsv() {
-    const result = await gc.api('GET', STATS + '?' + query() + '&format=csv', { raw: true, accept: 'text/csv' });
+    const result = await gc.api('GET', STATS + '?' + query() + '&format=csv&lang=' + gc.lang, { raw: true, accept: 'text/csv' });
     if (!result.ok) { status(gc.t('error_status', { status: result.status }), 'bad'); return; }
     const f = $('query').elements;
     const named = /filename="([^"]+)"/.exec(result.headers.get('Content-Disposition') || '');

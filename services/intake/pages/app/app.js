@@ -1,4 +1,5 @@
-/* The grid worker's phone page: report in one screen, offline first; my reports; cases to verify.
+/* The grid worker's phone page: report in one screen, offline first; my tasks (the level-1 cases of my
+ * grid: acknowledge, fix on the spot with after-photos, escalate); my reports; cases to verify.
  *
  * What the report form offers follows intake's own OpenAPI description (/intake/openapi.json): severity,
  * the GPS accuracy and photos are sent only where the server takes them, so the page works against
@@ -80,6 +81,15 @@
     const value = select.value;
     select.replaceChildren(...categories.map((c) => gc.el('option', { value: c.code, text: gc.lang === 'zh' ? c.zh : c.en })));
     if (value) select.value = value;
+    else defaultSeverity();
+  }
+
+  /** The severity the worker proposes starts at the chosen category's own (a missing cover is urgent);
+   *  staff confirm or change it when they accept the report. */
+  function defaultSeverity() {
+    const chosen = categories.find((c) => c.code === $('r-category').value);
+    const radio = chosen && document.querySelector('#severity-field input[value="' + chosen.severity + '"]');
+    if (radio) radio.checked = true;
   }
 
   function showLocation() {
@@ -263,6 +273,111 @@
     badge.textContent = gc.t(navigator.onLine ? 'online' : 'offline');
   }
 
+  // -- my tasks: the level-1 cases the worker owns ----------------------------------------------------------
+
+  /** The cases at level 1 in the worker's grid that are theirs to handle (open, acknowledged, rework). Acting
+   *  needs the network: each action reads the case's ETag and sends it back (If-Match). */
+  async function loadTasks() {
+    const list = $('tasks-list');
+    let result;
+    try {
+      result = await gc.api('GET', '/escalation/v1/cases?level=1&status=open,acknowledged,rework&page_size=100');
+    } catch (e) { return; }
+    if (!result.ok) return;
+    const items = result.data.items.map(taskItem);
+    list.replaceChildren(...(items.length ? items : [gc.el('li', { class: 'muted', text: gc.t('tasks_empty') })]));
+  }
+
+  function taskItem(c) {
+    const form = gc.el('div', { class: 'task-form' });
+    const error = gc.el('p', { class: 'error', role: 'alert' });
+    const button = (action, cls) => gc.el('button', { type: 'button', class: cls || 'secondary', 'data-action': action,
+      text: gc.t('task_' + action), onclick: () => taskForm(c, action, form, error) });
+    return gc.el('li', { 'data-case': c.id }, [
+      gc.el('div', { class: 'line' }, [
+        gc.el('span', { class: 'number', text: c.number }),
+        gc.el('span', { text: gc.t('status_' + c.status) }),
+        gc.el('span', { class: 'muted', text: gc.duration(c.time_left) }),
+      ]),
+      gc.el('div', { class: 'small', text: (c.report && c.report.description) || '' }),
+      gc.el('div', { class: 'actions-row' }, [
+        c.status === 'open' || c.status === 'rework' ? button('acknowledge') : null,
+        button('resolve', ''), button('escalate'),
+      ]),
+      form, error,
+    ]);
+  }
+
+  /** The form of a task action: acknowledging needs none; resolving on the spot (就地解决) takes what was
+   *  done and an after-photo; escalating (上报) a reason. */
+  function taskForm(c, action, holder, error) {
+    error.textContent = '';
+    if (action === 'acknowledge') {
+      act(c, 'acknowledge', {}, error);
+      return;
+    }
+    const id = 'tf-' + action + '-' + c.id;
+    const text = gc.el('textarea', { id, name: 'text', rows: 2, maxlength: 2000, required: true });
+    const parts = [gc.el('label', { for: id, text: gc.t(action === 'resolve' ? 'task_what_was_done' : 'task_reason') }), text];
+    let file = null;
+    if (action === 'resolve') {
+      file = gc.el('input', { id: id + '-photo', type: 'file', accept: 'image/jpeg,image/png', capture: 'environment' });
+      parts.push(gc.el('label', { for: id + '-photo', text: gc.t('task_after_photo') }), file);
+    }
+    const form = gc.el('form', { 'data-form': action }, [...parts, gc.el('div', { class: 'actions-row' }, [
+      gc.el('button', { type: 'submit', text: gc.t('task_' + action + '_confirm') }),
+      gc.el('button', { type: 'button', class: 'secondary', text: gc.t('cancel'), onclick: () => holder.replaceChildren() }),
+    ])]);
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const value = text.value.trim();
+      if (!value) { text.focus(); return; }
+      form.querySelector('button[type=submit]').disabled = true;
+      const body = action === 'resolve' ? { note: value } : { reason: value };
+      if (file && file.files[0]) {
+        const photo = await afterPhoto(c, file.files[0]);
+        if (!photo.ok) {
+          error.textContent = gc.problemText(photo);
+          form.querySelector('button[type=submit]').disabled = false;
+          return;
+        }
+        body.photos = [photo.data.id];
+      }
+      if (!(await act(c, action, body, error))) form.querySelector('button[type=submit]').disabled = false;
+    });
+    holder.replaceChildren(form);
+    text.focus();
+  }
+
+  /** An after-photo of the fix (kind `after`) for the case's report: its id goes with the resolution. */
+  async function afterPhoto(c, blob) {
+    const data = new FormData();
+    data.append(caps.photos || 'file', blob, blob.name || 'after.jpg');
+    data.append('kind', 'after');
+    const response = await fetch('/intake/v1/reports/' + encodeURIComponent(c.id) + '/photos', {
+      method: 'POST', headers: { Authorization: 'Bearer ' + gc.token(), Accept: 'application/json' }, body: data });
+    const json = (response.headers.get('Content-Type') || '').includes('json') ? await response.json() : null;
+    return { ok: response.ok, status: response.status, data: json };
+  }
+
+  /** Take an action on a case with the ETag read just before; true when it was taken. */
+  async function act(c, action, body, error) {
+    try {
+      const current = await gc.api('GET', '/escalation/v1/cases/' + encodeURIComponent(c.id));
+      if (!current.ok) { error.textContent = gc.problemText(current); return false; }
+      const result = await gc.api('POST', '/escalation/v1/cases/' + encodeURIComponent(c.id) + '/actions',
+        { body: Object.assign({ action }, body), headers: { 'If-Match': current.headers.get('ETag') } });
+      if (result.status === 412) { error.textContent = gc.t('task_conflict'); loadTasks(); return false; }
+      if (!result.ok) { error.textContent = gc.problemText(result); return false; }
+      say(gc.t('task_done_' + action, { number: c.number }), 'good');
+    } catch (e) {
+      error.textContent = gc.t('task_offline');
+      return false;
+    }
+    await Promise.all([loadTasks(), loadMine(), loadVerify()]);
+    return true;
+  }
+
   // -- my reports and verification ----------------------------------------------------------------------
 
   async function loadMine() {
@@ -284,15 +399,18 @@
       }
       const cases = await Promise.all(reports.map((r) => gc.api('GET', '/escalation/v1/cases/' + encodeURIComponent(r.id))));
       reports.forEach((r, i) => {
-        const c = cases[i].ok ? cases[i].data : null;
+        // a report merged into (or linked to) another case follows that case: intake's status says where it is
+        const c = cases[i].ok && !r.duplicate_of ? cases[i].data : null;
         items.push(gc.el('li', { 'data-report': r.id }, [
           gc.el('div', { class: 'line' }, [
             gc.el('span', { class: 'number', text: r.number }),
-            gc.el('span', { text: gc.t('status_' + ((c && c.status) || r.status)) }),
+            gc.el('span', { class: 'status', text: gc.t('status_' + ((c && c.status) || r.status)) }),
             r.level || (c && c.level) ? gc.el('span', { class: 'muted', text: gc.t('level_' + ((c && c.level) || r.level)) }) : null,
             c && c.time_left !== null && c.status !== 'closed' ? gc.el('span', { class: 'muted', text: gc.duration(c.time_left) }) : null,
           ]),
           gc.el('div', { class: 'small', text: r.description }),
+          r.duplicate_of ? gc.el('div', { class: 'small muted', text: gc.t('mine_linked', { number: r.duplicate_of.number }) }) : null,
+          r.status_note && !r.duplicate_of ? gc.el('div', { class: 'small muted', text: r.status_note }) : null,
         ]));
       });
     } catch (e) { /* offline: what is kept here is shown */ }
@@ -306,8 +424,10 @@
     if (!result.ok) return;
     // the list has no timeline: each case's own page says what was done
     const details = await Promise.all(result.data.items.map((c) => gc.api('GET', '/escalation/v1/cases/' + encodeURIComponent(c.id)).catch(() => null)));
-    const items = result.data.items.map((listed, i) => {
-      const c = details[i] && details[i].ok ? details[i].data : listed;
+    // only the cases this worker checks: a fix the worker made on the spot is checked by the station
+    const mine = result.data.items.map((listed, i) => (details[i] && details[i].ok ? details[i].data : listed))
+      .filter((c) => c.can_verify !== false);
+    const items = mine.map((c) => {
       const form = gc.el('form', { 'data-case': c.id }, [
         gc.el('label', { for: 'vn-' + c.id, text: gc.t('verify_note') }),
         gc.el('textarea', { id: 'vn-' + c.id, name: 'note', rows: 2, maxlength: 2000 }),
@@ -348,10 +468,12 @@
     claims = c;
     $('who').textContent = (c.sub || c.role) + (c.area ? ' · ' + c.area : '');
     $('report').addEventListener('submit', submit);
+    $('r-category').addEventListener('change', defaultSeverity);
     $('refresh').addEventListener('click', () => { loadMine(); loadVerify(); });
+    $('refresh-tasks').addEventListener('click', loadTasks);
     window.addEventListener('online', () => { showNetwork(); sendWaiting(); });
     window.addEventListener('offline', showNetwork);
-    document.addEventListener('gc:language', () => { fillCategories(); showLocation(); showNetwork(); showOutbox(); loadMine(); });
+    document.addEventListener('gc:language', () => { fillCategories(); showLocation(); showNetwork(); showOutbox(); loadTasks(); loadMine(); });
     showNetwork();
     watchGps();
     await capabilities();
@@ -360,7 +482,7 @@
     showLocation();
     await showOutbox();
     sendWaiting();
-    await Promise.all([loadMine(), loadVerify()]);
+    await Promise.all([loadTasks(), loadMine(), loadVerify()]);
     document.body.dataset.ready = 'true';
     window.setInterval(() => { if (navigator.onLine) sendWaiting(); }, 15000);
   }

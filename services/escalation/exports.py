@@ -1,0 +1,128 @@
+"""The closure-time statistics as a spreadsheet reads them (``GET /escalation/v1/stats/closure-times?format=csv``).
+
+The JSON answer is for programs: field names, durations in seconds, ids. The CSV is for people opening it
+in Excel, WPS or LibreOffice, so the same rows are written:
+
+- with **column names in the reader's language** (``zh`` or ``en``: ``lang=`` or ``Accept-Language``,
+  Chinese unless English is preferred, as the pages choose), from ``COLUMNS``, ``DURATIONS`` and
+  ``QUANTILES`` below;
+- with each **unit's name beside its id** (``area_name`` after ``area_id``: the area names escalation keeps
+  from ``areas.published``; ``department_name`` after ``department``; ``category_name`` after
+  ``category``, from the policy);
+- with **durations in hours** as decimals (``seconds / 3600``, rounded to 6 places, i.e. 3.6 ms): a median
+  of 5400 s is ``1.5``; rates stay fractions 0–1 and counts stay counts, so every number is the JSON's;
+- with **dates in the city's time zone**: ``period_start`` is already the local date a period starts, and
+  its column name says which zone (``period start (Asia/Shanghai)``).
+
+The file itself (UTF-8 with a byte-order mark, formula-looking text made inert) is written by
+``shared.exports.export_csv``.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from services.escalation.domain import statistics
+from shared.exports import hours
+
+LANGUAGES = ("zh", "en")
+
+#: Column names: field → (Chinese, English). ``{zone}`` is the city's time zone.
+COLUMNS: dict[str, tuple[str, str]] = {
+    "area_id": ("单元编号", "unit id"),
+    "area_name": ("单元名称", "unit name"),
+    "category": ("类别代码", "category code"),
+    "category_name": ("类别", "category"),
+    "severity": ("紧急程度", "severity"),
+    "reporter": ("上报人", "reporter"),
+    "department": ("部门编号", "department id"),
+    "department_name": ("部门", "department"),
+    "period_start": ("周期开始日期（{zone}）", "period start ({zone})"),
+    "opened": ("立案数", "opened"),
+    "closed": ("结案数", "closed"),
+    "closure_rate": ("结案率", "closure rate"),
+    "on_time_rate": ("按期结案率", "on-time rate"),
+    "on_time_rate_with_extensions": ("按期结案率（含延期）", "on-time rate with extensions"),
+    "rework_rate": ("返工率", "rework rate"),
+    "extension_rate": ("延期率", "extension rate"),
+    "escalation_rate": ("升级率", "escalation rate"),
+    "overdue": ("超期数", "overdue"),
+    "urged": ("督办数", "urged"),
+    "urges_late": ("督办逾期未复数", "urges answered late"),
+    "assigned": ("派遣数", "assigned"),
+    "acknowledged": ("签收数", "acknowledged"),
+    "done": ("办结数", "done"),
+    "declined": ("退单数", "declined"),
+    "on_time": ("按期办结数", "done on time"),
+    "decline_rate": ("退单率", "decline rate"),
+    "rank": ("排名", "rank"),
+}
+#: The unit named in the ``area_id`` column, by ``group_by``.
+AREA_UNITS = {"grid": ("网格", "grid"), "station": ("工作站", "station"), "subcenter": ("分中心", "sub-center")}
+#: Quantiled durations: the name before ``_median`` / ``_p90`` → (Chinese, English).
+DURATIONS: dict[str, tuple[str, str]] = {
+    "time_to_acknowledge": ("受理用时", "time to acknowledge"),
+    "time_to_resolve": ("处置用时", "time to resolve"),
+    "time_to_close": ("结案用时", "time to close"),
+    "time_to_respond": ("督办回复用时", "time to answer an urge"),
+    "time_to_accept": ("签收用时", "time to accept"),
+    "time_to_feedback": ("反馈用时", "time to feed back"),
+    **{f"time_at_level_{n}": (f"{zh}停留用时", f"time at level {n} ({en})")
+       for n, zh, en in ((1, "网格级", "grid"), (2, "工作站级", "station"), (3, "分中心级", "sub-center"),
+                         (4, "指挥部级", "headquarters"))},
+}
+QUANTILES = {"median": ("中位数", "median"), "p90": ("90%分位", "90th percentile")}
+HOURS = ("（小时）", " (hours)")
+
+
+def column_name(column: str, lang: str, *, zone: str, group_by: str) -> str:
+    """The name of ``column`` (a flattened statistics field) in ``lang`` (``zh`` or ``en``).
+    Raises ``KeyError`` for a column no table here names (a new measure needs its names)."""
+    i = LANGUAGES.index(lang)
+    if group_by in AREA_UNITS and column in ("area_id", "area_name"):
+        unit = AREA_UNITS[group_by][i]
+        return {"area_id": (f"{unit}编号", f"{unit} id"), "area_name": (f"{unit}名称", f"{unit} name")}[column][i]
+    if column in COLUMNS:
+        return COLUMNS[column][i].format(zone=zone)
+    name, _, quantile = column.rpartition("_")
+    if quantile not in QUANTILES:
+        raise KeyError(column)
+    sep = "" if lang == "zh" else ", "
+    return DURATIONS[name][i] + sep + QUANTILES[quantile][i] + HOURS[i]
+
+
+def is_duration(column: str) -> bool:
+    return column.endswith(("_median", "_p90"))
+
+
+def closure_times_table(answer: Mapping, lang: str, *, area_names: Mapping[str, str],
+                        department_names: Callable[[str], str | None],
+                        category_names: Callable[[str], str | None]) -> tuple[list[str], list[str], list[dict]]:
+    """The CSV of a closure-times answer (``handlers.closure_stats``): (columns, their names in ``lang``,
+    rows). Every row of ``answer["rows"]`` is flattened (``statistics.flatten``), the unit's name put
+    beside its id, and each duration turned from seconds into hours; counts and rates are the answer's.
+    ``area_names`` maps area ids to names; ``department_names(id)`` and ``category_names(code)`` give a
+    name in ``lang`` (None where unknown: the cell is left empty)."""
+    group_by = answer["group_by"]
+    if group_by == "department":
+        columns = list(statistics.DEPARTMENT_COLUMNS)
+    else:
+        key = statistics.GROUP_FIELDS[group_by]
+        columns = list(statistics.flatten(statistics.row({key: None, "period_start": None},
+                                                         dict.fromkeys(statistics.COUNTS, 0), {})))
+    named_by = {"area_id": ("area_name", area_names.get), "department": ("department_name", department_names),
+                "category": ("category_name", category_names)}
+    for key, (name, _) in named_by.items():
+        if key in columns:
+            columns.insert(columns.index(key) + 1, name)
+    flat = [statistics.flatten(r) for r in answer["rows"]]
+    if flat and "rank" in flat[0]:
+        columns.append("rank")
+    rows = []
+    for item in flat:
+        row = {c: hours(v) if is_duration(c) else v for c, v in item.items()}
+        for key, (name, look_up) in named_by.items():
+            if row.get(key) is not None:
+                row[name] = look_up(row[key])
+        rows.append(row)
+    names = [column_name(c, lang, zone=answer["time_zone"], group_by=group_by) for c in columns]
+    return columns, names, rows

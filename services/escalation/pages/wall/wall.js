@@ -1,0 +1,405 @@
+/* The wall screen (大屏) of a command center: big live figures, the live map and the latest escalations,
+ * readable across a room, with nothing to click. It keeps itself up to date and recovers by itself.
+ *
+ * - The open cases: GET /escalation/v1/cases (all pages), then the live feed GET /escalation/v1/cases/events
+ *   (Server-Sent Events read with fetch, the token in the Authorization header), resumed with Last-Event-ID
+ *   after a drop or a server restart — the board's feed. "Open" and "overdue" are counted from them.
+ * - The latest escalations: the feed's `escalated` and `overdue` steps. At start the feed is opened once
+ *   more from HISTORY rows before its `hello`, so the list shows the recent ones at once.
+ * - Today's reports and the month's on-time rate: GET /escalation/v1/stats/closure-times by sub-center
+ *   (by station or grid for a narrower caller), per day for today and per month for this month, in the
+ *   city's time zone (the answer's `time_zone`); read every minute, and soon after a case opens or closes.
+ *   The month's rate is Σ on-time ÷ Σ closed over the units (each row's on_time_rate × closed).
+ */
+(function () {
+  'use strict';
+  const OPEN_STATUSES = 'open,acknowledged,dispatched,verifying,rework,suspended';
+  const STATS = '/escalation/v1/stats/closure-times';
+  const HISTORY = 400; // timeline rows read back at start for the escalation list (the feed replays ≤ 500)
+  const KEEP = 40; // escalations listed
+  const STATS_EVERY = 60000;
+  const PIN_COLOURS = { overdue: '#b3261e', warned: '#a05a00', 'on-time': '#1b6e2e' };
+  const cases = new Map(); // id → {case, at}
+  const pins = new Map(); // id → circle marker
+  let categories = {};
+  let areas = null;
+  let view = null;
+  let pinRenderer = null;
+  let units = []; // [{id, name}]
+  let unitLevel = 'subcenter';
+  let zone = null; // the city's IANA time zone, from the statistics
+  let today = {}; // unit id → opened today; '' → total
+  let month = {}; // unit id → {closed, onTime}; '' → totals
+  let escalations = []; // {id, at, type, level, number, category, owner}
+  let lastEventId = null;
+  let history = null; // the hello's id while the start's history is read
+  let reader = null;
+  let statsTimer = null;
+
+  const $ = (id) => document.getElementById(id);
+
+  // -- the state of a case (as the board colours it) ----------------------------------------------------
+
+  function timeLeft(entry) {
+    const left = entry.case.time_left;
+    return left === null || left === undefined ? null : left - (Date.now() - entry.at) / 1000;
+  }
+
+  function stateOf(entry) {
+    const c = entry.case;
+    const left = timeLeft(entry);
+    if (c.overdue || c.department_overdue || (left !== null && left <= 0)) return 'overdue';
+    if (c.warned !== null && c.warned !== undefined) return 'warned';
+    return 'on-time';
+  }
+
+  function unitOf(c) {
+    const area = (c.areas || {})[unitLevel];
+    return area ? area.id : null;
+  }
+
+  function categoryName(code) {
+    const c = categories[code];
+    return c ? (gc.lang === 'zh' ? c.zh : c.en) : code;
+  }
+
+  function number(value) {
+    return value === null || value === undefined ? '—' : new Intl.NumberFormat(gc.lang === 'zh' ? 'zh-CN' : 'en-GB').format(value);
+  }
+
+  function percent(part, whole) {
+    if (!whole) return '—';
+    return new Intl.NumberFormat(gc.lang === 'zh' ? 'zh-CN' : 'en-GB', { style: 'percent', maximumFractionDigits: 1 }).format(part / whole);
+  }
+
+  /** A local time in the city's zone (the browser's until the zone is known). */
+  function clockText(date, withSeconds) {
+    const options = { hour: '2-digit', minute: '2-digit', hour12: false };
+    if (withSeconds) options.second = '2-digit';
+    if (zone) options.timeZone = zone;
+    return date.toLocaleTimeString(gc.lang === 'zh' ? 'zh-CN' : 'en-GB', options);
+  }
+
+  function localDate(date) {
+    return new Intl.DateTimeFormat('en-CA', { timeZone: zone || undefined, year: 'numeric', month: '2-digit', day: '2-digit' }).format(date);
+  }
+
+  function addDays(iso, n) {
+    const d = new Date(iso + 'T00:00:00Z');
+    d.setUTCDate(d.getUTCDate() + n);
+    return d.toISOString().slice(0, 10);
+  }
+
+  function nextMonth(iso) {
+    const d = new Date(iso.slice(0, 8) + '01T00:00:00Z');
+    d.setUTCMonth(d.getUTCMonth() + 1);
+    return d.toISOString().slice(0, 10);
+  }
+
+  // -- drawing ---------------------------------------------------------------------------------------------
+
+  let renderQueued = false;
+  function scheduleRender() {
+    if (renderQueued) return;
+    renderQueued = true;
+    window.requestAnimationFrame(() => { renderQueued = false; render(); });
+  }
+
+  function setFigure(id, value) {
+    $(id).querySelector('[data-value]').textContent = value;
+  }
+
+  function render() {
+    const entries = Array.from(cases.values());
+    const overdue = entries.filter((e) => stateOf(e) === 'overdue');
+    setFigure('fig-open', number(entries.length));
+    setFigure('fig-overdue', number(overdue.length));
+    $('fig-overdue').classList.toggle('alarm', overdue.length > 0);
+    setFigure('fig-today', today[''] === undefined ? '—' : number(today['']));
+    const totals = month[''] || { closed: 0, onTime: 0 };
+    setFigure('fig-on-time', percent(totals.onTime, totals.closed));
+    $('fig-on-time-of').textContent = totals.closed ? gc.t('fig_on_time_of', { n: number(totals.closed) }) : '';
+    renderUnits(entries);
+    drawPins(entries);
+  }
+
+  function renderUnits(entries) {
+    const open = {};
+    const late = {};
+    entries.forEach((e) => {
+      const id = unitOf(e.case);
+      open[id] = (open[id] || 0) + 1;
+      if (stateOf(e) === 'overdue') late[id] = (late[id] || 0) + 1;
+    });
+    $('units-title').dataset.i18n = 'units_' + unitLevel;
+    $('units-title').textContent = gc.t('units_' + unitLevel);
+    $('unit-rows').replaceChildren(...units.map((u) => {
+      const m = month[u.id] || { closed: 0, onTime: 0 };
+      return gc.el('tr', { 'data-unit': u.id }, [
+        gc.el('th', { scope: 'row', text: u.name }),
+        gc.el('td', { class: 'num', text: number(today[u.id] || 0) }),
+        gc.el('td', { class: 'num', text: number(open[u.id] || 0) }),
+        gc.el('td', { class: 'num' + (late[u.id] ? ' alarm' : ''), text: number(late[u.id] || 0) }),
+        gc.el('td', { class: 'num', text: percent(m.onTime, m.closed) }),
+      ]);
+    }));
+  }
+
+  function drawPins(entries) {
+    if (!view) return;
+    const keep = new Set();
+    const radius = Math.max(7, Math.round(9 * window.innerHeight / 1080));
+    entries.forEach((entry) => {
+      const c = entry.case;
+      const loc = c.report && c.report.location;
+      if (!loc || loc.lat === null || loc.lon === null || loc.lat === undefined) return;
+      keep.add(c.id);
+      let pin = pins.get(c.id);
+      if (!pin) {
+        pin = L.circleMarker([loc.lat, loc.lon], { renderer: pinRenderer, radius, weight: 2, color: '#fff', fillOpacity: 0.95,
+          interactive: false, className: 'wall-pin' }).addTo(view.map);
+        pin.getElement().dataset.case = c.id;
+        pins.set(c.id, pin);
+      }
+      pin.setLatLng([loc.lat, loc.lon]);
+      pin.setStyle({ fillColor: PIN_COLOURS[stateOf(entry)], radius });
+      pin.getElement().dataset.state = stateOf(entry);
+    });
+    pins.forEach((pin, id) => { if (!keep.has(id)) { pin.remove(); pins.delete(id); } });
+  }
+
+  function renderEscalations() {
+    const list = $('escalation-list');
+    const items = escalations.map((e) => gc.el('li', { class: 'escalation ' + e.type, 'data-step': e.id }, [
+      gc.el('span', { class: 'when', text: clockText(new Date(e.at), false) }),
+      gc.el('span', { class: 'what' }, [
+        gc.el('strong', { text: e.number + ' ' }),
+        gc.el('span', { text: categoryName(e.category) }),
+      ]),
+      gc.el('span', { class: 'where', text: (e.type === 'overdue' ? gc.t('overdue_at', { level: gc.t('level_' + e.level) })
+        : gc.t('escalated_to', { level: gc.t('level_' + e.level) })) + (e.owner ? ' · ' + e.owner : '') }),
+    ]));
+    list.replaceChildren(...items);
+    $('escalations-none').hidden = escalations.length > 0;
+    // More than the box holds: the list scrolls by itself, a copy behind it so that the loop is seamless.
+    const ticker = $('ticker');
+    ticker.classList.remove('scrolling');
+    ticker.querySelectorAll('.escalation-copy').forEach((n) => n.remove());
+    if (list.scrollHeight > ticker.clientHeight + 4) {
+      const copy = list.cloneNode(true);
+      copy.removeAttribute('id');
+      copy.classList.add('escalation-copy');
+      copy.setAttribute('aria-hidden', 'true');
+      ticker.append(copy);
+      ticker.style.setProperty('--ticker-seconds', Math.max(20, escalations.length * 4) + 's');
+      ticker.classList.add('scrolling');
+    }
+  }
+
+  // -- the data --------------------------------------------------------------------------------------------
+
+  function upsert(c) {
+    if (c.status === 'closed') cases.delete(c.id);
+    else cases.set(c.id, { case: c, at: Date.now() });
+  }
+
+  async function loadList() {
+    const received = new Map();
+    for (let page = 1; page <= 40; page += 1) {
+      const result = await gc.api('GET', '/escalation/v1/cases?status=' + OPEN_STATUSES + '&page_size=500&page=' + page);
+      if (!result.ok) throw new Error(gc.problemText(result));
+      result.data.items.forEach((c) => received.set(c.id, { case: c, at: Date.now() }));
+      if (page * result.data.page_size >= result.data.total) break;
+    }
+    cases.clear();
+    received.forEach((v, k) => cases.set(k, v));
+    scheduleRender();
+  }
+
+  async function stats(query) {
+    const result = await gc.api('GET', STATS + '?group_by=' + unitLevel + '&' + query);
+    if (!result.ok) throw new Error(gc.problemText(result));
+    return result.data;
+  }
+
+  async function loadStats() {
+    try {
+      const utc = new Date().toISOString().slice(0, 10);
+      const days = await stats('period=day&from=' + addDays(utc, -1) + '&to=' + addDays(utc, 2));
+      zone = days.time_zone;
+      tick(); // the clock in the city's zone from now on
+      const local = localDate(new Date());
+      const counted = { '': 0 };
+      days.rows.filter((r) => r.period_start === local).forEach((r) => {
+        counted[r.area_id] = (counted[r.area_id] || 0) + r.opened;
+        counted[''] += r.opened;
+      });
+      const first = local.slice(0, 8) + '01';
+      const months = await stats('period=month&from=' + first + '&to=' + nextMonth(first));
+      const summed = { '': { closed: 0, onTime: 0 } };
+      months.rows.forEach((r) => {
+        const onTime = r.on_time_rate === null ? 0 : Math.round(r.on_time_rate * r.closed);
+        const m = summed[r.area_id] || (summed[r.area_id] = { closed: 0, onTime: 0 });
+        m.closed += r.closed; m.onTime += onTime;
+        summed[''].closed += r.closed; summed[''].onTime += onTime;
+      });
+      today = counted;
+      month = summed;
+      $('updated').textContent = gc.t('updated', { time: clockText(new Date(), true) });
+      scheduleRender();
+    } catch (e) {
+      $('updated').textContent = gc.t('stats_unavailable');
+    }
+  }
+
+  function statsSoon() {
+    window.clearTimeout(statsTimer);
+    statsTimer = window.setTimeout(loadStats, 1500);
+  }
+
+  // -- the live feed ---------------------------------------------------------------------------------------
+
+  function setLive(state) {
+    const live = $('live');
+    const was = live.dataset.state;
+    live.dataset.state = state;
+    live.textContent = gc.t('live_' + state);
+    if (state === 'live' && was === 'reconnecting') loadStats(); // back after a restart: read everything again
+  }
+
+  function parseEvent(block) {
+    const event = { name: 'message', data: '', id: null };
+    block.split('\n').forEach((line) => {
+      if (!line || line.startsWith(':')) return;
+      const i = line.indexOf(':');
+      const field = i < 0 ? line : line.slice(0, i);
+      const value = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
+      if (field === 'event') event.name = value;
+      else if (field === 'data') event.data += (event.data ? '\n' : '') + value;
+      else if (field === 'id') event.id = value;
+    });
+    return event;
+  }
+
+  function noteEscalation(c, step) {
+    if (step.type !== 'escalated' && step.type !== 'overdue') return;
+    if (escalations.some((e) => e.id === step.id)) return;
+    escalations.unshift({ id: step.id, at: step.at, type: step.type, level: step.level, number: c.number,
+      category: c.category, owner: c.owner && c.owner.area_name });
+    escalations.sort((a, b) => b.id - a.id);
+    escalations = escalations.slice(0, KEEP);
+    renderEscalations();
+  }
+
+  /** Apply one event; 'again' when the feed is to be opened once more from lastEventId. */
+  async function handle(event) {
+    if (event.id !== null) lastEventId = event.id;
+    if (event.name === 'hello' || event.name === 'reset') {
+      await loadList();
+      loadStats();
+      document.body.dataset.ready = 'true';
+      if (event.name === 'hello' && history === null && Number(event.id) > 0) {
+        history = Number(event.id); // read the recent rows once more, for the escalation list
+        lastEventId = String(Math.max(0, history - HISTORY));
+        return 'again';
+      }
+    } else if (event.name === 'case') {
+      const { case: c, step } = JSON.parse(event.data);
+      upsert(c);
+      scheduleRender();
+      noteEscalation(c, step);
+      if (step.type === 'opened' || step.type === 'closed') statsSoon();
+    }
+  }
+
+  async function follow() {
+    let delay = 1000;
+    for (;;) {
+      try {
+        const headers = { Accept: 'text/event-stream', Authorization: 'Bearer ' + gc.token() };
+        if (lastEventId !== null) headers['Last-Event-ID'] = lastEventId;
+        const response = await fetch('/escalation/v1/cases/events', { headers, cache: 'no-store' });
+        if (response.status === 401) { gc.setToken(null); window.location.reload(); return; }
+        if (!response.ok || !response.body) throw new Error('HTTP ' + response.status);
+        setLive('live');
+        delay = 1000;
+        reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = '';
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value.replace(/\r\n?/g, '\n');
+          let end;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            if (await handle(parseEvent(block)) === 'again') {
+              buffer = '';
+              await reader.cancel();
+            }
+          }
+        }
+        continue; // the server ends a stream after a while (or the history is to be read): resume at once
+      } catch (e) {
+        setLive('reconnecting');
+      }
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 8000);
+    }
+  }
+
+  // -- start -----------------------------------------------------------------------------------------------
+
+  async function loadCategories() {
+    try {
+      const result = await gc.api('GET', '/intake/v1/categories');
+      if (result.ok) result.data.forEach((c) => { categories[c.code] = c; });
+    } catch (e) { /* names come later; codes meanwhile */ }
+    renderEscalations();
+  }
+
+  function tick() {
+    $('clock').textContent = clockText(new Date(), true);
+  }
+
+  async function start(claims) {
+    setLive('connecting');
+    document.addEventListener('gc:language', () => {
+      setLive($('live').dataset.state);
+      renderEscalations();
+      scheduleRender();
+      tick();
+    });
+    tick();
+    window.setInterval(tick, 1000);
+    loadCategories();
+    try {
+      areas = await gcAreas.mine(claims);
+      if (areas.subcenters.length) {
+        unitLevel = 'subcenter';
+        units = areas.subcenters;
+      } else if (areas.outlines.length) {
+        unitLevel = 'station';
+        units = areas.outlines;
+      } else {
+        unitLevel = 'grid';
+        units = areas.grids;
+      }
+      units = units.map((f) => ({ id: f.properties.id, name: f.properties.name }))
+        .sort((a, b) => (a.id < b.id ? -1 : 1));
+      view = gcAreas.draw($('map'), areas, { zoomControl: false, keyboard: false });
+      pinRenderer = L.svg({ padding: 0.5 }).addTo(view.map);
+    } catch (e) {
+      $('map').textContent = e.message;
+    }
+    follow();
+    window.setInterval(scheduleRender, 15000); // time left counts down: an open case turns overdue
+    window.setInterval(loadStats, STATS_EVERY);
+    window.setInterval(() => loadList().catch(() => {}), 300000); // and the whole list is read again now and then
+  }
+
+  document.addEventListener('DOMContentLoaded', () => {
+    gc.init({ persistToken: true }); // a wall screen keeps its sign-in over a restart of its browser
+    gc.signIn(start);
+  });
+}());

@@ -1,0 +1,115 @@
+"""The wall screen (大屏, ``/wall/``): big live figures, the live map and the latest escalations, readable at
+1920×1080 and 3840×2160 in both languages, accessible (axe-core), and back by itself after a server restart."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from tests.browser.conftest import SCREENSHOTS, WALL, axe_violations, open_page
+from tests.support.system import auth, wait_for_case
+
+UHD = {"width": 3840, "height": 2160}
+
+
+def escalate(site, case_id: str, token_: str, reason: str) -> dict:
+    """The owner sends the case up a level."""
+    wait_for_case(site.url, case_id, token_)
+    url = f"{site.url}/escalation/v1/cases/{case_id}"
+    detail = requests.get(url, headers=auth(token_), timeout=10)
+    answer = requests.post(f"{url}/actions", json={"action": "escalate", "reason": reason},
+                           headers=auth(token_, **{"If-Match": detail.headers["ETag"]}), timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+@pytest.fixture(scope="module")
+def wall_cases(site):
+    """Cases in three grids, one of them escalated by its grid worker before the wall opens."""
+    filed = []
+    for index, (description, category) in enumerate((("路灯不亮 / lamp out", "street_light"),
+                                                     ("占道经营 / stalls on the pavement", "other"),
+                                                     ("井盖缺失 / a missing manhole cover", "road_damage"))):
+        place = site.grid(index * 7)
+        worker = site.token("grid_worker", area=place["grid"], user=f"wall-worker-{index}")
+        case = site.report(worker, place, description, category=category)
+        filed.append((case, worker, place))
+    first, worker, _ = filed[0]
+    escalate(site, first["id"], worker, "需要工作站协调 / the station must coordinate")
+    return filed
+
+
+def figure(page, name: str) -> str:
+    return page.locator(f"#fig-{name} [data-value]").inner_text()
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize(("size_name", "viewport"), [("1080p", WALL), ("4k", UHD)])
+def test_the_wall_shows_the_figures_the_map_and_the_escalations_readably_in_each_language(
+        browser, site, wall_cases, size_name, viewport, lang):
+    command = site.token("command", user="wall-screen")
+    context, page, problems = open_page(browser, site, "/wall/", command, lang=lang, viewport=viewport)
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    opened = requests.get(f"{site.url}/escalation/v1/cases", params={
+        "status": "open,acknowledged,dispatched,verifying,rework,suspended", "page_size": 1},
+        headers=auth(command), timeout=10).json()["total"]
+    expect(page.locator("#fig-open [data-value]")).to_have_text(str(opened))
+    expect(page.locator("#fig-today [data-value]")).not_to_have_text("—")
+    assert int(figure(page, "today").replace(",", "")) >= len(wall_cases)
+    number = wall_cases[0][0]["number"]
+    expect(page.locator("#escalation-list")).to_contain_text(number)  # read back from the feed's history
+    expect(page.locator("#unit-rows tr")).to_have_count(6)  # the demo city's six sub-centers
+    expect(page.locator("path.wall-pin").first).to_be_attached()
+    assert page.evaluate("document.documentElement.lang").startswith(lang)
+    # readable across a room: the figures are at least a twentieth of the screen's height
+    size = page.evaluate("parseFloat(getComputedStyle(document.querySelector('#fig-open [data-value]')).fontSize)")
+    assert size >= viewport["height"] / 20, f"figures {size}px high on a {viewport['height']}px screen"
+    overflow = page.evaluate("[document.scrollingElement.scrollWidth - innerWidth, "
+                             "document.scrollingElement.scrollHeight - innerHeight]")
+    assert overflow[0] <= 0 and overflow[1] <= 0, f"the wall scrolls by {overflow} px: it must fit the screen"
+    if lang == "zh":
+        assert "按期" in page.locator("#fig-on-time").inner_text()
+    else:
+        assert not re.search(r"[\u4e00-\u9fff]", page.locator(".figures").inner_text())
+    page.wait_for_timeout(300)  # the map's polygons settle
+    page.screenshot(path=SCREENSHOTS / f"wall-{size_name}-{lang}.png")
+    violations = axe_violations(page)
+    assert not violations, json.dumps(violations, ensure_ascii=False, indent=1)
+    assert not problems, problems
+    context.close()
+
+
+def test_a_new_escalation_and_a_new_report_reach_the_wall_live(browser, site, wall_cases):
+    context, page, problems = open_page(browser, site, "/wall/", site.token("command", user="wall-live"), lang="en")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    before = int(figure(page, "open"))
+    _, worker, place = wall_cases[1]
+    case = site.report(worker, place, "wall: a new report")
+    expect(page.locator("#fig-open [data-value]")).to_have_text(str(before + 1), timeout=5000)
+    escalate(site, case["id"], worker, "wall: up to the station")
+    first = page.locator("#escalation-list li").first
+    expect(first).to_contain_text(case["number"], timeout=5000)
+    expect(first).to_contain_text("up to station")
+    assert not problems
+    context.close()
+
+
+def test_the_wall_recovers_by_itself_after_a_server_restart(browser, site, wall_cases):
+    context, page, problems = open_page(browser, site, "/wall/", site.token("command", user="wall-restart"))
+    live = page.locator("#live")
+    expect(live).to_have_attribute("data-state", "live")
+    before = int(figure(page, "open"))
+    site.stop()
+    expect(live).to_have_attribute("data-state", "reconnecting", timeout=15000)
+    site.start()
+    _, worker, place = wall_cases[2]
+    filed = site.report(worker, place, "wall: filed while the wall was reconnecting")  # nobody touches the wall
+    expect(live).to_have_attribute("data-state", "live", timeout=30000)
+    expect(page.locator("#fig-open [data-value]")).to_have_text(str(before + 1), timeout=10000)
+    escalate(site, filed["id"], worker, "wall: after the restart")
+    expect(page.locator("#escalation-list li").first).to_contain_text(filed["number"], timeout=5000)
+    assert not [p for p in problems if "Content Security Policy" in p], problems
+    context.close()
