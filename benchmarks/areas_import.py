@@ -13,6 +13,11 @@ Figures: ``dispatch.import_<city>`` seconds, ratio = JSON parsing seconds ÷ imp
 import a bare parse of the same files takes). Berlin is ``examples/berlin`` (447 planning areas); the
 synthetic city is ``generate_city(100_000, seed=100_000)`` as ``benchmarks/dispatch.py`` makes it
 (``--quick``: 10,000 grids).
+
+A hostile file: n grids piled on each other (each a copy of one grid moved by 10⁻⁷°), validated by
+``build_hierarchy`` in a child process (the import is refused: nothing is stored). Figures
+``dispatch.validate_<n>_piled_grids`` (seconds, ratio = the 800-grid pile's seconds ÷ this one's: 0.25
+is linear growth) and ``dispatch.validate_peak_<n>_piled_grids`` (the child's peak memory growth, MB).
 """
 from __future__ import annotations
 
@@ -34,7 +39,52 @@ def run(quick: bool = False) -> list[Figure]:
         write_city(generate_city(grids, seed=grids), folder)
         note(f"generated and wrote the {grids:,}-grid city in {time.perf_counter() - started:.1f} s (not timed)")
         figures.append(_import(scope, f"{grids}_grids", folder))
+    baseline = None
+    for n in (800, 3200):
+        seconds, peak_mb = _pile(n)
+        baseline = baseline or seconds
+        figures.append((f"dispatch.validate_{n}_piled_grids", round(seconds, 2), "s", round(baseline / seconds, 2)))
+        figures.append((f"dispatch.validate_peak_{n}_piled_grids", round(peak_mb), "MB", None))
     return figures
+
+
+def _pile(n: int) -> tuple[float, float]:
+    """(seconds, peak memory growth in MB) of validating ``n`` piled grids, in a child process."""
+    import json
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "benchmarks.areas_import", "--pile", str(n)], cwd=ROOT,
+                          capture_output=True, text=True, check=True, timeout=600)
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    note(f"{n} piled grids: {measured['findings']} finding(s) in {measured['seconds']:.2f} s, "
+         f"peak +{measured['peak_mb']:.0f} MB")
+    return measured["seconds"], measured["peak_mb"]
+
+
+def _pile_child(n: int) -> None:
+    import json
+    from pathlib import Path
+
+    import shapely
+
+    from services.dispatch.citygen import generate_city
+    from services.dispatch.domain.geojson import build_hierarchy
+
+    def peak_kb() -> int:  # VmHWM: this program's own peak (ru_maxrss would start from the parent's)
+        return next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
+                    if line.startswith("VmHWM:"))
+
+    city = generate_city(16, seed=16)
+    first = shapely.geometry.shape(city["grid"]["features"][0]["geometry"])
+    parent = city["grid"]["features"][0]["properties"]["parent"]
+    city["grid"]["features"] = [{"type": "Feature", "properties": {"id": f"X{i}", "parent": parent},
+                                 "geometry": shapely.geometry.mapping(shapely.affinity.translate(first, xoff=i * 1e-7))}
+                                for i in range(n)]
+    before = peak_kb()
+    started = time.perf_counter()
+    _, findings = build_hierarchy(city)
+    seconds = time.perf_counter() - started
+    print(json.dumps({"seconds": seconds, "peak_mb": (peak_kb() - before) / 1024, "findings": len(findings)}))
 
 
 def _import(scope: Scope, name: str, folder) -> Figure:
@@ -71,6 +121,9 @@ def _import(scope: Scope, name: str, folder) -> Figure:
 
 def main() -> None:
     sigterm_as_exit()
+    if "--pile" in sys.argv:
+        _pile_child(int(sys.argv[sys.argv.index("--pile") + 1]))
+        return
     emit(run(quick="--quick" in sys.argv[1:]))
 
 

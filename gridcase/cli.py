@@ -140,10 +140,11 @@ def token(ctx, role, area, user, department, days, data_dir):
     """Print a signed development token (and nothing else) on stdout; `token revoke` revokes tokens.
 
     The area must exist at the role's level in dispatch's active area version; a grid worker needs
-    --user (each person their own subject); a department needs --department, one of the city's."""
+    --user (each person their own subject: never a role's, a desk's or a unit's name); a department
+    needs --department, one of the city's."""
     from datetime import timedelta
 
-    from gridcase.tokens import check_area, check_department
+    from gridcase.tokens import check_area, check_department, check_subject
 
     if ctx.invoked_subcommand is not None:
         return
@@ -153,6 +154,7 @@ def token(ctx, role, area, user, department, days, data_dir):
     try:
         check_area(settings, role, area)
         check_department(settings, role, department)
+        check_subject(settings, user)
         click.echo(issue_token(settings.secret, role, area=area, user=user, department=department,
                                ttl=timedelta(days=days)))
     except ValueError as exc:

@@ -59,6 +59,28 @@ class AuthError(Exception):
     pass
 
 
+def desk_subject(role: str, area: str | None = None, department: str | None = None) -> str:
+    """The subject of a staff desk's token without a person: ``<role>@<area>`` (``<role>@<department>``),
+    or the role's name city-wide."""
+    unit = area or department
+    return f"{role}@{unit}" if unit else role
+
+
+def subject_problem(subject: str, role: str, area: str | None = None, department: str | None = None) -> str | None:
+    """Why ``subject`` may not be the subject of a ``role`` token in ``area`` (None: it may). Role names and
+    desk subjects (``<role>@…``) are the desks': a person's token with such a subject would read and file
+    as that desk (``--user command`` made a grid worker who read the command desk's reports). A token may
+    carry them only as its own desk (``desk_subject``). Open311 clients' subjects are refused too."""
+    if subject.startswith(OPEN311_SUBJECT_PREFIX):
+        return f"may not start with {OPEN311_SUBJECT_PREFIX!r} (Open311 clients' reports)"
+    head, at, _ = subject.partition("@")
+    reserved = subject.casefold() in ROLES or (at and head.casefold() in ROLES)
+    if reserved and subject != desk_subject(role, area, department):
+        return (f"{subject!r} is a role's or a desk's name (role names and <role>@<unit> are the desks' "
+                "subjects): a person needs a subject of their own")
+    return None
+
+
 @dataclass(frozen=True)
 class Identity:
     role: str
@@ -94,13 +116,13 @@ def issue_token(secret: str, role: str, *, area: str | None = None, user: str | 
         raise ValueError("a grid worker's token needs --user (the person's own id, e.g. a staff number)")
     if (role == Role.DEPARTMENT) != bool(department):
         raise ValueError("a department's token needs --department (its id), and only a department's")
-    if user and user.startswith(OPEN311_SUBJECT_PREFIX):
-        raise ValueError(f"--user may not start with {OPEN311_SUBJECT_PREFIX!r}: Open311 clients' reports are filed so")
+    if user and (problem := subject_problem(user, role, area, department)):
+        raise ValueError(f"--user {problem}")
     if not timedelta(0) < ttl <= MAX_LIFETIME:
         raise ValueError(f"a token lives at most {MAX_LIFETIME.days} days")
     check_secret(secret)
     now = now or datetime.now(UTC)
-    subject = user or (f"{role}@{area or department}" if area or department else role)
+    subject = user or desk_subject(role, area, department)
     claims = {"sub": subject, "role": role, "iat": now, "exp": now + ttl, "jti": uuid.uuid4().hex}
     if area:
         claims["area"] = area
@@ -210,8 +232,6 @@ def identity_from_claims(claims: dict, now: datetime) -> Identity:
         raise AuthError(f"the role claim must be one of {', '.join(ROLES)}")
     user, area = claims.get("sub"), claims.get("area")
     _check_claim("sub", user, LIMITS["user"])
-    if user.startswith(OPEN311_SUBJECT_PREFIX):
-        raise AuthError(f"the sub claim may not start with {OPEN311_SUBJECT_PREFIX!r} (Open311 clients' reports)")
     if area is not None or Role(role) in ROLE_SCOPE:
         if area is None:
             raise AuthError(f"a {role} token needs an area claim")
@@ -221,6 +241,8 @@ def identity_from_claims(claims: dict, now: datetime) -> Identity:
         if role != Role.DEPARTMENT or department is None:
             raise AuthError("only a department token carries a department claim, and it must")
         _check_claim("department", department, LIMITS["area_id"])
+    if problem := subject_problem(user, role, area, department):
+        raise AuthError(f"the sub claim {problem}")
     issued, expires = claims.get("iat"), claims.get("exp")
     for name, value in (("iat", issued), ("exp", expires)):
         if isinstance(value, bool) or not isinstance(value, int | float):

@@ -55,7 +55,6 @@ class Settings:
     jwt_issuer: str | None = None  # the iss its tokens must carry (required with jwks_url)
     report_rate_limit: str = "60/minute;1000/day"  # reports one person may file (limits notation)
     photo_rate_limit: str = "12/minute;300/day"  # photos one person may upload (limits notation)
-    rate_limit_storage: str = "memory://"  # limits storage; shared (redis://…) across gunicorn workers
     location_accuracy_limit_m: float = 200.0  # a fix less accurate than this is not trusted for routing
     photo_dir: Path | None = None  # where photos are stored (default: <data dir>/photos)
     duplicate_radius_m: float = 0.0  # a report this close to an open case of its category is a duplicate (0: off)
@@ -126,7 +125,6 @@ def from_env(data_dir: str | os.PathLike | None = None, env: dict | None = None,
         jwt_issuer=env.get("GRIDCASE_JWT_ISSUER") or None,
         report_rate_limit=env.get("GRIDCASE_REPORT_RATE_LIMIT") or Settings.report_rate_limit,
         photo_rate_limit=env.get("GRIDCASE_PHOTO_RATE_LIMIT") or Settings.photo_rate_limit,
-        rate_limit_storage=env.get("GRIDCASE_RATE_LIMIT_STORAGE") or Settings.rate_limit_storage,
         location_accuracy_limit_m=float(env.get("GRIDCASE_LOCATION_ACCURACY_LIMIT_M") or 200),
         photo_dir=Path(env["GRIDCASE_PHOTO_DIR"]) if env.get("GRIDCASE_PHOTO_DIR") else None,
         duplicate_radius_m=float(env.get("GRIDCASE_DUPLICATE_RADIUS_M") or 0),

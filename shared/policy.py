@@ -84,10 +84,10 @@ EARLY_WARNING_KINDS = ("cluster", "recurring")
 #: The rule when neither the file nor anything above says.
 BUILTIN_RULE = {"start_level": "grid", "levels": {1: 4.0, 2: 8.0, 3: 24.0, 4: 48.0}, "verification": 24.0,
                 "department": 24.0, "urge_response": 4.0, "acceptance": 24.0, "warnings": {0: ()},
-                "extensions": {"max_count": 2, "max_total": 48.0}}
+                "extensions": {"max_count": 2, "max_total": 48.0}, "suspend_without_approval": ()}
 #: The keys of a time rule (``[defaults]``, ``[severities.<s>]``, a category, its ``severities.<s>``).
 RULE_KEYS = ("start_level", "levels", "verification", "department", "urge_response", "acceptance", "warnings",
-             "extensions")
+             "extensions", "suspend_without_approval")
 #: Where a report comes from (``case.reported``'s ``channel``): a grid worker's phone, staff at a desk,
 #: or the public through Open311.
 CHANNELS = ("grid_worker", "staff", "open311")
@@ -122,6 +122,8 @@ class Rule:
     department: Limit = Limit(24.0, "hours")  # a department assignment's time to feed back (反馈)
     urge_response: Limit = Limit(4.0, "hours")  # the holder's time to answer an urge (督办) when it names none
     acceptance: Limit = Limit(24.0, "hours")  # staff's time to accept, refuse or merge a waiting report (立案)
+    #: the levels (1–4) whose owner may suspend (挂账) without the level above approving
+    suspend_without_approval: tuple[int, ...] = ()
 
     def warnings_at(self, level: int) -> tuple[float, ...]:
         """The warning thresholds at ``level`` (1–4)."""
@@ -528,6 +530,8 @@ def _partial(raw: dict) -> dict:
             out[key] = parse_limit(raw[key])
     if "warnings" in raw:
         out["warnings"] = _warnings(raw["warnings"])
+    if "suspend_without_approval" in raw:
+        out["suspend_without_approval"] = _levels_list(raw["suspend_without_approval"], "suspend_without_approval")
     if "extensions" in raw:
         caps = raw["extensions"]
         unknown = set(caps) - {"max_count", "max_total"}
@@ -542,6 +546,20 @@ def _partial(raw: dict) -> dict:
         if "max_total" in caps:
             out["extensions"]["max_total"] = parse_limit(caps["max_total"])
     return out
+
+
+def _levels_list(value: object, key: str) -> tuple[int, ...]:
+    """A list of levels by name or number (``["station", 4]``) → their numbers, ascending."""
+    if not isinstance(value, list) or len(value) > len(LEVEL_NAMES):
+        raise ValueError(f'{key} is a list of levels, e.g. ["hq"] (grid, station, subcenter, hq or 1-4)')
+    levels = set()
+    for item in value:
+        try:
+            level = Level.of(item)
+        except (ValueError, TypeError, KeyError):
+            raise ValueError(f"{key}: unknown level {item!r}; grid, station, subcenter, hq or 1-4") from None
+        levels.add(int(level))
+    return tuple(sorted(levels))
 
 
 def _thresholds(value: object) -> tuple[float, ...]:
@@ -601,7 +619,8 @@ def _rule(merged: dict, code: str, severity: str) -> Rule:
                 {level: tuple(p) for level, p in sorted(warnings.items()) if level},
                 department if isinstance(department, Limit) else parse_limit(department),
                 urge_response if isinstance(urge_response, Limit) else parse_limit(urge_response),
-                acceptance if isinstance(acceptance, Limit) else parse_limit(acceptance))
+                acceptance if isinstance(acceptance, Limit) else parse_limit(acceptance),
+                tuple(merged["suspend_without_approval"]))
 
 
 _CALENDAR_KEYS = ("hours", "round_the_clock", "extra_holidays", "extra_workdays")

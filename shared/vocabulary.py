@@ -88,7 +88,9 @@ class StepType(StrEnum):
     EXTENSION_REQUESTED = "extension_requested"
     EXTENDED = "extended"
     EXTENSION_REFUSED = "extension_refused"
+    SUSPENSION_REQUESTED = "suspension_requested"  # 挂账 asked of the level above
     SUSPENDED = "suspended"
+    SUSPENSION_REFUSED = "suspension_refused"
     RESUMED = "resumed"
     OVERDUE = "overdue"
     WARNING = "warning"  # a share of the level's time limit used (pre-deadline warnings)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 import shapely
 from flask.views import MethodView
@@ -15,7 +16,7 @@ from shared.clock import isoformat
 from shared.fields import LIMITS, JsonBoolean, QueryBoolean, QueryFloat, QueryInteger, Text
 from shared.gcj02 import gcj02_to_wgs84
 from shared.vocabulary import AREA_LEVELS
-from shared.web import Blueprint, access, current_service, deny, identity, problem
+from shared.web import Blueprint, access, current_service, problem
 
 blp = Blueprint("dispatch", __name__, url_prefix="/dispatch/v1", description="Areas and geographic routing")
 MAP_TOLERANCE_DEG = 0.00005  # ~5 m: enough for a city map, a fraction of the vertices
@@ -107,15 +108,6 @@ class ImportOut(Schema):
     active = fields.Boolean()
     findings = fields.List(fields.Dict(), metadata={"description": "warnings: severity, level, feature, problem"})
     moves = fields.List(fields.Dict(), metadata={"description": "open cases re-routed: case_id, number, from, to"})
-
-
-class TransferOut(Schema):
-    case_id = fields.String()
-    level = fields.String(metadata={"description": "the area level that now owns the case: grid or station"})
-    grid = fields.Nested(AreaRefOut, allow_none=True)
-    station = fields.Nested(AreaRefOut, allow_none=True)
-    subcenter = fields.Nested(AreaRefOut, allow_none=True)
-    hq = fields.Nested(AreaRefOut)
 
 
 def _active():
@@ -224,35 +216,29 @@ class Departments(MethodView):
         return {"departments": [d.to_dict() for d in found]}
 
 
-class TransferIn(Schema):
-    class Meta:
-        unknown = RAISE
-
-    to = Text(LIMITS["area_id"], min_length=1, required=True,
-              metadata={"description": "the id of the grid or station that takes the case"})
-    reason = Text(LIMITS["reason"], min_length=1, multiline=True, required=True)
+#: Where a transfer is asked for since escalation, the owner of the case, decides every change of owner.
+TRANSFER_ACTION = "/escalation/v1/cases/{case_id}/actions"
 
 
 @blp.route("/cases/<case_id>/transfer")
 class Transfer(MethodView):
     @access("case.transfer")
-    @blp.arguments(TransferIn)
-    @blp.response(200, TransferOut)
-    def post(self, body, case_id):
-        """Move a case to another grid or station, with a reason (a wrong location or category).
+    @blp.doc(deprecated=True)
+    @blp.alt_response(410, description="gone: transfer with escalation's transfer action")
+    def post(self, case_id):
+        """Gone (``410``): a case is transferred with escalation's action, the one rule for every change
+        of owner (``services/escalation/domain/ownership.py``), which answers who may (``403``), when
+        (``409``), under which revision (``If-Match``, ``412``) and where to (``422``) at once:
 
-        ``{"to": "SC01-ST02-G0007", "reason": "reported on the wrong side of the river"}`` → ``200``
-        with the new owners; escalation and intake learn of it from ``case.transferred``.
+        ``POST /escalation/v1/cases/{id}/actions`` with ``If-Match: "<ETag>"`` and
+        ``{"action": "transfer", "to": "SC01-ST02-G0007", "reason": "reported on the wrong side of the river"}``.
+
+        The answer names that path in ``Link`` (``rel="alternate"``); nothing is read or changed here.
         """
-        caller = identity()
-        try:
-            moved = current_service().run(handlers.transfer_case, handlers.TransferCase(
-                case_id, body["to"], reason=body["reason"], actor=caller.user, identity=caller))
-        except LookupError:
-            deny(caller, "case.transfer", message="no such case")
-        except handlers.TransferError as exc:
-            abort(422, errors={"to": [str(exc)]})
-        return {"case_id": case_id, "level": moved.level.area, **moved.owners.to_json()}
+        target = TRANSFER_ACTION.format(case_id=quote(case_id, safe=""))
+        abort(410, message=f"transfers are escalation's action now: POST {target} with If-Match and "
+                           '{"action": "transfer", "to": "<grid or station id>", "reason": "..."}',
+              headers={"Link": f'<{target}>; rel="alternate"'})
 
 
 def feature_collection(areas, version: int, simplify: bool) -> dict:

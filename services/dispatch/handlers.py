@@ -1,4 +1,5 @@
-"""Dispatch's use cases: route a reported case, import and activate area versions, transfer a case."""
+"""Dispatch's use cases: route a reported case, import and activate area versions (proposing re-routes to
+escalation, which decides every change of owner), follow the owners escalation decided."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,7 +15,6 @@ from shared.messages import events
 from shared.owners import AreaRef, Owners
 from shared.policy import Policy
 from shared.uow import UnitOfWork
-from shared.vocabulary import Level
 
 
 def dispatch_cases(messages: list[events.CaseReported], uow: UnitOfWork, *, areas: AreaIndex, policy: Policy,
@@ -71,11 +71,11 @@ def close_case(message: events.CaseChanged, uow: UnitOfWork, *, clock: Clock) ->
 
 
 def follow_transfer(message: events.CaseTransferred, uow: UnitOfWork) -> None:
-    """``case.transferred`` by escalation (its staff's transfers, and its echo of dispatch's own with the
-    case's revision) → the dispatch record takes the new owners, so a later area version re-routes from
-    them; only if newer than what the record last took (``events.revision_key``). Owners the record has
-    already (the echo of dispatch's own transfer) only record the revision. Dispatch's own messages are
-    recorded already."""
+    """``case.transferred`` from escalation (the owners it decided: a staff transfer, a re-route this
+    service proposed, or the owners a case kept when it refused one) → the dispatch record takes them, so
+    a later area version re-routes from them; only if newer than what the record last took
+    (``events.revision_key``). Owners the record has already (a re-route it proposed) only record the
+    revision. Dispatch's own proposals are not read back."""
     if message.envelope is not None and message.envelope.producer == "dispatch":
         return
     with uow:
@@ -154,7 +154,9 @@ def _activate(version: int, hierarchy: Hierarchy, uow: UnitOfWork, *, clock: Clo
 
 
 def _reroute_open_cases(version: int, hierarchy: Hierarchy, uow: UnitOfWork, *, policy: Policy) -> list[Move]:
-    """Locate every open case again under ``version``; move those whose owners changed."""
+    """Locate every open case again under ``version``; for those whose owners changed, record the new
+    owners and propose them to escalation (``case.transferred`` without a level), which decides and
+    answers with the owners the case has: this record follows that answer (``follow_transfer``)."""
     rows = uow.store.open_dispatches()
     if not rows:
         return []
@@ -217,46 +219,3 @@ def list_departments(uow: UnitOfWork) -> list[Department]:
     """The city's departments, by id."""
     with uow:
         return uow.store.departments()
-
-
-# -- transfer ------------------------------------------------------------------------------------------
-
-
-class TransferError(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class TransferCase:
-    """The command: staff (``actor``, seeing what ``identity`` may see) move a case to unit ``target``."""
-    case_id: str
-    target: str
-    reason: str
-    actor: str
-    identity: object
-
-
-def transfer_case(command: TransferCase, uow: UnitOfWork, *, areas: AreaIndex) -> events.CaseTransferred:
-    """Staff move a case to another grid or station (a wrong location, a wrong category); ``LookupError``
-    if the case is unknown or outside the caller's area, ``TransferError`` if it cannot go there."""
-    with uow:
-        active = areas.version(uow.store)
-        row = uow.store.get(command.case_id, command.identity)
-        if row is None:
-            raise LookupError(command.case_id)
-        if row.closed_at is not None:
-            raise TransferError("the case is closed")
-        try:
-            location = active.locator.unit(command.target)
-        except KeyError:
-            raise TransferError(f"no area {command.target!r} in area version {active.version}") from None
-        level = location.owners.owned_level()
-        if level not in (Level.GRID, Level.STATION):
-            raise TransferError("a case is transferred to a grid or a station")
-        found = location.owners
-        uow.store.move(command.case_id, version=active.version, owners=found, triage=False, candidates=[])
-        transferred = events.CaseTransferred(case_id=command.case_id, owners=found, level=level,
-                                             reason=command.reason, actor=command.actor)
-        uow.add(transferred)
-        uow.commit()
-    return transferred

@@ -13,7 +13,7 @@ from services.escalation import exports, handlers, live
 from services.escalation.domain import actions, departments, statistics
 from services.escalation.domain.cases import AWAITING_VERIFICATION
 from services.escalation.domain.deadlines import UNITS, is_late
-from services.escalation.domain.errors import Refused
+from services.escalation.domain.errors import InvalidArgument, Refused
 from services.escalation.domain.permissions import verifying_level
 from services.escalation.domain.timeline import StepType
 from services.escalation.store import StaleCase
@@ -92,9 +92,10 @@ class ActionIn(Schema):
 
     action = fields.String(required=True, validate=validate.OneOf(HTTP_ACTIONS))
     note = Text(LIMITS["description"], multiline=True, metadata={
-        "description": "acknowledge, resolve, approve_extension, resume (resolve: what was done)"})
+        "description": "acknowledge, resolve, approve_extension, approve_suspension, resume (resolve: what was done)"})
     reason = Text(LIMITS["reason"], multiline=True, metadata={
-        "description": "escalate, return, transfer, request_extension, refuse_extension, suspend, reopen"})
+        "description": "escalate, return, transfer, request_extension, refuse_extension, suspend, refuse_suspension, "
+                       "reopen"})
     level = JsonInteger(validate=validate.Range(1, 3), metadata={"description": "return: the lower level"})
     to = Text(LIMITS["area_id"], min_length=1, metadata={"description": "transfer: a grid or station id"})
     amount = fields.Nested(AmountIn, metadata={"description": "request_extension: how much more time"})
@@ -171,6 +172,8 @@ class CaseOut(Schema):
     reworks = fields.Integer()
     extensions = fields.List(fields.Dict())
     pending_extension = fields.Dict(allow_none=True)
+    pending_suspension = fields.Dict(allow_none=True, metadata={
+        "description": "挂账 asked of the level above: {reason, requested_by, requested_at}, or null"})
     departments = fields.List(fields.Dict(), metadata={
         "description": "functional departments on the case: [{id, name, role (lead|co), status "
                        "(assigned|acknowledged|done|declined), deadline, overdue, …}]"})
@@ -228,6 +231,7 @@ def case_view(case, report, updated_at, now, *, candidates=(), steps=None, avail
                   for u in case.urges],
         "urge_open": any(u.open for u in case.urges),
         "pending_extension": case.pending_extension.to_dict() if case.pending_extension else None,
+        "pending_suspension": case.pending_suspension.to_dict() if case.pending_suspension else None,
         "assignee": case.handler, "merged_into": {"id": case.merged_into} if case.merged_into else None,
         "resolved_by": case.resolved_by, "verifier": _verifier(case),
         "opened_at": isoformat(case.opened_at), "updated_at": isoformat(updated_at),
@@ -428,7 +432,8 @@ class CaseActions(MethodView):
     @blp.alt_response(428, description="If-Match is required")
     def post(self, body, case_id):
         """Take an action of the closed loop: acknowledge, resolve, escalate (上报), return (回退/下派),
-        transfer, request_extension / approve_extension / refuse_extension (延期), suspend / resume (挂账),
+        transfer, request_extension / approve_extension / refuse_extension (延期), suspend (asks the level
+        above) / approve_suspension / refuse_suspension / resume (挂账),
         reopen; urge (督办: ``note``, ``respond_within``) and respond_urge (``note``); assign_department (派遣:
         ``department``, ``role``); a department's acknowledge (签收) and
         feedback (反馈: ``outcome`` done with ``note`` and ``photos``, or declined with ``reason``). Send
@@ -490,6 +495,9 @@ class ClosureStatsArgs(Schema):
 
     group_by = fields.String(required=True, validate=validate.OneOf([*statistics.GROUP_FIELDS, "department"]))
     period = fields.String(load_default="month", validate=validate.OneOf(list(statistics.PERIODS)))
+    by = fields.String(load_default="opened", validate=validate.OneOf(list(statistics.BYS)), metadata={
+        "description": "the cohort: cases opened in each period (default), or closed in it (the monthly "
+                       "review, 考核, by closing month); group_by=department: opened only"})
     from_ = Day(required=True, data_key="from", metadata={
         "description": "first local date (the city's time zone), included"})
     to = Day(required=True, metadata={"description": "last local date, excluded (half-open)"})
@@ -520,6 +528,8 @@ class StatsRowOut(Schema):
     closure_rate = fields.Float(allow_none=True)
     on_time_rate = fields.Float(allow_none=True)
     on_time_rate_with_extensions = fields.Float(allow_none=True)
+    on_time_rate_final = fields.Float(allow_none=True, metadata={
+        "description": "closed with the last resolve before the final deadline (the one in force then)"})
     rework_rate = fields.Float(allow_none=True)
     extension_rate = fields.Float(allow_none=True)
     escalation_rate = fields.Float(allow_none=True)
@@ -530,7 +540,10 @@ class StatsRowOut(Schema):
     urged = fields.Integer(metadata={"description": "cases urged (督办) at least once"})
     urges_late = fields.Integer(metadata={"description": "urges not answered in time"})
     time_to_respond = fields.Nested(QuantilesOut, metadata={"description": "first urge to its answer, seconds"})
-    time_at_level = fields.Dict(keys=fields.String(), values=fields.Nested(QuantilesOut))
+    time_at_level = fields.Dict(keys=fields.String(), values=fields.Nested(QuantilesOut), metadata={
+        "description": "level → working seconds there (median, p90)"})
+    calendar_at_level = fields.Dict(keys=fields.String(), values=fields.Nested(QuantilesOut), metadata={
+        "description": "level → calendar seconds there (median, p90)"})
     # group_by=department (statistics.department_rows)
     department = fields.String()
     assigned = fields.Integer()
@@ -547,6 +560,7 @@ class StatsRowOut(Schema):
 class ClosureStatsOut(Schema):
     group_by = fields.String()
     period = fields.String()
+    by = fields.String(metadata={"description": "opened or closed: the cohort the rows count"})
     from_ = fields.String(data_key="from", attribute="from")
     to = fields.String()
     time_zone = fields.String()
@@ -559,16 +573,17 @@ class ClosureTimes(MethodView):
     @blp.arguments(ClosureStatsArgs, location="query")
     @blp.response(200, ClosureStatsOut)
     def get(self, args):
-        """Closure-time statistics (结案率, 按期结案率, 返工率 …) of the cases opened on the local dates
+        """Closure-time statistics (结案率, 按期结案率, 返工率 …) of the cases opened (``by=opened``, the
+        default) or closed (``by=closed``: closed now, for the monthly review) on the local dates
         ``[from, to)`` in the city's time zone, grouped by grid, station, sub-center, category, severity
-        or reporter and by day, week (Monday) or month; the caller's area scope applies (a station sees
-        its own grids). Rates are fractions 0–1, null where the denominator is 0; durations are seconds.
+        or reporter and by day, week (Monday) or month of that date; the caller's area scope applies (a
+        station sees its own grids). Rates are fractions 0–1, null where the denominator is 0; durations are seconds.
         The README's "Closure-time statistics" defines each measure. ``format=csv``: the same columns
         flattened for a spreadsheet (``services/escalation/exports.py``: UTF-8 with a byte-order mark, column
         names in ``lang``, unit names beside ids, durations in hours). ``rank_by``: rank each period's groups.
 
         ``GET /escalation/v1/stats/closure-times?group_by=station&period=month&from=2026-01-01&to=2027-01-01``
-        → ``{"group_by": "station", "period": "month", "from": …, "to": …, "time_zone": "Asia/Shanghai",
+        → ``{"group_by": "station", "period": "month", "by": "opened", "from": …, "to": …, "time_zone": "Asia/Shanghai",
         "rows": [{"area_id": "S1", "period_start": "2026-01-01", "opened": 40, "closed": 38,
         "closure_rate": 0.95, …, "time_to_close": {"median": 86400.0, "p90": 259200.0}, …}]}``
         """
@@ -580,9 +595,12 @@ class ClosureTimes(MethodView):
         if args.get("rank_by") and args["rank_by"] not in rankable:
             abort(422, errors={"rank_by": [f"group_by={args['group_by']} ranks by one of: {', '.join(rankable)}"]})
         service = current_service()
-        answer = service.run(handlers.closure_stats, handlers.ClosureStats(
-            identity(), args["group_by"], args["period"], args["from_"], args["to"], args.get("rank_by"),
-            args["order"] == "desc"))
+        try:
+            answer = service.run(handlers.closure_stats, handlers.ClosureStats(
+                identity(), args["group_by"], args["period"], args["from_"], args["to"], args.get("rank_by"),
+                args["order"] == "desc", args["by"]))
+        except InvalidArgument as refusal:
+            abort(422, errors={refusal.field: [str(refusal)]})
         if args["format"] == "csv":
             return _csv(service, answer, args.get("lang") or language(request.accept_languages))
         return answer
@@ -596,7 +614,8 @@ def _csv(service, answer: dict, lang: str) -> Response:
         answer, lang, area_names=area_names,
         department_names=lambda i: known[i].name(lang) if i in known else None,
         category_names=lambda code: getattr(categories[code], lang) if code in categories else None)
-    name = f"closure-times-{answer['group_by']}-{answer['period']}-{answer['from']}-{answer['to']}.csv"
+    by = "" if answer["by"] == "opened" else f"-by-{answer['by']}"
+    name = f"closure-times-{answer['group_by']}-{answer['period']}{by}-{answer['from']}-{answer['to']}.csv"
     return Response(export_csv(columns, rows, header), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"', "Content-Language": lang,
                              "Vary": "Accept-Language"})

@@ -161,4 +161,5 @@ def time_policy(rule: Rule, calendar: WorkingCalendar) -> TimePolicy:
     return TimePolicy(tuple(rule.levels[level] for level in (1, 2, 3, 4)), rule.verification,
                       rule.max_extensions, rule.max_extension_total, tuple(rule.warnings), calendar,
                       tuple(sorted(rule.level_warnings.items())), department_limit=rule.department,
-                      urge_response=rule.urge_response, acceptance_limit=rule.acceptance)
+                      urge_response=rule.urge_response, acceptance_limit=rule.acceptance,
+                      suspend_without_approval=rule.suspend_without_approval)

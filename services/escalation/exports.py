@@ -40,8 +40,9 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "opened": ("立案数", "opened"),
     "closed": ("结案数", "closed"),
     "closure_rate": ("结案率", "closure rate"),
-    "on_time_rate": ("按期结案率", "on-time rate"),
-    "on_time_rate_with_extensions": ("按期结案率（含延期）", "on-time rate with extensions"),
+    "on_time_rate": ("按期结案率（各级均未超时）", "on-time rate, never late at any level"),
+    "on_time_rate_with_extensions": ("各级均未超时（含延期）", "never late at any level, with extensions"),
+    "on_time_rate_final": ("按最终时限结案率", "on-time rate against the final deadline"),
     "rework_rate": ("返工率", "rework rate"),
     "extension_rate": ("延期率", "extension rate"),
     "escalation_rate": ("升级率", "escalation rate"),
@@ -67,6 +68,9 @@ DURATIONS: dict[str, tuple[str, str]] = {
     "time_to_accept": ("签收用时", "time to accept"),
     "time_to_feedback": ("反馈用时", "time to feed back"),
     **{f"time_at_level_{n}": (f"{zh}停留用时", f"time at level {n} ({en})")
+       for n, zh, en in ((1, "网格级", "grid"), (2, "工作站级", "station"), (3, "分中心级", "sub-center"),
+                         (4, "指挥部级", "headquarters"))},
+    **{f"calendar_at_level_{n}": (f"{zh}停留日历用时", f"calendar time at level {n} ({en})")
        for n, zh, en in ((1, "网格级", "grid"), (2, "工作站级", "station"), (3, "分中心级", "sub-center"),
                          (4, "指挥部级", "headquarters"))},
 }

@@ -15,7 +15,7 @@ from services.escalation.domain import acceptance, actions, departments, measure
 from services.escalation.domain.cases import Case, open_case
 from services.escalation.domain.errors import InvalidArgument, Refused
 from services.escalation.domain.permissions import LEVEL_ROLE, Actor, verifying_level
-from services.escalation.domain.timeline import Outcome, StepType
+from services.escalation.domain.timeline import SYSTEM, Outcome, StepType
 from services.escalation.notify.outbox import enqueue_steps
 from services.escalation.store import Report
 from shared import logs
@@ -31,8 +31,6 @@ from shared.vocabulary import Level, Role, Status
 log = logs.get("gridcase.escalation")
 LAG = Histogram("gridcase_scheduler_lag_seconds", "Deadline to automatic step, in real seconds",
                 buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300))
-#: Staff transfer a case to a grid or a station (as dispatch's transfer endpoint does).
-TRANSFER_LEVELS = (Level.GRID, Level.STATION)
 
 
 def open_cases(messages: list[events.CaseDispatched], uow: UnitOfWork, *, policy: Policy, clock: Clock,
@@ -191,12 +189,12 @@ def _person(uow: UnitOfWork, identity: Identity, case: Case, user: object) -> ac
 
 
 def _transfer_target(uow: UnitOfWork, area_id: str) -> dict:
+    """The owners and level of the unit a ``transfer`` names (escalation's copy of the active areas);
+    whether it may go there is ``ownership.transfer``'s to decide."""
     found = uow.store.owners_of(area_id)
     if found is None:
-        raise InvalidArgument(f"no area {area_id!r} in the active hierarchy")
+        raise InvalidArgument(f"no area {area_id!r} in the active hierarchy", field="to")
     level, owners = found
-    if level not in TRANSFER_LEVELS:
-        raise InvalidArgument("a case is transferred to a grid or a station")
     return {"owners": owners, "level": level}
 
 
@@ -253,11 +251,14 @@ def verify_case(message: events.CaseVerified, uow: UnitOfWork, *, clock: Clock) 
 
 
 def transfer_case(message: events.CaseTransferred, uow: UnitOfWork, *, clock: Clock) -> None:
-    """``case.transferred`` from dispatch → new owners. A new area version (no level) re-routes the case,
-    keeping level and deadline; a staff transfer restarts it at the named level — or, if its state does
-    not allow a transfer (verifying, suspended), only takes the new owners. Escalation's own transfers
-    (published by ``take_action``, and the echo of dispatch's: the owners with the case's revision, which
-    intake and dispatch order by) were applied already."""
+    """``case.transferred`` from dispatch: a new area version proposes new owners (no level). Escalation
+    decides (``ownership.reroute``: the level and deadline stay; a closed case keeps its owners) and
+    publishes the owners it decided as its own ``case.transferred``, with the case's revision, which
+    dispatch and intake order by, so the three services never disagree. A staff transfer is not
+    dispatch's to make (its endpoint answers 410): one still queued from an older dispatch is refused.
+    When the case keeps owners other than those proposed (dispatch recorded its proposal), the case is
+    saved under a new revision, with no step, and its owners published again, so dispatch takes them
+    back. Escalation's own ``case.transferred`` (its decisions) are not read back."""
     if message.envelope is not None and message.envelope.producer == "escalation":
         return
     now = clock.now()
@@ -265,19 +266,19 @@ def transfer_case(message: events.CaseTransferred, uow: UnitOfWork, *, clock: Cl
         case = uow.store.get(message.case_id, for_update=True)
         if case is None:  # its case.dispatched is still on the way (another queue): hold and retry
             raise Unavailable(f"case {message.case_id} has not opened yet")
-        outcome = Outcome()
-        if message.level is not None:
-            try:
-                outcome = actions.perform(case, "transfer", Actor(Role.COMMAND, message.actor), now,
-                                          owners=message.owners,
-                                          level=message.level, reason=message.reason)
-            except Refused:
-                outcome = Outcome()
-        if not outcome:
+        if message.level is None:
             outcome = timers.rerouted(case, message.owners, now)
+        else:
+            log.warning("a staff transfer from dispatch is not applied: transfers are escalation's actions",
+                        case_id=case.id, actor=message.actor)
+            outcome = Outcome()
         if outcome:
             uow.store.save(case, outcome, now)
             publish(uow, case, outcome, cause=message)
+        elif message.owners != case.owners:  # dispatch takes back the owners the case has
+            revision = uow.store.save(case, outcome, now)
+            uow.add(events.CaseTransferred(case_id=case.id, owners=case.owners, level=None, reason="owners kept",
+                                           actor=SYSTEM, revision=revision), cause=message)
         uow.commit()
 
 
@@ -314,7 +315,8 @@ def next_due(uow: UnitOfWork) -> datetime | None:
 
 @dataclass(frozen=True)
 class ClosureStats:
-    """``GET /escalation/v1/stats/closure-times``: cases opened on local dates ``[day_from, day_to)``."""
+    """``GET /escalation/v1/stats/closure-times``: cases opened (``by="opened"``) or closed
+    (``by="closed"``) on local dates ``[day_from, day_to)``."""
     identity: Identity
     group_by: str
     period: str
@@ -322,20 +324,25 @@ class ClosureStats:
     day_to: date
     rank_by: str | None = None
     descending: bool = True
+    by: str = "opened"
 
 
 def closure_stats(query: ClosureStats, uow: UnitOfWork, *, time_zone: str) -> dict:
     """The statistics rows (``store.closure_stats``), ranked by ``rank_by`` when given; the answer of
-    the endpoint: ``{"group_by", "period", "from", "to", "time_zone", "rows"}``."""
+    the endpoint: ``{"group_by", "period", "by", "from", "to", "time_zone", "rows"}``. A department's
+    rows count its assignments by the day they were made (``by`` is ``opened`` there)."""
     if query.group_by == "department":
+        if query.by != "opened":
+            raise InvalidArgument("group_by=department counts assignments by the day they were made: by=opened",
+                                  field="by")
         rows = _department_stats(query, uow, time_zone)
     else:
         with uow:
             rows = uow.store.closure_stats(query.identity, query.group_by, query.period, query.day_from,
-                                           query.day_to)
+                                           query.day_to, by=query.by)
     if query.rank_by:
         rows = statistics.rank(rows, query.rank_by, query.descending)
-    return {"group_by": query.group_by, "period": query.period, "from": query.day_from.isoformat(),
+    return {"group_by": query.group_by, "period": query.period, "by": query.by, "from": query.day_from.isoformat(),
             "to": query.day_to.isoformat(), "time_zone": time_zone, "rows": rows}
 
 
@@ -408,22 +415,26 @@ def _replay_group(unit: str, category: str) -> dict:
 
 def publish(uow: UnitOfWork, case: Case, outcome: Outcome, *, cause: events.Message | None = None,
             revision: int | None = None) -> None:
-    """The outcome's events as messages: lifecycle steps as ``CaseChanged``; a transfer as
-    ``case.transferred`` (so dispatch and intake learn the new owners; escalation's own consumer skips its
-    echo); never ``case.verified`` (intake's). Each carries the case's ``revision`` after the save (the
-    store's, once saved; ``revision`` for a case not saved yet) and its place among the save's events
-    (``events.revision_key``): the others' copies of the case apply only newer ones. Their notifications
-    are written too, in the same transaction (``notify.outbox.enqueue_steps``)."""
+    """The outcome's events as messages: lifecycle steps as ``CaseChanged``; every change of owners
+    also as ``case.transferred`` (a staff transfer with its level; a re-route without one, beside its
+    ``case.rerouted``), so that dispatch and intake take the owners escalation decided (escalation's own
+    consumer skips them); never ``case.verified`` (intake's). Each carries the case's ``revision`` after
+    the save (the store's, once saved; ``revision`` for a case not saved yet) and its place among the
+    save's events (``events.revision_key``): the others' copies of the case apply only newer ones. Their
+    notifications are written too, in the same transaction (``notify.outbox.enqueue_steps``)."""
     enqueue_steps(uow, case, outcome)
     revision = revision if revision is not None else uow.store.revision(case.id)
     for index, event in enumerate(outcome.events):
         step = event.step
         if event.type == "case.verified":
             continue
-        if step.type == StepType.TRANSFERRED:
-            uow.add(events.CaseTransferred(case_id=case.id, owners=case.owners, level=case.level, reason=step.note,
-                                           actor=step.actor, revision=revision, revision_step=index), cause=cause)
-            continue
+        if step.type in (StepType.TRANSFERRED, StepType.REROUTED):
+            staff = step.type == StepType.TRANSFERRED
+            uow.add(events.CaseTransferred(case_id=case.id, owners=case.owners, level=case.level if staff else None,
+                                           reason=step.note, actor=step.actor, revision=revision,
+                                           revision_step=index), cause=cause)
+            if staff:
+                continue
         uow.add(events.CaseChanged(
             event=event.type, case_id=case.id, status=str(case.status), level=step.level,
             owner=case.owners.owner(step.level), at=step.at, actor=step.actor,

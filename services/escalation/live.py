@@ -8,6 +8,11 @@ connected stream waits on the tailer, and writes the rows its caller may see (``
 rule ``shared.owners.in_scope``; a functional department the cases assigned to it, as the store's
 ``scoped``). The database sees one query per poll per process, whatever the number of screens.
 
+A step that moves a case out of a caller's area (a transfer, a re-route by a new area version) reaches
+that caller as a ``removed`` event (``{"case_id", "type"}``, the step's type), with the same id: its board
+drops the case at once instead of holding it until it next reloads the list and reads "no such case".
+The timeline row keeps the scope the step left (``left_*``), so a reconnecting client is told as well.
+
 Timeline ids come from a sequence, so on PostgreSQL a transaction can commit a lower id after a higher one
 was read. The tailer remembers the ids it skipped over (``GAP_SECONDS`` at most: a rolled-back id never
 comes) and reads again from the oldest of them; a row that turns up late is given to every stream that
@@ -62,11 +67,15 @@ def event(name: str, data: dict, event_id: int | None = None) -> str:
 
 @dataclass(frozen=True)
 class Entry:
-    """One timeline row as the feed sends it: its id, who may see it, and the ``case`` event, rendered."""
+    """One timeline row as the feed sends it: its id, who may see it, and the ``case`` event, rendered;
+    for a step that moved the case out of an area scope, that scope (``left``) and the ``removed`` event
+    its callers get instead."""
     id: int
     owners: Owners
     departments: frozenset[str]
     text: str
+    left: Owners | None = None
+    removed: str = ""
 
 
 def visible(caller: Identity, entry: Entry) -> bool:
@@ -77,14 +86,25 @@ def visible(caller: Identity, entry: Entry) -> bool:
     return in_scope(caller.role, caller.area, entry.owners)
 
 
+def for_caller(caller: Identity, entry: Entry) -> str | None:
+    """What ``caller`` is sent of ``entry``: the ``case`` event if it may see the case now; the
+    ``removed`` event if the step moved the case out of the caller's area; else nothing."""
+    if visible(caller, entry):
+        return entry.text
+    if entry.left is not None and caller.role != Role.DEPARTMENT and in_scope(caller.role, caller.area, entry.left):
+        return entry.removed
+    return None
+
+
 def case_event(row: tuple, now, view: Callable) -> Entry:
     """The feed's entry for a timeline row (``CaseStore.steps_after``'s ``(row id, step, case, report,
-    updated_at)``) at ``now``, the case shown by ``view(step, case, report, updated_at, now)``."""
-    row_id, step, case, report, updated = row
+    updated_at, left)``) at ``now``, the case shown by ``view(step, case, report, updated_at, now)``."""
+    row_id, step, case, report, updated, left = row
     text = event("case", {"case": view(step, case, report, updated, now), "step": {
         "id": row_id, "at": isoformat(step.at), "type": str(step.type), "level": int(step.level),
         "actor": step.actor, "note": step.note}}, row_id)
-    return Entry(row_id, case.owners, frozenset(a.department for a in case.assignments), text)
+    removed = event("removed", {"case_id": case.id, "type": str(step.type)}, row_id) if left is not None else ""
+    return Entry(row_id, case.owners, frozenset(a.department for a in case.assignments), text, left, removed)
 
 
 class Tailer:
@@ -271,9 +291,9 @@ def stream(service, caller: Identity, after: int | None, view: Callable, *, seco
         late_mark = feed.late_count
         while (left := seconds - (time.monotonic() - started)) > 0:
             late_mark, late = feed.late_since(late_mark)
-            for entry in late:
-                if entry.id <= after and visible(caller, entry):  # passed already: the in-order path misses it
-                    yield entry.text
+            for entry in late:  # passed already: the in-order path misses it
+                if entry.id <= after and (text := for_caller(caller, entry)):
+                    yield text
                     last_write = time.monotonic()
             if after < feed.floor:  # older than what the tailer holds: this client's own catch-up query
                 floor = feed.floor
@@ -283,16 +303,17 @@ def stream(service, caller: Identity, after: int | None, view: Callable, *, seco
                 for row in rows:
                     entry = case_event(row, now, view)
                     after = entry.id
-                    yield entry.text
-                    last_write = time.monotonic()
+                    if text := for_caller(caller, entry):
+                        yield text
+                        last_write = time.monotonic()
                 if len(rows) < REPLAY_LIMIT:
                     after = max(after, floor)
                 continue
             entries = feed.after(after)
             for entry in entries:
                 after = entry.id
-                if visible(caller, entry):
-                    yield entry.text
+                if text := for_caller(caller, entry):
+                    yield text
                     last_write = time.monotonic()
             if entries:
                 continue

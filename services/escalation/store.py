@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.escalation.domain import statistics
-from services.escalation.domain.cases import Case, ExtensionRequest
+from services.escalation.domain.cases import Case, ExtensionRequest, SuspensionRequest
 from services.escalation.domain.deadlines import Limit, TimePolicy
 from services.escalation.domain.departments import ACTIVE, Assignment
 from services.escalation.domain.measures import measure, month_start, week_start
@@ -58,6 +58,7 @@ cases = sa.Table(
     sa.Column("reworks", sa.Integer, nullable=False, server_default="0"),
     sa.Column("extensions", sa.JSON),
     sa.Column("pending_extension", sa.JSON),
+    sa.Column("pending_suspension", sa.JSON),  # 挂账 asked of the level above (domain.cases.SuspensionRequest)
     sa.Column("held_status", sa.String(16)),
     sa.Column("time_left", sa.JSON),
     sa.Column("timer_token", sa.Integer, nullable=False, server_default="0"),
@@ -109,7 +110,14 @@ timeline = sa.Table(
     sa.Column("actor", sa.String(128), nullable=False),
     sa.Column("note", sa.Text, nullable=False),
     sa.Column("scheduled_at", UTCDateTime),
+    # A step that changed the case's owners (a transfer, a re-route): the area scope it left, so that the
+    # boards that saw the case there are told it is gone (``live``). Not part of the chained step.
+    sa.Column("left_grid_id", sa.String(64)),
+    sa.Column("left_station_id", sa.String(64)),
+    sa.Column("left_subcenter_id", sa.String(64)),
 )
+#: The steps that change a case's owners, and so its area scope.
+SCOPE_CHANGES = frozenset({StepType.TRANSFERRED, StepType.REROUTED})
 
 #: One row per deadline that fired an automatic escalation: the key makes a double firing fail.
 escalations = sa.Table(
@@ -162,7 +170,9 @@ areas = sa.Table(
 )
 
 #: One row per case: what its timeline says, for the closure-time statistics (``domain.measures.Facts``),
-#: refreshed with every save. Periods are the case's local opening date, week (Monday) and month.
+#: refreshed with every save. Periods are the case's local opening date, week (Monday) and month, and
+#: for a closed case its local closing date, week and month (``by=closed``). ``facts_version`` is the
+#: ``FACTS_VERSION`` a row was computed under: ``gridcase stats rebuild`` recomputes older rows.
 case_facts = sa.Table(
     "case_facts", metadata,
     sa.Column("case_id", sa.String(36), sa.ForeignKey("cases.id"), primary_key=True),
@@ -191,8 +201,18 @@ case_facts = sa.Table(
     sa.Column("urged", sa.Integer, nullable=False, server_default="0"),  # 督办: urged at all, urges late
     sa.Column("urges_late", sa.Integer, nullable=False, server_default="0"),
     sa.Column("respond_s", sa.Float),
+    sa.Column("closed_day", sa.Date),
+    sa.Column("closed_week", sa.Date),
+    sa.Column("closed_month", sa.Date),
+    sa.Column("on_time_final", sa.Integer, nullable=False, server_default="0"),
+    *(sa.Column(f"level{n}_cal_s", sa.Float) for n in (1, 2, 3, 4)),
+    sa.Column("facts_version", sa.Integer, nullable=False, server_default="1"),
     sa.Index("ix_case_facts_day_station", "opened_day", "station_id"),
+    sa.Index("ix_case_facts_closed_day_station", "closed_day", "station_id"),
 )
+#: What a ``case_facts`` row holds: 2 added the closing periods, the final-deadline on-time flag and the
+#: calendar time at each level.
+FACTS_VERSION = 2
 
 #: Subscriptions and the notifications outbox (``services.escalation.notify``), written with the steps.
 subscriptions, notifications = declare_notifications(metadata)
@@ -347,6 +367,7 @@ class CaseStore(Store):
     def __init__(self, connect, engine):
         super().__init__(connect, engine)
         self._revisions: dict[str, int] = {}
+        self._loaded_owners: dict[str, Owners] = {}  # the owners each case was loaded with (a scope it may leave)
 
     # -- cases ---------------------------------------------------------------------------------
 
@@ -518,22 +539,31 @@ class CaseStore(Store):
         return self.db.execute(sa.select(sa.func.max(timeline.c.id))).scalar() or 0
 
     def steps_after(self, identity: Identity | None, after: int, limit: int,
-                    ids: list[int] | None = None) -> list[tuple[int, Step, Case, Report, datetime]]:
-        """The timeline rows after ``after`` (a row id) of the cases ``identity`` may see now (None: every
-        case, for the live feed's tailer, which scopes in memory), oldest first, at most ``limit``:
-        ``(row id, step, case, report, updated_at)`` — the live feed's events. ``ids``: only those rows."""
-        query = (sa.select(timeline.c.id.label("step_id"), timeline.c.at.label("step_at"),
-                                 timeline.c.type.label("step_type"), timeline.c.level.label("step_level"),
-                                 timeline.c.actor.label("step_actor"), timeline.c.note.label("step_note"),
-                                 timeline.c.scheduled_at.label("step_scheduled_at"), cases)
-                 .join(cases, cases.c.id == timeline.c.case_id))
+                    ids: list[int] | None = None) -> list[tuple[int, Step, Case, Report, datetime, Owners | None]]:
+        """The timeline rows after ``after`` (a row id) of the cases ``identity`` may see now, or whose
+        scope it saw before a step moved them out of it (None: every case, for the live feed's tailer,
+        which scopes in memory), oldest first, at most ``limit``: ``(row id, step, case, report,
+        updated_at, left)`` — the live feed's events; ``left``: the scope a transfer or re-route left
+        (``Owners`` known by id), else None. ``ids``: only those rows."""
+        t = timeline.c
+        query = (sa.select(t.id.label("step_id"), t.at.label("step_at"), t.type.label("step_type"),
+                           t.level.label("step_level"), t.actor.label("step_actor"), t.note.label("step_note"),
+                           t.scheduled_at.label("step_scheduled_at"), t.left_grid_id, t.left_station_id,
+                           t.left_subcenter_id, cases)
+                 .join(cases, cases.c.id == t.case_id))
         if identity is not None:
-            query = scoped(query, identity)
+            level = ROLE_SCOPE.get(Role(identity.role))
+            if identity.role != Role.DEPARTMENT and level is not None and identity.area:
+                query = query.where(sa.or_(OWNER_COLUMN[level.area] == identity.area,
+                                           t[f"left_{level.area}_id"] == identity.area))
+            else:
+                query = scoped(query, identity)
         if ids is not None:
-            query = query.where(timeline.c.id.in_(ids))
-        rows = self.db.execute(query.where(timeline.c.id > after).order_by(timeline.c.id).limit(limit)).all()
+            query = query.where(t.id.in_(ids))
+        rows = self.db.execute(query.where(t.id > after).order_by(t.id).limit(limit)).all()
         return [(r.step_id, Step(r.step_at, StepType(r.step_type), Level(r.step_level), r.step_actor, r.step_note,
-                                 r.step_scheduled_at), self._case(r), _report(r), r.updated_at) for r in rows]
+                                 r.step_scheduled_at), self._case(r), _report(r), r.updated_at, _left_scope(r))
+                for r in rows]
 
     def timer_health(self, now: datetime, grace_seconds: float) -> dict[str, int]:
         """The auditor's counts (after OnCall's ``check_escalation_finished``): working cases with no
@@ -548,11 +578,13 @@ class CaseStore(Store):
 
     # -- statistics ----------------------------------------------------------------------------
 
-    def closure_stats(self, identity: Identity, group_by: str, period: str, day_from, day_to) -> list[dict]:
-        """The closure-time statistics of the cases ``identity`` may see that opened on local dates
-        ``[day_from, day_to)``, one row per group and period (``domain.statistics.row``), ordered by
-        period and key. Counts are summed in SQL; the quantiles are ``percentile_cont`` on PostgreSQL
-        and the same interpolation in Python on SQLite.
+    def closure_stats(self, identity: Identity, group_by: str, period: str, day_from, day_to,
+                      by: str = "opened") -> list[dict]:
+        """The closure-time statistics of the cases ``identity`` may see that opened (``by="opened"``) or
+        closed (``by="closed"``: closed now, on that local date) on local dates ``[day_from, day_to)``,
+        one row per group and period of that date (``domain.statistics.row``), ordered by period and key.
+        Counts are summed in SQL; the quantiles are ``percentile_cont`` on PostgreSQL and the same
+        interpolation in Python on SQLite.
 
         On PostgreSQL the dates are cut in two at a period boundary (``_halves``: no group spans the
         cut) and the halves run at once on two connections: PostgreSQL computes ordered-set aggregates
@@ -561,13 +593,16 @@ class CaseStore(Store):
         f = case_facts.c
         key = {"grid": f.grid_id, "station": f.station_id, "subcenter": f.subcenter_id, "category": f.category,
                "severity": f.severity, "reporter": f.reporter}[group_by]
-        when = {"day": f.opened_day, "week": f.opened_week, "month": f.opened_month}[period]
+        when = f[f"{by}_{period}"]
+        day = f[f"{by}_day"]
         sums = [sa.func.count().label("opened"), *(sa.func.sum(f[c]).label(c) for c in statistics.COUNTS[1:])]
-        columns = [*statistics.DURATIONS.values(), *statistics.LEVEL_COLUMNS.values()]
+        columns = [*statistics.DURATIONS.values(), *statistics.LEVEL_COLUMNS.values(),
+                   *statistics.LEVEL_CALENDAR_COLUMNS.values()]
         field = statistics.GROUP_FIELDS[group_by]
+        cohort = [f.closed == 1] if by == "closed" else []  # a reopened case is not closed: not counted
 
         def where(a, b):
-            return [f.opened_day >= a, f.opened_day < b, *_facts_scope(identity)]
+            return [day >= a, day < b, *cohort, *_facts_scope(identity)]
 
         def out(r, quantiles):  # a result row (group, period, counts) and its quantiles → a statistics row
             counts = {c: int(r._mapping[c] or 0) for c in statistics.COUNTS}
@@ -616,9 +651,11 @@ class CaseStore(Store):
 
     def refresh_missing_facts(self, now: datetime, limit: int = 1000) -> int:
         """Compute the statistics row of up to ``limit`` cases that have none (cases opened before the
-        statistics existed; not the reports that are no case, ``NOT_A_CASE``); returns how many."""
-        missing = sa.select(cases).where(~sa.exists().where(case_facts.c.case_id == cases.c.id),
-                                         cases.c.status.notin_([str(s) for s in NOT_A_CASE])).limit(limit)
+        statistics existed; not the reports that are no case, ``NOT_A_CASE``) or one computed under an older
+        ``FACTS_VERSION``; returns how many."""
+        missing = sa.select(cases).where(~sa.exists().where(
+            case_facts.c.case_id == cases.c.id, case_facts.c.facts_version >= FACTS_VERSION),
+            cases.c.status.notin_([str(s) for s in NOT_A_CASE])).limit(limit)
         found = [self._case(r) for r in self.db.execute(missing)]
         self._refresh_facts(found, now)
         return len(found)
@@ -735,7 +772,7 @@ class CaseStore(Store):
             return
         self.db.execute(timeline.insert(), [
             {"case_id": case.id, "at": s.at, "type": str(s.type), "level": int(s.level), "actor": s.actor,
-             "note": s.note, "scheduled_at": s.scheduled_at} for case, s in steps])
+             "note": s.note, "scheduled_at": s.scheduled_at, **self._left(case, s)} for case, s in steps])
         fired = [{"case_id": case.id, "level": int(s.level), "scheduled_at": s.scheduled_at, "fired_at": s.at}
                  for case, s in steps if s.type == StepType.ESCALATED and s.scheduled_at is not None]
         if fired:
@@ -799,17 +836,27 @@ class CaseStore(Store):
             rows.append(vars(previous))
         self.db.execute(audit_log.insert(), rows)
 
+    def _left(self, case: Case, step: Step) -> dict:
+        """The ``left_*`` columns of a timeline row: the scope the case was loaded with, when the step
+        changed its owners (none otherwise)."""
+        before = self._loaded_owners.get(case.id)
+        if step.type not in SCOPE_CHANGES or before is None or before.scope() == case.owners.scope():
+            return dict.fromkeys(_LEFT_COLUMNS)  # every row names them all: one executemany
+        return {f"left_{name}_id": area for name, area in before.scope().items()}
+
     def _case(self, row) -> Case:
         self._revisions[row.id] = row.revision
+        owners = self._loaded_owners[row.id] = Owners.from_json(row.areas)
         return Case(
             id=row.id, number=row.number, category=row.category, severity=row.severity,
-            owners=Owners.from_json(row.areas),
+            owners=owners,
             policy=TimePolicy.from_dict(row.policy), opened_at=row.opened_at, level=Level(row.level),
             status=Status(row.status), deadline=row.deadline_at, timer_token=row.timer_token, overdue=row.overdue,
             verification_overdue=row.verification_overdue, triage=row.triage,
             resolved_level=Level(row.resolved_level) if row.resolved_level else None, reworks=row.reworks,
             extensions=tuple(Limit.from_dict(x) for x in row.extensions or ()),
             pending_extension=ExtensionRequest.from_dict(row.pending_extension) if row.pending_extension else None,
+            pending_suspension=SuspensionRequest.from_dict(row.pending_suspension) if row.pending_suspension else None,
             held_status=Status(row.held_status) if row.held_status else None,
             time_left=Limit.from_dict(row.time_left) if row.time_left else None,
             clock_start=row.clock_start or row.opened_at, warned=row.warned, deadline_basis=row.deadline_basis,
@@ -829,6 +876,7 @@ def _columns(case: Case, now: datetime) -> dict:
             "resolved_level": int(case.resolved_level) if case.resolved_level else None, "reworks": case.reworks,
             "extensions": [x.to_dict() for x in case.extensions],
             "pending_extension": case.pending_extension.to_dict() if case.pending_extension else None,
+            "pending_suspension": case.pending_suspension.to_dict() if case.pending_suspension else None,
             "held_status": str(case.held_status) if case.held_status else None,
             "time_left": case.time_left.to_dict() if case.time_left else None, "timer_token": case.timer_token,
             "opened_at": case.opened_at, "deadline_at": case.deadline, "due_at": case.due_at, "updated_at": now,
@@ -873,12 +921,27 @@ def _facts_row(case: Case, reporter: str | None, facts) -> dict:
             "on_time": int(facts.on_time), "on_time_ext": int(facts.on_time_with_extensions),
             "ack_s": facts.time_to_acknowledge, "resolve_s": facts.time_to_resolve, "close_s": facts.time_to_close,
             "urged": int(facts.urged), "urges_late": facts.urges_late, "respond_s": facts.time_to_respond,
-            **{f"level{n}_s": facts.time_at_level.get(n) for n in (1, 2, 3, 4)}}
+            **{f"level{n}_s": facts.time_at_level.get(n) for n in (1, 2, 3, 4)},
+            "closed_day": facts.closed_day,
+            "closed_week": week_start(facts.closed_day) if facts.closed_day else None,
+            "closed_month": month_start(facts.closed_day) if facts.closed_day else None,
+            "on_time_final": int(facts.on_time_final),
+            **{f"level{n}_cal_s": facts.calendar_at_level.get(n) for n in (1, 2, 3, 4)},
+            "facts_version": FACTS_VERSION}
 
 
 def _report_columns(report: Report) -> dict:
     return {"description": report.description, "lon": report.lon, "lat": report.lat, "reporter": report.reporter,
             "reported_at": report.reported_at}
+
+
+_LEFT_COLUMNS = tuple(f"left_{name}_id" for name in SCOPED_AREA_LEVELS)
+
+
+def _left_scope(row) -> Owners | None:
+    """The scope a timeline row's step left (``left_*`` columns), or None."""
+    ids = {name: getattr(row, f"left_{name}_id") for name in SCOPED_AREA_LEVELS}
+    return Owners.from_ids(ids) if any(ids.values()) else None
 
 
 def _report(row) -> Report:

@@ -12,6 +12,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from services.intake import handlers
 from services.intake.domain.reports import (
+    AlreadyVerified,
     IdempotencyConflict,
     LocationRequired,
     NewReport,
@@ -20,7 +21,7 @@ from services.intake.domain.reports import (
     UnknownCategory,
     UnknownSeverity,
 )
-from services.intake.limits import check_reports, count_report
+from services.intake.limits import OverLimit, precheck, refuse
 from shared.access import Decision, Resource
 from shared.clock import isoformat
 from shared.departments import handlers_of
@@ -127,13 +128,16 @@ class CategoryOut(Schema):
 
 
 def rate_limited(view):
-    """Refuse a reporter over their limits (``services.intake.limits``) before the body is read, but
-    not the retry of a report they stored (its ``Idempotency-Key``): that is answered with the report."""
+    """Refuse a reporter this process refused already, whose window has not ended, before the body is
+    read (``services.intake.limits``; the count itself is the database's, in ``submit_report``), but not
+    the retry of a report they stored (its ``Idempotency-Key``): that is answered with the report."""
     @functools.wraps(view)
     def limited(*args, **kwargs):
         caller, key = identity(), request.headers.get("Idempotency-Key")
-        check_reports(caller, lambda: key is not None and KEY.match(key) is not None
-                      and current_service().run(handlers.stored_report, caller, key) is not None)
+        service = current_service()
+        precheck(service.limits, lambda limits: limits.report, caller,
+                 lambda: key is not None and KEY.match(key) is not None
+                 and service.run(handlers.stored_report, caller, key) is not None)
         return view(*args, **kwargs)
     return limited
 
@@ -189,8 +193,8 @@ class Reports(MethodView):
             abort(422, errors={"location": ["required: only a grid worker may file without a position"]})
         except IdempotencyConflict:
             abort(422, errors={"Idempotency-Key": ["already used for a different report"]})
-        if submitted.created:
-            count_report(caller)
+        except OverLimit as exc:
+            refuse(exc)
         return full_view(submitted.report)
 
     @access("report.list")
@@ -290,7 +294,8 @@ class Verification(MethodView):
                                        "its grid, or the station where the grid worker made the fix (or the case "
                                        "is in no grid); never the person who made the fix")
     @blp.alt_response(404, description="no such case in the caller's area")
-    @blp.alt_response(409, description="the case is not awaiting verification")
+    @blp.alt_response(409, description="the case is not awaiting verification, or its verification was sent "
+                                        "already (of concurrent ones, the first wins)")
     def post(self, body, case_id):
         """The on-site verification (核查) of a resolved case: by the grid worker of its grid, or by the
         station when the grid worker fixed it on the spot (就地解决) or the case lies in no grid; never by
@@ -307,6 +312,8 @@ class Verification(MethodView):
             deny(caller, "case.verify", message="no such case")
         except NotItsGridWorker:
             deny(caller, "case.verify", Decision.FORBIDDEN, message=f"you do not verify this case: {VERIFY_RULE}")
+        except AlreadyVerified:
+            abort(409, message="this case's verification was already sent (the first one sent is the one applied)")
         except NotAwaitingVerification as exc:
             abort(409, message=f"the case is not awaiting verification (it is {exc})")
         return {"case_id": verified.case_id, "passed": verified.passed, "note": verified.note,

@@ -6,7 +6,7 @@ from pathlib import Path
 from services.intake import open311, photo_api  # noqa: F401  (photo_api's routes join intake's blueprint)
 from services.intake.api import blp
 from services.intake.consumers import CONSUMERS
-from services.intake.limits import PhotoLimits, ReportLimits
+from services.intake.limits import Limits
 from services.intake.photos import PhotoFiles
 from services.intake.store import ReportStore
 from shared import bootstrap
@@ -19,15 +19,14 @@ SPEC = bootstrap.ServiceSpec(
     name="intake", title="gridcase intake", blueprint=blp, store=ReportStore, consumers=CONSUMERS,
     dependencies=lambda settings, engine, clock: {
         "policy": load_policy(settings.policy_file),
-        "photo_files": PhotoFiles(settings.photo_dir or settings.data_dir / "photos")},
+        "photo_files": PhotoFiles(settings.photo_dir or settings.data_dir / "photos"),
+        "limits": Limits.of(settings)},
     on_app=lambda service: _web(service),
     pages=(page_blueprint("app", Path(__file__).with_name("pages") / "app"),))
 
 
 def _web(service: bootstrap.Service) -> None:
-    """What intake's app has beyond its blueprint: per-person report and photo limits, and Open311."""
-    ReportLimits.install(service.app, service.settings)
-    PhotoLimits.install(service.app, service.settings)
+    """What intake's app has beyond its blueprint: Open311."""
     service.app.register_blueprint(open311.blp)
 
 

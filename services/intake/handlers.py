@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from services.intake.domain.reports import (
+    AlreadyVerified,
     IdempotencyConflict,
     LocationRequired,
     NewReport,
@@ -22,6 +23,7 @@ from services.intake.domain.reports import (
     unusable_fix,
     verifier_of,
 )
+from services.intake.limits import Limits, OverLimit
 from services.intake.photos import PhotoFiles, clean
 from shared.auth import Identity
 from shared.clock import Clock
@@ -45,8 +47,12 @@ class Submitted:
 
 
 def submit_report(report: NewReport, reporter: Identity, idempotency_key: str | None, uow: UnitOfWork, *,
-                  clock: Clock, policy: Policy, settings: Settings) -> Submitted:
+                  clock: Clock, policy: Policy, settings: Settings, limits: Limits | None = None) -> Submitted:
     """Store a report and its ``case.reported`` atomically.
+
+    The reporter's allowance (``limits.report``, ``services.intake.limits``) is counted in the database
+    before the report is written and given back if it was not (a retry, a failure): ``OverLimit`` when
+    it is used up, unless the request is the retry of a stored report (answered with it).
 
     A retry with the same key and the same report returns the stored one; the same key with a
     different report raises ``IdempotencyConflict``. The insert itself detects a used key
@@ -72,6 +78,70 @@ def submit_report(report: NewReport, reporter: Identity, idempotency_key: str | 
     if report.lon is None and fallback_grid is None:
         raise LocationRequired(unusable)
     now = clock.now()
+    counted = _use(limits, limits.report if limits else None, reporter, uow)
+    if counted is not None and not counted:  # over the limit: only a retry of a stored report is answered
+        existing = stored_report(reporter, idempotency_key, uow) if idempotency_key else None
+        if existing is None:
+            raise counted.over
+        if existing.fingerprint != report.fingerprint():
+            raise IdempotencyConflict(existing.id)
+        return Submitted(existing, created=False)
+    try:
+        submitted = _store_report(report, reporter, idempotency_key, uow, now=now, policy=policy,
+                                  settings=settings, fallback_grid=fallback_grid)
+    except BaseException:
+        _give_back(counted, uow)
+        raise
+    if not submitted.created:
+        _give_back(counted, uow)
+    return submitted
+
+
+@dataclass
+class _Counted:
+    """A use counted against a limit (truthy), or the refusal (``over``) when it was used up."""
+    limits: Limits
+    limit: object
+    subject: str
+    windows: list
+    over: object = None
+
+    def __bool__(self) -> bool:
+        return self.over is None
+
+
+def _use(limits: Limits | None, limit, identity: Identity, uow: UnitOfWork) -> _Counted | None:
+    """Count one use of ``limit`` by ``identity`` (None: not limited), committed before the work it allows;
+    a window that was full refuses it (nothing counted). The process remembers a window it refused, or
+    filled, so the next request is refused before its body is read."""
+    if limits is None or not limits.applies(identity):
+        return None
+    now = limits.now()
+    proposed = limit.windows(now)
+    with uow:  # the store commits the count itself; the unit of work only reads the full windows
+        counted = uow.store.use_allowance(identity.user, proposed)
+        current = {} if counted else uow.store.windows_of(identity.user, [w.key for w in proposed])
+    if counted:
+        for window in counted.values():
+            if window.count >= window.cap:
+                limits.remember(limit, identity.user, window)
+        return _Counted(limits, limit, identity.user, list(counted.values()))
+    full = [w for w in current.values() if w.count >= w.cap] or list(current.values()) or proposed
+    window = max(full, key=lambda w: w.end)  # the wait is until the last full one ends
+    limits.remember(limit, identity.user, window)
+    return _Counted(limits, limit, identity.user, [], over=OverLimit(limit.kind, window, limits.now()))
+
+
+def _give_back(counted: _Counted | None, uow: UnitOfWork) -> None:
+    """A counted use that stored nothing is not a use (and the window it filled is not full after all)."""
+    if counted and counted.windows:
+        with uow:  # committed by the store
+            uow.store.give_back(counted.subject, counted.windows)
+        counted.limits.forget(counted.limit, counted.subject)
+
+
+def _store_report(report: NewReport, reporter: Identity, idempotency_key: str | None, uow: UnitOfWork, *,
+                  now: datetime, policy: Policy, settings: Settings, fallback_grid: str | None) -> Submitted:
     with uow:
         linked = None
         if fallback_grid is None and report.lon is not None and settings.duplicate_radius_m > 0:
@@ -168,8 +238,9 @@ def my_reports(reporter: Identity, page: int, size: int, uow: UnitOfWork) -> tup
 
 def follow_cases(messages: list[events.Message], uow: UnitOfWork, *, clock: Clock) -> None:
     """Escalation's events → the status, level, owner and area scope a reporter and the area's staff
-    see on the report (``case.opened`` and ``case.rerouted`` bring the scope; ``case.transferred`` a new
-    one), as one update per case for the whole batch.
+    see on the report (``case.opened`` and ``case.rerouted`` bring the scope; escalation's
+    ``case.transferred`` — the owners it decided, never dispatch's proposal of a re-route — a new one), as
+    one update per case for the whole batch.
 
     A message is applied only if it is newer than the last one applied to the report
     (``events.revision_key``: escalation's case revision and the step's place in it), so a redelivery,
@@ -195,6 +266,9 @@ def follow_cases(messages: list[events.Message], uow: UnitOfWork, *, clock: Cloc
         for message in messages:
             if message.case_id not in applied:
                 continue  # no such report (nothing to follow)
+            if isinstance(message, events.CaseTransferred) and message.envelope is not None \
+                    and message.envelope.producer != "escalation":
+                continue  # dispatch's proposal of a re-route: escalation decides, and its answer follows
             key, last = events.revision_key(message), applied[message.case_id]
             if last is not None and (key is None or key <= last):
                 continue
@@ -210,16 +284,20 @@ def follow_cases(messages: list[events.Message], uow: UnitOfWork, *, clock: Cloc
 
 
 def _followed(message: events.Message) -> dict:
+    """The report's columns after ``message``. A case that leaves verification, or changes owners (its
+    verifier may have changed), is open to a verification again when it next awaits one."""
     match message:
         case events.CaseDispatched(start_level=level, owners=owners):
             return {"status": Status.OPEN, "level": level, "owner_area_id": owners.at(level).id,
                     **owners.columns(SCOPED_AREA_LEVELS)}
         case events.CaseTransferred(level=None, owners=owners):
-            return owners.columns(SCOPED_AREA_LEVELS)  # re-routed by a new area version: the level stays
+            # re-routed by a new area version: the level stays
+            return {**owners.columns(SCOPED_AREA_LEVELS), "verification_sent_at": None}
         case events.CaseTransferred(level=level, owners=owners):
-            return {"level": level, "owner_area_id": owners.at(level).id, **owners.columns(SCOPED_AREA_LEVELS)}
+            return {"level": level, "owner_area_id": owners.at(level).id, **owners.columns(SCOPED_AREA_LEVELS),
+                    "verification_sent_at": None}
         case events.CaseChanged(event="case.merged", detail=detail, reason=reason):
-            return {"status_note": reason, "merged_into": detail.get("into")}
+            return {"status_note": reason, "merged_into": detail.get("into"), "verification_sent_at": None}
         case events.CaseChanged(event="case.resolved", status=status, level=level, owner=owner, deadline=deadline,
                                 detail=detail):
             return {"status": status, "level": level, "owner_area_id": owner.area_id,
@@ -229,8 +307,9 @@ def _followed(message: events.Message) -> dict:
                                 event=event, reason=reason):
             scoped = scope.columns(SCOPED_AREA_LEVELS) if scope is not None else {}
             ended = {"status_note": reason} if event in ("case.refused", "case.voided") else {}
+            claim = {} if status == Status.VERIFYING else {"verification_sent_at": None}
             return {"status": status, "level": level, "owner_area_id": owner.area_id,
-                    "owner_area_name": owner.area_name, "deadline_at": deadline, **scoped, **ended}
+                    "owner_area_name": owner.area_name, "deadline_at": deadline, **scoped, **ended, **claim}
     return {}
 
 
@@ -249,7 +328,10 @@ def verify_case(command: Verify, uow: UnitOfWork, *, clock: Clock) -> events.Cas
     ``NotItsGridWorker`` if the caller sees it but is not the one who verifies it (403): the grid worker
     of its grid, or the station where the grid worker made the fix or the case is in no grid
     (``verifier_of``, escalation's ``permissions.verifying_level``), and never the person who made the
-    fix (``SELF_VERIFICATION_RULE``); ``NotAwaitingVerification`` if it is not waiting for one (409)."""
+    fix (``SELF_VERIFICATION_RULE``); ``NotAwaitingVerification`` if it is not waiting for one (409);
+    ``AlreadyVerified`` if a verification of this round was sent first (409): the report row is claimed
+    by a conditional update (``claim_verification``) in the transaction that writes the message, so of
+    concurrent verifications, in any number of processes, exactly one is sent."""
     caller = command.identity
     with uow:
         report = uow.store.get(command.case_id, caller)
@@ -262,8 +344,11 @@ def verify_case(command: Verify, uow: UnitOfWork, *, clock: Clock) -> events.Cas
             raise NotItsGridWorker(command.case_id)
         if report.status != Status.VERIFYING:
             raise NotAwaitingVerification(report.status)
+        now = clock.now()
+        if not uow.store.claim_verification(report.id, now):
+            raise AlreadyVerified(report.id)
         verified = events.CaseVerified(case_id=report.id, passed=command.passed, verifier=caller.user,
-                                       at=clock.now(), note=command.note)
+                                       at=now, note=command.note)
         uow.add(verified)
         uow.commit()
     return verified
@@ -297,7 +382,8 @@ class AddPhoto:
         return hashlib.sha256(self.report_id.encode() + b"\0" + kind + self.data).hexdigest()
 
 
-def add_photo(command: AddPhoto, uow: UnitOfWork, *, clock: Clock, photo_files: PhotoFiles) -> tuple[dict, bool]:
+def add_photo(command: AddPhoto, uow: UnitOfWork, *, clock: Clock, photo_files: PhotoFiles,
+              limits: Limits | None = None) -> tuple[dict, bool]:
     """Check, clean and store a photo of a report the caller may see (``services.intake.photos``).
 
     → (the stored photo's row as a dict, whether it was stored now). An ``idempotency_key`` the uploader
@@ -305,8 +391,10 @@ def add_photo(command: AddPhoto, uow: UnitOfWork, *, clock: Clock, photo_files: 
     (``False``); with another photo it raises ``PhotoKeyConflict`` (422). Two concurrent uploads with one
     key store one photo (the insert detects the used key; the loser's files are removed). ``LookupError``
     if the report is unknown or outside the caller's area (404, checked before the image is decoded);
-    ``TooManyPhotos`` past ``MAX_PHOTOS`` of its kind (422); ``NotAnImage`` (415), ``TooLarge`` (413),
-    ``BadImage`` (422) from ``photos.clean``."""
+    ``TooManyPhotos`` past ``MAX_PHOTOS`` of its kind (422: the photo's transaction takes the report's row
+    first, ``count_photo``, so concurrent uploads never store more); ``OverLimit`` past the uploader's photo
+    allowance (429: counted in the database before the decode, given back if nothing is stored);
+    ``NotAnImage`` (415), ``TooLarge`` (413), ``BadImage`` (422) from ``photos.clean``."""
     user, key, fingerprint = command.identity.user, command.idempotency_key, command.fingerprint()
     with uow:
         report = uow.store.get(command.report_id, command.identity)
@@ -314,20 +402,33 @@ def add_photo(command: AddPhoto, uow: UnitOfWork, *, clock: Clock, photo_files: 
             raise LookupError(command.report_id)
         if key is not None and (existing := uow.store.photo_by_key(user, key)) is not None:
             return _same_photo(existing, fingerprint), False
-        if sum(p.kind == command.kind for p in uow.store.photos(report.id)) >= MAX_PHOTOS:
+        if uow.store.photo_count(report.id, command.kind) >= MAX_PHOTOS:
             raise TooManyPhotos(report.id)
-    photo = clean(command.data)
-    name = photo_files.save(photo)
-    row = {"id": str(uuid.uuid4()), "report_id": report.id, "uploader": user, "kind": command.kind,
-           "stored_name": name,
-           "content_type": photo.content_type, "width": photo.width, "height": photo.height,
-           "bytes": len(photo.image), "created_at": clock.now(), "idempotency_key": key, "fingerprint": fingerprint}
-    with uow:
-        added = uow.store.add_photo(**row)
-        uow.commit()
+    counted = _use(limits, limits.photo if limits else None, command.identity, uow)
+    if counted is not None and not counted:
+        raise counted.over
+    name = None
+    try:
+        photo = clean(command.data)
+        name = photo_files.save(photo)
+        row = {"id": str(uuid.uuid4()), "report_id": report.id, "uploader": user, "kind": command.kind,
+               "stored_name": name, "content_type": photo.content_type, "width": photo.width,
+               "height": photo.height, "bytes": len(photo.image), "created_at": clock.now(),
+               "idempotency_key": key, "fingerprint": fingerprint}
+        with uow:
+            added = uow.store.add_photo(**row)
+            if added and uow.store.count_photo(report.id, command.kind) > MAX_PHOTOS:
+                raise TooManyPhotos(report.id)  # leaving the block rolls the photo's row back
+            uow.commit()
+    except BaseException:
+        if name is not None:
+            photo_files.remove(name)
+        _give_back(counted, uow)
+        raise
     if added:
         return row, True
     photo_files.remove(name)  # a concurrent upload with the same key was stored first
+    _give_back(counted, uow)
     with uow:
         return _same_photo(uow.store.photo_by_key(user, key), fingerprint), False
 

@@ -1,130 +1,153 @@
-"""Per-person rate limits on filing reports and on uploading photos, counted with ``limits`` (the
-rate-limit library under flask-limiter).
-
-Photos (``PhotoLimits``, ``Settings.photo_rate_limit``, default ``12/minute;300/day``) are limited on
-their own: each one costs intake a bounded decode (``services.intake.photos``: at most 16 megapixels;
-its CPU time in benchmarks/RESULTS.md, ``photos.*``), so the rate bounds the CPU one person's
-uploads can take, while a report's burst of photos (at most 10) still goes through in a minute. They
-follow the rules below: counted once stored, checked before the body is read, a retry of a stored
-photo (its Idempotency-Key) answered whatever the count, admins not limited.
+"""Per-person rate limits on filing reports and on uploading photos, counted in intake's own database, so
+that they hold across threads, gunicorn workers and hosts alike.
 
 A buggy phone, or a stolen token, must not flood the loop with cases: each person (the token's subject)
-may file ``Settings.report_rate_limit`` new reports (``limits`` notation, default ``60/minute;1000/day``,
-fixed windows); beyond it ``429`` with ``Retry-After`` (seconds until the window resets). The count is
-kept in ``Settings.rate_limit_storage``: ``memory://`` embedded (one process), a shared store
-(``redis://…``, ``memcached://…``) in production, where gunicorn runs several workers. Admins are not
-limited (imports, integrations and load tests file as admin). The limit is checked before the body is
-read, and a report counts once it is stored: a retry of a stored report (same Idempotency-Key, a phone
-on a bad network) and a refused body do not use up the allowance.
+may file ``Settings.report_rate_limit`` new reports (the notation of ``limits``, the library under
+flask-limiter, which parses it: default ``60/minute;1000/day``) and upload ``Settings.photo_rate_limit``
+photos (default ``12/minute;300/day``: each photo costs a bounded decode, ``services.intake.photos``, so
+the rate bounds the CPU one person's uploads can take, while a report's burst of photos, at most 10,
+still goes through in a minute). Beyond either, ``429`` with ``Retry-After`` (seconds until the window
+ends). Admins are not limited (imports, integrations and load tests file as admin).
 
-Why not flask-limiter itself: its limits are per route and per request, while a report counts only once
-stored, so it served only as a holder of these same ``limits`` objects, and its hooks still ran on every
-request of every route (0.06 ms each, cProfile). ``memory://`` is ``ProcessMemoryStorage``.
+**Where the count is kept**: a row per person and limit in intake's database (``rate_counts``: the
+window's start, its length, its count and its cap), raised by a conditional upsert per limit —
+``INSERT … ON CONFLICT DO UPDATE SET count = count + 1 … WHERE count < cap`` — in a short transaction of
+its own, rolled back at the first full limit (every limit counts the use, or none), which the database
+serialises per row (PostgreSQL's row lock, SQLite's single writer). Of any number of requests at once, in
+any number of processes, exactly the allowance is counted; the others are refused. Windows are fixed,
+as ``limits``' fixed window: one starts with a person's first use after the last one ended and lasts its
+length (``60/minute``: 60 uses in the minute from the first), in real time.
+
+**Counted once stored**: a use is reserved before the work it allows (a report's insert; a photo's
+decode) and given back when nothing was stored after all (a retry of a stored report or photo, a refused
+body, a damaged image), so a refused request does not use up the allowance while the bound holds at
+every moment. A retry of a stored report or photo (its Idempotency-Key) is answered whatever the count.
+
+**Before the body is read**: a process remembers whom it refused, or whose allowance it used up, and
+until when (``Limits.refused``), and refuses them again at once without reading the body; another
+process learns it from the database when it counts. The database stays the one authority.
+
+Why not the ``limits`` storages (memory, Redis, memcached): the in-process one counts per process (each
+gunicorn worker its own allowance), a shared one needs another server in every deployment, and neither
+is in the transaction that decides whether a report was stored.
 """
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
 
-from flask import Flask, current_app
 from flask_smorest import abort
 from limits import parse_many
-from limits.storage import MemoryStorage, storage_from_string
-from limits.strategies import FixedWindowRateLimiter
 
 from shared.vocabulary import Role
 
-EXTENSION = "gridcase_report_limits"
+
+@dataclass(frozen=True)
+class Window:
+    """One limit's window for a person: ``key`` names the limit (``report:60/1/minute``), ``start`` is
+    when the window began (whole seconds since 1970; for a window to open, now), ``seconds`` its length,
+    ``cap`` the allowance and ``count`` the uses counted in it."""
+
+    key: str
+    start: int
+    seconds: int
+    cap: int
+    count: int = 0
+
+    @property
+    def end(self) -> int:
+        return self.start + self.seconds
 
 
-class ProcessMemoryStorage(MemoryStorage):
-    """limits' in-memory storage, without the thread it starts 10 ms after every count to drop
-    expired keys: under load that is a new thread every few reports, and it cost intake a tenth of
-    its throughput (``make bench``: 803 against 887 reports/s without limits). A count is checked for
-    expiry whenever it is read (``get``), so dropping expired keys is only about memory: one key per
-    limit and person, a few thousand in a city."""
+class OverLimit(Exception):
+    """A person has used up a limit (429): ``retry_after`` seconds until its window ends."""
 
-    STORAGE_SCHEME = ["gridcase-memory"]
-
-    def incr(self, key: str, expiry: float, amount: int = 1) -> int:
-        self.get(key)  # drops the count if its window has passed
-        with self.locks[key]:
-            self.storage[key] += amount
-            if self.storage[key] == amount:
-                self.expirations[key] = time.time() + expiry
-        return self.storage.get(key, 0)
+    def __init__(self, kind: str, window: Window, now: float):
+        self.kind, self.window = kind, window
+        # at most the window's length: another process may have opened it a moment after ``now`` was read
+        self.retry_after = min(window.seconds, max(1, math.ceil(window.end - now)))
+        super().__init__(f"at most {window.cap} {kind}s per person per {_span(window.seconds)}; "
+                         f"retry in {self.retry_after} s")
 
 
-class ReportLimits:
-    """Reports per person (``Settings.report_rate_limit``)."""
+def _span(seconds: int) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0:
+            count = seconds // size
+            return unit if count == 1 else f"{count} {unit}s"
+    return f"{seconds} s"
 
-    KIND, EXTENSION, SETTING = "report", EXTENSION, "report_rate_limit"
 
-    def __init__(self, limits: str, storage_uri: str):
-        self.items = parse_many(limits)
-        if storage_uri.startswith("memory://"):
-            storage_uri = "gridcase-" + storage_uri
-        self.storage = storage_from_string(storage_uri)
-        self.limiter = FixedWindowRateLimiter(self.storage)
+@lru_cache(maxsize=32)
+def _items(spec: str) -> tuple:
+    return tuple(parse_many(spec))
+
+
+class RateLimit:
+    """One kind of use (``report`` or ``photo``) and its limits (``limits`` notation, ``;``-separated)."""
+
+    def __init__(self, kind: str, spec: str):
+        self.kind = kind
+        self.items = _items(spec)
+
+    def windows(self, now: float) -> list[Window]:
+        """A window of each limit that would open at ``now`` (seconds since 1970), if the person's last
+        one has ended (``store.use_allowance`` decides)."""
+        return [Window(f"{self.kind}:{item.amount}/{item.multiples}/{item.GRANULARITY.name}", int(now),
+                       int(item.get_expiry()), int(item.amount)) for item in self.items]
+
+
+class Limits:
+    """The service's limits (built from ``Settings``), its clock for windows (real time), and what this
+    process remembers of whom it refused (the check before a body is read)."""
+
+    def __init__(self, report_spec: str, photo_spec: str, now: Callable[[], float] = time.time):
+        self.report, self.photo = RateLimit("report", report_spec), RateLimit("photo", photo_spec)
+        self.now = now
+        self._refused: dict[tuple[str, str], Window] = {}
+        self._lock = threading.Lock()
 
     @classmethod
-    def install(cls, app: Flask, settings) -> ReportLimits:
-        """Attach the limits of ``settings`` to intake's ``app``."""
-        app.extensions[cls.EXTENSION] = limits = cls(getattr(settings, cls.SETTING), settings.rate_limit_storage)
-        return limits
+    def of(cls, settings) -> Limits:
+        return cls(settings.report_rate_limit, settings.photo_rate_limit)
 
-    def check(self, identity, retry: Callable[[], bool] = lambda: False) -> None:
-        """Abort ``429`` with ``Retry-After`` when ``identity`` has used up a limit (admins: never),
-        unless ``retry()`` says the request is a retry of a report already stored: a phone that lost
-        the answer gets it, whatever the limit (asked only when the limit is used up)."""
-        if identity.role == Role.ADMIN:
-            return
-        for item in self.items:
-            if not self.limiter.test(item, "gridcase", self.KIND, identity.user):
-                if retry():
-                    return
-                reset = self.limiter.get_window_stats(item, "gridcase", self.KIND, identity.user).reset_time
-                wait = max(1, math.ceil(reset - time.time()))
-                abort(429, message=f"at most {item} {self.KIND}s per person; retry in {wait} s",
-                      headers={"Retry-After": str(wait)})
+    def applies(self, identity) -> bool:
+        return identity.role != Role.ADMIN
 
-    def count(self, identity) -> None:
-        """Count one new report by ``identity``."""
-        if identity.role != Role.ADMIN:
-            for item in self.items:
-                self.limiter.hit(item, "gridcase", self.KIND, identity.user)
+    def remember(self, limit: RateLimit, subject: str, window: Window) -> None:
+        with self._lock:
+            self._refused[(limit.kind, subject)] = window
+
+    def forget(self, limit: RateLimit, subject: str) -> None:
+        with self._lock:
+            self._refused.pop((limit.kind, subject), None)
+
+    def refused(self, limit: RateLimit, subject: str) -> OverLimit | None:
+        """The refusal this process gave ``subject`` for ``limit`` if its window has not ended."""
+        now = self.now()
+        with self._lock:
+            window = self._refused.get((limit.kind, subject))
+            if window is not None and window.end <= now:
+                del self._refused[(limit.kind, subject)]
+                window = None
+        return OverLimit(limit.kind, window, now) if window is not None else None
 
 
-class PhotoLimits(ReportLimits):
-    """Photo uploads per person (``Settings.photo_rate_limit``)."""
-
-    KIND, EXTENSION, SETTING = "photo", "gridcase_photo_limits", "photo_rate_limit"
-
-
-def check_photos(identity, retry: Callable[[], bool] = lambda: False) -> None:
-    """``PhotoLimits.check`` on the running app's limits (nothing when none are installed)."""
-    limits = current_app.extensions.get(PhotoLimits.EXTENSION)
-    if limits is not None:
-        limits.check(identity, retry)
+def refuse(exc: OverLimit):
+    """Abort with ``429``, the refusal's reason and ``Retry-After``."""
+    abort(429, message=str(exc), headers={"Retry-After": str(exc.retry_after)})
 
 
-def count_photo(identity) -> None:
-    """``PhotoLimits.count`` on the running app's limits (nothing when none are installed)."""
-    limits = current_app.extensions.get(PhotoLimits.EXTENSION)
-    if limits is not None:
-        limits.count(identity)
-
-
-def check_reports(identity, retry: Callable[[], bool] = lambda: False) -> None:
-    """``ReportLimits.check`` on the running app's limits (nothing when none are installed)."""
-    limits = current_app.extensions.get(EXTENSION)
-    if limits is not None:
-        limits.check(identity, retry)
-
-
-def count_report(identity) -> None:
-    """``ReportLimits.count`` on the running app's limits (nothing when none are installed)."""
-    limits = current_app.extensions.get(EXTENSION)
-    if limits is not None:
-        limits.count(identity)
+def precheck(limits: Limits | None, limit_of: Callable[[Limits], RateLimit], identity,
+             retry: Callable[[], bool] = lambda: False) -> None:
+    """Before a body is read: ``429`` if this process refused ``identity`` for that limit and the
+    window has not ended, unless ``retry()`` says the request is a retry of something stored."""
+    if limits is None or not limits.applies(identity):
+        return
+    over = limits.refused(limit_of(limits), identity.user)
+    if over is not None and not retry():
+        refuse(over)

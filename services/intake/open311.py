@@ -55,7 +55,7 @@ from flask import Blueprint, Response, jsonify, request, send_file
 
 from services.intake import handlers
 from services.intake.domain.reports import NewReport, UnknownCategory
-from services.intake.limits import check_reports, count_report
+from services.intake.limits import OverLimit, precheck, refuse
 from services.intake.photo_api import PHOTO_HEADERS
 from services.intake.store import ENDED_FOR_THE_PUBLIC
 from shared.auth import OPEN311_SUBJECT_PREFIX, Identity
@@ -185,7 +185,7 @@ def create_request(fmt):
     if name is None:
         raise Open311Error(403, "a valid api_key is required")
     client = Identity(role=Role.COMMAND, user=f"{OPEN311_SUBJECT_PREFIX}{name}")
-    check_reports(client)
+    precheck(service.limits, lambda limits: limits.report, client)
     offered = public_categories(service.policy)
     code = request.form.get("service_code", "")
     if code not in offered:
@@ -204,7 +204,8 @@ def create_request(fmt):
                                 client, None)
     except UnknownCategory:
         raise Open311Error(400, f"unknown service_code; one of {', '.join(offered)}") from None
-    count_report(client)
+    except OverLimit as exc:
+        refuse(exc)
     notice = f"case {submitted.report.number_in(_zone())}"
     return _answer([{"service_request_id": submitted.report.id, "service_notice": notice, "account_id": None}],
                    "service_requests", "request", 201)

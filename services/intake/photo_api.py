@@ -11,7 +11,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from services.intake import handlers
 from services.intake.api import KEY, blp
 from services.intake.domain.reports import PHOTO_KINDS
-from services.intake.limits import check_photos, count_photo
+from services.intake.limits import OverLimit, precheck, refuse
 from services.intake.photos import MAX_BYTES, MAX_PIXELS, MAX_SOURCE_PIXELS, BadImage, NotAnImage, TooLarge
 from shared.clock import isoformat
 from shared.web import access, current_service, deny, identity, problem
@@ -62,8 +62,10 @@ def photo_rate_limited(view):
     @functools.wraps(view)
     def limited(*args, **kwargs):
         caller, key = identity(), request.headers.get("Idempotency-Key")
-        check_photos(caller, lambda: key is not None and KEY.match(key) is not None
-                     and current_service().run(handlers.stored_photo, caller, key) is not None)
+        service = current_service()
+        precheck(service.limits, lambda limits: limits.photo, caller,
+                 lambda: key is not None and KEY.match(key) is not None
+                 and service.run(handlers.stored_photo, caller, key) is not None)
         return view(*args, **kwargs)
     return limited
 
@@ -119,8 +121,8 @@ class Photos(MethodView):
             abort(422, errors={"file": [f"a report holds at most {handlers.MAX_PHOTOS} photos of a kind"]})
         except handlers.PhotoKeyConflict:
             abort(422, errors={"Idempotency-Key": ["already used for a different photo"]})
-        if created:
-            count_photo(caller)
+        except OverLimit as exc:
+            refuse(exc)
         return photo_view(row)
 
     @access("photo.read")

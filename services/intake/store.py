@@ -1,13 +1,16 @@
 """Intake's table and every query on it: the only place in intake with SQL."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
+from dataclasses import replace
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.intake.domain.reports import Report
+from services.intake.limits import Window
 from shared import outbox
 from shared.auth import Identity
 from shared.db import UTCDateTime
@@ -51,6 +54,10 @@ reports = sa.Table(
     sa.Column("grid_id", sa.String(64)),
     sa.Column("station_id", sa.String(64)),
     sa.Column("subcenter_id", sa.String(64)),
+    # The first verification of the current round (a conditional update claims it: the first wins).
+    sa.Column("verification_sent_at", UTCDateTime),
+    # Photos stored for the report, raised by a conditional update with each one (at most MAX_PHOTOS).
+    sa.Column("photo_count", sa.Integer, nullable=False, server_default="0"),
     # The newest of escalation's events applied (``events.revision_key``): older ones change nothing.
     sa.Column("case_revision", sa.Integer),
     sa.Column("case_revision_step", sa.Integer),
@@ -85,6 +92,18 @@ report_departments = sa.Table(
     "report_departments", metadata,
     sa.Column("report_id", sa.String(36), sa.ForeignKey("reports.id"), primary_key=True),
     sa.Column("department_id", sa.String(64), primary_key=True),
+)
+
+#: Per-person rate limits (``services.intake.limits``): a row per person and limit, its current window
+#: (``window_start``, whole seconds since 1970, and its length), the uses counted in it and the allowance.
+rate_counts = sa.Table(
+    "rate_counts", metadata,
+    sa.Column("subject", sa.String(128), primary_key=True),
+    sa.Column("limit_key", sa.String(64), primary_key=True),
+    sa.Column("window_start", sa.BigInteger, nullable=False),
+    sa.Column("window_seconds", sa.Integer, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("cap", sa.Integer, nullable=False),
 )
 
 #: Open311 clients' keys: only a SHA-256 of each (a key is 256 random bits: no dictionary to guess from).
@@ -266,6 +285,66 @@ class ReportStore(Store):
     def departments(self) -> list[Department]:
         return load_departments(self.db, departments)
 
+    def use_allowance(self, subject: str, windows: list[Window]) -> dict[str, Window]:
+        """Count one use by ``subject`` in each limit of ``windows`` (``limits.Window``, each opening now)
+        whose current window is not full, opening a new window where the last one has ended — in all of
+        them or in none: a conditional upsert per limit, which leaves a full window's row untouched, in a
+        short transaction of its own that is rolled back at the first full one. → limit key → the window
+        counted in (its start and count now), for every limit; empty when one was full. Committed at
+        once, outside the unit of work's transaction (on PostgreSQL the report is still written with its
+        message in one statement), so every process sees it; the row locks of the transaction make a
+        person's concurrent requests wait for each other's verdict, so a refusal never rests on a count
+        another request is about to give back."""
+        statement = _allowance_statement(self.postgres)
+        proposed = {w.key: w for w in windows}
+        counted: dict[str, Window] = {}
+        with self.engine.connect() as connection, connection.begin() as transaction:
+            for w in windows:
+                row = connection.execute(statement, {"subject": subject, "key": w.key, "start": w.start,
+                                                     "seconds": w.seconds, "cap": w.cap, "one": 1}).first()
+                if row is None:
+                    transaction.rollback()
+                    return {}
+                counted[row.limit_key] = replace(proposed[row.limit_key], start=row.window_start, count=row.count)
+        return counted
+
+    def windows_of(self, subject: str, keys: list[str]) -> dict[str, Window]:
+        """``subject``'s current windows of the limits ``keys`` (to say when a full one ends)."""
+        rows = self.db.execute(sa.select(rate_counts).where(rate_counts.c.subject == subject,
+                                                             rate_counts.c.limit_key.in_(keys))).all()
+        return {r.limit_key: Window(r.limit_key, r.window_start, r.window_seconds, r.cap, r.count) for r in rows}
+
+    def give_back(self, subject: str, windows) -> None:
+        """Undo one counted use by ``subject`` in each of ``windows`` (a use that stored nothing), where
+        the window is still the current one."""
+        statement = rate_counts.update().where(
+            rate_counts.c.subject == subject, rate_counts.c.limit_key == sa.bindparam("b_key"),
+            rate_counts.c.window_start == sa.bindparam("b_start"), rate_counts.c.count > 0,
+        ).values(count=rate_counts.c.count - 1)
+        rows = [{"b_key": w.key, "b_start": w.start} for w in windows]
+        with _committed(self.engine) as connection:
+            connection.execute(statement, rows)
+
+    def photo_count(self, report_id: str, kind: str) -> int:
+        """How many photos of ``kind`` the report holds."""
+        return self.db.execute(sa.select(sa.func.count()).select_from(photos).where(
+            photos.c.report_id == report_id, photos.c.kind == kind)).scalar_one()
+
+    def count_photo(self, report_id: str, kind: str) -> int:
+        """After a photo's insert: take the report's row (``photo_count`` + 1, its row lock on PostgreSQL,
+        the write lock on SQLite), so a report's uploads are counted one after another, then → how many
+        photos of ``kind`` it holds now, this one included. Above the cap the caller rolls back."""
+        self.db.execute(reports.update().where(reports.c.id == report_id)
+                        .values(photo_count=reports.c.photo_count + 1))
+        return self.photo_count(report_id, kind)
+
+    def claim_verification(self, report_id: str, now) -> bool:
+        """Claim the verification of the case's current round: one conditional update, so of several
+        verifications at once (threads, processes) exactly one gets True; the others see it claimed."""
+        claimed = self.db.execute(reports.update().where(
+            reports.c.id == report_id, reports.c.status == str(Status.VERIFYING),
+            reports.c.verification_sent_at.is_(None)).values(verification_sent_at=now))
+        return claimed.rowcount == 1
     def case_revisions(self, case_ids: set[str]) -> dict[str, tuple[int, int] | None]:
         """Report id → the revision key last applied to it (``events.revision_key``; None before the first),
         for those of ``case_ids`` that are reports. On PostgreSQL the rows stay locked until the unit of
@@ -398,6 +477,18 @@ def _blocks(engine: sa.Engine) -> _Blocks:
     return blocks
 
 
+@contextlib.contextmanager
+def _committed(engine: sa.Engine):
+    """A connection whose statements are committed as they run: PostgreSQL's autocommit, SQLite's own
+    short transaction (the unit of work's connection is not open yet, or reads only)."""
+    if engine.dialect.name == "postgresql":
+        with _autocommit(engine).connect() as connection:
+            yield connection
+    else:
+        with engine.begin() as connection:
+            yield connection
+
+
 @functools.cache
 def _autocommit(engine: sa.Engine) -> sa.Engine:
     """``engine`` in autocommit mode, made once: ``execution_options`` builds a new engine proxy each
@@ -406,6 +497,28 @@ def _autocommit(engine: sa.Engine) -> sa.Engine:
 
 
 _STATEMENT: sa.Insert | None = None
+
+
+@functools.cache
+def _allowance_statement(postgres: bool) -> sa.Insert:
+    """``store.use_allowance``'s upsert of one limit's row, made once with bound parameters (``subject``,
+    ``key``, ``start``, ``seconds``, ``cap``; one row at a time, as a statement of several rows is compiled
+    anew each time: that cost more than the rest of accepting a report, cProfile)."""
+    dialect = postgresql if postgres else sqlite
+    insert = dialect.insert(rate_counts).values(
+        subject=sa.bindparam("subject", type_=sa.String), limit_key=sa.bindparam("key", type_=sa.String),
+        window_start=sa.bindparam("start", type_=sa.BigInteger),
+        window_seconds=sa.bindparam("seconds", type_=sa.Integer), count=sa.bindparam("one", 1, type_=sa.Integer),
+        cap=sa.bindparam("cap", type_=sa.Integer))
+    c, new = rate_counts.c, insert.excluded
+    current = c.window_start + c.window_seconds > new.window_start  # the last window has not ended
+    return insert.on_conflict_do_update(
+        index_elements=[c.subject, c.limit_key],
+        set_={"count": sa.case((current, c.count + 1), else_=new.count),
+              "window_start": sa.case((current, c.window_start), else_=new.window_start),
+              "window_seconds": new.window_seconds, "cap": new.cap},
+        where=sa.or_(sa.not_(current), c.count < new.cap),
+    ).returning(c.limit_key, c.window_start, c.count)
 
 
 def _report_and_message() -> sa.Insert:

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import time
 
+import requests
 from playwright.sync_api import expect
 
 from tests.browser.conftest import WALL, open_page
+from tests.support.system import auth
 
 
 def test_a_new_report_appears_on_the_board_within_two_seconds_and_after_a_server_restart(browser, site, place):
@@ -61,3 +63,31 @@ def test_two_staff_act_on_one_case_and_the_second_is_told_someone_else_acted_fir
     assert not problems
     first_context.close()
     second_context.close()
+
+
+def test_a_case_transferred_out_of_the_station_leaves_its_board_at_once_and_its_open_panel_says_why(
+        browser, site, place):
+    """A transferred-away case stayed on the old station's board for 30 s and then read "no such case"."""
+    station = site.token("station", area=place["station"], user="board-leaving")
+    worker = site.token("grid_worker", area=place["grid"], user="worker-leaving")
+    elsewhere = next(g for g in (site.grid(i) for i in range(1, 200)) if g["station"] != place["station"])
+    context, page, problems = open_page(browser, site, "/board/", station, viewport=WALL)
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    case = site.report(worker, place, "board: a bench broken, across the boundary")
+    row = page.locator(f"#case-rows tr:has-text('{case['number']}')")
+    expect(row).to_be_visible(timeout=5000)
+    row.locator("a").click()
+    expect(page.locator("#panel-body")).to_contain_text(case["number"])
+
+    command = site.token("command", user="board-transferring")
+    read = requests.get(f"{site.url}/escalation/v1/cases/{case['id']}", headers=auth(command), timeout=10)
+    etag = read.headers["ETag"]
+    moved = requests.post(f"{site.url}/escalation/v1/cases/{case['id']}/actions", timeout=10,
+                          headers=auth(command, **{"If-Match": etag}),
+                          json={"action": "transfer", "to": elsewhere["grid"], "reason": "across the boundary"})
+    assert moved.status_code == 200, moved.text
+
+    expect(row).to_have_count(0, timeout=5000)  # the list reloads every 30 s: this is the feed's removal
+    expect(page.locator("#panel-removed")).to_be_visible()
+    assert not problems
+    context.close()

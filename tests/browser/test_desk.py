@@ -181,3 +181,25 @@ def test_on_a_phone_in_chinese_a_units_name_and_the_headings_do_not_break_after_
         tallest = max(page.locator(selector).evaluate_all("cells => cells.map(c => c.clientHeight)"))
         assert tallest <= 3 * line + 16, f"{selector}: {tallest} px high, {line} px a line"
     context.close()
+
+
+def test_the_monthly_review_by_closing_month_asks_for_it_and_names_both_on_time_rates(browser, site, place):
+    """The desk counts the cases closed in each month (考核) when asked, and shows the on-time rate against
+    the final deadline beside the one never late at any level, and calendar time beside working time."""
+    filed = site.report(site.token("grid_worker", area=place["grid"], user="review-worker"), place, "to review")
+    wait_for_case(site.url, filed["id"], site.token("admin"))
+    context, page, problems = open_page(browser, site, "/desk/", site.token("supervisor"))
+    expect(page.locator("#stats-body")).to_be_visible()
+    page.select_option("#q-by", "closed")
+    with page.expect_response(lambda r: STATS in r.url and "by=closed" in r.url and r.status == 200):
+        page.click("#query button[type=submit]")
+    headings = page.locator("#table thead th").all_text_contents()  # the page is in Chinese
+    assert "按最终时限结案率" in headings and "按期结案率（各级均未超时）" in headings
+    assert "在第2级日历用时（中位数）" in headings
+    query = page.evaluate("new URLSearchParams(new FormData(document.getElementById('query'))).toString()")
+    csv = requests.get(f"{site.url}{STATS}?{query}&format=csv", headers=auth(site.token("supervisor")), timeout=10)
+    assert csv.status_code == 200 and "by=closed" in query
+    header = csv.content.decode("utf-8-sig").splitlines()[0].split(",")  # named in the reader's language
+    assert {"按最终时限结案率", "工作站级停留日历用时中位数（小时）"} <= set(header)
+    assert not problems
+    context.close()

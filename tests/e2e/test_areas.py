@@ -135,22 +135,43 @@ def test_a_new_version_moves_exactly_the_open_cases_whose_owner_changed(system, 
     assert copy_rows > 0
 
 
-def test_staff_transfer_a_case_to_another_grid_and_escalation_and_intake_follow(system, city):
+def test_staff_transfer_a_case_to_another_grid_and_dispatch_and_intake_follow(system, city):
     base, data, admin = system
     grids = city["grid"]["features"]
     case = post_report(base, data, *centre(grids[30]))
     target = grids[31]["properties"]["id"]
-    response = requests.post(f"{base}/dispatch/v1/cases/{case['id']}/transfer", headers=auth(admin), timeout=5,
-                             json={"to": target, "reason": "wrong side of the street"})
+    command = token(data, "command")
+    etag = requests.get(f"{base}/escalation/v1/cases/{case['id']}", headers=auth(command), timeout=5).headers["ETag"]
+    response = requests.post(f"{base}/escalation/v1/cases/{case['id']}/actions", timeout=5,
+                             headers=auth(command, **{"If-Match": etag}),
+                             json={"action": "transfer", "to": target, "reason": "wrong side of the street"})
     assert response.status_code == 200, response.text
-    moved = _eventually(lambda: _case(base, admin, case["id"]), lambda c: c["owner"]["area_id"] == target)
-    assert moved["level"] == 1 and moved["timeline"][-1]["type"] == "transferred"
+    moved = response.json()
+    assert (moved["owner"]["area_id"], moved["level"], moved["timeline"][-1]["type"]) == (target, 1, "transferred")
     report = _eventually(lambda: requests.get(f"{base}/intake/v1/reports/{case['id']}", headers=auth(admin)).json(),
                          lambda r: r["owner_area_id"] == target)
     assert report["level"] == 1
-    nowhere = requests.post(f"{base}/dispatch/v1/cases/{case['id']}/transfer", headers=auth(admin), timeout=5,
-                            json={"to": "NO-SUCH-GRID", "reason": "x"})
+    recorded = _eventually(lambda: _grid_of(data, case["id"]), lambda grid: grid == target)
+    assert recorded == target
+    nowhere = requests.post(f"{base}/escalation/v1/cases/{case['id']}/actions", timeout=5,
+                            headers=auth(command, **{"If-Match": response.headers["ETag"]}),
+                            json={"action": "transfer", "to": "NO-SUCH-GRID", "reason": "x"})
     assert nowhere.status_code == 422 and nowhere.json()["errors"][0]["field"] == "to"
+
+
+def test_dispatch_transfer_route_is_gone_and_names_escalations_action(system, city):
+    base, data, admin = system
+    case = post_report(base, data, *centre(city["grid"]["features"][32]))
+    response = requests.post(f"{base}/dispatch/v1/cases/{case['id']}/transfer", headers=auth(admin), timeout=5,
+                             json={"to": city["grid"]["features"][33]["properties"]["id"], "reason": "x"})
+    assert response.status_code == 410 and "transfer" in response.json()["detail"]
+    assert response.headers["Link"] == f'</escalation/v1/cases/{case["id"]}/actions>; rel="alternate"'
+    assert _grid_of(data, case["id"]) == city["grid"]["features"][32]["properties"]["id"]
+
+
+def _grid_of(data, case_id) -> str:
+    with sqlite3.connect(data / "dispatch.db") as db:
+        return db.execute("SELECT grid_id FROM dispatches WHERE case_id = ?", (case_id,)).fetchone()[0]
 
 
 def test_the_command_line_imports_berlin_and_rejects_a_broken_file(tmp_path):

@@ -14,13 +14,18 @@ from tests.support.hostile import assert_problem, target_fixture
 
 target = target_fixture()
 CASE = str(uuid.uuid4())
-REPORTS, AREAS, TRANSFER = "/intake/v1/reports", "/dispatch/v1/areas", f"/dispatch/v1/cases/{CASE}/transfer"
-SERVICE = {REPORTS: "intake", AREAS: "dispatch", TRANSFER: "dispatch"}
+REPORTS, AREAS = "/intake/v1/reports", "/dispatch/v1/areas"
+TRANSFER = f"/escalation/v1/cases/{CASE}/actions"  # the transfer action: escalation decides every change of owner
+SERVICE = {REPORTS: "intake", AREAS: "dispatch", TRANSFER: "escalation"}
 
 
 def report(**overrides) -> dict:
     return {"category": "street_light", "description": "lamp out at gate 3",
             "location": {"lon": 102.264, "lat": 27.894}, **overrides}
+
+
+def transfer(**overrides) -> dict:
+    return {"action": "transfer", "to": "G1", "reason": "wrong side", **overrides}
 
 
 def raw(document) -> bytes:
@@ -57,11 +62,10 @@ REFUSED = [
     ("an empty description", REPORTS, raw(report(description="")), 422, "description"),
     ("a surrogate in an unknown field's name", REPORTS, b'{"descr\\ud800": 1}', 422, "descr\\ud800"),
     ("a NUL in an unknown field's name", REPORTS, b'{"x\\u0000": 1}', 422, "x\\u0000"),
-    ("a lone surrogate in a transfer reason", TRANSFER, raw({"to": "G1", "reason": "wrong side \udbff"}), 422,
-     "reason"),
-    ("a NUL byte in a transfer target", TRANSFER, raw({"to": "G1\u0000", "reason": "wrong side"}), 422, "to"),
-    ("a transfer target of 65 characters", TRANSFER, raw({"to": "G" * 65, "reason": "wrong side"}), 422, "to"),
-    ("a transfer reason of 501 characters", TRANSFER, raw({"to": "G1", "reason": "r" * 501}), 422, "reason"),
+    ("a lone surrogate in a transfer reason", TRANSFER, raw(transfer(reason="wrong side \udbff")), 422, "reason"),
+    ("a NUL byte in a transfer target", TRANSFER, raw(transfer(to="G1\u0000")), 422, "to"),
+    ("a transfer target of 65 characters", TRANSFER, raw(transfer(to="G" * 65)), 422, "to"),
+    ("a transfer reason of 501 characters", TRANSFER, raw(transfer(reason="r" * 501)), 422, "reason"),
     ("a NUL byte in an import's source", AREAS, raw({"levels": {}, "source": "qgis\u0000"}), 422, "source"),
     ("an import source of 201 characters", AREAS, raw({"levels": {}, "source": "s" * 201}), 422, "source"),
     ("30,000 nested arrays in a report", REPORTS, nested(30_000), 400, None),
@@ -78,8 +82,8 @@ REFUSED = [
     ("an unpaired surrogate in a UTF-16 body", REPORTS,
      b"\xff\xfe" + '{"category": "'.encode("utf-16-le") + b"\x00\xd8" + '", "description": "x"}'.encode("utf-16-le"),
      400, None),
-    ("a UTF-16 surrogate in UTF-8 bytes in a transfer", TRANSFER, b'{"to": "G1", "reason": "\xed\xb0\x80"}', 400,
-     None),
+    ("a UTF-16 surrogate in UTF-8 bytes in a transfer", TRANSFER,
+     b'{"action": "transfer", "to": "G1", "reason": "\xed\xb0\x80"}', 400, None),
     ("a truncated document", REPORTS, raw(report())[:-7], 400, None),
 ]
 

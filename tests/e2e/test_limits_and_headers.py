@@ -55,7 +55,7 @@ def json_of(length: int) -> bytes:
 
 @pytest.mark.parametrize("service, path", [
     ("intake", "/intake/v1/reports"),
-    ("dispatch", f"/dispatch/v1/cases/{uuid.uuid4()}/transfer"),
+    ("escalation", f"/escalation/v1/cases/{uuid.uuid4()}/actions"),
 ])
 def test_a_json_action_over_64_kib_is_refused_with_413_whether_announced_or_chunked(target, service, path):
     before = target.counts()

@@ -140,3 +140,20 @@ def test_the_replay_compares_a_new_policy_and_names_the_line_of_a_bad_one(city):
                            headers=auth(command), timeout=10)
     line = next(n for n, s in enumerate(bad.splitlines(), start=1) if "fortnights" in s)
     assert answer.status_code == 422 and f"policy:{line}:" in answer.text
+
+
+def test_statistics_by_closing_period_count_only_closed_cases_and_name_a_bad_cohort(city):
+    base, data, *_ = city
+    command = token(data, "command")
+    closed = requests.get(f"{base}/escalation/v1/stats/closure-times", params=stats_params(by="closed"),
+                          headers=auth(command), timeout=10)
+    assert closed.status_code == 200, closed.text
+    assert closed.json()["by"] == "closed" and closed.json()["rows"] == [], "the one case is still open"
+    opened = requests.get(f"{base}/escalation/v1/stats/closure-times", params=stats_params(), headers=auth(command),
+                          timeout=10).json()
+    assert opened["by"] == "opened" and "calendar_at_level" in opened["rows"][0]
+    assert "on_time_rate_final" in opened["rows"][0]
+    for params in (stats_params(by="reported"), stats_params(group_by="department", by="closed")):
+        refused = requests.get(f"{base}/escalation/v1/stats/closure-times", params=params, headers=auth(command),
+                               timeout=10)
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "by"

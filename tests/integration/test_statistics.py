@@ -74,11 +74,12 @@ SCRIPT = [
     # 17:30. Level 1: 14,400 s; level 2: 28,800 s; level 3 still running (not counted).
     (local(2026, 11, 1, 0, 30), "F", "open"),
     # C, suspended: opened Mon 2 Nov 09:00 (deadline 14:00), suspended 10:00 with 3 working hours left,
-    # resumed Tue 09:00 → deadline 12:00 (the end of a period). Acknowledged 09:30, resolved 11:00,
+    # approved at once, resumed Tue 09:00 → deadline 12:00 (the end of a period). Acknowledged 09:30, resolved 11:00,
     # verified 14:00. Suspended 23 h of calendar time: to acknowledge 24.5 h - 23 h = 5,400 s; to resolve
     # 26 h - 23 h = 10,800 s; to close 29 h - 23 h = 21,600 s. Level 1: 1 h + 2 h = 10,800 s.
     (local(2026, 11, 2, 9, 0), "C", "open"),
     (local(2026, 11, 2, 10, 0), "C", ("suspend", GRID, {"reason": "waiting for the power company"})),
+    (local(2026, 11, 2, 10, 0), "C", ("approve_suspension", STATION, {})),  # 挂账 needs the level above
     (local(2026, 11, 2, 13, 30), "F", "tick"),
     (local(2026, 11, 3, 9, 0), "C", ("resume", GRID, {})),
     (local(2026, 11, 3, 9, 30), "C", ("acknowledge", GRID, {})),
@@ -257,3 +258,82 @@ def test_a_case_without_a_statistics_row_gets_one_from_the_rebuild(city):
     assert city.run(handlers.refresh_facts, 1000) == 0
     [september] = [r for r in stats(city)["rows"] if r["period_start"] == "2026-09-01"]
     assert september["time_to_close"]["median"] == 685800.0
+
+
+# -- the monthly review (考核): by closing period, calendar time per level, the final deadline ------------
+
+def test_by_closing_month_october_holds_the_two_cases_closed_in_it_one_opened_in_september(city):
+    """A (opened 30 Sep) and B closed in October; C, D, E in November; F is open."""
+    rows = {r["period_start"]: r for r in stats(city, by="closed")["rows"]}
+    assert sorted(rows) == ["2026-10-01", "2026-11-01"]
+    october = rows["2026-10-01"]
+    assert (october["opened"], october["closed"], october["closure_rate"]) == (2, 2, 1.0)
+    assert october["on_time_rate"] == 0.5 and october["on_time_rate_with_extensions"] == 0.5  # B missed level 1
+    assert october["on_time_rate_final"] == 1.0, "B was fixed at level 2 before level 2's deadline"
+    assert october["overdue"] == 1 and october["escalation_rate"] == 0.5
+    assert october["time_to_close"]["median"] == (685800.0 + 243000.0) / 2
+    november = rows["2026-11-01"]
+    assert (november["opened"], november["closed"], november["overdue"]) == (3, 3, 0)
+    assert november["on_time_rate"] == pytest.approx(2 / 3) and november["on_time_rate_with_extensions"] == 1.0
+    assert november["rework_rate"] == pytest.approx(1 / 3)
+
+
+def test_by_closing_day_the_periods_are_local_closing_dates_half_open(city):
+    days = stats(city, by="closed", period="day", start=date(2026, 11, 3), end=date(2026, 11, 5))["rows"]
+    assert [(r["period_start"], r["closed"]) for r in days] == [("2026-11-03", 1)]  # C; D closed on the 5th
+
+
+def test_on_time_against_the_final_deadline_beside_never_late_at_any_level(city):
+    october = next(r for r in stats(city)["rows"] if r["period_start"] == "2026-10-01")  # B, opened in October
+    assert (october["on_time_rate"], october["on_time_rate_final"]) == (0.0, 1.0)
+    november = next(r for r in stats(city)["rows"] if r["period_start"] == "2026-11-01")
+    assert november["on_time_rate_final"] == 1.0 and november["on_time_rate"] == pytest.approx(2 / 3)
+
+
+def test_calendar_time_at_each_level_beside_working_time(city):
+    september = next(r for r in stats(city)["rows"] if r["period_start"] == "2026-09-01")
+    assert september["calendar_at_level"]["1"]["median"] == 669600.0  # A: 30 Sep 16:30 to 8 Oct 10:30
+    october = next(r for r in stats(city)["rows"] if r["period_start"] == "2026-10-01")
+    # B: level 1 Fri 15:30 to the missed deadline Sat 10:30 (19 h); level 2 to Mon 10:00 (47.5 h)
+    assert october["calendar_at_level"]["1"]["median"] == 68400.0
+    assert october["calendar_at_level"]["2"]["median"] == 171000.0
+    november = next(r for r in stats(city)["rows"] if r["period_start"] == "2026-11-01")
+    # level 1 in calendar seconds: C 10800 (the suspension left out), E 14400, D 25200, F 133200
+    assert november["calendar_at_level"]["1"] == {"median": 19800.0, "p90": pytest.approx(100800.0)}
+    assert november["calendar_at_level"]["2"] == {"median": 86400.0, "p90": 86400.0}  # F
+    closed = next(r for r in stats(city, by="closed")["rows"] if r["period_start"] == "2026-11-01")
+    assert closed["calendar_at_level"]["1"] == {"median": 14400.0, "p90": pytest.approx(23040.0)}
+
+
+def test_the_csv_has_the_new_columns_named_in_both_languages(city):
+    from services.escalation import exports
+
+    answer = stats(city, by="closed")
+    for lang, final, calendar in (("zh", "按最终时限结案率", "工作站级停留日历用时中位数（小时）"),
+                                  ("en", "on-time rate against the final deadline",
+                                   "calendar time at level 2 (station), median (hours)")):
+        columns, names, rows = exports.closure_times_table(answer, lang, area_names={},
+                                                           department_names=lambda i: None,
+                                                           category_names=lambda c: None)
+        assert {"on_time_rate_final", "calendar_at_level_2_median", "time_at_level_2_median"} <= set(columns)
+        assert final in names and calendar in names
+    assert answer["by"] == "closed"
+
+
+def test_departments_are_counted_by_the_day_they_were_assigned_only(city):
+    from services.escalation.domain.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument) as refused:
+        stats(city, group_by="department", by="closed")
+    assert refused.value.field == "by"
+
+
+def test_a_statistics_row_from_before_the_closing_periods_is_recomputed_by_the_rebuild(city):
+    from services.escalation.store import case_facts
+
+    with city.engine.begin() as db:
+        db.execute(case_facts.update().where(case_facts.c.case_id == "B").values(
+            facts_version=1, closed_day=None, closed_week=None, closed_month=None, on_time_final=0))
+    assert city.run(handlers.refresh_facts, 1000) == 1
+    october = next(r for r in stats(city, by="closed")["rows"] if r["period_start"] == "2026-10-01")
+    assert october["closed"] == 2 and october["on_time_rate_final"] == 1.0

@@ -42,6 +42,14 @@ def new_case(**overrides) -> Case:
     return case
 
 
+def suspended(case: Case, at=NOW, reason: str = "waiting for parts"):
+    """挂账 as the rules have it: the owner asks and the level above (a supervisor above headquarters)
+    approves, both at ``at``; returns the approval's outcome."""
+    perform(case, "suspend", OWNER[int(case.level)], at, reason=reason)
+    above = next((level for level in range(int(case.level) + 1, 5) if case.owners.at(level)), None)
+    return perform(case, "approve_suspension", OWNER[above] if above else SUPERVISOR, at)
+
+
 def resolved_case(level: int = 1, at=NOW) -> Case:
     """A case resolved at ``level`` (started there), awaiting verification."""
     case = new_case(start_level=level)

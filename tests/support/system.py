@@ -77,7 +77,8 @@ class Production:
     """The production topology as plain processes: three gunicorn APIs, each service's worker and the
     scheduler, on RabbitMQ and one PostgreSQL database per service, with a generated city imported."""
 
-    def __init__(self, data: Path, broker_url: str, database_urls: dict[str, str], env: dict | None = None):
+    def __init__(self, data: Path, broker_url: str, database_urls: dict[str, str], env: dict | None = None,
+                 web_workers: dict[str, int] | None = None):
         import uuid
 
         self.data = data
@@ -86,6 +87,7 @@ class Production:
                     **{f"GRIDCASE_{s.upper()}_DATABASE_URL": url for s, url in database_urls.items()}, **(env or {})}
         self.processes = Processes(data)
         self.urls: dict[str, str] = {}
+        self.web_workers = web_workers or {}  # service → gunicorn worker processes (default 1)
 
     def start(self, departments: Path | None = None) -> Production:
         """Import the city (and ``departments``, a departments file, when given), then start every process."""
@@ -102,7 +104,8 @@ class Production:
                                                           str(self.data)], self.env, timeout=120)
         for service in ("intake", "dispatch", "escalation"):
             self.urls[service] = self.processes.serve(
-                f"serve-{service}", GRIDCASE + ["serve", service, "--workers", "1", "--data-dir", str(self.data)],
+                f"serve-{service}", GRIDCASE + ["serve", service, "--workers", str(self.web_workers.get(service, 1)),
+                                                "--data-dir", str(self.data)],
                 self.env)
             self.start_worker(service)
         self.start_worker("scheduler")

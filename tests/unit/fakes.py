@@ -105,6 +105,13 @@ class FakeReportStore:
         for case_id, values in changes.items():
             self.follow(case_id, **values)
 
+    def claim_verification(self, report_id, now) -> bool:
+        report = self.reports[report_id]
+        if report.status != "verifying" or report.verification_sent_at is not None:
+            return False
+        self.reports[report_id] = replace(report, verification_sent_at=now)
+        return True
+
     def follow(self, case_id, **values) -> None:
         if case_id in self.reports:
             report = self.reports[case_id]

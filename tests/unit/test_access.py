@@ -70,6 +70,26 @@ def test_a_grid_workers_token_needs_a_person_and_staff_tokens_get_a_subject_per_
     assert verifier.read(issue_token(SECRET, "station", area="S2")).user == "station@S2"
 
 
+@pytest.mark.parametrize("subject", ["command", "Command", "station@S1", "subcenter@C1", "admin", "supervisor",
+                                     "department@water", "grid_worker", "open311:city-app"])
+def test_a_person_cannot_take_a_roles_or_a_desks_name_as_their_subject(subject):
+    """``gridcase token --role grid_worker --user command`` made a worker who read the command desk's reports."""
+    with pytest.raises(ValueError, match="--user"):
+        issue_token(SECRET, "grid_worker", area="G1", user=subject)
+    with pytest.raises(AuthError, match="sub claim"):
+        TokenVerifier(SECRET).read(hs256(sub=subject))
+
+
+def test_a_desk_keeps_its_own_subject_and_people_keep_theirs():
+    verifier = TokenVerifier(SECRET)
+    assert verifier.read(issue_token(SECRET, "command")).user == "command"
+    assert verifier.read(hs256(sub="station@S1", role="station", area="S1")).user == "station@S1"
+    assert verifier.read(issue_token(SECRET, "station", area="S1", user="li.station")).user == "li.station"
+    assert verifier.read(hs256(sub="commander-wang")).user == "commander-wang"
+    with pytest.raises(AuthError, match="sub claim"):
+        verifier.read(hs256(sub="station@S2", role="station", area="S1"))
+
+
 def test_a_token_cannot_be_issued_for_longer_than_30_days():
     with pytest.raises(ValueError, match="30 days"):
         issue_token(SECRET, "admin", ttl=timedelta(days=31))

@@ -156,9 +156,10 @@ def test_only_the_owner_at_the_current_level_returns_a_case():
 
 def test_a_transfer_restarts_the_case_at_the_new_owners_level_with_that_levels_limit():
     case = new_case(start_level=2)
-    outcome = perform(case, "transfer", STATION, LATER, owners=OTHER_OWNERS, level="grid", reason="wrong community")
-    assert (case.level, case.owner.area_id, case.deadline) == (Level.GRID, "G9", LATER + 4 * HOUR)
-    assert types(outcome) == ["transferred"] and "G9" in outcome.steps[0].note
+    other_grid = replace(OWNERS, grid=AreaRef("G2", "网格 2"))
+    outcome = perform(case, "transfer", STATION, LATER, owners=other_grid, level="grid", reason="wrong street")
+    assert (case.level, case.owner.area_id, case.deadline) == (Level.GRID, "G2", LATER + 4 * HOUR)
+    assert types(outcome) == ["transferred"] and "G2" in outcome.steps[0].note
 
 
 def test_command_may_transfer_a_case_at_any_level_and_another_station_may_not():
@@ -169,12 +170,12 @@ def test_command_may_transfer_a_case_at_any_level_and_another_station_may_not():
 
 def test_a_transfer_needs_owners_up_to_headquarters():
     with pytest.raises(InvalidArgument):
-        perform(new_case(), "transfer", GRID_WORKER, LATER, owners=Owners(grid=AreaRef("G9")), level=1, reason="r")
+        perform(new_case(), "transfer", COMMAND, LATER, owners=Owners(grid=AreaRef("G9")), level=1, reason="r")
 
 
 def test_a_case_awaiting_verification_cannot_be_transferred():
     with pytest.raises(InvalidTransition):
-        perform(resolved_case(), "transfer", GRID_WORKER, LATER, owners=OTHER_OWNERS, level=1, reason="r")
+        perform(resolved_case(), "transfer", COMMAND, LATER, owners=OTHER_OWNERS, level=1, reason="r")
 
 
 # verify (核查)
@@ -297,7 +298,8 @@ def test_a_refused_action_leaves_the_case_unchanged():
 
 def test_the_table_names_every_action_and_its_arguments():
     assert set(ACTIONS) == {"acknowledge", "resolve", "escalate", "return", "transfer", "request_extension",
-                            "approve_extension", "refuse_extension", "suspend", "resume", "verify", "reopen",
+                            "approve_extension", "refuse_extension", "suspend", "approve_suspension",
+                            "refuse_suspension", "resume", "verify", "reopen",
                             "assign_department", "feedback", "urge", "respond_urge", "accept", "refuse", "void",
                             "merge", "set_severity", "assign"}
     assert arguments_of("return") == {"level": True, "reason": True}

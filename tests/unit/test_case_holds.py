@@ -17,6 +17,7 @@ from tests.support.cases import (
     SUPERVISOR,
     new_case,
     resolved_case,
+    suspended,
 )
 
 LATER = NOW + HOUR
@@ -118,7 +119,7 @@ def test_a_pending_request_lapses_when_the_case_escalates():
 def test_suspension_stops_the_clock_and_resuming_restarts_it_with_the_time_that_was_left():
     case = new_case()
     perform(case, "acknowledge", GRID_WORKER, NOW)
-    outcome = perform(case, "suspend", GRID_WORKER, LATER, reason="owner abroad")
+    outcome = suspended(case, LATER, reason="owner abroad")
     assert case.status == Status.SUSPENDED and case.deadline is None and case.due_at is None
     assert [e.type for e in outcome.events] == ["case.suspended"]
     resumed_at = NOW + 100 * HOUR
@@ -138,7 +139,7 @@ def test_only_a_suspended_case_resumes_and_a_suspended_case_takes_no_other_actio
     with pytest.raises(InvalidTransition):
         perform(new_case(), "resume", GRID_WORKER, LATER)
     case = new_case()
-    perform(case, "suspend", GRID_WORKER, LATER, reason="r")
+    suspended(case, LATER)
     for action, args in [("acknowledge", {}), ("resolve", {"note": "n"}), ("escalate", {"reason": "r"})]:
         with pytest.raises(InvalidTransition):
             perform(case, action, GRID_WORKER, LATER, **args)
@@ -148,7 +149,72 @@ def test_an_overdue_headquarters_case_stays_overdue_through_a_suspension_and_is_
     case = new_case(start_level=4)
     late = NOW + 50 * HOUR
     assert [str(s.type) for s in escalate_due(case, late, case.timer_token).steps] == ["overdue"]
-    perform(case, "suspend", COMMAND, late, reason="r")
+    suspended(case, late)
     perform(case, "resume", COMMAND, late + HOUR)
     assert case.overdue and not case.is_due(late + 2 * HOUR)
     assert not escalate_due(case, late + 2 * HOUR, case.timer_token)
+
+
+# suspension needs the level above (挂账 审批)
+
+def test_an_owner_cannot_stop_their_own_clock_a_suspension_waits_for_the_level_above():
+    case = new_case()
+    deadline = case.deadline
+    outcome = perform(case, "suspend", GRID_WORKER, LATER, reason="waiting for the budget")
+    assert [str(s.type) for s in outcome.steps] == ["suspension_requested"]
+    assert case.status == Status.OPEN and case.deadline == deadline and case.pending_suspension.reason
+    with pytest.raises(NotAllowed):
+        perform(case, "approve_suspension", GRID_WORKER, LATER)
+    with pytest.raises(NotAllowed):
+        perform(case, "approve_suspension", OTHER_STATION, LATER)
+    with pytest.raises(InvalidTransition):
+        perform(case, "suspend", GRID_WORKER, LATER, reason="again")
+    approved = perform(case, "approve_suspension", STATION, LATER + HOUR)
+    assert case.status == Status.SUSPENDED and case.time_left.seconds == 2 * 3600 and case.pending_suspension is None
+    assert approved.steps[0].actor == STATION.user and approved.events[0].detail == {"requested_by": "wang"}
+
+
+def test_the_level_above_may_refuse_a_suspension_and_the_clock_never_stopped():
+    case = new_case()
+    deadline = case.deadline
+    perform(case, "suspend", GRID_WORKER, LATER, reason="waiting for the budget")
+    with pytest.raises(InvalidArgument):
+        perform(case, "refuse_suspension", STATION, LATER, reason=" ")
+    outcome = perform(case, "refuse_suspension", STATION, LATER, reason="fix it now")
+    assert [str(s.type) for s in outcome.steps] == ["suspension_refused"]
+    assert case.status == Status.OPEN and case.deadline == deadline and case.pending_suspension is None
+    with pytest.raises(InvalidTransition):
+        perform(case, "approve_suspension", STATION, LATER)
+
+
+def test_a_headquarters_suspension_is_approved_by_a_supervisor():
+    case = new_case(start_level=4)
+    perform(case, "suspend", COMMAND, LATER, reason="court order awaited")
+    with pytest.raises(NotAllowed):
+        perform(case, "approve_suspension", COMMAND, LATER)
+    perform(case, "approve_suspension", SUPERVISOR, LATER)
+    assert case.status == Status.SUSPENDED
+
+
+def test_a_waiting_suspension_lapses_when_the_case_escalates_or_is_resolved():
+    case = new_case()
+    perform(case, "suspend", GRID_WORKER, LATER, reason="r")
+    escalate_due(case, NOW + 4 * HOUR, case.timer_token)
+    assert case.level == Level.STATION and case.pending_suspension is None
+    case = new_case()
+    perform(case, "suspend", GRID_WORKER, LATER, reason="r")
+    perform(case, "resolve", GRID_WORKER, LATER, note="done after all")
+    assert case.pending_suspension is None
+
+
+def test_the_policy_may_let_the_owners_of_some_levels_suspend_at_once():
+    from dataclasses import replace
+
+    from tests.support.cases import POLICY
+
+    case = new_case(start_level=4, policy=replace(POLICY, suspend_without_approval=(4,)))
+    outcome = perform(case, "suspend", COMMAND, LATER, reason="court order awaited")
+    assert [str(s.type) for s in outcome.steps] == ["suspended"] and case.status == Status.SUSPENDED
+    case = new_case(policy=replace(POLICY, suspend_without_approval=(4,)))
+    perform(case, "suspend", GRID_WORKER, LATER, reason="r")
+    assert case.status == Status.OPEN and case.pending_suspension is not None

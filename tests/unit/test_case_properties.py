@@ -38,6 +38,8 @@ ARGUMENTS = {
     "approve_extension": st.fixed_dictionaries({}, optional={"note": TEXT}),
     "refuse_extension": st.fixed_dictionaries({"reason": TEXT}),
     "suspend": st.fixed_dictionaries({"reason": TEXT}),
+    "approve_suspension": st.fixed_dictionaries({}, optional={"note": TEXT}),
+    "refuse_suspension": st.fixed_dictionaries({"reason": TEXT}),
     "resume": st.just({}),
     "verify": st.fixed_dictionaries({"passed": st.booleans(), "note": TEXT}),
     "reopen": st.fixed_dictionaries({"reason": TEXT}),
@@ -68,7 +70,7 @@ assert set(ARGUMENTS) == set(ACTIONS)
 
 
 #: Calendar hours; the same with warnings at 50 % and 80 %; working hours and days in Shanghai (调休).
-POLICIES = [POLICY, replace(POLICY, warnings=(0.5, 0.8)),
+POLICIES = [POLICY, replace(POLICY, warnings=(0.5, 0.8), suspend_without_approval=(3, 4)),
             replace(POLICY, warnings=(0.5, 0.8), levels=(Limit(4, "working_hours"), Limit(8, "working_hours"),
                                                           Limit(3, "working_days"), Limit(5, "working_days")),
                     max_extension_total=Limit(16, "working_hours"),
@@ -146,6 +148,9 @@ class ClosedLoop(RuleBasedStateMachine):
         assert outcome, "an action that is taken is recorded"
         if before.status in ENDED - {Status.CLOSED}:
             raise AssertionError(f"{action} changed a {before.status} case")
+        if action == "suspend" and self.case.status == Status.SUSPENDED:
+            assert int(before.level) in before.policy.suspend_without_approval, \
+                "an owner stops their own clock only where the policy lets them (挂账 needs the level above)"
         self._apply(outcome, before, action=action)
         if self.case.status in ENDED - {Status.CLOSED}:
             self.ended_as = self.case.status
@@ -169,6 +174,7 @@ class ClosedLoop(RuleBasedStateMachine):
             case.level == Level.HQ and case.status in WORKING | {Status.SUSPENDED, Status.DISPATCHED})
         assert not case.verification_overdue or case.status in AWAITING_VERIFICATION
         assert case.pending_extension is None or case.status in WORKING | {Status.SUSPENDED}
+        assert case.pending_suspension is None or case.status in WORKING, "a request waits on a working case"
 
     @invariant()
     def a_dispatched_case_has_one_active_lead_department(self):
@@ -258,7 +264,7 @@ def _rightful(case, action):
         active = [a for a in case.assignments if a.active] or list(case.assignments)
         return next(x for x in DEPARTMENT_ACTORS if x.department == active[0].department)
     level = case.level
-    if action in ("approve_extension", "refuse_extension"):
+    if action in ("approve_extension", "refuse_extension", "approve_suspension", "refuse_suspension"):
         if level == Level.HQ:
             return Actor("supervisor", "sun")
         level = next(up for up in Level if up > level and case.owners.at(up))

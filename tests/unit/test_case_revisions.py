@@ -84,19 +84,21 @@ def test_escalation_stamps_each_event_with_the_cases_revision_after_the_save_and
     assert len({events.revision_key(m) for m in fired}) == len(fired)
 
 
-def test_escalation_echoes_dispatchs_transfer_with_the_revision_so_intake_can_order_it():
+def test_escalation_publishes_the_owners_it_decides_with_the_revision_so_intake_and_dispatch_can_order_them():
     uow = FakeUnitOfWork(FakeCaseStore())
     escalation.open_cases([events.CaseDispatched(
         case_id="c1", number="n1", category="street_light", severity="normal", reported_at=NOW, areas_version=1,
         start_level=Level.GRID, owners=OWNERS)], uow, policy=POLICY, clock=FakeClock(NOW))
     escalation.transfer_case(events.CaseTransferred(case_id="c1", owners=MOVED, level=Level.GRID,
                                                     reason="wrong street", actor="cmd"), uow, clock=FakeClock(NOW))
-    [echo] = uow.of_type(events.CaseTransferred)
-    assert echo.owners == MOVED and events.revision_key(echo) == (2, 0)
-    escalation.transfer_case(events.CaseTransferred(case_id="c1", owners=OWNERS, level=None, reason="v2",
+    [kept] = uow.of_type(events.CaseTransferred)
+    assert kept.owners == OWNERS and events.revision_key(kept) == (2, 0), "dispatch's staff transfer is not applied"
+    escalation.transfer_case(events.CaseTransferred(case_id="c1", owners=MOVED, level=None, reason="v2",
                                                     actor="dispatch"), uow, clock=FakeClock(NOW))
-    rerouted = uow.published[-1]
-    assert rerouted.TYPE == "case.rerouted" and rerouted.scope == OWNERS and events.revision_key(rerouted) == (3, 0)
+    decided, rerouted = uow.published[-2:]
+    assert decided.TYPE == "case.transferred" and decided.owners == MOVED and decided.level is None
+    assert rerouted.TYPE == "case.rerouted" and rerouted.scope == MOVED
+    assert events.revision_key(decided) == events.revision_key(rerouted) == (3, 0)
 
 
 # -- intake's report -----------------------------------------------------------------------------------

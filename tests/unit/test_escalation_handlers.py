@@ -9,7 +9,7 @@ from services.escalation import handlers
 from services.escalation.domain.errors import InvalidArgument, NotAllowed
 from shared.auth import Identity
 from shared.clock import FakeClock
-from shared.messages import events
+from shared.messages import Envelope, events, make_message, read_message
 from shared.policy import load_policy
 from shared.vocabulary import Level, Status
 from tests.support.cases import CALENDAR_HOURS_POLICY
@@ -133,7 +133,55 @@ def test_a_new_area_version_reroutes_the_case_keeping_its_level_and_deadline():
                                                   actor="dispatch"), uow, clock=clock)
     case = uow.store.cases["c1"]
     assert case.owners.grid.id == "G1b" and case.deadline == deadline
-    assert uow.published[-1].TYPE == "case.rerouted"
+    assert [m.TYPE for m in uow.published[-2:]] == ["case.transferred", "case.rerouted"]
+    decided = uow.of_type(events.CaseTransferred)[-1]
+    assert decided.owners == renamed and decided.level is None, "dispatch and intake take what escalation decided"
+
+
+def received(message, producer: str):
+    return read_message(Envelope.from_json(make_message(message, occurred_at=FakeClock().now(),
+                                                        producer=producer).to_json()))
+
+
+def test_a_staff_transfer_dispatch_still_sends_is_not_applied_and_the_owners_the_case_has_are_published_again():
+    """A station pulling a case that went up to its sub-center back to level 1, through dispatch's old
+    endpoint: that message carried no permission check, so escalation does not apply it."""
+    clock = FakeClock()
+    uow = opened(clock)
+    act(uow, clock, WORKER, "escalate", reason="needs the station")
+    act(uow, clock, STATION, "escalate", reason="needs the sub-center")
+    before = len(uow.published)
+    pulled = events.CaseTransferred(case_id="c1", owners=OWNERS, level=Level.GRID, reason="mine", actor="li")
+    handlers.transfer_case(received(pulled, "dispatch"), uow, clock=clock)
+    case = uow.store.cases["c1"]
+    assert case.level == Level.SUBCENTER and case.status == Status.OPEN
+    assert [m.TYPE for m in uow.published[before:]] == [], "the same owners: nothing to correct"
+    elsewhere = events.CaseTransferred(case_id="c1", owners=events.Owners(
+        grid=events.AreaRef("G2", "g2"), station=OWNERS.station, subcenter=OWNERS.subcenter, hq=OWNERS.hq),
+        level=Level.GRID, reason="mine", actor="li")
+    handlers.transfer_case(received(elsewhere, "dispatch"), uow, clock=clock)
+    assert uow.store.cases["c1"].owners == OWNERS and uow.store.cases["c1"].level == Level.SUBCENTER
+    [kept] = uow.published[before:]
+    assert kept.TYPE == "case.transferred" and kept.owners == OWNERS and kept.level is None
+
+
+def test_escalation_does_not_read_back_its_own_transfers():
+    clock = FakeClock()
+    uow = opened(clock)
+    case, _ = act(uow, clock, COMMAND, "transfer", to="G2", reason="other side of the road")
+    before = len(uow.published)
+    handlers.transfer_case(received(uow.of_type(events.CaseTransferred)[-1], "escalation"), uow, clock=clock)
+    assert len(uow.published) == before
+
+
+def test_a_station_transfers_only_inside_its_own_area_and_a_grid_worker_not_at_all():
+    clock = FakeClock()
+    uow = opened(clock)
+    with pytest.raises(NotAllowed):
+        act(uow, clock, WORKER, "transfer", to="G2", reason="my neighbour's")
+    act(uow, clock, WORKER, "escalate", reason="needs the station")
+    case, _ = act(uow, clock, STATION, "transfer", to="G2", reason="other side of the road")
+    assert case.owners.grid.id == "G2" and case.level == Level.GRID
 
 
 def test_the_scheduler_fires_only_what_is_due_and_dates_the_next_deadline_from_the_missed_one():

@@ -17,7 +17,7 @@ from services.intake.domain.reports import IdempotencyConflict, LocationRequired
 from shared.auth import Identity
 from shared.clock import FakeClock
 from shared.config import Settings
-from shared.messages import events
+from shared.messages import Envelope, events, make_message, read_message
 from shared.owners import Owners
 from shared.policy import load_policy
 from shared.vocabulary import Level, Status
@@ -121,6 +121,19 @@ def test_intake_follows_escalation_so_the_reporter_sees_status_level_owner_and_a
     intake.follow_cases([events.CaseTransferred(case_id=report.id, owners=OWNERS, level=None, reason="v2",
                                                 actor="dispatch")], uow, clock=FakeClock())
     assert uow.store.reports[report.id].owner_area_id == "S1", "a re-route keeps the level"
+
+
+def test_intake_waits_for_escalation_to_decide_a_reroute_dispatch_proposed():
+    uow = FakeUnitOfWork(FakeReportStore())
+    report = submit(uow).report
+    intake.follow_cases([opened(report, scope=Owners.from_ids({"grid": "G1", "station": "S1"}))], uow,
+                        clock=FakeClock())
+    elsewhere = Owners.from_ids({"grid": "G7", "station": "S7", "subcenter": "C1", "hq": "HQ"})
+    proposal = events.CaseTransferred(case_id=report.id, owners=elsewhere, level=None, reason="v2", actor="dispatch")
+    intake.follow_cases([received(proposal, "dispatch")], uow, clock=FakeClock())
+    assert uow.store.reports[report.id].owners.grid.id == "G1"
+    intake.follow_cases([received(proposal, "escalation")], uow, clock=FakeClock())
+    assert uow.store.reports[report.id].owners.grid.id == "G7"
 
 
 def test_a_case_dispatched_queued_before_case_opened_carried_the_scope_is_still_followed():
@@ -280,38 +293,26 @@ def test_a_closed_case_is_no_longer_moved_by_a_new_area_version():
     assert uow.store.open_dispatches() == []
 
 
-def test_staff_transfer_a_case_to_another_grid_in_their_area_and_say_so():
+def received(message, producer: str):
+    """``message`` as a consumer receives it from ``producer`` (with its envelope)."""
+    return read_message(Envelope.from_json(make_message(message, occurred_at=FakeClock().now(),
+                                                        producer=producer).to_json()))
+
+
+def test_dispatch_takes_the_owners_escalation_decided_and_not_its_own_proposal_back():
     uow = FakeUnitOfWork(FakeDispatchStore())
     dispatch.dispatch_cases([reported("c1", *point_in(GRIDS[0]))], uow, areas=FakeAreas(), policy=POLICY,
                             clock=FakeClock())
+    record = uow.store.records["c1"]
     target = GRIDS[1]["properties"]["id"]
-    command = dispatch.TransferCase("c1", target, reason="wrong side of the street", actor="cmd",
-                                    identity=Identity("command", "cmd"))
-    moved = dispatch.transfer_case(command, uow, areas=FakeAreas())
-    assert moved.level is Level.GRID and moved.owners.grid.id == target
-    assert uow.store.records["c1"]["grid_id"] == target and uow.published[-1] == moved
-
-
-def test_a_transfer_outside_the_callers_area_is_as_if_the_case_did_not_exist():
-    uow = FakeUnitOfWork(FakeDispatchStore())
-    dispatch.dispatch_cases([reported("c1", *point_in(GRIDS[0]))], uow, areas=FakeAreas(), policy=POLICY,
-                            clock=FakeClock())
-    other_station = next(f["properties"]["id"] for f in CITY["station"]["features"]
-                         if f["properties"]["id"] != uow.store.records["c1"]["station_id"])
-    command = dispatch.TransferCase("c1", GRIDS[1]["properties"]["id"], reason="r", actor="s",
-                                    identity=Identity("station", "s", other_station))
-    with pytest.raises(LookupError):
-        dispatch.transfer_case(command, uow, areas=FakeAreas())
-
-
-def test_a_transfer_to_a_subcenter_is_refused():
-    uow = FakeUnitOfWork(FakeDispatchStore())
-    dispatch.dispatch_cases([reported("c1", *point_in(GRIDS[0]))], uow, areas=FakeAreas(), policy=POLICY,
-                            clock=FakeClock())
-    subcenter = CITY["subcenter"]["features"][0]["properties"]["id"]
-    command = dispatch.TransferCase("c1", subcenter, reason="r", actor="a", identity=Identity("admin", "a"))
-    with pytest.raises(dispatch.TransferError, match="grid or a station"):
-        dispatch.transfer_case(command, uow, areas=FakeAreas())
+    owners = Owners.from_ids({"grid": target, "station": record["station_id"], "subcenter": record["subcenter_id"],
+                              "hq": record["hq_id"]})
+    dispatch.follow_transfer(received(events.CaseTransferred(case_id="c1", owners=owners, level=None, reason="v2",
+                                                             actor="dispatch"), "dispatch"), uow)
+    assert uow.store.records["c1"]["grid_id"] == GRIDS[0]["properties"]["id"], "a proposal is not a decision"
+    dispatch.follow_transfer(received(events.CaseTransferred(case_id="c1", owners=owners, level=Level.GRID,
+                                                             reason="wrong side", actor="cmd"), "escalation"), uow)
+    assert uow.store.records["c1"]["grid_id"] == target
 
 
 def test_activating_a_new_version_publishes_it_and_reroutes_only_the_cases_whose_owner_changed():
@@ -342,6 +343,23 @@ def test_the_grid_worker_of_the_cases_grid_verifies_it_and_escalation_hears_the_
     report = awaiting_verification(uow)
     verified = verify(uow, report, Identity("grid_worker", "w-g1", "G1"), passed=False)
     assert uow.published[-1] == verified and not verified.passed and verified.verifier == "w-g1"
+
+
+def test_only_the_first_verification_of_a_round_is_sent_and_a_new_round_takes_one_again():
+    uow = FakeUnitOfWork(FakeReportStore())
+    report = awaiting_verification(uow)
+    worker = Identity("grid_worker", "w-g1", "G1")
+    verify(uow, report, worker, passed=False)
+    with pytest.raises(intake.AlreadyVerified):
+        verify(uow, report, worker, passed=True)
+    assert len(uow.of_type(events.CaseVerified)) == 1
+    at = FakeClock().now()
+    for event, status in (("case.reworked", "rework"), ("case.resolved", "verifying")):
+        intake.follow_cases([events.CaseChanged(event=event, case_id=report.id, status=status, level=Level.GRID,
+                                                owner=events.OwnerRef(Level.GRID, "G1", "Grid"), at=at)],
+                            uow, clock=FakeClock())
+    verify(uow, report, worker, passed=True)
+    assert len(uow.of_type(events.CaseVerified)) == 2
 
 
 def test_a_station_that_sees_the_case_may_not_verify_it():

@@ -127,6 +127,24 @@ def test_a_new_policy_never_changes_a_stored_snapshot():
     assert TimePolicy.from_dict(stored).limit(1) == Limit(4, "working_hours")
 
 
+def test_suspension_needs_approval_unless_the_policy_names_the_levels_that_may_suspend_at_once():
+    assert SHIPPED.category("street_light").rule().suspend_without_approval == ()
+    text = GOOD.replace("suspend_without_approval = []", 'suspend_without_approval = ["hq", 3]')
+    rule = parse_policy(text).category("street_light").rule()
+    assert rule.suspend_without_approval == (3, 4)
+    frozen = time_policy(rule, Calendars(SHIPPED.calendar, "UTC", "CN").city)
+    assert frozen.suspend_without_approval == (3, 4) and TimePolicy.from_dict(frozen.to_dict()) == frozen
+    bad = GOOD.replace("suspend_without_approval = []", 'suspend_without_approval = ["mayor"]')
+    error = problem(bad)
+    assert "mayor" in str(error) and error.line == line_of(bad, '["mayor"]')
+
+
+def test_a_case_frozen_before_suspensions_needed_approval_keeps_suspending_at_once():
+    stored = time_policy(SHIPPED.category("street_light").rule(), Calendars(SHIPPED.calendar, "UTC", "CN").city)
+    old = {k: v for k, v in stored.to_dict().items() if k != "suspension"}
+    assert TimePolicy.from_dict(old).suspend_without_approval == (1, 2, 3, 4)
+
+
 def test_gridcase_policy_check_prints_the_rules_or_the_line_of_a_problem(tmp_path):
     result = CliRunner().invoke(main, ["policy", "check", str(DEFAULT_FILE), "--today", "2026-12-04"])
     assert result.exit_code == 0 and "street_light" in result.output and "3 working_days" in result.output

@@ -1,41 +1,46 @@
-"""Per-person report limits on the in-process storage: counts, expiry, and no thread per count."""
-import threading
-import time
-
+"""Per-person limits (``services.intake.limits``): windows, refusals and what a process remembers of them.
+The counting itself is the database's: ``tests/integration/test_limits.py`` and, with two gunicorn
+workers, ``tests/e2e/test_production_limits.py``."""
 import pytest
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
-from services.intake.limits import ProcessMemoryStorage, ReportLimits
+from services.intake.limits import Limits, OverLimit, RateLimit, precheck
 from shared.auth import Identity
 
-
-def limits(spec: str) -> ReportLimits:
-    return ReportLimits(spec, "memory://")
+WORKER = Identity("grid_worker", "zhou", "G1")
 
 
-def test_memory_means_the_storage_that_starts_no_thread_per_count(monkeypatch):
-    report_limits = limits("1000/minute")
-    assert isinstance(report_limits.storage, ProcessMemoryStorage)
-    started = []
-    monkeypatch.setattr(threading.Thread, "start", lambda self: started.append(self))
-    worker = Identity("grid_worker", "zhou", "G1")
-    for _ in range(50):
-        report_limits.check(worker)
-        report_limits.count(worker)
-    assert started == []
+def test_each_limit_proposes_a_window_opening_now_with_its_length_and_allowance():
+    minute, day = RateLimit("report", "60/minute;1000/day").windows(1_800_000_123.4)
+    assert (minute.start, minute.seconds, minute.cap, minute.end) == (1_800_000_123, 60, 60, 1_800_000_183)
+    assert (day.start, day.seconds, day.cap) == (1_800_000_123, 86400, 1000)
+    assert minute.key != day.key and minute.key.startswith("report:")
 
 
-def test_a_persons_count_stops_them_at_the_limit_and_ends_with_its_window():
+def test_a_refusal_says_the_allowance_and_how_long_to_wait():
+    [window] = RateLimit("photo", "12/minute").windows(1_800_000_120.0)
+    over = OverLimit("photo", window, 1_800_000_150.0)
+    assert over.retry_after == 30 and "at most 12 photos per person per minute" in str(over)
+    assert OverLimit("photo", window, 1_800_000_179.9).retry_after == 1, "never 0: Retry-After is whole seconds"
+
+
+def test_a_process_refuses_again_before_the_body_until_the_window_ends():
+    now = [1_800_000_150.0]
+    limits = Limits("2/minute", "1/minute", now=lambda: now[0])
+    [window] = limits.report.windows(now[0])
+    limits.remember(limits.report, WORKER.user, window)
     app = Flask("t")
-    report_limits = limits("2/second")
-    worker, other = Identity("grid_worker", "zhou", "G1"), Identity("grid_worker", "wu", "G1")
-    for _ in range(2):
-        report_limits.check(worker)
-        report_limits.count(worker)
     with app.test_request_context(), pytest.raises(HTTPException) as refused:
-        report_limits.check(worker)
+        precheck(limits, lambda x: x.report, WORKER)
     assert refused.value.code == 429
-    report_limits.check(other)  # counted per person
-    time.sleep(1.05)
-    report_limits.check(worker)
+    precheck(limits, lambda x: x.photo, WORKER)  # another limit
+    precheck(limits, lambda x: x.report, Identity("grid_worker", "wu", "G1"))  # another person
+    precheck(limits, lambda x: x.report, WORKER, retry=lambda: True)  # the retry of a stored report
+    now[0] = window.end
+    precheck(limits, lambda x: x.report, WORKER)
+
+
+def test_admins_are_not_limited():
+    limits = Limits("1/minute", "1/minute")
+    assert not limits.applies(Identity("admin", "root")) and limits.applies(WORKER)

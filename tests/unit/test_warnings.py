@@ -16,6 +16,7 @@ from shared.messages.events import LIFECYCLE
 from shared.policy import DEFAULT_FILE, PolicyError, parse_policy
 from shared.vocabulary import StepType
 from tests.support.cases import GRID_WORKER, HOUR, NOW, POLICY, STATION, new_case
+from tests.support.cases import suspended as suspend_approved
 
 WARNED = replace(POLICY, warnings=(0.5, 0.8))
 
@@ -67,7 +68,7 @@ def test_an_extension_does_not_repeat_a_warning_already_given():
 
 def test_a_resolved_case_has_no_warning_pending_and_a_suspended_one_is_not_due_at_its_warnings():
     case = new_case(policy=WARNED)
-    perform(case, "suspend", GRID_WORKER, NOW, reason="waiting for parts")
+    suspend_approved(case, NOW, reason="waiting for parts")
     assert case.due_at is None and not tick(case, NOW + 10 * HOUR).steps, "they wait for the resume"
     case = new_case(policy=WARNED)
     perform(case, "resolve", GRID_WORKER, NOW, note="fixed")
@@ -90,7 +91,7 @@ def test_case_warning_is_a_lifecycle_message():
 
 def test_after_a_suspension_the_warnings_fire_at_their_share_of_the_time_worked_not_of_the_span():
     case = new_case(policy=WARNED)  # 4 h at level 1: 50 % after 2 h worked, 80 % after 3.2 h
-    perform(case, "suspend", GRID_WORKER, NOW + HOUR, reason="waiting for the road to reopen")
+    suspend_approved(case, NOW + HOUR, reason="waiting for the road to reopen")
     perform(case, "resume", GRID_WORKER, NOW + 6 * HOUR)
     assert case.deadline == NOW + 9 * HOUR
     assert case.warnings == ((0.5, NOW + 7 * HOUR), (0.8, NOW + timedelta(hours=8.2)))
@@ -100,7 +101,7 @@ def test_after_a_suspension_the_warnings_fire_at_their_share_of_the_time_worked_
 def test_with_a_one_hour_urgent_limit_the_warnings_do_not_both_fire_at_the_resume():
     urgent = replace(WARNED, levels=(Limit(1, "hours"),) * 4)
     case = new_case(policy=urgent)
-    perform(case, "suspend", GRID_WORKER, NOW + timedelta(minutes=10), reason="gas leak: area closed")
+    suspend_approved(case, NOW + timedelta(minutes=10), reason="gas leak: area closed")
     resumed = NOW + timedelta(hours=3, minutes=10)
     perform(case, "resume", GRID_WORKER, resumed)
     assert not tick(case, resumed).steps
@@ -114,7 +115,7 @@ def test_a_working_hours_warning_after_a_suspension_fires_at_80_percent_of_the_w
     policy = replace(WARNED, levels=(Limit(8, "working_hours"),) * 4, calendar=calendar)
     case = new_case(policy=policy)  # Monday 5 January 2026, 09:00 UTC
     suspended, resumed = NOW.replace(hour=11), NOW.replace(hour=15)  # 2 working hours worked, 3 suspended
-    perform(case, "suspend", GRID_WORKER, suspended, reason="owner away")
+    suspend_approved(case, suspended, reason="owner away")
     perform(case, "resume", GRID_WORKER, resumed)
     assert case.deadline == NOW.replace(day=6, hour=12)  # 6 working hours left: 2.5 on Monday, 3.5 on Tuesday
     [(_, half), (_, eighty)] = case.warnings
@@ -126,7 +127,7 @@ def test_a_working_hours_warning_after_a_suspension_fires_at_80_percent_of_the_w
 
 def test_an_extension_after_a_resume_moves_each_pending_warning_by_its_share_of_the_time_added():
     case = new_case(policy=WARNED)
-    perform(case, "suspend", GRID_WORKER, NOW + HOUR, reason="parts")
+    suspend_approved(case, NOW + HOUR, reason="parts")
     perform(case, "resume", GRID_WORKER, NOW + 6 * HOUR)  # 3 h left, deadline NOW + 9 h
     perform(case, "request_extension", GRID_WORKER, NOW + 6 * HOUR, amount={"amount": 4, "unit": "hours"},
             reason="parts")

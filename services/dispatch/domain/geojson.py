@@ -368,10 +368,9 @@ def build_hierarchy(levels: dict[str, dict], *, repair: bool = False, overlap_to
     done, coverage = 0, {}
     for level in LEVELS:
         report("overlaps", done, total)
-        suspect = v.coverage_suspects(local[level])
-        coverage[level] = not suspect.any()
-        findings += v.check_overlaps(level, kept_ids[level], local[level], overlap_tolerance_m2, frame,
-                                     suspect=suspect)
+        found, coverage[level] = v.check_overlaps(level, kept_ids[level], local[level], overlap_tolerance_m2,
+                                                  frame)
+        findings += found
         done += len(features[level])
     report("overlaps", total, total)
 

@@ -292,35 +292,84 @@ _PAIR_BATCH = 2048
 MIN_GAP_M2 = 1e-3
 
 
+#: A tiling's areas meet a handful of neighbours each (bounding boxes: about 4 pairs per area in Berlin's
+#: planning areas and in a generated city, 16 neighbours at most): a level whose areas' bounding boxes
+#: meet in more than this many pairs per area is piled up,
+#: not tiled, and its overlaps are measured without GEOS's coverage validation, whose cost grows faster
+#: than the square of a pile's size (3,200 grids piled on each other: 52 s and 463 MB), and without
+#: listing every pair it has (n² / 2).
+MAX_NEIGHBOURS = 64
+#: Areas whose neighbours are looked up in the STRtree at a time (bounds the pairs held at once).
+_QUERY_CHUNK = 256
+
+
 def coverage_suspects(geoms: np.ndarray) -> np.ndarray:
     """Which polygons GEOS's coverage validation flags (an edge that does not match its neighbours'):
     only these can overlap a sibling. None flagged: the level is a valid coverage."""
     return ~shapely.is_empty(shapely.coverage_invalid_edges(geoms))
 
 
-def check_overlaps(level: str, ids: Sequence[str], geoms: np.ndarray, tolerance_m2: float,
-                   frame: LocalFrame, *, limit: int = MAX_LISTED, suspect: np.ndarray | None = None) -> list[Finding]:
-    """Siblings must not share area: a point in two grids has two owners.
+def neighbour_pairs(tree: shapely.STRtree, geoms: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray] | int:
+    """The pairs ``(i, j)``, ``i < j``, of ``geoms`` whose bounding boxes meet (``tree`` indexes ``geoms``),
+    looked up a chunk of areas at a time; once there are more than ``cap``, how many were seen by then
+    (an int) instead, so a pile's n² / 2 pairs are never all held."""
+    firsts, seconds, count = [], [], 0
+    for start in range(0, len(geoms), _QUERY_CHUNK):
+        i, j = tree.query(geoms[start:start + _QUERY_CHUNK])
+        i = i + start
+        keep = i < j
+        count += int(keep.sum())
+        if count > cap:
+            return count
+        firsts.append(i[keep])
+        seconds.append(j[keep])
+    empty = np.empty(0, dtype=np.intp)
+    return (np.concatenate(firsts) if firsts else empty), (np.concatenate(seconds) if seconds else empty)
 
-    Candidate pairs are neighbours from an STRtree, never all pairs. Intersecting every neighbour pair
-    is still the slow part (100,000 grids touch in 400,000 pairs), so GEOS's coverage validation goes
-    first: a polygon whose every edge matches its neighbours' cannot overlap them, and only pairs with
-    a flagged polygon (an overlap, or merely unmatched vertices) are intersected. Pairs are measured in
-    batches and measuring stops once ``limit`` overlaps are found: the rest of the candidate pairs are
-    counted in one more finding (problem ``overlaps``, ``feature_id`` None), so n grids piled on each other cost
-    ``limit`` findings and a few batches, not n² of each. ``suspect``: ``coverage_suspects(geoms)``,
-    when the caller has it already.
+
+def check_overlaps(level: str, ids: Sequence[str], geoms: np.ndarray, tolerance_m2: float,
+                   frame: LocalFrame, *, limit: int = MAX_LISTED) -> tuple[list[Finding], bool]:
+    """Siblings must not share area: a point in two grids has two owners. → (findings, whether the level
+    is a valid coverage: no polygon flagged by GEOS's coverage validation, so its union may be GEOS's
+    coverage union).
+
+    Candidate pairs are neighbours from an STRtree, never all pairs, and at most ``MAX_NEIGHBOURS`` per
+    area: a level with more is piled up, not tiled, and is judged from the first pairs alone, with a
+    finding (problem ``overlaps``) that says so. Intersecting every neighbour pair of a tiling is still
+    the slow part (100,000 grids touch in 400,000 pairs), so GEOS's coverage validation goes first: a
+    polygon whose every edge matches its neighbours' cannot overlap them, and only pairs with a flagged
+    polygon (an overlap, or merely unmatched vertices) are intersected. Pairs are measured in batches
+    and measuring stops once ``limit`` overlaps are found: the rest of the candidate pairs are counted
+    in one more finding (problem ``overlaps``, ``feature_id`` None), so n grids piled on each other cost
+    ``limit`` findings and a bounded number of pairs, not n² of each.
     """
-    if suspect is None:
-        suspect = coverage_suspects(geoms)
-    a, b = shapely.STRtree(geoms).query(geoms, predicate="intersects")
-    keep = (a < b) & (suspect[a] | suspect[b])
+    tree = shapely.STRtree(geoms)
+    pairs = neighbour_pairs(tree, geoms, MAX_NEIGHBOURS * len(geoms))
+    if isinstance(pairs, int):
+        return _overlaps_of_a_pile(level, ids, geoms, tree, tolerance_m2, frame, limit, pairs), False
+    suspect = coverage_suspects(geoms)
+    a, b = pairs
+    keep = suspect[a] | suspect[b]
     a, b = a[keep], b[keep]
+    findings, measured = _measure(level, ids, geoms, a, b, tolerance_m2, frame, limit)
+    unmeasured = len(a) - measured
+    if len(findings) == limit and unmeasured:
+        findings.append(error(level, None, "overlaps",
+                              f"only the first {limit} overlaps between {level}s are listed; {unmeasured:,} more "
+                              f"pairs of {level}s intersect and were not measured (fix the overlaps above first)"))
+    return findings, not suspect.any()
+
+
+def _measure(level, ids, geoms, a, b, tolerance_m2, frame, limit) -> tuple[list[Finding], int]:
+    """Measure the overlap of the pairs ``a[k], b[k]`` in batches until ``limit`` exceed ``tolerance_m2``:
+    (those findings, how many pairs were measured)."""
     findings: list[Finding] = []
     start = 0
     while start < len(a) and len(findings) < limit:
         i, j = a[start:start + _PAIR_BATCH], b[start:start + _PAIR_BATCH]
-        areas = frame.area(shapely.intersection(geoms[i], geoms[j]))
+        meet = shapely.intersects(geoms[i], geoms[j])
+        areas = np.zeros(len(i))
+        areas[meet] = frame.area(shapely.intersection(geoms[i[meet]], geoms[j[meet]]))
         for k in np.flatnonzero(areas > tolerance_m2):
             if len(findings) == limit:
                 start += int(k)
@@ -330,11 +379,30 @@ def check_overlaps(level: str, ids: Sequence[str], geoms: np.ndarray, tolerance_
                                   f"(tolerance {tolerance_m2:g} m²)", ids[j[k]]))
         else:
             start += len(i)
-    unmeasured = len(a) - start
-    if len(findings) == limit and unmeasured:
-        findings.append(error(level, None, "overlaps",
-                              f"only the first {limit} overlaps between {level}s are listed; {unmeasured:,} more "
-                              f"pairs of {level}s intersect and were not measured (fix the overlaps above first)"))
+    return findings, start
+
+
+def _overlaps_of_a_pile(level, ids, geoms, tree, tolerance_m2, frame, limit, seen) -> list[Finding]:
+    """A level whose areas meet more than ``MAX_NEIGHBOURS`` others each on average: its overlaps are
+    measured among the first areas' neighbours only, until ``limit`` are found, and one more finding says
+    the level is not a tiling and how many pairs at least were not measured."""
+    findings: list[Finding] = []
+    measured = 0
+    for start in range(0, len(geoms), _QUERY_CHUNK):
+        i, j = tree.query(geoms[start:start + _QUERY_CHUNK])
+        i = i + start
+        keep = i < j
+        found, done = _measure(level, ids, geoms, i[keep], j[keep], tolerance_m2, frame, limit - len(findings))
+        findings += found
+        measured += done
+        if len(findings) >= limit:
+            break
+    findings.append(error(level, None, "overlaps",
+                          f"the {level}s are piled on each other, not tiled: their bounding boxes meet in more "
+                          f"than {MAX_NEIGHBOURS} pairs per {level} ({seen:,} pairs among the first ones); only "
+                          f"the first {len(findings)} overlaps are listed; at least {max(seen - measured, 0):,} more "
+                          f"pairs of {level}s intersect (their bounding boxes meet) and were not measured (fix the "
+                          "overlaps above first)"))
     return findings
 
 

@@ -10,11 +10,13 @@ Adding an action is one function and one row here (plus its schema row in the AP
 | resolve             | owner                        | open, acknowledged, rework | note                    |
 | escalate            | owner (levels 1–3)           | open, acknowledged, rework | reason                  |
 | return              | owner, to a lower level      | open, acknowledged, rework | level, reason           |
-| transfer            | owner or command             | open, acknowledged, rework | owners, level, reason   |
+| transfer            | owner at 2–4, or command     | open, acknowledged, rework | owners, level, reason   |
 | request_extension   | owner                        | open, acknowledged, rework | amount, reason          |
 | approve_extension   | level above (supervisor at 4) | same, with a request     | note?                    |
 | refuse_extension    | level above (supervisor at 4) | same, with a request     | reason                   |
-| suspend             | owner                        | open, acknowledged, rework | reason                  |
+| suspend             | owner (asks the level above) | open, acknowledged, rework | reason                  |
+| approve_suspension  | level above (supervisor at 4) | same, with a request     | note?                    |
+| refuse_suspension   | level above (supervisor at 4) | same, with a request     | reason                   |
 | resume              | owner                        | suspended                 | note?                    |
 | verify              | grid worker of the grid      | verifying (resolved)      | passed, note (if failed) |
 | reopen              | command, supervisor, admin   | closed                    | reason                   |
@@ -33,8 +35,9 @@ Adding an action is one function and one row here (plus its schema row in the AP
 ``resolve`` also takes ``photos`` (after-photos' intake ids). Acceptance and the handler are in
 ``acceptance.py``.
 
-The automatic changes (deadline ticks, re-routing) are in ``timers.py``, not here: no caller may
-request them.
+Every change of owner (escalate, return, transfer, and the system's re-route) is decided by one rule
+with one permission table, ``ownership.py``. The automatic changes (deadline ticks, re-routing) are
+``timers.py``'s and ``ownership.reroute``, not here: no caller may request them.
 """
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ import inspect
 from collections.abc import Callable
 from datetime import datetime
 
-from services.escalation.domain import acceptance, departments, holds, loop, urges
+from services.escalation.domain import acceptance, departments, holds, loop, ownership, urges
 from services.escalation.domain.cases import Case
 from services.escalation.domain.errors import InvalidArgument
 from services.escalation.domain.permissions import Actor
@@ -63,13 +66,15 @@ def acknowledge(case: Case, actor: Actor, now: datetime, *, note: str = "") -> O
 ACTIONS: dict[str, Action] = {
     "acknowledge": acknowledge,
     "resolve": loop.resolve,
-    "escalate": loop.escalate,
-    "return": loop.return_down,
-    "transfer": loop.transfer,
+    "escalate": ownership.escalate,
+    "return": ownership.return_down,
+    "transfer": ownership.transfer,
     "request_extension": holds.request_extension,
     "approve_extension": holds.approve_extension,
     "refuse_extension": holds.refuse_extension,
     "suspend": holds.suspend,
+    "approve_suspension": holds.approve_suspension,
+    "refuse_suspension": holds.refuse_suspension,
     "resume": holds.resume,
     "verify": loop.verify,
     "reopen": loop.reopen,

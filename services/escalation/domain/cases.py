@@ -62,6 +62,23 @@ class ExtensionRequest:
                    datetime.fromisoformat(data["requested_at"]))
 
 
+@dataclass(frozen=True)
+class SuspensionRequest:
+    """A pending 挂账 request, awaiting the level above."""
+
+    reason: str
+    requested_by: str
+    requested_at: datetime
+
+    def to_dict(self) -> dict:
+        return {"reason": self.reason, "requested_by": self.requested_by,
+                "requested_at": self.requested_at.isoformat()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SuspensionRequest:
+        return cls(data["reason"], data["requested_by"], datetime.fromisoformat(data["requested_at"]))
+
+
 @dataclass
 class Case:
     """A case's current state. ``owners`` are its areas at each level (``shared.owners.Owners``; a
@@ -87,6 +104,7 @@ class Case:
     reworks: int = 0
     extensions: tuple[Limit, ...] = ()  # approved extensions, oldest first
     pending_extension: ExtensionRequest | None = None
+    pending_suspension: SuspensionRequest | None = None  # 挂账 asked, awaiting the level above
     held_status: Status | None = None  # while suspended: the status to resume to
     time_left: Limit | None = None  # while suspended: what remained of the clock
     clock_start: datetime | None = None  # when the level's clock last started (or resumed; suspended: stopped)
@@ -230,12 +248,19 @@ def touch(case: Case) -> None:
     case.timer_token += 1
 
 
+def lapse_requests(case: Case) -> None:
+    """The requests waiting for the level above (an extension, a suspension) lapse: the case changed level,
+    was resolved or went to a department."""
+    case.pending_extension = case.pending_suspension = None
+
+
 def move(case: Case, level: Level, status: Status, now: datetime) -> None:
-    """The case restarts at ``level`` with that level's full limit; a pending extension lapses."""
-    case.level, case.status, case.pending_extension = level, status, None
+    """The case restarts at ``level`` with that level's full limit; a pending request lapses."""
+    case.level, case.status = level, status
+    lapse_requests(case)
     set_deadline(case, case.deadline_after(now, case.policy.limit(level)), now, restart=now)
 
 
 
-__all__ = ["AWAITING_VERIFICATION", "ENDED", "SYSTEM", "WORKING", "Case", "ExtensionRequest", "Step", "move",
-           "open_case", "set_deadline", "touch"]
+__all__ = ["AWAITING_VERIFICATION", "ENDED", "SYSTEM", "WORKING", "Case", "ExtensionRequest", "Step",
+           "SuspensionRequest", "lapse_requests", "move", "open_case", "set_deadline", "touch"]

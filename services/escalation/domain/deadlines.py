@@ -75,6 +75,8 @@ class TimePolicy:
     urge_response: Limit = Limit(4.0)
     #: staff's time to accept, refuse, void or merge a report that waits for acceptance (立案)
     acceptance_limit: Limit = Limit(DEFAULT_VERIFICATION_HOURS)
+    #: the levels whose owner may suspend (挂账) without the level above approving (default: none)
+    suspend_without_approval: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.levels) != len(Level):
@@ -110,7 +112,8 @@ class TimePolicy:
                 "extensions": {"max_count": self.max_extensions, "max_total": self.max_extension_total.to_dict()},
                 "warnings": list(self.warnings),
                 "calendar": self.calendar.to_dict(), "department": self.department_limit.to_dict(),
-                "urge_response": self.urge_response.to_dict(), "acceptance": self.acceptance_limit.to_dict()}
+                "urge_response": self.urge_response.to_dict(), "acceptance": self.acceptance_limit.to_dict(),
+                "suspension": {"without_approval": list(self.suspend_without_approval)}}
         if self.level_warnings:
             data["level_warnings"] = {str(level): list(p) for level, p in self.level_warnings}
         return data
@@ -118,7 +121,9 @@ class TimePolicy:
     @classmethod
     def from_dict(cls, data: Mapping) -> TimePolicy:
         """Inverse of ``to_dict``. Older snapshots load too: a mapping of level number → hours alone
-        (the old ``hours`` column), and snapshots without warnings, calendar or per-level warnings."""
+        (the old ``hours`` column), and snapshots without warnings, calendar or per-level warnings. A
+        snapshot from before suspensions needed approval keeps what it promised: every owner suspends at
+        once (a policy change never changes a case in flight)."""
         if "levels" not in data:
             return cls.from_hours(data)
         levels = tuple(Limit.from_dict(data["levels"][str(int(level))]) for level in Level)
@@ -134,7 +139,9 @@ class TimePolicy:
                                 for k, v in (data.get("level_warnings") or {}).items())),
                    Limit.from_dict(data.get("department", DEFAULT_VERIFICATION_HOURS)),
                    Limit.from_dict(data.get("urge_response", 4.0)),
-                   Limit.from_dict(data.get("acceptance", DEFAULT_VERIFICATION_HOURS)))
+                   Limit.from_dict(data.get("acceptance", DEFAULT_VERIFICATION_HOURS)),
+                   tuple(int(level) for level in data.get("suspension", {}).get(
+                       "without_approval", [int(level) for level in Level])))
 
 
 # -- working time ---------------------------------------------------------------------------------

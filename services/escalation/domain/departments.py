@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from services.escalation.domain.cases import ENDED, WORKING, Case, move, set_deadline, touch
+from services.escalation.domain.cases import ENDED, WORKING, Case, lapse_requests, move, set_deadline, touch
 from services.escalation.domain.deadlines import is_late
 from services.escalation.domain.errors import InvalidArgument, InvalidTransition, NotAllowed, photo_ids, required_text
 from services.escalation.domain.permissions import ROLE_LEVEL, Actor, resolved_detail
@@ -126,7 +126,8 @@ def _assign(case: Case, department: Department, role: str, by: str, level: Level
     assignment = Assignment(department.id, department.zh, role, ASSIGNED, now, by, level, when)
     case.assignments = (*case.assignments, assignment)
     if role == "lead" and case.status in WORKING:
-        case.status, case.pending_extension = Status.DISPATCHED, None
+        case.status = Status.DISPATCHED
+        lapse_requests(case)
     _retime(case, now)
     text = f"{department.id} ({role})" + (f": {note}" if note else "")
     return record(case, StepType.DEPARTMENT_ASSIGNED, by, now, text,

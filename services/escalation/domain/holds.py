@@ -6,18 +6,23 @@
   counted from that deadline even when approved after it (issue 10's rule). The case's policy
   caps the number of approved extensions and their total length; a request beyond the count is
   refused as a state (409), one beyond the total length as an argument (422).
-- **Suspension** stops the clock: the deadline is cleared and the time that was left kept; on
-  resume the deadline is resume time + that time left. For a working-time limit the time left is
-  working time, consumed from the resume instant: suspended time outside working periods changes
-  nothing. Only a working case (open, acknowledged,
-  rework) is suspended, by its owner, with a reason; the owner resumes it.
+- **Suspension** (挂账, for a matter that cannot be handled now: a budget, a court) stops the clock, so
+  like an extension it is **approved by the level above** (``permissions.require_level_above``): the
+  owner's ``suspend`` asks, with a reason (a ``suspension_requested`` step; the clock keeps running),
+  and ``approve_suspension`` suspends it from that moment, or ``refuse_suspension`` says no. One request
+  waits at a time and lapses as an extension's does. The case's policy may let the owners of some
+  levels suspend at once (``suspend_without_approval``, e.g. ``["hq"]``; default: none). A suspended
+  case's deadline is cleared and the time that was left kept; on resume the deadline is resume time +
+  that time left. For a working-time limit the time left is working time, consumed from the resume
+  instant: suspended time outside working periods changes nothing. Only a working case (open,
+  acknowledged, rework) is suspended; the owner resumes it.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
 
-from services.escalation.domain.cases import WORKING, Case, ExtensionRequest, set_deadline
+from services.escalation.domain.cases import WORKING, Case, ExtensionRequest, SuspensionRequest, set_deadline
 from services.escalation.domain.deadlines import UNITS, Limit, time_left
 from services.escalation.domain.errors import InvalidArgument, InvalidTransition, require_status, required_text
 from services.escalation.domain.permissions import Actor, require_level_above, require_owner
@@ -62,14 +67,50 @@ def refuse_extension(case: Case, actor: Actor, now: datetime, *, reason: str) ->
 
 
 def suspend(case: Case, actor: Actor, now: datetime, *, reason: str) -> Outcome:
-    """挂账: the owner stops the clock, keeping the time left (none if the deadline has passed)."""
+    """挂账: the owner asks the level above to stop the clock (``approve_suspension``), or stops it at once
+    where the case's policy lets the owner of its level (``suspend_without_approval``)."""
     require_owner(actor, case, "suspend it")
     require_status(case.status, WORKING, "be suspended")
+    if case.pending_suspension is not None:
+        raise InvalidTransition("a suspension request is already waiting for a decision")
     reason = required_text(reason, "a reason", "reason")
+    if int(case.level) in case.policy.suspend_without_approval:
+        return _suspend(case, actor, now, reason)
+    case.pending_suspension = SuspensionRequest(reason, actor.user, now)
+    return record(case, StepType.SUSPENSION_REQUESTED, actor.user, now, reason)
+
+
+def approve_suspension(case: Case, actor: Actor, now: datetime, *, note: str = "") -> Outcome:
+    """The level above grants the waiting request: the clock stops now, keeping the time left."""
+    require_level_above(actor, case, "approve a suspension")
+    request = _waiting_suspension(case)
+    case.pending_suspension = None
+    return _suspend(case, actor, now, (note or "").strip() or request.reason,
+                    detail={"requested_by": request.requested_by})
+
+
+def refuse_suspension(case: Case, actor: Actor, now: datetime, *, reason: str) -> Outcome:
+    """The level above refuses the waiting request; the clock keeps running."""
+    require_level_above(actor, case, "refuse a suspension")
+    _waiting_suspension(case)
+    reason = required_text(reason, "a reason", "reason")
+    case.pending_suspension = None
+    return record(case, StepType.SUSPENSION_REFUSED, actor.user, now, reason)
+
+
+def _suspend(case: Case, actor: Actor, now: datetime, note: str, detail: Mapping | None = None) -> Outcome:
+    """Stop the clock, keeping the time left (none if the deadline has passed)."""
     left = time_left(case.deadline, now, case.policy.limit(case.level).unit, case.policy.calendar)
     case.held_status, case.time_left, case.status = case.status, left, Status.SUSPENDED
     set_deadline(case, None, now, keep_flags=True)
-    return record(case, StepType.SUSPENDED, actor.user, now, reason)
+    return record(case, StepType.SUSPENDED, actor.user, now, note, detail=detail)
+
+
+def _waiting_suspension(case: Case) -> SuspensionRequest:
+    require_status(case.status, WORKING, "have a suspension decided")
+    if case.pending_suspension is None:
+        raise InvalidTransition("no suspension request is waiting")
+    return case.pending_suspension
 
 
 def resume(case: Case, actor: Actor, now: datetime, *, note: str = "") -> Outcome:

@@ -1,7 +1,7 @@
-"""The staff actions of the closed loop: acknowledge, resolve, escalate (上报), return down (回退/下派),
-transfer, verify (核查) and reopen. Each takes ``(case, actor, now, **arguments)``, checks who (403),
-then the state (409), then the arguments (422), and only then changes the case; it returns the
-``Outcome`` (steps and events). Registered by name in ``actions.ACTIONS``.
+"""The staff actions of the closed loop: acknowledge, resolve, verify (核查) and reopen (the changes of
+owner — escalate, return, transfer, re-route — are ``ownership.py``'s). Each takes ``(case, actor, now,
+**arguments)``, checks who (403), then the state (409), then the arguments (422), and only then changes
+the case; it returns the ``Outcome`` (steps and events). Registered by name in ``actions.ACTIONS``.
 """
 from __future__ import annotations
 
@@ -12,26 +12,19 @@ from services.escalation.domain.cases import (
     AWAITING_VERIFICATION,
     WORKING,
     Case,
+    lapse_requests,
     move,
     set_deadline,
 )
-from services.escalation.domain.errors import (
-    InvalidArgument,
-    InvalidTransition,
-    photo_ids,
-    require_status,
-    required_text,
-)
+from services.escalation.domain.errors import InvalidArgument, photo_ids, require_status, required_text
 from services.escalation.domain.permissions import (
     Actor,
     require_oversight,
     require_owner,
-    require_owner_or_command,
     require_verifier,
     resolved_detail,
 )
 from services.escalation.domain.timeline import Outcome, StepType, record
-from shared.owners import Owners
 from shared.vocabulary import Level, Status
 
 
@@ -52,53 +45,11 @@ def resolve(case: Case, actor: Actor, now: datetime, *, note: str, photos: list 
     require_status(case.status, WORKING, "be resolved")
     note = required_text(note, "what was done", "note")
     photos = photo_ids(photos)
-    case.status, case.resolved_level, case.pending_extension = Status.VERIFYING, case.level, None
+    case.status, case.resolved_level = Status.VERIFYING, case.level
+    lapse_requests(case)
     case.resolved_department, case.resolved_by = None, actor.user
     set_deadline(case, case.deadline_after(now, case.policy.verification), now)
     return record(case, StepType.RESOLVED, actor.user, now, note, detail=resolved_detail(case, photos))
-
-
-def escalate(case: Case, actor: Actor, now: datetime, *, reason: str) -> Outcome:
-    """上报: the owner sends the case up to the next owned level, which gets its full limit."""
-    require_owner(actor, case, "escalate it")
-    require_status(case.status, WORKING, "be escalated")
-    if case.level == Level.HQ:
-        raise InvalidTransition("headquarters has no level above")
-    reason = required_text(reason, "a reason", "reason")
-    move(case, case.owners.owned_level(case.level.up), Status.OPEN, now)
-    return record(case, StepType.ESCALATED, actor.user, now, reason)
-
-
-def return_down(case: Case, actor: Actor, now: datetime, *, level: Level | int | str, reason: str) -> Outcome:
-    """回退/下派: the owner at a higher level hands the case to a named lower level that has an
-    owner; that level starts afresh with its full limit."""
-    require_owner(actor, case, "return it")
-    require_status(case.status, WORKING, "be returned")
-    target = _level(level)
-    if target >= case.level:
-        raise InvalidArgument(f"a case at level {int(case.level)} can only be returned to a lower level",
-                              field="level")
-    if case.owners.at(target) is None:
-        raise InvalidArgument(f"the case has no {target.area} to return it to", field="level")
-    reason = required_text(reason, "a reason", "reason")
-    move(case, target, Status.OPEN, now)
-    return record(case, StepType.RETURNED, actor.user, now, reason)
-
-
-def transfer(case: Case, actor: Actor, now: datetime, *, owners: Owners, level: Level | int | str,
-             reason: str) -> Outcome:
-    """A staff transfer to another unit: ``owners`` are the new owners (of the named unit), and
-    the case restarts at the first owned level at or above ``level`` with that level's limit.
-    Taken by the owner or by command."""
-    require_owner_or_command(actor, case, "transfer it")
-    require_status(case.status, WORKING, "be transferred")
-    if not isinstance(owners, Owners) or owners.hq is None:
-        raise InvalidArgument("a transfer names the new owners, headquarters included", field="to")
-    target = _level(level)
-    reason = required_text(reason, "a reason", "reason")
-    case.owners = owners
-    move(case, owners.owned_level(target), Status.OPEN, now)
-    return record(case, StepType.TRANSFERRED, actor.user, now, f"{reason} → {case.owner.area_id}")
 
 
 def verify(case: Case, actor: Actor, now: datetime, *, passed: bool, note: str = "") -> Outcome:
@@ -136,9 +87,3 @@ def _resolver(case: Case) -> Level:
     """The level that resolved the case, or the first owned one above it if a re-route took its owner."""
     return case.owners.owned_level(case.resolved_level or case.level)
 
-
-def _level(value: object) -> Level:
-    try:
-        return Level.of(value)
-    except (ValueError, TypeError, KeyError):
-        raise InvalidArgument(f"unknown level {value!r}", field="level") from None

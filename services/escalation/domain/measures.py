@@ -36,6 +36,9 @@ class Replayed:
     missed: bool = False  # any deadline passed while the case was being worked on
     closed: bool = False
     on_time: bool = False  # closed, and no deadline missed
+    #: closed, and its last resolve came before the final deadline: the deadline in force then (after every
+    #: escalation and approved extension), so only headquarters' passed deadline makes it late
+    on_time_final: bool = False
 
 
 def as_opened(steps: Sequence[Step]) -> Sequence[Step]:
@@ -58,12 +61,12 @@ def replay(steps: Sequence[Step], policy: TimePolicy, owners: Owners, *, extensi
     level: Level | None = None
     due: datetime | None = None
     left: Limit | None = None
-    working = closed = overdue = missed = False
+    working = closed = overdue = missed = past_final = resolved_late = False
     escalations: dict[int, int] = {}
     amounts = iter(extensions)
 
     def advance(t: datetime) -> None:
-        nonlocal level, due, overdue, missed
+        nonlocal level, due, overdue, missed, past_final
         while working and due is not None and due <= t:
             missed = True
             if level < Level.HQ:
@@ -71,11 +74,11 @@ def replay(steps: Sequence[Step], policy: TimePolicy, owners: Owners, *, extensi
                 level = owners.owned_level(level.up)
                 due = deadline(due, policy.limit(level), calendar)
             else:
-                overdue, due = True, None
+                overdue, past_final, due = True, True, None
 
     for step in steps:
         if step.type == StepType.OPENED:
-            level, working, closed = step.level, True, False
+            level, working, closed, past_final = step.level, True, False, False
             due = deadline(step.at, policy.limit(level), calendar)
             continue
         if level is None:
@@ -85,7 +88,7 @@ def replay(steps: Sequence[Step], policy: TimePolicy, owners: Owners, *, extensi
         if kind in (StepType.OVERDUE, StepType.WARNING) or (kind == StepType.ESCALATED and step.actor == SYSTEM):
             continue  # the old policy's automatic steps: recomputed above
         if kind == StepType.ESCALATED or kind in RESTARTS:
-            level, working, closed = step.level, True, False
+            level, working, closed, past_final = step.level, True, False, False
             due = deadline(step.at, policy.limit(level), calendar)
         elif kind == StepType.SUSPENDED and working:
             left = time_left(due, step.at, policy.limit(level).unit, calendar) if due is not None else None
@@ -98,14 +101,14 @@ def replay(steps: Sequence[Step], policy: TimePolicy, owners: Owners, *, extensi
             if amount is not None and due is not None:
                 due = deadline(due, amount, calendar)
         elif kind == StepType.RESOLVED:
-            working, due = False, None
+            working, due, resolved_late = False, None, past_final
         elif kind == StepType.CLOSED:
             closed = True
         elif kind == StepType.REROUTED and step.level != level:
             level = step.level
     if until is not None:
         advance(until)
-    return Replayed(escalations, overdue, missed, closed, closed and not missed)
+    return Replayed(escalations, overdue, missed, closed, closed and not missed, closed and not resolved_late)
 
 
 @dataclass(frozen=True)
@@ -122,11 +125,13 @@ class Facts:
     overdue: bool  # missed at least one deadline (an automatic escalation or headquarters' overdue flag)
     on_time: bool  # closed, and no deadline missed even without its approved extensions
     on_time_with_extensions: bool  # closed, and no deadline missed (extensions counted)
+    on_time_final: bool  # closed, its last resolve before the final deadline (the one in force then)
     time_to_acknowledge: float | None
     time_to_resolve: float | None
     time_to_close: float | None
     time_at_level: dict[int, float]  # level → working seconds there, suspended working time excluded
     calendar_at_level: dict[int, float]  # the same in calendar seconds
+    closed_day: date | None = None  # the local date it closed (closed cases)
     urged: bool = False  # urged (督办) at least once
     urges_late: int = 0  # urges not answered in time
     time_to_respond: float | None = None  # the first urge to its answer, calendar seconds
@@ -203,11 +208,14 @@ def measure(steps: Sequence[Step], policy: TimePolicy, owners: Owners, extension
     missed = auto or level4_overdue
     closed = closed_now and closed_at is not None
     strict = replay(steps, policy, owners, extensions=(), until=closed_at if closed else now) if closed else None
+    final = replay(steps, policy, owners, extensions=extensions, until=closed_at) if closed else None
     return Facts(
         opened_at=opened_at, opened_day=calendar.local_date(opened_at), closed_at=closed_at if closed else None,
         closed=closed, escalated=escalated, extended=extended, reworked=reworked, overdue=missed,
         on_time=bool(closed and not missed and strict is not None and not strict.missed),
         on_time_with_extensions=closed and not missed,
+        on_time_final=bool(final is not None and final.on_time_final),
+        closed_day=calendar.local_date(closed_at) if closed else None,
         time_to_acknowledge=span(first_ack), time_to_resolve=span(last_resolve) if closed else None,
         time_to_close=span(closed_at) if closed else None,
         time_at_level=level_time, calendar_at_level=level_calendar, **_urging(steps))

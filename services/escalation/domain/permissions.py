@@ -12,6 +12,8 @@
   resolved it themself; then, and for a point in no grid, the level above (the station). Nobody
   verifies a fix they made (``require_verifier``).
 
+- **Changes of owner** (escalate, return, transfer, re-route): ``ownership.WHO``, one table.
+
 Area scope (a caller sees only cases in its area; 404 otherwise) is the API's, before any of this.
 """
 from __future__ import annotations
@@ -53,11 +55,6 @@ def holds(actor: Actor, case: Case, level: Level) -> bool:
 def require_owner(actor: Actor, case: Case, doing: str) -> None:
     if not holds(actor, case, case.level):
         raise NotAllowed(f"only the {case.level.area} owning the case may {doing}")
-
-
-def require_owner_or_command(actor: Actor, case: Case, doing: str) -> None:
-    if actor.role != Role.COMMAND:
-        require_owner(actor, case, doing)
 
 
 def require_level_above(actor: Actor, case: Case, doing: str) -> None:

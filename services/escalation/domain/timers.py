@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.escalation.domain import departments, urges
-from services.escalation.domain.cases import AWAITING_VERIFICATION, ENDED, WORKING, Case, set_deadline
+from services.escalation.domain import departments, ownership, urges
+from services.escalation.domain.cases import AWAITING_VERIFICATION, WORKING, Case, lapse_requests, set_deadline
 from services.escalation.domain.deadlines import is_late
 from services.escalation.domain.timeline import SYSTEM, Outcome, StepType, record
 from shared.owners import Owners
@@ -59,7 +59,8 @@ def escalate_due(case: Case, now: datetime, token: int) -> Outcome:
     outcome += _warn(case, now)
     while case.level < Level.HQ and is_late(case.deadline, now):
         missed = case.deadline
-        case.level, case.status, case.pending_extension = case.owners.owned_level(case.level.up), Status.OPEN, None
+        case.level, case.status = case.owners.owned_level(case.level.up), Status.OPEN
+        lapse_requests(case)
         set_deadline(case, case.deadline_after(missed, case.policy.limit(case.level)), now, restart=missed)
         outcome += record(case, StepType.ESCALATED, SYSTEM, now, "deadline passed", scheduled_at=missed)
     if outcome.steps and outcome.steps[-1].type == StepType.ESCALATED:
@@ -85,11 +86,5 @@ def _warn(case: Case, now: datetime) -> Outcome:
 
 
 def rerouted(case: Case, owners: Owners, now: datetime) -> Outcome:
-    """A new area version changed the case's owners: the level and deadline stay (if the case's
-    level has no owner any more, it moves up to the first owned level, deadline unchanged).
-    A closed case keeps its owners and history; unchanged owners change nothing."""
-    if case.status in ENDED or owners == case.owners:
-        return Outcome()
-    case.owners = owners
-    case.level = owners.owned_level(case.level)
-    return record(case, StepType.REROUTED, SYSTEM, now, f"new area version → {case.owner.area_id}")
+    """A new area version changed the case's owners: ``ownership.reroute`` (the one rule for owners)."""
+    return ownership.reroute(case, owners, now)

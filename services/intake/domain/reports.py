@@ -37,6 +37,10 @@ class NotAwaitingVerification(Exception):
     """The case is not waiting for a verification (not resolved, or already verified)."""
 
 
+class AlreadyVerified(NotAwaitingVerification):
+    """A verification of this round was sent first (by another request, another process): the first wins."""
+
+
 class LocationRequired(ValueError):
     """Only a grid worker may file without a usable location (it then goes to their own grid)."""
 
@@ -136,6 +140,10 @@ class Report:
     status_note: str | None = None
     verifier_level: Level | None = None  # who checks the fix on site (from case.resolved)
     resolved_by: str | None = None  # who made the fix (never its verifier)
+    #: when the verification of the current round was sent to escalation (None: none yet); cleared when
+    #: the case leaves verification or changes owners
+    verification_sent_at: datetime | None = None
+    photo_count: int = 0  # photos stored for the report
     #: the newest of escalation's events applied to the report: the case revision and the step's place in it
     #: (``events.revision_key``); None before the first
     case_revision: int | None = None

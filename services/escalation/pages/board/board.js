@@ -3,7 +3,8 @@
  * The list comes from GET /escalation/v1/cases; changes come from the live feed
  * GET /escalation/v1/cases/events (Server-Sent Events, read with fetch so that the token travels in the
  * Authorization header, never in a URL). Each event carries the case as the list shows it: the board
- * replaces its copy. The feed is resumed with Last-Event-ID after a drop or a server restart.
+ * replaces its copy; a `removed` event (the case was transferred or re-routed out of the caller's area)
+ * drops it. The feed is resumed with Last-Event-ID after a drop or a server restart.
  * A case opens in the panel with its report, timeline and the actions the caller may take; an action is
  * sent with the ETag the panel was loaded with (If-Match), so a 412 means someone else acted first.
  * The search box finds a case by its number (GET /escalation/v1/cases/by-number/{number}) or by words
@@ -23,7 +24,8 @@
   const ACTION_FIELDS = {
     acknowledge: ['note?'], resolve: ['note'], escalate: ['reason'], return: ['level', 'reason'],
     transfer: ['to', 'reason'], request_extension: ['amount', 'reason'], approve_extension: ['note?'],
-    refuse_extension: ['reason'], suspend: ['reason'], resume: ['note?'], reopen: ['reason'],
+    refuse_extension: ['reason'], suspend: ['reason'], approve_suspension: ['note?'],
+    refuse_suspension: ['reason'], resume: ['note?'], reopen: ['reason'],
     accept: ['note?'], refuse: ['refusal', 'note?'], void: ['reason'], merge: ['into', 'note?'],
     set_severity: ['severity'], assign: ['assignee'],
     assign_department: ['department', 'role', 'note?'], feedback: ['outcome', 'note?', 'reason?'],
@@ -246,6 +248,15 @@
       document.dispatchEvent(new CustomEvent('gc:step', { detail: step })); // the bell looks for news
       if (selected && selected.id === c.id && step.actor !== (gc.claims() || {}).sub) {
         $('panel-changed').hidden = false;
+      }
+    } else if (event.name === 'removed') {
+      // the case left the caller's area (transferred, re-routed): off the board now, not at the next reload
+      const { case_id: id, type } = JSON.parse(event.data);
+      cases.delete(id);
+      scheduleRender();
+      if (selected && selected.id === id) {
+        selected = null;
+        showPanel([gc.el('p', { class: 'notice warn', role: 'alert', id: 'panel-removed', text: gc.t('case_removed_' + (type === 'rerouted' ? 'rerouted' : 'transferred')) })]);
       }
     }
   }

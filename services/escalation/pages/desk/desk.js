@@ -7,7 +7,7 @@
   const STATS = '/escalation/v1/stats/closure-times';
   const REPLAY = '/escalation/v1/stats/replay';
   const RATES = ['closure_rate', 'on_time_rate', 'rework_rate'];
-  const RATE_COLUMNS = ['closure_rate', 'on_time_rate', 'on_time_rate_with_extensions', 'rework_rate', 'extension_rate', 'escalation_rate'];
+  const RATE_COLUMNS = ['closure_rate', 'on_time_rate', 'on_time_rate_with_extensions', 'on_time_rate_final', 'rework_rate', 'extension_rate', 'escalation_rate'];
   const TIMES = ['time_to_acknowledge', 'time_to_resolve', 'time_to_close'];
   const LEVELS = ['1', '2', '3', '4'];
   // group_by=department: a department's assignments (派遣) rather than cases
@@ -24,7 +24,10 @@
 
   function query() {
     const f = $('query').elements;
-    return new URLSearchParams({ group_by: f.group_by.value, period: f.period.value, from: f.from.value, to: f.to.value });
+    const params = { group_by: f.group_by.value, period: f.period.value, from: f.from.value, to: f.to.value };
+    // departments are counted by the day a case was assigned to them: the cohort is theirs
+    if (f.group_by.value !== 'department') params.by = f.by.value;
+    return new URLSearchParams(params);
   }
 
   const areaNames = {}; // area level → {id: name}, from dispatch, for the area groupings
@@ -166,7 +169,8 @@
     const head = [gc.t('col_group'), gc.t('col_period'), gc.t('col_opened'), gc.t('col_closed'),
       ...RATE_COLUMNS.map((k) => gc.t('col_' + k)), gc.t('col_overdue'),
       ...TIMES.flatMap((k) => [gc.t('col_' + k) + ' ' + gc.t('median'), gc.t('col_' + k) + ' ' + gc.t('p90')]),
-      ...LEVELS.map((n) => gc.t('col_time_at_level', { level: n }))];
+      ...LEVELS.map((n) => gc.t('col_time_at_level', { level: n })),
+      ...LEVELS.map((n) => gc.t('col_calendar_at_level', { level: n }))];
     $('table').replaceChildren(
       gc.el('thead', {}, [gc.el('tr', {}, head.map((h, i) => gc.el('th', { scope: 'col', class: i > 1 ? 'num' : i === 0 ? 'group' : '', text: h })))]),
       gc.el('tbody', {}, rows.map((r) => gc.el('tr', {}, [
@@ -176,6 +180,7 @@
         gc.el('td', { class: 'num', text: r.overdue }),
         ...TIMES.flatMap((k) => ['median', 'p90'].map((q) => gc.el('td', { class: 'num', text: gc.duration((r[k] || {})[q]) }))),
         ...LEVELS.map((n) => gc.el('td', { class: 'num', text: gc.duration(((r.time_at_level || {})[n] || {}).median) })),
+        ...LEVELS.map((n) => gc.el('td', { class: 'num', text: gc.duration(((r.calendar_at_level || {})[n] || {}).median) })),
       ]))),
     );
   }
