@@ -17,8 +17,8 @@ both would open an item. So before deciding, a batch locks each (rule, category)
 commits (``WarningStore.lock``: PostgreSQL advisory locks in one sorted order; on SQLite the write
 lock already admits one writer): the second worker then sees the first one's item and joins it. The
 lock order is rule × category, then an item's row, then the audit trail's lock — the order staff
-actions take too (item row, then audit) — so the two never wait on each other; that is why
-``open_cases`` evaluates the rules before it stores the cases (which takes the audit lock).
+actions take too (item row, then audit) — so the two never wait on each other; the audit trail's lock
+is taken at commit, after every other (``store.append_audit``).
 
 **The audit trail.** Items are not cases and have no case timeline: their changes (``early_warning.opened``,
 ``.joined``, ``.acknowledged``, ``.closed``) are rows of the same hash chain with ``case_id`` null and
@@ -102,11 +102,10 @@ def evaluate(uow: UnitOfWork, policy: Policy, arrivals: list[Arrival], now: date
     for rule, a in work:
         groups.setdefault((rule, a.category), []).append(a)
     batch = _Batch(index, now)
-    for (rule, category), group in groups.items():
-        batch.decide(rule, category, group)
+    batch.decide([(rule, category, group) for (rule, category), group in groups.items()])
     batch.write(uow)
-    for rule in {rule for rule, _ in work}:
-        index.prune(rule.name, now - 2 * timedelta(seconds=rule.window), PRUNE_PER_POINT * len(work))
+    index.prune(sorted({(rule.name, now - 2 * timedelta(seconds=rule.window)) for rule, _ in work}),
+                PRUNE_PER_POINT * len(work))
     return batch.opened
 
 
@@ -130,14 +129,23 @@ class _Batch:
         self.stored: dict[str, Item | None] = {}  # stored items read (and locked) for joining; None: gone
         self.audit: list[dict] = []
 
-    def decide(self, rule: EarlyWarningRule, category: str, group: list[Arrival]) -> None:
+    def decide(self, groups: list[tuple[EarlyWarningRule, str, list[Arrival]]]) -> None:
+        """Each group's (rule, category, arrivals) decisions, in order, after one read of the points around
+        every group's reports and one of the stored items they may join."""
+        placed = {(rule.name, category): [(a, *_keys(rule, a)) for a in group] for rule, category, group in groups}
+        stored = self.index.near_many([
+            (rule.name, category, sorted({c for _, _, near in placed[(rule.name, category)] for c in near}),
+             min(a.at for a in group) - timedelta(seconds=rule.window),
+             max(a.at for a in group) + timedelta(seconds=rule.window)) for rule, category, group in groups])
+        self._read_items(p.item_id for points in stored.values() for p in points if p.held and p.item_id)
+        for rule, category, _ in groups:
+            self._decide(rule, category, placed[(rule.name, category)], stored[(rule.name, category)])
+
+    def _decide(self, rule: EarlyWarningRule, category: str, placed: list, stored: list[Point]) -> None:
         window = timedelta(seconds=rule.window)
-        placed = [(a, *_keys(rule, a)) for a in group]
         by_cell: dict[str, list[Point]] = {}
-        for p in self.index.near(rule.name, category, sorted({c for _, _, near in placed for c in near}),
-                                 min(a.at for a in group) - window, max(a.at for a in group) + window):
+        for p in stored:
             by_cell.setdefault(p.cell, []).append(p)
-        self._read_items(p.item_id for points in by_cell.values() for p in points if p.held and p.item_id)
         for a, key, near in placed:
             point = Point(a.case_id, a.at, a.lon, a.lat, cell=key)
             others = [p for c in near for p in by_cell.get(c, ())

@@ -63,7 +63,7 @@ def open_cases(messages: list[events.CaseDispatched], uow: UnitOfWork, *, policy
             new.append((case, outcome, Report(m.description, location.lon, location.lat, m.reporter, m.reported_at),
                         [{"id": c.id, "distance_m": c.distance_m} for c in m.candidates]))
             publish(uow, case, outcome, cause=m, revision=1)
-        # early warning (预警) first: it takes its locks before the audit trail's (see early_warnings)
+        # early warning (预警): its locks, then the audit trail's at commit (see early_warnings)
         early_warnings.reports_arrived(uow, policy, messages, now)
         uow.store.add(new, now)
         uow.commit()

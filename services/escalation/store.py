@@ -375,10 +375,13 @@ class CaseStore(Store):
         super().__init__(connect, engine)
         self._revisions: dict[str, int] = {}
         self._held_notifications: list[dict] = []
+        self._held_audit: list[dict] = []
 
     def flush(self, envelopes) -> None:
-        """At commit: the held notification rows (``hold_notifications``), then the outbox."""
+        """At commit: the held notification rows (``hold_notifications``), the held audit rows
+        (``append_audit``), then the outbox."""
         self._write_held_notifications()
+        self._write_held_audit()
         super().flush(envelopes)
 
     # -- cases ---------------------------------------------------------------------------------
@@ -776,16 +779,22 @@ class CaseStore(Store):
 
     def audit_rows(self, after: int = 0):
         """The audit rows after ``seq``, in order (streamed)."""
+        self._write_held_audit()
         return self.db.execute(sa.select(audit_log).where(audit_log.c.seq > after).order_by(audit_log.c.seq)
                                .execution_options(yield_per=2000))
 
     def audit_head(self):
         """The last audit row (None for an empty trail): where a checkpoint is taken."""
+        self._write_held_audit()
+        return self._audit_head()
+
+    def _audit_head(self):
         return self.db.execute(sa.select(audit_log).order_by(audit_log.c.seq.desc()).limit(1)).first()
 
     def audit_steps_by_case(self):
         """The audit rows of cases, by case id (code-point order) and ``seq`` (streamed), for
         ``shared.audit.timeline_difference``."""
+        self._write_held_audit()
         case_id = audit_log.c.case_id.collate("C") if self.postgres else audit_log.c.case_id
         return self.db.execute(sa.select(audit_log).where(audit_log.c.case_id.is_not(None))
                                .order_by(case_id, audit_log.c.seq).execution_options(yield_per=2000))
@@ -855,11 +864,20 @@ class CaseStore(Store):
     def append_audit(self, entries: list[dict]) -> None:
         """Append rows to the hash-chained audit trail, in the caller's transaction, signed with the audit
         key when the service has one: each entry is ``{"at", "actor", "action", "case_id" (or None: not a
-        case's timeline step), "detail"}`` (``shared.audit.append``)."""
+        case's timeline step), "detail"}`` (``shared.audit.append``). They are held until the commit
+        (``flush``, or a read of the trail in this transaction) and written then, all of the transaction's
+        at once: the trail's lock, which serialises every writer, is held from there to the commit only,
+        and is the last lock a transaction takes."""
+        self._held_audit += entries
+
+    def _write_held_audit(self) -> None:
+        entries, self._held_audit = self._held_audit, []
+        if not entries:
+            return
         if self.postgres:  # appends are serialised: each row names the hash of the one before
             self.db.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK})
         key = _AUDIT_KEYS.get(self.engine)
-        last = self.audit_head()
+        last = self._audit_head()
         previous = audit.Entry(last.seq, last.at, last.actor, last.action, last.case_id, last.detail,
                                last.previous_hash, last.hash, last.mac) if last else None
         if key is not None and last is not None and last.mac is None:  # rows written before the trail had a key

@@ -305,9 +305,14 @@ class FakeWarningStore:
             stored = next(row["point"] for row in self.points if row["point"].id == point.id)
             stored.item_id, stored.held = point.item_id, point.held
 
-    def prune(self, rule, before, limit) -> int:
-        old = [row for row in self.points if row["rule"] == rule and row["point"].at < before
-               and not row["point"].held][:limit]
+    def near_many(self, wanted):
+        return {(rule, category): self.near(rule, category, cells, since, until)
+                for rule, category, cells, since, until in wanted}
+
+    def prune(self, rules, limit) -> int:
+        old = [row for rule, before in rules for row in [
+            row for row in self.points if row["rule"] == rule and row["point"].at < before
+            and not row["point"].held][:limit]]
         self.points = [row for row in self.points if row not in old]
         return len(old)
 
