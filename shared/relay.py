@@ -153,13 +153,18 @@ class Relay:
             with self.engine.begin() as connection:
                 outbox.prune(connection, datetime.now(UTC) - OUTBOX_RETENTION)
             self._next_prune = time.monotonic() + 600
-        if self.run_once():
+        self.wakeup.clear()  # a commit from here on wakes the wait below, however quick
+        published = self.run_once()
+        if published >= self.batch_size:
             self._wait = self.poll_interval
-            return
+            return  # a full batch: more are waiting
+        # Every row committed before the query is published; one committed since has set the event (or,
+        # written by a process that cannot wake this one, is found by the poll): no second query now.
+        if published:
+            self._wait = self.poll_interval
         if self.wakeup.wait(self._wait):
-            self.wakeup.clear()
             self._wait = self.poll_interval
-        else:
+        elif not published:
             self._wait = min(self._wait * 2, self.idle_poll)
         if time.monotonic() - self._last_heartbeat > 1.0:
             self.publisher.heartbeat()
