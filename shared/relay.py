@@ -154,6 +154,8 @@ class Relay:
                 outbox.prune(connection, datetime.now(UTC) - OUTBOX_RETENTION)
             self._next_prune = time.monotonic() + 600
         self.wakeup.clear()  # a commit from here on wakes the wait below, however quick
+        if self.stopping.is_set():  # ``stop`` sets the flag before the event this clear may have taken
+            return
         published = self.run_once()
         if published >= self.batch_size:
             self._wait = self.poll_interval
