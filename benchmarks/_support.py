@@ -230,8 +230,13 @@ def cpu_seconds(pid: int, *, children: bool = False) -> float:
 
 
 def server_cpu_seconds() -> dict[str, float]:
-    """User + system CPU seconds so far of the machine's PostgreSQL processes (postmaster and
-    backends) and RabbitMQ nodes (``beam.smp``); a backend that exits in between takes its share."""
+    """User + system CPU seconds so far of the PostgreSQL processes (postmaster and backends) and the
+    RabbitMQ node (``beam.smp``) the benchmark uses: those deploy/local/with-servers.sh started (their
+    pid files under ``GRIDCASE_TEST_POSTGRES_BASE`` / ``GRIDCASE_TEST_RABBITMQ_BASE``), or else every
+    such process on the machine (other work's servers then count too). A backend that exits in between
+    takes its share."""
+    roots = {"postgres": _pid_file(os.environ.get("GRIDCASE_TEST_POSTGRES_BASE"), "data/postmaster.pid"),
+             "rabbitmq": _pid_file(os.environ.get("GRIDCASE_TEST_RABBITMQ_BASE"), "rabbitmq.pid")}
     totals = {"postgres": 0.0, "rabbitmq": 0.0}
     names = {"postgres": "postgres", "beam.smp": "rabbitmq"}
     for entry in os.listdir("/proc"):
@@ -241,9 +246,20 @@ def server_cpu_seconds() -> dict[str, float]:
                     name = names.get(f.read().strip())
             except OSError:
                 continue
-            if name:
+            root = roots.get(name)
+            if name and (root is None or int(entry) == root or _proc_stat(entry)[1:2] == [str(root)]):
                 totals[name] += _proc_cpu(int(entry))
     return totals
+
+
+def _pid_file(base: str | None, name: str) -> int | None:
+    """The pid on the first line of ``base/name``; None without a base or a readable file."""
+    if not base:
+        return None
+    try:
+        return int(Path(base, name).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _proc_stat(pid) -> list[str]:

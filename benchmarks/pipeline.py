@@ -155,8 +155,12 @@ def _import_city(scope: Scope, env: dict) -> list[tuple[float, float]]:
 
 
 def _cases(engine: sa.Engine) -> int:
+    """Cases in escalation's database (0 until its worker has created the tables)."""
     with engine.connect() as db:
-        return db.execute(sa.text("SELECT count(*) FROM cases")).scalar_one()
+        try:
+            return db.execute(sa.text("SELECT count(*) FROM cases")).scalar_one()
+        except sa.exc.ProgrammingError:  # the escalation worker is still migrating its database
+            return 0
 
 
 def _wait_for_cases(engine: sa.Engine, total: int, timeout: float, procs) -> None:

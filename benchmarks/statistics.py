@@ -10,22 +10,33 @@ Set-up (not timed): a fresh PostgreSQL database at escalation's schema; N closed
 store writes it: random durations, about 10 % reworked, 8 % extended, 15 % escalated; loaded with one
 ``INSERT … SELECT FROM generate_series`` per table, then ``ANALYZE``.
 
-Figures (the median of 3 runs, after one warm-up run):
+Then the rollups (``services/escalation/rollups.py``) are built from those rows as ``gridcase stats
+rebuild`` builds them (every (day, sub-center) marked, one refresh; timed apart, as a note).
+
+Figures (the median of 3 runs, after one warm-up run), through ``CaseStore.closure_stats`` (the rollups
+refreshed first: nothing is marked, so that is one indexed look-up):
 
 - ``statistics.year_by_station_month``: a command-center caller's whole year grouped by station and month
-  (138 × 12 rows: counts, six rates, three durations and four levels, each median and p90 with
-  ``percentile_cont``). Goal < 1 s. Ratio: the raw baseline's seconds ÷ ours.
+  (138 × 12 rows: counts, six rates, three durations, the response time and four levels, each median and
+  p90, exact). Goal ≤ 0.25 s. Ratio: the raw baseline's seconds ÷ ours.
 - ``statistics.year_by_station_day``: the same by station and day (138 × 365 rows), the heaviest grouping.
+  Goal ≤ 1 s.
 - ``statistics.raw_scan``: raw baseline: ``SELECT station_id, count(*), avg(close_s) … GROUP BY
   station_id`` over the same year's rows, plain SQL: what reading the rows costs at all.
 - ``statistics.station_scope``: one station's own year by month (a scoped caller).
+- ``statistics.from_cases_station_month`` / ``_station_day``: the same two answers computed from the per-case
+  rows (``CaseStore._closure_stats``, ``percentile_cont`` over 10⁶ rows: what every read cost before the
+  rollups); ratio: that ÷ ours.
+- ``statistics.refresh_month``: what keeping the rollups current costs: 1,000 cases of one month change
+  (their statistics rows rewritten through the store, marking their days), then one refresh recomputes
+  their days, weeks and month under their sub-centers. Seconds for the refresh; ratio: per changed case, ms.
 """
 from __future__ import annotations
 
 import statistics as stdlib_statistics
 import sys
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 
@@ -40,7 +51,7 @@ YEAR = (date(2026, 1, 1), date(2027, 1, 1))
 def run(quick: bool = False) -> list[Figure]:
     size = 50_000 if quick else 1_000_000
     with Scope("statistics") as scope:
-        from services.escalation import bootstrap
+        from services.escalation import bootstrap, handlers
         from shared.auth import Identity
         from shared.config import Settings
 
@@ -51,6 +62,10 @@ def run(quick: bool = False) -> list[Figure]:
         _load(service.engine, size)
         note(f"{size:,} closed cases with their statistics rows loaded in {time.perf_counter() - started:.1f} s "
              "(two INSERT … SELECT; not timed)")
+        started = time.perf_counter()
+        marks = service.run(handlers.refresh_rollups, True)
+        note(f"rollups built in {time.perf_counter() - started:.1f} s ({marks:,} (day, sub-center) pairs; "
+             "gridcase stats rebuild's refresh; not timed)")
         command = Identity(role="command", user="bench")
         station = Identity(role="station", user="bench", area="S001")
 
@@ -58,17 +73,54 @@ def run(quick: bool = False) -> list[Figure]:
             with service.uow() as uow:
                 return uow.store.closure_stats(identity, "station", period, *YEAR)
 
+        def from_cases(period):
+            with service.uow() as uow:
+                return uow.store._closure_stats(command, "station", period, *YEAR)
+
         month, rows = _timed(lambda: ours(command, "month"))
         note(f"year by station and month: {len(rows)} rows, {sum(r['opened'] for r in rows):,} cases")
+        before_month, same = _timed(lambda: from_cases("month"), runs=1)
+        if same != rows:
+            raise AssertionError("the rollups' answer differs from the per-case rows' (station, month)")
         day, rows = _timed(lambda: ours(command, "day"))
         note(f"year by station and day: {len(rows)} rows")
+        before_day, same = _timed(lambda: from_cases("day"), runs=1)
+        if same != rows:
+            raise AssertionError("the rollups' answer differs from the per-case rows' (station, day)")
+        note("both answers equal the per-case rows' computation, row for row")
         scoped, rows = _timed(lambda: ours(station, "month"))
         note(f"one station's year by month: {len(rows)} rows")
         raw, _ = _timed(lambda: _raw(service.engine))
+        refresh, changed = _refresh_month(service)
+        note(f"refresh: {changed:,} changed cases of 2026-06 over {STATIONS} stations, recomputed in {refresh:.2f} s")
     return [("statistics.raw_scan", round(raw, 3), "s", None),
             ("statistics.year_by_station_month", round(month, 3), "s", round(raw / month, 3)),
             ("statistics.year_by_station_day", round(day, 3), "s", round(raw / day, 3)),
-            ("statistics.station_scope", round(scoped, 4), "s", round(raw / scoped, 3))]
+            ("statistics.station_scope", round(scoped, 4), "s", round(raw / scoped, 3)),
+            ("statistics.from_cases_station_month", round(before_month, 3), "s", round(before_month / month, 1)),
+            ("statistics.from_cases_station_day", round(before_day, 3), "s", round(before_day / day, 1)),
+            ("statistics.refresh_month", round(refresh, 3), "s", round(refresh / changed * 1000, 3))]
+
+
+def _refresh_month(service, n: int = 1000) -> tuple[float, int]:
+    """``n`` cases opened in June 2026 change (their statistics rows rewritten and their days marked, as a
+    step's transaction does it); returns the seconds of the refresh that follows, and ``n``."""
+    from services.escalation import handlers
+    from services.escalation.store import case_facts
+
+    f = case_facts.c
+    with service.uow() as uow:
+        rows = [dict(r._mapping) for r in uow.connection.execute(
+            sa.select(case_facts).where(f.opened_month == date(2026, 6, 1)).limit(n))]
+        for row in rows:
+            row["close_s"] = (row["close_s"] or 0) + 60
+        uow.connection.execute(case_facts.delete().where(f.case_id.in_([r["case_id"] for r in rows])))
+        uow.connection.execute(case_facts.insert(), rows)
+        uow.store.rollups.mark([(r["opened_day"], r["subcenter_id"]) for r in rows], datetime.now(UTC))
+        uow.commit()
+    started = time.perf_counter()
+    service.run(handlers.refresh_rollups, False)
+    return time.perf_counter() - started, len(rows)
 
 
 def _timed(fn, runs: int = 3):

@@ -164,8 +164,9 @@ def stats_group():
 @stats_group.command("rebuild")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 def rebuild_command(data_dir):
-    """Compute the statistics rows of cases that have none (cases opened before they existed); every
-    other case's row is kept current by each change to it."""
+    """Compute the statistics rows of cases that have none (cases opened before they existed), then
+    every rollup of the statistics again; every other case's row, and the rollups, are kept current by
+    each change to it."""
     from services.escalation import bootstrap, handlers
     from shared.config import from_env
 
@@ -174,3 +175,5 @@ def rebuild_command(data_dir):
     while done := service.run(handlers.refresh_facts, 1000):
         total += done
     click.echo(f"{total} cases counted")
+    days = service.run(handlers.refresh_rollups, True)
+    click.echo(f"rollups recomputed for {days} (day, sub-center) pairs")

@@ -11,7 +11,9 @@ service database). Database outages, and handlers that raise ``Unavailable``, ar
 fault: the messages are held, unacknowledged, and retried until the cause is gone (tenacity).
 
 Broker connections and reconnects are kombu's ``ConsumerMixin``; only its drain loop is ours, so a
-partly filled batch is flushed after 5 ms without a message instead of the mixin's fixed interval. A
+partly filled batch is flushed after ``FLUSH_AFTER`` without a message instead of the mixin's fixed
+interval (deliveries that arrive while a batch is handled wait in the prefetch and make the next batch,
+so a busy consumer still handles them in bulk; an idle one does not hold a message back). A
 broker URL listing several nodes fails over in kombu: a lost connection reconnects to the next node that
 answers, and the deliveries the lost channel held go back to the queue (the inbox absorbs them).
 """
@@ -42,6 +44,8 @@ DUPLICATES = Counter("gridcase_messages_duplicate_total", "Messages skipped by t
 FAILED = Counter("gridcase_messages_failed_total", "Message deliveries that failed", ["consumer"])
 #: Inbox rows are kept a week, far beyond any redelivery.
 INBOX_RETENTION = timedelta(days=7)
+#: Seconds without a delivery after which a partly filled batch is handled.
+FLUSH_AFTER = 0.001
 
 
 class Unavailable(RuntimeError):
@@ -152,7 +156,7 @@ class ConsumerWorker(ConsumerMixin):
                 if self.should_stop:
                     break
                 try:
-                    connection.drain_events(timeout=0.005 if self._batch else safety_interval)
+                    connection.drain_events(timeout=FLUSH_AFTER if self._batch else safety_interval)
                 except TimeoutError:
                     self._flush()
                     connection.heartbeat_check()

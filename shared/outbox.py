@@ -26,6 +26,16 @@ outbox = sa.Table(
 )
 
 
+#: The PostgreSQL notification channel a relay listens on (per database): a commit that wrote outbox rows
+#: in a process without the relay notifies it (``wake``), delivered when the transaction commits.
+CHANNEL = "gridcase_outbox"
+
+
+def wake(connection: sa.Connection) -> None:
+    """Notify the relays listening on this PostgreSQL database (``CHANNEL``) when the transaction commits."""
+    connection.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+
+
 def add(connection: sa.Connection, envelopes: list[Envelope]) -> None:
     """Queue envelopes for publishing; they commit (or roll back) with the caller's transaction."""
     if envelopes:

@@ -8,10 +8,12 @@ live node of the broker URL and publishes the rows again. A crash between the br
 UPDATE publishes the batch again on restart: consumers' inboxes absorb that. Broker or database
 trouble is retried with exponential backoff (tenacity), forever.
 
-When idle the relay sleeps until a commit of messages in its own process wakes it
-(``shared.uow.on_commit``) or its poll interval passes; the interval doubles while nothing is waiting,
-up to ``idle_poll`` — long in the embedded mode, where every writer is in the same process, short in
-production, where the API that writes the rows is another process.
+When idle the relay sleeps until a commit of messages wakes it or its poll interval passes; the interval
+doubles while nothing is waiting, up to ``idle_poll`` — long in the embedded mode, where every writer is in
+the same process, short in production, where the API that writes the rows is another process. A commit in
+its own process wakes it through ``shared.uow.on_commit``; on PostgreSQL a commit in another process (the
+API under gunicorn, the scheduler) notifies ``outbox.CHANNEL`` and a listener thread of the relay, on a
+connection of its own, wakes it as the notification arrives (``shared.uow.relay_elsewhere``).
 """
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ from shared.uow import forget, on_commit
 log = logs.get("gridcase.relay")
 #: Sent outbox rows are kept a day (the embedded replay needs the last hour).
 OUTBOX_RETENTION = timedelta(days=1)
+#: Seconds the listener waits for notifications before it checks whether the relay is stopping.
+LISTEN_SECONDS = 1.0
 PUBLISHED = Counter("gridcase_outbox_published_total", "Outbox messages confirmed by the broker", ["service"])
 
 
@@ -90,9 +94,40 @@ class Relay:
         """Publish until stopped; each step is retried with backoff, which starts over after a success."""
         if self.replay_window is not None:
             self._retrying(self._reset_recent)
+        listener = None
+        if self.engine.dialect.name == "postgresql":
+            listener = threading.Thread(target=self._listen, name=f"relay-listen-{self.service}", daemon=True)
+            listener.start()
         while not self.stopping.is_set():
             self._retrying(self._step)
         self._drop_publisher()
+        if listener is not None:
+            listener.join(LISTEN_SECONDS + 1)
+
+    def _listen(self) -> None:
+        """PostgreSQL: wake the loop when another process's commit notifies ``outbox.CHANNEL``, on a
+        connection taken out of the pool for good (one more per relay); after a lost connection, listen
+        again a second later (rows committed meanwhile are found by the wake that follows)."""
+        while not self.stopping.is_set():
+            try:
+                held = self.engine.raw_connection()
+                connection = held.driver_connection
+                held.detach()
+                try:
+                    connection.autocommit = True
+                    connection.execute(f"LISTEN {outbox.CHANNEL}")
+                    self.wakeup.set()
+                    while not self.stopping.is_set():
+                        for _ in connection.notifies(timeout=LISTEN_SECONDS):
+                            self.wakeup.set()
+                finally:
+                    connection.close()
+            except Exception:
+                if self.stopping.is_set():
+                    return
+                log.warning("listening for outbox commits failed; polling meanwhile", service=self.service,
+                            exc_info=True)
+                self.stopping.wait(1.0)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -118,13 +153,20 @@ class Relay:
             with self.engine.begin() as connection:
                 outbox.prune(connection, datetime.now(UTC) - OUTBOX_RETENTION)
             self._next_prune = time.monotonic() + 600
-        if self.run_once():
-            self._wait = self.poll_interval
+        self.wakeup.clear()  # a commit from here on wakes the wait below, however quick
+        if self.stopping.is_set():  # ``stop`` sets the flag before the event this clear may have taken
             return
-        if self.wakeup.wait(self._wait):
-            self.wakeup.clear()
+        published = self.run_once()
+        if published >= self.batch_size:
             self._wait = self.poll_interval
-        else:
+            return  # a full batch: more are waiting
+        # Every row committed before the query is published; one committed since has set the event (or,
+        # written by a process that cannot wake this one, is found by the poll): no second query now.
+        if published:
+            self._wait = self.poll_interval
+        if self.wakeup.wait(self._wait):
+            self._wait = self.poll_interval
+        elif not published:
             self._wait = min(self._wait * 2, self.idle_poll)
         if time.monotonic() - self._last_heartbeat > 1.0:
             self.publisher.heartbeat()

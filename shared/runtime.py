@@ -4,6 +4,7 @@ from __future__ import annotations
 import gc
 import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 
@@ -39,6 +40,20 @@ def freeze_startup_heap() -> None:
     (``gc.freeze``). Measured on escalation's consumer in-process on PostgreSQL: 0.337 → 0.295 ms
     CPU per opened case."""
     gc.freeze()
+
+
+@contextmanager
+def collector_paused():
+    """Python's cyclic garbage collector paused while a block builds many small containers that form no
+    cycle (a year by station and day is 50,000 answer rows of a dozen dicts each): left on, it walks them
+    again and again as they pile up. Process-wide while it lasts; collection resumes after."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class Runner:

@@ -57,6 +57,15 @@ def on_commit(engine: sa.Engine, *, messages_only: bool = False) -> CommitEvent:
     return event
 
 
+def relay_elsewhere(engine: sa.Engine) -> bool:
+    """Whether the outbox rows this process writes to ``engine``'s database are published by a relay in
+    another process (PostgreSQL, and no relay here waits on ``on_commit``): the API under gunicorn, the
+    scheduler or the notifier in their own processes. Their commits then wake it with a PostgreSQL
+    notification (``outbox.wake``), which its listener hears at once instead of at its next poll."""
+    return engine.dialect.name == "postgresql" and not any(
+        listener.messages_only for listener in _commit_listeners[str(engine.url)])
+
+
 def forget(engine: sa.Engine, event: CommitEvent) -> None:
     """Commits on ``engine``'s database no longer set ``event``."""
     listeners = _commit_listeners[str(engine.url)]
@@ -80,9 +89,12 @@ class Store:
         return self.engine.dialect.name == "postgresql"
 
     def flush(self, envelopes: list[Envelope]) -> None:
-        """At commit: write the unit of work's messages to the outbox. A store that holds rows back
-        until commit writes them here too (intake writes a report and its message in one statement)."""
+        """At commit: write the unit of work's messages to the outbox (and wake a relay of another
+        process: ``relay_elsewhere``). A store that holds rows back until commit writes them here too
+        (intake writes a report and its message in one statement)."""
         outbox.add(self.db, envelopes)
+        if envelopes and relay_elsewhere(self.engine):
+            outbox.wake(self.db)
 
 
 S = TypeVar("S", bound=Store)

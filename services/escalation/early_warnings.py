@@ -17,8 +17,8 @@ both would open an item. So before deciding, a batch locks each (rule, category)
 commits (``WarningStore.lock``: PostgreSQL advisory locks in one sorted order; on SQLite the write
 lock already admits one writer): the second worker then sees the first one's item and joins it. The
 lock order is rule × category, then an item's row, then the audit trail's lock — the order staff
-actions take too (item row, then audit) — so the two never wait on each other; that is why
-``open_cases`` evaluates the rules before it stores the cases (which takes the audit lock).
+actions take too (item row, then audit) — so the two never wait on each other; the audit trail's lock
+is taken at commit, after every other (``store.append_audit``).
 
 **The audit trail.** Items are not cases and have no case timeline: their changes (``early_warning.opened``,
 ``.joined``, ``.acknowledged``, ``.closed``) are rows of the same hash chain with ``case_id`` null and
@@ -102,11 +102,10 @@ def evaluate(uow: UnitOfWork, policy: Policy, arrivals: list[Arrival], now: date
     for rule, a in work:
         groups.setdefault((rule, a.category), []).append(a)
     batch = _Batch(index, now)
-    for (rule, category), group in groups.items():
-        batch.decide(rule, category, group)
+    batch.decide([(rule, category, group) for (rule, category), group in groups.items()])
     batch.write(uow)
-    for rule in {rule for rule, _ in work}:
-        index.prune(rule.name, now - 2 * timedelta(seconds=rule.window), PRUNE_PER_POINT * len(work))
+    index.prune(sorted({(rule.name, now - 2 * timedelta(seconds=rule.window)) for rule, _ in work}),
+                PRUNE_PER_POINT * len(work))
     return batch.opened
 
 
@@ -127,14 +126,25 @@ class _Batch:
         self.changed: list[Point] = []  # stored points that went into an item
         self.opened: list[Item] = []
         self.joined: dict[str, tuple[Item, list[str]]] = {}  # item id → (item, cases it gained)
+        self.stored: dict[str, Item | None] = {}  # stored items read (and locked) for joining; None: gone
         self.audit: list[dict] = []
 
-    def decide(self, rule: EarlyWarningRule, category: str, group: list[Arrival]) -> None:
+    def decide(self, groups: list[tuple[EarlyWarningRule, str, list[Arrival]]]) -> None:
+        """Each group's (rule, category, arrivals) decisions, in order, after one read of the points around
+        every group's reports and one of the stored items they may join."""
+        placed = {(rule.name, category): [(a, *_keys(rule, a)) for a in group] for rule, category, group in groups}
+        stored = self.index.near_many([
+            (rule.name, category, sorted({c for _, _, near in placed[(rule.name, category)] for c in near}),
+             min(a.at for a in group) - timedelta(seconds=rule.window),
+             max(a.at for a in group) + timedelta(seconds=rule.window)) for rule, category, group in groups])
+        self._read_items(p.item_id for points in stored.values() for p in points if p.held and p.item_id)
+        for rule, category, _ in groups:
+            self._decide(rule, category, placed[(rule.name, category)], stored[(rule.name, category)])
+
+    def _decide(self, rule: EarlyWarningRule, category: str, placed: list, stored: list[Point]) -> None:
         window = timedelta(seconds=rule.window)
-        placed = [(a, *_keys(rule, a)) for a in group]
         by_cell: dict[str, list[Point]] = {}
-        for p in self.index.near(rule.name, category, sorted({c for _, _, near in placed for c in near}),
-                                 min(a.at for a in group) - window, max(a.at for a in group) + window):
+        for p in stored:
             by_cell.setdefault(p.cell, []).append(p)
         for a, key, near in placed:
             point = Point(a.case_id, a.at, a.lon, a.lat, cell=key)
@@ -160,11 +170,22 @@ class _Batch:
             "item": item.id, "rule": item.rule, "category": item.category, "area_id": item.area_id,
             "reports": list(item.reports)}))
 
+    def _read_items(self, item_ids: Iterable[str]) -> None:
+        """The stored items that the points read may join, read and locked at once (not one by one)."""
+        opened = {item.id for item in self.opened}
+        wanted = {i for i in item_ids if i not in self.stored and i not in opened}
+        if wanted:
+            found = self.index.get_many(wanted, for_update=True)
+            self.stored.update({i: found.get(i) for i in wanted})
+
     def _join(self, item_id: str, point: Point) -> None:
         """``point`` joins the active item ``item_id`` (one opened in this batch, or a stored one, locked
         until commit); a stored item closed meanwhile takes nothing, and the point stays free."""
         if item_id not in self.joined:
-            item = next((i for i in self.opened if i.id == item_id), None) or self.index.get(item_id, for_update=True)
+            item = next((i for i in self.opened if i.id == item_id), None)
+            if item is None:
+                self._read_items([item_id])
+                item = self.stored[item_id]
             if item is None or item.status not in ACTIVE:
                 return
             self.joined[item_id] = (item, [])
@@ -179,12 +200,11 @@ class _Batch:
         index.open_items(self.opened)
         index.add_points(self.points)
         index.hold(self.changed)
-        for item in self.opened:
-            index.add_reports(item, item.reports, start=0)
         grown = [(item, gained) for item, gained in self.joined.values() if gained]
+        index.add_reports([(item, item.reports, 0) for item in self.opened]
+                          + [(item, gained, len(item.reports) - len(gained)) for item, gained in grown
+                             if item.id not in opened])
         for item, gained in grown:
-            if item.id not in opened:
-                index.add_reports(item, gained, start=len(item.reports) - len(gained))
             self.audit.append(_audit(self.now, "system", "early_warning.joined", {"item": item.id, "reports": gained}))
         index.recentre([item for item, _ in grown])
         if self.audit:
@@ -204,7 +224,7 @@ def early_warning_opened(uow: UnitOfWork, item: Item) -> None:
         Addressee(owners.hq.id, Role.COMMAND) if owners.hq else None
     enqueue(uow, event="early_warning", event_id=item.id, at=item.opened_at, payload={"warning": describe(item)},
             units=[ref.id for ref in (owners.grid, owners.station, owners.subcenter, owners.hq) if ref],
-            addressees=[addressee] if addressee else [])
+            addressees=[addressee] if addressee else [], fresh=True)
     log.info("early warning opened", item=item.id, rule=item.rule, category=item.category, area_id=item.area_id,
              reports=len(item.reports))
 

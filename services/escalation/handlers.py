@@ -61,7 +61,7 @@ def open_cases(messages: list[events.CaseDispatched], uow: UnitOfWork, *, policy
             new.append((case, outcome, Report(m.description, location.lon, location.lat, m.reporter, m.reported_at),
                         [{"id": c.id, "distance_m": c.distance_m} for c in m.candidates]))
             publish(uow, case, outcome, cause=m, revision=1)
-        # early warning (预警) first: it takes its locks before the audit trail's (see early_warnings)
+        # early warning (预警): its locks, then the audit trail's at commit (see early_warnings)
         early_warnings.reports_arrived(uow, policy, messages, now)
         uow.store.add(new, now)
         uow.commit()
@@ -340,6 +340,7 @@ def closure_stats(query: ClosureStats, uow: UnitOfWork, *, time_zone: str) -> di
         with uow:
             rows = uow.store.closure_stats(query.identity, query.group_by, query.period, query.day_from,
                                            query.day_to, by=query.by)
+            uow.commit()  # the rollups the read brought up to date
     if query.rank_by:
         rows = statistics.rank(rows, query.rank_by, query.descending)
     return {"group_by": query.group_by, "period": query.period, "by": query.by, "from": query.day_from.isoformat(),
@@ -356,6 +357,17 @@ def _department_stats(query: ClosureStats, uow: UnitOfWork, time_zone: str) -> l
     with uow:
         found = uow.store.department_assignments(query.identity, start, end)
     return statistics.department_rows(found, lambda at: starts(at.astimezone(zone).date()))
+
+
+def refresh_rollups(rebuild: bool, uow: UnitOfWork, *, clock: Clock) -> int:
+    """Bring the statistics' rollups up to date (``services.escalation.rollups``); ``rebuild``: recompute
+    every one. Returns how many (day, sub-center) marks were taken."""
+    with uow:
+        if rebuild:
+            uow.store.rollups.mark_all(clock.now())
+        done = uow.store.rollups.refresh()
+        uow.commit()
+    return done
 
 
 def refresh_facts(limit: int, uow: UnitOfWork, *, clock: Clock) -> int:

@@ -16,16 +16,20 @@ pending deadline, and deadlines past by more than a grace period that nothing fi
 scheduler); ``/readyz`` shows the counts under ``detail.timers`` and ``/metrics`` exports them.
 
 The same loop writes the audit trail's signed checkpoints on their own interval
-(``services/escalation/checkpoints.py``), at most ``idle_interval`` late.
+(``services/escalation/checkpoints.py``), at most ``idle_interval`` late, and brings the statistics'
+rollups up to date every ``rollups.REFRESH_SECONDS`` (``services/escalation/rollups.py``), so that a
+reader of the statistics seldom has much to recompute.
 """
 from __future__ import annotations
 
 import threading
+import time
 
 from prometheus_client import Gauge
 
+from services.escalation import rollups
 from services.escalation.checkpoints import Checkpoints
-from services.escalation.handlers import escalate_due, next_due
+from services.escalation.handlers import escalate_due, next_due, refresh_rollups
 from shared import logs
 from shared.uow import forget, on_commit
 
@@ -47,6 +51,7 @@ class Scheduler:
         self.stopping = threading.Event()
         self.committed = on_commit(service.engine)
         self.checkpoints = Checkpoints(service)  # the audit trail's signed checkpoints, on their own interval
+        self.rollups_at = time.monotonic() + rollups.REFRESH_SECONDS
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -60,9 +65,21 @@ class Scheduler:
             except Exception:
                 log.warning("scheduler tick failed; retrying", exc_info=True)
             self.checkpoints.maybe_write()
+            self._refresh_rollups()
             if self.committed.wait(wait):
                 self.stopping.wait(self.interval)  # a burst of commits makes one tick, not one each
         self.checkpoints.maybe_write(now=True)  # the last rows before a stop are covered too
+
+    def _refresh_rollups(self) -> None:
+        """The statistics' rollups, every ``rollups.REFRESH_SECONDS``; a failure is logged and tried again
+        at the next interval (readers refresh for themselves meanwhile)."""
+        if time.monotonic() < self.rollups_at:
+            return
+        self.rollups_at = time.monotonic() + rollups.REFRESH_SECONDS
+        try:
+            self.service.run(refresh_rollups, False)
+        except Exception:
+            log.warning("statistics rollups not refreshed; trying again at the next interval", exc_info=True)
 
     def _until_next_due(self) -> float:
         """Real seconds to wait: until the earliest ``due_at``, within ``[interval, idle_interval]``. A

@@ -214,6 +214,32 @@ case_facts = sa.Table(
 #: calendar time at each level.
 FACTS_VERSION = 2
 
+#: The statistics of the cases that opened in one period (a local day, week from Monday or month) under one
+#: unit, at each unit level: ``grid`` rows (grid, its station and sub-center), ``station`` rows (grid_id '')
+#: and ``subcenter`` rows (grid_id and station_id ''); '' also stands for "none" (a case in no grid).
+#: Counts are sums; the quantiles exact (``percentile_cont``). Written by ``services/escalation/rollups.py``
+#: from ``case_facts``, for the (day, sub-center) pairs ``rollup_marks`` names.
+closure_rollups = sa.Table(
+    "closure_rollups", metadata,
+    sa.Column("period", sa.String(5), primary_key=True),
+    sa.Column("level", sa.String(9), primary_key=True),
+    sa.Column("period_start", sa.Date, primary_key=True),
+    sa.Column("subcenter_id", sa.String(64), primary_key=True),
+    sa.Column("station_id", sa.String(64), primary_key=True),
+    sa.Column("grid_id", sa.String(64), primary_key=True),
+    *(sa.Column(c, sa.Integer, nullable=False) for c in statistics.COUNTS),
+    *(sa.Column(f"{c}_{q}", sa.Float) for c in statistics.QUANTILED for q in ("p50", "p90")),
+)
+
+#: The (local opening day, sub-center ('' for none)) pairs whose cases' statistics rows changed since their
+#: rollups were computed: written in the transaction that changes the rows, taken by the next refresh.
+rollup_marks = sa.Table(
+    "rollup_marks", metadata,
+    sa.Column("opened_day", sa.Date, primary_key=True),
+    sa.Column("subcenter_id", sa.String(64), primary_key=True),
+    sa.Column("marked_at", UTCDateTime, nullable=False),
+)
+
 #: Subscriptions and the notifications outbox (``services.escalation.notify``), written with the steps.
 subscriptions, notifications = declare_notifications(metadata)
 
@@ -368,6 +394,15 @@ class CaseStore(Store):
         super().__init__(connect, engine)
         self._revisions: dict[str, int] = {}
         self._loaded_owners: dict[str, Owners] = {}  # the owners each case was loaded with (a scope it may leave)
+        self._held_notifications: list[dict] = []
+        self._held_audit: list[dict] = []
+
+    def flush(self, envelopes) -> None:
+        """At commit: the held notification rows (``hold_notifications``), the held audit rows
+        (``append_audit``), then the outbox."""
+        self._write_held_notifications()
+        self._write_held_audit()
+        super().flush(envelopes)
 
     # -- cases ---------------------------------------------------------------------------------
 
@@ -582,22 +617,41 @@ class CaseStore(Store):
                       by: str = "opened") -> list[dict]:
         """The closure-time statistics of the cases ``identity`` may see that opened (``by="opened"``) or
         closed (``by="closed"``: closed now, on that local date) on local dates ``[day_from, day_to)``,
-        one row per group and period of that date (``domain.statistics.row``), ordered by period and key.
-        Counts are summed in SQL; the quantiles are ``percentile_cont`` on PostgreSQL and the same
-        interpolation in Python on SQLite.
+        one row per group and period of that date (``domain.statistics.row``), ordered by period and key;
+        exact. By opening date, a grouping by grid, station or sub-center reads the rollups for the
+        periods wholly inside the dates (``services.escalation.rollups``, refreshed first in this
+        transaction: commit to keep the refresh) and the per-case rows for the partial periods at the
+        edges; any other grouping, ``by="closed"`` (a case's closing moves it between periods), or one the
+        rollups cannot answer, reads the per-case rows (``case_facts``)."""
+        from services.escalation import rollups
+
+        whole = (rollups.full_periods(period, day_from, day_to)
+                 if by == "opened" and rollups.serves(identity, group_by) else None)
+        if whole is not None:
+            self.rollups.refresh()
+            middle = self.rollups.read(identity, group_by, period, *whole)
+            if middle is not None:
+                first, end = whole
+                head = self._closure_stats(identity, group_by, period, day_from, first) if day_from < first else []
+                tail = self._closure_stats(identity, group_by, period, end, day_to) if end < day_to else []
+                return head + middle + tail
+        return self._closure_stats(identity, group_by, period, day_from, day_to, by)
+
+    def _closure_stats(self, identity: Identity, group_by: str, period: str, day_from, day_to,
+                       by: str = "opened") -> list[dict]:
+        """``closure_stats`` from the per-case rows: counts summed in SQL, the quantiles ``percentile_cont``
+        on PostgreSQL and the same interpolation in Python on SQLite.
 
         On PostgreSQL the dates are cut in two at a period boundary (``_halves``: no group spans the
         cut) and the halves run at once on two connections: PostgreSQL computes ordered-set aggregates
-        in one process, and a year of 10⁶ cases by station and month took 0.94 s whole and 0.75 s
-        in halves on two cores (``benchmarks/statistics.py``; goal under 1 s)."""
+        in one process (``benchmarks/statistics.py``)."""
         f = case_facts.c
         key = {"grid": f.grid_id, "station": f.station_id, "subcenter": f.subcenter_id, "category": f.category,
                "severity": f.severity, "reporter": f.reporter}[group_by]
         when = f[f"{by}_{period}"]
         day = f[f"{by}_day"]
         sums = [sa.func.count().label("opened"), *(sa.func.sum(f[c]).label(c) for c in statistics.COUNTS[1:])]
-        columns = [*statistics.DURATIONS.values(), *statistics.LEVEL_COLUMNS.values(),
-                   *statistics.LEVEL_CALENDAR_COLUMNS.values()]
+        columns = statistics.QUANTILED
         field = statistics.GROUP_FIELDS[group_by]
         cohort = [f.closed == 1] if by == "closed" else []  # a reopened case is not closed: not counted
 
@@ -680,10 +734,22 @@ class CaseStore(Store):
 
     @property
     def notifications(self):
-        """The subscriptions and the notifications outbox, in this unit of work's transaction."""
+        """The subscriptions and the notifications outbox, in this unit of work's transaction (the rows
+        held so far are written first, so that every query through it sees them)."""
         from services.escalation.notify.store import NotificationStore
 
+        self._write_held_notifications()
         return NotificationStore(self.db)
+
+    def hold_notifications(self, rows: list[dict]) -> None:
+        """New notification rows (``notify.outbox``), written in this transaction at commit, or before any
+        query through ``notifications``: a consumer's batch of cases writes them with one statement."""
+        self._held_notifications += rows
+
+    def _write_held_notifications(self) -> None:
+        rows, self._held_notifications = self._held_notifications, []
+        if rows:
+            self.db.execute(notifications.insert(), rows)
 
     def reporter(self, case_id: str) -> str | None:
         """Who filed the case's report (None for a case not stored yet)."""
@@ -717,6 +783,13 @@ class CaseStore(Store):
         return load_departments(self.db, departments)
 
     @property
+    def rollups(self):
+        """The closure statistics' rollups (``services.escalation.rollups``), in this store's transaction."""
+        from services.escalation.rollups import RollupStore  # it reads this module's tables
+
+        return RollupStore(self)
+
+    @property
     def early_warnings(self):
         """The early-warning points and items (``services.escalation.warning_store``), in this store's
         transaction."""
@@ -743,16 +816,22 @@ class CaseStore(Store):
 
     def audit_rows(self, after: int = 0):
         """The audit rows after ``seq``, in order (streamed)."""
+        self._write_held_audit()
         return self.db.execute(sa.select(audit_log).where(audit_log.c.seq > after).order_by(audit_log.c.seq)
                                .execution_options(yield_per=2000))
 
     def audit_head(self):
         """The last audit row (None for an empty trail): where a checkpoint is taken."""
+        self._write_held_audit()
+        return self._audit_head()
+
+    def _audit_head(self):
         return self.db.execute(sa.select(audit_log).order_by(audit_log.c.seq.desc()).limit(1)).first()
 
     def audit_steps_by_case(self):
         """The audit rows of cases, by case id (code-point order) and ``seq`` (streamed), for
         ``shared.audit.timeline_difference``."""
+        self._write_held_audit()
         case_id = audit_log.c.case_id.collate("C") if self.postgres else audit_log.c.case_id
         return self.db.execute(sa.select(audit_log).where(audit_log.c.case_id.is_not(None))
                                .order_by(case_id, audit_log.c.seq).execution_options(yield_per=2000))
@@ -806,10 +885,13 @@ class CaseStore(Store):
             facts = measure(steps, case.policy, case.owners, case.extensions, now,
                             closed_now=case.status == Status.CLOSED)
             rows.append(_facts_row(case, reporters.get(case_id), facts))
-        if opened is None:
-            self.db.execute(case_facts.delete().where(case_facts.c.case_id.in_(ids)))
+        gone = []
+        if opened is None:  # the old rows' (day, sub-center): a case moved elsewhere leaves its old groups
+            gone = self.db.execute(case_facts.delete().where(case_facts.c.case_id.in_(ids)).returning(
+                case_facts.c.opened_day, case_facts.c.subcenter_id)).all()
         if rows:
             self.db.execute(case_facts.insert(), rows)
+        self.rollups.mark([*gone, *((r["opened_day"], r["subcenter_id"]) for r in rows)], now)
 
     def _append_audit(self, steps: list[tuple[Case, Step]]) -> None:
         self.append_audit([{"at": step.at, "actor": step.actor, "action": str(step.type), "case_id": case.id,
@@ -819,11 +901,20 @@ class CaseStore(Store):
     def append_audit(self, entries: list[dict]) -> None:
         """Append rows to the hash-chained audit trail, in the caller's transaction, signed with the audit
         key when the service has one: each entry is ``{"at", "actor", "action", "case_id" (or None: not a
-        case's timeline step), "detail"}`` (``shared.audit.append``)."""
+        case's timeline step), "detail"}`` (``shared.audit.append``). They are held until the commit
+        (``flush``, or a read of the trail in this transaction) and written then, all of the transaction's
+        at once: the trail's lock, which serialises every writer, is held from there to the commit only,
+        and is the last lock a transaction takes."""
+        self._held_audit += entries
+
+    def _write_held_audit(self) -> None:
+        entries, self._held_audit = self._held_audit, []
+        if not entries:
+            return
         if self.postgres:  # appends are serialised: each row names the hash of the one before
             self.db.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK})
         key = _AUDIT_KEYS.get(self.engine)
-        last = self.audit_head()
+        last = self._audit_head()
         previous = audit.Entry(last.seq, last.at, last.actor, last.action, last.case_id, last.detail,
                                last.previous_hash, last.hash, last.mac) if last else None
         if key is not None and last is not None and last.mac is None:  # rows written before the trail had a key

@@ -49,19 +49,34 @@ class WarningStore:
         one neighbourhood at once. PostgreSQL: transaction-level advisory locks, taken in one order
         (sorted) so two transactions cannot wait on each other; SQLite: its write lock (``BEGIN
         IMMEDIATE``) already lets one writer in at a time."""
-        if self.store.postgres:
-            for key in sorted({lock_key(rule, category) for rule, category in keys}):
-                self.db.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        if self.store.postgres:  # one statement; unnest returns the sorted keys in order
+            ordered = sorted({lock_key(rule, category) for rule, category in keys})
+            if ordered:
+                self.db.execute(sa.text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+                                {"keys": ordered})
 
     def near(self, rule: str, category: str, cells: list[str], since: datetime, until: datetime) -> list[Point]:
         """The points of ``rule`` × ``category`` under ``cells`` that may count: those of an active item
-        (any age) and those in no item reported in ``[since, until]`` (read 500 keys at a time)."""
+        (any age) and those in no item reported in ``[since, until]``."""
+        return self.near_many([(rule, category, cells, since, until)])[(rule, category)]
+
+    def near_many(self, wanted: list[tuple[str, str, list[str], datetime, datetime]]
+                  ) -> dict[tuple[str, str], list[Point]]:
+        """``near`` for several (rule, category, cells, since, until) at once, by (rule, category): one
+        statement per 500 keys, however many rules and categories."""
         p = warning_points.c
-        found = []
-        for chunk in range(0, len(cells), 500):
-            found += [_point(r) for r in self.db.execute(sa.select(warning_points).where(
-                p.rule == rule, p.category == category, p.cell.in_(cells[chunk:chunk + 500]),
-                sa.or_(p.held, sa.and_(p.item_id.is_(None), p.at >= since, p.at <= until))))]
+        found: dict[tuple[str, str], list[Point]] = {(rule, category): [] for rule, category, *_ in wanted}
+        keys = [(rule, category, cell, since, until)
+                for rule, category, cells, since, until in wanted for cell in cells]
+        for chunk in range(0, len(keys), 500):
+            part: dict[tuple, list[str]] = {}
+            for rule, category, cell, since, until in keys[chunk:chunk + 500]:
+                part.setdefault((rule, category, since, until), []).append(cell)
+            where = [sa.and_(p.rule == rule, p.category == category, p.cell.in_(cells),
+                             sa.or_(p.held, sa.and_(p.item_id.is_(None), p.at >= since, p.at <= until)))
+                     for (rule, category, since, until), cells in part.items()]
+            for r in self.db.execute(sa.select(warning_points).where(sa.or_(*where))):
+                found[(r.rule, r.category)].append(_point(r))
         return found
 
     def add_points(self, points: list[tuple[str, str, Point]]) -> None:
@@ -77,12 +92,17 @@ class WarningStore:
             self.db.execute(warning_points.update().where(warning_points.c.id == sa.bindparam("b_id")),
                             [{"b_id": p.id, "item_id": p.item_id, "held": p.held} for p in points])
 
-    def prune(self, rule: str, before: datetime, limit: int) -> int:
-        """Forget up to ``limit`` points of ``rule`` older than ``before`` that no active item holds
-        (they can no longer share a window with a new report); returns how many."""
+    def prune(self, rules: Iterable[tuple[str, datetime]], limit: int) -> int:
+        """Forget, for each (rule, before), up to ``limit`` points of the rule older than ``before`` that
+        no active item holds (they can no longer share a window with a new report), in one statement;
+        returns how many."""
         p = warning_points.c
-        old = sa.select(p.id).where(p.rule == rule, p.at < before, sa.not_(p.held)).limit(limit)
-        return self.db.execute(warning_points.delete().where(p.id.in_(old.scalar_subquery()))).rowcount
+        old = [sa.select(p.id).where(p.rule == rule, p.at < before, sa.not_(p.held)).limit(limit).subquery()
+               for rule, before in rules]
+        if not old:
+            return 0
+        ids = sa.union_all(*(sa.select(sub.c.id) for sub in old)) if len(old) > 1 else sa.select(old[0].c.id)
+        return self.db.execute(warning_points.delete().where(p.id.in_(ids))).rowcount
 
     # -- items ---------------------------------------------------------------------------------------
 
@@ -91,11 +111,13 @@ class WarningStore:
         if items:
             self.db.execute(warning_items.insert(), [_item_columns(item) for item in items])
 
-    def add_reports(self, item: Item, case_ids: list[str], start: int) -> None:
-        """The cases ``case_ids`` in ``item``, numbered from ``start`` (their place in ``item.reports``)."""
-        if case_ids:
-            self.db.execute(warning_reports.insert(), [{"item_id": item.id, "case_id": case_id, "seq": start + n}
-                                                       for n, case_id in enumerate(case_ids)])
+    def add_reports(self, entries: Iterable[tuple[Item, list[str], int]]) -> None:
+        """Cases in items, one statement for all: each entry ``(item, case_ids, start)`` numbers its
+        cases from ``start`` (their place in ``item.reports``)."""
+        rows = [{"item_id": item.id, "case_id": case_id, "seq": start + n}
+                for item, case_ids, start in entries for n, case_id in enumerate(case_ids)]
+        if rows:
+            self.db.execute(warning_reports.insert(), rows)
 
     def recentre(self, items: list[Item]) -> None:
         """Grown items: their position becomes the mean of their located points, and they are saved."""
@@ -109,12 +131,14 @@ class WarningStore:
         for item in items:
             if located[item.id]:
                 item.lon, item.lat = centre(located[item.id])
-            self.save(item)
+        self.save(*items)
 
-    def save(self, item: Item) -> None:
-        """An item's status, position, history and update time."""
-        self.db.execute(warning_items.update().where(warning_items.c.id == item.id).values(
-            status=item.status, lon=item.lon, lat=item.lat, updated_at=item.updated_at, history=item.history))
+    def save(self, *items: Item) -> None:
+        """Items' status, position, history and update time (one statement for all)."""
+        if items:
+            self.db.execute(warning_items.update().where(warning_items.c.id == sa.bindparam("b_id")), [
+                {"b_id": item.id, "status": item.status, "lon": item.lon, "lat": item.lat,
+                 "updated_at": item.updated_at, "history": item.history} for item in items])
 
     def release(self, item_id: str) -> None:
         """A closed item's points hold nothing any more (they never count again, and age out)."""
@@ -130,6 +154,17 @@ class WarningStore:
             query = query.with_for_update()
         row = self.db.execute(query).first()
         return self._items([row])[0] if row else None
+
+    def get_many(self, item_ids: Iterable[str], *, for_update: bool = False) -> dict[str, Item]:
+        """The items of ``item_ids`` that exist, by id, in two reads whatever their number; ``for_update``
+        locks their rows (in id order)."""
+        ids = sorted(set(item_ids))
+        if not ids:
+            return {}
+        query = sa.select(warning_items).where(warning_items.c.id.in_(ids)).order_by(warning_items.c.id)
+        if for_update and self.store.postgres:
+            query = query.with_for_update()
+        return {item.id: item for item in self._items(self.db.execute(query).all())}
 
     def page(self, identity: Identity, statuses: list[str], page: int, size: int,
              category: str | None = None) -> tuple[list[Item], int]:

@@ -17,7 +17,7 @@ from shared.db import UTCDateTime
 from shared.departments import Department, departments_table, load_departments, store_departments
 from shared.messages import Envelope
 from shared.owners import Owners
-from shared.uow import Store
+from shared.uow import Store, relay_elsewhere
 from shared.vocabulary import ROLE_SCOPE, SCOPED_AREA_LEVELS, Level, Role, Status
 
 metadata = sa.MetaData()
@@ -154,7 +154,7 @@ class ReportStore(Store):
         values = _values(report)
         if self.postgres and not self._used_transaction and len(envelopes) == 1:
             with _autocommit(self.engine).connect() as connection:
-                self.added = connection.execute(_report_and_message(), {
+                self.added = connection.execute(_report_and_message(relay_elsewhere(self.engine)), {
                     **values, **outbox.row(envelopes[0])}).first() is not None
             return
         dialect = postgresql if self.postgres else sqlite
@@ -496,7 +496,7 @@ def _autocommit(engine: sa.Engine) -> sa.Engine:
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
-_STATEMENT: sa.Insert | None = None
+_STATEMENTS: dict[bool, sa.Insert] = {}
 
 
 @functools.cache
@@ -521,16 +521,18 @@ def _allowance_statement(postgres: bool) -> sa.Insert:
     ).returning(c.limit_key, c.window_start, c.count)
 
 
-def _report_and_message() -> sa.Insert:
+def _report_and_message(wake: bool) -> sa.Insert:
     """``WITH report AS (INSERT INTO reports … ON CONFLICT DO NOTHING RETURNING seq)
-    INSERT INTO outbox … SELECT … FROM report``: no outbox row when the report was not inserted."""
-    global _STATEMENT
-    if _STATEMENT is None:
+    INSERT INTO outbox … SELECT … FROM report``: no outbox row when the report was not inserted. ``wake``:
+    the outbox row's ``RETURNING`` also notifies the relay of another process (``outbox.CHANNEL``)."""
+    if wake not in _STATEMENTS:
         report = (postgresql.insert(reports)
                   .values({c.name: sa.bindparam(c.name, type_=c.type) for c in reports.c if c.name in _FILED})
                   .on_conflict_do_nothing().returning(reports.c.seq).cte("report"))
         row = sa.select(sa.bindparam("message_id"), sa.bindparam("type"), sa.bindparam("body"),
                         sa.bindparam("created_at", type_=UTCDateTime)).select_from(report)
-        _STATEMENT = (outbox.outbox.insert().from_select(["message_id", "type", "body", "created_at"], row)
-                      .add_cte(report).returning(outbox.outbox.c.id))
-    return _STATEMENT
+        returned = [outbox.outbox.c.id] + ([sa.func.pg_notify(sa.literal_column(f"'{outbox.CHANNEL}'"),
+                                                              sa.literal_column("''"))] if wake else [])
+        _STATEMENTS[wake] = (outbox.outbox.insert().from_select(["message_id", "type", "body", "created_at"], row)
+                             .add_cte(report).returning(*returned))
+    return _STATEMENTS[wake]

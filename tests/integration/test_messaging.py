@@ -69,6 +69,36 @@ def test_the_relay_publishes_with_confirms_and_the_inbox_applies_each_message_on
 
 @pytest.mark.rabbitmq
 @pytest.mark.postgres
+def test_a_commit_in_another_process_wakes_the_relay_at_once(broker_url, postgres_url):
+    """A writer with no relay of its own (here: an engine on another URL of the same database, as the API
+    under gunicorn is another process) notifies the relay on commit: with a poll of 60 s, only the
+    notification can publish its message within the test's wait, again and again."""
+    from datetime import UTC, datetime
+
+    from shared.messages import events
+    from shared.uow import relay_elsewhere
+    from tests.support.messaging import unit_of_work
+
+    engine = messaging_engine(postgres_url)
+    writer = messaging_engine(postgres_url + ("&" if "?" in postgres_url else "?") + "application_name=writer")
+    relay, _ = start_relay(engine, broker_url, poll_interval=60.0, idle_poll=60.0)
+    try:
+        assert relay_elsewhere(writer) and not relay_elsewhere(engine)
+        time.sleep(0.5)  # the relay has found nothing and sleeps its 60 s
+        for n in range(3):
+            with unit_of_work(writer) as uow:
+                uow.add(events.CaseReported(case_id=f"woken-{n}", number=str(n), category="other", severity="normal",
+                                            description="x", location=events.Location(1.0, 2.0), reporter="t",
+                                            reported_at=datetime.now(UTC)))
+                uow.commit()
+            wait_for(lambda: unsent(engine) == 0, timeout=10, message=f"message {n} published without a poll")
+    finally:
+        stop(relay)
+        writer.dispose()
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.postgres
 def test_a_relay_killed_between_confirm_and_mark_sent_duplicates_and_the_inbox_absorbs_it(broker_url,
                                                                                         postgres_url):
     engine = messaging_engine(postgres_url)

@@ -245,6 +245,9 @@ class FakeCaseStore:
     def notifications(self):
         return FakeNotificationStore(self)
 
+    def hold_notifications(self, rows) -> None:
+        self.notification_rows += rows
+
     def reporter(self, case_id):
         return self.reporters.get(case_id)
 
@@ -309,9 +312,14 @@ class FakeWarningStore:
             stored = next(row["point"] for row in self.points if row["point"].id == point.id)
             stored.item_id, stored.held = point.item_id, point.held
 
-    def prune(self, rule, before, limit) -> int:
-        old = [row for row in self.points if row["rule"] == rule and row["point"].at < before
-               and not row["point"].held][:limit]
+    def near_many(self, wanted):
+        return {(rule, category): self.near(rule, category, cells, since, until)
+                for rule, category, cells, since, until in wanted}
+
+    def prune(self, rules, limit) -> int:
+        old = [row for rule, before in rules for row in [
+            row for row in self.points if row["rule"] == rule and row["point"].at < before
+            and not row["point"].held][:limit]]
         self.points = [row for row in self.points if row not in old]
         return len(old)
 
@@ -319,10 +327,11 @@ class FakeWarningStore:
         for item in items:
             self.save(item)
 
-    def add_reports(self, item, case_ids, start) -> None:
-        stored = self.items[item.id]
-        assert stored.reports[:start] == item.reports[:start]
-        stored.reports = stored.reports[:start] + list(case_ids)
+    def add_reports(self, entries) -> None:
+        for item, case_ids, start in entries:
+            stored = self.items[item.id]
+            assert stored.reports[:start] == item.reports[:start]
+            stored.reports = stored.reports[:start] + list(case_ids)
 
     def recentre(self, items) -> None:
         from services.escalation.domain.early_warnings import centre
@@ -333,12 +342,13 @@ class FakeWarningStore:
                 item.lon, item.lat = lon, lat
             self.save(item)
 
-    def save(self, item) -> None:
+    def save(self, *items) -> None:
         import copy
 
-        reports = self.items[item.id].reports if item.id in self.items else []
-        self.items[item.id] = copy.deepcopy(item)
-        self.items[item.id].reports = list(reports)
+        for item in items:
+            reports = self.items[item.id].reports if item.id in self.items else []
+            self.items[item.id] = copy.deepcopy(item)
+            self.items[item.id].reports = list(reports)
 
     def release(self, item_id) -> None:
         for row in self.points:
@@ -354,6 +364,9 @@ class FakeWarningStore:
                 for c in item.reports)):
             return None
         return copy.deepcopy(item)
+
+    def get_many(self, item_ids, *, for_update=False):
+        return {i: found for i in item_ids if (found := self.get(i)) is not None}
 
     def page(self, identity, statuses, page, size, category=None):
         found = [self.get(i, identity) for i in self.items]

@@ -18,6 +18,8 @@ DURATIONS = {"time_to_acknowledge": "ack_s", "time_to_resolve": "resolve_s", "ti
              "time_to_respond": "respond_s"}  # respond: from the first urge (督办) to its answer
 LEVEL_COLUMNS = {str(n): f"level{n}_s" for n in (1, 2, 3, 4)}  # working seconds at each level
 LEVEL_CALENDAR_COLUMNS = {str(n): f"level{n}_cal_s" for n in (1, 2, 3, 4)}  # calendar seconds at each level
+#: Every quantiled statistics column (seconds): the durations, then working and calendar time per level.
+QUANTILED = (*DURATIONS.values(), *LEVEL_COLUMNS.values(), *LEVEL_CALENDAR_COLUMNS.values())
 #: Counted flags (the facts columns summed per group).
 COUNTS = ("opened", "closed", "on_time", "on_time_ext", "on_time_final", "reworked", "extended", "escalated",
           "overdue", "urged", "urges_late")
@@ -101,19 +103,30 @@ def rate(numerator: int, denominator: int) -> float | None:
 
 def row(key: Mapping, counts: Mapping[str, int], quantiles: Mapping[str, tuple[float | None, float | None]]) -> dict:
     """One answer row: the group key, the counts, the rates and ``{"median", "p90"}`` per duration.
-    ``quantiles`` maps a facts column (``close_s``, ``level2_s``) to its (median, p90)."""
+    ``quantiles`` maps a facts column (``close_s``, ``level2_s``) to its (median, p90). (A year by station
+    and day makes 50,000 of them: the loops below are over tuples made once.)"""
     out = dict(key)
     out["opened"], out["closed"], out["overdue"] = counts["opened"], counts["closed"], counts["overdue"]
     out["urged"], out["urges_late"] = counts.get("urged", 0), counts.get("urges_late", 0)  # 督办
-    for name, (numerator, denominator) in RATES.items():
-        out[name] = rate(counts[numerator], counts[denominator])
-    for name, column in DURATIONS.items():
-        median, p90 = quantiles.get(column, (None, None))
+    for name, numerator, denominator in _RATES:
+        below = counts[denominator]
+        out[name] = counts[numerator] / below if below else None  # ``rate``
+    for name, column in _DURATIONS:
+        median, p90 = quantiles.get(column, _NONE)
         out[name] = {"median": median, "p90": p90}
-    for name, columns in (("time_at_level", LEVEL_COLUMNS), ("calendar_at_level", LEVEL_CALENDAR_COLUMNS)):
-        out[name] = {level: dict(zip(("median", "p90"), quantiles.get(column, (None, None)), strict=True))
-                     for level, column in columns.items()}
+    for name, levels in _AT_LEVEL:
+        at_level = out[name] = {}
+        for level, column in levels:
+            median, p90 = quantiles.get(column, _NONE)
+            at_level[level] = {"median": median, "p90": p90}
     return out
+
+
+_RATES = tuple((name, numerator, denominator) for name, (numerator, denominator) in RATES.items())
+_DURATIONS = tuple(DURATIONS.items())
+_AT_LEVEL = (("time_at_level", tuple(LEVEL_COLUMNS.items())),
+             ("calendar_at_level", tuple(LEVEL_CALENDAR_COLUMNS.items())))
+_NONE = (None, None)
 
 
 def value_of(item: dict, measure: str) -> float | None:

@@ -64,31 +64,32 @@ def enqueue_steps(uow, case: Case, outcome: Outcome) -> int:
     for notice in found:
         rows += _rows(notice, _payload(case, notice, urgent), units, reporter, subs, case_id=case.id,
                       urgent=urgent, calendar=case.policy.calendar, clock=getattr(uow, "clock", None))
-    uow.store.notifications.add(rows)
+    uow.store.hold_notifications(rows)
     return len(rows)
 
 
 def enqueue(uow, *, event: str, event_id: str, payload: dict, units: Iterable[str] = (),
             addressees: Iterable[Addressee] = (), at: datetime | None = None, case_id: str | None = None,
-            urgent: bool = False, calendar: WorkingCalendar | None = None) -> int:
+            urgent: bool = False, calendar: WorkingCalendar | None = None, fresh: bool = False) -> int:
     """Notify ``event`` (one of ``events.EVENTS``, e.g. ``early_warning``) in ``uow``'s transaction.
 
     ``event_id``: a stable id naming this event (the same id again writes nothing new: pass the id of
     the thing that happened, e.g. an early warning's id); ``units``: the areas and departments it concerns
     (unit subscriptions hear it); ``addressees``: the units it is addressed to (role subscriptions and the
     in-app default); ``payload``: JSON-ready fields the receivers get beside ``id``, ``event`` and ``at``
-    (service time, ISO 8601 UTC; default now); ``calendar``: whose working hours quiet hours wait for.
-    Returns how many rows were written."""
+    (service time, ISO 8601 UTC; default now); ``calendar``: whose working hours quiet hours wait for;
+    ``fresh``: ``event_id`` was made in this transaction (a new item's id), so no row can name it yet and
+    none is looked for. Returns how many rows were written."""
     clock = getattr(uow, "clock", None)
     at = at or (clock.now() if clock else datetime.now(UTC))
     notice = Notice(event_id, event, tuple(addressees), Step(at, event, Level.HQ, SYSTEM))
     body = {"id": event_id, "event": event, "at": isoformat(at), **payload, "urgent": urgent,
             "to": [{"unit": a.unit, "role": a.role} for a in notice.addressees]}
-    taken = uow.store.notifications.taken(event_id)
+    taken = set() if fresh else uow.store.notifications.taken(event_id)
     rows = [r for r in _rows(notice, body, frozenset(units), None, _subscriptions(uow), case_id=case_id,
                              urgent=urgent, calendar=calendar, clock=clock)
             if r["subscription_id"] not in taken]
-    uow.store.notifications.add(rows)
+    uow.store.hold_notifications(rows)
     return len(rows)
 
 
