@@ -44,7 +44,7 @@ PERIODS = ("day", "week", "month")
 #: The unit levels of the rollups, finest first.
 LEVELS = ("grid", "station", "subcenter")
 #: The quantiled facts columns (seconds).
-QUANTILED = (*statistics.DURATIONS.values(), *statistics.LEVEL_COLUMNS.values())
+QUANTILED = statistics.QUANTILED
 #: Real seconds between the scheduler's refreshes.
 REFRESH_SECONDS = 60.0
 _LOCK = zlib.crc32(b"gridcase-closure-rollups")

@@ -207,6 +207,16 @@ def test_a_waiting_suspension_lapses_when_the_case_escalates_or_is_resolved():
     assert case.pending_suspension is None
 
 
+@pytest.mark.parametrize("request_action", ["suspend", "request_extension"])
+def test_a_waiting_request_lapses_when_the_case_is_voided(request_action):
+    case = new_case()
+    arguments = {"amount": Limit(6)} if request_action == "request_extension" else {}
+    perform(case, request_action, GRID_WORKER, LATER, reason="r", **arguments)
+    perform(case, "void", COMMAND, LATER, reason="entered twice by mistake")
+    assert case.status == Status.VOIDED
+    assert case.pending_suspension is None and case.pending_extension is None
+
+
 def test_the_policy_may_let_the_owners_of_some_levels_suspend_at_once():
     from dataclasses import replace
 
