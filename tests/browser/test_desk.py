@@ -128,6 +128,7 @@ def test_the_what_if_replay_sends_the_chosen_policy_file_and_shows_both_policies
     page = context.new_page()
     page.goto(f"{site.url}/desk/#token={site.token('supervisor')}")
     page.wait_for_selector("body[data-ready=true]")
+    page.check("#replay-form input[name=mode][value=file]")
     page.set_input_files("#replay-file", files=[{"name": "faster.toml", "mimeType": "text/plain",
                                                  "buffer": b"[categories.street_light]\n"}])
     page.click("#replay-form button[type=submit]")
