@@ -324,7 +324,8 @@
 
   async function loadLimits() {
     const result = await gc.api('GET', REPLAY).catch(() => null);
-    if (!result || !result.ok) return; // an older server: the policy file only
+    // an older server answers no limits: the policy file only
+    if (!result || !result.ok || !result.data || !Array.isArray(result.data.categories)) { drawLimitsForm(); return; }
     limits = result.data;
     drawLimitsForm();
   }
