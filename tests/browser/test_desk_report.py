@@ -98,9 +98,8 @@ def test_a_trend_line_per_unit_follows_each_measure_over_the_periods(browser, si
     page.select_option("#trend-measure", "on_time_rate")
     if size == "phone":
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], "no sideways scroll"
-    page.locator("#trend-title").scroll_into_view_if_needed()
     page.wait_for_timeout(100)
-    page.screenshot(path=SCREENSHOTS / f"desk-{size}-{lang}-trend.png")
+    page.locator("section.trend").screenshot(path=SCREENSHOTS / f"desk-{size}-{lang}-trend.png")
     assert axe_violations(page) == []
     context.close()
 
@@ -310,7 +309,8 @@ CONTROLS = """() => Array.from(document.querySelectorAll('input, select, button,
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
-def test_the_printed_report_has_its_range_and_time_zone_charts_and_tables_and_no_controls(browser, site, lang):
+def test_the_printed_report_has_its_range_and_time_zone_charts_and_tables_and_no_controls(browser, site, lang,
+                                                                                           tmp_path):
     context, page = desk_with_sample(browser, site, LAPTOP, "zh-CN" if lang == "zh" else "en-US")
     assert page.evaluate(CONTROLS), "on screen the form is there"
     page.emulate_media(media="print")
@@ -328,7 +328,7 @@ def test_the_printed_report_has_its_range_and_time_zone_charts_and_tables_and_no
         expect(page.locator(shown)).to_be_visible()
     for hidden in ("#query", ".topbar", "#replay", "#trend-units", "#hotspot-form"):
         expect(page.locator(hidden).first).to_be_hidden()
-    assert page.pdf(format="A4", landscape=True).startswith(b"%PDF")
+    assert page.pdf(path=tmp_path / "desk-report.pdf", prefer_css_page_size=True).startswith(b"%PDF")
     page.screenshot(path=SCREENSHOTS / f"desk-print-{lang}.png", full_page=True)
     context.close()
 

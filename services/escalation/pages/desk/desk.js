@@ -208,7 +208,8 @@
     trendChart = new Chart($('chart-trend'), {
       type: 'line',
       data: { labels: periods, datasets },
-      options: { responsive: true, maintainAspectRatio: false, animation: false, plugins: { legend: { position: 'bottom' } }, scales: { y } },
+      options: { responsive: true, maintainAspectRatio: false, animation: false, scales: { y },
+        plugins: { legend: { position: 'bottom', labels: { usePointStyle: true, pointStyle: 'line', pointStyleWidth: 36 } } } },
     });
     $('chart-trend').setAttribute('aria-label', gc.t('trend') + ': ' + measureLabel(key, kind));
     $('trend-caption').textContent = gc.t('trend_caption', {
