@@ -478,6 +478,9 @@
     return out;
   }
 
+  /** One side of a unit's replay in a cell: a measure a line. */
+  const measureLines = (side) => measures(side).map(([label, value]) => gc.el('div', { text: label + ' ' + value }));
+
   /** The replay's answer side by side: the total, then each unit and category, current policy | new policy. */
   function drawReplay() {
     if (!lastReplay) return;
@@ -486,8 +489,8 @@
     const total = lastReplay.total || {};
     const current = total.current || {};
     const next = total.new || {};
-    const now = measures(current);
-    const then = new Map(measures(next));
+    const now = [[gc.t('replay_cases'), total.cases === undefined ? '—' : total.cases], ...measures(current)];
+    const then = new Map([[gc.t('replay_cases'), total.cases === undefined ? '—' : total.cases], ...measures(next)]);
     const head = (cells) => gc.el('thead', {}, [gc.el('tr', {}, cells.map((c, i) => gc.el('th', { scope: 'col', class: i ? 'num' : '', text: c })))]);
     const totals = gc.el('table', { id: 'replay-table' }, [
       head([gc.t('replay_measure'), gc.t('replay_current'), gc.t('replay_proposed')]),
@@ -500,8 +503,8 @@
       gc.el('tbody', {}, rows.map((r) => gc.el('tr', {}, [
         gc.el('td', { class: 'group', text: r.unit_name || r.unit || '—' }), gc.el('td', { text: categories[r.category] ? (gc.lang === 'zh' ? categories[r.category].zh : categories[r.category].en) : (r.category || '—') }),
         gc.el('td', { class: 'num', text: r.cases }),
-        gc.el('td', { class: 'num', text: measures(r.current).map(([l, v]) => l + ' ' + v).join(' · ') }),
-        gc.el('td', { class: 'num', text: measures(r.new).map(([l, v]) => l + ' ' + v).join(' · ') }),
+        gc.el('td', { class: 'num' }, measureLines(r.current)),
+        gc.el('td', { class: 'num' }, measureLines(r.new)),
       ]))),
     ]);
     $('replay-result').replaceChildren(
