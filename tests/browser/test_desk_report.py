@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
@@ -344,4 +345,39 @@ def test_a_replay_is_printed_with_its_answer_and_without_its_form(browser, site)
     expect(page.locator("#replay-caption")).to_contain_text("Level 2 station → 4 working hours")
     expect(page.locator("#replay-form")).to_be_hidden()
     assert page.evaluate(CONTROLS) == []
+    context.close()
+
+
+@pytest.mark.parametrize("lang,urgent", [("en", "Urgent"), ("zh", "紧急")])
+def test_severities_are_named_and_departments_trend_their_own_measures(browser, site, lang, urgent):
+    """A grouping by severity names each in the page's language (a city's own severity keeps its code);
+    a grouping by department offers the trend of a department's measures (assignments, not cases)."""
+    severity_rows = [{**r, "severity": s, "area_id": None, "area_name": None}
+                     for r, s in ((row(1, "2026-11-01", 10, .9), "urgent"), (row(2, "2026-11-01", 8, .8), "storm"))]
+    department_rows = [{"department": "water", "period_start": p, "assigned": 5 + months(p), "acknowledged": 5,
+                        "done": 4, "declined": 1, "on_time": 3, "overdue": 1, "on_time_rate": .75, "decline_rate": .2,
+                        "time_to_accept": timing(600, 1200), "time_to_feedback": timing(7200, 14400)}
+                       for p in PERIODS]
+    answers = {"severity": severity_rows, "department": department_rows}
+    context = browser.new_context(viewport=LAPTOP, locale="zh-CN" if lang == "zh" else "en-US")
+
+    def answer(route):
+        group_by = parse_qs(urlparse(route.request.url).query)["group_by"][0]
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(
+            {**SAMPLE, "group_by": group_by, "rows": answers.get(group_by, TREND_ROWS)}))
+
+    context.route(f"**{STATS}?*", answer)
+    page = context.new_page()
+    page.goto(f"{site.url}/desk/#token={site.token('supervisor')}")
+    page.wait_for_selector("body[data-ready=true]")
+    page.select_option("#q-group", "severity")
+    page.click("#query button[type=submit]")
+    expect(page.locator("#ranking tbody")).to_contain_text(urgent)
+    assert chart(page, "chart-trend", "data.datasets.map(d => d.label)") == [urgent, "storm"]
+    page.select_option("#q-group", "department")
+    page.click("#query button[type=submit]")
+    expect(page.locator("#trend-measure option[value=decline_rate]")).to_have_count(1)
+    assert page.locator("#trend-measure option[value=closure_rate]").count() == 0
+    page.select_option("#trend-measure", "assigned")
+    assert chart(page, "chart-trend", "data.datasets[0].data") == [5, 6, 7]
     context.close()
