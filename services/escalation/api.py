@@ -9,7 +9,7 @@ from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from services.escalation import exports, handlers, live
+from services.escalation import exports, handlers, live, replay_limits
 from services.escalation.domain import actions, departments, statistics
 from services.escalation.domain.cases import AWAITING_VERIFICATION
 from services.escalation.domain.deadlines import UNITS, is_late
@@ -519,6 +519,7 @@ class QuantilesOut(Schema):
 
 class StatsRowOut(Schema):
     area_id = fields.String(allow_none=True)
+    area_name = fields.String(allow_none=True, metadata={"description": "the area's name (grid, station, subcenter)"})
     category = fields.String()
     severity = fields.String()
     reporter = fields.String(allow_none=True)
@@ -603,6 +604,10 @@ class ClosureTimes(MethodView):
             abort(422, errors={refusal.field: [str(refusal)]})
         if args["format"] == "csv":
             return _csv(service, answer, args.get("lang") or language(request.accept_languages))
+        if args["group_by"] in ("grid", "station", "subcenter"):  # the unit's name beside its id, as in the CSV
+            with service.uow() as uow:
+                names = uow.store.area_names()
+            answer["rows"] = [{**row, "area_name": names.get(row["area_id"])} for row in answer["rows"]]
         return answer
 
 
@@ -621,21 +626,72 @@ def _csv(service, answer: dict, lang: str) -> Response:
                              "Vary": "Accept-Language"})
 
 
+class LimitChangeIn(Schema):
+    """One level's new limit for one category × severity (``services/escalation/replay_limits.py``)."""
+
+    class Meta:
+        unknown = RAISE
+
+    category = Text(LIMITS["category"], required=True, min_length=1)
+    severity = Text(LIMITS["severity"], required=True, min_length=1)
+    level = JsonInteger(required=True, validate=validate.Range(1, 4))
+    amount = JsonFloat(required=True, validate=validate.Range(min=0, min_inclusive=False))
+    unit = fields.String(required=True, validate=validate.OneOf(list(UNITS)))
+
+
 class ReplayIn(Schema):
     class Meta:
         unknown = RAISE
 
     # within the route's 1 MiB body even if every character is sent as a 6-byte \uXXXX escape; a larger
     # file is replayed with `gridcase policy replay`
-    policy = fields.String(required=True, validate=validate.Length(1, 100_000), metadata={
+    policy = fields.String(validate=validate.Length(1, 100_000), metadata={
         "description": "the new policy file's text (TOML, as `gridcase policy check` reads it), "
-                       "up to 100,000 characters"})
+                       "up to 100,000 characters; or send changes"})
+    changes = fields.List(fields.Nested(LimitChangeIn), validate=validate.Length(1, 4000), metadata={
+        "description": "instead of policy: the running policy with these level limits changed"})
     from_ = Day(required=True, data_key="from")
     to = Day(required=True)
 
 
+class LimitOut(Schema):
+    amount = fields.Float()
+    unit = fields.String(validate=validate.OneOf(list(UNITS)))
+
+
+class RuleLimitsOut(Schema):
+    start_level = fields.Integer(metadata={"description": "the level (1–4) its cases open at"})
+    limits = fields.Dict(keys=fields.String(), values=fields.Nested(LimitOut), metadata={
+        "description": "level (\"1\"…\"4\", from the start level up) → its time limit"})
+
+
+class CategoryLimitsOut(Schema):
+    code = fields.String()
+    zh = fields.String()
+    en = fields.String()
+    severity = fields.String(metadata={"description": "the category's default severity"})
+    rules = fields.Dict(keys=fields.String(), values=fields.Nested(RuleLimitsOut),
+                        metadata={"description": "severity → its start level and limits"})
+
+
+class ReplayLimitsOut(Schema):
+    severities = fields.List(fields.String())
+    units = fields.List(fields.String())
+    categories = fields.List(fields.Nested(CategoryLimitsOut))
+
+
 @blp.route("/stats/replay")
 class PolicyReplay(MethodView):
+    @access("stats.replay")
+    @blp.response(200, ReplayLimitsOut)
+    def get(self):
+        """The running policy's time limits that a replay's ``changes`` start from, per category ×
+        severity × level, each in its own unit (levels below a rule's start level are never used and
+        left out). ``GET /escalation/v1/stats/replay`` → ``{"severities": ["normal", "urgent"], "units":
+        [...], "categories": [{"code": "street_light", "zh", "en", "severity": "normal", "rules": {"normal":
+        {"start_level": 1, "limits": {"1": {"amount": 4.0, "unit": "working_hours"}, …}}}}]}``."""
+        return replay_limits.limits(current_service().policy)
+
     @access("stats.replay")
     @blp.arguments(ReplayIn)
     @blp.response(200, description="side by side per unit and category: current and new")
@@ -645,7 +701,11 @@ class PolicyReplay(MethodView):
         policy — automatic escalations from each level, overdue at headquarters, closed on time —
         next to what their own frozen policies did, per unit (station) and category, with a total.
         The recorded human actions keep their times; deadlines are recomputed. A policy that does not
-        validate answers ``422`` naming its line.
+        validate answers ``422`` naming its line. Instead of ``policy``, ``changes`` (``[{"category",
+        "severity", "level": 1–4, "amount", "unit"}]``) replay the running policy with those limits
+        changed; one that cannot apply answers ``422`` naming it (``changes.2.amount``: longer than a
+        year; ``changes.0.category``: not the policy's; ``changes.1.level``: below the rule's start level
+        or given twice). Each row's ``unit_name`` is the station's name.
 
         ``POST /escalation/v1/stats/replay`` with ``{"policy": "…", "from": "2026-01-01", "to": "2026-02-01"}``
         → ``{"from", "to", "rows": [{"unit": "S1", "category": "street_light", "cases": 12,
@@ -656,9 +716,21 @@ class PolicyReplay(MethodView):
             abort(422, errors={"to": ["must be after from"]})
         if (body["to"] - body["from_"]).days > 366:
             abort(422, errors={"to": ["at most a year at once"]})
+        if ("policy" in body) == ("changes" in body):
+            abort(422, errors={"changes" if body.get("changes") else "policy": ["send either a policy file's text "
+                                                                                 "or changes, one of them"]})
+        service = current_service()
         try:
-            policy = parse_policy(body["policy"], "policy")
-            return current_service().run(handlers.replay_policy, handlers.Replay(policy, body["from_"], body["to"],
-                                                                                   identity()))
+            policy = parse_policy(body["policy"], "policy") if "policy" in body else replay_limits.with_limits(
+                service.policy, [replay_limits.LimitChange(**change) for change in body["changes"]])
+            answer = service.run(handlers.replay_policy, handlers.Replay(policy, body["from_"], body["to"],
+                                                                           identity()))
+        except replay_limits.ChangeError as problem:
+            abort(422, errors={"changes": {str(problem.index): {problem.field: [str(problem)]}}})
         except ValueError as problem:  # PolicyError names the line; an unknown holiday region, the region
             abort(422, errors={"policy": [str(problem)]})
+        with service.uow() as uow:
+            names = uow.store.area_names()
+        for row in answer["rows"]:
+            row["unit_name"] = names.get(row["unit"])
+        return answer

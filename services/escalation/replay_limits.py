@@ -1,0 +1,87 @@
+"""The what-if replay's limit changes: the running policy's time limits per category × severity × level
+(what the desk's replay form starts from), and that policy with some of those limits changed (what the
+form sends instead of a whole policy file). ``POST /escalation/v1/stats/replay`` with ``changes``."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from shared.policy import Policy
+from shared.timemodel import MAX_LIMIT, UNITS, Limit, parse_limit
+from shared.vocabulary import Level
+
+
+@dataclass(frozen=True)
+class LimitChange:
+    """One level's new time limit for one category × severity: ``level`` 1–4, ``amount`` in ``unit``
+    (one of ``shared.timemodel.UNITS``)."""
+
+    category: str
+    severity: str
+    level: int
+    amount: float
+    unit: str
+
+
+class ChangeError(ValueError):
+    """A change that cannot apply: ``index`` is its place in the list (from 0), ``field`` its key
+    (``category``, ``severity``, ``level``, ``amount`` or ``unit``)."""
+
+    def __init__(self, index: int, field: str, message: str):
+        self.index, self.field = index, field
+        super().__init__(message)
+
+
+def limits(policy: Policy) -> dict:
+    """The limits a replay's changes start from: ``{"severities": [...], "units": [...], "categories":
+    [{"code", "zh", "en", "severity" (the default), "rules": {severity: {"start_level": 1–4, "limits":
+    {"1": {"amount", "unit"}, …}}}}]}``; only the levels from the rule's start level up (the levels below
+    it are never used, README "Decisions")."""
+    categories = []
+    for code, category in policy.categories.items():
+        rules = {}
+        for severity, rule in category.rules.items():
+            start = Level.of(rule.start_level).value
+            rules[severity] = {"start_level": start, "limits": {
+                str(level): limit.to_dict() for level, limit in rule.levels.items() if level >= start}}
+        categories.append({"code": code, "zh": category.zh, "en": category.en, "severity": category.severity,
+                           "rules": rules})
+    return {"severities": list(policy.severities), "units": list(UNITS), "categories": categories}
+
+
+def with_limits(policy: Policy, changes: Sequence[LimitChange]) -> Policy:
+    """``policy`` with each change's level limit replaced in its category × severity rule; everything else
+    (calendar, warnings, extension caps, other levels) as it is. ``ChangeError`` naming the change and its
+    field when a category or severity is not the policy's, a level is below the rule's start level (never
+    used), the same category × severity × level comes twice, or a limit is not positive or longer than a
+    year (``shared.timemodel.MAX_LIMIT``, the bound a policy file has)."""
+    categories = dict(policy.categories)
+    seen: dict[tuple, int] = {}
+    for index, change in enumerate(changes):
+        category = categories.get(change.category)
+        if category is None:
+            raise ChangeError(index, "category", f"no category {change.category!r} in the running policy")
+        rule = category.rules.get(change.severity)
+        if rule is None:
+            raise ChangeError(index, "severity", f"{change.severity!r} is not a severity of the running policy; "
+                                                 f"one of {', '.join(category.rules)}")
+        start = Level.of(rule.start_level).value
+        if change.level < start:
+            raise ChangeError(index, "level", f"{change.category} ({change.severity}) starts at level {start}: "
+                                              f"level {change.level} is never used")
+        key = (change.category, change.severity, change.level)
+        if key in seen:
+            raise ChangeError(index, "level", f"the same category, severity and level as change {seen[key]}")
+        seen[key] = index
+        if change.unit not in UNITS:
+            raise ChangeError(index, "unit", f"unknown unit {change.unit!r}; one of {', '.join(UNITS)}")
+        if change.amount > MAX_LIMIT[change.unit]:
+            raise ChangeError(index, "amount", f"{change.amount:g} {change.unit} is longer than a year: at most "
+                                               f"{MAX_LIMIT[change.unit]:g} {change.unit}")
+        try:
+            limit: Limit = parse_limit({"amount": change.amount, "unit": change.unit})
+        except ValueError as problem:
+            raise ChangeError(index, "amount", str(problem)) from None
+        rules = {**category.rules, change.severity: replace(rule, levels={**rule.levels, change.level: limit})}
+        categories[change.category] = replace(category, rules=rules)
+    return replace(policy, categories=categories)
