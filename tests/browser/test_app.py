@@ -15,6 +15,14 @@ def phone(browser, site, place, user: str, lang: str = "zh"):
                      geolocation={"latitude": place["lat"], "longitude": place["lon"], "accuracy": 12})
 
 
+def in_view(page, selector: str) -> bool:
+    """Whether the element ``selector`` names is wholly inside the viewport (where the eye is)."""
+    return page.evaluate("""(selector) => {
+        const r = document.querySelector(selector).getBoundingClientRect();
+        return r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight;
+    }""", selector)
+
+
 def cases_described(site, description: str) -> list[dict]:
     items = requests.get(f"{site.url}/escalation/v1/cases", params={"page_size": 500},
                          headers=auth(site.token("admin")), timeout=10).json()["items"]

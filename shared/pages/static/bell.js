@@ -24,8 +24,11 @@
   let loading = false;
 
   function title(item) {
-    const c = (item.payload && item.payload.case) || {};
-    return gc.t('notify_' + item.event) + (c.number ? ' · ' + c.number : '');
+    const p = item.payload || {};
+    const c = p.case || {};
+    // a case returned to a lower level arrives there as `assigned`: its bell says it came back
+    const event = item.event === 'assigned' && p.step && p.step.type === 'returned' ? 'returned' : item.event;
+    return gc.t('notify_' + event) + (c.number ? ' · ' + c.number : '');
   }
 
   function detail(item) {

@@ -21,6 +21,7 @@
  * The bell (shared bell.js) lists the worker's notifications — a case returned, rework, a verification
  * due, an urge — read again when the live feed (shared feed.js) brings a step of a case of the grid,
  * which also refreshes "my tasks" and "to verify". Opening one shows its case where it is on the page.
+ * In the bell the worker may follow the cases they reported (their own in-app subscription).
  */
 (function () {
   'use strict';
@@ -37,6 +38,8 @@
   let gridCentre = null;
   let online = navigator.onLine; // the one truth of the network indicator (setNetwork)
   let listsTimer = null;
+  let listsLoading = null; // the lists being read again after a step (listsSoon)
+  let opened = null; // the case last opened from the bell: marked on the lists
 
   // -- what this intake accepts -----------------------------------------------------------------------
 
@@ -347,6 +350,7 @@
     if (!result.ok) return;
     const items = result.data.items.map(taskItem);
     list.replaceChildren(...(items.length ? items : [gc.el('li', { class: 'muted', text: gc.t('tasks_empty') })]));
+    markOpened();
   }
 
   function taskItem(c) {
@@ -528,7 +532,14 @@
   /** Read "my tasks" and "to verify" again soon: a burst of steps makes one read. */
   function listsSoon() {
     window.clearTimeout(listsTimer);
-    listsTimer = window.setTimeout(() => { loadTasks(); loadVerify(); }, 500);
+    listsTimer = window.setTimeout(listsNow, 500);
+  }
+
+  function listsNow() {
+    window.clearTimeout(listsTimer);
+    listsTimer = null;
+    listsLoading = Promise.all([loadTasks(), loadVerify()]).finally(() => { listsLoading = null; });
+    return listsLoading;
   }
 
   /** Each step of a case of the grid rings the bell (`gc:step`) and refreshes the lists it may change. */
@@ -539,6 +550,13 @@
     } else if (event.name === 'removed' || event.name === 'reset') {
       listsSoon();
     }
+  }
+
+  /** The case opened from the bell, marked wherever it is listed (again after a list is read again). */
+  function markOpened() {
+    document.querySelectorAll('.items li.opened').forEach((li) => li.classList.remove('opened'));
+    const place = opened && placeOf(opened);
+    if (place) place.classList.add('opened');
   }
 
   function placeOf(id) {
@@ -553,14 +571,17 @@
    *  status. */
   async function openCase(id) {
     if (!$('bell-panel').hidden) $('bell-close').click();
+    opened = id;
+    // the lists as they are now: a read the feed asked for is waited for, so it cannot replace them after
+    if (listsTimer !== null) await listsNow();
+    else if (listsLoading) await listsLoading;
     let place = placeOf(id);
     if (!place) {
-      await Promise.all([loadTasks(), loadVerify()]);
+      await listsNow();
       place = placeOf(id);
     }
     if (place) {
-      document.querySelectorAll('.items li.opened').forEach((li) => li.classList.remove('opened'));
-      place.classList.add('opened');
+      markOpened();
       place.setAttribute('tabindex', '-1');
       place.scrollIntoView({ block: 'center' });
       place.focus({ preventScroll: true });
@@ -572,6 +593,51 @@
       else say(gc.problemText(result), 'bad', true);
     } catch (e) {
       say(gc.t('task_offline'), 'warn', true);
+    }
+  }
+
+  // -- following my own reports ----------------------------------------------------------------------------
+
+  //: what a worker hears of the cases they reported, beyond what every owner hears (`assigned`, which a
+  //: return to the grid brings): their own in-app subscription (`user` alone), which they manage themselves
+  const FOLLOW_EVENTS = ['rework', 'verification_due', 'urged'];
+  let following = null; // the worker's own in-app subscription, or null
+
+  function ownInApp(s) {
+    return s.channel === 'inapp' && s.user === claims.sub && !s.unit && !s.role;
+  }
+
+  /** Whether the worker follows their reports: GET /escalation/v1/subscriptions (those they manage). */
+  async function loadFollow() {
+    const box = $('bell-follow');
+    try {
+      const result = await gc.api('GET', '/escalation/v1/subscriptions');
+      if (!result.ok) return;
+      following = result.data.items.find(ownInApp) || null;
+      box.checked = !!following;
+      box.disabled = false;
+    } catch (e) { /* offline: the box stays as it was, and waits */ }
+  }
+
+  /** Follow (POST /escalation/v1/subscriptions, channel inapp, the worker's own) or stop following
+   *  (DELETE …/{id}); a refusal or no network leaves the box as it was, with the reason. */
+  async function setFollow() {
+    const box = $('bell-follow');
+    const want = box.checked;
+    box.disabled = true;
+    try {
+      const result = want
+        ? await gc.api('POST', '/escalation/v1/subscriptions', { body: { user: claims.sub, events: FOLLOW_EVENTS,
+          channel: 'inapp', language: gc.lang } })
+        : await gc.api('DELETE', '/escalation/v1/subscriptions/' + encodeURIComponent(following.id));
+      if (!result.ok) throw new Error(gc.problemText(result));
+      following = want ? result.data : null;
+      $('bell-status').textContent = '';
+    } catch (e) {
+      box.checked = !want;
+      $('bell-status').textContent = gc.t('bell_follow_failed', { error: online ? e.message : gc.t('offline') });
+    } finally {
+      box.disabled = false;
     }
   }
 
@@ -589,6 +655,8 @@
     window.addEventListener('offline', () => setNetwork(false));
     document.addEventListener('gc:language', () => { fillCategories(); showLocation(); showNetwork(); showOutbox(); loadTasks(); loadMine(); });
     document.addEventListener('gc:open-case', (e) => openCase(e.detail));
+    $('bell-follow').addEventListener('change', setFollow);
+    $('bell').addEventListener('click', loadFollow);
     if ('serviceWorker' in navigator) {
       navigator.serviceWorker.addEventListener('message', (e) => { if (e.data && e.data.type === 'open-case') openCase(e.data.case_id); });
     }
@@ -602,6 +670,7 @@
     sendWaiting();
     await Promise.all([loadTasks(), loadMine(), loadVerify()]);
     gcFeed.follow({ onEvent: onFeed });
+    loadFollow();
     const opened = /(?:^|[#&])case=([^&]+)/.exec(window.location.hash); // a tapped desktop notification
     if (opened) openCase(decodeURIComponent(opened[1]));
     document.body.dataset.ready = 'true';
