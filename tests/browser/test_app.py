@@ -16,10 +16,11 @@ def phone(browser, site, place, user: str, lang: str = "zh"):
 
 
 def in_view(page, selector: str) -> bool:
-    """Whether the element ``selector`` names is wholly inside the viewport (where the eye is)."""
+    """Whether the element ``selector`` names is wholly inside the viewport (where the eye is), to the pixel
+    (layout in fractions of a pixel may put an edge a fraction outside)."""
     return page.evaluate("""(selector) => {
         const r = document.querySelector(selector).getBoundingClientRect();
-        return r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight;
+        return r.height > 0 && r.top > -1 && r.bottom < window.innerHeight + 1;
     }""", selector)
 
 

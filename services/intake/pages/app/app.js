@@ -219,15 +219,21 @@
     return file;
   }
 
-  /** Say `text` in the message line; `look`: bring it where the eye is (scrolled to and focused), as after
-   *  the worker's own submit — not for what happens meanwhile (a report sent later). */
+  /** Say `text` in the message line; `look`: bring it where the eye is, as after the worker's own submit —
+   *  not for what happens meanwhile (a report sent later). */
   function say(text, kind, look) {
     const line = text ? gc.el('p', { class: 'notice ' + (kind || ''), text, tabindex: '-1' }) : '';
     $('message').replaceChildren(line);
-    if (line && look) {
-      line.scrollIntoView({ block: 'nearest' });
-      line.focus({ preventScroll: true });
-    }
+    if (line && look) lookAt(line);
+  }
+
+  /** Scroll `element` into view and focus it, once the page has laid out what changed with it (the
+   *  outbox line above it appears, the form below it empties). */
+  function lookAt(element) {
+    window.requestAnimationFrame(() => {
+      element.scrollIntoView({ block: 'center' });
+      element.focus({ preventScroll: true });
+    });
   }
 
   /** The form after a report is sent or kept: nothing of it is carried into the next one — no
@@ -267,6 +273,7 @@
     setNetwork(outcome !== 'offline');
     button.disabled = false;
     button.textContent = gc.t('submit');
+    await showOutbox();
     if (sentNow) {
       sayOutcome(sentNow, 'sent', true);
       clearForm();
@@ -277,7 +284,6 @@
       clearForm();
       askForSync();
     }
-    await showOutbox();
     loadMine();
   }
 
