@@ -3,10 +3,11 @@
  *
  * gcFeed.follow({onEvent, onState}) reads it for as long as the page lives: `onEvent({name, data, id})`
  * for each event (`hello`, `case`, `removed`, `reset`; `data` is the event's JSON text), awaited in
- * order; `onState('live' | 'reconnecting' | 'offline')`. The server ends a stream after a while: the
- * next one resumes at once with Last-Event-ID, so nothing is missed. After a failure it tries again
- * after 1 s, doubling to 8 s; while the browser says it has no network it waits for the network to
- * return instead of trying. A 401 signs out (the token is gone or expired).
+ * order; `onState('live' | 'reconnecting')`. The server ends a stream after a while: the next one
+ * resumes at once with Last-Event-ID, so nothing is missed. An `onEvent` that answers `{resumeFrom: ID}`
+ * has the feed opened again at once from that id (the wall reads recent history so). After a failure it
+ * tries again after 1 s, doubling to 8 s; while the browser says it has no network it waits for the
+ * network to return instead of trying. A 401 signs out (the token is gone or expired).
  */
 (function () {
   'use strict';
@@ -37,7 +38,7 @@
     let delay = 1000;
     for (;;) {
       if (!navigator.onLine) {
-        onState('offline');
+        onState('reconnecting');
         await networkBack();
       }
       try {
@@ -50,21 +51,27 @@
         delay = 1000;
         const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
         let buffer = '';
-        for (;;) {
+        let again = false;
+        while (!again) {
           const { value, done } = await reader.read();
           if (done) break;
           buffer += value.replace(/\r\n?/g, '\n');
           let end;
-          while ((end = buffer.indexOf('\n\n')) >= 0) {
+          while (!again && (end = buffer.indexOf('\n\n')) >= 0) {
             const event = parseEvent(buffer.slice(0, end));
             buffer = buffer.slice(end + 2);
             if (event.id !== null) lastEventId = event.id;
-            await onEvent(event);
+            const answer = await onEvent(event);
+            if (answer && answer.resumeFrom !== undefined) {
+              lastEventId = answer.resumeFrom;
+              again = true;
+            }
           }
         }
-        continue; // the stream ended: resume at once with the last id
+        if (again) await reader.cancel();
+        continue; // the stream ended (or is to be read again): resume at once with the last id
       } catch (e) {
-        onState(navigator.onLine ? 'reconnecting' : 'offline');
+        onState('reconnecting');
       }
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 8000);
