@@ -281,6 +281,7 @@
       say(gc.t('refused', { error: refused }), 'bad', true);
     } else {
       say(gc.t(online ? 'queued_server' : 'queued'), 'warn', true);
+      if (!online) $('message').firstChild.dataset.about = 'network'; // said while offline: gone when it returns
       clearForm();
       askForSync();
     }
@@ -334,7 +335,10 @@
     const back = value && !online;
     online = value;
     showNetwork();
-    if (back) sendWaiting();
+    if (!back) return;
+    const stale = $('message').querySelector('[data-about=network]'); // "no network now" is no longer true
+    if (stale) stale.remove();
+    sendWaiting();
   }
 
   /** Whether the server can be reached now, for a phone that says it has a network while requests fail:
