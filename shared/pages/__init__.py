@@ -6,9 +6,10 @@
     *.js, *.css      the page's own script and style, served from ``/<page>/``
 
 What every page shares is served from ``/<page>/assets/`` (``shared/pages/static``): ``gridcase.js``
-(language, sign-in, API calls), ``gridcase.css``, ``areas.js`` (the caller's areas on a Leaflet map)
-and ``vendor/`` — Leaflet, Chart.js and idb copied from npm at pinned versions by
-``deploy/vendor-assets.sh``, with their licences. Nothing is fetched from elsewhere at run time.
+(language, sign-in, API calls), ``gridcase.css``, ``areas.js`` (the caller's areas on a Leaflet map),
+``feed.js`` (the live feed), ``bell.js`` and ``bell.svg`` (the caller's notifications) and ``vendor/`` —
+Leaflet, Chart.js and idb copied from npm at pinned versions by ``deploy/vendor-assets.sh``, with their
+licences. Nothing is fetched from elsewhere at run time.
 
 **Language**: Chinese unless ``Accept-Language`` prefers English; the user's choice (kept in the
 browser's localStorage by ``gridcase.js``) wins over the header. The HTML is rendered in the header's

@@ -15,6 +15,15 @@ def phone(browser, site, place, user: str, lang: str = "zh"):
                      geolocation={"latitude": place["lat"], "longitude": place["lon"], "accuracy": 12})
 
 
+def in_view(page, selector: str) -> bool:
+    """Whether the element ``selector`` names is wholly inside the viewport (where the eye is), to the pixel
+    (layout in fractions of a pixel may put an edge a fraction outside)."""
+    return page.evaluate("""(selector) => {
+        const r = document.querySelector(selector).getBoundingClientRect();
+        return r.height > 0 && r.top > -1 && r.bottom < window.innerHeight + 1;
+    }""", selector)
+
+
 def cases_described(site, description: str) -> list[dict]:
     items = requests.get(f"{site.url}/escalation/v1/cases", params={"page_size": 500},
                          headers=auth(site.token("admin")), timeout=10).json()["items"]

@@ -128,8 +128,15 @@
 
   // -- the API -------------------------------------------------------------------------------------
 
+  /** What a call found of the network, told to the page as a `gc:network` event (detail: true when the
+   *  server answered, false when the request failed or only a service worker's cached copy came back,
+   *  marked `Gridcase-Cached`): the one source a page's network indicator reads. */
+  function heard(online) {
+    document.dispatchEvent(new CustomEvent('gc:network', { detail: online }));
+  }
+
   /** Call the API with the token. Resolves to {ok, status, data, headers}; rejects only when the network
-   *  fails (offline). A 401 signs out. */
+   *  fails (offline). A 401 signs out. Each call says what it found of the network (`gc:network`). */
   async function api(method, path, options) {
     const opts = options || {};
     const headers = Object.assign({ Accept: opts.accept || 'application/json' }, opts.headers || {});
@@ -139,7 +146,14 @@
       headers['Content-Type'] = 'application/json';
       body = JSON.stringify(opts.body);
     }
-    const response = await fetch(path, { method, headers, body, cache: 'no-store' });
+    let response;
+    try {
+      response = await fetch(path, { method, headers, body, cache: 'no-store' });
+    } catch (e) {
+      heard(false);
+      throw e;
+    }
+    heard(!response.headers.get('Gridcase-Cached'));
     const type = response.headers.get('Content-Type') || '';
     let data = null;
     if (opts.raw) data = await response.blob();

@@ -38,7 +38,6 @@
   let categories = {};
   let areas = null;
   let view = null;
-  let lastEventId = null;
   let selected = null; // {id, etag, case}
   let renderQueued = false;
 
@@ -222,22 +221,7 @@
     live.textContent = gc.t('live_' + state);
   }
 
-  function parseEvent(block) {
-    const event = { name: 'message', data: '', id: null };
-    block.split('\n').forEach((line) => {
-      if (!line || line.startsWith(':')) return;
-      const i = line.indexOf(':');
-      const field = i < 0 ? line : line.slice(0, i);
-      const value = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
-      if (field === 'event') event.name = value;
-      else if (field === 'data') event.data += (event.data ? '\n' : '') + value;
-      else if (field === 'id') event.id = value;
-    });
-    return event;
-  }
-
   async function handle(event) {
-    if (event.id !== null) lastEventId = event.id;
     if (event.name === 'hello' || event.name === 'reset') {
       await loadList();
       document.body.dataset.ready = 'true';
@@ -261,37 +245,9 @@
     }
   }
 
-  async function follow() {
-    let delay = 1000;
-    for (;;) {
-      try {
-        const headers = { Accept: 'text/event-stream', Authorization: 'Bearer ' + gc.token() };
-        if (lastEventId !== null) headers['Last-Event-ID'] = lastEventId;
-        const response = await fetch('/escalation/v1/cases/events', { headers, cache: 'no-store' });
-        if (response.status === 401) { gc.setToken(null); window.location.reload(); return; }
-        if (!response.ok || !response.body) throw new Error('HTTP ' + response.status);
-        setLive('live');
-        delay = 1000;
-        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-        let buffer = '';
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buffer += value.replace(/\r\n?/g, '\n');
-          let end;
-          while ((end = buffer.indexOf('\n\n')) >= 0) {
-            const block = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
-            await handle(parseEvent(block));
-          }
-        }
-        continue; // the server ends a stream after a while: resume at once with the last id
-      } catch (e) {
-        setLive('reconnecting');
-      }
-      await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, 8000);
-    }
+  /** The live feed, read by the shared feed.js (resumed with Last-Event-ID, reconnecting by itself). */
+  function follow() {
+    gcFeed.follow({ onEvent: handle, onState: setLive });
   }
 
   // -- the case panel -----------------------------------------------------------------------------------

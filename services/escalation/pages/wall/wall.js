@@ -2,8 +2,8 @@
  * readable across a room, with nothing to click. It keeps itself up to date and recovers by itself.
  *
  * - The open cases: GET /escalation/v1/cases (all pages), then the live feed GET /escalation/v1/cases/events
- *   (Server-Sent Events read with fetch, the token in the Authorization header), resumed with Last-Event-ID
- *   after a drop or a server restart — the board's feed. "Open" and "overdue" are counted from them.
+ *   (Server-Sent Events read by the shared feed.js), resumed with Last-Event-ID after a drop or a
+ *   server restart — the board's feed. "Open" and "overdue" are counted from them.
  * - The latest escalations: the feed's `escalated` and `overdue` steps. At start the feed is opened once
  *   more from HISTORY rows before its `hello`, so the list shows the recent ones at once.
  * - Today's reports and the month's on-time rate: GET /escalation/v1/stats/closure-times by sub-center
@@ -31,9 +31,7 @@
   let today = {}; // unit id → opened today; '' → total
   let month = {}; // unit id → {closed, onTime}; '' → totals
   let escalations = []; // {id, at, type, level, number, category, owner}
-  let lastEventId = null;
   let history = null; // the hello's id while the start's history is read
-  let reader = null;
   let statsTimer = null;
 
   const $ = (id) => document.getElementById(id);
@@ -267,20 +265,6 @@
     if (state === 'live' && was === 'reconnecting') loadStats(); // back after a restart: read everything again
   }
 
-  function parseEvent(block) {
-    const event = { name: 'message', data: '', id: null };
-    block.split('\n').forEach((line) => {
-      if (!line || line.startsWith(':')) return;
-      const i = line.indexOf(':');
-      const field = i < 0 ? line : line.slice(0, i);
-      const value = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
-      if (field === 'event') event.name = value;
-      else if (field === 'data') event.data += (event.data ? '\n' : '') + value;
-      else if (field === 'id') event.id = value;
-    });
-    return event;
-  }
-
   function noteEscalation(c, step) {
     if (step.type !== 'escalated' && step.type !== 'overdue') return;
     if (escalations.some((e) => e.id === step.id)) return;
@@ -291,17 +275,16 @@
     renderEscalations();
   }
 
-  /** Apply one event; 'again' when the feed is to be opened once more from lastEventId. */
+  /** Apply one event of the live feed (shared feed.js); {resumeFrom: ID} when the feed is to be opened once
+   *  more from ID. */
   async function handle(event) {
-    if (event.id !== null) lastEventId = event.id;
     if (event.name === 'hello' || event.name === 'reset') {
       await loadList();
       loadStats();
       document.body.dataset.ready = 'true';
       if (event.name === 'hello' && history === null && Number(event.id) > 0) {
         history = Number(event.id); // read the recent rows once more, for the escalation list
-        lastEventId = String(Math.max(0, history - HISTORY));
-        return 'again';
+        return { resumeFrom: String(Math.max(0, history - HISTORY)) };
       }
     } else if (event.name === 'case') {
       const { case: c, step } = JSON.parse(event.data);
@@ -309,42 +292,6 @@
       scheduleRender();
       noteEscalation(c, step);
       if (step.type === 'opened' || step.type === 'closed') statsSoon();
-    }
-  }
-
-  async function follow() {
-    let delay = 1000;
-    for (;;) {
-      try {
-        const headers = { Accept: 'text/event-stream', Authorization: 'Bearer ' + gc.token() };
-        if (lastEventId !== null) headers['Last-Event-ID'] = lastEventId;
-        const response = await fetch('/escalation/v1/cases/events', { headers, cache: 'no-store' });
-        if (response.status === 401) { gc.setToken(null); window.location.reload(); return; }
-        if (!response.ok || !response.body) throw new Error('HTTP ' + response.status);
-        setLive('live');
-        delay = 1000;
-        reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-        let buffer = '';
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buffer += value.replace(/\r\n?/g, '\n');
-          let end;
-          while ((end = buffer.indexOf('\n\n')) >= 0) {
-            const block = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
-            if (await handle(parseEvent(block)) === 'again') {
-              buffer = '';
-              await reader.cancel();
-            }
-          }
-        }
-        continue; // the server ends a stream after a while (or the history is to be read): resume at once
-      } catch (e) {
-        setLive('reconnecting');
-      }
-      await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, 8000);
     }
   }
 
@@ -392,7 +339,7 @@
     } catch (e) {
       $('map').textContent = e.message;
     }
-    follow();
+    gcFeed.follow({ onEvent: handle, onState: setLive });
     window.setInterval(scheduleRender, 15000); // time left counts down: an open case turns overdue
     window.setInterval(loadStats, STATS_EVERY);
     window.setInterval(() => loadList().catch(() => {}), 300000); // and the whole list is read again now and then

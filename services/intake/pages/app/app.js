@@ -10,6 +10,18 @@
  * picture would be refused by intake (its byte and pixel limits, read from the same OpenAPI description),
  * so it is drawn on a canvas at most that many pixels and re-encoded as JPEG until it is within the
  * byte limit. A photo the server still refuses is shown with the server's reason, never lost in silence.
+ *
+ * After a report is sent or kept the form is emptied (description, photo, a moved pin, the severity back
+ * to the category's) and the outcome — the case number, or "kept" — is scrolled to and focused, where
+ * the worker's eye is. Severity is offered only where the policy has rules for more than one for the
+ * chosen category (its `severities` in GET /intake/v1/categories). The network indicator in the top
+ * bar has one source, `online` below: what the last request found (gridcase.js's `gc:network`, the
+ * outbox's own sends) and the browser's offline event; every message about the network follows it.
+ *
+ * The bell (shared bell.js) lists the worker's notifications — a case returned, rework, a verification
+ * due, an urge — read again when the live feed (shared feed.js) brings a step of a case of the grid,
+ * which also refreshes "my tasks" and "to verify". Opening one shows its case where it is on the page.
+ * In the bell the worker may follow the cases they reported (their own in-app subscription).
  */
 (function () {
   'use strict';
@@ -24,6 +36,10 @@
   let fix = null; // {lat, lon, accuracy} from the GPS
   let moved = false;
   let gridCentre = null;
+  let online = navigator.onLine; // the one truth of the network indicator (setNetwork)
+  let listsTimer = null;
+  let listsLoading = null; // the lists being read again after a step (listsSoon)
+  let opened = null; // the case last opened from the bell: marked on the lists
 
   // -- what this intake accepts -----------------------------------------------------------------------
 
@@ -59,7 +75,6 @@
     } catch (e) {
       caps = JSON.parse(window.localStorage.getItem('gridcase.app.caps') || 'null') || caps;
     }
-    $('severity-field').hidden = !caps.severity;
     $('photo-field').hidden = !caps.photos;
   }
 
@@ -81,15 +96,29 @@
     const value = select.value;
     select.replaceChildren(...categories.map((c) => gc.el('option', { value: c.code, text: gc.lang === 'zh' ? c.zh : c.en })));
     if (value) select.value = value;
-    else defaultSeverity();
+    fillSeverities(!value);
   }
 
-  /** The severity the worker proposes starts at the chosen category's own (a missing cover is urgent);
-   *  staff confirm or change it when they accept the report. */
-  function defaultSeverity() {
+  function severityName(code) {
+    const name = gc.t('severity_' + code);
+    return name === 'severity_' + code ? code : name;
+  }
+
+  /** The severities the worker may propose for the chosen category: those the policy has rules for
+   *  (its `severities`), offered only where there is a choice and intake takes one. The proposal starts
+   *  at the category's own (a missing cover is urgent) when `reset`, else stays as chosen; staff confirm
+   *  or change it when they accept the report. */
+  function fillSeverities(reset) {
     const chosen = categories.find((c) => c.code === $('r-category').value);
-    const radio = chosen && document.querySelector('#severity-field input[value="' + chosen.severity + '"]');
-    if (radio) radio.checked = true;
+    const options = (chosen && chosen.severities) || [];
+    const field = $('severity-field');
+    const before = (document.querySelector('#severity-choices input:checked') || {}).value;
+    const pick = !reset && options.includes(before) ? before : (chosen && chosen.severity);
+    field.hidden = !caps.severity || options.length < 2;
+    $('severity-choices').replaceChildren(...options.map((code) => gc.el('label', { class: 'choice-option' }, [
+      gc.el('input', { type: 'radio', name: 'severity', value: code, checked: code === pick }),
+      gc.el('span', { text: severityName(code) }),
+    ])));
   }
 
   function showLocation() {
@@ -143,7 +172,8 @@
     const body = { category: form.category.value, description: form.description.value.trim() };
     if (at) body.location = { lon: Math.round(at.lng * 1e7) / 1e7, lat: Math.round(at.lat * 1e7) / 1e7 };
     if (caps.accuracy && fix && !moved && body.location) body.location.accuracy = fix.accuracy;
-    if (caps.severity) body.severity = form.severity.value;
+    const severity = document.querySelector('#severity-choices input:checked');
+    if (caps.severity && !$('severity-field').hidden && severity) body.severity = severity.value;
     if (caps.clientTime) body[caps.clientTime] = new Date().toISOString();
     return body;
   }
@@ -189,8 +219,33 @@
     return file;
   }
 
-  function say(text, kind) {
-    $('message').replaceChildren(text ? gc.el('p', { class: 'notice ' + (kind || ''), text }) : '');
+  /** Say `text` in the message line; `look`: bring it where the eye is, as after the worker's own submit —
+   *  not for what happens meanwhile (a report sent later). */
+  function say(text, kind, look) {
+    const line = text ? gc.el('p', { class: 'notice ' + (kind || ''), text, tabindex: '-1' }) : '';
+    $('message').replaceChildren(line);
+    if (line && look) lookAt(line);
+  }
+
+  /** Scroll `element` into view and focus it, once the page has laid out what changed with it (the
+   *  outbox line above it appears, the form below it empties). */
+  function lookAt(element) {
+    window.requestAnimationFrame(() => {
+      element.scrollIntoView({ block: 'center' });
+      element.focus({ preventScroll: true });
+    });
+  }
+
+  /** The form after a report is sent or kept: nothing of it is carried into the next one — no
+   *  description, no photo, the pin back on the GPS position, the severity back to the category's. */
+  function clearForm() {
+    const form = $('report').elements;
+    form.description.value = '';
+    if (form.photo) form.photo.value = '';
+    fillSeverities(true);
+    moved = false;
+    if (fix) placePin([fix.lat, fix.lon]);
+    showLocation();
   }
 
   async function submit(e) {
@@ -211,24 +266,25 @@
     await GridcaseOutbox.add(body, gc.token(), photo, caps.photos);
     let sentNow = null;
     let refused = null;
-    await GridcaseOutbox.flush((result) => {
+    const outcome = await GridcaseOutbox.flush((result) => {
       if (result.outcome === 'sent' || result.outcome === 'photo_waiting') sentNow = result;
       else refused = result.error;
     });
+    setNetwork(outcome !== 'offline');
     button.disabled = false;
     button.textContent = gc.t('submit');
+    await showOutbox();
     if (sentNow) {
-      sayOutcome(sentNow, 'sent');
-      form.elements.description.value = '';
-      if (form.elements.photo) form.elements.photo.value = '';
+      sayOutcome(sentNow, 'sent', true);
+      clearForm();
     } else if (refused) {
-      say(gc.t('refused', { error: refused }), 'bad');
+      say(gc.t('refused', { error: refused }), 'bad', true);
     } else {
-      say(gc.t('queued'), 'warn');
-      form.elements.description.value = '';
+      say(gc.t(online ? 'queued_server' : 'queued'), 'warn', true);
+      if (!online) $('message').firstChild.dataset.about = 'network'; // said while offline: gone when it returns
+      clearForm();
       askForSync();
     }
-    await showOutbox();
     loadMine();
   }
 
@@ -249,16 +305,17 @@
   }
 
   /** What became of a sent report, and of its photo: a photo the server refused is said, with its reason. */
-  function sayOutcome(result, message) {
-    if (result.photoRefused) say(gc.t('photo_refused', { number: result.report.number, error: result.photoRefused }), 'bad');
-    else if (result.outcome === 'photo_waiting') say(gc.t('photo_waiting', { number: result.report.number }), 'warn');
-    else say(gc.t(message, { number: result.report.number }), 'good');
+  function sayOutcome(result, message, look) {
+    if (result.photoRefused) say(gc.t('photo_refused', { number: result.report.number, error: result.photoRefused }), 'bad', look);
+    else if (result.outcome === 'photo_waiting') say(gc.t('photo_waiting', { number: result.report.number }), 'warn', look);
+    else say(gc.t(message, { number: result.report.number }), 'good', look);
   }
 
   async function sendWaiting() {
     if (!(await GridcaseOutbox.waiting()).length) return;
     const results = [];
-    await GridcaseOutbox.flush((result) => { if (result.outcome !== 'refused') results.push(result); });
+    const outcome = await GridcaseOutbox.flush((result) => { if (result.outcome !== 'refused') results.push(result); });
+    setNetwork(outcome !== 'offline');
     const refusedPhoto = results.find((r) => r.photoRefused);
     if (refusedPhoto) sayOutcome(refusedPhoto, 'sent_later');
     else if (results.length === 1) sayOutcome(results[0], 'sent_later');
@@ -269,8 +326,25 @@
 
   function showNetwork() {
     const badge = $('network');
-    badge.dataset.online = String(navigator.onLine);
-    badge.textContent = gc.t(navigator.onLine ? 'online' : 'offline');
+    badge.dataset.online = String(online);
+    badge.textContent = gc.t(online ? 'online' : 'offline');
+  }
+
+  /** The network as last found: the badge shows it; coming back sends what is kept. */
+  function setNetwork(value) {
+    const back = value && !online;
+    online = value;
+    showNetwork();
+    if (!back) return;
+    const stale = $('message').querySelector('[data-about=network]'); // "no network now" is no longer true
+    if (stale) stale.remove();
+    sendWaiting();
+  }
+
+  /** Whether the server can be reached now, for a phone that says it has a network while requests fail:
+   *  the categories, network first (the answer tells `gc:network`, and refreshes the list). */
+  function probe() {
+    if (navigator.onLine) loadCategories();
   }
 
   // -- my tasks: the level-1 cases the worker owns ----------------------------------------------------------
@@ -286,6 +360,7 @@
     if (!result.ok) return;
     const items = result.data.items.map(taskItem);
     list.replaceChildren(...(items.length ? items : [gc.el('li', { class: 'muted', text: gc.t('tasks_empty') })]));
+    markOpened();
   }
 
   function taskItem(c) {
@@ -462,18 +537,139 @@
     }
   }
 
+  // -- the bell and the live feed -------------------------------------------------------------------------
+
+  /** Read "my tasks" and "to verify" again soon: a burst of steps makes one read. */
+  function listsSoon() {
+    window.clearTimeout(listsTimer);
+    listsTimer = window.setTimeout(listsNow, 500);
+  }
+
+  function listsNow() {
+    window.clearTimeout(listsTimer);
+    listsTimer = null;
+    listsLoading = Promise.all([loadTasks(), loadVerify()]).finally(() => { listsLoading = null; });
+    return listsLoading;
+  }
+
+  /** Each step of a case of the grid rings the bell (`gc:step`) and refreshes the lists it may change. */
+  function onFeed(event) {
+    if (event.name === 'case') {
+      document.dispatchEvent(new CustomEvent('gc:step', { detail: JSON.parse(event.data).step }));
+      listsSoon();
+    } else if (event.name === 'removed' || event.name === 'reset') {
+      listsSoon();
+    }
+  }
+
+  /** The case opened from the bell, marked wherever it is listed (again after a list is read again). */
+  function markOpened() {
+    document.querySelectorAll('.items li.opened').forEach((li) => li.classList.remove('opened'));
+    const place = opened && placeOf(opened);
+    if (place) place.classList.add('opened');
+  }
+
+  function placeOf(id) {
+    const quoted = '"' + CSS.escape(id) + '"';
+    const found = document.querySelector('#tasks-list li[data-case=' + quoted + '], #verify-list form[data-case=' + quoted
+      + '], #mine-list li[data-report=' + quoted + ']');
+    return found && found.closest('li');
+  }
+
+  /** Show the case a notification names where it is on this page (a task, a case to verify, a report of
+   *  mine: scrolled to, focused and marked); a case on none of these lists is said with its number and
+   *  status. */
+  async function openCase(id) {
+    if (!$('bell-panel').hidden) $('bell-close').click();
+    opened = id;
+    // the lists as they are now: a read the feed asked for is waited for, so it cannot replace them after
+    if (listsTimer !== null) await listsNow();
+    else if (listsLoading) await listsLoading;
+    let place = placeOf(id);
+    if (!place) {
+      await listsNow();
+      place = placeOf(id);
+    }
+    if (place) {
+      markOpened();
+      place.setAttribute('tabindex', '-1');
+      place.scrollIntoView({ block: 'center' });
+      place.focus({ preventScroll: true });
+      return;
+    }
+    try {
+      const result = await gc.api('GET', '/escalation/v1/cases/' + encodeURIComponent(id));
+      if (result.ok) say(gc.t('bell_case_now', { number: result.data.number, status: gc.t('status_' + result.data.status) }), '', true);
+      else say(gc.problemText(result), 'bad', true);
+    } catch (e) {
+      say(gc.t('task_offline'), 'warn', true);
+    }
+  }
+
+  // -- following my own reports ----------------------------------------------------------------------------
+
+  //: what a worker hears of the cases they reported, beyond what every owner hears (`assigned`, which a
+  //: return to the grid brings): their own in-app subscription (`user` alone), which they manage themselves
+  const FOLLOW_EVENTS = ['rework', 'verification_due', 'urged'];
+  let following = null; // the worker's own in-app subscription, or null
+
+  function ownInApp(s) {
+    return s.channel === 'inapp' && s.user === claims.sub && !s.unit && !s.role;
+  }
+
+  /** Whether the worker follows their reports: GET /escalation/v1/subscriptions (those they manage). */
+  async function loadFollow() {
+    const box = $('bell-follow');
+    try {
+      const result = await gc.api('GET', '/escalation/v1/subscriptions');
+      if (!result.ok) return;
+      following = result.data.items.find(ownInApp) || null;
+      box.checked = !!following;
+      box.disabled = false;
+    } catch (e) { /* offline: the box stays as it was, and waits */ }
+  }
+
+  /** Follow (POST /escalation/v1/subscriptions, channel inapp, the worker's own) or stop following
+   *  (DELETE …/{id}); a refusal or no network leaves the box as it was, with the reason. */
+  async function setFollow() {
+    const box = $('bell-follow');
+    const want = box.checked;
+    box.disabled = true;
+    try {
+      const result = want
+        ? await gc.api('POST', '/escalation/v1/subscriptions', { body: { user: claims.sub, events: FOLLOW_EVENTS,
+          channel: 'inapp', language: gc.lang } })
+        : await gc.api('DELETE', '/escalation/v1/subscriptions/' + encodeURIComponent(following.id));
+      if (!result.ok) throw new Error(gc.problemText(result));
+      following = want ? result.data : null;
+      $('bell-status').textContent = '';
+    } catch (e) {
+      box.checked = !want;
+      $('bell-status').textContent = gc.t('bell_follow_failed', { error: online ? e.message : gc.t('offline') });
+    } finally {
+      box.disabled = false;
+    }
+  }
+
   // -- start ----------------------------------------------------------------------------------------------
 
   async function start(c) {
     claims = c;
     $('who').textContent = (c.sub || c.role) + (c.area ? ' · ' + c.area : '');
     $('report').addEventListener('submit', submit);
-    $('r-category').addEventListener('change', defaultSeverity);
+    $('r-category').addEventListener('change', () => fillSeverities(true));
     $('refresh').addEventListener('click', () => { loadMine(); loadVerify(); });
     $('refresh-tasks').addEventListener('click', loadTasks);
-    window.addEventListener('online', () => { showNetwork(); sendWaiting(); });
-    window.addEventListener('offline', showNetwork);
+    document.addEventListener('gc:network', (e) => setNetwork(e.detail));
+    window.addEventListener('online', () => { probe(); sendWaiting(); });
+    window.addEventListener('offline', () => setNetwork(false));
     document.addEventListener('gc:language', () => { fillCategories(); showLocation(); showNetwork(); showOutbox(); loadTasks(); loadMine(); });
+    document.addEventListener('gc:open-case', (e) => openCase(e.detail));
+    $('bell-follow').addEventListener('change', setFollow);
+    $('bell').addEventListener('click', loadFollow);
+    if ('serviceWorker' in navigator) {
+      navigator.serviceWorker.addEventListener('message', (e) => { if (e.data && e.data.type === 'open-case') openCase(e.data.case_id); });
+    }
     showNetwork();
     watchGps();
     await capabilities();
@@ -483,8 +679,17 @@
     await showOutbox();
     sendWaiting();
     await Promise.all([loadTasks(), loadMine(), loadVerify()]);
+    gcFeed.follow({ onEvent: onFeed });
+    loadFollow();
+    const opened = /(?:^|[#&])case=([^&]+)/.exec(window.location.hash); // a tapped desktop notification
+    if (opened) openCase(decodeURIComponent(opened[1]));
     document.body.dataset.ready = 'true';
-    window.setInterval(() => { if (navigator.onLine) sendWaiting(); }, 15000);
+    let tick = 0;
+    window.setInterval(() => {
+      tick += 1;
+      if (!online) probe(); // a network the phone claims, which failed: is the server back?
+      else if (tick % 3 === 0) sendWaiting();
+    }, 5000);
   }
 
   document.addEventListener('DOMContentLoaded', () => {

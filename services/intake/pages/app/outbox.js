@@ -108,7 +108,9 @@
   }
 
   /** Send every kept report that was not refused, one at a time, oldest first; `onSent(report)` for each
-   *  that went through. Stops at the first network failure (the rest waits for the next try). */
+   *  that went through. Stops at the first network failure (the rest waits for the next try). Resolves to
+   *  'done' (nothing left to send), 'offline' (the network failed), 'retry' (the server asked to be tried
+   *  later: 5xx, 408, 429) or 'photo_waiting' (a report is in, its photo is not). */
   async function flush(onSent) {
     const run = async () => {
       const items = (await waiting()).filter((i) => !i.refused).sort((a, b) => (a.queued_at < b.queued_at ? -1 : 1));
@@ -117,13 +119,13 @@
         try {
           result = await send(item);
         } catch (e) {
-          return false; // offline
+          return 'offline';
         }
-        if (result.outcome === 'retry') return false;
+        if (result.outcome === 'retry') return 'retry';
         if (onSent) onSent(result, item);
-        if (result.outcome === 'photo_waiting') return false;
+        if (result.outcome === 'photo_waiting') return 'photo_waiting';
       }
-      return true;
+      return 'done';
     };
     if (scope.navigator && scope.navigator.locks) return scope.navigator.locks.request('gridcase-outbox', run);
     return run();

@@ -1,11 +1,20 @@
-/* The bell: the signed-in caller's in-app notifications on the board.
+/* The bell: the signed-in caller's in-app notifications, on the board and on the phone page.
  *
  * Fed from GET /escalation/v1/notifications (the rows the notifications outbox wrote for the caller's
- * unit, role or person): read again when the live feed brings a step (the board's `gc:step` event), and
- * every 20 s. The count is the unread ones; "mark all read" is POST /escalation/v1/notifications/read.
- * When the user allows it (a click on "desktop alerts" asks the browser), a new unread notification
- * is also shown with the browser's Notification API. A notification opens its case in the panel
- * (the board's `gc:open-case` event); the board itself opens a link ending in #case=ID or #case=NUMBER.
+ * unit, role or person: a grid worker's are their grid's and their own): read again when the live feed
+ * brings a step (the page's `gc:step` event), when the network returns, and every 20 s. The count is the
+ * unread ones; "mark all read" is POST /escalation/v1/notifications/read. When the user allows it (a
+ * click on "desktop alerts" asks the browser), a new unread notification is also shown with the
+ * browser's Notification API — through the page's service worker where it has one (a phone's browser
+ * shows notifications only from there). A notification opens its case: the bell sends the page a
+ * `gc:open-case` event with the case id, and the page shows it its own way (the board in its panel, the
+ * phone at the task or report it belongs to).
+ *
+ * Without network nothing fails: the last count and list stay, and the next look after the network
+ * returns tells. Every word comes from the page's catalogue (keys bell_*, notify_<event>).
+ *
+ * The page holds the elements: #bell (its button, with #bell-count) and #bell-panel (with #bell-list,
+ * #bell-status, #bell-read-all, #bell-desktop, #bell-close).
  */
 (function () {
   'use strict';
@@ -15,8 +24,11 @@
   let loading = false;
 
   function title(item) {
-    const c = (item.payload && item.payload.case) || {};
-    return gc.t('notify_' + item.event) + (c.number ? ' · ' + c.number : '');
+    const p = item.payload || {};
+    const c = p.case || {};
+    // a case returned to a lower level arrives there as `assigned`: its bell says it came back
+    const event = item.event === 'assigned' && p.step && p.step.type === 'returned' ? 'returned' : item.event;
+    return gc.t('notify_' + event) + (c.number ? ' · ' + c.number : '');
   }
 
   function detail(item) {
@@ -26,11 +38,24 @@
     return parts.join(' — ');
   }
 
+  /** Show `item` with the Notification API: through the service worker that controls the page when
+   *  there is one (its notificationclick opens the page), else as a page notification. */
+  async function showOne(item) {
+    const options = { body: detail(item), tag: item.event_id, data: { case_id: item.case_id } };
+    const registration = navigator.serviceWorker && navigator.serviceWorker.controller
+      ? await navigator.serviceWorker.getRegistration() : null;
+    if (registration && registration.showNotification) {
+      await registration.showNotification(title(item), options);
+      return;
+    }
+    const shown = new Notification(title(item), options);
+    shown.onclick = () => { window.focus(); if (item.case_id) open(item.case_id); };
+  }
+
   function announce(items) {
     if (!('Notification' in window) || Notification.permission !== 'granted' || newest === null) return;
     items.filter((i) => i.id > newest && !i.read).slice(0, 5).forEach((item) => {
-      const shown = new Notification(title(item), { body: detail(item), tag: item.event_id });
-      shown.onclick = () => { window.focus(); if (item.case_id) open(item.case_id); };
+      showOne(item).catch(() => { /* the browser would not show it: the bell still counts it */ });
     });
   }
 
@@ -63,7 +88,7 @@
       newest = result.data.items.reduce((m, i) => Math.max(m, i.id), newest === null ? 0 : newest);
       render(result.data);
     } catch (e) {
-      // offline: the next look will tell
+      // offline: the last count stays, and the next look tells
     } finally {
       loading = false;
     }
@@ -78,11 +103,17 @@
     const panel = $('bell-panel');
     panel.hidden = show === undefined ? !panel.hidden : !show;
     $('bell').setAttribute('aria-expanded', String(!panel.hidden));
+    if (!panel.hidden) load();
   }
 
   async function readAll() {
-    const result = await gc.api('POST', '/escalation/v1/notifications/read', { body: { all: true } });
-    if (result.ok) load();
+    try {
+      const result = await gc.api('POST', '/escalation/v1/notifications/read', { body: { all: true } });
+      if (result.ok) await load();
+      else $('bell-status').textContent = gc.problemText(result);
+    } catch (e) {
+      // offline: nothing is marked; the page's network badge says why
+    }
   }
 
   async function desktop() {
@@ -101,6 +132,7 @@
     $('bell-desktop').addEventListener('click', desktop);
     document.addEventListener('gc:step', soon);
     document.addEventListener('gc:language', load);
+    window.addEventListener('online', soon);
     load();
     window.setInterval(load, 20000);
   });
