@@ -76,13 +76,30 @@ def test_a_resolved_case_is_due_for_verification_at_its_verifier_and_a_failed_on
     uow.store.subscriptions = [subscription(role="station", events=("verification_due",), channel="inapp"),
                                subscription(role="grid_worker", events=("rework",), channel="inapp")]
     act(uow, clock, WORKER, "resolve", note="bulb replaced")
-    [due] = rows(uow, event="verification_due")
+    [due] = rows(uow, event="verification_due", subscription_id="s-1")
     assert due["recipient"] == "role:station" and due["payload"]["to"] == [{"unit": "S1", "role": "station"}]
     from shared.messages import events
 
     handlers.verify_case(events.CaseVerified(case_id="c1", passed=False, verifier="li", at=clock.now(),
                                              note="still dark"), uow, clock=clock)
-    assert len(rows(uow, event="rework")) == 1
+    assert len(rows(uow, event="rework", recipient="role:grid_worker")) == 1
+
+
+def test_without_subscriptions_rework_verification_and_urges_reach_whom_they_concern_in_app():
+    """The defaults: the station hears of the grid worker's fix to check, the grid worker of rework, the
+    holder and the level above of an urge (督办)."""
+    clock = FakeClock()
+    uow = opened(clock)
+    act(uow, clock, WORKER, "resolve", note="bulb replaced")
+    [due] = rows(uow, event="verification_due")
+    assert (due["subscription_id"], due["recipient"]) == ("default.verification_due:unit:S1", "unit:S1")
+    from shared.messages import events
+
+    handlers.verify_case(events.CaseVerified(case_id="c1", passed=False, verifier="li", at=clock.now(),
+                                             note="still dark"), uow, clock=clock)
+    assert {r["recipient"] for r in rows(uow, event="rework")} == {"unit:G1"}
+    act(uow, clock, COMMAND, "urge", note="residents keep calling", respond_within="2 hours")
+    assert {r["recipient"] for r in rows(uow, event="urged")} == {"unit:G1", "unit:S1"}
 
 
 def test_subscriptions_hear_only_what_their_filters_let_through():
@@ -329,7 +346,7 @@ def test_an_urge_tells_who_holds_the_case_and_the_level_above():
     uow.store.subscriptions = [subscription(role="grid_worker", events=("urged",), channel="inapp"),
                                subscription("above", role="station", events=("urged",), channel="inapp")]
     act(uow, clock, COMMAND, "urge", note="residents keep calling", respond_within="2 hours")
-    urged = rows(uow, event="urged")
+    urged = [r for r in rows(uow, event="urged") if not r["subscription_id"].startswith("default.")]
     assert {r["subscription_id"] for r in urged} == {"s-1", "above"}
     assert urged[0]["payload"]["to"] == [{"unit": "G1", "role": "grid_worker"}, {"unit": "S1", "role": "station"}]
 

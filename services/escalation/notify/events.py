@@ -27,9 +27,11 @@ A **subscription** hears a notice when every filter it sets holds (``matches``):
 case's owners or assigned departments (a station hears about the cases of its grids), ``role`` is the
 role of an addressee, ``user`` is the case's reporter (the grid worker who filed it).
 
-**Defaults** (``DEFAULT_RULES``), in-app only, for a city that has set nothing up: a case's new owner
-is told when it arrives (``assigned``), and the level above when a case is overdue (``overdue``) —
-both are the notice's addressees; an early warning is shown to the units its producer addresses.
+**Defaults** (``DEFAULT_RULES``), in-app only, for a city that has set nothing up, each to the notice's
+addressees: a case's new owner is told when it arrives (``assigned``) or comes back for rework
+(``rework``), who checks a fix on site when it is due (``verification_due``), who holds an urged case and
+the level above (``urged``: 督办 tells both), and the level above when a case is overdue (``overdue``);
+an early warning is shown to the units its producer addresses.
 """
 from __future__ import annotations
 
@@ -48,7 +50,8 @@ EVENTS = ("assigned", "warned", "overdue", "escalated", "returned", "rework", "v
 CHANNELS = ("webhook", "wecom", "dingtalk", "email", "inapp")
 LANGUAGES = ("zh", "en")
 #: The in-app events every city has without a subscription: id of the rule → event.
-DEFAULT_RULES = {"default.assigned": "assigned", "default.overdue": "overdue",
+DEFAULT_RULES = {"default.assigned": "assigned", "default.overdue": "overdue", "default.rework": "rework",
+                 "default.verification_due": "verification_due", "default.urged": "urged",
                  "default.early_warning": "early_warning"}
 #: The role that works at each level.
 LEVEL_ROLE = {Level.GRID: Role.GRID_WORKER, Level.STATION: Role.STATION, Level.SUBCENTER: Role.SUBCENTER,

@@ -139,23 +139,35 @@ class NotificationStore:
 
     def inbox(self, recipients: Iterable[str], *, unread: bool, limit: int, before: int | None = None) -> list:
         """The in-app notifications of ``recipients`` (``unit:<id>``, ``role:<role>``, ``user:<name>``), newest
-        first; ``unread``: only those not read yet; ``before``: with a smaller id (the next page)."""
+        first, one per event (``event_id``: a person who hears a step both through their unit and through
+        their own subscription sees it once); ``unread``: only those not read yet; ``before``: with a
+        smaller id (the next page)."""
+        first = self._first_per_event(recipients, unread)
         query = sa.select(n.id, n.event_id, n.event, n.case_id, n.payload, n.created_at, n.read_at).where(
-            n.status == "inapp", n.recipient.in_(list(recipients)))
-        if unread:
-            query = query.where(n.read_at.is_(None))
+            n.id.in_(first))
         if before is not None:
             query = query.where(n.id < before)
         return self.db.execute(query.order_by(n.id.desc()).limit(limit)).all()
 
     def unread_count(self, recipients: Iterable[str]) -> int:
-        return self.db.execute(sa.select(sa.func.count()).select_from(notifications).where(
+        """How many events ``recipients`` have not read (each event once, as ``inbox`` lists them)."""
+        return self.db.execute(sa.select(sa.func.count(sa.distinct(n.event_id))).where(
             n.status == "inapp", n.recipient.in_(list(recipients)), n.read_at.is_(None))).scalar_one()
 
     def mark_read(self, recipients: Iterable[str], ids: list[int] | None, now: datetime) -> int:
-        """Mark the caller's in-app notifications ``ids`` (None: all) read; returns how many changed."""
-        query = notifications.update().where(n.status == "inapp", n.recipient.in_(list(recipients)),
-                                             n.read_at.is_(None))
+        """Mark the caller's in-app notifications ``ids`` (None: all) read, with every other row of the
+        caller's for the same events; returns how many rows changed."""
+        recipients = list(recipients)
+        query = notifications.update().where(n.status == "inapp", n.recipient.in_(recipients), n.read_at.is_(None))
         if ids is not None:
-            query = query.where(n.id.in_(ids))
+            events = sa.select(n.event_id).where(n.id.in_(ids), n.status == "inapp", n.recipient.in_(recipients))
+            query = query.where(n.event_id.in_(events.scalar_subquery()))
         return self.db.execute(query.values(read_at=now)).rowcount
+
+    def _first_per_event(self, recipients: Iterable[str], unread: bool):
+        """The id of the first in-app row of each event among ``recipients``' rows (unread ones only:
+        ``unread``)."""
+        mine = [n.status == "inapp", n.recipient.in_(list(recipients))]
+        if unread:
+            mine.append(n.read_at.is_(None))
+        return sa.select(sa.func.min(n.id)).where(*mine).group_by(n.event_id).scalar_subquery()
