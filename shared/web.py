@@ -307,12 +307,13 @@ class ProblemApi(Api):
 def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Callable[[], None]],
                details: Callable[[], dict] | None = None, secret: str, jwks: str | None = None,
                jwt_audience: str | None = None, jwt_issuer: str | None = None,
-               max_body: int = 256 * MIB, service_object=None, revoked=None) -> Flask:
+               max_body: int = 256 * MIB, service_object=None, revoked=None, units=None) -> Flask:
     """One service's Flask app with the edge rules of this module, its blueprint registered, its
     health, readiness (``details``: what it reports beyond its checks) and metrics routes.
 
     ``max_body`` is only a ceiling over the per-route limits of ``BODY_LIMITS`` (the smaller wins).
-    ``revoked``: asked for every token (``shared.auth.TokenVerifier``; ``shared.revocations``)."""
+    ``revoked``: asked for every token (``shared.auth.TokenVerifier``; ``shared.revocations``); ``units``:
+    asked for every token verified, whether its subject is a unit's id (``shared.auth``)."""
     # Swagger UI is served from the package (shared/static/swagger-ui, swagger-ui-dist 5): no CDN.
     app = Flask(f"gridcase.{service}", static_folder=str(STATIC), static_url_path=f"/{service}/static")
     app.config.update(
@@ -320,7 +321,8 @@ def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Call
         OPENAPI_URL_PREFIX=f"/{service}", OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs", OPENAPI_SWAGGER_UI_URL=f"/{service}/static/swagger-ui/",
         MAX_CONTENT_LENGTH=min(max_body, DEFAULT_BODY_LIMIT), JSON_SORT_KEYS=False,
-        GRIDCASE_TOKENS=TokenVerifier(secret, jwks, audience=jwt_audience, issuer=jwt_issuer, revoked=revoked),
+        GRIDCASE_TOKENS=TokenVerifier(secret, jwks, audience=jwt_audience, issuer=jwt_issuer, revoked=revoked,
+                                      units=units),
         GRIDCASE_SERVICE=service,
     )
     app.json.ensure_ascii = False

@@ -17,7 +17,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from services.escalation.domain import statistics
+from services.escalation.domain import ownership, statistics
 from services.escalation.domain.cases import Case, ExtensionRequest, SuspensionRequest
 from services.escalation.domain.deadlines import Limit, TimePolicy
 from services.escalation.domain.departments import ACTIVE, Assignment
@@ -81,6 +81,8 @@ cases = sa.Table(
     # 承办人: the named handler, valid while the unit it was named in (an area id) holds the case
     sa.Column("assignee", sa.String(128)),
     sa.Column("assignee_unit", sa.String(64)),
+    # the revision saved by the last staff transfer: a re-route proposed from before it is stale
+    sa.Column("transferred_revision", sa.Integer),
     # the owners' names, lowest first ("网格 0042 / 工作站 3 / …"): what a search by place words reads
     sa.Column("place", sa.String(1000)),
     sa.Column("updated_at", UTCDateTime, nullable=False),
@@ -389,6 +391,18 @@ def late(now: datetime):
     return sa.or_(cases.c.overdue, sa.and_(cases.c.deadline_at.is_not(None), cases.c.deadline_at <= now))
 
 
+def unit_kind(engine: sa.Engine, subject: str) -> str | None:
+    """What ``subject`` is the id of among the city's units, in escalation's copies: an area's level
+    (``grid``, ``station``, ``subcenter``, ``hq``), ``department``, or None. A token whose ``sub`` is a
+    unit's id is refused (``shared.auth``, "Unit subjects")."""
+    with engine.connect() as db:
+        level = db.execute(sa.select(areas.c.level).where(areas.c.id == subject)).scalar()
+        if level:
+            return level
+        found = db.execute(sa.select(departments.c.id).where(departments.c.id == subject)).first()
+    return "department" if found else None
+
+
 class CaseStore(Store):
     def __init__(self, connect, engine):
         super().__init__(connect, engine)
@@ -429,6 +443,8 @@ class CaseStore(Store):
             return
         update = (cases.update().where(cases.c.id == sa.bindparam("b_id"), cases.c.revision == sa.bindparam("b_rev"))
                   .values(revision=sa.bindparam("b_next")))
+        for case, outcome in changed:  # a staff transfer is stamped with the revision it is saved under
+            ownership.stamp(case, outcome, self._revisions[case.id] + 1)
         rows = [{"b_id": case.id, "b_rev": self._revisions[case.id], "b_next": self._revisions[case.id] + 1,
                  **_columns(case, now)} for case, _ in changed]
         done = self.db.execute(update, rows)
@@ -954,7 +970,7 @@ class CaseStore(Store):
             warnings=tuple((float(w["threshold"]), datetime.fromisoformat(w["at"])) for w in row.warnings or ()),
             assignments=tuple(Assignment.from_dict(a) for a in row.assignments or ()),
             resolved_department=row.resolved_department, resolved_by=row.resolved_by, merged_into=row.merged_into,
-            assignee=row.assignee, assignee_unit=row.assignee_unit,
+            assignee=row.assignee, assignee_unit=row.assignee_unit, transferred_revision=row.transferred_revision,
             urges=tuple(Urge.from_dict(u) for u in row.urges or ()))
 
 
@@ -976,6 +992,7 @@ def _columns(case: Case, now: datetime) -> dict:
             "assignments": [a.to_dict() for a in case.assignments] or None,
             "resolved_department": case.resolved_department, "resolved_by": case.resolved_by,
             "merged_into": case.merged_into, "assignee": case.assignee, "assignee_unit": case.assignee_unit,
+            "transferred_revision": case.transferred_revision,
             "place": _place(case.owners), "urges": [u.to_dict() for u in case.urges] or None,
             "next_warning_at": case.warnings[0][1] if case.warnings and case.due_at is not None else None}
 
