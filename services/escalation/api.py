@@ -497,7 +497,8 @@ class ClosureStatsArgs(Schema):
     period = fields.String(load_default="month", validate=validate.OneOf(list(statistics.PERIODS)))
     by = fields.String(load_default="opened", validate=validate.OneOf(list(statistics.BYS)), metadata={
         "description": "the cohort: cases opened in each period (default), or closed in it (the monthly "
-                       "review, 考核, by closing month); group_by=department: opened only"})
+                       "review, 考核, by closing month); group_by=department: assignments made (opened) or "
+                       "fed back on, done or declined (closed)"})
     from_ = Day(required=True, data_key="from", metadata={
         "description": "first local date (the city's time zone), included"})
     to = Day(required=True, metadata={"description": "last local date, excluded (half-open)"})

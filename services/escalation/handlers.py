@@ -334,11 +334,9 @@ class ClosureStats:
 def closure_stats(query: ClosureStats, uow: UnitOfWork, *, time_zone: str) -> dict:
     """The statistics rows (``store.closure_stats``), ranked by ``rank_by`` when given; the answer of
     the endpoint: ``{"group_by", "period", "by", "from", "to", "time_zone", "rows"}``. A department's
-    rows count its assignments by the day they were made (``by`` is ``opened`` there)."""
+    rows count its assignments by the day they were made (``by="opened"``) or closed by its feedback
+    (``by="closed"``)."""
     if query.group_by == "department":
-        if query.by != "opened":
-            raise InvalidArgument("group_by=department counts assignments by the day they were made: by=opened",
-                                  field="by")
         rows = _department_stats(query, uow, time_zone)
     else:
         with uow:
@@ -352,15 +350,16 @@ def closure_stats(query: ClosureStats, uow: UnitOfWork, *, time_zone: str) -> di
 
 
 def _department_stats(query: ClosureStats, uow: UnitOfWork, time_zone: str) -> list[dict]:
-    """``group_by=department``: the assignments made on the local dates ``[day_from, day_to)``, by
-    department and the period of the day they were made (``statistics.department_rows``)."""
+    """``group_by=department``: the assignments made (``by="opened"``) or fed back on, done or declined
+    (``by="closed"``), on the local dates ``[day_from, day_to)``, by department and the period of that day
+    (``statistics.department_rows``)."""
     zone = ZoneInfo(time_zone)
     start = datetime.combine(query.day_from, time(), zone).astimezone(UTC)
     end = datetime.combine(query.day_to, time(), zone).astimezone(UTC)
     starts = {"day": lambda d: d, "week": measures.week_start, "month": measures.month_start}[query.period]
     with uow:
-        found = uow.store.department_assignments(query.identity, start, end)
-    return statistics.department_rows(found, lambda at: starts(at.astimezone(zone).date()))
+        found = uow.store.department_assignments(query.identity, start, end, by=query.by)
+    return statistics.department_rows(found, lambda at: starts(at.astimezone(zone).date()), by=query.by)
 
 
 def refresh_rollups(rebuild: bool, uow: UnitOfWork, *, clock: Clock) -> int:

@@ -43,8 +43,9 @@ from shared.vocabulary import ROLE_SCOPE, Role
 PERIODS = ("day", "week", "month")
 #: The unit levels of the rollups, finest first.
 LEVELS = ("grid", "station", "subcenter")
-#: The quantiled facts columns (seconds).
-QUANTILED = (*statistics.DURATIONS.values(), *statistics.LEVEL_COLUMNS.values())
+#: The quantiled facts columns (seconds): the statistics' own list, so that a rollup carries every quantile
+#: a per-case row gives (the calendar time per level was left out, and read as null from the rollups).
+QUANTILED = statistics.QUANTILED
 #: Real seconds between the scheduler's refreshes.
 REFRESH_SECONDS = 60.0
 _LOCK = zlib.crc32(b"gridcase-closure-rollups")

@@ -149,6 +149,7 @@ assignments = sa.Table(
     sa.Column("feedback_at", UTCDateTime),
     sa.Column("assignee", sa.String(128)),  # 承办人: the department's person handling it
     sa.Index("ix_assignments_department", "department_id", "assigned_at"),
+    sa.Index("ix_assignments_feedback", "feedback_at"),  # statistics by closing period (by=closed)
 )
 
 #: The people seen working in each unit (an area id, or a department's id): who a case may be assigned
@@ -728,14 +729,20 @@ class CaseStore(Store):
                              for c, v in cols.items()} for group, cols in values.items()}
         return [out(r, quantiles.get((r.k, r.p), {})) for r in self.db.execute(grouped(day_from, day_to, []))]
 
-    def department_assignments(self, identity: Identity, start: datetime, end: datetime) -> list[dict]:
-        """The department assignments made in ``[start, end)`` (UTC) on the cases ``identity`` may see:
+    def department_assignments(self, identity: Identity, start: datetime, end: datetime,
+                               by: str = "opened") -> list[dict]:
+        """The department assignments made (``by="opened"``) or closed by the department's feedback, done
+        or declined (``by="closed"``), in ``[start, end)`` (UTC) on the cases ``identity`` may see:
         dicts of ``department_id``, ``status``, ``assigned_at``, ``deadline_at``, ``overdue``,
         ``acknowledged_at``, ``feedback_at`` (``statistics.department_rows`` groups them)."""
         a = assignments.c
         query = scoped(sa.select(a.department_id, a.status, a.assigned_at, a.deadline_at, a.overdue,
                                  a.acknowledged_at, a.feedback_at).join(cases, cases.c.id == a.case_id), identity)
-        rows = self.db.execute(query.where(a.assigned_at >= start, a.assigned_at < end)).all()
+        if by == "closed":
+            query = query.where(a.status.in_(("done", "declined")), a.feedback_at >= start, a.feedback_at < end)
+        else:
+            query = query.where(a.assigned_at >= start, a.assigned_at < end)
+        rows = self.db.execute(query).all()
         return [dict(r._mapping) for r in rows]
 
     def refresh_missing_facts(self, now: datetime, limit: int = 1000) -> int:
