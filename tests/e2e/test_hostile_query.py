@@ -373,3 +373,30 @@ def test_a_last_event_id_that_no_feed_gave_is_refused_naming_it(target, last_eve
                                      "Last-Event-ID": last_event_id.encode()})
     with response:
         assert_problem(response, 422, "Last-Event-ID")
+
+
+def test_every_operation_takes_its_body_only_in_the_media_type_it_declares(target, elsewhere):
+    """A JSON operation given a form or multipart body answered 422 "category: missing" (the body read as an
+    empty form): the wrong media type is 415, saying which one to send; nothing is stored."""
+    before = target.counts()
+    auth = target.auth("admin")
+    findings = []
+    for service, method, template, operation, _spec in operations(target):
+        content = operation.get("requestBody", {}).get("content", {})
+        path = target.url(service, fill(template, elsewhere, "admin"))
+        wrong = []
+        if "application/json" in content:
+            wrong += [("a form", {"data": {"category": "street_light"}}),
+                      ("multipart", {"files": {"file": ("a.json", b"{}", "application/json")}})]
+        if "multipart/form-data" in content:
+            wrong += [("JSON", {"json": {"kind": "before"}})]
+        for what, arguments in wrong:
+            response = requests.request(method, path, headers={**auth, "If-Match": '"1"'}, timeout=10, **arguments)
+            if response.status_code != 415 or not response.headers["Content-Type"].startswith(
+                    "application/problem+json"):
+                findings.append(f"{method.upper()} {template} with {what}: {response.status_code} "
+                                f"{response.text[:150]}")
+            elif what != "JSON" and "application/json" not in response.json()["detail"]:
+                findings.append(f"{method.upper()} {template} with {what}: does not say to send JSON")
+    assert findings == []
+    assert target.counts() == before
