@@ -42,27 +42,26 @@ def check_area(settings, role: str, area: str | None) -> None:
 
 def check_subject(settings, user: str | None) -> None:
     """ValueError when ``--user`` names one of the city's units (an area of the active version or a
-    department, read from dispatch's database): a person's subject is their own, never a unit's (role
-    and desk names are ``shared.auth.subject_problem``'s, checked when the token is issued)."""
+    department, read from dispatch's database: ``services.dispatch.store.unit_kind``, the lookup dispatch
+    refuses such a token's ``sub`` with): a person's subject is their own, never a unit's (role and desk
+    names are ``shared.auth.subject_problem``'s, checked when the token is issued)."""
     if not user:
         return
     import sqlalchemy as sa
 
-    from services.dispatch.store import active_area_level, departments
+    from services.dispatch.store import unit_kind
     from shared.db import make_engine
 
     engine = make_engine(settings.database_url("dispatch"))
     try:
-        level = active_area_level(engine, user)
-        with engine.connect() as db:
-            department = db.execute(sa.select(departments.c.id).where(departments.c.id == user)).scalar()
+        kind = unit_kind(engine, user)
     except sa.exc.DBAPIError:
         return  # no city imported yet: there is no unit to collide with
     finally:
         engine.dispose()
-    if level or department:
-        raise ValueError(f"--user {user!r} is the id of one of the city's "
-                         f"{f'{level}s' if level else 'departments'}: a person needs a subject of their own")
+    if kind:
+        raise ValueError(f"--user {user!r} is the id of a {kind} of the city (a unit): "
+                         "a person needs a subject of their own")
 
 
 def check_department(settings, role: str, department: str | None) -> None:

@@ -21,6 +21,15 @@ Every claim is checked for presence and type before anything else runs (``read_t
 ``exp - iat`` of at most ``MAX_LIFETIME``, and ``exp`` no further than that from now). A failed
 check is an ``AuthError`` (401).
 
+**Unit subjects.** A ``sub`` equal to the id of one of the city's units (an area or a functional
+department) is refused (401 naming ``sub``), whoever signed the token: a person's subject is their
+own, and one that is a unit's would be read as that unit wherever people and units share a name
+(notification addressees, handlers, the audit trail). ``gridcase token`` refuses such a ``--user``
+before signing; an identity provider's token is refused here, when it is read. The lookup
+(``units``: subject → the kind of unit it names, or None) is each service's, from its own database
+(``ServiceSpec.units``), and runs when a token is verified (so at most ``CACHE_SECONDS`` after the
+unit appears).
+
 **Revocation.** Every token ``gridcase token`` issues carries a ``jti`` (a random id). A
 ``TokenVerifier`` given ``revoked`` (``shared.revocations.Revocations.revoked``) asks it on every
 read, cached or not, whether the token's ``jti``, or its ``sub`` issued at its ``iat``, was revoked
@@ -139,20 +148,23 @@ PROVIDER_SETTINGS = ("GRIDCASE_JWKS_URL is set, so GRIDCASE_JWT_AUDIENCE and GRI
 class TokenVerifier:
     """Checks bearer tokens: HS256 against ``secret``, RS256/ES256 against the JWKS at ``jwks``
     (a URL or a file path; None: no identity provider, such tokens are refused) with their ``aud``
-    naming ``audience`` and their ``iss`` equal to ``issuer`` (both required with ``jwks``: ValueError)."""
+    naming ``audience`` and their ``iss`` equal to ``issuer`` (both required with ``jwks``: ValueError).
+    ``revoked`` and ``units``: see "Revocation" and "Unit subjects" above."""
 
     #: verified tokens kept, and for how long at most (a phone sends the same token with every request)
     CACHE_SIZE = 4096
     CACHE_SECONDS = 300
 
     def __init__(self, secret: str, jwks: str | None = None, *, audience: str | None = None,
-                 issuer: str | None = None, revoked: Callable[[str | None, str, float], bool] | None = None):
+                 issuer: str | None = None, revoked: Callable[[str | None, str, float], bool] | None = None,
+                 units: Callable[[str], str | None] | None = None):
         check_secret(secret)
         if jwks and not (audience and issuer):
             raise ValueError(PROVIDER_SETTINGS)
         self.secret = secret
         self.audience, self.issuer = audience, issuer
         self.revoked = revoked  # (jti or None, sub, iat) → whether revoked; asked on every read
+        self.units = units  # sub → the kind of the city's unit it is the id of ("grid", "department"), or None
         self._verified: dict[str, tuple[Identity, float, str | None, float]] = {}
         self._client = self._keys = None
         if jwks and jwks.startswith(("https://", "http://")):
@@ -222,7 +234,11 @@ class TokenVerifier:
             raise AuthError(f"the {exc.claim} claim is required") from exc
         except jwt.PyJWTError as exc:
             raise AuthError(str(exc)) from exc
-        return identity_from_claims(claims, now or datetime.now(UTC)), float(claims["exp"])
+        identity = identity_from_claims(claims, now or datetime.now(UTC))
+        if self.units is not None and (kind := self.units(identity.user)):
+            raise AuthError(f"the sub claim {identity.user!r} is the id of a {kind} of the city (a unit): "
+                            "a person needs a subject of their own")
+        return identity, float(claims["exp"])
 
 
 def identity_from_claims(claims: dict, now: datetime) -> Identity:

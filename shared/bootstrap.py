@@ -50,6 +50,9 @@ class ServiceSpec:
     on_app: Callable[[Service], None] | None = None
     #: the web pages the service serves (``shared.pages.page_blueprint``), outside its OpenAPI
     pages: tuple = ()
+    #: (engine, subject) → the kind of the city's unit whose id ``subject`` is, or None, from the service's
+    #: own database: a token with such a ``sub`` is refused (``shared.auth``, "Unit subjects")
+    units: Callable[[sa.Engine, str], str | None] | None = None
 
 
 @dataclass
@@ -109,6 +112,7 @@ def build(spec: ServiceSpec, settings: Settings, clock: Clock | None = None, *, 
         service.app = create_app(spec.name, title=spec.title, blueprint=spec.blueprint, service_object=service,
                                  secret=settings.secret, jwks=settings.jwks_url, jwt_audience=settings.jwt_audience,
                                  jwt_issuer=settings.jwt_issuer, revoked=Revocations(engine).revoked,
+                                 units=functools.partial(spec.units, engine) if spec.units else None,
                                  details=(lambda: spec.details(service)) if spec.details else None,
                                  readiness={"database": check_database(engine),
                                             "broker": check_broker(settings.broker_url)})

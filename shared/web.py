@@ -307,12 +307,13 @@ class ProblemApi(Api):
 def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Callable[[], None]],
                details: Callable[[], dict] | None = None, secret: str, jwks: str | None = None,
                jwt_audience: str | None = None, jwt_issuer: str | None = None,
-               max_body: int = 256 * MIB, service_object=None, revoked=None) -> Flask:
+               max_body: int = 256 * MIB, service_object=None, revoked=None, units=None) -> Flask:
     """One service's Flask app with the edge rules of this module, its blueprint registered, its
     health, readiness (``details``: what it reports beyond its checks) and metrics routes.
 
     ``max_body`` is only a ceiling over the per-route limits of ``BODY_LIMITS`` (the smaller wins).
-    ``revoked``: asked for every token (``shared.auth.TokenVerifier``; ``shared.revocations``)."""
+    ``revoked``: asked for every token (``shared.auth.TokenVerifier``; ``shared.revocations``); ``units``:
+    asked for every token verified, whether its subject is a unit's id (``shared.auth``)."""
     # Swagger UI is served from the package (shared/static/swagger-ui, swagger-ui-dist 5): no CDN.
     app = Flask(f"gridcase.{service}", static_folder=str(STATIC), static_url_path=f"/{service}/static")
     app.config.update(
@@ -320,7 +321,8 @@ def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Call
         OPENAPI_URL_PREFIX=f"/{service}", OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs", OPENAPI_SWAGGER_UI_URL=f"/{service}/static/swagger-ui/",
         MAX_CONTENT_LENGTH=min(max_body, DEFAULT_BODY_LIMIT), JSON_SORT_KEYS=False,
-        GRIDCASE_TOKENS=TokenVerifier(secret, jwks, audience=jwt_audience, issuer=jwt_issuer, revoked=revoked),
+        GRIDCASE_TOKENS=TokenVerifier(secret, jwks, audience=jwt_audience, issuer=jwt_issuer, revoked=revoked,
+                                      units=units),
         GRIDCASE_SERVICE=service,
     )
     app.json.ensure_ascii = False
@@ -350,9 +352,10 @@ def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Call
         view = _api_view(app, request.endpoint, request.method)
         if view is not None and getattr(view, "_access", None):
             authorize(view._access)  # authentication and the role rule before the query or body is read
-        if request.method in ("POST", "PUT", "PATCH") and _has_body() and request.mimetype not in BODY_TYPES:
+        if request.method in ("POST", "PUT", "PATCH") and _has_body() and request.mimetype not in (
+                accepted := _body_types(view)):
             return problem(415, "Unsupported Media Type",
-                           f"send application/json, not {request.mimetype or 'no content type'}")
+                           f"send {' or '.join(sorted(accepted))}, not {request.mimetype or 'no content type'}")
         repeated = sorted(name for name in request.args if len(request.args.getlist(name)) > 1)
         if repeated:
             return problem(422, "Unprocessable Entity",
@@ -452,6 +455,19 @@ def _api_view(app: Flask, endpoint: str | None, method: str):
     if method == "HEAD" and function is None and view_class is not None:
         function = getattr(view_class, "get", None)
     return function if function is not None and hasattr(function, "_apidoc") else None
+
+
+#: The media type of each body location an operation declares (flask-smorest's ``location``).
+LOCATION_TYPES = {"json": "application/json", "files": "multipart/form-data", "form": "multipart/form-data"}
+
+
+def _body_types(function) -> frozenset[str] | set[str]:
+    """The media types a body may have for ``function`` (``_api_view``): those of the body locations it
+    declares — a JSON operation takes application/json only, so a form or multipart body is 415, not a
+    misleading "missing field" — or ``BODY_TYPES`` for a view outside the OpenAPI (Open311's forms)."""
+    parameters = function._apidoc.get("arguments", {}).get("parameters", []) if function is not None else []
+    declared = {LOCATION_TYPES[p["in"]] for p in parameters if isinstance(p, dict) and p.get("in") in LOCATION_TYPES}
+    return frozenset(declared) if declared else BODY_TYPES
 
 
 def _parses_query(function) -> bool:

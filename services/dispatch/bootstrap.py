@@ -4,7 +4,7 @@ from __future__ import annotations
 from services.dispatch.api import blp
 from services.dispatch.areaindex import AreaIndex
 from services.dispatch.consumers import CONSUMERS
-from services.dispatch.store import DispatchStore
+from services.dispatch.store import DispatchStore, unit_kind
 from shared import bootstrap
 from shared.clock import Clock
 from shared.config import Settings
@@ -12,6 +12,7 @@ from shared.policy import load_policy
 
 SPEC = bootstrap.ServiceSpec(
     name="dispatch", title="gridcase dispatch", blueprint=blp, store=DispatchStore, consumers=CONSUMERS,
+    units=unit_kind,
     dependencies=lambda settings, engine, clock: {"policy": load_policy(settings.policy_file),
                                                   "areas": AreaIndex(engine)})
 

@@ -155,8 +155,10 @@ def _activate(version: int, hierarchy: Hierarchy, uow: UnitOfWork, *, clock: Clo
 
 def _reroute_open_cases(version: int, hierarchy: Hierarchy, uow: UnitOfWork, *, policy: Policy) -> list[Move]:
     """Locate every open case again under ``version``; for those whose owners changed, record the new
-    owners and propose them to escalation (``case.transferred`` without a level), which decides and
-    answers with the owners the case has: this record follows that answer (``follow_transfer``)."""
+    owners and propose them to escalation (``case.transferred`` without a level, with the case revision
+    the record last took as its ``basis``), which decides and answers with the owners the case has: this
+    record follows that answer (``follow_transfer``). A proposal from before a staff transfer the record
+    has not yet taken is stale, and escalation ignores it."""
     rows = uow.store.open_dispatches()
     if not rows:
         return []
@@ -174,7 +176,8 @@ def _reroute_open_cases(version: int, hierarchy: Hierarchy, uow: UnitOfWork, *, 
         uow.store.move(row.case_id, version=version, owners=found, triage=location.triage,
                        candidates=[vars(c) for c in location.candidates])
         uow.add(events.CaseTransferred(case_id=row.case_id, owners=found, level=None,
-                                       reason=f"area version {version} activated", actor="dispatch"))
+                                       reason=f"area version {version} activated", actor="dispatch",
+                                       basis=row.case_revision))
         moves.append(Move(row.case_id, row.number, before, found.ids()))
     return moves
 

@@ -79,6 +79,18 @@ def active_area_level(engine: sa.Engine, area_id: str) -> str | None:
                           .where(area_versions.c.active, areas.c.id == area_id)).scalar()
 
 
+def unit_kind(engine: sa.Engine, subject: str) -> str | None:
+    """What ``subject`` is the id of among the city's units: its level in the active area version
+    (``grid``, ``station``, ``subcenter``, ``hq``), ``department``, or None. A token whose ``sub`` is a
+    unit's id is refused (``shared.auth``, "Unit subjects"); ``gridcase token`` asks the same."""
+    level = active_area_level(engine, subject)
+    if level:
+        return level
+    with engine.connect() as db:
+        found = db.execute(sa.select(departments.c.id).where(departments.c.id == subject)).first()
+    return "department" if found else None
+
+
 class DispatchStore(Store):
     # -- area versions --------------------------------------------------------------------------
 

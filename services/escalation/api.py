@@ -2,6 +2,7 @@
 owner, deadline and timeline, and the actions of the closed loop (with ``ETag`` / ``If-Match``)."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from flask import Response, request
@@ -336,6 +337,10 @@ class EventsArgs(Schema):
         "description": "resume after this event id (as the Last-Event-ID header; the header wins)"})
 
 
+#: An entity tag as escalation gives them (a case's revision, ``"3"``), weak or strong (RFC 9110 §8.8.3).
+ETAG = re.compile(r'(W/)?"[0-9]{1,18}"')
+
+
 @blp.route("/cases/events")
 class CaseEvents(MethodView):
     @access("case.list")
@@ -364,7 +369,9 @@ class CaseEvents(MethodView):
         if "text/event-stream" not in request.headers.get("Accept", ""):
             abort(406, message="this is a text/event-stream: send Accept: text/event-stream")
         header = request.headers.get("Last-Event-ID", "").strip()
-        after = int(header) if header.isascii() and header.isdigit() and len(header) < 19 else args.get("last_event_id")
+        if header and not (header.isascii() and header.isdigit() and len(header) < 19):
+            abort(422, errors={"Last-Event-ID": ["not an event id this feed gave (a whole number, e.g. 41)"]})
+        after = int(header) if header else args.get("last_event_id")
         service = current_service()
         return Response(live.stream(service, caller, after, _feed_view), mimetype="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
@@ -454,6 +461,10 @@ class CaseActions(MethodView):
             abort(412, message=f"weak ETags are not accepted in If-Match ({printable(if_match.strip(), 60)}): "
                                "If-Match uses the strong comparison (RFC 9110 §13.1.1); send the ETag exactly "
                                "as GET gave it, e.g. \"3\" (a proxy that compresses answers may have weakened it)")
+        if not sent.star_tag and not all(ETAG.fullmatch(tag.strip()) for tag in if_match.split(",")):
+            # a value that is no ETag of a case is not "the case changed since you read it" (412): say what it is
+            abort(422, errors={"If-Match": [f"{printable(if_match.strip(), 60)} is not an ETag of a case: send it "
+                                            "exactly as GET gave it, e.g. \"3\""]})
         service = current_service()
         arguments = {k: v for k, v in body.items() if k != "action"}
         try:
@@ -497,7 +508,8 @@ class ClosureStatsArgs(Schema):
     period = fields.String(load_default="month", validate=validate.OneOf(list(statistics.PERIODS)))
     by = fields.String(load_default="opened", validate=validate.OneOf(list(statistics.BYS)), metadata={
         "description": "the cohort: cases opened in each period (default), or closed in it (the monthly "
-                       "review, 考核, by closing month); group_by=department: opened only"})
+                       "review, 考核, by closing month); group_by=department: assignments made (opened) or "
+                       "fed back on, done or declined (closed)"})
     from_ = Day(required=True, data_key="from", metadata={
         "description": "first local date (the city's time zone), included"})
     to = Day(required=True, metadata={"description": "last local date, excluded (half-open)"})

@@ -11,7 +11,7 @@ from services.escalation.consumers import CONSUMERS
 from services.escalation.notify import api as _notify_api  # noqa: F401 (its routes join the blueprint)
 from services.escalation.notify.worker import Notifier
 from services.escalation.scheduler import Scheduler, timer_health
-from services.escalation.store import CaseStore, use_audit_key
+from services.escalation.store import CaseStore, unit_kind, use_audit_key
 from shared import bootstrap
 from shared.clock import Clock
 from shared.config import Settings
@@ -21,6 +21,7 @@ from shared.policy import load_policy
 PAGES = Path(__file__).with_name("pages")
 SPEC = bootstrap.ServiceSpec(
     name="escalation", title="gridcase escalation", blueprint=blp, store=CaseStore, consumers=CONSUMERS,
+    units=unit_kind,
     dependencies=lambda settings, engine, clock: _dependencies(settings, clock, engine),
     workers=lambda service: {"scheduler": lambda: Scheduler(service), "notify": lambda: Notifier(service)},
     details=lambda service: _details(service),

@@ -11,7 +11,7 @@ from prometheus_client import Histogram
 
 from services.escalation import early_warnings
 from services.escalation.calendars import Calendars, time_policy
-from services.escalation.domain import acceptance, actions, departments, measures, statistics, timers
+from services.escalation.domain import acceptance, actions, departments, measures, ownership, statistics, timers
 from services.escalation.domain.cases import Case, open_case
 from services.escalation.domain.errors import InvalidArgument, Refused
 from services.escalation.domain.permissions import LEVEL_ROLE, Actor, verifying_level
@@ -252,7 +252,8 @@ def verify_case(message: events.CaseVerified, uow: UnitOfWork, *, clock: Clock) 
 
 def transfer_case(message: events.CaseTransferred, uow: UnitOfWork, *, clock: Clock) -> None:
     """``case.transferred`` from dispatch: a new area version proposes new owners (no level). Escalation
-    decides (``ownership.reroute``: the level and deadline stay; a closed case keeps its owners) and
+    decides (``ownership.reroute``: the level and deadline stay; a closed case keeps its owners; a
+    proposal computed before the case's last staff transfer is stale and changes nothing) and
     publishes the owners it decided as its own ``case.transferred``, with the case's revision, which
     dispatch and intake order by, so the three services never disagree. A staff transfer is not
     dispatch's to make (its endpoint answers 410): one still queued from an older dispatch is refused.
@@ -267,7 +268,10 @@ def transfer_case(message: events.CaseTransferred, uow: UnitOfWork, *, clock: Cl
         if case is None:  # its case.dispatched is still on the way (another queue): hold and retry
             raise Unavailable(f"case {message.case_id} has not opened yet")
         if message.level is None:
-            outcome = timers.rerouted(case, message.owners, now)
+            outcome = timers.rerouted(case, message.owners, now, basis=message.basis)
+            if ownership.stale(case, message.basis):
+                log.info("a re-route computed before the case's last transfer is not applied", case_id=case.id,
+                         basis=message.basis, transferred_revision=case.transferred_revision)
         else:
             log.warning("a staff transfer from dispatch is not applied: transfers are escalation's actions",
                         case_id=case.id, actor=message.actor)
@@ -330,11 +334,9 @@ class ClosureStats:
 def closure_stats(query: ClosureStats, uow: UnitOfWork, *, time_zone: str) -> dict:
     """The statistics rows (``store.closure_stats``), ranked by ``rank_by`` when given; the answer of
     the endpoint: ``{"group_by", "period", "by", "from", "to", "time_zone", "rows"}``. A department's
-    rows count its assignments by the day they were made (``by`` is ``opened`` there)."""
+    rows count its assignments by the day they were made (``by="opened"``) or closed by its feedback
+    (``by="closed"``)."""
     if query.group_by == "department":
-        if query.by != "opened":
-            raise InvalidArgument("group_by=department counts assignments by the day they were made: by=opened",
-                                  field="by")
         rows = _department_stats(query, uow, time_zone)
     else:
         with uow:
@@ -348,15 +350,16 @@ def closure_stats(query: ClosureStats, uow: UnitOfWork, *, time_zone: str) -> di
 
 
 def _department_stats(query: ClosureStats, uow: UnitOfWork, time_zone: str) -> list[dict]:
-    """``group_by=department``: the assignments made on the local dates ``[day_from, day_to)``, by
-    department and the period of the day they were made (``statistics.department_rows``)."""
+    """``group_by=department``: the assignments made (``by="opened"``) or fed back on, done or declined
+    (``by="closed"``), on the local dates ``[day_from, day_to)``, by department and the period of that day
+    (``statistics.department_rows``)."""
     zone = ZoneInfo(time_zone)
     start = datetime.combine(query.day_from, time(), zone).astimezone(UTC)
     end = datetime.combine(query.day_to, time(), zone).astimezone(UTC)
     starts = {"day": lambda d: d, "week": measures.week_start, "month": measures.month_start}[query.period]
     with uow:
-        found = uow.store.department_assignments(query.identity, start, end)
-    return statistics.department_rows(found, lambda at: starts(at.astimezone(zone).date()))
+        found = uow.store.department_assignments(query.identity, start, end, by=query.by)
+    return statistics.department_rows(found, lambda at: starts(at.astimezone(zone).date()), by=query.by)
 
 
 def refresh_rollups(rebuild: bool, uow: UnitOfWork, *, clock: Clock) -> int:

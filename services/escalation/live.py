@@ -5,13 +5,17 @@ Every change of a case is a timeline row with a growing id, so the feed needs no
 query every ``POLL`` seconds while at least one board is connected, none while none is — renders each row
 once (the case as the list shows it, and the step) and keeps the last ``REPLAY_LIMIT`` in memory. Each
 connected stream waits on the tailer, and writes the rows its caller may see (``visible``: the area-scope
-rule ``shared.owners.in_scope``; a functional department the cases assigned to it, as the store's
-``scoped``). The database sees one query per poll per process, whatever the number of screens.
+rule ``shared.owners.in_scope``; a functional department the cases where its part is active, assigned
+or acknowledged: what its board holds, as the store's ``on_board``). The database sees one query per
+poll per process, whatever the number of screens.
 
 A step that moves a case out of a caller's area (a transfer, a re-route by a new area version) reaches
 that caller as a ``removed`` event (``{"case_id", "type"}``, the step's type), with the same id: its board
-drops the case at once instead of holding it until it next reloads the list and reads "no such case".
-The timeline row keeps the scope the step left (``left_*``), so a reconnecting client is told as well.
+(``/board/``, ``/wall/``) drops the case at once instead of holding it until it next reloads the list and
+reads "no such case". So does a step that ends a department's part (its feedback: done or declined):
+that department's board no longer holds the case. The timeline row keeps the scope the step left
+(``left_*``) and the departments whose part it ended (``left_departments``), so a reconnecting client is
+told as well.
 
 Timeline ids come from a sequence, so on PostgreSQL a transaction can commit a lower id after a higher one
 was read. The tailer remembers the ids it skipped over (``GAP_SECONDS`` at most: a rolled-back id never
@@ -67,44 +71,52 @@ def event(name: str, data: dict, event_id: int | None = None) -> str:
 
 @dataclass(frozen=True)
 class Entry:
-    """One timeline row as the feed sends it: its id, who may see it, and the ``case`` event, rendered;
-    for a step that moved the case out of an area scope, that scope (``left``) and the ``removed`` event
-    its callers get instead."""
+    """One timeline row as the feed sends it: its id, who may see it (``owners``; ``departments``: those
+    with an active part on the case), and the ``case`` event, rendered; for a step that moved the case out
+    of an area scope, that scope (``left``), for one that ended departments' parts, those departments
+    (``left_departments``), and the ``removed`` event their callers get instead."""
     id: int
     owners: Owners
     departments: frozenset[str]
     text: str
     left: Owners | None = None
     removed: str = ""
+    left_departments: frozenset[str] = frozenset()
 
 
 def visible(caller: Identity, entry: Entry) -> bool:
-    """Whether ``caller`` may see the case of ``entry``: a functional department the cases assigned to
-    it; everyone else by area (``in_scope``). The same rule as the store's ``scoped``."""
+    """Whether ``caller``'s board holds the case of ``entry``: a functional department the cases where its
+    part is active; everyone else by area (``in_scope``). The same rule as the store's ``on_board``."""
     if caller.role == Role.DEPARTMENT:
         return caller.department in entry.departments
     return in_scope(caller.role, caller.area, entry.owners)
 
 
 def for_caller(caller: Identity, entry: Entry) -> str | None:
-    """What ``caller`` is sent of ``entry``: the ``case`` event if it may see the case now; the
-    ``removed`` event if the step moved the case out of the caller's area; else nothing."""
+    """What ``caller`` is sent of ``entry``: the ``case`` event if its board holds the case now; the
+    ``removed`` event if the step moved the case out of the caller's area or ended the caller's
+    department's part; else nothing."""
     if visible(caller, entry):
         return entry.text
-    if entry.left is not None and caller.role != Role.DEPARTMENT and in_scope(caller.role, caller.area, entry.left):
+    if caller.role == Role.DEPARTMENT:
+        return entry.removed if caller.department in entry.left_departments else None
+    if entry.left is not None and in_scope(caller.role, caller.area, entry.left):
         return entry.removed
     return None
 
 
 def case_event(row: tuple, now, view: Callable) -> Entry:
     """The feed's entry for a timeline row (``CaseStore.steps_after``'s ``(row id, step, case, report,
-    updated_at, left)``) at ``now``, the case shown by ``view(step, case, report, updated_at, now)``."""
-    row_id, step, case, report, updated, left = row
+    updated_at, left, left_departments)``) at ``now``, the case shown by ``view(step, case, report,
+    updated_at, now)``."""
+    row_id, step, case, report, updated, left, left_departments = row
     text = event("case", {"case": view(step, case, report, updated, now), "step": {
         "id": row_id, "at": isoformat(step.at), "type": str(step.type), "level": int(step.level),
         "actor": step.actor, "note": step.note}}, row_id)
-    removed = event("removed", {"case_id": case.id, "type": str(step.type)}, row_id) if left is not None else ""
-    return Entry(row_id, case.owners, frozenset(a.department for a in case.assignments), text, left, removed)
+    removed = (event("removed", {"case_id": case.id, "type": str(step.type)}, row_id)
+               if left is not None or left_departments else "")
+    return Entry(row_id, case.owners, frozenset(a.department for a in case.assignments if a.active), text, left,
+                 removed, left_departments)
 
 
 class Tailer:

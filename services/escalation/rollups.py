@@ -43,7 +43,8 @@ from shared.vocabulary import ROLE_SCOPE, Role
 PERIODS = ("day", "week", "month")
 #: The unit levels of the rollups, finest first.
 LEVELS = ("grid", "station", "subcenter")
-#: The quantiled facts columns (seconds).
+#: The quantiled facts columns (seconds): the statistics' own list, so that a rollup carries every quantile
+#: a per-case row gives.
 QUANTILED = statistics.QUANTILED
 #: Real seconds between the scheduler's refreshes.
 REFRESH_SECONDS = 60.0

@@ -17,8 +17,8 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from services.escalation.domain import statistics
-from services.escalation.domain.cases import Case, ExtensionRequest, SuspensionRequest
+from services.escalation.domain import ownership, statistics
+from services.escalation.domain.cases import ENDED, Case, ExtensionRequest, SuspensionRequest
 from services.escalation.domain.deadlines import Limit, TimePolicy
 from services.escalation.domain.departments import ACTIVE, Assignment
 from services.escalation.domain.measures import measure, month_start, week_start
@@ -81,6 +81,8 @@ cases = sa.Table(
     # 承办人: the named handler, valid while the unit it was named in (an area id) holds the case
     sa.Column("assignee", sa.String(128)),
     sa.Column("assignee_unit", sa.String(64)),
+    # the revision saved by the last staff transfer: a re-route proposed from before it is stale
+    sa.Column("transferred_revision", sa.Integer),
     # the owners' names, lowest first ("网格 0042 / 工作站 3 / …"): what a search by place words reads
     sa.Column("place", sa.String(1000)),
     sa.Column("updated_at", UTCDateTime, nullable=False),
@@ -115,6 +117,9 @@ timeline = sa.Table(
     sa.Column("left_grid_id", sa.String(64)),
     sa.Column("left_station_id", sa.String(64)),
     sa.Column("left_subcenter_id", sa.String(64)),
+    # A step that ended departments' active parts on the case (their feedback: done or declined): those
+    # departments (a list of ids), whose boards are told the case is gone (``live``). Not chained either.
+    sa.Column("left_departments", sa.JSON),
 )
 #: The steps that change a case's owners, and so its area scope.
 SCOPE_CHANGES = frozenset({StepType.TRANSFERRED, StepType.REROUTED})
@@ -144,6 +149,7 @@ assignments = sa.Table(
     sa.Column("feedback_at", UTCDateTime),
     sa.Column("assignee", sa.String(128)),  # 承办人: the department's person handling it
     sa.Index("ix_assignments_department", "department_id", "assigned_at"),
+    sa.Index("ix_assignments_feedback", "feedback_at"),  # statistics by closing period (by=closed)
 )
 
 #: The people seen working in each unit (an area id, or a department's id): who a case may be assigned
@@ -344,6 +350,16 @@ def scoped(query: sa.Select, identity: Identity) -> sa.Select:
     return query.where(OWNER_COLUMN[level.area] == identity.area) if identity.area else query.where(sa.false())
 
 
+def on_board(query: sa.Select, identity: Identity) -> sa.Select:
+    """``scoped`` for what a board holds (the live feed's ``live.visible``): for a functional department
+    the cases where its part is active (assigned or acknowledged; its feedback, done or declined, takes
+    the case off its board), for every other caller its area."""
+    if identity.role == Role.DEPARTMENT:
+        return query.where(cases.c.id.in_(sa.select(assignments.c.case_id).where(
+            assignments.c.department_id == identity.department, assignments.c.status.in_(sorted(ACTIVE)))))
+    return scoped(query, identity)
+
+
 def _facts_scope(identity: Identity) -> list:
     """``scoped`` for the statistics rows: a station sees its own grids, a sub-center its stations."""
     if identity.role == Role.DEPARTMENT:
@@ -389,11 +405,24 @@ def late(now: datetime):
     return sa.or_(cases.c.overdue, sa.and_(cases.c.deadline_at.is_not(None), cases.c.deadline_at <= now))
 
 
+def unit_kind(engine: sa.Engine, subject: str) -> str | None:
+    """What ``subject`` is the id of among the city's units, in escalation's copies: an area's level
+    (``grid``, ``station``, ``subcenter``, ``hq``), ``department``, or None. A token whose ``sub`` is a
+    unit's id is refused (``shared.auth``, "Unit subjects")."""
+    with engine.connect() as db:
+        level = db.execute(sa.select(areas.c.level).where(areas.c.id == subject)).scalar()
+        if level:
+            return level
+        found = db.execute(sa.select(departments.c.id).where(departments.c.id == subject)).first()
+    return "department" if found else None
+
+
 class CaseStore(Store):
     def __init__(self, connect, engine):
         super().__init__(connect, engine)
         self._revisions: dict[str, int] = {}
         self._loaded_owners: dict[str, Owners] = {}  # the owners each case was loaded with (a scope it may leave)
+        self._loaded_parts: dict[str, frozenset[str]] = {}  # the departments with an active part, as loaded
         self._held_notifications: list[dict] = []
         self._held_audit: list[dict] = []
 
@@ -429,6 +458,8 @@ class CaseStore(Store):
             return
         update = (cases.update().where(cases.c.id == sa.bindparam("b_id"), cases.c.revision == sa.bindparam("b_rev"))
                   .values(revision=sa.bindparam("b_next")))
+        for case, outcome in changed:  # a staff transfer is stamped with the revision it is saved under
+            ownership.stamp(case, outcome, self._revisions[case.id] + 1)
         rows = [{"b_id": case.id, "b_rev": self._revisions[case.id], "b_next": self._revisions[case.id] + 1,
                  **_columns(case, now)} for case, _ in changed]
         done = self.db.execute(update, rows)
@@ -502,9 +533,13 @@ class CaseStore(Store):
         least time left) or ``next_warning`` (the soonest warning still to come first). ``q``: words that
         each appear (any case) in the number, the description, the reporter or the owners' ids and
         names. ``assignee``: a user's cases (``handled_by``), or ``none`` for those of the caller's unit
-        that nobody handles."""
+        that nobody handles. A list of cases in working states only (``status`` naming no ended one: what
+        a board asks for) holds what the caller's board holds (``on_board``: a department's active parts);
+        any other list every case the caller may see (``scoped``: a department's every part)."""
         c = cases.c
-        query = scoped(sa.select(cases), identity)
+        statuses = {status} if isinstance(status, str) else set(status or ())
+        board = bool(statuses) and not statuses & {str(s) for s in ENDED}
+        query = (on_board if board else scoped)(sa.select(cases), identity)
         for word in (q or "").split()[:10]:
             query = query.where(sa.or_(*(sa.func.lower(column).contains(word.lower(), autoescape=True)
                                          for column in (c.number, c.description, c.reporter, c.place))))
@@ -573,18 +608,19 @@ class CaseStore(Store):
         """The id of the newest timeline row (0 when there is none): where a new live feed starts."""
         return self.db.execute(sa.select(sa.func.max(timeline.c.id))).scalar() or 0
 
-    def steps_after(self, identity: Identity | None, after: int, limit: int,
-                    ids: list[int] | None = None) -> list[tuple[int, Step, Case, Report, datetime, Owners | None]]:
+    def steps_after(self, identity: Identity | None, after: int, limit: int, ids: list[int] | None = None
+                    ) -> list[tuple[int, Step, Case, Report, datetime, Owners | None, frozenset[str]]]:
         """The timeline rows after ``after`` (a row id) of the cases ``identity`` may see now, or whose
         scope it saw before a step moved them out of it (None: every case, for the live feed's tailer,
         which scopes in memory), oldest first, at most ``limit``: ``(row id, step, case, report,
-        updated_at, left)`` — the live feed's events; ``left``: the scope a transfer or re-route left
-        (``Owners`` known by id), else None. ``ids``: only those rows."""
+        updated_at, left, left_departments)`` — the live feed's events; ``left``: the scope a transfer or
+        re-route left (``Owners`` known by id), else None; ``left_departments``: the departments whose
+        active part the step ended. ``ids``: only those rows."""
         t = timeline.c
         query = (sa.select(t.id.label("step_id"), t.at.label("step_at"), t.type.label("step_type"),
                            t.level.label("step_level"), t.actor.label("step_actor"), t.note.label("step_note"),
                            t.scheduled_at.label("step_scheduled_at"), t.left_grid_id, t.left_station_id,
-                           t.left_subcenter_id, cases)
+                           t.left_subcenter_id, t.left_departments, cases)
                  .join(cases, cases.c.id == t.case_id))
         if identity is not None:
             level = ROLE_SCOPE.get(Role(identity.role))
@@ -597,8 +633,8 @@ class CaseStore(Store):
             query = query.where(t.id.in_(ids))
         rows = self.db.execute(query.where(t.id > after).order_by(t.id).limit(limit)).all()
         return [(r.step_id, Step(r.step_at, StepType(r.step_type), Level(r.step_level), r.step_actor, r.step_note,
-                                 r.step_scheduled_at), self._case(r), _report(r), r.updated_at, _left_scope(r))
-                for r in rows]
+                                 r.step_scheduled_at), self._case(r), _report(r), r.updated_at, _left_scope(r),
+                 frozenset(r.left_departments or ())) for r in rows]
 
     def timer_health(self, now: datetime, grace_seconds: float) -> dict[str, int]:
         """The auditor's counts (after OnCall's ``check_escalation_finished``): working cases with no
@@ -693,14 +729,20 @@ class CaseStore(Store):
                              for c, v in cols.items()} for group, cols in values.items()}
         return [out(r, quantiles.get((r.k, r.p), {})) for r in self.db.execute(grouped(day_from, day_to, []))]
 
-    def department_assignments(self, identity: Identity, start: datetime, end: datetime) -> list[dict]:
-        """The department assignments made in ``[start, end)`` (UTC) on the cases ``identity`` may see:
+    def department_assignments(self, identity: Identity, start: datetime, end: datetime,
+                               by: str = "opened") -> list[dict]:
+        """The department assignments made (``by="opened"``) or closed by the department's feedback, done
+        or declined (``by="closed"``), in ``[start, end)`` (UTC) on the cases ``identity`` may see:
         dicts of ``department_id``, ``status``, ``assigned_at``, ``deadline_at``, ``overdue``,
         ``acknowledged_at``, ``feedback_at`` (``statistics.department_rows`` groups them)."""
         a = assignments.c
         query = scoped(sa.select(a.department_id, a.status, a.assigned_at, a.deadline_at, a.overdue,
                                  a.acknowledged_at, a.feedback_at).join(cases, cases.c.id == a.case_id), identity)
-        rows = self.db.execute(query.where(a.assigned_at >= start, a.assigned_at < end)).all()
+        if by == "closed":
+            query = query.where(a.status.in_(("done", "declined")), a.feedback_at >= start, a.feedback_at < end)
+        else:
+            query = query.where(a.assigned_at >= start, a.assigned_at < end)
+        rows = self.db.execute(query).all()
         return [dict(r._mapping) for r in rows]
 
     def refresh_missing_facts(self, now: datetime, limit: int = 1000) -> int:
@@ -849,9 +891,11 @@ class CaseStore(Store):
         steps = [(case, step) for case, outcome in changed for step in outcome.steps]
         if not steps:
             return
+        last = {case.id: outcome.steps[-1] for case, outcome in changed if outcome.steps}
         self.db.execute(timeline.insert(), [
             {"case_id": case.id, "at": s.at, "type": str(s.type), "level": int(s.level), "actor": s.actor,
-             "note": s.note, "scheduled_at": s.scheduled_at, **self._left(case, s)} for case, s in steps])
+             "note": s.note, "scheduled_at": s.scheduled_at, **self._left(case, s),
+             "left_departments": self._parts_ended(case) if s is last[case.id] else None} for case, s in steps])
         fired = [{"case_id": case.id, "level": int(s.level), "scheduled_at": s.scheduled_at, "fired_at": s.at}
                  for case, s in steps if s.type == StepType.ESCALATED and s.scheduled_at is not None]
         if fired:
@@ -935,9 +979,17 @@ class CaseStore(Store):
             return dict.fromkeys(_LEFT_COLUMNS)  # every row names them all: one executemany
         return {f"left_{name}_id": area for name, area in before.scope().items()}
 
+    def _parts_ended(self, case: Case) -> list[str] | None:
+        """The departments whose active part on ``case`` (assigned or acknowledged) the save being
+        written ended: the ``left_departments`` of its last step (None: none ended)."""
+        now_active = {a.department for a in case.assignments if a.active}
+        return sorted(self._loaded_parts.get(case.id, frozenset()) - now_active) or None
+
     def _case(self, row) -> Case:
         self._revisions[row.id] = row.revision
         owners = self._loaded_owners[row.id] = Owners.from_json(row.areas)
+        self._loaded_parts[row.id] = frozenset(a["department"] for a in row.assignments or ()
+                                               if a.get("status") in ACTIVE)
         return Case(
             id=row.id, number=row.number, category=row.category, severity=row.severity,
             owners=owners,
@@ -954,7 +1006,7 @@ class CaseStore(Store):
             warnings=tuple((float(w["threshold"]), datetime.fromisoformat(w["at"])) for w in row.warnings or ()),
             assignments=tuple(Assignment.from_dict(a) for a in row.assignments or ()),
             resolved_department=row.resolved_department, resolved_by=row.resolved_by, merged_into=row.merged_into,
-            assignee=row.assignee, assignee_unit=row.assignee_unit,
+            assignee=row.assignee, assignee_unit=row.assignee_unit, transferred_revision=row.transferred_revision,
             urges=tuple(Urge.from_dict(u) for u in row.urges or ()))
 
 
@@ -976,6 +1028,7 @@ def _columns(case: Case, now: datetime) -> dict:
             "assignments": [a.to_dict() for a in case.assignments] or None,
             "resolved_department": case.resolved_department, "resolved_by": case.resolved_by,
             "merged_into": case.merged_into, "assignee": case.assignee, "assignee_unit": case.assignee_unit,
+            "transferred_revision": case.transferred_revision,
             "place": _place(case.owners), "urges": [u.to_dict() for u in case.urges] or None,
             "next_warning_at": case.warnings[0][1] if case.warnings and case.due_at is not None else None}
 

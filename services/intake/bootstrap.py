@@ -8,7 +8,7 @@ from services.intake.api import blp
 from services.intake.consumers import CONSUMERS
 from services.intake.limits import Limits
 from services.intake.photos import PhotoFiles
-from services.intake.store import ReportStore
+from services.intake.store import ReportStore, unit_kind
 from shared import bootstrap
 from shared.clock import Clock
 from shared.config import Settings
@@ -17,6 +17,7 @@ from shared.policy import load_policy
 
 SPEC = bootstrap.ServiceSpec(
     name="intake", title="gridcase intake", blueprint=blp, store=ReportStore, consumers=CONSUMERS,
+    units=unit_kind,
     dependencies=lambda settings, engine, clock: {
         "policy": load_policy(settings.policy_file),
         "photo_files": PhotoFiles(settings.photo_dir or settings.data_dir / "photos"),

@@ -119,6 +119,15 @@ api_keys = sa.Table(
 departments = departments_table(metadata)
 
 
+def unit_kind(engine: sa.Engine, subject: str) -> str | None:
+    """``department`` when ``subject`` is the id of one of the city's departments (intake's copy), else
+    None: a token whose ``sub`` is a unit's id is refused (``shared.auth``, "Unit subjects"). Intake keeps
+    no copy of the areas; a subject that is an area's id is refused by dispatch and escalation."""
+    with engine.connect() as db:
+        found = db.execute(sa.select(departments.c.id).where(departments.c.id == subject)).first()
+    return "department" if found else None
+
+
 class ReportStore(Store):
     """Reports. ``add`` holds the report back until the unit of work commits, when ``flush`` writes
     it with its message: on PostgreSQL as one autocommit statement (a data-modifying CTE: no

@@ -200,11 +200,16 @@ class CaseTransferred(Message):
     #: None from dispatch, which keeps no revision
     revision: int | None = None
     revision_step: int = 0
+    #: dispatch's proposal: the case revision its record had last taken from escalation when it computed
+    #: the owners (None: the owners the case opened with); escalation ignores a proposal older than the
+    #: case's last staff transfer (``ownership.reroute``)
+    basis: int | None = None
 
 
 class CaseTransferredSchema(WithOwners):
-    """Version 2 writes ``level`` as a number (version 1: an area name). ``revision`` and
-    ``revision_step`` are added without a new version (optional fields: older readers ignore them)."""
+    """Version 2 writes ``level`` as a number (version 1: an area name). ``revision``,
+    ``revision_step`` and ``basis`` are added without a new version (optional fields: older readers
+    ignore them)."""
     DATACLASS = CaseTransferred
     VERSIONS = (1, 2)
     case_id = fields.String(required=True)
@@ -213,6 +218,7 @@ class CaseTransferredSchema(WithOwners):
     actor = fields.String(required=True)
     revision = fields.Integer(strict=True, allow_none=True, load_default=None, validate=validate.Range(min=1))
     revision_step = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0))
+    basis = fields.Integer(strict=True, allow_none=True, load_default=None, validate=validate.Range(min=1))
 
 
 @dataclass(frozen=True)

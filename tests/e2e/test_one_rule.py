@@ -285,3 +285,96 @@ def test_a_board_is_told_at_once_when_a_case_is_transferred_out_of_its_area(syst
     assert moved["data"]["case"]["id"] == case_id and moved["id"] == removed["id"]
     assert requests.get(f"{base}/escalation/v1/cases/{case_id}", headers=auth(old_station), timeout=10).status_code \
         == 404
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.postgres
+def test_a_reroute_dispatch_computed_before_a_staff_transfer_never_overrides_it(production):
+    """An area version activated while dispatch had not yet taken a staff transfer: dispatch proposed
+    owners from the case as it was before, escalation applied them, and the case silently left the unit
+    staff had chosen. Over the production message path: dispatch's worker is stopped so that the transfer
+    waits in its queue while the new version is imported, then started again."""
+    import sqlalchemy as sa
+
+    from harness.processes import wait_for
+    from shared.db import make_engine
+    from tests.support.system import a_point_in_grid
+
+    urls, data, env = production.urls, production.data, production.env
+    admin = production.token("admin")
+    grid, lon, lat = a_point_in_grid(urls["dispatch"], admin, index=3)
+    target, _, _ = a_point_in_grid(urls["dispatch"], admin, index=40)
+    worker = production.token("grid_worker", area=grid, user="zhou")
+    filed = requests.post(f"{urls['intake']}/intake/v1/reports", headers=auth(worker), timeout=10, json={
+        "category": "street_light", "description": "lamp out", "location": {"lon": lon, "lat": lat}})
+    assert filed.status_code == 201, filed.text
+    case_id = filed.json()["id"]
+    wait_for_case(urls["escalation"], case_id, worker, timeout=20)
+    dispatch_db = make_engine(env["GRIDCASE_DISPATCH_DATABASE_URL"])
+
+    def dispatch_grid() -> str | None:
+        with dispatch_db.connect() as db:
+            return db.execute(sa.text("SELECT grid_id FROM dispatches WHERE case_id = :id"), {"id": case_id}).scalar()
+
+    assert dispatch_grid() == grid
+    production.processes.stop("worker-dispatch")  # the transfer below waits in dispatch's queue
+
+    command = production.token("command", user="chen")
+    _, etag = read(urls["escalation"], case_id, command)
+    moved = act(urls["escalation"], case_id, command, {"action": "transfer", "to": target, "reason": "their street"},
+                etag)
+    assert moved.status_code == 200, moved.text
+    transferred_at = int(moved.headers["ETag"].strip('"'))
+    city, version_2 = data / "city", data / "city-2"
+    version_2.mkdir()
+    for level in ("hq", "subcenter", "station", "grid"):
+        collection = json.loads((city / f"{level}.geojson").read_text())
+        for feature in collection["features"]:
+            if feature["properties"]["id"] == grid:
+                feature["properties"]["id"] = f"{grid}-2"  # the case's point now lies in another grid
+        (version_2 / f"{level}.geojson").write_text(json.dumps(collection))
+    args = ["areas", "import", "--data-dir", str(data)]
+    for level in ("hq", "subcenter", "station", "grid"):
+        args += ["--level", level, str(version_2 / f"{level}.geojson")]
+    production.processes.run("import-2", [*GRIDCASE, *args], env, timeout=120)
+    assert dispatch_grid() == f"{grid}-2", "dispatch proposed the new version's owners from the old ones"
+    production.start_worker("dispatch")
+
+    def revision() -> int:
+        return int(read(urls["escalation"], case_id, command)[1].strip('"'))
+
+    wait_for(lambda: revision() > transferred_at, timeout=60, message="escalation to decide the proposal")
+
+    def everywhere() -> tuple:
+        case, _ = read(urls["escalation"], case_id, command)
+        report = requests.get(f"{urls['intake']}/intake/v1/reports/{case_id}", headers=auth(command), timeout=10)
+        return case["owner"]["area_id"], report.json()["owner_area_id"], dispatch_grid()
+
+    assert settled(everywhere) == (target,) * 3
+    case, _ = read(urls["escalation"], case_id, command)
+    assert "rerouted" not in [step["type"] for step in case["timeline"]]
+    dispatch_db.dispose()
+
+
+@pytest.mark.parametrize("role, level", [("grid_worker", 0), ("station", 1)])
+def test_a_token_not_from_gridcase_token_whose_sub_is_an_areas_id_is_refused_when_read(system, city, role, level):
+    """Only ``gridcase token`` refused a subject that is a unit's id: a token signed elsewhere (an identity
+    provider's, or one made with the secret) with ``sub`` an area's id was read as a person of that name."""
+    import jwt
+
+    base, data = system
+    grid = sorted(units(city))[11]
+    area = (grid, units(city)[grid][0])[level]
+    secret = (data / "secret").read_text().strip()
+    issued = int(time.time())
+
+    def signed(subject):
+        return jwt.encode({"sub": subject, "role": role, "area": area, "iat": issued, "exp": issued + 600}, secret,
+                          algorithm="HS256")
+
+    for path in ("/escalation/v1/cases", "/dispatch/v1/departments"):
+        refused = requests.get(f"{base}{path}", headers=auth(signed(area)), timeout=10)
+        assert refused.status_code == 401, (path, refused.text)
+        assert refused.headers["Content-Type"].startswith("application/problem+json")
+        assert f"sub claim {area!r}" in refused.json()["detail"]
+        assert requests.get(f"{base}{path}", headers=auth(signed("wang-11")), timeout=10).status_code == 200

@@ -320,12 +320,38 @@ def test_the_csv_has_the_new_columns_named_in_both_languages(city):
     assert answer["by"] == "closed"
 
 
-def test_departments_are_counted_by_the_day_they_were_assigned_only(city):
-    from services.escalation.domain.errors import InvalidArgument
+def test_departments_are_counted_by_the_day_they_were_assigned_or_by_the_day_they_fed_back(city):
+    """``by=closed`` with ``group_by=department`` answered 422: the monthly review of a department's work
+    counts the assignments it closed in the month (its feedback, done or declined)."""
+    from datetime import UTC, datetime
 
-    with pytest.raises(InvalidArgument) as refused:
-        stats(city, group_by="department", by="closed")
-    assert refused.value.field == "by"
+    from services.escalation.store import assignments
+
+    def at(month, day):  # 10:00 in Shanghai
+        return datetime(2026, month, day, 2, tzinfo=UTC)
+
+    rows = [  # made in September, done in October; made in October, declined in November; made, never fed back
+        {"case_id": "C", "seq": 90, "department_id": "water", "role": "lead", "status": "done",
+         "assigned_at": at(9, 20), "deadline_at": at(10, 10), "overdue": False, "acknowledged_at": at(9, 21),
+         "feedback_at": at(10, 3)},
+        {"case_id": "B", "seq": 90, "department_id": "water", "role": "co", "status": "declined",
+         "assigned_at": at(10, 5), "deadline_at": at(10, 8), "overdue": True, "acknowledged_at": None,
+         "feedback_at": at(11, 2)},
+        {"case_id": "F", "seq": 90, "department_id": "water", "role": "co", "status": "assigned",
+         "assigned_at": at(10, 6), "deadline_at": None, "overdue": False, "acknowledged_at": None,
+         "feedback_at": None}]
+    with city.engine.begin() as db:
+        db.execute(assignments.insert(), rows)
+    try:
+        opened = {r["period_start"]: r for r in stats(city, group_by="department")["rows"]}
+        closed = {r["period_start"]: r for r in stats(city, group_by="department", by="closed")["rows"]}
+    finally:
+        with city.engine.begin() as db:
+            db.execute(assignments.delete().where(assignments.c.seq == 90))
+    assert {p: r["assigned"] for p, r in opened.items()} == {"2026-09-01": 1, "2026-10-01": 2}
+    assert {p: (r["assigned"], r["done"], r["declined"], r["on_time"]) for p, r in closed.items()} == {
+        "2026-10-01": (1, 1, 0, 1), "2026-11-01": (1, 0, 1, 0)}
+    assert closed["2026-11-01"]["decline_rate"] == 1.0 and closed["2026-10-01"]["department"] == "water"
 
 
 def test_a_statistics_row_from_before_the_closing_periods_is_recomputed_by_the_rebuild(city):

@@ -154,10 +154,11 @@ class FakeDispatchStore:
 
     def follow(self, case_id, key, **values) -> bool:
         record = self.records.get(case_id)
-        last = record and record["case_revision"]
-        if record is None or (last is not None and (key is None or key <= last)) or (key is None and not values):
+        last = record and record["case_revision"] is not None and (record["case_revision"],
+                                                                   record.get("case_revision_step") or 0)
+        if record is None or (last and (key is None or key <= last)) or (key is None and not values):
             return False
-        record.update(values, **({"case_revision": key} if key is not None else {}))
+        record.update(values, **({"case_revision": key[0], "case_revision_step": key[1]} if key is not None else {}))
         return True
 
     def save_hierarchy(self, hierarchy, *, source, summary, now) -> int:
@@ -196,6 +197,9 @@ class FakeCaseStore:
             self.steps[case.id] = list(outcome.steps)
 
     def save(self, case, outcome, now) -> int:
+        from services.escalation.domain import ownership
+
+        ownership.stamp(case, outcome, self.revisions[case.id] + 1)
         self.cases[case.id] = case
         self.revisions[case.id] += 1
         self.steps[case.id] += outcome.steps

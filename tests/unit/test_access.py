@@ -238,3 +238,50 @@ def test_a_cached_token_still_expires_on_time():
     assert verifier.read(token, now=NOW + timedelta(seconds=10)).user == "wang"
     with pytest.raises(AuthError, match="expired"):
         verifier.read(token, now=NOW + timedelta(seconds=200))
+
+
+UNITS = {"G0042": "grid", "S7": "station", "water": "department"}
+
+
+@pytest.mark.parametrize("subject, kind", sorted(UNITS.items()))
+def test_an_identity_providers_token_whose_sub_is_a_units_id_is_refused_naming_sub(tmp_path, subject, kind):
+    """Only ``gridcase token`` refused a subject that is an area's or a department's id: an identity
+    provider's token with ``sub: "water"`` was read as a person of that name."""
+    verifier, sign = _provider(tmp_path)
+    verifier.units = UNITS.get
+    with pytest.raises(AuthError, match=f"sub claim '{subject}' is the id of a {kind}"):
+        verifier.read(sign(sub=subject))
+    assert verifier.read(sign(sub="li-7")) == Identity("command", "li-7")
+
+
+def test_a_development_token_whose_sub_is_a_units_id_is_refused_too():
+    verifier = TokenVerifier(SECRET, units=UNITS.get)
+    with pytest.raises(AuthError, match="sub claim 'S7'"):
+        verifier.read(hs256(sub="S7"))
+    assert verifier.read(hs256()) == Identity("grid_worker", "wang", "G1")
+
+
+@pytest.mark.parametrize("service", ["intake", "dispatch", "escalation"])
+def test_each_service_knows_its_departments_and_areas_as_units_from_its_own_database(tmp_path, service):
+    """``ServiceSpec.units``: what a token's ``sub`` is checked against, in each service's own copies."""
+    import importlib
+
+    import sqlalchemy as sa
+
+    from shared.departments import Department, store_departments
+    from shared.migrations import upgrade
+
+    store = importlib.import_module(f"services.{service}.store")
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/{service}.db")
+    upgrade(engine, service)
+    with engine.begin() as db:
+        store_departments(db, store.departments, 1, [Department("water", "水务", "Water", "HQ")])
+        if service == "escalation":
+            db.execute(store.areas.insert().values(version=1, id="G0042", level="grid", name="网格 42"))
+        if service == "dispatch":
+            db.execute(store.area_versions.insert().values(id=1, active=True, source="t", summary={}, created_at=NOW))
+            db.execute(store.areas.insert().values(version=1, id="G0042", level="grid", name="网格 42",
+                                                   geometry=b""))
+    assert store.unit_kind(engine, "water") == "department" and store.unit_kind(engine, "wang") is None
+    assert store.unit_kind(engine, "G0042") == (None if service == "intake" else "grid")
+    engine.dispose()

@@ -207,16 +207,6 @@ def test_a_waiting_suspension_lapses_when_the_case_escalates_or_is_resolved():
     assert case.pending_suspension is None
 
 
-@pytest.mark.parametrize("request_action", ["suspend", "request_extension"])
-def test_a_waiting_request_lapses_when_the_case_is_voided(request_action):
-    case = new_case()
-    arguments = {"amount": Limit(6)} if request_action == "request_extension" else {}
-    perform(case, request_action, GRID_WORKER, LATER, reason="r", **arguments)
-    perform(case, "void", COMMAND, LATER, reason="entered twice by mistake")
-    assert case.status == Status.VOIDED
-    assert case.pending_suspension is None and case.pending_extension is None
-
-
 def test_the_policy_may_let_the_owners_of_some_levels_suspend_at_once():
     from dataclasses import replace
 
@@ -228,3 +218,14 @@ def test_the_policy_may_let_the_owners_of_some_levels_suspend_at_once():
     case = new_case(policy=replace(POLICY, suspend_without_approval=(4,)))
     perform(case, "suspend", GRID_WORKER, LATER, reason="r")
     assert case.status == Status.OPEN and case.pending_suspension is not None
+
+
+@pytest.mark.parametrize("request_action", ["suspend", "request_extension"])
+def test_a_request_waiting_for_the_level_above_lapses_when_the_case_is_voided(request_action):
+    """A suspension asked of the station, then the case voided: the request stayed, waiting on an ended case."""
+    case = new_case()
+    arguments = {"amount": Limit(6)} if request_action == "request_extension" else {}
+    perform(case, request_action, GRID_WORKER, LATER, reason="waiting for the budget", **arguments)
+    perform(case, "void", COMMAND, LATER, reason="entered twice")
+    assert case.status == Status.VOIDED
+    assert case.pending_suspension is None and case.pending_extension is None

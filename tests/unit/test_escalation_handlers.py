@@ -138,6 +138,31 @@ def test_a_new_area_version_reroutes_the_case_keeping_its_level_and_deadline():
     assert decided.owners == renamed and decided.level is None, "dispatch and intake take what escalation decided"
 
 
+def test_a_reroute_computed_before_a_staff_transfer_does_not_undo_it_and_the_case_keeps_its_owners():
+    """Dispatch proposed owners from a record that had not yet taken the staff's transfer (an area version
+    activated meanwhile): applied, it silently moved the case back out of the unit staff had chosen."""
+    clock = FakeClock()
+    uow = opened(clock)
+    act(uow, clock, COMMAND, "transfer", to="G2", reason="other side of the road")
+    transferred = uow.store.revisions["c1"]
+    renamed = events.Owners(grid=events.AreaRef("G1b", "g1b"), station=OWNERS.station, subcenter=OWNERS.subcenter,
+                            hq=OWNERS.hq)
+    for basis in (None, transferred - 1):  # from the owners the case opened with; from a record one behind
+        before = len(uow.published)
+        handlers.transfer_case(received(events.CaseTransferred(case_id="c1", owners=renamed, level=None,
+                                                               reason="v2", actor="dispatch", basis=basis),
+                                        "dispatch"), uow, clock=clock)
+        case = uow.store.cases["c1"]
+        assert case.owners.grid.id == "G2" and "rerouted" not in [s.type for s in uow.store.steps["c1"]]
+        [kept] = uow.published[before:]
+        assert kept.TYPE == "case.transferred" and kept.owners.grid.id == "G2", "dispatch takes the owners back"
+    current = uow.store.revisions["c1"]
+    handlers.transfer_case(received(events.CaseTransferred(case_id="c1", owners=renamed, level=None, reason="v2",
+                                                           actor="dispatch", basis=current), "dispatch"),
+                           uow, clock=clock)
+    assert uow.store.cases["c1"].owners.grid.id == "G1b", "computed after the transfer: applied"
+
+
 def received(message, producer: str):
     return read_message(Envelope.from_json(make_message(message, occurred_at=FakeClock().now(),
                                                         producer=producer).to_json()))

@@ -326,6 +326,24 @@ def test_activating_a_new_version_publishes_it_and_reroutes_only_the_cases_whose
     assert len(uow.of_type(events.AreasPublished)) == 1
     [moved] = uow.of_type(events.CaseTransferred)
     assert moved.case_id == "c0" and moved.owners.grid.id == "RENAMED-GRID" and moved.level is None
+    assert moved.basis is None, "computed from the owners the case opened with"
+
+
+def test_a_reroute_proposal_names_the_case_revision_its_owners_were_taken_at():
+    uow = FakeUnitOfWork(FakeDispatchStore())
+    dispatch.dispatch_cases([reported("c0", *point_in(GRIDS[0]))], uow, areas=FakeAreas(), policy=POLICY,
+                            clock=FakeClock())
+    record = uow.store.records["c0"]
+    owners = Owners.from_ids({"grid": GRIDS[0]["properties"]["id"], "station": record["station_id"],
+                              "subcenter": record["subcenter_id"], "hq": record["hq_id"]})
+    dispatch.follow_transfer(received(events.CaseTransferred(case_id="c0", owners=owners, level=None,
+                                                             reason="owners kept", actor="system", revision=7),
+                                      "escalation"), uow)
+    city = generate_city(grids=16, stations=4, subcenters=2, seed=3)
+    city["grid"]["features"][0]["properties"]["id"] = "RENAMED-GRID"
+    dispatch.import_areas(dispatch.ImportAreas(city, source="test"), uow, clock=FakeClock(), policy=POLICY)
+    [moved] = uow.of_type(events.CaseTransferred)
+    assert moved.basis == 7
 
 
 def awaiting_verification(uow, grid="G1"):

@@ -37,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from services.escalation.domain.cases import ENDED, WORKING, Case, lapse_requests, set_deadline
+from services.escalation.domain.cases import ENDED, WORKING, Case, end, set_deadline
 from services.escalation.domain.deadlines import TimePolicy
 from services.escalation.domain.errors import InvalidArgument, InvalidTransition, NotAllowed, required_text
 from services.escalation.domain.permissions import Actor, holds, require_acceptor
@@ -86,8 +86,7 @@ def refuse(case: Case, actor: Actor, now: datetime, *, reason: str, note: str = 
     if reason not in REFUSAL_REASONS:
         raise InvalidArgument(f"unknown reason {reason!r}; one of {', '.join(REFUSAL_REASONS)}", field="reason")
     note = required_text(note, "a note saying why", "note") if reason == "other" else (note or "").strip()
-    case.status = Status.REFUSED
-    set_deadline(case, None, now)
+    end(case, Status.REFUSED, now)
     return record(case, StepType.REFUSED, actor.user, now, f"{reason}: {note}" if note else reason,
                   detail={"reason": reason})
 
@@ -99,9 +98,7 @@ def void(case: Case, actor: Actor, now: datetime, *, reason: str) -> Outcome:
     if case.status not in PENDING | WORKING:
         raise InvalidTransition(f"a {case.status} case cannot be voided")
     reason = required_text(reason, "a reason", "reason")
-    case.status = Status.VOIDED
-    lapse_requests(case)  # a waiting extension or suspension request lapses
-    set_deadline(case, None, now)
+    end(case, Status.VOIDED, now)  # a waiting extension or suspension request lapses
     return record(case, StepType.VOIDED, actor.user, now, reason)
 
 
@@ -120,9 +117,8 @@ def merge(case: Case, actor: Actor, now: datetime, *, into: Case | None, note: s
     if into.status in ENDED:
         raise InvalidTransition(f"the case {into.number} is {into.status}: nothing can be merged into it")
     note = (note or "").strip()
-    case.status, case.merged_into = Status.MERGED, into.id
-    lapse_requests(case)
-    set_deadline(case, None, now)
+    case.merged_into = into.id
+    end(case, Status.MERGED, now)
     return record(case, StepType.MERGED, actor.user, now, f"merged into {into.number}" + (f": {note}" if note else ""),
                   detail={"into": into.id, "number": into.number})
 

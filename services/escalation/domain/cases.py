@@ -121,6 +121,9 @@ class Case:
     #: (``assignee_unit``, an area id) still holds the case (``handler``)
     assignee: str | None = None
     assignee_unit: str | None = None
+    #: the case's revision (its ETag) saved by the last staff transfer (转办), None if never transferred
+    #: since this was recorded: a re-route dispatch computed before it is stale (``ownership.reroute``)
+    transferred_revision: int | None = None
 
     @property
     def owner(self) -> OwnerRef:
@@ -254,6 +257,14 @@ def lapse_requests(case: Case) -> None:
     case.pending_extension = case.pending_suspension = None
 
 
+def end(case: Case, status: Status, now: datetime) -> None:
+    """The case ends (``status``: refused, voided or merged) without a fix: no deadline any more, and a
+    request waiting for the level above (an extension, a suspension) lapses with it."""
+    case.status = status
+    lapse_requests(case)
+    set_deadline(case, None, now)
+
+
 def move(case: Case, level: Level, status: Status, now: datetime) -> None:
     """The case restarts at ``level`` with that level's full limit; a pending request lapses."""
     case.level, case.status = level, status
@@ -263,4 +274,4 @@ def move(case: Case, level: Level, status: Status, now: datetime) -> None:
 
 
 __all__ = ["AWAITING_VERIFICATION", "ENDED", "SYSTEM", "WORKING", "Case", "ExtensionRequest", "Step",
-           "SuspensionRequest", "lapse_requests", "move", "open_case", "set_deadline", "touch"]
+           "SuspensionRequest", "end", "lapse_requests", "move", "open_case", "set_deadline", "touch"]

@@ -17,6 +17,10 @@ The permission table (``WHO``), for a case in status open, acknowledged or rewor
   case restarts at the first owned level at or above the unit's, with its full limit; a transfer to
   where the case already is is refused (422), so it never buys a fresh clock.
 - re-route keeps the level and deadline (moving up to the first owned level if its level lost its owner).
+  A re-route is computed by dispatch from the owners its record holds, as of the case revision it last
+  took from escalation (``basis``); one computed before the case's last staff transfer (its ``basis``
+  older than ``Case.transferred_revision``) is stale and changes nothing: a staff transfer is never
+  overridden by a map decision made without knowing of it.
 
 A grid worker never transfers: a case that is not theirs goes up (``escalate``), and the level that
 holds both units moves it. A station or sub-center that finds a case belongs to another unit's area
@@ -139,16 +143,31 @@ def transfer(case: Case, actor: Actor, now: datetime, *, owners: Owners, level: 
     return record(case, StepType.TRANSFERRED, actor.user, now, f"{reason} → {case.owner.area_id}")
 
 
-def reroute(case: Case, owners: Owners, now: datetime) -> Outcome:
+def reroute(case: Case, owners: Owners, now: datetime, *, basis: int | None = None) -> Outcome:
     """A new area version gives the case other owners: the level and deadline stay (if the case's
     level has no owner any more, it moves up to the first owned level, deadline unchanged). A case that
     ended (closed, refused, voided, merged) keeps its owners and history; unchanged owners change
-    nothing. The system's alone."""
-    if case.status in ENDED or owners == case.owners or owners.hq is None:
+    nothing; a proposal computed before the case's last staff transfer (``stale``) changes nothing.
+    ``basis``: the case revision the proposal was computed from (None: from the owners the case opened
+    with). The system's alone."""
+    if case.status in ENDED or owners == case.owners or owners.hq is None or stale(case, basis):
         return Outcome()
     case.owners = owners
     case.level = owners.owned_level(case.level)
     return record(case, StepType.REROUTED, SYSTEM, now, f"new area version → {case.owner.area_id}")
+
+
+def stale(case: Case, basis: int | None) -> bool:
+    """Whether a re-route computed from the case as of revision ``basis`` (None: as it opened) was
+    computed before the case's last staff transfer, which it would silently undo."""
+    return case.transferred_revision is not None and (basis or 0) < case.transferred_revision
+
+
+def stamp(case: Case, outcome: Outcome, revision: int) -> None:
+    """Called by the store as it saves ``outcome`` under ``revision``: a staff transfer's revision is
+    kept on the case (``Case.transferred_revision``), which ``stale`` compares a re-route's basis with."""
+    if any(step.type == StepType.TRANSFERRED for step in outcome.steps):
+        case.transferred_revision = revision
 
 
 def _level(value: object, field: str = "level") -> Level:

@@ -47,11 +47,14 @@ DEPARTMENT_RANKABLE = (*DEPARTMENT_COUNTS, *DEPARTMENT_RATES,
 DEPARTMENT_COLUMNS = ("department", "period_start", *DEPARTMENT_RANKABLE)
 
 
-def department_rows(assignments: Sequence[Mapping], period_of) -> list[dict]:
+def department_rows(assignments: Sequence[Mapping], period_of, by: str = "opened") -> list[dict]:
     """The statistics rows of departments' assignments, one per department and period, ordered by
     period then department. Each of ``assignments`` has ``department_id``, ``status``, ``assigned_at``,
     ``deadline_at``, ``overdue``, ``acknowledged_at`` and ``feedback_at`` (aware datetimes or None);
-    ``period_of(assigned_at)`` is the local date its period starts.
+    ``period_of(moment)`` is the local date the period of ``moment`` starts: of ``assigned_at``
+    (``by="opened"``: the assignments made in the period) or of ``feedback_at`` (``by="closed"``: the
+    assignments the department closed in the period by its feedback, done or declined — the monthly
+    review of a department's work; each of them is fed back, so ``done + declined = assigned`` there).
 
     - ``assigned``, ``acknowledged`` (签收), ``done`` and ``declined`` (退单) count assignments;
       ``overdue`` those flagged past their deadline;
@@ -61,7 +64,7 @@ def department_rows(assignments: Sequence[Mapping], period_of) -> list[dict]:
       calendar seconds, ``{"median", "p90"}``."""
     groups: dict[tuple, dict] = {}
     for a in assignments:
-        key = (period_of(a["assigned_at"]), a["department_id"])
+        key = (period_of(a["feedback_at"] if by == "closed" else a["assigned_at"]), a["department_id"])
         g = groups.setdefault(key, {**dict.fromkeys(DEPARTMENT_COUNTS, 0), "accept_s": [], "feedback_s": []})
         g["assigned"] += 1
         g["overdue"] += int(bool(a["overdue"]))

@@ -85,6 +85,7 @@ def _warn(case: Case, now: datetime) -> Outcome:
     return outcome
 
 
-def rerouted(case: Case, owners: Owners, now: datetime) -> Outcome:
-    """A new area version changed the case's owners: ``ownership.reroute`` (the one rule for owners)."""
-    return ownership.reroute(case, owners, now)
+def rerouted(case: Case, owners: Owners, now: datetime, *, basis: int | None = None) -> Outcome:
+    """A new area version changed the case's owners: ``ownership.reroute`` (the one rule for owners);
+    ``basis``: the case revision the proposal was computed from."""
+    return ownership.reroute(case, owners, now, basis=basis)
