@@ -10,7 +10,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 import requests
 import sqlalchemy as sa
 
@@ -146,15 +145,6 @@ def assert_every_report_is_one_case(production: Production, accepted: dict[str, 
     found = ids(production)
     expected = set(accepted.values())
     assert found == {"intake": expected, "dispatch": expected, "escalation": expected}
-
-
-@pytest.fixture
-def system(tmp_path, cluster):
-    production = Production(tmp_path, cluster.broker_url, cluster.databases())
-    try:
-        yield production.start()
-    finally:
-        production.processes.stop_all()
 
 
 def quorum_leader(cluster, queue: str) -> int:
