@@ -72,8 +72,8 @@ def edge(system):
     replicas = {"intake": [host["intake"], second.removeprefix("http://")],
                 "dispatch": [host["dispatch"]], "escalation": [host["escalation"]]}
     gateway = Gateway(system.processes, replicas)
-    gateway.start()
     try:
+        gateway.start()
         yield system, gateway, replicas["intake"]
     finally:
         system.processes.stop("gateway")

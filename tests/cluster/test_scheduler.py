@@ -4,7 +4,9 @@ so a case climbs grid → station → sub-center → headquarters and is marked 
 ``CLIMB`` real seconds. The cases are opened while no scheduler runs, so that the schedulers' first tick has
 all of them to climb at once; the victim is killed when PostgreSQL shows its transaction holding the
 escalations table's row lock, that is after it has written steps and before it has committed them (a moment
-seen, not guessed). It is started again at once, as compose or systemd would.
+seen, not guessed). It is started again at once, as compose or systemd would, and more cases are opened, so
+that deadlines also come due after the restart. Measured: how soon after the kill a deadline fired again,
+and how late a deadline due after the kill fired.
 
 (tests/integration/test_scheduler.py covers several schedulers in one process sharing the due cases, and a
 scheduler back from an outage climbing every missed deadline on the original schedule; this is the same
@@ -19,6 +21,8 @@ import pytest
 import sqlalchemy as sa
 
 from harness.processes import GRIDCASE, wait_for
+from services.escalation.store import escalations
+from shared.clock import ScaledClock, parse_time
 from shared.db import make_engine
 from tests.cluster.conftest import outages
 from tests.faults.test_crashes import assert_invariants, post_reports
@@ -28,7 +32,8 @@ SCALE = 28800.0  # a service hour is 0.125 real seconds
 POLICY = ROOT / "tests" / "support" / "calendar_hours_policy.toml"
 HOURS = {1: 4, 2: 8, 3: 24, 4: 48}  # hours allowed per level (the policy's default, road_damage's)
 CLIMB = sum(HOURS.values()) * 3600 / SCALE  # real seconds from opening to overdue at headquarters
-CASES = 60
+CASES = 60  # opened before the schedulers start
+LATER = 20  # opened after the kill and the restart
 
 
 @pytest.fixture
@@ -71,6 +76,7 @@ def scheduler_steps(engine) -> dict[str, list[tuple[str, int, datetime | None]]]
 
 def test_a_scheduler_killed_mid_tick_loses_and_doubles_no_deadline_step(cluster, fast_system):
     system = fast_system
+    clock = ScaledClock(SCALE, parse_time(system.env["GRIDCASE_CLOCK_ANCHOR"]))
     system.processes.stop("worker-scheduler")  # the cases open with no scheduler running
     ids = post_reports(system, CASES, "deadline")
     engine = make_engine(system.env["GRIDCASE_ESCALATION_DATABASE_URL"])
@@ -82,12 +88,15 @@ def test_a_scheduler_killed_mid_tick_loses_and_doubles_no_deadline_step(cluster,
                       message="a scheduler in the middle of a tick", watch=system.processes)
     system.processes.kill(f"scheduler-{victim}")
     killed_at = time.monotonic()
+    killed_at_service = clock.now()
     start_scheduler(system, victim)
+    ids |= post_reports(system, LATER, "deadline-later")  # deadlines that all come due after the restart
+    total = CASES + LATER
 
     def overdue() -> int:
         return sum(1 for steps in scheduler_steps(engine).values() if any(s[0] == "overdue" for s in steps))
 
-    wait_for(lambda: overdue() == CASES, timeout=CLIMB + 90, interval=0.5,
+    wait_for(lambda: overdue() == total, timeout=CLIMB + 90, interval=0.5,
              message="every case overdue at headquarters", watch=system.processes)
     climbed_in = time.monotonic() - killed_at
     time.sleep(2 * 0.5)  # a doubled step would come from a tick after the last one: two idle intervals
@@ -105,14 +114,24 @@ def test_a_scheduler_killed_mid_tick_loses_and_doubles_no_deadline_step(cluster,
         assert len(keys) == len(set(keys)), f"{case_id}: a step fired twice: {steps}"
     with engine.connect() as db:
         assert db.execute(sa.text("SELECT count(*), count(DISTINCT (case_id, level)) FROM escalations")).one() \
-            == (3 * CASES, 3 * CASES)
+            == (3 * total, 3 * total)
     intake = make_engine(system.env["GRIDCASE_INTAKE_DATABASE_URL"])
-    wait_for(lambda: _levels(intake) == {4: CASES}, timeout=60, message="every report at headquarters in intake")
+    wait_for(lambda: _levels(intake) == {4: total}, timeout=60, message="every report at headquarters in intake")
     intake.dispose()
-    engine.dispose()
     assert_invariants(system, len(ids))
     system.processes.run("audit-verify", GRIDCASE + ["audit", "verify", "--data-dir", str(system.data)], system.env)
-    outages.append((f"scheduler {victim} of 2 SIGKILLed mid-tick: {CASES} cases overdue at hq after", climbed_in))
+
+    with engine.connect() as db:
+        fired = db.execute(sa.select(escalations.c.scheduled_at, escalations.c.fired_at)).all()
+    engine.dispose()
+    after = [(due, at) for due, at in fired if at > killed_at_service]
+    first = min(at for _, at in after) - killed_at_service
+    outages.append((f"scheduler {victim} of 2 SIGKILLed mid-tick: the first deadline fired after",
+                    clock.to_real_seconds(first.total_seconds())))
+    late = [clock.to_real_seconds((at - due).total_seconds()) for due, at in after if due > killed_at_service]
+    assert late, "deadlines came due after the restart"
+    outages.append(("... a deadline due after the kill fired late by at most", max(late)))
+    outages.append((f"... all {total} cases overdue at headquarters after", climbed_in))
 
 
 def _levels(engine) -> dict[int, int]:
