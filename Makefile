@@ -13,7 +13,8 @@
 #   make test-cluster [PYTEST_ARGS=...]
 #                           the cluster tier (tests/cluster): starts a 3-node RabbitMQ cluster and a PostgreSQL
 #                           primary + standby with automatic failover (deploy/local/cluster.sh) and kills nodes
-#                           under load; `make test` skips it
+#                           under load, an API replica behind nginx (Debian's, with deploy/nginx.conf) mid-request
+#                           and a scheduler mid-tick; `make test` skips it
 #   make bench [ARGS=...]   benchmarks (ratios against raw baselines measured in the same run)
 #   make lint               ruff
 #   make vendor             the pages' browser assets from npm at pinned versions (deploy/vendor-assets.sh)

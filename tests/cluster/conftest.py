@@ -177,3 +177,15 @@ def pytest_runtest_makereport(item, call):
     report = (yield).get_result()
     if report.failed:
         _failed["count"] += 1
+
+
+@pytest.fixture
+def system(tmp_path, cluster):
+    """gridcase as production runs it (tests.support.system.Production) on the cluster, every node listed."""
+    from tests.support.system import Production
+
+    production = Production(tmp_path, cluster.broker_url, cluster.databases())
+    try:
+        yield production.start()
+    finally:
+        production.processes.stop_all()
