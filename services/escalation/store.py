@@ -534,6 +534,22 @@ class CaseStore(Store):
                                .limit(size).offset((page - 1) * size)).all()
         return [(self._case(r), r.revision, _report(r), r.updated_at) for r in rows], total
 
+    #: The columns of ``board_rows``: what the board's list, its filters and its map pins read.
+    BOARD_COLUMNS = ("id", "number", "category", "severity", "status", "level", "owner_area_id", "areas",
+                     "deadline_at", "overdue", "warned", "next_warning_at", "triage", "assignee", "assignee_unit",
+                     "opened_at", "reported_at", "lon", "lat", "assignments", "urges", "updated_at")
+
+    def board_rows(self, identity: Identity, statuses: list[str], limit: int) -> tuple[list, int]:
+        """The cases of ``statuses`` that ``identity`` may see (``scoped``), in one query of only
+        ``BOARD_COLUMNS`` (no ``Case`` is built), the least time left first (no deadline last), at most
+        ``limit``; and how many match in all. Each row is a SQLAlchemy row with those columns."""
+        c = cases.c
+        query = scoped(sa.select(*(c[name] for name in self.BOARD_COLUMNS)), identity).where(c.status.in_(statuses))
+        total = self.db.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+        rows = self.db.execute(query.order_by(c.deadline_at.is_(None), c.deadline_at, c.opened_at, c.id)
+                               .limit(limit)).all()
+        return rows, total
+
     def by_number(self, number: str, identity: Identity) -> Case | None:
         """The case with ``number`` if ``identity`` may see it (as ``get``)."""
         row = self.db.execute(scoped(sa.select(cases).where(cases.c.number == number), identity)).first()

@@ -1,0 +1,99 @@
+"""The board's first screen over HTTP, on escalation's blueprint: every open case of the caller's area in one
+scoped query, with only the columns the board's list, filters and map read, as rows of values."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask.views import MethodView
+from marshmallow import RAISE, Schema, fields, validate
+
+from services.escalation import handlers
+from services.escalation.api import Statuses, blp
+from services.escalation.domain.deadlines import is_late
+from services.escalation.domain.departments import ACTIVE
+from shared.clock import isoformat
+from shared.fields import QueryInteger
+from shared.vocabulary import AREA_LEVELS, Status
+from shared.web import access, current_service, identity
+
+#: What the board shows by default: every status but the endings.
+OPEN = [s.value for s in Status if s not in (Status.REPORTED, Status.CLOSED, Status.REFUSED, Status.VOIDED,
+                                              Status.MERGED)]
+#: The columns of a row, in order (``GET /escalation/v1/cases/rows``).
+COLUMNS = ("id", "number", "category", "severity", "status", "level", "owner", "areas", "deadline", "time_left",
+           "overdue", "warned", "next_warning", "triage", "assignee", "opened_at", "reported_at", "lon", "lat",
+           "departments", "department_overdue", "urges", "urge_open", "updated_at")
+
+
+class BoardRowsArgs(Schema):
+    class Meta:
+        unknown = RAISE
+
+    status = Statuses(load_default=OPEN, metadata={
+        "description": "one status or several, comma-separated (default: every status but the endings)"})
+    limit = QueryInteger(load_default=20_000, validate=validate.Range(1, 50_000),
+                         metadata={"description": "at most this many rows, the least time left first"})
+
+
+class BoardRowsOut(Schema):
+    columns = fields.List(fields.String(), metadata={"description": "the name of each value of a row"})
+    rows = fields.List(fields.Raw(), metadata={"description": "one list of values per case, in `columns` order"})
+    total = fields.Integer(metadata={"description": "how many cases match (more than the rows when over limit)"})
+    as_of = fields.String(metadata={"description": "ISO 8601 UTC: the server's now, which time_left counts from"})
+
+
+@blp.route("/cases/rows")
+class BoardRows(MethodView):
+    @access("case.list")
+    @blp.arguments(BoardRowsArgs, location="query")
+    @blp.response(200, BoardRowsOut)
+    def get(self, args):
+        """The cases of the caller's area (``case.list``'s scope) in the given statuses, the least time
+        left first (no deadline last), as ``{"columns": [...], "rows": [[...], ...], "total", "as_of"}``:
+        one scoped query reading only the columns the board lists, so 10⁴ open cases are one request.
+
+        A row's values, by column: ``owner`` ``{"level", "area_id", "area_name"}`` (the area holding the
+        case at its level), ``areas`` ``{level name: {"id", "name"} or null}``, ``deadline``,
+        ``next_warning``, ``opened_at`` and ``reported_at`` ISO 8601 UTC or null, ``time_left`` seconds from
+        ``as_of`` (negative: late) or null, ``overdue`` as in the case (flagged, or past the deadline),
+        ``warned`` the highest warning threshold reached at the current level (0.5, 0.8) or null, ``lon``
+        and ``lat`` degrees WGS84 or null, ``assignee`` the named handler (承办人) of the unit holding the
+        case now or null, ``departments`` ``[{"id", "role", "status", "deadline", "overdue"}]``,
+        ``department_overdue`` an active department late, ``urges`` how many urges (督办) are on record
+        and ``urge_open`` whether one waits for its answer, ``updated_at`` ISO 8601 UTC (the case's last change). Errors: ``422`` naming ``status`` or ``limit``
+        (or an unknown parameter); ``401`` / ``403`` as every list.
+        """
+        caller = identity()
+        service = current_service()
+        now = service.clock.now()
+        service.run(handlers.remember_person, caller)
+        with service.uow() as uow:
+            found, total = uow.store.board_rows(caller, args["status"], args["limit"])
+        return {"columns": list(COLUMNS), "rows": [_row(r, now) for r in found], "total": total,
+                "as_of": isoformat(now)}
+
+
+def _row(r, now) -> list:
+    """One case's values in ``COLUMNS`` order, from ``CaseStore.board_rows``' columns."""
+    level_name = AREA_LEVELS[r.level - 1]
+    owner = (r.areas or {}).get(level_name) or {}
+    parts = []
+    late_part = False
+    for a in r.assignments or ():
+        deadline = datetime.fromisoformat(a["deadline"]) if a.get("deadline") else None
+        active = a.get("status") in ACTIVE
+        overdue = active and (bool(a.get("overdue")) or (deadline is not None and is_late(deadline, now)))
+        late_part = late_part or overdue
+        parts.append({"id": a["department"], "role": a["role"], "status": a["status"],
+                      "deadline": isoformat(deadline) if deadline else None, "overdue": overdue})
+    urges = r.urges or ()
+    deadline = r.deadline_at
+    return [r.id, r.number, r.category, r.severity, r.status, r.level,
+            {"level": r.level, "area_id": r.owner_area_id, "area_name": owner.get("name", r.owner_area_id)},
+            r.areas, isoformat(deadline) if deadline else None,
+            (deadline - now).total_seconds() if deadline else None,
+            r.overdue or (deadline is not None and is_late(deadline, now)), r.warned,
+            isoformat(r.next_warning_at) if r.next_warning_at and deadline else None, r.triage,
+            r.assignee if r.assignee and r.assignee_unit == r.owner_area_id else None,
+            isoformat(r.opened_at), isoformat(r.reported_at) if r.reported_at else None, r.lon, r.lat,
+            parts, late_part, len(urges), any(u.get("answered_at") is None for u in urges), isoformat(r.updated_at)]
