@@ -20,7 +20,8 @@ from shared.web import access, current_service, identity
 OPEN = [s.value for s in Status if s not in (Status.REPORTED, Status.CLOSED, Status.REFUSED, Status.VOIDED,
                                               Status.MERGED)]
 #: The columns of a row, in order (``GET /escalation/v1/cases/rows``).
-COLUMNS = ("id", "number", "category", "severity", "status", "level", "owner", "areas", "deadline", "time_left",
+COLUMNS = ("id", "number", "category", "severity", "status", "level", "owner", "grid", "station", "subcenter", "hq",
+           "deadline", "time_left",
            "overdue", "warned", "next_warning", "triage", "assignee", "opened_at", "reported_at", "lon", "lat",
            "departments", "department_overdue", "urges", "urge_open", "updated_at")
 
@@ -38,6 +39,7 @@ class BoardRowsArgs(Schema):
 class BoardRowsOut(Schema):
     columns = fields.List(fields.String(), metadata={"description": "the name of each value of a row"})
     rows = fields.List(fields.Raw(), metadata={"description": "one list of values per case, in `columns` order"})
+    names = fields.Dict(metadata={"description": "area id → name, for every area a row names"})
     total = fields.Integer(metadata={"description": "how many cases match (more than the rows when over limit)"})
     as_of = fields.String(metadata={"description": "ISO 8601 UTC: the server's now, which time_left counts from"})
 
@@ -49,18 +51,20 @@ class BoardRows(MethodView):
     @blp.response(200, BoardRowsOut)
     def get(self, args):
         """The cases of the caller's area (``case.list``'s scope) in the given statuses, the least time
-        left first (no deadline last), as ``{"columns": [...], "rows": [[...], ...], "total", "as_of"}``:
-        one scoped query reading only the columns the board lists, so 10⁴ open cases are one request.
+        left first (no deadline last), as ``{"columns": [...], "rows": [[...], ...], "names": {area id:
+        name}, "total", "as_of"}``: one scoped query reading only the columns the board lists, so 10⁴ open
+        cases are one request (about 3 MB of JSON).
 
-        A row's values, by column: ``owner`` ``{"level", "area_id", "area_name"}`` (the area holding the
-        case at its level), ``areas`` ``{level name: {"id", "name"} or null}``, ``deadline``,
-        ``next_warning``, ``opened_at`` and ``reported_at`` ISO 8601 UTC or null, ``time_left`` seconds from
-        ``as_of`` (negative: late) or null, ``overdue`` as in the case (flagged, or past the deadline),
-        ``warned`` the highest warning threshold reached at the current level (0.5, 0.8) or null, ``lon``
-        and ``lat`` degrees WGS84 or null, ``assignee`` the named handler (承办人) of the unit holding the
-        case now or null, ``departments`` ``[{"id", "role", "status", "deadline", "overdue"}]``,
-        ``department_overdue`` an active department late, ``urges`` how many urges (督办) are on record
-        and ``urge_open`` whether one waits for its answer, ``updated_at`` ISO 8601 UTC (the case's last change). Errors: ``422`` naming ``status`` or ``limit``
+        A row's values, by column: ``owner`` the id of the area holding the case at its level, ``grid``,
+        ``station``, ``subcenter``, ``hq`` the owners' ids (null where a level has none; their names are
+        in ``names``); ``deadline``, ``next_warning``, ``opened_at``, ``reported_at`` and ``updated_at``
+        ISO 8601 UTC or null; ``time_left`` seconds from ``as_of`` (negative: late) or null; ``overdue``
+        as in the case (flagged, or past the deadline); ``warned`` the highest warning threshold reached
+        at the current level (0.5, 0.8) or null; ``lon`` and ``lat`` degrees WGS84 or null; ``assignee``
+        the named handler (承办人) of the unit holding the case now, or null; ``departments`` ``[{"id",
+        "role", "status", "deadline", "overdue"}]``; ``department_overdue`` an active department late;
+        ``urges`` how many urges (督办) are on record and ``urge_open`` whether one waits for its answer.
+        Errors: ``422`` naming ``status`` or ``limit``
         (or an unknown parameter); ``401`` / ``403`` as every list.
         """
         caller = identity()
@@ -69,14 +73,21 @@ class BoardRows(MethodView):
         service.run(handlers.remember_person, caller)
         with service.uow() as uow:
             found, total = uow.store.board_rows(caller, args["status"], args["limit"])
-        return {"columns": list(COLUMNS), "rows": [_row(r, now) for r in found], "total": total,
-                "as_of": isoformat(now)}
+        names: dict[str, str] = {}
+        rows = [_row(r, now, names) for r in found]
+        return {"columns": list(COLUMNS), "rows": rows, "names": names, "total": total, "as_of": isoformat(now)}
 
 
-def _row(r, now) -> list:
-    """One case's values in ``COLUMNS`` order, from ``CaseStore.board_rows``' columns."""
-    level_name = AREA_LEVELS[r.level - 1]
-    owner = (r.areas or {}).get(level_name) or {}
+def _row(r, now, names: dict) -> list:
+    """One case's values in ``COLUMNS`` order, from ``CaseStore.board_rows``' columns; the owners' names
+    are added to ``names``."""
+    areas = r.areas or {}
+    ids = []
+    for level_name in AREA_LEVELS:
+        ref = areas.get(level_name)
+        ids.append(ref["id"] if ref else None)
+        if ref and ref["id"] not in names:
+            names[ref["id"]] = ref.get("name", ref["id"])
     parts = []
     late_part = False
     for a in r.assignments or ():
@@ -88,9 +99,8 @@ def _row(r, now) -> list:
                       "deadline": isoformat(deadline) if deadline else None, "overdue": overdue})
     urges = r.urges or ()
     deadline = r.deadline_at
-    return [r.id, r.number, r.category, r.severity, r.status, r.level,
-            {"level": r.level, "area_id": r.owner_area_id, "area_name": owner.get("name", r.owner_area_id)},
-            r.areas, isoformat(deadline) if deadline else None,
+    return [r.id, r.number, r.category, r.severity, r.status, r.level, r.owner_area_id, *ids,
+            isoformat(deadline) if deadline else None,
             (deadline - now).total_seconds() if deadline else None,
             r.overdue or (deadline is not None and is_late(deadline, now)), r.warned,
             isoformat(r.next_warning_at) if r.next_warning_at and deadline else None, r.triage,

@@ -542,13 +542,15 @@ class CaseStore(Store):
     def board_rows(self, identity: Identity, statuses: list[str], limit: int) -> tuple[list, int]:
         """The cases of ``statuses`` that ``identity`` may see (``scoped``), in one query of only
         ``BOARD_COLUMNS`` (no ``Case`` is built), the least time left first (no deadline last), at most
-        ``limit``; and how many match in all. Each row is a SQLAlchemy row with those columns."""
+        ``limit``; and how many match in all (counted only when the limit was reached). Each row is a
+        SQLAlchemy row with those columns."""
         c = cases.c
         query = scoped(sa.select(*(c[name] for name in self.BOARD_COLUMNS)), identity).where(c.status.in_(statuses))
-        total = self.db.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
         rows = self.db.execute(query.order_by(c.deadline_at.is_(None), c.deadline_at, c.opened_at, c.id)
                                .limit(limit)).all()
-        return rows, total
+        if len(rows) < limit:
+            return rows, len(rows)
+        return rows, self.db.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
 
     def by_number(self, number: str, identity: Identity) -> Case | None:
         """The case with ``number`` if ``identity`` may see it (as ``get``)."""

@@ -460,9 +460,12 @@
   }
 
   /** A row of GET /escalation/v1/cases/rows as the case object the board keeps (the list's fields). */
-  function fromRow(columns, row) {
+  function fromRow(columns, row, names) {
     const c = {};
     for (let i = 0; i < columns.length; i += 1) c[columns[i]] = row[i];
+    const ref = (id) => (id === null || id === undefined ? null : { id, name: names[id] || id });
+    c.areas = { grid: ref(c.grid), station: ref(c.station), subcenter: ref(c.subcenter), hq: ref(c.hq) };
+    c.owner = { level: c.level, area_id: c.owner, area_name: names[c.owner] || c.owner };
     c.report = { location: { lon: c.lon, lat: c.lat }, reported_at: c.reported_at };
     return c;
   }
@@ -474,9 +477,9 @@
       $('list-status').textContent = gc.t('load_failed', { error: gc.problemText(result) });
       return;
     }
-    const { columns, rows } = result.data;
+    const { columns, rows, names } = result.data;
     cases.clear();
-    rows.forEach((row) => { const c = fromRow(columns, row); cases.set(c.id, entryOf(c)); });
+    rows.forEach((row) => { const c = fromRow(columns, row, names); cases.set(c.id, entryOf(c)); });
     for (const id of Array.from(checked)) if (!cases.has(id)) checked.delete(id);
     renderBulk();
     render(); // at once, not in the next frame: this is the first paint
