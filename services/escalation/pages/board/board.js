@@ -118,6 +118,7 @@
   const checked = new Set(); // ids ticked for a bulk action
   let cursor = null; // the keyboard's row (an id)
   let windowQueued = false;
+  let labels = 0; // bumped when the categories' or departments' names arrive: rows are relabelled
   const stats = { rowsBuilt: 0, fullRenders: 0 }; // read by the tests and the benchmark
   window.gcBoardStats = stats;
 
@@ -231,7 +232,7 @@
   function rowKey(entry) {
     const c = entry.case;
     return [c.updated_at, c.status, c.level, c.assignee, stateOf(entry), checked.has(c.id), selected && selected.id === c.id,
-      gc.lang, c.urge_open, Object.keys(departments).length].join('|');
+      gc.lang, c.urge_open, labels].join('|');
   }
 
   function buildRow(entry, index) {
@@ -248,8 +249,9 @@
     const leadPart = lead(c);
     const tr = gc.el('tr', { class: 'row-' + state + (selected && selected.id === c.id ? ' selected' : ''), 'data-case': c.id }, [
       gc.el('td', { class: 'pick-cell' }, [box]),
-      gc.el('td', { class: 'number-cell' }, [link, urged, gc.el('div', { class: 'muted small phone-only', text: gc.t('status_' + c.status) })]),
-      gc.el('td', { class: 'category-cell', text: categoryName(c.category) }),
+      gc.el('td', { class: 'number-cell' }, [link, urged,
+        gc.el('div', { class: 'muted small not-phone', text: categoryName(c.category) }),
+        gc.el('div', { class: 'small phone-only', text: gc.t('status_' + c.status) + ' · ' + gc.t('state_' + state) })]),
       gc.el('td', { class: 'owner-cell', text: (c.owner && c.owner.area_name) || '' }, [gc.el('div', { class: 'muted small', text: gc.t('level_' + c.level)
         + (leadPart ? ' · ' + gc.t('role_lead') + ' ' + departmentName(leadPart.id) : '') })]),
       gc.el('td', { class: 'status-cell', 'data-status': c.status, text: gc.t('status_' + c.status) }),
@@ -261,7 +263,7 @@
   }
 
   function spacer(height, name) {
-    const td = gc.el('td', { colspan: '7' });
+    const td = gc.el('td', { colspan: '6' });
     td.style.height = height + 'px';
     return gc.el('tr', { class: 'spacer', 'data-spacer': name, 'aria-hidden': 'true' }, [td]);
   }
@@ -1071,7 +1073,8 @@
     const result = await gc.api('GET', '/dispatch/v1/departments');
     if (!result.ok) return;
     result.data.departments.forEach((d) => { departments[d.id] = d; });
-    scheduleRender();
+    labels += 1;
+    scheduleWindow();
   }
 
   async function loadCategories() {
@@ -1079,6 +1082,8 @@
     if (!result.ok) return;
     result.data.forEach((c) => { categories[c.code] = c; });
     fillCategories();
+    labels += 1;
+    scheduleWindow();
   }
 
   function fillCategories() {
@@ -1108,8 +1113,7 @@
       scheduleRender();
       if (selected) renderPanel(selected.case);
     });
-    loadCategories();
-    loadDepartments();
+    Promise.all([loadCategories(), loadDepartments()]).then(() => { document.body.dataset.catalogues = 'loaded'; });
     follow(); // the list does not wait for the map
     try {
       areas = await gcAreas.mine(claims);
