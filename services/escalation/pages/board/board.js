@@ -252,11 +252,11 @@
       gc.el('td', { class: 'number-cell' }, [link, urged,
         gc.el('div', { class: 'muted small not-phone', text: categoryName(c.category) }),
         gc.el('div', { class: 'small phone-only', text: gc.t('status_' + c.status) + ' · ' + gc.t('state_' + state) })]),
+      gc.el('td', { class: 'num time-left', text: gc.duration(timeLeft(entry)) }),
+      gc.el('td', { class: 'state-cell' }, [badge(state)]),
+      gc.el('td', { class: 'status-cell', 'data-status': c.status, text: gc.t('status_' + c.status) }),
       gc.el('td', { class: 'owner-cell', text: (c.owner && c.owner.area_name) || '' }, [gc.el('div', { class: 'muted small', text: gc.t('level_' + c.level)
         + (leadPart ? ' · ' + gc.t('role_lead') + ' ' + departmentName(leadPart.id) : '') })]),
-      gc.el('td', { class: 'status-cell', 'data-status': c.status, text: gc.t('status_' + c.status) }),
-      gc.el('td', { class: 'state-cell' }, [badge(state)]),
-      gc.el('td', { class: 'num time-left', text: gc.duration(timeLeft(entry)) }),
     ]);
     tr.setAttribute('aria-rowindex', String(index + 2));
     return tr;
@@ -285,7 +285,7 @@
         cached = { key, tr: buildRow(entry, i) };
       } else {
         cached.tr.setAttribute('aria-rowindex', String(i + 2));
-        const cell = cached.tr.lastChild;
+        const cell = cached.tr.querySelector('td.time-left');
         const text = gc.duration(timeLeft(entry));
         if (cell.textContent !== text) cell.textContent = text; // the time left counts down
       }
@@ -352,6 +352,7 @@
   function makeCluster() {
     cluster = L.markerClusterGroup({
       chunkedLoading: true, showCoverageOnHover: false, maxClusterRadius: 48, spiderfyOnMaxZoom: true,
+      disableClusteringAtZoom: 17,
       iconCreateFunction: clusterIcon,
       chunkProgress: (done, total) => { if (done === total) mapReady(); },
     });
