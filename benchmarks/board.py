@@ -137,17 +137,20 @@ def _wait_case(base: str, case_id: str, token_: str, timeout: float = 30) -> Non
     raise RuntimeError(f"case {case_id} never reached escalation")
 
 
-def _load_times(browser, base: str, token_: str) -> tuple[float, float]:
-    """One fresh load of the board: (ms to the first list paint, ms to the map ready)."""
+MARKS = ("gc-rows-request", "gc-rows-received", "gc-rows-kept", "gc-list-paint", "gc-map-ready")
+
+
+def _load_times(browser, base: str, token_: str) -> tuple[float, float, dict]:
+    """One fresh load of the board: (ms to the first list paint, ms to the map ready, every mark's ms)."""
     context = browser.new_context(viewport=VIEWPORT, locale="en-US")
     page = context.new_page()
     try:
         page.goto(f"{base}/board/#token={token_}")
         page.wait_for_selector("body[data-list-painted=true]", timeout=60000)
         page.wait_for_selector("body[data-map-ready=true]", timeout=120000)
-        marks = page.evaluate("() => ['gc-list-paint', 'gc-map-ready'].map("
-                              "(n) => performance.getEntriesByName(n)[0].startTime)")
-        return marks[0], marks[1]
+        marks = page.evaluate("(names) => Object.fromEntries(names.map("
+                              "(n) => [n, performance.getEntriesByName(n)[0].startTime]))", list(MARKS))
+        return marks["gc-list-paint"], marks["gc-map-ready"], marks
     finally:
         context.close()
 
@@ -248,8 +251,12 @@ def run(quick: bool = False) -> list[Figure]:
                 browser.close()
     paint = {k: statistics.median(x[0] for x in v) for k, v in loads.items()}
     ready = {k: statistics.median(x[1] for x in v) for k, v in loads.items()}
-    rounded = {k: [[round(a), round(b)] for a, b in v] for k, v in loads.items()}
+    rounded = {k: [[round(a), round(b)] for a, b, _ in v] for k, v in loads.items()}
     note(f"loads (first paint ms, map ready ms): {json.dumps(rounded)}")
+    for name, runs in loads.items():
+        middle = sorted(runs)[len(runs) // 2][2]
+        note(f"{name}: where the median load's time goes (ms from navigation start): "
+             + ", ".join(f"{mark.removeprefix('gc-')} {middle[mark]:.0f}" for mark in MARKS))
     p50, p99 = percentile(delays, 50), percentile(delays, 99)
     note(f"live: {len(delays)} reports at {rate:g}/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {max(delays):.0f} ms")
     return [("board.first_paint_100", round(paint["small"] / 1000, 3), "s", None),

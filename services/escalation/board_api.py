@@ -2,6 +2,7 @@
 scoped query, with only the columns the board's list, filters and map read, as rows of values."""
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from flask.views import MethodView
@@ -21,9 +22,8 @@ OPEN = [s.value for s in Status if s not in (Status.REPORTED, Status.CLOSED, Sta
                                               Status.MERGED)]
 #: The columns of a row, in order (``GET /escalation/v1/cases/rows``).
 COLUMNS = ("id", "number", "category", "severity", "status", "level", "owner", "grid", "station", "subcenter", "hq",
-           "deadline", "time_left",
-           "overdue", "warned", "next_warning", "triage", "assignee", "opened_at", "reported_at", "lon", "lat",
-           "departments", "department_overdue", "urges", "urge_open", "updated_at")
+           "time_left", "overdue", "warned", "next_warning", "triage", "assignee", "reported_at", "lon", "lat",
+           "departments", "department_overdue", "urges", "urge_open", "revision")
 
 
 class BoardRowsArgs(Schema):
@@ -57,8 +57,9 @@ class BoardRows(MethodView):
 
         A row's values, by column: ``owner`` the id of the area holding the case at its level, ``grid``,
         ``station``, ``subcenter``, ``hq`` the owners' ids (null where a level has none; their names are
-        in ``names``); ``deadline``, ``next_warning``, ``opened_at``, ``reported_at`` and ``updated_at``
-        ISO 8601 UTC or null; ``time_left`` seconds from ``as_of`` (negative: late) or null; ``overdue``
+        in ``names``); ``next_warning`` and ``reported_at`` ISO 8601 UTC or null; ``time_left`` seconds
+        from ``as_of`` to the deadline (negative: late) or null; ``revision`` the case's (its ETag's)
+        number, which grows with every change; ``overdue``
         as in the case (flagged, or past the deadline); ``warned`` the highest warning threshold reached
         at the current level (0.5, 0.8) or null; ``lon`` and ``lat`` degrees WGS84 or null; ``assignee``
         the named handler (承办人) of the unit holding the case now, or null; ``departments`` ``[{"id",
@@ -74,36 +75,36 @@ class BoardRows(MethodView):
         with service.uow() as uow:
             found, total = uow.store.board_rows(caller, args["status"], args["limit"])
         names: dict[str, str] = {}
-        rows = [_row(r, now, names) for r in found]
+        parsed: dict[str, list] = {}
+        rows = [_row(r, now, names, parsed) for r in found]
         return {"columns": list(COLUMNS), "rows": rows, "names": names, "total": total, "as_of": isoformat(now)}
 
 
-def _row(r, now, names: dict) -> list:
+def _row(r, now, names: dict, parsed: dict) -> list:
     """One case's values in ``COLUMNS`` order, from ``CaseStore.board_rows``' columns; the owners' names
-    are added to ``names``."""
-    areas = r.areas or {}
-    ids = []
-    for level_name in AREA_LEVELS:
-        ref = areas.get(level_name)
-        ids.append(ref["id"] if ref else None)
-        if ref and ref["id"] not in names:
-            names[ref["id"]] = ref.get("name", ref["id"])
+    are added to ``names``; ``parsed`` keeps each owners' JSON text already read (many cases share one)."""
+    ids = parsed.get(r.areas)
+    if ids is None:
+        areas = (json.loads(r.areas) if r.areas else None) or {}
+        ids = parsed[r.areas] = [ref["id"] if (ref := areas.get(name)) else None for name in AREA_LEVELS]
+        for ref in areas.values():
+            if ref:
+                names.setdefault(ref["id"], ref.get("name", ref["id"]))
     parts = []
     late_part = False
-    for a in r.assignments or ():
+    for a in (json.loads(r.assignments) if r.assignments else None) or ():  # JSON null when none
         deadline = datetime.fromisoformat(a["deadline"]) if a.get("deadline") else None
         active = a.get("status") in ACTIVE
         overdue = active and (bool(a.get("overdue")) or (deadline is not None and is_late(deadline, now)))
         late_part = late_part or overdue
         parts.append({"id": a["department"], "role": a["role"], "status": a["status"],
                       "deadline": isoformat(deadline) if deadline else None, "overdue": overdue})
-    urges = r.urges or ()
+    urges = (json.loads(r.urges) if r.urges else None) or ()
     deadline = r.deadline_at
     return [r.id, r.number, r.category, r.severity, r.status, r.level, r.owner_area_id, *ids,
-            isoformat(deadline) if deadline else None,
             (deadline - now).total_seconds() if deadline else None,
             r.overdue or (deadline is not None and is_late(deadline, now)), r.warned,
             isoformat(r.next_warning_at) if r.next_warning_at and deadline else None, r.triage,
             r.assignee if r.assignee and r.assignee_unit == r.owner_area_id else None,
-            isoformat(r.opened_at), isoformat(r.reported_at) if r.reported_at else None, r.lon, r.lat,
-            parts, late_part, len(urges), any(u.get("answered_at") is None for u in urges), isoformat(r.updated_at)]
+            isoformat(r.reported_at) if r.reported_at else None, r.lon, r.lat,
+            parts, late_part, len(urges), any(u.get("answered_at") is None for u in urges), r.revision]

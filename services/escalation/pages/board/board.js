@@ -39,6 +39,7 @@
   let view = null;
   let lastEventId = null;
   let selected = null; // {id, etag, case}
+  let me = {}; // the signed-in token's claims (read once: a new token reloads the page)
   let renderQueued = false;
 
   const $ = (id) => document.getElementById(id);
@@ -47,9 +48,8 @@
 
   /** The assignment of the signed-in department on a case (a department's board counts its own deadline). */
   function ownAssignment(c) {
-    const claims = gc.claims() || {};
-    if (claims.role !== 'department') return null;
-    const mine = (c.departments || []).filter((d) => d.id === claims.department);
+    if (me.role !== 'department') return null;
+    const mine = (c.departments || []).filter((d) => d.id === me.department);
     return mine.length ? mine[mine.length - 1] : null;
   }
 
@@ -122,18 +122,22 @@
   const stats = { rowsBuilt: 0, fullRenders: 0 }; // read by the tests and the benchmark
   window.gcBoardStats = stats;
 
-  function matches(c) {
+  /** The filters' values, read once per pass over the cases. */
+  function filterValues() {
     const f = $('filters').elements;
-    if (f.level.value && String(c.level) !== f.level.value) return false;
-    if (f.category.value && c.category !== f.category.value) return false;
-    if (f.status.value && c.status !== f.status.value) return false;
-    if (f.unit.value && !Object.values(c.areas || {}).some((a) => a && a.id === f.unit.value)) return false;
-    return inQueue(c, f.queue.value);
+    return { level: f.level.value, category: f.category.value, status: f.status.value, unit: f.unit.value, queue: f.queue.value };
+  }
+
+  function matches(c, f) {
+    if (f.level && String(c.level) !== f.level) return false;
+    if (f.category && c.category !== f.category) return false;
+    if (f.status && c.status !== f.status) return false;
+    if (f.unit && !Object.values(c.areas || {}).some((a) => a && a.id === f.unit)) return false;
+    return f.queue === 'all' || inQueue(c, f.queue);
   }
 
   /** The queues: reports awaiting acceptance, the caller's own cases, and those their unit holds unnamed. */
   function inQueue(c, queue) {
-    const me = gc.claims() || {};
     if (queue === 'acceptance') return c.status === 'pending_acceptance';
     if (queue === 'mine') return !!c.assignee && c.assignee === me.sub;
     if (queue === 'unassigned') {
@@ -163,7 +167,8 @@
   function sortOrder() {
     const compare = comparator();
     const shown = [];
-    cases.forEach((entry) => { if (matches(entry.case)) shown.push(entry); });
+    const f = filterValues();
+    cases.forEach((entry) => { if (matches(entry.case, f)) shown.push(entry); });
     shown.sort(compare);
     order = shown.map((e) => e.case.id);
   }
@@ -173,7 +178,7 @@
     const i = order.indexOf(id);
     if (i >= 0) order.splice(i, 1);
     const entry = cases.get(id);
-    if (!entry || !matches(entry.case)) return;
+    if (!entry || !matches(entry.case, filterValues())) return;
     const compare = comparator();
     let lo = 0; let hi = order.length;
     while (lo < hi) {
@@ -192,10 +197,12 @@
 
   function render() {
     stats.fullRenders += 1;
+    const first = !listPainted;
     sortOrder();
     renderWindow();
     renderCounts();
-    syncPins();
+    if (first) window.setTimeout(syncPins, 0); // the first list is painted before the pins are made
+    else syncPins();
   }
 
   /** One case changed: its place, its row (if in the window) and its pin; the counts in the same frame. */
@@ -231,7 +238,7 @@
 
   function rowKey(entry) {
     const c = entry.case;
-    return [c.updated_at, c.status, c.level, c.assignee, stateOf(entry), checked.has(c.id), selected && selected.id === c.id,
+    return [c.updated_at || c.revision, c.status, c.level, c.assignee, stateOf(entry), checked.has(c.id), selected && selected.id === c.id,
       gc.lang, c.urge_open, labels].join('|');
   }
 
@@ -308,7 +315,7 @@
       rowHeight = rows[0].getBoundingClientRect().height || 40;
       if (rowHeight !== height) scheduleWindow();
     }
-    if (!listPainted && order.length) {
+    if (!listPainted && listLoaded) {
       listPainted = true;
       window.requestAnimationFrame(() => window.setTimeout(() => {
         window.performance.mark('gc-list-paint');
@@ -317,6 +324,7 @@
     }
   }
   let listPainted = false;
+  let listLoaded = false;
 
   function togglePick(id, on) {
     if (on) checked.add(id); else checked.delete(id);
@@ -361,7 +369,7 @@
 
   let mapIsReady = false;
   function mapReady() {
-    if (mapIsReady || !order.length && !cases.size) return;
+    if (mapIsReady || !listLoaded) return;
     mapIsReady = true;
     window.requestAnimationFrame(() => window.setTimeout(() => {
       window.performance.mark('gc-map-ready');
@@ -454,7 +462,7 @@
     if (own) due = own.deadline && own.status !== 'done' && own.status !== 'declined' ? Date.parse(own.deadline) : null;
     else if (c.time_left !== null && c.time_left !== undefined) due = at + c.time_left * 1000;
     const reported = Date.parse((c.report && c.report.reported_at) || c.opened_at) || 0;
-    return { case: c, at, due, reported, opened: c.opened_at };
+    return { case: c, at, due, reported, opened: c.opened_at || (c.report && c.report.reported_at) || '' };
   }
 
   function upsert(c) {
@@ -475,7 +483,9 @@
 
   /** The first screen: every open case of the caller's area in one request (the list's columns only). */
   async function loadList() {
+    window.performance.mark('gc-rows-request');
     const result = await gc.api('GET', '/escalation/v1/cases/rows');
+    window.performance.mark('gc-rows-received');
     if (!result.ok) {
       $('list-status').textContent = gc.t('load_failed', { error: gc.problemText(result) });
       return;
@@ -483,6 +493,8 @@
     const { columns, rows, names } = result.data;
     cases.clear();
     rows.forEach((row) => { const c = fromRow(columns, row, names); cases.set(c.id, entryOf(c)); });
+    window.performance.mark('gc-rows-kept');
+    listLoaded = true;
     for (const id of Array.from(checked)) if (!cases.has(id)) checked.delete(id);
     renderBulk();
     render(); // at once, not in the next frame: this is the first paint
@@ -520,7 +532,7 @@
       upsert(c);
       applyOne(c.id);
       document.dispatchEvent(new CustomEvent('gc:step', { detail: step })); // the bell looks for news
-      if (selected && selected.id === c.id && step.actor !== (gc.claims() || {}).sub) {
+      if (selected && selected.id === c.id && step.actor !== me.sub) {
         $('panel-changed').hidden = false;
       }
     } else if (event.name === 'removed') {
@@ -839,7 +851,7 @@
       if (key === 'assignee') {
         const people = gc.el('datalist', { id: 'af-assignee-options' }, (c.assignable || []).map((u) => gc.el('option', { value: u })));
         return gc.el('div', {}, [input('assignee', gc.t('field_assignee'), gc.el('input', {
-          type: 'text', list: 'af-assignee-options', autocomplete: 'off', value: (gc.claims() || {}).sub || '' })), people,
+          type: 'text', list: 'af-assignee-options', autocomplete: 'off', value: me.sub || '' })), people,
         gc.el('p', { class: 'muted small', text: gc.t('assignee_hint') })]);
       }
       if (key === 'department') {
@@ -1103,6 +1115,7 @@
   }
 
   async function start(claims) {
+    me = claims || gc.claims() || {};
     setLive('connecting');
     wireShift();
     $('filters').addEventListener('change', () => { rowCache.clear(); $('table-wrap').scrollTop = 0; scheduleRender(); });
