@@ -78,6 +78,7 @@ MEANING = {
     "board.live_p50": "a POSTed report → its row on the 10⁴-case board, 200 reports at 5/s",
     "board.live_p99": "the same, p99 (goal ≤ 200 ms)",
     "board.rows_built_per_event": "rows the list built per live event (1: only the event's own row)",
+    "board.live_missed": "reports whose row was not on the board 30 s after the last POST (must be 0)",
 }
 
 

@@ -42,6 +42,9 @@ class BoardRowsOut(Schema):
     names = fields.Dict(metadata={"description": "area id → name, for every area a row names"})
     total = fields.Integer(metadata={"description": "how many cases match (more than the rows when over limit)"})
     as_of = fields.String(metadata={"description": "ISO 8601 UTC: the server's now, which time_left counts from"})
+    last_event_id = fields.Integer(metadata={
+        "description": "the live feed's position read before the rows: GET …/cases/events with this "
+                       "Last-Event-ID replays every change since, so the list needs no wait for the feed"})
 
 
 @blp.route("/cases/rows")
@@ -52,8 +55,9 @@ class BoardRows(MethodView):
     def get(self, args):
         """The cases of the caller's area (``case.list``'s scope) in the given statuses, the least time
         left first (no deadline last), as ``{"columns": [...], "rows": [[...], ...], "names": {area id:
-        name}, "total", "as_of"}``: one scoped query reading only the columns the board lists, so 10⁴ open
-        cases are one request (about 3 MB of JSON).
+        name}, "total", "as_of", "last_event_id"}``: one scoped query reading only the columns the board
+        lists, so 10⁴ open cases are one request (about 3 MB of JSON). ``last_event_id`` is the live feed's
+        position read just before the rows: the feed resumed from it (``Last-Event-ID``) misses nothing.
 
         A row's values, by column: ``owner`` the id of the area holding the case at its level, ``grid``,
         ``station``, ``subcenter``, ``hq`` the owners' ids (null where a level has none; their names are
@@ -73,11 +77,13 @@ class BoardRows(MethodView):
         now = service.clock.now()
         service.run(handlers.remember_person, caller)
         with service.uow() as uow:
+            last_event_id = uow.store.last_step_id()  # first: a step committed after it is replayed by the feed
             found, total = uow.store.board_rows(caller, args["status"], args["limit"])
         names: dict[str, str] = {}
         parsed: dict[str, list] = {}
         rows = [_row(r, now, names, parsed) for r in found]
-        return {"columns": list(COLUMNS), "rows": rows, "names": names, "total": total, "as_of": isoformat(now)}
+        return {"columns": list(COLUMNS), "rows": rows, "names": names, "total": total, "as_of": isoformat(now),
+                "last_event_id": last_event_id}
 
 
 def _row(r, now, names: dict, parsed: dict) -> list:

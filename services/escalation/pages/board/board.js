@@ -199,6 +199,7 @@
     stats.fullRenders += 1;
     const first = !listPainted;
     sortOrder();
+    recount();
     renderWindow();
     renderCounts();
     if (first) window.setTimeout(syncPins, 0); // the first list is painted before the pins are made
@@ -206,8 +207,11 @@
   }
 
   /** One case changed: its place, its row (if in the window) and its pin; the counts in the same frame. */
-  function applyOne(id) {
+  function applyOne(id, old) {
+    const wasShown = old !== undefined ? !!old : order.includes(id);
     reorderOne(id);
+    const entry = cases.get(id);
+    recountOne(wasShown ? (old || entry) : null, entry, !!entry && order.includes(id));
     syncPin(id);
     countsDirty = true;
     scheduleWindow();
@@ -224,16 +228,27 @@
     });
   }
 
+  let counts = {}; // state → how many shown cases are in it (each entry keeps the state it was counted in)
+
+  function recount() {
+    counts = {};
+    order.forEach((id) => { const e = cases.get(id); e.counted = stateOf(e); counts[e.counted] = (counts[e.counted] || 0) + 1; });
+  }
+
+  /** One case's part in the counts, after a live event: its old state out, its new one in. */
+  function recountOne(old, entry, shown) {
+    if (old && old.counted) counts[old.counted] -= 1;
+    if (entry && shown) { entry.counted = stateOf(entry); counts[entry.counted] = (counts[entry.counted] || 0) + 1; }
+  }
+
   function renderCounts() {
-    const counts = {};
-    order.forEach((id) => { const s = stateOf(cases.get(id)); counts[s] = (counts[s] || 0) + 1; });
     $('count').textContent = gc.t('count_cases', { n: order.length });
     $('list-status').textContent = order.length ? '' : gc.t('no_cases');
     $('legend').replaceChildren(...STATES.map((s) => gc.el('span', { class: 'state ' + s, text: gc.t('state_' + s) + ' ' + (counts[s] || 0) })));
     $('case-table').setAttribute('aria-rowcount', String(order.length + 1));
     const all = $('select-all');
-    all.checked = order.length > 0 && order.every((id) => checked.has(id));
-    all.indeterminate = !all.checked && order.some((id) => checked.has(id));
+    all.checked = checked.size > 0 && order.length > 0 && order.length <= checked.size && order.every((id) => checked.has(id));
+    all.indeterminate = !all.checked && checked.size > 0 && order.some((id) => checked.has(id));
   }
 
   function rowKey(entry) {
@@ -465,9 +480,12 @@
     return { case: c, at, due, reported, opened: c.opened_at || (c.report && c.report.reported_at) || '' };
   }
 
+  /** Keep the case (or drop an ended one); returns the entry it replaced, for the counts. */
   function upsert(c) {
+    const old = cases.get(c.id) || null;
     if (ENDED.includes(c.status)) cases.delete(c.id);
     else cases.set(c.id, entryOf(c));
+    return old;
   }
 
   /** A row of GET /escalation/v1/cases/rows as the case object the board keeps (the list's fields). */
@@ -491,6 +509,7 @@
       return;
     }
     const { columns, rows, names } = result.data;
+    if (!listLoaded && lastEventId === null) lastEventId = String(result.data.last_event_id); // the feed goes on from here
     cases.clear();
     rows.forEach((row) => { const c = fromRow(columns, row, names); cases.set(c.id, entryOf(c)); });
     window.performance.mark('gc-rows-kept');
@@ -524,13 +543,14 @@
 
   async function handle(event) {
     if (event.id !== null) lastEventId = event.id;
-    if (event.name === 'hello' || event.name === 'reset') {
+    if (event.name === 'hello' || event.name === 'reset') { // the server does not know where this board was
       await loadList();
       document.body.dataset.ready = 'true';
     } else if (event.name === 'case') {
       const { case: c, step } = JSON.parse(event.data);
-      upsert(c);
-      applyOne(c.id);
+      const shown = order.includes(c.id);
+      const old = upsert(c);
+      applyOne(c.id, shown ? old : null);
       document.dispatchEvent(new CustomEvent('gc:step', { detail: step })); // the bell looks for news
       if (selected && selected.id === c.id && step.actor !== me.sub) {
         $('panel-changed').hidden = false;
@@ -538,9 +558,10 @@
     } else if (event.name === 'removed') {
       // the case left the caller's area (transferred, re-routed): off the board now, not at the next reload
       const { case_id: id, type } = JSON.parse(event.data);
+      const old = order.includes(id) ? cases.get(id) : null;
       cases.delete(id);
       checked.delete(id);
-      applyOne(id);
+      applyOne(id, old);
       renderBulk();
       if (selected && selected.id === id) {
         selected = null;
@@ -559,6 +580,7 @@
         if (response.status === 401) { gc.setToken(null); window.location.reload(); return; }
         if (!response.ok || !response.body) throw new Error('HTTP ' + response.status);
         setLive('live');
+        if (listLoaded) document.body.dataset.ready = 'true';
         delay = 1000;
         const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
         let buffer = '';
@@ -1128,7 +1150,8 @@
       if (selected) renderPanel(selected.case);
     });
     Promise.all([loadCategories(), loadDepartments()]).then(() => { document.body.dataset.catalogues = 'loaded'; });
-    follow(); // the list does not wait for the map
+    // the list first, in one request; the feed then resumes from the list's position (no wait for it)
+    loadList().then(follow);
     try {
       areas = await gcAreas.mine(claims);
       view = gcAreas.draw($('map'), areas);
@@ -1144,7 +1167,7 @@
       areaName: (id) => ((areas && areas.grids.find((f) => f.properties.id === id)) || { properties: { name: id } }).properties.name,
     });
     caseFromAddress();
-    window.setInterval(() => { countsDirty = true; tickStates(); scheduleWindow(); }, 15000); // the time left counts down
+    window.setInterval(() => { recount(); countsDirty = true; tickStates(); scheduleWindow(); }, 15000); // the time left counts down
     window.setInterval(loadList, 120000); // and the whole list is read again now and then
   }
 
