@@ -85,3 +85,18 @@ def test_thousands_of_cases_draw_only_the_rows_in_view_and_clustered_pins(browse
         assert not violations, json.dumps(violations, ensure_ascii=False, indent=1)
     assert not problems
     context.close()
+
+
+@pytest.mark.parametrize(("query", "field"), [({"status": "open,nonsense"}, "status"), ({"limit": "0"}, "limit"),
+                                              ({"limit": "50001"}, "limit"), ({"limit": "1_0"}, "limit"),
+                                              ({"page": "2"}, "page")])
+def test_a_bad_query_is_a_problem_naming_the_field(crowded, query, field):
+    answer = requests.get(f"{crowded['url']}/escalation/v1/cases/rows", params=query,
+                          headers=auth(crowded["watcher"]), timeout=30)
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["Content-Type"].startswith("application/problem+json")
+    assert field in answer.text
+
+
+def test_the_rows_need_a_token(crowded):
+    assert requests.get(f"{crowded['url']}/escalation/v1/cases/rows", timeout=30).status_code == 401
