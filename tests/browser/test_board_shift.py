@@ -220,7 +220,11 @@ def test_the_keys_move_open_act_tick_and_close(browser, site, shift):
     expect(page.locator("#keys dl")).to_be_visible()
     for key in ("j", "k", "Enter", "x", "a", "Esc"):
         expect(page.locator("#keys kbd", has_text=key).first).to_be_visible()
-    page.screenshot(path=SCREENSHOTS / "board-desk-en-keys.png")
+    # the legend counts what the list holds, after a case was opened (and so replaced) in it
+    shown = page.locator("#case-rows tr[data-case]").count()
+    legend = sum(int(x.split()[-1]) for x in page.locator("#legend .state").all_inner_texts())
+    assert legend == shown, (legend, shown)
+    page.screenshot(path=SCREENSHOTS / "board-desk-en-keys.png", full_page=True)
     assert not problems
     context.close()
 

@@ -178,7 +178,7 @@
     const i = order.indexOf(id);
     if (i >= 0) order.splice(i, 1);
     const entry = cases.get(id);
-    if (!entry || !matches(entry.case, filterValues())) return;
+    if (!entry || !matches(entry.case, filterValues())) return false;
     const compare = comparator();
     let lo = 0; let hi = order.length;
     while (lo < hi) {
@@ -186,6 +186,7 @@
       if (compare(cases.get(order[mid]), entry) <= 0) lo = mid + 1; else hi = mid;
     }
     order.splice(lo, 0, id);
+    return true;
   }
 
   /** Everything again: filters changed, the list was reloaded, the language switched. */
@@ -207,11 +208,9 @@
   }
 
   /** One case changed: its place, its row (if in the window) and its pin; the counts in the same frame. */
-  function applyOne(id, old) {
-    const wasShown = old !== undefined ? !!old : order.includes(id);
-    reorderOne(id);
-    const entry = cases.get(id);
-    recountOne(wasShown ? (old || entry) : null, entry, !!entry && order.includes(id));
+  function applyOne(id) {
+    const shown = reorderOne(id);
+    recountOne(id, shown);
     syncPin(id);
     countsDirty = true;
     scheduleWindow();
@@ -228,17 +227,20 @@
     });
   }
 
-  let counts = {}; // state → how many shown cases are in it (each entry keeps the state it was counted in)
+  let counts = {}; // state → how many shown cases are in it
+  const counted = new Map(); // id → the state a shown case was counted in
 
   function recount() {
     counts = {};
-    order.forEach((id) => { const e = cases.get(id); e.counted = stateOf(e); counts[e.counted] = (counts[e.counted] || 0) + 1; });
+    counted.clear();
+    order.forEach((id) => { const s = stateOf(cases.get(id)); counted.set(id, s); counts[s] = (counts[s] || 0) + 1; });
   }
 
-  /** One case's part in the counts, after a live event: its old state out, its new one in. */
-  function recountOne(old, entry, shown) {
-    if (old && old.counted) counts[old.counted] -= 1;
-    if (entry && shown) { entry.counted = stateOf(entry); counts[entry.counted] = (counts[entry.counted] || 0) + 1; }
+  /** One case's part in the counts, after it changed: its old state out, its new one in (if shown). */
+  function recountOne(id, shown) {
+    const before = counted.get(id);
+    if (before) { counts[before] -= 1; counted.delete(id); }
+    if (shown) { const s = stateOf(cases.get(id)); counted.set(id, s); counts[s] = (counts[s] || 0) + 1; }
   }
 
   function renderCounts() {
@@ -480,12 +482,9 @@
     return { case: c, at, due, reported, opened: c.opened_at || (c.report && c.report.reported_at) || '' };
   }
 
-  /** Keep the case (or drop an ended one); returns the entry it replaced, for the counts. */
   function upsert(c) {
-    const old = cases.get(c.id) || null;
     if (ENDED.includes(c.status)) cases.delete(c.id);
     else cases.set(c.id, entryOf(c));
-    return old;
   }
 
   /** A row of GET /escalation/v1/cases/rows as the case object the board keeps (the list's fields). */
@@ -548,9 +547,8 @@
       document.body.dataset.ready = 'true';
     } else if (event.name === 'case') {
       const { case: c, step } = JSON.parse(event.data);
-      const shown = order.includes(c.id);
-      const old = upsert(c);
-      applyOne(c.id, shown ? old : null);
+      upsert(c);
+      applyOne(c.id);
       document.dispatchEvent(new CustomEvent('gc:step', { detail: step })); // the bell looks for news
       if (selected && selected.id === c.id && step.actor !== me.sub) {
         $('panel-changed').hidden = false;
@@ -558,10 +556,9 @@
     } else if (event.name === 'removed') {
       // the case left the caller's area (transferred, re-routed): off the board now, not at the next reload
       const { case_id: id, type } = JSON.parse(event.data);
-      const old = order.includes(id) ? cases.get(id) : null;
       cases.delete(id);
       checked.delete(id);
-      applyOne(id, old);
+      applyOne(id);
       renderBulk();
       if (selected && selected.id === id) {
         selected = null;
