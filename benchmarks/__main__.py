@@ -24,7 +24,7 @@ from pathlib import Path
 from benchmarks._support import ROOT, emit, sigterm_as_exit
 
 GROUPS = ("intake", "pipeline", "dispatch", "scheduler", "statistics", "photos", "notify", "fanout",
-          "early_warning")
+          "early_warning", "board")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 #: the heading of the part of RESULTS.md written by hand, which a run keeps
 KEPT = "## Measured by hand (`make bench` keeps this section)"
@@ -69,6 +69,16 @@ MEANING = {
     "fanout.memory_per_board": "the replicas' resident memory with every board connected less with one each, ÷ boards",
     "fanout.boards": "boards connected (of 2,000; quick 200)",
     "fanout.missed": "(board, event) pairs not delivered within 5 s after the window (must be 0)",
+    "board.first_paint_100": "raw baseline: the board for a sub-center with 100 open cases, navigation → list painted",
+    "board.first_paint_10k": "÷ the 100-case board; 10⁴ open cases in scope (goal ≤ 1.5 s)",
+    "board.first_paint_2k": "÷ the 100-case board; quick: 2,000 open cases",
+    "board.map_ready_100": "raw baseline: the 100-case board, navigation → every pin in the cluster group",
+    "board.map_ready_10k": "÷ the 100-case board; 10⁴ open cases, clustered pins",
+    "board.map_ready_2k": "÷ the 100-case board; quick: 2,000 open cases",
+    "board.live_p50": "a POSTed report → its row on the 10⁴-case board, 200 reports at 5/s",
+    "board.live_p99": "the same, p99 (goal ≤ 200 ms)",
+    "board.rows_built_per_event": "rows the list built per live event (1: only the event's own row)",
+    "board.live_missed": "reports whose row was not on the board 30 s after the last POST (must be 0)",
 }
 
 
@@ -141,6 +151,9 @@ def _child(name: str, quick: bool) -> None:
     elif name == "early_warning":
         from benchmarks import early_warning
         emit(early_warning.run(quick=quick))
+    elif name == "board":
+        from benchmarks import board
+        emit(board.run(quick=quick))
     else:
         raise SystemExit(f"unknown benchmark {name!r}")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from services.escalation import warnings_api  # noqa: F401 (its routes join the blueprint)
+from services.escalation import board_api, warnings_api  # noqa: F401 (their routes join the blueprint)
 from services.escalation.api import blp
 from services.escalation.calendars import Calendars
 from services.escalation.consumers import CONSUMERS

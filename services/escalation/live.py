@@ -48,11 +48,13 @@ from shared import logs
 from shared.auth import Identity
 from shared.clock import isoformat
 from shared.owners import Owners, in_scope
+from shared.uow import on_commit
 from shared.vocabulary import Role
 
 log = logs.get("gridcase.escalation.live")
 
 POLL = 0.4  # seconds between looks at the timeline: a new report reaches a board well within 2 s
+WOKEN_GAP = 0.05  # seconds at least between looks when this process's commits wake the tailer
 KEEPALIVE = 10.0  # seconds between comment lines when nothing happens (proxies drop silent connections)
 STREAM_SECONDS = 25.0  # a stream's lifetime; the client reconnects with Last-Event-ID
 REPLAY_LIMIT = 500  # rows replayed to a client that reconnects; more missed than that: a ``reset``
@@ -123,16 +125,18 @@ class Tailer:
     """Reads the timeline for every stream of this process: ``read_after(after, limit)`` → the rows after
     a row id, oldest first, unscoped (``(row id, step, case, report, updated_at)``); ``newest()`` → the
     newest row id; ``render(row, now)`` → an ``Entry``. Polls only while a stream is subscribed, every
-    ``poll`` seconds (at once after a full batch); keeps the newest ``keep`` entries, and all those read in
-    the last ``hold`` seconds."""
+    ``poll`` seconds (at once after a full batch), or sooner when ``wake`` (a ``threading.Event`` set by
+    this process's commits on the timeline's database, ``shared.uow.on_commit``) is set, ``WOKEN_GAP`` at
+    least apart; keeps the newest ``keep`` entries, and all those read in the last ``hold`` seconds."""
 
     def __init__(self, read_after: Callable, newest: Callable[[], int], render: Callable, now: Callable, *,
                  poll: float = POLL, keep: int = REPLAY_LIMIT, batch: int = BATCH, hold: float = HOLD,
-                 read_ids: Callable[[list[int]], list] | None = None):
+                 read_ids: Callable[[list[int]], list] | None = None, wake: threading.Event | None = None):
         self._read_after, self._newest, self._render, self._now = read_after, newest, render, now
         #: the rows of some ids (sorted), for rows that committed late; by default the range that holds them
         self._read_ids = read_ids or (lambda ids: read_after(ids[0] - 1, ids[-1] - ids[0] + 1))
         self.poll, self.keep, self.batch, self.hold = poll, keep, batch, hold
+        self._wake = wake
         self._condition = threading.Condition()
         self._entries: list[Entry] = []
         self._ids: list[int] = []
@@ -201,6 +205,7 @@ class Tailer:
                 self._gaps = {gap: until for gap, until in self._gaps.items() if until > expiry}
                 gaps = sorted(self._gaps)
                 seen = self.newest
+            polled_at = time.monotonic()
             try:
                 rows = self._read_after(seen, self.batch)
                 late = self._read_ids(gaps) if gaps else []
@@ -230,7 +235,12 @@ class Tailer:
                 self.polls += 1
                 self._condition.notify_all()
             if len(rows) < self.batch:
-                time.sleep(self.poll)
+                if self._wake is None:
+                    time.sleep(self.poll)
+                else:  # a step committed here (embedded: the consumer's) is read at once, not at the next poll
+                    self._wake.wait(self.poll)
+                    self._wake.clear()
+                    time.sleep(max(0.0, WOKEN_GAP - (time.monotonic() - polled_at)))
 
     def _note_gaps(self, seen: int, ids: list[int]) -> None:
         """Remember the ids skipped between ``seen`` and the newest of ``ids`` (rows still committing)."""
@@ -280,7 +290,7 @@ def tailer(service, view: Callable) -> Tailer:
                         return uow.store.last_step_id()
 
                 found = _tailers[id(service)] = Tailer(read_after, newest, lambda row, now: case_event(
-                    row, now, view), service.clock.now, read_ids=read_ids)
+                    row, now, view), service.clock.now, read_ids=read_ids, wake=on_commit(service.engine))
     return found
 
 

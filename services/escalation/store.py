@@ -569,6 +569,28 @@ class CaseStore(Store):
                                .limit(size).offset((page - 1) * size)).all()
         return [(self._case(r), r.revision, _report(r), r.updated_at) for r in rows], total
 
+    #: The columns of ``board_rows``: what the board's list, its filters and its map pins read.
+    BOARD_COLUMNS = ("id", "number", "category", "severity", "status", "level", "owner_area_id", "deadline_at",
+                     "overdue", "warned", "next_warning_at", "triage", "assignee", "assignee_unit", "reported_at",
+                     "lon", "lat", "revision")
+    #: read as their JSON text (``board_rows``): many cases share one owners' text, parsed once
+    BOARD_JSON = ("areas", "assignments", "urges")
+
+    def board_rows(self, identity: Identity, statuses: list[str], limit: int) -> tuple[list, int]:
+        """The cases of ``statuses`` that ``identity`` may see (``scoped``), in one query of only
+        ``BOARD_COLUMNS`` (no ``Case`` is built), the least time left first (no deadline last), at most
+        ``limit``; and how many match in all (counted only when the limit was reached). Each row is a
+        SQLAlchemy row with those columns, and ``BOARD_JSON`` as JSON text (or None)."""
+        c = cases.c
+        columns = [c[name] for name in self.BOARD_COLUMNS]
+        columns += [sa.type_coerce(c[name], sa.Text).label(name) for name in self.BOARD_JSON]
+        query = scoped(sa.select(*columns), identity).where(c.status.in_(statuses))
+        rows = self.db.execute(query.order_by(c.deadline_at.is_(None), c.deadline_at, c.opened_at, c.id)
+                               .limit(limit)).all()
+        if len(rows) < limit:
+            return rows, len(rows)
+        return rows, self.db.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+
     def by_number(self, number: str, identity: Identity) -> Case | None:
         """The case with ``number`` if ``identity`` may see it (as ``get``)."""
         row = self.db.execute(scoped(sa.select(cases).where(cases.c.number == number), identity)).first()

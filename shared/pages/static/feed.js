@@ -1,7 +1,8 @@
 /* The live feed, GET /escalation/v1/cases/events (Server-Sent Events), read with fetch so that the token
  * travels in the Authorization header, never in a URL.
  *
- * gcFeed.follow({onEvent, onState}) reads it for as long as the page lives: `onEvent({name, data, id})`
+ * gcFeed.follow({onEvent, onState, lastEventId}) reads it for as long as the page lives, from
+ * `lastEventId` when given (the id a list was read at), else from now: `onEvent({name, data, id})`
  * for each event (`hello`, `case`, `removed`, `reset`; `data` is the event's JSON text), awaited in
  * order; `onState('live' | 'reconnecting')`. The server ends a stream after a while: the next one
  * resumes at once with Last-Event-ID, so nothing is missed. An `onEvent` that answers `{resumeFrom: ID}`
@@ -34,7 +35,7 @@
   async function follow(options) {
     const onEvent = options.onEvent || (() => {});
     const onState = options.onState || (() => {});
-    let lastEventId = null;
+    let lastEventId = options.lastEventId === undefined ? null : options.lastEventId;
     let delay = 1000;
     for (;;) {
       if (!navigator.onLine) {

@@ -19,7 +19,6 @@
   const NUMBER = /^\d{8}-\d{6}$/;
   const REFUSAL_REASONS = ['not_city_matter', 'insufficient_information', 'already_fixed', 'duplicate', 'other'];
   const PHOTO_KINDS = ['before', 'after', 'verification'];
-  const WARN_SECONDS = 3600; // until warnings come from the policy (case.warning), an hour left is a warning
   const STATES = ['overdue', 'warned', 'pending', 'triage', 'suspended', 'on-time'];
   const ACTION_FIELDS = {
     acknowledge: ['note?'], resolve: ['note'], escalate: ['reason'], return: ['level', 'reason'],
@@ -33,12 +32,13 @@
   };
   const URGE_TIMES = ['1 hours', '2 working_hours', '4 working_hours', '1 working_days'];
   let departments = {}; // id → {id, zh, en, serves}
-  const cases = new Map(); // id → {case, at: Date.now() when received}
-  const pins = new Map(); // id → Leaflet circle marker
+  const cases = new Map(); // id → {case, at: Date.now() when received, due: ms or null, reported: ms, opened}
+  const pins = new Map(); // id → Leaflet marker (in the cluster group)
   let categories = {};
   let areas = null;
   let view = null;
   let selected = null; // {id, etag, case}
+  let me = {}; // the signed-in token's claims (read once: a new token reloads the page)
   let renderQueued = false;
 
   const $ = (id) => document.getElementById(id);
@@ -47,20 +47,14 @@
 
   /** The assignment of the signed-in department on a case (a department's board counts its own deadline). */
   function ownAssignment(c) {
-    const claims = gc.claims() || {};
-    if (claims.role !== 'department') return null;
-    const mine = (c.departments || []).filter((d) => d.id === claims.department);
+    if (me.role !== 'department') return null;
+    const mine = (c.departments || []).filter((d) => d.id === me.department);
     return mine.length ? mine[mine.length - 1] : null;
   }
 
+  /** Seconds left (negative: late), from the deadline instant fixed when the case was received. */
   function timeLeft(entry) {
-    const own = ownAssignment(entry.case);
-    if (own) {
-      if (!own.deadline || own.status === 'done' || own.status === 'declined') return null;
-      return (Date.parse(own.deadline) - Date.now()) / 1000;
-    }
-    const left = entry.case.time_left;
-    return left === null || left === undefined ? null : left - (Date.now() - entry.at) / 1000;
+    return entry.due === null ? null : (entry.due - Date.now()) / 1000;
   }
 
   function departmentName(id) {
@@ -77,7 +71,9 @@
     const own = ownAssignment(c);
     if (own ? own.overdue : (c.overdue || c.department_overdue)) return 'overdue';
     if (left !== null && left <= 0) return 'overdue';
-    if (c.warning || (left !== null && left < WARN_SECONDS)) return 'warned';
+    // the policy's warnings (a share of the level's limit used): reached on the server, or due by now
+    if (c.warned !== null && c.warned !== undefined) return 'warned';
+    if (c.next_warning && Date.parse(c.next_warning) <= Date.now()) return 'warned';
     return 'on-time';
   }
 
@@ -93,6 +89,11 @@
     return text === key ? value : text;
   }
 
+  /** How many urges (督办) are on record: a row carries the count, a full case the list. */
+  function urgeCount(c) {
+    return Array.isArray(c.urges) ? c.urges.length : (c.urges || 0);
+  }
+
   function lead(c) {
     return (c.departments || []).find((d) => d.role === 'lead' && (d.status === 'assigned' || d.status === 'acknowledged'));
   }
@@ -102,19 +103,40 @@
   }
 
   // -- the list, the legend and the pins ----------------------------------------------------------------
+  //
+  // The list is virtualised: `order` holds the ids of the cases the filters let through, sorted; only the
+  // rows in (and just around) the scrolled window exist in the DOM, between two spacer rows as tall as the
+  // rows they stand for. A row is built once per version of its case (its key: updated_at, state, marks,
+  // language) and reused while the key holds, so a live event rebuilds one row, not the list.
 
-  function matches(c) {
+  const OVERSCAN = 12; // rows built above and below the window
+  const BULK_LIMIT = 500; // at most this many cases in one bulk action
+  let order = []; // ids shown, sorted
+  let rowHeight = 0; // measured from a built row (px)
+  const rowCache = new Map(); // id → {key, tr}
+  const checked = new Set(); // ids ticked for a bulk action
+  let cursor = null; // the keyboard's row (an id)
+  let windowQueued = false;
+  let labels = 0; // bumped when the categories' or departments' names arrive: rows are relabelled
+  const stats = { rowsBuilt: 0, fullRenders: 0 }; // read by the tests and the benchmark
+  window.gcBoardStats = stats;
+
+  /** The filters' values, read once per pass over the cases. */
+  function filterValues() {
     const f = $('filters').elements;
-    if (f.level.value && String(c.level) !== f.level.value) return false;
-    if (f.category.value && c.category !== f.category.value) return false;
-    if (f.status.value && c.status !== f.status.value) return false;
-    if (f.unit.value && !Object.values(c.areas || {}).some((a) => a && a.id === f.unit.value)) return false;
-    return inQueue(c, f.queue.value);
+    return { level: f.level.value, category: f.category.value, status: f.status.value, unit: f.unit.value, queue: f.queue.value };
+  }
+
+  function matches(c, f) {
+    if (f.level && String(c.level) !== f.level) return false;
+    if (f.category && c.category !== f.category) return false;
+    if (f.status && c.status !== f.status) return false;
+    if (f.unit && !Object.values(c.areas || {}).some((a) => a && a.id === f.unit)) return false;
+    return f.queue === 'all' || inQueue(c, f.queue);
   }
 
   /** The queues: reports awaiting acceptance, the caller's own cases, and those their unit holds unnamed. */
   function inQueue(c, queue) {
-    const me = gc.claims() || {};
     if (queue === 'acceptance') return c.status === 'pending_acceptance';
     if (queue === 'mine') return !!c.assignee && c.assignee === me.sub;
     if (queue === 'unassigned') {
@@ -125,16 +147,48 @@
     return true;
   }
 
-  function sorted() {
-    return Array.from(cases.values()).filter((e) => matches(e.case)).sort((a, b) => {
-      const x = timeLeft(a); const y = timeLeft(b);
-      if (x === null && y === null) return a.case.opened_at < b.case.opened_at ? -1 : 1;
-      if (x === null) return 1;
-      if (y === null) return -1;
-      return x - y;
-    });
+  /** The sort the filters name: time left (the least first, none last), level (the highest first, then
+   *  time left) or reported (the newest first). Keys are fixed instants, so an order stays right as time
+   *  passes and one changed case is put back in place by a binary search. */
+  function comparator() {
+    const by = $('f-sort').value;
+    const byDue = (a, b) => {
+      if (a.due === null && b.due === null) return a.opened < b.opened ? -1 : (a.opened > b.opened ? 1 : 0);
+      if (a.due === null) return 1;
+      if (b.due === null) return -1;
+      return a.due - b.due || (a.case.id < b.case.id ? -1 : 1);
+    };
+    if (by === 'level') return (a, b) => b.case.level - a.case.level || byDue(a, b);
+    if (by === 'reported') return (a, b) => b.reported - a.reported || byDue(a, b);
+    return byDue;
   }
 
+  function sortOrder() {
+    const compare = comparator();
+    const shown = [];
+    const f = filterValues();
+    cases.forEach((entry) => { if (matches(entry.case, f)) shown.push(entry); });
+    shown.sort(compare);
+    order = shown.map((e) => e.case.id);
+  }
+
+  /** One case changed (a live event, an action): take it out of the order and put it back in place. */
+  function reorderOne(id) {
+    const i = order.indexOf(id);
+    if (i >= 0) order.splice(i, 1);
+    const entry = cases.get(id);
+    if (!entry || !matches(entry.case, filterValues())) return false;
+    const compare = comparator();
+    let lo = 0; let hi = order.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (compare(cases.get(order[mid]), entry) <= 0) lo = mid + 1; else hi = mid;
+    }
+    order.splice(lo, 0, id);
+    return true;
+  }
+
+  /** Everything again: filters changed, the list was reloaded, the language switched. */
   function scheduleRender() {
     if (renderQueued) return;
     renderQueued = true;
@@ -142,75 +196,325 @@
   }
 
   function render() {
-    const shown = sorted();
-    const rows = shown.map((entry) => {
-      const c = entry.case;
-      const state = stateOf(entry);
-      const open = () => openCase(c.id);
-      const link = gc.el('a', { href: '#case-' + c.id, text: c.number, onclick: (e) => { e.preventDefault(); open(); } });
-      const urged = c.urge_open ? gc.el('span', { class: 'urge', title: gc.t('urged'), text: gc.t('urged') + ' ×' + (c.urges || []).length }) : null;
-      return gc.el('tr', { class: 'row-' + state + (selected && selected.id === c.id ? ' selected' : ''), 'data-case': c.id }, [
-        gc.el('td', {}, [link, urged]),
-        gc.el('td', { text: categoryName(c.category) }),
-        gc.el('td', { text: (c.owner && c.owner.area_name) || '' }, [gc.el('div', { class: 'muted small', text: gc.t('level_' + c.level)
-          + (lead(c) ? ' · ' + gc.t('role_lead') + ' ' + departmentName(lead(c).id) : '') })]),
-        gc.el('td', {}, [badge(state)]),
-        gc.el('td', { class: 'num', text: gc.duration(timeLeft(entry)) }),
-      ]);
-    });
-    $('case-rows').replaceChildren(...rows);
-    $('count').textContent = gc.t('count_cases', { n: shown.length });
-    $('list-status').textContent = shown.length ? '' : gc.t('no_cases');
-    const counts = {};
-    shown.forEach((e) => { const s = stateOf(e); counts[s] = (counts[s] || 0) + 1; });
-    $('legend').replaceChildren(...STATES.map((s) => gc.el('span', { class: 'state ' + s, text: gc.t('state_' + s) + ' ' + (counts[s] || 0) })));
-    drawPins(shown);
+    stats.fullRenders += 1;
+    const first = !listPainted;
+    sortOrder();
+    recount();
+    renderWindow();
+    renderCounts();
+    if (first) window.setTimeout(syncPins, 0); // the first list is painted before the pins are made
+    else syncPins();
   }
 
-  const PIN_COLOURS = { 'on-time': '#1b6e2e', warned: '#c77700', overdue: '#b3141b', suspended: '#4f5b66', triage: '#6a1b9a',
-    pending: '#0b57a4' };
+  /** One case changed: its place, its row (if in the window) and its pin; the counts in the same frame. */
+  function applyOne(id) {
+    const shown = reorderOne(id);
+    recountOne(id, shown);
+    syncPin(id);
+    countsDirty = true;
+    scheduleWindow();
+  }
 
-  function drawPins(shown) {
-    if (!view) return;
-    const keep = new Set();
-    shown.forEach((entry) => {
-      const c = entry.case;
-      const loc = c.report && c.report.location;
-      if (!loc || loc.lat === null || loc.lon === null) return;
-      keep.add(c.id);
-      const colour = PIN_COLOURS[stateOf(entry)];
-      let pin = pins.get(c.id);
-      if (!pin) {
-        pin = L.circleMarker([loc.lat, loc.lon], { radius: 8, weight: 2, color: '#fff', fillOpacity: 0.95 }).addTo(view.map);
-        pin.on('click', () => openCase(c.id));
-        pins.set(c.id, pin);
-      }
-      pin.setLatLng([loc.lat, loc.lon]);
-      pin.setStyle({ fillColor: colour, radius: selected && selected.id === c.id ? 12 : 8 });
-      pin.bindTooltip(gcAreas.text(c.number + ' · ' + categoryName(c.category)));
+  let countsDirty = false;
+  function scheduleWindow() {
+    if (windowQueued) return;
+    windowQueued = true;
+    window.requestAnimationFrame(() => {
+      windowQueued = false;
+      renderWindow();
+      if (countsDirty) { countsDirty = false; renderCounts(); }
     });
-    pins.forEach((pin, id) => { if (!keep.has(id)) { pin.remove(); pins.delete(id); } });
+  }
+
+  let counts = {}; // state → how many shown cases are in it
+  const counted = new Map(); // id → the state a shown case was counted in
+
+  function recount() {
+    counts = {};
+    counted.clear();
+    order.forEach((id) => { const s = stateOf(cases.get(id)); counted.set(id, s); counts[s] = (counts[s] || 0) + 1; });
+  }
+
+  /** One case's part in the counts, after it changed: its old state out, its new one in (if shown). */
+  function recountOne(id, shown) {
+    const before = counted.get(id);
+    if (before) { counts[before] -= 1; counted.delete(id); }
+    if (shown) { const s = stateOf(cases.get(id)); counted.set(id, s); counts[s] = (counts[s] || 0) + 1; }
+  }
+
+  function renderCounts() {
+    $('count').textContent = gc.t('count_cases', { n: order.length });
+    $('list-status').textContent = order.length ? '' : gc.t('no_cases');
+    $('legend').replaceChildren(...STATES.map((s) => gc.el('span', { class: 'state ' + s, text: gc.t('state_' + s) + ' ' + (counts[s] || 0) })));
+    $('case-table').setAttribute('aria-rowcount', String(order.length + 1));
+    const all = $('select-all');
+    all.checked = checked.size > 0 && order.length > 0 && order.length <= checked.size && order.every((id) => checked.has(id));
+    all.indeterminate = !all.checked && checked.size > 0 && order.some((id) => checked.has(id));
+  }
+
+  function rowKey(entry) {
+    const c = entry.case;
+    return [c.updated_at || c.revision, c.status, c.level, c.assignee, stateOf(entry), checked.has(c.id), selected && selected.id === c.id,
+      gc.lang, c.urge_open, labels].join('|');
+  }
+
+  function buildRow(entry, index) {
+    stats.rowsBuilt += 1;
+    const c = entry.case;
+    const state = stateOf(entry);
+    const link = gc.el('a', { href: '#case=' + encodeURIComponent(c.number), text: c.number,
+      onclick: (e) => { e.preventDefault(); cursor = c.id; openCase(c.id); } });
+    const count = urgeCount(c);
+    const urged = c.urge_open ? gc.el('span', { class: 'urge', title: gc.t('urged'), text: gc.t('urged') + ' ×' + count }) : null;
+    const box = gc.el('input', { type: 'checkbox', class: 'pick', 'aria-label': gc.t('select_case', { number: c.number }) });
+    box.checked = checked.has(c.id);
+    box.addEventListener('change', () => { togglePick(c.id, box.checked); });
+    const leadPart = lead(c);
+    const tr = gc.el('tr', { class: 'row-' + state + (selected && selected.id === c.id ? ' selected' : ''), 'data-case': c.id }, [
+      gc.el('td', { class: 'pick-cell' }, [box]),
+      gc.el('td', { class: 'number-cell' }, [link, urged,
+        gc.el('div', { class: 'muted small not-phone', text: categoryName(c.category) }),
+        gc.el('div', { class: 'small phone-only', text: gc.t('status_' + c.status) + ' · ' + gc.t('state_' + state) })]),
+      gc.el('td', { class: 'num time-left', text: gc.duration(timeLeft(entry)) }),
+      gc.el('td', { class: 'state-cell' }, [badge(state)]),
+      gc.el('td', { class: 'status-cell', 'data-status': c.status, text: gc.t('status_' + c.status) }),
+      gc.el('td', { class: 'owner-cell', text: (c.owner && c.owner.area_name) || '' }, [gc.el('div', { class: 'muted small', text: gc.t('level_' + c.level)
+        + (leadPart ? ' · ' + gc.t('role_lead') + ' ' + departmentName(leadPart.id) : '') })]),
+    ]);
+    tr.setAttribute('aria-rowindex', String(index + 2));
+    return tr;
+  }
+
+  function spacer(height, name) {
+    const td = gc.el('td', { colspan: '6' });
+    td.style.height = height + 'px';
+    return gc.el('tr', { class: 'spacer', 'data-spacer': name, 'aria-hidden': 'true' }, [td]);
+  }
+
+  /** The rows in the scrolled window: built where their case changed, reused where it did not. */
+  function renderWindow() {
+    const wrap = $('table-wrap');
+    const height = rowHeight || 40;
+    const first = Math.max(0, Math.floor(wrap.scrollTop / height) - OVERSCAN);
+    const last = Math.min(order.length, Math.ceil((wrap.scrollTop + (wrap.clientHeight || 600)) / height) + OVERSCAN);
+    const keep = new Map();
+    const rows = [];
+    for (let i = first; i < last; i += 1) {
+      const id = order[i];
+      const entry = cases.get(id);
+      const key = rowKey(entry);
+      let cached = rowCache.get(id);
+      if (!cached || cached.key !== key) {
+        cached = { key, tr: buildRow(entry, i) };
+      } else {
+        cached.tr.setAttribute('aria-rowindex', String(i + 2));
+        const cell = cached.tr.querySelector('td.time-left');
+        const text = gc.duration(timeLeft(entry));
+        if (cell.textContent !== text) cell.textContent = text; // the time left counts down
+      }
+      cached.tr.classList.toggle('cursor', id === cursor);
+      keep.set(id, cached);
+      rows.push(cached.tr);
+    }
+    rowCache.clear();
+    keep.forEach((v, k) => rowCache.set(k, v));
+    const body = $('case-rows');
+    const wanted = [spacer(first * height, 'top'), ...rows, spacer((order.length - last) * height, 'bottom')];
+    // move only what moved: rows already in place stay (their nodes, their focus)
+    let at = body.firstChild;
+    wanted.forEach((node) => {
+      if (at === node) { at = at.nextSibling; return; }
+      body.insertBefore(node, at);
+    });
+    while (at) { const next = at.nextSibling; at.remove(); at = next; }
+    if (!rowHeight && rows.length) {
+      rowHeight = rows[0].getBoundingClientRect().height || 40;
+      if (rowHeight !== height) scheduleWindow();
+    }
+    if (!listPainted && listLoaded) {
+      listPainted = true;
+      window.requestAnimationFrame(() => window.setTimeout(() => {
+        window.performance.mark('gc-list-paint');
+        document.body.dataset.listPainted = 'true';
+      }, 0));
+    }
+  }
+  let listPainted = false;
+  let listLoaded = false;
+
+  function togglePick(id, on) {
+    if (on) checked.add(id); else checked.delete(id);
+    renderBulk();
+    scheduleWindow();
+    countsDirty = true;
+  }
+
+  // -- the map's pins, clustered (leaflet.markercluster) ------------------------------------------------
+
+  const STATE_RANK = ['overdue', 'warned', 'pending', 'triage', 'suspended', 'on-time'];
+  let cluster = null;
+  const icons = {};
+
+  function icon(state, isSelected) {
+    const key = state + (isSelected ? '-selected' : '');
+    if (!icons[key]) {
+      const size = isSelected ? 22 : 16;
+      icons[key] = L.divIcon({ className: 'pin pin-' + state + (isSelected ? ' pin-selected' : ''), iconSize: [size, size] });
+    }
+    return icons[key];
+  }
+
+  function clusterIcon(group) {
+    const children = group.getAllChildMarkers();
+    let worst = STATE_RANK.length - 1;
+    children.forEach((m) => { worst = Math.min(worst, STATE_RANK.indexOf(m.options.state)); });
+    const n = children.length;
+    const size = n < 10 ? 30 : n < 100 ? 36 : n < 1000 ? 42 : 48;
+    return L.divIcon({ html: '<span>' + n + '</span>', className: 'cluster cluster-' + STATE_RANK[worst], iconSize: [size, size] });
+  }
+
+  function makeCluster() {
+    cluster = L.markerClusterGroup({
+      chunkedLoading: true, showCoverageOnHover: false, maxClusterRadius: 48, spiderfyOnMaxZoom: true,
+      disableClusteringAtZoom: 17,
+      iconCreateFunction: clusterIcon,
+      chunkProgress: (done, total) => { if (done === total) mapReady(); },
+    });
+    view.map.addLayer(cluster);
+  }
+
+  let mapIsReady = false;
+  function mapReady() {
+    if (mapIsReady || !listLoaded) return;
+    mapIsReady = true;
+    window.requestAnimationFrame(() => window.setTimeout(() => {
+      window.performance.mark('gc-map-ready');
+      document.body.dataset.mapReady = 'true';
+    }, 0));
+  }
+
+  function markerFor(entry) {
+    const c = entry.case;
+    const loc = c.report && c.report.location;
+    if (!loc || loc.lat === null || loc.lon === null || loc.lat === undefined) return null;
+    const state = stateOf(entry);
+    const isSelected = !!(selected && selected.id === c.id);
+    const marker = L.marker([loc.lat, loc.lon], { icon: icon(state, isSelected), state, selected: isSelected,
+      title: c.number + ' · ' + categoryName(c.category), keyboard: false, riseOnHover: true });
+    marker.on('click', () => { cursor = c.id; openCase(c.id); });
+    return marker;
+  }
+
+  /** The pins of the shown cases: added and removed in bulk, restyled where a state changed. */
+  function syncPins() {
+    if (!view) return;
+    if (!cluster) makeCluster();
+    const wanted = new Set(order);
+    const add = [];
+    const drop = [];
+    const restyled = [];
+    pins.forEach((marker, id) => { if (!wanted.has(id)) { drop.push(marker); pins.delete(id); } });
+    order.forEach((id) => {
+      const entry = cases.get(id);
+      const marker = pins.get(id);
+      if (!marker) {
+        const made = markerFor(entry);
+        if (made) { pins.set(id, made); add.push(made); }
+      } else if (restyle(marker, entry)) {
+        restyled.push(marker);
+      }
+    });
+    if (drop.length) cluster.removeLayers(drop);
+    if (add.length) cluster.addLayers(add);
+    else mapReady();
+    if (restyled.length) cluster.refreshClusters(restyled);
+  }
+
+  /** A pin's look follows its case's state and the selection; true when it changed. */
+  function restyle(marker, entry) {
+    const state = stateOf(entry);
+    const isSelected = !!(selected && selected.id === entry.case.id);
+    if (marker.options.state === state && marker.options.selected === isSelected) return false;
+    marker.options.state = state;
+    marker.options.selected = isSelected;
+    marker.setIcon(icon(state, isSelected));
+    return true;
+  }
+
+  /** One case's pin after a live event: added, moved, restyled or dropped. */
+  function syncPin(id) {
+    if (!view || !cluster) return;
+    const entry = cases.get(id);
+    const marker = pins.get(id);
+    const shown = entry && order.includes(id);
+    if (!shown) {
+      if (marker) { cluster.removeLayer(marker); pins.delete(id); }
+      return;
+    }
+    const loc = entry.case.report && entry.case.report.location;
+    if (marker && loc && (marker.getLatLng().lat !== loc.lat || marker.getLatLng().lng !== loc.lon)) {
+      cluster.removeLayer(marker);
+      pins.delete(id);
+    } else if (marker) {
+      if (restyle(marker, entry)) cluster.refreshClusters(marker);
+      return;
+    }
+    const made = markerFor(entry);
+    if (made) { pins.set(id, made); cluster.addLayer(made); }
+  }
+
+  /** Every 15 s: a pin whose case crossed a warning or its deadline changes colour. */
+  function tickStates() {
+    if (!cluster) return;
+    const restyled = [];
+    order.forEach((id) => { const m = pins.get(id); if (m && restyle(m, cases.get(id))) restyled.push(m); });
+    if (restyled.length) cluster.refreshClusters(restyled);
+  }
+
+  function entryOf(c) {
+    const at = Date.now();
+    const own = ownAssignment(c);
+    let due = null;
+    if (own) due = own.deadline && own.status !== 'done' && own.status !== 'declined' ? Date.parse(own.deadline) : null;
+    else if (c.time_left !== null && c.time_left !== undefined) due = at + c.time_left * 1000;
+    const reported = Date.parse((c.report && c.report.reported_at) || c.opened_at) || 0;
+    return { case: c, at, due, reported, opened: c.opened_at || (c.report && c.report.reported_at) || '' };
   }
 
   function upsert(c) {
     if (ENDED.includes(c.status)) cases.delete(c.id);
-    else cases.set(c.id, { case: c, at: Date.now() });
+    else cases.set(c.id, entryOf(c));
   }
 
+  /** A row of GET /escalation/v1/cases/rows as the case object the board keeps (the list's fields). */
+  function fromRow(columns, row, names) {
+    const c = {};
+    for (let i = 0; i < columns.length; i += 1) c[columns[i]] = row[i];
+    const ref = (id) => (id === null || id === undefined ? null : { id, name: names[id] || id });
+    c.areas = { grid: ref(c.grid), station: ref(c.station), subcenter: ref(c.subcenter), hq: ref(c.hq) };
+    c.owner = { level: c.level, area_id: c.owner, area_name: names[c.owner] || c.owner };
+    c.report = { location: { lon: c.lon, lat: c.lat }, reported_at: c.reported_at };
+    return c;
+  }
+
+  /** The first screen: every open case of the caller's area in one request (the list's columns only). */
   async function loadList() {
-    const received = new Map();
-    for (let page = 1; page <= 20; page += 1) {
-      const result = await gc.api('GET', '/escalation/v1/cases?status=' + OPEN_STATUSES + '&page_size=500&page=' + page);
-      if (!result.ok) {
-        $('list-status').textContent = gc.t('load_failed', { error: gc.problemText(result) });
-        return;
-      }
-      result.data.items.forEach((c) => received.set(c.id, { case: c, at: Date.now() }));
-      if (page * result.data.page_size >= result.data.total) break;
+    window.performance.mark('gc-rows-request');
+    const result = await gc.api('GET', '/escalation/v1/cases/rows');
+    window.performance.mark('gc-rows-received');
+    if (!result.ok) {
+      $('list-status').textContent = gc.t('load_failed', { error: gc.problemText(result) });
+      return;
     }
+    const { columns, rows, names } = result.data;
+    if (!listLoaded && lastEventId === null) lastEventId = String(result.data.last_event_id); // the feed goes on from here
     cases.clear();
-    received.forEach((v, k) => cases.set(k, v));
-    scheduleRender();
+    rows.forEach((row) => { const c = fromRow(columns, row, names); cases.set(c.id, entryOf(c)); });
+    window.performance.mark('gc-rows-kept');
+    listLoaded = true;
+    for (const id of Array.from(checked)) if (!cases.has(id)) checked.delete(id);
+    renderBulk();
+    render(); // at once, not in the next frame: this is the first paint
   }
 
   // -- the live feed ------------------------------------------------------------------------------------
@@ -222,22 +526,24 @@
   }
 
   async function handle(event) {
-    if (event.name === 'hello' || event.name === 'reset') {
+    if (event.name === 'hello' || event.name === 'reset') { // the server does not know where this board was
       await loadList();
       document.body.dataset.ready = 'true';
     } else if (event.name === 'case') {
       const { case: c, step } = JSON.parse(event.data);
       upsert(c);
-      scheduleRender();
+      applyOne(c.id);
       document.dispatchEvent(new CustomEvent('gc:step', { detail: step })); // the bell looks for news
-      if (selected && selected.id === c.id && step.actor !== (gc.claims() || {}).sub) {
+      if (selected && selected.id === c.id && step.actor !== me.sub) {
         $('panel-changed').hidden = false;
       }
     } else if (event.name === 'removed') {
       // the case left the caller's area (transferred, re-routed): off the board now, not at the next reload
       const { case_id: id, type } = JSON.parse(event.data);
       cases.delete(id);
-      scheduleRender();
+      checked.delete(id);
+      applyOne(id);
+      renderBulk();
       if (selected && selected.id === id) {
         selected = null;
         showPanel([gc.el('p', { class: 'notice warn', role: 'alert', id: 'panel-removed', text: gc.t('case_removed_' + (type === 'rerouted' ? 'rerouted' : 'transferred')) })]);
@@ -245,9 +551,17 @@
     }
   }
 
-  /** The live feed, read by the shared feed.js (resumed with Last-Event-ID, reconnecting by itself). */
+  /** The live feed, read by the shared feed.js (resumed with Last-Event-ID, reconnecting by itself), from
+   *  the id the list was read at (`GET /escalation/v1/cases/rows`), so the list does not wait for it. */
   function follow() {
-    gcFeed.follow({ onEvent: handle, onState: setLive });
+    gcFeed.follow({
+      lastEventId,
+      onEvent: handle,
+      onState: (state) => {
+        setLive(state);
+        if (state === 'live' && listLoaded) document.body.dataset.ready = 'true';
+      },
+    });
   }
 
   // -- the case panel -----------------------------------------------------------------------------------
@@ -264,13 +578,19 @@
       return;
     }
     const c = result.data;
+    const previous = selected && selected.id;
     selected = { id: c.id, etag: result.headers.get('ETag'), case: c };
+    cursor = c.id;
     window.history.replaceState(null, '', '#case=' + encodeURIComponent(c.number));
+    const before = previous && previous !== c.id ? previous : null;
     if (!ENDED.includes(c.status) || cases.has(c.id)) upsert(c);
-    scheduleRender();
+    if (before) applyOne(before); // its row and pin lose the selection
+    applyOne(c.id);
     renderPanel(c, message);
     const pin = pins.get(c.id);
-    if (pin && view && !view.map.getBounds().contains(pin.getLatLng())) view.map.panTo(pin.getLatLng());
+    if (pin && view && cluster) {
+      if (!view.map.getBounds().contains(pin.getLatLng())) view.map.panTo(pin.getLatLng());
+    }
   }
 
   /** A case by the number people quote (a shared link /board/#case=NUMBER, or the search box). */
@@ -328,6 +648,7 @@
     const body = $('panel-body');
     body.hidden = false;
     body.replaceChildren(...children.filter(Boolean));
+    revealPanel();
   }
 
   function renderPanel(c, message) {
@@ -512,7 +833,7 @@
       if (key === 'assignee') {
         const people = gc.el('datalist', { id: 'af-assignee-options' }, (c.assignable || []).map((u) => gc.el('option', { value: u })));
         return gc.el('div', {}, [input('assignee', gc.t('field_assignee'), gc.el('input', {
-          type: 'text', list: 'af-assignee-options', autocomplete: 'off', value: (gc.claims() || {}).sub || '' })), people,
+          type: 'text', list: 'af-assignee-options', autocomplete: 'off', value: me.sub || '' })), people,
         gc.el('p', { class: 'muted small', text: gc.t('assignee_hint') })]);
       }
       if (key === 'department') {
@@ -570,7 +891,7 @@
       } else if (result.ok) {
         selected.etag = result.headers.get('ETag');
         upsert(result.data);
-        scheduleRender();
+        applyOne(result.data.id);
         selected.case = result.data;
         renderPanel(result.data, { kind: 'good', text: gc.t('action_done', { action: gc.t('action_' + name) }) });
       } else {
@@ -583,13 +904,172 @@
     if (first) first.focus();
   }
 
+  // -- the panel in view, bulk actions and the keyboard ---------------------------------------------------
+
+  /** Wherever the panel sits, a case opened in it is seen: a drawer over the right of the page between
+   *  900 and 1400 px (it would be under the list and the map there), its own column from 1400 px, and
+   *  scrolled to on a phone. */
+  function revealPanel() {
+    const panel = $('panel');
+    panel.classList.add('open');
+    $('panel-close').hidden = false;
+    panel.scrollTop = 0;
+    const box = panel.getBoundingClientRect();
+    if (box.top < 0 || box.top > window.innerHeight - 80) panel.scrollIntoView({ block: 'start' });
+  }
+
+  function closePanel() {
+    const panel = $('panel');
+    panel.classList.remove('open');
+    $('panel-close').hidden = true;
+    const was = selected && selected.id;
+    selected = null;
+    $('panel-body').hidden = true;
+    $('panel-empty').hidden = false;
+    if (was) {
+      applyOne(was);
+      window.history.replaceState(null, '', window.location.pathname + window.location.search);
+      focusRow(was);
+    }
+  }
+
+  function renderBulk() {
+    const n = checked.size;
+    $('bulk').hidden = n === 0;
+    $('bulk-count').textContent = gc.t('bulk_selected', { n });
+  }
+
+  /** One action on every ticked case, four at a time: each case is read for its ETag and the actions
+   *  the caller may take on it, and acted on with If-Match; those where it is not offered are skipped. */
+  async function bulkAct(action, args) {
+    const ids = Array.from(checked).slice(0, BULK_LIMIT);
+    const status = $('bulk-status');
+    const buttons = $('bulk').querySelectorAll('button');
+    buttons.forEach((b) => { b.disabled = true; });
+    status.textContent = gc.t('bulk_working', { n: ids.length });
+    const done = []; const skipped = []; const failed = [];
+    let next = 0;
+    async function worker() {
+      while (next < ids.length) {
+        const id = ids[next]; next += 1;
+        const entry = cases.get(id);
+        const number = entry ? entry.case.number : id.slice(0, 8);
+        const read = await gc.api('GET', '/escalation/v1/cases/' + encodeURIComponent(id));
+        if (!read.ok) { failed.push(number + ' (' + gc.problemText(read) + ')'); continue; }
+        if (!(read.data.actions || []).includes(action)) { skipped.push(number); continue; }
+        const result = await gc.api('POST', '/escalation/v1/cases/' + encodeURIComponent(id) + '/actions',
+          { body: Object.assign({ action }, args), headers: { 'If-Match': read.headers.get('ETag') } });
+        if (result.ok) {
+          done.push(id);
+          upsert(result.data);
+          applyOne(id);
+        } else {
+          failed.push(number + ' (' + (result.status === 412 ? gc.t('conflict') : gc.problemText(result)) + ')');
+        }
+      }
+    }
+    await Promise.all([worker(), worker(), worker(), worker()]);
+    done.forEach((id) => checked.delete(id));
+    buttons.forEach((b) => { b.disabled = false; });
+    const parts = [gc.t('bulk_done', { action: gc.t('action_' + action), n: done.length, of: ids.length })];
+    if (skipped.length) parts.push(gc.t('bulk_skipped', { n: skipped.length, numbers: skipped.slice(0, 5).join(', ') }));
+    if (failed.length) parts.push(gc.t('bulk_failed', { n: failed.length, numbers: failed.slice(0, 5).join('; ') }));
+    status.textContent = parts.join(' ');
+    renderBulk();
+    scheduleWindow();
+    countsDirty = true;
+  }
+
+  function selectAllShown(on) {
+    if (on) order.slice(0, BULK_LIMIT).forEach((id) => checked.add(id));
+    else order.forEach((id) => checked.delete(id));
+    renderBulk();
+    rowCache.clear();
+    scheduleWindow();
+    countsDirty = true;
+  }
+
+  /** Scroll the list so the row of ``id`` is in view, and focus its link. */
+  function focusRow(id) {
+    const i = order.indexOf(id);
+    if (i < 0) return;
+    const wrap = $('table-wrap');
+    const height = rowHeight || 40;
+    const head = $('case-table').tHead.getBoundingClientRect().height;
+    const top = i * height;
+    if (top < wrap.scrollTop) wrap.scrollTop = top;
+    else if (top + height + head > wrap.scrollTop + wrap.clientHeight) wrap.scrollTop = top + height + head - wrap.clientHeight;
+    renderWindow();
+    const row = rowCache.get(id);
+    if (row) {
+      const link = row.tr.querySelector('a');
+      link.focus({ preventScroll: true });
+      row.tr.scrollIntoView({ block: 'nearest' });
+    }
+  }
+
+  function moveCursor(step) {
+    if (!order.length) return;
+    let i = cursor === null ? -1 : order.indexOf(cursor);
+    i = i < 0 ? (step > 0 ? 0 : order.length - 1) : Math.min(order.length - 1, Math.max(0, i + step));
+    cursor = order[i];
+    focusRow(cursor);
+  }
+
+  /** The keys (listed on the page, #keys): j/↓ next case, k/↑ previous, Enter/o open, x tick for a bulk
+   *  action, a acknowledge (the ticked cases, else the open one), 1–9 the open case's n-th action, / search,
+   *  Esc close the form or the panel, ? the list of keys. Not while typing in a field. */
+  function onKey(e) {
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    const target = e.target;
+    const typing = target && (/^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName) || target.isContentEditable);
+    if (e.key === 'Escape') {
+      if ($('action-form') && $('action-form').childElementCount) { $('action-form').replaceChildren(); e.preventDefault(); return; }
+      if ($('panel').classList.contains('open')) { closePanel(); e.preventDefault(); }
+      return;
+    }
+    if (typing) return;
+    const inList = target === document.body || (target.closest && target.closest('#cases'));
+    const key = e.key;
+    if (key === 'j' || (key === 'ArrowDown' && inList)) moveCursor(1);
+    else if (key === 'k' || (key === 'ArrowUp' && inList)) moveCursor(-1);
+    else if (key === 'o' || (key === 'Enter' && inList && target.tagName !== 'A' && target.tagName !== 'BUTTON')) { if (cursor) openCase(cursor); }
+    else if (key === 'x') { if (cursor) togglePick(cursor, !checked.has(cursor)); }
+    else if (key === 'a') {
+      if (checked.size) bulkAct('acknowledge', {});
+      else if (selected && document.querySelector('#panel-body button[data-action=acknowledge]')) actionForm('acknowledge');
+    } else if (/^[1-9]$/.test(key)) {
+      const button = document.querySelectorAll('#panel-body button[data-action]')[Number(key) - 1];
+      if (button) button.click();
+    } else if (key === '/') $('q').focus();
+    else if (key === '?') { $('keys').open = !$('keys').open; }
+    else return;
+    e.preventDefault();
+  }
+
+  function wireShift() {
+    document.addEventListener('keydown', onKey);
+    $('table-wrap').addEventListener('scroll', scheduleWindow, { passive: true });
+    window.addEventListener('resize', scheduleWindow);
+    $('select-all').addEventListener('change', (e) => selectAllShown(e.target.checked));
+    $('bulk-acknowledge').addEventListener('click', () => bulkAct('acknowledge', {}));
+    $('bulk-assign-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      const who = $('bulk-assignee').value.trim();
+      bulkAct('assign', { assignee: who || null });
+    });
+    $('bulk-clear').addEventListener('click', () => { checked.clear(); renderBulk(); rowCache.clear(); scheduleWindow(); countsDirty = true; $('bulk-status').textContent = ''; });
+    $('panel-close').addEventListener('click', closePanel);
+  }
+
   // -- start ----------------------------------------------------------------------------------------------
 
   async function loadDepartments() {
     const result = await gc.api('GET', '/dispatch/v1/departments');
     if (!result.ok) return;
     result.data.departments.forEach((d) => { departments[d.id] = d; });
-    scheduleRender();
+    labels += 1;
+    scheduleWindow();
   }
 
   async function loadCategories() {
@@ -597,6 +1077,8 @@
     if (!result.ok) return;
     result.data.forEach((c) => { categories[c.code] = c; });
     fillCategories();
+    labels += 1;
+    scheduleWindow();
   }
 
   function fillCategories() {
@@ -615,8 +1097,10 @@
   }
 
   async function start(claims) {
+    me = claims || gc.claims() || {};
     setLive('connecting');
-    $('filters').addEventListener('change', scheduleRender);
+    wireShift();
+    $('filters').addEventListener('change', () => { rowCache.clear(); $('table-wrap').scrollTop = 0; scheduleRender(); });
     $('search').addEventListener('submit', search);
     window.addEventListener('hashchange', caseFromAddress);
     document.addEventListener('gc:language', () => {
@@ -625,12 +1109,14 @@
       scheduleRender();
       if (selected) renderPanel(selected.case);
     });
-    loadCategories();
-    loadDepartments();
+    Promise.all([loadCategories(), loadDepartments()]).then(() => { document.body.dataset.catalogues = 'loaded'; });
+    // the list first, in one request; the feed then resumes from the list's position (no wait for it)
+    loadList().then(follow);
     try {
       areas = await gcAreas.mine(claims);
       view = gcAreas.draw($('map'), areas);
       fillUnits(claims);
+      syncPins();
     } catch (e) {
       $('map').textContent = gc.t('load_failed', { error: e.message });
     }
@@ -640,9 +1126,8 @@
       caseNumber: (id) => (cases.has(id) ? cases.get(id).case.number : id.slice(0, 8)),
       areaName: (id) => ((areas && areas.grids.find((f) => f.properties.id === id)) || { properties: { name: id } }).properties.name,
     });
-    follow();
     caseFromAddress();
-    window.setInterval(scheduleRender, 15000); // the time left counts down
+    window.setInterval(() => { recount(); countsDirty = true; tickStates(); scheduleWindow(); }, 15000); // the time left counts down
     window.setInterval(loadList, 120000); // and the whole list is read again now and then
   }
 

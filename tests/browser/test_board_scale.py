@@ -1,0 +1,104 @@
+"""The board at city scale, in real Chromium: a sub-center with thousands of open cases gets its first screen
+from one request, draws only the rows in view (a virtualised list) and clusters its pins; scrolling reaches
+the last case. An embedded system of its own, seeded straight into escalation's table
+(``benchmarks.board.seed``), so the shared one keeps its small numbers."""
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from benchmarks.board import _area_names, city, report, seed
+from tests.browser.conftest import PHONE, SCREENSHOTS, WALL, axe_violations, open_page
+from tests.support.system import auth, embedded_system, token, wait_for_case
+
+SEEDED = 3_000
+
+
+@pytest.fixture(scope="module")
+def crowded(tmp_path_factory):
+    data = tmp_path_factory.mktemp("crowded")
+    with embedded_system(data) as base:
+        admin = token(data, "admin", user="crowd-admin")
+        grids = city(base, admin)
+        subcenter = max(grids, key=lambda s: len(grids[s]))
+        grid, _, polygon = grids[subcenter][0]
+        point = polygon.representative_point()
+        worker = token(data, "grid_worker", area=grid, user="crowd-worker")
+        template = report(base, worker, point.x, point.y, "the template of the crowd")
+        watcher = token(data, "subcenter", area=subcenter, user="crowd-watcher")
+        wait_for_case(base, template["id"], watcher, timeout=30)
+        seed(data / "escalation.db", template["id"], subcenter, grids[subcenter], SEEDED,
+             names=_area_names(base, admin), days=(0.2, 20), overdue_share=0.08, rng=random.Random(3))
+        yield {"url": base, "watcher": watcher, "total": SEEDED + 1}
+
+
+class Here:
+    """What ``open_page`` needs of a site: its URL."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+
+def test_one_request_brings_every_open_case_with_the_listed_columns(crowded):
+    answer = requests.get(f"{crowded['url']}/escalation/v1/cases/rows", headers=auth(crowded["watcher"]), timeout=60)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["total"] == crowded["total"] == len(body["rows"])
+    assert {"number", "status", "level", "owner", "time_left", "warned", "lon", "lat"} <= set(body["columns"])
+    owner = body["columns"].index("owner")
+    assert all(row[owner] in body["names"] for row in body["rows"])
+    few = requests.get(f"{crowded['url']}/escalation/v1/cases/rows", params={"limit": 10},
+                       headers=auth(crowded["watcher"]), timeout=60).json()
+    assert len(few["rows"]) == 10 and few["total"] == crowded["total"]
+
+
+@pytest.mark.parametrize(("size", "viewport", "lang"), [("wall", WALL, "zh"), ("phone", PHONE, "en")])
+def test_thousands_of_cases_draw_only_the_rows_in_view_and_clustered_pins(browser, crowded, size, viewport, lang):
+    context, page, problems = open_page(browser, Here(crowded["url"]), "/board/", crowded["watcher"], lang=lang,
+                                        viewport=viewport)
+    page.wait_for_selector("body[data-list-painted=true]", timeout=30000)
+    expect(page.locator("#count")).to_contain_text(f"{crowded['total']}")
+    drawn = page.locator("#case-rows tr[data-case]").count()
+    assert 5 <= drawn <= 120, f"{drawn} rows in the DOM for {crowded['total']} cases"
+    assert page.evaluate("document.getElementById('case-table').getAttribute('aria-rowcount')") == str(
+        crowded["total"] + 1)
+    page.wait_for_selector("body[data-map-ready=true]", timeout=60000)
+    clusters = page.locator(".cluster").count()
+    pins = page.locator(".leaflet-marker-icon.pin").count()
+    assert clusters > 0 and clusters + pins < 500, (clusters, pins)
+    # the time left shows in the first rows, overdue ones first
+    first = page.locator("#case-rows tr[data-case]").first
+    expect(first.locator("td.time-left")).to_be_visible()
+    assert "row-overdue" in first.get_attribute("class")
+    if size == "phone":  # the list, under the search and the filters
+        page.evaluate("() => document.getElementById('cases').scrollIntoView()")
+    page.wait_for_timeout(300)
+    page.screenshot(path=SCREENSHOTS / f"board-{size}-{lang}-{SEEDED}-cases.png")
+    # scrolled to the end: the last case is drawn, and still only a window of rows
+    page.evaluate("() => { const w = document.getElementById('table-wrap'); w.scrollTop = w.scrollHeight; }")
+    expect(page.locator(f"#case-rows tr[aria-rowindex='{crowded['total'] + 1}']")).to_be_attached()
+    assert page.locator("#case-rows tr[data-case]").count() <= 120
+    if size == "wall":
+        violations = axe_violations(page)
+        assert not violations, json.dumps(violations, ensure_ascii=False, indent=1)
+    assert not problems
+    context.close()
+
+
+@pytest.mark.parametrize(("query", "field"), [({"status": "open,nonsense"}, "status"), ({"limit": "0"}, "limit"),
+                                              ({"limit": "50001"}, "limit"), ({"limit": "1_0"}, "limit"),
+                                              ({"page": "2"}, "page")])
+def test_a_bad_query_is_a_problem_naming_the_field(crowded, query, field):
+    answer = requests.get(f"{crowded['url']}/escalation/v1/cases/rows", params=query,
+                          headers=auth(crowded["watcher"]), timeout=30)
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["Content-Type"].startswith("application/problem+json")
+    assert field in answer.text
+
+
+def test_the_rows_need_a_token(crowded):
+    assert requests.get(f"{crowded['url']}/escalation/v1/cases/rows", timeout=30).status_code == 401

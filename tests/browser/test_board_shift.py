@@ -1,0 +1,256 @@
+"""The board through a whole shift, in real Chromium at 360×740, 1366×768 and 1920×1080 in both languages: the
+case panel in view on selection, the status column, the policy's warnings (``warned``), sorting, bulk
+acknowledge and assign, the keys, a live event rebuilding one row, and the time left on a phone."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from tests.browser.conftest import PHONE, SCREENSHOTS, WALL, act, axe_violations, open_page
+from tests.support.system import auth, wait_for_case
+
+DESK = {"width": 1366, "height": 768}
+SIZES = {"phone": PHONE, "desk": DESK, "wall": WALL}
+MESSAGES = json.loads((Path(__file__).resolve().parents[2] / "services/escalation/pages/board/messages.json")
+                      .read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def shift(site):
+    """A station's cases in one of its grids: two at level 1, two escalated to the station (level 2), one
+    of them acknowledged there. Returns the station's token, the worker's and the cases by name."""
+    place = site.grid(60)
+    worker = site.token("grid_worker", area=place["grid"], user="shift-worker")
+    station = site.token("station", area=place["station"], user="shift-station")
+    cases = {}
+    for name, text in (("first", "路灯闪烁 / a lamp flickers"), ("raised", "井盖松动 / a loose manhole cover"),
+                       ("acknowledged", "护栏倒伏 / a railing is down"), ("newest", "广告牌歪斜 / a sign leans")):
+        cases[name] = site.report(worker, place, text)
+        wait_for_case(site.url, cases[name]["id"], station)
+    for name in ("raised", "acknowledged"):
+        act(site, cases[name]["id"], worker, "escalate", reason="需要工作站 / needs the station")
+    act(site, cases["acknowledged"]["id"], station, "acknowledge", note="在路上 / on the way")
+    return {"place": place, "worker": worker, "station": station, "cases": cases}
+
+
+def row(page, case):
+    return page.locator(f"#case-rows tr[data-case='{case['id']}']")
+
+
+def in_view(page, selector: str) -> bool:
+    """Whether the element's middle is on screen and is the element (or inside it), not something over it."""
+    return page.evaluate("""(selector) => {
+        const el = document.querySelector(selector);
+        const box = el.getBoundingClientRect();
+        const x = box.left + Math.min(box.width / 2, 40), y = box.top + Math.min(box.height / 2, 12);
+        if (x < 0 || y < 0 || x > innerWidth || y > innerHeight) return false;
+        const hit = document.elementFromPoint(x, y);
+        return !!hit && (hit === el || el.contains(hit));
+    }""", selector)
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("size", list(SIZES))
+def test_a_selected_case_is_in_view_with_its_status_and_the_time_left_always_shows(browser, site, shift, size, lang):
+    words = MESSAGES[lang]
+    context, page, problems = open_page(browser, site, "/board/", shift["station"], lang=lang, viewport=SIZES[size])
+    cases = shift["cases"]
+    for case in cases.values():
+        expect(row(page, case)).to_be_visible(timeout=10000)
+    status = "td.status-cell" if size != "phone" else "td.number-cell .phone-only"  # a phone: under the number
+    expect(row(page, cases["acknowledged"]).locator(status)).to_contain_text(words["status_acknowledged"])
+    expect(row(page, cases["first"]).locator(status)).to_contain_text(words["status_open"])
+    # the time left: on screen in every row at every size, and the page never scrolls sideways
+    for case in cases.values():
+        cell = row(page, case).locator("td.time-left")
+        expect(cell).to_be_visible()
+        box = cell.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= SIZES[size]["width"], f"time left cut off: {box}"
+        assert cell.inner_text().strip() not in ("", "—")
+    assert page.evaluate("document.scrollingElement.scrollWidth <= innerWidth"), "the page scrolls sideways"
+    # keys documented on the page (not on a phone, which has none)
+    if size != "phone":
+        expect(page.locator("#keys summary")).to_have_text(words["keys_heading"])
+
+    row(page, cases["raised"]).locator("a").click()
+    expect(page.locator("#panel-body")).to_contain_text(cases["raised"]["number"])
+    expect(page.locator("#panel-body button[data-action=acknowledge]")).to_be_visible()
+    assert in_view(page, "#panel-body .case-title"), "the opened case is not on screen"
+    assert in_view(page, "#panel-body button[data-action=acknowledge]") or size == "phone"
+    page.wait_for_timeout(300)  # the map settles
+    page.screenshot(path=SCREENSHOTS / f"board-{size}-{lang}-case-open.png")
+    violations = axe_violations(page)
+    assert not violations, json.dumps(violations, ensure_ascii=False, indent=1)
+    if size == "desk":  # the drawer closes, and the list is whole again
+        page.locator("#panel-close").click()
+        expect(page.locator("#panel")).not_to_have_class(re.compile(r"\bopen\b"))
+        assert in_view(page, "#case-table")
+    assert not problems
+    context.close()
+
+
+def test_warnings_come_from_the_policy_not_from_an_hour_left(browser, site, shift):
+    """The board read a field ``warning`` the API never sends and called any case with under an hour left
+    warned; the policy's warnings (``warned``, the share of the limit used) went unseen."""
+    cases = shift["cases"]
+
+    def edit(route):
+        answer = route.fetch()
+        data = answer.json()
+        columns = data["columns"]
+        for values in data["rows"]:
+            if values[columns.index("id")] == cases["first"]["id"]:  # warned by the policy, days left
+                values[columns.index("warned")] = 0.8
+                values[columns.index("time_left")] = 5 * 86400
+            if values[columns.index("id")] == cases["newest"]["id"]:  # half an hour left, no warning yet
+                values[columns.index("warned")] = None
+                values[columns.index("next_warning")] = None
+                values[columns.index("time_left")] = 1800
+        route.fulfill(response=answer, json=data)
+
+    context = browser.new_context(viewport=DESK, locale="en-US")
+    page = context.new_page()
+    page.route("**/escalation/v1/cases/rows*", edit)
+    page.goto(f"{site.url}/board/#token={shift['station']}")
+    page.wait_for_selector("body[data-ready=true]", timeout=15000)
+    expect(row(page, cases["first"])).to_have_class(re.compile(r"\brow-warned\b"))
+    expect(row(page, cases["first"]).locator(".state")).to_have_text(MESSAGES["en"]["state_warned"])
+    expect(row(page, cases["newest"])).to_have_class(re.compile(r"\brow-on-time\b"))
+    # and the API sends the field the board reads
+    listed = requests.get(f"{site.url}/escalation/v1/cases/rows", headers=auth(shift["station"]), timeout=10).json()
+    assert "warned" in listed["columns"] and "next_warning" in listed["columns"]
+    context.close()
+
+
+def test_the_list_sorts_by_time_left_level_or_reported(browser, site, shift):
+    cases = shift["cases"]
+    context, page, problems = open_page(browser, site, "/board/", shift["station"], lang="en", viewport=WALL)
+    expect(row(page, cases["newest"])).to_be_visible(timeout=10000)
+    numbers = lambda: page.locator("#case-rows tr[data-case] td.number-cell a").all_inner_texts()  # noqa: E731
+    page.select_option("#f-sort", "reported")
+    expect(page.locator("#case-rows tr[data-case]").first).to_have_attribute("data-case", cases["newest"]["id"])
+    page.select_option("#f-sort", "level")
+    first_two = numbers()[:2]
+    assert set(first_two) == {cases["raised"]["number"], cases["acknowledged"]["number"]}, first_two
+    page.select_option("#f-sort", "time_left")
+    lefts = page.evaluate("""() => Array.from(document.querySelectorAll('#case-rows tr[data-case]'))
+        .map((tr) => tr.querySelector('td.time-left').textContent)""")
+    assert len(lefts) >= 4
+    assert not problems
+    context.close()
+
+
+def test_bulk_acknowledge_and_assign_say_what_was_done_and_what_could_not_be(browser, site):
+    place = site.grid(61)
+    worker = site.token("grid_worker", area=place["grid"], user="bulk-worker")
+    station = site.token("station", area=place["station"], user="bulk-station")
+    up = [site.report(worker, place, f"bulk: a pothole, lane {i}") for i in range(2)]
+    stays = site.report(worker, place, "bulk: a lamp out, still the grid worker's")
+    for case in up:
+        act(site, case["id"], worker, "escalate", reason="needs the station")
+    wait_for_case(site.url, stays["id"], station)
+    for lang in ("en", "zh"):
+        words = MESSAGES[lang]
+        context, page, problems = open_page(browser, site, "/board/", station, lang=lang, viewport=DESK)
+        for case in (*up, stays):
+            expect(row(page, case)).to_be_visible(timeout=10000)
+            row(page, case).locator("input.pick").check()
+        expect(page.locator("#bulk-count")).to_have_text(words["bulk_selected"].format(n=3))
+        if lang == "en":
+            page.locator("#bulk-acknowledge").click()
+            expect(page.locator("#bulk-status")).to_contain_text("Acknowledge: 2 of 3 done.")
+            expect(page.locator("#bulk-status")).to_contain_text(f"1 cannot be done now: {stays['number']}")
+            for case in up:
+                expect(row(page, case).locator("td.status-cell")).to_have_text(words["status_acknowledged"])
+            expect(page.locator("#bulk-count")).to_have_text(words["bulk_selected"].format(n=1))  # the one left
+            for case in up:
+                row(page, case).locator("input.pick").check()
+        page.locator("#bulk-assignee").fill("bulk-station")
+        page.locator("#bulk-assign-form button[type=submit]").click()
+        expect(page.locator("#bulk-status")).to_contain_text(
+            words["bulk_done"].format(action=words["action_assign"], n=2, of=3))
+        for case in up:
+            answer = requests.get(f"{site.url}/escalation/v1/cases/{case['id']}", headers=auth(station), timeout=10)
+            assert answer.json()["assignee"] == "bulk-station"
+        page.screenshot(path=SCREENSHOTS / f"board-desk-{lang}-bulk.png")
+        violations = axe_violations(page)
+        assert not violations, json.dumps(violations, ensure_ascii=False, indent=1)
+        assert not problems
+        context.close()
+
+
+def test_the_keys_move_open_act_tick_and_close(browser, site, shift):
+    context, page, problems = open_page(browser, site, "/board/", shift["station"], lang="en", viewport=DESK)
+    expect(row(page, shift["cases"]["raised"])).to_be_visible(timeout=10000)
+    ids = page.evaluate("() => Array.from(document.querySelectorAll('#case-rows tr[data-case]'))"
+                        ".map((t) => t.dataset.case)")
+    focused = lambda: page.evaluate("() => { const tr = document.activeElement.closest('tr');"  # noqa: E731
+                                    " return tr && tr.dataset.case; }")
+    page.locator("body").press("j")
+    assert focused() == ids[0]
+    page.keyboard.press("j")
+    assert focused() == ids[1]
+    page.keyboard.press("ArrowUp")
+    assert focused() == ids[0]
+    # to the escalated case, open it, and take its first action
+    target = ids.index(shift["cases"]["raised"]["id"])
+    for _ in range(target):
+        page.keyboard.press("j")
+    assert focused() == shift["cases"]["raised"]["id"]
+    page.keyboard.press("o")
+    expect(page.locator("#panel-body")).to_contain_text(shift["cases"]["raised"]["number"])
+    page.locator("body").press("1")
+    first_action = page.locator("#panel-body button[data-action]").first.get_attribute("data-action")
+    expect(page.locator(f"#action-form form[data-form={first_action}]")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator("#action-form form")).to_have_count(0)
+    page.locator("body").press("Escape")
+    expect(page.locator("#panel-close")).to_be_hidden()
+    page.keyboard.press("x")
+    expect(page.locator("#bulk")).to_be_visible()
+    expect(page.locator("#bulk-count")).to_have_text("1 selected")
+    page.keyboard.press("x")
+    expect(page.locator("#bulk")).to_be_hidden()
+    page.keyboard.press("?")
+    expect(page.locator("#keys dl")).to_be_visible()
+    for key in ("j", "k", "Enter", "x", "a", "Esc"):
+        expect(page.locator("#keys kbd", has_text=key).first).to_be_visible()
+    # the legend counts what the list holds, after a case was opened (and so replaced) in it
+    shown = page.locator("#case-rows tr[data-case]").count()
+    legend = sum(int(x.split()[-1]) for x in page.locator("#legend .state").all_inner_texts())
+    assert legend == shown, (legend, shown)
+    page.screenshot(path=SCREENSHOTS / "board-desk-en-keys.png", full_page=True)
+    assert not problems
+    context.close()
+
+
+def test_a_live_event_rebuilds_its_own_row_and_no_other(browser, site, shift):
+    place = site.grid(62)
+    worker = site.token("grid_worker", area=place["grid"], user="live-row-worker")
+    station = site.token("station", area=place["station"], user="live-row-station")
+    filed = [site.report(worker, place, f"live row: a drain blocked, {i}") for i in range(4)]
+    act(site, filed[0]["id"], worker, "escalate", reason="needs the station")
+    context, page, problems = open_page(browser, site, "/board/", station, lang="en", viewport=WALL)
+    for case in filed:
+        expect(row(page, case)).to_be_visible(timeout=10000)
+    page.wait_for_selector("body[data-catalogues=loaded]")
+    page.wait_for_timeout(200)  # the rows relabelled with the catalogues' names are drawn
+    before = page.evaluate("""() => {
+        document.querySelectorAll('#case-rows tr[data-case]').forEach((tr) => { tr.dataset.kept = 'yes'; });
+        return Object.assign({}, window.gcBoardStats);
+    }""")
+    act(site, filed[0]["id"], station, "acknowledge", note="on the way")
+    expect(row(page, filed[0]).locator("td.status-cell")).to_have_text("Acknowledged")
+    after = page.evaluate("() => Object.assign({}, window.gcBoardStats)")
+    assert after["fullRenders"] == before["fullRenders"], "a live event re-rendered the whole list"
+    assert after["rowsBuilt"] - before["rowsBuilt"] <= 2, (before, after)
+    for case in filed[1:]:  # the other rows are the same nodes as before
+        expect(row(page, case)).to_have_attribute("data-kept", "yes")
+    expect(row(page, filed[0])).not_to_have_attribute("data-kept", "yes")
+    assert not problems
+    context.close()
