@@ -6,13 +6,14 @@
 #
 # Each package is fetched with `npm pack` (the registry's tarball, checked against its integrity hash by
 # npm), unpacked in a temporary directory, and only its built files and its licence are copied:
-#   shared/pages/static/vendor/<package>/   served to the pages (leaflet, chart.js, idb)
+#   shared/pages/static/vendor/<package>/   served to the pages (leaflet, leaflet.markercluster, chart.js, idb)
 #   tests/browser/vendor/<package>/         used by the browser tests only (axe-core)
 # VERSIONS.txt in each folder records the package, its version and the tarball's integrity.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 LEAFLET=1.9.4
+MARKERCLUSTER=1.5.3
 CHARTJS=4.6.1
 IDB=8.0.4
 AXE=4.14.1
@@ -44,6 +45,14 @@ cp "$WORK/leaflet/package/dist/images/"*.png "$PAGES/leaflet/images/"
 cp "$WORK/leaflet/package/LICENSE" "$PAGES/leaflet/LICENSE"
 record "$PAGES/leaflet" leaflet "$LEAFLET"
 
+fetch leaflet.markercluster "$MARKERCLUSTER"
+rm -rf "$PAGES/leaflet.markercluster" && mkdir -p "$PAGES/leaflet.markercluster"
+cp "$WORK/leaflet.markercluster/package/dist/leaflet.markercluster.js" \
+   "$WORK/leaflet.markercluster/package/dist/MarkerCluster.css" \
+   "$WORK/leaflet.markercluster/package/dist/MarkerCluster.Default.css" "$PAGES/leaflet.markercluster/"
+cp "$WORK/leaflet.markercluster/package/MIT-LICENCE.txt" "$PAGES/leaflet.markercluster/LICENSE"
+record "$PAGES/leaflet.markercluster" leaflet.markercluster "$MARKERCLUSTER"
+
 fetch chart.js "$CHARTJS"
 rm -rf "$PAGES/chart.js" && mkdir -p "$PAGES/chart.js"
 cp "$WORK/chart.js/package/dist/chart.umd.min.js" "$PAGES/chart.js/"
@@ -62,4 +71,4 @@ cp "$WORK/axe-core/package/axe.min.js" "$WORK/axe-core/package/LICENSE" "$TESTS/
 [[ -f "$WORK/axe-core/package/LICENSE-3RD-PARTY.txt" ]] && cp "$WORK/axe-core/package/LICENSE-3RD-PARTY.txt" "$TESTS/axe-core/"
 record "$TESTS/axe-core" axe-core "$AXE"
 
-echo "vendored leaflet@$LEAFLET chart.js@$CHARTJS idb@$IDB (pages) and axe-core@$AXE (tests)"
+echo "vendored leaflet@$LEAFLET leaflet.markercluster@$MARKERCLUSTER chart.js@$CHARTJS idb@$IDB (pages) and axe-core@$AXE (tests)"

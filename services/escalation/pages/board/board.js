@@ -525,6 +525,10 @@
     live.textContent = gc.t('live_' + state);
   }
 
+  //: why a case left the board (the `removed` event's type) → the message the open panel shows
+  const REMOVED_MESSAGES = { rerouted: 'case_removed_rerouted', department_done: 'case_removed_department_done',
+    department_declined: 'case_removed_department_declined' };
+
   async function handle(event) {
     if (event.name === 'hello' || event.name === 'reset') { // the server does not know where this board was
       await loadList();
@@ -546,7 +550,7 @@
       renderBulk();
       if (selected && selected.id === id) {
         selected = null;
-        showPanel([gc.el('p', { class: 'notice warn', role: 'alert', id: 'panel-removed', text: gc.t('case_removed_' + (type === 'rerouted' ? 'rerouted' : 'transferred')) })]);
+        showPanel([gc.el('p', { class: 'notice warn', role: 'alert', id: 'panel-removed', text: gc.t(REMOVED_MESSAGES[type] || 'case_removed_transferred') })]);
       }
     }
   }

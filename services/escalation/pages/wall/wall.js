@@ -292,6 +292,9 @@
       scheduleRender();
       noteEscalation(c, step);
       if (step.type === 'opened' || step.type === 'closed') statsSoon();
+    } else if (event.name === 'removed') { // the case left the wall's area (transferred, re-routed)
+      cases.delete(JSON.parse(event.data).case_id);
+      scheduleRender();
     }
   }
 
