@@ -37,6 +37,7 @@
   let categories = {};
   let areas = null;
   let view = null;
+  let lastEventId = null; // where the feed starts: the id the list was read at
   let selected = null; // {id, etag, case}
   let me = {}; // the signed-in token's claims (read once: a new token reloads the page)
   let renderQueued = false;
