@@ -93,7 +93,7 @@ def escalate(case: Case, actor: Actor, now: datetime, *, reason: str) -> Outcome
     _require("escalate", actor, case)
     require_status(case.status, WORKING, "be escalated")
     if case.level == Level.HQ:
-        raise InvalidTransition("headquarters has no level above")
+        raise InvalidTransition("case.hq_has_no_above")
     reason = required_text(reason, "a reason", "reason")
     move(case, case.owners.owned_level(case.level.up), Status.OPEN, now)
     return record(case, StepType.ESCALATED, actor.user, now, reason)
