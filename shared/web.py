@@ -159,7 +159,8 @@ def answer_problem(error: Problem) -> Response:
                            area=caller.area if caller else None)
     detail = error.detail(caller_language())
     errors = [{"field": error.field, "detail": detail}] if error.field else None
-    return problem(error.status, None, detail, errors=errors, headers=error.headers, code=error.code)
+    summary = f"{error.field}: {detail}" if error.field and error.status == 422 else detail  # as webargs' 422s
+    return problem(error.status, None, summary, errors=errors, headers=error.headers, code=error.code)
 
 
 def flatten_errors(messages, prefix: str = "") -> list[dict]:
@@ -662,6 +663,24 @@ def access(action: str):
             return view(*args, **kwargs)
         guarded._access = action
         return guarded
+    return decorate
+
+
+def lookup(action: str, code: str):
+    """Decorator for a view whose handler raises ``LookupError`` for what the caller does not see (it
+    does not exist, or lies outside their area): answered by ``deny`` as a 404 with the message ``code``
+    (``case.not_found``…), logged as an access denial. A ``LookupError`` that is a ``Problem`` of its
+    own (a merge target not found) answers as itself. Put it below ``@blp.response``."""
+    def decorate(view):
+        @functools.wraps(view)
+        def found(*args, **kwargs):
+            try:
+                return view(*args, **kwargs)
+            except Problem:
+                raise
+            except LookupError:
+                deny(g.get("identity"), action, code=code)
+        return found
     return decorate
 
 

@@ -27,6 +27,7 @@ from shared.messages import events
 from shared.policy import Category, Policy
 from shared.uow import UnitOfWork
 from shared.vocabulary import Level, Role, Status
+from shared.words import Problem, note_text
 
 log = logs.get("gridcase.escalation")
 LAG = Histogram("gridcase_scheduler_lag_seconds", "Deadline to automatic step, in real seconds",
@@ -79,8 +80,14 @@ class TakeAction:
     if_match: str
 
 
-class StaleETag(Exception):
+class StaleETag(Problem):
     """The case changed since the caller read it (412)."""
+
+    status, code = 412, "case.stale"
+
+    def __init__(self, case_id: str):
+        super().__init__()
+        self.case_id = case_id
 
 
 def etag(revision: int) -> str:
@@ -143,8 +150,14 @@ def _severity(policy: Policy, calendars: Calendars, case: Case, name: object) ->
     return acceptance.Severity(name, time_policy(rule, calendars.for_owners(case.owners)), Level.of(rule.start_level))
 
 
-class UnknownTarget(LookupError):
-    """A merge names a case the caller does not see (404, as for a case that does not exist)."""
+class UnknownTarget(Problem, LookupError):
+    """A merge names a case the caller does not see (404 about ``into``, as for a case that does not exist)."""
+
+    status, code = 404, "case.no_merge_target"
+
+    def __init__(self, case_id: object):
+        super().__init__(field="into")
+        self.case_id = case_id
 
 
 def _merge_target(uow: UnitOfWork, identity: Identity, case_id: object) -> Case:
@@ -443,13 +456,14 @@ def publish(uow: UnitOfWork, case: Case, outcome: Outcome, *, cause: events.Mess
         if step.type in (StepType.TRANSFERRED, StepType.REROUTED):
             staff = step.type == StepType.TRANSFERRED
             uow.add(events.CaseTransferred(case_id=case.id, owners=case.owners, level=case.level if staff else None,
-                                           reason=step.note, actor=step.actor, revision=revision,
+                                           reason=note_text(step.note), actor=step.actor, revision=revision,
                                            revision_step=index), cause=cause)
             if staff:
                 continue
         uow.add(events.CaseChanged(
             event=event.type, case_id=case.id, status=str(case.status), level=step.level,
             owner=case.owners.owner(step.level), at=step.at, actor=step.actor,
-            reason=step.note, scheduled_at=step.scheduled_at, deadline=case.deadline, detail=dict(event.detail),
+            reason=note_text(step.note), scheduled_at=step.scheduled_at, deadline=case.deadline,
+            detail=dict(event.detail),
             scope=case.owners if step.type in (StepType.OPENED, StepType.REROUTED) else None,
             revision=revision, revision_step=index), cause=cause)

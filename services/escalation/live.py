@@ -45,6 +45,7 @@ from shared.auth import Identity
 from shared.clock import isoformat
 from shared.owners import Owners, in_scope
 from shared.vocabulary import Role
+from shared.words import note_message, note_text
 
 log = logs.get("gridcase.escalation.live")
 
@@ -67,15 +68,17 @@ def event(name: str, data: dict, event_id: int | None = None) -> str:
 
 @dataclass(frozen=True)
 class Entry:
-    """One timeline row as the feed sends it: its id, who may see it, and the ``case`` event, rendered;
-    for a step that moved the case out of an area scope, that scope (``left``) and the ``removed`` event
-    its callers get instead."""
+    """One timeline row as the feed sends it: its id, who may see it, and the ``case`` event, rendered
+    (``text`` in English; ``zh``: in Chinese, when the step's note is a system note that reads otherwise
+    in Chinese); for a step that moved the case out of an area scope, that scope (``left``) and the
+    ``removed`` event its callers get instead."""
     id: int
     owners: Owners
     departments: frozenset[str]
     text: str
     left: Owners | None = None
     removed: str = ""
+    zh: str = ""
 
 
 def visible(caller: Identity, entry: Entry) -> bool:
@@ -86,11 +89,11 @@ def visible(caller: Identity, entry: Entry) -> bool:
     return in_scope(caller.role, caller.area, entry.owners)
 
 
-def for_caller(caller: Identity, entry: Entry) -> str | None:
-    """What ``caller`` is sent of ``entry``: the ``case`` event if it may see the case now; the
-    ``removed`` event if the step moved the case out of the caller's area; else nothing."""
+def for_caller(caller: Identity, entry: Entry, lang: str = "en") -> str | None:
+    """What ``caller`` is sent of ``entry``: the ``case`` event (in ``lang``, ``en`` or ``zh``) if it may
+    see the case now; the ``removed`` event if the step moved the case out of the caller's area; else nothing."""
     if visible(caller, entry):
-        return entry.text
+        return entry.zh if lang == "zh" and entry.zh else entry.text
     if entry.left is not None and caller.role != Role.DEPARTMENT and in_scope(caller.role, caller.area, entry.left):
         return entry.removed
     return None
@@ -100,11 +103,17 @@ def case_event(row: tuple, now, view: Callable) -> Entry:
     """The feed's entry for a timeline row (``CaseStore.steps_after``'s ``(row id, step, case, report,
     updated_at, left)``) at ``now``, the case shown by ``view(step, case, report, updated_at, now)``."""
     row_id, step, case, report, updated, left = row
-    text = event("case", {"case": view(step, case, report, updated, now), "step": {
-        "id": row_id, "at": isoformat(step.at), "type": str(step.type), "level": int(step.level),
-        "actor": step.actor, "note": step.note}}, row_id)
+    shown = view(step, case, report, updated, now)
+
+    def rendered(lang: str) -> str:
+        return event("case", {"case": shown, "step": {
+            "id": row_id, "at": isoformat(step.at), "type": str(step.type), "level": int(step.level),
+            "actor": step.actor, "note": note_text(step.note, lang)}}, row_id)
+
+    text = rendered("en")
+    zh = rendered("zh") if note_message(step.note) is not None else ""
     removed = event("removed", {"case_id": case.id, "type": str(step.type)}, row_id) if left is not None else ""
-    return Entry(row_id, case.owners, frozenset(a.department for a in case.assignments), text, left, removed)
+    return Entry(row_id, case.owners, frozenset(a.department for a in case.assignments), text, left, removed, zh)
 
 
 class Tailer:
@@ -273,8 +282,9 @@ def tailer(service, view: Callable) -> Tailer:
 
 
 def stream(service, caller: Identity, after: int | None, view: Callable, *, seconds: float = STREAM_SECONDS,
-           feed: Tailer | None = None) -> Iterator[str]:
-    """The events for ``caller`` after row ``after`` (None: from now, announced by ``hello``)."""
+           feed: Tailer | None = None, lang: str = "en") -> Iterator[str]:
+    """The events for ``caller`` after row ``after`` (None: from now, announced by ``hello``), the
+    system's timeline notes in ``lang`` (``en`` or ``zh``)."""
     feed = feed or tailer(service, view)
     yield f"retry: {RETRY_MS}\n\n"
     with feed.subscribed():
@@ -292,7 +302,7 @@ def stream(service, caller: Identity, after: int | None, view: Callable, *, seco
         while (left := seconds - (time.monotonic() - started)) > 0:
             late_mark, late = feed.late_since(late_mark)
             for entry in late:  # passed already: the in-order path misses it
-                if entry.id <= after and (text := for_caller(caller, entry)):
+                if entry.id <= after and (text := for_caller(caller, entry, lang)):
                     yield text
                     last_write = time.monotonic()
             if after < feed.floor:  # older than what the tailer holds: this client's own catch-up query
@@ -303,7 +313,7 @@ def stream(service, caller: Identity, after: int | None, view: Callable, *, seco
                 for row in rows:
                     entry = case_event(row, now, view)
                     after = entry.id
-                    if text := for_caller(caller, entry):
+                    if text := for_caller(caller, entry, lang):
                         yield text
                         last_write = time.monotonic()
                 if len(rows) < REPLAY_LIMIT:
@@ -312,7 +322,7 @@ def stream(service, caller: Identity, after: int | None, view: Callable, *, seco
             entries = feed.after(after)
             for entry in entries:
                 after = entry.id
-                if text := for_caller(caller, entry):
+                if text := for_caller(caller, entry, lang):
                     yield text
                     last_write = time.monotonic()
             if entries:

@@ -42,6 +42,7 @@ from services.escalation.domain.deadlines import TimePolicy
 from services.escalation.domain.errors import InvalidArgument, InvalidTransition, NotAllowed, required_text
 from services.escalation.domain.permissions import Actor, holds, require_acceptor
 from services.escalation.domain.timeline import Outcome, StepType, record
+from shared import words
 from shared.vocabulary import Level, Role, Status
 
 #: Why a report is not accepted (不予立案): not the city's matter, too little to act on, fixed already,
@@ -121,7 +122,9 @@ def merge(case: Case, actor: Actor, now: datetime, *, into: Case | None, note: s
     note = (note or "").strip()
     case.status, case.merged_into, case.pending_extension = Status.MERGED, into.id, None
     set_deadline(case, None, now)
-    return record(case, StepType.MERGED, actor.user, now, f"merged into {into.number}" + (f": {note}" if note else ""),
+    return record(case, StepType.MERGED, actor.user, now,
+                  words.note("note.merged_into_with_note", number=into.number, note=note) if note
+                  else words.note("note.merged_into", number=into.number),
                   detail={"into": into.id, "number": into.number})
 
 

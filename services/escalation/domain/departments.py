@@ -32,6 +32,7 @@ from services.escalation.domain.deadlines import is_late
 from services.escalation.domain.errors import InvalidArgument, InvalidTransition, NotAllowed, photo_ids, required_text
 from services.escalation.domain.permissions import ROLE_LEVEL, Actor, resolved_detail
 from services.escalation.domain.timeline import SYSTEM, Outcome, StepType, record
+from shared import words
 from shared.departments import ROLES, Department
 from shared.vocabulary import Level, Role, Status
 
@@ -177,8 +178,8 @@ def feedback(case: Case, actor: Actor, now: datetime, *, outcome: str, note: str
             back = case.owners.owned_level(assignment.assigned_level)
             move(case, back, Status.OPEN, now)
             _retime(case, now)
-            result += record(case, StepType.RETURNED, SYSTEM, now,
-                             f"declined by {assignment.department}: back to level {int(back)} to assign another")
+            result += record(case, StepType.RETURNED, SYSTEM, now, words.note(
+                "note.department_declined", department=assignment.department, level=int(back)))
     else:
         _retime(case, now)
     return result
@@ -207,7 +208,8 @@ def flag_overdue(case: Case, now: datetime) -> Outcome:
         if assignment.active and not assignment.overdue and is_late(assignment.deadline, now):
             _set(case, index, replace(assignment, overdue=True))
             outcome += record(case, StepType.DEPARTMENT_OVERDUE, SYSTEM, now,
-                              f"{assignment.department} ({assignment.role}) past its deadline",
+                              words.note("note.department_overdue", department=assignment.department,
+                                         role=words.word("role", assignment.role)),
                               scheduled_at=assignment.deadline,
                               detail={"department": assignment.department, "role": assignment.role})
     if outcome:

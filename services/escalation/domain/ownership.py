@@ -44,6 +44,7 @@ from services.escalation.domain.errors import (
 )
 from services.escalation.domain.permissions import ROLE_LEVEL, Actor, holds
 from services.escalation.domain.timeline import SYSTEM, Outcome, StepType, record
+from shared import words
 from shared.owners import Owners, in_scope
 from shared.vocabulary import Level, Role, Status
 
@@ -148,7 +149,7 @@ def reroute(case: Case, owners: Owners, now: datetime) -> Outcome:
         return Outcome()
     case.owners = owners
     case.level = owners.owned_level(case.level)
-    return record(case, StepType.REROUTED, SYSTEM, now, f"new area version → {case.owner.area_id}")
+    return record(case, StepType.REROUTED, SYSTEM, now, words.note("note.rerouted", area=case.owner.area_id))
 
 
 def _level(value: object, field: str = "level") -> Level:

@@ -80,11 +80,6 @@ def require_acceptor(actor: Actor, case: Case, doing: str) -> None:
         raise NotAllowed("case.not_acceptor", doing=phrase("doing", doing))
 
 
-#: The rule ``require_verifier`` names in its refusal.
-SELF_VERIFICATION_RULE = ("a fix is verified on site by someone other than its handler (GB/T 30428 核查; "
-                          "a grid worker's own fix on the spot is verified by the station)")
-
-
 def verifying_level(case: Case) -> Level:
     """Who checks a fix on site (核查): the grid worker of the case's grid — except where the grid worker
     resolved it themself at level 1 (就地解决), and for a point in no grid: then the first owned level
@@ -108,7 +103,8 @@ def resolved_detail(case: Case, photos: tuple[str, ...] = ()) -> dict:
 
 
 def require_verifier(actor: Actor, case: Case) -> None:
-    """The owner at ``verifying_level``, and not the person who resolved the case (``SELF_VERIFICATION_RULE``)."""
+    """The owner at ``verifying_level``, and not the person who resolved the case (the rule
+    ``case.not_verifier`` of ``shared/words.toml`` states)."""
     level = verifying_level(case)
     if not holds(actor, case, level):
         who = (Message("case.verifier_grid_worker") if level == Level.GRID

@@ -24,6 +24,7 @@ from services.escalation.domain.deadlines import is_late
 from services.escalation.domain.errors import InvalidArgument, InvalidTransition, NotAllowed, required_text
 from services.escalation.domain.permissions import Actor, holds
 from services.escalation.domain.timeline import SYSTEM, Outcome, StepType, record
+from shared import words
 from shared.timemodel import Limit, parse_limit
 from shared.vocabulary import Level, Role, Status
 from shared.words import word
@@ -106,7 +107,7 @@ def flag_overdue(case: Case, now: datetime) -> Outcome:
     for index, u in enumerate(items):
         if u.open and not u.overdue and is_late(u.due, now):
             items[index] = replace(u, overdue=True)
-            outcome += record(case, StepType.URGE_OVERDUE, SYSTEM, now, f"urge by {u.by} not answered in time",
+            outcome += record(case, StepType.URGE_OVERDUE, SYSTEM, now, words.note("note.urge_overdue", by=u.by),
                               scheduled_at=u.due, detail={"urged": u.urged})
     if outcome:
         case.urges = tuple(items)
