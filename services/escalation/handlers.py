@@ -144,7 +144,8 @@ def _severity(policy: Policy, calendars: Calendars, case: Case, name: object) ->
     """A severity the policy rules for the case's category, as the domain takes it; ``InvalidArgument``
     naming ``severity`` for another."""
     if name not in policy.severities:
-        raise InvalidArgument(f"unknown severity {name!r}; one of {', '.join(policy.severities)}", field="severity")
+        raise InvalidArgument("case.unknown_severity", field="severity", severity=name,
+                              choices=", ".join(policy.severities))
     category = policy.categories.get(case.category) or policy.categories["other"]
     rule = category.rule(name)
     return acceptance.Severity(name, time_policy(rule, calendars.for_owners(case.owners)), Level.of(rule.start_level))
@@ -192,7 +193,7 @@ def _person(uow: UnitOfWork, identity: Identity, case: Case, user: object) -> ac
     if user is None:
         return None
     if not isinstance(user, str) or not user.strip():
-        raise InvalidArgument("assignee is a user name, me, or null", field="assignee")
+        raise InvalidArgument("case.assignee_type", field="assignee")
     user = identity.user if user == "me" else user.strip()
     units = set(uow.store.units_of(user))
     if user == identity.user:
@@ -206,7 +207,7 @@ def _transfer_target(uow: UnitOfWork, area_id: str) -> dict:
     whether it may go there is ``ownership.transfer``'s to decide."""
     found = uow.store.owners_of(area_id)
     if found is None:
-        raise InvalidArgument(f"no area {area_id!r} in the active hierarchy", field="to")
+        raise InvalidArgument("case.no_area", field="to", area=area_id)
     level, owners = found
     return {"owners": owners, "level": level}
 
@@ -216,9 +217,9 @@ def _department(uow: UnitOfWork, case: Case, department_id: object) -> Departmen
     whole city, or the case's sub-center); ``InvalidArgument`` naming ``department`` otherwise."""
     found = next((d for d in uow.store.departments() if d.id == department_id), None)
     if found is None:
-        raise InvalidArgument(f"no department {department_id!r} in the city", field="department")
+        raise InvalidArgument("case.no_department", field="department", department=department_id)
     if not _serves(found, case):
-        raise InvalidArgument(f"the department {found.id!r} does not serve this case's area", field="department")
+        raise InvalidArgument("case.department_elsewhere", field="department", department=found.id)
     return found
 
 
@@ -346,8 +347,7 @@ def closure_stats(query: ClosureStats, uow: UnitOfWork, *, time_zone: str) -> di
     rows count its assignments by the day they were made (``by`` is ``opened`` there)."""
     if query.group_by == "department":
         if query.by != "opened":
-            raise InvalidArgument("group_by=department counts assignments by the day they were made: by=opened",
-                                  field="by")
+            raise InvalidArgument("stats.department_by_opened", field="by")
         rows = _department_stats(query, uow, time_zone)
     else:
         with uow:

@@ -184,7 +184,7 @@ def open_case(*, id: str, number: str, category: str, severity: str, owners: Own
     a location the reporter's phone could not fix (routed to the reporter's own grid: the owner checks
     where it really is), or that it awaits acceptance."""
     if owners.hq is None:
-        raise InvalidArgument("a case's owners include headquarters", field="owners")
+        raise InvalidArgument("case.owners_hq", field="owners")
     level = owners.owned_level(start_level)
     case = Case(id=id, number=number, category=category, severity=severity, owners=owners, policy=policy,
                 opened_at=now, level=level, triage=triage,

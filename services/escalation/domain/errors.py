@@ -63,7 +63,7 @@ def photo_ids(photos: object) -> tuple[str, ...]:
     a department's feedback); InvalidArgument naming ``photos`` otherwise."""
     if not isinstance(photos, list | tuple) or len(photos) > 20 or not all(
             isinstance(p, str) and 0 < len(p) <= 64 for p in photos):
-        raise InvalidArgument("photos is a list of at most 20 photo ids", field="photos")
+        raise InvalidArgument("case.photo_ids", field="photos")
     return tuple(photos)
 
 

@@ -149,5 +149,5 @@ def _amount(value: object) -> Limit:
         raise InvalidArgument(f'amount must be {{"amount": a number, "unit": "{"|".join(UNITS)}"}}',
                               field="amount") from None
     if amount.amount <= 0:
-        raise InvalidArgument("amount must be positive", field="amount")
+        raise InvalidArgument("case.amount_positive", field="amount")
     return amount
