@@ -76,7 +76,8 @@ def test_every_phrase_the_domain_translates_is_in_the_catalogue():
     from services.escalation.domain.errors import phrase
 
     calls = {"require_status": ("doing", 2), "require_owner": ("doing", 2), "require_level_above": ("doing", 2),
-             "require_oversight": ("doing", 1), "require_acceptor": ("doing", 2), "required_text": ("what", 1), "_pending": ("done", 1)}
+             "require_oversight": ("doing", 1), "require_acceptor": ("doing", 2), "required_text": ("what", 1),
+             "_pending": ("done", 1)}
     seen = 0
     for path in ROOT.glob("services/escalation/**/*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
