@@ -15,6 +15,11 @@ The edge rules, each in one place for all three services (embedded and under gun
 - **Request line and header limits** (``REQUEST_LINE_LIMIT``, ``HEADER_FIELDS_LIMIT``,
   ``HEADER_FIELD_SIZE_LIMIT``), the same in the embedded server, gunicorn and nginx, answered 414/431
   as problems.
+- **Errors**: every error a view or the domain raises as ``shared.words.Problem`` (each service's
+  domain refusals derive from it) is answered here, once, as a problem with its stable ``code`` member
+  and its ``title`` and ``detail`` in the caller's language (``caller_language``: ``Accept-Language``,
+  Chinese or English, English by default); flask-smorest's and werkzeug's errors likewise carry a code
+  (``http.<status>``, or ``request.invalid`` for a request that does not validate) and a translated title.
 - **Headers** on every response: ``X-Content-Type-Options: nosniff``, frame protection
   (``X-Frame-Options: DENY`` and CSP ``frame-ancestors 'none'``), ``Referrer-Policy: no-referrer``, and
   ``Cache-Control: no-store`` on every answer to a request that carried credentials (personal data).
@@ -49,6 +54,7 @@ from shared import logs
 from shared.access import ACTIONS, Decision, Resource, decide
 from shared.auth import AuthError, Identity, TokenVerifier
 from shared.fields import LIMITS, storable_problem
+from shared.words import MESSAGES, Problem, language_of, say
 
 log = logging.getLogger("gridcase.http")
 access_log = structlog.get_logger("gridcase.access")
@@ -101,12 +107,28 @@ def printable(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def problem(status: int, title: str, detail: str = "", *, errors: list | None = None,
-            headers: dict | None = None, **members) -> Response:
+def caller_language() -> str:
+    """``en`` or ``zh``: the language this request's caller reads (``shared.words.language_of`` over
+    ``Accept-Language``; English when it asks for neither or there is no request)."""
+    try:
+        return language_of(request.accept_languages)
+    except RuntimeError:  # outside a request
+        return "en"
+
+
+def problem(status: int, title: str | None = None, detail: str = "", *, errors: list | None = None,
+            headers: dict | None = None, code: str | None = None, **members) -> Response:
     """An RFC 9457 problem response; ``members`` are extension members (e.g. ``findings``).
-    Field names and details are echoed through ``printable``: input that cannot be stored cannot be
-    sent back either. At most ``MAX_ERRORS`` field errors are listed; ``errors_omitted`` counts the rest."""
-    body = {"type": "about:blank", "title": title, "status": status}
+
+    ``code``: the stable key of what went wrong (``shared/words.toml``), sent as the ``code`` member;
+    default ``http.<status>``. ``title``: the HTTP status phrase in the caller's language (a ``title``
+    given is used only for a status the catalogue has no phrase for). Field names and details are
+    echoed through ``printable``: input that cannot be stored cannot be sent back either. At most
+    ``MAX_ERRORS`` field errors are listed; ``errors_omitted`` counts the rest."""
+    phrase = f"http.{status}"
+    lang = caller_language()
+    title = say(phrase, lang) if phrase in MESSAGES else (title or http.HTTPStatus(status).phrase)
+    body = {"type": "about:blank", "title": title, "status": status, "code": code or phrase}
     if detail:
         body["detail"] = printable(detail, 2000)
     if errors:
@@ -120,7 +142,25 @@ def problem(status: int, title: str, detail: str = "", *, errors: list | None = 
     response.status_code = status
     response.mimetype = PROBLEM
     response.headers.extend(headers or {})
+    response.headers["Content-Language"] = lang
+    response.vary.add("Accept-Language")
     return response
+
+
+def answer_problem(error: Problem) -> Response:
+    """The one HTTP edge of every refusal raised as ``shared.words.Problem``: its status, its ``code``,
+    its detail in the caller's language and, when it names a request field, that field in ``errors``.
+    A 403 or 404 is an access denial and is logged as one (who, what, why)."""
+    if error.status in (403, 404):
+        caller = g.get("identity")
+        access_log.warning("access denied", reason="forbidden" if error.status == 403 else "not found",
+                           code=error.code, method=request.method, path=printable(request.path),
+                           user=caller.user if caller else None, role=caller.role if caller else None,
+                           area=caller.area if caller else None)
+    detail = error.detail(caller_language())
+    errors = [{"field": error.field, "detail": detail}] if error.field else None
+    summary = f"{error.field}: {detail}" if error.field and error.status == 422 else detail  # as webargs' 422s
+    return problem(error.status, None, summary, errors=errors, headers=error.headers, code=error.code)
 
 
 def flatten_errors(messages, prefix: str = "") -> list[dict]:
@@ -301,7 +341,8 @@ class ProblemApi(Api):
             detail = "; ".join(f"{e['field']}: {e['detail']}" for e in errors[:MAX_ERRORS])
         headers = {k: v for k, v in error.get_headers() if k in self.PASSED_HEADERS}
         headers.update(data.get("headers") or {})
-        return problem(error.code, error.name, detail, errors=errors, headers=headers)
+        code = "request.invalid" if error.code == 422 and errors else None
+        return problem(error.code, error.name, detail, errors=errors, headers=headers, code=code)
 
 
 def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Callable[[], None]],
@@ -333,8 +374,9 @@ def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Call
     @app.errorhandler(sa.exc.InterfaceError)
     def _database_down(exc):
         log.warning("database unavailable: %s", exc)
-        return problem(503, "Service Unavailable", "the database is unavailable; nothing was stored, retry later",
-                       headers={"Retry-After": "5"})
+        return answer_problem(Problem("request.database_down", http_status=503, headers={"Retry-After": "5"}))
+
+    app.register_error_handler(Problem, answer_problem)
 
     @app.errorhandler(GunicornParseError)
     def _malformed_body(exc):
@@ -354,18 +396,20 @@ def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Call
             authorize(view._access)  # authentication and the role rule before the query or body is read
         if request.method in ("POST", "PUT", "PATCH") and _has_body() and request.mimetype not in (
                 accepted := _body_types(view)):
-            return problem(415, "Unsupported Media Type",
-                           f"send {' or '.join(sorted(accepted))}, not {request.mimetype or 'no content type'}")
+            return answer_problem(Problem("request.unsupported_type", http_status=415,
+                                          accepted=" or ".join(sorted(accepted)),
+                                          type=request.mimetype or "no content type"))
         repeated = sorted(name for name in request.args if len(request.args.getlist(name)) > 1)
         if repeated:
             return problem(422, "Unprocessable Entity",
-                           f"query parameter(s) given more than once: {', '.join(repeated)}",
+                           say("request.repeated_query", caller_language(), names=", ".join(repeated)),
+                           code="request.repeated_query",
                            errors=[{"field": n, "detail": "Given more than once: send it once."} for n in repeated])
         if view is None:
             return refuse_query() if request.endpoint in _PROBES else None
         for name, value in (request.view_args or {}).items():
             if isinstance(value, str) and (len(value) > LIMITS["resource_id"] or storable_problem(value)):
-                return problem(404, "Not Found", f"no such resource: the {name} is not an id")
+                return answer_problem(Problem("request.not_an_id", http_status=404, name=name))
         if request.args and not _parses_query(view):
             return _unknown_query(sorted(set(request.args)))
         return None
@@ -418,7 +462,7 @@ def current_service():
 
 
 def too_large(limit: int) -> Response:
-    return problem(413, "Request Entity Too Large", f"the body is over this operation's limit of {_size(limit)}")
+    return answer_problem(Problem("request.too_large", http_status=413, limit=_size(limit)))
 
 
 def _size(n: int) -> str:
@@ -441,7 +485,9 @@ def refuse_query() -> Response | None:
 
 
 def _unknown_query(names: list[str]) -> Response:
-    return problem(422, "Unprocessable Entity", f"unknown query parameter(s): {', '.join(names)}",
+    return problem(422, "Unprocessable Entity",
+                   say("request.unknown_query", caller_language(), names=", ".join(names)),
+                   code="request.unknown_query",
                    errors=[{"field": n, "detail": "Unknown query parameter: this operation takes none."}
                            for n in names])
 
@@ -605,18 +651,19 @@ def identity() -> Identity:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        _refuse_token("a bearer token is required")
+        _refuse_token(Problem("request.token_required", http_status=401, headers={"WWW-Authenticate": "Bearer"}))
     try:
         g.identity = current_app.config["GRIDCASE_TOKENS"].read(token.strip())
     except AuthError as exc:
-        _refuse_token(f"invalid token: {exc}")
+        _refuse_token(Problem("request.token_invalid", http_status=401, headers={"WWW-Authenticate": "Bearer"},
+                              reason=str(exc)))
     return g.identity
 
 
-def _refuse_token(detail: str):
-    access_log.warning("access denied", reason="unauthenticated", detail=printable(detail, 300),
+def _refuse_token(refusal: Problem):
+    access_log.warning("access denied", reason="unauthenticated", detail=printable(str(refusal), 300),
                        method=request.method, path=printable(request.path))
-    abort(401, message=detail, headers={"WWW-Authenticate": "Bearer"})
+    raise refusal
 
 
 def access(action: str):
@@ -633,6 +680,24 @@ def access(action: str):
             return view(*args, **kwargs)
         guarded._access = action
         return guarded
+    return decorate
+
+
+def lookup(action: str, code: str):
+    """Decorator for a view whose handler raises ``LookupError`` for what the caller does not see (it
+    does not exist, or lies outside their area): answered by ``deny`` as a 404 with the message ``code``
+    (``case.not_found``…), logged as an access denial. A ``LookupError`` that is a ``Problem`` of its
+    own (a merge target not found) answers as itself. Put it below ``@blp.response``."""
+    def decorate(view):
+        @functools.wraps(view)
+        def found(*args, **kwargs):
+            try:
+                return view(*args, **kwargs)
+            except Problem:
+                raise
+            except LookupError:
+                deny(g.get("identity"), action, code=code)
+        return found
     return decorate
 
 
@@ -664,12 +729,19 @@ def roles(*allowed: str):
 
 
 def deny(caller: Identity | None, action: str, decision: Decision = Decision.NOT_FOUND,
-         message: str | None = None):
-    """Log the denial and abort with 403 (``FORBIDDEN``) or 404 (``NOT_FOUND``: the resource is
-    missing or outside the caller's area; the answer does not say which)."""
+         message: str | None = None, *, code: str | None = None, **params):
+    """Log the denial and answer 403 (``FORBIDDEN``) or 404 (``NOT_FOUND``: the resource is
+    missing or outside the caller's area; the answer does not say which).
+
+    ``code`` (and ``params``): the message of ``shared/words.toml`` the caller reads (default
+    ``request.forbidden_role`` or ``request.no_such_resource``); ``message``: an English text instead,
+    for callers that have no message key yet."""
     access_log.warning("access denied", reason=str(decision), action=action, method=request.method,
                        path=printable(request.path), user=caller.user if caller else None,
                        role=caller.role if caller else None, area=caller.area if caller else None)
-    if decision is Decision.FORBIDDEN:
-        abort(403, message=message or f"role {caller.role if caller else 'anonymous'} may not do this ({action})")
-    abort(404, message=message or "no such resource")
+    status = 403 if decision is Decision.FORBIDDEN else 404
+    if message is not None and code is None:
+        abort(status, message=message)
+    if code is None and status == 403:
+        code, params = "request.forbidden_role", {"role": caller.role if caller else "anonymous", "action": action}
+    raise Problem(code or "request.no_such_resource", http_status=status, **params)

@@ -16,7 +16,8 @@ from shared.clock import isoformat
 from shared.fields import LIMITS, JsonBoolean, QueryBoolean, QueryFloat, QueryInteger, Text
 from shared.gcj02 import gcj02_to_wgs84
 from shared.vocabulary import AREA_LEVELS
-from shared.web import Blueprint, access, current_service, problem
+from shared.web import Blueprint, access, caller_language, current_service, problem
+from shared.words import Problem, say
 
 blp = Blueprint("dispatch", __name__, url_prefix="/dispatch/v1", description="Areas and geographic routing")
 MAP_TOLERANCE_DEG = 0.00005  # ~5 m: enough for a city map, a fraction of the vertices
@@ -113,8 +114,8 @@ class ImportOut(Schema):
 def _active():
     try:
         return current_service().areas.current()
-    except NoActiveAreas as exc:
-        abort(503, message=str(exc))
+    except NoActiveAreas:
+        raise Problem("areas.none_active", http_status=503) from None
 
 
 @blp.route("/locate")
@@ -136,7 +137,7 @@ class Locate(MethodView):
         try:
             location = active.locator.locate(lon, lat)
         except OutsideCity:
-            abort(404, message=f"({lon}, {lat}) lies outside the city of version {active.version}")
+            raise Problem("areas.outside_city", http_status=404, lon=lon, lat=lat, version=active.version) from None
         return {**location.owners.to_json(), "triage": location.triage,
                 "candidates": [{"id": c.id, "distance_m": round(c.distance_m, 1)} for c in location.candidates],
                 "version": active.version, "lon": lon, "lat": lat}
@@ -159,7 +160,7 @@ class Areas(MethodView):
         if args.get("version") not in (None, active.version):
             with current_service().uow() as uow:
                 if args["version"] not in {v.id for v in uow.store.versions()}:
-                    abort(404, message=f"no area version {args['version']}")
+                    raise Problem("areas.no_version", http_status=404, version=args["version"])
                 hierarchy = uow.store.load_hierarchy(args["version"])
             version = args["version"]
         else:
@@ -178,8 +179,8 @@ class Areas(MethodView):
         report = [f.to_dict() for f in result.findings]
         if result.version is None:
             errors = sum(1 for f in report if f["severity"] == "error")
-            return problem(422, "Unprocessable Entity",
-                           f"the hierarchy has {errors} error(s); nothing was imported", findings=report)
+            return problem(422, None, say("areas.import_errors", caller_language(), count=errors),
+                           code="areas.import_errors", findings=report)
         service.areas.invalidate()
         return {"version": result.version, "active": body["activate"], "findings": report,
                 "moves": [m.to_dict() for m in result.moves]}, 201

@@ -14,11 +14,8 @@ from services.escalation import exports, handlers, live, replay_limits
 from services.escalation.domain import actions, departments, statistics
 from services.escalation.domain.cases import AWAITING_VERIFICATION
 from services.escalation.domain.deadlines import UNITS, is_late
-from services.escalation.domain.errors import InvalidArgument, Refused
 from services.escalation.domain.permissions import verifying_level
 from services.escalation.domain.timeline import StepType
-from services.escalation.store import StaleCase
-from shared.access import Decision
 from shared.clock import isoformat
 from shared.departments import ROLES as DEPARTMENT_ROLES
 from shared.exports import export_csv
@@ -26,7 +23,8 @@ from shared.fields import LIMITS, Day, JsonFloat, JsonInteger, QueryBoolean, Que
 from shared.pages import language
 from shared.policy import parse_policy
 from shared.vocabulary import Level, Status
-from shared.web import Blueprint, access, current_service, deny, identity, printable
+from shared.web import Blueprint, access, caller_language, current_service, deny, identity, lookup, printable
+from shared.words import Problem, note_text
 
 blp = Blueprint("escalation", __name__, url_prefix="/escalation/v1", description="The four-level closed loop")
 #: Actions staff take here; ``verify`` comes from the grid worker through intake (with photos).
@@ -241,8 +239,10 @@ def case_view(case, report, updated_at, now, *, candidates=(), steps=None, avail
                    "reporter": report.reporter},
     }
     if steps is not None:
+        lang = caller_language()  # the system's notes are codes (shared.words.note), a person's as written
         view["timeline"] = [{"at": isoformat(s.at), "type": str(s.type), "level": int(s.level), "actor": s.actor,
-                             "note": s.note, "scheduled_at": isoformat(s.scheduled_at) if s.scheduled_at else None}
+                             "note": note_text(s.note, lang),
+                             "scheduled_at": isoformat(s.scheduled_at) if s.scheduled_at else None}
                             for s in steps]
     if available is not None:
         view["actions"] = [a for a in available if a in HTTP_ACTIONS]
@@ -373,8 +373,9 @@ class CaseEvents(MethodView):
             abort(422, errors={"Last-Event-ID": ["not an event id this feed gave (a whole number, e.g. 41)"]})
         after = int(header) if header else args.get("last_event_id")
         service = current_service()
-        return Response(live.stream(service, caller, after, _feed_view), mimetype="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return Response(live.stream(service, caller, after, _feed_view, lang=caller_language()),
+                        mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no", "Vary": "Accept-Language"})
 
 
 def _feed_view(step, case, report, updated, now) -> dict:
@@ -420,7 +421,7 @@ def _read(find):
     with service.uow() as uow:
         case = find(uow.store, caller)
         if case is None:
-            deny(caller, "case.read", message="no such case")
+            deny(caller, "case.read", code="case.not_found")
         view = _detail(uow, case, caller, service.clock.now())
         tag = handlers.etag(uow.store.revision(case.id))
     return view, 200, {"ETag": tag}
@@ -437,6 +438,7 @@ class CaseActions(MethodView):
     @blp.alt_response(412, description="the case changed since the caller read it (If-Match is stale), or "
                                         "If-Match holds only weak ETags (W/\"3\"), which never match")
     @blp.alt_response(428, description="If-Match is required")
+    @lookup("case.act", "case.not_found")
     def post(self, body, case_id):
         """Take an action of the closed loop: acknowledge, resolve, escalate (上报), return (回退/下派),
         transfer, request_extension / approve_extension / refuse_extension (延期), suspend (asks the level
@@ -453,35 +455,20 @@ class CaseActions(MethodView):
         caller = identity()
         if_match = request.headers.get("If-Match")
         if not if_match:
-            abort(428, message="send the case's ETag in If-Match (GET the case first)")
+            raise Problem("case.if_match_required", http_status=428)
         sent = request.if_match
         if not sent.star_tag and not sent.as_set() and sent.as_set(include_weak=True):
             # RFC 9110 §13.1.1: If-Match uses the strong comparison, so a weak tag never matches. A proxy
             # that compresses answers turns "3" into W/"3"; saying "the case changed" would be false, forever.
-            abort(412, message=f"weak ETags are not accepted in If-Match ({printable(if_match.strip(), 60)}): "
-                               "If-Match uses the strong comparison (RFC 9110 §13.1.1); send the ETag exactly "
-                               "as GET gave it, e.g. \"3\" (a proxy that compresses answers may have weakened it)")
+            raise Problem("case.weak_etag", http_status=412, sent=printable(if_match.strip(), 60))
         if not sent.star_tag and not all(ETAG.fullmatch(tag.strip()) for tag in if_match.split(",")):
             # a value that is no ETag of a case is not "the case changed since you read it" (412): say what it is
             abort(422, errors={"If-Match": [f"{printable(if_match.strip(), 60)} is not an ETag of a case: send it "
                                             "exactly as GET gave it, e.g. \"3\""]})
         service = current_service()
         arguments = {k: v for k, v in body.items() if k != "action"}
-        try:
-            case, revision = service.run(handlers.take_action, handlers.TakeAction(
-                case_id, body["action"], arguments, caller, if_match.strip()))
-        except handlers.UnknownTarget:
-            abort(404, message="no such case to merge into in your area", errors={"into": ["no such case"]})
-        except LookupError:
-            deny(caller, "case.act", message="no such case")
-        except (handlers.StaleETag, StaleCase):
-            abort(412, message="the case changed since you read it: reload it and decide again")
-        except Refused as refusal:
-            if refusal.status == 403:
-                deny(caller, "case.act", Decision.FORBIDDEN, message=str(refusal))
-            if refusal.field:
-                abort(refusal.status, message=str(refusal), errors={refusal.field: [str(refusal)]})
-            abort(refusal.status, message=str(refusal))
+        case, revision = service.run(handlers.take_action, handlers.TakeAction(
+            case_id, body["action"], arguments, caller, if_match.strip()))
         with service.uow() as uow:
             case = uow.store.get(case_id)
             view = _detail(uow, case, caller, service.clock.now())
@@ -608,12 +595,9 @@ class ClosureTimes(MethodView):
         if args.get("rank_by") and args["rank_by"] not in rankable:
             abort(422, errors={"rank_by": [f"group_by={args['group_by']} ranks by one of: {', '.join(rankable)}"]})
         service = current_service()
-        try:
-            answer = service.run(handlers.closure_stats, handlers.ClosureStats(
-                identity(), args["group_by"], args["period"], args["from_"], args["to"], args.get("rank_by"),
-                args["order"] == "desc", args["by"]))
-        except InvalidArgument as refusal:
-            abort(422, errors={refusal.field: [str(refusal)]})
+        answer = service.run(handlers.closure_stats, handlers.ClosureStats(
+            identity(), args["group_by"], args["period"], args["from_"], args["to"], args.get("rank_by"),
+            args["order"] == "desc", args["by"]))
         if args["format"] == "csv":
             return _csv(service, answer, args.get("lang") or language(request.accept_languages))
         if args["group_by"] in ("grid", "station", "subcenter"):  # the unit's name beside its id, as in the CSV
@@ -739,8 +723,8 @@ class PolicyReplay(MethodView):
                                                                            identity()))
         except replay_limits.ChangeError as problem:
             abort(422, errors={"changes": {str(problem.index): {problem.field: [str(problem)]}}})
-        except ValueError as problem:  # PolicyError names the line; an unknown holiday region, the region
-            abort(422, errors={"policy": [str(problem)]})
+        except ValueError as refusal:  # PolicyError names the line; an unknown holiday region, the region
+            raise Problem("policy.invalid", http_status=422, field="policy", text=str(refusal)) from None
         with service.uow() as uow:
             names = uow.store.area_names()
         for row in answer["rows"]:

@@ -27,6 +27,7 @@ from shared.messages import events
 from shared.policy import Category, Policy
 from shared.uow import UnitOfWork
 from shared.vocabulary import Level, Role, Status
+from shared.words import Problem, note_text
 
 log = logs.get("gridcase.escalation")
 LAG = Histogram("gridcase_scheduler_lag_seconds", "Deadline to automatic step, in real seconds",
@@ -79,8 +80,14 @@ class TakeAction:
     if_match: str
 
 
-class StaleETag(Exception):
+class StaleETag(Problem):
     """The case changed since the caller read it (412)."""
+
+    status, code = 412, "case.stale"
+
+    def __init__(self, case_id: str):
+        super().__init__()
+        self.case_id = case_id
 
 
 def etag(revision: int) -> str:
@@ -137,14 +144,21 @@ def _severity(policy: Policy, calendars: Calendars, case: Case, name: object) ->
     """A severity the policy rules for the case's category, as the domain takes it; ``InvalidArgument``
     naming ``severity`` for another."""
     if name not in policy.severities:
-        raise InvalidArgument(f"unknown severity {name!r}; one of {', '.join(policy.severities)}", field="severity")
+        raise InvalidArgument("case.unknown_severity", field="severity", severity=name,
+                              choices=", ".join(policy.severities))
     category = policy.categories.get(case.category) or policy.categories["other"]
     rule = category.rule(name)
     return acceptance.Severity(name, time_policy(rule, calendars.for_owners(case.owners)), Level.of(rule.start_level))
 
 
-class UnknownTarget(LookupError):
-    """A merge names a case the caller does not see (404, as for a case that does not exist)."""
+class UnknownTarget(Problem, LookupError):
+    """A merge names a case the caller does not see (404 about ``into``, as for a case that does not exist)."""
+
+    status, code = 404, "case.no_merge_target"
+
+    def __init__(self, case_id: object):
+        super().__init__(field="into")
+        self.case_id = case_id
 
 
 def _merge_target(uow: UnitOfWork, identity: Identity, case_id: object) -> Case:
@@ -179,7 +193,7 @@ def _person(uow: UnitOfWork, identity: Identity, case: Case, user: object) -> ac
     if user is None:
         return None
     if not isinstance(user, str) or not user.strip():
-        raise InvalidArgument("assignee is a user name, me, or null", field="assignee")
+        raise InvalidArgument("case.assignee_type", field="assignee")
     user = identity.user if user == "me" else user.strip()
     units = set(uow.store.units_of(user))
     if user == identity.user:
@@ -193,7 +207,7 @@ def _transfer_target(uow: UnitOfWork, area_id: str) -> dict:
     whether it may go there is ``ownership.transfer``'s to decide."""
     found = uow.store.owners_of(area_id)
     if found is None:
-        raise InvalidArgument(f"no area {area_id!r} in the active hierarchy", field="to")
+        raise InvalidArgument("case.no_area", field="to", area=area_id)
     level, owners = found
     return {"owners": owners, "level": level}
 
@@ -203,9 +217,9 @@ def _department(uow: UnitOfWork, case: Case, department_id: object) -> Departmen
     whole city, or the case's sub-center); ``InvalidArgument`` naming ``department`` otherwise."""
     found = next((d for d in uow.store.departments() if d.id == department_id), None)
     if found is None:
-        raise InvalidArgument(f"no department {department_id!r} in the city", field="department")
+        raise InvalidArgument("case.no_department", field="department", department=department_id)
     if not _serves(found, case):
-        raise InvalidArgument(f"the department {found.id!r} does not serve this case's area", field="department")
+        raise InvalidArgument("case.department_elsewhere", field="department", department=found.id)
     return found
 
 
@@ -446,13 +460,14 @@ def publish(uow: UnitOfWork, case: Case, outcome: Outcome, *, cause: events.Mess
         if step.type in (StepType.TRANSFERRED, StepType.REROUTED):
             staff = step.type == StepType.TRANSFERRED
             uow.add(events.CaseTransferred(case_id=case.id, owners=case.owners, level=case.level if staff else None,
-                                           reason=step.note, actor=step.actor, revision=revision,
+                                           reason=note_text(step.note), actor=step.actor, revision=revision,
                                            revision_step=index), cause=cause)
             if staff:
                 continue
         uow.add(events.CaseChanged(
             event=event.type, case_id=case.id, status=str(case.status), level=step.level,
             owner=case.owners.owner(step.level), at=step.at, actor=step.actor,
-            reason=step.note, scheduled_at=step.scheduled_at, deadline=case.deadline, detail=dict(event.detail),
+            reason=note_text(step.note), scheduled_at=step.scheduled_at, deadline=case.deadline,
+            detail=dict(event.detail),
             scope=case.owners if step.type in (StepType.OPENED, StepType.REROUTED) else None,
             revision=revision, revision_step=index), cause=cause)

@@ -50,6 +50,7 @@ from shared.clock import isoformat
 from shared.owners import Owners, in_scope
 from shared.uow import on_commit
 from shared.vocabulary import Role
+from shared.words import note_message, note_text
 
 log = logs.get("gridcase.escalation.live")
 
@@ -74,9 +75,10 @@ def event(name: str, data: dict, event_id: int | None = None) -> str:
 @dataclass(frozen=True)
 class Entry:
     """One timeline row as the feed sends it: its id, who may see it (``owners``; ``departments``: those
-    with an active part on the case), and the ``case`` event, rendered; for a step that moved the case out
-    of an area scope, that scope (``left``), for one that ended departments' parts, those departments
-    (``left_departments``), and the ``removed`` event their callers get instead."""
+    with an active part on the case), and the ``case`` event, rendered (``text`` in English; ``zh``: in
+    Chinese, when the step's note is a system note that reads otherwise in Chinese); for a step that moved
+    the case out of an area scope, that scope (``left``), for one that ended departments' parts, those
+    departments (``left_departments``), and the ``removed`` event their callers get instead."""
     id: int
     owners: Owners
     departments: frozenset[str]
@@ -84,6 +86,7 @@ class Entry:
     left: Owners | None = None
     removed: str = ""
     left_departments: frozenset[str] = frozenset()
+    zh: str = ""
 
 
 def visible(caller: Identity, entry: Entry) -> bool:
@@ -94,12 +97,12 @@ def visible(caller: Identity, entry: Entry) -> bool:
     return in_scope(caller.role, caller.area, entry.owners)
 
 
-def for_caller(caller: Identity, entry: Entry) -> str | None:
-    """What ``caller`` is sent of ``entry``: the ``case`` event if its board holds the case now; the
-    ``removed`` event if the step moved the case out of the caller's area or ended the caller's
-    department's part; else nothing."""
+def for_caller(caller: Identity, entry: Entry, lang: str = "en") -> str | None:
+    """What ``caller`` is sent of ``entry``: the ``case`` event (in ``lang``, ``en`` or ``zh``) if its board
+    holds the case now; the ``removed`` event if the step moved the case out of the caller's area or ended
+    the caller's department's part; else nothing."""
     if visible(caller, entry):
-        return entry.text
+        return entry.zh if lang == "zh" and entry.zh else entry.text
     if caller.role == Role.DEPARTMENT:
         return entry.removed if caller.department in entry.left_departments else None
     if entry.left is not None and in_scope(caller.role, caller.area, entry.left):
@@ -112,13 +115,19 @@ def case_event(row: tuple, now, view: Callable) -> Entry:
     updated_at, left, left_departments)``) at ``now``, the case shown by ``view(step, case, report,
     updated_at, now)``."""
     row_id, step, case, report, updated, left, left_departments = row
-    text = event("case", {"case": view(step, case, report, updated, now), "step": {
-        "id": row_id, "at": isoformat(step.at), "type": str(step.type), "level": int(step.level),
-        "actor": step.actor, "note": step.note}}, row_id)
+    shown = view(step, case, report, updated, now)
+
+    def rendered(lang: str) -> str:
+        return event("case", {"case": shown, "step": {
+            "id": row_id, "at": isoformat(step.at), "type": str(step.type), "level": int(step.level),
+            "actor": step.actor, "note": note_text(step.note, lang)}}, row_id)
+
+    text = rendered("en")
+    zh = rendered("zh") if note_message(step.note) is not None else ""
     removed = (event("removed", {"case_id": case.id, "type": str(step.type)}, row_id)
                if left is not None or left_departments else "")
     return Entry(row_id, case.owners, frozenset(a.department for a in case.assignments if a.active), text, left,
-                 removed, left_departments)
+                 removed, left_departments, zh)
 
 
 class Tailer:
@@ -295,8 +304,9 @@ def tailer(service, view: Callable) -> Tailer:
 
 
 def stream(service, caller: Identity, after: int | None, view: Callable, *, seconds: float = STREAM_SECONDS,
-           feed: Tailer | None = None) -> Iterator[str]:
-    """The events for ``caller`` after row ``after`` (None: from now, announced by ``hello``)."""
+           feed: Tailer | None = None, lang: str = "en") -> Iterator[str]:
+    """The events for ``caller`` after row ``after`` (None: from now, announced by ``hello``), the
+    system's timeline notes in ``lang`` (``en`` or ``zh``)."""
     feed = feed or tailer(service, view)
     yield f"retry: {RETRY_MS}\n\n"
     with feed.subscribed():
@@ -314,7 +324,7 @@ def stream(service, caller: Identity, after: int | None, view: Callable, *, seco
         while (left := seconds - (time.monotonic() - started)) > 0:
             late_mark, late = feed.late_since(late_mark)
             for entry in late:  # passed already: the in-order path misses it
-                if entry.id <= after and (text := for_caller(caller, entry)):
+                if entry.id <= after and (text := for_caller(caller, entry, lang)):
                     yield text
                     last_write = time.monotonic()
             if after < feed.floor:  # older than what the tailer holds: this client's own catch-up query
@@ -325,7 +335,7 @@ def stream(service, caller: Identity, after: int | None, view: Callable, *, seco
                 for row in rows:
                     entry = case_event(row, now, view)
                     after = entry.id
-                    if text := for_caller(caller, entry):
+                    if text := for_caller(caller, entry, lang):
                         yield text
                         last_write = time.monotonic()
                 if len(rows) < REPLAY_LIMIT:
@@ -334,7 +344,7 @@ def stream(service, caller: Identity, after: int | None, view: Callable, *, seco
             entries = feed.after(after)
             for entry in entries:
                 after = entry.id
-                if text := for_caller(caller, entry):
+                if text := for_caller(caller, entry, lang):
                     yield text
                     last_write = time.monotonic()
             if entries:

@@ -32,6 +32,7 @@ from shared.departments import Department, departments_table, load_departments, 
 from shared.owners import AreaRef, Owners
 from shared.uow import Store
 from shared.vocabulary import AREA_LEVELS, ROLE_SCOPE, SCOPED_AREA_LEVELS, Level, Role, Status
+from shared.words import Problem
 
 metadata = sa.MetaData()
 
@@ -324,8 +325,14 @@ def use_audit_key(engine: sa.Engine, key: bytes) -> None:
     _AUDIT_KEYS[engine] = key
 
 
-class StaleCase(Exception):
-    """The case changed since it was loaded (another writer saved it first)."""
+class StaleCase(Problem):
+    """The case changed since it was loaded (another writer saved it first; 412 to a person's action)."""
+
+    status, code = 412, "case.stale"
+
+    def __init__(self, case_ids: str):
+        super().__init__()
+        self.case_ids = case_ids
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,8 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from services.escalation import early_warnings
 from services.escalation.api import LocationOut, blp
 from services.escalation.domain.early_warnings import ACTIONS, ACTIVE, STATUSES
-from services.escalation.domain.errors import Refused
 from shared.fields import LIMITS, QueryInteger, Text
-from shared.web import access, current_service, deny, identity
+from shared.web import access, current_service, deny, identity, lookup
 
 
 class WarningStatuses(fields.String):
@@ -109,7 +108,7 @@ class WarningDetail(MethodView):
         with current_service().uow() as uow:
             item = uow.store.early_warnings.get(item_id, caller)
         if item is None:
-            deny(caller, "warning.read", message="no such early warning")
+            deny(caller, "warning.read", code="warning.not_found")
         return early_warnings.describe(item)
 
 
@@ -120,6 +119,7 @@ class WarningActions(MethodView):
     @blp.response(200, WarningOut)
     @blp.alt_response(404, description="no such early warning in the caller's area")
     @blp.alt_response(409, description="the item's status does not allow the action (acknowledge a closed one)")
+    @lookup("warning.act", "warning.not_found")
     def post(self, body, item_id):
         """Acknowledge (an open item) or close (an open or acknowledged one) an early warning, with a note;
         staff of the areas it touches (station, sub-center, command) and admins. Each change is a row of the
@@ -128,16 +128,8 @@ class WarningActions(MethodView):
         ``POST /escalation/v1/warnings/9b2e…/actions`` with ``{"action": "acknowledge", "note": "a cable
         fault: the power company is on it"}`` → ``200`` with the item, now ``acknowledged``.
         """
-        caller = identity()
-        try:
-            item = current_service().run(early_warnings.act_on_warning, early_warnings.WarningAction(
-                item_id, body["action"], body["note"], caller))
-        except LookupError:
-            deny(caller, "warning.act", message="no such early warning")
-        except Refused as refusal:
-            if refusal.field:
-                abort(refusal.status, message=str(refusal), errors={refusal.field: [str(refusal)]})
-            abort(refusal.status, message=str(refusal))
+        item = current_service().run(early_warnings.act_on_warning, early_warnings.WarningAction(
+            item_id, body["action"], body["note"], identity()))
         return early_warnings.describe(item)
 
 

@@ -7,35 +7,22 @@ from datetime import UTC
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import abort
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from services.intake import handlers
-from services.intake.domain.reports import (
-    AlreadyVerified,
-    IdempotencyConflict,
-    LocationRequired,
-    NewReport,
-    NotAwaitingVerification,
-    NotItsGridWorker,
-    UnknownCategory,
-    UnknownSeverity,
-)
-from services.intake.limits import OverLimit, precheck, refuse
-from shared.access import Decision, Resource
+from services.intake.domain.reports import NewReport
+from services.intake.limits import precheck
+from shared.access import Resource
 from shared.clock import isoformat
 from shared.departments import handlers_of
 from shared.fields import LIMITS, Instant, JsonBoolean, JsonFloat, QueryBoolean, QueryInteger, Text
 from shared.gcj02 import gcj02_to_wgs84
 from shared.vocabulary import Role
-from shared.web import Blueprint, access, authorize, current_service, deny, identity
+from shared.web import Blueprint, access, authorize, caller_language, current_service, deny, identity, lookup
+from shared.words import Problem, say
 
 blp = Blueprint("intake", __name__, url_prefix="/intake/v1", description="Grid workers' reports")
 KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
-#: The verification rule a refused verifier is told (escalation's ``permissions.verifying_level``).
-VERIFY_RULE = ("a fix is verified on site by someone other than its handler (GB/T 30428 核查): by the grid "
-               "worker of the case's grid, or by the station when the grid worker made the fix on the spot "
-               "or the case is in no grid")
 
 
 class LocationIn(Schema):
@@ -181,20 +168,8 @@ class Reports(MethodView):
         caller = identity()
         key = request.headers.get("Idempotency-Key")
         if key is not None and not KEY.match(key):
-            abort(422, errors={"Idempotency-Key": ["must be 1-128 printable ASCII characters"]})
-        service = current_service()
-        try:
-            submitted = service.run(handlers.submit_report, new_report(body), caller, key)
-        except UnknownCategory:
-            abort(422, errors={"category": [f"unknown category; one of {', '.join(service.policy.categories)}"]})
-        except UnknownSeverity:
-            abort(422, errors={"severity": [f"unknown severity; one of {', '.join(service.policy.severities)}"]})
-        except LocationRequired:
-            abort(422, errors={"location": ["required: only a grid worker may file without a position"]})
-        except IdempotencyConflict:
-            abort(422, errors={"Idempotency-Key": ["already used for a different report"]})
-        except OverLimit as exc:
-            refuse(exc)
+            raise Problem("report.key_invalid", http_status=422, field="Idempotency-Key")
+        submitted = current_service().run(handlers.submit_report, new_report(body), caller, key)
         return full_view(submitted.report)
 
     @access("report.list")
@@ -236,7 +211,7 @@ class Report(MethodView):
         with service.uow() as uow:
             report = uow.store.get(report_id, caller)
         if report is None:
-            deny(caller, "report.read", message="no such report")
+            deny(caller, "report.read", code="report.not_found")
         departments = service.run(handlers.departments_of, report.id) if caller.role == Role.DEPARTMENT else ()
         authorize("report.read", Resource(report.owners, report.reporter, frozenset(departments)))
         return full_view(report)
@@ -248,18 +223,13 @@ class Unlink(MethodView):
     @blp.response(200, ReportOut)
     @blp.alt_response(404, description="no such report in the caller's area")
     @blp.alt_response(409, description="the report is not linked as a duplicate")
+    @lookup("duplicate.unlink", "report.not_found")
     def post(self, report_id):
         """Staff: a report linked as a duplicate is a case of its own after all (it is dispatched now).
 
         ``POST /intake/v1/reports/6f1c…/unlink`` → ``200`` with the report, ``duplicate_of: null``.
         """
-        caller = identity()
-        try:
-            report = current_service().run(handlers.unlink_duplicate, handlers.Unlink(report_id, caller))
-        except LookupError:
-            deny(caller, "duplicate.unlink", message="no such report")
-        except handlers.NotADuplicate:
-            abort(409, message="the report is not linked as a duplicate")
+        report = current_service().run(handlers.unlink_duplicate, handlers.Unlink(report_id, identity()))
         return report_view(report)
 
 
@@ -274,7 +244,7 @@ class VerificationIn(Schema):
     @validates_schema
     def _note_when_failed(self, data, **kwargs):
         if data.get("passed") is False and not data.get("note", "").strip():
-            raise ValidationError("say what is still wrong when the check fails", field_name="note")
+            raise ValidationError(say("verification.note_required", caller_language()), field_name="note")
 
 
 class VerificationOut(Schema):
@@ -296,6 +266,7 @@ class Verification(MethodView):
     @blp.alt_response(404, description="no such case in the caller's area")
     @blp.alt_response(409, description="the case is not awaiting verification, or its verification was sent "
                                         "already (of concurrent ones, the first wins)")
+    @lookup("case.verify", "verification.not_found")
     def post(self, body, case_id):
         """The on-site verification (核查) of a resolved case: by the grid worker of its grid, or by the
         station when the grid worker fixed it on the spot (就地解决) or the case lies in no grid; never by
@@ -304,18 +275,8 @@ class Verification(MethodView):
         ``{"passed": false, "note": "the lamp is still out"}`` → ``202`` with the verdict; escalation
         closes the case (passed) or sends it back for rework (failed), and the report's status follows.
         """
-        caller = identity()
-        try:
-            verified = current_service().run(handlers.verify_case,
-                                             handlers.Verify(case_id, body["passed"], body["note"], caller))
-        except LookupError:
-            deny(caller, "case.verify", message="no such case")
-        except NotItsGridWorker:
-            deny(caller, "case.verify", Decision.FORBIDDEN, message=f"you do not verify this case: {VERIFY_RULE}")
-        except AlreadyVerified:
-            abort(409, message="this case's verification was already sent (the first one sent is the one applied)")
-        except NotAwaitingVerification as exc:
-            abort(409, message=f"the case is not awaiting verification (it is {exc})")
+        verified = current_service().run(handlers.verify_case,
+                                         handlers.Verify(case_id, body["passed"], body["note"], identity()))
         return {"case_id": verified.case_id, "passed": verified.passed, "note": verified.note,
                 "verifier": verified.verifier, "at": isoformat(verified.at)}
 

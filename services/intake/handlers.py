@@ -33,6 +33,7 @@ from shared.owners import NO_OWNERS
 from shared.policy import Policy
 from shared.uow import UnitOfWork
 from shared.vocabulary import SCOPED_AREA_LEVELS, Level, Role, Status
+from shared.words import Problem
 
 #: The role that verifies on site at each level (escalation's ``permissions.LEVEL_ROLE``; headquarters, one per
 #: city, checks a case outside every sub-center).
@@ -70,9 +71,9 @@ def submit_report(report: NewReport, reporter: Identity, idempotency_key: str | 
     A report linked as a nearby duplicate follows its case's status (``follow_cases``).
     """
     if report.category not in policy.categories:
-        raise UnknownCategory(report.category)
+        raise UnknownCategory(report.category, ", ".join(policy.categories))
     if report.severity is not None and report.severity not in policy.severities:
-        raise UnknownSeverity(report.severity)
+        raise UnknownSeverity(report.severity, ", ".join(policy.severities))
     unusable = unusable_fix(report.lon, report.lat, report.accuracy_m, settings.location_accuracy_limit_m)
     fallback_grid = reporter.area if unusable and reporter.role == Role.GRID_WORKER else None
     if report.lon is None and fallback_grid is None:
@@ -199,8 +200,14 @@ class Unlink:
     identity: Identity
 
 
-class NotADuplicate(Exception):
-    pass
+class NotADuplicate(Problem):
+    """The report is not linked as a duplicate (409)."""
+
+    status, code = 409, "report.not_a_duplicate"
+
+    def __init__(self, report_id: str):
+        super().__init__()
+        self.report_id = report_id
 
 
 def unlink_duplicate(command: Unlink, uow: UnitOfWork, *, clock: Clock, settings: Settings) -> Report:
@@ -328,7 +335,8 @@ def verify_case(command: Verify, uow: UnitOfWork, *, clock: Clock) -> events.Cas
     ``NotItsGridWorker`` if the caller sees it but is not the one who verifies it (403): the grid worker
     of its grid, or the station where the grid worker made the fix or the case is in no grid
     (``verifier_of``, escalation's ``permissions.verifying_level``), and never the person who made the
-    fix (``SELF_VERIFICATION_RULE``); ``NotAwaitingVerification`` if it is not waiting for one (409);
+    fix (``case.not_verifier`` in ``shared/words.toml``); ``NotAwaitingVerification`` if it is not
+    waiting for one (409);
     ``AlreadyVerified`` if a verification of this round was sent first (409): the report row is claimed
     by a conditional update (``claim_verification``) in the transaction that writes the message, so of
     concurrent verifications, in any number of processes, exactly one is sent."""
@@ -357,12 +365,24 @@ def verify_case(command: Verify, uow: UnitOfWork, *, clock: Clock) -> events.Cas
 MAX_PHOTOS = 10  # per report and kind: a phone's burst of shots, not an album
 
 
-class TooManyPhotos(Exception):
-    pass
+class TooManyPhotos(Problem):
+    """The report holds ``MAX_PHOTOS`` photos of the kind already (422, about ``file``)."""
+
+    status, code = 422, "photo.too_many"
+
+    def __init__(self, report_id: str):
+        super().__init__(field="file", max=MAX_PHOTOS)
+        self.report_id = report_id
 
 
-class PhotoKeyConflict(Exception):
+class PhotoKeyConflict(Problem):
     """The uploader used this Idempotency-Key before for another photo (or another report) (422)."""
+
+    status, code = 422, "photo.key_conflict"
+
+    def __init__(self, existing: str):
+        super().__init__(field="Idempotency-Key")
+        self.existing = existing
 
 
 @dataclass(frozen=True)

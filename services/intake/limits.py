@@ -40,10 +40,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from flask_smorest import abort
 from limits import parse_many
 
 from shared.vocabulary import Role
+from shared.words import Message, Problem, word
 
 
 @dataclass(frozen=True)
@@ -63,23 +63,27 @@ class Window:
         return self.start + self.seconds
 
 
-class OverLimit(Exception):
-    """A person has used up a limit (429): ``retry_after`` seconds until its window ends."""
+class OverLimit(Problem):
+    """A person has used up a limit (429, with ``Retry-After``): ``retry_after`` seconds until its
+    window ends."""
+
+    status, code = 429, "request.over_limit"
 
     def __init__(self, kind: str, window: Window, now: float):
-        self.kind, self.window = kind, window
         # at most the window's length: another process may have opened it a moment after ``now`` was read
-        self.retry_after = min(window.seconds, max(1, math.ceil(window.end - now)))
-        super().__init__(f"at most {window.cap} {kind}s per person per {_span(window.seconds)}; "
-                         f"retry in {self.retry_after} s")
+        retry_after = min(window.seconds, max(1, math.ceil(window.end - now)))
+        super().__init__(headers={"Retry-After": str(retry_after)}, cap=window.cap, kind=word("limit", kind),
+                         span=_span(window.seconds), retry_after=retry_after)
+        self.kind, self.window, self.retry_after = kind, window, retry_after
 
 
-def _span(seconds: int) -> str:
+def _span(seconds: int) -> Message:
+    """A window's length as words: ``hour``, ``2 hours``, ``90 s``."""
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds % size == 0:
             count = seconds // size
-            return unit if count == 1 else f"{count} {unit}s"
-    return f"{seconds} s"
+            return Message(f"span.{unit}") if count == 1 else Message(f"span.{unit}s", {"count": count})
+    return Message("span.seconds", {"count": seconds})
 
 
 @lru_cache(maxsize=32)
@@ -138,8 +142,8 @@ class Limits:
 
 
 def refuse(exc: OverLimit):
-    """Abort with ``429``, the refusal's reason and ``Retry-After``."""
-    abort(429, message=str(exc), headers={"Retry-After": str(exc.retry_after)})
+    """Answer ``429`` with the refusal's reason and ``Retry-After`` (``shared.web`` renders it)."""
+    raise exc
 
 
 def precheck(limits: Limits | None, limit_of: Callable[[Limits], RateLimit], identity,

@@ -11,10 +11,11 @@ from marshmallow import RAISE, Schema, fields, validate
 from services.intake import handlers
 from services.intake.api import KEY, blp
 from services.intake.domain.reports import PHOTO_KINDS
-from services.intake.limits import OverLimit, precheck, refuse
-from services.intake.photos import MAX_BYTES, MAX_PIXELS, MAX_SOURCE_PIXELS, BadImage, NotAnImage, TooLarge
+from services.intake.limits import precheck
+from services.intake.photos import MAX_BYTES, MAX_PIXELS, MAX_SOURCE_PIXELS
 from shared.clock import isoformat
-from shared.web import access, current_service, deny, identity, problem
+from shared.web import access, current_service, deny, identity, lookup
+from shared.words import Problem
 
 #: A served photo is an image and nothing else: no script, no plugin, no frame, whatever a browser guesses.
 PHOTO_HEADERS = {"Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; sandbox",
@@ -81,6 +82,7 @@ class Photos(MethodView):
     @blp.alt_response(422, description="too many pixels, a damaged image, too many photos, or an "
                                         "Idempotency-Key used before for another photo")
     @blp.alt_response(429, description="over the uploader's photo limit (Retry-After)")
+    @lookup("photo.add", "report.not_found")
     def post(self, body, report_id):
         """Add a photo to a report the caller may see (multipart ``file``, and ``kind``: ``before`` with the
         report, the default; ``after`` with a resolution or a department's feedback, whose ``photos``
@@ -96,7 +98,7 @@ class Photos(MethodView):
         caller = identity()
         key = request.headers.get("Idempotency-Key")
         if key is not None and not KEY.match(key):
-            abort(422, errors={"Idempotency-Key": ["must be 1-128 printable ASCII characters"]})
+            raise Problem("report.key_invalid", http_status=422, field="Idempotency-Key")
         extra = sorted((set(request.form) | set(request.files)) - {"file", "kind"})
         if extra or len(request.files.getlist("file")) != 1 or len(request.form.getlist("kind")) > 1:
             abort(422, errors={name: ["Unknown field."] for name in extra} or (
@@ -106,43 +108,23 @@ class Photos(MethodView):
         if kind not in PHOTO_KINDS:
             abort(422, errors={"kind": [f"Must be one of: {', '.join(PHOTO_KINDS)}."]})
         data = body["file"].read(MAX_BYTES + 1)
-        try:
-            row, created = current_service().run(handlers.add_photo,
-                                                 handlers.AddPhoto(report_id, data, caller, key, kind))
-        except LookupError:
-            deny(caller, "photo.add", message="no such report")
-        except TooLarge as exc:
-            return problem(413, "Content Too Large", str(exc))
-        except NotAnImage as exc:
-            return problem(415, "Unsupported Media Type", str(exc), errors=[{"field": "file", "detail": str(exc)}])
-        except BadImage as exc:
-            abort(422, errors={"file": [str(exc)]})
-        except handlers.TooManyPhotos:
-            abort(422, errors={"file": [f"a report holds at most {handlers.MAX_PHOTOS} photos of a kind"]})
-        except handlers.PhotoKeyConflict:
-            abort(422, errors={"Idempotency-Key": ["already used for a different photo"]})
-        except OverLimit as exc:
-            refuse(exc)
+        row, created = current_service().run(handlers.add_photo, handlers.AddPhoto(report_id, data, caller, key, kind))
         return photo_view(row)
 
     @access("photo.read")
     @blp.response(200, PhotoOut(many=True))
+    @lookup("photo.read", "report.not_found")
     def get(self, report_id):
         """The photos of a report the caller may see, oldest first."""
-        caller = identity()
-        try:
-            rows = current_service().run(handlers.report_photos, report_id, caller)
-        except LookupError:
-            deny(caller, "photo.read", message="no such report")
+        rows = current_service().run(handlers.report_photos, report_id, identity())
         return [photo_view(row) for row in rows]
 
 
 def _send(report_id: str, photo_id: str, thumbnail: bool):
-    caller = identity()
     try:
-        row = current_service().run(handlers.photo_file, report_id, photo_id, caller)
+        row = current_service().run(handlers.photo_file, report_id, photo_id, identity())
     except LookupError:
-        deny(caller, "photo.read", message="no such photo")
+        deny(identity(), "photo.read", code="photo.not_found")
     files = current_service().dependencies["photo_files"]
     response = send_file(files.path(row["stored_name"], thumbnail),
                          mimetype="image/jpeg" if thumbnail else row["content_type"], conditional=False,

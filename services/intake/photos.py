@@ -39,6 +39,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from shared.words import Problem
+
 MAX_BYTES = 10 * 1024 * 1024
 #: The most pixels one photo may make this process decode (and the most a stored photo has).
 MAX_PIXELS = 16_000_000
@@ -58,16 +60,32 @@ DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyErro
 Image.MAX_IMAGE_PIXELS = MAX_SOURCE_PIXELS  # Pillow's own bomb guard (this process only reads photos)
 
 
-class NotAnImage(ValueError):
-    """Not a JPEG or PNG by its content (415)."""
+class NotAnImage(Problem, ValueError):
+    """Not a JPEG or PNG by its content (415, about ``file``)."""
+
+    status, code = 415, "photo.not_an_image"
+
+    def __init__(self):
+        super().__init__(field="file")
 
 
-class TooLarge(ValueError):
+class TooLarge(Problem, ValueError):
     """Over ``MAX_BYTES`` (413)."""
 
+    status, code = 413, "photo.too_large"
 
-class BadImage(ValueError):
-    """A JPEG or PNG that cannot be accepted: too many pixels, or broken (422)."""
+    def __init__(self, size: int):
+        super().__init__(size=size, max=MAX_BYTES)
+
+
+class BadImage(Problem, ValueError):
+    """A JPEG or PNG that cannot be accepted: too many pixels, or broken (422, about ``file``); ``text``
+    says which, in English (the pixel counts and the decoder's words)."""
+
+    status, code = 422, "photo.bad_image"
+
+    def __init__(self, text: str):
+        super().__init__(field="file", text=text)
 
 
 @dataclass(frozen=True)
@@ -87,13 +105,13 @@ def clean(data: bytes) -> CleanPhoto:
     """``data`` (an uploaded file's bytes) → the photo to store, or ``NotAnImage`` / ``TooLarge`` /
     ``BadImage`` (see the module docstring for each rule)."""
     if len(data) > MAX_BYTES:
-        raise TooLarge(f"the photo is {len(data)} bytes; at most {MAX_BYTES} are accepted")
+        raise TooLarge(len(data))
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             image = Image.open(io.BytesIO(data), formats=FORMATS)
         except UnidentifiedImageError:
-            raise NotAnImage("not a JPEG or PNG image") from None
+            raise NotAnImage() from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise BadImage(f"the image has more than {MAX_SOURCE_PIXELS} pixels") from None
         except DECODE_ERRORS as exc:

@@ -16,6 +16,7 @@ from services.escalation.domain.permissions import Actor
 from services.escalation.domain.timers import escalate_due
 from shared.policy import load_policy
 from shared.vocabulary import Level, Status
+from shared.words import note_text
 from tests.support.cases import (
     COMMAND,
     GRID_WORKER,
@@ -200,7 +201,8 @@ def test_a_merged_report_ends_merged_into_the_case_it_duplicates():
     case, into = pending_case(), new_case(id="c2", number="20260105-000002")
     outcome = perform(case, "merge", STATION, LATER, into=into, note="same lamp")
     assert (case.status, case.merged_into, case.deadline) == (Status.MERGED, "c2", None)
-    assert outcome.steps[0].note == "merged into 20260105-000002: same lamp"
+    assert note_text(outcome.steps[0].note) == "merged into 20260105-000002: same lamp"
+    assert note_text(outcome.steps[0].note, "zh") == "已合并到 20260105-000002：same lamp"
     assert dict(outcome.events[0].detail) == {"into": "c2", "number": "20260105-000002"}
     noted = absorb(into, case, STATION, LATER)
     assert types(noted) == ["merged_in"] and into.status == Status.OPEN

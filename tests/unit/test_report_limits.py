@@ -2,8 +2,6 @@
 The counting itself is the database's: ``tests/integration/test_limits.py`` and, with two gunicorn
 workers, ``tests/e2e/test_production_limits.py``."""
 import pytest
-from flask import Flask
-from werkzeug.exceptions import HTTPException
 
 from services.intake.limits import Limits, OverLimit, RateLimit, precheck
 from shared.auth import Identity
@@ -30,10 +28,11 @@ def test_a_process_refuses_again_before_the_body_until_the_window_ends():
     limits = Limits("2/minute", "1/minute", now=lambda: now[0])
     [window] = limits.report.windows(now[0])
     limits.remember(limits.report, WORKER.user, window)
-    app = Flask("t")
-    with app.test_request_context(), pytest.raises(HTTPException) as refused:
+    with pytest.raises(OverLimit) as refused:
         precheck(limits, lambda x: x.report, WORKER)
-    assert refused.value.code == 429
+    assert (refused.value.status, refused.value.code, refused.value.headers) == (
+        429, "request.over_limit", {"Retry-After": "60"})
+    assert refused.value.detail("zh") == "每人每分钟最多 2 次上报，请 60 秒后再试"
     precheck(limits, lambda x: x.photo, WORKER)  # another limit
     precheck(limits, lambda x: x.report, Identity("grid_worker", "wu", "G1"))  # another person
     precheck(limits, lambda x: x.report, WORKER, retry=lambda: True)  # the retry of a stored report

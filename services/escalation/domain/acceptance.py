@@ -39,10 +39,12 @@ from datetime import datetime
 
 from services.escalation.domain.cases import ENDED, WORKING, Case, end, set_deadline
 from services.escalation.domain.deadlines import TimePolicy
-from services.escalation.domain.errors import InvalidArgument, InvalidTransition, NotAllowed, required_text
+from services.escalation.domain.errors import InvalidArgument, InvalidTransition, NotAllowed, phrase, required_text
 from services.escalation.domain.permissions import Actor, holds, require_acceptor
 from services.escalation.domain.timeline import Outcome, StepType, record
+from shared import words
 from shared.vocabulary import Level, Role, Status
+from shared.words import word
 
 #: Why a report is not accepted (不予立案): not the city's matter, too little to act on, fixed already,
 #: a duplicate (of a case outside the caller's area: a merge is the way within it), or another reason
@@ -84,7 +86,8 @@ def refuse(case: Case, actor: Actor, now: datetime, *, reason: str, note: str = 
     require_acceptor(actor, case, "refuse a report")
     _pending(case, "refused")
     if reason not in REFUSAL_REASONS:
-        raise InvalidArgument(f"unknown reason {reason!r}; one of {', '.join(REFUSAL_REASONS)}", field="reason")
+        raise InvalidArgument("acceptance.unknown_reason", field="reason", reason=str(reason),
+                              choices=", ".join(REFUSAL_REASONS))
     note = required_text(note, "a note saying why", "note") if reason == "other" else (note or "").strip()
     end(case, Status.REFUSED, now)
     return record(case, StepType.REFUSED, actor.user, now, f"{reason}: {note}" if note else reason,
@@ -94,9 +97,9 @@ def refuse(case: Case, actor: Actor, now: datetime, *, reason: str, note: str = 
 def void(case: Case, actor: Actor, now: datetime, *, reason: str) -> Outcome:
     """作废: command headquarters strikes out a mistaken entry (waiting, or being worked on)."""
     if actor.role != Role.COMMAND:
-        raise NotAllowed("only command headquarters may void a case")
+        raise NotAllowed("acceptance.void_by_command")
     if case.status not in PENDING | WORKING:
-        raise InvalidTransition(f"a {case.status} case cannot be voided")
+        raise InvalidTransition("acceptance.cannot_void", status=word("status", case.status))
     reason = required_text(reason, "a reason", "reason")
     end(case, Status.VOIDED, now)  # a waiting extension or suspension request lapses
     return record(case, StepType.VOIDED, actor.user, now, reason)
@@ -107,19 +110,21 @@ def merge(case: Case, actor: Actor, now: datetime, *, into: Case | None, note: s
     ends ``merged`` and follows ``into`` from then on. Record ``absorb`` on ``into`` beside it."""
     require_acceptor(actor, case, "merge a report")
     if case.status not in PENDING | WORKING:
-        raise InvalidTransition(f"a {case.status} case cannot be merged")
+        raise InvalidTransition("acceptance.cannot_merge", status=word("status", case.status))
     if any(a.active for a in case.assignments):
-        raise InvalidTransition("departments are at work on this case: it cannot be merged")
+        raise InvalidTransition("acceptance.departments_at_work")
     if not isinstance(into, Case):
-        raise InvalidArgument("into names the case this one duplicates", field="into")
+        raise InvalidArgument("acceptance.into", field="into")
     if into.id == case.id:
-        raise InvalidTransition("a case cannot be merged into itself")
+        raise InvalidTransition("acceptance.merge_self")
     if into.status in ENDED:
-        raise InvalidTransition(f"the case {into.number} is {into.status}: nothing can be merged into it")
+        raise InvalidTransition("acceptance.target_ended", number=into.number, status=word("status", into.status))
     note = (note or "").strip()
     case.merged_into = into.id
     end(case, Status.MERGED, now)
-    return record(case, StepType.MERGED, actor.user, now, f"merged into {into.number}" + (f": {note}" if note else ""),
+    return record(case, StepType.MERGED, actor.user, now,
+                  words.note("note.merged_into_with_note", number=into.number, note=note) if note
+                  else words.note("note.merged_into", number=into.number),
                   detail={"into": into.id, "number": into.number})
 
 
@@ -134,9 +139,9 @@ def set_severity(case: Case, actor: Actor, now: datetime, *, severity: Severity 
     start level); the acceptance deadline is the new rule's, from when the report came in."""
     require_acceptor(actor, case, "set a report's severity")
     if case.status not in PENDING:
-        raise InvalidTransition(f"the severity is set at acceptance; this case is {case.status}")
+        raise InvalidTransition("acceptance.severity_at_acceptance", status=word("status", case.status))
     if not isinstance(severity, Severity):
-        raise InvalidArgument("unknown severity", field="severity")
+        raise InvalidArgument("acceptance.unknown_severity", field="severity")
     before = case.severity
     case.severity, case.policy = severity.name, severity.policy
     case.level = case.owners.owned_level(severity.start_level)
@@ -152,14 +157,14 @@ def assign(case: Case, actor: Actor, now: datetime, *, assignee: Person | None) 
     department = _department_part(case, actor)
     if department is None and not (actor.role in (Role.STATION, Role.SUBCENTER, Role.COMMAND)
                                    and holds(actor, case, case.level)):
-        raise NotAllowed("only the unit holding the case (or an assigned department) names its handler")
+        raise NotAllowed("acceptance.not_holder")
     if case.status in ENDED or case.status in PENDING:
-        raise InvalidTransition(f"a {case.status} case has no handler to name" + (
-            ": accept it first" if case.status in PENDING else ""))
+        raise InvalidTransition("acceptance.accept_first" if case.status in PENDING else "acceptance.no_handler",
+                                status=word("status", case.status))
     unit = actor.department if department is not None else case.owner.area_id
     if assignee is not None and (not isinstance(assignee, Person) or unit not in assignee.units):
         who = assignee.user if isinstance(assignee, Person) else assignee
-        raise InvalidArgument(f"{who!r} is not known in {unit} (the unit holding the case)", field="assignee")
+        raise InvalidArgument("acceptance.unknown_person", field="assignee", who=str(who), unit=unit)
     user = assignee.user if assignee is not None else None
     if department is not None:
         index, part = department
@@ -180,11 +185,12 @@ def _department_part(case: Case, actor: Actor):
         part = case.assignments[index]
         if part.department == actor.department:
             if not part.active:
-                raise InvalidTransition(f"the department's part is {part.status}: it has no handler to name")
+                raise InvalidTransition("acceptance.part_ended", status=word("assignment", part.status))
             return index, part
-    raise NotAllowed("the case is not assigned to this department")
+    raise NotAllowed("department.not_this_one")
 
 
 def _pending(case: Case, doing: str) -> None:
     if case.status not in PENDING:
-        raise InvalidTransition(f"only a report awaiting acceptance can be {doing}; this one is {case.status}")
+        raise InvalidTransition("acceptance.not_pending", doing=phrase("done", doing),
+                                status=word("status", case.status))

@@ -52,6 +52,7 @@ from services.escalation.domain.permissions import Actor
 from services.escalation.domain.timeline import Outcome
 from shared.departments import Department
 from shared.vocabulary import Level, Role
+from shared.words import Message
 
 Action = Callable[..., Outcome]
 
@@ -97,15 +98,15 @@ def perform(case: Case, action: str, actor: Actor, now: datetime, **arguments) -
     case is unchanged."""
     act = ACTIONS.get(action)
     if act is None:
-        raise InvalidArgument(f"unknown action {action!r}; one of {', '.join(ACTIONS)}", field="action")
+        raise InvalidArgument("case.unknown_action", field="action", action=action, choices=", ".join(ACTIONS))
     expected = arguments_of(action)
     for name in arguments:
         if name not in expected:
-            raise InvalidArgument(f"{action} takes no {name!r} (it takes: {', '.join(expected) or 'nothing'})",
-                                  field=name)
+            raise InvalidArgument("case.takes_no_argument", field=name, action=action, name=name,
+                                  expected=", ".join(expected) or Message("case.nothing"))
     for name, required in expected.items():
         if required and name not in arguments:
-            raise InvalidArgument(f"{action} needs {name!r}", field=name)
+            raise InvalidArgument("case.needs_argument", field=name, action=action, name=name)
     return act(case, actor, now, **arguments)
 
 

@@ -32,8 +32,10 @@ from services.escalation.domain.deadlines import (
 )
 from services.escalation.domain.errors import InvalidArgument
 from services.escalation.domain.timeline import SYSTEM, Outcome, Step, StepType, record
+from shared import words
 from shared.owners import OwnerRef, Owners
 from shared.vocabulary import Level, Status
+from shared.words import Message
 
 #: Statuses whose clock runs toward the level's deadline (the deadline is for resolving).
 WORKING = frozenset({Status.OPEN, Status.ACKNOWLEDGED, Status.REWORK})
@@ -185,18 +187,18 @@ def open_case(*, id: str, number: str, category: str, severity: str, owners: Own
     a location the reporter's phone could not fix (routed to the reporter's own grid: the owner checks
     where it really is), or that it awaits acceptance."""
     if owners.hq is None:
-        raise InvalidArgument("a case's owners include headquarters", field="owners")
+        raise InvalidArgument("case.owners_hq", field="owners")
     level = owners.owned_level(start_level)
     case = Case(id=id, number=number, category=category, severity=severity, owners=owners, policy=policy,
                 opened_at=now, level=level, triage=triage,
                 status=Status.PENDING_ACCEPTANCE if pending else Status.OPEN)
     limit = policy.acceptance_limit if pending else policy.limit(level)
     set_deadline(case, deadline(now, limit, policy.calendar), now, restart=now)
-    notes = ["awaiting acceptance (立案)"] if pending else []
-    notes += ["point in no grid: needs triage"] if triage else []
+    notes = [Message("note.awaiting_acceptance")] if pending else []
+    notes += [Message("note.triage")] if triage else []
     if location_unverified:
-        notes.append("location unverified: the phone had no usable position; routed to the reporter's grid")
-    return case, record(case, StepType.OPENED, SYSTEM, now, "; ".join(notes))
+        notes.append(Message("note.location_unverified"))
+    return case, record(case, StepType.OPENED, SYSTEM, now, words.note("note.opened", parts=notes) if notes else "")
 
 
 def set_deadline(case: Case, when: datetime | None, now: datetime, *, keep_flags: bool = False,

@@ -32,8 +32,10 @@ from services.escalation.domain.deadlines import is_late
 from services.escalation.domain.errors import InvalidArgument, InvalidTransition, NotAllowed, photo_ids, required_text
 from services.escalation.domain.permissions import ROLE_LEVEL, Actor, resolved_detail
 from services.escalation.domain.timeline import SYSTEM, Outcome, StepType, record
+from shared import words
 from shared.departments import ROLES, Department
 from shared.vocabulary import Level, Role, Status
+from shared.words import word
 
 #: Assignment states.
 ASSIGNED, ACKNOWLEDGED, DONE, DECLINED = "assigned", "acknowledged", "done", "declined"
@@ -103,20 +105,20 @@ def assign_department(case: Case, actor: Actor, now: datetime, *, department: De
     409 when it is already on the case (and has not declined), for a second lead, or for a lead on a
     case that is not being worked on (awaiting verification, suspended, closed)."""
     if actor.role not in ASSIGNERS:
-        raise NotAllowed("only a station, a sub-center or command headquarters may assign a department")
+        raise NotAllowed("department.not_assigner")
     if case.status in ENDED or case.status == Status.PENDING_ACCEPTANCE:
-        raise InvalidTransition(f"a {case.status} case cannot be assigned a department")
+        raise InvalidTransition("department.case_ended", status=word("status", case.status))
     if role not in ROLES:
-        raise InvalidArgument(f"unknown role {role!r}; one of {', '.join(ROLES)}", field="role")
+        raise InvalidArgument("department.unknown_role", field="role", role=str(role), choices=", ".join(ROLES))
     if not isinstance(department, Department):
-        raise InvalidArgument("unknown department", field="department")
+        raise InvalidArgument("department.unknown", field="department")
     if any(a.department == department.id and a.status != DECLINED for a in case.assignments):
-        raise InvalidTransition(f"the department {department.id!r} is already assigned to this case")
+        raise InvalidTransition("department.already_assigned", department=department.id)
     if role == "lead":
         if lead_of(case) is not None:
-            raise InvalidTransition("the case already has a lead department")
+            raise InvalidTransition("department.lead_exists")
         if case.status not in WORKING and case.status != Status.DISPATCHED:
-            raise InvalidTransition(f"a {case.status} case cannot be given a lead department")
+            raise InvalidTransition("department.no_lead_now", status=word("status", case.status))
     return _assign(case, department, role, actor.user, ROLE_LEVEL[Role(actor.role)], now, (note or "").strip())
 
 
@@ -138,7 +140,7 @@ def acknowledge(case: Case, actor: Actor, now: datetime, *, note: str = "") -> O
     """签收: the department takes on its assignment (assigned → acknowledged); 409 a second time."""
     index, assignment = _own(case, actor)
     if assignment.status != ASSIGNED:
-        raise InvalidTransition(f"the assignment is {assignment.status}, not awaiting acknowledgement")
+        raise InvalidTransition("department.not_awaiting_ack", status=word("assignment", assignment.status))
     _set(case, index, replace(assignment, status=ACKNOWLEDGED, acknowledged_at=now))
     return record(case, StepType.DEPARTMENT_ACKNOWLEDGED, actor.user, now, (note or "").strip(),
                   detail={"department": assignment.department})
@@ -152,9 +154,9 @@ def feedback(case: Case, actor: Actor, now: datetime, *, outcome: str, note: str
     department has fed back already."""
     index, assignment = _own(case, actor)
     if assignment.status not in ACTIVE:
-        raise InvalidTransition(f"the department has fed back already ({assignment.status})")
+        raise InvalidTransition("department.fed_back", status=word("assignment", assignment.status))
     if outcome not in OUTCOMES:
-        raise InvalidArgument(f"outcome is one of {', '.join(OUTCOMES)}", field="outcome")
+        raise InvalidArgument("department.outcome", field="outcome", choices=", ".join(OUTCOMES))
     photos = photo_ids(photos)
     if outcome == DONE:
         note = required_text(note, "what was done", "note")
@@ -177,8 +179,8 @@ def feedback(case: Case, actor: Actor, now: datetime, *, outcome: str, note: str
             back = case.owners.owned_level(assignment.assigned_level)
             move(case, back, Status.OPEN, now)
             _retime(case, now)
-            result += record(case, StepType.RETURNED, SYSTEM, now,
-                             f"declined by {assignment.department}: back to level {int(back)} to assign another")
+            result += record(case, StepType.RETURNED, SYSTEM, now, words.note(
+                "note.department_declined", department=assignment.department, level=int(back)))
     else:
         _retime(case, now)
     return result
@@ -196,7 +198,7 @@ def rework(case: Case, now: datetime) -> None:
             case.status, case.resolved_department = Status.DISPATCHED, None
             set_deadline(case, again, now, restart=now)
             return
-    raise InvalidTransition("no department resolved this case")
+    raise InvalidTransition("department.none_resolved")
 
 
 def flag_overdue(case: Case, now: datetime) -> Outcome:
@@ -207,7 +209,8 @@ def flag_overdue(case: Case, now: datetime) -> Outcome:
         if assignment.active and not assignment.overdue and is_late(assignment.deadline, now):
             _set(case, index, replace(assignment, overdue=True))
             outcome += record(case, StepType.DEPARTMENT_OVERDUE, SYSTEM, now,
-                              f"{assignment.department} ({assignment.role}) past its deadline",
+                              words.note("note.department_overdue", department=assignment.department,
+                                         role=words.word("role", assignment.role)),
                               scheduled_at=assignment.deadline,
                               detail={"department": assignment.department, "role": assignment.role})
     if outcome:
@@ -222,13 +225,13 @@ def lead_of(case: Case) -> Assignment | None:
 
 def _own(case: Case, actor: Actor) -> tuple[int, Assignment]:
     if actor.role != Role.DEPARTMENT or not actor.department:
-        raise NotAllowed("only an assigned department may do this")
+        raise NotAllowed("department.not_assigned_one")
     for index in range(len(case.assignments) - 1, -1, -1):
         if case.assignments[index].department == actor.department:
             if case.status in ENDED:
-                raise InvalidTransition(f"the case is {case.status}")
+                raise InvalidTransition("case.ended", status=word("status", case.status))
             return index, case.assignments[index]
-    raise NotAllowed("the case is not assigned to this department")
+    raise NotAllowed("department.not_this_one")
 
 
 def _set(case: Case, index: int, assignment: Assignment) -> None:

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from services.escalation.domain.errors import InvalidArgument, InvalidTransition, required_text
 from shared.clock import isoformat
 from shared.owners import Owners
+from shared.words import word
 
 #: The mean Earth radius (IUGG), metres; one degree of latitude on that sphere, metres.
 EARTH_RADIUS_M = 6_371_008.8
@@ -179,10 +180,10 @@ class Item:
         when the item's status does not allow it; the item is unchanged on a refusal."""
         allowed = ACTIONS.get(action)
         if allowed is None:
-            raise InvalidArgument(f"unknown action {action!r}; one of {', '.join(ACTIONS)}", field="action")
+            raise InvalidArgument("case.unknown_action", field="action", action=action, choices=", ".join(ACTIONS))
         if self.status not in allowed:
-            raise InvalidTransition(f"the early warning is {self.status}: {action} takes one that is "
-                                    f"{' or '.join(allowed)}")
+            raise InvalidTransition("warning.wrong_status", status=word("warning", self.status), action=action,
+                                    allowed=" or ".join(allowed))
         text = required_text(note, "a note", "note")
         self.status = {"acknowledge": "acknowledged", "close": "closed"}[action]
         self.updated_at = now

@@ -35,7 +35,7 @@ def request_extension(case: Case, actor: Actor, now: datetime, *, amount: Limit 
     require_owner(actor, case, "ask for an extension")
     require_status(case.status, WORKING, "be extended")
     if case.pending_extension is not None:
-        raise InvalidTransition("an extension request is already waiting for a decision")
+        raise InvalidTransition("case.extension_waiting")
     _check_count(case)
     amount = _amount(amount)
     reason = required_text(reason, "a reason", "reason")
@@ -72,7 +72,7 @@ def suspend(case: Case, actor: Actor, now: datetime, *, reason: str) -> Outcome:
     require_owner(actor, case, "suspend it")
     require_status(case.status, WORKING, "be suspended")
     if case.pending_suspension is not None:
-        raise InvalidTransition("a suspension request is already waiting for a decision")
+        raise InvalidTransition("case.suspension_waiting")
     reason = required_text(reason, "a reason", "reason")
     if int(case.level) in case.policy.suspend_without_approval:
         return _suspend(case, actor, now, reason)
@@ -109,7 +109,7 @@ def _suspend(case: Case, actor: Actor, now: datetime, note: str, detail: Mapping
 def _waiting_suspension(case: Case) -> SuspensionRequest:
     require_status(case.status, WORKING, "have a suspension decided")
     if case.pending_suspension is None:
-        raise InvalidTransition("no suspension request is waiting")
+        raise InvalidTransition("case.no_suspension_waiting")
     return case.pending_suspension
 
 
@@ -126,20 +126,20 @@ def resume(case: Case, actor: Actor, now: datetime, *, note: str = "") -> Outcom
 def _waiting(case: Case) -> ExtensionRequest:
     require_status(case.status, WORKING, "have an extension decided")
     if case.pending_extension is None:
-        raise InvalidTransition("no extension request is waiting")
+        raise InvalidTransition("case.no_extension_waiting")
     return case.pending_extension
 
 
 def _check_count(case: Case) -> None:
     if len(case.extensions) >= case.policy.max_extensions:
-        raise InvalidTransition(f"the case has had its {case.policy.max_extensions} extensions")
+        raise InvalidTransition("case.extensions_used", count=case.policy.max_extensions)
 
 
 def _check_total(case: Case, amount: Limit) -> None:
     total = sum(limit.seconds for limit in case.extensions) + amount.seconds
     if total > case.policy.max_extension_total.seconds:
         cap = case.policy.max_extension_total
-        raise InvalidArgument(f"extensions may add up to {cap.amount:g} {cap.unit} in all", field="amount")
+        raise InvalidArgument("case.extensions_cap", field="amount", amount=f"{cap.amount:g}", unit=cap.unit)
 
 
 def _amount(value: object) -> Limit:
@@ -149,5 +149,5 @@ def _amount(value: object) -> Limit:
         raise InvalidArgument(f'amount must be {{"amount": a number, "unit": "{"|".join(UNITS)}"}}',
                               field="amount") from None
     if amount.amount <= 0:
-        raise InvalidArgument("amount must be positive", field="amount")
+        raise InvalidArgument("case.amount_positive", field="amount")
     return amount

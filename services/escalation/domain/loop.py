@@ -58,7 +58,7 @@ def verify(case: Case, actor: Actor, now: datetime, *, passed: bool, note: str =
     require_verifier(actor, case)
     require_status(case.status, AWAITING_VERIFICATION, "be verified")
     if not isinstance(passed, bool):
-        raise InvalidArgument("passed must be true or false", field="passed")
+        raise InvalidArgument("case.passed_boolean", field="passed")
     note = required_text(note, "what is still wrong", "note") if not passed else (note or "").strip()
     verified = record(case, StepType.VERIFIED, actor.user, now, note, detail={"passed": passed})
     if passed:

@@ -48,8 +48,10 @@ from services.escalation.domain.errors import (
 )
 from services.escalation.domain.permissions import ROLE_LEVEL, Actor, holds
 from services.escalation.domain.timeline import SYSTEM, Outcome, StepType, record
+from shared import words
 from shared.owners import Owners, in_scope
 from shared.vocabulary import Level, Role, Status
+from shared.words import word
 
 #: The levels a case is transferred to: a grid or a station (a unit that works cases on the ground).
 TRANSFER_LEVELS = (Level.GRID, Level.STATION)
@@ -97,7 +99,7 @@ def escalate(case: Case, actor: Actor, now: datetime, *, reason: str) -> Outcome
     _require("escalate", actor, case)
     require_status(case.status, WORKING, "be escalated")
     if case.level == Level.HQ:
-        raise InvalidTransition("headquarters has no level above")
+        raise InvalidTransition("case.hq_has_no_above")
     reason = required_text(reason, "a reason", "reason")
     move(case, case.owners.owned_level(case.level.up), Status.OPEN, now)
     return record(case, StepType.ESCALATED, actor.user, now, reason)
@@ -110,10 +112,9 @@ def return_down(case: Case, actor: Actor, now: datetime, *, level: Level | int |
     require_status(case.status, WORKING, "be returned")
     target = _level(level)
     if target >= case.level:
-        raise InvalidArgument(f"a case at level {int(case.level)} can only be returned to a lower level",
-                              field="level")
+        raise InvalidArgument("case.return_not_lower", field="level", level=int(case.level))
     if case.owners.at(target) is None:
-        raise InvalidArgument(f"the case has no {target.area} to return it to", field="level")
+        raise InvalidArgument("case.no_level_to_return", field="level", area=word("area", target.area))
     reason = required_text(reason, "a reason", "reason")
     move(case, target, Status.OPEN, now)
     return record(case, StepType.RETURNED, actor.user, now, reason)
@@ -127,16 +128,15 @@ def transfer(case: Case, actor: Actor, now: datetime, *, owners: Owners, level: 
     _require("transfer", actor, case)
     require_status(case.status, WORKING, "be transferred")
     if not isinstance(owners, Owners) or owners.hq is None:
-        raise InvalidArgument("a transfer names the new owners, headquarters included", field="to")
+        raise InvalidArgument("case.transfer_owners", field="to")
     target = _level(level, field="to")
     if target not in TRANSFER_LEVELS:
-        raise InvalidArgument("a case is transferred to a grid or a station", field="to")
+        raise InvalidArgument("case.transfer_level", field="to")
     if not in_scope(actor.role, actor.area, owners):
-        raise NotAllowed(f"a {actor.role} transfers cases only to units inside its own area "
-                         "(escalate a case that belongs elsewhere)")
+        raise NotAllowed("case.transfer_outside", role=actor.role)
     level_after = owners.owned_level(target)
     if level_after == case.level and owners.at(level_after) == case.owners.at(case.level):
-        raise InvalidArgument(f"the case is already with {case.owner.area_id}", field="to")
+        raise InvalidArgument("case.already_with", field="to", area=case.owner.area_id)
     reason = required_text(reason, "a reason", "reason")
     case.owners = owners
     move(case, level_after, Status.OPEN, now)
@@ -154,7 +154,7 @@ def reroute(case: Case, owners: Owners, now: datetime, *, basis: int | None = No
         return Outcome()
     case.owners = owners
     case.level = owners.owned_level(case.level)
-    return record(case, StepType.REROUTED, SYSTEM, now, f"new area version → {case.owner.area_id}")
+    return record(case, StepType.REROUTED, SYSTEM, now, words.note("note.rerouted", area=case.owner.area_id))
 
 
 def stale(case: Case, basis: int | None) -> bool:
@@ -174,4 +174,4 @@ def _level(value: object, field: str = "level") -> Level:
     try:
         return Level.of(value)
     except (ValueError, TypeError, KeyError):
-        raise InvalidArgument(f"unknown level {value!r}", field=field) from None
+        raise InvalidArgument("case.unknown_level", field=field, level=str(value)) from None

@@ -21,8 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.escalation.domain.cases import Case
-from services.escalation.domain.errors import NotAllowed
+from services.escalation.domain.errors import NotAllowed, phrase
 from shared.vocabulary import Level, Role
+from shared.words import Message, word
 
 #: The level a staff role works at; supervisors and admins own no level.
 ROLE_LEVEL: dict[Role, Level] = {Role.GRID_WORKER: Level.GRID, Role.STATION: Level.STATION,
@@ -54,34 +55,29 @@ def holds(actor: Actor, case: Case, level: Level) -> bool:
 
 def require_owner(actor: Actor, case: Case, doing: str) -> None:
     if not holds(actor, case, case.level):
-        raise NotAllowed(f"only the {case.level.area} owning the case may {doing}")
+        raise NotAllowed("case.not_owner", area=word("area", case.level.area), doing=phrase("doing", doing))
 
 
 def require_level_above(actor: Actor, case: Case, doing: str) -> None:
     if case.level == Level.HQ:
         if actor.role != Role.SUPERVISOR:
-            raise NotAllowed(f"only a supervisor may {doing} for headquarters")
+            raise NotAllowed("case.supervisor_at_hq", doing=phrase("doing", doing))
         return
     above = case.owners.owned_level(case.level.up)
     if not holds(actor, case, above):
-        raise NotAllowed(f"only the {above.area} above the case may {doing}")
+        raise NotAllowed("case.not_level_above", area=word("area", above.area), doing=phrase("doing", doing))
 
 
 def require_oversight(actor: Actor, doing: str) -> None:
     if actor.role not in OVERSIGHT:
-        raise NotAllowed(f"only command, a supervisor or an admin may {doing}")
+        raise NotAllowed("case.not_oversight", doing=phrase("doing", doing))
 
 
 def require_acceptor(actor: Actor, case: Case, doing: str) -> None:
     """A station, sub-center or command headquarters whose area holds the case (the store's area scope
     has already hidden other areas' cases)."""
     if actor.role not in ACCEPTORS or not holds(actor, case, ROLE_LEVEL[Role(actor.role)]):
-        raise NotAllowed(f"only a station, a sub-center or command headquarters over the case may {doing}")
-
-
-#: The rule ``require_verifier`` names in its refusal.
-SELF_VERIFICATION_RULE = ("a fix is verified on site by someone other than its handler (GB/T 30428 核查; "
-                          "a grid worker's own fix on the spot is verified by the station)")
+        raise NotAllowed("case.not_acceptor", doing=phrase("doing", doing))
 
 
 def verifying_level(case: Case) -> Level:
@@ -107,12 +103,13 @@ def resolved_detail(case: Case, photos: tuple[str, ...] = ()) -> dict:
 
 
 def require_verifier(actor: Actor, case: Case) -> None:
-    """The owner at ``verifying_level``, and not the person who resolved the case (``SELF_VERIFICATION_RULE``)."""
+    """The owner at ``verifying_level``, and not the person who resolved the case (the rule
+    ``case.not_verifier`` of ``shared/words.toml`` states)."""
     level = verifying_level(case)
     if not holds(actor, case, level):
-        who = ("the grid worker of the case's grid" if level == Level.GRID
-               else f"the {level.area} above the grid" + (" (the grid worker resolved it)"
-                                                          if case.owners.grid is not None else ""))
-        raise NotAllowed(f"only {who} may verify: {SELF_VERIFICATION_RULE}")
+        who = (Message("case.verifier_grid_worker") if level == Level.GRID
+               else Message("case.verifier_above_own_fix" if case.owners.grid is not None
+                            else "case.verifier_above_grid", {"area": word("area", level.area)}))
+        raise NotAllowed("case.not_verifier", who=who)
     if case.resolved_by is not None and actor.user == case.resolved_by:
-        raise NotAllowed(f"{actor.user} resolved this case: {SELF_VERIFICATION_RULE}")
+        raise NotAllowed("case.own_fix", user=actor.user)

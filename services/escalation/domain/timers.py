@@ -31,6 +31,7 @@ from services.escalation.domain import departments, ownership, urges
 from services.escalation.domain.cases import AWAITING_VERIFICATION, WORKING, Case, lapse_requests, set_deadline
 from services.escalation.domain.deadlines import is_late
 from services.escalation.domain.timeline import SYSTEM, Outcome, StepType, record
+from shared import words
 from shared.owners import Owners
 from shared.vocabulary import Level, Status
 
@@ -46,13 +47,13 @@ def escalate_due(case: Case, now: datetime, token: int) -> Outcome:
             return outcome
         case.overdue = True
         return outcome + record(case, StepType.ACCEPTANCE_OVERDUE, SYSTEM, now,
-                                "not accepted in time: flagged to the acceptors", scheduled_at=case.deadline)
+                                words.note("note.acceptance_overdue"), scheduled_at=case.deadline)
     if case.status in AWAITING_VERIFICATION:
         if case.verification_overdue or not is_late(case.deadline, now):
             return outcome
         case.verification_overdue = True
         return outcome + record(case, StepType.OVERDUE, SYSTEM, now,
-                                "verification not done in time: flagged to the station",
+                                words.note("note.verification_overdue"),
                                 event="case.verification_overdue", scheduled_at=case.deadline)
     if case.status not in WORKING:
         return outcome  # dispatched to a lead department: its lateness is flagged, the ladder waits
@@ -62,12 +63,13 @@ def escalate_due(case: Case, now: datetime, token: int) -> Outcome:
         case.level, case.status = case.owners.owned_level(case.level.up), Status.OPEN
         lapse_requests(case)
         set_deadline(case, case.deadline_after(missed, case.policy.limit(case.level)), now, restart=missed)
-        outcome += record(case, StepType.ESCALATED, SYSTEM, now, "deadline passed", scheduled_at=missed)
+        outcome += record(case, StepType.ESCALATED, SYSTEM, now, words.note("note.deadline_passed"),
+                          scheduled_at=missed)
     if outcome.steps and outcome.steps[-1].type == StepType.ESCALATED:
         outcome += _warn(case, now)  # the new level's clock started at the missed deadline: its passed warnings
     if case.level == Level.HQ and is_late(case.deadline, now) and not case.overdue:
         case.overdue = True
-        outcome += record(case, StepType.OVERDUE, SYSTEM, now, "deadline passed at headquarters",
+        outcome += record(case, StepType.OVERDUE, SYSTEM, now, words.note("note.deadline_passed_at_hq"),
                           scheduled_at=case.deadline)
     return outcome
 
@@ -80,7 +82,7 @@ def _warn(case: Case, now: datetime) -> Outcome:
         if is_late(case.deadline, now):
             continue
         case.warned = threshold
-        outcome += record(case, StepType.WARNING, SYSTEM, now, f"{threshold:.0%} of the time limit used",
+        outcome += record(case, StepType.WARNING, SYSTEM, now, words.note("note.warning", share=threshold),
                           scheduled_at=at, detail={"threshold": threshold})
     return outcome
 

@@ -24,8 +24,10 @@ from services.escalation.domain.deadlines import is_late
 from services.escalation.domain.errors import InvalidArgument, InvalidTransition, NotAllowed, required_text
 from services.escalation.domain.permissions import Actor, holds
 from services.escalation.domain.timeline import SYSTEM, Outcome, StepType, record
+from shared import words
 from shared.timemodel import Limit, parse_limit
 from shared.vocabulary import Level, Role, Status
+from shared.words import word
 
 #: Who may urge any case they see.
 URGERS = frozenset({Role.COMMAND, Role.SUPERVISOR})
@@ -67,9 +69,9 @@ def urge(case: Case, actor: Actor, now: datetime, *, note: str, respond_within: 
         actor.role == Role.SUBCENTER and case.level < Level.SUBCENTER and case.owners.subcenter is not None
         and case.owners.subcenter.id == actor.area)
     if not may:
-        raise NotAllowed("only command, a supervisor, or a sub-center over its own stations may urge a case")
+        raise NotAllowed("case.not_urger")
     if case.status in ENDED or case.status == Status.PENDING_ACCEPTANCE:
-        raise InvalidTransition(f"a {case.status} case cannot be urged")
+        raise InvalidTransition("case.cannot_be_urged", status=word("status", case.status))
     note = required_text(note, "what is urged", "note")
     if respond_within is None:
         limit = case.policy.urge_response
@@ -87,11 +89,11 @@ def urge(case: Case, actor: Actor, now: datetime, *, note: str, respond_within: 
 def respond_urge(case: Case, actor: Actor, now: datetime, *, note: str) -> Outcome:
     """The holder answers every open urge with what is being done."""
     if not is_holder(case, actor):
-        raise NotAllowed("only the one who holds the case (its owner, or its lead department) answers an urge")
+        raise NotAllowed("case.not_urged_holder")
     if case.status in ENDED:
-        raise InvalidTransition(f"the case is {case.status}")
+        raise InvalidTransition("case.ended", status=word("status", case.status))
     if not any(u.open for u in case.urges):
-        raise InvalidTransition("no urge is waiting for an answer")
+        raise InvalidTransition("case.no_urge_waiting")
     note = required_text(note, "the answer", "note")
     case.urges = tuple(replace(u, answered_at=now, answer=note) if u.open else u for u in case.urges)
     touch(case)
@@ -105,7 +107,7 @@ def flag_overdue(case: Case, now: datetime) -> Outcome:
     for index, u in enumerate(items):
         if u.open and not u.overdue and is_late(u.due, now):
             items[index] = replace(u, overdue=True)
-            outcome += record(case, StepType.URGE_OVERDUE, SYSTEM, now, f"urge by {u.by} not answered in time",
+            outcome += record(case, StepType.URGE_OVERDUE, SYSTEM, now, words.note("note.urge_overdue", by=u.by),
                               scheduled_at=u.due, detail={"urged": u.urged})
     if outcome:
         case.urges = tuple(items)

@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo
 import requests
 
 from services.escalation.notify.subscriptions import url_problem
+from shared.words import Message
 
 RESPONSE_LIMIT = 64 * 1024  # bytes of an answer read (a robot's JSON is tiny)
 TITLES = {
@@ -144,7 +145,13 @@ def lines(payload: dict, language: str, outlet: Outlet) -> tuple[str, list[tuple
                  (words["owner"], owner.get("name") or owner.get("id") or "")]
         if case.get("deadline"):
             rows.append((words["deadline"], _local(case["deadline"], outlet.time_zone)))
-    note = (payload.get("step") or {}).get("note") or payload.get("note")
+    step = payload.get("step") or {}
+    note = step.get("note") or payload.get("note")
+    if isinstance(step.get("note_message"), dict):
+        try:
+            note = Message.from_json(step["note_message"]).text(language)
+        except (KeyError, TypeError, ValueError):
+            pass  # a message this version does not know: its English text
     if note:
         rows.append((words["note"], str(note)[:500]))
     return title, [(k, str(v)) for k, v in rows if v], case.get("url")

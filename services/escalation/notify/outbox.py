@@ -29,6 +29,7 @@ from services.escalation.notify.events import (
 )
 from shared.clock import isoformat
 from shared.vocabulary import Level
+from shared.words import note_message, note_text
 
 #: a unit of work's connection → the subscriptions read in it (one read per transaction, however many steps)
 _read: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -134,11 +135,15 @@ def quiet_until(calendar: WorkingCalendar | None, at: datetime) -> datetime | No
 
 def _payload(case: Case, notice: Notice, urgent: bool) -> dict:
     """The body every channel renders: the event, the case, the step (the webhook's JSON, ``url`` added
-    when it is sent)."""
+    when it is sent). A system note is sent in English as ``note`` and as its message (``note_message``:
+    ``{"code", "params"}``, ``shared.words``), which the channels render in their own language."""
     step = notice.step
+    message = note_message(step.note)
     return {"id": notice.id, "event": notice.event, "at": isoformat(step.at), "urgent": urgent,
             "case": {"id": case.id, "number": case.number, "category": case.category, "severity": case.severity,
                      "status": str(case.status), "level": int(case.level), "owners": case.owners.to_json(),
                      "deadline": isoformat(case.deadline) if case.deadline else None},
-            "step": {"type": str(step.type), "level": int(step.level), "actor": step.actor, "note": step.note},
+            "step": {"type": str(step.type), "level": int(step.level), "actor": step.actor,
+                     "note": note_text(step.note),
+                     **({"note_message": message.to_json()} if message is not None else {})},
             "to": [{"unit": a.unit, "role": a.role} for a in notice.addressees]}

@@ -10,18 +10,37 @@ from zoneinfo import ZoneInfo
 
 from shared.owners import NO_OWNERS, Owners
 from shared.vocabulary import Level, Role, Status
+from shared.words import Problem, word
 
 
-class IdempotencyConflict(Exception):
-    """The same Idempotency-Key was used before with a different report."""
+class IdempotencyConflict(Problem):
+    """The same Idempotency-Key was used before with a different report (422); ``existing``: its id."""
+
+    status, code = 422, "report.key_conflict"
+
+    def __init__(self, existing: str):
+        super().__init__(field="Idempotency-Key")
+        self.existing = existing
 
 
-class UnknownCategory(ValueError):
-    pass
+class UnknownCategory(Problem, ValueError):
+    """A category not in the policy (422); ``choices``: the policy's, comma-separated."""
+
+    status, code = 422, "report.unknown_category"
+
+    def __init__(self, category: str, choices: str = ""):
+        super().__init__(field="category", choices=choices)
+        self.category = category
 
 
-class UnknownSeverity(ValueError):
-    """A severity the policy has no rules for."""
+class UnknownSeverity(Problem, ValueError):
+    """A severity the policy has no rules for (422); ``choices``: the policy's, comma-separated."""
+
+    status, code = 422, "report.unknown_severity"
+
+    def __init__(self, severity: str, choices: str = ""):
+        super().__init__(field="severity", choices=choices)
+        self.severity = severity
 
 
 #: What a photo shows: the incident as reported (``before``, the default), the fix (``after``, with a
@@ -29,20 +48,43 @@ class UnknownSeverity(ValueError):
 PHOTO_KINDS = ("before", "after", "verification")
 
 
-class NotItsGridWorker(Exception):
-    """The caller sees the case but is not the one who verifies it on site (``verifier_of``)."""
+class NotItsGridWorker(Problem):
+    """The caller sees the case but is not the one who verifies it on site (``verifier_of``; 403)."""
+
+    status, code = 403, "verification.not_verifier"
+
+    def __init__(self, case_id: str):
+        super().__init__()
+        self.case_id = case_id
 
 
-class NotAwaitingVerification(Exception):
-    """The case is not waiting for a verification (not resolved, or already verified)."""
+class NotAwaitingVerification(Problem):
+    """The case is not waiting for a verification (not resolved, or already verified; 409)."""
+
+    status, code = 409, "verification.not_awaiting"
+
+    def __init__(self, status: str):
+        super().__init__(status=word("status", status))
 
 
 class AlreadyVerified(NotAwaitingVerification):
     """A verification of this round was sent first (by another request, another process): the first wins."""
 
+    code = "verification.already_sent"
 
-class LocationRequired(ValueError):
-    """Only a grid worker may file without a usable location (it then goes to their own grid)."""
+    def __init__(self, case_id: str):
+        Problem.__init__(self)
+        self.case_id = case_id
+
+
+class LocationRequired(Problem, ValueError):
+    """Only a grid worker may file without a usable location (it then goes to their own grid; 422)."""
+
+    status, code = 422, "report.location_required"
+
+    def __init__(self, why: str | None = None):
+        super().__init__(field="location")
+        self.why = why
 
 
 def unusable_fix(lon: float | None, lat: float | None, accuracy_m: float | None, limit_m: float) -> str | None:

@@ -1,0 +1,151 @@
+"""Every word in the caller's language, over real HTTP: problem details carry a stable ``code`` and read
+in Chinese when ``Accept-Language`` asks for it (English otherwise, as before), and the system's
+timeline notes are stored as codes and read in the caller's language while a person's note is shown as
+written."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from shared.clock import parse_time
+from tests.support.system import ROOT, a_point_in_grid, auth, embedded_system, token, wait_for_case
+
+ZH = {"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"}
+EN = {"Accept-Language": "en-GB,en;q=0.9"}
+SCALE = 7200.0
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory):
+    data = tmp_path_factory.mktemp("words")
+    with embedded_system(data) as base:
+        admin = token(data, "admin")
+        grid, lon, lat = a_point_in_grid(base, admin)
+        people = {"worker": token(data, "grid_worker", area=grid, user="wang"),
+                  "command": token(data, "command", user="chen"), "admin": admin}
+        yield base, people, (lon, lat)
+
+
+def new_case(system) -> str:
+    base, people, (lon, lat) = system
+    filed = requests.post(f"{base}/intake/v1/reports", headers=auth(people["worker"]), timeout=10, json={
+        "category": "street_light", "description": "路灯不亮", "location": {"lon": lon, "lat": lat}})
+    assert filed.status_code == 201, filed.text
+    wait_for_case(base, filed.json()["id"], people["worker"])
+    return filed.json()["id"]
+
+
+def act(base, case_id, who, body, **headers):
+    etag = requests.get(f"{base}/escalation/v1/cases/{case_id}", headers=auth(who), timeout=10).headers["ETag"]
+    return requests.post(f"{base}/escalation/v1/cases/{case_id}/actions", json=body, timeout=10,
+                         headers=auth(who, **{"If-Match": etag, **headers}))
+
+
+def test_a_refusal_reads_in_chinese_when_asked_and_in_english_by_default(system):
+    base, people, _ = system
+    case_id = new_case(system)
+    body = {"action": "resolve", "note": "换了灯泡"}
+    answers = {lang: act(base, case_id, people["command"], body, **headers)
+               for lang, headers in (("zh", ZH), ("en", EN), ("default", {}))}
+    for answer in answers.values():
+        assert answer.status_code == 403 and answer.headers["Content-Type"] == "application/problem+json"
+        assert answer.json()["code"] == "case.not_owner"
+    assert answers["zh"].json()["title"] == "无权操作"
+    assert answers["zh"].json()["detail"] == "只有承办此案件的网格可以处置"
+    assert answers["zh"].headers["Content-Language"] == "zh"
+    assert answers["en"].json()["title"] == answers["default"].json()["title"] == "Forbidden"
+    assert answers["en"].json()["detail"] == answers["default"].json()["detail"] == \
+        "only the grid owning the case may resolve it"
+
+
+def test_a_missing_argument_names_its_field_in_either_language(system):
+    base, people, _ = system
+    case_id = new_case(system)
+    zh = act(base, case_id, people["worker"], {"action": "resolve", "note": "  "}, **ZH)
+    en = act(base, case_id, people["worker"], {"action": "resolve", "note": "  "})
+    assert zh.status_code == en.status_code == 422
+    assert zh.json()["code"] == en.json()["code"] == "case.required"
+    assert zh.json()["errors"] == [{"field": "note", "detail": "请填写处置情况"}]
+    assert en.json()["errors"] == [{"field": "note", "detail": "what was done is required"}]
+    assert zh.json()["title"] == "内容有误" and en.json()["title"] == "Unprocessable Entity"
+    missing = act(base, case_id, people["worker"], {"action": "resolve"}, **ZH)
+    assert missing.status_code == 422 and missing.json()["code"] == "case.needs_argument"
+    assert missing.json()["errors"] == [{"field": "note", "detail": "resolve 需要参数 'note'"}]
+
+
+def test_a_state_refusal_names_the_status_in_chinese(system):
+    base, people, _ = system
+    case_id = new_case(system)
+    answer = act(base, case_id, people["command"], {"action": "reopen", "reason": "再看看"}, **ZH)
+    assert answer.status_code == 409 and answer.json()["code"] == "case.wrong_status"
+    assert answer.json()["detail"] == "待处置的案件不能重新开启"
+
+
+def test_intake_s_refusals_read_in_chinese(system):
+    base, people, (lon, lat) = system
+    unknown = requests.post(f"{base}/intake/v1/reports", headers=auth(people["worker"], **ZH), timeout=10,
+                            json={"category": "no_such", "description": "x", "location": {"lon": lon, "lat": lat}})
+    assert unknown.status_code == 422 and unknown.json()["code"] == "report.unknown_category"
+    assert unknown.json()["errors"][0]["field"] == "category"
+    assert unknown.json()["errors"][0]["detail"].startswith("未知的类别；可选：")
+    missing = requests.get(f"{base}/intake/v1/reports/no-such-report", headers=auth(people["worker"], **ZH),
+                           timeout=10)
+    assert missing.status_code == 404 and missing.json()["code"] == "report.not_found"
+    assert (missing.json()["title"], missing.json()["detail"]) == ("未找到", "没有该上报")
+
+
+def test_the_verifier_rule_is_told_in_chinese_to_the_one_who_made_the_fix(system):
+    base, people, _ = system
+    case_id = new_case(system)
+    assert act(base, case_id, people["worker"], {"action": "resolve", "note": "换了灯泡"}).status_code == 200
+    deadline = time.monotonic() + 10
+    while requests.get(f"{base}/intake/v1/reports/{case_id}", headers=auth(people["worker"]),
+                       timeout=10).json()["status"] != "verifying":
+        assert time.monotonic() < deadline, "intake never saw the case resolved"
+        time.sleep(0.05)
+    answers = [requests.post(f"{base}/intake/v1/cases/{case_id}/verification", json={"passed": True}, timeout=10,
+                             headers=auth(people["worker"], **headers)) for headers in (ZH, {})]
+    assert [a.status_code for a in answers] == [403, 403]
+    assert {a.json()["code"] for a in answers} == {"verification.not_verifier"}
+    assert answers[0].json()["detail"].startswith("您不负责核查此案件")
+    assert answers[1].json()["detail"].startswith("you do not verify this case")
+
+
+def test_a_person_s_own_note_is_never_translated(system):
+    base, people, _ = system
+    case_id = new_case(system)
+    assert act(base, case_id, people["worker"], {"action": "acknowledge", "note": "on my way"}).status_code == 200
+    for headers in (ZH, EN):
+        case = requests.get(f"{base}/escalation/v1/cases/{case_id}", headers=auth(people["worker"], **headers),
+                            timeout=10).json()
+        assert case["timeline"][-1]["note"] == "on my way"
+
+
+@pytest.fixture(scope="module")
+def fast_clock(tmp_path_factory):
+    data = tmp_path_factory.mktemp("words-clock")
+    policy = ROOT / "tests" / "support" / "calendar_hours_policy.toml"
+    with embedded_system(data, env={"GRIDCASE_TIME_SCALE": str(SCALE), "GRIDCASE_POLICY_FILE": str(policy)}) as base:
+        yield base, token(data, "admin")
+
+
+def test_the_system_s_deadline_note_reads_in_the_caller_s_language(fast_clock):
+    base, admin = fast_clock
+    _, lon, lat = a_point_in_grid(base, admin)
+    created = requests.post(f"{base}/intake/v1/reports", headers=auth(admin), timeout=10, json={
+        "category": "street_light", "description": "lamp", "location": {"lon": lon, "lat": lat}}).json()
+    case, _ = wait_for_case(base, created["id"], admin)
+    wait = (parse_time(case["deadline"]) - parse_time(case["opened_at"])).total_seconds() / SCALE
+    started = time.monotonic()
+    while case["level"] == 1 and time.monotonic() - started < wait + 10:
+        time.sleep(0.05)
+        case = requests.get(f"{base}/escalation/v1/cases/{created['id']}", headers=auth(admin), timeout=10).json()
+    assert case["level"] >= 2, "the scheduler escalated the case"
+    read = {lang: requests.get(f"{base}/escalation/v1/cases/{created['id']}", headers=auth(admin, **headers),
+                               timeout=10).json()["timeline"] for lang, headers in (("zh", ZH), ("en", EN))}
+    escalated = {lang: next(s for s in steps if s["type"] == "escalated" and s["actor"] == "system")
+                 for lang, steps in read.items()}
+    assert escalated["zh"]["note"] == "已超期"
+    assert escalated["en"]["note"] == "deadline passed"
