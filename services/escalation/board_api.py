@@ -14,14 +14,16 @@ from services.escalation.domain.deadlines import is_late
 from services.escalation.domain.departments import ACTIVE
 from shared.clock import isoformat
 from shared.fields import QueryInteger
-from shared.vocabulary import AREA_LEVELS, Status
+from shared.vocabulary import Status
 from shared.web import access, current_service, identity
 
 #: What the board shows by default: every status but the endings.
 OPEN = [s.value for s in Status if s not in (Status.REPORTED, Status.CLOSED, Status.REFUSED, Status.VOIDED,
                                               Status.MERGED)]
+#: The owners' columns of a row, in order: each level's area id.
+OWNER_COLUMNS = ("grid", "station", "subcenter", "hq")
 #: The columns of a row, in order (``GET /escalation/v1/cases/rows``).
-COLUMNS = ("id", "number", "category", "severity", "status", "level", "owner", "grid", "station", "subcenter", "hq",
+COLUMNS = ("id", "number", "category", "severity", "status", "level", "owner", *OWNER_COLUMNS,
            "time_left", "overdue", "warned", "next_warning", "triage", "assignee", "reported_at", "lon", "lat",
            "departments", "department_overdue", "urges", "urge_open", "revision")
 
@@ -92,7 +94,7 @@ def _row(r, now, names: dict, parsed: dict) -> list:
     ids = parsed.get(r.areas)
     if ids is None:
         areas = (json.loads(r.areas) if r.areas else None) or {}
-        ids = parsed[r.areas] = [ref["id"] if (ref := areas.get(name)) else None for name in AREA_LEVELS]
+        ids = parsed[r.areas] = [ref["id"] if (ref := areas.get(name)) else None for name in OWNER_COLUMNS]
         for ref in areas.values():
             if ref:
                 names.setdefault(ref["id"], ref.get("name", ref["id"]))

@@ -218,8 +218,8 @@ case_facts = sa.Table(
     sa.Index("ix_case_facts_closed_day_station", "closed_day", "station_id"),
 )
 #: What a ``case_facts`` row holds: 2 added the closing periods, the final-deadline on-time flag and the
-#: calendar time at each level.
-FACTS_VERSION = 2
+#: calendar time at each level; 3 counts ``reworked`` for closed cases only (the rework rate's numerator).
+FACTS_VERSION = 3
 
 #: The statistics of the cases that opened in one period (a local day, week from Monday or month) under one
 #: unit, at each unit level: ``grid`` rows (grid, its station and sub-center), ``station`` rows (grid_id '')

@@ -144,7 +144,8 @@ def test_a_camera_photo_over_the_server_limit_is_shrunk_on_the_phone_and_stored(
 
 
 def test_a_photo_the_server_refuses_is_shown_with_its_reason_in_both_languages(browser, site, place):
-    for lang, words in (("zh", "照片被服务器拒绝"), ("en", "the server refused the photo")):
+    for lang, words, reason in (("zh", "照片被服务器拒绝", "不是 JPEG 或 PNG 图片"),
+                                ("en", "the server refused the photo", "not a JPEG or PNG")):
         context, page, problems = phone(browser, site, place, f"worker-refused-{lang}", lang)
         page.fill("#r-description", f"refused photo ({lang})")
         page.set_input_files("#r-photo", files=[{"name": "photo.jpg", "mimeType": "image/jpeg",
@@ -152,7 +153,7 @@ def test_a_photo_the_server_refuses_is_shown_with_its_reason_in_both_languages(b
         page.click("#submit")
         message = page.locator("#message")
         expect(message).to_contain_text(words, timeout=15000)
-        expect(message).to_contain_text("not a JPEG or PNG")
+        expect(message).to_contain_text(reason)  # the server's reason, in the page's language
         assert CASE_NUMBER.search(message.inner_text()), "the report itself was sent: its case number is shown"
         expect(page.locator("#outbox-status")).to_be_hidden()
         assert not problems

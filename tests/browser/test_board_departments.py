@@ -14,7 +14,7 @@ from tests.browser.conftest import PHONE, SCREENSHOTS, WALL, axe_violations, ope
 from tests.support.system import auth
 
 MESSAGES = Path(__file__).resolve().parents[2] / "services/escalation/pages/board/messages.json"
-STATUS_VERIFYING = json.loads(MESSAGES.read_text(encoding="utf-8"))["en"]["status_verifying"]
+REMOVED_DONE = json.loads(MESSAGES.read_text(encoding="utf-8"))["en"]["case_removed_department_done"]
 
 
 def test_the_command_board_shows_each_department_and_the_department_acts_from_its_own_board(browser, site, place):
@@ -55,8 +55,11 @@ def test_the_command_board_shows_each_department_and_the_department_acts_from_it
     form.locator("select[name=outcome]").select_option("done")
     form.locator("textarea[name=note]").fill("main repaired, road reopened")
     form.locator("button[type=submit]").click()
-    expect(page.locator("#panel-message")).to_contain_text("Done")
-    expect(page.locator("#panel-body dl.facts").first).to_contain_text(STATUS_VERIFYING)
+    # its part done, the case leaves the department's board, and the open panel says so
+    expect(page.locator("#panel-removed")).to_contain_text(REMOVED_DONE, timeout=10000)
+    expect(rows.filter(has_text=case["number"])).to_have_count(0)
+    still_readable = requests.get(f"{site.url}/escalation/v1/cases/{case['id']}", headers=auth(water), timeout=10)
+    assert still_readable.json()["status"] == "verifying", "the lead's done sends the case to verification"
     page.screenshot(path=SCREENSHOTS / "board-phone-en-department.png", full_page=True)
     assert not problems
     context.close()

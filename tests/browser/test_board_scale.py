@@ -51,6 +51,10 @@ def test_one_request_brings_every_open_case_with_the_listed_columns(crowded):
     assert {"number", "status", "level", "owner", "time_left", "warned", "lon", "lat"} <= set(body["columns"])
     owner = body["columns"].index("owner")
     assert all(row[owner] in body["names"] for row in body["rows"])
+    levels = {name: body["columns"].index(name) for name in ("grid", "station", "subcenter", "hq")}
+    for row in body["rows"][:50]:  # each owner's column holds that level's area (the hierarchy's ids nest)
+        grid, station, subcenter, hq = (row[levels[name]] for name in ("grid", "station", "subcenter", "hq"))
+        assert grid.startswith(station) and station.startswith(subcenter) and hq != grid, row
     few = requests.get(f"{crowded['url']}/escalation/v1/cases/rows", params={"limit": 10},
                        headers=auth(crowded["watcher"]), timeout=60).json()
     assert len(few["rows"]) == 10 and few["total"] == crowded["total"]

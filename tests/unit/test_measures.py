@@ -44,3 +44,13 @@ def test_an_open_case_is_on_time_by_no_measure_and_has_no_closing_date():
     facts = run(1, [(1, "acknowledge", GRID_WORKER, {})])
     assert not (facts.on_time or facts.on_time_with_extensions or facts.on_time_final)
     assert facts.closed_day is None
+
+
+def test_rework_counts_for_a_closed_case_only_so_the_rework_rate_stays_a_share_of_the_closed():
+    """返工率 = closed cases with a failed verification ÷ closed: an open case back in rework is not counted yet."""
+    fixed_badly = [(1, "resolve", GRID_WORKER, {"note": "fixed"}),
+                   (2, "verify", STATION, {"passed": False, "note": "still dark"})]
+    assert not run(1, fixed_badly).reworked
+    facts = run(1, [*fixed_badly, (3, "resolve", GRID_WORKER, {"note": "fixed again"}),
+                    (4, "verify", STATION, {"passed": True})])
+    assert facts.closed and facts.reworked

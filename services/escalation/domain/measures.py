@@ -121,7 +121,7 @@ class Facts:
     closed: bool
     escalated: bool  # escalated at least once, by hand or by a deadline
     extended: bool  # at least one approved extension
-    reworked: bool  # at least one failed verification
+    reworked: bool  # closed after at least one failed verification (the rework rate's numerator)
     overdue: bool  # missed at least one deadline (an automatic escalation or headquarters' overdue flag)
     on_time: bool  # closed, and no deadline missed even without its approved extensions
     on_time_with_extensions: bool  # closed, and no deadline missed (extensions counted)
@@ -211,7 +211,7 @@ def measure(steps: Sequence[Step], policy: TimePolicy, owners: Owners, extension
     final = replay(steps, policy, owners, extensions=extensions, until=closed_at) if closed else None
     return Facts(
         opened_at=opened_at, opened_day=calendar.local_date(opened_at), closed_at=closed_at if closed else None,
-        closed=closed, escalated=escalated, extended=extended, reworked=reworked, overdue=missed,
+        closed=closed, escalated=escalated, extended=extended, reworked=closed and reworked, overdue=missed,
         on_time=bool(closed and not missed and strict is not None and not strict.missed),
         on_time_with_extensions=closed and not missed,
         on_time_final=bool(final is not None and final.on_time_final),

@@ -1125,7 +1125,9 @@
     } catch (e) {
       $('map').textContent = gc.t('load_failed', { error: e.message });
     }
-    gcBoardWarnings.start({ // early warnings (预警): circles on the map, a list under it, an item in the panel
+    // early warnings (预警): circles on the map, a list under it, an item in the panel — for the area roles:
+    // a department is not in the warnings' scope (GET /escalation/v1/warnings answers it 403)
+    if (me.role !== 'department') gcBoardWarnings.start({
       view, openCase, categoryName,
       showPanel: (children) => { selected = null; showPanel(children); scheduleRender(); },
       caseNumber: (id) => (cases.has(id) ? cases.get(id).case.number : id.slice(0, 8)),

@@ -196,8 +196,11 @@
 
   // -- the data --------------------------------------------------------------------------------------------
 
+  //: the statuses a case ends in: off the wall (it counts open cases)
+  const ENDED = new Set(['closed', 'refused', 'voided', 'merged']);
+
   function upsert(c) {
-    if (c.status === 'closed') cases.delete(c.id);
+    if (ENDED.has(c.status)) cases.delete(c.id);
     else cases.set(c.id, { case: c, at: Date.now() });
   }
 
