@@ -82,6 +82,9 @@ def up(port, host, city, data_dir):
     except KeyboardInterrupt:
         pass
     finally:
+        # a second Ctrl-C or SIGTERM (a process group's, a supervisor's) does not cut the orderly stop short
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         server.server_close()
         system.stop()
 

@@ -93,7 +93,8 @@ def check_department(settings, role: str, department: str | None) -> None:
 
 def development_tokens(system, settings) -> list[tuple[str, str | None, str]]:
     """One token per role (``(role, area or department, token)``): each scoped role in the first area of
-    its level; a department role for the first of the city's departments, when it has any."""
+    its level; a department role for the first of the city's departments that leads a category (the
+    first of them when none does), when it has any."""
     active = system.services["dispatch"].areas.current()
     with system.services["dispatch"].uow() as uow:
         city_departments = uow.store.departments()
@@ -101,7 +102,7 @@ def development_tokens(system, settings) -> list[tuple[str, str | None, str]]:
     for role in ROLES:
         if role == Role.DEPARTMENT:
             if city_departments:
-                first = city_departments[0].id
+                first = next((d for d in city_departments if d.leads), city_departments[0]).id
                 out.append((role, first, issue_token(settings.secret, role, department=first)))
             continue
         level = ROLE_SCOPE.get(Role(role))
