@@ -54,7 +54,7 @@ from shared import logs
 from shared.access import ACTIONS, Decision, Resource, decide
 from shared.auth import AuthError, Identity, TokenVerifier
 from shared.fields import LIMITS, storable_problem
-from shared.words import MESSAGES, Problem, language_of, say
+from shared.words import MESSAGES, Problem, language_of, say, validation
 
 log = logging.getLogger("gridcase.http")
 access_log = structlog.get_logger("gridcase.access")
@@ -163,16 +163,17 @@ def answer_problem(error: Problem) -> Response:
     return problem(error.status, None, summary, errors=errors, headers=error.headers, code=error.code)
 
 
-def flatten_errors(messages, prefix: str = "") -> list[dict]:
-    """``{"location": {"lon": ["Not a number."]}}`` → ``[{"field": "location.lon", "detail": ...}]``."""
+def flatten_errors(messages, prefix: str = "", translate: Callable[[str], str] = str) -> list[dict]:
+    """``{"location": {"lon": ["Not a number."]}}`` → ``[{"field": "location.lon", "detail": ...}]``, each
+    message passed through ``translate`` (``shared.words.validation`` in the caller's language)."""
     if isinstance(messages, dict):
         out = []
         for key, value in messages.items():
-            out += flatten_errors(value, f"{prefix}.{key}" if prefix else str(key))
+            out += flatten_errors(value, f"{prefix}.{key}" if prefix else str(key), translate)
         return out
     if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        return [{"field": prefix, "detail": " ".join(messages)}]
-    return [{"field": prefix, "detail": str(messages)}]
+        return [{"field": prefix, "detail": " ".join(translate(m) for m in messages)}]
+    return [{"field": prefix, "detail": translate(str(messages))}]
 
 
 class FieldProblem(Schema):
@@ -332,7 +333,8 @@ class ProblemApi(Api):
                 for location, value in messages.items():
                     merged.update(value if isinstance(value, dict) else {location: value})
                 messages = merged
-            errors = flatten_errors(messages)
+            lang = caller_language()
+            errors = flatten_errors(messages, translate=lambda message: validation(message, lang))
         if error.code >= 500:
             log.exception("internal error", exc_info=error.original_exception
                           if hasattr(error, "original_exception") else None)

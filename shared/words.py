@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import json
+import re
 import string
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -114,6 +115,45 @@ def _from_json(value: object) -> object:
 def say(code: str, lang: str = DEFAULT_LANGUAGE, /, **params) -> str:
     """The message ``code`` in ``lang`` with ``params``: ``say("http.404", "zh")`` → ``"未找到"``."""
     return Message(code, params).text(lang)
+
+
+#: marshmallow's and webargs' validation messages (English, formatted before gridcase sees them) → the
+#: catalogue's key that says the same, its placeholders read back from the message.
+_VALIDATION = tuple((re.compile(pattern), key) for pattern, key in (
+    (r"Missing data for required field\.", "validation.required"),
+    (r"Field may not be null\.", "validation.null"),
+    (r"Unknown field\.", "validation.unknown_field"),
+    (r"Invalid value\.", "validation.invalid_value"),
+    (r"Invalid input type\.", "validation.invalid_input"),
+    (r"Not a valid (?P<kind>[\w ]+)\.", "validation.not_valid"),
+    (r"Number too large\.", "validation.too_large"),
+    (r"Must be greater than or equal to (?P<min>\S+) and less than or equal to (?P<max>\S+)\.", "validation.range"),
+    (r"Must be greater than or equal to (?P<min>\S+)\.", "validation.at_least"),
+    (r"Must be less than or equal to (?P<max>\S+)\.", "validation.at_most"),
+    (r"Must be greater than (?P<min>\S+)\.", "validation.greater"),
+    (r"Must be less than (?P<max>\S+)\.", "validation.less"),
+    (r"Shorter than minimum length (?P<min>\d+)\.", "validation.shorter"),
+    (r"Longer than maximum length (?P<max>\d+)\.", "validation.longer"),
+    (r"Length must be between (?P<min>\d+) and (?P<max>\d+)\.", "validation.length_between"),
+    (r"Length must be (?P<equal>\d+)\.", "validation.length_equal"),
+    (r"Must be one of: (?P<choices>.+)\.", "validation.one_of"),
+))
+
+
+def validation(message: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    """A validation library's message in ``lang``: English as it came; else the catalogue's text for the
+    message it matches (``"Missing data for required field."`` → ``"缺少必填字段。"``), or the message itself
+    when none matches (a schema's own message, already in words)."""
+    if lang == DEFAULT_LANGUAGE:
+        return message
+    for pattern, key in _VALIDATION:
+        if found := pattern.fullmatch(message):
+            params = found.groupdict()
+            if "kind" in params:  # "Not a valid integer." — the kind of value, in words where the catalogue has it
+                kind = f"validation.kind.{params['kind'].replace(' ', '_')}"
+                params["kind"] = say(kind, lang) if kind in MESSAGES else params["kind"]
+            return say(key, lang, **params)
+    return message
 
 
 def word(kind: str, value: object) -> Message | object:

@@ -149,3 +149,19 @@ def test_the_system_s_deadline_note_reads_in_the_caller_s_language(fast_clock):
                  for lang, steps in read.items()}
     assert escalated["zh"]["note"] == "已超期"
     assert escalated["en"]["note"] == "deadline passed"
+
+
+def test_the_validation_librarys_messages_read_in_chinese_too(system):
+    """marshmallow and webargs write their messages in English; a Chinese caller reads them in Chinese, each
+    still naming its field, and an English caller reads them as they were."""
+    base, people, (lon, lat) = system
+    body = {"category": "street_light", "location": {"lon": "east", "lat": lat}, "severity": 7}
+    answers = {lang: requests.post(f"{base}/intake/v1/reports", json=body, timeout=10,
+                                   headers=auth(people["worker"], **headers))
+               for lang, headers in (("zh", ZH), ("en", EN))}
+    zh = {e["field"]: e["detail"] for e in answers["zh"].json()["errors"]}
+    en = {e["field"]: e["detail"] for e in answers["en"].json()["errors"]}
+    assert answers["zh"].status_code == answers["en"].status_code == 422
+    assert en["description"] == "Missing data for required field." and zh["description"] == "缺少必填字段。"
+    assert en["location.lon"] == "Not a valid number." and zh["location.lon"] == "不是有效的数字。"
+    assert set(zh) == set(en)

@@ -129,3 +129,19 @@ def test_a_problem_carries_its_code_field_and_english_text():
     assert str(refusal) == "unknown category; one of a, b" and refusal.detail("zh") == "未知的类别；可选：a, b"
     with pytest.raises(KeyError):
         Problem("no.such_key")
+
+
+@pytest.mark.parametrize(("message", "zh"), [
+    ("Missing data for required field.", "缺少必填字段。"),
+    ("Not a valid integer.", "不是有效的整数。"),
+    ("Must be greater than 0.", "须大于 0。"),
+    ("Must be greater than or equal to 1 and less than or equal to 500.", "须大于等于 1 且小于等于 500。"),
+    ("Length must be between 1 and 200.", "长度须在 1 到 200 之间。"),
+    ("Must be one of: zh, en.", "须为以下之一：zh, en。"),
+    ("Not a valid colour.", "不是有效的colour。"),  # a kind the catalogue lacks stays as it came
+    ("the schema's own words", "the schema's own words"),
+])
+def test_the_validation_librarys_messages_are_read_back_into_chinese(message, zh):
+    from shared.words import validation
+
+    assert validation(message, "zh") == zh and validation(message, "en") == message
