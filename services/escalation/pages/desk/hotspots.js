@@ -105,7 +105,11 @@
     $('hotspot-form').addEventListener('submit', (e) => { e.preventDefault(); load(); });
     $('h-category').addEventListener('change', load);
     $('query').addEventListener('submit', () => load());
-    document.addEventListener('gc:language', () => { fillCategories(); render(); });
+    document.addEventListener('gc:language', () => {
+      fillCategories();
+      if (data) $('hotspot-status').textContent = gc.t('hotspot_period', { from: data.from, to: data.to });
+      render();
+    });
     const listed = await gc.api('GET', '/intake/v1/categories').catch(() => null);
     if (listed && listed.ok) listed.data.forEach((c) => { categories[c.code] = c; });
     fillCategories();

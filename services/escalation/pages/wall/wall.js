@@ -246,11 +246,20 @@
       });
       today = counted;
       month = summed;
-      $('updated').textContent = gc.t('updated', { time: clockText(new Date(), true) });
+      updatedAt = new Date();
+      showUpdated();
       scheduleRender();
     } catch (e) {
-      $('updated').textContent = gc.t('stats_unavailable');
+      updatedAt = null;
+      showUpdated();
     }
+  }
+
+  let updatedAt = null; // when the figures were last read (null: they could not be)
+
+  /** The footer's "updated at" (or "unavailable"), in the page's language: written again on a switch. */
+  function showUpdated() {
+    $('updated').textContent = updatedAt ? gc.t('updated', { time: clockText(updatedAt, true) }) : gc.t('stats_unavailable');
   }
 
   function statsSoon() {
@@ -319,6 +328,7 @@
     setLive('connecting');
     document.addEventListener('gc:language', () => {
       setLive($('live').dataset.state);
+      if ($('updated').textContent) showUpdated();
       renderEscalations();
       scheduleRender();
       tick();
