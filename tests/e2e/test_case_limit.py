@@ -1,11 +1,15 @@
-"""A case's detail says the limit of its current level, in the unit the policy gives it: the limit comes from
-the policy frozen onto the case, follows the case up the levels."""
+"""A case's detail says the limit of its current level in the unit the policy gives it: from the policy frozen
+onto the case when it opened, level by level as the case climbs."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import requests
 
 from tests.support.system import a_point_in_grid, auth, embedded_system, token, wait_for_case
+
+CALENDAR_HOURS_POLICY = Path(__file__).resolve().parents[1] / "support" / "calendar_hours_policy.toml"
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +56,16 @@ def test_the_limit_follows_the_case_up_a_level(system):
     assert escalated.status_code == 200, escalated.text
     assert escalated.json()["level"] == 2 and escalated.json()["limit"] == {"amount": 8.0, "unit": "working_hours"}
 
+
+
+def test_the_limit_is_the_policy_the_case_opened_under_not_the_running_one(tmp_path):
+    with embedded_system(tmp_path) as base:
+        admin = token(tmp_path, "admin")
+        grid, lon, lat = a_point_in_grid(base, admin)
+        worker = token(tmp_path, "grid_worker", area=grid, user="qian")
+        before = new_case((base, worker, (lon, lat)), "street_light")
+    # the city moves to a policy in hours around the clock; the case keeps the working hours it opened with
+    with embedded_system(tmp_path, env={"GRIDCASE_POLICY_FILE": str(CALENDAR_HOURS_POLICY)}) as base:
+        after = new_case((base, worker, (lon, lat)), "street_light")
+        assert read(base, before, worker)[0]["limit"] == {"amount": 4.0, "unit": "working_hours"}
+        assert read(base, after, worker)[0]["limit"] == {"amount": 4.0, "unit": "hours"}
