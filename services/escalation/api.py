@@ -171,6 +171,10 @@ class CaseOut(Schema):
     reworks = fields.Integer()
     extensions = fields.List(fields.Dict())
     pending_extension = fields.Dict(allow_none=True)
+    limit = fields.Dict(metadata={
+        "description": "GET /cases/{id} and actions only: the limit of the case's current level, {amount, unit} "
+                       "(unit minutes|hours|working_hours|working_days), from the policy frozen onto the case "
+                       "when it opened; the unit an extension is best asked in"})
     pending_suspension = fields.Dict(allow_none=True, metadata={
         "description": "挂账 asked of the level above: {reason, requested_by, requested_at}, or null"})
     departments = fields.List(fields.Dict(), metadata={
@@ -482,6 +486,7 @@ def _detail(uow, case, caller, now) -> dict:
                      available=available)
     unit = uow.store.unit_of(caller) if "assign" in available else None
     view["assignable"] = uow.store.people_of(unit) if unit else []
+    view["limit"] = case.policy.limit(case.level).to_dict()  # the frozen policy, not today's: the case's own rule
     return view
 
 

@@ -571,6 +571,15 @@
 
   // -- the case panel -----------------------------------------------------------------------------------
 
+  /** The units an extension may be asked in (the API's), and the amount each offers first. */
+  const EXTENSION_UNITS = ['working_hours', 'working_days', 'hours', 'minutes'];
+  const EXTENSION_DEFAULT = { working_hours: 4, working_days: 1, hours: 4, minutes: 30, seconds: 600 };
+
+  /** A limit or extension {amount, unit} as words: "8 working hours", "8 工作小时"; null without one. */
+  function limitText(limit) {
+    return limit ? limit.amount + ' ' + gc.t('unit_' + limit.unit + '_name') : null;
+  }
+
   function field(label, value) {
     return [gc.el('dt', { text: label }), gc.el('dd', { text: value === null || value === undefined || value === '' ? '—' : String(value) })];
   }
@@ -669,6 +678,8 @@
       ...field(gc.t('owner'), c.owner && c.owner.area_name),
       ...field(gc.t('deadline'), gc.time(c.deadline)),
       ...field(gc.t('time_left'), gc.duration(c.time_left)),
+      ...field(gc.t('limit'), limitText(c.limit)),
+      ...(c.pending_extension ? field(gc.t('pending_extension'), limitText(c.pending_extension.amount)) : []),
       ...field(gc.t('reworks'), c.reworks),
       ...field(gc.t('assignee'), c.assignee),
     ]);
@@ -817,9 +828,14 @@
         return input(key, gc.t('field_level'), select);
       }
       if (key === 'amount') {
+        // the limit's own unit first and chosen: a working-hours limit is extended in working hours
+        const own = (c.limit && c.limit.unit) || 'hours';
+        const units = [own, ...EXTENSION_UNITS.filter((u) => u !== own)];
+        const unit = gc.el('select', {}, units.map((u) => gc.el('option', { value: u, text: gc.t('unit_' + u + '_name') })));
+        unit.value = own;
         return gc.el('div', { class: 'row' }, [
-          input('amount', gc.t('field_amount'), gc.el('input', { type: 'number', min: '0.1', step: '0.1', value: '4', required: true })),
-          input('unit', gc.t('field_unit'), gc.el('select', {}, ['hours', 'minutes'].map((u) => gc.el('option', { value: u, text: gc.t('unit_' + u + '_name') })))),
+          input('amount', gc.t('field_amount'), gc.el('input', { type: 'number', min: '0.1', step: '0.1', value: String(EXTENSION_DEFAULT[own] || 4), required: true })),
+          input('unit', gc.t('field_unit'), unit),
         ]);
       }
       if (key === 'refusal') {
