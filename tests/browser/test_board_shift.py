@@ -239,7 +239,14 @@ def test_a_live_event_rebuilds_its_own_row_and_no_other(browser, site, shift):
     for case in filed:
         expect(row(page, case)).to_be_visible(timeout=10000)
     page.wait_for_selector("body[data-catalogues=loaded]")
-    page.wait_for_timeout(200)  # the rows relabelled with the catalogues' names are drawn
+    page.wait_for_selector("body[data-map-ready=true]", timeout=30000)
+    # the page at rest: no whole-list render for 1 s (the catalogues' names, the map's areas have landed;
+    # a loaded machine may draw them late)
+    page.wait_for_function("""() => {
+        const now = window.gcBoardStats.fullRenders, t = performance.now();
+        if (window.__renders !== now) { window.__renders = now; window.__since = t; return false; }
+        return t - window.__since > 1000;
+    }""", polling=100, timeout=30000)
     before = page.evaluate("""() => {
         document.querySelectorAll('#case-rows tr[data-case]').forEach((tr) => { tr.dataset.kept = 'yes'; });
         return Object.assign({}, window.gcBoardStats);
