@@ -526,9 +526,15 @@
     live.textContent = gc.t('live_' + state);
   }
 
-  //: why a case left the board (the `removed` event's type) → the message the open panel shows
-  const REMOVED_MESSAGES = { rerouted: 'case_removed_rerouted', department_done: 'case_removed_department_done',
-    department_declined: 'case_removed_department_declined' };
+  /** Why a case left the board, from the `removed` event's type (the step that moved it), as the open panel
+   *  says it: a department's board loses a case when its own part ends (done, or declined: 退单), whatever
+   *  step of that outcome carried the event; another board when the case moved out of its area. */
+  function removedMessage(type) {
+    if (me.role === 'department') {
+      return type === 'department_declined' ? 'case_removed_department_declined' : 'case_removed_department_done';
+    }
+    return type === 'rerouted' ? 'case_removed_rerouted' : 'case_removed_transferred';
+  }
 
   async function handle(event) {
     if (event.name === 'hello' || event.name === 'reset') { // the server does not know where this board was
@@ -551,7 +557,7 @@
       renderBulk();
       if (selected && selected.id === id) {
         selected = null;
-        showPanel([gc.el('p', { class: 'notice warn', role: 'alert', id: 'panel-removed', text: gc.t(REMOVED_MESSAGES[type] || 'case_removed_transferred') })]);
+        showPanel([gc.el('p', { class: 'notice warn', role: 'alert', id: 'panel-removed', text: gc.t(removedMessage(type)) })]);
       }
     }
   }
