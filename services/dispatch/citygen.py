@@ -14,10 +14,8 @@ have no gaps and no overlaps, and the same seed gives byte-identical JSON.
 """
 from __future__ import annotations
 
-import gc
 import json
 import math
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +24,7 @@ from shapely.geometry import shape
 
 from services.dispatch.domain.areas import LEVELS, Area, Hierarchy
 from services.dispatch.domain.locate import metres_per_degree
+from shared.runtime import collector_paused
 
 _DIGITS = 7  # about 1 cm
 
@@ -46,7 +45,7 @@ def generate_city(
     """
     if grids < 1:
         raise ValueError("a city needs at least one grid")
-    with _collector_paused():
+    with collector_paused():  # a 100,000-grid city is about a million small lists and dicts
         return _generate(grids, stations, subcenters, seed, center, cell_m)
 
 
@@ -84,7 +83,7 @@ def _generate(grids, stations, subcenters, seed, center, cell_m) -> dict[str, di
 def hierarchy_from_city(city: dict[str, dict]) -> Hierarchy:
     """The generated (or any `{level: FC}`) city as `Area`s; each feature needs `properties.id` and `parent`."""
     areas = []
-    with _collector_paused():
+    with collector_paused():  # a 100,000-grid city is about a million small lists and dicts
         for level in LEVELS:
             features = city[level]["features"]
             geoms = _shapes([f["geometry"] for f in features])
@@ -104,22 +103,6 @@ def write_city(city: dict[str, dict], directory) -> list[Path]:
         path.write_text(json.dumps(city[level], ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
         paths.append(path)
     return paths
-
-
-@contextmanager
-def _collector_paused():
-    """Pause Python's cyclic garbage collector while building a big city.
-
-    A 100,000-grid city is about a million small lists and dicts, none of them in a reference cycle; left on,
-    the collector walks them again and again as they pile up, which measured at 40-50 % of the build time.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _city_cells(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
