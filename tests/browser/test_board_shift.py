@@ -131,12 +131,16 @@ def test_the_list_sorts_by_time_left_level_or_reported(browser, site, shift):
     cases = shift["cases"]
     context, page, problems = open_page(browser, site, "/board/", shift["station"], lang="en", viewport=WALL)
     expect(row(page, cases["newest"])).to_be_visible(timeout=10000)
-    numbers = lambda: page.locator("#case-rows tr[data-case] td.number-cell a").all_inner_texts()  # noqa: E731
     page.select_option("#f-sort", "reported")
     expect(page.locator("#case-rows tr[data-case]").first).to_have_attribute("data-case", cases["newest"]["id"])
     page.select_option("#f-sort", "level")
-    first_two = numbers()[:2]
-    assert set(first_two) == {cases["raised"]["number"], cases["acknowledged"]["number"]}, first_two
+    listed = page.evaluate(
+        "() => Array.from(document.querySelectorAll('#case-rows tr[data-case]'), (tr) => tr.dataset.case)")
+    answer = requests.get(f"{site.url}/escalation/v1/cases/rows", headers=auth(shift["station"]), timeout=10).json()
+    level_of = {row[answer["columns"].index("id")]: row[answer["columns"].index("level")] for row in answer["rows"]}
+    levels = [level_of[case_id] for case_id in listed]
+    assert levels == sorted(levels, reverse=True), levels  # the highest level first (other tests add cases here)
+    assert {cases["raised"]["id"], cases["acknowledged"]["id"]} <= set(listed[:12]), "the station's level-2 cases lead"
     page.select_option("#f-sort", "time_left")
     lefts = page.evaluate("""() => Array.from(document.querySelectorAll('#case-rows tr[data-case]'))
         .map((tr) => tr.querySelector('td.time-left').textContent)""")

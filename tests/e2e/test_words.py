@@ -155,7 +155,7 @@ def test_the_validation_librarys_messages_read_in_chinese_too(system):
     """marshmallow and webargs write their messages in English; a Chinese caller reads them in Chinese, each
     still naming its field, and an English caller reads them as they were."""
     base, people, (lon, lat) = system
-    body = {"category": "street_light", "location": {"lon": "east", "lat": lat}, "severity": 7}
+    body = {"category": "street_light", "location": {"lon": lon, "lat": lat}, "client_time": 7}
     answers = {lang: requests.post(f"{base}/intake/v1/reports", json=body, timeout=10,
                                    headers=auth(people["worker"], **headers))
                for lang, headers in (("zh", ZH), ("en", EN))}
@@ -163,5 +163,5 @@ def test_the_validation_librarys_messages_read_in_chinese_too(system):
     en = {e["field"]: e["detail"] for e in answers["en"].json()["errors"]}
     assert answers["zh"].status_code == answers["en"].status_code == 422
     assert en["description"] == "Missing data for required field." and zh["description"] == "缺少必填字段。"
-    assert en["location.lon"] == "Not a valid number." and zh["location.lon"] == "不是有效的数字。"
+    assert en["client_time"] == "Not a valid datetime." and zh["client_time"] == "不是有效的日期时间。"
     assert set(zh) == set(en)

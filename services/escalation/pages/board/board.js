@@ -606,6 +606,7 @@
     if (!ENDED.includes(c.status) || cases.has(c.id)) upsert(c);
     if (before) applyOne(before); // its row and pin lose the selection
     applyOne(c.id);
+    if (c.id !== previous) scrollToRow(c.id);
     renderPanel(c, message);
     const pin = pins.get(c.id);
     if (pin && view && cluster) {
@@ -916,6 +917,7 @@
       if (result.status === 412) {
         await openCase(c.id, { kind: 'bad', text: gc.t('conflict') });
       } else if (result.ok) {
+        if (!selected || selected.id !== c.id) return; // the case left the board meanwhile (its removed event said why)
         selected.etag = result.headers.get('ETag');
         upsert(result.data);
         applyOne(result.data.id);
@@ -1016,10 +1018,11 @@
     countsDirty = true;
   }
 
-  /** Scroll the list so the row of ``id`` is in view, and focus its link. */
-  function focusRow(id) {
+  /** Scroll the list so the row of ``id`` is in view (a case opened by its number or from a link may sit
+   *  far down a long list, whose rows out of view are not drawn). Returns whether it is listed. */
+  function scrollToRow(id) {
     const i = order.indexOf(id);
-    if (i < 0) return;
+    if (i < 0) return false;
     const wrap = $('table-wrap');
     const height = rowHeight || 40;
     const head = $('case-table').tHead.getBoundingClientRect().height;
@@ -1027,6 +1030,12 @@
     if (top < wrap.scrollTop) wrap.scrollTop = top;
     else if (top + height + head > wrap.scrollTop + wrap.clientHeight) wrap.scrollTop = top + height + head - wrap.clientHeight;
     renderWindow();
+    return true;
+  }
+
+  /** Scroll the list so the row of ``id`` is in view, and focus its link. */
+  function focusRow(id) {
+    if (!scrollToRow(id)) return;
     const row = rowCache.get(id);
     if (row) {
       const link = row.tr.querySelector('a');
