@@ -12,7 +12,7 @@ import requests
 from playwright.sync_api import expect
 
 from tests.browser.conftest import PHONE, SCREENSHOTS, WALL, act, axe_violations, open_page
-from tests.support.system import auth, wait_for_case
+from tests.support.system import auth, wait_for, wait_for_case
 
 DESK = {"width": 1366, "height": 768}
 SIZES = {"phone": PHONE, "desk": DESK, "wall": WALL}
@@ -134,12 +134,16 @@ def test_the_list_sorts_by_time_left_level_or_reported(browser, site, shift):
     page.select_option("#f-sort", "reported")
     expect(page.locator("#case-rows tr[data-case]").first).to_have_attribute("data-case", cases["newest"]["id"])
     page.select_option("#f-sort", "level")
-    listed = page.evaluate(
-        "() => Array.from(document.querySelectorAll('#case-rows tr[data-case]'), (tr) => tr.dataset.case)")
     answer = requests.get(f"{site.url}/escalation/v1/cases/rows", headers=auth(shift["station"]), timeout=10).json()
     level_of = {row[answer["columns"].index("id")]: row[answer["columns"].index("level")] for row in answer["rows"]}
-    levels = [level_of[case_id] for case_id in listed]
-    assert levels == sorted(levels, reverse=True), levels  # the highest level first (other tests add cases here)
+
+    def listed_by_level():  # the rows drawn, once the list is drawn again in the chosen order
+        ids = page.evaluate(
+            "() => Array.from(document.querySelectorAll('#case-rows tr[data-case]'), (tr) => tr.dataset.case)")
+        levels = [level_of.get(case_id, 0) for case_id in ids]
+        return ids if levels == sorted(levels, reverse=True) else None
+
+    listed = wait_for(listed_by_level, timeout=5, message="the highest level first")  # other tests add cases here
     assert {cases["raised"]["id"], cases["acknowledged"]["id"]} <= set(listed[:12]), "the station's level-2 cases lead"
     page.select_option("#f-sort", "time_left")
     lefts = page.evaluate("""() => Array.from(document.querySelectorAll('#case-rows tr[data-case]'))

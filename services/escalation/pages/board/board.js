@@ -300,6 +300,9 @@
     const last = Math.min(order.length, Math.ceil((wrap.scrollTop + (wrap.clientHeight || 600)) / height) + OVERSCAN);
     const keep = new Map();
     const rows = [];
+    // a row rebuilt by a live event keeps the keyboard's focus if it had it
+    const focusedRow = document.activeElement && document.activeElement.closest
+      ? document.activeElement.closest('#case-rows tr[data-case]') : null;
     for (let i = first; i < last; i += 1) {
       const id = order[i];
       const entry = cases.get(id);
@@ -328,6 +331,10 @@
       body.insertBefore(node, at);
     });
     while (at) { const next = at.nextSibling; at.remove(); at = next; }
+    if (focusedRow && !focusedRow.isConnected && rowCache.has(focusedRow.dataset.case)) {
+      const link = rowCache.get(focusedRow.dataset.case).tr.querySelector('a');
+      if (link) link.focus({ preventScroll: true });
+    }
     if (!rowHeight && rows.length) {
       rowHeight = rows[0].getBoundingClientRect().height || 40;
       if (rowHeight !== height) scheduleWindow();
