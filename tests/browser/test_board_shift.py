@@ -38,6 +38,19 @@ def shift(site):
     return {"place": place, "worker": worker, "station": station, "cases": cases}
 
 
+def at_rest(page) -> None:
+    """Wait for the board at rest: the catalogues' names and the map's areas landed, and no whole-list
+    render for 1 s (a loaded machine draws them late, and a render under the test's keys or events would
+    make it measure the page's start instead)."""
+    page.wait_for_selector("body[data-catalogues=loaded]")
+    page.wait_for_selector("body[data-map-ready=true]", timeout=30000)
+    page.wait_for_function("""() => {
+        const now = window.gcBoardStats.fullRenders, t = performance.now();
+        if (window.__renders !== now) { window.__renders = now; window.__since = t; return false; }
+        return t - window.__since > 1000;
+    }""", polling=100, timeout=30000)
+
+
 def row(page, case):
     return page.locator(f"#case-rows tr[data-case='{case['id']}']")
 
@@ -195,6 +208,7 @@ def test_bulk_acknowledge_and_assign_say_what_was_done_and_what_could_not_be(bro
 def test_the_keys_move_open_act_tick_and_close(browser, site, shift):
     context, page, problems = open_page(browser, site, "/board/", shift["station"], lang="en", viewport=DESK)
     expect(row(page, shift["cases"]["raised"])).to_be_visible(timeout=10000)
+    at_rest(page)
     ids = page.evaluate("() => Array.from(document.querySelectorAll('#case-rows tr[data-case]'))"
                         ".map((t) => t.dataset.case)")
     focused = lambda: page.evaluate("() => { const tr = document.activeElement.closest('tr');"  # noqa: E731
@@ -246,15 +260,7 @@ def test_a_live_event_rebuilds_its_own_row_and_no_other(browser, site, shift):
     context, page, problems = open_page(browser, site, "/board/", station, lang="en", viewport=WALL)
     for case in filed:
         expect(row(page, case)).to_be_visible(timeout=10000)
-    page.wait_for_selector("body[data-catalogues=loaded]")
-    page.wait_for_selector("body[data-map-ready=true]", timeout=30000)
-    # the page at rest: no whole-list render for 1 s (the catalogues' names, the map's areas have landed;
-    # a loaded machine may draw them late)
-    page.wait_for_function("""() => {
-        const now = window.gcBoardStats.fullRenders, t = performance.now();
-        if (window.__renders !== now) { window.__renders = now; window.__since = t; return false; }
-        return t - window.__since > 1000;
-    }""", polling=100, timeout=30000)
+    at_rest(page)
     before = page.evaluate("""() => {
         document.querySelectorAll('#case-rows tr[data-case]').forEach((tr) => { tr.dataset.kept = 'yes'; });
         return Object.assign({}, window.gcBoardStats);
