@@ -1093,6 +1093,11 @@
   function wireShift() {
     document.addEventListener('keydown', onKey);
     $('table-wrap').addEventListener('scroll', scheduleWindow, { passive: true });
+    // a row reached by Tab (or focused any other way) is where the keys go on from
+    $('case-rows').addEventListener('focusin', (e) => {
+      const tr = e.target.closest && e.target.closest('tr[data-case]');
+      if (tr && tr.dataset.case !== cursor) { cursor = tr.dataset.case; scheduleWindow(); }
+    });
     window.addEventListener('resize', scheduleWindow);
     $('select-all').addEventListener('change', (e) => selectAllShown(e.target.checked));
     $('bulk-acknowledge').addEventListener('click', () => bulkAct('acknowledge', {}));
