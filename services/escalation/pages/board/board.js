@@ -1096,7 +1096,10 @@
     // a row reached by Tab (or focused any other way) is where the keys go on from
     $('case-rows').addEventListener('focusin', (e) => {
       const tr = e.target.closest && e.target.closest('tr[data-case]');
-      if (tr && tr.dataset.case !== cursor) { cursor = tr.dataset.case; scheduleWindow(); }
+      if (!tr || tr.dataset.case === cursor) return;
+      $('case-rows').querySelectorAll('tr.cursor').forEach((row) => row.classList.remove('cursor'));
+      cursor = tr.dataset.case;
+      tr.classList.add('cursor'); // the row's own node: a click under way still lands on it
     });
     window.addEventListener('resize', scheduleWindow);
     $('select-all').addEventListener('change', (e) => selectAllShown(e.target.checked));

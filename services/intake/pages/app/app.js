@@ -332,6 +332,8 @@
 
   /** The network as last found: the badge shows it; coming back sends what is kept. */
   function setNetwork(value) {
+    // an answer that was on its way when the browser lost its network does not make the page online again
+    if (value && !navigator.onLine) value = false;
     const back = value && !online;
     online = value;
     showNetwork();
