@@ -36,9 +36,10 @@ def auth(token_: str, **headers) -> dict:
 
 def a_point_in_grid(base: str, admin: str, index: int = 0) -> tuple[str, float, float]:
     """A grid of the active hierarchy and a point inside it: (grid id, lon, lat)."""
-    grids = requests.get(f"{base}/dispatch/v1/areas", params={"level": "grid", "simplify": "false"},
-                         headers=auth(admin), timeout=30).json()["features"]
-    feature = grids[index]
+    answer = requests.get(f"{base}/dispatch/v1/areas", params={"level": "grid", "simplify": "false"},
+                          headers=auth(admin), timeout=30)
+    assert answer.status_code == 200, f"the areas: {answer.status_code} {answer.text[:500]}"
+    feature = answer.json()["features"][index]
     point = shape(feature["geometry"]).representative_point()
     return feature["properties"]["id"], point.x, point.y
 
