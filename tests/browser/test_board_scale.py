@@ -93,6 +93,29 @@ def test_thousands_of_cases_draw_only_the_rows_in_view_and_clustered_pins(browse
     context.close()
 
 
+def test_the_keys_walk_down_a_long_list_and_the_focus_follows_as_the_rows_in_view_are_redrawn(browser, crowded):
+    """Walking down with ``j`` past the rows in view scrolls the list, and the window of drawn rows is redrawn
+    under the cursor: the row the cursor is on keeps the keyboard's focus (a row moved in the DOM loses it)."""
+    context, page, problems = open_page(browser, Here(crowded["url"]), "/board/", crowded["watcher"], lang="en",
+                                        viewport={"width": 1366, "height": 768})
+    page.wait_for_selector("body[data-list-painted=true]", timeout=30000)
+    page.wait_for_selector("body[data-map-ready=true]", timeout=60000)
+    case_at = "(i) => { const tr = document.querySelector(`#case-rows tr[aria-rowindex='${i + 2}']`);" \
+              " return tr && tr.dataset.case; }"
+    focused = "() => { const tr = document.activeElement.closest('tr'); return tr && tr.dataset.case; }"
+    settled = "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"
+    page.locator("body").press("j")
+    for i in range(60):
+        if i:
+            page.keyboard.press("j")
+        page.evaluate(settled)
+        assert page.evaluate(focused) == page.evaluate(case_at, i), f"after {i + 1} presses of j"
+    assert page.evaluate("document.getElementById('table-wrap').scrollTop") > 0
+    assert page.locator("#case-rows tr[data-case]").count() <= 120
+    assert not problems
+    context.close()
+
+
 @pytest.mark.parametrize(("query", "field"), [({"status": "open,nonsense"}, "status"), ({"limit": "0"}, "limit"),
                                               ({"limit": "50001"}, "limit"), ({"limit": "1_0"}, "limit"),
                                               ({"page": "2"}, "page")])

@@ -211,20 +211,26 @@ def test_the_keys_move_open_act_tick_and_close(browser, site, shift):
     at_rest(page)
     ids = page.evaluate("() => Array.from(document.querySelectorAll('#case-rows tr[data-case]'))"
                         ".map((t) => t.dataset.case)")
-    focused = lambda: page.evaluate("() => { const tr = document.activeElement.closest('tr');"  # noqa: E731
-                                    " return tr && tr.dataset.case; }")
+
+    def focused_on(case_id: str) -> None:
+        """The keyboard's focus is in the row of ``case_id`` (and stays there through the window's redraw)."""
+        page.wait_for_function("(id) => { const tr = document.activeElement.closest('tr');"
+                               " return tr && tr.dataset.case === id; }", arg=case_id, timeout=5000)
+        page.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
+        now = page.evaluate("() => { const tr = document.activeElement.closest('tr'); return tr && tr.dataset.case; }")
+        assert now == case_id, f"the focus left the row of {case_id} for {now} when the list was redrawn"
+
     page.locator("body").press("j")
-    assert focused() == ids[0]
+    focused_on(ids[0])
     page.keyboard.press("j")
-    assert focused() == ids[1]
+    focused_on(ids[1])
     page.keyboard.press("ArrowUp")
-    assert focused() == ids[0]
-    # to the escalated case, open it, and take its first action
-    # to the escalated case, open it, and take its first action
+    focused_on(ids[0])
+    # to the escalated case (the list scrolls under the cursor), open it, and take its first action
     target = ids.index(shift["cases"]["raised"]["id"])
-    for _ in range(target):
+    for i in range(target):
         page.keyboard.press("j")
-    assert focused() == shift["cases"]["raised"]["id"]
+        focused_on(ids[i + 1])
     page.keyboard.press("o")
     expect(page.locator("#panel-body")).to_contain_text(shift["cases"]["raised"]["number"])
     page.locator("body").press("1")

@@ -286,10 +286,16 @@
     return tr;
   }
 
+  /** The list's two spacer rows (above and below the drawn window), made once and kept: a node that
+   *  stays in place keeps what it holds, and the rows between them are never moved for a spacer. */
+  const spacers = {};
   function spacer(height, name) {
-    const td = gc.el('td', { colspan: '6' });
-    td.style.height = height + 'px';
-    return gc.el('tr', { class: 'spacer', 'data-spacer': name, 'aria-hidden': 'true' }, [td]);
+    if (!spacers[name]) {
+      spacers[name] = gc.el('tr', { class: 'spacer', 'data-spacer': name, 'aria-hidden': 'true' },
+        [gc.el('td', { colspan: '6' })]);
+    }
+    spacers[name].firstChild.style.height = height + 'px';
+    return spacers[name];
   }
 
   /** The rows in the scrolled window: built where their case changed, reused where it did not. */
@@ -324,16 +330,21 @@
     keep.forEach((v, k) => rowCache.set(k, v));
     const body = $('case-rows');
     const wanted = [spacer(first * height, 'top'), ...rows, spacer((order.length - last) * height, 'bottom')];
-    // move only what moved: rows already in place stay (their nodes, their focus)
+    // move only what moved: rows that left the window go first, so the rows that stay are not moved
+    // (a moved node loses the keyboard's focus), then the new ones are put in their places
+    const kept = new Set(wanted);
+    Array.from(body.children).forEach((node) => { if (!kept.has(node)) node.remove(); });
     let at = body.firstChild;
     wanted.forEach((node) => {
       if (at === node) { at = at.nextSibling; return; }
       body.insertBefore(node, at);
     });
-    while (at) { const next = at.nextSibling; at.remove(); at = next; }
-    if (focusedRow && !focusedRow.isConnected && rowCache.has(focusedRow.dataset.case)) {
-      const link = rowCache.get(focusedRow.dataset.case).tr.querySelector('a');
-      if (link) link.focus({ preventScroll: true });
+    // a focused row rebuilt by a live event, or moved by a new sort, gets the focus back
+    const focusedId = focusedRow && focusedRow.dataset.case;
+    if (focusedId && rowCache.has(focusedId)) {
+      const tr = rowCache.get(focusedId).tr;
+      const link = tr.querySelector('a');
+      if (link && !tr.contains(document.activeElement)) link.focus({ preventScroll: true });
     }
     if (!rowHeight && rows.length) {
       rowHeight = rows[0].getBoundingClientRect().height || 40;
