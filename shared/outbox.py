@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from shared import pgnotify
 from shared.db import UTCDateTime, messaging_metadata
 from shared.messages import Envelope
 
@@ -33,7 +34,7 @@ CHANNEL = "gridcase_outbox"
 
 def wake(connection: sa.Connection) -> None:
     """Notify the relays listening on this PostgreSQL database (``CHANNEL``) when the transaction commits."""
-    connection.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+    pgnotify.notify(connection, CHANNEL)
 
 
 def add(connection: sa.Connection, envelopes: list[Envelope]) -> None:

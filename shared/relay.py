@@ -13,7 +13,8 @@ doubles while nothing is waiting, up to ``idle_poll`` — long in the embedded m
 the same process, short in production, where the API that writes the rows is another process. A commit in
 its own process wakes it through ``shared.uow.on_commit``; on PostgreSQL a commit in another process (the
 API under gunicorn, the scheduler) notifies ``outbox.CHANNEL`` and a listener thread of the relay, on a
-connection of its own, wakes it as the notification arrives (``shared.uow.relay_elsewhere``).
+connection of its own, wakes it as the notification arrives (``shared.pgnotify``,
+``shared.uow.relay_elsewhere``).
 """
 from __future__ import annotations
 
@@ -26,15 +27,13 @@ from kombu import Producer
 from prometheus_client import Counter
 from tenacity import Retrying, retry_if_exception_type, wait_exponential
 
-from shared import bus, logs, outbox
+from shared import bus, logs, outbox, pgnotify
 from shared.faults import crash_point
 from shared.uow import forget, on_commit
 
 log = logs.get("gridcase.relay")
 #: Sent outbox rows are kept a day (the embedded replay needs the last hour).
 OUTBOX_RETENTION = timedelta(days=1)
-#: Seconds the listener waits for notifications before it checks whether the relay is stopping.
-LISTEN_SECONDS = 1.0
 PUBLISHED = Counter("gridcase_outbox_published_total", "Outbox messages confirmed by the broker", ["service"])
 
 
@@ -96,38 +95,13 @@ class Relay:
             self._retrying(self._reset_recent)
         listener = None
         if self.engine.dialect.name == "postgresql":
-            listener = threading.Thread(target=self._listen, name=f"relay-listen-{self.service}", daemon=True)
-            listener.start()
+            listener = pgnotify.listening(self.engine, outbox.CHANNEL, self.wakeup.set, self.stopping,
+                                          what=f"relay-{self.service}")
         while not self.stopping.is_set():
             self._retrying(self._step)
         self._drop_publisher()
         if listener is not None:
-            listener.join(LISTEN_SECONDS + 1)
-
-    def _listen(self) -> None:
-        """PostgreSQL: wake the loop when another process's commit notifies ``outbox.CHANNEL``, on a
-        connection taken out of the pool for good (one more per relay); after a lost connection, listen
-        again a second later (rows committed meanwhile are found by the wake that follows)."""
-        while not self.stopping.is_set():
-            try:
-                held = self.engine.raw_connection()
-                connection = held.driver_connection
-                held.detach()
-                try:
-                    connection.autocommit = True
-                    connection.execute(f"LISTEN {outbox.CHANNEL}")
-                    self.wakeup.set()
-                    while not self.stopping.is_set():
-                        for _ in connection.notifies(timeout=LISTEN_SECONDS):
-                            self.wakeup.set()
-                finally:
-                    connection.close()
-            except Exception:
-                if self.stopping.is_set():
-                    return
-                log.warning("listening for outbox commits failed; polling meanwhile", service=self.service,
-                            exc_info=True)
-                self.stopping.wait(1.0)
+            listener.join(pgnotify.LISTEN_SECONDS + 1)
 
     def stop(self) -> None:
         self.stopping.set()

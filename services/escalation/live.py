@@ -2,7 +2,11 @@
 
 Every change of a case is a timeline row with a growing id, so the feed needs no bus subscription. One
 ``Tailer`` per API process (and service) polls the timeline for rows after the last one it read — one
-query every ``POLL`` seconds while at least one board is connected, none while none is — renders each row
+query every ``POLL`` seconds while at least one board is connected, none while none is, and sooner when a
+step commits in its own process (``shared.uow.on_commit``). On PostgreSQL the workers' and the scheduler's
+steps, committed in other processes, notify it (``shared.pgnotify.TIMELINE_CHANNEL``): it reads at most
+every ``LISTENING_GAP`` seconds while they come, and polls only every ``LISTENING_POLL`` seconds, a safety
+net for a lost listening connection — renders each row
 once (the case as the list shows it, and the step) and keeps the last ``REPLAY_LIMIT`` in memory. Each
 connected stream waits on the tailer, and writes the rows its caller may see (``visible``: the area-scope
 rule ``shared.owners.in_scope``; a functional department the cases where its part is active, assigned
@@ -44,7 +48,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from shared import logs
+from shared import logs, pgnotify
 from shared.auth import Identity
 from shared.clock import isoformat
 from shared.owners import Owners, in_scope
@@ -56,6 +60,9 @@ log = logs.get("gridcase.escalation.live")
 
 POLL = 0.4  # seconds between looks at the timeline: a new report reaches a board well within 2 s
 WOKEN_GAP = 0.05  # seconds at least between looks when this process's commits wake the tailer
+LISTENING_GAP = 0.1  # the same on PostgreSQL, woken by every process's steps: at most 10 queries a second
+LISTENING_POLL = 2.0  # seconds between looks on PostgreSQL, where notifications bring the news: a safety net
+READ_RETRY = 2.0  # seconds before the tailer reads again after a failed read (a database failover)
 KEEPALIVE = 10.0  # seconds between comment lines when nothing happens (proxies drop silent connections)
 STREAM_SECONDS = 25.0  # a stream's lifetime; the client reconnects with Last-Event-ID
 REPLAY_LIMIT = 500  # rows replayed to a client that reconnects; more missed than that: a ``reset``
@@ -135,17 +142,22 @@ class Tailer:
     a row id, oldest first, unscoped (``(row id, step, case, report, updated_at)``); ``newest()`` → the
     newest row id; ``render(row, now)`` → an ``Entry``. Polls only while a stream is subscribed, every
     ``poll`` seconds (at once after a full batch), or sooner when ``wake`` (a ``threading.Event`` set by
-    this process's commits on the timeline's database, ``shared.uow.on_commit``) is set, ``WOKEN_GAP`` at
-    least apart; keeps the newest ``keep`` entries, and all those read in the last ``hold`` seconds."""
+    this process's commits on the timeline's database, ``shared.uow.on_commit``) is set, ``gap`` seconds at
+    least apart; keeps the newest ``keep`` entries, and all those read in the last ``hold`` seconds.
+    ``listen(heard, stopping)``: starts a thread that calls ``heard()`` when another process commits steps
+    (PostgreSQL: ``shared.pgnotify``), run while the tailer runs; it sets ``wake``."""
 
     def __init__(self, read_after: Callable, newest: Callable[[], int], render: Callable, now: Callable, *,
                  poll: float = POLL, keep: int = REPLAY_LIMIT, batch: int = BATCH, hold: float = HOLD,
-                 read_ids: Callable[[list[int]], list] | None = None, wake: threading.Event | None = None):
+                 read_ids: Callable[[list[int]], list] | None = None, wake: threading.Event | None = None,
+                 gap: float = WOKEN_GAP, listen: Callable[[Callable[[], None], threading.Event], threading.Thread]
+                 | None = None):
         self._read_after, self._newest, self._render, self._now = read_after, newest, render, now
         #: the rows of some ids (sorted), for rows that committed late; by default the range that holds them
         self._read_ids = read_ids or (lambda ids: read_after(ids[0] - 1, ids[-1] - ids[0] + 1))
-        self.poll, self.keep, self.batch, self.hold = poll, keep, batch, hold
+        self.poll, self.keep, self.batch, self.hold, self.gap = poll, keep, batch, hold, gap
         self._wake = wake
+        self._listen = listen if wake is not None else None
         self._condition = threading.Condition()
         self._entries: list[Entry] = []
         self._ids: list[int] = []
@@ -181,6 +193,8 @@ class Tailer:
         finally:
             with self._condition:
                 self.subscribers -= 1
+                if self.subscribers == 0 and self._wake is not None:
+                    self._wake.set()  # the tailer stops now, not at its next poll, and so does its listener
 
     def after(self, row_id: int) -> list[Entry]:
         """The entries after ``row_id`` that are in memory, oldest first."""
@@ -204,6 +218,16 @@ class Tailer:
                     late is not None and self.late_count > late), timeout)
 
     def _run(self) -> None:
+        stopping = threading.Event()
+        listener = self._listen(self._wake.set, stopping) if self._listen is not None else None
+        try:
+            self._follow()
+        finally:
+            stopping.set()
+            if listener is not None:
+                listener.join(pgnotify.LISTEN_SECONDS + 1)
+
+    def _follow(self) -> None:
         while True:
             with self._condition:
                 if self.subscribers == 0:  # idle: no query until a board connects; then start afresh
@@ -220,7 +244,7 @@ class Tailer:
                 late = self._read_ids(gaps) if gaps else []
             except Exception:  # a database failover: the streams keep their place and wait
                 log.warning("the live feed could not read the timeline; retrying", exc_info=True)
-                time.sleep(self.poll * 5)
+                time.sleep(READ_RETRY)
                 continue
             now = self._now()
             entries = [self._render(row, now) for row in rows]
@@ -249,7 +273,7 @@ class Tailer:
                 else:  # a step committed here (embedded: the consumer's) is read at once, not at the next poll
                     self._wake.wait(self.poll)
                     self._wake.clear()
-                    time.sleep(max(0.0, WOKEN_GAP - (time.monotonic() - polled_at)))
+                    time.sleep(max(0.0, self.gap - (time.monotonic() - polled_at)))
 
     def _note_gaps(self, seen: int, ids: list[int]) -> None:
         """Remember the ids skipped between ``seen`` and the newest of ``ids`` (rows still committing)."""
@@ -298,8 +322,15 @@ def tailer(service, view: Callable) -> Tailer:
                     with service.uow() as uow:
                         return uow.store.last_step_id()
 
+                listen = None
+                if service.engine.dialect.name == "postgresql":  # the workers' and the scheduler's steps
+                    def listen(heard, stopping):
+                        return pgnotify.listening(service.engine, pgnotify.TIMELINE_CHANNEL, heard, stopping,
+                                                  what="escalation-live-feed")
                 found = _tailers[id(service)] = Tailer(read_after, newest, lambda row, now: case_event(
-                    row, now, view), service.clock.now, read_ids=read_ids, wake=on_commit(service.engine))
+                    row, now, view), service.clock.now, read_ids=read_ids, wake=on_commit(service.engine),
+                    poll=LISTENING_POLL if listen else POLL, gap=LISTENING_GAP if listen else WOKEN_GAP,
+                    listen=listen)
     return found
 
 

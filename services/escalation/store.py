@@ -25,7 +25,7 @@ from services.escalation.domain.measures import measure, month_start, week_start
 from services.escalation.domain.timeline import Outcome, Step, StepType
 from services.escalation.domain.urges import Urge
 from services.escalation.notify.tables import declare as declare_notifications
-from shared import audit
+from shared import audit, pgnotify
 from shared.auth import Identity
 from shared.db import UTCDateTime
 from shared.departments import Department, departments_table, load_departments, store_departments
@@ -432,13 +432,18 @@ class CaseStore(Store):
         self._loaded_parts: dict[str, frozenset[str]] = {}  # the departments with an active part, as loaded
         self._held_notifications: list[dict] = []
         self._held_audit: list[dict] = []
+        self._steps_written = False
 
     def flush(self, envelopes) -> None:
         """At commit: the held notification rows (``hold_notifications``), the held audit rows
-        (``append_audit``), then the outbox."""
+        (``append_audit``), then the outbox; on PostgreSQL, a transaction that wrote timeline steps
+        notifies ``pgnotify.TIMELINE_CHANNEL`` (the live feeds of the API processes read them at once)."""
         self._write_held_notifications()
         self._write_held_audit()
         super().flush(envelopes)
+        if self._steps_written and self.postgres:
+            pgnotify.notify(self.db, pgnotify.TIMELINE_CHANNEL)
+        self._steps_written = False
 
     # -- cases ---------------------------------------------------------------------------------
 
@@ -921,6 +926,7 @@ class CaseStore(Store):
         if not steps:
             return
         last = {case.id: outcome.steps[-1] for case, outcome in changed if outcome.steps}
+        self._steps_written = True
         self.db.execute(timeline.insert(), [
             {"case_id": case.id, "at": s.at, "type": str(s.type), "level": int(s.level), "actor": s.actor,
              "note": s.note, "scheduled_at": s.scheduled_at, **self._left(case, s),
