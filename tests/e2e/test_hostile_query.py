@@ -216,11 +216,22 @@ def json_fields(spec: dict, schema: dict) -> list[tuple[tuple[str, ...], dict]]:
     return out
 
 
+#: ``field_name`` of a body that is no text in its encoding: exactly 400 naming the body, or the 403 of a
+#: role that may not send it at all (decided before the body is read).
+BODY = "(the body)"
+
+
 def problem_findings(what: str, response: requests.Response, field_name: str | None = None) -> list[str]:
-    """Why ``response`` is not a 4xx RFC 9457 problem (a 422 naming ``field_name``): [] when it is."""
+    """Why ``response`` is not a 4xx RFC 9457 problem (a 422 naming ``field_name``; for ``BODY``, a 400
+    naming the body or a 403): [] when it is."""
     content_type = response.headers.get("Content-Type", "")
     if not (400 <= response.status_code < 500 and content_type.startswith("application/problem+json")):
         return [f"{what}: {response.status_code} {content_type} {response.text[:200]}"]
+    if field_name == BODY:
+        detail = response.json().get("detail", "")
+        if response.status_code == 403 or (response.status_code == 400 and "the body is not valid" in detail):
+            return []
+        return [f"{what}: {response.status_code}, not a 400 naming the body: {response.text[:200]}"]
     if response.status_code == 422 and field_name is not None:
         problem = response.json()
         named = [e.get("field", "") for e in problem.get("errors", [])]
@@ -306,8 +317,9 @@ def hostile_requests(operation: tuple, units: dict, role: str):
     headers = {"If-Match": '"1"', "Content-Type": "application/json"}
     if "application/json" in content:
         for what, raw in (("malformed JSON", b'{"a":'), ("a list", b"[]"), ("a string", b'"x"'),
-                          ("invalid UTF-8", b'{"a": "\xff"}'), ("nested 100 deep", b"[" * 100 + b"]" * 100)):
+                          ("nested 100 deep", b"[" * 100 + b"]" * 100)):
             yield f"{name} body {what}", method, path, {"data": raw, "headers": headers}, None
+        yield f"{name} body invalid UTF-8", method, path, {"data": b'{"a": "\xff"}', "headers": headers}, BODY
         base = valid_bodies(units).get((method, template), {})
         if "{" in template and role in SCOPED and base:  # a body it would take, for a case it may not see
             yield (f"{name} a valid body, out of scope", method, path,
