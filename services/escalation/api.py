@@ -577,6 +577,8 @@ class ClosureTimes(MethodView):
     @access("stats.read")
     @blp.arguments(ClosureStatsArgs, location="query")
     @blp.response(200, ClosureStatsOut)
+    @blp.alt_response(200, schema={"type": "string"}, content_type="text/csv",
+                      description="format=csv: the rows flattened for a spreadsheet")
     def get(self, args):
         """Closure-time statistics (结案率, 按期结案率, 返工率 …) of the cases opened (``by=opened``, the
         default) or closed (``by=closed``: closed now, for the monthly review) on the local dates

@@ -6,7 +6,9 @@ database. And the full breadth: every operation of the three OpenAPI description
 malformed, oversized, wrong-typed and out-of-scope inputs — each declared query parameter and each field
 of each JSON body (nested ones included) in turn, malformed and non-object JSON, multipart without its
 file or with a wrong kind, and path ids of a case in another sub-center — answers a 4xx RFC 9457 problem
-(a 422 naming the field), never a 2xx or a 5xx, and changes nothing. On SQLite and PostgreSQL."""
+(a 422 naming the field), never a 2xx or a 5xx, and changes nothing; a body that is no text in its encoding
+is exactly a 400 naming the body on every JSON operation, for every role that may send it. On SQLite and
+PostgreSQL."""
 from __future__ import annotations
 
 import json
@@ -214,11 +216,22 @@ def json_fields(spec: dict, schema: dict) -> list[tuple[tuple[str, ...], dict]]:
     return out
 
 
+#: ``field_name`` of a body that is no text in its encoding: exactly 400 naming the body, or the 403 of a
+#: role that may not send it at all (decided before the body is read).
+BODY = "(the body)"
+
+
 def problem_findings(what: str, response: requests.Response, field_name: str | None = None) -> list[str]:
-    """Why ``response`` is not a 4xx RFC 9457 problem (a 422 naming ``field_name``): [] when it is."""
+    """Why ``response`` is not a 4xx RFC 9457 problem (a 422 naming ``field_name``; for ``BODY``, a 400
+    naming the body or a 403): [] when it is."""
     content_type = response.headers.get("Content-Type", "")
     if not (400 <= response.status_code < 500 and content_type.startswith("application/problem+json")):
         return [f"{what}: {response.status_code} {content_type} {response.text[:200]}"]
+    if field_name == BODY:
+        detail = response.json().get("detail", "")
+        if response.status_code == 403 or (response.status_code == 400 and "the body is not valid" in detail):
+            return []
+        return [f"{what}: {response.status_code}, not a 400 naming the body: {response.text[:200]}"]
     if response.status_code == 422 and field_name is not None:
         problem = response.json()
         named = [e.get("field", "") for e in problem.get("errors", [])]
@@ -304,8 +317,9 @@ def hostile_requests(operation: tuple, units: dict, role: str):
     headers = {"If-Match": '"1"', "Content-Type": "application/json"}
     if "application/json" in content:
         for what, raw in (("malformed JSON", b'{"a":'), ("a list", b"[]"), ("a string", b'"x"'),
-                          ("invalid UTF-8", b'{"a": "\xff"}'), ("nested 100 deep", b"[" * 100 + b"]" * 100)):
+                          ("nested 100 deep", b"[" * 100 + b"]" * 100)):
             yield f"{name} body {what}", method, path, {"data": raw, "headers": headers}, None
+        yield f"{name} body invalid UTF-8", method, path, {"data": b'{"a": "\xff"}', "headers": headers}, BODY
         base = valid_bodies(units).get((method, template), {})
         if "{" in template and role in SCOPED and base:  # a body it would take, for a case it may not see
             yield (f"{name} a valid body, out of scope", method, path,
@@ -352,6 +366,53 @@ def test_every_operation_refuses_every_hostile_input_of_every_role_and_changes_n
     assert requests.get(target.url("escalation", f"/escalation/v1/cases/{elsewhere['case']}"), timeout=10,
                         headers=target.auth("admin")).headers["ETag"] == outside, "the case out of scope is unchanged"
     assert target.ready()
+
+
+#: Bodies that are no text in the encoding they are sent in: each is a 400 naming the body, on every
+#: operation that takes JSON (``shared/web.py:GridcaseParser``), before any field is read.
+UNDECODABLE = (("invalid UTF-8", b'{"a": "\xff"}'), ("an encoded UTF-16 surrogate", b'{"a": "\xed\xa0\x80"}'),
+               ("a cut multi-byte character", b'{"a": "\xe4\xb8"}'), ("an overlong encoding", b'{"a": "\xc0\xaf"}'),
+               ("a UTF-16 body with an odd byte", '{"a": 1}'.encode("utf-16-le") + b"\x00"))
+
+
+def test_every_operation_that_takes_json_answers_400_naming_the_body_to_bytes_that_are_no_text(target, elsewhere):
+    """Invalid UTF-8 JSON was answered 422 on some operations where the documentation says 400. Every role
+    sends each body to every JSON operation: the answer is 400 naming the body, or the 403 the same role
+    gets for a readable body (it may not do this at all, which is decided before the body is read); every
+    operation answers 400 to some role. Nothing is stored."""
+    before = target.counts()
+    findings, decoded = [], {}
+    for operation in operations(target):
+        service, method, template, spec_operation, _spec = operation
+        if "application/json" not in spec_operation.get("requestBody", {}).get("content", {}):
+            continue
+        name = f"{method.upper()} {template}"
+        decoded[name] = set()
+        for role in ROLES:
+            auth = scoped_auth(target, role, elsewhere)
+            url = target.url(service, fill(template, elsewhere, role))
+
+            def send(body: bytes, method=method, url=url, auth=auth) -> requests.Response:
+                return requests.request(method, url, data=body, timeout=30, headers={
+                    **auth, "Content-Type": "application/json", "If-Match": '"1"',
+                    "Idempotency-Key": uuid.uuid4().hex})
+
+            readable = None
+            for what, body in UNDECODABLE:
+                answer = send(body)
+                problem = answer.json() if answer.headers.get("Content-Type", "").startswith(
+                    "application/problem+json") else {}
+                if answer.status_code == 400 and "the body is not valid" in problem.get("detail", ""):
+                    decoded[name].add(role)
+                    continue
+                readable = readable or send(b"{}")
+                if not (answer.status_code == readable.status_code == 403 and problem):
+                    findings.append(f"{role} {name} {what}: {answer.status_code} {answer.text[:200]} "
+                                    f"(a readable body: {readable.status_code})")
+    assert len(decoded) >= 7, sorted(decoded)
+    assert findings == [], f"{len(findings)}:\n" + "\n".join(findings[:40])
+    assert [name for name, roles in decoded.items() if not roles] == []
+    assert target.counts() == before
 
 
 @pytest.mark.parametrize("if_match", ["garbage", '"', '"abc"', '"3', '"1", garbage', '"' + "9" * 40 + '"'])

@@ -380,6 +380,49 @@ def test_3200_grids_piled_on_each_other_are_judged_from_a_bounded_number_of_pair
     assert isinstance(seen, int) and seen <= validation.MAX_NEIGHBOURS * 3200 + validation._QUERY_CHUNK * 3200
 
 
+#: Run in a child process, so that its peak memory is the validation's alone: builds the pile of
+#: ``argv[1]`` grids and prints the CPU seconds and the growth of the peak resident size (VmHWM, MB) of
+#: ``build_hierarchy`` on it. GEOS allocates outside Python, so tracemalloc would not see it.
+PILE_CHILD = """
+import copy, json, resource, sys
+from pathlib import Path
+import shapely
+from services.dispatch.domain.geojson import build_hierarchy, load_city_dir
+
+def peak_kb():
+    return next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
+                if line.startswith("VmHWM:"))
+
+def cpu():
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
+
+city = copy.deepcopy(load_city_dir(Path(sys.argv[2])))
+first = shapely.geometry.shape(city["grid"]["features"][0]["geometry"])
+city["grid"]["features"] = [{"type": "Feature", "properties": {"id": f"X{i}"}, "geometry":
+                             shapely.geometry.mapping(shapely.affinity.translate(first, xoff=i * 1e-7))}
+                            for i in range(int(sys.argv[1]))]
+before_kb, before_s = peak_kb(), cpu()
+hierarchy, findings = build_hierarchy(city)
+print(json.dumps({"cpu_s": cpu() - before_s, "peak_mb": (peak_kb() - before_kb) / 1024,
+                  "refused": hierarchy is None, "findings": len(findings)}))
+"""
+
+
+def test_3200_grids_piled_on_each_other_cost_bounded_cpu_time_and_memory():
+    """The cost itself, which grew faster than the square of the pile (3,200 grids: 52 s, 463 MB; 800:
+    1.3 s): CPU seconds, not wall time, so a loaded machine does not fail it, and the peak resident size of
+    a child process that does nothing else. The bounds are over ten times today's cost and under half of
+    the old one's (``benchmarks/RESULTS.md``)."""
+    done = subprocess.run([sys.executable, "-c", PILE_CHILD, "3200", str(BROKEN)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    assert measured["refused"], measured
+    assert measured["cpu_s"] < 5, measured
+    assert measured["peak_mb"] < 200, measured
+
+
 def test_a_real_city_is_a_tiling_whose_pairs_are_all_checked():
     city = generate_city(2000, seed=7)
     grids = np.array([shapely.geometry.shape(f["geometry"]) for f in city["grid"]["features"]], dtype=object)
