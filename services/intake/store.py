@@ -298,9 +298,7 @@ class ReportStore(Store):
         """Count one use by ``subject`` in each limit of ``windows`` (``limits.Window``, each opening now)
         whose current window is not full, opening a new window where the last one has ended — in all of
         them or in none: a conditional upsert per limit, which leaves a full window's row untouched, in a
-        short transaction of its own that is rolled back at the first full one (on PostgreSQL a single
-        limit's upsert runs alone, in autocommit: all or nothing by itself, without the BEGIN and COMMIT
-        round trips). → limit key → the window
+        short transaction of its own that is rolled back at the first full one. → limit key → the window
         counted in (its start and count now), for every limit; empty when one was full. Committed at
         once, outside the unit of work's transaction (on PostgreSQL the report is still written with its
         message in one statement), so every process sees it; the row locks of the transaction make a
@@ -309,12 +307,6 @@ class ReportStore(Store):
         statement = _allowance_statement(self.postgres)
         proposed = {w.key: w for w in windows}
         counted: dict[str, Window] = {}
-        if self.postgres and len(windows) == 1:  # one conditional upsert is all or nothing by itself
-            w = windows[0]
-            with _autocommit(self.engine).connect() as connection:
-                row = connection.execute(statement, {"subject": subject, "key": w.key, "start": w.start,
-                                                     "seconds": w.seconds, "cap": w.cap, "one": 1}).first()
-            return {} if row is None else {row.limit_key: replace(w, start=row.window_start, count=row.count)}
         with self.engine.connect() as connection, connection.begin() as transaction:
             for w in windows:
                 row = connection.execute(statement, {"subject": subject, "key": w.key, "start": w.start,
