@@ -581,27 +581,56 @@ class CaseStore(Store):
                                .limit(size).offset((page - 1) * size)).all()
         return [(self._case(r), r.revision, _report(r), r.updated_at) for r in rows], total
 
-    #: The columns of ``board_rows``: what the board's list, its filters and its map pins read.
-    BOARD_COLUMNS = ("id", "number", "category", "severity", "status", "level", "owner_area_id", "deadline_at",
-                     "overdue", "warned", "next_warning_at", "triage", "assignee", "assignee_unit", "reported_at",
-                     "lon", "lat", "revision")
-    #: read as their JSON text (``board_rows``): many cases share one owners' text, parsed once
-    BOARD_JSON = ("areas", "assignments", "urges")
+    #: The columns of ``board_rows``, in order: what the board's list, its filters and its map pins read.
+    BOARD_COLUMNS = ("id", "number", "category", "severity", "status", "level", "owner_area_id", "areas", "time_left",
+                     "late", "warned", "next_warning", "triage", "assignee", "reported_at", "lon", "lat",
+                     "assignments", "urges", "revision")
 
-    def board_rows(self, identity: Identity, statuses: list[str], limit: int) -> tuple[list, int]:
+    def board_rows(self, identity: Identity, statuses: list[str], limit: int, now: datetime) -> tuple[list, int]:
         """The cases of ``statuses`` that ``identity`` may see (``scoped``), in one query of only
         ``BOARD_COLUMNS`` (no ``Case`` is built), the least time left first (no deadline last), at most
-        ``limit``; and how many match in all (counted only when the limit was reached). Each row is a
-        SQLAlchemy row with those columns, and ``BOARD_JSON`` as JSON text (or None)."""
+        ``limit``; and how many match in all (counted only when the limit was reached).
+
+        Each row is a tuple in ``BOARD_COLUMNS`` order, computed by the database so that no timestamp is
+        converted in Python: ``time_left`` seconds from ``now`` to the deadline, to the millisecond
+        (negative: late; None without a deadline); ``late`` the list's ``late(now)``; ``next_warning`` (None
+        without a deadline) and ``reported_at`` as ``shared.clock.isoformat`` writes them (ISO 8601 UTC,
+        milliseconds, ``Z``); ``assignee`` only when the named handler is of the unit holding the case
+        now; ``areas``, ``assignments`` and ``urges`` as their JSON text (or None): many cases share one
+        text, parsed once by the reader."""
         c = cases.c
-        columns = [c[name] for name in self.BOARD_COLUMNS]
-        columns += [sa.type_coerce(c[name], sa.Text).label(name) for name in self.BOARD_JSON]
+        deadline = c.deadline_at
+        # cast, not type_coerce: PostgreSQL's driver would hand back a JSON column's value parsed
+        text = {name: sa.cast(c[name], sa.Text).label(name) for name in ("areas", "assignments", "urges")}
+        columns = [c.id, c.number, c.category, c.severity, c.status, c.level, c.owner_area_id, text["areas"],
+                   self._seconds_until(deadline, now).label("time_left"), late(now).label("late"), c.warned,
+                   sa.case((deadline.is_not(None), self._iso_text(c.next_warning_at))).label("next_warning"),
+                   c.triage, sa.case((c.assignee_unit == c.owner_area_id, c.assignee)).label("assignee"),
+                   self._iso_text(c.reported_at).label("reported_at"), c.lon, c.lat, text["assignments"],
+                   text["urges"], c.revision]
         query = scoped(sa.select(*columns), identity).where(c.status.in_(statuses))
-        rows = self.db.execute(query.order_by(c.deadline_at.is_(None), c.deadline_at, c.opened_at, c.id)
-                               .limit(limit)).all()
+        rows = self.db.execute(query.order_by(deadline.is_(None), deadline, c.opened_at, c.id).limit(limit)).all()
         if len(rows) < limit:
             return rows, len(rows)
         return rows, self.db.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+
+    def _iso_text(self, column):
+        """SQL: the ``UTCDateTime`` ``column`` as ``shared.clock.isoformat`` writes it
+        (``2026-12-05T05:52:28.713Z``: milliseconds, cut, not rounded), NULL for NULL. SQLite keeps
+        SQLAlchemy's ``YYYY-MM-DD HH:MM:SS.ffffff`` text (always the six digits), so it is cut and joined."""
+        if self.postgres:
+            return sa.func.to_char(sa.func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"', type_=sa.Text)
+        stored = sa.type_coerce(column, sa.Text)
+        return sa.func.substr(stored, 1, 10, type_=sa.Text) + "T" + sa.func.substr(stored, 12, 12, type_=sa.Text) + "Z"
+
+    def _seconds_until(self, column, now: datetime):
+        """SQL: seconds from ``now`` to the ``UTCDateTime`` ``column``, to the millisecond (negative when
+        past), NULL for NULL."""
+        if self.postgres:
+            seconds = sa.cast(sa.extract("epoch", column - sa.literal(now, UTCDateTime)), sa.Numeric)
+        else:  # julianday: days as a double, to the millisecond of the stored text
+            seconds = (sa.func.julianday(column) - sa.func.julianday(sa.literal(now, UTCDateTime))) * 86400.0
+        return sa.cast(sa.func.round(seconds, 3), sa.Float)
 
     def by_number(self, number: str, identity: Identity) -> Case | None:
         """The case with ``number`` if ``identity`` may see it (as ``get``)."""

@@ -8,11 +8,13 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import sqlalchemy as sa
 
 from harness.servers import create_database, drop_database
 from services.intake import bootstrap, handlers
 from services.intake.domain.reports import NewReport
 from services.intake.limits import OverLimit
+from services.intake.store import rate_counts
 from shared.auth import Identity
 from shared.config import Settings
 from tests.support.images import jpeg
@@ -32,9 +34,9 @@ def database_url(request, tmp_path):
     drop_database(admin, database)
 
 
-def build(url, folder, photo_rate_limit="6/minute"):
+def build(url, folder, photo_rate_limit="6/minute", report_rate_limit="10/minute;25/day"):
     return bootstrap.build(Settings(database_urls={"intake": url}, secret="x" * 32, photo_dir=folder / "photos",
-                                    report_rate_limit="10/minute;25/day", photo_rate_limit=photo_rate_limit),
+                                    report_rate_limit=report_rate_limit, photo_rate_limit=photo_rate_limit),
                            web=False)
 
 
@@ -85,6 +87,20 @@ def test_a_refused_body_uses_no_allowance(intake):
         with pytest.raises(handlers.UnknownCategory):
             intake.run(handlers.submit_report, NewReport("no_such_category", "x", 102.26, 27.89), WORKER, None)
     assert sum(file(intake, n).created for n in range(10)) == 10
+
+
+def test_a_full_window_counts_nothing_in_the_others(database_url, tmp_path):
+    service = build(database_url, tmp_path, report_rate_limit="100/minute;3/day")  # the day is full first
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda n: file(service, n), range(12)))
+        assert sum(not isinstance(a, OverLimit) for a in answers) == 3
+        with service.engine.connect() as connection:
+            counts = dict(connection.execute(sa.select(rate_counts.c.cap, rate_counts.c.count).where(
+                rate_counts.c.subject == WORKER.user)).all())
+        assert counts == {100: 3, 3: 3}, "the refused reports were not counted in the minute's window"
+    finally:
+        service.engine.dispose()
 
 
 def test_20_concurrent_photos_store_at_most_the_reports_10(database_url, tmp_path):

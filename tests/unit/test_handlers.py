@@ -79,6 +79,15 @@ def test_the_same_key_with_another_report_is_a_conflict():
         submit(uow, report=NewReport("street_light", "another lamp", 102.26, 27.89))
 
 
+def test_a_report_s_fingerprint_is_the_one_stored_reports_were_given():
+    # a retry is matched against the fingerprint stored with the report, possibly by an earlier release
+    assert NewReport("street_light", "Lamp out at gate 3 路灯", 102.264, 27.894).fingerprint() == \
+        "10928d3ab46e0fb8d2f003fea5642c2d9a15f373410722f735d863dfe97d7a6a"
+    assert NewReport("street_light", "x", None, None, 12.5, datetime(2026, 1, 5, 9, 0, 0, 123000, tzinfo=UTC),
+                     "urgent", "open311").fingerprint() == \
+        "81b8898aac55d1fdb09845923fafa257d7f7bac0553c57f55d1c1afdb486e311"
+
+
 def test_the_same_key_from_another_reporter_is_another_report():
     uow = FakeUnitOfWork(FakeReportStore())
     assert submit(uow, reporter="w1").report.id != submit(uow, reporter="w2").report.id

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -142,8 +142,9 @@ class NewReport:
     def fingerprint(self) -> str:
         """What makes two submissions "the same report" for an idempotent retry (a report without a
         proposed severity or a named channel hashes as it did before either existed)."""
-        fields = {k: v for k, v in asdict(self).items() if v is not None or k not in ("severity", "channel")}
-        canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+        values = {f.name: getattr(self, f.name) for f in fields(self)}  # flat: no deep copy (asdict) needed
+        values = {k: v for k, v in values.items() if v is not None or k not in ("severity", "channel")}
+        canonical = json.dumps(values, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
                                default=lambda value: value.isoformat())
         return hashlib.sha256(canonical.encode()).hexdigest()
 
