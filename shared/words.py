@@ -177,7 +177,12 @@ def language_of(accept_language: Iterable[tuple[str, float]]) -> str:
 
 def note(code: str, /, **params) -> str:
     """A timeline note the system writes, stored as its code and parameters (``note_text`` renders it)."""
-    return NOTE_MARK + json.dumps(Message(code, params).to_json(), ensure_ascii=False, separators=(",", ":"))
+    return stored_note(Message(code, params))
+
+
+def stored_note(message: Message) -> str:
+    """``message`` as a stored note: ``NOTE_MARK`` + its ``{"code", "params"}`` JSON (``note_text`` renders it)."""
+    return NOTE_MARK + json.dumps(message.to_json(), ensure_ascii=False, separators=(",", ":"))
 
 
 def note_message(stored: str) -> Message | None:

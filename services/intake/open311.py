@@ -65,6 +65,7 @@ from shared.gcj02 import gcj02_to_wgs84
 from shared.policy import Category, Policy
 from shared.vocabulary import Role, Status
 from shared.web import authorize, current_service
+from shared.words import note_text
 
 blp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 FORMATS = ("json", "xml")
@@ -219,8 +220,9 @@ def _public(report, photo_id: str | None, policy: Policy) -> dict:
     closed = report.status in CLOSED
     notes = f"{report.status}" + (f", level {int(report.level)} ({report.owner_area_name or report.owner_area_id})"
                                   if report.level and report.status not in CLOSED - {Status.CLOSED} else "")
-    if report.status_note:
-        notes = f"{report.status_note}; {notes}" if report.duplicate_of else f"{notes}: {report.status_note}"
+    if report.status_note:  # English, as the spec's answers are (a stored code rendered: shared.words)
+        why = note_text(report.status_note)
+        notes = f"{why}; {notes}" if report.duplicate_of else f"{notes}: {why}"
     elif report.duplicate_of:
         notes += ", a duplicate of an open case nearby"
     lat, lon = report.lat, report.lon

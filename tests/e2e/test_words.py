@@ -165,3 +165,70 @@ def test_the_validation_librarys_messages_read_in_chinese_too(system):
     assert en["description"] == "Missing data for required field." and zh["description"] == "缺少必填字段。"
     assert en["client_time"] == "Not a valid datetime." and zh["client_time"] == "不是有效的日期时间。"
     assert set(zh) == set(en)
+
+
+@pytest.fixture(scope="module")
+def accepting(tmp_path_factory):
+    """A city whose grid workers' reports wait for acceptance (立案), so that one can be refused or merged."""
+    data = tmp_path_factory.mktemp("words-accepting")
+    policy = data / "policy.toml"
+    text = (ROOT / "shared" / "policy.toml").read_text(encoding="utf-8")
+    assert "grid_worker = false" in text
+    policy.write_text(text.replace("grid_worker = false", "grid_worker = true", 1), encoding="utf-8")
+    with embedded_system(data, env={"GRIDCASE_POLICY_FILE": str(policy)}) as base:
+        admin = token(data, "admin")
+        grid, _, _ = a_point_in_grid(base, admin)
+        places = [a_point_in_grid(base, admin, index=i)[1:] for i in range(4)]  # a street apart: no duplicates
+        yield base, {"worker": token(data, "grid_worker", area=grid, user="wang"),
+                     "command": token(data, "command", user="chen")}, places
+
+
+def filed(system, at, description) -> str:
+    base, people, _ = system
+    answer = requests.post(f"{base}/intake/v1/reports", headers=auth(people["worker"]), timeout=10, json={
+        "category": "street_light", "description": description, "location": {"lon": at[0], "lat": at[1]}})
+    assert answer.status_code == 201, answer.text
+    case, _ = wait_for_case(base, answer.json()["id"], people["command"])
+    assert case["status"] == "pending_acceptance"
+    return answer.json()["id"]
+
+
+def status_note(base, worker, report_id, status, headers) -> str:
+    deadline = time.monotonic() + 10
+    while (report := requests.get(f"{base}/intake/v1/reports/{report_id}", headers=auth(worker, **headers),
+                                  timeout=10).json())["status"] != status:
+        assert time.monotonic() < deadline, f"intake never saw the report {status}: {report}"
+        time.sleep(0.05)
+    return report["status_note"]
+
+
+def test_why_a_report_was_refused_reads_in_the_reporter_s_language_and_their_note_as_written(accepting):
+    base, people, places = accepting
+    report_id = filed(accepting, places[0], "路灯不亮")
+    assert act(base, report_id, people["command"], {"action": "refuse", "reason": "insufficient_information",
+                                                    "note": "没有门牌号"}).status_code == 200
+    assert status_note(base, people["worker"], report_id, "refused", ZH) == "信息不足：没有门牌号"
+    assert status_note(base, people["worker"], report_id, "refused", EN) == "insufficient_information: 没有门牌号"
+    bare = filed(accepting, places[1], "灯杆歪了")
+    assert act(base, bare, people["command"], {"action": "refuse", "reason": "already_fixed"}).status_code == 200
+    assert status_note(base, people["worker"], bare, "refused", ZH) == "已经处理"
+    assert status_note(base, people["worker"], bare, "refused", {}) == "already_fixed"
+
+
+def test_a_merge_reads_in_the_reporter_s_language_and_a_void_s_reason_as_written(accepting):
+    base, people, places = accepting
+    target, merged = filed(accepting, places[2], "路灯不亮（一）"), filed(accepting, places[3], "同一盏灯")
+    number = requests.get(f"{base}/intake/v1/reports/{target}", headers=auth(people["worker"]), timeout=10).json()[
+        "number"]
+    assert act(base, merged, people["command"], {"action": "merge", "into": target}).status_code == 200
+    deadline = time.monotonic() + 10
+    while not (report := requests.get(f"{base}/intake/v1/reports/{merged}", headers=auth(people["worker"], **ZH),
+                                      timeout=10).json())["status_note"]:
+        assert time.monotonic() < deadline, f"intake never saw the merge: {report}"
+        time.sleep(0.05)
+    assert report["status_note"] == f"已合并到 {number}"
+    assert requests.get(f"{base}/intake/v1/reports/{merged}", headers=auth(people["worker"], **EN),
+                        timeout=10).json()["status_note"] == f"merged into {number}"
+    voided = filed(accepting, places[0], "录错了")
+    assert act(base, voided, people["command"], {"action": "void", "reason": "entered twice"}).status_code == 200
+    assert status_note(base, people["worker"], voided, "voided", ZH) == "entered twice"
