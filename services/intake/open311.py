@@ -33,7 +33,7 @@ face for 311 apps.
   ``GET requests/{id}.{json|xml}``: **public fields only** (no reporter, no client time or accuracy).
   ``status`` is ``open`` or ``closed``; the level and owner are in ``status_notes``, the deadline in
   ``expected_datetime``, the owning unit in ``agency_responsible``. A request refused (不予立案) or voided
-  is ``closed`` and its ``status_notes`` say why (``refused: not_city_matter: …``); one merged into (or
+  is ``closed`` and its ``status_notes`` say why (``refused: not a city matter: …``); one merged into (or
   linked as a duplicate of) another case follows that case's status, its notes naming it.
 
 XML answers hold only characters XML 1.0 allows (``xml_text``: U+FFFF, U+FFFE and the controls a JSON

@@ -208,11 +208,11 @@ def test_why_a_report_was_refused_reads_in_the_reporter_s_language_and_their_not
     assert act(base, report_id, people["command"], {"action": "refuse", "reason": "insufficient_information",
                                                     "note": "没有门牌号"}).status_code == 200
     assert status_note(base, people["worker"], report_id, "refused", ZH) == "信息不足：没有门牌号"
-    assert status_note(base, people["worker"], report_id, "refused", EN) == "insufficient_information: 没有门牌号"
+    assert status_note(base, people["worker"], report_id, "refused", EN) == "too little information: 没有门牌号"
     bare = filed(accepting, places[1], "灯杆歪了")
     assert act(base, bare, people["command"], {"action": "refuse", "reason": "already_fixed"}).status_code == 200
     assert status_note(base, people["worker"], bare, "refused", ZH) == "已经处理"
-    assert status_note(base, people["worker"], bare, "refused", {}) == "already_fixed"
+    assert status_note(base, people["worker"], bare, "refused", {}) == "already fixed"
 
 
 def test_a_merge_reads_in_the_reporter_s_language_and_a_void_s_reason_as_written(accepting):

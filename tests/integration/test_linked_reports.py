@@ -106,7 +106,7 @@ def test_a_refusal_sent_as_a_message_is_kept_as_one_and_read_in_either_language(
                                                reason="not_city_matter: a private yard",
                                                reason_message=why.to_json())])
     stored = seen(intake, refused.id, WANG).status_note
-    assert note_text(stored) == "not_city_matter: a private yard"
+    assert note_text(stored) == "not a city matter: a private yard"
     assert note_text(stored, "zh") == "不属于城市管理事项：a private yard"
 
 
