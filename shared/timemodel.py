@@ -50,6 +50,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from shared.words import Invalid
+
 #: Calendar units and their length in seconds.
 UNIT_SECONDS: dict[str, int] = {"seconds": 1, "minutes": 60, "hours": 3600}
 #: Working-time units: counted in a working calendar.
@@ -90,13 +92,13 @@ class Limit:
 
     def __post_init__(self) -> None:
         if self.unit not in UNITS:
-            raise ValueError(f"unknown time unit {self.unit!r}; one of {', '.join(UNITS)}")
+            raise Invalid("time.unknown_unit", unit=repr(self.unit), choices=", ".join(UNITS))
         if isinstance(self.amount, bool) or not isinstance(self.amount, int | float):
-            raise ValueError(f"a time limit is a number: {self.amount!r}")
+            raise Invalid("time.limit_not_a_number", value=repr(self.amount))
         if not (math.isfinite(self.amount) and self.amount >= 0):  # refuses NaN and infinity
-            raise ValueError(f"a time limit is a finite number ≥ 0: {self.amount!r}")
+            raise Invalid("time.limit_not_finite", value=repr(self.amount))
         if self.amount * NOMINAL_SECONDS[self.unit] > HARD_CEILING_SECONDS:
-            raise ValueError(f"a time limit of {self.amount:g} {self.unit} is longer than ten years")
+            raise Invalid("time.limit_over_ten_years", amount=f"{self.amount:g}", unit=self.unit)
 
     @property
     def working(self) -> bool:
@@ -123,26 +125,26 @@ def parse_limit(value: object) -> Limit:
     """A policy's time limit: ``"4 working_hours"``, ``{amount = 4, unit = "hours"}`` or a bare number of
     hours; positive and at most ``MAX_LIMIT[unit]``. ValueError (its message names the value) otherwise."""
     if isinstance(value, bool):
-        raise ValueError(f"not a time limit: {value!r}")
+        raise Invalid("time.not_a_limit", value=repr(value))
     if isinstance(value, int | float):
         amount, unit = float(value), "hours"
     elif isinstance(value, Mapping):
         amount, unit = value.get("amount"), value.get("unit", "hours")
         if isinstance(amount, bool) or not isinstance(amount, int | float):
-            raise ValueError(f"not a time limit: {value!r}")
+            raise Invalid("time.not_a_limit", value=repr(value))
         amount = float(amount)
     elif isinstance(value, str) and (m := _LIMIT.match(value)):
         amount, unit = float(m.group(1)), m.group(2)
     else:
-        raise ValueError(f'not a time limit: {value!r} (write "4 hours", "2 working_days", …)')
+        raise Invalid("time.not_a_limit_written", value=repr(value))
     if unit not in UNITS:
-        raise ValueError(f"unknown unit {unit!r} in {value!r}; one of {', '.join(UNITS)}")
+        raise Invalid("time.unknown_unit_in", unit=repr(unit), value=repr(value), choices=", ".join(UNITS))
     if not math.isfinite(amount):
-        raise ValueError(f"a time limit is a finite number: {value!r}")
+        raise Invalid("time.limit_infinite", value=repr(value))
     if not amount > 0:
-        raise ValueError(f"a time limit must be positive: {value!r}")
+        raise Invalid("time.limit_not_positive", value=repr(value))
     if amount > MAX_LIMIT[unit]:
-        raise ValueError(f"the time limit {value!r} is longer than a year: at most {MAX_LIMIT[unit]:g} {unit}")
+        raise Invalid("time.limit_over_a_year", value=repr(value), max=f"{MAX_LIMIT[unit]:g}", unit=unit)
     return Limit(amount, unit)
 
 
@@ -158,22 +160,22 @@ def parse_window(value: object) -> float:
     its length in seconds: positive and at most a year (``MAX_WINDOW_SECONDS``). A working unit is
     refused (a window counts every hour); ValueError naming the value otherwise."""
     if isinstance(value, bool):
-        raise ValueError(f"not a window: {value!r}")
+        raise Invalid("time.not_a_window", value=repr(value))
     if isinstance(value, int | float):
         amount, unit = float(value), "hours"
     elif isinstance(value, str) and (m := _LIMIT.match(value)):
         amount, unit = float(m.group(1)), m.group(2)
     else:
-        raise ValueError(f'not a window: {value!r} (write "24 hours", "90 days", …)')
+        raise Invalid("time.not_a_window_written", value=repr(value))
     if unit in WORKING_UNITS:
-        raise ValueError(f"a window is elapsed time ({', '.join(WINDOW_SECONDS)}), not {unit}: {value!r}")
+        raise Invalid("time.window_working", units=", ".join(WINDOW_SECONDS), unit=unit, value=repr(value))
     if unit not in WINDOW_SECONDS:
-        raise ValueError(f"unknown unit {unit!r} in {value!r}; one of {', '.join(WINDOW_SECONDS)}")
+        raise Invalid("time.unknown_unit_in", unit=repr(unit), value=repr(value), choices=", ".join(WINDOW_SECONDS))
     if not math.isfinite(amount) or not amount > 0:
-        raise ValueError(f"a window is a positive, finite length: {value!r}")
+        raise Invalid("time.window_not_positive", value=repr(value))
     seconds = amount * WINDOW_SECONDS[unit]
     if seconds > MAX_WINDOW_SECONDS:
-        raise ValueError(f"the window {value!r} is longer than a year: at most 366 days")
+        raise Invalid("time.window_over_a_year", value=repr(value))
     return seconds
 
 
@@ -184,13 +186,13 @@ def parse_period(item: object) -> Period:
     midnight. ValueError for a malformed time or a period that does not end after it starts."""
     m = _PERIOD.match(item.replace(" ", "")) if isinstance(item, str) else None
     if not m:
-        raise ValueError(f'not a working period: {item!r} (write "08:30-12:00"; "24:00" ends a day)')
+        raise Invalid("time.not_a_period", value=repr(item))
     (h1, m1, h2, m2) = (int(g) for g in m.groups())
     if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2):
-        raise ValueError(f"not a time of day in {item!r} (00:00 to 23:59, and 24:00 as an end)")
+        raise Invalid("time.not_a_time_of_day", value=repr(item))
     start, end = h1 * 60 + m1, h2 * 60 + m2
     if not start < end:
-        raise ValueError(f"a working period must end after it starts, the same day: {item!r}")
+        raise Invalid("time.period_backwards", value=repr(item))
     return start, end
 
 
@@ -198,12 +200,12 @@ def parse_periods(value: object) -> tuple[Period, ...]:
     """``["08:30-12:00", "13:00-17:30"]`` → ordered periods; ValueError for a malformed or overlapping
     one, or more than ``MAX_PERIODS``. Periods that touch (``"00:00-12:00", "12:00-24:00"``) are fine."""
     if not isinstance(value, list | tuple):
-        raise ValueError('working hours are a list such as ["08:30-12:00", "13:00-17:30"]')
+        raise Invalid("time.hours_not_a_list")
     if len(value) > MAX_PERIODS:
-        raise ValueError(f"at most {MAX_PERIODS} working periods a day, not {len(value)}")
+        raise Invalid("time.too_many_periods", max=MAX_PERIODS, count=len(value))
     periods = sorted(parse_period(item) for item in value)
     if any(nxt[0] < cur[1] for cur, nxt in zip(periods, periods[1:], strict=False)):
-        raise ValueError(f"working periods overlap: {list(value)!r}")
+        raise Invalid("time.periods_overlap", value=repr(list(value)))
     return tuple(periods)
 
 
@@ -216,7 +218,7 @@ def format_period(period: Period) -> str:
 def weekday(name: object) -> int:
     """``"mon"`` → 0 … ``"sun"`` → 6; ValueError otherwise."""
     if name not in WEEKDAYS:
-        raise ValueError(f"unknown weekday {name!r}; one of {', '.join(WEEKDAYS)}")
+        raise Invalid("time.unknown_weekday", name=repr(name), choices=", ".join(WEEKDAYS))
     return WEEKDAYS.index(name)
 
 
@@ -224,11 +226,11 @@ def parse_hours(raw: object) -> dict[int, tuple[Period, ...]]:
     """``{mon = ["08:30-12:00", …], …}`` → weekday index (0 = Monday) → periods. A weekday left out, or
     given ``[]``, is not worked. ValueError if no weekday is worked."""
     if not isinstance(raw, Mapping):
-        raise ValueError('hours is a table of weekdays: mon = ["08:30-12:00", …]')
+        raise Invalid("time.hours_not_a_table")
     hours = {weekday(day): parse_periods(periods) for day, periods in raw.items()}
     hours = {day: periods for day, periods in sorted(hours.items()) if periods}
     if not hours:
-        raise ValueError("a calendar needs working hours on at least one weekday")
+        raise Invalid("time.no_working_day")
     return hours
 
 
@@ -240,9 +242,9 @@ def format_hours(hours: Mapping[int, tuple[Period, ...]]) -> dict[str, list[str]
 def parse_dates(value: object, key: str) -> tuple[date, ...]:
     """A list of dates (TOML dates or ISO strings) → sorted, distinct; at most ``MAX_DATES``."""
     if not isinstance(value, list | tuple):
-        raise ValueError(f"{key} is a list of dates")
+        raise Invalid("time.dates_not_a_list", key=key)
     if len(value) > MAX_DATES:
-        raise ValueError(f"{key}: at most {MAX_DATES} dates, not {len(value)}")
+        raise Invalid("time.too_many_dates", key=key, max=MAX_DATES, count=len(value))
     out = set()
     for item in value:
         if isinstance(item, date) and not hasattr(item, "hour"):
@@ -253,7 +255,7 @@ def parse_dates(value: object, key: str) -> tuple[date, ...]:
                 raise ValueError
             out.add(date.fromisoformat(item))
         except ValueError:
-            raise ValueError(f"{key}: not a date: {item!r}") from None
+            raise Invalid("time.not_a_date", key=key, value=repr(item)) from None
     return tuple(sorted(out))
 
 

@@ -19,7 +19,7 @@ from shared.fields import LIMITS, Instant, JsonBoolean, JsonFloat, QueryBoolean,
 from shared.gcj02 import gcj02_to_wgs84
 from shared.vocabulary import Role
 from shared.web import Blueprint, access, authorize, caller_language, current_service, deny, identity, lookup
-from shared.words import Problem, note_text, say
+from shared.words import Problem, Said, note_text
 
 blp = Blueprint("intake", __name__, url_prefix="/intake/v1", description="Grid workers' reports")
 KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
@@ -246,7 +246,7 @@ class VerificationIn(Schema):
     @validates_schema
     def _note_when_failed(self, data, **kwargs):
         if data.get("passed") is False and not data.get("note", "").strip():
-            raise ValidationError(say("verification.note_required", caller_language()), field_name="note")
+            raise ValidationError(Said("verification.note_required"), field_name="note")
 
 
 class VerificationOut(Schema):
