@@ -21,10 +21,10 @@ from shared.departments import ROLES as DEPARTMENT_ROLES
 from shared.exports import export_csv
 from shared.fields import LIMITS, Day, JsonFloat, JsonInteger, QueryBoolean, QueryFloat, QueryInteger, Text
 from shared.pages import language
-from shared.policy import parse_policy
+from shared.policy import PolicyError, parse_policy
 from shared.vocabulary import Level, Status
 from shared.web import Blueprint, access, caller_language, current_service, deny, identity, lookup, printable
-from shared.words import Problem, Said, note_text
+from shared.words import Invalid, Problem, Said, note_text
 
 blp = Blueprint("escalation", __name__, url_prefix="/escalation/v1", description="The four-level closed loop")
 #: Actions staff take here; ``verify`` comes from the grid worker through intake (with photos).
@@ -371,7 +371,7 @@ class CaseEvents(MethodView):
         """
         caller = identity()
         if "text/event-stream" not in request.headers.get("Accept", ""):
-            abort(406, message="this is a text/event-stream: send Accept: text/event-stream")
+            abort(406, message=Said("stream.accept"))
         header = request.headers.get("Last-Event-ID", "").strip()
         if header and not (header.isascii() and header.isdigit() and len(header) < 19):
             abort(422, errors={"Last-Event-ID": [Said("stream.not_an_event_id")]})
@@ -727,7 +727,11 @@ class PolicyReplay(MethodView):
                                                                            identity()))
         except replay_limits.ChangeError as problem:
             abort(422, errors={"changes": {str(problem.index): {problem.field: [problem.said]}}})
-        except ValueError as refusal:  # PolicyError names the line; an unknown holiday region, the region
+        except PolicyError as refusal:  # names the line, in the caller's language
+            raise Problem(refusal.located.code, http_status=422, field="policy", **refusal.located.params) from None
+        except Invalid as refusal:
+            raise Problem(refusal.code, http_status=422, field="policy", **refusal.params) from None
+        except ValueError as refusal:  # a calendar the running city cannot build (an unknown holiday region)
             raise Problem("policy.invalid", http_status=422, field="policy", text=str(refusal)) from None
         with service.uow() as uow:
             names = uow.store.area_names()

@@ -89,7 +89,7 @@ class Subscriptions(MethodView):
             try:
                 fields_ = check(body, units, allow_private=service.settings.notify_allow_private)
             except SubscriptionError as problem:
-                abort(422, message=str(problem), errors={problem.field: [problem.detail]})
+                abort(422, errors={problem.field: [problem.detail]})
             if not may_manage(caller, fields_, units):
                 deny(caller, "subscription.manage", Decision.FORBIDDEN,
                      message="only an admin, the head of the unit it names or the person it names may subscribe")
