@@ -54,7 +54,7 @@ from shared import logs
 from shared.access import ACTIONS, Decision, Resource, decide
 from shared.auth import AuthError, Identity, TokenVerifier
 from shared.fields import LIMITS, storable_problem
-from shared.words import MESSAGES, Problem, Said, language_of, say, validation
+from shared.words import MESSAGES, Message, Problem, Said, language_of, say, validation
 
 log = logging.getLogger("gridcase.http")
 access_log = structlog.get_logger("gridcase.access")
@@ -401,7 +401,7 @@ def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Call
                 accepted := _body_types(view)):
             return answer_problem(Problem("request.unsupported_type", http_status=415,
                                           accepted=" or ".join(sorted(accepted)),
-                                          type=request.mimetype or "no content type"))
+                                          type=request.mimetype or Message("request.no_content_type")))
         repeated = sorted(name for name in request.args if len(request.args.getlist(name)) > 1)
         if repeated:
             return problem(422, "Unprocessable Entity",

@@ -101,12 +101,12 @@ class Photos(MethodView):
             raise Problem("report.key_invalid", http_status=422, field="Idempotency-Key")
         extra = sorted((set(request.form) | set(request.files)) - {"file", "kind"})
         if extra or len(request.files.getlist("file")) != 1 or len(request.form.getlist("kind")) > 1:
-            abort(422, errors={name: ["Unknown field."] for name in extra} or (
+            abort(422, errors={name: [Said("validation.unknown_field")] for name in extra} or (
                 {"kind": [Said("photo.one_kind")]} if len(request.form.getlist("kind")) > 1
                 else {"file": [Said("photo.one_file")]}))
         kind = request.form.get("kind", "before")
         if kind not in PHOTO_KINDS:
-            abort(422, errors={"kind": [f"Must be one of: {', '.join(PHOTO_KINDS)}."]})
+            abort(422, errors={"kind": [Said("validation.one_of", choices=", ".join(PHOTO_KINDS))]})
         data = body["file"].read(MAX_BYTES + 1)
         row, created = current_service().run(handlers.add_photo, handlers.AddPhoto(report_id, data, caller, key, kind))
         return photo_view(row)
