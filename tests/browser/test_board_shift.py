@@ -67,6 +67,32 @@ def in_view(page, selector: str) -> bool:
     }""", selector)
 
 
+def cut_words(page, selector: str) -> list[str]:
+    """The text of each element ``selector`` names that is wider than its box (cut, with or without "…")."""
+    return page.evaluate("""(selector) => [...document.querySelectorAll(selector)]
+        .filter((el) => el.scrollWidth > el.clientWidth + 1).map((el) => el.innerText)""", selector)
+
+
+def select_fits(page, selector: str) -> bool:
+    """Whether a select is wide enough for its longest choice in its own font (its arrow and padding beside)."""
+    return page.evaluate("""(selector) => {
+        const select = document.querySelector(selector), style = getComputedStyle(select);
+        const probe = document.createElement('span');
+        probe.style.font = style.font;
+        probe.style.whiteSpace = 'pre';
+        probe.style.position = 'absolute';
+        probe.style.visibility = 'hidden';
+        document.body.append(probe);
+        const widest = Math.max(...[...select.options].map((o) => {
+            probe.textContent = o.text;
+            return probe.offsetWidth;
+        }));
+        probe.remove();
+        const room = select.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight) - 20;
+        return widest <= room;
+    }""", selector)
+
+
 @pytest.mark.parametrize("lang", ["zh", "en"])
 @pytest.mark.parametrize("size", list(SIZES))
 def test_a_selected_case_is_in_view_with_its_status_and_the_time_left_always_shows(browser, site, shift, size, lang):
@@ -86,6 +112,11 @@ def test_a_selected_case_is_in_view_with_its_status_and_the_time_left_always_sho
         assert box["x"] >= 0 and box["x"] + box["width"] <= SIZES[size]["width"], f"time left cut off: {box}"
         assert cell.inner_text().strip() not in ("", "—")
     assert page.evaluate("document.scrollingElement.scrollWidth <= innerWidth"), "the page scrolls sideways"
+    if size != "phone":  # nothing a reader needs is cut: an owner's name, the sort's choice
+        assert cut_words(page, "#case-rows td.owner-cell") == [], "an owner's name is cut"
+        assert page.evaluate("(() => { const w = document.getElementById('table-wrap'); "
+                             "return w.scrollWidth <= w.clientWidth; })()"), "the list scrolls sideways"
+        assert select_fits(page, "#f-sort"), "the sort's choice is cut"
     # keys documented on the page (not on a phone, which has none)
     if size != "phone":
         expect(page.locator("#keys summary")).to_have_text(words["keys_heading"])
