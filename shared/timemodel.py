@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from shared.words import Invalid
+from shared.words import Invalid, Message
 
 #: Calendar units and their length in seconds.
 UNIT_SECONDS: dict[str, int] = {"seconds": 1, "minutes": 60, "hours": 3600}
@@ -262,11 +262,21 @@ def parse_dates(value: object, key: str) -> tuple[date, ...]:
 # -- official calendar files ----------------------------------------------------------------------------
 
 class CalendarFileError(ValueError):
-    """A calendar file that cannot be used: ``str()`` is ``FILE:LINE: problem`` (or ``FILE: problem``)."""
+    """A calendar file that cannot be used: ``problem`` (a catalogue message: ``code`` with ``params``, or a
+    ``Message``) on ``line`` of ``file``; ``str()`` is ``FILE:LINE: problem`` (or ``FILE: problem``) in
+    English, ``text(lang)`` the same in ``lang`` (the catalogue's ``policy.at_line``)."""
 
-    def __init__(self, message: str, file: str, line: int | None = None):
-        self.message, self.file, self.line = message, file, line
-        super().__init__(f"{file}:{line}: {message}" if line else f"{file}: {message}")
+    def __init__(self, problem: str | Message, file: str, line: int | None = None, /, **params):
+        problem = problem if isinstance(problem, Message) else Message(problem, params)
+        self.problem, self.file, self.line = problem, file, line
+        self.message = problem.text()
+        self.located = Message("policy.at_line", {"file": file, "line": line, "problem": problem}) if line \
+            else Message("policy.in_file", {"file": file, "problem": problem})
+        super().__init__(self.located.text())
+
+    def text(self, lang: str = "en") -> str:
+        """``FILE:LINE: problem`` in ``lang``."""
+        return self.located.text(lang)
 
 
 @dataclass(frozen=True)
@@ -306,59 +316,54 @@ def read_year_file(path: str | Path, region: str | None = None) -> OfficialYear:
         text = path.read_text(encoding="utf-8-sig")
         data = tomllib.loads(text)
     except (OSError, UnicodeDecodeError) as exc:
-        raise CalendarFileError(f"cannot be read: {exc}", file) from None
+        raise CalendarFileError("calendar.unreadable", file, error=str(exc)) from None
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
-        raise CalendarFileError(f"not TOML: {exc}", file, int(m.group(1)) if m else None) from None
+        raise CalendarFileError("policy.not_toml", file, int(m.group(1)) if m else None, error=str(exc)) from None
     unknown = set(data) - {"region", "year", "source", "holidays"}
     if unknown:
         key = sorted(unknown)[0]
-        raise CalendarFileError(f"unknown key {key!r}; region, year, source, [[holidays]]", file,
-                                _line_of(text, key))
+        raise CalendarFileError("calendar.unknown_key", file, _line_of(text, key), key=repr(key))
     found = data.get("region")
     if not isinstance(found, str) or not REGION.match(found):
-        raise CalendarFileError(f"region is a country code, optionally with a subdivision (CN, DE-BE): "
-                                f"{found!r}", file, _line_of(text, "region"))
+        raise CalendarFileError("policy.region", file, _line_of(text, "region"), region=repr(found))
     if region is not None and found != region:
-        raise CalendarFileError(f"this file is for {found}, the city's holiday region is {region}", file,
-                                _line_of(text, "region"))
+        raise CalendarFileError("calendar.other_region", file, _line_of(text, "region"), found=found, region=region)
     year = data.get("year")
     if isinstance(year, bool) or not isinstance(year, int) or not 1900 <= year <= 2200:
-        raise CalendarFileError(f"year is a year such as 2026: {year!r}", file, _line_of(text, "year"))
+        raise CalendarFileError("calendar.year", file, _line_of(text, "year"), year=repr(year))
     if path.stem.isdigit() and int(path.stem) != year:
-        raise CalendarFileError(f"the file for {year} must be named {year}.toml", file, _line_of(text, "year"))
+        raise CalendarFileError("calendar.file_name", file, _line_of(text, "year"), year=year)
     source = data.get("source")
     if not isinstance(source, str) or not source.strip():
-        raise CalendarFileError("source names the notice or law the dates come from", file,
-                                _line_of(text, "source"))
+        raise CalendarFileError("calendar.source", file, _line_of(text, "source"))
     entries = data.get("holidays", [])
     if not isinstance(entries, list) or len(entries) > MAX_HOLIDAYS:
-        raise CalendarFileError(f"[[holidays]] is a list of at most {MAX_HOLIDAYS} holidays", file,
-                                _line_of(text, "holidays"))
+        raise CalendarFileError("calendar.holidays_list", file, _line_of(text, "holidays"), max=MAX_HOLIDAYS)
     off: dict[date, str] = {}
     work: dict[date, str] = {}
     for entry in entries:
         name = entry.get("name") if isinstance(entry, dict) else None
         if not isinstance(name, str) or not name.strip():
-            raise CalendarFileError("each [[holidays]] has a name", file, _line_of(text, "[[holidays]]"))
+            raise CalendarFileError("calendar.holiday_name", file, _line_of(text, "[[holidays]]"))
         at = _line_of(text, f'"{name}"')
         extra = set(entry) - {"name", "en", "off", "work"}
         if extra:
-            raise CalendarFileError(f"{name}: unknown key {sorted(extra)[0]!r}; name, en, off, work", file, at)
+            raise CalendarFileError("calendar.unknown_holiday_key", file, at, name=name, key=repr(sorted(extra)[0]))
         for key, into in (("off", off), ("work", work)):
             try:
                 days = parse_dates(entry.get(key, []), f"{name}: {key}")
-            except ValueError as exc:
-                raise CalendarFileError(str(exc), file, at) from None
+            except Invalid as exc:
+                raise CalendarFileError(exc.message, file, at) from None
             for day in days:
                 where = _line_of(text, day.isoformat()) or at
                 if day.year != year:
-                    raise CalendarFileError(f"{name}: {day} is not in {year}", file, where)
+                    raise CalendarFileError("calendar.not_in_year", file, where, name=name, day=str(day), year=year)
                 if day in off or day in work:
-                    raise CalendarFileError(f"{name}: {day} is listed twice", file, where)
+                    raise CalendarFileError("calendar.twice", file, where, name=name, day=str(day))
                 if key == "work" and day.weekday() < 5:
-                    raise CalendarFileError(f"{name}: {day} is a {WEEKDAYS[day.weekday()]}: a swapped working "
-                                            "day is a Saturday or Sunday worked", file, where)
+                    raise CalendarFileError("calendar.swapped_weekday", file, where, name=name, day=str(day),
+                                            weekday=WEEKDAYS[day.weekday()])
                 into[day] = name
     return OfficialYear(found, year, frozenset(off), frozenset(work), source.strip(), file)
 

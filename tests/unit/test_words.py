@@ -256,7 +256,8 @@ def reads_as_words(text: str) -> bool:
 
 def _refusal_classes(trees) -> set[str]:
     """``Problem``, marshmallow's ``ValidationError``, the parsers' errors and every class derived from them."""
-    names = {"Problem", "ValidationError", "Invalid", "Said", "PolicyError", "ChangeError", "SubscriptionError"}
+    names = {"Problem", "ValidationError", "Invalid", "Said", "PolicyError", "ChangeError", "SubscriptionError",
+             "CalendarFileError"}
     grown = True
     while grown:
         grown = False
