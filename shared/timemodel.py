@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from shared.words import Invalid, Message
+from shared.words import Invalid, Message, word
 
 #: Calendar units and their length in seconds.
 UNIT_SECONDS: dict[str, int] = {"seconds": 1, "minutes": 60, "hours": 3600}
@@ -98,7 +98,7 @@ class Limit:
         if not (math.isfinite(self.amount) and self.amount >= 0):  # refuses NaN and infinity
             raise Invalid("time.limit_not_finite", value=repr(self.amount))
         if self.amount * NOMINAL_SECONDS[self.unit] > HARD_CEILING_SECONDS:
-            raise Invalid("time.limit_over_ten_years", amount=f"{self.amount:g}", unit=self.unit)
+            raise Invalid("time.limit_over_ten_years", amount=f"{self.amount:g}", unit=word("unit", self.unit))
 
     @property
     def working(self) -> bool:
@@ -144,7 +144,7 @@ def parse_limit(value: object) -> Limit:
     if not amount > 0:
         raise Invalid("time.limit_not_positive", value=repr(value))
     if amount > MAX_LIMIT[unit]:
-        raise Invalid("time.limit_over_a_year", value=repr(value), max=f"{MAX_LIMIT[unit]:g}", unit=unit)
+        raise Invalid("time.limit_over_a_year", value=repr(value), max=f"{MAX_LIMIT[unit]:g}", unit=word("unit", unit))
     return Limit(amount, unit)
 
 

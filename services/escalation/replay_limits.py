@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from shared.policy import Policy
 from shared.timemodel import MAX_LIMIT, UNITS, Limit, parse_limit
 from shared.vocabulary import Level
-from shared.words import Invalid, Said
+from shared.words import Invalid, Said, word
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,8 @@ def with_limits(policy: Policy, changes: Sequence[LimitChange]) -> Policy:
         if change.unit not in UNITS:
             raise ChangeError(index, "unit", "time.unknown_unit", unit=repr(change.unit), choices=", ".join(UNITS))
         if change.amount > MAX_LIMIT[change.unit]:
-            raise ChangeError(index, "amount", "replay.over_a_year", amount=f"{change.amount:g}", unit=change.unit,
-                              max=f"{MAX_LIMIT[change.unit]:g}")
+            raise ChangeError(index, "amount", "replay.over_a_year", amount=f"{change.amount:g}",
+                              unit=word("unit", change.unit), max=f"{MAX_LIMIT[change.unit]:g}")
         try:
             limit: Limit = parse_limit({"amount": change.amount, "unit": change.unit})
         except Invalid as problem:
