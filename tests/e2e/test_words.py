@@ -232,3 +232,44 @@ def test_a_merge_reads_in_the_reporter_s_language_and_a_void_s_reason_as_written
     voided = filed(accepting, places[0], "录错了")
     assert act(base, voided, people["command"], {"action": "void", "reason": "entered twice"}).status_code == 200
     assert status_note(base, people["worker"], voided, "voided", ZH) == "entered twice"
+
+
+BOTH = (("zh", ZH), ("en", {}))  # Chinese when asked, English by default
+
+
+def field_errors(answer) -> dict[str, str]:
+    assert answer.status_code == 422, answer.text
+    return {e["field"]: e["detail"] for e in answer.json()["errors"]}
+
+
+def test_the_words_of_parsers_and_checks_read_in_the_caller_s_language_naming_their_field(system):
+    """A statistics range, a policy file's line, a time limit and the image decoder each answer in the
+    caller's language, naming the field (and the line) as before; English by default."""
+    from tests.support.images import png_header_only
+
+    base, people, _ = system
+    stats = {"group_by": "station", "period": "day", "from": "2026-02-01", "to": "2026-01-01"}
+    answers = {lang: requests.get(f"{base}/escalation/v1/stats/closure-times", params=stats, timeout=10,
+                                  headers=auth(people["command"], **headers)) for lang, headers in BOTH}
+    assert field_errors(answers["zh"]) == {"to": "须晚于起始日期（from）"}
+    assert field_errors(answers["en"]) == {"to": "must be after from"}
+
+    replay = {"policy": "version = 1\n[[categories]]\n", "from": "2026-01-01", "to": "2026-02-01"}
+    answers = {lang: requests.post(f"{base}/escalation/v1/stats/replay", json=replay, timeout=10,
+                                   headers=auth(people["command"], **headers)) for lang, headers in BOTH}
+    assert field_errors(answers["zh"]) == {"policy": "policy 第 2 行：类别需要代码（code）"}
+    assert field_errors(answers["en"]) == {"policy": "policy:2: a category needs a code"}
+    assert answers["zh"].json()["code"] == answers["en"].json()["code"] == "policy.at_line"
+
+    case_id = new_case(system)
+    zh = act(base, case_id, people["command"], {"action": "urge", "note": "快点", "respond_within": "soon"}, **ZH)
+    en = act(base, case_id, people["command"], {"action": "urge", "note": "快点", "respond_within": "soon"})
+    assert field_errors(zh) == {"respond_within": "不是有效的时限：'soon'（写作 \"4 hours\"、\"2 working_days\" 等）"}
+    assert field_errors(en) == {"respond_within": "not a time limit: 'soon' (write \"4 hours\", \"2 working_days\", …)"}
+
+    wide = png_header_only(12_000, 3_333, idat=b"\x00" * 100)
+    answers = {lang: requests.post(f"{base}/intake/v1/reports/{case_id}/photos", timeout=10,
+                                   files={"file": ("wide.png", wide, "image/png")}, data={"kind": "before"},
+                                   headers=auth(people["worker"], **headers)) for lang, headers in BOTH}
+    assert field_errors(answers["zh"])["file"].startswith("图片为 12000 × 3333 像素；PNG 图片最多接受")
+    assert field_errors(answers["en"])["file"].startswith("the image is 12000 x 3333 pixels; at most")
