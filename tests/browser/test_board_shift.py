@@ -307,3 +307,21 @@ def test_a_live_event_rebuilds_its_own_row_and_no_other(browser, site, shift):
     expect(row(page, filed[0])).not_to_have_attribute("data-kept", "yes")
     assert not problems
     context.close()
+
+
+def test_an_open_case_is_read_again_in_the_language_switched_to(browser, site, shift):
+    """The server's words on an open case (its timeline notes, its problems) follow the page's language: the
+    switch asks for the case again with the new Accept-Language."""
+    context, page, problems = open_page(browser, site, "/board/", shift["station"], lang="zh", viewport=WALL)
+    case = shift["cases"]["raised"]
+    expect(row(page, case)).to_be_visible(timeout=10000)
+    with page.expect_request(lambda r: r.url.endswith(f"/escalation/v1/cases/{case['id']}")) as asked:
+        row(page, case).locator("a").click()
+    assert asked.value.headers["accept-language"].startswith("zh")
+    expect(page.locator("#panel-body")).to_contain_text(case["number"])
+    with page.expect_request(lambda r: r.url.endswith(f"/escalation/v1/cases/{case['id']}")) as again:
+        page.click("[data-lang-switch]")
+    assert again.value.headers["accept-language"] == "en"
+    expect(page.locator("#panel-body")).to_contain_text(MESSAGES["en"]["status_open"])
+    assert not problems
+    context.close()
