@@ -311,8 +311,9 @@ def test_a_live_event_rebuilds_its_own_row_and_no_other(browser, site, shift):
 
 def test_an_open_case_is_read_again_in_the_language_switched_to(browser, site, shift):
     """The server's words on an open case (its timeline notes, its problems) follow the page's language: the
-    switch asks for the case again with the new Accept-Language."""
-    context, page, problems = open_page(browser, site, "/board/", shift["station"], lang="zh", viewport=WALL)
+    switch asks for the case again with the new Accept-Language. At 1366 px the case's drawer leaves the top
+    bar — the switch, sign-out — within reach."""
+    context, page, problems = open_page(browser, site, "/board/", shift["station"], lang="zh", viewport=DESK)
     case = shift["cases"]["raised"]
     expect(row(page, case)).to_be_visible(timeout=10000)
     with page.expect_request(lambda r: r.url.endswith(f"/escalation/v1/cases/{case['id']}")) as asked:
