@@ -34,6 +34,8 @@ from datetime import UTC, datetime
 
 from marshmallow import ValidationError, fields, validate
 
+from shared.words import Invalid, Said, say
+
 #: Column lengths of the text that reaches a database (see each service's migrations). A schema field
 #: takes its ``max_length`` from here so that the schema and the column cannot drift apart.
 LIMITS = {
@@ -75,10 +77,11 @@ def storable_problem(text: str, *, multiline: bool = False) -> str | None:
     for position, char in enumerate(text):
         code = ord(char)
         if 0xD800 <= code <= 0xDFFF:
-            return f"contains a lone UTF-16 surrogate (U+{code:04X}) at position {position}; send valid Unicode"
+            return Said("text.surrogate", char=f"U+{code:04X}", position=position)
         if unicodedata.category(char) == "Cc" and not (multiline and char in _MULTILINE_OK):
-            name = "a NUL character" if code == 0 else f"the control character U+{code:04X}"
-            return f"contains {name} at position {position}"
+            if code == 0:
+                return Said("text.nul", position=position)
+            return Said("text.control", char=f"U+{code:04X}", position=position)
     return None
 
 
@@ -119,7 +122,7 @@ class JsonFloat(fields.Float):
     """A JSON number (integer or fraction), never a string or a boolean; NaN and infinities refused
     unless ``allow_nan``."""
 
-    default_error_messages = {"json_number": "Not a JSON number: send a number such as 102.26, not text."}
+    default_error_messages = {"json_number": say("schema.json_number")}
 
     def _deserialize(self, value, attr, data, **kwargs):
         _not_bool_number(self, value)
@@ -130,7 +133,7 @@ class JsonInteger(fields.Integer):
     """A JSON integer (``2``; ``2.0`` is refused as any non-integral input is by ``strict``), never a
     string or a boolean."""
 
-    default_error_messages = {"json_number": "Not a JSON integer: send a number such as 2, not text."}
+    default_error_messages = {"json_number": say("schema.json_integer")}
 
     def __init__(self, **kwargs):
         super().__init__(strict=True, **kwargs)
@@ -143,7 +146,7 @@ class JsonInteger(fields.Integer):
 class JsonBoolean(fields.Boolean):
     """A JSON ``true`` or ``false``; ``"true"``, ``1`` or ``"yes"`` are refused."""
 
-    default_error_messages = {"json_boolean": "Not a JSON boolean: send true or false."}
+    default_error_messages = {"json_boolean": say("schema.json_boolean")}
 
     def _deserialize(self, value, attr, data, **kwargs):
         if value is not True and value is not False:
@@ -155,7 +158,7 @@ class QueryFloat(fields.Float):
     """A decimal number in a query string: ``-12``, ``102.264``, ``.5``, ``1e-3``. No whitespace,
     underscores, ``+``, hexadecimal, ``inf`` or ``nan`` (what Python's ``float()`` would also accept)."""
 
-    default_error_messages = {"strict": "Not a decimal number such as 102.264."}
+    default_error_messages = {"strict": say("schema.query_decimal")}
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str) or not _QUERY_FLOAT.fullmatch(value):
@@ -168,13 +171,13 @@ class QueryBoolean(fields.Boolean):
 
     truthy = frozenset({"true", "1"})
     falsy = frozenset({"false", "0"})
-    default_error_messages = {"invalid": "Not a boolean: send true or false."}
+    default_error_messages = {"invalid": say("schema.query_boolean")}
 
 
 class QueryInteger(fields.Integer):
     """An integer in a query string: ``-12``, ``3``. No whitespace, underscores, ``+`` or fractions."""
 
-    default_error_messages = {"strict": "Not an integer such as 3."}
+    default_error_messages = {"strict": say("schema.query_integer")}
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str) or not _QUERY_INTEGER.fullmatch(value) or len(value) > 18:
@@ -190,8 +193,8 @@ def strict_decimal(text: str) -> float:
     return float(text)
 
 
-def _out_of_range() -> str:
-    return f"must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d} (UTC)"
+def _out_of_range() -> Said:
+    return Said("schema.out_of_range", earliest=f"{EARLIEST:%Y-%m-%d}", latest=f"{LATEST:%Y-%m-%d}")
 
 
 def parse_instant(text: str) -> datetime:
@@ -203,11 +206,11 @@ def parse_instant(text: str) -> datetime:
     except ValueError:
         value = None
     if value is None:
-        raise ValueError("not an ISO 8601 date-time such as 2026-01-05T09:30:00+08:00")
+        raise Invalid("schema.not_an_instant")
     if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("needs an offset (Z or +08:00): a time without one is not an instant")
+        raise Invalid("schema.instant_without_offset")
     if not EARLIEST <= value < LATEST:  # aware comparison: no conversion, so no overflow
-        raise ValueError(_out_of_range())
+        raise Invalid(_out_of_range().message.code, **_out_of_range().message.params)
     return value.astimezone(UTC)
 
 
@@ -222,7 +225,7 @@ class Instant(fields.AwareDateTime):
     def _deserialize(self, value, attr, data, **kwargs):
         loaded = super()._deserialize(value, attr, data, **kwargs)
         if not EARLIEST <= loaded < LATEST:
-            raise self.make_error("range")
+            raise ValidationError(_out_of_range())
         return loaded.astimezone(UTC)
 
 
@@ -234,6 +237,6 @@ class Day(fields.Date):
     def _deserialize(self, value, attr, data, **kwargs):
         loaded = super()._deserialize(value, attr, data, **kwargs)
         if not EARLIEST.date() <= loaded < LATEST.date():
-            raise self.make_error("range")
+            raise ValidationError(_out_of_range())
         return loaded
 

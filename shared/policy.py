@@ -59,6 +59,7 @@ from shared.timemodel import (
     parse_window,
 )
 from shared.vocabulary import AREA_LEVELS, Level
+from shared.words import Invalid, Message
 
 DEFAULT_FILE = Path(__file__).with_name("policy.toml")
 LEVEL_NAMES = {level.value: level.area for level in Level}
@@ -101,11 +102,20 @@ __all__ = ["UNITS", "WEEKDAYS", "Amount", "CalendarSpec", "Category", "EarlyWarn
 
 
 class PolicyError(ValueError):
-    """A policy file that cannot be used: ``str()`` is ``FILE:LINE: message``."""
+    """A policy file that cannot be used: ``problem`` (a catalogue message, ``shared.words.Message``) on
+    ``line`` of ``file``. ``located`` is the message naming the file and line (``policy.at_line``), read
+    in the reader's language (``text(lang)``); ``str()`` is ``FILE:LINE: message`` in English (the CLI's)."""
 
-    def __init__(self, message: str, line: int | None = None, file: str = "policy"):
-        self.message, self.line, self.file = message, line, file
-        super().__init__(f"{file}:{line}: {message}" if line else f"{file}: {message}")
+    def __init__(self, problem: Message, line: int | None = None, file: str = "policy"):
+        self.problem, self.line, self.file = problem, line, file
+        self.message = problem.text()
+        self.located = Message("policy.at_line", {"file": file, "line": line, "problem": problem}) if line \
+            else Message("policy.in_file", {"file": file, "problem": problem})
+        super().__init__(self.located.text())
+
+    def text(self, lang: str = "en") -> str:
+        """``FILE:LINE: message`` in ``lang``."""
+        return self.located.text(lang)
 
 
 @dataclass(frozen=True)
@@ -283,15 +293,16 @@ class _Lines:
             return found if found is not None and found < end else at
         return at
 
-    def error(self, message: str, line: int | None) -> PolicyError:
-        return PolicyError(message, line, self.file)
+    def error(self, code: str | Message, line: int | None, /, **params) -> PolicyError:
+        """The ``PolicyError`` of message ``code`` (with ``params``) on ``line``."""
+        return PolicyError(code if isinstance(code, Message) else Message(code, params), line, self.file)
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
     """Read and validate a policy file; ``PolicyError`` (a ValueError) naming the line otherwise."""
     path = Path(path or DEFAULT_FILE)
     if path.stat().st_size > MAX_TEXT * 4:  # UTF-8: at most 4 bytes a character
-        raise PolicyError(f"a policy file is at most {MAX_TEXT:,} characters", None, str(path))
+        raise PolicyError(Message("policy.too_long", {"max": f"{MAX_TEXT:,}"}), None, str(path))
     return parse_policy(path.read_text(encoding="utf-8-sig"), str(path))
 
 
@@ -302,9 +313,11 @@ def parse_policy(text: str, file: str = "policy") -> Policy:
     except PolicyError:
         raise
     except RecursionError:  # _nesting bounds what tomllib recurses on; this is the last guard
-        raise PolicyError(f"nested more than {MAX_DEPTH} deep", None, file) from None
+        raise PolicyError(Message("policy.too_deep", {"max": MAX_DEPTH}), None, file) from None
+    except Invalid as exc:
+        raise PolicyError(exc.message, None, file) from None
     except (AttributeError, TypeError, KeyError, ValueError, IndexError) as exc:  # a value of the wrong shape
-        raise PolicyError(f"a value has the wrong shape: {exc}", None, file) from None
+        raise PolicyError(Message("policy.wrong_shape", {"error": str(exc)}), None, file) from None
 
 
 def _nesting(text: str) -> tuple[int, int]:
@@ -357,29 +370,30 @@ def _nesting(text: str) -> tuple[int, int]:
 def _parse(text: str, file: str) -> Policy:
     lines = _Lines(text, file)
     if len(text) > MAX_TEXT:
-        raise lines.error(f"a policy file is at most {MAX_TEXT:,} characters, not {len(text):,}", None)
+        raise lines.error("policy.too_long_not", None, max=f"{MAX_TEXT:,}", count=f"{len(text):,}")
     depth, at = _nesting(text)
     if depth > MAX_DEPTH:
-        raise lines.error(f"nested more than {MAX_DEPTH} deep (arrays, tables and dotted keys within each "
-                          "other)", at)
+        raise lines.error("policy.too_deep_at", at, max=MAX_DEPTH)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
-        raise lines.error(f"not TOML: {exc}", int(m.group(1)) if m else None) from None
+        raise lines.error("policy.not_toml", int(m.group(1)) if m else None, error=str(exc)) from None
 
     def checked(where_line, fn, *args):
         try:
             return fn(*args)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise lines.error(str(exc).strip("'\""), where_line) from None
+        except Invalid as exc:
+            raise lines.error(exc.message, where_line) from None
+        except (ValueError, TypeError, KeyError) as exc:  # a library's own words (a level's name: Level.of)
+            raise lines.error("policy.wrong_value", where_line, error=str(exc).strip("'\"")) from None
 
     known_top = {"version", "defaults", "levels", "severities", "groups", "categories", "calendar", "early_warnings",
                  "needs_acceptance"}
     for key in data:
         if key not in known_top:
-            raise lines.error(f"unknown key {key!r}; one of {', '.join(sorted(known_top))}",
-                              lines.find(rf"^\s*\[*{re.escape(key)}\b"))
+            raise lines.error("policy.unknown_key", lines.find(rf"^\s*\[*{re.escape(key)}\b"), key=repr(key),
+                              choices=", ".join(sorted(known_top)))
     defaults = dict(data.get("defaults", {}))
     if "levels" in data:  # issue 8's file: [levels] in hours
         defaults.setdefault("levels", data["levels"])
@@ -387,7 +401,7 @@ def _parse(text: str, file: str) -> Policy:
     def table(name: str, raw: dict) -> dict:
         """A rule table, each key checked on its own so that an error names that key's line."""
         if not isinstance(raw, dict):
-            raise lines.error(f"[{name}] must be a table", lines.of_table(name))
+            raise lines.error("policy.not_a_table", lines.of_table(name), name=f"[{name}]")
         for key in raw:
             where = lines.of_table(name, key) if lines.of_table(name) else None
             sub = lines.find(rf"^\s*\[{re.escape(name)}\.{re.escape(key)}\]")
@@ -405,58 +419,62 @@ def _parse(text: str, file: str) -> Policy:
                                  if isinstance(c, dict) and isinstance(c.get("severity"), str)}
     severities = data.get("severities", implicit)  # issue 8's file names severities only on categories
     if not isinstance(severities, dict) or not severities:
-        raise lines.error("severities must be a table of named severities", lines.of_table("severities"))
+        raise lines.error("policy.severities_table", lines.of_table("severities"))
     if len(severities) > MAX_SEVERITIES:
-        raise lines.error(f"at most {MAX_SEVERITIES} severities, not {len(severities)}",
-                          lines.find(r"^\s*\[severities[.\]]") or lines.find(r"^\s*severities\b"))
+        raise lines.error("policy.too_many_severities",
+                          lines.find(r"^\s*\[severities[.\]]") or lines.find(r"^\s*severities\b"),
+                          max=MAX_SEVERITIES, count=len(severities))
     by_severity = {name: table(f"severities.{name}", raw) for name, raw in severities.items()}
     groups = data.get("groups", {})
     for code, group in groups.items():
         line = lines.of_table(f"groups.{code}")
         if code not in GROUPS:
-            raise lines.error(f"unknown group {code!r}; GB/T 30428 has {', '.join(GROUPS)}", line)
+            raise lines.error("policy.unknown_group", line, group=repr(code), choices=", ".join(GROUPS))
         if not group.get("zh") or not group.get("en"):
-            raise lines.error(f"group {code!r} needs zh and en names", line)
+            raise lines.error("policy.group_names", line, group=repr(code))
         for klass, names in group.get("classes", {}).items():
             if not names.get("zh") or not names.get("en"):
-                raise lines.error(f"class {code}.{klass} needs zh and en names",
-                                  lines.of_table(f"groups.{code}.classes.{klass}"))
+                raise lines.error("policy.class_names", lines.of_table(f"groups.{code}.classes.{klass}"),
+                                  klass=f"{code}.{klass}")
     categories: dict[str, Category] = {}
     raw_categories = data.get("categories")
     if not isinstance(raw_categories, list) or not raw_categories:
-        raise lines.error("the policy needs [[categories]]", None)
+        raise lines.error("policy.no_categories", None)
     if len(raw_categories) > MAX_CATEGORIES:
-        raise lines.error(f"at most {MAX_CATEGORIES} categories, not {len(raw_categories)}",
-                          lines.find(r"^\s*\[\[categories\]\]"))
+        raise lines.error("policy.too_many_categories", lines.find(r"^\s*\[\[categories\]\]"),
+                          max=MAX_CATEGORIES, count=len(raw_categories))
     for raw in raw_categories:
         code = raw.get("code") if isinstance(raw, dict) else None
         if not isinstance(code, str) or not code:
-            raise lines.error("a category needs a code", lines.find(r"^\s*\[\[categories\]\]"))
+            raise lines.error("policy.category_code", lines.find(r"^\s*\[\[categories\]\]"))
         line = lines.of_category(code)
         if code in categories:
-            raise lines.error(f"category {code!r} appears twice", lines.find(rf'code\s*=\s*"{code}"', line or 0))
+            raise lines.error("policy.category_twice", lines.find(rf'code\s*=\s*"{code}"', line or 0),
+                              category=repr(code))
         for name in ("zh", "en"):
             if not isinstance(raw.get(name), str) or not raw[name].strip():
-                raise lines.error(f"category {code!r} needs a {name} name", line)
+                raise lines.error("policy.category_name", line, category=repr(code), name=name)
         group, klass = raw.get("group"), raw.get("class")
         if groups and group is None:
-            raise lines.error(f"category {code!r} needs a group ({', '.join(groups)})", line)
+            raise lines.error("policy.category_group", line, category=repr(code), choices=", ".join(groups))
         if group is not None and group not in groups:
-            raise lines.error(f"category {code!r}: unknown group {group!r}", lines.of_category(code, "group"))
+            raise lines.error("policy.category_unknown_group", lines.of_category(code, "group"), category=repr(code),
+                              group=repr(group))
         if klass is not None and klass not in groups.get(group, {}).get("classes", {}):
-            raise lines.error(f"category {code!r}: unknown class {klass!r} in group {group!r}",
-                              lines.of_category(code, "class"))
+            raise lines.error("policy.category_unknown_class", lines.of_category(code, "class"),
+                              category=repr(code), klass=repr(klass), group=repr(group))
         own = {k: raw[k] for k in RULE_KEYS if k in raw}
         lead, co = raw.get("lead_department"), raw.get("co_departments")
         accepting = checked(lines.of_category(code, "needs_acceptance"), _acceptance,
-                            raw.get("needs_acceptance", {}), f"category {code!r}: needs_acceptance")
+                            raw.get("needs_acceptance", {}),
+                            Message("policy.where_category", {"category": repr(code), "key": "needs_acceptance"}))
         if lead is not None and not (isinstance(lead, str) and lead):
-            raise lines.error(f"category {code!r}: lead_department is a department id",
-                              lines.of_category(code, "lead_department"))
+            raise lines.error("policy.lead_department", lines.of_category(code, "lead_department"),
+                              category=repr(code))
         if co is not None and not (isinstance(co, list) and all(isinstance(c, str) and c for c in co)
                                    and lead not in co and len(set(co)) == len(co)):
-            raise lines.error(f"category {code!r}: co_departments is a list of distinct department ids "
-                              "without the lead", lines.of_category(code, "co_departments"))
+            raise lines.error("policy.co_departments", lines.of_category(code, "co_departments"),
+                              category=repr(code))
         if "hours" in raw:
             own.setdefault("levels", raw["hours"])
         for key in own:
@@ -464,13 +482,13 @@ def _parse(text: str, file: str) -> Policy:
                     _partial, {key: own[key]})
         severity = raw.get("severity", next(iter(severities)))
         if severity not in severities:
-            raise lines.error(f"category {code!r}: unknown severity {severity!r}; one of {', '.join(severities)}",
-                              lines.of_category(code, "severity"))
+            raise lines.error("policy.category_unknown_severity", lines.of_category(code, "severity"),
+                              category=repr(code), severity=repr(severity), choices=", ".join(severities))
         per_severity = raw.get("severities", {})
         for name in per_severity:
             if name not in severities:
-                raise lines.error(f"category {code!r}: unknown severity {name!r}",
-                                  lines.of_category(code, f"severities.{name}"))
+                raise lines.error("policy.category_severity_table", lines.of_category(code, f"severities.{name}"),
+                                  category=repr(code), severity=repr(name))
         rules = {}
         for name in severities:
             merged = _merge(BUILTIN_RULE, base, by_severity[name], _partial(own),
@@ -479,12 +497,13 @@ def _parse(text: str, file: str) -> Policy:
                                   _rule, merged, code, name)
         for flag in ("public", "sensitive"):
             if not isinstance(raw.get(flag, False), bool):
-                raise lines.error(f"category {code!r}: {flag} is true or false", lines.of_category(code, flag))
+                raise lines.error("policy.category_flag", lines.of_category(code, flag), category=repr(code),
+                                  flag=flag)
         categories[code] = Category(code, raw["zh"], raw["en"], severity, rules, group, klass, raw.get("unit"),
                                     lead, tuple(co) if co is not None else None, raw.get("public", False),
                                     raw.get("sensitive", False), accepting)
     if "other" not in categories:
-        raise lines.error('the policy needs a category "other" (for reports of an unknown category)', None)
+        raise lines.error("policy.no_other", None)
     channels = checked(lines.of_table("needs_acceptance"), _acceptance, data.get("needs_acceptance", {}),
                        "[needs_acceptance]")
     return Policy(categories, groups, tuple(severities), _calendar(data.get("calendar", {}), lines),
@@ -492,15 +511,15 @@ def _parse(text: str, file: str) -> Policy:
                   needs_acceptance={**NEEDS_ACCEPTANCE, **channels})
 
 
-def _acceptance(raw: object, where: str) -> dict[str, bool]:
+def _acceptance(raw: object, where: str | Message) -> dict[str, bool]:
     """``{ grid_worker = false, open311 = true }``: channel → whether its reports wait for acceptance."""
     if not isinstance(raw, Mapping):
-        raise ValueError(f"{where} is a table of channels ({', '.join(CHANNELS)}) = true or false")
+        raise Invalid("policy.channels_table", where=where, choices=", ".join(CHANNELS))
     for channel, value in raw.items():
         if channel not in CHANNELS:
-            raise ValueError(f"{where}: unknown channel {channel!r}; one of {', '.join(CHANNELS)}")
+            raise Invalid("policy.unknown_channel", where=where, channel=repr(channel), choices=", ".join(CHANNELS))
         if not isinstance(value, bool):
-            raise ValueError(f"{where}: {channel} is true or false")
+            raise Invalid("policy.channel_flag", where=where, channel=channel)
     return dict(raw)
 
 
@@ -509,18 +528,18 @@ def _partial(raw: dict) -> dict:
     known = set(RULE_KEYS)
     unknown = set(raw) - known
     if unknown:
-        raise ValueError(f"unknown key {sorted(unknown)[0]!r}; one of {', '.join(sorted(known))}")
+        raise Invalid("policy.unknown_key", key=repr(sorted(unknown)[0]), choices=", ".join(sorted(known)))
     out: dict = {}
     if "start_level" in raw:
         if raw["start_level"] not in AREA_LEVELS:
-            raise ValueError(f"unknown start_level {raw['start_level']!r}; one of {', '.join(AREA_LEVELS)}")
+            raise Invalid("policy.unknown_start_level", level=repr(raw["start_level"]), choices=", ".join(AREA_LEVELS))
         out["start_level"] = raw["start_level"]
     if "levels" in raw:
         levels = {}
         for key, value in raw["levels"].items():
             level = int(key) if str(key).isdigit() else Level.of(key).value
             if level not in LEVEL_NAMES:
-                raise ValueError(f"unknown level {key!r}")
+                raise Invalid("policy.unknown_level", level=repr(key))
             levels[level] = parse_limit(value)
         out["levels"] = levels
     if "verification" in raw:
@@ -536,12 +555,12 @@ def _partial(raw: dict) -> dict:
         caps = raw["extensions"]
         unknown = set(caps) - {"max_count", "max_total"}
         if unknown:
-            raise ValueError(f"unknown key {sorted(unknown)[0]!r} in extensions; max_count, max_total")
+            raise Invalid("policy.unknown_extensions_key", key=repr(sorted(unknown)[0]))
         out["extensions"] = {}
         if "max_count" in caps:
             count = caps["max_count"]
             if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_EXTENSIONS:
-                raise ValueError(f"extensions.max_count is a whole number from 0 to {MAX_EXTENSIONS}")
+                raise Invalid("policy.max_count", max=MAX_EXTENSIONS)
             out["extensions"]["max_count"] = caps["max_count"]
         if "max_total" in caps:
             out["extensions"]["max_total"] = parse_limit(caps["max_total"])
@@ -551,13 +570,13 @@ def _partial(raw: dict) -> dict:
 def _levels_list(value: object, key: str) -> tuple[int, ...]:
     """A list of levels by name or number (``["station", 4]``) → their numbers, ascending."""
     if not isinstance(value, list) or len(value) > len(LEVEL_NAMES):
-        raise ValueError(f'{key} is a list of levels, e.g. ["hq"] (grid, station, subcenter, hq or 1-4)')
+        raise Invalid("policy.levels_list", key=key)
     levels = set()
     for item in value:
         try:
             level = Level.of(item)
         except (ValueError, TypeError, KeyError):
-            raise ValueError(f"{key}: unknown level {item!r}; grid, station, subcenter, hq or 1-4") from None
+            raise Invalid("policy.levels_list_unknown", key=key, level=repr(item)) from None
         levels.add(int(level))
     return tuple(sorted(levels))
 
@@ -565,11 +584,11 @@ def _levels_list(value: object, key: str) -> tuple[int, ...]:
 def _thresholds(value: object) -> tuple[float, ...]:
     if not isinstance(value, list) or any(isinstance(p, bool) or not isinstance(p, int | float) or not 0 < p < 1
                                           for p in value):
-        raise ValueError("warnings are fractions of a limit between 0 and 1, e.g. [0.5, 0.8]")
+        raise Invalid("policy.warnings_fractions")
     if len(value) > MAX_WARNINGS:
-        raise ValueError(f"at most {MAX_WARNINGS} warnings a level, not {len(value)}")
+        raise Invalid("policy.too_many_warnings", max=MAX_WARNINGS, count=len(value))
     if list(value) != sorted(set(value)):
-        raise ValueError("warnings must be ascending and distinct")
+        raise Invalid("policy.warnings_order")
     return tuple(float(p) for p in value)
 
 
@@ -581,7 +600,7 @@ def _warnings(value: object) -> dict[int, tuple[float, ...]]:
         for key, thresholds in value.items():
             level = int(key) if str(key).isdigit() else Level.of(key).value
             if level not in LEVEL_NAMES:
-                raise ValueError(f"warnings: unknown level {key!r}")
+                raise Invalid("policy.warnings_unknown_level", level=repr(key))
             out[level] = _thresholds(thresholds)
         return out
     return {0: _thresholds(value)}
@@ -604,7 +623,7 @@ def _rule(merged: dict, code: str, severity: str) -> Rule:
     needed = [lv for lv in Level if lv.value >= Level.of(start).value]
     missing = [str(int(lv)) for lv in needed if lv.value not in levels]
     if missing:
-        raise ValueError(f"category {code!r} ({severity}): no time limit for level {', '.join(missing)}")
+        raise Invalid("policy.missing_limit", category=repr(code), severity=severity, levels=", ".join(missing))
     for lv in Level:  # levels below the start are never used; give them the start level's limit
         levels.setdefault(lv.value, levels[Level.of(start).value])
     verification = merged["verification"]
@@ -631,14 +650,14 @@ def _overrides(raw: Mapping, area: str | None, where: str) -> UnitCalendar:
     hours = parse_hours(raw["hours"]) if "hours" in raw else None
     round_the_clock = raw.get("round_the_clock")
     if round_the_clock is not None and not isinstance(round_the_clock, bool):
-        raise ValueError(f"{where}: round_the_clock is true or false")
+        raise Invalid("policy.round_the_clock_flag", where=where)
     if round_the_clock and hours is not None:
-        raise ValueError(f"{where}: round_the_clock works every day 00:00-24:00; give it no hours")
+        raise Invalid("policy.round_the_clock_hours", where=where)
     holidays = parse_dates(raw.get("extra_holidays", []), "extra_holidays")
     workdays = parse_dates(raw.get("extra_workdays", []), "extra_workdays")
     both = sorted(set(holidays) & set(workdays))
     if both:
-        raise ValueError(f"{where}: {both[0]} is both an extra holiday and an extra working day")
+        raise Invalid("policy.holiday_and_workday", where=where, day=str(both[0]))
     return UnitCalendar(area, hours, holidays, workdays, round_the_clock)
 
 
@@ -648,11 +667,12 @@ def _calendar(raw: dict, lines: _Lines) -> CalendarSpec:
     default = Policy.__dataclass_fields__["calendar"].default_factory()
     line = lines.of_table("calendar")
     if not isinstance(raw, dict):
-        raise lines.error("[calendar] must be a table", line)
+        raise lines.error("policy.not_a_table", line, name="[calendar]")
     known = {"region", "statutory_fallback", "units", *_CALENDAR_KEYS}
     unknown = set(raw) - known
     if unknown:
-        raise lines.error(f"unknown key {sorted(unknown)[0]!r} in [calendar]; {', '.join(sorted(known))}", line)
+        raise lines.error("policy.unknown_calendar_key", line, key=repr(sorted(unknown)[0]),
+                          choices=", ".join(sorted(known)))
 
     def at(key: str) -> int | None:
         return (lines.of_table("calendar", key) if key != "hours" else None) or \
@@ -660,44 +680,44 @@ def _calendar(raw: dict, lines: _Lines) -> CalendarSpec:
 
     region = raw.get("region", default.region)
     if region is not None and not (isinstance(region, str) and REGION.match(region)):
-        raise lines.error(f"region is a country code, optionally with a subdivision (CN, DE-BE): {region!r}",
-                          at("region"))
+        raise lines.error("policy.region", at("region"), region=repr(region))
     fallback = raw.get("statutory_fallback", False)
     if not isinstance(fallback, bool):
-        raise lines.error("statutory_fallback is true or false", at("statutory_fallback"))
+        raise lines.error("policy.statutory_fallback", at("statutory_fallback"))
     for key in _CALENDAR_KEYS:
         if key in raw:
             try:
                 _overrides({key: raw[key]}, None, "[calendar]")
-            except ValueError as exc:
-                raise lines.error(str(exc), at(key)) from None
+            except Invalid as exc:
+                raise lines.error(exc.message, at(key)) from None
     try:
         city = _overrides(raw, None, "[calendar]")
-    except ValueError as exc:
-        raise lines.error(str(exc), line) from None
+    except Invalid as exc:
+        raise lines.error(exc.message, line) from None
     hours = city.hours or default.hours
     city = UnitCalendar(None, None, city.extra_holidays, city.extra_workdays, city.round_the_clock)
     entries = raw.get("units", [])
     if not isinstance(entries, list):
-        raise lines.error("[[calendar.units]] is a list of unit calendars", at("units"))
+        raise lines.error("policy.units_list", at("units"))
     if len(entries) > MAX_UNIT_CALENDARS:
-        raise lines.error(f"at most {MAX_UNIT_CALENDARS:,} unit calendars, not {len(entries):,}",
-                          lines.find(r"^\s*\[\[calendar\.units\]\]") or at("units"))
+        raise lines.error("policy.too_many_units", lines.find(r"^\s*\[\[calendar\.units\]\]") or at("units"),
+                          max=f"{MAX_UNIT_CALENDARS:,}", count=f"{len(entries):,}")
     units: dict[str, UnitCalendar] = {}
     headers = [n + 1 for n, text in enumerate(lines.lines) if re.match(r"^\s*\[\[calendar\.units\]\]", text)]
     for number, unit in enumerate(entries):
         where = headers[number] if number < len(headers) else line
         try:
             if not isinstance(unit, dict) or not isinstance(unit.get("area"), str) or not unit["area"]:
-                raise ValueError("a unit's calendar names its area id (area = \"…\")")
+                raise Invalid("policy.unit_area")
             extra = set(unit) - {"area", *_CALENDAR_KEYS}
             if extra:
-                raise ValueError(f"unknown key {sorted(extra)[0]!r}; area, {', '.join(_CALENDAR_KEYS)}")
+                raise Invalid("policy.unknown_unit_key", key=repr(sorted(extra)[0]), choices=", ".join(_CALENDAR_KEYS))
             if unit["area"] in units:
-                raise ValueError(f"the unit {unit['area']!r} has two calendars")
-            units[unit["area"]] = _overrides(unit, unit["area"], f"unit {unit['area']!r}")
-        except ValueError as exc:
-            raise lines.error(str(exc), where) from None
+                raise Invalid("policy.unit_twice", area=repr(unit["area"]))
+            units[unit["area"]] = _overrides(unit, unit["area"], Message("policy.where_unit",
+                                                                         {"area": repr(unit["area"])}))
+        except Invalid as exc:
+            raise lines.error(exc.message, where) from None
     return CalendarSpec(hours, region, units, fallback, city)
 
 
@@ -710,9 +730,9 @@ def _early_warnings(entries: object, lines: _Lines, categories: dict[str, Catego
     headers = [n + 1 for n, text in enumerate(lines.lines) if re.match(r"^\s*\[\[early_warnings\]\]", text)]
     first = headers[0] if headers else lines.find(r"^\s*\[?early_warnings\b")
     if not isinstance(entries, list):
-        raise lines.error("[[early_warnings]] is a list of rules", first)
+        raise lines.error("policy.early_warnings_list", first)
     if len(entries) > MAX_EARLY_WARNINGS:
-        raise lines.error(f"at most {MAX_EARLY_WARNINGS} early-warning rules, not {len(entries)}", first)
+        raise lines.error("policy.too_many_early_warnings", first, max=MAX_EARLY_WARNINGS, count=len(entries))
     rules: dict[str, EarlyWarningRule] = {}
     for number, raw in enumerate(entries):
         rule = _early_warning(raw, lines, headers[number] if number < len(headers) else first, categories, rules)
@@ -726,54 +746,56 @@ def _early_warning(raw: object, lines: _Lines, start: int | None, categories: di
     offending key, or the header's when a key is missing."""
     end = (lines.find(r"^\s*\[", start) or len(lines.lines) + 1) if start else None
 
-    def fail(message: str, key: str | None = None):
+    def fail(problem: str | Message, at: str | None = None, /, **params):
         line = start
-        if key and start:
-            found = lines.find(rf"^\s*{key}\s*=", start)
+        if at and start:
+            found = lines.find(rf"^\s*{at}\s*=", start)
             line = found if found is not None and found < end else start
         name = raw.get("name") if isinstance(raw, dict) else None
-        label = f"early warning {name!r}" if isinstance(name, str) and name else "an early warning"
-        raise lines.error(f"{label}: {message}", line)
+        label = Message("policy.early_warning_named", {"name": repr(name)}) if isinstance(name, str) and name \
+            else Message("policy.early_warning")
+        problem = problem if isinstance(problem, Message) else Message(problem, params)
+        raise lines.error("policy.labelled", line, label=label, problem=problem)
 
     if not isinstance(raw, dict):
-        fail("is a table of name, category or group, radius_m, window, min_reports")
+        fail("policy.ew_table")
     for key in raw:
         if key not in _EARLY_WARNING_KEYS:
-            fail(f"unknown key {key!r}; one of {', '.join(_EARLY_WARNING_KEYS)}", key)
+            fail("policy.unknown_key", key, key=repr(key), choices=", ".join(_EARLY_WARNING_KEYS))
     name = raw.get("name")
     if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", name):
-        fail("needs a name: lower-case letters, digits, _ and -, at most 64", "name" if "name" in raw else None)
+        fail("policy.ew_name", "name" if "name" in raw else None)
     if name in earlier:
-        fail("appears twice (names are unique)", "name")
+        fail("policy.ew_twice", "name")
     kind = raw.get("kind", "cluster")
     if kind not in EARLY_WARNING_KINDS:
-        fail(f"unknown kind {kind!r}; one of {', '.join(EARLY_WARNING_KINDS)}", "kind")
+        fail("policy.ew_kind", "kind", kind=repr(kind), choices=", ".join(EARLY_WARNING_KINDS))
     category, group = raw.get("category"), raw.get("group")
     if (category is None) == (group is None):
-        fail("names a category or a group (one of them)", "group" if group is not None else None)
+        fail("policy.ew_category_or_group", "group" if group is not None else None)
     if category is not None and category not in categories:
-        fail(f"unknown category {category!r}", "category")
+        fail("policy.ew_unknown_category", "category", category=repr(category))
     watched = (category,) if category is not None else tuple(code for code, c in categories.items() if c.group == group)
     if not watched:
-        fail(f"no category is in the group {group!r}", "group")
+        fail("policy.ew_empty_group", "group", group=repr(group))
     radius = raw.get("radius_m")
     if kind == "cluster":
         low, high = RADIUS_M
         if isinstance(radius, bool) or not isinstance(radius, int | float) or not low <= radius <= high:
-            fail(f"radius_m is a distance in metres from {low} to {high}, not {radius!r}",
-                 "radius_m" if "radius_m" in raw else None)
+            fail("policy.ew_radius", "radius_m" if "radius_m" in raw else None, low=low, high=high,
+                 value=repr(radius))
     elif radius is not None:
-        fail("a recurring rule counts by grid: it takes no radius_m", "radius_m")
+        fail("policy.ew_no_radius", "radius_m")
     if "window" not in raw:
-        fail('needs a window, e.g. window = "24 hours"')
+        fail("policy.ew_window")
     try:
         window = parse_window(raw["window"])
-    except ValueError as exc:
-        fail(str(exc), "window")
+    except Invalid as exc:
+        fail(exc.message, "window")
     count = raw.get("min_reports")
     low, high = MIN_REPORTS
     if isinstance(count, bool) or not isinstance(count, int) or not low <= count <= high:
-        fail(f"min_reports is a whole number from {low} to {high}, not {count!r}",
-             "min_reports" if "min_reports" in raw else None)
+        fail("policy.ew_min_reports", "min_reports" if "min_reports" in raw else None, low=low, high=high,
+             value=repr(count))
     return EarlyWarningRule(name, kind, watched, window, count, float(radius) if kind == "cluster" else None,
                             category, group)

@@ -50,6 +50,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from shared.words import Invalid, Message, word
+
 #: Calendar units and their length in seconds.
 UNIT_SECONDS: dict[str, int] = {"seconds": 1, "minutes": 60, "hours": 3600}
 #: Working-time units: counted in a working calendar.
@@ -90,13 +92,13 @@ class Limit:
 
     def __post_init__(self) -> None:
         if self.unit not in UNITS:
-            raise ValueError(f"unknown time unit {self.unit!r}; one of {', '.join(UNITS)}")
+            raise Invalid("time.unknown_unit", unit=repr(self.unit), choices=", ".join(UNITS))
         if isinstance(self.amount, bool) or not isinstance(self.amount, int | float):
-            raise ValueError(f"a time limit is a number: {self.amount!r}")
+            raise Invalid("time.limit_not_a_number", value=repr(self.amount))
         if not (math.isfinite(self.amount) and self.amount >= 0):  # refuses NaN and infinity
-            raise ValueError(f"a time limit is a finite number ≥ 0: {self.amount!r}")
+            raise Invalid("time.limit_not_finite", value=repr(self.amount))
         if self.amount * NOMINAL_SECONDS[self.unit] > HARD_CEILING_SECONDS:
-            raise ValueError(f"a time limit of {self.amount:g} {self.unit} is longer than ten years")
+            raise Invalid("time.limit_over_ten_years", amount=f"{self.amount:g}", unit=word("unit", self.unit))
 
     @property
     def working(self) -> bool:
@@ -123,26 +125,26 @@ def parse_limit(value: object) -> Limit:
     """A policy's time limit: ``"4 working_hours"``, ``{amount = 4, unit = "hours"}`` or a bare number of
     hours; positive and at most ``MAX_LIMIT[unit]``. ValueError (its message names the value) otherwise."""
     if isinstance(value, bool):
-        raise ValueError(f"not a time limit: {value!r}")
+        raise Invalid("time.not_a_limit", value=repr(value))
     if isinstance(value, int | float):
         amount, unit = float(value), "hours"
     elif isinstance(value, Mapping):
         amount, unit = value.get("amount"), value.get("unit", "hours")
         if isinstance(amount, bool) or not isinstance(amount, int | float):
-            raise ValueError(f"not a time limit: {value!r}")
+            raise Invalid("time.not_a_limit", value=repr(value))
         amount = float(amount)
     elif isinstance(value, str) and (m := _LIMIT.match(value)):
         amount, unit = float(m.group(1)), m.group(2)
     else:
-        raise ValueError(f'not a time limit: {value!r} (write "4 hours", "2 working_days", …)')
+        raise Invalid("time.not_a_limit_written", value=repr(value))
     if unit not in UNITS:
-        raise ValueError(f"unknown unit {unit!r} in {value!r}; one of {', '.join(UNITS)}")
+        raise Invalid("time.unknown_unit_in", unit=repr(unit), value=repr(value), choices=", ".join(UNITS))
     if not math.isfinite(amount):
-        raise ValueError(f"a time limit is a finite number: {value!r}")
+        raise Invalid("time.limit_infinite", value=repr(value))
     if not amount > 0:
-        raise ValueError(f"a time limit must be positive: {value!r}")
+        raise Invalid("time.limit_not_positive", value=repr(value))
     if amount > MAX_LIMIT[unit]:
-        raise ValueError(f"the time limit {value!r} is longer than a year: at most {MAX_LIMIT[unit]:g} {unit}")
+        raise Invalid("time.limit_over_a_year", value=repr(value), max=f"{MAX_LIMIT[unit]:g}", unit=word("unit", unit))
     return Limit(amount, unit)
 
 
@@ -158,22 +160,22 @@ def parse_window(value: object) -> float:
     its length in seconds: positive and at most a year (``MAX_WINDOW_SECONDS``). A working unit is
     refused (a window counts every hour); ValueError naming the value otherwise."""
     if isinstance(value, bool):
-        raise ValueError(f"not a window: {value!r}")
+        raise Invalid("time.not_a_window", value=repr(value))
     if isinstance(value, int | float):
         amount, unit = float(value), "hours"
     elif isinstance(value, str) and (m := _LIMIT.match(value)):
         amount, unit = float(m.group(1)), m.group(2)
     else:
-        raise ValueError(f'not a window: {value!r} (write "24 hours", "90 days", …)')
+        raise Invalid("time.not_a_window_written", value=repr(value))
     if unit in WORKING_UNITS:
-        raise ValueError(f"a window is elapsed time ({', '.join(WINDOW_SECONDS)}), not {unit}: {value!r}")
+        raise Invalid("time.window_working", units=", ".join(WINDOW_SECONDS), unit=unit, value=repr(value))
     if unit not in WINDOW_SECONDS:
-        raise ValueError(f"unknown unit {unit!r} in {value!r}; one of {', '.join(WINDOW_SECONDS)}")
+        raise Invalid("time.unknown_unit_in", unit=repr(unit), value=repr(value), choices=", ".join(WINDOW_SECONDS))
     if not math.isfinite(amount) or not amount > 0:
-        raise ValueError(f"a window is a positive, finite length: {value!r}")
+        raise Invalid("time.window_not_positive", value=repr(value))
     seconds = amount * WINDOW_SECONDS[unit]
     if seconds > MAX_WINDOW_SECONDS:
-        raise ValueError(f"the window {value!r} is longer than a year: at most 366 days")
+        raise Invalid("time.window_over_a_year", value=repr(value))
     return seconds
 
 
@@ -184,13 +186,13 @@ def parse_period(item: object) -> Period:
     midnight. ValueError for a malformed time or a period that does not end after it starts."""
     m = _PERIOD.match(item.replace(" ", "")) if isinstance(item, str) else None
     if not m:
-        raise ValueError(f'not a working period: {item!r} (write "08:30-12:00"; "24:00" ends a day)')
+        raise Invalid("time.not_a_period", value=repr(item))
     (h1, m1, h2, m2) = (int(g) for g in m.groups())
     if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2):
-        raise ValueError(f"not a time of day in {item!r} (00:00 to 23:59, and 24:00 as an end)")
+        raise Invalid("time.not_a_time_of_day", value=repr(item))
     start, end = h1 * 60 + m1, h2 * 60 + m2
     if not start < end:
-        raise ValueError(f"a working period must end after it starts, the same day: {item!r}")
+        raise Invalid("time.period_backwards", value=repr(item))
     return start, end
 
 
@@ -198,12 +200,12 @@ def parse_periods(value: object) -> tuple[Period, ...]:
     """``["08:30-12:00", "13:00-17:30"]`` → ordered periods; ValueError for a malformed or overlapping
     one, or more than ``MAX_PERIODS``. Periods that touch (``"00:00-12:00", "12:00-24:00"``) are fine."""
     if not isinstance(value, list | tuple):
-        raise ValueError('working hours are a list such as ["08:30-12:00", "13:00-17:30"]')
+        raise Invalid("time.hours_not_a_list")
     if len(value) > MAX_PERIODS:
-        raise ValueError(f"at most {MAX_PERIODS} working periods a day, not {len(value)}")
+        raise Invalid("time.too_many_periods", max=MAX_PERIODS, count=len(value))
     periods = sorted(parse_period(item) for item in value)
     if any(nxt[0] < cur[1] for cur, nxt in zip(periods, periods[1:], strict=False)):
-        raise ValueError(f"working periods overlap: {list(value)!r}")
+        raise Invalid("time.periods_overlap", value=repr(list(value)))
     return tuple(periods)
 
 
@@ -216,7 +218,7 @@ def format_period(period: Period) -> str:
 def weekday(name: object) -> int:
     """``"mon"`` → 0 … ``"sun"`` → 6; ValueError otherwise."""
     if name not in WEEKDAYS:
-        raise ValueError(f"unknown weekday {name!r}; one of {', '.join(WEEKDAYS)}")
+        raise Invalid("time.unknown_weekday", name=repr(name), choices=", ".join(WEEKDAYS))
     return WEEKDAYS.index(name)
 
 
@@ -224,11 +226,11 @@ def parse_hours(raw: object) -> dict[int, tuple[Period, ...]]:
     """``{mon = ["08:30-12:00", …], …}`` → weekday index (0 = Monday) → periods. A weekday left out, or
     given ``[]``, is not worked. ValueError if no weekday is worked."""
     if not isinstance(raw, Mapping):
-        raise ValueError('hours is a table of weekdays: mon = ["08:30-12:00", …]')
+        raise Invalid("time.hours_not_a_table")
     hours = {weekday(day): parse_periods(periods) for day, periods in raw.items()}
     hours = {day: periods for day, periods in sorted(hours.items()) if periods}
     if not hours:
-        raise ValueError("a calendar needs working hours on at least one weekday")
+        raise Invalid("time.no_working_day")
     return hours
 
 
@@ -240,9 +242,9 @@ def format_hours(hours: Mapping[int, tuple[Period, ...]]) -> dict[str, list[str]
 def parse_dates(value: object, key: str) -> tuple[date, ...]:
     """A list of dates (TOML dates or ISO strings) → sorted, distinct; at most ``MAX_DATES``."""
     if not isinstance(value, list | tuple):
-        raise ValueError(f"{key} is a list of dates")
+        raise Invalid("time.dates_not_a_list", key=key)
     if len(value) > MAX_DATES:
-        raise ValueError(f"{key}: at most {MAX_DATES} dates, not {len(value)}")
+        raise Invalid("time.too_many_dates", key=key, max=MAX_DATES, count=len(value))
     out = set()
     for item in value:
         if isinstance(item, date) and not hasattr(item, "hour"):
@@ -253,18 +255,28 @@ def parse_dates(value: object, key: str) -> tuple[date, ...]:
                 raise ValueError
             out.add(date.fromisoformat(item))
         except ValueError:
-            raise ValueError(f"{key}: not a date: {item!r}") from None
+            raise Invalid("time.not_a_date", key=key, value=repr(item)) from None
     return tuple(sorted(out))
 
 
 # -- official calendar files ----------------------------------------------------------------------------
 
 class CalendarFileError(ValueError):
-    """A calendar file that cannot be used: ``str()`` is ``FILE:LINE: problem`` (or ``FILE: problem``)."""
+    """A calendar file that cannot be used: ``problem`` (a catalogue message: ``code`` with ``params``, or a
+    ``Message``) on ``line`` of ``file``; ``str()`` is ``FILE:LINE: problem`` (or ``FILE: problem``) in
+    English, ``text(lang)`` the same in ``lang`` (the catalogue's ``policy.at_line``)."""
 
-    def __init__(self, message: str, file: str, line: int | None = None):
-        self.message, self.file, self.line = message, file, line
-        super().__init__(f"{file}:{line}: {message}" if line else f"{file}: {message}")
+    def __init__(self, problem: str | Message, file: str, line: int | None = None, /, **params):
+        problem = problem if isinstance(problem, Message) else Message(problem, params)
+        self.problem, self.file, self.line = problem, file, line
+        self.message = problem.text()
+        self.located = Message("policy.at_line", {"file": file, "line": line, "problem": problem}) if line \
+            else Message("policy.in_file", {"file": file, "problem": problem})
+        super().__init__(self.located.text())
+
+    def text(self, lang: str = "en") -> str:
+        """``FILE:LINE: problem`` in ``lang``."""
+        return self.located.text(lang)
 
 
 @dataclass(frozen=True)
@@ -304,59 +316,54 @@ def read_year_file(path: str | Path, region: str | None = None) -> OfficialYear:
         text = path.read_text(encoding="utf-8-sig")
         data = tomllib.loads(text)
     except (OSError, UnicodeDecodeError) as exc:
-        raise CalendarFileError(f"cannot be read: {exc}", file) from None
+        raise CalendarFileError("calendar.unreadable", file, error=str(exc)) from None
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
-        raise CalendarFileError(f"not TOML: {exc}", file, int(m.group(1)) if m else None) from None
+        raise CalendarFileError("policy.not_toml", file, int(m.group(1)) if m else None, error=str(exc)) from None
     unknown = set(data) - {"region", "year", "source", "holidays"}
     if unknown:
         key = sorted(unknown)[0]
-        raise CalendarFileError(f"unknown key {key!r}; region, year, source, [[holidays]]", file,
-                                _line_of(text, key))
+        raise CalendarFileError("calendar.unknown_key", file, _line_of(text, key), key=repr(key))
     found = data.get("region")
     if not isinstance(found, str) or not REGION.match(found):
-        raise CalendarFileError(f"region is a country code, optionally with a subdivision (CN, DE-BE): "
-                                f"{found!r}", file, _line_of(text, "region"))
+        raise CalendarFileError("policy.region", file, _line_of(text, "region"), region=repr(found))
     if region is not None and found != region:
-        raise CalendarFileError(f"this file is for {found}, the city's holiday region is {region}", file,
-                                _line_of(text, "region"))
+        raise CalendarFileError("calendar.other_region", file, _line_of(text, "region"), found=found, region=region)
     year = data.get("year")
     if isinstance(year, bool) or not isinstance(year, int) or not 1900 <= year <= 2200:
-        raise CalendarFileError(f"year is a year such as 2026: {year!r}", file, _line_of(text, "year"))
+        raise CalendarFileError("calendar.year", file, _line_of(text, "year"), year=repr(year))
     if path.stem.isdigit() and int(path.stem) != year:
-        raise CalendarFileError(f"the file for {year} must be named {year}.toml", file, _line_of(text, "year"))
+        raise CalendarFileError("calendar.file_name", file, _line_of(text, "year"), year=year)
     source = data.get("source")
     if not isinstance(source, str) or not source.strip():
-        raise CalendarFileError("source names the notice or law the dates come from", file,
-                                _line_of(text, "source"))
+        raise CalendarFileError("calendar.source", file, _line_of(text, "source"))
     entries = data.get("holidays", [])
     if not isinstance(entries, list) or len(entries) > MAX_HOLIDAYS:
-        raise CalendarFileError(f"[[holidays]] is a list of at most {MAX_HOLIDAYS} holidays", file,
-                                _line_of(text, "holidays"))
+        raise CalendarFileError("calendar.holidays_list", file, _line_of(text, "holidays"), max=MAX_HOLIDAYS)
     off: dict[date, str] = {}
     work: dict[date, str] = {}
     for entry in entries:
         name = entry.get("name") if isinstance(entry, dict) else None
         if not isinstance(name, str) or not name.strip():
-            raise CalendarFileError("each [[holidays]] has a name", file, _line_of(text, "[[holidays]]"))
+            raise CalendarFileError("calendar.holiday_name", file, _line_of(text, "[[holidays]]"))
         at = _line_of(text, f'"{name}"')
         extra = set(entry) - {"name", "en", "off", "work"}
         if extra:
-            raise CalendarFileError(f"{name}: unknown key {sorted(extra)[0]!r}; name, en, off, work", file, at)
+            raise CalendarFileError("calendar.unknown_holiday_key", file, at, name=name, key=repr(sorted(extra)[0]))
         for key, into in (("off", off), ("work", work)):
             try:
                 days = parse_dates(entry.get(key, []), f"{name}: {key}")
-            except ValueError as exc:
-                raise CalendarFileError(str(exc), file, at) from None
+            except Invalid as exc:
+                raise CalendarFileError(exc.message, file, at) from None
             for day in days:
                 where = _line_of(text, day.isoformat()) or at
                 if day.year != year:
-                    raise CalendarFileError(f"{name}: {day} is not in {year}", file, where)
+                    raise CalendarFileError("calendar.not_in_year", file, where, name=name, day=str(day), year=year)
                 if day in off or day in work:
-                    raise CalendarFileError(f"{name}: {day} is listed twice", file, where)
+                    raise CalendarFileError("calendar.twice", file, where, name=name, day=str(day))
                 if key == "work" and day.weekday() < 5:
-                    raise CalendarFileError(f"{name}: {day} is a {WEEKDAYS[day.weekday()]}: a swapped working "
-                                            "day is a Saturday or Sunday worked", file, where)
+                    raise CalendarFileError("calendar.swapped_weekday", file, where, name=name, day=str(day),
+                                            weekday=WEEKDAYS[day.weekday()])
                 into[day] = name
     return OfficialYear(found, year, frozenset(off), frozenset(work), source.strip(), file)
 

@@ -54,7 +54,7 @@ from shared import logs
 from shared.access import ACTIONS, Decision, Resource, decide
 from shared.auth import AuthError, Identity, TokenVerifier
 from shared.fields import LIMITS, storable_problem
-from shared.words import MESSAGES, Problem, language_of, say, validation
+from shared.words import MESSAGES, Message, Problem, Said, language_of, say, validation
 
 log = logging.getLogger("gridcase.http")
 access_log = structlog.get_logger("gridcase.access")
@@ -219,7 +219,7 @@ class GridcaseParser(FlaskParser):
         if req.content_length is None and limit is not None and len(data) >= limit:
             # A chunked body is cut at the limit by werkzeug without a word; the cut text would then be
             # answered "invalid JSON" (400). A chunked body that reaches the limit is too large.
-            abort(413, message=f"the body is over this operation's limit of {_size(limit)}")
+            abort(413, message=Said("request.too_large", limit=_size(limit)))
         encoding = json.detect_encoding(data)
         try:
             # Decoded strictly here: json.loads(bytes) decodes with "surrogatepass", so the bytes of a UTF-16
@@ -227,25 +227,24 @@ class GridcaseParser(FlaskParser):
             # 422 instead of as the undecodable body it is.
             text = data.decode(encoding)
         except UnicodeDecodeError as exc:
-            abort(400, message=f"the body is not valid {_ENCODING_NAMES.get(encoding, encoding)} (byte {exc.start}): "
-                               "send JSON in UTF-8")
+            abort(400, message=Said("body.not_encoded", encoding=_ENCODING_NAMES.get(encoding, encoding),
+                                    byte=exc.start))
         try:
             value = json.loads(text, object_pairs_hook=_unique_names)
         except DuplicateName as exc:
-            abort(400, message=f"the JSON body names {printable(exc.name, 64)!r} twice in one object (RFC 8259 §4: "
-                               "names should be unique); send each field once")
+            abort(400, message=Said("body.name_twice", name=repr(printable(exc.name, 64))))
         except json.JSONDecodeError:
             raise
         except RecursionError:
-            abort(400, message=f"the JSON body is nested too deeply; at most {JSON_MAX_DEPTH} levels are accepted")
+            abort(400, message=Said("body.too_deep", max=JSON_MAX_DEPTH))
         except ValueError as exc:  # e.g. "Exceeds the limit (4300 digits) for integer string conversion"
-            abort(400, message=f"the JSON body holds a value that cannot be read: {exc}")
+            abort(400, message=Said("body.unreadable_value", error=str(exc)))
         if _depth_exceeds(value, JSON_MAX_DEPTH):
-            abort(400, message=f"the JSON body is nested too deeply; at most {JSON_MAX_DEPTH} levels are accepted")
+            abort(400, message=Said("body.too_deep", max=JSON_MAX_DEPTH))
         return value
 
     def _handle_invalid_json_error(self, error, req, *args, **kwargs):
-        abort(400, message=f"the body is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})")
+        abort(400, message=Said("body.not_json", error=error.msg, line=error.lineno, column=error.colno))
 
 
 #: What ``json.detect_encoding`` calls the encodings of RFC 8259 §8.1, as a client would name them.
@@ -339,6 +338,8 @@ class ProblemApi(Api):
             log.exception("internal error", exc_info=error.original_exception
                           if hasattr(error, "original_exception") else None)
         detail = data.get("message") or (error.description if error.code != 422 else "")
+        if isinstance(detail, Said):  # gridcase's own words, in the caller's language
+            detail = detail.message.text(caller_language())
         if error.code == 422 and errors and not detail:
             detail = "; ".join(f"{e['field']}: {e['detail']}" for e in errors[:MAX_ERRORS])
         headers = {k: v for k, v in error.get_headers() if k in self.PASSED_HEADERS}
@@ -400,7 +401,7 @@ def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Call
                 accepted := _body_types(view)):
             return answer_problem(Problem("request.unsupported_type", http_status=415,
                                           accepted=" or ".join(sorted(accepted)),
-                                          type=request.mimetype or "no content type"))
+                                          type=request.mimetype or Message("request.no_content_type")))
         repeated = sorted(name for name in request.args if len(request.args.getlist(name)) > 1)
         if repeated:
             return problem(422, "Unprocessable Entity",

@@ -140,12 +140,36 @@ _VALIDATION = tuple((re.compile(pattern), key) for pattern, key in (
 ))
 
 
+class Said(str):
+    """A message's English text that carries the message (``.message``): it travels where only text
+    may (a marshmallow ``ValidationError``, webargs' ``abort(errors=…)``) and is read in the caller's
+    language at the edge (``validation``). ``Said("stats.to_after_from")``."""
+
+    message: Message
+
+    def __new__(cls, code: str, /, **params):
+        message = Message(code, params)
+        said = super().__new__(cls, message.text(DEFAULT_LANGUAGE))
+        said.message = message
+        return said
+
+
+#: The English text of each parameterless schema message (``schema.*``: gridcase's own fields' words,
+#: which marshmallow formats into plain text) → its key, to read them back in another language.
+_SCHEMA_TEXTS = {texts[DEFAULT_LANGUAGE]: key for key, texts in MESSAGES.items()
+                 if key.startswith("schema.") and not placeholders(texts[DEFAULT_LANGUAGE])}
+
+
 def validation(message: str, lang: str = DEFAULT_LANGUAGE) -> str:
-    """A validation library's message in ``lang``: English as it came; else the catalogue's text for the
-    message it matches (``"Missing data for required field."`` → ``"缺少必填字段。"``), or the message itself
-    when none matches (a schema's own message, already in words)."""
+    """A validation message in ``lang``: a ``Said`` rendered; one of gridcase's schema messages
+    (``schema.*``) or of marshmallow's and webargs' own (``"Missing data for required field."`` →
+    ``"缺少必填字段。"``) by the catalogue's text for it; English as it came; else the message itself."""
+    if isinstance(message, Said):
+        return message.message.text(lang)
     if lang == DEFAULT_LANGUAGE:
         return message
+    if message in _SCHEMA_TEXTS:
+        return say(_SCHEMA_TEXTS[message], lang)
     for pattern, key in _VALIDATION:
         if found := pattern.fullmatch(message):
             params = found.groupdict()
@@ -177,7 +201,12 @@ def language_of(accept_language: Iterable[tuple[str, float]]) -> str:
 
 def note(code: str, /, **params) -> str:
     """A timeline note the system writes, stored as its code and parameters (``note_text`` renders it)."""
-    return NOTE_MARK + json.dumps(Message(code, params).to_json(), ensure_ascii=False, separators=(",", ":"))
+    return stored_note(Message(code, params))
+
+
+def stored_note(message: Message) -> str:
+    """``message`` as a stored note: ``NOTE_MARK`` + its ``{"code", "params"}`` JSON (``note_text`` renders it)."""
+    return NOTE_MARK + json.dumps(message.to_json(), ensure_ascii=False, separators=(",", ":"))
 
 
 def note_message(stored: str) -> Message | None:
@@ -198,6 +227,21 @@ def note_text(stored: str | None, lang: str = DEFAULT_LANGUAGE) -> str:
     if message is not None:
         return message.text(lang)
     return stored[1:] if stored.startswith(NOTE_MARK) else stored
+
+
+class Invalid(ValueError):
+    """A value a parser refuses (a time limit, a policy file's line), said as a catalogue message: its
+    ``code`` and ``params`` (``message``), so that whoever shows it — an HTTP problem, the desk, the CLI —
+    renders it in the reader's language. ``str()`` is the English text (a ValueError as before)."""
+
+    def __init__(self, code: str, /, **params):
+        self.message = Message(code, params)
+        self.code, self.params = code, params
+        super().__init__(self.message.text(DEFAULT_LANGUAGE))
+
+    def text(self, lang: str = DEFAULT_LANGUAGE) -> str:
+        """The refusal in ``lang``."""
+        return self.message.text(lang)
 
 
 class Problem(Exception):

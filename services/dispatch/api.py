@@ -17,7 +17,7 @@ from shared.fields import LIMITS, JsonBoolean, QueryBoolean, QueryFloat, QueryIn
 from shared.gcj02 import gcj02_to_wgs84
 from shared.vocabulary import AREA_LEVELS
 from shared.web import Blueprint, access, caller_language, current_service, problem
-from shared.words import Problem, say
+from shared.words import Problem, Said, say
 
 blp = Blueprint("dispatch", __name__, url_prefix="/dispatch/v1", description="Areas and geographic routing")
 MAP_TOLERANCE_DEG = 0.00005  # ~5 m: enough for a city map, a fraction of the vertices
@@ -237,8 +237,7 @@ class Transfer(MethodView):
         The answer names that path in ``Link`` (``rel="alternate"``); nothing is read or changed here.
         """
         target = TRANSFER_ACTION.format(case_id=quote(case_id, safe=""))
-        abort(410, message=f"transfers are escalation's action now: POST {target} with If-Match and "
-                           '{"action": "transfer", "to": "<grid or station id>", "reason": "..."}',
+        abort(410, message=Said("areas.transfer_moved", target=target),
               headers={"Link": f'<{target}>; rel="alternate"'})
 
 

@@ -21,10 +21,10 @@ from shared.departments import ROLES as DEPARTMENT_ROLES
 from shared.exports import export_csv
 from shared.fields import LIMITS, Day, JsonFloat, JsonInteger, QueryBoolean, QueryFloat, QueryInteger, Text
 from shared.pages import language
-from shared.policy import parse_policy
+from shared.policy import PolicyError, parse_policy
 from shared.vocabulary import Level, Status
 from shared.web import Blueprint, access, caller_language, current_service, deny, identity, lookup, printable
-from shared.words import Problem, note_text
+from shared.words import Invalid, Problem, Said, note_text
 
 blp = Blueprint("escalation", __name__, url_prefix="/escalation/v1", description="The four-level closed loop")
 #: Actions staff take here; ``verify`` comes from the grid worker through intake (with photos).
@@ -40,7 +40,7 @@ class Statuses(fields.String):
         names = super()._deserialize(value, attr, data, **kwargs).split(",")
         unknown = [n for n in names if n not in self.CHOICES]
         if unknown:
-            raise ValidationError(f"Must be one of: {', '.join(self.CHOICES)} (or several, comma-separated).")
+            raise ValidationError(Said("schema.one_or_several_of", choices=", ".join(self.CHOICES)))
         return names
 
 
@@ -371,10 +371,10 @@ class CaseEvents(MethodView):
         """
         caller = identity()
         if "text/event-stream" not in request.headers.get("Accept", ""):
-            abort(406, message="this is a text/event-stream: send Accept: text/event-stream")
+            abort(406, message=Said("stream.accept"))
         header = request.headers.get("Last-Event-ID", "").strip()
         if header and not (header.isascii() and header.isdigit() and len(header) < 19):
-            abort(422, errors={"Last-Event-ID": ["not an event id this feed gave (a whole number, e.g. 41)"]})
+            abort(422, errors={"Last-Event-ID": [Said("stream.not_an_event_id")]})
         after = int(header) if header else args.get("last_event_id")
         service = current_service()
         return Response(live.stream(service, caller, after, _feed_view, lang=caller_language()),
@@ -467,8 +467,7 @@ class CaseActions(MethodView):
             raise Problem("case.weak_etag", http_status=412, sent=printable(if_match.strip(), 60))
         if not sent.star_tag and not all(ETAG.fullmatch(tag.strip()) for tag in if_match.split(",")):
             # a value that is no ETag of a case is not "the case changed since you read it" (412): say what it is
-            abort(422, errors={"If-Match": [f"{printable(if_match.strip(), 60)} is not an ETag of a case: send it "
-                                            "exactly as GET gave it, e.g. \"3\""]})
+            abort(422, errors={"If-Match": [Said("case.not_an_etag", sent=printable(if_match.strip(), 60))]})
         service = current_service()
         arguments = {k: v for k, v in body.items() if k != "action"}
         case, revision = service.run(handlers.take_action, handlers.TakeAction(
@@ -595,12 +594,13 @@ class ClosureTimes(MethodView):
         "closure_rate": 0.95, …, "time_to_close": {"median": 86400.0, "p90": 259200.0}, …}]}``
         """
         if args["to"] <= args["from_"]:
-            abort(422, errors={"to": ["must be after from"]})
+            abort(422, errors={"to": [Said("stats.to_after_from")]})
         if (args["to"] - args["from_"]).days > 3 * 366:
-            abort(422, errors={"to": ["at most three years at once"]})
+            abort(422, errors={"to": [Said("stats.at_most_years", years=3)]})
         rankable = statistics.DEPARTMENT_RANKABLE if args["group_by"] == "department" else statistics.RANKABLE
         if args.get("rank_by") and args["rank_by"] not in rankable:
-            abort(422, errors={"rank_by": [f"group_by={args['group_by']} ranks by one of: {', '.join(rankable)}"]})
+            abort(422, errors={"rank_by": [Said("stats.rank_by", group_by=args["group_by"],
+                                                choices=", ".join(rankable))]})
         service = current_service()
         answer = service.run(handlers.closure_stats, handlers.ClosureStats(
             identity(), args["group_by"], args["period"], args["from_"], args["to"], args.get("rank_by"),
@@ -716,12 +716,11 @@ class PolicyReplay(MethodView):
         "total": {…}}``
         """
         if body["to"] <= body["from_"]:
-            abort(422, errors={"to": ["must be after from"]})
+            abort(422, errors={"to": [Said("stats.to_after_from")]})
         if (body["to"] - body["from_"]).days > 366:
-            abort(422, errors={"to": ["at most a year at once"]})
+            abort(422, errors={"to": [Said("stats.at_most_a_year")]})
         if ("policy" in body) == ("changes" in body):
-            abort(422, errors={"changes" if body.get("changes") else "policy": ["send either a policy file's text "
-                                                                                 "or changes, one of them"]})
+            abort(422, errors={"changes" if body.get("changes") else "policy": [Said("replay.policy_or_changes")]})
         service = current_service()
         try:
             policy = parse_policy(body["policy"], "policy") if "policy" in body else replay_limits.with_limits(
@@ -729,8 +728,12 @@ class PolicyReplay(MethodView):
             answer = service.run(handlers.replay_policy, handlers.Replay(policy, body["from_"], body["to"],
                                                                            identity()))
         except replay_limits.ChangeError as problem:
-            abort(422, errors={"changes": {str(problem.index): {problem.field: [str(problem)]}}})
-        except ValueError as refusal:  # PolicyError names the line; an unknown holiday region, the region
+            abort(422, errors={"changes": {str(problem.index): {problem.field: [problem.said]}}})
+        except PolicyError as refusal:  # names the line, in the caller's language
+            raise Problem(refusal.located.code, http_status=422, field="policy", **refusal.located.params) from None
+        except Invalid as refusal:
+            raise Problem(refusal.code, http_status=422, field="policy", **refusal.params) from None
+        except ValueError as refusal:  # a calendar the running city cannot build (an unknown holiday region)
             raise Problem("policy.invalid", http_status=422, field="policy", text=str(refusal)) from None
         with service.uow() as uow:
             names = uow.store.area_names()

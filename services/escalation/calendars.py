@@ -29,6 +29,7 @@ from shared.config import Settings
 from shared.owners import Owners
 from shared.policy import CalendarSpec, Policy, Rule, UnitCalendar
 from shared.timemodel import OfficialYear, holiday_folder, read_year_folder
+from shared.words import Invalid
 
 log = logging.getLogger("gridcase")
 #: How long before the official calendar files end the start-up log and ``/readyz`` warn.
@@ -103,7 +104,7 @@ class Calendars:
         are known). ``official`` (by year), when given, becomes the region's official calendar in this
         process; otherwise the packaged files of the region are used."""
         if not known_region(region):
-            raise ValueError(f"no public holidays are known for the region {region!r}")
+            raise Invalid("policy.unknown_region", region=repr(region))
         if region is not None and official is not None:
             install_official(region, official)
         self.spec, self.time_zone, self.region = spec, time_zone, region

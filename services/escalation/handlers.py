@@ -27,7 +27,7 @@ from shared.messages import events
 from shared.policy import Category, Policy
 from shared.uow import UnitOfWork
 from shared.vocabulary import Level, Role, Status
-from shared.words import Problem, note_text
+from shared.words import Problem, note_message, note_text
 
 log = logs.get("gridcase.escalation")
 LAG = Histogram("gridcase_scheduler_lag_seconds", "Deadline to automatic step, in real seconds",
@@ -470,4 +470,6 @@ def publish(uow: UnitOfWork, case: Case, outcome: Outcome, *, cause: events.Mess
             reason=note_text(step.note), scheduled_at=step.scheduled_at, deadline=case.deadline,
             detail=dict(event.detail),
             scope=case.owners if step.type in (StepType.OPENED, StepType.REROUTED) else None,
-            revision=revision, revision_step=index), cause=cause)
+            revision=revision, revision_step=index,
+            reason_message=message.to_json() if (message := note_message(step.note)) is not None else None),
+            cause=cause)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from shared.policy import Policy
 from shared.timemodel import MAX_LIMIT, UNITS, Limit, parse_limit
 from shared.vocabulary import Level
+from shared.words import Invalid, Said, word
 
 
 @dataclass(frozen=True)
@@ -25,11 +26,12 @@ class LimitChange:
 
 class ChangeError(ValueError):
     """A change that cannot apply: ``index`` is its place in the list (from 0), ``field`` its key
-    (``category``, ``severity``, ``level``, ``amount`` or ``unit``)."""
+    (``category``, ``severity``, ``level``, ``amount`` or ``unit``), ``said`` why (a catalogue message,
+    ``shared.words.Said``: read in the caller's language); ``str()`` is the English text."""
 
-    def __init__(self, index: int, field: str, message: str):
-        self.index, self.field = index, field
-        super().__init__(message)
+    def __init__(self, index: int, field: str, code: str, /, **params):
+        self.index, self.field, self.said = index, field, Said(code, **params)
+        super().__init__(str(self.said))
 
 
 def limits(policy: Policy) -> dict:
@@ -60,28 +62,28 @@ def with_limits(policy: Policy, changes: Sequence[LimitChange]) -> Policy:
     for index, change in enumerate(changes):
         category = categories.get(change.category)
         if category is None:
-            raise ChangeError(index, "category", f"no category {change.category!r} in the running policy")
+            raise ChangeError(index, "category", "replay.no_category", category=repr(change.category))
         rule = category.rules.get(change.severity)
         if rule is None:
-            raise ChangeError(index, "severity", f"{change.severity!r} is not a severity of the running policy; "
-                                                 f"one of {', '.join(category.rules)}")
+            raise ChangeError(index, "severity", "replay.no_severity", severity=repr(change.severity),
+                              choices=", ".join(category.rules))
         start = Level.of(rule.start_level).value
         if change.level < start:
-            raise ChangeError(index, "level", f"{change.category} ({change.severity}) starts at level {start}: "
-                                              f"level {change.level} is never used")
+            raise ChangeError(index, "level", "replay.level_unused", category=change.category,
+                              severity=change.severity, start=start, level=change.level)
         key = (change.category, change.severity, change.level)
         if key in seen:
-            raise ChangeError(index, "level", f"the same category, severity and level as change {seen[key]}")
+            raise ChangeError(index, "level", "replay.level_twice", other=seen[key])
         seen[key] = index
         if change.unit not in UNITS:
-            raise ChangeError(index, "unit", f"unknown unit {change.unit!r}; one of {', '.join(UNITS)}")
+            raise ChangeError(index, "unit", "time.unknown_unit", unit=repr(change.unit), choices=", ".join(UNITS))
         if change.amount > MAX_LIMIT[change.unit]:
-            raise ChangeError(index, "amount", f"{change.amount:g} {change.unit} is longer than a year: at most "
-                                               f"{MAX_LIMIT[change.unit]:g} {change.unit}")
+            raise ChangeError(index, "amount", "replay.over_a_year", amount=f"{change.amount:g}",
+                              unit=word("unit", change.unit), max=f"{MAX_LIMIT[change.unit]:g}")
         try:
             limit: Limit = parse_limit({"amount": change.amount, "unit": change.unit})
-        except ValueError as problem:
-            raise ChangeError(index, "amount", str(problem)) from None
+        except Invalid as problem:
+            raise ChangeError(index, "amount", problem.code, **problem.params) from None
         rules = {**category.rules, change.severity: replace(rule, levels={**rule.levels, change.level: limit})}
         categories[change.category] = replace(category, rules=rules)
     return replace(policy, categories=categories)

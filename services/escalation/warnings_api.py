@@ -11,6 +11,7 @@ from services.escalation.api import LocationOut, blp
 from services.escalation.domain.early_warnings import ACTIONS, ACTIVE, STATUSES
 from shared.fields import LIMITS, QueryInteger, Text
 from shared.web import access, current_service, deny, identity, lookup
+from shared.words import Said
 
 
 class WarningStatuses(fields.String):
@@ -19,7 +20,7 @@ class WarningStatuses(fields.String):
     def _deserialize(self, value, attr, data, **kwargs) -> list[str]:
         names = super()._deserialize(value, attr, data, **kwargs).split(",")
         if any(n not in STATUSES for n in names):
-            raise ValidationError(f"Must be one of: {', '.join(STATUSES)} (or several, comma-separated).")
+            raise ValidationError(Said("schema.one_or_several_of", choices=", ".join(STATUSES)))
         return names
 
 
@@ -171,8 +172,8 @@ class HotspotCounts(MethodView):
         "category": "street_light", "reports": 19}, …]}``
         """
         if args["to"] <= args["from_"]:
-            abort(422, errors={"to": ["must be after from"]})
+            abort(422, errors={"to": [Said("stats.to_after_from")]})
         if (args["to"] - args["from_"]).days > 3 * 366:
-            abort(422, errors={"to": ["at most three years at once"]})
+            abort(422, errors={"to": [Said("stats.at_most_years", years=3)]})
         return current_service().run(early_warnings.hotspots, early_warnings.Hotspots(
             identity(), args["from_"], args["to"], args.get("category")))

@@ -19,7 +19,7 @@ from shared.fields import LIMITS, Instant, JsonBoolean, JsonFloat, QueryBoolean,
 from shared.gcj02 import gcj02_to_wgs84
 from shared.vocabulary import Role
 from shared.web import Blueprint, access, authorize, caller_language, current_service, deny, identity, lookup
-from shared.words import Problem, say
+from shared.words import Problem, Said, note_text
 
 blp = Blueprint("intake", __name__, url_prefix="/intake/v1", description="Grid workers' reports")
 KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
@@ -76,7 +76,8 @@ class ReportOut(Schema):
                        "level): its own status follows that case's"})
     status_note = fields.String(allow_none=True, metadata={
         "description": "why it ended without a fix: refused (不予立案: the reason and a note), voided (作废), "
-                       "merged or linked into another case"})
+                       "merged or linked into another case; the system's words in the caller's language "
+                       "(Accept-Language), a person's (a void's reason, a refusal's note) as written"})
 
 
 class ReportListArgs(Schema):
@@ -140,7 +141,8 @@ def report_view(report, linked=None) -> dict:
             "location": location, "location_unverified": report.location_unverified,
             "client_time": isoformat(report.client_time) if report.client_time else None, "reporter": report.reporter,
             "reported_at": isoformat(report.reported_at), "updated_at": isoformat(report.updated_at),
-            "level": report.level, "owner_area_id": report.owner_area_id, "status_note": report.status_note,
+            "level": report.level, "owner_area_id": report.owner_area_id,
+            "status_note": note_text(report.status_note, caller_language()) if report.status_note else None,
             "duplicate_of": {"id": linked.id, "number": linked.number_in(zone), "status": linked.status,
                              "level": linked.level}
             if linked else None}
@@ -244,7 +246,7 @@ class VerificationIn(Schema):
     @validates_schema
     def _note_when_failed(self, data, **kwargs):
         if data.get("passed") is False and not data.get("note", "").strip():
-            raise ValidationError(say("verification.note_required", caller_language()), field_name="note")
+            raise ValidationError(Said("verification.note_required"), field_name="note")
 
 
 class VerificationOut(Schema):

@@ -25,6 +25,7 @@ from services.intake.domain.reports import (
 )
 from services.intake.limits import Limits, OverLimit
 from services.intake.photos import PhotoFiles, clean
+from shared import words
 from shared.auth import Identity
 from shared.clock import Clock
 from shared.config import Settings
@@ -160,7 +161,7 @@ def _store_report(report: NewReport, reporter: Identity, idempotency_key: str | 
         if linked is not None:  # seen by the staff who see the case it repeats; opens no case of its own
             stored = replace(stored, duplicate_of=linked.id, status=linked.status, level=linked.level,
                              owner_area_id=linked.owner_area_id, owners=linked.owners,
-                             status_note=f"duplicate of case {linked.number_in(settings.time_zone)}")
+                             status_note=words.note("note.duplicate_of", number=linked.number_in(settings.time_zone)))
         uow.store.add(stored)
         if linked is None:
             uow.add(reported_message(stored, settings.time_zone, fallback_grid))
@@ -303,21 +304,33 @@ def _followed(message: events.Message) -> dict:
         case events.CaseTransferred(level=level, owners=owners):
             return {"level": level, "owner_area_id": owners.at(level).id, **owners.columns(SCOPED_AREA_LEVELS),
                     "verification_sent_at": None}
-        case events.CaseChanged(event="case.merged", detail=detail, reason=reason):
-            return {"status_note": reason, "merged_into": detail.get("into"), "verification_sent_at": None}
+        case events.CaseChanged(event="case.merged", detail=detail):
+            return {"status_note": _why(message), "merged_into": detail.get("into"), "verification_sent_at": None}
         case events.CaseChanged(event="case.resolved", status=status, level=level, owner=owner, deadline=deadline,
                                 detail=detail):
             return {"status": status, "level": level, "owner_area_id": owner.area_id,
                     "owner_area_name": owner.area_name, "deadline_at": deadline,
                     "verifier_level": detail.get("verifier_level"), "resolved_by": detail.get("resolved_by")}
         case events.CaseChanged(status=status, level=level, owner=owner, deadline=deadline, scope=scope,
-                                event=event, reason=reason):
+                                event=event):
             scoped = scope.columns(SCOPED_AREA_LEVELS) if scope is not None else {}
-            ended = {"status_note": reason} if event in ("case.refused", "case.voided") else {}
+            ended = {"status_note": _why(message)} if event in ("case.refused", "case.voided") else {}
             claim = {} if status == Status.VERIFYING else {"verification_sent_at": None}
             return {"status": status, "level": level, "owner_area_id": owner.area_id,
                     "owner_area_name": owner.area_name, "deadline_at": deadline, **scoped, **ended, **claim}
     return {}
+
+
+def _why(message: events.CaseChanged) -> str | None:
+    """Why a case ended, as the report keeps it: the system's words as a stored note (its code and
+    parameters, ``shared.words.note``: read in each reader's language), else the person's words (a void's
+    reason) or the English text of a message from before ``reason_message``, as written."""
+    if message.reason_message:
+        try:
+            return words.stored_note(words.Message.from_json(message.reason_message))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            pass  # a code this version does not hold: the English text
+    return message.reason
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ face for 311 apps.
   ``GET requests/{id}.{json|xml}``: **public fields only** (no reporter, no client time or accuracy).
   ``status`` is ``open`` or ``closed``; the level and owner are in ``status_notes``, the deadline in
   ``expected_datetime``, the owning unit in ``agency_responsible``. A request refused (不予立案) or voided
-  is ``closed`` and its ``status_notes`` say why (``refused: not_city_matter: …``); one merged into (or
+  is ``closed`` and its ``status_notes`` say why (``refused: not a city matter: …``); one merged into (or
   linked as a duplicate of) another case follows that case's status, its notes naming it.
 
 XML answers hold only characters XML 1.0 allows (``xml_text``: U+FFFF, U+FFFE and the controls a JSON
@@ -65,6 +65,7 @@ from shared.gcj02 import gcj02_to_wgs84
 from shared.policy import Category, Policy
 from shared.vocabulary import Role, Status
 from shared.web import authorize, current_service
+from shared.words import note_text
 
 blp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 FORMATS = ("json", "xml")
@@ -219,8 +220,9 @@ def _public(report, photo_id: str | None, policy: Policy) -> dict:
     closed = report.status in CLOSED
     notes = f"{report.status}" + (f", level {int(report.level)} ({report.owner_area_name or report.owner_area_id})"
                                   if report.level and report.status not in CLOSED - {Status.CLOSED} else "")
-    if report.status_note:
-        notes = f"{report.status_note}; {notes}" if report.duplicate_of else f"{notes}: {report.status_note}"
+    if report.status_note:  # English, as the spec's answers are (a stored code rendered: shared.words)
+        why = note_text(report.status_note)
+        notes = f"{why}; {notes}" if report.duplicate_of else f"{notes}: {why}"
     elif report.duplicate_of:
         notes += ", a duplicate of an open case nearby"
     lat, lon = report.lat, report.lon

@@ -15,7 +15,7 @@ from services.intake.limits import precheck
 from services.intake.photos import MAX_BYTES, MAX_PIXELS, MAX_SOURCE_PIXELS
 from shared.clock import isoformat
 from shared.web import access, current_service, deny, identity, lookup
-from shared.words import Problem
+from shared.words import Problem, Said
 
 #: A served photo is an image and nothing else: no script, no plugin, no frame, whatever a browser guesses.
 PHOTO_HEADERS = {"Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; sandbox",
@@ -101,12 +101,12 @@ class Photos(MethodView):
             raise Problem("report.key_invalid", http_status=422, field="Idempotency-Key")
         extra = sorted((set(request.form) | set(request.files)) - {"file", "kind"})
         if extra or len(request.files.getlist("file")) != 1 or len(request.form.getlist("kind")) > 1:
-            abort(422, errors={name: ["Unknown field."] for name in extra} or (
-                {"kind": ["send at most one kind"]} if len(request.form.getlist("kind")) > 1
-                else {"file": ["send exactly one file"]}))
+            abort(422, errors={name: [Said("validation.unknown_field")] for name in extra} or (
+                {"kind": [Said("photo.one_kind")]} if len(request.form.getlist("kind")) > 1
+                else {"file": [Said("photo.one_file")]}))
         kind = request.form.get("kind", "before")
         if kind not in PHOTO_KINDS:
-            abort(422, errors={"kind": [f"Must be one of: {', '.join(PHOTO_KINDS)}."]})
+            abort(422, errors={"kind": [Said("validation.one_of", choices=", ".join(PHOTO_KINDS))]})
         data = body["file"].read(MAX_BYTES + 1)
         row, created = current_service().run(handlers.add_photo, handlers.AddPhoto(report_id, data, caller, key, kind))
         return photo_view(row)

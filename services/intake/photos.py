@@ -79,13 +79,15 @@ class TooLarge(Problem, ValueError):
 
 
 class BadImage(Problem, ValueError):
-    """A JPEG or PNG that cannot be accepted: too many pixels, or broken (422, about ``file``); ``text``
-    says which, in English (the pixel counts and the decoder's words)."""
+    """A JPEG or PNG that cannot be accepted (422, about ``file``): ``code`` says why —
+    ``photo.too_many_pixels`` / ``photo.too_large_to_decode`` / ``photo.too_many_pixels_reduced`` (the
+    pixel counts as parameters) or ``photo.damaged`` (the decoder's own words as ``decoder``, kept for
+    diagnosis) — read in the caller's language."""
 
-    status, code = 422, "photo.bad_image"
+    status = 422
 
-    def __init__(self, text: str):
-        super().__init__(field="file", text=text)
+    def __init__(self, code: str, **params):
+        super().__init__(code, field="file", **params)
 
 
 @dataclass(frozen=True)
@@ -113,25 +115,24 @@ def clean(data: bytes) -> CleanPhoto:
         except UnidentifiedImageError:
             raise NotAnImage() from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise BadImage(f"the image has more than {MAX_SOURCE_PIXELS} pixels") from None
+            raise BadImage("photo.too_large_to_decode", max=MAX_SOURCE_PIXELS) from None
         except DECODE_ERRORS as exc:
-            raise BadImage(f"the image is damaged: {str(exc)[:200]}") from None
+            raise BadImage("photo.damaged", decoder=str(exc)[:200]) from None
         kind = image.format
         reduction = _reduction(kind, *image.size)
         try:
             if reduction > 1:
                 image.draft(None, (image.width // reduction, image.height // reduction))
         except DECODE_ERRORS as exc:
-            raise BadImage(f"the image is damaged: {str(exc)[:200]}") from None
+            raise BadImage("photo.damaged", decoder=str(exc)[:200]) from None
         if image.width * image.height > MAX_PIXELS:  # draft's sizes round up: refuse rather than decode more
-            raise BadImage(f"the image is {image.width} x {image.height} pixels once reduced; at most "
-                           f"{MAX_PIXELS} pixels are decoded")
+            raise BadImage("photo.too_many_pixels_reduced", width=image.width, height=image.height, max=MAX_PIXELS)
         try:
             image.load()
             ImageOps.exif_transpose(image, in_place=True)
             bare = _pixels_only(image, kind)
         except DECODE_ERRORS as exc:
-            raise BadImage(f"the image is damaged: {str(exc)[:200]}") from None
+            raise BadImage("photo.damaged", decoder=str(exc)[:200]) from None
     del image
     return CleanPhoto(kind, bare.width, bare.height, _encode(bare, kind), _thumbnail(bare))
 
@@ -141,12 +142,12 @@ def _reduction(kind: str, width: int, height: int) -> int:
     photo within ``MAX_PIXELS``, 2, 4 or 8 for a larger JPEG; ``BadImage`` for one that may not be decoded."""
     limit = MAX_SOURCE_PIXELS if kind == "JPEG" else MAX_PIXELS
     if width * height > limit or max(width, height) > MAX_SIDE:
-        raise BadImage(f"the image is {width} x {height} pixels; at most {limit} pixels and {MAX_SIDE} per side "
-                       f"are accepted{' for a JPEG' if kind == 'JPEG' else ' for a PNG'}")
+        raise BadImage("photo.too_many_pixels_of_kind", width=width, height=height, max=limit, side=MAX_SIDE,
+                       kind="JPEG" if kind == "JPEG" else "PNG")
     for factor in JPEG_REDUCTIONS if kind == "JPEG" else (1,):
         if math.ceil(width / factor) * math.ceil(height / factor) <= MAX_PIXELS:
             return factor
-    raise BadImage(f"the image is {width} x {height} pixels; at most {MAX_PIXELS} are accepted")
+    raise BadImage("photo.too_many_pixels", width=width, height=height, max=MAX_PIXELS)
 
 
 def _pixels_only(image: Image.Image, kind: str) -> Image.Image:

@@ -330,7 +330,9 @@ class CaseChanged(Message):
     ``scope`` (on ``case.opened`` and ``case.rerouted``, the steps that set the owners) is the case's
     owners below headquarters, known by id (on the wire ``{"grid", "station", "subcenter"}``: an id or
     null): whose staff may read the case, which intake keeps beside the report. ``revision`` and
-    ``revision_step`` order the events of one case (``revision_key``)."""
+    ``revision_step`` order the events of one case (``revision_key``). ``reason`` is the step's note in
+    English; ``reason_message`` (``{"code", "params"}``, ``shared.words.Message.to_json``) the same note as a
+    message when the system wrote it (a refusal's reason, a merge, a deadline), for a reader's language."""
     event: str
     case_id: str
     status: str
@@ -345,6 +347,7 @@ class CaseChanged(Message):
     scope: Owners | None = None
     revision: int | None = None
     revision_step: int = 0
+    reason_message: dict | None = None
 
     @property
     def TYPE(self) -> str:  # noqa: N802 (the routing key, as every message's TYPE)
@@ -369,6 +372,9 @@ class CaseChangedSchema(Payload):
     scope = ScopeField(allow_none=True, load_default=None)
     revision = fields.Integer(strict=True, allow_none=True, load_default=None, validate=validate.Range(min=1))
     revision_step = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0))
+    # ``reason`` as a message (``{"code", "params"}``, shared.words) when the system wrote it: the reader's
+    # language is the consumer's to choose; ``reason`` stays its English text for consumers that predate it.
+    reason_message = fields.Dict(allow_none=True, load_default=None)
 
     @pre_dump
     def _without_event(self, obj, **kwargs):

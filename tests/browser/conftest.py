@@ -100,10 +100,11 @@ class Gateway:
 
 
 class Site:
-    """The embedded system behind a ``Gateway``, restartable on the same data; tokens and areas for tests."""
+    """The embedded system behind a ``Gateway``, restartable on the same data; tokens and areas for tests.
+    ``env``: settings of its own (``GRIDCASE_POLICY_FILE``…) for a site a test needs apart."""
 
-    def __init__(self, data: Path):
-        self.data = data
+    def __init__(self, data: Path, env: dict | None = None):
+        self.data, self.env = data, env
         self.gateway = Gateway()
         self._stack: contextlib.ExitStack | None = None
         self._tokens: dict[tuple, str] = {}
@@ -114,7 +115,7 @@ class Site:
 
     def start(self) -> Site:
         self._stack = contextlib.ExitStack()
-        self.gateway.switch(self._stack.enter_context(embedded_system(self.data)))
+        self.gateway.switch(self._stack.enter_context(embedded_system(self.data, env=self.env)))
         return self
 
     def stop(self) -> None:

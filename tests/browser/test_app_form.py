@@ -215,6 +215,18 @@ def test_every_control_on_the_phone_is_a_touch_target_of_at_least_44_px(browser,
     expect(page.locator("#severity-field")).to_be_visible()
     assert page.evaluate(TARGETS) == []
     assert page.evaluate("document.scrollingElement.scrollWidth") <= PHONE["width"]
+    # the top bar is one row at 360 px: the title, the network, the bell and its count, the language, sign-out
+    bar = page.evaluate("""[...document.querySelectorAll('.topbar > *')].filter((e) => e.offsetParent)
+        .map((e) => { const r = e.getBoundingClientRect();
+                      return { what: e.textContent.trim(), middle: Math.round(r.top + r.height / 2),
+                               width: Math.round(r.width) }; })""")
+    middles = [part["middle"] for part in bar]
+    assert len(bar) == 5 and max(middles) - min(middles) <= 4, f"the top bar wraps: {bar}"
+    assert page.evaluate("(() => { const h = document.querySelector('.topbar h1'); "
+                         "return h.scrollWidth <= h.clientWidth; })()"), "the title is cut"
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=SCREENSHOTS / f"app-phone-topbar-{lang}.png", clip={"x": 0, "y": 0, "width": 360,
+                                                                              "height": 160})
     assert not axe_violations(page)
     assert not problems
     context.close()

@@ -67,6 +67,32 @@ def in_view(page, selector: str) -> bool:
     }""", selector)
 
 
+def cut_words(page, selector: str) -> list[str]:
+    """The text of each element ``selector`` names that is wider than its box (cut, with or without "…")."""
+    return page.evaluate("""(selector) => [...document.querySelectorAll(selector)]
+        .filter((el) => el.scrollWidth > el.clientWidth + 1).map((el) => el.innerText)""", selector)
+
+
+def select_fits(page, selector: str) -> bool:
+    """Whether a select is wide enough for its longest choice in its own font (its arrow and padding beside)."""
+    return page.evaluate("""(selector) => {
+        const select = document.querySelector(selector), style = getComputedStyle(select);
+        const probe = document.createElement('span');
+        probe.style.font = style.font;
+        probe.style.whiteSpace = 'pre';
+        probe.style.position = 'absolute';
+        probe.style.visibility = 'hidden';
+        document.body.append(probe);
+        const widest = Math.max(...[...select.options].map((o) => {
+            probe.textContent = o.text;
+            return probe.offsetWidth;
+        }));
+        probe.remove();
+        const room = select.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight) - 20;
+        return widest <= room;
+    }""", selector)
+
+
 @pytest.mark.parametrize("lang", ["zh", "en"])
 @pytest.mark.parametrize("size", list(SIZES))
 def test_a_selected_case_is_in_view_with_its_status_and_the_time_left_always_shows(browser, site, shift, size, lang):
@@ -86,6 +112,11 @@ def test_a_selected_case_is_in_view_with_its_status_and_the_time_left_always_sho
         assert box["x"] >= 0 and box["x"] + box["width"] <= SIZES[size]["width"], f"time left cut off: {box}"
         assert cell.inner_text().strip() not in ("", "—")
     assert page.evaluate("document.scrollingElement.scrollWidth <= innerWidth"), "the page scrolls sideways"
+    if size != "phone":  # nothing a reader needs is cut: an owner's name, the sort's choice
+        assert cut_words(page, "#case-rows td.owner-cell") == [], "an owner's name is cut"
+        assert page.evaluate("(() => { const w = document.getElementById('table-wrap'); "
+                             "return w.scrollWidth <= w.clientWidth; })()"), "the list scrolls sideways"
+        assert select_fits(page, "#f-sort"), "the sort's choice is cut"
     # keys documented on the page (not on a phone, which has none)
     if size != "phone":
         expect(page.locator("#keys summary")).to_have_text(words["keys_heading"])
@@ -280,5 +311,24 @@ def test_a_live_event_rebuilds_its_own_row_and_no_other(browser, site, shift):
     for case in filed[1:]:  # the other rows are the same nodes as before
         expect(row(page, case)).to_have_attribute("data-kept", "yes")
     expect(row(page, filed[0])).not_to_have_attribute("data-kept", "yes")
+    assert not problems
+    context.close()
+
+
+def test_an_open_case_is_read_again_in_the_language_switched_to(browser, site, shift):
+    """The server's words on an open case (its timeline notes, its problems) follow the page's language: the
+    switch asks for the case again with the new Accept-Language. At 1366 px the case's drawer leaves the top
+    bar — the switch, sign-out — within reach."""
+    context, page, problems = open_page(browser, site, "/board/", shift["station"], lang="zh", viewport=DESK)
+    case = shift["cases"]["raised"]
+    expect(row(page, case)).to_be_visible(timeout=10000)
+    with page.expect_request(lambda r: r.url.endswith(f"/escalation/v1/cases/{case['id']}")) as asked:
+        row(page, case).locator("a").click()
+    assert asked.value.headers["accept-language"].startswith("zh")
+    expect(page.locator("#panel-body")).to_contain_text(case["number"])
+    with page.expect_request(lambda r: r.url.endswith(f"/escalation/v1/cases/{case['id']}")) as again:
+        page.click("[data-lang-switch]")
+    assert again.value.headers["accept-language"] == "en"
+    expect(page.locator("#panel-body")).to_contain_text(MESSAGES["en"]["status_open"])
     assert not problems
     context.close()

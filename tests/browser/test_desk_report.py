@@ -264,7 +264,7 @@ def test_the_servers_problems_are_shown_next_to_the_field_they_name(browser, sit
     with page.expect_response(lambda r: r.url.endswith(REPLAY) and r.request.method == "POST") as answer:
         page.click("#replay-form button[type=submit]")
     assert answer.value.status == 422
-    expect(page.locator("#replay-to-error")).to_contain_text("after from")
+    expect(page.locator("#replay-to-error")).to_contain_text("须晚于起始日期" if lang == "zh" else "after from")
     expect(page.locator("#replay-category-error")).to_be_hidden()
     assert page.get_attribute("#replay-to", "aria-invalid") == "true"
     page.fill("#replay-to", page.input_value("#q-to"))
@@ -277,7 +277,8 @@ def test_the_servers_problems_are_shown_next_to_the_field_they_name(browser, sit
     page.fill("#replay-amount-1", "2")
     page.fill("#replay-amount-3", "400")  # working days: more than a year
     page.click("#replay-form button[type=submit]")
-    expect(page.locator("#replay-level-3-error")).to_contain_text("longer than a year")
+    # the server's own words, in the page's language
+    expect(page.locator("#replay-level-3-error")).to_contain_text("超过一年" if lang == "zh" else "longer than a year")
     assert page.get_attribute("#replay-level-3-error", "data-problem-field") == "changes.1.amount"
     assert page.get_attribute("#replay-amount-3", "aria-invalid") == "true"
     assert page.get_attribute("#replay-amount-1", "aria-invalid") is None
@@ -293,14 +294,17 @@ def test_the_servers_problems_are_shown_next_to_the_field_they_name(browser, sit
     context.close()
 
 
-def test_a_policy_file_is_still_replayed_whole(browser, site):
-    context, page, problems = open_replay(browser, site, "1366", "en")
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_policy_file_is_still_replayed_whole(browser, site, lang):
+    context, page, problems = open_replay(browser, site, "1366", lang)
     page.check("#replay-form input[name=mode][value=file]")
     expect(page.locator("#replay-limits")).to_be_hidden()
     page.set_input_files("#replay-file", files=[{"name": "broken.toml", "mimeType": "text/plain",
                                                  "buffer": b"version = 1\n[[categories]]\n"}])
     page.click("#replay-form button[type=submit]")
-    expect(page.locator("#replay-file-error")).to_contain_text("policy")  # the server names the file's problem
+    # the server names the file's problem and its line, in the page's language
+    expect(page.locator("#replay-file-error")).to_contain_text(
+        "policy 第 2 行：类别需要代码（code）" if lang == "zh" else "policy:2: a category needs a code")
     assert page.get_attribute("#replay-file", "aria-invalid") == "true"
     context.close()
 

@@ -138,7 +138,7 @@ class City:
         self.act(refused, self.station, "refuse", reason="insufficient_information", note="no house number given")
         public = self.until(lambda: self.public(refused), lambda r: r["status"] == "closed",
                             "the refused request reads closed in Open311")
-        assert "insufficient_information" in public["status_notes"] and "no house number" in public["status_notes"]
+        assert "too little information" in public["status_notes"] and "no house number" in public["status_notes"]
         self.act(refused, self.station, "refuse", 409, reason="duplicate")  # refusing a refused (ended) case
 
         # 立案 as urgent: the urgent rule's level-1 limit (1 hour) from acceptance

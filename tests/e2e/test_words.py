@@ -165,3 +165,111 @@ def test_the_validation_librarys_messages_read_in_chinese_too(system):
     assert en["description"] == "Missing data for required field." and zh["description"] == "缺少必填字段。"
     assert en["client_time"] == "Not a valid datetime." and zh["client_time"] == "不是有效的日期时间。"
     assert set(zh) == set(en)
+
+
+@pytest.fixture(scope="module")
+def accepting(tmp_path_factory):
+    """A city whose grid workers' reports wait for acceptance (立案), so that one can be refused or merged."""
+    data = tmp_path_factory.mktemp("words-accepting")
+    policy = data / "policy.toml"
+    text = (ROOT / "shared" / "policy.toml").read_text(encoding="utf-8")
+    assert "grid_worker = false" in text
+    policy.write_text(text.replace("grid_worker = false", "grid_worker = true", 1), encoding="utf-8")
+    with embedded_system(data, env={"GRIDCASE_POLICY_FILE": str(policy)}) as base:
+        admin = token(data, "admin")
+        grid, _, _ = a_point_in_grid(base, admin)
+        places = [a_point_in_grid(base, admin, index=i)[1:] for i in range(4)]  # a street apart: no duplicates
+        yield base, {"worker": token(data, "grid_worker", area=grid, user="wang"),
+                     "command": token(data, "command", user="chen")}, places
+
+
+def filed(system, at, description) -> str:
+    base, people, _ = system
+    answer = requests.post(f"{base}/intake/v1/reports", headers=auth(people["worker"]), timeout=10, json={
+        "category": "street_light", "description": description, "location": {"lon": at[0], "lat": at[1]}})
+    assert answer.status_code == 201, answer.text
+    case, _ = wait_for_case(base, answer.json()["id"], people["command"])
+    assert case["status"] == "pending_acceptance"
+    return answer.json()["id"]
+
+
+def status_note(base, worker, report_id, status, headers) -> str:
+    deadline = time.monotonic() + 10
+    while (report := requests.get(f"{base}/intake/v1/reports/{report_id}", headers=auth(worker, **headers),
+                                  timeout=10).json())["status"] != status:
+        assert time.monotonic() < deadline, f"intake never saw the report {status}: {report}"
+        time.sleep(0.05)
+    return report["status_note"]
+
+
+def test_why_a_report_was_refused_reads_in_the_reporter_s_language_and_their_note_as_written(accepting):
+    base, people, places = accepting
+    report_id = filed(accepting, places[0], "路灯不亮")
+    assert act(base, report_id, people["command"], {"action": "refuse", "reason": "insufficient_information",
+                                                    "note": "没有门牌号"}).status_code == 200
+    assert status_note(base, people["worker"], report_id, "refused", ZH) == "信息不足：没有门牌号"
+    assert status_note(base, people["worker"], report_id, "refused", EN) == "too little information: 没有门牌号"
+    bare = filed(accepting, places[1], "灯杆歪了")
+    assert act(base, bare, people["command"], {"action": "refuse", "reason": "already_fixed"}).status_code == 200
+    assert status_note(base, people["worker"], bare, "refused", ZH) == "已经处理"
+    assert status_note(base, people["worker"], bare, "refused", {}) == "already fixed"
+
+
+def test_a_merge_reads_in_the_reporter_s_language_and_a_void_s_reason_as_written(accepting):
+    base, people, places = accepting
+    target, merged = filed(accepting, places[2], "路灯不亮（一）"), filed(accepting, places[3], "同一盏灯")
+    number = requests.get(f"{base}/intake/v1/reports/{target}", headers=auth(people["worker"]), timeout=10).json()[
+        "number"]
+    assert act(base, merged, people["command"], {"action": "merge", "into": target}).status_code == 200
+    deadline = time.monotonic() + 10
+    while not (report := requests.get(f"{base}/intake/v1/reports/{merged}", headers=auth(people["worker"], **ZH),
+                                      timeout=10).json())["status_note"]:
+        assert time.monotonic() < deadline, f"intake never saw the merge: {report}"
+        time.sleep(0.05)
+    assert report["status_note"] == f"已合并到 {number}"
+    assert requests.get(f"{base}/intake/v1/reports/{merged}", headers=auth(people["worker"], **EN),
+                        timeout=10).json()["status_note"] == f"merged into {number}"
+    voided = filed(accepting, places[0], "录错了")
+    assert act(base, voided, people["command"], {"action": "void", "reason": "entered twice"}).status_code == 200
+    assert status_note(base, people["worker"], voided, "voided", ZH) == "entered twice"
+
+
+BOTH = (("zh", ZH), ("en", {}))  # Chinese when asked, English by default
+
+
+def field_errors(answer) -> dict[str, str]:
+    assert answer.status_code == 422, answer.text
+    return {e["field"]: e["detail"] for e in answer.json()["errors"]}
+
+
+def test_the_words_of_parsers_and_checks_read_in_the_caller_s_language_naming_their_field(system):
+    """A statistics range, a policy file's line, a time limit and the image decoder each answer in the
+    caller's language, naming the field (and the line) as before; English by default."""
+    from tests.support.images import png_header_only
+
+    base, people, _ = system
+    stats = {"group_by": "station", "period": "day", "from": "2026-02-01", "to": "2026-01-01"}
+    answers = {lang: requests.get(f"{base}/escalation/v1/stats/closure-times", params=stats, timeout=10,
+                                  headers=auth(people["command"], **headers)) for lang, headers in BOTH}
+    assert field_errors(answers["zh"]) == {"to": "须晚于起始日期（from）"}
+    assert field_errors(answers["en"]) == {"to": "must be after from"}
+
+    replay = {"policy": "version = 1\n[[categories]]\n", "from": "2026-01-01", "to": "2026-02-01"}
+    answers = {lang: requests.post(f"{base}/escalation/v1/stats/replay", json=replay, timeout=10,
+                                   headers=auth(people["command"], **headers)) for lang, headers in BOTH}
+    assert field_errors(answers["zh"]) == {"policy": "policy 第 2 行：类别需要代码（code）"}
+    assert field_errors(answers["en"]) == {"policy": "policy:2: a category needs a code"}
+    assert answers["zh"].json()["code"] == answers["en"].json()["code"] == "policy.at_line"
+
+    case_id = new_case(system)
+    zh = act(base, case_id, people["command"], {"action": "urge", "note": "快点", "respond_within": "soon"}, **ZH)
+    en = act(base, case_id, people["command"], {"action": "urge", "note": "快点", "respond_within": "soon"})
+    assert field_errors(zh) == {"respond_within": "不是有效的时限：'soon'（写作 \"4 hours\"、\"2 working_days\" 等）"}
+    assert field_errors(en) == {"respond_within": "not a time limit: 'soon' (write \"4 hours\", \"2 working_days\", …)"}
+
+    wide = png_header_only(12_000, 3_333, idat=b"\x00" * 100)
+    answers = {lang: requests.post(f"{base}/intake/v1/reports/{case_id}/photos", timeout=10,
+                                   files={"file": ("wide.png", wide, "image/png")}, data={"kind": "before"},
+                                   headers=auth(people["worker"], **headers)) for lang, headers in BOTH}
+    assert field_errors(answers["zh"])["file"].startswith("图片为 12000 × 3333 像素；PNG 图片最多接受")
+    assert field_errors(answers["en"])["file"].startswith("the image is 12000 x 3333 pixels; at most")

@@ -18,6 +18,7 @@ from shared.config import Settings
 from shared.messages import events
 from shared.owners import AreaRef, OwnerRef, Owners
 from shared.vocabulary import Level
+from shared.words import Message, note_text
 from tests.support.system import required_server
 
 OWNERS = Owners(grid=AreaRef("G1", "网格 1"), station=AreaRef("S1", "工作站 1"), subcenter=AreaRef("C1", "分中心 1"),
@@ -67,7 +68,8 @@ def test_a_merged_report_and_a_nearby_duplicate_follow_their_case_to_closure(int
                                        changed("case.opened", merged.id, "pending_acceptance", scope=OWNERS)])
     assert seen(intake, merged.id).duplicate_of is None, "a street away: not a nearby duplicate"
     nearby = report(intake, "k3", "lamp out again")  # within 50 m of the open case: linked, no case of its own
-    assert nearby.duplicate_of == first.id and nearby.status_note.startswith("duplicate of case ")
+    assert nearby.duplicate_of == first.id and note_text(nearby.status_note).startswith("duplicate of case ")
+    assert note_text(nearby.status_note, "zh").startswith("与案件 ")
     intake.run(handlers.follow_cases, [
         changed("case.acknowledged", first.id, "acknowledged"),
         changed("case.merged", merged.id, "merged", reason=f"merged into {first.number_in('UTC')}",
@@ -94,7 +96,18 @@ def test_a_refusal_keeps_its_reason_for_the_reporter(intake):
     intake.run(handlers.follow_cases, [changed("case.refused", refused.id, "refused",
                                                reason="not_city_matter: a private yard")])
     assert (seen(intake, refused.id, WANG).status, seen(intake, refused.id, WANG).status_note) == (
-        "refused", "not_city_matter: a private yard")
+        "refused", "not_city_matter: a private yard")  # a message from before reason_message: as written
+
+
+def test_a_refusal_sent_as_a_message_is_kept_as_one_and_read_in_either_language(intake):
+    refused = report(intake, "k1")
+    why = Message("note.refused_with_note", {"reason": Message("refusal.not_city_matter"), "note": "a private yard"})
+    intake.run(handlers.follow_cases, [changed("case.refused", refused.id, "refused",
+                                               reason="not_city_matter: a private yard",
+                                               reason_message=why.to_json())])
+    stored = seen(intake, refused.id, WANG).status_note
+    assert note_text(stored) == "not a city matter: a private yard"
+    assert note_text(stored, "zh") == "不属于城市管理事项：a private yard"
 
 
 def test_a_proposed_severity_and_the_channel_are_kept_and_an_unknown_severity_is_refused(intake):

@@ -156,7 +156,11 @@ def test_a_refusal_says_why_and_ends_the_report():
     case = pending_case()
     outcome = perform(case, "refuse", STATION, LATER, reason="not_city_matter", note="a private courtyard")
     assert (case.status, case.deadline) == (Status.REFUSED, None)
-    assert outcome.steps[0].note == "not_city_matter: a private courtyard"
+    # the reason is the system's word (read in the reader's language), the note the person's own
+    assert note_text(outcome.steps[0].note) == "not a city matter: a private courtyard"
+    assert note_text(outcome.steps[0].note, "zh") == "不属于城市管理事项：a private courtyard"
+    assert note_text(perform(pending_case(), "refuse", STATION, LATER, reason="duplicate").steps[0].note,
+                     "zh") == "重复上报"
     assert dict(outcome.events[0].detail) == {"reason": "not_city_matter"}
     assert available(case, COMMAND, LATER) == []
 

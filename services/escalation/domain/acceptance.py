@@ -90,8 +90,10 @@ def refuse(case: Case, actor: Actor, now: datetime, *, reason: str, note: str = 
                               choices=", ".join(REFUSAL_REASONS))
     note = required_text(note, "a note saying why", "note") if reason == "other" else (note or "").strip()
     end(case, Status.REFUSED, now)
-    return record(case, StepType.REFUSED, actor.user, now, f"{reason}: {note}" if note else reason,
-                  detail={"reason": reason})
+    said = word("refusal", reason)  # the reason in the reader's language; the reporter's note as written
+    return record(case, StepType.REFUSED, actor.user, now,
+                  words.note("note.refused_with_note", reason=said, note=note) if note
+                  else words.note("note.refused", reason=said), detail={"reason": reason})
 
 
 def void(case: Case, actor: Actor, now: datetime, *, reason: str) -> Outcome:

@@ -146,8 +146,7 @@ def _amount(value: object) -> Limit:
     try:
         amount = value if isinstance(value, Limit) else Limit.from_dict(value)
     except (ValueError, TypeError, KeyError):
-        raise InvalidArgument(f'amount must be {{"amount": a number, "unit": "{"|".join(UNITS)}"}}',
-                              field="amount") from None
+        raise InvalidArgument("case.amount_shape", field="amount", units="|".join(UNITS)) from None
     if amount.amount <= 0:
         raise InvalidArgument("case.amount_positive", field="amount")
     return amount

@@ -27,7 +27,7 @@ from services.escalation.domain.timeline import SYSTEM, Outcome, StepType, recor
 from shared import words
 from shared.timemodel import Limit, parse_limit
 from shared.vocabulary import Level, Role, Status
-from shared.words import word
+from shared.words import Invalid, word
 
 #: Who may urge any case they see.
 URGERS = frozenset({Role.COMMAND, Role.SUPERVISOR})
@@ -78,8 +78,8 @@ def urge(case: Case, actor: Actor, now: datetime, *, note: str, respond_within: 
     else:
         try:
             limit = respond_within if isinstance(respond_within, Limit) else parse_limit(respond_within)
-        except (TypeError, ValueError) as exc:
-            raise InvalidArgument(str(exc), field="respond_within") from None
+        except Invalid as refusal:  # the parser's words, in the caller's language
+            raise InvalidArgument(refusal.code, field="respond_within", **refusal.params) from None
     due = case.deadline_after(now, limit)
     case.urges = (*case.urges, Urge(now, actor.user, note, holder(case), due))
     touch(case)

@@ -17,6 +17,7 @@ from shared.access import Decision
 from shared.clock import isoformat
 from shared.fields import JsonBoolean, JsonInteger, QueryBoolean, QueryInteger
 from shared.web import access, current_service, deny, identity
+from shared.words import Said
 
 
 class SubscriptionIn(Schema):
@@ -88,7 +89,7 @@ class Subscriptions(MethodView):
             try:
                 fields_ = check(body, units, allow_private=service.settings.notify_allow_private)
             except SubscriptionError as problem:
-                abort(422, message=str(problem), errors={problem.field: [problem.detail]})
+                abort(422, errors={problem.field: [problem.detail]})
             if not may_manage(caller, fields_, units):
                 deny(caller, "subscription.manage", Decision.FORBIDDEN,
                      message="only an admin, the head of the unit it names or the person it names may subscribe")
@@ -229,7 +230,7 @@ class NotificationsRead(MethodView):
         """Mark the caller's notifications read: ``{"ids": [41, 42]}`` or ``{"all": true}``; answers the
         unread count (``items`` empty)."""
         if ("ids" in body) == bool(body.get("all")):
-            abort(422, message="send ids or all: true", errors={"ids": ["send ids, or all: true"]})
+            abort(422, errors={"ids": [Said("notify.ids_or_all")]})
         keys = recipients(identity())
         service = current_service()
         with service.uow() as uow:

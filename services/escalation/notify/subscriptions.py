@@ -33,6 +33,7 @@ from marshmallow import ValidationError, validate
 from services.escalation.notify.events import CHANNELS, EVENTS, LANGUAGES, LEVEL_ROLE
 from shared.fields import storable_problem
 from shared.vocabulary import Role
+from shared.words import Said
 
 URL_CHANNELS = ("webhook", "wecom", "dingtalk")
 #: The roles a subscription may filter on: those a notice is addressed to.
@@ -42,9 +43,11 @@ _EMAIL = validate.Email()
 
 
 class SubscriptionError(ValueError):
-    """A subscription that cannot be stored: ``field`` names what is wrong."""
+    """A subscription that cannot be stored: ``field`` names what is wrong, ``detail`` says how (a
+    catalogue message, ``shared.words.Said``: read in the caller's language; English in ``str()``)."""
 
-    def __init__(self, field: str, detail: str):
+    def __init__(self, field: str, detail: str | Said, /, **params):
+        detail = detail if isinstance(detail, Said) else Said(detail, **params)
         super().__init__(f"{field}: {detail}")
         self.field, self.detail = field, detail
 
@@ -74,66 +77,67 @@ def check(data: Mapping, units: Units, *, allow_private: bool,
         if value is not None:
             out[name] = _text(name, value)
     if not any(out.get(n) for n in ("unit", "user", "role")):
-        raise SubscriptionError("unit", "name a unit, a user or a role (at least one)")
+        raise SubscriptionError("unit", "subscription.whom")
     if out.get("unit") and not units.known(out["unit"]):
-        raise SubscriptionError("unit", f"no area or department {out['unit']!r} in the city")
+        raise SubscriptionError("unit", "subscription.no_unit", unit=repr(out["unit"]))
     if out.get("role") and out["role"] not in ROLES:
-        raise SubscriptionError("role", f"one of {', '.join(ROLES)}")
+        raise SubscriptionError("role", "subscription.one_of", choices=", ".join(ROLES))
     events = data.get("events")
     if not isinstance(events, list | tuple) or not events or not all(isinstance(e, str) for e in events):
-        raise SubscriptionError("events", f"a non-empty list of events: {', '.join(EVENTS)}")
+        raise SubscriptionError("events", "subscription.events", choices=", ".join(EVENTS))
     unknown = [e for e in events if e not in EVENTS]
     if unknown:
-        raise SubscriptionError("events", f"unknown event {unknown[0]!r}; one of {', '.join(EVENTS)}")
+        raise SubscriptionError("events", "subscription.unknown_event", event=repr(unknown[0]),
+                                choices=", ".join(EVENTS))
     out["events"] = list(dict.fromkeys(events))
     channel = data.get("channel")
     if channel not in CHANNELS:
-        raise SubscriptionError("channel", f"one of {', '.join(CHANNELS)}")
+        raise SubscriptionError("channel", "subscription.one_of", choices=", ".join(CHANNELS))
     out["channel"] = channel
     out["target"] = _target(channel, data.get("target"), allow_private, resolve or addresses)
     secret = data.get("secret")
     if secret is not None:
         if channel not in ("webhook", "dingtalk"):
-            raise SubscriptionError("secret", f"the {channel} channel takes no secret")
+            raise SubscriptionError("secret", "subscription.no_secret", channel=channel)
         secret = _text("secret", secret)
         if len(secret) < 16 and channel == "webhook":
-            raise SubscriptionError("secret", "at least 16 characters")
+            raise SubscriptionError("secret", "subscription.secret_length", min=16)
     elif channel == "webhook":
         secret = secrets.token_urlsafe(32)
     out["secret"] = secret
     language = data.get("language", "zh")
     if language not in LANGUAGES:
-        raise SubscriptionError("language", f"one of {', '.join(LANGUAGES)}")
+        raise SubscriptionError("language", "subscription.one_of", choices=", ".join(LANGUAGES))
     out["language"] = language
     quiet = data.get("quiet_hours", False)
     if not isinstance(quiet, bool):
-        raise SubscriptionError("quiet_hours", "true or false")
+        raise SubscriptionError("quiet_hours", "subscription.true_or_false")
     out["quiet_hours"] = quiet
     return out
 
 
 def _text(name: str, value: object) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise SubscriptionError(name, "a non-empty string")
+        raise SubscriptionError(name, "subscription.non_empty")
     problem = storable_problem(value)
     if problem:
         raise SubscriptionError(name, problem)
     if len(value) > LIMITS[name]:
-        raise SubscriptionError(name, f"at most {LIMITS[name]} characters")
+        raise SubscriptionError(name, "subscription.too_long", max=LIMITS[name])
     return value.strip()
 
 
 def _target(channel: str, target: object, allow_private: bool, resolve) -> str | None:
     if channel == "inapp":
         if target is not None:
-            raise SubscriptionError("target", "an in-app subscription has no target")
+            raise SubscriptionError("target", "subscription.inapp_target")
         return None
     target = _text("target", target)
     if channel == "email":
         try:
             _EMAIL(target)
         except ValidationError:
-            raise SubscriptionError("target", "not an e-mail address") from None
+            raise SubscriptionError("target", "subscription.not_email") from None
         return target
     refused = url_problem(target, allow_private, resolve)
     if refused:
@@ -141,26 +145,25 @@ def _target(channel: str, target: object, allow_private: bool, resolve) -> str |
     return target
 
 
-def url_problem(url: str, allow_private: bool, resolve: Callable[..., list[str]] | None = None) -> str | None:
+def url_problem(url: str, allow_private: bool, resolve: Callable[..., list[str]] | None = None) -> Said | None:
     """Why ``url`` may not receive notifications, or None: not ``http(s)`` with a host, or a host that does
     not resolve, or resolves to an address that is not public (unless ``allow_private``)."""
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        return f"not a URL ({exc})"
+        return Said("subscription.not_a_url", error=str(exc))
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "an http:// or https:// URL with a host"
+        return Said("subscription.http_url")
     if allow_private:
         return None
     try:
         found = (resolve or addresses)(parts.hostname, port or (443 if parts.scheme == "https" else 80))
     except OSError:
-        return f"the host {parts.hostname!r} does not resolve"
+        return Said("subscription.no_such_host", host=repr(parts.hostname))
     inner = [a for a in found if not ipaddress.ip_address(a.split("%")[0]).is_global]
     if not found or inner:
-        return (f"the host {parts.hostname!r} is a loopback or private address ({', '.join(inner) or 'none'}); "
-                "internal targets are refused unless GRIDCASE_NOTIFY_ALLOW_PRIVATE=1")
+        return Said("subscription.private_host", host=repr(parts.hostname), addresses=", ".join(inner) or "none")
     return None
 
 

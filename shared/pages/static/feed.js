@@ -43,7 +43,8 @@
         await networkBack();
       }
       try {
-        const headers = { Accept: 'text/event-stream', Authorization: 'Bearer ' + gc.token() };
+        const headers = { Accept: 'text/event-stream', 'Accept-Language': gc.lang === 'zh' ? 'zh-CN,zh;q=0.9' : 'en',
+          Authorization: 'Bearer ' + gc.token() };
         if (lastEventId !== null) headers['Last-Event-ID'] = lastEventId;
         const response = await fetch('/escalation/v1/cases/events', { headers, cache: 'no-store' });
         if (response.status === 401) { gc.setToken(null); window.location.reload(); return; }

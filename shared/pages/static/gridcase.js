@@ -135,11 +135,13 @@
     document.dispatchEvent(new CustomEvent('gc:network', { detail: online }));
   }
 
-  /** Call the API with the token. Resolves to {ok, status, data, headers}; rejects only when the network
-   *  fails (offline). A 401 signs out. Each call says what it found of the network (`gc:network`). */
+  /** Call the API with the token, asking for the page's language (Accept-Language). Resolves to {ok, status,
+   *  data, headers}; rejects only when the network fails (offline). A 401 signs out. Each call says what it found of the network (`gc:network`). */
   async function api(method, path, options) {
     const opts = options || {};
-    const headers = Object.assign({ Accept: opts.accept || 'application/json' }, opts.headers || {});
+    // the server's words (problem details, the system's notes) in the page's language, not the browser's
+    const headers = Object.assign({ Accept: opts.accept || 'application/json',
+      'Accept-Language': lang === 'zh' ? 'zh-CN,zh;q=0.9' : 'en' }, opts.headers || {});
     if (token()) headers.Authorization = 'Bearer ' + token();
     let body;
     if (opts.body !== undefined) {

@@ -1169,7 +1169,10 @@
       fillCategories();
       setLive($('live').dataset.state);
       scheduleRender();
-      if (selected) renderPanel(selected.case);
+      if (selected) {
+        renderPanel(selected.case);
+        openCase(selected.id).catch(() => {}); // the server's words (timeline notes) in the new language
+      }
     });
     Promise.all([loadCategories(), loadDepartments()]).then(() => { document.body.dataset.catalogues = 'loaded'; });
     // the list first, in one request; the feed then resumes from the list's position (no wait for it)

@@ -665,7 +665,7 @@
     document.addEventListener('gc:network', (e) => setNetwork(e.detail));
     window.addEventListener('online', () => { probe(); sendWaiting(); });
     window.addEventListener('offline', () => setNetwork(false));
-    document.addEventListener('gc:language', () => { fillCategories(); showLocation(); showNetwork(); showOutbox(); loadTasks(); loadMine(); });
+    document.addEventListener('gc:language', () => { fillCategories(); showLocation(); showNetwork(); showOutbox(); loadTasks(); loadMine(); loadVerify(); });
     document.addEventListener('gc:open-case', (e) => openCase(e.detail));
     $('bell-follow').addEventListener('change', setFollow);
     $('bell').addEventListener('click', loadFollow);

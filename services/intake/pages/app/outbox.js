@@ -59,12 +59,17 @@
    *  {outcome: 'sent', report, photoRefused?} | {outcome: 'refused', error} | {outcome: 'retry'} |
    *  {outcome: 'photo_waiting', report} (the report is in, its photo waits for the network or the server);
    *  rejects when the network fails before the report is in. */
+  /** The page's language for the server's words (a refusal's detail), as every other call asks (gridcase.js). */
+  function language() {
+    return scope.gc && scope.gc.lang === 'en' ? 'en' : 'zh-CN,zh;q=0.9';
+  }
+
   async function send(item) {
     const store = await db();
     if (!item.report) {
       const response = await fetch(REPORTS, {
         method: 'POST', cache: 'no-store',
-        headers: { 'Content-Type': 'application/json', Accept: 'application/json', Authorization: 'Bearer ' + item.token, 'Idempotency-Key': item.key },
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json', 'Accept-Language': language(), Authorization: 'Bearer ' + item.token, 'Idempotency-Key': item.key },
         body: JSON.stringify(item.body),
       });
       const data = (response.headers.get('Content-Type') || '').includes('json') ? await response.json() : null;
@@ -99,7 +104,7 @@
     const form = new FormData();
     form.append(field, item.photo, item.photo.type === 'image/png' ? 'photo.png' : 'photo.jpg');
     const response = await fetch(REPORTS + '/' + encodeURIComponent(reportId) + '/photos', {
-      method: 'POST', cache: 'no-store', headers: { Accept: 'application/json', Authorization: 'Bearer ' + item.token, 'Idempotency-Key': item.key + '-photo' }, body: form,
+      method: 'POST', cache: 'no-store', headers: { Accept: 'application/json', 'Accept-Language': language(), Authorization: 'Bearer ' + item.token, 'Idempotency-Key': item.key + '-photo' }, body: form,
     });
     if (response.ok) return { outcome: 'sent' };
     const data = (response.headers.get('Content-Type') || '').includes('json') ? await response.json().catch(() => null) : null;
