@@ -59,6 +59,8 @@ from shared.words import MESSAGES, Message, Problem, Said, language_of, say, val
 log = logging.getLogger("gridcase.http")
 access_log = structlog.get_logger("gridcase.access")
 PROBLEM = "application/problem+json"
+#: The answers whose words may follow the caller's ``Accept-Language`` (and so carry ``Vary: Accept-Language``).
+TRANSLATED = frozenset({"application/json", PROBLEM, "text/csv", "text/event-stream"})
 STATIC = Path(__file__).with_name("static")
 BODY_TYPES = {"application/json", "multipart/form-data", "application/x-www-form-urlencoded"}
 KIB, MIB = 1024, 1024 * 1024
@@ -424,6 +426,8 @@ def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Call
 
     @app.after_request
     def _count(response):
+        if response.mimetype in TRANSLATED:  # its words follow the caller's language: caches must keep each
+            response.vary.add("Accept-Language")
         REQUESTS.labels(service, request.method, response.status_code).inc()
         if "started" in g:
             LATENCY.labels(service).observe(time.perf_counter() - g.started)

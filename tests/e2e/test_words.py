@@ -273,3 +273,21 @@ def test_the_words_of_parsers_and_checks_read_in_the_caller_s_language_naming_th
                                    headers=auth(people["worker"], **headers)) for lang, headers in BOTH}
     assert field_errors(answers["zh"])["file"].startswith("图片为 12000 × 3333 像素；PNG 图片最多接受")
     assert field_errors(answers["en"])["file"].startswith("the image is 12000 x 3333 pixels; at most")
+
+
+def test_answers_whose_words_follow_the_language_tell_caches_so(system):
+    """A report, a case, a problem and a CSV read differently in each language: each answer says
+    ``Vary: Accept-Language``, so a cache between the pages and the API never serves one language's answer
+    to another."""
+    base, people, _ = system
+    case_id = new_case(system)
+    answers = {
+        "report": requests.get(f"{base}/intake/v1/reports/{case_id}", headers=auth(people["worker"], **ZH), timeout=10),
+        "case": requests.get(f"{base}/escalation/v1/cases/{case_id}", headers=auth(people["worker"], **ZH), timeout=10),
+        "problem": act(base, case_id, people["command"], {"action": "resolve", "note": "x"}, **ZH),
+        "csv": requests.get(f"{base}/escalation/v1/cases", params={"format": "csv"},
+                            headers=auth(people["command"], **ZH), timeout=10),
+    }
+    for name, answer in answers.items():
+        assert answer.status_code < 500, (name, answer.status_code, answer.text[:300])
+        assert "accept-language" in answer.headers.get("Vary", "").lower(), (name, answer.headers.get("Vary"))
