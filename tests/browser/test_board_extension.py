@@ -33,6 +33,11 @@ def test_a_working_hours_limit_is_extended_in_working_hours(browser, site, place
     facts = page.locator("#panel-body dl.facts").first
     expect(facts).to_contain_text(words["limit"])
     expect(facts).to_contain_text(f"8 {words['working_hours']}")
+    # one of a unit reads as one in English ("1 hour", not "1 hours"); Chinese has no plural
+    singular = page.evaluate("() => ['working_hours', 'working_days', 'hours']"
+                             ".map((u) => gc.t('limit_' + u, { n: 1 }))")
+    assert singular == ({"en": ["1 working hour", "1 working day", "1 hour (around the clock)"],
+                         "zh": ["1 工作小时", "1 工作日", "1 小时（全天计）"]}[lang]), singular
     page.locator("#panel-body button[data-action=request_extension]").click()
     form = page.locator("form[data-form=request_extension]")
     unit = form.locator("select[name=unit]")

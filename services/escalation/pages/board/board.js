@@ -601,7 +601,7 @@
 
   /** A limit or extension {amount, unit} as words: "8 working hours", "8 工作小时"; null without one. */
   function limitText(limit) {
-    return limit ? limit.amount + ' ' + gc.t('unit_' + limit.unit + '_name') : null;
+    return limit ? gc.t('limit_' + limit.unit, { n: Number(limit.amount) }) : null;
   }
 
   function field(label, value) {
