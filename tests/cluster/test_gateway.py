@@ -1,5 +1,6 @@
-"""The HTTP edge as production runs it: nginx with deploy/nginx.conf in front of two replicas of intake's API
-(gunicorn, ``gridcase serve``), on the cluster. One replica is SIGKILLed while it holds a report in the
+"""The HTTP edge as production runs it: nginx with deploy/nginx.conf in front of two replicas of every API
+(gunicorn, ``gridcase serve``), with two workers of every service and two schedulers, on the cluster
+(``topology.FullTopology``). One replica is SIGKILLed while it holds a report in the
 middle of its database write (held there by a table lock the test takes, so the moment is certain, not a
 matter of timing). The phone retries with its Idempotency-Key, as it does on a bad network: every report is
 stored exactly once, no phone needs more than one retry, and the requests after the kill go to the other
@@ -14,11 +15,10 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from harness.processes import GRIDCASE, wait_for
+from harness.processes import wait_for
 from shared.db import make_engine
 from tests.cluster.conftest import outages
-from tests.cluster.gateway import Gateway
-from tests.cluster.test_failover import assert_every_report_is_one_case
+from tests.cluster.topology import FullTopology, assert_loop_invariants
 from tests.support.system import a_point_in_grid, auth
 
 #: the libpq application_name of the replica that is killed (PGAPPNAME), to see its requests in PostgreSQL
@@ -61,23 +61,16 @@ class Phone:
 
 
 @pytest.fixture
-def edge(system):
-    """``system`` with a second replica of intake's API (its connections named ``VICTIM``) and nginx in
-    front of intake's two replicas and the other APIs; yields (system, gateway, the two intake replicas)."""
-    second = system.processes.serve(
-        "serve-intake-victim", GRIDCASE + ["serve", "intake", "--workers", "1", "--data-dir", str(system.data)],
-        {**system.env, "PGAPPNAME": VICTIM})
-    system.processes.wait_ready("serve-intake-victim", f"{second}/intake/readyz", timeout=60)
-    host = {service: url.removeprefix("http://") for service, url in system.urls.items()}
-    replicas = {"intake": [host["intake"], second.removeprefix("http://")],
-                "dispatch": [host["dispatch"]], "escalation": [host["escalation"]]}
-    gateway = Gateway(system.processes, replicas)
+def edge(tmp_path, cluster):
+    """gridcase scaled out (``topology.FullTopology``) with the connections of intake's second API replica
+    named ``VICTIM``; yields (the stack, its gateway, intake's two replicas as host:port)."""
+    topology = FullTopology(tmp_path, cluster.broker_url, cluster.databases(),
+                            replica_env={"intake": {"PGAPPNAME": VICTIM}})
     try:
-        gateway.start()
-        yield system, gateway, replicas["intake"]
+        topology.start()
+        yield topology.production, topology.gateway, topology.replicas["intake"]
     finally:
-        system.processes.stop("gateway")
-        gateway.remove()
+        topology.stop()
 
 
 def waiting_on_locks(engine) -> list[str]:
@@ -113,8 +106,8 @@ def test_an_api_replica_killed_mid_request_costs_a_phone_one_retry_and_stores_it
             sent = [pool.submit(p.send) for p in held]
             wait_for(lambda: VICTIM in waiting_on_locks(engine), timeout=30, interval=0.05,
                      message="the victim replica to wait in the middle of storing a report",
-                     watch=system.processes, names=("serve-intake-victim",))
-            system.processes.kill("serve-intake-victim")  # SIGKILL to its gunicorn master and worker
+                     watch=system.processes, names=("serve-intake-2",))
+            system.processes.kill("serve-intake-2")  # SIGKILL to its gunicorn master and worker
             killed_at = time.monotonic()
             lock.commit()  # the killed replica's statement, still waiting in PostgreSQL, may now run
             for future in sent:
@@ -136,7 +129,7 @@ def test_an_api_replica_killed_mid_request_costs_a_phone_one_retry_and_stores_it
     assert {gateway.upstreams(p.request_ids()[0])[-1] for p in after} == {survivor}
 
     accepted = {p.key: p.report_id for p in [*warm, *held, *after]}
-    assert_every_report_is_one_case(system, accepted)
+    assert_loop_invariants(system, accepted)
     engine.dispose()
 
     retried_in = max(p.tries[-1][1] - p.tries[0][1] for p in failed)
