@@ -40,6 +40,7 @@ class SteadyReports:
         self.accepted: dict[str, str] = {}  # Idempotency-Key → report id
         self.answered_at: list[float] = []  # monotonic times of the 201s
         self.refused = 0
+        self.in_flight: set[str] = set()  # the keys of the reports being sent now (not yet answered 201)
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.errors: list[str] = []
@@ -74,6 +75,8 @@ class SteadyReports:
         body = {"category": "road_damage", "description": f"{self.tag} {i}",
                 "location": {"lon": self.lon, "lat": self.lat}}
         deadline = time.monotonic() + RETRY_FOR
+        with self.lock:
+            self.in_flight.add(key)
         while time.monotonic() < deadline:
             try:
                 response = requests.post(self.url, json=body, timeout=10,
@@ -84,6 +87,7 @@ class SteadyReports:
                 with self.lock:
                     self.accepted[key] = response.json()["id"]
                     self.answered_at.append(time.monotonic())
+                    self.in_flight.discard(key)
                 return
             if response is not None and response.status_code not in (502, 503, 504):
                 self.errors.append(f"{key}: {response.status_code} {response.text[:200]}")
@@ -234,15 +238,37 @@ def test_a_rabbitmq_node_cut_off_the_network_and_healed_under_steady_load_loses_
     outages.append(("... healed, it was back in the cluster after", rejoined))
 
 
+def storing_reports(engine) -> int:
+    """How many sessions of intake's database wait for a lock in the middle of storing a report."""
+    with engine.connect() as db:
+        return db.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                  "AND wait_event_type = 'Lock' AND query ILIKE '%INSERT INTO reports%'")).scalar()
+
+
 def test_the_postgresql_primary_killed_under_steady_load_loses_no_acknowledged_report(cluster, stack):
+    """The primary dies while reports are in the middle of their transaction: the test holds a lock on
+    ``reports`` that makes intake's inserts wait, sees both intake replicas waiting in ``pg_stat_activity``
+    and kills the primary then (a moment seen, not guessed). The standby is promoted; those phones' retries
+    with their Idempotency-Key give each report its case once."""
     system = stack.production
     primary = cluster.postgres_primary()
     assert primary is not None
+    engine = make_engine(system.env["GRIDCASE_INTAKE_DATABASE_URL"])
     reports = steady(stack, "pg-kill", seconds=30)
+    wait_for(lambda: len(reports.accepted) > 5 * RATE, timeout=60, message="reports flowing")
+    lock = engine.connect()
     try:
-        wait_for(lambda: len(reports.accepted) > 5 * RATE, timeout=60, message="reports flowing")
+        lock.execute(sa.text("LOCK TABLE reports IN SHARE ROW EXCLUSIVE MODE"))  # inserts wait, reads do not
+        wait_for(lambda: storing_reports(engine) >= 2, timeout=30, interval=0.05,
+                 message="both intake replicas in the middle of storing a report")
+        with reports.lock:
+            held = set(reports.in_flight)
         cluster.kill("postgres", primary)
+    finally:
+        lock.invalidate()  # gone with the primary; or, had the kill not come, the lock is let go
+    try:
         accepted = reports.join()
+        assert held and held <= set(accepted), "the reports in flight at the kill were accepted on a retry"
         stack.accepted |= accepted
         standby = 3 - primary
         assert cluster.postgres_primary() == standby, "the standby was promoted"
@@ -255,4 +281,6 @@ def test_the_postgresql_primary_killed_under_steady_load_loses_no_acknowledged_r
         # 2 minutes and more on the loaded 2-core CI machine.
         wait_for(lambda: cluster.postgres_standby_ready(primary), timeout=300, interval=1,
                  message=f"PostgreSQL node {primary} back as the standby")
-    outages.append((f"PostgreSQL: primary (node {primary}) SIGKILLed: intake write outage", reports.longest_silence()))
+    engine.dispose()
+    outages.append((f"PostgreSQL: primary (node {primary}) SIGKILLed mid-transaction: intake write outage",
+                    reports.longest_silence()))
