@@ -39,7 +39,8 @@
 # from the monitor cannot acknowledge a write the promoted standby lacks. Everything else goes to stderr.
 # Processes are only ever signalled by the pids recorded under DIR, never by name.
 #
-# Env: RABBITMQ_BIN_DIR, PG_BINDIR (default: the newest /usr/lib/postgresql/*/bin with pg_auto_failover).
+# Env: RABBITMQ_BIN_DIR, PG_BINDIR (default: the newest /usr/lib/postgresql/*/bin with pg_auto_failover),
+#      GRIDCASE_CLUSTER_NETNS=0 (keep the RabbitMQ nodes on 127.0.0.1 even as root).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -49,7 +50,7 @@ DATABASES=(intake dispatch escalation)
 
 log() { echo "cluster.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
-usage() { sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,43p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
