@@ -44,6 +44,7 @@ class SteadyReports:
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.errors: list[str] = []
+        self.abandoned = threading.Event()  # set: send nothing more, retry nothing (a test that failed)
 
     def start(self) -> SteadyReports:
         self.started = time.monotonic()
@@ -65,6 +66,8 @@ class SteadyReports:
         n = int(self.seconds * RATE)
         with ThreadPoolExecutor(16) as pool:
             for i in range(n):
+                if self.abandoned.is_set():
+                    return
                 delay = self.started + i / RATE - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
@@ -77,7 +80,7 @@ class SteadyReports:
         deadline = time.monotonic() + RETRY_FOR
         with self.lock:
             self.in_flight.add(key)
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self.abandoned.is_set():
             try:
                 response = requests.post(self.url, json=body, timeout=10,
                                          headers={**self.headers, "Idempotency-Key": key})
@@ -154,14 +157,18 @@ def stack(tmp_path_factory, cluster):
     topology = FullTopology(tmp_path_factory.mktemp("failover"), cluster.broker_url, cluster.databases())
     try:
         topology.start()
-        topology.accepted = {}
+        topology.accepted, topology.senders = {}, []
         yield topology
     finally:
+        for reports in getattr(topology, "senders", []):  # a failed test's phones stop retrying
+            reports.abandoned.set()
         topology.stop()
 
 
 def steady(stack, tag: str, seconds: float) -> SteadyReports:
-    return SteadyReports(stack.production, tag, seconds, base=stack.url).start()
+    reports = SteadyReports(stack.production, tag, seconds, base=stack.url)
+    stack.senders.append(reports)
+    return reports.start()
 
 
 def test_the_quorum_leaders_node_killed_under_steady_load_loses_and_duplicates_no_case(cluster, stack):
