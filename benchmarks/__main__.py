@@ -25,6 +25,8 @@ from benchmarks._support import ROOT, emit, sigterm_as_exit
 
 GROUPS = ("intake", "pipeline", "dispatch", "scheduler", "statistics", "photos", "notify", "fanout",
           "early_warning", "board")
+#: run only when named in --only: they start servers of their own (cluster_pipeline: a 3-node cluster)
+ON_REQUEST = ("cluster_pipeline",)
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 #: the heading of the part of RESULTS.md written by hand, which a run keeps
 KEPT = "## Measured by hand (`make bench` keeps this section)"
@@ -42,6 +44,9 @@ MEANING = {
     "pipeline.latency_p50": "report → level 1 (escalation opened_at − intake reported_at)",
     "pipeline.latency_p99": "report → level 1 (goal ≤ 100 ms at 100 reports/s)",
     "pipeline.latency_errors": "failed POSTs in the latency run (must be 0)",
+    "cluster_pipeline.single_node": "outbox → level 1 on one RabbitMQ node + one PostgreSQL (baseline)",
+    "cluster_pipeline.three_nodes": "÷ single node: 3 RabbitMQ nodes (quorum queues) + PostgreSQL primary with "
+                                    "a synchronous standby, on the same machine",
     "dispatch.build_100000_grids": "generate + Hierarchy + Locator",
     "dispatch.rss_100000_grids": "after building the Locator (goal ≤ 500 MB)",
     "dispatch.peak_rss_so_far": "peak of the dispatch child process",
@@ -154,6 +159,9 @@ def _child(name: str, quick: bool) -> None:
     elif name == "board":
         from benchmarks import board
         emit(board.run(quick=quick))
+    elif name == "cluster_pipeline":
+        from benchmarks import cluster_pipeline
+        emit(cluster_pipeline.run(quick=quick))
     else:
         raise SystemExit(f"unknown benchmark {name!r}")
 
@@ -278,7 +286,9 @@ def _write_results(path: Path, command: str, results: dict, started: datetime, s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default=",".join(GROUPS), help=f"comma-separated, of: {', '.join(GROUPS)}")
+    parser.add_argument("--only", default=",".join(GROUPS),
+                        help=f"comma-separated, of: {', '.join(GROUPS + ON_REQUEST)} (default: all but "
+                             f"{', '.join(ON_REQUEST)})")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--results", default=str(RESULTS), help="where to write the results ('-': nowhere)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -287,11 +297,11 @@ def main(argv: list[str] | None = None) -> int:
         _child(args.child, args.quick)
         return 0
     groups = [g.strip() for g in args.only.split(",") if g.strip()]
-    unknown = [g for g in groups if g not in GROUPS]
+    unknown = [g for g in groups if g not in GROUPS + ON_REQUEST]
     if unknown:
-        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(GROUPS)}")
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(GROUPS + ON_REQUEST)}")
     for name in ("GRIDCASE_TEST_BROKER_URL", "GRIDCASE_TEST_POSTGRES_URL"):
-        if not os.environ.get(name) and any(g in groups for g in ("intake", "pipeline")):
+        if not os.environ.get(name) and any(g in groups for g in ("intake", "pipeline", "cluster_pipeline")):
             parser.error(f"{name} is not set: run `make bench` (deploy/local/with-servers.sh provides the servers)")
     sigterm_as_exit()
     started, t0, load0 = datetime.now(UTC), time.monotonic(), os.getloadavg()

@@ -12,8 +12,19 @@
 #                                       processes: a crash of that machine
 #   cluster.sh revive DIR rabbitmq|postgres N
 #                                       start a killed node again (it rejoins: RabbitMQ with its data, a
-#                                       PostgreSQL node as the standby of whoever is primary now)
+#                                       PostgreSQL node as the standby of whoever is primary now; returns
+#                                       once it is catching up, at most 120 s)
 #   cluster.sh state DIR                who is who: pg_auto_failover's state and RabbitMQ's cluster status
+#   cluster.sh cut DIR N                cut RabbitMQ node N off the network (a partition: its packets are
+#                                       dropped, nothing is closed); needs the nodes' own namespaces (below)
+#   cluster.sh heal DIR N               connect it again
+#
+# RabbitMQ's network: run as root (and unless GRIDCASE_CLUSTER_NETNS=0), each RabbitMQ node runs in a network
+# namespace of its own with its own address (10.X.Y.N on a bridge; the host is 10.X.Y.254), its own epmd,
+# and is named rabbit-PORT@10.X.Y.N, so that one node can be cut off and healed. Otherwise (not root, or the
+# kernel refuses namespaces; the reason is logged and kept in DIR/rabbitmq/netns-refused) every node is on
+# 127.0.0.1 behind one epmd, and `cut` refuses. Either way the cluster detects a silent node within about
+# 10 s (net_ticktime 10, Erlang's default is 60), and the minority side of a partition pauses.
 #
 # The lines `start` and `env` print, NAME=VALUE with every node listed (values hold ';' and '&': to export
 # them, `while IFS='=' read -r k v; do export "$k=$v"; done < <(cluster.sh env DIR)`):
@@ -28,7 +39,8 @@
 # from the monitor cannot acknowledge a write the promoted standby lacks. Everything else goes to stderr.
 # Processes are only ever signalled by the pids recorded under DIR, never by name.
 #
-# Env: RABBITMQ_BIN_DIR, PG_BINDIR (default: the newest /usr/lib/postgresql/*/bin with pg_auto_failover).
+# Env: RABBITMQ_BIN_DIR, PG_BINDIR (default: the newest /usr/lib/postgresql/*/bin with pg_auto_failover),
+#      GRIDCASE_CLUSTER_NETNS=0 (keep the RabbitMQ nodes on 127.0.0.1 even as root).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -38,7 +50,7 @@ DATABASES=(intake dispatch escalation)
 
 log() { echo "cluster.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
-usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,43p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
@@ -191,29 +203,128 @@ stop_pg_process() {
 rmq_base() { echo "$BASE/rabbitmq/node$1"; }
 rmq_port() { cat "$(rmq_base "$1")/port"; }
 
+# --- RabbitMQ's network: a namespace per node on a bridge -----------------------------------------------
+
+net_file() { echo "$BASE/rabbitmq/network"; }
+
+# NET_ID (names), NET_PREFIX (10.X.Y) of the cluster's network, if it has one
+load_network() {
+    NET_ID="" NET_PREFIX=""
+    # shellcheck disable=SC1090
+    [[ -f "$(net_file)" ]] && . "$(net_file)"
+    return 0
+}
+
+netns_name() { echo "gridcase-$NET_ID-rmq$1"; }
+bridge_name() { echo "gcb$NET_ID"; }
+veth_host() { echo "gch$NET_ID$1"; }
+node_address() { if [[ -n "$NET_ID" ]]; then echo "$NET_PREFIX.$1"; else echo 127.0.0.1; fi; }
+
+# Make the bridge and a namespace per node; on any refusal undo it, say why, and leave NET_ID empty.
+make_network() {
+    NET_ID="" NET_PREFIX=""
+    local why=""
+    if [[ "${GRIDCASE_CLUSTER_NETNS:-1}" == 0 ]]; then
+        why="GRIDCASE_CLUSTER_NETNS=0"
+    elif ((EUID != 0)); then
+        why="network namespaces need root"
+    elif ! command -v ip >/dev/null; then
+        why="ip (iproute2) not found"
+    fi
+    if [[ -z "$why" ]]; then
+        NET_ID="$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c 6)"
+        local x y tries=0
+        while :; do                         # a 10.X.Y.0/24 no interface of this machine uses
+            x=$((RANDOM % 200 + 50)) y=$((RANDOM % 250 + 1))
+            ip -4 -o addr show | grep -q " 10\.$x\.$y\." || break
+            ((++tries < 50)) || { why="no free 10.X.Y.0/24"; break; }
+        done
+        NET_PREFIX="10.$x.$y"
+        printf 'NET_ID=%s\nNET_PREFIX=%s\n' "$NET_ID" "$NET_PREFIX" >"$(net_file)"
+    fi
+    if [[ -z "$why" ]] && ! why="$(network_up 2>&1)"; then
+        network_down
+        why="the kernel refused: ${why:-?}"
+    fi
+    if [[ -n "$why" ]]; then
+        rm -f "$(net_file)"
+        NET_ID="" NET_PREFIX=""
+        echo "$why" >"$BASE/rabbitmq/netns-refused"
+        log "RabbitMQ nodes on 127.0.0.1 without namespaces of their own ($why): \`cut\` will refuse"
+        return 0
+    fi
+    log "RabbitMQ nodes in namespaces $(netns_name 1)..$RMQ_NODES on bridge $(bridge_name) ($NET_PREFIX.0/24)"
+}
+
+network_up() {
+    set -e
+    local n ns
+    ip link add "$(bridge_name)" type bridge
+    ip addr add "$NET_PREFIX.254/24" dev "$(bridge_name)"
+    ip link set "$(bridge_name)" up
+    for ((n = 1; n <= RMQ_NODES; n++)); do
+        ns="$(netns_name "$n")"
+        ip netns add "$ns"
+        ip link add "$(veth_host "$n")" type veth peer name eth0 netns "$ns"
+        ip link set "$(veth_host "$n")" master "$(bridge_name)" up
+        ip -n "$ns" addr add "$NET_PREFIX.$n/24" dev eth0
+        ip -n "$ns" link set eth0 up
+        ip -n "$ns" link set lo up
+    done
+}
+
+network_down() {
+    [[ -n "$NET_ID" ]] || return 0
+    local n
+    for ((n = 1; n <= RMQ_NODES; n++)); do
+        ip netns del "$(netns_name "$n")" 2>/dev/null || true     # its veth pair goes with it
+    done
+    ip link del "$(bridge_name)" 2>/dev/null || true
+}
+
+# cut|heal N: the host side of node N's cable down or up
+set_cable() {
+    load_network
+    [[ -n "$NET_ID" ]] || die "the RabbitMQ nodes have no namespaces of their own here ($(cat "$BASE/rabbitmq/netns-refused" 2>/dev/null || echo "no network")): nothing to cut"
+    ip link set "$(veth_host "$2")" "$1"
+}
+
+# --- RabbitMQ --------------------------------------------------------------------------------------------
+
+rmq_base() { echo "$BASE/rabbitmq/node$1"; }
+rmq_port() { cat "$(rmq_base "$1")/port"; }
+
 start_rabbitmq() {
     local t0=$SECONDS n names="" epmd_port cookie pids=()
     mkdir -p "$BASE/rabbitmq"
+    make_network
     epmd_port="$("$HERE/free-port.sh")"
     echo "$epmd_port" >"$BASE/rabbitmq/epmd.port"
-    setsid epmd -address 127.0.0.1 -port "$epmd_port" </dev/null >>"$BASE/rabbitmq/epmd.log" 2>&1 &
-    echo $! >"$BASE/rabbitmq/epmd.pid"
-    for _ in $(seq 100); do epmd -port "$epmd_port" -names >/dev/null 2>&1 && break; sleep 0.05; done
+    if [[ -z "$NET_ID" ]]; then         # one epmd for the nodes on 127.0.0.1; in namespaces each has its own
+        setsid epmd -address 127.0.0.1 -port "$epmd_port" </dev/null >>"$BASE/rabbitmq/epmd.log" 2>&1 &
+        echo $! >"$BASE/rabbitmq/epmd.pid"
+        for _ in $(seq 100); do epmd -port "$epmd_port" -names >/dev/null 2>&1 && break; sleep 0.05; done
+    fi
     cookie="$(head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32)"
     for ((n = 1; n <= RMQ_NODES; n++)); do
         mkdir -p "$(rmq_base "$n")"
         "$HERE/free-port.sh" --pair 20000 >"$(rmq_base "$n")/port"
-        names+=" rabbit-$(rmq_port "$n")@localhost"
+        if [[ -n "$NET_ID" ]]; then
+            names+=" rabbit-$(rmq_port "$n")@$(node_address "$n")"
+        else
+            names+=" rabbit-$(rmq_port "$n")@localhost"
+        fi
     done
-    export RABBITMQ_EPMD_PORT="$epmd_port" RABBITMQ_COOKIE="$cookie" RABBITMQ_CLUSTER_NODES="${names# }"
+    export RABBITMQ_EPMD_PORT="$epmd_port" RABBITMQ_COOKIE="$cookie" RABBITMQ_CLUSTER_NODES="${names# }" \
+        RABBITMQ_NET_TICKTIME=10
     # the first node forms the cluster; the others join it (started together)
-    "$HERE/rabbitmq.sh" start "$(rmq_base 1)" "$(rmq_port 1)" >/dev/null
+    node_env 1 "$HERE/rabbitmq.sh" start "$(rmq_base 1)" "$(rmq_port 1)" >/dev/null
     for ((n = 2; n <= RMQ_NODES; n++)); do
-        "$HERE/rabbitmq.sh" start "$(rmq_base "$n")" "$(rmq_port "$n")" >/dev/null &
+        node_env "$n" "$HERE/rabbitmq.sh" start "$(rmq_base "$n")" "$(rmq_port "$n")" >/dev/null &
         pids+=($!)
     done
     for n in "${pids[@]}"; do wait "$n" || die "a RabbitMQ node failed to start (logs under $BASE/rabbitmq)"; done
-    unset RABBITMQ_EPMD_PORT RABBITMQ_COOKIE RABBITMQ_CLUSTER_NODES
+    unset RABBITMQ_EPMD_PORT RABBITMQ_COOKIE RABBITMQ_CLUSTER_NODES RABBITMQ_NET_TICKTIME
     local deadline=$((SECONDS + 60)) running
     while true; do
         running="$("$HERE/rabbitmq.sh" ctl "$(rmq_base 1)" eval \
@@ -225,9 +336,23 @@ start_rabbitmq() {
     log "RabbitMQ cluster of $RMQ_NODES nodes up in $((SECONDS - t0)) s:$names"
 }
 
+# node_env N CMD...: CMD with node N's namespace and address (first start of its base)
+node_env() {
+    local n="$1"
+    shift
+    if [[ -n "$NET_ID" ]]; then
+        RABBITMQ_NETNS="$(netns_name "$n")" RABBITMQ_ADDRESS="$(node_address "$n")" "$@"
+    else
+        "$@"
+    fi
+}
+
 broker_url() {
     local n out=""
-    for ((n = 1; n <= RMQ_NODES; n++)); do out+="${out:+;}amqp://guest:guest@127.0.0.1:$(rmq_port "$n")/%2F"; done
+    load_network
+    for ((n = 1; n <= RMQ_NODES; n++)); do
+        out+="${out:+;}amqp://guest:guest@$(node_address "$n"):$(rmq_port "$n")/%2F"
+    done
     echo "$out"
 }
 
@@ -245,6 +370,8 @@ stop_rabbitmq() {
         kill -TERM "$epmd" 2>/dev/null || true
         wait_gone "$epmd" 5 || kill -KILL "$epmd" 2>/dev/null || true
     fi
+    load_network
+    network_down
 }
 
 # --- main --------------------------------------------------------------------------------------------------
@@ -332,19 +459,30 @@ case "$cmd" in
             "$HERE/rabbitmq.sh" start "$(rmq_base "$2")" >/dev/null
         else
             start_pg "node$2" run --pgdata "$BASE/postgres/node$2"
+            # a demoted primary that pg_rewind cannot bring back takes a base backup, which waits for the
+            # primary's next checkpoint (minutes away): ask for it at once, until the node replays
+            ((PG_NODES == 2)) && hurry_checkpoint "$((3 - $2))" "$2"
         fi
         log "revived $1 node $2"
         ;;
     state)
         PG_BINDIR="$(cat "$BASE/pg_bindir")"
         as_pg pg_autoctl show state --pgdata "$BASE/postgres/monitor" || true
+        load_network
         for ((n = 1; n <= RMQ_NODES; n++)); do
+            # shellcheck disable=SC1090
+            name="$(. "$(rmq_base "$n")/env.sh" && echo "$RABBITMQ_NODENAME")"
             if "$HERE/rabbitmq.sh" ctl "$(rmq_base "$n")" cluster_status --formatter json >/dev/null 2>&1; then
-                echo "rabbitmq node$n: rabbit-$(rmq_port "$n")@localhost running on 127.0.0.1:$(rmq_port "$n")"
+                echo "rabbitmq node$n: $name running on $(node_address "$n"):$(rmq_port "$n")"
             else
-                echo "rabbitmq node$n: rabbit-$(rmq_port "$n")@localhost not answering"
+                echo "rabbitmq node$n: $name not answering"
             fi
         done
+        ;;
+    cut | heal)
+        node_arg rabbitmq "${1:-}"
+        set_cable "$([[ "$cmd" == cut ]] && echo down || echo up)" "$1"
+        log "$cmd: RabbitMQ node $1"
         ;;
     *)
         usage

@@ -12,7 +12,8 @@
 # PostgreSQL's tools run as the `postgres` user (runuser), so BASE and every directory above it must be
 # traversable by that user: use a base under /tmp (mktemp -d); directories under /tmp that we own are
 # opened up (chmod 755) as needed, anything else is reported. Durability settings stay at their defaults
-# (fsync on, synchronous_commit on); max_connections is 200. Only the URL goes to stdout.
+# (fsync on, synchronous_commit on); max_connections is 300 (docs/scale.md, "Nodes"). Only the URL goes
+# to stdout.
 #
 # Env: PG_BINDIR (default: the newest /usr/lib/postgresql/*/bin), POSTGRES_STOP_TIMEOUT (s, default 60).
 set -euo pipefail
@@ -94,7 +95,7 @@ init_base() {
 listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$BASE'
-max_connections = 200
+max_connections = 300
 # durability matters: an HTTP 2xx means the report is on disk
 fsync = on
 synchronous_commit = on

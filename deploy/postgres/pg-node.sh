@@ -27,7 +27,7 @@ if [[ ! -s "$PGDATA/PG_VERSION" ]]; then
             # the gridcase role from the compose network, by password; settings of our own
             echo "host all gridcase all scram-sha-256" >>"$PGDATA/pg_hba.conf"
             echo "include_if_exists 'gridcase.conf'" >>"$PGDATA/postgresql.conf"
-            printf "max_connections = 200\nshared_buffers = 256MB\n" >"$PGDATA/gridcase.conf"
+            printf "max_connections = 300\nshared_buffers = 256MB\n" >"$PGDATA/gridcase.conf"
             ;;
         *)
             echo "gridcase-pg-node: unknown role $role" >&2

@@ -11,6 +11,7 @@ Each test's measured outage is printed at the end of the run (``outages``)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -74,6 +75,27 @@ class Cluster:
     def revive(self, kind: str, n: int) -> None:
         self.run("revive", str(self.directory), kind, str(n))
 
+    def cut(self, n: int) -> None:
+        """Cut RabbitMQ node ``n`` off the network (its namespace's cable down: packets dropped, nothing closed)."""
+        self.run("cut", str(self.directory), str(n))
+
+    def heal(self, n: int) -> None:
+        self.run("heal", str(self.directory), str(n))
+
+    def no_partitions(self) -> str | None:
+        """Why this cluster's RabbitMQ nodes cannot be cut off (no namespaces of their own), or None."""
+        refused = self.directory / "rabbitmq" / "netns-refused"
+        if refused.exists():
+            return refused.read_text().strip() or "no network namespaces"
+        if not (self.directory / "rabbitmq" / "network").exists():
+            return "the cluster was started without network namespaces"
+        return None
+
+    def rabbitmq_running(self, n: int) -> list[str]:
+        """The RabbitMQ nodes node ``n`` sees running (itself included)."""
+        out = self.rabbitmq_ctl(n, "eval", "rabbit_nodes:all_running().")
+        return re.findall(r"'([^']+)'", out)
+
     def rabbitmq_ctl(self, n: int, *args: str) -> str:
         done = subprocess.run([str(ROOT / "deploy/local/rabbitmq.sh"), "ctl",
                                str(self.directory / "rabbitmq" / f"node{n}"), *args],
@@ -82,7 +104,7 @@ class Cluster:
         return done.stdout
 
     def rabbitmq_node(self, name: str) -> int:
-        """The number (1-3) of the RabbitMQ node called ``rabbit-PORT@localhost``."""
+        """The number (1-3) of the RabbitMQ node called ``rabbit-PORT@HOST``."""
         port = name.split("@")[0].rsplit("-", 1)[1]
         for n, node in enumerate(self.broker_url.split(";"), start=1):
             if f":{port}/" in node:

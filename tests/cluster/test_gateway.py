@@ -1,11 +1,13 @@
-"""The HTTP edge as production runs it: nginx with deploy/nginx.conf in front of two replicas of intake's API
-(gunicorn, ``gridcase serve``), on the cluster. One replica is SIGKILLed while it holds a report in the
+"""The HTTP edge as production runs it: nginx with deploy/nginx.conf in front of two replicas of every API
+(gunicorn, ``gridcase serve``), with two workers of every service and two schedulers, on the cluster
+(``topology.FullTopology``). One replica is SIGKILLed while it holds a report in the
 middle of its database write (held there by a table lock the test takes, so the moment is certain, not a
 matter of timing). The phone retries with its Idempotency-Key, as it does on a bad network: every report is
 stored exactly once, no phone needs more than one retry, and the requests after the kill go to the other
 replica without an error anyone sees."""
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -14,15 +16,15 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from harness.processes import GRIDCASE, wait_for
+from harness.processes import wait_for
 from shared.db import make_engine
 from tests.cluster.conftest import outages
-from tests.cluster.gateway import Gateway
-from tests.cluster.test_failover import assert_every_report_is_one_case
+from tests.cluster.topology import FullTopology, assert_loop_invariants
 from tests.support.system import a_point_in_grid, auth
 
 #: the libpq application_name of the replica that is killed (PGAPPNAME), to see its requests in PostgreSQL
 VICTIM = "gridcase-intake-victim"
+FEED = "/escalation/v1/cases/events"
 HELD = 8  # reports sent while the table is locked
 AFTER = 20  # reports sent after the kill
 
@@ -60,24 +62,24 @@ class Phone:
         return [f"{self.key}-{n}" for n in range(len(self.tries))]
 
 
-@pytest.fixture
-def edge(system):
-    """``system`` with a second replica of intake's API (its connections named ``VICTIM``) and nginx in
-    front of intake's two replicas and the other APIs; yields (system, gateway, the two intake replicas)."""
-    second = system.processes.serve(
-        "serve-intake-victim", GRIDCASE + ["serve", "intake", "--workers", "1", "--data-dir", str(system.data)],
-        {**system.env, "PGAPPNAME": VICTIM})
-    system.processes.wait_ready("serve-intake-victim", f"{second}/intake/readyz", timeout=60)
-    host = {service: url.removeprefix("http://") for service, url in system.urls.items()}
-    replicas = {"intake": [host["intake"], second.removeprefix("http://")],
-                "dispatch": [host["dispatch"]], "escalation": [host["escalation"]]}
-    gateway = Gateway(system.processes, replicas)
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, cluster):
+    """gridcase scaled out (``topology.FullTopology``) with the connections of intake's second API replica
+    named ``VICTIM``, shared by this module's tests; ``stack.accepted``: every report accepted so far."""
+    topology = FullTopology(tmp_path_factory.mktemp("edge"), cluster.broker_url, cluster.databases(),
+                            replica_env={"intake": {"PGAPPNAME": VICTIM}})
     try:
-        gateway.start()
-        yield system, gateway, replicas["intake"]
+        topology.start()
+        topology.accepted = {}
+        yield topology
     finally:
-        system.processes.stop("gateway")
-        gateway.remove()
+        topology.stop()
+
+
+@pytest.fixture
+def edge(stack):
+    """(the stack's processes, its gateway, intake's two replicas as host:port)."""
+    return stack.production, stack.gateway, stack.replicas["intake"]
 
 
 def waiting_on_locks(engine) -> list[str]:
@@ -87,7 +89,7 @@ def waiting_on_locks(engine) -> list[str]:
                                        "current_database() AND wait_event_type = 'Lock'")).scalars())
 
 
-def test_an_api_replica_killed_mid_request_costs_a_phone_one_retry_and_stores_its_report_once(edge):
+def test_an_api_replica_killed_mid_request_costs_a_phone_one_retry_and_stores_its_report_once(stack, edge):
     system, gateway, (survivor, victim) = edge
     admin = system.token("admin")
     _, lon, lat = a_point_in_grid(system.urls["dispatch"], admin, index=9)
@@ -113,8 +115,8 @@ def test_an_api_replica_killed_mid_request_costs_a_phone_one_retry_and_stores_it
             sent = [pool.submit(p.send) for p in held]
             wait_for(lambda: VICTIM in waiting_on_locks(engine), timeout=30, interval=0.05,
                      message="the victim replica to wait in the middle of storing a report",
-                     watch=system.processes, names=("serve-intake-victim",))
-            system.processes.kill("serve-intake-victim")  # SIGKILL to its gunicorn master and worker
+                     watch=system.processes, names=("serve-intake-2",))
+            system.processes.kill("serve-intake-2")  # SIGKILL to its gunicorn master and worker
             killed_at = time.monotonic()
             lock.commit()  # the killed replica's statement, still waiting in PostgreSQL, may now run
             for future in sent:
@@ -135,10 +137,114 @@ def test_an_api_replica_killed_mid_request_costs_a_phone_one_retry_and_stores_it
     assert all(len(p.tries) == 1 for p in after), [p.tries for p in after if len(p.tries) > 1]
     assert {gateway.upstreams(p.request_ids()[0])[-1] for p in after} == {survivor}
 
-    accepted = {p.key: p.report_id for p in [*warm, *held, *after]}
-    assert_every_report_is_one_case(system, accepted)
+    stack.accepted |= {p.key: p.report_id for p in [*warm, *held, *after]}
+    assert_loop_invariants(system, stack.accepted)
     engine.dispose()
 
     retried_in = max(p.tries[-1][1] - p.tries[0][1] for p in failed)
     outages.append((f"API replica SIGKILLed mid-request: {len(failed)} phone(s) retried once, within", retried_in))
     assert min(p.tries[0][1] for p in after) > killed_at
+
+
+class Board:
+    """A command center's board on the live feed (GET /escalation/v1/cases/events), as the page's
+    EventSource does it: connected to ``first`` (one replica, directly: where the gateway happened to send
+    it) and, after any end of its stream (the 25 s lifetime, or a replica that died), again at once with the
+    id of the last event it received as Last-Event-ID — through ``gateway`` once ``moved`` is set.
+    ``events``: (event id, whether its connection went through the gateway) of every ``case``/``removed``
+    event received; ``times``: when each arrived (monotonic)."""
+
+    def __init__(self, first: str, gateway: str, token: str):
+        self.urls, self.token = (first, gateway), token
+        self.events: list[tuple[int, bool]] = []
+        self.moved = threading.Event()
+        self.times: list[float] = []
+        self.hello: int | None = None
+        self.last: str | None = None
+        self.connections = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> Board:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(40)
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            via_gateway = self.moved.is_set()
+            url = self.urls[via_gateway] + FEED
+            self.connections += 1
+            headers = auth(self.token, Accept="text/event-stream",
+                           **({"Last-Event-ID": self.last} if self.last else {}))
+            try:
+                with requests.get(url, headers=headers, stream=True, timeout=(5, 30)) as response:
+                    if response.status_code != 200:
+                        time.sleep(0.5)
+                        continue
+                    self._read(response, via_gateway)
+            except requests.RequestException:
+                time.sleep(0.2)  # EventSource waits its retry interval before reconnecting
+
+    def _read(self, response, via_gateway: bool) -> None:
+        current: dict = {}
+        for line in response.iter_lines(chunk_size=None, decode_unicode=True):
+            if self.stopping.is_set():
+                return
+            if line == "" and current:
+                event, current = current, {}
+                if event.get("event") == "hello" and self.hello is None:
+                    self.hello = int(event["id"])
+                elif event.get("event") in ("case", "removed"):
+                    self.events.append((int(event["id"]), via_gateway))
+                    self.times.append(time.monotonic())
+                if "id" in event:
+                    self.last = event["id"]
+            elif line and not line.startswith(":"):
+                field, _, value = line.partition(": ")
+                current[field] = value
+
+
+def test_a_board_on_an_escalation_replica_that_dies_reconnects_to_the_other_and_misses_no_event(stack):
+    system, gateway = stack.production, stack.gateway
+    admin = system.token("admin")
+    _, lon, lat = a_point_in_grid(system.urls["dispatch"], admin, index=11)
+    replica = f"http://{stack.replicas['escalation'][1]}"
+    board = Board(replica, gateway.url, system.token("command")).start()
+    try:
+        wait_for(lambda: board.hello is not None, timeout=30, message="the board's hello")
+
+        def report(key: str) -> None:
+            answer = requests.post(f"{gateway.url}/intake/v1/reports", timeout=30, json={
+                "category": "road_damage", "description": key, "location": {"lon": lon, "lat": lat}},
+                headers=auth(admin, **{"Idempotency-Key": key}))
+            assert answer.status_code == 201, answer.text
+            stack.accepted[key] = answer.json()["id"]
+
+        for i in range(5):
+            report(f"board-before-{i}")
+        wait_for(lambda: len(board.events) >= 5, timeout=60, message="the board seeing the first cases")
+        board.moved.set()  # from now on the board's reconnections go through the gateway
+        system.processes.kill("serve-escalation-2")  # the replica the board is connected to
+        killed_at = time.monotonic()
+        for i in range(10):
+            report(f"board-after-{i}")
+        assert_loop_invariants(system, stack.accepted)
+
+        engine = make_engine(system.env["GRIDCASE_ESCALATION_DATABASE_URL"])
+        with engine.connect() as db:
+            rows = set(db.execute(sa.text("SELECT id FROM timeline WHERE id > :hello"),
+                                  {"hello": board.hello}).scalars())
+        engine.dispose()
+        wait_for(lambda: rows <= {e for e, _ in board.events}, timeout=60,
+                 message=f"the board to receive every timeline row after its hello ({len(rows)})")
+    finally:
+        board.stop()
+    received = [e for e, _ in board.events]
+    assert rows <= set(received), f"missed: {sorted(rows - set(received))[:10]}"
+    assert board.connections >= 2 and board.events[-1][1], "the board reconnected through the gateway"
+    first_again = min(t for t, (_, via_gateway) in zip(board.times, board.events, strict=True) if via_gateway)
+    outages.append(("escalation replica SIGKILLed under a board: its next event after", first_again - killed_at))

@@ -1,4 +1,5 @@
-"""Two schedulers on the cluster, one SIGKILLed in the middle of a tick: no deadline step is lost or fired
+"""Two schedulers on the cluster (beside two replicas of every API behind nginx and two workers of every
+service: ``topology.FullTopology``), one SIGKILLed in the middle of a tick: no deadline step is lost or fired
 twice. The clock runs ``SCALE`` times faster (every process shares its anchor) with the calendar-hour policy,
 so a case climbs grid → station → sub-center → headquarters and is marked overdue there within
 ``CLIMB`` real seconds. The cases are opened while no scheduler runs, so that the schedulers' first tick has
@@ -20,13 +21,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from harness.processes import GRIDCASE, wait_for
+from harness.processes import wait_for
 from services.escalation.store import escalations
 from shared.clock import ScaledClock, parse_time
 from shared.db import make_engine
 from tests.cluster.conftest import outages
-from tests.faults.test_crashes import assert_invariants, post_reports
-from tests.support.system import ROOT, Production
+from tests.cluster.topology import FullTopology, assert_loop_invariants
+from tests.faults.test_crashes import post_reports
+from tests.support.system import ROOT
 
 SCALE = 28800.0  # a service hour is 0.125 real seconds
 POLICY = ROOT / "tests" / "support" / "calendar_hours_policy.toml"
@@ -39,17 +41,17 @@ LATER = 20  # opened after the kill and the restart
 @pytest.fixture
 def fast_system(tmp_path, cluster):
     anchor = datetime.now(UTC).isoformat()
-    production = Production(tmp_path, cluster.broker_url, cluster.databases(), env={
+    topology = FullTopology(tmp_path, cluster.broker_url, cluster.databases(), env={
         "GRIDCASE_TIME_SCALE": str(SCALE), "GRIDCASE_CLOCK_ANCHOR": anchor, "GRIDCASE_POLICY_FILE": str(POLICY)})
     try:
-        yield production.start()
+        yield topology.start()
     finally:
-        production.processes.stop_all()
+        topology.stop()
 
 
-def start_scheduler(production: Production, n: int) -> None:
-    production.processes.gridcase(f"scheduler-{n}", ["worker", "scheduler", "--data-dir", str(production.data)],
-                                  {**production.env, "PGAPPNAME": f"gridcase-scheduler-{n}"})
+def scheduler(n: int) -> str:
+    """The process name of scheduler ``n`` (its connections are named ``gridcase-scheduler-<n>``)."""
+    return "worker-scheduler" if n == 1 else f"worker-scheduler-{n}"
 
 
 def writing_scheduler(engine) -> int | None:
@@ -75,22 +77,24 @@ def scheduler_steps(engine) -> dict[str, list[tuple[str, int, datetime | None]]]
 
 
 def test_a_scheduler_killed_mid_tick_loses_and_doubles_no_deadline_step(cluster, fast_system):
-    system = fast_system
+    topology = fast_system
+    system = topology.production
     clock = ScaledClock(SCALE, parse_time(system.env["GRIDCASE_CLOCK_ANCHOR"]))
-    system.processes.stop("worker-scheduler")  # the cases open with no scheduler running
-    ids = post_reports(system, CASES, "deadline")
+    system.processes.stop(scheduler(1), scheduler(2))  # the cases open with no scheduler running
+    ids = post_reports(system, CASES, "deadline", base=topology.url)
     engine = make_engine(system.env["GRIDCASE_ESCALATION_DATABASE_URL"])
     wait_for(lambda: len(scheduler_steps(engine)) == CASES, timeout=60, message=f"{CASES} cases opened")
 
-    start_scheduler(system, 1)
-    start_scheduler(system, 2)
+    topology.start_worker("scheduler", 1)
+    topology.start_worker("scheduler", 2)
     victim = wait_for(lambda: writing_scheduler(engine), timeout=60, interval=0.005,
                       message="a scheduler in the middle of a tick", watch=system.processes)
-    system.processes.kill(f"scheduler-{victim}")
+    system.processes.kill(scheduler(victim))
     killed_at = time.monotonic()
     killed_at_service = clock.now()
-    start_scheduler(system, victim)
-    ids |= post_reports(system, LATER, "deadline-later")  # deadlines that all come due after the restart
+    topology.start_worker("scheduler", victim)
+    # deadlines that all come due after the restart
+    ids |= post_reports(system, LATER, "deadline-later", base=topology.url)
     total = CASES + LATER
 
     def overdue() -> int:
@@ -118,8 +122,7 @@ def test_a_scheduler_killed_mid_tick_loses_and_doubles_no_deadline_step(cluster,
     intake = make_engine(system.env["GRIDCASE_INTAKE_DATABASE_URL"])
     wait_for(lambda: _levels(intake) == {4: total}, timeout=60, message="every report at headquarters in intake")
     intake.dispose()
-    assert_invariants(system, len(ids))
-    system.processes.run("audit-verify", GRIDCASE + ["audit", "verify", "--data-dir", str(system.data)], system.env)
+    assert_loop_invariants(system, {i: i for i in ids})
 
     with engine.connect() as db:
         fired = db.execute(sa.select(escalations.c.scheduled_at, escalations.c.fired_at)).all()

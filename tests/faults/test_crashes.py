@@ -18,12 +18,13 @@ pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 QUEUES = ("gridcase.dispatch.locate", "gridcase.escalation.open", "gridcase.intake.status")
 
 
-def post_reports(production, n: int, tag: str) -> set[str]:
+def post_reports(production, n: int, tag: str, base: str | None = None) -> set[str]:
+    """``n`` reports, 4 at a time, to ``base`` (default: the intake API); returns their ids."""
     admin = production.token("admin")
     _, lon, lat = a_point_in_grid(production.urls["dispatch"], admin, index=7)
 
     def send(i):
-        response = requests.post(f"{production.urls['intake']}/intake/v1/reports", timeout=10, headers=auth(
+        response = requests.post(f"{base or production.urls['intake']}/intake/v1/reports", timeout=10, headers=auth(
             admin, **{"Idempotency-Key": f"{tag}-{i}"}), json={
             "category": "road_damage", "description": f"{tag} {i}", "location": {"lon": lon, "lat": lat}})
         assert response.status_code == 201, response.text
