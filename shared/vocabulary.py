@@ -39,7 +39,10 @@ class Level(IntEnum):
                 return cls[value.upper()]
             except KeyError:
                 raise ValueError(f"unknown level {value!r}; one of {', '.join(AREA_LEVELS)}") from None
-        return cls(int(value))
+        try:
+            return cls(int(value))
+        except OverflowError:  # an infinite number (JSON's 1e400)
+            raise ValueError(f"unknown level {value!r}") from None
 
 
 #: Area levels from the top (the city) to the bottom (one grid worker's cell), as dispatch walks them.

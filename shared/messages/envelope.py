@@ -8,6 +8,7 @@ without a lock-step deploy.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +37,29 @@ class EnvelopeSchema(Schema):
 
 
 _ENVELOPE = EnvelopeSchema()
+#: an ``occurred_at`` as producers write it, which ``datetime.fromisoformat`` reads as marshmallow does
+_PLAIN_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3}|\.\d{6})?(Z|[+-]\d{2}:\d{2})")
+_TEXT = ("type", "correlation_id", "producer")
+
+
+def _plain(raw: object) -> Envelope | None:
+    """The envelope when every field is of its plain type (as producers write it), else None: the
+    schema then decides, with its own error messages."""
+    if type(raw) is not dict:
+        return None
+    ident, version, occurred = raw.get("id"), raw.get("version"), raw.get("occurred_at")
+    payload, trace = raw.get("payload"), raw.get("traceparent")
+    if type(ident) is not str or type(version) is not int or type(payload) is not dict \
+            or type(occurred) is not str or not _PLAIN_TIME.fullmatch(occurred) \
+            or not (trace is None or type(trace) is str) or any(type(raw.get(key)) is not str for key in _TEXT):
+        return None
+    try:
+        ident = str(uuid.UUID(ident))
+    except ValueError:
+        return None
+    return Envelope(type=raw["type"], payload=dict(payload), occurred_at=utc(datetime.fromisoformat(occurred)),
+                    producer=raw["producer"], version=version, id=ident, correlation_id=raw["correlation_id"],
+                    traceparent=trace)
 
 
 @dataclass(frozen=True)
@@ -62,6 +86,9 @@ class Envelope:
     def from_json(cls, body: str | bytes) -> Envelope:
         try:
             raw = json.loads(body)
+            plain = _plain(raw)
+            if plain is not None:
+                return plain
             data = _ENVELOPE.load(raw)
         except (ValueError, TypeError, ValidationError) as exc:
             raise MessageError(f"not a gridcase envelope: {exc}") from exc

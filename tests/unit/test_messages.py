@@ -148,3 +148,11 @@ def test_a_reports_channel_travels_to_escalation_and_a_message_from_before_chann
                    payload={k: v for k, v in envelope.payload.items() if k != "channel"},
                    id=envelope.id, occurred_at=NOW, correlation_id="c1", producer="intake")
     assert read_message(old).channel is None, "a report from before channels opens at once (Policy.acceptance_needed)"
+
+
+def test_a_level_too_large_for_a_number_is_a_message_error_not_a_crash():
+    body = make_message(dispatched(), occurred_at=NOW, producer="test").to_json().replace(
+        '"start_level":2', '"start_level":1e400')
+    assert '1e400' in body
+    with pytest.raises(MessageError, match="start_level"):
+        read_message(Envelope.from_json(body))
