@@ -23,8 +23,13 @@
     return document.documentElement.lang.startsWith('en') ? 'en' : 'zh';
   }
 
-  /** The message `key` in the current language, with {name} replaced from `vars`. */
+  /** The message `key` in the current language, with {name} replaced from `vars`; with a number `n` in
+   *  `vars`, the key's plural form (`key_one`, …, by Intl.PluralRules) where the catalogue has one. */
   function t(key, vars) {
+    if (vars && typeof vars.n === 'number') {
+      const form = key + '_' + new Intl.PluralRules(lang === 'zh' ? 'zh-CN' : 'en').select(vars.n);
+      if (catalogue[lang][form] !== undefined) key = form;
+    }
     let text = catalogue[lang][key];
     if (text === undefined) text = catalogue.zh[key] !== undefined ? catalogue.zh[key] : key;
     if (vars) text = text.replace(/\{(\w+)\}/g, (m, name) => (name in vars ? String(vars[name]) : m));
