@@ -1,6 +1,6 @@
 """PostgreSQL's connection budget: the processes the deploy and the sizing plan run, each within its pool
 (``GRIDCASE_DB_POOL_SIZE`` kept open + up to ``GRIDCASE_DB_MAX_OVERFLOW`` more) plus one listening connection
-per outbox relay, must fit the server's ``max_connections`` as the deploy sets it (less the connections
+per outbox relay and per escalation API process (its live feed's listener), must fit the server's ``max_connections`` as the deploy sets it (less the connections
 PostgreSQL reserves for superusers, and pg_auto_failover's keeper). Computed here from the files themselves
 — deploy/local/postgres.sh, deploy/postgres/pg-node.sh, docker-compose.yml, the example settings, shared/db.py
 and docs/scale.md's worked example — so that none of them can drift from the others."""
@@ -50,33 +50,37 @@ def test_compose_as_shipped_fits_max_connections():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     example = dict(line.split("=", 1) for line in (ROOT / "deploy/env/production.env.example").read_text().splitlines()
                    if "=" in line and not line.lstrip().startswith("#"))
-    processes = relays = 0
+    processes = relays = feeds = 0
     for service in compose.values():
         command = service.get("command") or []
         if command[:2] == ["gridcase", "serve"]:
             env = service.get("environment") or {}
-            processes += int(env.get("GRIDCASE_WEB_WORKERS") or example.get("GRIDCASE_WEB_WORKERS") or 2)
+            workers = int(env.get("GRIDCASE_WEB_WORKERS") or example.get("GRIDCASE_WEB_WORKERS") or 2)
+            processes += workers
+            feeds += workers if command[2] == "escalation" else 0  # each API process's live feed listens
         elif command[:2] == ["gridcase", "worker"]:
             processes += 1
             relays += command[2] in ("intake", "dispatch", "escalation")  # a service's worker runs its relay
-    assert processes and relays == 3
-    budget = processes * per_process() + relays
+    assert processes and relays == 3 and feeds
+    budget = processes * per_process() + relays + feeds
     assert budget <= deploy_max_connections() - RESERVED - HEADROOM, \
-        f"compose: {processes} processes × {per_process()} + {relays} relays = {budget}"
+        f"compose: {processes} processes × {per_process()} + {relays} relays + {feeds} live feeds = {budget}"
 
 
 def test_the_sizing_plans_worked_example_fits_the_deploys_max_connections_and_its_arithmetic_is_right():
     text = (ROOT / "docs" / "scale.md").read_text()
     row = re.search(r"\| connections \| (\d+) API processes \(intake (\d+), dispatch (\d+), escalation (\d+)\) \+ "
                     r"(\d+) workers \+ (\d+) schedulers \+ (\d+) notifier = (\d+) processes × \((\d+) \+ (\d+)\), "
-                    r"\+ the (\d+) workers' relay listeners = (\d+) \| under `max_connections` = (\d+)", text)
+                    r"\+ the (\d+) workers' relay listeners \+ the (\d+) escalation API processes' live-feed listeners = (\d+) "
+                    r"\| under `max_connections` = (\d+)", text)
     assert row, "docs/scale.md's worked example has no connections row in the expected form"
-    (apis, intake, dispatch, escalation, workers, schedulers, notifier, processes, pool, overflow, relays, total,
-     stated_max) = map(int, row.groups())
+    (apis, intake, dispatch, escalation, workers, schedulers, notifier, processes, pool, overflow, relays, feeds,
+     total, stated_max) = map(int, row.groups())
     assert apis == intake + dispatch + escalation
     assert processes == apis + workers + schedulers + notifier
     assert (pool, overflow) == (db.POOL_SIZE, db.MAX_OVERFLOW), "the plan counts the shipped pool"
     assert relays == workers, "every service worker runs its relay"
-    assert total == processes * (pool + overflow) + relays
+    assert feeds == escalation, "every escalation API process listens for its live feed"
+    assert total == processes * (pool + overflow) + relays + feeds
     assert stated_max == deploy_max_connections(), "the plan names the deploy's max_connections"
     assert total <= stated_max - RESERVED - HEADROOM, f"{total} connections do not fit {stated_max}"
