@@ -1,7 +1,7 @@
 """PostgreSQL's connection budget: the processes the deploy and the sizing plan run, each within its pool
 (``GRIDCASE_DB_POOL_SIZE`` kept open + up to ``GRIDCASE_DB_MAX_OVERFLOW`` more) plus one listening connection
-per outbox relay and per escalation API process (its live feed's listener), must fit the server's ``max_connections`` as the deploy sets it (less the connections
-PostgreSQL reserves for superusers, and pg_auto_failover's keeper). Computed here from the files themselves
+per outbox relay and per escalation API process (its live feed's listener), must fit the server's
+``max_connections`` as the deploy sets it (less the connections PostgreSQL reserves for superusers, and pg_auto_failover's keeper). Computed here from the files themselves
 — deploy/local/postgres.sh, deploy/postgres/pg-node.sh, docker-compose.yml, the example settings, shared/db.py
 and docs/scale.md's worked example — so that none of them can drift from the others."""
 from __future__ import annotations
@@ -71,7 +71,8 @@ def test_the_sizing_plans_worked_example_fits_the_deploys_max_connections_and_it
     text = (ROOT / "docs" / "scale.md").read_text()
     row = re.search(r"\| connections \| (\d+) API processes \(intake (\d+), dispatch (\d+), escalation (\d+)\) \+ "
                     r"(\d+) workers \+ (\d+) schedulers \+ (\d+) notifier = (\d+) processes × \((\d+) \+ (\d+)\), "
-                    r"\+ the (\d+) workers' relay listeners \+ the (\d+) escalation API processes' live-feed listeners = (\d+) "
+                    r"\+ the (\d+) workers' relay listeners \+ the (\d+) escalation API processes' "
+                    r"live-feed listeners = (\d+) "
                     r"\| under `max_connections` = (\d+)", text)
     assert row, "docs/scale.md's worked example has no connections row in the expected form"
     (apis, intake, dispatch, escalation, workers, schedulers, notifier, processes, pool, overflow, relays, feeds,
