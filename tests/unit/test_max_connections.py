@@ -2,8 +2,9 @@
 (``GRIDCASE_DB_POOL_SIZE`` kept open + up to ``GRIDCASE_DB_MAX_OVERFLOW`` more) plus one listening connection
 per outbox relay and per escalation API process (its live feed's listener), must fit the server's
 ``max_connections`` as the deploy sets it (less the connections PostgreSQL reserves for superusers, and
-pg_auto_failover's keeper). Computed here from the files themselves — deploy/local/postgres.sh, deploy/postgres/pg-node.sh, docker-compose.yml, the example settings, shared/db.py
-and docs/scale.md's worked example — so that none of them can drift from the others."""
+pg_auto_failover's keeper). Computed here from the files themselves — deploy/local/postgres.sh,
+deploy/postgres/pg-node.sh, docker-compose.yml, the example settings, shared/db.py and docs/scale.md's worked
+example — so that none of them can drift from the others."""
 from __future__ import annotations
 
 import re
