@@ -69,7 +69,9 @@ class CaseListArgs(Schema):
         "description": "me: the caller's cases (承办人); a user: theirs; none: the cases the caller's unit holds "
                        "that nobody handles (a department: its parts)"})
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]), metadata={
-        "description": "csv: the page as CSV, one header row (number, status, level, owner, assignee, deadline, …)"})
+        "description": "csv: the page as CSV for a spreadsheet, one header row in the caller's language "
+                       "(Accept-Language): number, category, status, level, owner, assignee, deadline and opened "
+                       "in the city's time zone, time left in hours, …"})
     page = QueryInteger(load_default=1, validate=validate.Range(1, 1_000_000))
     page_size = QueryInteger(load_default=50, validate=validate.Range(1, 500))
 
@@ -315,22 +317,18 @@ class Cases(MethodView):
         return {"items": items, "total": total, "page": args["page"], "page_size": args["page_size"]}
 
 
-#: The columns of ``GET /escalation/v1/cases?format=csv``.
-CASE_CSV = ("number", "id", "category", "severity", "status", "level", "owner_area_id", "owner_area_name",
-            "assignee", "deadline", "time_left_s", "overdue", "opened_at", "reporter", "description")
-
-
 def _cases_csv(items: list[dict]) -> Response:
-    """One page of the case list as CSV (``shared.exports``: text cells inert; UTF-8 with a byte-order
-    mark, so that Excel reads Chinese)."""
-    rows = [{"number": c["number"], "id": c["id"], "category": c["category"], "severity": c["severity"],
-             "status": c["status"], "level": c["level"], "owner_area_id": c["owner"]["area_id"],
-             "owner_area_name": c["owner"]["area_name"], "assignee": c["assignee"], "deadline": c["deadline"],
-             "time_left_s": None if c["time_left"] is None else round(c["time_left"]), "overdue": c["overdue"],
-             "opened_at": c["opened_at"], "reporter": c["report"]["reporter"],
-             "description": c["report"]["description"]} for c in items]
-    return Response(export_csv(CASE_CSV, rows), mimetype="text/csv",
-                    headers={"Content-Disposition": 'attachment; filename="cases.csv"'})
+    """One page of the case list as CSV for people (``exports.case_list_table``: column names in the caller's
+    language, the category's name beside its code, times in the city's time zone, the time left in hours;
+    ``shared.exports``: text cells inert, UTF-8 with a byte-order mark, so that Excel reads Chinese)."""
+    service = current_service()
+    lang = language(request.accept_languages)
+    categories = service.policy.categories
+    columns, header, rows = exports.case_list_table(
+        items, lang, zone=service.settings.time_zone,
+        category_names=lambda code: getattr(categories[code], lang) if code in categories else None)
+    return Response(export_csv(columns, rows, header), mimetype="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="cases.csv"', "Content-Language": lang})
 
 
 class EventsArgs(Schema):

@@ -1,4 +1,5 @@
-"""The closure-time statistics as a spreadsheet reads them (``GET /escalation/v1/stats/closure-times?format=csv``).
+"""The closure-time statistics and the case list as a spreadsheet reads them
+(``GET /escalation/v1/stats/closure-times?format=csv``, ``GET /escalation/v1/cases?format=csv``).
 
 The JSON answer is for programs: field names, durations in seconds, ids. The CSV is for people opening it
 in Excel, WPS or LibreOffice, so the same rows are written:
@@ -20,8 +21,10 @@ The file itself (UTF-8 with a byte-order mark, formula-looking text made inert) 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from zoneinfo import ZoneInfo
 
 from services.escalation.domain import statistics
+from shared.clock import parse_time
 from shared.exports import hours
 
 LANGUAGES = ("zh", "en")
@@ -130,3 +133,48 @@ def closure_times_table(answer: Mapping, lang: str, *, area_names: Mapping[str, 
         rows.append(row)
     names = [column_name(c, lang, zone=answer["time_zone"], group_by=group_by) for c in columns]
     return columns, names, rows
+
+
+#: The case list's columns (``GET /escalation/v1/cases?format=csv``): field → (Chinese, English). Times are
+#: local to the city (``{zone}``), the time left is in hours (negative: overdue by that long).
+CASE_COLUMNS: dict[str, tuple[str, str]] = {
+    "number": ("案卷号", "case number"),
+    "id": ("案件编号", "case id"),
+    "category": ("类别代码", "category code"),
+    "category_name": ("类别", "category"),
+    "severity": ("紧急程度", "severity"),
+    "status": ("状态", "status"),
+    "level": ("层级", "level"),
+    "owner_area_id": ("承办单元编号", "owner id"),
+    "owner_area_name": ("承办单元", "owner"),
+    "assignee": ("承办人", "assignee"),
+    "deadline": ("本级时限（{zone}）", "deadline ({zone})"),
+    "time_left": ("剩余时间（小时）", "time left (hours)"),
+    "overdue": ("超期", "overdue"),
+    "opened_at": ("建立案卷时间（{zone}）", "opened ({zone})"),
+    "reporter": ("上报人", "reporter"),
+    "description": ("描述", "description"),
+}
+#: ``overdue`` as a word: (Chinese, English) for yes and no.
+YES_NO = {True: ("是", "yes"), False: ("否", "no")}
+
+
+def local_time(instant: str | None, zone: ZoneInfo) -> str | None:
+    """An ISO 8601 UTC instant as the city's wall-clock time, ``YYYY-MM-DD HH:MM:SS`` (what a spreadsheet
+    reads as a date and time); None stays None."""
+    return None if instant is None else parse_time(instant).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def case_list_table(items: list[Mapping], lang: str, *, zone: str,
+                    category_names: Callable[[str], str | None]) -> tuple[list[str], list[str], list[dict]]:
+    """The CSV of one page of the case list (``case_view`` items): (columns, their names in ``lang``, rows),
+    with the category's name beside its code, times in ``zone`` and the time left in hours."""
+    i, tz = LANGUAGES.index(lang), ZoneInfo(zone)
+    rows = [{"number": c["number"], "id": c["id"], "category": c["category"],
+             "category_name": category_names(c["category"]), "severity": c["severity"], "status": c["status"],
+             "level": c["level"], "owner_area_id": c["owner"]["area_id"], "owner_area_name": c["owner"]["area_name"],
+             "assignee": c["assignee"], "deadline": local_time(c["deadline"], tz), "time_left": hours(c["time_left"]),
+             "overdue": YES_NO[bool(c["overdue"])][i], "opened_at": local_time(c["opened_at"], tz),
+             "reporter": c["report"]["reporter"], "description": c["report"]["description"]} for c in items]
+    columns = list(CASE_COLUMNS)
+    return columns, [CASE_COLUMNS[c][i].format(zone=zone) for c in columns], rows

@@ -291,3 +291,33 @@ def test_answers_whose_words_follow_the_language_tell_caches_so(system):
     for name, answer in answers.items():
         assert answer.status_code < 500, (name, answer.status_code, answer.text[:300])
         assert "accept-language" in answer.headers.get("Vary", "").lower(), (name, answer.headers.get("Vary"))
+
+
+def test_the_case_list_csv_is_for_people_in_the_callers_language(system):
+    """The case list's CSV, like the statistics': column names in the caller's language, the category's
+    name beside its code, times in the city's time zone, the time left in hours, overdue as a word."""
+    import csv
+    import io
+    from zoneinfo import ZoneInfo
+
+    base, people, _ = system
+    case_id = new_case(system)
+    case = requests.get(f"{base}/escalation/v1/cases/{case_id}", headers=auth(people["command"]), timeout=10).json()
+    zone = requests.get(f"{base}/escalation/v1/stats/closure-times", params={
+        "group_by": "station", "period": "month", "from": "2026-01-01", "to": "2026-01-02"},
+        headers=auth(people["command"]), timeout=10).json()["time_zone"]
+    opened = parse_time(case["opened_at"]).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S")
+    expected = {"zh": ("案卷号", "类别", "路灯", "超期", "否", f"建立案卷时间（{zone}）", "剩余时间（小时）"),
+                "en": ("case number", "category", "street light", "overdue", "no", f"opened ({zone})",
+                       "time left (hours)")}
+    for lang, headers in (("zh", ZH), ("en", EN)):
+        answer = requests.get(f"{base}/escalation/v1/cases", params={"format": "csv", "page_size": 200},
+                              headers=auth(people["command"], **headers), timeout=10)
+        assert answer.status_code == 200 and answer.headers["Content-Language"] == lang
+        assert answer.content.startswith(b"\xef\xbb\xbf")
+        rows = list(csv.DictReader(io.StringIO(answer.content.decode("utf-8-sig"))))
+        number, category, category_name, overdue, no, opened_col, left_col = expected[lang]
+        row = next(r for r in rows if r[number] == case["number"])
+        assert category_name in row[category].lower(), row
+        assert row[overdue] == no and row[opened_col] == opened, row
+        assert abs(float(row[left_col]) * 3600 - case["time_left"]) < 120, (row[left_col], case["time_left"])
