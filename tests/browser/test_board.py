@@ -7,7 +7,7 @@ import requests
 from playwright.sync_api import expect
 
 from tests.browser.conftest import WALL, open_page
-from tests.support.system import auth
+from tests.support.system import auth, wait_for_case
 
 
 def test_a_new_report_appears_on_the_board_within_two_seconds_and_after_a_server_restart(browser, site, place):
@@ -74,10 +74,15 @@ def test_a_case_transferred_out_of_the_station_leaves_its_board_at_once_and_its_
     context, page, problems = open_page(browser, site, "/board/", station, viewport=WALL)
     expect(page.locator("#live")).to_have_attribute("data-state", "live")
     case = site.report(worker, place, "board: a bench broken, across the boundary")
+    # the station's list is long by now and drawn a window at a time: the number in the search box opens the
+    # case and scrolls its row into view, wherever the live feed put it
+    wait_for_case(site.url, case["id"], station)
     row = page.locator(f"#case-rows tr:has-text('{case['number']}')")
-    expect(row).to_be_visible(timeout=5000)
-    row.locator("a").click()
+    page.fill("#q", case["number"])
+    page.locator("#search button[type=submit]").click()
     expect(page.locator("#panel-body")).to_contain_text(case["number"])
+    expect(row).to_be_visible(timeout=5000)
+    listed = int(page.locator("#case-table").get_attribute("aria-rowcount"))
 
     command = site.token("command", user="board-transferring")
     read = requests.get(f"{site.url}/escalation/v1/cases/{case['id']}", headers=auth(command), timeout=10)
@@ -88,6 +93,7 @@ def test_a_case_transferred_out_of_the_station_leaves_its_board_at_once_and_its_
     assert moved.status_code == 200, moved.text
 
     expect(row).to_have_count(0, timeout=5000)  # the list reloads every 30 s: this is the feed's removal
+    expect(page.locator("#case-table")).to_have_attribute("aria-rowcount", str(listed - 1))
     expect(page.locator("#panel-removed")).to_be_visible()
     assert not problems
     context.close()

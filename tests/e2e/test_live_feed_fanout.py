@@ -103,6 +103,8 @@ def test_two_hundred_boards_cost_the_database_what_one_does(tmp_path, postgres_a
     # One tailer reads the timeline whatever the number of boards (every 2 s, or when a step is notified,
     # at most 10 times a second); before, each board polled.
     assert one_board <= 10 and many_boards <= 10, (one_board, many_boards)
-    assert many_boards <= one_board * 1.5 + 1, (one_board, many_boards)
+    # a cost per board would be 200 queries or more over the window (about 27 a second); what varies
+    # between the two windows is a few reads of the process's own (revocations, a late listener)
+    assert many_boards <= one_board + 3, (one_board, many_boards)
     assert held <= 4 + 1 + 1, (f"{held} connections: the process's budget is 2 + 2 and its listener's one "
                                "(and this test's own service)")
