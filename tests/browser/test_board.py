@@ -1,13 +1,16 @@
 """The command-center board: live cases, recovery after a restart, and two staff acting on one case."""
 from __future__ import annotations
 
+import subprocess
 import time
 
+import pytest
 import requests
 from playwright.sync_api import expect
 
-from tests.browser.conftest import WALL, open_page
-from tests.support.system import auth, wait_for_case
+from harness.processes import GRIDCASE
+from tests.browser.conftest import WALL, act, open_page
+from tests.support.system import ROOT, auth, wait_for_case
 
 
 def test_a_new_report_appears_on_the_board_within_two_seconds_and_after_a_server_restart(browser, site, place):
@@ -95,5 +98,46 @@ def test_a_case_transferred_out_of_the_station_leaves_its_board_at_once_and_its_
     expect(row).to_have_count(0, timeout=5000)  # the list reloads every 30 s: this is the feed's removal
     expect(page.locator("#case-table")).to_have_attribute("aria-rowcount", str(listed - 1))
     expect(page.locator("#panel-removed")).to_be_visible()
+    assert not problems
+    context.close()
+
+
+def public_report(site, place, description: str) -> tuple[str, str]:
+    """A report through Open311 (it waits for acceptance, 立案): (its id, its case number)."""
+    key = subprocess.run(GRIDCASE + ["apikey", "create", "--name", f"board-{time.monotonic_ns()}",
+                                     "--data-dir", str(site.data)],
+                         cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
+    response = requests.post(f"{site.url}/open311/v2/requests.json", timeout=10, data={
+        "api_key": key, "service_code": "street_light", "lat": place["lat"], "long": place["lon"],
+        "description": description})
+    assert response.status_code == 201, response.text
+    request_id = response.json()[0]["service_request_id"]
+    return request_id, wait_for_case(site.url, request_id, site.token("admin"))[0]["number"]
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_case_in_a_final_status_shows_that_status_and_never_on_time_in_its_panel(browser, site, place, lang):
+    """A refused or voided case keeps the deadline it had when it ended, but its clock has stopped: its
+    panel's badge names its final status, never "on time" (按时)."""
+    command = site.token("command", user=f"command-ends-{lang}")
+    refused, refused_number = public_report(site, place, f"final: 报亭旁路灯 ({lang})")
+    act(site, refused, command, "refuse", reason="not_city_matter")
+    voided = site.report(site.token("grid_worker", area=place["grid"], user=f"worker-ends-{lang}"), place,
+                         f"final: entered twice ({lang})")
+    act(site, voided["id"], command, "void", reason="entered twice")
+    words = {"zh": {"refused": "不予立案", "voided": "已作废"}, "en": {"refused": "Refused", "voided": "Voided"}}[lang]
+    on_time = "按时" if lang == "zh" else "On time"
+
+    context, page, problems = open_page(browser, site, "/board/", command, lang=lang)
+    for number, status in ((refused_number, "refused"), (voided["number"], "voided")):
+        page.fill("#q", number)
+        page.locator("#search button[type=submit]").click()
+        title = page.locator("#panel-body .case-title")
+        expect(title).to_contain_text(number)
+        badge = title.locator(".state")
+        expect(badge).to_have_text(words[status])
+        expect(badge).to_have_attribute("data-status", status)
+        expect(title.locator(".state.on-time")).to_have_count(0)
+        expect(title).not_to_contain_text(on_time)
     assert not problems
     context.close()

@@ -294,6 +294,36 @@ def test_the_servers_problems_are_shown_next_to_the_field_they_name(browser, sit
     context.close()
 
 
+@pytest.mark.parametrize("size,lang", [("1366", "en"), ("phone", "zh")])
+def test_a_replay_that_fails_leaves_no_earlier_answer_under_its_problems(browser, site, place, size, lang):
+    """After one replay has answered, a second whose values the server refuses shows its problems and
+    nothing else: the earlier answer (its caption and tables) is gone, not left under "did not run"."""
+    filed = site.report(site.token("grid_worker", area=place["grid"], user=f"stale-{size}-{lang}"), place, "stale")
+    wait_for_case(site.url, filed["id"], site.token("admin"))
+    context, page, problems = open_replay(browser, site, size, lang)
+    choose(page, "路灯损坏" if lang == "zh" else "Broken street light")
+    page.fill("#replay-amount-1", "2")
+    with page.expect_response(lambda r: r.url.endswith(REPLAY) and r.request.method == "POST") as answer:
+        page.click("#replay-form button[type=submit]")
+    assert answer.value.status == 200
+    expect(page.locator("#replay-table")).to_be_visible()
+    expect(page.locator("#replay-caption")).not_to_be_empty()
+    page.fill("#replay-amount-1", "-3")
+    with page.expect_response(lambda r: r.url.endswith(REPLAY) and r.request.method == "POST") as answer:
+        page.click("#replay-form button[type=submit]")
+    assert answer.value.status == 422
+    expect(page.locator("#replay-level-1-error")).to_contain_text("须大于 0" if lang == "zh" else "greater than 0")
+    expect(page.locator("#replay-error")).to_have_text(messages(lang)["replay_failed"])
+    expect(page.locator("#replay-result")).to_be_empty()
+    expect(page.locator("#replay-caption")).to_be_empty()
+    expect(page.locator("#replay-table")).to_have_count(0)
+    page.click("[data-lang-switch]")  # the other language redraws no forgotten answer
+    expect(page.locator("#replay-result")).to_be_empty()
+    expect(page.locator("#replay-caption")).to_be_empty()
+    assert not problems
+    context.close()
+
+
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_a_policy_file_is_still_replayed_whole(browser, site, lang):
     context, page, problems = open_replay(browser, site, "1366", lang)

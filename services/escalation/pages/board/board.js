@@ -63,8 +63,12 @@
     return d ? (gc.lang === 'zh' ? d.zh : d.en) : id;
   }
 
+  /** The case's time state (its badge and row colour): 'ended' for a case in a final status (closed,
+   *  refused, voided, merged), whose clock has stopped, so it is never "on time" nor overdue; else
+   *  pending, triage, suspended, overdue, warned or on-time. */
   function stateOf(entry) {
     const c = entry.case;
+    if (ENDED.includes(c.status)) return 'ended';
     if (c.status === 'pending_acceptance') return c.overdue ? 'overdue' : 'pending';
     if (c.triage) return 'triage';
     if (c.status === 'suspended') return 'suspended';
@@ -99,7 +103,9 @@
     return (c.departments || []).find((d) => d.role === 'lead' && (d.status === 'assigned' || d.status === 'acknowledged'));
   }
 
-  function badge(state) {
+  /** The state's badge; an ended case's badge names its final status (closed, refused, voided, merged). */
+  function badge(state, c) {
+    if (state === 'ended') return gc.el('span', { class: 'state closed', 'data-status': c.status, text: gc.t('status_' + c.status) });
     return gc.el('span', { class: 'state ' + state, text: gc.t('state_' + state) });
   }
 
@@ -275,9 +281,9 @@
       gc.el('td', { class: 'pick-cell' }, [box]),
       gc.el('td', { class: 'number-cell' }, [link, urged,
         gc.el('div', { class: 'muted small not-phone', text: categoryName(c.category) }),
-        gc.el('div', { class: 'small phone-only', text: gc.t('status_' + c.status) + ' · ' + gc.t('state_' + state) })]),
+        gc.el('div', { class: 'small phone-only', text: gc.t('status_' + c.status) + (state === 'ended' ? '' : ' · ' + gc.t('state_' + state)) })]),
       gc.el('td', { class: 'num time-left', text: gc.duration(timeLeft(entry)) }),
-      gc.el('td', { class: 'state-cell' }, [badge(state)]),
+      gc.el('td', { class: 'state-cell' }, [badge(state, c)]),
       gc.el('td', { class: 'status-cell', 'data-status': c.status, text: gc.t('status_' + c.status) }),
       gc.el('td', { class: 'owner-cell', text: (c.owner && c.owner.area_name) || '' }, [gc.el('div', { class: 'muted small', text: gc.t('level_' + c.level)
         + (leadPart ? ' · ' + gc.t('role_lead') + ' ' + departmentName(leadPart.id) : '') })]),
@@ -692,7 +698,7 @@
 
   function renderPanel(c, message) {
     const entry = cases.get(c.id) || { case: c, at: Date.now() };
-    const state = c.status === 'closed' ? 'closed' : stateOf(entry);
+    const state = stateOf(entry);
     const report = c.report || {};
     const loc = report.location || {};
     const facts = gc.el('dl', { class: 'facts' }, [
@@ -749,7 +755,7 @@
       text: gc.t('action_' + name), onclick: () => actionForm(name),
     })));
     showPanel([
-      gc.el('h3', { class: 'case-title' }, [gc.el('span', { text: c.number + ' ' }), badge(state),
+      gc.el('h3', { class: 'case-title' }, [gc.el('span', { text: c.number + ' ' }), badge(state, c),
         gc.el('a', { href: '#case=' + encodeURIComponent(c.number), class: 'small', id: 'case-link', text: gc.t('case_link') })]),
       message ? gc.el('p', { class: 'notice ' + message.kind, role: 'alert', id: 'panel-message', text: message.text }) : null,
       gc.el('p', { class: 'notice warn', id: 'panel-changed', hidden: true }, [

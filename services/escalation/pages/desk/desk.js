@@ -447,9 +447,21 @@
     return Object.assign(body, { changes });
   }
 
+  /** Forgets the last replay's answer (its caption and tables): a new replay is asked for, and what is
+   *  shown under the form is only ever the answer to the form as sent, or nothing (never an older answer
+   *  under this one's problems). */
+  function clearReplay() {
+    lastReplay = null;
+    replayCaption = null;
+    $('replay').classList.remove('has-result');
+    $('replay-caption').textContent = '';
+    $('replay-result').replaceChildren();
+  }
+
   async function replay(e) {
     e.preventDefault();
     clearReplayErrors();
+    clearReplay();
     const out = $('replay-result');
     const body = await replayBody();
     if (!body) return;

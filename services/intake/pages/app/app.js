@@ -221,10 +221,38 @@
 
   /** Say `text` in the message line; `look`: bring it where the eye is, as after the worker's own submit —
    *  not for what happens meanwhile (a report sent later). */
-  function say(text, kind, look) {
-    const line = text ? gc.el('p', { class: 'notice ' + (kind || ''), text, tabindex: '-1' }) : '';
-    $('message').replaceChildren(line);
+  /** What the message line says, kept so that it is said again when the language is switched:
+   *  {words: () => text in the page's language, kind, about} or null. */
+  let said = null;
+
+  /** Say `words` (a function giving the text in the page's language; a plain text stays as it is) on the
+   *  message line; `about`: 'network' for a line that the network's return makes untrue. */
+  function say(words, kind, look, about) {
+    said = words ? { words: typeof words === 'function' ? words : () => words, kind, about } : null;
+    const line = drawSaid();
     if (line && look) lookAt(line);
+  }
+
+  function drawSaid() {
+    const line = said ? gc.el('p', { class: 'notice ' + (said.kind || ''), text: said.words(), tabindex: '-1' }) : '';
+    if (line && said.about) line.dataset.about = said.about;
+    $('message').replaceChildren(line);
+    return line;
+  }
+
+  /** The message line in the page's new language; a photo's refusal is the server's words, so the server
+   *  is asked again (the same photo, refused for the same reason) and says it in the new language. */
+  async function sayAgain() {
+    const now = said;
+    if (!now) return;
+    drawSaid();
+    if (!now.photo) return;
+    const asked = gc.lang;
+    const again = await GridcaseOutbox.askPhoto(now.photo).catch(() => null);
+    if (said !== now || gc.lang !== asked || !again) return;
+    if (again.outcome === 'refused') now.photo.error = again.error;
+    else if (again.outcome === 'sent') { now.photo.error = null; now.kind = 'good'; loadMine(); } // taken this time
+    drawSaid();
   }
 
   /** Scroll `element` into view and focus it, once the page has laid out what changed with it (the
@@ -278,10 +306,10 @@
       sayOutcome(sentNow, 'sent', true);
       clearForm();
     } else if (refused) {
-      say(gc.t('refused', { error: refused }), 'bad', true);
+      say(() => gc.t('refused', { error: refused }), 'bad', true);
     } else {
-      say(gc.t(online ? 'queued_server' : 'queued'), 'warn', true);
-      if (!online) $('message').firstChild.dataset.about = 'network'; // said while offline: gone when it returns
+      const queued = online ? 'queued_server' : 'queued';
+      say(() => gc.t(queued), 'warn', true, online ? undefined : 'network'); // said while offline: gone when it returns
       clearForm();
       askForSync();
     }
@@ -306,9 +334,13 @@
 
   /** What became of a sent report, and of its photo: a photo the server refused is said, with its reason. */
   function sayOutcome(result, message, look) {
-    if (result.photoRefused) say(gc.t('photo_refused', { number: result.report.number, error: result.photoRefused }), 'bad', look);
-    else if (result.outcome === 'photo_waiting') say(gc.t('photo_waiting', { number: result.report.number }), 'warn', look);
-    else say(gc.t(message, { number: result.report.number }), 'good', look);
+    const number = result.report.number;
+    if (result.photoRefused) {
+      const photo = Object.assign({}, result.refusedPhoto, { error: result.photoRefused });
+      say(() => (photo.error ? gc.t('photo_refused', { number, error: photo.error }) : gc.t(message, { number })), 'bad', look);
+      said.photo = photo; // the server is asked again in a new language
+    } else if (result.outcome === 'photo_waiting') say(() => gc.t('photo_waiting', { number }), 'warn', look);
+    else say(() => gc.t(message, { number }), 'good', look);
   }
 
   async function sendWaiting() {
@@ -319,7 +351,10 @@
     const refusedPhoto = results.find((r) => r.photoRefused);
     if (refusedPhoto) sayOutcome(refusedPhoto, 'sent_later');
     else if (results.length === 1) sayOutcome(results[0], 'sent_later');
-    else if (results.length) say(gc.t('sent_later', { number: results.map((r) => r.report.number).join(', ') }), 'good');
+    else if (results.length) {
+      const numbers = results.map((r) => r.report.number).join(', ');
+      say(() => gc.t('sent_later', { number: numbers }), 'good');
+    }
     await showOutbox();
     if (results.length) loadMine();
   }
@@ -338,8 +373,7 @@
     online = value;
     showNetwork();
     if (!back) return;
-    const stale = $('message').querySelector('[data-about=network]'); // "no network now" is no longer true
-    if (stale) stale.remove();
+    if (said && said.about === 'network') say(null); // "no network now" is no longer true
     sendWaiting();
   }
 
@@ -446,7 +480,7 @@
         { body: Object.assign({ action }, body), headers: { 'If-Match': current.headers.get('ETag') } });
       if (result.status === 412) { error.textContent = gc.t('task_conflict'); loadTasks(); return false; }
       if (!result.ok) { error.textContent = gc.problemText(result); return false; }
-      say(gc.t('task_done_' + action, { number: c.number }), 'good');
+      say(() => gc.t('task_done_' + action, { number: c.number }), 'good');
     } catch (e) {
       error.textContent = gc.t('task_offline');
       return false;
@@ -532,7 +566,7 @@
     const result = await gc.api('POST', '/intake/v1/cases/' + encodeURIComponent(c.id) + '/verification',
       { body: { passed, note: form.elements.note.value.trim() } }).catch(() => null);
     if (result && result.ok) {
-      say(gc.t('verify_done') + ': ' + c.number, 'good');
+      say(() => gc.t('verify_done') + ': ' + c.number, 'good');
       form.closest('li').remove();
     } else {
       form.querySelector('.error').textContent = result ? gc.problemText(result) : gc.t('offline');
@@ -601,10 +635,10 @@
     }
     try {
       const result = await gc.api('GET', '/escalation/v1/cases/' + encodeURIComponent(id));
-      if (result.ok) say(gc.t('bell_case_now', { number: result.data.number, status: gc.t('status_' + result.data.status) }), '', true);
+      if (result.ok) say(() => gc.t('bell_case_now', { number: result.data.number, status: gc.t('status_' + result.data.status) }), '', true);
       else say(gc.problemText(result), 'bad', true);
     } catch (e) {
-      say(gc.t('task_offline'), 'warn', true);
+      say(() => gc.t('task_offline'), 'warn', true);
     }
   }
 
@@ -665,7 +699,7 @@
     document.addEventListener('gc:network', (e) => setNetwork(e.detail));
     window.addEventListener('online', () => { probe(); sendWaiting(); });
     window.addEventListener('offline', () => setNetwork(false));
-    document.addEventListener('gc:language', () => { fillCategories(); showLocation(); showNetwork(); showOutbox(); loadTasks(); loadMine(); loadVerify(); });
+    document.addEventListener('gc:language', () => { sayAgain(); fillCategories(); showLocation(); showNetwork(); showOutbox(); loadTasks(); loadMine(); loadVerify(); });
     document.addEventListener('gc:open-case', (e) => openCase(e.detail));
     $('bell-follow').addEventListener('change', setFollow);
     $('bell').addEventListener('click', loadFollow);

@@ -56,7 +56,7 @@
   }
 
   /** Send one kept report, then its photo. Resolves to
-   *  {outcome: 'sent', report, photoRefused?} | {outcome: 'refused', error} | {outcome: 'retry'} |
+   *  {outcome: 'sent', report, photoRefused?, refusedPhoto?} | {outcome: 'refused', error} | {outcome: 'retry'} |
    *  {outcome: 'photo_waiting', report} (the report is in, its photo waits for the network or the server);
    *  rejects when the network fails before the report is in. */
   /** The page's language for the server's words (a refusal's detail), as every other call asks (gridcase.js). */
@@ -94,9 +94,12 @@
       if (photo.outcome === 'retry') return { outcome: 'photo_waiting', report: item.report };
       if (photo.outcome === 'refused') item.photoRefused = photo.error;
     }
+    // what is needed to ask the server again about a refused photo (its words in another language)
+    const refusedPhoto = item.photoRefused && item.photo
+      ? { photo: item.photo, photoField: item.photoField, token: item.token, key: item.key, reportId: item.report.id } : null;
     await store.put('sent', { key: item.key, id: item.report.id, number: item.report.number, body: item.body, photo_refused: item.photoRefused || null, sent_at: new Date().toISOString() });
     await store.delete('outbox', item.key);
-    return { outcome: 'sent', report: item.report, photoRefused: item.photoRefused || null };
+    return { outcome: 'sent', report: item.report, photoRefused: item.photoRefused || null, refusedPhoto };
   }
 
   /** Send a report's photo: {outcome: 'sent' | 'refused' (with error) | 'retry'}; rejects offline. */
@@ -136,7 +139,11 @@
     return run();
   }
 
+  /** Send a refused photo again (`refusedPhoto` of a sent result), to read the server's refusal in the
+   *  page's language now: the same as sendPhoto; a photo refused for what it is is refused again. */
+  function askPhoto(refused) { return sendPhoto(refused, refused.reportId, refused.photoField); }
+
   async function forget(key) { await (await db()).delete('outbox', key); }
 
-  scope.GridcaseOutbox = { add, waiting, sent, flush, forget };
+  scope.GridcaseOutbox = { add, waiting, sent, flush, forget, askPhoto };
 }(self));
