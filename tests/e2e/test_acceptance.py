@@ -241,7 +241,8 @@ class City:
         table = self.listing(self.station, assignee="li", format="csv")
         assert table.headers["Content-Type"].startswith("text/csv")
         rows = table.content.decode("utf-8-sig").splitlines()
-        assert rows[0].startswith("案卷号,案件编号,类别代码") and ",li," in rows[1]  # a person's CSV, in Chinese by default
+        # a person's CSV: its columns named in Chinese without an Accept-Language
+        assert rows[0].startswith("案卷号,案件编号,类别代码") and ",li," in rows[1]
         return [refused, accepted, own["id"], third, escalated]
 
 
