@@ -1,6 +1,6 @@
-"""Times read in the city's time zone on every page, whatever the browser's: a board and a phone in a
-browser set to New York show a case's times as the desk and the wall do (the city's zone, as the
-statistics answer names it), not thirteen hours off."""
+"""Times read in the city's time zone on every page, whatever the browser's: a board, a phone and a wall
+in a browser set to New York show a case's times in the city's zone (as the statistics answer names it),
+not thirteen hours off."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -63,4 +63,21 @@ def test_a_board_and_a_phone_in_another_time_zone_show_a_cases_times_in_the_city
     expect(item).to_contain_text(shown(told["at"], zone))
     assert shown(told["at"], ELSEWHERE) not in item.inner_text()
     assert not problems
+    context.close()
+
+    # the wall: the escalation in its list at the city's hour, however the wall's answers arrive
+    timeline = requests.get(f"{site.url}/escalation/v1/cases/{case['id']}", headers=auth(station),
+                            timeout=10).json()["timeline"]
+    escalated = next(s["at"] for s in timeline if s["type"] == "escalated")
+    # (its statistics, which also name the zone, are held back: the list is drawn before they come)
+    context = browser.new_context(viewport=WALL, locale="en-US", timezone_id=ELSEWHERE)
+    held = []
+    context.route("**/escalation/v1/stats/**", lambda route: held.append(route))
+    page = context.new_page()
+    page.goto(f"{site.url}/wall/#token={site.token('command', user='wall-times')}")
+    row = page.locator("#escalation-list li", has_text=case["number"]).first
+    expect(row).to_be_visible(timeout=15000)
+    assert held, "the statistics were asked for and are held back"
+    expect(row).to_contain_text(shown(escalated, zone)[-5:])
+    assert shown(escalated, ELSEWHERE)[-5:] not in row.inner_text()
     context.close()
