@@ -60,8 +60,7 @@ def enqueue_steps(uow, case: Case, outcome: Outcome, *, reporter: str | None = N
     if not found:
         return 0
     subs = _subscriptions(uow)
-    opening = any(str(n.step.type) == StepType.OPENED for n in found)
-    if reporter is None and (opening or any(s.user is not None for s in subs)):
+    if reporter is None and any(s.user is not None for s in subs):
         reporter = uow.store.reporter(case.id)
     units = units_of(case)
     urgent = case.severity == URGENT
