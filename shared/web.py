@@ -428,6 +428,8 @@ def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Call
     def _count(response):
         if response.mimetype in TRANSLATED:  # its words follow the caller's language: caches must keep each
             response.vary.add("Accept-Language")
+        if service_object is not None:  # the pages show every time in the city's zone, not the browser's
+            response.headers["Gridcase-Time-Zone"] = service_object.settings.time_zone
         REQUESTS.labels(service, request.method, response.status_code).inc()
         if "started" in g:
             LATENCY.labels(service).observe(time.perf_counter() - g.started)

@@ -61,7 +61,7 @@ def open_cases(messages: list[events.CaseDispatched], uow: UnitOfWork, *, policy
             location = m.location or events.Location(None, None)
             new.append((case, outcome, Report(m.description, location.lon, location.lat, m.reporter, m.reported_at),
                         [{"id": c.id, "distance_m": c.distance_m} for c in m.candidates]))
-            publish(uow, case, outcome, cause=m, revision=1)
+            publish(uow, case, outcome, cause=m, revision=1, reporter=m.reporter)
         # early warning (预警): its locks, then the audit trail's at commit (see early_warnings)
         early_warnings.reports_arrived(uow, policy, messages, now)
         uow.store.add(new, now)
@@ -443,15 +443,16 @@ def _replay_group(unit: str, category: str) -> dict:
 
 
 def publish(uow: UnitOfWork, case: Case, outcome: Outcome, *, cause: events.Message | None = None,
-            revision: int | None = None) -> None:
+            revision: int | None = None, reporter: str | None = None) -> None:
     """The outcome's events as messages: lifecycle steps as ``CaseChanged``; every change of owners
     also as ``case.transferred`` (a staff transfer with its level; a re-route without one, beside its
     ``case.rerouted``), so that dispatch and intake take the owners escalation decided (escalation's own
     consumer skips them); never ``case.verified`` (intake's). Each carries the case's ``revision`` after
     the save (the store's, once saved; ``revision`` for a case not saved yet) and its place among the
     save's events (``events.revision_key``): the others' copies of the case apply only newer ones. Their
-    notifications are written too, in the same transaction (``notify.outbox.enqueue_steps``)."""
-    enqueue_steps(uow, case, outcome)
+    notifications are written too, in the same transaction (``notify.outbox.enqueue_steps``; ``reporter``:
+    who filed a case that opens now, not stored yet)."""
+    enqueue_steps(uow, case, outcome, reporter=reporter)
     revision = revision if revision is not None else uow.store.revision(case.id)
     for index, event in enumerate(outcome.events):
         step = event.step

@@ -133,6 +133,29 @@ def test_an_escalation_tells_the_new_owner_within_two_seconds_by_webhook_and_on_
         "a grid worker's bell holds its own grid's notifications only"
 
 
+def test_a_grid_worker_is_not_told_of_a_case_they_filed_and_the_other_workers_of_the_grid_are(world):
+    """The opening's ``assigned`` goes to the grid's inbox; whoever filed the report is not told of what
+    they just did, another worker of the same grid is (the list and the unread count agree)."""
+    city, _, _ = world
+    colleague = token(city.data, "grid_worker", area=city.grid, user="li")
+
+    def bell(who) -> dict:
+        answer = requests.get(f"{city.base}/escalation/v1/notifications", headers=auth(who), timeout=10)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    before = {"mine": bell(city.worker)["unread"], "theirs": bell(colleague)["unread"]}
+    case_id = city.report()
+    deadline = time.monotonic() + 10
+    while not [i for i in bell(colleague)["items"] if i["case_id"] == case_id]:
+        assert time.monotonic() < deadline, "the other worker of the grid was not told"
+        time.sleep(0.05)
+    theirs, mine = bell(colleague), bell(city.worker)
+    assert [i["event"] for i in theirs["items"] if i["case_id"] == case_id] == ["assigned"]
+    assert theirs["unread"] == before["theirs"] + 1
+    assert not [i for i in mine["items"] if i["case_id"] == case_id], "the reporter was told of their own report"
+    assert mine["unread"] == before["mine"]
+
 def test_wecom_and_dingtalk_robots_get_their_documented_markdown_messages(world):
     city, http, _ = world
     city.subscribe(unit=city.station_id, events=["escalated"], channel="wecom", target=http.url("/wecom?key=K1"))

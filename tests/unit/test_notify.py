@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, quote_plus, urlsplit
 
 import pytest
+import sqlalchemy as sa
 
 from services.escalation import handlers
 from services.escalation.domain.calendar import WorkingCalendar
@@ -18,7 +19,9 @@ from services.escalation.notify.channels import DeliveryError, Outlet
 from services.escalation.notify.delivery import CircuitOpen, Circuits, RetryPolicy
 from services.escalation.notify.events import Subscription, event_id
 from services.escalation.notify.outbox import quiet_until
+from services.escalation.notify.store import NotificationStore
 from services.escalation.notify.subscriptions import SubscriptionError, Units, check, may_manage, url_problem
+from services.escalation.store import notifications
 from shared.auth import Identity
 from shared.clock import FakeClock
 from tests.unit.test_escalation_handlers import AREAS, COMMAND, STATION, WORKER, act, opened
@@ -46,6 +49,39 @@ def test_a_new_case_tells_its_owner_in_app_without_any_subscription():
     assert row["payload"]["case"]["number"] == "20260105-000001" and row["payload"]["to"] == [
         {"unit": "G1", "role": "grid_worker"}]
 
+
+def test_a_notification_keeps_whose_own_step_it_tells_of_the_reporter_of_an_opening_or_the_actor():
+    """The opening is the system's step, but the case is the reporter's doing: their bell leaves it out
+    (``NotificationStore.inbox``); a step of the scheduler is nobody's."""
+    clock = FakeClock()
+    uow = opened(clock)
+    [row] = uow.store.notification_rows
+    assert row["caused_by"] == "wang"
+    act(uow, clock, WORKER, "escalate", reason="needs a ladder")
+    assert {r["caused_by"] for r in rows(uow, event="escalated")} | {
+        r["caused_by"] for r in rows(uow, event="assigned", recipient="unit:S1")} == {WORKER.user}
+    clock.advance(timedelta(days=60))
+    handlers.escalate_due(100, uow, clock=clock)
+    assert {r["caused_by"] for r in rows(uow, event="overdue")} == {None}
+
+def test_the_bell_leaves_out_the_readers_own_steps_and_shows_them_to_the_others_of_the_inbox():
+    """The rows the outbox wrote for a case ``wang`` filed and a station's escalation, read through the
+    store's queries (SQLite): ``wang`` sees the escalation only, ``li`` of the same grid both."""
+    clock = FakeClock()
+    uow = opened(clock)
+    engine = sa.create_engine("sqlite://")
+    notifications.create(engine)
+    rows_ = [dict(r) for r in uow.store.notification_rows]
+    rows_.append({**rows_[0], "event_id": "e-station", "event": "urged", "subscription_id": "default.urged:unit:G1",
+                  "caused_by": "zhao"})
+    with engine.begin() as db:
+        store = NotificationStore(db)
+        store.add(rows_)
+        inbox = ["unit:G1", "role:grid_worker"]
+        mine = store.inbox(inbox + ["user:wang"], unread=False, limit=10, reader="wang")
+        theirs = store.inbox(inbox + ["user:li"], unread=False, limit=10, reader="li")
+        assert [r.event for r in mine] == ["urged"] and store.unread_count(inbox, reader="wang") == 1
+        assert [r.event for r in theirs] == ["urged", "assigned"] and store.unread_count(inbox, reader="li") == 2
 
 def test_an_escalation_tells_the_new_owner_and_a_station_webhook_hears_both_events():
     clock = FakeClock()

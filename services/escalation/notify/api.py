@@ -205,17 +205,19 @@ class Notifications(MethodView):
     @blp.arguments(InboxArgs, location="query")
     @blp.response(200, InboxOut)
     def get(self, args):
-        """The caller's in-app notifications (the bell), newest first, and how many are unread.
+        """The caller's in-app notifications (the bell), newest first, and how many are unread; never
+        one of the caller's own steps (a case they filed arriving in their grid's inbox, an action they took).
 
         ``GET /escalation/v1/notifications?unread=1`` → ``{"items": [{"id": 42, "event": "assigned",
         "case_id": "…", "at": "…", "read": false, "payload": {"case": {"number", …}, "step": {…}}}],
         "unread": 1}``
         """
-        keys = recipients(identity())
+        caller = identity()
+        keys = recipients(caller)
         with current_service().uow() as uow:
             rows = uow.store.notifications.inbox(keys, unread=args["unread"], limit=args["limit"],
-                               before=args.get("before"))
-            unread = uow.store.notifications.unread_count(keys)
+                                                 before=args.get("before"), reader=caller.user)
+            unread = uow.store.notifications.unread_count(keys, reader=caller.user)
         return {"items": [{"id": r.id, "event_id": r.event_id, "event": r.event, "case_id": r.case_id,
                            "at": isoformat(r.created_at), "read": r.read_at is not None, "payload": r.payload}
                           for r in rows], "unread": unread}
@@ -231,10 +233,11 @@ class NotificationsRead(MethodView):
         unread count (``items`` empty)."""
         if ("ids" in body) == bool(body.get("all")):
             abort(422, errors={"ids": [Said("notify.ids_or_all")]})
-        keys = recipients(identity())
+        caller = identity()
+        keys = recipients(caller)
         service = current_service()
         with service.uow() as uow:
             uow.store.notifications.mark_read(keys, body.get("ids"), datetime.now(UTC))
-            unread = uow.store.notifications.unread_count(keys)
+            unread = uow.store.notifications.unread_count(keys, reader=caller.user)
             uow.commit()
         return {"items": [], "unread": unread}

@@ -7,6 +7,10 @@ step of every door (HTTP, consumer, scheduler) passes here; ``enqueue`` takes an
 ``inapp`` row per matching in-app subscription and per default rule (``events.DEFAULT_RULES``). The pair
 (event id, subscription id) is unique, so an event reaches a subscriber once; a rolled-back step leaves
 no notification.
+
+A person is not told of what they did themselves: each row keeps ``caused_by``, the person whose step
+it tells of (the step's actor, or for a case's opening, whose report it is), and their bell leaves it
+out (``NotificationStore.inbox``); the others of the same inbox are told.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from services.escalation.domain.calendar import WorkingCalendar
 from services.escalation.domain.cases import Case
-from services.escalation.domain.timeline import SYSTEM, Outcome, Step
+from services.escalation.domain.timeline import SYSTEM, Outcome, Step, StepType
 from services.escalation.notify.events import (
     DEFAULT_RULES,
     URGENT,
@@ -44,10 +48,10 @@ def _subscriptions(uow) -> list[Subscription]:
     return _read[connection]
 
 
-def enqueue_steps(uow, case: Case, outcome: Outcome) -> int:
+def enqueue_steps(uow, case: Case, outcome: Outcome, *, reporter: str | None = None) -> int:
     """The notifications of the steps ``outcome`` made on ``case``, in ``uow``'s transaction; returns how
     many rows were written. Called after the case was saved (its revision names the steps) or, for a
-    case opening now, before (revision 1)."""
+    case opening now, before (revision 1; ``reporter``: who filed it, as the store does not know yet)."""
     try:
         revision = uow.store.revision(case.id)
     except KeyError:
@@ -56,15 +60,15 @@ def enqueue_steps(uow, case: Case, outcome: Outcome) -> int:
     if not found:
         return 0
     subs = _subscriptions(uow)
-    reporter = None
-    if any(s.user is not None for s in subs):
+    if reporter is None and any(s.user is not None for s in subs):
         reporter = uow.store.reporter(case.id)
     units = units_of(case)
     urgent = case.severity == URGENT
     rows = []
     for notice in found:
         rows += _rows(notice, _payload(case, notice, urgent), units, reporter, subs, case_id=case.id,
-                      urgent=urgent, calendar=case.policy.calendar, clock=getattr(uow, "clock", None))
+                      urgent=urgent, calendar=case.policy.calendar, clock=getattr(uow, "clock", None),
+                      caused_by=caused_by(notice.step, reporter))
     uow.store.hold_notifications(rows)
     return len(rows)
 
@@ -94,11 +98,20 @@ def enqueue(uow, *, event: str, event_id: str, payload: dict, units: Iterable[st
     return len(rows)
 
 
+def caused_by(step: Step, reporter: str | None) -> str | None:
+    """The person whose own doing ``step`` is: its actor, or for a case's opening (the system's step)
+    whoever filed the report (``reporter``); None for the system's other steps."""
+    if step.actor != SYSTEM:
+        return step.actor
+    return reporter if str(step.type) == StepType.OPENED else None
+
+
 def _rows(notice: Notice, payload: dict, units: frozenset[str], reporter: str | None, subs: list[Subscription], *,
-          case_id: str | None, urgent: bool, calendar: WorkingCalendar | None, clock) -> list[dict]:
+          case_id: str | None, urgent: bool, calendar: WorkingCalendar | None, clock,
+          caused_by: str | None = None) -> list[dict]:
     now = datetime.now(UTC)
     base = {"event_id": notice.id, "event": notice.event, "case_id": case_id, "payload": payload,
-            "created_at": now, "attempts": 0, "next_attempt_at": None}
+            "created_at": now, "attempts": 0, "next_attempt_at": None, "caused_by": caused_by}
     rows = {}
     for sub in subs:
         if not matches(sub, notice, units, reporter):

@@ -137,22 +137,26 @@ class NotificationStore:
 
     # -- the bell (in-app) ---------------------------------------------------------------------------------------
 
-    def inbox(self, recipients: Iterable[str], *, unread: bool, limit: int, before: int | None = None) -> list:
+    def inbox(self, recipients: Iterable[str], *, unread: bool, limit: int, before: int | None = None,
+              reader: str | None = None) -> list:
         """The in-app notifications of ``recipients`` (``unit:<id>``, ``role:<role>``, ``user:<name>``), newest
         first, one per event (``event_id``: a person who hears a step both through their unit and through
         their own subscription sees it once); ``unread``: only those not read yet; ``before``: with a
-        smaller id (the next page)."""
-        first = self._first_per_event(recipients, unread)
+        smaller id (the next page); ``reader``: the person reading, never told of their own steps
+        (``caused_by``: a case they filed arriving in their grid's inbox, an action they took)."""
+        first = self._first_per_event(recipients, unread, reader)
         query = sa.select(n.id, n.event_id, n.event, n.case_id, n.payload, n.created_at, n.read_at).where(
             n.id.in_(first))
         if before is not None:
             query = query.where(n.id < before)
         return self.db.execute(query.order_by(n.id.desc()).limit(limit)).all()
 
-    def unread_count(self, recipients: Iterable[str]) -> int:
-        """How many events ``recipients`` have not read (each event once, as ``inbox`` lists them)."""
+    def unread_count(self, recipients: Iterable[str], reader: str | None = None) -> int:
+        """How many events ``recipients`` have not read (each event once, as ``inbox`` lists them to
+        ``reader``)."""
         return self.db.execute(sa.select(sa.func.count(sa.distinct(n.event_id))).where(
-            n.status == "inapp", n.recipient.in_(list(recipients)), n.read_at.is_(None))).scalar_one()
+            n.status == "inapp", n.recipient.in_(list(recipients)), n.read_at.is_(None),
+            *_not_by(reader))).scalar_one()
 
     def mark_read(self, recipients: Iterable[str], ids: list[int] | None, now: datetime) -> int:
         """Mark the caller's in-app notifications ``ids`` (None: all) read, with every other row of the
@@ -164,10 +168,17 @@ class NotificationStore:
             query = query.where(n.event_id.in_(events.scalar_subquery()))
         return self.db.execute(query.values(read_at=now)).rowcount
 
-    def _first_per_event(self, recipients: Iterable[str], unread: bool):
+    def _first_per_event(self, recipients: Iterable[str], unread: bool, reader: str | None = None):
         """The id of the first in-app row of each event among ``recipients``' rows (unread ones only:
-        ``unread``)."""
-        mine = [n.status == "inapp", n.recipient.in_(list(recipients))]
+        ``unread``; none of ``reader``'s own steps)."""
+        mine = [n.status == "inapp", n.recipient.in_(list(recipients)), *_not_by(reader)]
         if unread:
             mine.append(n.read_at.is_(None))
         return sa.select(sa.func.min(n.id)).where(*mine).group_by(n.event_id).scalar_subquery()
+
+
+def _not_by(reader: str | None) -> list:
+    """The condition leaving out the rows of ``reader``'s own steps (none without a reader)."""
+    if reader is None:
+        return []
+    return [sa.or_(n.caused_by.is_(None), n.caused_by != reader)]

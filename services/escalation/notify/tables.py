@@ -45,6 +45,8 @@ def _notifications(metadata: sa.MetaData) -> sa.Table:
         sa.Column("case_id", sa.String(36)),
         sa.Column("channel", sa.String(16), nullable=False),
         sa.Column("recipient", sa.String(200)),  # in-app: unit:<id>, role:<role> or user:<name>
+        # the person whose own step it tells of (``outbox.caused_by``): their bell leaves it out
+        sa.Column("caused_by", sa.String(128)),
         sa.Column("language", sa.String(2), nullable=False),
         sa.Column("payload", sa.JSON, nullable=False),
         sa.Column("status", sa.String(8), nullable=False),

@@ -8,14 +8,31 @@
  * The token is a bearer JWT: pasted into the sign-in form or passed as #token=... in a sign-in link (a
  * fragment never reaches a server or its logs), then kept in sessionStorage (the board, the desk) or
  * localStorage (the phone page, which must survive a restart while reports wait to be sent).
+ *
+ * Every time is shown in the city's time zone, never the browser's (a laptop set to another zone reads
+ * the same deadline as the desk and the wall): every API answer names it (Gridcase-Time-Zone), kept in
+ * localStorage for a page that starts offline.
  */
 (function () {
   'use strict';
   const LANG_KEY = 'gridcase.lang';
   const TOKEN_KEY = 'gridcase.token';
+  const ZONE_KEY = 'gridcase.zone';
   const catalogue = JSON.parse(document.getElementById('gc-messages').textContent);
   let lang = pickLanguage();
   let store = window.sessionStorage;
+  let zone = knownZone(window.localStorage.getItem(ZONE_KEY));
+
+  /** `name` if the browser knows it as an IANA time zone, else null. */
+  function knownZone(name) {
+    if (!name) return null;
+    try {
+      new Intl.DateTimeFormat('en', { timeZone: name }); // eslint-disable-line no-new
+      return name;
+    } catch (e) {
+      return null;
+    }
+  }
 
   function pickLanguage() {
     const chosen = window.localStorage.getItem(LANG_KEY);
@@ -161,6 +178,11 @@
       throw e;
     }
     heard(!response.headers.get('Gridcase-Cached'));
+    const named = knownZone(response.headers.get('Gridcase-Time-Zone'));
+    if (named && named !== zone) {
+      zone = named;
+      window.localStorage.setItem(ZONE_KEY, zone);
+    }
     const type = response.headers.get('Content-Type') || '';
     let data = null;
     if (opts.raw) data = await response.blob();
@@ -200,9 +222,12 @@
     return late ? t('late_by', { time: text }) : text;
   }
 
+  /** An ISO 8601 time as a short date and time in the city's time zone (the browser's only until the
+   *  first API answer has named the city's). */
   function time(iso) {
     if (!iso) return '—';
-    return new Date(iso).toLocaleString(lang === 'zh' ? 'zh-CN' : 'en-GB', { dateStyle: 'short', timeStyle: 'short' });
+    return new Date(iso).toLocaleString(lang === 'zh' ? 'zh-CN' : 'en-GB',
+      { dateStyle: 'short', timeStyle: 'short', timeZone: zone || undefined });
   }
 
   /** A new element: el('li', {class: 'x', text: '...'}, [children]). */
@@ -230,6 +255,6 @@
 
   window.gc = {
     init, t, relabel, setLanguage, get lang() { return lang; }, token, setToken, claims, signIn, api,
-    problemText, duration, time, el,
+    problemText, duration, time, el, get zone() { return zone; },
   };
 }());

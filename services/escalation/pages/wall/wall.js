@@ -6,7 +6,8 @@
  *   server restart — the board's feed. "Open" and "overdue" are counted from them.
  * - The latest escalations: the feed's `escalated` and `overdue` steps. At start the feed is opened once
  *   more from HISTORY rows before its `hello`, so the list shows the recent ones at once.
- * - Today's reports and the month's on-time rate: GET /escalation/v1/stats/closure-times by sub-center
+ * - The cases opened today ("new cases today": a report refused, voided or merged is not a case, so this
+ *   is not a count of reports) and the month's on-time rate: GET /escalation/v1/stats/closure-times by sub-center
  *   (by station or grid for a narrower caller), per day for today and per month for this month, in the
  *   city's time zone (the answer's `time_zone`); read every minute, and soon after a case opens or closes.
  *   The month's rate is Σ on-time ÷ Σ closed over the units (each row's on_time_rate × closed).
@@ -70,16 +71,21 @@
     return new Intl.NumberFormat(gc.lang === 'zh' ? 'zh-CN' : 'en-GB', { style: 'percent', maximumFractionDigits: 1 }).format(part / whole);
   }
 
+  /** The city's zone: the statistics', else the one every API answer names (gc.zone); null before any. */
+  function cityZone() {
+    return zone || gc.zone;
+  }
+
   /** A local time in the city's zone (the browser's until the zone is known). */
   function clockText(date, withSeconds) {
     const options = { hour: '2-digit', minute: '2-digit', hour12: false };
     if (withSeconds) options.second = '2-digit';
-    if (zone) options.timeZone = zone;
+    if (cityZone()) options.timeZone = cityZone();
     return date.toLocaleTimeString(gc.lang === 'zh' ? 'zh-CN' : 'en-GB', options);
   }
 
   function localDate(date) {
-    return new Intl.DateTimeFormat('en-CA', { timeZone: zone || undefined, year: 'numeric', month: '2-digit', day: '2-digit' }).format(date);
+    return new Intl.DateTimeFormat('en-CA', { timeZone: cityZone() || undefined, year: 'numeric', month: '2-digit', day: '2-digit' }).format(date);
   }
 
   function addDays(iso, n) {
