@@ -15,6 +15,7 @@ import requests
 from PIL import Image
 
 from gridcase.cities import DEMO_DEPARTMENTS
+from harness.processes import wait_for
 from shared.clock import isoformat
 from tests.support.system import Production, a_point_in_grid, auth, embedded_system, token, wait_for_case
 
@@ -93,6 +94,9 @@ def walk_the_burst_water_main(city: City) -> None:
     assert "acknowledge" in city.case(case_id, city.water).json()["actions"]
     city.act(case_id, city.water, "acknowledge", note="crew on the way")
     city.act(case_id, city.water, "acknowledge", expect=409)
+    # intake learns of the water company's part from escalation's messages, a moment after escalation has it
+    wait_for(lambda: requests.get(f"{city.urls['intake']}/intake/v1/reports/{case_id}", headers=auth(city.water),
+                                  timeout=10).status_code == 200, timeout=10, message="intake knows the department")
     photo = requests.post(f"{city.urls['intake']}/intake/v1/reports/{case_id}/photos", headers=auth(city.water),
                           files={"file": ("after.jpg", jpeg(), "image/jpeg")}, timeout=10)
     assert photo.status_code == 201, photo.text
