@@ -59,7 +59,7 @@ from shared.timemodel import (
     parse_window,
 )
 from shared.vocabulary import AREA_LEVELS, Level
-from shared.words import Invalid, Message
+from shared.words import Invalid, LocatedError, Message
 
 DEFAULT_FILE = Path(__file__).with_name("policy.toml")
 LEVEL_NAMES = {level.value: level.area for level in Level}
@@ -101,21 +101,13 @@ __all__ = ["UNITS", "WEEKDAYS", "Amount", "CalendarSpec", "Category", "EarlyWarn
            "Rule", "UnitCalendar", "load_policy", "parse_amount", "parse_policy"]
 
 
-class PolicyError(ValueError):
+class PolicyError(LocatedError):
     """A policy file that cannot be used: ``problem`` (a catalogue message, ``shared.words.Message``) on
     ``line`` of ``file``. ``located`` is the message naming the file and line (``policy.at_line``), read
     in the reader's language (``text(lang)``); ``str()`` is ``FILE:LINE: message`` in English (the CLI's)."""
 
     def __init__(self, problem: Message, line: int | None = None, file: str = "policy"):
-        self.problem, self.line, self.file = problem, line, file
-        self.message = problem.text()
-        self.located = Message("policy.at_line", {"file": file, "line": line, "problem": problem}) if line \
-            else Message("policy.in_file", {"file": file, "problem": problem})
-        super().__init__(self.located.text())
-
-    def text(self, lang: str = "en") -> str:
-        """``FILE:LINE: message`` in ``lang``."""
-        return self.located.text(lang)
+        super().__init__(problem, file, line)
 
 
 @dataclass(frozen=True)

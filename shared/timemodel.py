@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from shared.words import Invalid, Message, word
+from shared.words import Invalid, LocatedError, Message, word
 
 #: Calendar units and their length in seconds.
 UNIT_SECONDS: dict[str, int] = {"seconds": 1, "minutes": 60, "hours": 3600}
@@ -261,22 +261,13 @@ def parse_dates(value: object, key: str) -> tuple[date, ...]:
 
 # -- official calendar files ----------------------------------------------------------------------------
 
-class CalendarFileError(ValueError):
+class CalendarFileError(LocatedError):
     """A calendar file that cannot be used: ``problem`` (a catalogue message: ``code`` with ``params``, or a
     ``Message``) on ``line`` of ``file``; ``str()`` is ``FILE:LINE: problem`` (or ``FILE: problem``) in
     English, ``text(lang)`` the same in ``lang`` (the catalogue's ``policy.at_line``)."""
 
     def __init__(self, problem: str | Message, file: str, line: int | None = None, /, **params):
-        problem = problem if isinstance(problem, Message) else Message(problem, params)
-        self.problem, self.file, self.line = problem, file, line
-        self.message = problem.text()
-        self.located = Message("policy.at_line", {"file": file, "line": line, "problem": problem}) if line \
-            else Message("policy.in_file", {"file": file, "problem": problem})
-        super().__init__(self.located.text())
-
-    def text(self, lang: str = "en") -> str:
-        """``FILE:LINE: problem`` in ``lang``."""
-        return self.located.text(lang)
+        super().__init__(problem if isinstance(problem, Message) else Message(problem, params), file, line)
 
 
 @dataclass(frozen=True)

@@ -244,6 +244,23 @@ class Invalid(ValueError):
         return self.message.text(lang)
 
 
+class LocatedError(ValueError):
+    """A file that cannot be used: ``problem`` (a ``Message``) on ``line`` of ``file`` (None: the whole file).
+    ``located`` is the message naming the file and line (``policy.at_line``, or ``policy.in_file``); ``str()``
+    is ``FILE:LINE: problem`` in English (the CLI's), ``text(lang)`` the same in ``lang``."""
+
+    def __init__(self, problem: Message, file: str, line: int | None = None):
+        self.problem, self.file, self.line = problem, file, line
+        self.message = problem.text()
+        self.located = Message("policy.at_line", {"file": file, "line": line, "problem": problem}) if line \
+            else Message("policy.in_file", {"file": file, "problem": problem})
+        super().__init__(self.located.text())
+
+    def text(self, lang: str = DEFAULT_LANGUAGE) -> str:
+        """``FILE:LINE: problem`` in ``lang``."""
+        return self.located.text(lang)
+
+
 class Problem(Exception):
     """The base of every error that answers as an RFC 9457 problem: ``status`` (HTTP), ``code`` (a key
     of the catalogue, sent as the problem's ``code`` member; its text is the ``detail``), ``params``,
