@@ -5,12 +5,10 @@ and PostgreSQL alike: each row says what the case itself says — ``time_left`` 
 not rounded) — and the named handler only while the unit holding the case is the handler's."""
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from harness.servers import create_database, drop_database
 from services.escalation import bootstrap, handlers
 from services.escalation.board_api import COLUMNS, OPEN, _rows
 from services.escalation.store import cases
@@ -20,6 +18,7 @@ from shared.config import Settings
 from shared.messages import events
 from shared.owners import AreaRef, Owners
 from shared.vocabulary import Level
+from tests.support.system import database_url
 
 #: microseconds past the millisecond: a time written to the millisecond is cut (…00.713Z), never rounded up
 NOW = datetime(2026, 3, 2, 2, 0, 0, 713999, tzinfo=UTC)
@@ -32,14 +31,11 @@ WATCHER = Identity("subcenter", "he", "C1")
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def escalation(request, tmp_path):
-    from tests.support.system import required_server
+    with database_url(request.param, tmp_path, "rows") as url:
+        yield from _escalation(url)
 
-    database = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/escalation.db"
-    else:
-        admin, database = required_server("GRIDCASE_TEST_POSTGRES_URL"), f"gridcase_rows_{uuid.uuid4().hex[:10]}"
-        url = create_database(admin, database)
+
+def _escalation(url: str):
     clock = FakeClock(NOW)
     service = bootstrap.build(Settings(database_urls={"escalation": url}, secret="x" * 40), clock, web=False)
     opened = [("a", "20260302-000001", HERE), ("b", "20260302-000002", THERE), ("c", "20260302-000003", HERE)]
@@ -51,8 +47,6 @@ def escalation(request, tmp_path):
         clock.advance(timedelta(minutes=37, microseconds=999))
     yield service, clock
     service.engine.dispose()
-    if database:
-        drop_database(admin, database)
 
 
 def board(service, now: datetime) -> list[dict]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import threading
 import time
-import uuid
 from datetime import UTC, datetime
 
 import jwt
@@ -19,12 +18,11 @@ import sqlalchemy as sa
 from werkzeug.serving import make_server
 
 from harness.processes import wait_for
-from harness.servers import create_database, drop_database
 from services.intake import bootstrap
 from shared.auth import issue_token
 from shared.config import Settings
 from shared.revocations import REFRESH_SECONDS, revoke
-from tests.support.system import required_server
+from tests.support.system import database_url
 
 SECRET = "revocation-cost-secret-of-32-bytes!"
 REQUESTS = 300
@@ -32,19 +30,15 @@ PEOPLE = 20
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/intake.db"
-        return
-    admin, database = required_server("GRIDCASE_TEST_POSTGRES_URL"), f"gridcase_revocost_{uuid.uuid4().hex[:10]}"
-    yield create_database(admin, database)
-    drop_database(admin, database)
+def url(request, tmp_path):
+    with database_url(request.param, tmp_path, "revocost") as found:
+        yield found
 
 
 @pytest.fixture
-def intake(database_url, tmp_path):
+def intake(url, tmp_path):
     """Intake's web app served over HTTP on a free port: (base URL, its service)."""
-    service = bootstrap.build(Settings(database_urls={"intake": database_url}, secret=SECRET,
+    service = bootstrap.build(Settings(database_urls={"intake": url}, secret=SECRET,
                                        photo_dir=tmp_path / "photos"))
     server = make_server("127.0.0.1", 0, service.app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

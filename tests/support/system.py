@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -135,3 +136,19 @@ def required_server(name: str) -> str:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{name} is not set: CI must run this tier against a real server")
     pytest.skip(f"{name} not set (no server): run `make test`, which starts one")
+
+
+@contextmanager
+def database_url(kind: str, folder: Path, name: str):
+    """A fresh database for a service under test: ``kind`` ``sqlite`` (a file ``name``.db in ``folder``) or
+    ``postgres`` (a database of its own on the test server, dropped afterwards); yields its URL."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder}/{name}.db"
+        return
+    from harness.servers import create_database, drop_database
+
+    admin, database = required_server("GRIDCASE_TEST_POSTGRES_URL"), f"gridcase_{name}_{uuid.uuid4().hex[:10]}"
+    try:
+        yield create_database(admin, database)
+    finally:
+        drop_database(admin, database)
