@@ -45,17 +45,18 @@ def _own_fields() -> tuple[type, ...]:
     return (*_OWN, ScopeField)
 
 
+#: Fields whose JSON value is loaded as it is when it has exactly this Python type.
+_EXACT = {fields.String: str, fields.Integer: int, fields.Boolean: bool}
+
+
 def _convert(field: fields.Field, name: str) -> Callable[[object, dict], object] | None:
     """A function ``(value, data) -> loaded`` for a non-None value, raising ``Fallback``; None: unsupported."""
     kind = type(field)
-    if kind is fields.String:
+    if kind in _EXACT:
+        exact = _EXACT[kind]
+
         def convert(value, data):
-            if type(value) is str:
-                return value
-            raise Fallback
-    elif kind is fields.Integer:
-        def convert(value, data):
-            if type(value) is int:
+            if type(value) is exact:
                 return value
             raise Fallback
     elif kind is fields.Float:
@@ -66,11 +67,6 @@ def _convert(field: fields.Field, name: str) -> Callable[[object, dict], object]
                 if finite_only and not math.isfinite(value):
                     raise Fallback
                 return float(value)
-            raise Fallback
-    elif kind is fields.Boolean:
-        def convert(value, data):
-            if type(value) is bool:
-                return value
             raise Fallback
     elif kind is fields.Dict and field.key_field is None and field.value_field is None:
         def convert(value, data):
