@@ -588,8 +588,9 @@ class CaseStore(Store):
 
     def board_rows(self, identity: Identity, statuses: list[str], limit: int, now: datetime) -> tuple[list, int]:
         """The cases of ``statuses`` that ``identity`` may see (``scoped``), in one query of only
-        ``BOARD_COLUMNS`` (no ``Case`` is built), the least time left first (no deadline last), at most
-        ``limit``; and how many match in all (counted only when the limit was reached).
+        ``BOARD_COLUMNS`` (no ``Case`` is built), the least time left first (no deadline last, the earliest
+        reported first; ties by id), at most ``limit``; and how many match in all (counted only when the
+        limit was reached).
 
         Each row is a tuple in ``BOARD_COLUMNS`` order, computed by the database so that no timestamp is
         converted in Python: ``time_left`` seconds from ``now`` to the deadline, to the millisecond
@@ -609,7 +610,10 @@ class CaseStore(Store):
                    self._iso_text(c.reported_at).label("reported_at"), c.lon, c.lat, text["assignments"],
                    text["urges"], c.revision]
         query = scoped(sa.select(*columns), identity).where(c.status.in_(statuses))
-        rows = self.db.execute(query.order_by(deadline.is_(None), deadline, c.opened_at, c.id).limit(limit)).all()
+        # the board's order (board.js, its default sort): ties by id; without a deadline, the earliest reported
+        # first — so a first screen (a small ``limit``) is the whole list's first rows
+        undated = sa.case((deadline.is_(None), c.reported_at))
+        rows = self.db.execute(query.order_by(deadline.is_(None), deadline, undated, c.id).limit(limit)).all()
         if len(rows) < limit:
             return rows, len(rows)
         return rows, self.db.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()

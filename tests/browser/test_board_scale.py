@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 import requests
@@ -89,6 +90,38 @@ def test_thousands_of_cases_draw_only_the_rows_in_view_and_clustered_pins(browse
     if size == "wall":
         violations = axe_violations(page)
         assert not violations, json.dumps(violations, ensure_ascii=False, indent=1)
+    assert not problems
+    context.close()
+
+
+def test_the_first_screen_is_drawn_from_a_first_page_while_the_whole_list_is_on_its_way(browser, crowded):
+    """The page's head asks for the first screen (``?limit=``) and then for the whole list: the first screen
+    is drawn from the first answer — its rows in the order the whole list gives them, the count the whole
+    list's, the states' counts waiting — and the whole list, held back here, then fills the counts and the
+    map."""
+    held = []
+    context = browser.new_context(viewport=WALL, locale="en-US")
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.route(re.compile(r".*/escalation/v1/cases/rows$"), lambda route: held.append(route))  # the whole list waits
+    page.goto(f"{crowded['url']}/board/#token={crowded['watcher']}")
+    page.wait_for_selector("body[data-list-painted=true]", timeout=30000)
+    assert len(held) == 1 and page.evaluate("document.body.dataset.mapReady") is None
+    expect(page.locator("#count")).to_contain_text(f"{crowded['total']}")
+    assert page.evaluate("document.getElementById('case-table').getAttribute('aria-rowcount')") == str(
+        crowded["total"] + 1)
+    expect(page.locator("#legend")).to_contain_text("…")
+    numbers = "() => Array.from(document.querySelectorAll('#case-rows tr[data-case] a')).map((a) => a.textContent)"
+    first = page.evaluate(numbers)
+    assert 5 <= len(first) <= 100, first
+    assert "row-overdue" in page.locator("#case-rows tr[data-case]").first.get_attribute("class")
+    held[0].continue_()
+    page.wait_for_selector("body[data-map-ready=true]", timeout=60000)
+    expect(page.locator("#legend")).not_to_contain_text("…")
+    legend = page.locator("#legend .state").all_text_contents()
+    assert sum(int(text.rsplit(" ", 1)[1]) for text in legend) == crowded["total"], legend
+    assert page.evaluate(numbers)[:len(first)] == first  # the same rows, in the same order
     assert not problems
     context.close()
 

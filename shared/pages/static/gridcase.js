@@ -158,7 +158,9 @@
   }
 
   /** Call the API with the token, asking for the page's language (Accept-Language). Resolves to {ok, status,
-   *  data, headers}; rejects only when the network fails (offline). A 401 signs out. Each call says what it found of the network (`gc:network`). */
+   *  data, headers}; rejects only when the network fails (offline). A 401 signs out. Each call says what it found of the network (`gc:network`).
+   *  `options.started`: the promise of a fetch of the same call a page started earlier (with the same token
+   *  and headers), read here in place of a new request. */
   async function api(method, path, options) {
     const opts = options || {};
     // the server's words (problem details, the system's notes) in the page's language, not the browser's
@@ -172,7 +174,7 @@
     }
     let response;
     try {
-      response = await fetch(path, { method, headers, body, cache: 'no-store' });
+      response = await (opts.started || fetch(path, { method, headers, body, cache: 'no-store' }));
     } catch (e) {
       heard(false);
       throw e;

@@ -154,13 +154,15 @@
     return true;
   }
 
-  /** The sort the filters name: time left (the least first, none last), level (the highest first, then
-   *  time left) or reported (the newest first). Keys are fixed instants, so an order stays right as time
+  /** The sort the filters name: time left (the least first, none last; ties by id, as the server lists
+   *  the rows), level (the highest first, then time left) or reported (the newest first). Keys are fixed instants, so an order stays right as time
    *  passes and one changed case is put back in place by a binary search. */
   function comparator() {
     const by = $('f-sort').value;
     const byDue = (a, b) => {
-      if (a.due === null && b.due === null) return a.opened < b.opened ? -1 : (a.opened > b.opened ? 1 : 0);
+      if (a.due === null && b.due === null) {
+        return a.opened < b.opened ? -1 : (a.opened > b.opened ? 1 : (a.case.id < b.case.id ? -1 : 1));
+      }
       if (a.due === null) return 1;
       if (b.due === null) return -1;
       return a.due - b.due || (a.case.id < b.case.id ? -1 : 1);
@@ -209,8 +211,7 @@
     recount();
     renderWindow();
     renderCounts();
-    if (first) window.setTimeout(syncPins, 0); // the first list is painted before the pins are made
-    else syncPins();
+    if (!first) syncPins(); // the first time, once the list is painted (renderWindow)
   }
 
   /** One case changed: its place, its row (if in the window) and its pin; the counts in the same frame. */
@@ -250,10 +251,13 @@
   }
 
   function renderCounts() {
-    $('count').textContent = gc.t('count_cases', { n: order.length });
-    $('list-status').textContent = order.length ? '' : gc.t('no_cases');
-    $('legend').replaceChildren(...STATES.map((s) => gc.el('span', { class: 'state ' + s, text: gc.t('state_' + s) + ' ' + (counts[s] || 0) })));
-    $('case-table').setAttribute('aria-rowcount', String(order.length + 1));
+    const listed = Math.max(order.length, expected || 0);
+    $('count').textContent = gc.t('count_cases', { n: listed });
+    $('list-status').textContent = listed ? '' : gc.t(listLoaded ? 'no_cases' : 'loading');
+    // the states' counts wait for the whole list (the first screen holds only the cases due first)
+    $('legend').replaceChildren(...STATES.map((s) => gc.el('span', { class: 'state ' + s,
+      text: gc.t('state_' + s) + ' ' + (expected === null ? (counts[s] || 0) : '…') })));
+    $('case-table').setAttribute('aria-rowcount', String(listed + 1));
     const all = $('select-all');
     all.checked = checked.size > 0 && order.length > 0 && order.length <= checked.size && order.every((id) => checked.has(id));
     all.indeterminate = !all.checked && checked.size > 0 && order.some((id) => checked.has(id));
@@ -335,7 +339,8 @@
     rowCache.clear();
     keep.forEach((v, k) => rowCache.set(k, v));
     const body = $('case-rows');
-    const wanted = [spacer(first * height, 'top'), ...rows, spacer((order.length - last) * height, 'bottom')];
+    const listed = Math.max(order.length, expected || 0); // the whole list's length, from the first screen on
+    const wanted = [spacer(first * height, 'top'), ...rows, spacer((listed - last) * height, 'bottom')];
     // move only what moved: rows that left the window go first, so the rows that stay are not moved
     // (a moved node loses the keyboard's focus), then the new ones are put in their places
     const kept = new Set(wanted);
@@ -356,16 +361,19 @@
       rowHeight = rows[0].getBoundingClientRect().height || 40;
       if (rowHeight !== height) scheduleWindow();
     }
-    if (!listPainted && listLoaded) {
+    if (!listPainted && (listLoaded || expected !== null)) {
       listPainted = true;
+      // the list's frame goes out first; the pins (10⁴ markers clustered in chunks) are made after it
       window.requestAnimationFrame(() => window.setTimeout(() => {
         window.performance.mark('gc-list-paint');
         document.body.dataset.listPainted = 'true';
+        if (listLoaded) syncPins(); // else when the whole list is in (render)
       }, 0));
     }
   }
   let listPainted = false;
-  let listLoaded = false;
+  let listLoaded = false; // the whole list is in (not only the first screen)
+  let expected = null; // while only the first screen is in: how many cases the whole list holds
 
   function togglePick(id, on) {
     if (on) checked.add(id); else checked.delete(id);
@@ -432,7 +440,7 @@
 
   /** The pins of the shown cases: added and removed in bulk, restyled where a state changed. */
   function syncPins() {
-    if (!view) return;
+    if (!view || !listLoaded) return; // not from the first screen: the whole list's pins at once
     if (!cluster) makeCluster();
     const wanted = new Set(order);
     const add = [];
@@ -496,8 +504,9 @@
     if (restyled.length) cluster.refreshClusters(restyled);
   }
 
-  function entryOf(c) {
-    const at = Date.now();
+  /** A case as the board keeps it; `at`: when its answer came (one instant for a whole answer, so cases
+   *  with one deadline are due at one instant, and sort by id as the server lists them). */
+  function entryOf(c, at = Date.now()) {
     const own = ownAssignment(c);
     let due = null;
     if (own) due = own.deadline && own.status !== 'done' && own.status !== 'declined' ? Date.parse(own.deadline) : null;
@@ -522,10 +531,41 @@
     return c;
   }
 
-  /** The first screen: every open case of the caller's area in one request (the list's columns only). */
+  /** True while the filters and the sort are the page's defaults (the order the server lists rows in). */
+  function defaultView() {
+    const f = filterValues();
+    return $('f-sort').value === 'time_left' && f.queue === 'all' && !f.level && !f.category && !f.status && !f.unit;
+  }
+
+  /** The first screen, from first.js's first request (the cases with the least time left and how many
+   *  there are): drawn while the whole list is still on its way, if it is not in yet and the list shows the
+   *  default order. Until the whole list is in, the count is the answer's total and the legend waits. */
+  async function showFirstScreen(started) {
+    let result;
+    try {
+      result = await gc.api('GET', '/escalation/v1/cases/rows', { started });
+    } catch (e) {
+      return; // offline: the whole list's request says so
+    }
+    if (!result.ok || listLoaded || me.role === 'department' || !defaultView()) return;
+    window.performance.mark('gc-rows-first');
+    const { columns, rows, names, total } = result.data;
+    const at = Date.now();
+    rows.forEach((row) => { const c = fromRow(columns, row, names); cases.set(c.id, entryOf(c, at)); });
+    expected = total;
+    render();
+  }
+
+  /** Every open case of the caller's area in one request (the list's columns only): the list, its counts
+   *  and the map's pins. The first time, first.js's requests (started as the page's head was read) are
+   *  used when they carried this token: the first screen is drawn from the first while this one comes. */
   async function loadList() {
-    window.performance.mark('gc-rows-request');
-    const result = await gc.api('GET', '/escalation/v1/cases/rows');
+    const early = window.gcFirstRows;
+    window.gcFirstRows = null;
+    const mine = early && early.token === gc.token() && !listLoaded ? early : null;
+    if (!mine) window.performance.mark('gc-rows-request');
+    if (mine && mine.first) showFirstScreen(mine.first);
+    const result = await gc.api('GET', '/escalation/v1/cases/rows', { started: mine ? mine.whole : undefined });
     window.performance.mark('gc-rows-received');
     if (!result.ok) {
       $('list-status').textContent = gc.t('load_failed', { error: gc.problemText(result) });
@@ -534,12 +574,15 @@
     const { columns, rows, names } = result.data;
     if (!listLoaded && lastEventId === null) lastEventId = String(result.data.last_event_id); // the feed goes on from here
     cases.clear();
-    rows.forEach((row) => { const c = fromRow(columns, row, names); cases.set(c.id, entryOf(c)); });
+    const at = Date.now();
+    rows.forEach((row) => { const c = fromRow(columns, row, names); cases.set(c.id, entryOf(c, at)); });
     window.performance.mark('gc-rows-kept');
     listLoaded = true;
+    expected = null;
     for (const id of Array.from(checked)) if (!cases.has(id)) checked.delete(id);
     renderBulk();
-    render(); // at once, not in the next frame: this is the first paint
+    render(); // at once, not in the next frame: this is the first paint (or the whole list after the first screen)
+    window.performance.mark('gc-list-whole');
   }
 
   // -- the live feed ------------------------------------------------------------------------------------
@@ -1168,7 +1211,12 @@
     me = claims || gc.claims() || {};
     setLive('connecting');
     wireShift();
-    $('filters').addEventListener('change', () => { rowCache.clear(); $('table-wrap').scrollTop = 0; scheduleRender(); });
+    $('filters').addEventListener('change', () => {
+      if (!listLoaded) { cases.clear(); expected = null; } // the first screen is the default view's only
+      rowCache.clear();
+      $('table-wrap').scrollTop = 0;
+      scheduleRender();
+    });
     $('search').addEventListener('submit', search);
     window.addEventListener('hashchange', caseFromAddress);
     document.addEventListener('gc:language', () => {
