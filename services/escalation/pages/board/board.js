@@ -211,7 +211,9 @@
     recount();
     renderWindow();
     renderCounts();
-    if (!first) syncPins(); // the first time, once the list is painted (renderWindow)
+    // the pins after the list's frame (10⁴ markers are made and clustered in chunks); the first time, once
+    // the list is painted (renderWindow)
+    if (!first) window.requestAnimationFrame(() => window.setTimeout(syncPins, 0));
   }
 
   /** One case changed: its place, its row (if in the window) and its pin; the counts in the same frame. */
