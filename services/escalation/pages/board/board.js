@@ -547,27 +547,37 @@
     try {
       result = await gc.api('GET', '/escalation/v1/cases/rows', { started });
     } catch (e) {
-      return; // offline: the whole list's request says so
+      return null; // offline: the whole list's request says so
     }
-    if (!result.ok || listLoaded || me.role === 'department' || !defaultView()) return;
+    if (!result.ok || listLoaded || me.role === 'department' || !defaultView()) return result;
     window.performance.mark('gc-rows-first');
     const { columns, rows, names, total } = result.data;
     const at = Date.now();
     rows.forEach((row) => { const c = fromRow(columns, row, names); cases.set(c.id, entryOf(c, at)); });
     expected = total;
     render();
+    return result;
   }
 
   /** Every open case of the caller's area in one request (the list's columns only): the list, its counts
    *  and the map's pins. The first time, first.js's requests (started as the page's head was read) are
-   *  used when they carried this token: the first screen is drawn from the first while this one comes. */
+   *  used when they carried this token: the first screen is drawn from the first while this one comes
+   *  (or is the whole list, when it held every case). */
   async function loadList() {
     const early = window.gcFirstRows;
     window.gcFirstRows = null;
     const mine = early && early.token === gc.token() && !listLoaded ? early : null;
     if (!mine) window.performance.mark('gc-rows-request');
-    if (mine && mine.first) showFirstScreen(mine.first);
-    const result = await gc.api('GET', '/escalation/v1/cases/rows', { started: mine ? mine.whole : undefined });
+    let started = mine ? mine.whole : undefined;
+    let result = null;
+    if (mine && mine.first) {
+      const firstAnswer = showFirstScreen(mine.first);
+      if ((await started.catch(() => undefined)) === null) { // the first page held every case: the whole list
+        result = await firstAnswer;
+        started = undefined;
+      }
+    }
+    if (!result || !result.ok) result = await gc.api('GET', '/escalation/v1/cases/rows', { started });
     window.performance.mark('gc-rows-received');
     if (!result.ok) {
       $('list-status').textContent = gc.t('load_failed', { error: gc.problemText(result) });

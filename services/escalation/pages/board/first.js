@@ -5,8 +5,8 @@
  *   1. GET /escalation/v1/cases/rows?limit=FIRST_SCREEN — the first screen: the cases with the least time
  *      left, in the order the list shows them by default, and how many there are in all;
  *   2. GET /escalation/v1/cases/rows — every open case of the caller's area (the list, its counts, the
- *      map's pins, the live feed's starting point), asked once the first answer has begun to arrive, so the
- *      server answers the small request first.
+ *      map's pins, the live feed's starting point), asked once the first answer is in, so the server
+ *      answers the small request first; not asked when the first answer held every case.
  *
  * A department's board sorts by its own part's deadline, not the case's: it asks only for the whole list.
  * The token is the one gridcase.js will use: a sign-in link's #token=… (gridcase.js keeps it and takes it
@@ -35,7 +35,9 @@
   const get = (path) => window.fetch(path, { headers, cache: 'no-store' });
   window.performance.mark('gc-rows-request');
   const first = role === 'department' ? null : get(ROWS + '?limit=' + FIRST_SCREEN);
-  const whole = first ? first.then(() => get(ROWS), () => get(ROWS)) : get(ROWS);
+  // null when the first page holds every case (a board of at most FIRST_SCREEN): it is the whole list
+  const whole = !first ? get(ROWS) : first.then((r) => (!r.ok ? get(ROWS) : r.clone().json().then(
+    (d) => (d.rows.length >= d.total ? null : get(ROWS)), () => get(ROWS))), () => get(ROWS));
   // read (and a failure reported) by board.js, not an unhandled rejection here
   if (first) first.catch(() => {});
   whole.catch(() => {});
