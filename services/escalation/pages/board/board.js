@@ -155,8 +155,9 @@
   }
 
   /** The sort the filters name: time left (the least first, none last; ties by id, as the server lists
-   *  the rows), level (the highest first, then time left) or reported (the newest first). Keys are fixed instants, so an order stays right as time
-   *  passes and one changed case is put back in place by a binary search. */
+   *  the rows), level (the highest first, then time left) or reported (the newest first). Keys are fixed
+   *  instants, so an order stays right as time passes and one changed case is put back in place by a
+   *  binary search. */
   function comparator() {
     const by = $('f-sort').value;
     const byDue = (a, b) => {
