@@ -184,11 +184,20 @@ class ReportStore(Store):
                 with _autocommit(self.engine).connect() as connection:
                     self.added = connection.execute(statement, params).first() is not None
                 return
+            for i, w in enumerate(allowance):
+                params.update({f"key_{i}": w.key, f"start_{i}": w.start, f"seconds_{i}": w.seconds, f"cap_{i}": w.cap})
+            params["subject"] = report.reporter
+            statement = _counted_report_and_message(len(allowance), relay_elsewhere(self.engine))
             with self.engine.connect() as connection, connection.begin() as transaction:
-                if self._count(connection, report.reporter, allowance):
-                    self.added = connection.execute(statement, params).first() is not None
+                rows = connection.execute(statement, params).all()
+                self.added = bool(rows) and rows[0].stored > 0
+                if len(rows) < len(allowance):
+                    self.full = _windows(connection, report.reporter, [w.key for w in allowance])
+                elif self.added:
+                    proposed = {w.key: w for w in allowance}
+                    self.counted = {r.limit_key: replace(proposed[r.limit_key], start=r.window_start, count=r.count)
+                                    for r in rows}
                 if not self.added:
-                    self.counted = {}
                     transaction.rollback()  # a full window or a used key: nothing counted, nothing written
             return
         # one transaction, the unit of work's: what was counted is taken back in it when nothing is written
@@ -217,7 +226,7 @@ class ReportStore(Store):
         self.counted = {}
         for w in windows:
             row = connection.execute(statement, {"subject": subject, "key": w.key, "start": w.start,
-                                                 "seconds": w.seconds, "cap": w.cap, "one": 1}).first()
+                                                 "seconds": w.seconds, "cap": w.cap}).first()
             if row is None:
                 self.full = _windows(connection, subject, list(proposed))
                 return False
@@ -367,7 +376,7 @@ class ReportStore(Store):
         with self.engine.connect() as connection, connection.begin() as transaction:
             for w in windows:
                 row = connection.execute(statement, {"subject": subject, "key": w.key, "start": w.start,
-                                                     "seconds": w.seconds, "cap": w.cap, "one": 1}).first()
+                                                     "seconds": w.seconds, "cap": w.cap}).first()
                 if row is None:
                     transaction.rollback()
                     return {}
@@ -574,16 +583,17 @@ _STATEMENTS: dict[bool, sa.Insert] = {}
 
 
 @functools.cache
-def _allowance_statement(postgres: bool) -> sa.Insert:
+def _allowance_statement(postgres: bool, suffix: str = "") -> sa.Insert:
     """``store.use_allowance``'s upsert of one limit's row, made once with bound parameters (``subject``,
-    ``key``, ``start``, ``seconds``, ``cap``; one row at a time, as a statement of several rows is compiled
-    anew each time: that cost more than the rest of accepting a report, cProfile)."""
+    ``key``, ``start``, ``seconds``, ``cap``, each but ``subject`` named with ``suffix``; one row at a time,
+    as a statement of several rows is compiled anew each time: that cost more than the rest of accepting
+    a report, cProfile)."""
     dialect = postgresql if postgres else sqlite
     insert = dialect.insert(rate_counts).values(
-        subject=sa.bindparam("subject", type_=sa.String), limit_key=sa.bindparam("key", type_=sa.String),
-        window_start=sa.bindparam("start", type_=sa.BigInteger),
-        window_seconds=sa.bindparam("seconds", type_=sa.Integer), count=sa.bindparam("one", 1, type_=sa.Integer),
-        cap=sa.bindparam("cap", type_=sa.Integer))
+        subject=sa.bindparam("subject", type_=sa.String), limit_key=sa.bindparam(f"key{suffix}", type_=sa.String),
+        window_start=sa.bindparam(f"start{suffix}", type_=sa.BigInteger),
+        window_seconds=sa.bindparam(f"seconds{suffix}", type_=sa.Integer),
+        count=sa.literal(1, type_=sa.Integer), cap=sa.bindparam(f"cap{suffix}", type_=sa.Integer))
     c, new = rate_counts.c, insert.excluded
     current = c.window_start + c.window_seconds > new.window_start  # the last window has not ended
     return insert.on_conflict_do_update(
@@ -593,6 +603,36 @@ def _allowance_statement(postgres: bool) -> sa.Insert:
               "window_seconds": new.window_seconds, "cap": new.cap},
         where=sa.or_(sa.not_(current), c.count < new.cap),
     ).returning(c.limit_key, c.window_start, c.count)
+
+
+@functools.cache
+def _counted_report_and_message(limits: int, wake: bool) -> sa.Select:
+    """``_report_and_message`` counted against ``limits`` limits in the same statement: ``WITH counted_0 AS
+    (INSERT INTO rate_counts … ON CONFLICT DO UPDATE … WHERE the window is not full RETURNING …), …,
+    report AS (INSERT INTO reports SELECT … WHERE every limit counted ON CONFLICT DO NOTHING RETURNING
+    seq), message AS (INSERT INTO outbox SELECT … FROM report RETURNING …) SELECT`` a row per limit
+    counted (its key, window start and count) with whether the report was stored. Parameters: the
+    report's columns, the outbox row's, ``subject``, and ``key_i``, ``start_i``, ``seconds_i``, ``cap_i``
+    of each limit ``i``. Run in a transaction: a limit that did not count (its window full), or a report
+    not stored (its idempotency key used), is the caller's rollback."""
+    counts = [_allowance_statement(True, f"_{i}").cte(f"counted_{i}") for i in range(limits)]
+    counted = sa.union_all(*(sa.select(c.c.limit_key, c.c.window_start, c.c.count) for c in counts)) \
+        .cte("counted") if limits > 1 else counts[0]
+    every = sa.select(sa.func.count()).select_from(counted).scalar_subquery() == limits
+    filed = [c for c in reports.c if c.name in _FILED]
+    report = (postgresql.insert(reports)
+              .from_select([c.name for c in filed],
+                           sa.select(*(sa.cast(sa.bindparam(c.name, type_=c.type), c.type) for c in filed))
+                           .where(every))
+              .on_conflict_do_nothing().returning(reports.c.seq).cte("report"))
+    row = sa.select(sa.bindparam("message_id"), sa.bindparam("type"), sa.bindparam("body"),
+                    sa.bindparam("created_at", type_=UTCDateTime)).select_from(report)
+    returned = [outbox.outbox.c.id] + ([sa.func.pg_notify(sa.literal_column(f"'{outbox.CHANNEL}'"),
+                                                          sa.literal_column("''"))] if wake else [])
+    message = (outbox.outbox.insert().from_select(["message_id", "type", "body", "created_at"], row)
+               .returning(*returned).cte("message"))
+    stored = sa.select(sa.func.count()).select_from(message).scalar_subquery()
+    return sa.select(counted.c.limit_key, counted.c.window_start, counted.c.count, stored.label("stored"))
 
 
 def _report_and_message(wake: bool) -> sa.Insert:
