@@ -39,9 +39,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import flask_smorest
+import orjson
 import sqlalchemy as sa
 import structlog
 from flask import Flask, Response, current_app, g, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api, abort
 from flask_smorest.utils import prepare_response
 from gunicorn.http.errors import ParseException as GunicornParseError
@@ -352,6 +354,26 @@ class ProblemApi(Api):
         return problem(error.code, error.name, detail, errors=errors, headers=headers, code=code)
 
 
+class JSONAnswers(DefaultJSONProvider):
+    """Flask's JSON provider writing answers with orjson: the same document as Flask's (keys sorted,
+    non-ASCII characters as they are, compact, Flask's ``default`` for what JSON has no type for —
+    dates as HTTP dates, decimals as text, dataclasses as objects), in a fraction of the standard
+    encoder's time. What orjson refuses (an integer over 64 bits, a key that is not text, a lone
+    surrogate) and the indented answers of debug mode go through the standard encoder, as before."""
+
+    ensure_ascii = False
+    OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+    def response(self, *args, **kwargs) -> Response:
+        if (self.compact is None and self._app.debug) or self.compact is False or not self.sort_keys:
+            return super().response(*args, **kwargs)
+        try:
+            body = orjson.dumps(self._prepare_response_obj(args, kwargs), default=self.default, option=self.OPTIONS)
+        except TypeError:  # orjson.JSONEncodeError is one
+            return super().response(*args, **kwargs)
+        return self._app.response_class(body + b"\n", mimetype=self.mimetype)
+
+
 class _Flask(Flask):
     """Flask, asking a plain function's code whether it is a coroutine: Flask asks for every view,
     decorator layer and hook of every request (nine times a report), through ``inspect``, which
@@ -386,7 +408,7 @@ def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Call
                                       units=units),
         GRIDCASE_SERVICE=service,
     )
-    app.json.ensure_ascii = False
+    app.json = JSONAnswers(app)
     api = ProblemApi(app, spec_kwargs={"security": [{"bearer": []}], "components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}}})
 
