@@ -179,32 +179,34 @@ class ReportStore(Store):
         values = _values(report)
         if self.postgres and not self._used_transaction and len(envelopes) == 1:
             params = {**values, **outbox.row(envelopes[0])}
-            statement = _report_and_message(relay_elsewhere(self.engine))
             if not allowance:
                 with _autocommit(self.engine).connect() as connection:
-                    self.added = connection.execute(statement, params).first() is not None
+                    self.added = connection.execute(_report_and_message(relay_elsewhere(self.engine)),
+                                                    params).first() is not None
                 return
             for i, w in enumerate(allowance):
                 params.update({f"key_{i}": w.key, f"start_{i}": w.start, f"seconds_{i}": w.seconds, f"cap_{i}": w.cap})
             params["subject"] = report.reporter
             statement = _counted_report_and_message(len(allowance), relay_elsewhere(self.engine))
-            with self.engine.connect() as connection, connection.begin() as transaction:
-                rows = connection.execute(statement, params).all()
-                self.added = bool(rows) and rows[0].stored > 0
-                if len(rows) < len(allowance):
+            with self.engine.connect() as connection:
+                with connection.begin() as transaction:
+                    rows = connection.execute(statement, params).all()
+                    self.added = bool(rows) and rows[0].stored > 0
+                    if self.added:
+                        proposed = {w.key: w for w in allowance}
+                        self.counted = {r.limit_key: replace(proposed[r.limit_key], start=r.window_start,
+                                                             count=r.count) for r in rows}
+                    else:
+                        transaction.rollback()  # a full window or a used key: nothing counted, nothing written
+                if len(rows) < len(allowance):  # read after the rollback: as every other request sees them
                     self.full = _windows(connection, report.reporter, [w.key for w in allowance])
-                elif self.added:
-                    proposed = {w.key: w for w in allowance}
-                    self.counted = {r.limit_key: replace(proposed[r.limit_key], start=r.window_start, count=r.count)
-                                    for r in rows}
-                if not self.added:
-                    transaction.rollback()  # a full window or a used key: nothing counted, nothing written
             return
         # one transaction, the unit of work's: what was counted is taken back in it when nothing is written
         if allowance and not self._count(self.db, report.reporter, allowance):
             if self.counted:  # the limits before the full one
                 self._uncount(self.db, report.reporter, list(self.counted.values()))
                 self.counted = {}
+            self.full = _windows(self.db, report.reporter, [w.key for w in allowance])
             return
         dialect = postgresql if self.postgres else sqlite
         self.added = self.db.execute(dialect.insert(reports).values(**values).on_conflict_do_nothing()
@@ -219,8 +221,8 @@ class ReportStore(Store):
         """Count one use by ``subject`` in each of ``windows`` on ``connection``, in its transaction
         (``counted``: a conditional upsert per limit, which leaves a full window's row untouched; its row
         lock makes a person's concurrent requests wait for this one's commit or rollback). At the first
-        full window: False, with the windows as they are in ``full``; the uses counted before it are
-        still in ``counted``, for the caller to roll back or take back."""
+        full window: False; the uses counted before it are still in ``counted``, for the caller to roll
+        back or take back."""
         statement = _allowance_statement(self.postgres)
         proposed = {w.key: w for w in windows}
         self.counted = {}
@@ -228,7 +230,6 @@ class ReportStore(Store):
             row = connection.execute(statement, {"subject": subject, "key": w.key, "start": w.start,
                                                  "seconds": w.seconds, "cap": w.cap}).first()
             if row is None:
-                self.full = _windows(connection, subject, list(proposed))
                 return False
             self.counted[row.limit_key] = replace(proposed[row.limit_key], start=row.window_start, count=row.count)
         return True
