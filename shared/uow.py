@@ -20,6 +20,7 @@ needs one statement (intake's report and its message) can run it outside an expl
 """
 from __future__ import annotations
 
+import functools
 import threading
 from collections import defaultdict
 from collections.abc import Callable
@@ -46,6 +47,13 @@ class CommitEvent(threading.Event):
 _commit_listeners: dict[str, list[CommitEvent]] = defaultdict(list)
 
 
+@functools.cache
+def _database(engine: sa.Engine) -> str:
+    """The key of ``engine``'s database in ``_commit_listeners``: its URL, rendered once (a URL renders
+    in microseconds, and every unit of work and report asks)."""
+    return str(engine.url)
+
+
 def on_commit(engine: sa.Engine, *, messages_only: bool = False) -> CommitEvent:
     """A new event, set after each commit of a unit of work on ``engine``'s database in this process
     (``messages_only``: each commit that wrote outbox messages). The relay waits on one, so a message
@@ -53,7 +61,7 @@ def on_commit(engine: sa.Engine, *, messages_only: bool = False) -> CommitEvent:
     Other processes' commits are seen at their next poll. The listener clears it, and gives it back
     with ``forget`` when it stops."""
     event = CommitEvent(messages_only)
-    _commit_listeners[str(engine.url)].append(event)
+    _commit_listeners[_database(engine)].append(event)
     return event
 
 
@@ -63,12 +71,12 @@ def relay_elsewhere(engine: sa.Engine) -> bool:
     scheduler or the notifier in their own processes. Their commits then wake it with a PostgreSQL
     notification (``outbox.wake``), which its listener hears at once instead of at its next poll."""
     return engine.dialect.name == "postgresql" and not any(
-        listener.messages_only for listener in _commit_listeners[str(engine.url)])
+        listener.messages_only for listener in _commit_listeners[_database(engine)])
 
 
 def forget(engine: sa.Engine, event: CommitEvent) -> None:
     """Commits on ``engine``'s database no longer set ``event``."""
-    listeners = _commit_listeners[str(engine.url)]
+    listeners = _commit_listeners[_database(engine)]
     if event in listeners:
         listeners.remove(event)
 
@@ -110,7 +118,7 @@ class UnitOfWork(Generic[S]):
         self._connection: sa.Connection | None = None
         self._transaction = None
         self._envelopes: list[Envelope] = []
-        self._listeners = _commit_listeners[str(engine.url)]  # the list itself: later listeners join it
+        self._listeners = _commit_listeners[_database(engine)]  # the list itself: later listeners join it
         self.store: S = store(self._open, engine)
 
     # -- the block ---------------------------------------------------------------------------------

@@ -52,9 +52,10 @@ def submit_report(report: NewReport, reporter: Identity, idempotency_key: str | 
                   clock: Clock, policy: Policy, settings: Settings, limits: Limits | None = None) -> Submitted:
     """Store a report and its ``case.reported`` atomically.
 
-    The reporter's allowance (``limits.report``, ``services.intake.limits``) is counted in the database
-    before the report is written and given back if it was not (a retry, a failure): ``OverLimit`` when
-    it is used up, unless the request is the retry of a stored report (answered with it).
+    The reporter's allowance (``limits.report``, ``services.intake.limits``) is counted in the database,
+    in the transaction that writes the report: a report is counted if and only if it is stored (not a
+    retry, not a failure). ``OverLimit`` when it is used up, unless the request is the retry of a stored
+    report (answered with it).
 
     A retry with the same key and the same report returns the stored one; the same key with a
     different report raises ``IdempotencyConflict``. The insert itself detects a used key
@@ -80,23 +81,34 @@ def submit_report(report: NewReport, reporter: Identity, idempotency_key: str | 
     if report.lon is None and fallback_grid is None:
         raise LocationRequired(unusable)
     now = clock.now()
-    counted = _use(limits, limits.report if limits else None, reporter, uow)
-    if counted is not None and not counted:  # over the limit: only a retry of a stored report is answered
+    limit = limits.report if limits is not None and limits.applies(reporter) else None
+    try:
+        return _store_report(report, reporter, idempotency_key, uow, now=now, policy=policy, settings=settings,
+                             fallback_grid=fallback_grid, limits=limits if limit else None, limit=limit)
+    except _Full as full:  # over the limit: only a retry of a stored report is answered
         existing = stored_report(reporter, idempotency_key, uow) if idempotency_key else None
         if existing is None:
-            raise counted.over
+            raise full.over from None
         if existing.fingerprint != report.fingerprint():
-            raise IdempotencyConflict(existing.id)
+            raise IdempotencyConflict(existing.id) from None
         return Submitted(existing, created=False)
-    try:
-        submitted = _store_report(report, reporter, idempotency_key, uow, now=now, policy=policy,
-                                  settings=settings, fallback_grid=fallback_grid)
-    except BaseException:
-        _give_back(counted, uow)
-        raise
-    if not submitted.created:
-        _give_back(counted, uow)
-    return submitted
+
+
+class _Full(Exception):
+    """A window of the reporter's limits was full: nothing was counted or stored (``over``: the refusal)."""
+
+    def __init__(self, over: OverLimit):
+        super().__init__()
+        self.over = over
+
+
+def _refusal(limits: Limits, limit, subject: str, proposed: list, current: dict) -> OverLimit:
+    """The refusal when a window of ``limit`` was full (``current``: the subject's windows as they are),
+    remembered by the process until the last full one ends."""
+    full = [w for w in current.values() if w.count >= w.cap] or list(current.values()) or proposed
+    window = max(full, key=lambda w: w.end)  # the wait is until the last full one ends
+    limits.remember(limit, subject, window)
+    return OverLimit(limit.kind, window, limits.now())
 
 
 @dataclass
@@ -128,10 +140,7 @@ def _use(limits: Limits | None, limit, identity: Identity, uow: UnitOfWork) -> _
             if window.count >= window.cap:
                 limits.remember(limit, identity.user, window)
         return _Counted(limits, limit, identity.user, list(counted.values()))
-    full = [w for w in current.values() if w.count >= w.cap] or list(current.values()) or proposed
-    window = max(full, key=lambda w: w.end)  # the wait is until the last full one ends
-    limits.remember(limit, identity.user, window)
-    return _Counted(limits, limit, identity.user, [], over=OverLimit(limit.kind, window, limits.now()))
+    return _Counted(limits, limit, identity.user, [], over=_refusal(limits, limit, identity.user, proposed, current))
 
 
 def _give_back(counted: _Counted | None, uow: UnitOfWork) -> None:
@@ -143,7 +152,11 @@ def _give_back(counted: _Counted | None, uow: UnitOfWork) -> None:
 
 
 def _store_report(report: NewReport, reporter: Identity, idempotency_key: str | None, uow: UnitOfWork, *,
-                  now: datetime, policy: Policy, settings: Settings, fallback_grid: str | None) -> Submitted:
+                  now: datetime, policy: Policy, settings: Settings, fallback_grid: str | None,
+                  limits: Limits | None = None, limit=None) -> Submitted:
+    """Write the report with its message, counted against ``limit`` (None: not limited) in the same
+    transaction; ``_Full`` when a window of it was full (nothing written)."""
+    proposed = limit.windows(limits.now()) if limit is not None else []
     with uow:
         linked = None
         if fallback_grid is None and report.lon is not None and settings.duplicate_radius_m > 0:
@@ -162,11 +175,17 @@ def _store_report(report: NewReport, reporter: Identity, idempotency_key: str | 
             stored = replace(stored, duplicate_of=linked.id, status=linked.status, level=linked.level,
                              owner_area_id=linked.owner_area_id, owners=linked.owners,
                              status_note=words.note("note.duplicate_of", number=linked.number_in(settings.time_zone)))
-        uow.store.add(stored)
+        uow.store.add(stored, proposed)
         if linked is None:
             uow.add(reported_message(stored, settings.time_zone, fallback_grid))
         uow.commit()
-        if uow.store.added:
+        store = uow.store
+        if store.full is not None:
+            raise _Full(_refusal(limits, limit, reporter.user, proposed, store.full))
+        if store.added:
+            for window in store.counted.values():
+                if window.count >= window.cap:  # filled: the process refuses the next one before its body
+                    limits.remember(limit, reporter.user, window)
             return Submitted(stored, created=True)
     if idempotency_key is None:
         raise RuntimeError(f"report {stored.id} conflicted without an idempotency key")

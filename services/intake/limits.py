@@ -11,17 +11,20 @@ ends). Admins are not limited (imports, integrations and load tests file as admi
 
 **Where the count is kept**: a row per person and limit in intake's database (``rate_counts``: the
 window's start, its length, its count and its cap), raised by a conditional upsert per limit —
-``INSERT … ON CONFLICT DO UPDATE SET count = count + 1 … WHERE count < cap`` — in a short transaction of
-its own, rolled back at the first full limit (every limit counts the use, or none), which the database
-serialises per row (PostgreSQL's row lock, SQLite's single writer). Of any number of requests at once, in
-any number of processes, exactly the allowance is counted; the others are refused. Windows are fixed,
-as ``limits``' fixed window: one starts with a person's first use after the last one ended and lasts its
-length (``60/minute``: 60 uses in the minute from the first), in real time.
+``INSERT … ON CONFLICT DO UPDATE SET count = count + 1 … WHERE count < cap`` — in a transaction rolled
+back when a limit was full (every limit counts the use, or none), which the database serialises per row
+(PostgreSQL's row lock, held until the transaction ends; SQLite's single writer). Of any number of
+requests at once, in any number of processes, exactly the allowance is counted; the others are refused.
+Windows are fixed, as ``limits``' fixed window: one starts with a person's first use after the last one
+ended and lasts its length (``60/minute``: 60 uses in the minute from the first), in real time.
 
-**Counted once stored**: a use is reserved before the work it allows (a report's insert; a photo's
-decode) and given back when nothing was stored after all (a retry of a stored report or photo, a refused
-body, a damaged image), so a refused request does not use up the allowance while the bound holds at
-every moment. A retry of a stored report or photo (its Idempotency-Key) is answered whatever the count.
+**Counted once stored**: a report is counted in the transaction that writes it (on PostgreSQL one
+statement upserts the counts and inserts the report and its message, ``store.ReportStore.add``): counted
+if and only if stored — a retry of a stored report, or a full window, leaves every count as it was. A
+photo's use is reserved before the work it allows (its decode, in no transaction) and given back when
+nothing was stored after all (a retry of a stored photo, a damaged image), so a refused request does not
+use up the allowance while the bound holds at every moment. A retry of a stored report or photo (its
+Idempotency-Key) is answered whatever the count.
 
 **Before the body is read**: a process remembers whom it refused, or whose allowance it used up, and
 until when (``Limits.refused``), and refuses them again at once without reading the body; another

@@ -130,15 +130,24 @@ def unit_kind(engine: sa.Engine, subject: str) -> str | None:
 
 class ReportStore(Store):
     """Reports. ``add`` holds the report back until the unit of work commits, when ``flush`` writes
-    it with its message: on PostgreSQL as one autocommit statement (a data-modifying CTE: no
-    BEGIN/COMMIT round trips), on SQLite in the unit of work's transaction."""
+    it with its message — and counts its reporter's use of each limit, in the same transaction: on
+    PostgreSQL a data-modifying CTE (the report and its outbox row in one statement) on a connection of
+    its own, after the limits' upserts when the reporter is limited (else alone, in autocommit: no
+    BEGIN/COMMIT round trips); on SQLite in the unit of work's transaction."""
 
     def __init__(self, connect, engine):
         super().__init__(connect, engine)
         self._pending: Report | None = None
+        self._allowance: list[Window] = []
         self._used_transaction = False
-        #: after commit: whether the pending report was stored (False: its idempotency key was used)
+        #: after commit: whether the pending report was stored (False: its idempotency key was used, or
+        #: a limit was full)
         self.added = False
+        #: after commit: the windows the stored report was counted in (limit key → the window as it is now)
+        self.counted: dict[str, Window] = {}
+        #: after commit: when a limit's window was full, the reporter's windows of its limits as they are
+        #: (nothing was counted or written); else None
+        self.full: dict[str, Window] | None = None
 
     @property
     def db(self) -> sa.Connection:
@@ -153,24 +162,82 @@ class ReportStore(Store):
             return _blocks(self.engine).next()
         return self.db.execute(sa.select(sa.func.coalesce(sa.func.max(reports.c.seq), 0) + 1)).scalar_one()
 
-    def add(self, report: Report) -> None:
-        self._pending = report
+    def add(self, report: Report, allowance: list[Window] = ()) -> None:
+        """Write ``report`` (with the unit of work's message) when the unit of work commits, counting one
+        use by its reporter in each of ``allowance`` (``limits.RateLimit.windows``: a window of each limit,
+        opening now) in the same transaction: stored and counted, or neither (``added``, ``counted`` and
+        ``full`` say which after the commit). A full window, or an idempotency key used before, leaves
+        every count as it was: the use is counted only when the report is stored."""
+        self._pending, self._allowance = report, list(allowance)
 
     def flush(self, envelopes: list[Envelope]) -> None:
         report, self._pending = self._pending, None
+        allowance, self._allowance = self._allowance, []
         if report is None:
             return super().flush(envelopes)
+        self.added, self.counted, self.full = False, {}, None
         values = _values(report)
         if self.postgres and not self._used_transaction and len(envelopes) == 1:
-            with _autocommit(self.engine).connect() as connection:
-                self.added = connection.execute(_report_and_message(relay_elsewhere(self.engine)), {
-                    **values, **outbox.row(envelopes[0])}).first() is not None
+            params = {**values, **outbox.row(envelopes[0])}
+            if not allowance:
+                with _autocommit(self.engine).connect() as connection:
+                    self.added = connection.execute(_report_and_message(relay_elsewhere(self.engine)),
+                                                    params).first() is not None
+                return
+            for i, w in enumerate(allowance):
+                params.update({f"key_{i}": w.key, f"start_{i}": w.start, f"seconds_{i}": w.seconds, f"cap_{i}": w.cap})
+            params["subject"] = report.reporter
+            statement = _counted_report_and_message(len(allowance), relay_elsewhere(self.engine))
+            with self.engine.connect() as connection:
+                with connection.begin() as transaction:
+                    rows = connection.execute(statement, params).all()
+                    self.added = bool(rows) and rows[0].stored > 0
+                    if self.added:
+                        proposed = {w.key: w for w in allowance}
+                        self.counted = {r.limit_key: replace(proposed[r.limit_key], start=r.window_start,
+                                                             count=r.count) for r in rows}
+                    else:
+                        transaction.rollback()  # a full window or a used key: nothing counted, nothing written
+                if len(rows) < len(allowance):  # read after the rollback: as every other request sees them
+                    self.full = _windows(connection, report.reporter, [w.key for w in allowance])
+            return
+        # one transaction, the unit of work's: what was counted is taken back in it when nothing is written
+        if allowance and not self._count(self.db, report.reporter, allowance):
+            if self.counted:  # the limits before the full one
+                self._uncount(self.db, report.reporter, list(self.counted.values()))
+                self.counted = {}
+            self.full = _windows(self.db, report.reporter, [w.key for w in allowance])
             return
         dialect = postgresql if self.postgres else sqlite
         self.added = self.db.execute(dialect.insert(reports).values(**values).on_conflict_do_nothing()
                                      .returning(reports.c.seq)).scalar() is not None
         if self.added:
             super().flush(envelopes)
+        elif self.counted:
+            self._uncount(self.db, report.reporter, list(self.counted.values()))
+            self.counted = {}
+
+    def _count(self, connection: sa.Connection, subject: str, windows: list[Window]) -> bool:
+        """Count one use by ``subject`` in each of ``windows`` on ``connection``, in its transaction
+        (``counted``: a conditional upsert per limit, which leaves a full window's row untouched; its row
+        lock makes a person's concurrent requests wait for this one's commit or rollback). At the first
+        full window: False; the uses counted before it are still in ``counted``, for the caller to roll
+        back or take back."""
+        statement = _allowance_statement(self.postgres)
+        proposed = {w.key: w for w in windows}
+        self.counted = {}
+        for w in windows:
+            row = connection.execute(statement, {"subject": subject, "key": w.key, "start": w.start,
+                                                 "seconds": w.seconds, "cap": w.cap}).first()
+            if row is None:
+                return False
+            self.counted[row.limit_key] = replace(proposed[row.limit_key], start=row.window_start, count=row.count)
+        return True
+
+    @staticmethod
+    def _uncount(connection: sa.Connection, subject: str, windows: list[Window]) -> None:
+        connection.execute(_give_back_statement(), [{"b_subject": subject, "b_key": w.key, "b_start": w.start}
+                                                    for w in windows])
 
     def by_key(self, reporter: str, key: str) -> Report | None:
         return _report(self.db.execute(sa.select(reports).where(
@@ -300,17 +367,17 @@ class ReportStore(Store):
         them or in none: a conditional upsert per limit, which leaves a full window's row untouched, in a
         short transaction of its own that is rolled back at the first full one. → limit key → the window
         counted in (its start and count now), for every limit; empty when one was full. Committed at
-        once, outside the unit of work's transaction (on PostgreSQL the report is still written with its
-        message in one statement), so every process sees it; the row locks of the transaction make a
-        person's concurrent requests wait for each other's verdict, so a refusal never rests on a count
-        another request is about to give back."""
+        once, outside the unit of work's transaction (a photo's decode comes between the count and its
+        row; a report is counted by ``add``, in the transaction that writes it), so every process sees
+        it; the row locks of the transaction make a person's concurrent requests wait for each other's
+        verdict, so a refusal never rests on a count another request is about to give back."""
         statement = _allowance_statement(self.postgres)
         proposed = {w.key: w for w in windows}
         counted: dict[str, Window] = {}
         with self.engine.connect() as connection, connection.begin() as transaction:
             for w in windows:
                 row = connection.execute(statement, {"subject": subject, "key": w.key, "start": w.start,
-                                                     "seconds": w.seconds, "cap": w.cap, "one": 1}).first()
+                                                     "seconds": w.seconds, "cap": w.cap}).first()
                 if row is None:
                     transaction.rollback()
                     return {}
@@ -319,20 +386,13 @@ class ReportStore(Store):
 
     def windows_of(self, subject: str, keys: list[str]) -> dict[str, Window]:
         """``subject``'s current windows of the limits ``keys`` (to say when a full one ends)."""
-        rows = self.db.execute(sa.select(rate_counts).where(rate_counts.c.subject == subject,
-                                                             rate_counts.c.limit_key.in_(keys))).all()
-        return {r.limit_key: Window(r.limit_key, r.window_start, r.window_seconds, r.cap, r.count) for r in rows}
+        return _windows(self.db, subject, keys)
 
     def give_back(self, subject: str, windows) -> None:
         """Undo one counted use by ``subject`` in each of ``windows`` (a use that stored nothing), where
         the window is still the current one."""
-        statement = rate_counts.update().where(
-            rate_counts.c.subject == subject, rate_counts.c.limit_key == sa.bindparam("b_key"),
-            rate_counts.c.window_start == sa.bindparam("b_start"), rate_counts.c.count > 0,
-        ).values(count=rate_counts.c.count - 1)
-        rows = [{"b_key": w.key, "b_start": w.start} for w in windows]
         with _committed(self.engine) as connection:
-            connection.execute(statement, rows)
+            self._uncount(connection, subject, list(windows))
 
     def photo_count(self, report_id: str, kind: str) -> int:
         """How many photos of ``kind`` the report holds."""
@@ -505,20 +565,36 @@ def _autocommit(engine: sa.Engine) -> sa.Engine:
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
+def _windows(connection: sa.Connection, subject: str, keys: list[str]) -> dict[str, Window]:
+    rows = connection.execute(sa.select(rate_counts).where(rate_counts.c.subject == subject,
+                                                           rate_counts.c.limit_key.in_(keys))).all()
+    return {r.limit_key: Window(r.limit_key, r.window_start, r.window_seconds, r.cap, r.count) for r in rows}
+
+
+@functools.cache
+def _give_back_statement() -> sa.Update:
+    """One use taken back from a window (``b_subject``, ``b_key``, ``b_start``) if it is still the current one."""
+    return rate_counts.update().where(
+        rate_counts.c.subject == sa.bindparam("b_subject"), rate_counts.c.limit_key == sa.bindparam("b_key"),
+        rate_counts.c.window_start == sa.bindparam("b_start"), rate_counts.c.count > 0,
+    ).values(count=rate_counts.c.count - 1)
+
+
 _STATEMENTS: dict[bool, sa.Insert] = {}
 
 
 @functools.cache
-def _allowance_statement(postgres: bool) -> sa.Insert:
+def _allowance_statement(postgres: bool, suffix: str = "") -> sa.Insert:
     """``store.use_allowance``'s upsert of one limit's row, made once with bound parameters (``subject``,
-    ``key``, ``start``, ``seconds``, ``cap``; one row at a time, as a statement of several rows is compiled
-    anew each time: that cost more than the rest of accepting a report, cProfile)."""
+    ``key``, ``start``, ``seconds``, ``cap``, each but ``subject`` named with ``suffix``; one row at a time,
+    as a statement of several rows is compiled anew each time: that cost more than the rest of accepting
+    a report, cProfile)."""
     dialect = postgresql if postgres else sqlite
     insert = dialect.insert(rate_counts).values(
-        subject=sa.bindparam("subject", type_=sa.String), limit_key=sa.bindparam("key", type_=sa.String),
-        window_start=sa.bindparam("start", type_=sa.BigInteger),
-        window_seconds=sa.bindparam("seconds", type_=sa.Integer), count=sa.bindparam("one", 1, type_=sa.Integer),
-        cap=sa.bindparam("cap", type_=sa.Integer))
+        subject=sa.bindparam("subject", type_=sa.String), limit_key=sa.bindparam(f"key{suffix}", type_=sa.String),
+        window_start=sa.bindparam(f"start{suffix}", type_=sa.BigInteger),
+        window_seconds=sa.bindparam(f"seconds{suffix}", type_=sa.Integer),
+        count=sa.literal(1, type_=sa.Integer), cap=sa.bindparam(f"cap{suffix}", type_=sa.Integer))
     c, new = rate_counts.c, insert.excluded
     current = c.window_start + c.window_seconds > new.window_start  # the last window has not ended
     return insert.on_conflict_do_update(
@@ -528,6 +604,36 @@ def _allowance_statement(postgres: bool) -> sa.Insert:
               "window_seconds": new.window_seconds, "cap": new.cap},
         where=sa.or_(sa.not_(current), c.count < new.cap),
     ).returning(c.limit_key, c.window_start, c.count)
+
+
+@functools.cache
+def _counted_report_and_message(limits: int, wake: bool) -> sa.Select:
+    """``_report_and_message`` counted against ``limits`` limits in the same statement: ``WITH counted_0 AS
+    (INSERT INTO rate_counts … ON CONFLICT DO UPDATE … WHERE the window is not full RETURNING …), …,
+    report AS (INSERT INTO reports SELECT … WHERE every limit counted ON CONFLICT DO NOTHING RETURNING
+    seq), message AS (INSERT INTO outbox SELECT … FROM report RETURNING …) SELECT`` a row per limit
+    counted (its key, window start and count) with whether the report was stored. Parameters: the
+    report's columns, the outbox row's, ``subject``, and ``key_i``, ``start_i``, ``seconds_i``, ``cap_i``
+    of each limit ``i``. Run in a transaction: a limit that did not count (its window full), or a report
+    not stored (its idempotency key used), is the caller's rollback."""
+    counts = [_allowance_statement(True, f"_{i}").cte(f"counted_{i}") for i in range(limits)]
+    counted = sa.union_all(*(sa.select(c.c.limit_key, c.c.window_start, c.c.count) for c in counts)) \
+        .cte("counted") if limits > 1 else counts[0]
+    every = sa.select(sa.func.count()).select_from(counted).scalar_subquery() == limits
+    filed = [c for c in reports.c if c.name in _FILED]
+    report = (postgresql.insert(reports)
+              .from_select([c.name for c in filed],
+                           sa.select(*(sa.cast(sa.bindparam(c.name, type_=c.type), c.type) for c in filed))
+                           .where(every))
+              .on_conflict_do_nothing().returning(reports.c.seq).cte("report"))
+    row = sa.select(sa.bindparam("message_id"), sa.bindparam("type"), sa.bindparam("body"),
+                    sa.bindparam("created_at", type_=UTCDateTime)).select_from(report)
+    returned = [outbox.outbox.c.id] + ([sa.func.pg_notify(sa.literal_column(f"'{outbox.CHANNEL}'"),
+                                                          sa.literal_column("''"))] if wake else [])
+    message = (outbox.outbox.insert().from_select(["message_id", "type", "body", "created_at"], row)
+               .returning(*returned).cte("message"))
+    stored = sa.select(sa.func.count()).select_from(message).scalar_subquery()
+    return sa.select(counted.c.limit_key, counted.c.window_start, counted.c.count, stored.label("stored"))
 
 
 def _report_and_message(wake: bool) -> sa.Insert:

@@ -103,6 +103,21 @@ def test_a_full_window_counts_nothing_in_the_others(database_url, tmp_path):
         service.engine.dispose()
 
 
+def test_a_refusal_waits_for_the_full_window_not_one_the_refused_report_would_have_filled(database_url, tmp_path):
+    service = build(database_url, tmp_path, report_rate_limit="2/day;1/minute")  # counted in this order
+    try:
+        assert file(service, 0).created
+        refused = file(service, 1)  # the day's second use (its last) is counted, then the minute is full
+        assert isinstance(refused, OverLimit)
+        assert refused.retry_after <= 60, "the minute is full; the day, once the count is rolled back, is not"
+        with service.engine.connect() as connection:
+            counts = dict(connection.execute(sa.select(rate_counts.c.cap, rate_counts.c.count).where(
+                rate_counts.c.subject == WORKER.user)).all())
+        assert counts == {2: 1, 1: 1}
+    finally:
+        service.engine.dispose()
+
+
 def test_20_concurrent_photos_store_at_most_the_reports_10(database_url, tmp_path):
     intake = build(database_url, tmp_path, photo_rate_limit="100/minute")
     report = file(intake, 0).report

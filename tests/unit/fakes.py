@@ -50,6 +50,7 @@ class FakeReportStore:
     def __init__(self):
         self.reports: dict[str, object] = {}
         self.added = False
+        self.counted, self.full = {}, None  # no limits here: ``tests/integration/test_limits.py`` counts
         self._pending = None
         self._seq = 0
 
@@ -57,7 +58,8 @@ class FakeReportStore:
         self._seq += 1
         return self._seq
 
-    def add(self, report) -> None:
+    def add(self, report, allowance=()) -> None:
+        assert not allowance, "the fake store counts no limits"
         self._pending = report
 
     def flush(self) -> None:

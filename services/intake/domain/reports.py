@@ -144,9 +144,13 @@ class NewReport:
         proposed severity or a named channel hashes as it did before either existed)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}  # flat: no deep copy (asdict) needed
         values = {k: v for k, v in values.items() if v is not None or k not in ("severity", "channel")}
-        canonical = json.dumps(values, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
-                               default=lambda value: value.isoformat())
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return hashlib.sha256(_CANONICAL.encode(values).encode()).hexdigest()
+
+
+#: The fingerprint's JSON (keys sorted, compact, times in ISO 8601), one encoder for every report: the
+#: text, and so every stored fingerprint, is what ``json.dumps`` with the same arguments writes.
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                              default=lambda value: value.isoformat())
 
 
 @dataclass(frozen=True)
