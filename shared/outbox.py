@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from shared import pgnotify
 from shared.db import UTCDateTime, messaging_metadata
@@ -59,7 +60,20 @@ def unsent(connection: sa.Connection, limit: int, *, lock: bool) -> list:
 
 
 def mark_sent(connection: sa.Connection, ids: list[int]) -> None:
-    connection.execute(outbox.update().where(outbox.c.id.in_(ids)).values(sent_at=datetime.now(UTC)))
+    """Mark the rows ``ids`` sent now. PostgreSQL: one statement of one shape whatever the number of ids
+    (``_MARK_SENT``, the ids as one array literal), so SQLAlchemy and psycopg build and convert it once and
+    the server prepares it; SQLite: an ``IN`` list."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(_MARK_SENT, {"ids": "{" + ",".join(str(int(i)) for i in ids) + "}",
+                                        "now": datetime.now(UTC)})
+    else:
+        connection.execute(outbox.update().where(outbox.c.id.in_(ids)).values(sent_at=datetime.now(UTC)))
+
+
+_MARK_SENT = (outbox.update()
+              .where(outbox.c.id == sa.any_(sa.cast(sa.bindparam("ids", type_=sa.Text),
+                                                    postgresql.ARRAY(sa.BigInteger))))
+              .values(sent_at=sa.bindparam("now", type_=UTCDateTime)))
 
 
 def resend_since(connection: sa.Connection, since: datetime) -> None:
