@@ -7,9 +7,10 @@ new report costs a few index lookups and the points of its neighbourhood, howeve
 """
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 
@@ -62,10 +63,22 @@ class WarningStore:
 
     def near_many(self, wanted: list[tuple[str, str, list[str], datetime, datetime]]
                   ) -> dict[tuple[str, str], list[Point]]:
-        """``near`` for several (rule, category, cells, since, until) at once, by (rule, category): one
-        statement per 500 keys, however many rules and categories."""
+        """``near`` for several (rule, category, cells, since, until) at once, by (rule, category), each
+        point once. PostgreSQL: one statement of one shape and one parameter whatever the number of keys
+        (``_NEAR``), so SQLAlchemy and psycopg build and convert it once and the server prepares it;
+        SQLite: one statement per 500 keys."""
         p = warning_points.c
         found: dict[tuple[str, str], list[Point]] = {(rule, category): [] for rule, category, *_ in wanted}
+        if self.store.postgres:
+            if wanted:
+                seen: set[int] = set()
+                groups = [{"rule": rule, "category": category, "cells": cells, "since": _iso(since),
+                           "until": _iso(until)} for rule, category, cells, since, until in wanted]
+                for r in self.db.execute(_NEAR, {"wanted": json.dumps(groups)}):
+                    if r.id not in seen:  # a point under two keys of one (rule, category) is read twice
+                        seen.add(r.id)
+                        found[(r.rule, r.category)].append(_point(r))
+            return found
         keys = [(rule, category, cell, since, until)
                 for rule, category, cells, since, until in wanted for cell in cells]
         for chunk in range(0, len(keys), 500):
@@ -80,8 +93,13 @@ class WarningStore:
         return found
 
     def add_points(self, points: list[tuple[str, str, Point]]) -> None:
-        """New points, each ``(rule, category, point)`` with its key (``point.cell``) and item."""
-        if points:
+        """New points, each ``(rule, category, point)`` with its key (``point.cell``) and item. PostgreSQL:
+        one statement of one shape and one JSON parameter (``_ADD_POINTS``), as ``near_many`` reads them."""
+        if points and self.store.postgres:
+            self.db.execute(_ADD_POINTS, {"points": json.dumps([
+                {"rule": rule, "category": category, "cell": p.cell, "case_id": p.case_id, "at": _iso(p.at),
+                 "lon": p.lon, "lat": p.lat, "item_id": p.item_id, "held": p.held} for rule, category, p in points])})
+        elif points:
             self.db.execute(warning_points.insert(), [
                 {"rule": rule, "category": category, "cell": p.cell, "case_id": p.case_id, "at": p.at, "lon": p.lon,
                  "lat": p.lat, "item_id": p.item_id, "held": p.held} for rule, category, p in points])
@@ -202,6 +220,33 @@ class WarningStore:
         return [{"area_id": r.grid_id, "category": r.category, "reports": r.reports} for r in self.db.execute(query)]
 
 
+#: PostgreSQL's neighbourhood read (``WarningStore.near_many``): the (rule, category, cells, since, until)
+#: wanted arrive as one JSON array of objects (one parameter, encoded by the json module in C, where an
+#: array parameter of a thousand cells costs psycopg a Python call per element), each cell is unnested
+#: into a key, and each key is looked up in ``ix_warning_points_cell``. ``OFFSET 0`` keeps the lookup a
+#: subquery run per key: joined flat, the planner (which guesses 100 × 10 keys) may scan every point.
+_NEAR = sa.text("""
+    SELECT p.id, p.rule, p.category, p.cell, p.case_id, p.at, p.lon, p.lat, p.item_id, p.held
+    FROM json_to_recordset(CAST(:wanted AS json))
+             AS g(rule text, category text, cells text[], since timestamptz, until timestamptz)
+    CROSS JOIN LATERAL unnest(g.cells) AS k(cell)
+    CROSS JOIN LATERAL (
+        SELECT * FROM warning_points AS w
+        WHERE w.rule = g.rule AND w.category = g.category AND w.cell = k.cell
+          AND (w.held OR (w.item_id IS NULL AND w.at >= g.since AND w.at <= g.until))
+        OFFSET 0) AS p
+""").columns(*warning_points.c)
+
+
+#: PostgreSQL's insert of new points (``WarningStore.add_points``): the rows as one JSON array of objects.
+_ADD_POINTS = sa.text("""
+    INSERT INTO warning_points (rule, category, cell, case_id, at, lon, lat, item_id, held)
+    SELECT rule, category, cell, case_id, at, lon, lat, item_id, held
+    FROM json_to_recordset(CAST(:points AS json)) AS r(rule text, category text, cell text, case_id text,
+         at timestamptz, lon double precision, lat double precision, item_id text, held boolean)
+""")
+
+
 def visible(query: sa.Select, identity: Identity) -> sa.Select:
     """Only the items ``identity`` may see: those holding a case it may see (``store.scoped``), so a
     cluster on a boundary shows to both sides; the city's roles see every item."""
@@ -210,6 +255,11 @@ def visible(query: sa.Select, identity: Identity) -> sa.Select:
     holding = scoped(sa.select(warning_reports.c.item_id).join(cases, cases.c.id == warning_reports.c.case_id),
                      identity)
     return query.where(warning_items.c.id.in_(holding))
+
+
+def _iso(at: datetime) -> str:
+    """``at`` in ISO 8601 UTC with its offset (a naive time is UTC, as ``shared.db.UTCDateTime`` reads it)."""
+    return (at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)).isoformat()
 
 
 def _point(row) -> Point:
