@@ -15,9 +15,12 @@ parameter the URL sets itself wins.
 """
 from __future__ import annotations
 
+import functools
+import json
 import sys
-from datetime import UTC
+from datetime import UTC, date, datetime
 
+import sqlalchemy as sa
 from sqlalchemy import DateTime, MetaData, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Engine, make_url
 
@@ -138,3 +141,101 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+#: The column types ``insert_rows`` carries through JSON with the values executemany would store.
+_JSON_SAFE = (sa.String, sa.Integer, sa.Float, sa.Boolean, sa.JSON, sa.Date)
+
+
+def insert_rows(connection: sa.Connection, table: sa.Table, rows: list[dict], *, returning: sa.Column | None = None,
+                skip_conflicts: bool = False) -> list:
+    """Insert ``rows`` (dicts keyed by column name, all naming the columns of the first; a column not
+    named takes its default) into ``table`` in the caller's transaction. Returns the ``returning``
+    column's values of the rows inserted (empty when not asked); ``skip_conflicts``: a row whose key is
+    already there is skipped (``ON CONFLICT DO NOTHING``).
+
+    On PostgreSQL the rows travel as one JSON document read by ``json_populate_recordset`` with the
+    table's own row type: one statement of one shape, built and converted once, where executemany
+    builds and converts a parameter set per row and column. The stored values are executemany's: a
+    ``JSON`` column's ``None`` is JSON ``null`` (SQL NULL only with ``none_as_null``), its value keeps
+    ``json.dumps``'s text, datetimes travel as ISO 8601 with their offset (a naive one as UTC, as
+    ``UTCDateTime`` stores it). A table with a column type not carried exactly this way
+    (``_json_safe``), or a value ``json.dumps`` refuses (NaN, an object), goes through executemany, as on
+    SQLite."""
+    if not rows:
+        return []
+    names = tuple(rows[0])
+    if connection.dialect.name == "postgresql" and _json_safe(table, names):
+        times = [name for name in names if _is_time(table.c[name].type) or isinstance(table.c[name].type, sa.Date)]
+        carried = [{**row, **{name: _iso(row.get(name)) for name in times}} for row in rows] if times else rows
+        try:
+            document = json.dumps(carried, allow_nan=False)
+        except (TypeError, ValueError):
+            document = None
+        if document is not None:
+            result = connection.execute(_json_insert(table, names, returning, skip_conflicts), {"rows": document})
+            return list(result.scalars()) if returning is not None else []
+    statement = table.insert()
+    if skip_conflicts:
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        statement = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert(table)
+        statement = statement.on_conflict_do_nothing()
+    if returning is not None:
+        return list(connection.execute(statement.returning(returning), rows).scalars())
+    connection.execute(statement, rows)
+    return []
+
+
+@functools.lru_cache(maxsize=256)
+def _json_safe(table: sa.Table, names: tuple[str, ...]) -> bool:
+    """Whether every named column of ``table`` exists and has a type ``insert_rows`` carries exactly, and
+    no column left out has a default computed by SQLAlchemy (which executemany would fill in)."""
+    for name in names:
+        if name not in table.c:
+            return False
+        kind = table.c[name].type
+        if not (_is_time(kind) or isinstance(kind, _JSON_SAFE) and not isinstance(kind, (TypeDecorator, sa.Enum))):
+            return False
+    return all(column.default is None for column in table.c if column.name not in names)
+
+
+def _is_time(kind) -> bool:
+    """A timezone-aware timestamp column (``UTCDateTime``, ``DateTime(timezone=True)``)."""
+    return isinstance(kind, UTCDateTime) or type(kind) is DateTime and kind.timezone
+
+
+def _iso(value):
+    """A datetime (naive: UTC) or date as ISO 8601; anything else as it is (``json.dumps`` refuses an object,
+    and PostgreSQL parses or refuses a string as it would the parameter)."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    return value.isoformat() if isinstance(value, date) else value
+
+
+@functools.lru_cache(maxsize=256)
+def _json_insert(table: sa.Table, names: tuple[str, ...], returning: sa.Column | None, skip_conflicts: bool):
+    """``INSERT INTO table (names) SELECT names FROM json_populate_recordset(NULL::table, :rows)``, with a
+    ``JSON`` column's SQL NULL turned into JSON ``null`` as executemany stores it."""
+    quote = postgresql_dialect().identifier_preparer.quote
+    target = ".".join(quote(part) for part in ((table.schema,) if table.schema else ()) + (table.name,))
+    columns = ", ".join(quote(name) for name in names)
+    selected = ", ".join(
+        f"COALESCE({quote(name)}, 'null'::json)"
+        if isinstance(table.c[name].type, sa.JSON) and not table.c[name].type.none_as_null else quote(name)
+        for name in names)
+    text = (f"INSERT INTO {target} ({columns}) SELECT {selected} "
+            f"FROM json_populate_recordset(NULL::{target}, CAST(:rows AS json)) WITH ORDINALITY AS r "
+            "ORDER BY r.ordinality")  # the rows in their order (a serial key numbers them so)
+    if skip_conflicts:
+        text += " ON CONFLICT DO NOTHING"
+    if returning is not None:
+        text += f" RETURNING {quote(returning.name)}"
+    return sa.text(text)
+
+
+@functools.cache
+def postgresql_dialect():
+    from sqlalchemy.dialects import postgresql
+
+    return postgresql.dialect()
