@@ -166,12 +166,7 @@ def insert_rows(connection: sa.Connection, table: sa.Table, rows: list[dict], *,
         return []
     names = tuple(rows[0])
     if connection.dialect.name == "postgresql" and _json_safe(table, names):
-        times = [name for name in names if _is_time(table.c[name].type) or isinstance(table.c[name].type, sa.Date)]
-        carried = [{**row, **{name: _iso(row.get(name)) for name in times}} for row in rows] if times else rows
-        try:
-            document = json.dumps(carried, allow_nan=False)
-        except (TypeError, ValueError):
-            document = None
+        document = _document(table, names, rows)
         if document is not None:
             result = connection.execute(_json_insert(table, names, returning, skip_conflicts), {"rows": document})
             return list(result.scalars()) if returning is not None else []
@@ -187,17 +182,50 @@ def insert_rows(connection: sa.Connection, table: sa.Table, rows: list[dict], *,
     return []
 
 
+def update_rows(connection: sa.Connection, table: sa.Table, rows: list[dict], *, match: str) -> None:
+    """Update ``table`` in the caller's transaction: each row (a dict naming ``match`` and the columns
+    to set, all naming the columns of the first) sets its columns in every row of ``table`` whose column
+    ``match`` equals its ``match`` value; each ``match`` value at most once in ``rows`` (which one of two
+    would win is not defined).
+
+    On PostgreSQL one ``UPDATE … FROM json_populate_recordset(…)`` (as ``insert_rows``, with the same
+    values stored); elsewhere, or for a table or value JSON does not carry exactly, executemany."""
+    if not rows:
+        return
+    names = tuple(rows[0])
+    if connection.dialect.name == "postgresql" and _json_safe(table, names, update=True):
+        document = _document(table, names, rows)
+        if document is not None:
+            connection.execute(_json_update(table, names, match), {"rows": document})
+            return
+    statement = table.update().where(table.c[match] == sa.bindparam("b_match"))
+    connection.execute(statement, [{"b_match": row[match], **{k: v for k, v in row.items() if k != match}}
+                                   for row in rows])
+
+
+def _document(table: sa.Table, names: tuple[str, ...], rows: list[dict]) -> str | None:
+    """The rows as one JSON array, timestamps and dates as ISO 8601; None when JSON cannot carry a value."""
+    times = [name for name in names if _is_time(table.c[name].type) or isinstance(table.c[name].type, sa.Date)]
+    carried = [{**row, **{name: _iso(row.get(name)) for name in times}} for row in rows] if times else rows
+    try:
+        return json.dumps(carried, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+
+
 @functools.lru_cache(maxsize=256)
-def _json_safe(table: sa.Table, names: tuple[str, ...]) -> bool:
+def _json_safe(table: sa.Table, names: tuple[str, ...], update: bool = False) -> bool:
     """Whether every named column of ``table`` exists and has a type ``insert_rows`` carries exactly, and
-    no column left out has a default computed by SQLAlchemy (which executemany would fill in)."""
+    no column left out has a default (an insert) or ``onupdate`` (an update) computed by SQLAlchemy,
+    which executemany would fill in."""
     for name in names:
         if name not in table.c:
             return False
         kind = table.c[name].type
         if not (_is_time(kind) or isinstance(kind, _JSON_SAFE) and not isinstance(kind, (TypeDecorator, sa.Enum))):
             return False
-    return all(column.default is None for column in table.c if column.name not in names)
+    computed = (lambda column: column.onupdate) if update else (lambda column: column.default)
+    return all(computed(column) is None for column in table.c if column.name not in names)
 
 
 def _is_time(kind) -> bool:
@@ -232,6 +260,20 @@ def _json_insert(table: sa.Table, names: tuple[str, ...], returning: sa.Column |
     if returning is not None:
         text += f" RETURNING {quote(returning.name)}"
     return sa.text(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _json_update(table: sa.Table, names: tuple[str, ...], match: str):
+    """``UPDATE table SET name = r.name, … FROM json_populate_recordset(NULL::table, :rows) AS r WHERE
+    table.match = r.match``, a ``JSON`` column's SQL NULL turned into JSON ``null`` as executemany stores it."""
+    quote = postgresql_dialect().identifier_preparer.quote
+    target = ".".join(quote(part) for part in ((table.schema,) if table.schema else ()) + (table.name,))
+    sets = ", ".join(
+        f"{quote(name)} = COALESCE(r.{quote(name)}, 'null'::json)"
+        if isinstance(table.c[name].type, sa.JSON) and not table.c[name].type.none_as_null
+        else f"{quote(name)} = r.{quote(name)}" for name in names if name != match)
+    return sa.text(f"UPDATE {target} AS t SET {sets} FROM json_populate_recordset(NULL::{target}, "
+                   f"CAST(:rows AS json)) AS r WHERE t.{quote(match)} = r.{quote(match)}")
 
 
 @functools.cache

@@ -1,9 +1,10 @@
-"""``shared.db.insert_rows`` stores what executemany stores, on SQLite and PostgreSQL: the same rows written
-both ways into two tables of one shape read back the same, column by column as the database's own text
-(a ``JSON`` column's ``None`` as JSON ``null``, its text as ``json.dumps`` wrote it, timestamps from any
-offset or none, dates, floats to the last digit, defaults of the columns left out, serial keys in the rows'
-order); a value JSON cannot carry (NaN) still goes in; a conflicting key is skipped and only the new
-rows' keys come back."""
+"""``shared.db.insert_rows`` and ``update_rows`` store what executemany stores, on SQLite and PostgreSQL:
+the same rows written both ways into two tables of one shape read back the same, column by column as the
+database's own text (a ``JSON`` column's ``None`` as JSON ``null``, its text as ``json.dumps`` wrote it,
+timestamps from any offset or none, dates, floats to the last digit, defaults of the columns left out,
+serial keys in the rows' order); a value JSON cannot carry (NaN) still goes in; a conflicting key is
+skipped and only the new rows' keys come back; an update sets the named columns of every row matched, by
+a key or another column."""
 from __future__ import annotations
 
 import uuid
@@ -13,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from harness.servers import create_database, drop_database
-from shared.db import UTCDateTime, insert_rows, make_engine
+from shared.db import UTCDateTime, insert_rows, make_engine, update_rows
 from tests.support.system import required_server
 
 
@@ -102,10 +103,33 @@ def test_conflicting_keys_are_skipped_and_only_new_keys_come_back(engine):
     with engine.begin() as connection:
         assert insert_rows(connection, mine, [{"key": "a"}, {"key": "b"}], returning=mine.c.key,
                            skip_conflicts=True) == ["a", "b"]
-        again = insert_rows(connection, mine, [{"key": "b", "text": "new"}, {"key": "c", "text": None}], returning=mine.c.key,
-                            skip_conflicts=True)
+        again = insert_rows(connection, mine, [{"key": "b", "text": "new"}, {"key": "c", "text": None}],
+                            returning=mine.c.key, skip_conflicts=True)
         assert again == ["c"]
         assert insert_rows(connection, mine, []) == []
     with engine.connect() as connection:
         assert connection.execute(sa.select(mine.c.key, mine.c.text).order_by(mine.c.key)).all() == [
             ("a", None), ("b", None), ("c", None)]
+
+
+def test_rows_updated_from_json_read_back_as_executemany_stores_them(engine):
+    metadata = sa.MetaData()
+    mine, theirs = tables(metadata, "mine"), tables(metadata, "theirs")
+    metadata.create_all(engine)
+    changes = [{"key": "a", "text": None, "doc": None, "at": datetime(2026, 12, 6, 8, 0), "real": 1 / 3},
+               {"key": "c", "text": "新", "doc": {"k": ["v"]}, "at": NOW, "real": None}]
+    by_number = [{"number": -1, "day": date(2027, 1, 1), "flag": False}]  # the rows of a column's value
+    with engine.begin() as connection:
+        for table in (mine, theirs):
+            connection.execute(table.insert(), [*ROWS, {**ROWS[3], "key": "e", "number": -1}])
+        update_rows(connection, mine, changes, match="key")
+        update_rows(connection, mine, by_number, match="number")
+        update_rows(connection, mine, [], match="key")
+        for match, rows in (("key", changes), ("number", by_number)):
+            connection.execute(theirs.update().where(theirs.c[match] == sa.bindparam("b_match")),
+                               [{"b_match": row[match], **{k: v for k, v in row.items() if k != match}}
+                                for row in rows])
+    with engine.connect() as connection:
+        assert stored(connection, mine) == stored(connection, theirs)
+        assert connection.execute(sa.select(mine.c.key).where(mine.c.day == date(2027, 1, 1))
+                                  .order_by(mine.c.key)).scalars().all() == ["c", "e"]
