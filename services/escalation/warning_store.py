@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from services.escalation.domain.early_warnings import Item, Point, centre
 from services.escalation.store import (
@@ -26,6 +27,7 @@ from services.escalation.store import (
     warning_reports,
 )
 from shared.auth import Identity
+from shared.db import insert_rows, update_rows
 from shared.owners import Owners
 from shared.vocabulary import ROLE_SCOPE, Role
 
@@ -106,9 +108,8 @@ class WarningStore:
 
     def hold(self, points: list[Point]) -> None:
         """Stored points that went into an item (``item_id``, ``held``)."""
-        if points:
-            self.db.execute(warning_points.update().where(warning_points.c.id == sa.bindparam("b_id")),
-                            [{"b_id": p.id, "item_id": p.item_id, "held": p.held} for p in points])
+        update_rows(self.db, warning_points, [{"id": p.id, "item_id": p.item_id, "held": p.held} for p in points],
+                    match="id")
 
     def prune(self, rules: Iterable[tuple[str, datetime]], limit: int) -> int:
         """Forget, for each (rule, before), up to ``limit`` points of the rule older than ``before`` that
@@ -126,26 +127,33 @@ class WarningStore:
 
     def open_items(self, items: list[Item]) -> None:
         """New items (their cases are added with ``add_reports``)."""
-        if items:
-            self.db.execute(warning_items.insert(), [_item_columns(item) for item in items])
+        insert_rows(self.db, warning_items, [_item_columns(item) for item in items])
 
     def add_reports(self, entries: Iterable[tuple[Item, list[str], int]]) -> None:
         """Cases in items, one statement for all: each entry ``(item, case_ids, start)`` numbers its
         cases from ``start`` (their place in ``item.reports``)."""
         rows = [{"item_id": item.id, "case_id": case_id, "seq": start + n}
                 for item, case_ids, start in entries for n, case_id in enumerate(case_ids)]
-        if rows:
-            self.db.execute(warning_reports.insert(), rows)
+        insert_rows(self.db, warning_reports, rows)
 
     def recentre(self, items: list[Item]) -> None:
-        """Grown items: their position becomes the mean of their located points, and they are saved."""
+        """Grown items: their position becomes the mean of their located points (in the order they were
+        stored), and they are saved. PostgreSQL reads one row per item, its points' positions as two arrays."""
         if not items:
             return
         p = warning_points.c
         located: dict[str, list[Point]] = {item.id: [] for item in items}
-        for row in self.db.execute(sa.select(p.item_id, p.lon, p.lat).where(p.item_id.in_(list(located)),
-                                                                             p.lon.is_not(None))):
-            located[row.item_id].append(Point("", datetime.min, row.lon, row.lat))
+        ids = sorted(located)
+        if self.store.postgres:
+            query = (sa.select(p.item_id, sa.func.array_agg(aggregate_order_by(p.lon, p.id)),
+                               sa.func.array_agg(aggregate_order_by(p.lat, p.id)))
+                     .where(p.item_id.in_(ids), p.lon.is_not(None)).group_by(p.item_id))
+            for item_id, lons, lats in self.db.execute(query):
+                located[item_id] = [Point("", datetime.min, lon, lat) for lon, lat in zip(lons, lats, strict=True)]
+        else:
+            for row in self.db.execute(sa.select(p.item_id, p.lon, p.lat).where(p.item_id.in_(ids), p.lon.is_not(None))
+                                       .order_by(p.id)):
+                located[row.item_id].append(Point("", datetime.min, row.lon, row.lat))
         for item in items:
             if located[item.id]:
                 item.lon, item.lat = centre(located[item.id])
@@ -153,10 +161,9 @@ class WarningStore:
 
     def save(self, *items: Item) -> None:
         """Items' status, position, history and update time (one statement for all)."""
-        if items:
-            self.db.execute(warning_items.update().where(warning_items.c.id == sa.bindparam("b_id")), [
-                {"b_id": item.id, "status": item.status, "lon": item.lon, "lat": item.lat,
-                 "updated_at": item.updated_at, "history": item.history} for item in items])
+        update_rows(self.db, warning_items, [
+            {"id": item.id, "status": item.status, "lon": item.lon, "lat": item.lat, "updated_at": item.updated_at,
+             "history": item.history} for item in items], match="id")
 
     def release(self, item_id: str) -> None:
         """A closed item's points hold nothing any more (they never count again, and age out)."""
@@ -199,9 +206,14 @@ class WarningStore:
     def _items(self, rows) -> list[Item]:
         ids = [r.id for r in rows]
         reports: dict[str, list[str]] = {i: [] for i in ids}
-        for r in self.db.execute(sa.select(warning_reports).where(warning_reports.c.item_id.in_(ids))
-                                 .order_by(warning_reports.c.item_id, warning_reports.c.seq)):
-            reports[r.item_id].append(r.case_id)
+        w = warning_reports.c
+        if self.store.postgres and ids:  # one row per item, its cases as an array
+            query = (sa.select(w.item_id, sa.func.array_agg(aggregate_order_by(w.case_id, w.seq)))
+                     .where(w.item_id.in_(ids)).group_by(w.item_id))
+            reports.update({item_id: list(case_ids) for item_id, case_ids in self.db.execute(query)})
+        elif ids:
+            for r in self.db.execute(sa.select(warning_reports).where(w.item_id.in_(ids)).order_by(w.item_id, w.seq)):
+                reports[r.item_id].append(r.case_id)
         return [Item(r.id, r.rule, r.kind, r.category, r.area_id, Owners.from_json(r.areas, require_hq=False),
                      reports[r.id], r.opened_at, r.status, r.lon, r.lat, r.radius_m, r.updated_at, list(r.history))
                 for r in rows]
