@@ -5,9 +5,11 @@ publishes unsent rows and marks them sent after the broker's confirm. Rows long 
 """
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from shared import pgnotify
 from shared.db import UTCDateTime, messaging_metadata
@@ -38,9 +40,24 @@ def wake(connection: sa.Connection) -> None:
 
 
 def add(connection: sa.Connection, envelopes: list[Envelope]) -> None:
-    """Queue envelopes for publishing; they commit (or roll back) with the caller's transaction."""
-    if envelopes:
+    """Queue envelopes for publishing; they commit (or roll back) with the caller's transaction.
+    PostgreSQL: one statement of one shape and one JSON parameter whatever their number (``_ADD``)."""
+    if envelopes and connection.dialect.name == "postgresql":
+        now = datetime.now(UTC).isoformat()
+        connection.execute(_ADD, {"rows": json.dumps(
+            [{"message_id": e.id, "type": e.type, "body": e.to_json(), "created_at": now} for e in envelopes],
+            ensure_ascii=False)})
+    elif envelopes:
         connection.execute(outbox.insert(), [row(e) for e in envelopes])
+
+
+#: ``add`` on PostgreSQL: the rows as one JSON array of objects, where executemany would build and convert
+#: a parameter set per row.
+_ADD = sa.text("""
+    INSERT INTO outbox (message_id, type, body, created_at)
+    SELECT message_id, type, body, created_at
+    FROM json_to_recordset(CAST(:rows AS json)) AS r(message_id text, type text, body text, created_at timestamptz)
+""")
 
 
 def row(envelope: Envelope) -> dict:
@@ -59,7 +76,20 @@ def unsent(connection: sa.Connection, limit: int, *, lock: bool) -> list:
 
 
 def mark_sent(connection: sa.Connection, ids: list[int]) -> None:
-    connection.execute(outbox.update().where(outbox.c.id.in_(ids)).values(sent_at=datetime.now(UTC)))
+    """Mark the rows ``ids`` sent now. PostgreSQL: one statement of one shape whatever the number of ids
+    (``_MARK_SENT``, the ids as one array literal), so SQLAlchemy and psycopg build and convert it once and
+    the server prepares it; SQLite: an ``IN`` list."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(_MARK_SENT, {"ids": "{" + ",".join(str(int(i)) for i in ids) + "}",
+                                        "now": datetime.now(UTC)})
+    else:
+        connection.execute(outbox.update().where(outbox.c.id.in_(ids)).values(sent_at=datetime.now(UTC)))
+
+
+_MARK_SENT = (outbox.update()
+              .where(outbox.c.id == sa.any_(sa.cast(sa.bindparam("ids", type_=sa.Text),
+                                                    postgresql.ARRAY(sa.BigInteger))))
+              .values(sent_at=sa.bindparam("now", type_=UTCDateTime)))
 
 
 def resend_since(connection: sa.Connection, since: datetime) -> None:

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from services.dispatch.domain.areas import Area, Hierarchy
 from shared.auth import Identity
-from shared.db import UTCDateTime
+from shared.db import UTCDateTime, insert_rows
 from shared.departments import Department, departments_table, load_departments, store_departments
 from shared.owners import Owners
 from shared.uow import Store
@@ -145,7 +145,7 @@ class DispatchStore(Store):
     # -- dispatch records -----------------------------------------------------------------------
 
     def add(self, records: list[dict]) -> None:
-        self.db.execute(dispatches.insert(), records)
+        insert_rows(self.db, dispatches, records)
 
     def get(self, case_id: str, identity: Identity | None = None):
         query = sa.select(dispatches).where(dispatches.c.case_id == case_id)

@@ -27,7 +27,7 @@ from services.escalation.domain.urges import Urge
 from services.escalation.notify.tables import declare as declare_notifications
 from shared import audit, pgnotify
 from shared.auth import Identity
-from shared.db import UTCDateTime
+from shared.db import UTCDateTime, insert_rows
 from shared.departments import Department, departments_table, load_departments, store_departments
 from shared.owners import AreaRef, Owners
 from shared.uow import Store
@@ -449,7 +449,7 @@ class CaseStore(Store):
 
     def add(self, new: list[tuple[Case, Outcome, Report, list]], now: datetime) -> None:
         """New cases, each with the outcome of opening it, its report and its triage candidates."""
-        self.db.execute(cases.insert(), [
+        insert_rows(self.db, cases, [
             {"id": case.id, "revision": 1, "candidates": candidates, **_report_columns(report),
              **_columns(case, now)} for case, _, report, candidates in new])
         self._write_assignments([case for case, _, _, _ in new], new_cases=True)
@@ -490,7 +490,7 @@ class CaseStore(Store):
         if not new_cases:
             self.db.execute(assignments.delete().where(
                 assignments.c.case_id.in_([case.id for case in with_departments])))
-        self.db.execute(assignments.insert(), [
+        insert_rows(self.db, assignments, [
             {"case_id": case.id, "seq": seq, "department_id": a.department, "role": a.role, "status": a.status,
              "assigned_at": a.assigned_at, "deadline_at": a.deadline, "overdue": a.overdue,
              "acknowledged_at": a.acknowledged_at, "feedback_at": a.feedback_at, "assignee": a.assignee}
@@ -858,7 +858,7 @@ class CaseStore(Store):
     def _write_held_notifications(self) -> None:
         rows, self._held_notifications = self._held_notifications, []
         if rows:
-            self.db.execute(notifications.insert(), rows)
+            insert_rows(self.db, notifications, rows)
 
     def reporter(self, case_id: str) -> str | None:
         """Who filed the case's report (None for a case not stored yet)."""
@@ -960,14 +960,14 @@ class CaseStore(Store):
             return
         last = {case.id: outcome.steps[-1] for case, outcome in changed if outcome.steps}
         self._steps_written = True
-        self.db.execute(timeline.insert(), [
+        insert_rows(self.db, timeline, [
             {"case_id": case.id, "at": s.at, "type": str(s.type), "level": int(s.level), "actor": s.actor,
              "note": s.note, "scheduled_at": s.scheduled_at, **self._left(case, s),
              "left_departments": self._parts_ended(case) if s is last[case.id] else None} for case, s in steps])
         fired = [{"case_id": case.id, "level": int(s.level), "scheduled_at": s.scheduled_at, "fired_at": s.at}
                  for case, s in steps if s.type == StepType.ESCALATED and s.scheduled_at is not None]
         if fired:
-            self.db.execute(escalations.insert(), fired)
+            insert_rows(self.db, escalations, fired)
         self._append_audit(steps)
         self._refresh_facts([case for case, outcome in changed if outcome.steps], steps[-1][1].at, opened)
 
@@ -1002,7 +1002,7 @@ class CaseStore(Store):
             gone = self.db.execute(case_facts.delete().where(case_facts.c.case_id.in_(ids)).returning(
                 case_facts.c.opened_day, case_facts.c.subcenter_id)).all()
         if rows:
-            self.db.execute(case_facts.insert(), rows)
+            insert_rows(self.db, case_facts, rows)
         self.rollups.mark([*gone, *((r["opened_day"], r["subcenter_id"]) for r in rows)], now)
 
     def _append_audit(self, steps: list[tuple[Case, Step]]) -> None:
@@ -1037,7 +1037,7 @@ class CaseStore(Store):
         for entry in entries:
             previous = audit.append(previous, **entry, key=key)
             rows.append(vars(previous))
-        self.db.execute(audit_log.insert(), rows)
+        insert_rows(self.db, audit_log, rows)
 
     def _left(self, case: Case, step: Step) -> dict:
         """The ``left_*`` columns of a timeline row: the scope the case was loaded with, when the step

@@ -7,11 +7,13 @@ new report costs a few index lookups and the points of its neighbourhood, howeve
 """
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from services.escalation.domain.early_warnings import Item, Point, centre
 from services.escalation.store import (
@@ -25,6 +27,7 @@ from services.escalation.store import (
     warning_reports,
 )
 from shared.auth import Identity
+from shared.db import insert_rows, update_rows
 from shared.owners import Owners
 from shared.vocabulary import ROLE_SCOPE, Role
 
@@ -62,10 +65,22 @@ class WarningStore:
 
     def near_many(self, wanted: list[tuple[str, str, list[str], datetime, datetime]]
                   ) -> dict[tuple[str, str], list[Point]]:
-        """``near`` for several (rule, category, cells, since, until) at once, by (rule, category): one
-        statement per 500 keys, however many rules and categories."""
+        """``near`` for several (rule, category, cells, since, until) at once, by (rule, category), each
+        point once. PostgreSQL: one statement of one shape and one parameter whatever the number of keys
+        (``_NEAR``), so SQLAlchemy and psycopg build and convert it once and the server prepares it;
+        SQLite: one statement per 500 keys."""
         p = warning_points.c
         found: dict[tuple[str, str], list[Point]] = {(rule, category): [] for rule, category, *_ in wanted}
+        if self.store.postgres:
+            if wanted:
+                seen: set[int] = set()
+                groups = [{"rule": rule, "category": category, "cells": cells, "since": _iso(since),
+                           "until": _iso(until)} for rule, category, cells, since, until in wanted]
+                for r in self.db.execute(_NEAR, {"wanted": json.dumps(groups)}):
+                    if r.id not in seen:  # a point under two keys of one (rule, category) is read twice
+                        seen.add(r.id)
+                        found[(r.rule, r.category)].append(_point(r))
+            return found
         keys = [(rule, category, cell, since, until)
                 for rule, category, cells, since, until in wanted for cell in cells]
         for chunk in range(0, len(keys), 500):
@@ -80,17 +95,21 @@ class WarningStore:
         return found
 
     def add_points(self, points: list[tuple[str, str, Point]]) -> None:
-        """New points, each ``(rule, category, point)`` with its key (``point.cell``) and item."""
-        if points:
+        """New points, each ``(rule, category, point)`` with its key (``point.cell``) and item. PostgreSQL:
+        one statement of one shape and one JSON parameter (``_ADD_POINTS``), as ``near_many`` reads them."""
+        if points and self.store.postgres:
+            self.db.execute(_ADD_POINTS, {"points": json.dumps([
+                {"rule": rule, "category": category, "cell": p.cell, "case_id": p.case_id, "at": _iso(p.at),
+                 "lon": p.lon, "lat": p.lat, "item_id": p.item_id, "held": p.held} for rule, category, p in points])})
+        elif points:
             self.db.execute(warning_points.insert(), [
                 {"rule": rule, "category": category, "cell": p.cell, "case_id": p.case_id, "at": p.at, "lon": p.lon,
                  "lat": p.lat, "item_id": p.item_id, "held": p.held} for rule, category, p in points])
 
     def hold(self, points: list[Point]) -> None:
         """Stored points that went into an item (``item_id``, ``held``)."""
-        if points:
-            self.db.execute(warning_points.update().where(warning_points.c.id == sa.bindparam("b_id")),
-                            [{"b_id": p.id, "item_id": p.item_id, "held": p.held} for p in points])
+        update_rows(self.db, warning_points, [{"id": p.id, "item_id": p.item_id, "held": p.held} for p in points],
+                    match="id")
 
     def prune(self, rules: Iterable[tuple[str, datetime]], limit: int) -> int:
         """Forget, for each (rule, before), up to ``limit`` points of the rule older than ``before`` that
@@ -108,26 +127,33 @@ class WarningStore:
 
     def open_items(self, items: list[Item]) -> None:
         """New items (their cases are added with ``add_reports``)."""
-        if items:
-            self.db.execute(warning_items.insert(), [_item_columns(item) for item in items])
+        insert_rows(self.db, warning_items, [_item_columns(item) for item in items])
 
     def add_reports(self, entries: Iterable[tuple[Item, list[str], int]]) -> None:
         """Cases in items, one statement for all: each entry ``(item, case_ids, start)`` numbers its
         cases from ``start`` (their place in ``item.reports``)."""
         rows = [{"item_id": item.id, "case_id": case_id, "seq": start + n}
                 for item, case_ids, start in entries for n, case_id in enumerate(case_ids)]
-        if rows:
-            self.db.execute(warning_reports.insert(), rows)
+        insert_rows(self.db, warning_reports, rows)
 
     def recentre(self, items: list[Item]) -> None:
-        """Grown items: their position becomes the mean of their located points, and they are saved."""
+        """Grown items: their position becomes the mean of their located points (in the order they were
+        stored), and they are saved. PostgreSQL reads one row per item, its points' positions as two arrays."""
         if not items:
             return
         p = warning_points.c
         located: dict[str, list[Point]] = {item.id: [] for item in items}
-        for row in self.db.execute(sa.select(p.item_id, p.lon, p.lat).where(p.item_id.in_(list(located)),
-                                                                             p.lon.is_not(None))):
-            located[row.item_id].append(Point("", datetime.min, row.lon, row.lat))
+        ids = sorted(located)
+        if self.store.postgres:
+            query = (sa.select(p.item_id, sa.func.array_agg(aggregate_order_by(p.lon, p.id)),
+                               sa.func.array_agg(aggregate_order_by(p.lat, p.id)))
+                     .where(p.item_id.in_(ids), p.lon.is_not(None)).group_by(p.item_id))
+            for item_id, lons, lats in self.db.execute(query):
+                located[item_id] = [Point("", datetime.min, lon, lat) for lon, lat in zip(lons, lats, strict=True)]
+        else:
+            for row in self.db.execute(sa.select(p.item_id, p.lon, p.lat).where(p.item_id.in_(ids), p.lon.is_not(None))
+                                       .order_by(p.id)):
+                located[row.item_id].append(Point("", datetime.min, row.lon, row.lat))
         for item in items:
             if located[item.id]:
                 item.lon, item.lat = centre(located[item.id])
@@ -135,10 +161,9 @@ class WarningStore:
 
     def save(self, *items: Item) -> None:
         """Items' status, position, history and update time (one statement for all)."""
-        if items:
-            self.db.execute(warning_items.update().where(warning_items.c.id == sa.bindparam("b_id")), [
-                {"b_id": item.id, "status": item.status, "lon": item.lon, "lat": item.lat,
-                 "updated_at": item.updated_at, "history": item.history} for item in items])
+        update_rows(self.db, warning_items, [
+            {"id": item.id, "status": item.status, "lon": item.lon, "lat": item.lat, "updated_at": item.updated_at,
+             "history": item.history} for item in items], match="id")
 
     def release(self, item_id: str) -> None:
         """A closed item's points hold nothing any more (they never count again, and age out)."""
@@ -181,9 +206,14 @@ class WarningStore:
     def _items(self, rows) -> list[Item]:
         ids = [r.id for r in rows]
         reports: dict[str, list[str]] = {i: [] for i in ids}
-        for r in self.db.execute(sa.select(warning_reports).where(warning_reports.c.item_id.in_(ids))
-                                 .order_by(warning_reports.c.item_id, warning_reports.c.seq)):
-            reports[r.item_id].append(r.case_id)
+        w = warning_reports.c
+        if self.store.postgres and ids:  # one row per item, its cases as an array
+            query = (sa.select(w.item_id, sa.func.array_agg(aggregate_order_by(w.case_id, w.seq)))
+                     .where(w.item_id.in_(ids)).group_by(w.item_id))
+            reports.update({item_id: list(case_ids) for item_id, case_ids in self.db.execute(query)})
+        elif ids:
+            for r in self.db.execute(sa.select(warning_reports).where(w.item_id.in_(ids)).order_by(w.item_id, w.seq)):
+                reports[r.item_id].append(r.case_id)
         return [Item(r.id, r.rule, r.kind, r.category, r.area_id, Owners.from_json(r.areas, require_hq=False),
                      reports[r.id], r.opened_at, r.status, r.lon, r.lat, r.radius_m, r.updated_at, list(r.history))
                 for r in rows]
@@ -202,6 +232,33 @@ class WarningStore:
         return [{"area_id": r.grid_id, "category": r.category, "reports": r.reports} for r in self.db.execute(query)]
 
 
+#: PostgreSQL's neighbourhood read (``WarningStore.near_many``): the (rule, category, cells, since, until)
+#: wanted arrive as one JSON array of objects (one parameter, encoded by the json module in C, where an
+#: array parameter of a thousand cells costs psycopg a Python call per element), each cell is unnested
+#: into a key, and each key is looked up in ``ix_warning_points_cell``. ``OFFSET 0`` keeps the lookup a
+#: subquery run per key: joined flat, the planner (which guesses 100 × 10 keys) may scan every point.
+_NEAR = sa.text("""
+    SELECT p.id, p.rule, p.category, p.cell, p.case_id, p.at, p.lon, p.lat, p.item_id, p.held
+    FROM json_to_recordset(CAST(:wanted AS json))
+             AS g(rule text, category text, cells text[], since timestamptz, until timestamptz)
+    CROSS JOIN LATERAL unnest(g.cells) AS k(cell)
+    CROSS JOIN LATERAL (
+        SELECT * FROM warning_points AS w
+        WHERE w.rule = g.rule AND w.category = g.category AND w.cell = k.cell
+          AND (w.held OR (w.item_id IS NULL AND w.at >= g.since AND w.at <= g.until))
+        OFFSET 0) AS p
+""").columns(*warning_points.c)
+
+
+#: PostgreSQL's insert of new points (``WarningStore.add_points``): the rows as one JSON array of objects.
+_ADD_POINTS = sa.text("""
+    INSERT INTO warning_points (rule, category, cell, case_id, at, lon, lat, item_id, held)
+    SELECT rule, category, cell, case_id, at, lon, lat, item_id, held
+    FROM json_to_recordset(CAST(:points AS json)) AS r(rule text, category text, cell text, case_id text,
+         at timestamptz, lon double precision, lat double precision, item_id text, held boolean)
+""")
+
+
 def visible(query: sa.Select, identity: Identity) -> sa.Select:
     """Only the items ``identity`` may see: those holding a case it may see (``store.scoped``), so a
     cluster on a boundary shows to both sides; the city's roles see every item."""
@@ -210,6 +267,11 @@ def visible(query: sa.Select, identity: Identity) -> sa.Select:
     holding = scoped(sa.select(warning_reports.c.item_id).join(cases, cases.c.id == warning_reports.c.case_id),
                      identity)
     return query.where(warning_items.c.id.in_(holding))
+
+
+def _iso(at: datetime) -> str:
+    """``at`` in ISO 8601 UTC with its offset (a naive time is UTC, as ``shared.db.UTCDateTime`` reads it)."""
+    return (at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)).isoformat()
 
 
 def _point(row) -> Point:

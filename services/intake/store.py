@@ -13,7 +13,7 @@ from services.intake.domain.reports import Report
 from services.intake.limits import Window
 from shared import outbox
 from shared.auth import Identity
-from shared.db import UTCDateTime
+from shared.db import UTCDateTime, update_rows
 from shared.departments import Department, departments_table, load_departments, store_departments
 from shared.messages import Envelope
 from shared.owners import Owners
@@ -447,13 +447,13 @@ class ReportStore(Store):
             if into is not None:
                 merges.append({"b_id": case_id, "b_into": into, **values})
                 continue
-            groups.setdefault(tuple(sorted(values)), []).append({"b_id": case_id, **values})
+            groups.setdefault(tuple(sorted(values)), []).append({"id": case_id, **values})
         for columns, rows in groups.items():
-            self.db.execute(reports.update().where(reports.c.id == sa.bindparam("b_id")), rows)
+            update_rows(self.db, reports, rows, match="id")
             shared = [name for name in columns if name in _LINKED]
             if shared and any(name != "updated_at" for name in shared):
-                self.db.execute(reports.update().where(reports.c.duplicate_of == sa.bindparam("b_id")),
-                                [{"b_id": row["b_id"], **{name: row[name] for name in shared}} for row in rows])
+                update_rows(self.db, reports, [{"duplicate_of": row["id"], **{name: row[name] for name in shared}}
+                                               for row in rows], match="duplicate_of")
         if merges:
             target = reports.alias("target")
             copied = {name: sa.select(target.c[name]).where(target.c.id == sa.bindparam("b_into")).scalar_subquery()
