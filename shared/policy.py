@@ -29,7 +29,7 @@ documents every key). It holds:
   (``services/escalation/early_warnings.py``).
 
 A time limit is ``"4 hours"``, ``"90 minutes"``, ``"6 working_hours"``, ``"2 working_days"`` or a bare
-number of hours, at most a year (``shared.timemodel.MAX_LIMIT``). The file of issue 8 (``[levels]`` in
+number of hours, at most a year (``shared.timemodel.MAX_LIMIT``). The first policy format (``[levels]`` in
 hours and ``hours = {…}`` per category) still loads: ``[levels]`` is read as ``[defaults] levels`` and
 ``hours`` as the category's ``levels``. Sizes are bounded too: the text (``MAX_TEXT``), its nesting
 (``MAX_DEPTH``) and the number of categories, severities, warnings and unit calendars.
@@ -387,7 +387,7 @@ def _parse(text: str, file: str) -> Policy:
             raise lines.error("policy.unknown_key", lines.find(rf"^\s*\[*{re.escape(key)}\b"), key=repr(key),
                               choices=", ".join(sorted(known_top)))
     defaults = dict(data.get("defaults", {}))
-    if "levels" in data:  # issue 8's file: [levels] in hours
+    if "levels" in data:  # the first policy format: [levels] in hours
         defaults.setdefault("levels", data["levels"])
 
     def table(name: str, raw: dict) -> dict:
@@ -409,7 +409,7 @@ def _parse(text: str, file: str) -> Policy:
     base = table("defaults", defaults)
     implicit = {"normal": {}} | {c.get("severity"): {} for c in data.get("categories", [])
                                  if isinstance(c, dict) and isinstance(c.get("severity"), str)}
-    severities = data.get("severities", implicit)  # issue 8's file names severities only on categories
+    severities = data.get("severities", implicit)  # the first policy format names severities only on categories
     if not isinstance(severities, dict) or not severities:
         raise lines.error("policy.severities_table", lines.of_table("severities"))
     if len(severities) > MAX_SEVERITIES:

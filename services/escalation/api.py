@@ -487,7 +487,7 @@ def _detail(uow, case, caller, now) -> dict:
     return view
 
 
-# -- statistics (issue 10) ----------------------------------------------------------------------------
+# -- statistics ---------------------------------------------------------------------------------------
 
 class ClosureStatsArgs(Schema):
     class Meta:

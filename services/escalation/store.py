@@ -67,7 +67,7 @@ cases = sa.Table(
     sa.Column("opened_at", UTCDateTime, nullable=False),
     sa.Column("deadline_at", UTCDateTime),
     sa.Column("due_at", UTCDateTime),
-    # issue 10: the current level's clock start, the pending pre-deadline warnings and the last one fired
+    # the time model: the current level's clock start, the pending pre-deadline warnings and the last one fired
     sa.Column("clock_start", UTCDateTime),
     sa.Column("warnings", sa.JSON),
     sa.Column("warned", sa.Float),

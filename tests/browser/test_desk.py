@@ -1,6 +1,6 @@
 """The supervisor's desk against closure-time statistics: an honest "not available" while the server has
 no statistics endpoint, the charts, ranking and table from an answer in the documented contract
-(GET /escalation/v1/stats/closure-times, issue 10), and the CSV download equal to the API's CSV."""
+(GET /escalation/v1/stats/closure-times), and the CSV download equal to the API's CSV."""
 from __future__ import annotations
 
 import json

@@ -15,7 +15,7 @@ SCALE = 7200.0
 @pytest.fixture(scope="module")
 def fast_clock_system(tmp_path_factory):
     data = tmp_path_factory.mktemp("deadlines")
-    # issue 8's calendar-hour policy: the shipped one counts working hours, which a compressed clock
+    # the calendar-hour policy (the first policy format): the shipped one counts working hours, which a compressed clock
     # would stretch over nights and weekends
     policy = ROOT / "tests" / "support" / "calendar_hours_policy.toml"
     with embedded_system(data, env={"GRIDCASE_TIME_SCALE": str(SCALE), "GRIDCASE_POLICY_FILE": str(policy)}) as base:

@@ -1,4 +1,4 @@
-"""Issue 7, kind 4 over HTTP: ``POST /dispatch/v1/areas`` with what GIS tools write. Each file problem is a
+"""Hostile area files over HTTP: ``POST /dispatch/v1/areas`` with what GIS tools write. Each file problem is a
 422 whose findings name the level, the feature and the problem — bounded in size — and nothing is stored;
 documented fallbacks are accepted. On SQLite and on PostgreSQL (which refuses an area id over 64
 characters or holding a NUL, and a name over 200, where SQLite would store them)."""

@@ -1,4 +1,4 @@
-"""Issue 7, kind 1: JSON that parses but cannot be stored — deep nesting, lone surrogates, NUL and other
+"""Hostile JSON: JSON that parses but cannot be stored — deep nesting, lone surrogates, NUL and other
 control characters, text longer than its column, token claims that do not fit — answered with a 4xx
 problem naming the field (401 naming the claim), nothing stored, the system ready after; on SQLite
 (`gridcase up`) and on PostgreSQL (the production topology), whose limits differ."""

@@ -1,4 +1,4 @@
-"""Issue 7, kind 2: numbers given as text. A JSON body's numbers must be JSON numbers (``"lon": " 1_02.2 "``
+"""Hostile numbers: numbers given as text. A JSON body's numbers must be JSON numbers (``"lon": " 1_02.2 "``
 was stored as 102.2) and its booleans JSON booleans; a query string is text by nature, so its numbers are
 parsed, but strictly. Each refusal names the field; nothing is stored; on SQLite and PostgreSQL."""
 from __future__ import annotations

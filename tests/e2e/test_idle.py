@@ -1,5 +1,5 @@
 """An idle `gridcase up` costs almost nothing: relays and the scheduler wake on commits, consumers on
-publishes (``shared.bus.MemoryTransport``), and each polls only seconds apart. Issue 7's bar: under 3 %
+publishes (``shared.bus.MemoryTransport``), and each polls only seconds apart. The bar: under 3 %
 of a core over 10 s.
 
 Why seconds apart and not a tenth of one: on these virtual machines a thread that wakes after a second

@@ -1,4 +1,4 @@
-"""Issue 7, kind 5: limits and headers. Bodies are limited per route (64 KiB for JSON actions, 64 MiB for an
+"""Hostile requests: limits and headers. Bodies are limited per route (64 KiB for JSON actions, 64 MiB for an
 area import), announced or chunked, with a 413 problem; request lines and header fields over 8 KiB are 414
 and 431 problems — from werkzeug's server (`gridcase up`) and from gunicorn (production) alike; every
 response carries the security headers, authenticated ones ``Cache-Control: no-store``, and no server

@@ -1,4 +1,4 @@
-"""Closure-time statistics on a test city with a fixed set of cases and known times (issue 10's "done
+"""Closure-time statistics on a test city with a fixed set of cases and known times (the statistics' "done
 means"), on SQLite and PostgreSQL alike: a case across the National Day holiday, one across a swapped
 working Saturday (调休), one suspended, one extended, one reworked, and one still open that opened at
 00:30 local time on 1 November (31 October in UTC) and escalates. Every expected number below is

@@ -10,7 +10,7 @@ from services.escalation.domain.deadlines import Limit, TimePolicy
 from services.escalation.domain.permissions import Actor
 from shared.owners import AreaRef, Owners
 
-#: Issue 8's policy file (calendar hours only), for tests whose arithmetic assumes it.
+#: The first policy format's file (calendar hours only), for tests whose arithmetic assumes it.
 CALENDAR_HOURS_POLICY = Path(__file__).with_name("calendar_hours_policy.toml")
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)

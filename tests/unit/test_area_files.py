@@ -1,4 +1,4 @@
-"""Issue 7, kind 4: area files as real GIS tools write them. Every way a file is read — ``gridcase areas
+"""Hostile area files: area files as real GIS tools write them. Every way a file is read — ``gridcase areas
 validate|import``, ``gridcase up --city``, and ``build_hierarchy`` under ``POST /dispatch/v1/areas`` — answers a
 finding naming the file, the feature and the problem, bounded in size, never a traceback; documented
 fallbacks (a null ``properties.id``) work. The HTTP path runs on both databases in

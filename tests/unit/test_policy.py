@@ -1,4 +1,4 @@
-"""The policy file (issue 10): groups and classes, rules per category × severity in any unit, a
+"""The policy file: groups and classes, rules per category × severity in any unit, a
 working calendar, validation that names the line, and the snapshot frozen onto a case."""
 from __future__ import annotations
 

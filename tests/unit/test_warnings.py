@@ -1,4 +1,4 @@
-"""Pre-deadline warnings (issue 10): at each threshold of a level's limit, once, a ``warning`` step and
+"""Pre-deadline warnings: at each threshold of a level's limit, once, a ``warning`` step and
 its ``case.warning`` event; the scheduler is woken for them through ``Case.due_at``."""
 from __future__ import annotations
 

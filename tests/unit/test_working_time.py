@@ -1,4 +1,4 @@
-"""Working time (issue 10's rules of the time model): working hours and working days across nights,
+"""Working time (the time model's rules): working hours and working days across nights,
 weekends, public holidays, China's swapped working days (调休) and Berlin's daylight-saving changes."""
 from datetime import UTC, date, datetime, time, timedelta
 

@@ -9,7 +9,7 @@ calendar the working-time units count in. The store keeps it as ``TimePolicy.to_
 Limits are ``Limit(amount, unit)``:
 
 - ``seconds``, ``minutes``, ``hours``: elapsed time on the UTC line; holidays and daylight saving
-  do not matter (issue 10's rules of the time model).
+  do not matter (the time model's rules, README "Time, calendars and statistics").
 - ``working_hours`` (工作小时): time counted only inside the calendar's working periods. A clock
   started outside working time starts at the next working period; an amount that runs out exactly
   at the end of a period ends there (17:30), not at the start of the next.

@@ -3,7 +3,7 @@
 - An **extension** is requested by the owner (an amount and a reason) and approved or refused by
   the level above (``permissions.require_level_above``). One request waits at a time; it lapses
   when the case changes level or is resolved. An approved amount is added to the current deadline,
-  counted from that deadline even when approved after it (issue 10's rule). The case's policy
+  counted from that deadline even when approved after it (the time model's rule). The case's policy
   caps the number of approved extensions and their total length; a request beyond the count is
   refused as a state (409), one beyond the total length as an argument (422).
 - **Suspension** (挂账, for a matter that cannot be handled now: a budget, a court) stops the clock, so

@@ -1,5 +1,5 @@
 """What a case's timeline says about how it was handled: the facts the closure-time statistics count
-(issue 10, item 5), and the replay of a timeline under another time policy (item 6, what-if).
+(the statistics), and the replay of a timeline under another time policy (what-if).
 
 ``measure(steps, case, now)`` reads the recorded steps; ``replay(steps, policy, ...)`` re-runs the
 deadlines of a policy over the same human actions (acknowledging, resolving, suspending, extending,
@@ -55,7 +55,7 @@ def replay(steps: Sequence[Step], policy: TimePolicy, owners: Owners, *, extensi
     """Re-run ``policy``'s deadlines over the human steps of a timeline (in order), up to ``until``
     (the end of the timeline if None). ``extensions`` are the approved amounts in order (one per
     ``extended`` step); pass ``()`` to judge the case without its extensions. Escalation moves to the
-    next owned level of ``owners`` with that level's limit dated from the missed deadline (issue 8)."""
+    next owned level of ``owners`` with that level's limit dated from the missed deadline."""
     steps = as_opened(steps)
     calendar = policy.calendar
     level: Level | None = None

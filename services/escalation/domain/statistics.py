@@ -1,4 +1,4 @@
-"""Closure-time statistics (issue 10, item 5): the rates and quantiles of one group of cases, and the
+"""Closure-time statistics: the rates and quantiles of one group of cases, and the
 ranking of groups by a measure. Plain Python over the per-case facts (``measures.Facts``) that the
 store has counted and collected; every definition is in the README's "Closure-time statistics".
 """

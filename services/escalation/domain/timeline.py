@@ -1,7 +1,7 @@
 """The timeline of a case: the entries (``Step``) every action appends, the bus events it publishes,
 and the ``Outcome`` value an action returns (after Grafana OnCall's escalation step results).
 
-A timeline entry is ``{at, type, level, actor, note}`` (issue 8's contract), ``level`` being the level
+A timeline entry is ``{at, type, level, actor, note}`` (the timeline's contract), ``level`` being the level
 after the step; timer steps also carry ``scheduled_at``, the deadline that was due, next to ``at``,
 when it actually fired.
 """

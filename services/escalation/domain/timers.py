@@ -1,7 +1,7 @@
 """What happens to a case without a person acting: its deadline passes, or a new area version
 changes its owners.
 
-Deadline rules (issue 8; the README's "four-level closed loop"):
+Deadline rules (the README's "four-level closed loop"):
 
 - **Levels 1–3**: at the deadline the case moves up to the first owned level above, with status
   ``open`` (the new owner must acknowledge) and that level's limit **dated from the deadline that
@@ -10,7 +10,7 @@ Deadline rules (issue 8; the README's "four-level closed loop"):
   each, every step with ``scheduled_at`` = the missed deadline and ``at`` = the firing time.
 - **Level 4**: the case is flagged ``overdue`` once (an ``overdue`` step, event ``case.overdue``)
   and keeps its deadline.
-- **Warnings** (issue 10): before the deadline, at each threshold of the policy (say 50 % and 80 %
+- **Warnings**: before the deadline, at each threshold of the policy (say 50 % and 80 %
   of the level's limit), a ``warning`` step (event ``case.warning``) fires once, its ``scheduled_at``
   the instant the threshold was reached; warnings whose deadline has also passed are skipped (the
   escalation says more).

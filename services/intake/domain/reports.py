@@ -219,6 +219,6 @@ def verifier_of(report: Report) -> tuple[Level, str | None]:
 
 def report_number(seq: int, reported_at: datetime, time_zone: str) -> str:
     """The number people read out on the phone: the report's date in the city's time zone
-    (``time_zone``, IANA; issue 10: a report at 02:30 on 1 December in UTC+8 is dated 1 December)
+    (``time_zone``, IANA; a report at 02:30 on 1 December in UTC+8 is dated 1 December)
     and a running sequence: ``20261201-000042``. ``reported_at`` is an aware UTC instant."""
     return f"{reported_at.astimezone(ZoneInfo(time_zone)):%Y%m%d}-{seq:06d}"
