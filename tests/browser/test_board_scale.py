@@ -116,6 +116,7 @@ def test_the_first_screen_is_drawn_from_a_first_page_while_the_whole_list_is_on_
     assert page.evaluate("document.getElementById('case-table').getAttribute('aria-rowcount')") == str(
         crowded["total"] + 1)
     expect(page.locator("#legend")).to_contain_text("…")
+    expect(page.locator("#list-status")).to_have_text("Loading…")  # rows past the first screen are on their way
     numbers = "() => Array.from(document.querySelectorAll('#case-rows tr[data-case] a')).map((a) => a.textContent)"
     first = page.evaluate(numbers)
     assert 5 <= len(first) <= 100, first
@@ -127,6 +128,34 @@ def test_the_first_screen_is_drawn_from_a_first_page_while_the_whole_list_is_on_
     assert sum(int(text.rsplit(" ", 1)[1]) for text in legend) == crowded["total"], legend
     assert page.evaluate(numbers)[:len(first)] == first  # the same rows, in the same order
     assert not problems
+    context.close()
+
+
+def test_a_filter_chosen_before_the_whole_list_is_in_counts_nothing_until_it_is(browser, crowded):
+    """A filter changed while only the first screen is in sets the first screen aside: the board says the list
+    is loading and counts nothing (no "0 cases", no state at 0) until the whole list is in, then counts it."""
+    held = []
+    context = browser.new_context(viewport=WALL, locale="en-US")
+    page = context.new_page()
+    page.route(re.compile(r".*/escalation/v1/cases/rows$"), lambda route: held.append(route))  # the whole list waits
+    page.goto(f"{crowded['url']}/board/#token={crowded['watcher']}")
+    page.wait_for_selector("body[data-list-painted=true]", timeout=30000)
+    for _ in range(300):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert len(held) == 1
+    page.select_option("#f-level", "1")
+    expect(page.locator("#list-status")).to_have_text("Loading…")
+    expect(page.locator("#count")).to_have_text("(…)")
+    legend = page.locator("#legend .state").all_text_contents()
+    assert legend and all(text.endswith(" …") for text in legend), legend
+    held[0].continue_()
+    expect(page.locator("#list-status")).to_have_text("")
+    expect(page.locator("#legend")).not_to_contain_text("…", timeout=30000)
+    shown = int(page.locator("#count").inner_text().strip("()"))
+    legend = page.locator("#legend .state").all_text_contents()
+    assert 0 < shown <= crowded["total"] and sum(int(text.rsplit(" ", 1)[1]) for text in legend) == shown, legend
     context.close()
 
 

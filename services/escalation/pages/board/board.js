@@ -255,11 +255,14 @@
 
   function renderCounts() {
     const listed = Math.max(order.length, expected || 0);
-    $('count').textContent = gc.t('count_cases', { n: listed });
-    $('list-status').textContent = listed ? '' : gc.t(listLoaded ? 'no_cases' : 'loading');
-    // the states' counts wait for the whole list (the first screen holds only the cases due first)
+    // until the whole list is in, nothing is counted from what is drawn: the count is the first answer's
+    // total (or "…" when a filter set the first screen aside), the states' counts wait, and the status
+    // says the list is loading (rows past the first screen are blank until then)
+    const waiting = !listLoaded;
+    $('count').textContent = gc.t('count_cases', { n: waiting && expected === null ? '…' : listed });
+    $('list-status').textContent = waiting ? gc.t('loading') : (listed ? '' : gc.t('no_cases'));
     $('legend').replaceChildren(...STATES.map((s) => gc.el('span', { class: 'state ' + s,
-      text: gc.t('state_' + s) + ' ' + (expected === null ? (counts[s] || 0) : '…') })));
+      text: gc.t('state_' + s) + ' ' + (waiting ? '…' : (counts[s] || 0)) })));
     $('case-table').setAttribute('aria-rowcount', String(listed + 1));
     const all = $('select-all');
     all.checked = checked.size > 0 && order.length > 0 && order.length <= checked.size && order.every((id) => checked.has(id));
