@@ -125,7 +125,8 @@ def test_a_case_in_a_final_status_shows_that_status_and_never_on_time_in_its_pan
     voided = site.report(site.token("grid_worker", area=place["grid"], user=f"worker-ends-{lang}"), place,
                          f"final: entered twice ({lang})")
     act(site, voided["id"], command, "void", reason="entered twice")
-    words = {"zh": {"refused": "不予立案", "voided": "已作废"}, "en": {"refused": "Refused", "voided": "Voided"}}[lang]
+    words = {"zh": {"refused": "不予立案", "voided": "已作废", "system": "系统"},
+             "en": {"refused": "Refused", "voided": "Voided", "system": "system"}}[lang]
     on_time = "按时" if lang == "zh" else "On time"
 
     context, page, problems = open_page(browser, site, "/board/", command, lang=lang)
@@ -139,5 +140,10 @@ def test_a_case_in_a_final_status_shows_that_status_and_never_on_time_in_its_pan
         expect(badge).to_have_attribute("data-status", status)
         expect(title.locator(".state.on-time")).to_have_count(0)
         expect(title).not_to_contain_text(on_time)
+        # the system's own steps (the case opened) name their actor in the reader's language
+        steps = page.locator("#panel-body .when")
+        expect(steps.filter(has_text=f" · {words['system']} · ")).not_to_have_count(0)
+        if lang == "zh":
+            expect(steps.filter(has_text=" · system · ")).to_have_count(0)
     assert not problems
     context.close()

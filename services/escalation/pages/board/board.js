@@ -805,7 +805,7 @@
       ])]),
     ]) : null;
     const timeline = gc.el('ol', { class: 'timeline' }, (c.timeline || []).map((s) => gc.el('li', {}, [
-      gc.el('div', { class: 'when', text: gc.time(s.at) + ' · ' + s.actor + ' · ' + gc.t('level_' + s.level) }),
+      gc.el('div', { class: 'when', text: gc.time(s.at) + ' · ' + (s.actor === 'system' ? gc.t('actor_system') : s.actor) + ' · ' + gc.t('level_' + s.level) }),
       gc.el('strong', { text: gc.t('step_' + s.type) }),
       s.note ? gc.el('span', { text: ' — ' + s.note }) : null,
     ])));

@@ -120,7 +120,7 @@
       gc.el('a', { href: '#case-' + id, text: board.caseNumber(id), onclick: (e) => { e.preventDefault(); shown = null; board.openCase(id); } }),
     ])));
     const history = gc.el('ol', { class: 'timeline' }, item.history.map((h) => gc.el('li', {}, [
-      gc.el('div', { class: 'when', text: gc.time(h.at) + ' · ' + h.actor }),
+      gc.el('div', { class: 'when', text: gc.time(h.at) + ' · ' + (h.actor === 'system' ? gc.t('actor_system') : h.actor) }),
       gc.el('strong', { text: gc.t('warning_step_' + h.action) }),
       h.note ? gc.el('span', { text: ' — ' + h.note }) : null,
     ])));
