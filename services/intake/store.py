@@ -219,20 +219,10 @@ class ReportStore(Store):
 
     def _count(self, connection: sa.Connection, subject: str, windows: list[Window]) -> bool:
         """Count one use by ``subject`` in each of ``windows`` on ``connection``, in its transaction
-        (``counted``: a conditional upsert per limit, which leaves a full window's row untouched; its row
-        lock makes a person's concurrent requests wait for this one's commit or rollback). At the first
-        full window: False; the uses counted before it are still in ``counted``, for the caller to roll
-        back or take back."""
-        statement = _allowance_statement(self.postgres)
-        proposed = {w.key: w for w in windows}
-        self.counted = {}
-        for w in windows:
-            row = connection.execute(statement, {"subject": subject, "key": w.key, "start": w.start,
-                                                 "seconds": w.seconds, "cap": w.cap}).first()
-            if row is None:
-                return False
-            self.counted[row.limit_key] = replace(proposed[row.limit_key], start=row.window_start, count=row.count)
-        return True
+        (``_count_uses``). At the first full window: False; the uses counted before it are still in
+        ``counted``, for the caller to roll back or take back."""
+        self.counted, complete = _count_uses(connection, self.postgres, subject, windows)
+        return complete
 
     @staticmethod
     def _uncount(connection: sa.Connection, subject: str, windows: list[Window]) -> None:
@@ -371,17 +361,11 @@ class ReportStore(Store):
         row; a report is counted by ``add``, in the transaction that writes it), so every process sees
         it; the row locks of the transaction make a person's concurrent requests wait for each other's
         verdict, so a refusal never rests on a count another request is about to give back."""
-        statement = _allowance_statement(self.postgres)
-        proposed = {w.key: w for w in windows}
-        counted: dict[str, Window] = {}
         with self.engine.connect() as connection, connection.begin() as transaction:
-            for w in windows:
-                row = connection.execute(statement, {"subject": subject, "key": w.key, "start": w.start,
-                                                     "seconds": w.seconds, "cap": w.cap}).first()
-                if row is None:
-                    transaction.rollback()
-                    return {}
-                counted[row.limit_key] = replace(proposed[row.limit_key], start=row.window_start, count=row.count)
+            counted, complete = _count_uses(connection, self.postgres, subject, windows)
+            if not complete:
+                transaction.rollback()
+                return {}
         return counted
 
     def windows_of(self, subject: str, keys: list[str]) -> dict[str, Window]:
@@ -581,6 +565,25 @@ def _give_back_statement() -> sa.Update:
 
 
 _STATEMENTS: dict[bool, sa.Insert] = {}
+
+
+def _count_uses(connection: sa.Connection, postgres: bool, subject: str,
+                windows: list[Window]) -> tuple[dict[str, Window], bool]:
+    """Count one use by ``subject`` in each of ``windows`` (``limits.Window``) on ``connection``, in its
+    transaction: a conditional upsert per limit, which leaves a full window's row untouched; its row lock
+    makes a person's concurrent requests wait for this one's commit or rollback. → (limit key → the window
+    counted in, its start and count now; whether every limit counted). Stops at the first full window:
+    the uses counted before it are in the first part, for the caller to roll back or take back."""
+    statement = _allowance_statement(postgres)
+    proposed = {w.key: w for w in windows}
+    counted: dict[str, Window] = {}
+    for w in windows:
+        row = connection.execute(statement, {"subject": subject, "key": w.key, "start": w.start,
+                                             "seconds": w.seconds, "cap": w.cap}).first()
+        if row is None:
+            return counted, False
+        counted[row.limit_key] = replace(proposed[row.limit_key], start=row.window_start, count=row.count)
+    return counted, True
 
 
 @functools.cache
