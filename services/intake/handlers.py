@@ -329,7 +329,10 @@ def _followed(message: events.Message) -> dict:
                                 detail=detail):
             return {"status": status, "level": level, "owner_area_id": owner.area_id,
                     "owner_area_name": owner.area_name, "deadline_at": deadline,
-                    "verifier_level": detail.get("verifier_level"), "resolved_by": detail.get("resolved_by")}
+                    "verifier_level": detail.get("verifier_level"), "resolved_by": detail.get("resolved_by"),
+                    # a new round of verification: no verification of it sent yet, whatever earlier round's
+                    # claim a batch that also held the rework's event would otherwise leave behind
+                    "verification_sent_at": None}
         case events.CaseChanged(status=status, level=level, owner=owner, deadline=deadline, scope=scope,
                                 event=event):
             scoped = scope.columns(SCOPED_AREA_LEVELS) if scope is not None else {}
