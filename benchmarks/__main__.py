@@ -34,6 +34,7 @@ KEPT = "## Measured by hand (`make bench` keeps this section)"
 #: What each figure's ratio means (and the goal, where there is one).
 MEANING = {
     "intake.bare_flask": "raw baseline: bare Flask JSON POST echo, same gunicorn settings and wrk",
+    "intake.durable_floor": "÷ bare Flask; the floor: the body stored by one psycopg INSERT and commit, no more",
     "intake.accepts": "÷ bare Flask; no Idempotency-Key (goal ≥ 0.35)",
     "intake.accepts_keyed": "÷ bare Flask; a unique Idempotency-Key per request (goal ≥ 0.35)",
     "intake.errors": "non-2xx + socket errors + row-count mismatches over all rounds (must be 0)",
@@ -41,6 +42,8 @@ MEANING = {
     "intake.report_cpu_counted": "uncounted ÷ ours: the same with the count in the database (two limits)",
     "pipeline.raw_broker": "raw baseline: pika confirmed publish + consume with ack each, same messages",
     "pipeline.cases_per_s": "÷ raw broker msgs/s (goal ≥ 0.08)",
+    "pipeline.cpu_per_case": "CPU of every process of the pipeline (workers, PostgreSQL, RabbitMQ) per case",
+    "pipeline.cpu_ceiling": "÷ raw broker msgs/s; cases/s were every core busy at that CPU per case",
     "pipeline.latency_p50": "report → level 1 (escalation opened_at − intake reported_at)",
     "pipeline.latency_p99": "report → level 1 (goal ≤ 100 ms at 100 reports/s)",
     "pipeline.latency_errors": "failed POSTs in the latency run (must be 0)",

@@ -7,11 +7,15 @@ Two servers run side by side, each ``--workers 2`` gunicorn sync workers bound o
 - ``gridcase serve intake`` on a fresh PostgreSQL database (``GRIDCASE_BROKER_URL`` set, no relay worker:
   the reports' ``case.reported`` rows accumulate in the outbox, so only the HTTP accept path is measured);
 - the raw baseline, ``benchmarks/_bare_flask.py``: Flask parses the JSON body and echoes it with 201, under
-  the same gunicorn settings.
+  the same gunicorn settings;
+- the floor, the same script with ``--durable``: Flask parses the body and stores it in the same database
+  with one psycopg statement in autocommit (one round trip, one WAL flush), answering its id with 201 —
+  what gunicorn, Flask, psycopg and PostgreSQL cost for one durable write and nothing else. Its ratio to
+  the bare echo is the most any durable accept path reaches on this machine and stack.
 
 The same wrk command loads both (``-t2 -c32``, a Lua script posting a valid report with a grid worker's
 bearer token; statuses counted per response), interleaved for several rounds, best of the rounds taken:
-bare, intake without an Idempotency-Key, intake with a unique Idempotency-Key per request (run, thread,
+bare, floor, intake without an Idempotency-Key, intake with a unique Idempotency-Key per request (run, thread,
 counter: the realistic phone client, which costs intake one more lookup). Any non-2xx response or socket
 error makes the figure invalid (reported as ``intake.errors``). After each intake round the rows added to
 ``reports`` are compared with the 201s wrk saw (rows may exceed 201s by the requests in flight when wrk
@@ -57,10 +61,13 @@ def run(quick: bool = False) -> list[Figure]:
         bases = {"intake": procs.serve("serve-intake", GRIDCASE + ["serve", "intake", "--workers", str(WORKERS),
                                                                    "--data-dir", str(scope.tmp)], env),
                  "bare": procs.serve("serve-bare", [sys.executable, "-m", "benchmarks._bare_flask",
-                                                    "--workers", str(WORKERS)])}
+                                                    "--workers", str(WORKERS)]),
+                 "floor": procs.serve("serve-floor", [sys.executable, "-m", "benchmarks._bare_flask",
+                                                      "--workers", str(WORKERS), "--durable", database])}
         procs.wait_ready("serve-intake", f"{bases['intake']}/intake/readyz")
-        serve_pid = procs.running["serve-intake"].pid
         procs.wait_ready("serve-bare", f"{bases['bare']}/healthz")
+        procs.wait_ready("serve-floor", f"{bases['floor']}/healthz")
+        pids = {name: procs.running[f"serve-{name}"].pid for name in bases}
         engine = sa.create_engine(database.replace("postgresql://", "postgresql+psycopg://"), poolclass=sa.NullPool)
         scope.callback(engine.dispose)
         payload = json.dumps(REPORT)
@@ -70,21 +77,23 @@ def run(quick: bool = False) -> list[Figure]:
             return run_wrk(urls[name], token, payload, seconds=duration, threads=THREADS, connections=CONNECTIONS,
                            keyed=keyed, run_id=f"{scope.run_id}-{tag}", work_dir=scope.tmp)
 
-        def rows() -> int:
+        def rows(case: str) -> int:
             with engine.connect() as db:
-                return db.execute(sa.text("SELECT count(*) FROM reports")).scalar_one()
+                table = "floor_reports" if case == "floor" else "reports"
+                return db.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
 
-        for name in ("bare", "intake"):  # warm up: imports, connection pools, PostgreSQL caches
+        server = {"bare": "bare", "floor": "floor", "plain": "intake", "keyed": "intake"}
+        for name in bases:  # warm up: imports, connection pools, PostgreSQL caches
             load(name, 2)
-        best = {"bare": 0.0, "plain": 0.0, "keyed": 0.0}
+        best = {"bare": 0.0, "floor": 0.0, "plain": 0.0, "keyed": 0.0}
         errors = 0
         for round_ in range(rounds):
-            for case in ("bare", "plain", "keyed"):
-                before = rows() if case != "bare" else 0
-                cpu_before = (cpu_seconds(serve_pid, children=True), server_cpu_seconds()["postgres"])
-                result = load("bare" if case == "bare" else "intake", seconds, keyed=case == "keyed",
-                              tag=f"{case}{round_}")
-                cpu = (cpu_seconds(serve_pid, children=True) - cpu_before[0],
+            for case in best:
+                pid = pids[server[case]]
+                before = rows(case) if case != "bare" else 0
+                cpu_before = (cpu_seconds(pid, children=True), server_cpu_seconds()["postgres"])
+                result = load(server[case], seconds, keyed=case == "keyed", tag=f"{case}{round_}")
+                cpu = (cpu_seconds(pid, children=True) - cpu_before[0],
                        server_cpu_seconds()["postgres"] - cpu_before[1])
                 errors += result.errors
                 detail = (f"round {round_ + 1} {case:<5}: {result.rps:,.0f} req/s, {result.requests} requests, "
@@ -92,7 +101,7 @@ def run(quick: bool = False) -> list[Figure]:
                           f"latency p50 {result.p50} p99 {result.p99}")
                 if case != "bare":
                     time.sleep(0.5)  # requests in flight when wrk stopped still commit
-                    added = rows() - before
+                    added = rows(case) - before
                     created = result.count(201)
                     verdict = "ok" if 0 <= added - created <= CONNECTIONS else "MISMATCH"
                     per = 1000 / max(created, 1)
@@ -100,6 +109,8 @@ def run(quick: bool = False) -> list[Figure]:
                                f"{cpu[0] * per:.2f} ms, postgres {cpu[1] * per:.2f} ms")
                     if verdict != "ok":
                         errors += 1
+                else:
+                    detail += f"; CPU per request: gunicorn {cpu[0] * 1000 / max(result.requests, 1):.2f} ms"
                 note(detail)
                 if result.errors == 0:
                     best[case] = max(best[case], result.rps)
@@ -115,6 +126,7 @@ def run(quick: bool = False) -> list[Figure]:
         ("intake.report_cpu_uncounted", round(uncounted, 3), "ms", None),
         ("intake.report_cpu_counted", round(counted, 3), "ms", round(uncounted / counted, 2)),
         ("intake.bare_flask", round(bare_rps), "req/s", None),
+        ("intake.durable_floor", round(best["floor"]), "req/s", ratio(best["floor"])),
         ("intake.accepts", round(best["plain"]), "req/s", ratio(best["plain"])),
         ("intake.accepts_keyed", round(best["keyed"]), "req/s", ratio(best["keyed"])),
         ("intake.errors", errors, "count", None),

@@ -25,7 +25,10 @@ Measured before and after the pipeline run; the better of the two is the baselin
 msgs/s (the raw figure is one broker hop; the pipeline makes two, plus three databases). The note
 "CPU per case" is each worker process's user + system CPU during the throughput run ÷ N, and the same for
 all PostgreSQL processes together and for the RabbitMQ node (also serving the other benchmark processes'
-light polling).
+light polling). ``pipeline.cpu_per_case`` is their sum, and ``pipeline.cpu_ceiling`` the cases/s the
+machine's cores would give were they all busy at that cost (cores ÷ CPU per case): how far the throughput is
+from what its CPU allows, and, against the raw broker, the most the ratio could be at this cost. The raw
+baseline's CPU per message (this process's pika client and the RabbitMQ node) is noted beside it.
 
 Latency: after the backlog has drained, reports are POSTed over HTTP to ``gridcase serve intake`` (2 sync
 workers) at 100/s for 10 s (``--quick`` 5 s) by an open-loop client (each request's send time fixed in
@@ -39,6 +42,7 @@ tables.
 """
 from __future__ import annotations
 
+import os
 import random
 import sys
 import threading
@@ -86,7 +90,8 @@ def run(quick: bool = False) -> list[Figure]:
         bodies = [m["body"].encode() for m in messages]
         raw_before = _raw_broker(broker, bodies)
         note(f"raw broker before: {raw_before['rate']:,.0f} msgs/s (publish {raw_before['publish']:.2f} s, "
-             f"consume {raw_before['consume']:.2f} s, {len(bodies)} msgs of ~{sum(map(len, bodies)) // len(bodies)} B)")
+             f"consume {raw_before['consume']:.2f} s, {len(bodies)} msgs of ~{sum(map(len, bodies)) // len(bodies)} B; "
+             f"CPU per message, pika client and RabbitMQ: {raw_before['cpu_ms']:.3f} ms)")
 
         workers = {name: procs.running[f"worker-{name}"].pid for name in ("intake", "dispatch", "escalation")}
         cpu_before = {name: cpu_seconds(pid) for name, pid in workers.items()}
@@ -112,6 +117,12 @@ def run(quick: bool = False) -> list[Figure]:
         note(f"raw broker after: {raw_after['rate']:,.0f} msgs/s (publish {raw_after['publish']:.2f} s, "
              f"consume {raw_after['consume']:.2f} s)")
         raw = max(raw_before["rate"], raw_after["rate"])
+        per_case = sum(cpu.values())
+        ceiling = os.cpu_count() / per_case * 1000
+        note(f"CPU per case, every process of the pipeline: {per_case:.2f} ms; were the {os.cpu_count()} cores all "
+             f"busy at that cost: {ceiling:,.0f} cases/s, {ceiling / raw:.3f} of the raw broker; one hop alone (the "
+             f"dispatch worker, which does little but receive, store and relay) {cpu['dispatch']:.2f} ms, a message "
+             f"at the raw rate {min(raw_before['cpu_ms'], raw_after['cpu_ms']):.3f} ms")
 
         posted, failures, offered = _steady_load(base, token, points, RATE, latency_seconds)
         _wait_for_cases(engines["escalation"], 1 + n + len(posted), 60, procs)
@@ -126,6 +137,8 @@ def run(quick: bool = False) -> list[Figure]:
     return [
         ("pipeline.raw_broker", round(raw), "msgs/s", None),
         ("pipeline.cases_per_s", round(cases_per_s), "cases/s", round(cases_per_s / raw, 3)),
+        ("pipeline.cpu_per_case", round(per_case, 2), "ms", None),
+        ("pipeline.cpu_ceiling", round(ceiling), "cases/s", round(ceiling / raw, 3)),
         ("pipeline.latency_p50", round(percentile(latencies, 50), 1), "ms", None),
         ("pipeline.latency_p99", round(percentile(latencies, 99), 1), "ms", None),
         ("pipeline.latency_errors", failures, "count", None),
@@ -235,11 +248,14 @@ def _raw_broker(url: str, bodies: list[bytes]) -> dict:
         connection.channel().queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
     try:
         raw = _RawBroker(parameters, queue, bodies)
+        cpu_before = (time.process_time(), server_cpu_seconds()["rabbitmq"])
         raw.run()
+        cpu = (time.process_time() - cpu_before[0], server_cpu_seconds()["rabbitmq"] - cpu_before[1])
     finally:
         with pika.BlockingConnection(parameters) as connection:
             connection.channel().queue_delete(queue)
-    return {"publish": raw.published, "consume": raw.consumed, "rate": len(bodies) / (raw.published + raw.consumed)}
+    return {"publish": raw.published, "consume": raw.consumed, "rate": len(bodies) / (raw.published + raw.consumed),
+            "cpu_ms": sum(cpu) / len(bodies) * 1000}
 
 
 class _RawBroker:
