@@ -43,7 +43,8 @@ MEANING = {
     "pipeline.raw_broker": "raw baseline: pika confirmed publish + consume with ack each, same messages",
     "pipeline.cases_per_s": "÷ raw broker msgs/s (goal ≥ 0.08)",
     "pipeline.cpu_per_case": "CPU of every process of the pipeline (workers, PostgreSQL, RabbitMQ) per case",
-    "pipeline.cpu_ceiling": "÷ raw broker msgs/s; cases/s were every core busy at that CPU per case",
+    "pipeline.cpu_ceiling": "÷ raw broker msgs/s; cases/s were every core busy at that CPU per case: the most "
+                            "the ratio can be at this cost",
     "pipeline.latency_p50": "report → level 1 (escalation opened_at − intake reported_at)",
     "pipeline.latency_p99": "report → level 1 (goal ≤ 100 ms at 100 reports/s)",
     "pipeline.latency_errors": "failed POSTs in the latency run (must be 0)",

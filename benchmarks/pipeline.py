@@ -27,8 +27,9 @@ msgs/s (the raw figure is one broker hop; the pipeline makes two, plus three dat
 all PostgreSQL processes together and for the RabbitMQ node (also serving the other benchmark processes'
 light polling). ``pipeline.cpu_per_case`` is their sum, and ``pipeline.cpu_ceiling`` the cases/s the
 machine's cores would give were they all busy at that cost (cores ÷ CPU per case): how far the throughput is
-from what its CPU allows, and, against the raw broker, the most the ratio could be at this cost. The raw
-baseline's CPU per message (this process's pika client and the RabbitMQ node) is noted beside it.
+from what its CPU allows and, against the raw broker of the same run, the most the ratio can be at this
+cost. The raw baseline's CPU per message (this process's pika client and the RabbitMQ node) and the cores it
+kept busy are noted beside it.
 
 Latency: after the backlog has drained, reports are POSTed over HTTP to ``gridcase serve intake`` (2 sync
 workers) at 100/s for 10 s (``--quick`` 5 s) by an open-loop client (each request's send time fixed in
@@ -91,7 +92,8 @@ def run(quick: bool = False) -> list[Figure]:
         raw_before = _raw_broker(broker, bodies)
         note(f"raw broker before: {raw_before['rate']:,.0f} msgs/s (publish {raw_before['publish']:.2f} s, "
              f"consume {raw_before['consume']:.2f} s, {len(bodies)} msgs of ~{sum(map(len, bodies)) // len(bodies)} B; "
-             f"CPU per message, pika client and RabbitMQ: {raw_before['cpu_ms']:.3f} ms)")
+             f"CPU per message, pika client and RabbitMQ: {raw_before['cpu_ms']:.3f} ms, "
+             f"{raw_before['cpu_ms'] * raw_before['rate'] / 1000:.2f} cores busy)")
 
         workers = {name: procs.running[f"worker-{name}"].pid for name in ("intake", "dispatch", "escalation")}
         cpu_before = {name: cpu_seconds(pid) for name, pid in workers.items()}
@@ -120,9 +122,9 @@ def run(quick: bool = False) -> list[Figure]:
         per_case = sum(cpu.values())
         ceiling = os.cpu_count() / per_case * 1000
         note(f"CPU per case, every process of the pipeline: {per_case:.2f} ms; were the {os.cpu_count()} cores all "
-             f"busy at that cost: {ceiling:,.0f} cases/s, {ceiling / raw:.3f} of the raw broker; one hop alone (the "
-             f"dispatch worker, which does little but receive, store and relay) {cpu['dispatch']:.2f} ms, a message "
-             f"at the raw rate {min(raw_before['cpu_ms'], raw_after['cpu_ms']):.3f} ms")
+             f"busy at that cost: {ceiling:,.0f} cases/s ({cases_per_s / ceiling:.0%} of it reached), "
+             f"{ceiling / raw:.3f} of the raw broker; one hop alone (the dispatch worker: receive, store, relay) "
+             f"{cpu['dispatch']:.2f} ms, a raw message {min(raw_before['cpu_ms'], raw_after['cpu_ms']):.3f} ms")
 
         posted, failures, offered = _steady_load(base, token, points, RATE, latency_seconds)
         _wait_for_cases(engines["escalation"], 1 + n + len(posted), 60, procs)
