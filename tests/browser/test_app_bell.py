@@ -99,3 +99,45 @@ def test_the_phones_bell_stays_quiet_without_network_and_catches_up_when_it_retu
     expect(page.locator("#network")).to_have_attribute("data-online", "true")
     assert not problems
     context.close()
+
+
+#: how many lines each case number in the bell's list is drawn on (a Range over its characters)
+NUMBER_LINES = r"""() => [...document.querySelectorAll('#bell-list li')].flatMap((li) => {
+    const walker = document.createTreeWalker(li.firstElementChild, NodeFilter.SHOW_TEXT);
+    const lines = [];
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const found = /\d{8}-\d{6}/.exec(node.textContent);
+        if (!found) continue;
+        const range = document.createRange();
+        range.setStart(node, found.index);
+        range.setEnd(node, found.index + found[0].length);
+        lines.push([found[0], new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size]);
+    }
+    return lines;
+})"""
+
+
+def test_a_case_number_in_the_bell_is_never_broken_across_lines(browser, site, place):
+    """Found in a new user's trial: in English the bell's line ("Case returned · 20261205-000007") broke
+    after the number's hyphen on a phone. Whatever the screen's width, the number stays on one line."""
+    worker = site.token("grid_worker", area=place["grid"], user="worker-bell-number")
+    station = site.token("station", area=place["station"], user="station-bell-number")
+    context, page, problems = phone(browser, site, place, "worker-bell-number", "en")
+    clear_bell(page)
+    page.locator("#bell-close").click()
+    case = site.report(worker, place, "bell: a bench is broken", category="other")
+    act(site, case["id"], worker, "escalate", reason="needs the station's carpenter")
+    act(site, case["id"], station, "return", level=1, reason="the grid can fix it")
+    expect(page.locator("#bell-count")).not_to_have_text("0", timeout=RING)
+    page.locator("#bell").click()
+    expect(page.locator("#bell-list li", has_text=case["number"]).first).to_be_visible()
+    broken = {}
+    for width in range(280, 640, 2):  # the line's end passes through every character of the number
+        page.set_viewport_size({"width": width, "height": 740})
+        for number, lines in page.evaluate(NUMBER_LINES):
+            assert lines >= 1, "a case number is not drawn"
+            if lines > 1:
+                broken[width] = number
+    assert not broken, f"a case number broke across lines at these widths: {broken}"
+    assert not problems
+    context.close()

@@ -41,6 +41,15 @@ def assert_form_empty(page) -> None:
     assert page.eval_on_selector("#r-photo", "e => e.files.length") == 0
 
 
+def form_state(page) -> dict:
+    """What the report form holds: the category, the severity checked, the description, the photos."""
+    return page.evaluate("""() => ({
+        category: document.getElementById('r-category').value,
+        severity: (document.querySelector('#severity-choices input:checked') || {}).value || null,
+        description: document.getElementById('r-description').value,
+        photos: document.getElementById('r-photo').files.length })""")
+
+
 def kept_photos(page) -> list[bool]:
     """Whether each report kept in the phone's outbox carries a photo, oldest first."""
     return page.evaluate("""GridcaseOutbox.waiting().then((items) => items
@@ -52,7 +61,10 @@ def test_the_case_number_is_shown_where_the_eye_is_and_the_form_is_emptied_after
         browser, site, place, lang):
     words = WORDS[lang]
     context, page, problems = phone(browser, site, place, f"worker-eye-{lang}", lang)
+    first = form_state(page)
+    assert first["category"] != "manhole_cover" and first["severity"] != "urgent", first
     page.select_option("#r-category", "manhole_cover")
+    assert form_state(page)["severity"] == "urgent"  # a missing cover's own
     description = f"eye ({lang}): 井盖缺失 / a manhole cover is missing"
     page.fill("#r-description", description)
     attach_photo(page)
@@ -65,7 +77,8 @@ def test_the_case_number_is_shown_where_the_eye_is_and_the_form_is_emptied_after
     assert in_view(page, "#message p")
     number = CASE_NUMBER.search(confirmation.inner_text()).group(0)
     assert_form_empty(page)
-    assert page.is_checked("#severity-choices input[value=urgent]")  # back to the category's own
+    # the whole form as it was first: the next report's category is chosen, not the last one's
+    assert form_state(page) == first
     page.screenshot(path=SCREENSHOTS / f"app-phone-sent-{lang}.png")
     [case] = wait_for(lambda: cases_described(site, description), timeout=5, message="the case")
     assert case["number"] == number
@@ -104,6 +117,28 @@ def test_a_report_kept_offline_leaves_an_empty_form_and_its_photo_goes_with_it_a
     [without] = wait_for(lambda: cases_described(site, second), timeout=5, message="the second case")
     assert len(wait_for(lambda: photos_of(site, with_photo["id"], worker), timeout=10, message="its photo")) == 1
     assert photos_of(site, without["id"], worker) == []
+    assert not problems
+    context.close()
+
+
+@both_languages
+def test_a_report_the_server_refuses_keeps_the_whole_form_to_be_corrected(browser, site, place, lang):
+    """Intake's refusal (a 422, served here by answering the report's POST) is said, and nothing the worker
+    chose or wrote is lost: category, severity, description and photo stay for the corrected report."""
+    context, page, problems = phone(browser, site, place, f"worker-refused-form-{lang}", lang)
+    page.route("**/intake/v1/reports", lambda route: route.fulfill(
+        status=422, content_type="application/problem+json",
+        body=json.dumps({"type": "about:blank", "title": "Unprocessable Content", "status": 422,
+                         "detail": "description: too vague"})) if route.request.method == "POST" else route.fallback())
+    page.select_option("#r-category", "manhole_cover")
+    page.locator("#severity-choices label", has_text=WORDS[lang]["normal"]).click()
+    page.fill("#r-description", f"refused form ({lang}): something")
+    attach_photo(page)
+    chosen = form_state(page)
+    page.click("#submit")
+    expect(page.locator("#message")).to_contain_text("description: too vague", timeout=15000)
+    assert form_state(page) == chosen == {"category": "manhole_cover", "severity": "normal",
+                                          "description": f"refused form ({lang}): something", "photos": 1}
     assert not problems
     context.close()
 

@@ -1,17 +1,20 @@
 """The board with functional departments (部门联动), in real Chromium: the command center sees a burst water
 main led by the water company with the traffic police co-handling, each with its state and deadline; the
 water company's own board lists the case with its own deadline, and it acknowledges and reports done from
-the case panel."""
+the case panel; a long owner's name is cut with an ellipsis and read whole on hover."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
 import requests
 from playwright.sync_api import expect
 
 from tests.browser.conftest import PHONE, SCREENSHOTS, WALL, axe_violations, open_page
 from tests.support.system import auth
+
+LAPTOP = {"width": 1366, "height": 768}
 
 MESSAGES = Path(__file__).resolve().parents[2] / "services/escalation/pages/board/messages.json"
 REMOVED_DONE = json.loads(MESSAGES.read_text(encoding="utf-8"))["en"]["case_removed_department_done"]
@@ -61,5 +64,56 @@ def test_the_command_board_shows_each_department_and_the_department_acts_from_it
     still_readable = requests.get(f"{site.url}/escalation/v1/cases/{case['id']}", headers=auth(water), timeout=10)
     assert still_readable.json()["status"] == "verifying", "the lead's done sends the case to verification"
     page.screenshot(path=SCREENSHOTS / "board-phone-en-department.png", full_page=True)
+    assert not problems
+    context.close()
+
+
+
+#: a department's name longer than the demo city's, as a real city's may be
+LONG_NAMES = {"en": "Municipal Electric Power Supply and Street Lighting Maintenance Company",
+              "zh": "市供电公司城区配电运维抢修中心第一分部与路灯管理所联合工作组"}
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+@pytest.mark.parametrize(("size", "viewport"), [("1366", LAPTOP), ("1920", WALL)])
+def test_a_long_owner_name_is_cut_with_an_ellipsis_and_read_whole_on_hover(browser, site, place, size, viewport, lang):
+    """Found in a new user's trial: at 1920 px "… · Lead Power Supply Co" was cut on the list with no sign
+    that it was. Cut text ends in "…", within its cell, and the cell's title holds the whole of it."""
+    worker = site.token("grid_worker", area=place["grid"], user="worker-owner-names")
+    case = site.report(worker, place, "board: a power line down across the lane", category="power_line_down")
+    command = site.token("command", user="owner-names")
+    context, page, problems = open_page(browser, site, "/board/", command, lang=lang, viewport=viewport)
+
+    def long_names(route):  # the power company under a long name
+        answer = route.fetch()
+        departments = answer.json()
+        for d in departments["departments"]:
+            if d["id"] == "power":
+                d.update(LONG_NAMES)
+        route.fulfill(response=answer, body=json.dumps(departments, ensure_ascii=False))
+
+    page.route("**/dispatch/v1/departments", long_names)
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    cell = page.locator(f"#case-rows tr[data-case='{case['id']}'] td.owner-cell")
+    expect(cell).to_contain_text(LONG_NAMES[lang], timeout=10000)
+    # what is seen of a line ends at its cell's edge or at the list's, whichever comes first
+    lines = cell.evaluate("""(cell) => {
+        const seen = Math.min(cell.getBoundingClientRect().right, document.getElementById('table-wrap')
+            .getBoundingClientRect().right);
+        return [...cell.children].map((line) => { const style = getComputedStyle(line);
+            const right = line.getBoundingClientRect().left + line.scrollWidth;
+            return { text: line.textContent, cut: right > seen + 1,
+                     ellipsis: style.textOverflow === 'ellipsis' && style.overflowX === 'hidden'
+                               && style.whiteSpace === 'nowrap',
+                     within: line.getBoundingClientRect().right <= seen + 1 }; }); }""")
+    assert any(line["cut"] for line in lines), f"the long name fits at {size} px: the test shows nothing: {lines}"
+    for line in lines:
+        assert line["within"], f"{line['text']!r} runs out of sight at {size} px, with no ellipsis"
+        assert not line["cut"] or line["ellipsis"], f"{line['text']!r} is cut without an ellipsis at {size} px"
+    title = cell.get_attribute("title") or ""
+    assert all(line["text"] in title for line in lines), f"the cell's title {title!r} is not the whole of it"
+    assert page.evaluate("(() => { const w = document.getElementById('table-wrap'); "
+                         "return w.scrollWidth <= w.clientWidth; })()"), "the list scrolls sideways"
     assert not problems
     context.close()

@@ -113,7 +113,7 @@ def test_a_selected_case_is_in_view_with_its_status_and_the_time_left_always_sho
         assert cell.inner_text().strip() not in ("", "—")
     assert page.evaluate("document.scrollingElement.scrollWidth <= innerWidth"), "the page scrolls sideways"
     if size != "phone":  # nothing a reader needs is cut: an owner's name, the sort's choice
-        assert cut_words(page, "#case-rows td.owner-cell") == [], "an owner's name is cut"
+        assert cut_words(page, "#case-rows td.owner-cell .owner-line") == [], "an owner's name is cut"
         assert page.evaluate("(() => { const w = document.getElementById('table-wrap'); "
                              "return w.scrollWidth <= w.clientWidth; })()"), "the list scrolls sideways"
         assert select_fits(page, "#f-sort"), "the sort's choice is cut"

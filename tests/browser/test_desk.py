@@ -172,6 +172,20 @@ def test_the_ranking_shares_ranks_says_when_it_is_empty_and_short_times_read_in_
     context.close()
 
 
+def test_the_rankings_caption_names_each_measure_once_in_chinese(browser, site):
+    """Found in a new user's trial: ranked by the on-time rate (按期结案率), the caption read
+    "按按期结案率…排名" — the measure's own 按 after the caption's. It names the measure as the selector does."""
+    context, page = desk_answering(browser, site, SAMPLE["rows"], locale="zh-CN")
+    caption = page.locator("#ranking-caption")
+    expect(caption).to_have_text("排名依据：按期结案率（各级均未超时），2026-11-01起的周期")
+    for measure in page.locator("#rank-by option").evaluate_all("options => options.map(o => o.value)"):
+        page.select_option("#rank-by", measure)
+        label = page.locator(f"#rank-by option[value={measure}]").inner_text()
+        expect(caption).to_contain_text(f"：{label}，")
+        assert "按按" not in caption.inner_text()
+    context.close()
+
+
 def test_on_a_phone_in_chinese_a_units_name_and_the_headings_do_not_break_after_every_character(browser, site):
     """Found in a new user's trial: on a 360 px phone the table's unit column was one character wide, so
     "第1分中心第1工作站" stood one character a line; the headings broke the same way. The table scrolls

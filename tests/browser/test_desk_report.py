@@ -105,6 +105,28 @@ def test_a_trend_line_per_unit_follows_each_measure_over_the_periods(browser, si
     context.close()
 
 
+def test_a_trend_of_counts_has_whole_numbers_on_its_axis(browser, site):
+    """Found in a new user's trial: the trend of cases opened (新增) in a quiet month read 0.5 and 1.5 cases
+    on its axis. A count's axis steps in whole cases; a time's is as it was."""
+    quiet = [{**row(1, p, 3, .5), "opened": opened, "closed": closed, "overdue": overdue}
+             for p, opened, closed, overdue in zip(PERIODS, (1, 2, 1), (0, 1, 2), (1, 1, 1), strict=True)]
+    context = browser.new_context(viewport=LAPTOP, locale="zh-CN")
+    context.route(f"**{STATS}?*", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps({**SAMPLE, "rows": quiet}, ensure_ascii=False)))
+    page = context.new_page()
+    page.goto(f"{site.url}/desk/#token={site.token('supervisor')}")
+    page.wait_for_selector("body[data-ready=true]")
+    expect(page.locator("#stats-body")).to_be_visible()
+    for measure, drawn in (("opened", [1, 2, 1]), ("closed", [0, 1, 2]), ("overdue", [1, 1, 1])):
+        page.select_option("#trend-measure", measure)
+        assert chart(page, "chart-trend", "data.datasets[0].data") == drawn
+        ticks = chart(page, "chart-trend", "scales.y.ticks.map(t => t.value)")
+        assert len(ticks) >= 2 and all(float(v).is_integer() for v in ticks), f"{measure}: {ticks}"
+    page.select_option("#trend-measure", "time_to_close")  # hours: a fraction of one is a time
+    assert chart(page, "chart-trend", "options.scales.y.ticks.precision") is None
+    context.close()
+
+
 def test_the_ranking_and_the_replay_name_units_by_the_apis_names(browser, site, place):
     """The statistics' and the replay's rows carry each unit's name beside its id, and the ranking shows
     the name (before, a station was its id unless dispatch's area list was fetched as well)."""

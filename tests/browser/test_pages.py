@@ -87,6 +87,35 @@ def test_the_language_switch_changes_every_label_and_is_remembered(browser, site
     context.close()
 
 
+@pytest.mark.parametrize("page_name", list(PAGES))
+def test_the_address_picks_the_language_and_it_is_remembered(browser, site, place, page_name):
+    """A command center sets a wall screen's address once (/wall/?lang=en): every page reads it, over the
+    browser's Accept-Language, keeps it as the switch's choice, and ignores a language it does not have."""
+    messages = catalogue(page_name)
+    token_ = page_token(site, place, page_name)
+    context, page, _ = open_page(browser, site, f"/{page_name}/?lang=en", token_, lang="zh")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    assert page.title() == messages["en"]["title"]
+    assert page.evaluate("localStorage.getItem('gridcase.lang')") == "en"
+    page.goto(f"{site.url}/{page_name}/")  # the address without it: the choice is kept
+    page.wait_for_selector("body[data-ready=true]")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    page.goto(f"{site.url}/{page_name}/?lang=constructor")  # not a language: the kept choice stands
+    page.wait_for_selector("body[data-ready=true]")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    page.goto(f"{site.url}/{page_name}/?lang=zh")
+    page.wait_for_selector("body[data-ready=true]")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    assert page.title() == messages["zh"]["title"]
+    context.close()
+
+    # a new screen with an unknown value and nothing kept: the browser's language, as without the address's
+    context, page, _ = open_page(browser, site, f"/{page_name}/?lang=fr", token_, lang="en")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    assert page.evaluate("localStorage.getItem('gridcase.lang')") is None
+    context.close()
+
+
 def test_the_server_renders_the_language_the_browser_asks_for(site):
     import requests
 

@@ -23,12 +23,25 @@
   let timer = null;
   let loading = false;
 
-  function title(item) {
+  /** What a notification says, [words, case number or null]. */
+  function titleParts(item) {
     const p = item.payload || {};
     const c = p.case || {};
     // a case returned to a lower level arrives there as `assigned`: its bell says it came back
     const event = item.event === 'assigned' && p.step && p.step.type === 'returned' ? 'returned' : item.event;
-    return gc.t('notify_' + event) + (c.number ? ' · ' + c.number : '');
+    return [gc.t('notify_' + event), c.number || null];
+  }
+
+  function title(item) {
+    const [words, number] = titleParts(item);
+    return words + (number ? ' · ' + number : '');
+  }
+
+  /** The title in the list: the case number in an element of its own that never breaks across lines
+   *  (`.case-number`, gridcase.css), as a line would break it after its hyphen. */
+  function titleElement(item) {
+    const [words, number] = titleParts(item);
+    return gc.el('span', {}, [words, number ? ' · ' : null, number ? gc.el('span', { class: 'case-number', text: number }) : null]);
   }
 
   function detail(item) {
@@ -70,7 +83,7 @@
     $('bell').setAttribute('aria-label', gc.t('bell_unread', { n: data.unread }));
     const list = $('bell-list');
     list.replaceChildren(...data.items.map((item) => gc.el('li', { class: item.read ? 'read' : 'unread', 'data-id': item.id }, [
-      gc.el('span', { text: title(item) }),
+      titleElement(item),
       gc.el('div', { class: 'muted small', text: detail(item) }),
       item.case_id ? gc.el('a', { href: '#case=' + item.case_id, text: gc.t('bell_open'),
         onclick: (e) => { e.preventDefault(); open(item.case_id); } }) : null,

@@ -3,7 +3,8 @@
  * The page's message catalogue is a JSON block in the page (<script type="application/json"
  * id="gc-messages">, {"zh": {...}, "en": {...}}); every element with a static label carries
  * data-i18n="key" (text) or data-i18n-attr="attribute:key,..." (placeholder, aria-label, title), so a
- * language switch relabels the whole page without a reload. The chosen language is kept in localStorage.
+ * language switch relabels the whole page without a reload. The chosen language (the switch's, or an address's
+ * ?lang=zh|en) is kept in localStorage.
  *
  * The token is a bearer JWT: pasted into the sign-in form or passed as #token=... in a sign-in link (a
  * fragment never reaches a server or its logs), then kept in sessionStorage (the board, the desk) or
@@ -34,9 +35,22 @@
     }
   }
 
+  /** Whether `code` names one of the catalogue's languages ("zh", "en"; not "constructor"). */
+  function known(code) {
+    return !!code && Object.prototype.hasOwnProperty.call(catalogue, code);
+  }
+
+  /** The page's language: the address's `?lang=zh|en` (a wall screen's address is set once, by whoever
+   *  sets up the screen), kept as the switch button's choice is; else the choice kept earlier; else the
+   *  language the server rendered for the browser (Accept-Language). An unknown `lang` is ignored. */
   function pickLanguage() {
+    const asked = new URLSearchParams(window.location.search).get('lang');
+    if (known(asked)) {
+      window.localStorage.setItem(LANG_KEY, asked);
+      return asked;
+    }
     const chosen = window.localStorage.getItem(LANG_KEY);
-    if (chosen && catalogue[chosen]) return chosen;
+    if (known(chosen)) return chosen;
     return document.documentElement.lang.startsWith('en') ? 'en' : 'zh';
   }
 
@@ -77,7 +91,7 @@
   }
 
   function setLanguage(next) {
-    lang = catalogue[next] ? next : 'zh';
+    lang = known(next) ? next : 'zh';
     window.localStorage.setItem(LANG_KEY, lang);
     applyLanguage();
   }

@@ -295,11 +295,19 @@
       gc.el('td', { class: 'num time-left', text: gc.duration(timeLeft(entry)) }),
       gc.el('td', { class: 'state-cell' }, [badge(state, c)]),
       gc.el('td', { class: 'status-cell', 'data-status': c.status, text: gc.t('status_' + c.status) }),
-      gc.el('td', { class: 'owner-cell', text: (c.owner && c.owner.area_name) || '' }, [gc.el('div', { class: 'muted small', text: gc.t('level_' + c.level)
-        + (leadPart ? ' · ' + gc.t('role_lead') + ' ' + departmentName(leadPart.id) : '') })]),
+      ownerCell(c, leadPart),
     ]);
     tr.setAttribute('aria-rowindex', String(index + 2));
     return tr;
+  }
+
+  /** The owner's cell: the owning area's name over its level (and a lead department's name), a line each;
+   *  a line too long for the cell ends in "…" (board.css) and the cell's title holds both whole (on hover). */
+  function ownerCell(c, leadPart) {
+    const name = (c.owner && c.owner.area_name) || '';
+    const role = gc.t('level_' + c.level) + (leadPart ? ' · ' + gc.t('role_lead') + ' ' + departmentName(leadPart.id) : '');
+    return gc.el('td', { class: 'owner-cell', title: name + '\n' + role }, [
+      gc.el('div', { class: 'owner-line', text: name }), gc.el('div', { class: 'owner-line muted small', text: role })]);
   }
 
   /** The list's two spacer rows (above and below the drawn window), made once and kept: a node that

@@ -203,8 +203,10 @@
         borderDash: DASHES[Math.floor(i / 2) % DASHES.length], pointRadius: 3, spanGaps: false, tension: 0,
         data: periods.map((p) => trendValue(byGroup.get(k).rows[p], key, kind)) };
     });
+    // a count's axis is in whole cases (Chart.js would step 0.5 between 1 and 2): precision 0 rounds its steps
     const y = kind === 'rate' ? { min: 0, max: 100, ticks: { callback: (v) => v + '%' } }
-      : { beginAtZero: true, title: kind === 'time' ? { display: true, text: gc.t('chart_trend_hours') } : undefined };
+      : kind === 'count' ? { beginAtZero: true, ticks: { precision: 0 } }
+        : { beginAtZero: true, title: { display: true, text: gc.t('chart_trend_hours') } };
     trendChart = new Chart($('chart-trend'), {
       type: 'line',
       data: { labels: periods, datasets },

@@ -11,8 +11,9 @@
  * so it is drawn on a canvas at most that many pixels and re-encoded as JPEG until it is within the
  * byte limit. A photo the server still refuses is shown with the server's reason, never lost in silence.
  *
- * After a report is sent or kept the form is emptied (description, photo, a moved pin, the severity back
- * to the category's) and the outcome — the case number, or "kept" — is scrolled to and focused, where
+ * After a report is sent or kept the form is back to its first state (the first category and its own
+ * severity, no description, no photo, the pin on the GPS position; a refused report keeps everything, to be
+ * corrected) and the outcome — the case number, or "kept" — is scrolled to and focused, where
  * the worker's eye is. Severity is offered only where the policy has rules for more than one for the
  * chosen category (its `severities` in GET /intake/v1/categories). The network indicator in the top
  * bar has one source, `online` below: what the last request found (gridcase.js's `gc:network`, the
@@ -264,12 +265,11 @@
     });
   }
 
-  /** The form after a report is sent or kept: nothing of it is carried into the next one — no
-   *  description, no photo, the pin back on the GPS position, the severity back to the category's. */
+  /** The form after a report is sent or kept: back to the state it had when the page opened, nothing of
+   *  the last report carried into the next one — the first category again (the next report's category is
+   *  chosen, not inherited), its own severity, no description, no photo, the pin back on the GPS position. */
   function clearForm() {
-    const form = $('report').elements;
-    form.description.value = '';
-    if (form.photo) form.photo.value = '';
+    $('report').reset(); // every field to its default: the select's first option, no text, no file
     fillSeverities(true);
     moved = false;
     if (fix) placePin([fix.lat, fix.lon]);
