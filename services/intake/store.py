@@ -61,6 +61,10 @@ reports = sa.Table(
     # The newest of escalation's events applied (``events.revision_key``): older ones change nothing.
     sa.Column("case_revision", sa.Integer),
     sa.Column("case_revision_step", sa.Integer),
+    # Per column the escalation event set last, its revision key (``[revision, step]``): an overtaken event
+    # still sets a column no newer one set (``handlers.follow_cases``). None: none yet, or a report
+    # followed before the map was kept (its columns all stand at ``case_revision``).
+    sa.Column("followed_revisions", sa.JSON),
     sa.UniqueConstraint("reporter", "idempotency_key", name="uq_reports_idempotency"),
     sa.Index("ix_reports_reporter_seq", "reporter", "seq"),
     sa.Index("ix_reports_category_reported_at", "category", "reported_at"),
@@ -398,19 +402,28 @@ class ReportStore(Store):
             reports.c.id == report_id, reports.c.status == str(Status.VERIFYING),
             reports.c.verification_sent_at.is_(None)).values(verification_sent_at=now))
         return claimed.rowcount == 1
-    def case_revisions(self, case_ids: set[str]) -> dict[str, tuple[int, int] | None]:
-        """Report id → the revision key last applied to it (``events.revision_key``; None before the first),
-        for those of ``case_ids`` that are reports. On PostgreSQL the rows stay locked until the unit of
-        work ends, taken in id order (two workers never deadlock), so a second worker following the same
-        case waits and then reads what the first one applied."""
+    def case_revisions(self, case_ids: set[str]) -> dict[str, tuple[tuple[int, int] | None, dict]]:
+        """Report id → (the newest revision key applied to it, ``events.revision_key``, None before the
+        first; column name → the revision key that set it last), for those of ``case_ids`` that are reports.
+        A report followed before the columns' keys were kept has them all at its newest key (``"*"``). On
+        PostgreSQL the rows stay locked until the unit of work ends, taken in id order (two workers never
+        deadlock), so a second worker following the same case waits and then reads what the first one
+        applied."""
         if not case_ids:
             return {}
-        query = (sa.select(reports.c.id, reports.c.case_revision, reports.c.case_revision_step)
+        query = (sa.select(reports.c.id, reports.c.case_revision, reports.c.case_revision_step,
+                           reports.c.followed_revisions)
                  .where(reports.c.id.in_(sorted(case_ids))).order_by(reports.c.id))
         if self.postgres:
             query = query.with_for_update()
-        return {r.id: None if r.case_revision is None else (r.case_revision, r.case_revision_step or 0)
-                for r in self.db.execute(query)}
+        found = {}
+        for r in self.db.execute(query):
+            last = None if r.case_revision is None else (r.case_revision, r.case_revision_step or 0)
+            columns = {name: tuple(key) for name, key in (r.followed_revisions or {}).items()}
+            if r.followed_revisions is None and last is not None:
+                columns["*"] = last
+            found[r.id] = (last, columns)
+        return found
 
     def follow(self, case_id: str, **values) -> None:
         """What intake knows of a case after it left: status, level, owner (from the others' events)."""
@@ -491,6 +504,7 @@ def _report(row) -> Report | None:
     if row is None:
         return None
     values = row._asdict()
+    values.pop("followed_revisions", None)
     values["status"] = Status(values["status"])
     values["level"] = Level(values["level"]) if values["level"] else None
     values["verifier_level"] = Level(values["verifier_level"]) if values["verifier_level"] else None

@@ -1,0 +1,22 @@
+"""followed revisions: per column of a report, the revision key of the escalation event that set it last
+
+Revision ID: 0015
+Revises: 0014
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0015'
+down_revision = '0014'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table('reports', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('followed_revisions', sa.JSON(), nullable=True))
+
+
+def downgrade():
+    with op.batch_alter_table('reports', schema=None) as batch_op:
+        batch_op.drop_column('followed_revisions')
