@@ -276,7 +276,9 @@ def follow_cases(messages: list[events.Message], uow: UnitOfWork, *, clock: Cloc
     and an overtaken message still sets what no newer one did (the area scope of ``case.opened``, who
     verifies a fix from ``case.resolved``, a rework's reset of the verification claim). Whatever batches
     a case's messages come in, in whatever order, the report ends as if each had been applied alone in
-    escalation's order. The reports are locked while the batch is applied. A message without a revision
+    escalation's order. A verification intake sent (``verify_case``'s claim) stands at the revision the
+    report had then: an older event arriving later does not take it back. The reports are locked while the
+    batch is applied. A message without a revision
     (dispatch's own transfers, which escalation echoes with one; a ``case.dispatched`` queued from before
     ``case.opened`` carried the scope) is applied only while the report has seen no revision.
 

@@ -198,3 +198,22 @@ def test_a_rework_overtaken_by_the_next_resolution_leaves_its_verification_open_
     assert intake.run(handlers.verify_case, handlers.Verify(case, True, "", worker)).passed
     with pytest.raises(AlreadyVerified):
         intake.run(handlers.verify_case, handlers.Verify(case, True, "", worker))
+
+
+def test_a_verification_sent_stands_against_an_older_event_that_arrives_after_it(intake):
+    """The fix awaits verification (revision 2); staff moved the case within its station (3: a new claim,
+    its verifier may have changed) and its time limit warned (4). The grid worker's phone saw revision 4 and
+    sent the verification; the move, overtaken, arrives only now. It is older than the verification, which
+    stands: a second one is refused, as it would have been had the move come first."""
+    n = next(_reports)
+    worker = Identity("grid_worker", f"w{n}", "G1")
+    case = intake.run(handlers.submit_report, NewReport("street_light", f"lamp {n}", 102.0 + n * 0.01, 27.9),
+                      worker, f"k{n}").report.id
+    follow(intake, [changed(case, "case.opened", "open", 1, scope=EAST),
+                    changed(case, "case.resolved", "verifying", 2, detail={"verifier_level": 1, "resolved_by": "li"}),
+                    changed(case, "case.warning", "verifying", 4)])
+    intake.run(handlers.verify_case, handlers.Verify(case, True, "", worker))
+    follow(intake, [events.CaseTransferred(case_id=case, owners=EAST, level=Level.GRID, reason="r", actor="cmd",
+                                           revision=3)])
+    with pytest.raises(AlreadyVerified):
+        intake.run(handlers.verify_case, handlers.Verify(case, True, "", worker))
