@@ -37,6 +37,7 @@ read, cached or not, whether the token's ``jti``, or its ``sub`` issued at its `
 """
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +49,9 @@ import jwt
 from shared.fields import LIMITS, storable_problem
 from shared.owners import Owners, in_scope
 from shared.vocabulary import ROLE_SCOPE, Role
+from shared.words import Message, Said, word
+
+log = logging.getLogger("gridcase.auth")
 
 ROLES = tuple(role.value for role in Role)
 ALGORITHM = "HS256"
@@ -65,7 +69,14 @@ OPEN311_SUBJECT_PREFIX = "open311:"
 
 
 class AuthError(Exception):
-    pass
+    """Why a token is refused (401): a catalogue message (``auth.*``, ``message``) that the caller reads in
+    their language inside ``request.token_invalid``; ``str()`` is its English text. A library's own words
+    about the token (PyJWT's "Not enough segments") never reach it: each kind of failure has its message."""
+
+    def __init__(self, code: str, /, **params):
+        self.message = Message(code, params)
+        self.code = code
+        super().__init__(self.message.text())
 
 
 def desk_subject(role: str, area: str | None = None, department: str | None = None) -> str:
@@ -81,12 +92,11 @@ def subject_problem(subject: str, role: str, area: str | None = None, department
     as that desk (``--user command`` made a grid worker who read the command desk's reports). A token may
     carry them only as its own desk (``desk_subject``). Open311 clients' subjects are refused too."""
     if subject.startswith(OPEN311_SUBJECT_PREFIX):
-        return f"may not start with {OPEN311_SUBJECT_PREFIX!r} (Open311 clients' reports)"
+        return Said("auth.sub_open311", prefix=repr(OPEN311_SUBJECT_PREFIX))
     head, at, _ = subject.partition("@")
     reserved = subject.casefold() in ROLES or (at and head.casefold() in ROLES)
     if reserved and subject != desk_subject(role, area, department):
-        return (f"{subject!r} is a role's or a desk's name (role names and <role>@<unit> are the desks' "
-                "subjects): a person needs a subject of their own")
+        return Said("auth.sub_desk", subject=repr(subject))
     return None
 
 
@@ -179,20 +189,21 @@ class TokenVerifier:
         if alg == ALGORITHM:
             return self.secret, ALGORITHM
         if alg not in PROVIDER_ALGORITHMS:
-            raise AuthError(f"the algorithm {alg!r} is not accepted")
+            raise AuthError("auth.algorithm_not_accepted", alg=repr(alg))
         try:
             if self._client is not None:
                 key = self._client.get_signing_key_from_jwt(token)
             elif self._keys is not None:
                 key = self._keys.get(header.get("kid"))
             else:
-                raise AuthError("no identity provider is configured (GRIDCASE_JWKS_URL)")
-        except jwt.PyJWKClientError as exc:
-            raise AuthError(f"no key for this token: {exc}") from exc
+                raise AuthError("auth.no_provider")
+        except jwt.PyJWKClientError as exc:  # the provider's answer, for the operator: not the caller's to read
+            log.warning("identity provider keys unreadable: %s", exc)
+            raise AuthError("auth.provider_keys_unreadable") from exc
         if key is None:
-            raise AuthError("no key with this token's kid")
+            raise AuthError("auth.unknown_kid")
         if key.algorithm_name not in PROVIDER_ALGORITHMS or key.algorithm_name != alg:
-            raise AuthError(f"the key {header.get('kid')!r} does not sign with {alg}")
+            raise AuthError("auth.key_algorithm", kid=repr(header.get("kid")), alg=alg)
         return key.key, alg
 
     def read(self, token: str, now: datetime | None = None) -> Identity:
@@ -210,14 +221,14 @@ class TokenVerifier:
                 self._verified.clear()
             cached = self._verified[token] = (identity, min(expires, moment + self.CACHE_SECONDS), token_id, issued)
         if self.revoked is not None and self.revoked(cached[2], cached[0].user, cached[3]):
-            raise AuthError("the token has been revoked")
+            raise AuthError("auth.revoked")
         return cached[0]
 
     def _verify(self, token: str, now: datetime | None) -> tuple[Identity, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
-            raise AuthError(str(exc)) from exc
+            raise _refusal(exc) from exc
         key, alg = self.key_for(token, header)
         provider = alg in PROVIDER_ALGORITHMS
         required = ["exp", "iat", "sub"] + (["aud", "iss"] if provider else [])
@@ -227,17 +238,16 @@ class TokenVerifier:
                                     "require": required, "verify_sub": False, "verify_exp": False,
                                     "verify_iat": False, "verify_aud": provider})
         except jwt.InvalidAudienceError as exc:
-            raise AuthError(f"the aud claim does not name this service ({self.audience!r}): {exc}") from exc
+            raise AuthError("auth.wrong_audience", audience=repr(self.audience)) from exc
         except jwt.InvalidIssuerError as exc:
-            raise AuthError(f"the iss claim is not this service's identity provider ({self.issuer!r})") from exc
+            raise AuthError("auth.wrong_issuer", issuer=repr(self.issuer)) from exc
         except jwt.MissingRequiredClaimError as exc:
-            raise AuthError(f"the {exc.claim} claim is required") from exc
+            raise AuthError("auth.claim_required", claim=exc.claim) from exc
         except jwt.PyJWTError as exc:
-            raise AuthError(str(exc)) from exc
+            raise _refusal(exc) from exc
         identity = identity_from_claims(claims, now or datetime.now(UTC))
         if self.units is not None and (kind := self.units(identity.user)):
-            raise AuthError(f"the sub claim {identity.user!r} is the id of a {kind} of the city (a unit): "
-                            "a person needs a subject of their own")
+            raise AuthError("auth.sub_unit", subject=repr(identity.user), kind=word("area", kind))
         return identity, float(claims["exp"])
 
 
@@ -245,32 +255,32 @@ def identity_from_claims(claims: dict, now: datetime) -> Identity:
     """The identity of verified ``claims``, each checked for presence and type; AuthError naming the claim."""
     role = claims.get("role")
     if not isinstance(role, str) or role not in ROLES:
-        raise AuthError(f"the role claim must be one of {', '.join(ROLES)}")
+        raise AuthError("auth.role_claim", roles=", ".join(ROLES))
     user, area = claims.get("sub"), claims.get("area")
     _check_claim("sub", user, LIMITS["user"])
     if area is not None or Role(role) in ROLE_SCOPE:
         if area is None:
-            raise AuthError(f"a {role} token needs an area claim")
+            raise AuthError("auth.area_claim_needed", role=role)
         _check_claim("area", area, LIMITS["area_id"])
     department = claims.get("department")
     if department is not None or role == Role.DEPARTMENT:
         if role != Role.DEPARTMENT or department is None:
-            raise AuthError("only a department token carries a department claim, and it must")
+            raise AuthError("auth.department_claim")
         _check_claim("department", department, LIMITS["area_id"])
     if problem := subject_problem(user, role, area, department):
-        raise AuthError(f"the sub claim {problem}")
+        raise AuthError("auth.claim_unstorable", claim="sub", problem=problem.message)
     issued, expires = claims.get("iat"), claims.get("exp")
     for name, value in (("iat", issued), ("exp", expires)):
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise AuthError(f"the {name} claim must be a number (seconds since 1970)")
+            raise AuthError("auth.time_claim", claim=name)
     if expires <= (now - LEEWAY).timestamp():
-        raise AuthError("the token has expired")
+        raise AuthError("auth.expired")
     if issued > (now + LEEWAY).timestamp():
-        raise AuthError("the iat claim lies in the future")
+        raise AuthError("auth.issued_in_future")
     if expires - issued > MAX_LIFETIME.total_seconds():
-        raise AuthError(f"the token lives longer than {MAX_LIFETIME.days} days")
+        raise AuthError("auth.lives_too_long", days=MAX_LIFETIME.days)
     if expires > (now + MAX_LIFETIME + LEEWAY).timestamp():
-        raise AuthError(f"the token expires more than {MAX_LIFETIME.days} days from now")
+        raise AuthError("auth.expires_too_far", days=MAX_LIFETIME.days)
     return Identity(role=role, user=user, area=area, department=department)
 
 
@@ -279,8 +289,26 @@ def _revocation_claims(token: str) -> tuple[str | None, float]:
     claims = jwt.decode(token, options={"verify_signature": False})
     token_id = claims.get("jti")
     if token_id is not None and (not isinstance(token_id, str) or not 0 < len(token_id) <= LIMITS["user"]):
-        raise AuthError(f"the jti claim must be a string of 1 to {LIMITS['user']} characters")
+        raise AuthError("auth.jti_claim", max=LIMITS["user"])
     return token_id, float(claims["iat"])
+
+
+#: PyJWT's kinds of refusal → the catalogue's words for each (the first that matches; the order is the
+#: classes' own, most specific first). Anything else PyJWT refuses: ``auth.not_verifiable``.
+_PYJWT_REFUSALS = (
+    (jwt.exceptions.InvalidSignatureError, "auth.bad_signature", {}),
+    (jwt.exceptions.ImmatureSignatureError, "auth.not_yet_valid", {}),
+    (jwt.exceptions.InvalidJTIError, "auth.jti_claim", {"max": LIMITS["user"]}),
+    (jwt.exceptions.InvalidIssuedAtError, "auth.time_claim", {"claim": "iat"}),
+    (jwt.exceptions.DecodeError, "auth.malformed", {}),
+)
+
+
+def _refusal(exc: jwt.PyJWTError) -> AuthError:
+    """PyJWT's refusal as gridcase's (``AuthError``), by its kind: its own English text is not passed on."""
+    code, params = next(((code, params) for kind, code, params in _PYJWT_REFUSALS if isinstance(exc, kind)),
+                        ("auth.not_verifiable", {}))
+    return AuthError(code, **params)
 
 
 def read_token(secret: str, token: str, *, jwks: str | None = None, audience: str | None = None,
@@ -294,9 +322,9 @@ def _check_claim(name: str, value, max_length: int) -> None:
     column: a non-empty string of at most ``max_length`` characters with no control character or lone
     surrogate (``shared.fields``). Otherwise the token is refused (401), before anything is stored."""
     if not isinstance(value, str) or not value:
-        raise AuthError(f"the {name} claim must be a non-empty string")
+        raise AuthError("auth.claim_not_text", claim=name)
     if len(value) > max_length:
-        raise AuthError(f"the {name} claim is {len(value)} characters long; at most {max_length} are accepted")
+        raise AuthError("auth.claim_too_long", claim=name, length=len(value), max=max_length)
     problem = storable_problem(value)
     if problem:
-        raise AuthError(f"the {name} claim {problem}")
+        raise AuthError("auth.claim_unstorable", claim=name, problem=problem.message)

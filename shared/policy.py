@@ -57,6 +57,7 @@ from shared.timemodel import (
     parse_hours,
     parse_limit,
     parse_window,
+    toml_position,
 )
 from shared.vocabulary import AREA_LEVELS, Level
 from shared.words import Invalid, LocatedError, Message
@@ -308,8 +309,8 @@ def parse_policy(text: str, file: str = "policy") -> Policy:
         raise PolicyError(Message("policy.too_deep", {"max": MAX_DEPTH}), None, file) from None
     except Invalid as exc:
         raise PolicyError(exc.message, None, file) from None
-    except (AttributeError, TypeError, KeyError, ValueError, IndexError) as exc:  # a value of the wrong shape
-        raise PolicyError(Message("policy.wrong_shape", {"error": str(exc)}), None, file) from None
+    except (AttributeError, TypeError, KeyError, ValueError, IndexError):  # a value of the wrong shape
+        raise PolicyError(Message("policy.wrong_shape"), None, file) from None
 
 
 def _nesting(text: str) -> tuple[int, int]:
@@ -369,16 +370,16 @@ def _parse(text: str, file: str) -> Policy:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        raise lines.error("policy.not_toml", int(m.group(1)) if m else None, error=str(exc)) from None
+        line, column = toml_position(exc)
+        raise lines.error("policy.not_toml", line, column=column) from None
 
     def checked(where_line, fn, *args):
         try:
             return fn(*args)
         except Invalid as exc:
             raise lines.error(exc.message, where_line) from None
-        except (ValueError, TypeError, KeyError) as exc:  # a library's own words (a level's name: Level.of)
-            raise lines.error("policy.wrong_value", where_line, error=str(exc).strip("'\"")) from None
+        except (ValueError, TypeError, KeyError):  # a library's refusal: its words are not the reader's
+            raise lines.error("policy.wrong_value", where_line) from None
 
     known_top = {"version", "defaults", "levels", "severities", "groups", "categories", "calendar", "early_warnings",
                  "needs_acceptance"}

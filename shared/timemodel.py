@@ -297,6 +297,17 @@ def _line_of(text: str, needle: str) -> int | None:
     return None
 
 
+def toml_position(error: tomllib.TOMLDecodeError) -> tuple[int | None, int | None]:
+    """(line, column) of a TOML syntax error (1-based; None when the parser did not say): the facts a reader
+    needs, without the parser's English sentence."""
+    line = getattr(error, "lineno", None)
+    column = getattr(error, "colno", None)
+    if line is None:  # Python before 3.14: the position is only in the message, "(at line 3, column 9)"
+        found = re.search(r"line (\d+), column (\d+)", str(error))
+        line, column = (int(found[1]), int(found[2])) if found else (None, None)
+    return line, column
+
+
 def read_year_file(path: str | Path, region: str | None = None) -> OfficialYear:
     """Read and check one year's file (see the module docstring); ``region``, when given, must be the
     file's. ``CalendarFileError`` naming the line: not TOML, a missing or unknown key, a date outside
@@ -306,11 +317,11 @@ def read_year_file(path: str | Path, region: str | None = None) -> OfficialYear:
     try:
         text = path.read_text(encoding="utf-8-sig")
         data = tomllib.loads(text)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CalendarFileError("calendar.unreadable", file, error=str(exc)) from None
+    except (OSError, UnicodeDecodeError):
+        raise CalendarFileError("calendar.unreadable", file) from None
     except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        raise CalendarFileError("policy.not_toml", file, int(m.group(1)) if m else None, error=str(exc)) from None
+        line, column = toml_position(exc)
+        raise CalendarFileError("policy.not_toml", file, line, column=column) from None
     unknown = set(data) - {"region", "year", "source", "holidays"}
     if unknown:
         key = sorted(unknown)[0]

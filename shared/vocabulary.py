@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from enum import IntEnum, StrEnum
 
+from shared.words import Invalid
+
 
 class Level(IntEnum):
     """The four levels of the closed loop (四级闭环), lowest first."""
@@ -31,18 +33,19 @@ class Level(IntEnum):
 
     @classmethod
     def of(cls, value: int | str | Level) -> Level:
-        """A level from its number (``2``) or its area name (``"station"``); ValueError otherwise."""
+        """A level from its number (``2``) or its area name (``"station"``); ``Invalid`` (a ValueError,
+        ``level.unknown``) otherwise."""
         if isinstance(value, Level):
             return value
         if isinstance(value, str) and not value.isdigit():
             try:
                 return cls[value.upper()]
             except KeyError:
-                raise ValueError(f"unknown level {value!r}; one of {', '.join(AREA_LEVELS)}") from None
+                raise Invalid("level.unknown", value=repr(value), choices=", ".join(AREA_LEVELS)) from None
         try:
             return cls(int(value))
-        except OverflowError:  # an infinite number (JSON's 1e400)
-            raise ValueError(f"unknown level {value!r}") from None
+        except (OverflowError, ValueError):  # an infinite number (JSON's 1e400), a number of no level
+            raise Invalid("level.unknown", value=repr(value), choices=", ".join(AREA_LEVELS)) from None
 
 
 #: Area levels from the top (the city) to the bottom (one grid worker's cell), as dispatch walks them.

@@ -33,6 +33,7 @@ import inspect
 import json
 import logging
 import re
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -243,14 +244,36 @@ class GridcaseParser(FlaskParser):
             raise
         except RecursionError:
             abort(400, message=Said("body.too_deep", max=JSON_MAX_DEPTH))
-        except ValueError as exc:  # e.g. "Exceeds the limit (4300 digits) for integer string conversion"
-            abort(400, message=Said("body.unreadable_value", error=str(exc)))
+        except ValueError:  # e.g. "Exceeds the limit (4300 digits) for integer string conversion"
+            abort(400, message=Said("body.unreadable_value", max=sys.get_int_max_str_digits()))
         if _depth_exceeds(value, JSON_MAX_DEPTH):
             abort(400, message=Said("body.too_deep", max=JSON_MAX_DEPTH))
         return value
 
     def _handle_invalid_json_error(self, error, req, *args, **kwargs):
-        abort(400, message=Said("body.not_json", error=error.msg, line=error.lineno, column=error.colno))
+        abort(400, message=Said("body.not_json", problem=json_problem(error), line=error.lineno, column=error.colno))
+
+
+#: The kinds of error the standard JSON parser reports (the start of its message) → the catalogue's words
+#: for each: the caller reads what was wrong and where in their language, never the parser's English.
+_JSON_PROBLEMS = (
+    ("Expecting value", "json.expecting_value"),
+    ("Expecting property name", "json.expecting_name"),
+    ("Expecting ':'", "json.expecting_colon"),
+    ("Expecting ','", "json.expecting_comma"),
+    ("Unterminated string", "json.unterminated_string"),
+    ("Invalid control character", "json.control_character"),
+    ("Invalid \\", "json.bad_escape"),
+    ("Extra data", "json.extra_data"),
+    ("Illegal trailing comma", "json.trailing_comma"),
+)
+
+
+def json_problem(error: json.JSONDecodeError) -> Message:
+    """What ``json`` found wrong in a body, as a catalogue message (``json.*``; ``json.syntax`` for a kind
+    of error this list does not know): the line and column travel beside it (``body.not_json``)."""
+    kind = error.msg
+    return Message(next((key for start, key in _JSON_PROBLEMS if kind.startswith(start)), "json.syntax"))
 
 
 #: What ``json.detect_encoding`` calls the encodings of RFC 8259 §8.1, as a client would name them.
@@ -423,7 +446,8 @@ def create_app(service: str, *, title: str, blueprint, readiness: dict[str, Call
     @app.errorhandler(GunicornParseError)
     def _malformed_body(exc):
         # gunicorn finds a broken chunked body only when the application reads it: a client error, not a 500
-        return problem(400, "Bad Request", f"the request body is malformed: {printable(str(exc), 200)}")
+        log.info("malformed request body: %s", printable(str(exc), 200))
+        return answer_problem(Problem("body.malformed", http_status=400))
 
     operations: dict[tuple[str | None, str], _Operation] = {}  # (endpoint, method) → what _start checks
     requests: dict[tuple[str, int], object] = {}  # (method, status) → REQUESTS' counter
@@ -734,7 +758,7 @@ def identity() -> Identity:
         g.identity = current_app.config["GRIDCASE_TOKENS"].read(token.strip())
     except AuthError as exc:
         _refuse_token(Problem("request.token_invalid", http_status=401, headers={"WWW-Authenticate": "Bearer"},
-                              reason=str(exc)))
+                              reason=exc.message))
     return g.identity
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import structlog
 from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import abort
@@ -26,6 +27,7 @@ from shared.vocabulary import Level, Status
 from shared.web import Blueprint, access, caller_language, current_service, deny, identity, lookup, printable
 from shared.words import Invalid, Problem, Said, note_text
 
+log = structlog.get_logger("gridcase.escalation")
 blp = Blueprint("escalation", __name__, url_prefix="/escalation/v1", description="The four-level closed loop")
 #: Actions staff take here; ``verify`` comes from the grid worker through intake (with photos).
 HTTP_ACTIONS = tuple(name for name in actions.ACTIONS if name != "verify")
@@ -732,7 +734,8 @@ class PolicyReplay(MethodView):
         except Invalid as refusal:
             raise Problem(refusal.code, http_status=422, field="policy", **refusal.params) from None
         except ValueError as refusal:  # a calendar the running city cannot build (an unknown holiday region)
-            raise Problem("policy.invalid", http_status=422, field="policy", text=str(refusal)) from None
+            log.warning("a replayed policy cannot be used", error=str(refusal))
+            raise Problem("policy.unusable", http_status=422, field="policy") from None
         with service.uow() as uow:
             names = uow.store.area_names()
         for row in answer["rows"]:

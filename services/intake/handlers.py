@@ -269,13 +269,18 @@ def follow_cases(messages: list[events.Message], uow: UnitOfWork, *, clock: Cloc
     ``case.transferred`` — the owners it decided, never dispatch's proposal of a re-route — a new one), as
     one update per case for the whole batch.
 
-    A message is applied only if it is newer than the last one applied to the report
-    (``events.revision_key``: escalation's case revision and the step's place in it), so a redelivery,
-    a message overtaken by a newer one (in this batch or an earlier one) or two intake workers taking one
-    case's messages at once never move a report backwards; the reports are locked while the batch is
-    applied. A message without a revision (dispatch's own transfers, which escalation echoes with one; a
-    ``case.dispatched`` queued from before ``case.opened`` carried the scope) is applied only while the
-    report has seen no revision.
+    Each message sets the columns it speaks for (``_followed``), each only if no newer message set it
+    (``events.revision_key``: escalation's case revision and the step's place in it; per column, kept in
+    ``followed_revisions``): so a redelivery, a message overtaken by a newer one (in this batch or an
+    earlier one) or two intake workers taking one case's messages at once never move a report backwards,
+    and an overtaken message still sets what no newer one did (the area scope of ``case.opened``, who
+    verifies a fix from ``case.resolved``, a rework's reset of the verification claim). Whatever batches
+    a case's messages come in, in whatever order, the report ends as if each had been applied alone in
+    escalation's order. A verification intake sent (``verify_case``'s claim) stands at the revision the
+    report had then: an older event arriving later does not take it back. The reports are locked while the
+    batch is applied. A message without a revision
+    (dispatch's own transfers, which escalation echoes with one; a ``case.dispatched`` queued from before
+    ``case.opened`` carried the scope) is applied only while the report has seen no revision.
 
     A report linked to a case (a nearby duplicate, or one merged into it: ``case.merged``) follows that
     case's status, level and owner from then on (the store applies a case's change to its linked
@@ -296,18 +301,32 @@ def follow_cases(messages: list[events.Message], uow: UnitOfWork, *, clock: Cloc
             if isinstance(message, events.CaseTransferred) and message.envelope is not None \
                     and message.envelope.producer != "escalation":
                 continue  # dispatch's proposal of a re-route: escalation decides, and its answer follows
-            key, last = events.revision_key(message), applied[message.case_id]
-            if last is not None and (key is None or key <= last):
-                continue
+            key, (last, columns) = events.revision_key(message), applied[message.case_id]
+            followed = _followed(message)
+            if key is None:
+                if last is not None:
+                    continue
+            else:
+                floor = columns.get("*", UNSET)  # a report followed before the columns' keys were kept
+                followed = {name: value for name, value in followed.items() if key > columns.get(name, floor)}
+                if not followed:
+                    continue
+                columns.update(dict.fromkeys(followed, key))
+                last = max(last or key, key)
+                applied[message.case_id] = (last, columns)
             change = changes.setdefault(message.case_id, {"updated_at": now})
-            change.update(_followed(message))
+            change.update(followed)
             if key is not None:
-                applied[message.case_id] = key
-                change.update(case_revision=key[0], case_revision_step=key[1])
+                change.update(case_revision=last[0], case_revision_step=last[1],
+                              followed_revisions={name: list(at) for name, at in columns.items()})
         uow.store.follow_all(changes)
         if assigned:
             uow.store.add_departments(assigned)
         uow.commit()
+
+
+#: The revision key of a column no event with a revision has set: any such event is newer.
+UNSET = (0, -1)
 
 
 def _followed(message: events.Message) -> dict:

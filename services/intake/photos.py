@@ -37,6 +37,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from shared.words import Problem
@@ -57,6 +58,7 @@ JPEG_REDUCTIONS = (1, 2, 4, 8)
 #: a bad chunk a SyntaxError or ValueError, a short header a struct.error, …).
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, ZeroDivisionError,
                  struct.error, Image.DecompressionBombError, Image.DecompressionBombWarning)
+log = structlog.get_logger("gridcase.photos")
 Image.MAX_IMAGE_PIXELS = MAX_SOURCE_PIXELS  # Pillow's own bomb guard (this process only reads photos)
 
 
@@ -81,8 +83,8 @@ class TooLarge(Problem, ValueError):
 class BadImage(Problem, ValueError):
     """A JPEG or PNG that cannot be accepted (422, about ``file``): ``code`` says why —
     ``photo.too_many_pixels`` / ``photo.too_large_to_decode`` / ``photo.too_many_pixels_reduced`` (the
-    pixel counts as parameters) or ``photo.damaged`` (the decoder's own words as ``decoder``, kept for
-    diagnosis) — read in the caller's language."""
+    pixel counts as parameters) or ``photo.damaged`` (the decoder's own words are logged for diagnosis, never
+    sent: a caller reads gridcase's words in their language)."""
 
     status = 422
 
@@ -103,6 +105,12 @@ class CleanPhoto:
         return CONTENT_TYPES[self.format]
 
 
+def _damaged(exc: BaseException) -> BadImage:
+    """``photo.damaged``, with what the decoder said in the log (for diagnosis), not in the answer."""
+    log.info("photo refused as damaged", decoder=f"{type(exc).__name__}: {str(exc)[:200]}")
+    return BadImage("photo.damaged")
+
+
 def clean(data: bytes) -> CleanPhoto:
     """``data`` (an uploaded file's bytes) → the photo to store, or ``NotAnImage`` / ``TooLarge`` /
     ``BadImage`` (see the module docstring for each rule)."""
@@ -117,14 +125,14 @@ def clean(data: bytes) -> CleanPhoto:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise BadImage("photo.too_large_to_decode", max=MAX_SOURCE_PIXELS) from None
         except DECODE_ERRORS as exc:
-            raise BadImage("photo.damaged", decoder=str(exc)[:200]) from None
+            raise _damaged(exc) from None
         kind = image.format
         reduction = _reduction(kind, *image.size)
         try:
             if reduction > 1:
                 image.draft(None, (image.width // reduction, image.height // reduction))
         except DECODE_ERRORS as exc:
-            raise BadImage("photo.damaged", decoder=str(exc)[:200]) from None
+            raise _damaged(exc) from None
         if image.width * image.height > MAX_PIXELS:  # draft's sizes round up: refuse rather than decode more
             raise BadImage("photo.too_many_pixels_reduced", width=image.width, height=image.height, max=MAX_PIXELS)
         try:
@@ -132,7 +140,7 @@ def clean(data: bytes) -> CleanPhoto:
             ImageOps.exif_transpose(image, in_place=True)
             bare = _pixels_only(image, kind)
         except DECODE_ERRORS as exc:
-            raise BadImage("photo.damaged", decoder=str(exc)[:200]) from None
+            raise _damaged(exc) from None
     del image
     return CleanPhoto(kind, bare.width, bare.height, _encode(bare, kind), _thumbnail(bare))
 

@@ -61,6 +61,14 @@ reports = sa.Table(
     # The newest of escalation's events applied (``events.revision_key``): older ones change nothing.
     sa.Column("case_revision", sa.Integer),
     sa.Column("case_revision_step", sa.Integer),
+    # Per column the escalation event set last, its revision key (``[revision, step]``): an overtaken event
+    # still sets a column no newer one set (``handlers.follow_cases``). None: none yet, or a report
+    # followed before the map was kept (its columns all stand at ``case_revision``).
+    sa.Column("followed_revisions", sa.JSON),
+    # The revision key the report stood at when its verification was claimed: an event older than that,
+    # arriving late, does not take the claim back.
+    sa.Column("verification_revision", sa.Integer),
+    sa.Column("verification_revision_step", sa.Integer),
     sa.UniqueConstraint("reporter", "idempotency_key", name="uq_reports_idempotency"),
     sa.Index("ix_reports_reporter_seq", "reporter", "seq"),
     sa.Index("ix_reports_category_reported_at", "category", "reported_at"),
@@ -393,24 +401,42 @@ class ReportStore(Store):
 
     def claim_verification(self, report_id: str, now) -> bool:
         """Claim the verification of the case's current round: one conditional update, so of several
-        verifications at once (threads, processes) exactly one gets True; the others see it claimed."""
+        verifications at once (threads, processes) exactly one gets True; the others see it claimed. The
+        claim is written at the revision key the report stands at (``case_revisions``), in the same update."""
         claimed = self.db.execute(reports.update().where(
             reports.c.id == report_id, reports.c.status == str(Status.VERIFYING),
-            reports.c.verification_sent_at.is_(None)).values(verification_sent_at=now))
+            reports.c.verification_sent_at.is_(None)).values(
+                verification_sent_at=now, verification_revision=reports.c.case_revision,
+                verification_revision_step=reports.c.case_revision_step))
         return claimed.rowcount == 1
-    def case_revisions(self, case_ids: set[str]) -> dict[str, tuple[int, int] | None]:
-        """Report id → the revision key last applied to it (``events.revision_key``; None before the first),
-        for those of ``case_ids`` that are reports. On PostgreSQL the rows stay locked until the unit of
-        work ends, taken in id order (two workers never deadlock), so a second worker following the same
-        case waits and then reads what the first one applied."""
+    def case_revisions(self, case_ids: set[str]) -> dict[str, tuple[tuple[int, int] | None, dict]]:
+        """Report id → (the newest revision key applied to it, ``events.revision_key``, None before the
+        first; column name → the revision key that set it last), for those of ``case_ids`` that are reports.
+        A report followed before the columns' keys were kept has them all at its newest key (``"*"``); a
+        verification claimed (``claim_verification``) stands at the key the report had then. On
+        PostgreSQL the rows stay locked until the unit of work ends, taken in id order (two workers never
+        deadlock), so a second worker following the same case waits and then reads what the first one
+        applied."""
         if not case_ids:
             return {}
-        query = (sa.select(reports.c.id, reports.c.case_revision, reports.c.case_revision_step)
+        query = (sa.select(reports.c.id, reports.c.case_revision, reports.c.case_revision_step,
+                           reports.c.followed_revisions, reports.c.verification_revision,
+                           reports.c.verification_revision_step)
                  .where(reports.c.id.in_(sorted(case_ids))).order_by(reports.c.id))
         if self.postgres:
             query = query.with_for_update()
-        return {r.id: None if r.case_revision is None else (r.case_revision, r.case_revision_step or 0)
-                for r in self.db.execute(query)}
+        found = {}
+        for r in self.db.execute(query):
+            last = None if r.case_revision is None else (r.case_revision, r.case_revision_step or 0)
+            columns = {name: tuple(key) for name, key in (r.followed_revisions or {}).items()}
+            if r.followed_revisions is None and last is not None:
+                columns["*"] = last
+            if r.verification_revision is not None:  # the claim: a write of its own, at the key it was made at
+                claimed = (r.verification_revision, r.verification_revision_step or 0)
+                columns["verification_sent_at"] = max(columns.get("verification_sent_at", columns.get("*", (0, -1))),
+                                                      claimed)
+            found[r.id] = (last, columns)
+        return found
 
     def follow(self, case_id: str, **values) -> None:
         """What intake knows of a case after it left: status, level, owner (from the others' events)."""
@@ -491,6 +517,8 @@ def _report(row) -> Report | None:
     if row is None:
         return None
     values = row._asdict()
+    for kept in ("followed_revisions", "verification_revision", "verification_revision_step"):
+        values.pop(kept, None)
     values["status"] = Status(values["status"])
     values["level"] = Level(values["level"]) if values["level"] else None
     values["verifier_level"] = Level(values["verifier_level"]) if values["verifier_level"] else None

@@ -4,6 +4,7 @@ timeline notes are stored as codes and read in the caller's language while a per
 written."""
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -321,3 +322,44 @@ def test_the_case_list_csv_is_for_people_in_the_callers_language(system):
         assert category_name in row[category].lower(), row
         assert row[overdue] == no and row[opened_col] == opened, row
         assert abs(float(row[left_col]) * 3600 - case["time_left"]) < 120, (row[left_col], case["time_left"])
+
+
+#: Two English words in a row: a sentence a library wrote (gridcase's Chinese holds at most a lone name
+#: such as JSON, a claim's name, or header.claims.signature).
+ENGLISH_SENTENCE = r"[A-Za-z]{2,}\s+[A-Za-z]{2,}"
+
+
+def test_a_malformed_json_body_is_told_in_chinese_with_its_line_and_column_not_the_parser_s_english(system):
+    """The JSON parser says "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)";
+    a Chinese caller reads gridcase's words for it, with the line and column, and nothing is filed."""
+    base, people, _ = system
+    sent = {lang: requests.post(f"{base}/intake/v1/reports", data=b'{category: "street_light"}', timeout=10,
+                                headers=auth(people["worker"], **{"Content-Type": "application/json", **headers}))
+            for lang, headers in BOTH}
+    for answer in sent.values():
+        assert answer.status_code == 400 and answer.headers["Content-Type"] == "application/problem+json"
+    zh, en = sent["zh"].json()["detail"], sent["en"].json()["detail"]
+    assert zh == "请求内容不是有效的 JSON：第 1 行第 2 列，此处应为用双引号括起的属性名", zh
+    assert en == "the body is not valid JSON: a property name in double quotes is expected at line 1, column 2"
+    assert not re.search(ENGLISH_SENTENCE, zh) and "Expecting" not in zh + en and "char 1" not in zh + en
+
+
+@pytest.mark.parametrize("token", ["not-a-token", "abc.def", "eyJhbGciOiJIUzI1NiJ9.e30.c2ln"],
+                         ids=["one part", "two parts", "a signature that does not verify"])
+def test_a_malformed_or_forged_bearer_token_is_refused_in_chinese_not_in_pyjwt_s_english(system, token):
+    """PyJWT says "Not enough segments" or "Signature verification failed"; a Chinese caller reads that the
+    token is malformed (or does not verify) in Chinese, as a 401 asking for a bearer token."""
+    base, _, _ = system
+    sent = {lang: requests.get(f"{base}/intake/v1/reports", timeout=10,
+                               headers={"Authorization": f"Bearer {token}", **headers}) for lang, headers in BOTH}
+    for answer in sent.values():
+        assert answer.status_code == 401 and answer.headers["WWW-Authenticate"] == "Bearer"
+        assert answer.json()["code"] == "request.token_invalid"
+    zh, en = sent["zh"].json()["detail"], sent["en"].json()["detail"]
+    assert zh.startswith("令牌无效：") and not re.search(ENGLISH_SENTENCE, zh), zh
+    assert not re.search(r"segments|Signature verification|padding|Invalid header", zh + en), (zh, en)
+    if token.endswith("c2ln"):
+        assert (zh, en) == ("令牌无效：令牌签名校验失败", "invalid token: the token's signature does not verify")
+    else:
+        assert zh == "令牌无效：令牌格式错误：JWT 应为以点分隔的三段 base64url（header.claims.signature）"
+        assert en.startswith("invalid token: the token is malformed: a JWT is three base64url parts")

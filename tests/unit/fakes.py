@@ -100,8 +100,9 @@ class FakeReportStore:
         return report
 
     def case_revisions(self, case_ids):
-        return {i: None if r.case_revision is None else (r.case_revision, r.case_revision_step or 0)
-                for i, r in self.reports.items() if i in case_ids}
+        columns = self.__dict__.setdefault("followed_revisions", {})
+        return {i: (None if r.case_revision is None else (r.case_revision, r.case_revision_step or 0),
+                    dict(columns.get(i, {}))) for i, r in self.reports.items() if i in case_ids}
 
     def follow_all(self, changes) -> None:
         for case_id, values in changes.items():
@@ -115,6 +116,9 @@ class FakeReportStore:
         return True
 
     def follow(self, case_id, **values) -> None:
+        if "followed_revisions" in values:
+            self.__dict__.setdefault("followed_revisions", {})[case_id] = {
+                name: tuple(key) for name, key in values.pop("followed_revisions").items()}
         if case_id in self.reports:
             report = self.reports[case_id]
             from shared.owners import Owners

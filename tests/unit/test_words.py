@@ -45,7 +45,7 @@ def _literal_keys() -> set[tuple[str, str]]:
             if isinstance(node, ast.Call):
                 name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
                 if name in {"Problem", "note", "Message", "say", "NotAllowed", "InvalidTransition",
-                            "InvalidArgument", "Refused"} and node.args:
+                            "InvalidArgument", "Refused", "AuthError", "Said", "Invalid"} and node.args:
                     strings.append(node.args[0])
                 if name == "lookup" and len(node.args) == 2:
                     strings.append(node.args[1])
@@ -257,7 +257,7 @@ def reads_as_words(text: str) -> bool:
 def _refusal_classes(trees) -> set[str]:
     """``Problem``, marshmallow's ``ValidationError``, the parsers' errors and every class derived from them."""
     names = {"Problem", "ValidationError", "Invalid", "Said", "PolicyError", "ChangeError", "SubscriptionError",
-             "CalendarFileError"}
+             "CalendarFileError", "AuthError"}
     grown = True
     while grown:
         grown = False
@@ -326,3 +326,161 @@ def test_the_walk_finds_an_english_sentence_where_one_is_written(tmp_path, monke
     monkeypatch.setitem(globals(), "ROOT", tmp_path)
     assert [(line, text) for _, line, text in english_beside_refusals()] == [
         (9, "the value {} is wrong"), (13, "must be after from")]
+
+
+# -- the kind stays fixed: no library's own words inside a refusal --------------------------------------
+
+#: What an exception says in its own words: ``str(exc)``, ``repr(exc)``, ``f"{exc}"``, ``exc.msg``,
+#: ``exc.args``, ``exc.strerror``. Its structured facts (``exc.lineno``, ``exc.colno``, ``exc.start``, a
+#: gridcase error's ``exc.message``) are not words and may be passed on.
+TEXT_OF_AN_EXCEPTION = {"msg", "args", "strerror", "reason"}
+#: Callables that build a refusal a caller reads, besides the refusal classes (``_refusal_classes``).
+REFUSAL_BUILDERS = {"abort", "problem", "error", "Said", "Message", "AuthError"}
+
+
+def _says_the_exception(node: ast.AST, name: str) -> bool:
+    """Whether ``node`` puts the exception bound to ``name`` into text."""
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.Call) and getattr(inner.func, "id", None) in ("str", "repr", "format") \
+                and any(isinstance(a, ast.Name) and a.id == name for a in inner.args):
+            return True
+        if isinstance(inner, ast.FormattedValue) and isinstance(inner.value, ast.Name) and inner.value.id == name:
+            return True
+        if isinstance(inner, ast.Attribute) and isinstance(inner.value, ast.Name) and inner.value.id == name \
+                and inner.attr in TEXT_OF_AN_EXCEPTION:
+            return True
+    return False
+
+
+def _bindings_of_exceptions(tree: ast.AST):
+    """(name, statements) for each place an exception is bound to a name: ``except … as name:`` and the
+    parameter of an error handler (a function decorated ``…errorhandler(…)``, or webargs' ``_handle_…_error``)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ExceptHandler) and node.name is not None:
+            yield node.name, node.body
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            handler = re.fullmatch(r"_?handle_\w*error", node.name) or any(
+                "errorhandler" in ast.unparse(decorator) for decorator in node.decorator_list)
+            params = [a.arg for a in node.args.args if a.arg not in ("self", "cls")]
+            if handler and params:
+                yield params[0], node.body
+
+
+def library_words_in_refusals(root: Path = ROOT) -> list[tuple[str, int]]:
+    """(file, line) of each refusal built, in an ``except … as exc`` block or an error handler of services/ or
+    shared/, with the exception's own text (``str(exc)``…) among its arguments: a library's English sentence
+    ("Expecting property name enclosed in double quotes", PyJWT's "Not enough segments") that would reach a
+    caller inside a problem's detail, whatever their language. Text first put into a variable and passed on
+    from there is not followed: the review of such a change is."""
+    trees = {path: ast.parse(path.read_text(encoding="utf-8"))
+             for path in [*root.glob("services/**/*.py"), *root.glob("shared/**/*.py")]}
+    builders = _refusal_classes(trees) | REFUSAL_BUILDERS
+    found = []
+    for path, tree in trees.items():
+        relative = str(path.relative_to(root))
+        if relative in ALLOWED_LIBRARY_WORDS:
+            continue
+        for name, body in _bindings_of_exceptions(tree):
+            for statement in body:
+                for node in ast.walk(statement):
+                    called = isinstance(node, ast.Call) and (getattr(node.func, "id", None)
+                                                             or getattr(node.func, "attr", None))
+                    if called in builders and any(_says_the_exception(part, name) for part in
+                                                  [*node.args, *(k.value for k in node.keywords)]):
+                        found.append((relative, node.lineno))
+    return sorted(set(found))
+
+
+#: Files whose refusals may carry an exception's own text, each with why.
+ALLOWED_LIBRARY_WORDS = {
+    # An area import's findings are a report for the administrator who uploads the files, in English
+    # throughout (each finding's ``problem`` code is what clients match on); the parser's or the geometry
+    # library's words are part of what the administrator needs to mend a file. Not a problem's detail.
+    "services/dispatch/domain/geojson.py",
+}
+
+
+def test_no_refusal_carries_a_librarys_own_words():
+    assert library_words_in_refusals() == []
+
+
+def test_the_walk_finds_a_librarys_words_where_they_are_passed_on(tmp_path):
+    """The walk is not vacuous: each way of passing an exception's text on is found."""
+    services = tmp_path / "services"
+    services.mkdir()
+    (services / "bad.py").write_text(
+        "from shared.words import Problem, Said\n\n\n"
+        "def f(text):\n    try:\n        json.loads(text)\n    except ValueError as exc:\n"
+        "        raise Problem('body.not_json', error=str(exc))\n\n\n"
+        "def g(text):\n    try:\n        json.loads(text)\n    except ValueError as exc:\n"
+        "        abort(400, message=Said('body.not_json', error=f'{exc}'))\n\n\n"
+        "def h(text):\n    try:\n        json.loads(text)\n    except ValueError as exc:\n"
+        "        raise Problem('body.not_json', error=exc.msg, line=exc.lineno)\n\n\n"
+        "def fine(text):\n    try:\n        json.loads(text)\n    except ValueError as exc:\n"
+        "        raise Problem('body.not_json', line=exc.lineno, column=exc.colno)\n\n\n"
+        "class Parser:\n    def _handle_invalid_json_error(self, error, req):\n"
+        "        abort(400, message=Said('body.not_json', error=error.msg))\n\n\n"
+        "@app.errorhandler(ParseError)\ndef _malformed(exc):\n"
+        "    return problem(400, 'Bad Request', f'the body is malformed: {printable(str(exc), 200)}')\n",
+        encoding="utf-8")
+    assert library_words_in_refusals(tmp_path) == [("services/bad.py", n) for n in (8, 15, 22, 34, 39)]
+
+
+# -- a token's refusal and a body's syntax error in the caller's language -----------------------------------
+
+@pytest.mark.parametrize("token", ["abc", "a.b", "a.b.c", "eyJhbGciOiJIUzI1NiJ9.e30"])
+def test_a_malformed_token_is_refused_in_gridcase_s_words_never_pyjwt_s(token):
+    from shared.auth import AuthError, TokenVerifier
+
+    with pytest.raises(AuthError) as refused:
+        TokenVerifier("x" * 40).read(token)
+    assert refused.value.code == "auth.malformed"
+    assert refused.value.message.text("zh").startswith("令牌格式错误")
+    assert not re.search(r"segments|padding|Invalid header|decode", str(refused.value), re.IGNORECASE)
+
+
+def test_every_refusal_of_a_token_reads_in_chinese():
+    from datetime import UTC, datetime, timedelta
+
+    import jwt
+
+    from shared.auth import AuthError, TokenVerifier
+
+    now = datetime.now(UTC)
+    claims = {"sub": "wang", "role": "grid_worker", "area": "G1", "iat": now, "exp": now + timedelta(hours=1)}
+    cases = {
+        "auth.bad_signature": jwt.encode(claims, "y" * 40, algorithm="HS256"),
+        "auth.expired": jwt.encode({**claims, "iat": now - timedelta(days=2), "exp": now - timedelta(days=1)},
+                                   "x" * 40, algorithm="HS256"),
+        "auth.area_claim_needed": jwt.encode({**claims, "area": None}, "x" * 40, algorithm="HS256"),
+        "auth.claim_unstorable": jwt.encode({**claims, "sub": "wa\x00ng"}, "x" * 40, algorithm="HS256"),
+        "auth.jti_claim": jwt.encode({**claims, "jti": 7}, "x" * 40, algorithm="HS256"),
+    }
+    for code, token in cases.items():
+        with pytest.raises(AuthError) as refused:
+            TokenVerifier("x" * 40).read(token)
+        assert refused.value.code == code
+        assert re.search(r"[\u4e00-\u9fff]", refused.value.message.text("zh")), code
+        assert str(refused.value) == refused.value.message.text("en")
+    with pytest.raises(AuthError) as unstorable:
+        TokenVerifier("x" * 40).read(cases["auth.claim_unstorable"])
+    assert unstorable.value.message.text("zh") == "sub 声明：第 2 个字符是 NUL 字符"
+
+
+@pytest.mark.parametrize(("body", "key", "line", "column"), [
+    ('{"a" 1}', "json.expecting_colon", 1, 6),
+    ("{'a': 1}", "json.expecting_name", 1, 2),
+    ('{"a": }', "json.expecting_value", 1, 7),
+    ('{"a": 1} x', "json.extra_data", 1, 10),
+    ('{"a": "b', "json.unterminated_string", 1, 7),
+    ('{"a": "\\q"}', "json.bad_escape", 1, 8),
+    ('{"a": [1 2]}', "json.expecting_comma", 1, 10),
+])
+def test_a_json_syntax_error_is_said_in_the_catalogue_s_words_with_its_line_and_column(body, key, line, column):
+    import json
+
+    from shared.web import json_problem
+
+    with pytest.raises(json.JSONDecodeError) as found:
+        json.loads(body)
+    assert json_problem(found.value) == Message(key) and (found.value.lineno, found.value.colno) == (line, column)

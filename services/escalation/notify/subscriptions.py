@@ -151,8 +151,8 @@ def url_problem(url: str, allow_private: bool, resolve: Callable[..., list[str]]
     try:
         parts = urlsplit(url)
         port = parts.port
-    except ValueError as exc:
-        return Said("subscription.not_a_url", error=str(exc))
+    except ValueError:  # brackets that hold no IPv6 address, a port that is no number from 0 to 65535
+        return Said("subscription.not_a_url")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return Said("subscription.http_url")
     if allow_private:
