@@ -59,7 +59,7 @@ def test_the_wall_shows_the_figures_the_map_and_the_escalations_readably_in_each
     expect(page.locator("#fig-open [data-value]")).to_have_text(str(opened))
     expect(page.locator("#fig-today [data-value]")).not_to_have_text("—")
     # it counts cases opened today, not reports (a refused, voided or merged report is no case): it says so
-    expect(page.locator("#fig-today .label")).to_have_text({"zh": "今日新增案件", "en": "New cases today"}[lang])
+    expect(page.locator("#fig-today .label")).to_have_text({"zh": "今日新增案卷", "en": "New cases today"}[lang])
     expect(page.locator("#units th").nth(1)).to_have_text({"zh": "今日新增", "en": "New today"}[lang])
     assert int(figure(page, "today").replace(",", "")) >= len(wall_cases)
     number = wall_cases[0][0]["number"]
