@@ -238,6 +238,11 @@
         options: Object.assign({}, common, { scales: { y: { min: 0 } } }),
       }),
     ];
+    // a chart of nothing but zeros and gaps (before any case closed) draws bare axes: it says why instead
+    charts.forEach((chart) => {
+      const blank = chart.data.datasets.every((d) => d.data.every((v) => v === null || v === undefined || v === 0));
+      $(chart.canvas.id + '-empty').hidden = !blank;
+    });
   }
 
   function drawRanking(rows) {
@@ -270,7 +275,7 @@
     $('table').replaceChildren(
       gc.el('thead', {}, [gc.el('tr', {}, head.map((h, i) => gc.el('th', { scope: 'col', class: i > 1 ? 'num' : i === 0 ? 'group' : '', text: h })))]),
       gc.el('tbody', {}, rows.map((r) => gc.el('tr', {}, [
-        gc.el('td', { class: 'group', text: groupOf(r) }), gc.el('td', { text: r.period_start || '' }),
+        gc.el('td', { class: 'group', text: groupOf(r) }), gc.el('td', { class: 'date', text: r.period_start || '' }),
         ...DEPARTMENT_COUNTS.map((k) => gc.el('td', { class: 'num', text: r[k] })),
         ...DEPARTMENT_RATES.map((k) => gc.el('td', { class: 'num', text: percent(r[k]) })),
         ...DEPARTMENT_TIMES.flatMap((k) => ['median', 'p90'].map((q) => gc.el('td', { class: 'num', text: gc.duration((r[k] || {})[q]) }))),
@@ -288,7 +293,7 @@
     $('table').replaceChildren(
       gc.el('thead', {}, [gc.el('tr', {}, head.map((h, i) => gc.el('th', { scope: 'col', class: i > 1 ? 'num' : i === 0 ? 'group' : '', text: h })))]),
       gc.el('tbody', {}, rows.map((r) => gc.el('tr', {}, [
-        gc.el('td', { class: 'group', text: groupOf(r) }), gc.el('td', { text: r.period_start || '' }),
+        gc.el('td', { class: 'group', text: groupOf(r) }), gc.el('td', { class: 'date', text: r.period_start || '' }),
         gc.el('td', { class: 'num', text: r.opened }), gc.el('td', { class: 'num', text: r.closed }),
         ...RATE_COLUMNS.map((k) => gc.el('td', { class: 'num', text: percent(r[k]) })),
         gc.el('td', { class: 'num', text: r.overdue }),
