@@ -137,3 +137,14 @@ def test_the_desk_colours_the_grids_by_their_reports_over_the_period(browser, si
         assert not axe_violations(page), "the hotspot view is accessible"
         assert not problems
         context.close()
+    # on a phone a category's name stays whole (路灯损坏 broke as 路灯损 over 坏); the table scrolls sideways
+    context, page, problems = open_page(browser, site, "/desk/", supervisor, lang="zh", viewport=PHONE)
+    page.locator("#h-category").select_option("illegal_dumping")
+    page.wait_for_selector("body[data-hotspot-category=illegal_dumping]")
+    cell = page.locator("#hotspot-table tbody td.category").first
+    expect(cell).to_have_text("乱堆乱放")
+    lines = cell.evaluate("c => { const r = document.createRange(); r.selectNodeContents(c);"
+                          " return r.getBoundingClientRect().height / parseFloat(getComputedStyle(c).fontSize); }")
+    assert lines < 2, f"the category's name takes {lines:.1f} font sizes of height: it broke"
+    assert not problems
+    context.close()
