@@ -85,6 +85,21 @@ def test_the_wall_shows_the_figures_the_map_and_the_escalations_readably_in_each
     context.close()
 
 
+def test_a_wall_without_escalations_says_so_under_the_heading(browser, site, wall_cases):
+    """Found in a new user's trial: "No escalations yet" stood at the foot of the empty panel, under the
+    room the list takes. Where the words stand is the layout's: they are shown here on a wall whose list
+    is emptied, as the page shows them when no escalation has come."""
+    context, page, problems = open_page(browser, site, "/wall/", site.token("command", user="wall-quiet"),
+                                        lang="en", viewport=WALL)
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    page.evaluate("document.getElementById('escalation-list').replaceChildren();"
+                  "document.getElementById('escalations-none').hidden = false")
+    heading, said = page.locator("#escalations-title").bounding_box(), page.locator("#escalations-none").bounding_box()
+    assert said["y"] - (heading["y"] + heading["height"]) < 40, f"the words stand at {said}, the heading at {heading}"
+    assert not problems
+    context.close()
+
+
 def test_a_new_escalation_and_a_new_report_reach_the_wall_live(browser, site, wall_cases):
     context, page, problems = open_page(browser, site, "/wall/", site.token("command", user="wall-live"), lang="en")
     expect(page.locator("#live")).to_have_attribute("data-state", "live")
