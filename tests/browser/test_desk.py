@@ -179,7 +179,7 @@ def test_charts_with_nothing_to_draw_say_so_and_a_period_date_never_breaks(brows
                     "on_time_rate_with_extensions": None, "time_to_close": timing(None, None)}
                    for area_id, name in (("SC01-ST01", "第1工作站"), ("SC01-ST02", "第2工作站"))]
     context, page = desk_answering(browser, site, none_closed, viewport=PHONE, locale="zh-CN")
-    for chart in ("rates", "times"):
+    for chart in ("rates", "times", "trend"):  # the trend shows the on-time rate by default
         expect(page.locator(f"#chart-{chart}-empty")).to_be_visible()
         expect(page.locator(f"#chart-{chart}-empty")).to_have_text("本期尚无可画的数值（如尚无案卷结案）。")
     date = page.locator("#table tbody td.date").first
@@ -191,7 +191,7 @@ def test_charts_with_nothing_to_draw_say_so_and_a_period_date_never_breaks(brows
     assert text_height < 1.5 * line, f"the period takes {text_height} px, a line is {line} px"
     context.close()
     context, page = desk_answering(browser, site, SAMPLE["rows"])
-    for chart in ("rates", "times"):
+    for chart in ("rates", "times", "trend"):
         expect(page.locator(f"#chart-{chart}-empty")).to_be_hidden()
     context.close()
 

@@ -211,6 +211,7 @@
       options: { responsive: true, maintainAspectRatio: false, animation: false, scales: { y },
         plugins: { legend: { position: 'bottom', labels: { usePointStyle: true, pointStyle: 'line', pointStyleWidth: 36 } } } },
     });
+    sayWhenBlank(trendChart);
     $('chart-trend').setAttribute('aria-label', gc.t('trend') + ': ' + measureLabel(key, kind));
     $('trend-caption').textContent = gc.t('trend_caption', {
       measure: kind === 'time' ? gc.t('in_hours', { label: measureLabel(key, kind) }) : measureLabel(key, kind),
@@ -238,11 +239,13 @@
         options: Object.assign({}, common, { scales: { y: { min: 0 } } }),
       }),
     ];
-    // a chart of nothing but zeros and gaps (before any case closed) draws bare axes: it says why instead
-    charts.forEach((chart) => {
-      const blank = chart.data.datasets.every((d) => d.data.every((v) => v === null || v === undefined || v === 0));
-      $(chart.canvas.id + '-empty').hidden = !blank;
-    });
+    charts.forEach(sayWhenBlank);
+  }
+
+  /** A chart of nothing but zeros and gaps (before any case closed) draws bare axes: its note says why. */
+  function sayWhenBlank(chart) {
+    const blank = chart.data.datasets.every((d) => d.data.every((v) => v === null || v === undefined || v === 0));
+    $(chart.canvas.id + '-empty').hidden = !blank;
   }
 
   function drawRanking(rows) {
