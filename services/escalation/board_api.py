@@ -61,7 +61,7 @@ class BoardRows(MethodView):
         """The cases of the caller's area (``case.list``'s scope) in the given statuses, the least time
         left first (no deadline last), as ``{"columns": [...], "rows": [[...], ...], "names": {area id:
         name}, "total", "as_of", "last_event_id"}``: one scoped query reading only the columns the board
-        lists, so 10⁴ open cases are one request (about 2.8 MB of JSON). ``last_event_id`` is the live feed's
+        lists, so 10⁴ open cases are one request. ``last_event_id`` is the live feed's
         position read just before the rows: the feed resumed from it (``Last-Event-ID``) misses nothing.
 
         A row's values, by column: ``owner`` the id of the area holding the case at its level, ``grid``,

@@ -64,7 +64,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
 AREA_UNITS = {"grid": ("网格", "grid"), "station": ("工作站", "station"), "subcenter": ("分中心", "sub-center")}
 #: Quantiled durations: the name before ``_median`` / ``_p90`` → (Chinese, English).
 DURATIONS: dict[str, tuple[str, str]] = {
-    "time_to_acknowledge": ("受理用时", "time to acknowledge"),
+    "time_to_acknowledge": ("签收用时", "time to acknowledge"),
     "time_to_resolve": ("处置用时", "time to resolve"),
     "time_to_close": ("结案用时", "time to close"),
     "time_to_respond": ("督办回复用时", "time to answer an urge"),
@@ -139,7 +139,7 @@ def closure_times_table(answer: Mapping, lang: str, *, area_names: Mapping[str, 
 #: local to the city (``{zone}``), the time left is in hours (negative: overdue by that long).
 CASE_COLUMNS: dict[str, tuple[str, str]] = {
     "number": ("案卷号", "case number"),
-    "id": ("案件编号", "case id"),
+    "id": ("案卷标识", "case id"),
     "category": ("类别代码", "category code"),
     "category_name": ("类别", "category"),
     "severity": ("紧急程度", "severity"),

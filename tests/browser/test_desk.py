@@ -186,6 +186,30 @@ def test_the_rankings_caption_names_each_measure_once_in_chinese(browser, site):
     context.close()
 
 
+def test_charts_with_nothing_to_draw_say_so_and_a_period_date_never_breaks(browser, site):
+    """Found in a new user's trial: with 10⁴ open cases and none closed, both charts were bare axes with no
+    word; on a phone the table's period broke as "2026-" over "12-01"."""
+    none_closed = [{**row(area_id, name, "2026-11-01", 10, 0, 0, 0), "on_time_rate": None, "rework_rate": None,
+                    "on_time_rate_with_extensions": None, "time_to_close": timing(None, None)}
+                   for area_id, name in (("SC01-ST01", "第1工作站"), ("SC01-ST02", "第2工作站"))]
+    context, page = desk_answering(browser, site, none_closed, viewport=PHONE, locale="zh-CN")
+    for chart in ("rates", "times", "trend"):  # the trend shows the on-time rate by default
+        expect(page.locator(f"#chart-{chart}-empty")).to_be_visible()
+        expect(page.locator(f"#chart-{chart}-empty")).to_have_text("本期尚无可画的数值（如尚无案卷结案）。")
+    date = page.locator("#table tbody td.date").first
+    expect(date).to_have_text("2026-11-01")
+    line = page.evaluate("parseFloat(getComputedStyle(document.querySelector('#table td.date')).lineHeight)"
+                         " || 1.5 * parseFloat(getComputedStyle(document.querySelector('#table td.date')).fontSize)")
+    text_height = date.evaluate("cell => { const r = document.createRange(); r.selectNodeContents(cell);"
+                                " return r.getBoundingClientRect().height; }")
+    assert text_height < 1.5 * line, f"the period takes {text_height} px, a line is {line} px"
+    context.close()
+    context, page = desk_answering(browser, site, SAMPLE["rows"])
+    for chart in ("rates", "times", "trend"):
+        expect(page.locator(f"#chart-{chart}-empty")).to_be_hidden()
+    context.close()
+
+
 def test_on_a_phone_in_chinese_a_units_name_and_the_headings_do_not_break_after_every_character(browser, site):
     """Found in a new user's trial: on a 360 px phone the table's unit column was one character wide, so
     "第1分中心第1工作站" stood one character a line; the headings broke the same way. The table scrolls

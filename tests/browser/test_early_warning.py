@@ -89,6 +89,28 @@ def test_the_board_shows_a_cluster_on_its_map_and_the_station_acknowledges_and_c
     context.close()
 
 
+def test_more_active_items_than_the_list_brings_are_counted_whole_and_the_newest_listed(browser, site):
+    command = site.token("command", user="duty-officer")
+    for index in (8, 9):  # two items, in grids of their own
+        place = site.grid(index)
+        worker = site.token("grid_worker", area=place["grid"], user=f"worker-ew-{index}")
+        filed = [site.report(worker, near(place, 4 * n), f"lamp {n + 1} out by the school") for n in range(5)]
+        wait_for_item(site, command, {c["id"] for c in filed}, 5)
+    active = requests.get(f"{site.url}/escalation/v1/warnings", headers=auth(command), timeout=10,
+                          params={"status": "open,acknowledged", "page_size": 1}).json()
+    assert active["total"] >= 2
+    context, page, problems = open_page(browser, site, "/board/", command, lang="en", viewport=WALL)
+    # the server answers a page of one, as it answers a page of 500 when more items than that are active
+    page.route("**/escalation/v1/warnings?*", lambda route: route.continue_(
+        url=route.request.url.replace("page_size=500", "page_size=1")))
+    page.reload()
+    expect(page.locator("#warning-list li[data-warning]")).to_have_count(1, timeout=10000)
+    expect(page.locator("#warning-list li[data-warning]")).to_have_attribute("data-warning", active["items"][0]["id"])
+    expect(page.locator("#warning-count")).to_have_text(f"({active['total']}; the newest 1 listed)")
+    assert not problems
+    context.close()
+
+
 def test_the_desk_colours_the_grids_by_their_reports_over_the_period(browser, site):
     place = site.grid(9)
     for index, reports in ((9, 3), (10, 2), (11, 1), (12, 1)):
@@ -115,3 +137,14 @@ def test_the_desk_colours_the_grids_by_their_reports_over_the_period(browser, si
         assert not axe_violations(page), "the hotspot view is accessible"
         assert not problems
         context.close()
+    # on a phone a category's name stays whole (路灯损坏 broke as 路灯损 over 坏); the table scrolls sideways
+    context, page, problems = open_page(browser, site, "/desk/", supervisor, lang="zh", viewport=PHONE)
+    page.locator("#h-category").select_option("illegal_dumping")
+    page.wait_for_selector("body[data-hotspot-category=illegal_dumping]")
+    cell = page.locator("#hotspot-table tbody td.category").first
+    expect(cell).to_have_text("乱堆乱放")
+    lines = cell.evaluate("c => { const r = document.createRange(); r.selectNodeContents(c);"
+                          " return r.getBoundingClientRect().height / parseFloat(getComputedStyle(c).fontSize); }")
+    assert lines < 2, f"the category's name takes {lines:.1f} font sizes of height: it broke"
+    assert not problems
+    context.close()

@@ -25,8 +25,10 @@ def city_zone(site) -> str:
 
 
 def shown(iso: str, zone: str) -> str:
-    """How a page shows ``iso`` in English (en-GB, short date and time) in ``zone``."""
-    return f"{datetime.fromisoformat(iso.replace('Z', '+00:00')).astimezone(ZoneInfo(zone)):%d/%m/%Y, %H:%M}"
+    """How a page shows ``iso`` in English in ``zone``: the month by name (5 Dec 2026, 22:07), never a
+    numeric date that a reader could take day for month."""
+    at = datetime.fromisoformat(iso.replace('Z', '+00:00')).astimezone(ZoneInfo(zone))
+    return f"{at.day} {at:%b %Y, %H:%M}"
 
 
 def test_a_board_and_a_phone_in_another_time_zone_show_a_cases_times_in_the_citys(browser, site, place):

@@ -59,7 +59,7 @@ def test_the_wall_shows_the_figures_the_map_and_the_escalations_readably_in_each
     expect(page.locator("#fig-open [data-value]")).to_have_text(str(opened))
     expect(page.locator("#fig-today [data-value]")).not_to_have_text("—")
     # it counts cases opened today, not reports (a refused, voided or merged report is no case): it says so
-    expect(page.locator("#fig-today .label")).to_have_text({"zh": "今日新增案件", "en": "New cases today"}[lang])
+    expect(page.locator("#fig-today .label")).to_have_text({"zh": "今日新增案卷", "en": "New cases today"}[lang])
     expect(page.locator("#units th").nth(1)).to_have_text({"zh": "今日新增", "en": "New today"}[lang])
     assert int(figure(page, "today").replace(",", "")) >= len(wall_cases)
     number = wall_cases[0][0]["number"]
@@ -82,6 +82,21 @@ def test_the_wall_shows_the_figures_the_map_and_the_escalations_readably_in_each
     violations = axe_violations(page)
     assert not violations, json.dumps(violations, ensure_ascii=False, indent=1)
     assert not problems, problems
+    context.close()
+
+
+def test_a_wall_without_escalations_says_so_under_the_heading(browser, site, wall_cases):
+    """Found in a new user's trial: "No escalations yet" stood at the foot of the empty panel, under the
+    room the list takes. Where the words stand is the layout's: they are shown here on a wall whose list
+    is emptied, as the page shows them when no escalation has come."""
+    context, page, problems = open_page(browser, site, "/wall/", site.token("command", user="wall-quiet"),
+                                        lang="en", viewport=WALL)
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    page.evaluate("document.getElementById('escalation-list').replaceChildren();"
+                  "document.getElementById('escalations-none').hidden = false")
+    heading, said = page.locator("#escalations-title").bounding_box(), page.locator("#escalations-none").bounding_box()
+    assert said["y"] - (heading["y"] + heading["height"]) < 40, f"the words stand at {said}, the heading at {heading}"
+    assert not problems
     context.close()
 
 

@@ -242,7 +242,7 @@ class City:
         assert table.headers["Content-Type"].startswith("text/csv")
         rows = table.content.decode("utf-8-sig").splitlines()
         # a person's CSV: its columns named in Chinese without an Accept-Language
-        assert rows[0].startswith("案卷号,案件编号,类别代码") and ",li," in rows[1]
+        assert rows[0].startswith("案卷号,案卷标识,类别代码") and ",li," in rows[1]
         return [refused, accepted, own["id"], third, escalated]
 
 

@@ -95,7 +95,7 @@ def test_the_statistics_csv_opens_in_a_spreadsheet_with_the_chinese_names_exactl
         assert record["立案数"] == str(row["opened"]) and record["结案率"] == str(row["closure_rate"])
         assert record["周期开始日期（Asia/Shanghai）"] == row["period_start"]
         for key, label in (("time_to_close", "结案用时中位数（小时）"),
-                           ("time_to_acknowledge", "受理用时中位数（小时）")):
+                           ("time_to_acknowledge", "签收用时中位数（小时）")):
             value = row[key]["median"]
             assert record[label] == ("" if value is None else str(round(value / 3600, 6)))
     with path.open(encoding="utf-8-sig", newline="") as f:  # converted as a user would: into a workbook

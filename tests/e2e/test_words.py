@@ -54,7 +54,7 @@ def test_a_refusal_reads_in_chinese_when_asked_and_in_english_by_default(system)
         assert answer.status_code == 403 and answer.headers["Content-Type"] == "application/problem+json"
         assert answer.json()["code"] == "case.not_owner"
     assert answers["zh"].json()["title"] == "无权操作"
-    assert answers["zh"].json()["detail"] == "只有承办此案件的网格可以处置"
+    assert answers["zh"].json()["detail"] == "只有承办此案卷的网格可以处置"
     assert answers["zh"].headers["Content-Language"] == "zh"
     assert answers["en"].json()["title"] == answers["default"].json()["title"] == "Forbidden"
     assert answers["en"].json()["detail"] == answers["default"].json()["detail"] == \
@@ -81,7 +81,7 @@ def test_a_state_refusal_names_the_status_in_chinese(system):
     case_id = new_case(system)
     answer = act(base, case_id, people["command"], {"action": "reopen", "reason": "再看看"}, **ZH)
     assert answer.status_code == 409 and answer.json()["code"] == "case.wrong_status"
-    assert answer.json()["detail"] == "待处置的案件不能重新开启"
+    assert answer.json()["detail"] == "待处置的案卷不能重新开启"
 
 
 def test_intake_s_refusals_read_in_chinese(system):
@@ -110,7 +110,7 @@ def test_the_verifier_rule_is_told_in_chinese_to_the_one_who_made_the_fix(system
                              headers=auth(people["worker"], **headers)) for headers in (ZH, {})]
     assert [a.status_code for a in answers] == [403, 403]
     assert {a.json()["code"] for a in answers} == {"verification.not_verifier"}
-    assert answers[0].json()["detail"].startswith("您不负责核查此案件")
+    assert answers[0].json()["detail"].startswith("您不负责核查此案卷")
     assert answers[1].json()["detail"].startswith("you do not verify this case")
 
 

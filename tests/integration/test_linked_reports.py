@@ -69,7 +69,7 @@ def test_a_merged_report_and_a_nearby_duplicate_follow_their_case_to_closure(int
     assert seen(intake, merged.id).duplicate_of is None, "a street away: not a nearby duplicate"
     nearby = report(intake, "k3", "lamp out again")  # within 50 m of the open case: linked, no case of its own
     assert nearby.duplicate_of == first.id and note_text(nearby.status_note).startswith("duplicate of case ")
-    assert note_text(nearby.status_note, "zh").startswith("与案件 ")
+    assert note_text(nearby.status_note, "zh").startswith("与案卷 ")
     intake.run(handlers.follow_cases, [
         changed("case.acknowledged", first.id, "acknowledged"),
         changed("case.merged", merged.id, "merged", reason=f"merged into {first.number_in('UTC')}",

@@ -239,11 +239,14 @@
   }
 
   /** An ISO 8601 time as a short date and time in the city's time zone (the browser's only until the
-   *  first API answer has named the city's). */
+   *  first API answer has named the city's): 2026/12/5 22:07 in Chinese; in English the month by name,
+   *  5 Dec 2026, 22:07, which no reader takes for 12 May, whatever order of day and month is theirs. */
   function time(iso) {
     if (!iso) return '—';
-    return new Date(iso).toLocaleString(lang === 'zh' ? 'zh-CN' : 'en-GB',
-      { dateStyle: 'short', timeStyle: 'short', timeZone: zone || undefined });
+    return new Date(iso).toLocaleString(lang === 'zh' ? 'zh-CN' : 'en-GB', lang === 'zh'
+      ? { dateStyle: 'short', timeStyle: 'short', timeZone: zone || undefined }
+      : { day: 'numeric', month: 'short', year: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23',
+        timeZone: zone || undefined });
   }
 
   /** A new element: el('li', {class: 'x', text: '...'}, [children]). */

@@ -14,6 +14,7 @@
   let board = null; // {view, openCase, showPanel, caseNumber, categoryName, areaName}
   const items = new Map(); // id → item
   const circles = new Map(); // id → Leaflet circle
+  let unlisted = 0; // active items beyond the page the list was read with (the oldest)
   const labels = new Map(); // id → its count, a tooltip on the circle's northern edge (the pins stay visible)
   let shown = null; // the id of the item in the panel
   let reloadTimer = null;
@@ -26,7 +27,9 @@
 
   function render() {
     const list = Array.from(items.values()).sort((a, b) => (a.opened_at < b.opened_at ? 1 : -1));
-    $('warning-count').textContent = gc.t('count_cases', { n: list.length });
+    // more active items than one page brings: the newest are listed, the count says how many there are
+    $('warning-count').textContent = unlisted > 0 ? gc.t('count_listed_of', { n: list.length, total: list.length + unlisted })
+      : gc.t('count_cases', { n: list.length });
     $('warning-list').replaceChildren(...(list.length ? list.map((item) => gc.el('li', { 'data-warning': item.id }, [
       gc.el('a', { href: '#warning-' + item.id, text: title(item), onclick: (e) => { e.preventDefault(); openItem(item.id); } }),
       gc.el('span', { class: 'state warning-' + item.status, text: gc.t('warning_status_' + item.status) }),
@@ -73,6 +76,7 @@
     if (!result || !result.ok) return;
     items.clear();
     result.data.items.forEach((item) => items.set(item.id, item));
+    unlisted = Math.max(0, result.data.total - result.data.items.length);
     render();
     document.body.dataset.warnings = String(items.size);
     if (shown && items.has(shown)) renderItem(items.get(shown));

@@ -213,6 +213,7 @@
       options: { responsive: true, maintainAspectRatio: false, animation: false, scales: { y },
         plugins: { legend: { position: 'bottom', labels: { usePointStyle: true, pointStyle: 'line', pointStyleWidth: 36 } } } },
     });
+    sayWhenBlank(trendChart);
     $('chart-trend').setAttribute('aria-label', gc.t('trend') + ': ' + measureLabel(key, kind));
     $('trend-caption').textContent = gc.t('trend_caption', {
       measure: kind === 'time' ? gc.t('in_hours', { label: measureLabel(key, kind) }) : measureLabel(key, kind),
@@ -240,6 +241,13 @@
         options: Object.assign({}, common, { scales: { y: { min: 0 } } }),
       }),
     ];
+    charts.forEach(sayWhenBlank);
+  }
+
+  /** A chart of nothing but zeros and gaps (before any case closed) draws bare axes: its note says why. */
+  function sayWhenBlank(chart) {
+    const blank = chart.data.datasets.every((d) => d.data.every((v) => v === null || v === undefined || v === 0));
+    $(chart.canvas.id + '-empty').hidden = !blank;
   }
 
   function drawRanking(rows) {
@@ -272,7 +280,7 @@
     $('table').replaceChildren(
       gc.el('thead', {}, [gc.el('tr', {}, head.map((h, i) => gc.el('th', { scope: 'col', class: i > 1 ? 'num' : i === 0 ? 'group' : '', text: h })))]),
       gc.el('tbody', {}, rows.map((r) => gc.el('tr', {}, [
-        gc.el('td', { class: 'group', text: groupOf(r) }), gc.el('td', { text: r.period_start || '' }),
+        gc.el('td', { class: 'group', text: groupOf(r) }), gc.el('td', { class: 'date', text: r.period_start || '' }),
         ...DEPARTMENT_COUNTS.map((k) => gc.el('td', { class: 'num', text: r[k] })),
         ...DEPARTMENT_RATES.map((k) => gc.el('td', { class: 'num', text: percent(r[k]) })),
         ...DEPARTMENT_TIMES.flatMap((k) => ['median', 'p90'].map((q) => gc.el('td', { class: 'num', text: gc.duration((r[k] || {})[q]) }))),
@@ -290,7 +298,7 @@
     $('table').replaceChildren(
       gc.el('thead', {}, [gc.el('tr', {}, head.map((h, i) => gc.el('th', { scope: 'col', class: i > 1 ? 'num' : i === 0 ? 'group' : '', text: h })))]),
       gc.el('tbody', {}, rows.map((r) => gc.el('tr', {}, [
-        gc.el('td', { class: 'group', text: groupOf(r) }), gc.el('td', { text: r.period_start || '' }),
+        gc.el('td', { class: 'group', text: groupOf(r) }), gc.el('td', { class: 'date', text: r.period_start || '' }),
         gc.el('td', { class: 'num', text: r.opened }), gc.el('td', { class: 'num', text: r.closed }),
         ...RATE_COLUMNS.map((k) => gc.el('td', { class: 'num', text: percent(r[k]) })),
         gc.el('td', { class: 'num', text: r.overdue }),

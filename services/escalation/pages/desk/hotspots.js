@@ -68,7 +68,7 @@
         gc.el('th', { scope: 'col', text: gc.t('hotspot_grid') }), gc.el('th', { scope: 'col', text: gc.t('hotspot_category') }),
         gc.el('th', { scope: 'col', class: 'num', text: gc.t('hotspot_count') })])]),
       gc.el('tbody', {}, rows.map((r) => gc.el('tr', { 'data-grid': r.area_id }, [
-        gc.el('td', { text: gridName(r.area_id) }), gc.el('td', { text: categoryName(r.category) }),
+        gc.el('td', { text: gridName(r.area_id) }), gc.el('td', { class: 'category', text: categoryName(r.category) }),
         gc.el('td', { class: 'num', text: r.reports })]))),
     );
     document.body.dataset.hotspots = String(data.rows.length);
