@@ -12,7 +12,7 @@ from flask_smorest import abort
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from services.escalation import exports, handlers, live, replay_limits
-from services.escalation.domain import actions, departments, statistics
+from services.escalation.domain import actions, departments, loop, statistics
 from services.escalation.domain.cases import AWAITING_VERIFICATION
 from services.escalation.domain.deadlines import UNITS, is_late
 from services.escalation.domain.permissions import verifying_level
@@ -194,7 +194,11 @@ class CaseOut(Schema):
         "description": "awaiting verification: who checks it on site ({level, area_id}): the grid worker of the "
                        "grid, or the station when the grid worker fixed it on the spot"})
     can_verify = fields.Boolean(metadata={
-        "description": "the caller checks this case on site (through POST /intake/v1/cases/{id}/verification)"})
+        "description": "the caller checks this case on site (through POST /intake/v1/cases/{id}/verification); "
+                       "in the list too, so a phone needs no request per case to know which are its own"})
+    resolution_note = fields.String(allow_none=True, metadata={
+        "description": "GET /cases (the list) only: a case awaiting verification, what was done (the note of its "
+                       "latest resolved step, the system's words in the caller's language); else null"})
     assignable = fields.List(fields.String(), metadata={
         "description": "where the caller may assign the case: the people known in the unit holding it"})
     urges = fields.List(fields.Dict(), metadata={
@@ -297,6 +301,9 @@ class Cases(MethodView):
         """The cases the caller may see, the least time left first (no deadline last); filters: status
         (one or several, comma-separated), level, area, category, overdue, triage, time_left (seconds),
         warned (a warning threshold reached); ``sort`` by deadline (default), warning or next_warning.
+        Each item says whether the caller verifies it on site (``can_verify``, the rule of the case's own
+        page) and, awaiting verification, what was done (``resolution_note``: one query for the page), so a
+        verifier's list needs no request per case.
 
         ``GET /escalation/v1/cases?overdue=true&level=2`` → ``{"items": [{"id", "number", "status",
         "level", "owner", "deadline", "time_left", …}], "total": 3, "page": 1, "page_size": 50}``
@@ -313,7 +320,16 @@ class Cases(MethodView):
         service.run(handlers.remember_person, caller)
         with service.uow() as uow:
             found, total = uow.store.page(caller, now=now, page=args["page"], size=args["page_size"], **filters)
-        items = [case_view(case, report, updated, now) for case, _, report, updated in found]
+            resolutions = uow.store.last_notes([case.id for case, *_ in found if case.status in AWAITING_VERIFICATION],
+                                               StepType.RESOLVED)
+        lang = caller_language()
+        items = []
+        for case, _, report, updated in found:
+            view = case_view(case, report, updated, now)
+            view["can_verify"] = loop.may_verify(caller, case)
+            note = resolutions.get(case.id)
+            view["resolution_note"] = note_text(note, lang) if note is not None else None
+            items.append(view)
         if args["format"] == "csv":
             return _cases_csv(items)
         return {"items": items, "total": total, "page": args["page"], "page_size": args["page_size"]}

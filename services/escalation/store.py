@@ -522,6 +522,16 @@ class CaseStore(Store):
         rows = self.db.execute(sa.select(timeline).where(timeline.c.case_id == case_id).order_by(timeline.c.id))
         return [Step(r.at, StepType(r.type), Level(r.level), r.actor, r.note, r.scheduled_at) for r in rows]
 
+    def last_notes(self, case_ids: list[str], type_: StepType) -> dict[str, str]:
+        """Case id → the note of its latest step of ``type_``, for the given cases that have one: one query
+        for a page of cases (a list's items), not one per case."""
+        if not case_ids:
+            return {}
+        rows = self.db.execute(sa.select(timeline.c.case_id, timeline.c.note)
+                               .where(timeline.c.case_id.in_(case_ids), timeline.c.type == str(type_))
+                               .order_by(timeline.c.id))
+        return {r.case_id: r.note for r in rows}  # in order: the latest wins
+
     def claim_due(self, now: datetime, limit: int) -> list[Case]:
         """Cases with something due (``Case.due_at``) by ``now``, oldest first; on PostgreSQL locked with
         ``SKIP LOCKED`` so several schedulers share the work and never take the same case."""

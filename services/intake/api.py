@@ -71,6 +71,10 @@ class ReportOut(Schema):
     updated_at = fields.String()
     level = fields.Integer(allow_none=True)
     owner_area_id = fields.String(allow_none=True)
+    deadline_at = fields.String(allow_none=True, metadata={
+        "description": "ISO 8601 UTC: the case's deadline at its current level, as escalation last announced it "
+                       "(its events, which intake follows); null before the case opens, once it ends, and while "
+                       "no deadline runs (suspended, held with a department). The time left is this minus now"})
     duplicate_of = fields.Dict(allow_none=True, metadata={
         "description": "the case this report repeats (a nearby duplicate) or was merged into (id, number, status, "
                        "level): its own status follows that case's"})
@@ -131,7 +135,10 @@ def rate_limited(view):
 
 
 def report_view(report, linked=None) -> dict:
-    """A report as its reader sees it; ``linked``: the case a duplicate repeats, as it stands now."""
+    """A report as its reader sees it (``ReportOut``); ``linked``: the case a duplicate repeats, as it stands
+    now. ``status``, ``level``, ``owner_area_id`` and ``deadline_at`` (ISO 8601 UTC, or null: no deadline
+    runs) follow the report's case as escalation's events announce it (``handlers._followed``), so a phone
+    shows where its reports stand and how much time is left without asking escalation for each case."""
     location = None if report.lon is None else {"lon": report.lon, "lat": report.lat}
     if location and report.accuracy_m is not None:
         location["accuracy"] = report.accuracy_m
@@ -142,6 +149,7 @@ def report_view(report, linked=None) -> dict:
             "client_time": isoformat(report.client_time) if report.client_time else None, "reporter": report.reporter,
             "reported_at": isoformat(report.reported_at), "updated_at": isoformat(report.updated_at),
             "level": report.level, "owner_area_id": report.owner_area_id,
+            "deadline_at": isoformat(report.deadline_at) if report.deadline_at else None,
             "status_note": note_text(report.status_note, caller_language()) if report.status_note else None,
             "duplicate_of": {"id": linked.id, "number": linked.number_in(zone), "status": linked.status,
                              "level": linked.level}

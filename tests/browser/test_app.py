@@ -2,17 +2,37 @@
 network is kept, sent exactly once when the network returns, and appears on the command-center board."""
 from __future__ import annotations
 
+import re
+from urllib.parse import urlsplit
+
 import requests
 from playwright.sync_api import expect
 
 from tests.browser.conftest import CASE_NUMBER, PHONE, SCREENSHOTS, open_page, resolve
 from tests.support.system import auth, wait_for
 
+#: A request for one case of escalation (``GET /escalation/v1/cases/{id}``), by its path.
+ONE_CASE = re.compile(r"/escalation/v1/cases/[0-9a-f-]{36}")
 
-def phone(browser, site, place, user: str, lang: str = "zh"):
+
+def phone(browser, site, place, user: str, lang: str = "zh", asked: list | None = None):
+    """The phone page signed in as the grid worker ``user`` of ``place``'s grid; ``asked``: a list the paths
+    of the page's requests are added to, from its first."""
     token_ = site.token("grid_worker", area=place["grid"], user=user)
-    return open_page(browser, site, "/app/", token_, lang=lang, viewport=PHONE, permissions=["geolocation"],
-                     geolocation={"latitude": place["lat"], "longitude": place["lon"], "accuracy": 12})
+    options = {"lang": lang, "viewport": PHONE, "permissions": ["geolocation"],
+               "geolocation": {"latitude": place["lat"], "longitude": place["lon"], "accuracy": 12}}
+    if asked is None:
+        return open_page(browser, site, "/app/", token_, **options)
+    # open_page's steps, with the requests counted from before the first one
+    context = browser.new_context(viewport=PHONE, locale="zh-CN" if lang == "zh" else "en-US",
+                                  permissions=options["permissions"], geolocation=options["geolocation"])
+    context.on("request", lambda r: asked.append(urlsplit(r.url).path))
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.goto(f"{site.url}/app/#token={token_}")
+    page.wait_for_selector("body[data-ready=true]", timeout=15000)
+    return context, page, problems
 
 
 def in_view(page, selector: str) -> bool:
@@ -83,14 +103,39 @@ def test_a_report_made_offline_is_sent_once_when_the_network_returns_and_appears
     board_context.close()
 
 
+def test_my_reports_show_the_time_left_from_the_reports_alone_with_no_request_per_case(browser, site, place):
+    """"My reports" reads the worker's reports (intake follows each case's status, level and deadline) and
+    asks escalation for none of their cases: not for those in the worker's grid, nor for one filed in
+    another grid, which is no case of theirs to read (it would answer 404)."""
+    worker = site.token("grid_worker", area=place["grid"], user="worker-mine-deadlines")
+    elsewhere = site.grid(5)
+    assert elsewhere["grid"] != place["grid"]
+    filed = [site.report(worker, place, f"mine: 路灯不亮 {i} / lamp out {i}") for i in range(3)]
+    filed.append(site.report(worker, elsewhere, "mine: 另一个网格 / in another grid"))
+    followed = wait_for(lambda: all(requests.get(f"{site.url}/intake/v1/reports/{r['id']}", headers=auth(worker),
+                                                 timeout=10).json()["deadline_at"] for r in filed),
+                        timeout=20, message="the reports' deadlines")
+    assert followed
+    context, page, problems = phone(browser, site, place, "worker-mine-deadlines", lang="en", asked=(asked := []))
+    for report in filed:
+        item = page.locator(f"#mine-list li[data-report='{report['id']}']")
+        expect(item.locator(".status")).to_have_text("Open")
+        expect(item.locator(".time-left")).not_to_be_empty()
+    assert not [path for path in asked if ONE_CASE.fullmatch(path)], asked
+    assert not problems
+    context.close()
+
+
 def test_the_grid_worker_verifies_a_resolved_case_from_the_phone_and_it_closes(browser, site, place):
     worker = site.token("grid_worker", area=place["grid"], user="worker-verify")
     case = site.report(worker, place, "verify: 路灯不亮 / a lamp is out", category="other")
     station = site.token("station", area=place["station"], user="station-verify")
     resolve(site, case["id"], worker, station, note="换了灯泡 / bulb replaced")
-    context, page, problems = phone(browser, site, place, "worker-verify")
+    context, page, problems = phone(browser, site, place, "worker-verify", asked=(asked := []))
     item = page.locator(f"#verify-list li:has-text('{case['number']}')")
     expect(item).to_contain_text("换了灯泡")
+    # the list says which cases are the worker's to check and what was done: no case is read one by one
+    assert not [path for path in asked if ONE_CASE.fullmatch(path)], asked
     item.locator("button[value=false]").click()  # failing needs a note: the server says so
     expect(item.locator(".error")).to_contain_text("note")
     item.locator("textarea").fill("灯亮了 / the lamp is on")

@@ -16,7 +16,14 @@ from services.escalation.domain.cases import (
     move,
     set_deadline,
 )
-from services.escalation.domain.errors import InvalidArgument, photo_ids, require_status, required_text
+from services.escalation.domain.errors import (
+    InvalidArgument,
+    InvalidTransition,
+    NotAllowed,
+    photo_ids,
+    require_status,
+    required_text,
+)
 from services.escalation.domain.permissions import (
     Actor,
     require_oversight,
@@ -52,11 +59,27 @@ def resolve(case: Case, actor: Actor, now: datetime, *, note: str, photos: list 
     return record(case, StepType.RESOLVED, actor.user, now, note, detail=resolved_detail(case, photos))
 
 
+def require_may_verify(actor: Actor, case: Case) -> None:
+    """What ``verify`` asks before its arguments: the case awaits verification and ``actor`` is its
+    verifier (``permissions.require_verifier``); raises ``NotAllowed`` or ``InvalidTransition``."""
+    require_verifier(actor, case)
+    require_status(case.status, AWAITING_VERIFICATION, "be verified")
+
+
+def may_verify(actor: Actor, case: Case) -> bool:
+    """Whether ``actor`` may verify ``case`` now (``require_may_verify``): a case list's ``can_verify``,
+    the same answer as the actions a case's own page lists, without trying the action on a copy."""
+    try:
+        require_may_verify(actor, case)
+    except (NotAllowed, InvalidTransition):
+        return False
+    return True
+
+
 def verify(case: Case, actor: Actor, now: datetime, *, passed: bool, note: str = "") -> Outcome:
     """核查 by the grid worker of the case's grid: passed closes the case; failed (note required)
     sends it to rework at the level that resolved it, with that level's full limit, counted."""
-    require_verifier(actor, case)
-    require_status(case.status, AWAITING_VERIFICATION, "be verified")
+    require_may_verify(actor, case)
     if not isinstance(passed, bool):
         raise InvalidArgument("case.passed_boolean", field="passed")
     note = required_text(note, "what is still wrong", "note") if not passed else (note or "").strip()

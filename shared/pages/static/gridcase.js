@@ -263,6 +263,21 @@
     return node;
   }
 
+  /** A row of GET /escalation/v1/cases/rows (its `columns`, one of its `rows`, its `names`: area id →
+   *  name) as a case object with the fields the list's pages read: every column by name, and, shaped as
+   *  a case of GET /escalation/v1/cases is, `areas` ({grid, station, subcenter, hq}: {id, name} or null),
+   *  `owner` ({level, area_id, area_name}) and `report` ({location: {lon, lat} degrees WGS84, reported_at}).
+   *  The board and the wall keep their cases so. */
+  function caseFromRow(columns, row, names) {
+    const c = {};
+    for (let i = 0; i < columns.length; i += 1) c[columns[i]] = row[i];
+    const ref = (id) => (id === null || id === undefined ? null : { id, name: names[id] || id });
+    c.areas = { grid: ref(c.grid), station: ref(c.station), subcenter: ref(c.subcenter), hq: ref(c.hq) };
+    c.owner = { level: c.level, area_id: c.owner, area_name: names[c.owner] || c.owner };
+    c.report = { location: { lon: c.lon, lat: c.lat }, reported_at: c.reported_at };
+    return c;
+  }
+
   function init(options) {
     store = options && options.persistToken ? window.localStorage : window.sessionStorage;
     tokenFromLink();
@@ -274,6 +289,6 @@
 
   window.gc = {
     init, t, relabel, setLanguage, get lang() { return lang; }, token, setToken, claims, signIn, api,
-    problemText, duration, time, el, get zone() { return zone; },
+    problemText, duration, time, el, caseFromRow, get zone() { return zone; },
   };
 }());

@@ -534,16 +534,8 @@
     else cases.set(c.id, entryOf(c));
   }
 
-  /** A row of GET /escalation/v1/cases/rows as the case object the board keeps (the list's fields). */
-  function fromRow(columns, row, names) {
-    const c = {};
-    for (let i = 0; i < columns.length; i += 1) c[columns[i]] = row[i];
-    const ref = (id) => (id === null || id === undefined ? null : { id, name: names[id] || id });
-    c.areas = { grid: ref(c.grid), station: ref(c.station), subcenter: ref(c.subcenter), hq: ref(c.hq) };
-    c.owner = { level: c.level, area_id: c.owner, area_name: names[c.owner] || c.owner };
-    c.report = { location: { lon: c.lon, lat: c.lat }, reported_at: c.reported_at };
-    return c;
-  }
+  /** A row of GET /escalation/v1/cases/rows as the case object the board keeps (shared with the wall). */
+  const fromRow = gc.caseFromRow;
 
   /** True while the filters and the sort are the page's defaults (the order the server lists rows in). */
   function defaultView() {

@@ -1,11 +1,14 @@
 /* The wall screen (大屏) of a command center: big live figures, the live map and the latest escalations,
  * readable across a room, with nothing to click. It keeps itself up to date and recovers by itself.
  *
- * - The open cases: GET /escalation/v1/cases (all pages), then the live feed GET /escalation/v1/cases/events
- *   (Server-Sent Events read by the shared feed.js), resumed with Last-Event-ID after a drop or a
- *   server restart — the board's feed. "Open" and "overdue" are counted from them.
- * - The latest escalations: the feed's `escalated` and `overdue` steps. At start the feed is opened once
- *   more from HISTORY rows before its `hello`, so the list shows the recent ones at once.
+ * - The open cases: GET /escalation/v1/cases/rows (every one in one request, the board's list; a row
+ *   becomes a case by gc.caseFromRow), then the live feed GET /escalation/v1/cases/events (Server-Sent
+ *   Events read by the shared feed.js) from the answer's `last_event_id`, so nothing between the two is
+ *   missed, resumed with Last-Event-ID after a drop or a server restart — the board's feed. "Open" and
+ *   "overdue" are counted from them.
+ * - The latest escalations: the feed's `escalated` and `overdue` steps. The feed starts HISTORY rows before
+ *   the list's `last_event_id`, so the list shows the recent ones at once; those rows' cases are in the list
+ *   already and are not applied again.
  * - The cases opened today ("new cases today": a report refused, voided or merged is not a case, so this
  *   is not a count of reports) and the month's on-time rate: GET /escalation/v1/stats/closure-times by sub-center
  *   (by station or grid for a narrower caller), per day for today and per month for this month, in the
@@ -32,7 +35,8 @@
   let today = {}; // unit id → opened today; '' → total
   let month = {}; // unit id → {closed, onTime}; '' → totals
   let escalations = []; // {id, at, type, level, number, category, owner}
-  let history = null; // the hello's id while the start's history is read
+  let listedAt = null; // the feed's position the list was read at: the steps up to it are in the list
+  let historyRead = false; // the recent escalations were asked for (the feed started before the list's position)
   let statsTimer = null;
 
   const $ = (id) => document.getElementById(id);
@@ -210,17 +214,23 @@
     else cases.set(c.id, { case: c, at: Date.now() });
   }
 
+  /** Every open case of the wall's area in one request (the board's rows: the columns the figures, the
+   *  units' table and the pins read); the feed's position it was read at is kept in `listedAt`. */
   async function loadList() {
-    const received = new Map();
-    for (let page = 1; page <= 40; page += 1) {
-      const result = await gc.api('GET', '/escalation/v1/cases?status=' + OPEN_STATUSES + '&page_size=500&page=' + page);
-      if (!result.ok) throw new Error(gc.problemText(result));
-      result.data.items.forEach((c) => received.set(c.id, { case: c, at: Date.now() }));
-      if (page * result.data.page_size >= result.data.total) break;
-    }
+    const result = await gc.api('GET', '/escalation/v1/cases/rows?status=' + OPEN_STATUSES);
+    if (!result.ok) throw new Error(gc.problemText(result));
+    const { columns, rows, names, last_event_id: at } = result.data;
+    const now = Date.now();
     cases.clear();
-    received.forEach((v, k) => cases.set(k, v));
+    rows.forEach((row) => { const c = gc.caseFromRow(columns, row, names); cases.set(c.id, { case: c, at: now }); });
+    listedAt = at;
     scheduleRender();
+  }
+
+  /** Where the feed starts: HISTORY rows before the list's position, for the recent escalations. */
+  function historyFrom() {
+    historyRead = true;
+    return String(Math.max(0, listedAt - HISTORY));
   }
 
   async function stats(query) {
@@ -296,24 +306,26 @@
   /** Apply one event of the live feed (shared feed.js); {resumeFrom: ID} when the feed is to be opened once
    *  more from ID. */
   async function handle(event) {
-    if (event.name === 'hello' || event.name === 'reset') {
+    if (event.name === 'hello' || event.name === 'reset') { // the list could not be read at start, or too much was missed
       await loadList();
       loadStats();
       document.body.dataset.ready = 'true';
-      if (event.name === 'hello' && history === null && Number(event.id) > 0) {
-        history = Number(event.id); // read the recent rows once more, for the escalation list
-        return { resumeFrom: String(Math.max(0, history - HISTORY)) };
-      }
-    } else if (event.name === 'case') {
+      if (!historyRead && listedAt > 0) return { resumeFrom: historyFrom() };
+      return undefined;
+    }
+    const listed = listedAt !== null && Number(event.id) <= listedAt; // its change is in the list already
+    if (event.name === 'case') {
       const { case: c, step } = JSON.parse(event.data);
+      noteEscalation(c, step);
+      if (listed) return undefined;
       upsert(c);
       scheduleRender();
-      noteEscalation(c, step);
       if (step.type === 'opened' || step.type === 'closed') statsSoon();
-    } else if (event.name === 'removed') { // the case left the wall's area (transferred, re-routed)
+    } else if (event.name === 'removed' && !listed) { // the case left the wall's area (transferred, re-routed)
       cases.delete(JSON.parse(event.data).case_id);
       scheduleRender();
     }
+    return undefined;
   }
 
   // -- start -----------------------------------------------------------------------------------------------
@@ -361,7 +373,14 @@
     } catch (e) {
       $('map').textContent = e.message;
     }
-    gcFeed.follow({ onEvent: handle, onState: setLive });
+    let from = null; // the list not read: the feed's `hello` has it read
+    try {
+      await loadList();
+      from = historyFrom();
+      loadStats();
+      document.body.dataset.ready = 'true';
+    } catch (e) { /* offline or refused: read again on the feed's hello */ }
+    gcFeed.follow({ lastEventId: from, onEvent: handle, onState: setLive });
     window.setInterval(scheduleRender, 15000); // time left counts down: an open case turns overdue
     window.setInterval(loadStats, STATS_EVERY);
     window.setInterval(() => loadList().catch(() => {}), 300000); // and the whole list is read again now and then

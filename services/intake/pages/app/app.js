@@ -508,16 +508,19 @@
         reports = (await Promise.all(sent.map((s) => gc.api('GET', '/intake/v1/reports/' + encodeURIComponent(s.id)))))
           .filter((r) => r.ok).map((r) => r.data);
       }
-      const cases = await Promise.all(reports.map((r) => gc.api('GET', '/escalation/v1/cases/' + encodeURIComponent(r.id))));
-      reports.forEach((r, i) => {
+      // where each stands and its time left are the report's own: intake follows its case (status, level,
+      // deadline_at), so no case is read one by one (a report outside the worker's grid is no case of theirs)
+      const now = Date.now();
+      reports.forEach((r) => {
         // a report merged into (or linked to) another case follows that case: intake's status says where it is
-        const c = cases[i].ok && !r.duplicate_of ? cases[i].data : null;
+        const due = r.deadline_at && !r.duplicate_of ? Date.parse(r.deadline_at) : NaN;
         items.push(gc.el('li', { 'data-report': r.id }, [
           gc.el('div', { class: 'line' }, [
             gc.el('span', { class: 'number', text: r.number }),
-            gc.el('span', { class: 'status', text: gc.t('status_' + ((c && c.status) || r.status)) }),
-            r.level || (c && c.level) ? gc.el('span', { class: 'muted', text: gc.t('level_' + ((c && c.level) || r.level)) }) : null,
-            c && c.time_left !== null && c.status !== 'closed' ? gc.el('span', { class: 'muted', text: gc.duration(c.time_left) }) : null,
+            gc.el('span', { class: 'status', text: gc.t('status_' + r.status) }),
+            r.level ? gc.el('span', { class: 'muted', text: gc.t('level_' + r.level) }) : null,
+            Number.isNaN(due) || r.status === 'closed' ? null
+              : gc.el('span', { class: 'muted time-left', text: gc.duration((due - now) / 1000) }),
           ]),
           gc.el('div', { class: 'small', text: r.description }),
           r.duplicate_of ? gc.el('div', { class: 'small muted', text: gc.t('mine_linked', { number: r.duplicate_of.number }) }) : null,
@@ -533,11 +536,9 @@
     let result;
     try { result = await gc.api('GET', '/escalation/v1/cases?status=verifying&page_size=100'); } catch (e) { return; }
     if (!result.ok) return;
-    // the list has no timeline: each case's own page says what was done
-    const details = await Promise.all(result.data.items.map((c) => gc.api('GET', '/escalation/v1/cases/' + encodeURIComponent(c.id)).catch(() => null)));
-    // only the cases this worker checks: a fix the worker made on the spot is checked by the station
-    const mine = result.data.items.map((listed, i) => (details[i] && details[i].ok ? details[i].data : listed))
-      .filter((c) => c.can_verify !== false);
+    // only the cases this worker checks (a fix the worker made on the spot is checked by the station): each
+    // item says so (can_verify) and what was done (resolution_note), so no case is read one by one
+    const mine = result.data.items.filter((c) => c.can_verify !== false);
     const items = mine.map((c) => {
       const form = gc.el('form', { 'data-case': c.id }, [
         gc.el('label', { for: 'vn-' + c.id, text: gc.t('verify_note') }),
@@ -549,11 +550,10 @@
         gc.el('p', { class: 'error', role: 'alert' }),
       ]);
       form.addEventListener('submit', (e) => verify(e, c, form));
-      const resolved = (c.timeline || []).filter((s) => s.type === 'resolved').pop();
       return gc.el('li', {}, [
         gc.el('div', { class: 'line' }, [gc.el('span', { class: 'number', text: c.number }), gc.el('span', { class: 'muted', text: gc.duration(c.time_left) })]),
         gc.el('div', { class: 'small', text: (c.report && c.report.description) || '' }),
-        resolved ? gc.el('div', { class: 'small muted', text: gc.t('what_was_done') + ': ' + resolved.note }) : null,
+        c.resolution_note ? gc.el('div', { class: 'small muted', text: gc.t('what_was_done') + ': ' + c.resolution_note }) : null,
         form,
       ]);
     });
