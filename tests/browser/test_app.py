@@ -59,6 +59,11 @@ def test_the_phone_page_reports_at_360_by_740_and_shows_the_case_number_at_once(
     expect(page.locator("#message")).to_contain_text("案卷号")
     number = CASE_NUMBER.search(page.locator("#message").inner_text()).group(0)
     expect(page.locator("#mine-list")).to_contain_text(number)
+    # the number is one word: a line never breaks it after its hyphen, in the message or in the lists
+    for shown in (page.locator("#message .case-number"), page.locator("#mine-list .case-number").first):
+        expect(shown).to_have_text(number)
+        pieces = shown.evaluate("e => e.getClientRects().length")
+        assert pieces == 1, f"{number} is laid out in {pieces} pieces: it broke across lines"
     assert page.evaluate("document.scrollingElement.scrollWidth") <= PHONE["width"]
     [case] = wait_for(lambda: cases_described(site, "路面塌陷，约一米宽"), timeout=5, message="the case")
     assert case["number"] == number and case["category"] == "road_damage"

@@ -263,6 +263,13 @@
     return node;
   }
 
+  /** `text` as nodes for an element's children, each case number in it (20261205-000042) in a
+   *  `.case-number` element (gridcase.css), which a line never breaks after its hyphen. */
+  function numbered(text) {
+    return String(text).split(/(\d{8}-\d+)/).map((part, i) => (i % 2
+      ? el('span', { class: 'case-number', text: part }) : part)).filter((part) => part !== '');
+  }
+
   /** A row of GET /escalation/v1/cases/rows (its `columns`, one of its `rows`, its `names`: area id →
    *  name) as a case object with the fields the list's pages read: every column by name, and, shaped as
    *  a case of GET /escalation/v1/cases is, `areas` ({grid, station, subcenter, hq}: {id, name} or null),
@@ -289,6 +296,6 @@
 
   window.gc = {
     init, t, relabel, setLanguage, get lang() { return lang; }, token, setToken, claims, signIn, api,
-    problemText, duration, time, el, caseFromRow, get zone() { return zone; },
+    problemText, duration, time, el, numbered, caseFromRow, get zone() { return zone; },
   };
 }());

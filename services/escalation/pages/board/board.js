@@ -814,7 +814,7 @@
       text: gc.t('action_' + name), onclick: () => actionForm(name),
     })));
     showPanel([
-      gc.el('h3', { class: 'case-title' }, [gc.el('span', { text: c.number + ' ' }), badge(state, c),
+      gc.el('h3', { class: 'case-title' }, [gc.el('span', { class: 'case-number', text: c.number }), ' ', badge(state, c),
         gc.el('a', { href: '#case=' + encodeURIComponent(c.number), class: 'small', id: 'case-link', text: gc.t('case_link') })]),
       message ? gc.el('p', { class: 'notice ' + message.kind, role: 'alert', id: 'panel-message', text: message.text }) : null,
       gc.el('p', { class: 'notice warn', id: 'panel-changed', hidden: true }, [

@@ -235,7 +235,7 @@
   }
 
   function drawSaid() {
-    const line = said ? gc.el('p', { class: 'notice ' + (said.kind || ''), text: said.words(), tabindex: '-1' }) : '';
+    const line = said ? gc.el('p', { class: 'notice ' + (said.kind || ''), tabindex: '-1' }, gc.numbered(said.words())) : '';
     if (line && said.about) line.dataset.about = said.about;
     $('message').replaceChildren(line);
     return line;
@@ -406,7 +406,7 @@
       text: gc.t('task_' + action), onclick: () => taskForm(c, action, form, error) });
     return gc.el('li', { 'data-case': c.id }, [
       gc.el('div', { class: 'line' }, [
-        gc.el('span', { class: 'number', text: c.number }),
+        gc.el('span', { class: 'number case-number', text: c.number }),
         gc.el('span', { text: gc.t('status_' + c.status) }),
         gc.el('span', { class: 'muted', text: gc.duration(c.time_left) }),
       ]),
@@ -495,7 +495,7 @@
     const list = $('mine-list');
     const waiting = await GridcaseOutbox.waiting();
     const items = waiting.map((i) => gc.el('li', { class: 'waiting' }, [gc.el('div', { class: 'line' }, [
-      gc.el('span', { class: 'number', text: '—' }),
+      gc.el('span', { class: 'number case-number', text: '—' }),
       gc.el('span', { class: 'muted', text: i.refused ? gc.t('refused', { error: i.refused }) : gc.t('mine_waiting') }),
     ]), gc.el('div', { class: 'small', text: i.body.description })]));
     let reports = [];
@@ -516,7 +516,7 @@
         const due = r.deadline_at && !r.duplicate_of ? Date.parse(r.deadline_at) : NaN;
         items.push(gc.el('li', { 'data-report': r.id }, [
           gc.el('div', { class: 'line' }, [
-            gc.el('span', { class: 'number', text: r.number }),
+            gc.el('span', { class: 'number case-number', text: r.number }),
             gc.el('span', { class: 'status', text: gc.t('status_' + r.status) }),
             r.level ? gc.el('span', { class: 'muted', text: gc.t('level_' + r.level) }) : null,
             Number.isNaN(due) || r.status === 'closed' ? null
@@ -551,7 +551,7 @@
       ]);
       form.addEventListener('submit', (e) => verify(e, c, form));
       return gc.el('li', {}, [
-        gc.el('div', { class: 'line' }, [gc.el('span', { class: 'number', text: c.number }), gc.el('span', { class: 'muted', text: gc.duration(c.time_left) })]),
+        gc.el('div', { class: 'line' }, [gc.el('span', { class: 'number case-number', text: c.number }), gc.el('span', { class: 'muted', text: gc.duration(c.time_left) })]),
         gc.el('div', { class: 'small', text: (c.report && c.report.description) || '' }),
         c.resolution_note ? gc.el('div', { class: 'small muted', text: gc.t('what_was_done') + ': ' + c.resolution_note }) : null,
         form,
