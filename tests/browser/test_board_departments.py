@@ -115,5 +115,31 @@ def test_a_long_owner_name_is_cut_with_an_ellipsis_and_read_whole_on_hover(brows
     assert all(line["text"] in title for line in lines), f"the cell's title {title!r} is not the whole of it"
     assert page.evaluate("(() => { const w = document.getElementById('table-wrap'); "
                          "return w.scrollWidth <= w.clientWidth; })()"), "the list scrolls sideways"
+    # the owner's room is not taken from the others' words: a status (已派遣) or a heading (办理状态) is
+    # never drawn a character a line
+    lines = page.evaluate("""() => [...document.querySelectorAll('#case-table thead th, #case-rows td.status-cell')]
+        .filter((c) => c.textContent.trim()).map((c) => { const range = document.createRange();
+            range.selectNodeContents(c);
+            const tops = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+            return [c.textContent.trim(), tops.size]; })""")
+    assert all(n <= max(1, len(text.split())) for text, n in lines), lines
+    assert not problems
+    context.close()
+
+
+def test_on_a_phone_a_cases_status_line_cut_short_ends_in_an_ellipsis(browser, site, place):
+    """On a phone the case's status and state stand under its number ("With a department · On time"): a line
+    too long for the column ends in "…", not mid-word at the cell's edge."""
+    worker = site.token("grid_worker", area=place["grid"], user="worker-owner-names")
+    case = site.report(worker, place, "board: a power line down by the market", category="power_line_down")
+    context, page, problems = open_page(browser, site, "/board/", site.token("command", user="owner-names-phone"),
+                                        lang="en", viewport=PHONE)
+    line = page.locator(f"#case-rows tr[data-case='{case['id']}'] td.number-cell .phone-only")
+    expect(line).to_contain_text("With a department", timeout=10000)
+    shown = line.evaluate("""(line) => ({ cut: line.scrollWidth > line.clientWidth + 1,
+        ellipsis: getComputedStyle(line).textOverflow === 'ellipsis' && getComputedStyle(line).overflowX === 'hidden',
+        within: line.getBoundingClientRect().right <= line.closest('td').getBoundingClientRect().right + 1 })""")
+    assert shown["within"] and (not shown["cut"] or shown["ellipsis"]), shown
+    assert shown["cut"], f"the line fits a phone: the test shows nothing: {shown}"
     assert not problems
     context.close()

@@ -111,6 +111,7 @@ def test_a_selected_case_is_in_view_with_its_status_and_the_time_left_always_sho
         box = cell.bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= SIZES[size]["width"], f"time left cut off: {box}"
         assert cell.inner_text().strip() not in ("", "—")
+    assert cut_words(page, "#case-rows td.time-left") == [], "a time left is cut"  # "1 d 16 h 10…" on a phone
     assert page.evaluate("document.scrollingElement.scrollWidth <= innerWidth"), "the page scrolls sideways"
     if size != "phone":  # nothing a reader needs is cut: an owner's name, the sort's choice
         assert cut_words(page, "#case-rows td.owner-cell .owner-line") == [], "an owner's name is cut"

@@ -65,7 +65,7 @@ def test_the_wall_shows_the_figures_the_map_and_the_escalations_readably_in_each
     number = wall_cases[0][0]["number"]
     expect(page.locator("#escalation-list")).to_contain_text(number)  # read back from the feed's history
     expect(page.locator("#unit-rows tr")).to_have_count(6)  # the demo city's six sub-centers
-    expect(page.locator("path.wall-pin").first).to_be_attached()
+    expect(page.locator("#map path.wall-pin, #map .cluster").first).to_be_attached()  # a pin, or a disc of them
     assert page.evaluate("document.documentElement.lang").startswith(lang)
     # readable across a room: the figures are at least a twentieth of the screen's height
     size = page.evaluate("parseFloat(getComputedStyle(document.querySelector('#fig-open [data-value]')).fontSize)")
@@ -130,4 +130,44 @@ def test_the_wall_recovers_by_itself_after_a_server_restart(browser, site, wall_
     escalate(site, filed["id"], worker, "wall: after the restart")
     expect(page.locator("#escalation-list li").first).to_contain_text(filed["number"], timeout=5000)
     assert not [p for p in problems if "Content Security Policy" in p], problems
+    context.close()
+
+
+#: what the wall's map shows: the count on each cluster's disc, the single pins, the open cases' figure
+MAP_COUNTS = """() => ({
+    clusters: [...document.querySelectorAll('#map .leaflet-marker-pane .cluster')].map((c) => ({
+        text: c.innerText.trim(), state: [...c.classList].find((k) => k.startsWith('cluster-')) || null,
+        width: c.getBoundingClientRect().width })),
+    pins: document.querySelectorAll('#map path.wall-pin').length,
+    open: Number(document.querySelector('#fig-open [data-value]').textContent.replace(/,/g, '')) })"""
+
+
+@pytest.fixture(scope="module")
+def crossing(site):
+    """Eleven cases at one crossing of a grid of their own."""
+    place = site.grid(40)
+    worker = site.token("grid_worker", area=place["grid"], user="wall-crossing")
+    return [site.report(worker, place, f"路口积水 {n} / water at the crossing {n}", category="other")
+            for n in range(11)]
+
+
+@pytest.mark.parametrize(("size_name", "viewport"), [("1080p", WALL), ("4k", UHD)])
+def test_cases_close_together_are_one_disc_with_their_count_as_on_the_board(browser, site, wall_cases, crossing,
+                                                                             size_name, viewport):
+    """Found in a new user's trial: eleven cases at one crossing were one small dot on the wall, with no
+    count. They are clustered as on the board: a disc with the number of its cases, coloured by the most
+    urgent, and the discs' counts and the single pins add up to the open cases."""
+    context, page, problems = open_page(browser, site, "/wall/", site.token("command", user="wall-clusters"),
+                                        lang="en", viewport=viewport)
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    page.wait_for_function(f"""() => {{ const m = ({MAP_COUNTS})();
+        return m.open > 0 && m.clusters.reduce((n, c) => n + Number(c.text), 0) + m.pins === m.open; }}""",
+                           timeout=15000)
+    shown = page.evaluate(MAP_COUNTS)
+    assert all(re.fullmatch(r"\d+", c["text"]) and int(c["text"]) >= 2 for c in shown["clusters"]), shown
+    assert any(int(c["text"]) >= len(crossing) for c in shown["clusters"]), f"the crossing's cases are no disc: {shown}"
+    assert all(c["state"] in ("cluster-overdue", "cluster-warned", "cluster-on-time") for c in shown["clusters"])
+    if size_name == "4k":  # twice the screen, twice the disc
+        assert min(c["width"] for c in shown["clusters"]) >= 60, shown
+    assert not problems, problems
     context.close()

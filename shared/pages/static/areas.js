@@ -276,5 +276,24 @@
     return { map, layer: gridLayer, fit, base, tiles };
   }
 
-  window.gcAreas = { mine, draw, level, text, settings, gcj02: { toGcj02, toWgs84, outOfChina } };
+  /** The icon of a cluster of case pins (leaflet.markercluster's `iconCreateFunction`), the same on every
+   *  map: the number of its cases on a disc coloured by its most urgent one (`.cluster-<state>`,
+   *  gridcase.css). `rank`: the states, most urgent first; each pin names its own in `options.state` (a
+   *  state not in `rank` colours nothing). `scale`: the disc's size over the board's (30–48 px by the
+   *  count: 2 on a wall screen of 2160 px). */
+  function clusterIcon(rank, scale) {
+    return (group) => {
+      const children = group.getAllChildMarkers();
+      let worst = rank.length - 1;
+      children.forEach((m) => {
+        const at = rank.indexOf(m.options.state);
+        if (at >= 0) worst = Math.min(worst, at);
+      });
+      const n = children.length;
+      const size = Math.round((n < 10 ? 30 : n < 100 ? 36 : n < 1000 ? 42 : 48) * (scale || 1));
+      return L.divIcon({ html: '<span>' + n + '</span>', className: 'cluster cluster-' + rank[worst], iconSize: [size, size] });
+    };
+  }
+
+  window.gcAreas = { mine, draw, level, text, settings, clusterIcon, gcj02: { toGcj02, toWgs84, outOfChina } };
 }());

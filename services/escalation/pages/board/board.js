@@ -411,20 +411,11 @@
     return icons[key];
   }
 
-  function clusterIcon(group) {
-    const children = group.getAllChildMarkers();
-    let worst = STATE_RANK.length - 1;
-    children.forEach((m) => { worst = Math.min(worst, STATE_RANK.indexOf(m.options.state)); });
-    const n = children.length;
-    const size = n < 10 ? 30 : n < 100 ? 36 : n < 1000 ? 42 : 48;
-    return L.divIcon({ html: '<span>' + n + '</span>', className: 'cluster cluster-' + STATE_RANK[worst], iconSize: [size, size] });
-  }
-
   function makeCluster() {
     cluster = L.markerClusterGroup({
       chunkedLoading: true, showCoverageOnHover: false, maxClusterRadius: 48, spiderfyOnMaxZoom: true,
       disableClusteringAtZoom: 17,
-      iconCreateFunction: clusterIcon,
+      iconCreateFunction: gcAreas.clusterIcon(STATE_RANK),
       chunkProgress: (done, total) => { if (done === total) mapReady(); },
     });
     view.map.addLayer(cluster);

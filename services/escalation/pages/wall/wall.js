@@ -23,8 +23,10 @@
   const KEEP = 40; // escalations listed
   const STATS_EVERY = 60000;
   const PIN_COLOURS = { overdue: '#b3261e', warned: '#a05a00', 'on-time': '#1b6e2e' };
+  const STATE_RANK = ['overdue', 'warned', 'on-time']; // the most urgent first: a cluster takes its colour
   const cases = new Map(); // id → {case, at}
-  const pins = new Map(); // id → circle marker
+  const pins = new Map(); // id → circle marker (in the cluster group)
+  let cluster = null;
   let categories = {};
   let areas = null;
   let view = null;
@@ -153,27 +155,56 @@
     }));
   }
 
+  /** The open cases' pins, clustered as on the board (leaflet.markercluster, gcAreas.clusterIcon): cases
+   *  close together are one disc with their count, coloured by the most urgent of them — nine cases at one
+   *  crossing read "9", never one dot. Pins and discs grow with the screen's height. */
   function drawPins(entries) {
     if (!view) return;
-    const keep = new Set();
+    const scale = Math.max(1, window.innerHeight / 1080);
+    if (!cluster) {
+      cluster = L.markerClusterGroup({ animate: false, showCoverageOnHover: false, zoomToBoundsOnClick: false,
+        spiderfyOnMaxZoom: false, maxClusterRadius: Math.round(48 * scale), disableClusteringAtZoom: 17,
+        iconCreateFunction: gcAreas.clusterIcon(STATE_RANK, scale) });
+      view.map.addLayer(cluster);
+    }
     const radius = Math.max(7, Math.round(9 * window.innerHeight / 1080));
+    const keep = new Set();
+    const add = [];
+    const drop = [];
+    const restyled = [];
     entries.forEach((entry) => {
       const c = entry.case;
       const loc = c.report && c.report.location;
       if (!loc || loc.lat === null || loc.lon === null || loc.lat === undefined) return;
       keep.add(c.id);
+      const state = stateOf(entry);
       let pin = pins.get(c.id);
-      if (!pin) {
-        pin = L.circleMarker([loc.lat, loc.lon], { renderer: pinRenderer, radius, weight: 2, color: '#fff', fillOpacity: 0.95,
-          interactive: false, className: 'wall-pin' }).addTo(view.map);
-        pin.getElement().dataset.case = c.id;
-        pins.set(c.id, pin);
+      if (pin && !pin.getLatLng().equals([loc.lat, loc.lon])) { // moved: clustered again where it is now
+        drop.push(pin);
+        pins.delete(c.id);
+        pin = null;
       }
-      pin.setLatLng([loc.lat, loc.lon]);
-      pin.setStyle({ fillColor: PIN_COLOURS[stateOf(entry)], radius });
-      pin.getElement().dataset.state = stateOf(entry);
+      if (!pin) {
+        const made = L.circleMarker([loc.lat, loc.lon], { renderer: pinRenderer, radius, weight: 2, color: '#fff',
+          fillOpacity: 0.95, fillColor: PIN_COLOURS[state], interactive: false, className: 'wall-pin', state });
+        made.on('add', () => {
+          const el = made.getElement();
+          el.dataset.case = c.id;
+          el.dataset.state = made.options.state;
+        });
+        pins.set(c.id, made);
+        add.push(made);
+      } else if (pin.options.state !== state || pin.options.radius !== radius) {
+        pin.options.state = state;
+        pin.setStyle({ fillColor: PIN_COLOURS[state], radius });
+        if (pin.getElement()) pin.getElement().dataset.state = state;
+        restyled.push(pin);
+      }
     });
-    pins.forEach((pin, id) => { if (!keep.has(id)) { pin.remove(); pins.delete(id); } });
+    pins.forEach((pin, id) => { if (!keep.has(id)) { drop.push(pin); pins.delete(id); } });
+    if (drop.length) cluster.removeLayers(drop);
+    if (add.length) cluster.addLayers(add);
+    if (restyled.length) cluster.refreshClusters(restyled);
   }
 
   function renderEscalations() {
