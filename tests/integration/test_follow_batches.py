@@ -234,3 +234,18 @@ def test_a_verification_sent_stands_against_an_older_event_that_arrives_after_it
                                            revision=3)])
     with pytest.raises(AlreadyVerified):
         intake.run(handlers.verify_case, handlers.Verify(case, True, "", worker))
+
+
+def test_a_report_followed_before_the_columns_keys_were_kept_takes_no_older_event(intake):
+    """A report whose columns' keys were not kept yet (followed before the upgrade) stands wholly at its
+    newest revision: an older event changes nothing, a newer one applies as always."""
+    case = a_case(intake)
+    with intake.engine.begin() as db:
+        db.execute(reports.update().where(reports.c.id == case).values(followed_revisions=None))
+    before = state(intake, case)
+    follow(intake, [changed(case, "case.opened", "open", 1, scope=WEST)])
+    assert state(intake, case) == before
+    follow(intake, [changed(case, "case.reworked", "rework", 3, detail={"reworks": 1})])
+    after = state(intake, case)
+    assert (after["status"], after["case_revision"], after["verification_sent_at"]) == ("rework", 3, None)
+    assert after["grid_id"] == "G1"
