@@ -307,18 +307,20 @@ def follow_cases(messages: list[events.Message], uow: UnitOfWork, *, clock: Cloc
                 if last is not None:
                     continue
             else:
-                floor = columns.get("*", UNSET)  # a report followed before the columns' keys were kept
-                followed = {name: value for name, value in followed.items() if key > columns.get(name, floor)}
-                if not followed:
-                    continue
-                columns.update(dict.fromkeys(followed, key))
-                last = max(last or key, key)
+                at = list(key)  # as the report keeps each column's key (JSON): [revision, step]
+                if last is None or key > last:
+                    last = key  # the newest yet: every column it speaks for is its own
+                else:  # overtaken: only what no newer message set (a report followed before the keys: "*")
+                    floor = columns.get("*", UNSET)
+                    followed = {name: value for name, value in followed.items() if at > columns.get(name, floor)}
+                    if not followed:
+                        continue
+                columns.update(dict.fromkeys(followed, at))
                 applied[message.case_id] = (last, columns)
             change = changes.setdefault(message.case_id, {"updated_at": now})
             change.update(followed)
             if key is not None:
-                change.update(case_revision=last[0], case_revision_step=last[1],
-                              followed_revisions={name: list(at) for name, at in columns.items()})
+                change.update(case_revision=last[0], case_revision_step=last[1], followed_revisions=columns)
         uow.store.follow_all(changes)
         if assigned:
             uow.store.add_departments(assigned)
@@ -326,7 +328,7 @@ def follow_cases(messages: list[events.Message], uow: UnitOfWork, *, clock: Cloc
 
 
 #: The revision key of a column no event with a revision has set: any such event is newer.
-UNSET = (0, -1)
+UNSET = [0, -1]
 
 
 def _followed(message: events.Message) -> dict:

@@ -411,12 +411,12 @@ class ReportStore(Store):
         return claimed.rowcount == 1
     def case_revisions(self, case_ids: set[str]) -> dict[str, tuple[tuple[int, int] | None, dict]]:
         """Report id → (the newest revision key applied to it, ``events.revision_key``, None before the
-        first; column name → the revision key that set it last), for those of ``case_ids`` that are reports.
-        A report followed before the columns' keys were kept has them all at its newest key (``"*"``); a
-        verification claimed (``claim_verification``) stands at the key the report had then. On
-        PostgreSQL the rows stay locked until the unit of work ends, taken in id order (two workers never
-        deadlock), so a second worker following the same case waits and then reads what the first one
-        applied."""
+        first; column name → the revision key that set it last, as a ``[revision, step]`` list), for those
+        of ``case_ids`` that are reports. A report followed before the columns' keys were kept has them all
+        at its newest key (``"*"``); a verification claimed (``claim_verification``) stands at the key the
+        report had then. On PostgreSQL the rows stay locked until the unit of work ends, taken in id order
+        (two workers never deadlock), so a second worker following the same case waits and then reads what
+        the first one applied."""
         if not case_ids:
             return {}
         query = (sa.select(reports.c.id, reports.c.case_revision, reports.c.case_revision_step,
@@ -428,12 +428,12 @@ class ReportStore(Store):
         found = {}
         for r in self.db.execute(query):
             last = None if r.case_revision is None else (r.case_revision, r.case_revision_step or 0)
-            columns = {name: tuple(key) for name, key in (r.followed_revisions or {}).items()}
+            columns = dict(r.followed_revisions or {})  # each key as JSON keeps it: [revision, step]
             if r.followed_revisions is None and last is not None:
-                columns["*"] = last
+                columns["*"] = list(last)
             if r.verification_revision is not None:  # the claim: a write of its own, at the key it was made at
-                claimed = (r.verification_revision, r.verification_revision_step or 0)
-                columns["verification_sent_at"] = max(columns.get("verification_sent_at", columns.get("*", (0, -1))),
+                claimed = [r.verification_revision, r.verification_revision_step or 0]
+                columns["verification_sent_at"] = max(columns.get("verification_sent_at", columns.get("*", [0, -1])),
                                                       claimed)
             found[r.id] = (last, columns)
         return found

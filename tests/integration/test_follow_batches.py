@@ -151,12 +151,14 @@ def history(draw, case: str) -> list[events.Message]:
 
 
 @st.composite
-def arrival(draw, messages: list) -> list[list]:
-    """The messages as a consumer may get them: in any order (two workers, a redelivery after a lost
-    channel), some twice, cut into consecutive batches anywhere."""
-    got = draw(st.permutations(messages))
-    for again in draw(st.lists(st.sampled_from(messages), max_size=3)):
-        got.insert(draw(st.integers(0, len(got))), again)
+def arrival(draw, messages: list, *, reordered: bool = True) -> list[list]:
+    """The messages as a consumer may get them: cut into consecutive batches anywhere and, ``reordered``, in
+    any order (two workers, a redelivery after a lost channel), some twice."""
+    got = list(messages)
+    if reordered:
+        got = draw(st.permutations(messages))
+        for again in draw(st.lists(st.sampled_from(messages), max_size=3)):
+            got.insert(draw(st.integers(0, len(got))), again)
     cuts = draw(st.lists(st.booleans(), min_size=len(got) - 1, max_size=len(got) - 1))
     batches, batch = [], [got[0]]
     for message, cut in zip(got[1:], cuts, strict=True):
@@ -178,6 +180,21 @@ def test_a_cases_messages_leave_the_same_report_in_any_batches_and_any_order(int
     for batch in data.draw(arrival([_for(batched, m) for m in published]), label="batches"):
         follow(intake, batch)
     assert state(intake, batched) == state(intake, alone)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_cases_messages_in_order_leave_the_same_report_one_a_batch_all_in_one_or_cut_anywhere(intake, data):
+    """As escalation published them: one message a batch, all in one batch and any cut between agree."""
+    alone, together, cut = a_case(intake), a_case(intake), a_case(intake)
+    published = data.draw(history(alone), label="published")
+    for message in published:
+        follow(intake, [message])
+    follow(intake, [_for(together, m) for m in published])
+    for batch in data.draw(arrival([_for(cut, m) for m in published], reordered=False), label="batches"):
+        follow(intake, batch)
+    assert state(intake, together) == state(intake, alone) == state(intake, cut)
 
 
 def _for(case: str, message: events.Message) -> events.Message:
@@ -217,3 +234,18 @@ def test_a_verification_sent_stands_against_an_older_event_that_arrives_after_it
                                            revision=3)])
     with pytest.raises(AlreadyVerified):
         intake.run(handlers.verify_case, handlers.Verify(case, True, "", worker))
+
+
+def test_a_report_followed_before_the_columns_keys_were_kept_takes_no_older_event(intake):
+    """A report whose columns' keys were not kept yet (followed before the upgrade) stands wholly at its
+    newest revision: an older event changes nothing, a newer one applies as always."""
+    case = a_case(intake)
+    with intake.engine.begin() as db:
+        db.execute(reports.update().where(reports.c.id == case).values(followed_revisions=None))
+    before = state(intake, case)
+    follow(intake, [changed(case, "case.opened", "open", 1, scope=WEST)])
+    assert state(intake, case) == before
+    follow(intake, [changed(case, "case.reworked", "rework", 3, detail={"reworks": 1})])
+    after = state(intake, case)
+    assert (after["status"], after["case_revision"], after["verification_sent_at"]) == ("rework", 3, None)
+    assert after["grid_id"] == "G1"

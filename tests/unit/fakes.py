@@ -117,8 +117,7 @@ class FakeReportStore:
 
     def follow(self, case_id, **values) -> None:
         if "followed_revisions" in values:
-            self.__dict__.setdefault("followed_revisions", {})[case_id] = {
-                name: tuple(key) for name, key in values.pop("followed_revisions").items()}
+            self.__dict__.setdefault("followed_revisions", {})[case_id] = dict(values.pop("followed_revisions"))
         if case_id in self.reports:
             report = self.reports[case_id]
             from shared.owners import Owners
