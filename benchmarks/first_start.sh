@@ -39,7 +39,7 @@ PGID=$!
 base=""
 until [[ -n "$base" ]]; do
     kill -0 "$PGID" 2>/dev/null || { cat run.log; echo "first_start: make run exited" >&2; exit 1; }
-    base=$(grep -oP 'gridcase is up at \K\S+' run.log || true)
+    base=$(grep -oP 'gridcase is up at \K\S+(?=  \(data in )' run.log || true)  # a whole line, never one half written
     sleep 0.1
 done
 until curl -sf "$base/readyz" >/dev/null; do sleep 0.1; done
@@ -58,7 +58,7 @@ ready() {  # waits until the base URL printed in run.log answers 200 on /readyz
     local base=""
     until [[ -n "$base" ]]; do
         kill -0 "$PGID" 2>/dev/null || { cat run.log; echo "first_start: make run exited" >&2; exit 1; }
-        base=$(grep -oP 'gridcase is up at \K\S+' run.log || true)
+        base=$(grep -oP 'gridcase is up at \K\S+(?=  \(data in )' run.log || true)  # a whole line, never one half written
         sleep 0.1
     done
     until curl -sf "$base/readyz" >/dev/null; do sleep 0.1; done
