@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 
 import click
 
@@ -36,57 +35,89 @@ def main():
 @click.option("--city", default=None, help="demo (generated), a directory of level files, or a JSON file")
 @DATA_DIR
 def up(port, host, city, data_dir):
-    """Run everything in one process: SQLite per service, in-memory bus, all APIs on one port."""
-    from gridcase.embedded import System
-    from gridcase.tokens import development_tokens, sample_point
+    """Run everything in one process: SQLite per service, in-memory bus, all APIs on one port.
+
+    Prints a line per phase, then — only once ``/readyz`` answers 200 over HTTP — the block that starts
+    "gridcase is up at URL" (written whole: no log line inside it); Ctrl-C or SIGTERM stops it, and
+    "gridcase stopped" is its last line."""
+    import threading
+
+    from gridcase.embedded import System, print_whole, wait_until_ready
     from shared.web import make_embedded_server
 
     settings = settings_for(data_dir, city=city, port=port, host=host)
-    click.echo(f"up: opening the databases in {settings.data_dir} (migrating them when needed)")
-    system = System(settings)
-    click.echo(f"up: the city {settings.city!r} (imported on first start)")
-    version = system.ensure_city(settings.city)
-    click.echo("up: starting consumers, relays and the scheduler")
-    system.start_workers()
-    server = make_embedded_server(settings.host, settings.port, system)
-    base = f"http://{settings.host}:{server.server_port}"
-    click.echo(f"gridcase is up at {base}  (data in {settings.data_dir.resolve()})")
-    if version:
-        click.echo(f"  imported city {settings.city!r} as area version {version}")
-    for name in SERVICES:
-        click.echo(f"  {name:<10} {base}/{name}/v1   docs {base}/{name}/docs   openapi {base}/{name}/openapi.json")
-    click.echo(f"  ready      {base}/readyz    metrics {base}/metrics")
-    click.echo("development tokens (Authorization: Bearer …):")
-    tokens = development_tokens(system, settings)
-    for role, area, token in tokens:
-        click.echo(f"  {role:<11} {area or '':<22} {token}")
-    by_role = {role: token for role, _, token in tokens}
-    click.echo("pages — sign-in links (the token rides in the #fragment, which never reaches a server):")
-    for page, role in (("app", "grid_worker"), ("board", "station"), ("desk", "supervisor"), ("wall", "command")):
-        click.echo(f"  {page:<6} {role:<11} {base}/{page}/#token={by_role[role]}")
-    role, grid, token = tokens[0]
-    lon, lat = sample_point(system, grid)
-    click.echo(f"try it — a report from inside {grid}:\n"
-               f"  curl -s -X POST {base}/intake/v1/reports -H 'Authorization: Bearer {token}' "
-               f"-H 'Idempotency-Key: first-report' -H 'Content-Type: application/json' -d "
-               f"'{{\"category\": \"street_light\", \"description\": \"lamp out\", "
-               f"\"location\": {{\"lon\": {lon}, \"lat\": {lat}}}}}'")
-    sys.stdout.flush()
 
     def shutdown(*_):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, shutdown)
+    click.echo(f"up: opening the databases in {settings.data_dir} (migrating them when needed)")
+    system = System(settings)
+    server = serving = None
     try:
-        server.serve_forever()
+        click.echo(_city_line(settings.city, system.active_city()))
+        version = system.ensure_city(settings.city)
+        click.echo("up: starting consumers, relays and the scheduler")
+        system.start_workers()
+        server = make_embedded_server(settings.host, settings.port, system)
+        thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+        thread.start()
+        serving = thread  # only a started server is shut down: shutdown() waits for serve_forever to end
+        wait_until_ready(server.server_address)
+        print_whole(_welcome(system, settings, f"http://{settings.host}:{server.server_port}", version))
+        serving.join()  # until Ctrl-C or SIGTERM (KeyboardInterrupt here), or the server's end
     except KeyboardInterrupt:
         pass
     finally:
         # a second Ctrl-C or SIGTERM (a process group's, a supervisor's) does not cut the orderly stop short
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        server.server_close()
+        if serving is not None:
+            server.shutdown()
+        if server is not None:
+            server.server_close()
         system.stop()
+        click.echo("gridcase stopped")
+
+
+def _city_line(city: str, active) -> str:
+    """The start's words about the city: imported now (the first start) or when, and which."""
+    if active is None:
+        return f"up: importing the city {city!r} (first start)"
+    when = active.imported.date().isoformat()
+    if active.source == f"gridcase up --city {city}":
+        return f"up: the city {city!r}, {active.grids} grids (imported {when})"
+    return (f"up: area version {active.version}, {active.grids} grids (imported {when} by {active.source!r}); "
+            f"--city {city!r} is imported only into an empty data directory")
+
+
+def _welcome(system, settings, base: str, version: int | None) -> str:
+    """The block a person reads once the system is up: URLs, a development token per role, sign-in
+    links and a report to try."""
+    from gridcase.tokens import development_tokens, sample_point
+
+    lines = [f"gridcase is up at {base}  (data in {settings.data_dir.resolve()})"]
+    if version:
+        lines.append(f"  imported city {settings.city!r} as area version {version}")
+    for name in SERVICES:
+        lines.append(f"  {name:<10} {base}/{name}/v1   docs {base}/{name}/docs   openapi {base}/{name}/openapi.json")
+    lines.append(f"  ready      {base}/readyz    metrics {base}/metrics")
+    lines.append("development tokens (Authorization: Bearer …):")
+    tokens = development_tokens(system, settings)
+    for role, area, token in tokens:
+        lines.append(f"  {role:<11} {area or '':<22} {token}")
+    by_role = {role: token for role, _, token in tokens}
+    lines.append("pages — sign-in links (the token rides in the #fragment, which never reaches a server):")
+    for page, role in (("app", "grid_worker"), ("board", "station"), ("desk", "supervisor"), ("wall", "command")):
+        lines.append(f"  {page:<6} {role:<11} {base}/{page}/#token={by_role[role]}")
+    role, grid, token = tokens[0]
+    lon, lat = sample_point(system, grid)
+    lines.append(f"try it — a report from inside {grid}:")
+    lines.append(f"  curl -s -X POST {base}/intake/v1/reports -H 'Authorization: Bearer {token}' "
+                 f"-H 'Idempotency-Key: first-report' -H 'Content-Type: application/json' -d "
+                 f"'{{\"category\": \"street_light\", \"description\": \"lamp out\", "
+                 f"\"location\": {{\"lon\": {lon}, \"lat\": {lat}}}}}'")
+    return "\n".join(lines) + "\n"
 
 
 @main.command()

@@ -5,7 +5,12 @@ the production gateway routes by prefix; consumers, relays and the scheduler run
 """
 from __future__ import annotations
 
+import http.client
 import logging
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
 
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
@@ -22,6 +27,15 @@ from shared.web import metrics_response, problem, readiness_failures, refuse_que
 log = logging.getLogger("gridcase")
 PREFIXES = {"intake": "intake", "open311": "intake", "dispatch": "dispatch", "escalation": "escalation",
             "app": "intake", "board": "escalation", "desk": "escalation", "wall": "escalation"}  # from app: pages
+
+
+@dataclass(frozen=True)
+class ActiveCity:
+    """The area version dispatch routes by: its id, grid count, when it was imported (UTC) and by what."""
+    version: int
+    grids: int
+    imported: datetime
+    source: str
 
 
 class System:
@@ -50,6 +64,14 @@ class System:
     def ensure_city(self, city: str) -> int | None:
         """Import the city on first start; returns the new version, or None if one is active."""
         return cities.ensure_city(self.services["dispatch"], city)
+
+    def active_city(self) -> ActiveCity | None:
+        """The active area version (read from dispatch's database), or None before the first import."""
+        with self.services["dispatch"].uow() as uow:
+            row = next((v for v in uow.store.versions() if v.active), None)
+        if row is None:
+            return None
+        return ActiveCity(row.id, int(row.summary.get("grid", 0)), row.activated_at or row.created_at, row.source)
 
     def _root_app(self) -> Flask:
         app = Flask("gridcase")
@@ -87,3 +109,45 @@ class System:
 
         return app
 
+
+
+def wait_until_ready(address: tuple, timeout: float = 60.0) -> None:
+    """Ask ``/readyz`` over HTTP at the server's own bound ``address`` ((host, port, …), as
+    ``server.server_address``; a wildcard host is asked on loopback) every 50 ms until it answers 200: the
+    server then accepts and answers requests. ``click.ClickException`` with the last answer after
+    ``timeout`` seconds."""
+    import click
+
+    host, port = address[0], address[1]
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    deadline = time.monotonic() + timeout
+    while True:
+        connection = http.client.HTTPConnection(host, port, timeout=5)  # no proxy from the environment
+        try:
+            connection.request("GET", "/readyz")
+            response = connection.getresponse()
+            last = f"{response.status} {response.read(500).decode(errors='replace')}"
+            if response.status == 200:
+                return
+        except OSError as exc:
+            last = str(exc)
+        finally:
+            connection.close()
+        if time.monotonic() >= deadline:
+            raise click.ClickException(f"not ready after {timeout:g} s: /readyz answered {last}")
+        time.sleep(0.05)
+
+
+def print_whole(text: str) -> None:
+    """Write ``text`` to stdout in one write, holding the log handlers' locks meanwhile: no log line of
+    this process lands inside it, whether stdout and stderr go to one file, a pipe (where a write over
+    4 KiB is not atomic) or a terminal. A log line waits for the flush; none is lost."""
+    handlers = logging.getLogger().handlers
+    for handler in handlers:
+        handler.acquire()
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    finally:
+        for handler in reversed(handlers):
+            handler.release()

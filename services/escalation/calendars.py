@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from services.escalation.domain.calendar import WorkingCalendar, install_official, known_region, official_years
@@ -34,6 +34,9 @@ from shared.words import Invalid
 log = logging.getLogger("gridcase")
 #: How long before the official calendar files end the start-up log and ``/readyz`` warn.
 WARN_DAYS = 30
+#: Where a region's official holidays of a year are published, for the warning that asks for the file.
+NOTICES = {"CN": "the State Council's notice 国务院办公厅关于{year}年部分节假日安排的通知, published each November "
+                 "or December"}
 #: The area levels from the top down: the order overrides are inherited in.
 CHAIN = ("hq", "subcenter", "station", "grid")
 
@@ -70,7 +73,10 @@ class Coverage:
                 "statutory_fallback": self.statutory_fallback}
         if self.region is None:
             return {**body, "status": "ok", "message": "no holiday region: every weekday with hours is worked"}
-        add = f"add {self.folder or 'holidays'}/{{year}}.toml when the official notice appears"
+        folder = self.folder or "holidays"
+        notice = NOTICES.get(self.region, "the official notice of {year}'s holidays and swapped working days")
+        add = (f"add {folder}/{{year}}.toml, transcribed from {notice} (the files beside it show the format), then run "
+               f"`gridcase policy check --until {{year}}-12-31` and restart")
         if until is None and not self.statutory_fallback:
             return {**body, "status": "gap",
                     "message": f"no holiday source covers {today} ({self.region}: official files for "
@@ -82,11 +88,15 @@ class Coverage:
                                f"statutory holidays without swapped working days and are marked provisional; "
                                f"{add.format(year=today.year)}"}
         if (until - today).days <= WARN_DAYS:
-            after = "provisional" if self.statutory_fallback else "flagged calendar_gap"
+            after = until + timedelta(days=1)
+            then = (f"from {after} every one is, and `gridcase policy check` fails (an error) until the file is there"
+                    if not self.statutory_fallback else
+                    f"from {after} every one is (statutory holidays without swapped working days), never an error")
+            marked = "provisional" if self.statutory_fallback else "flagged calendar_gap"
             return {**body, "status": "ending",
                     "message": f"the official calendar files ({self.region}) end on {until}, in "
-                               f"{(until - today).days} days: working-time deadlines after it are {after}; "
-                               f"{add.format(year=until.year + 1)}"}
+                               f"{(until - today).days} days: {add.format(year=after.year)}. Until then a "
+                               f"working-time deadline that runs past {until} is {marked}; {then}"}
         return {**body, "status": "ok", "message": f"official calendar files until {until}"}
 
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from gridcase.cli import main
 from harness.processes import ROOT
 from services.escalation import bootstrap
-from services.escalation.calendars import Calendars
+from services.escalation.calendars import Calendars, Coverage
 from services.escalation.domain.calendar import WorkingCalendar, install_official, parse_periods
 from services.escalation.domain.cases import open_case
 from services.escalation.domain.deadlines import Limit, TimePolicy, deadline, deadline_basis
@@ -201,6 +201,21 @@ def test_start_up_logs_a_loud_warning_when_the_files_end_within_thirty_days(capl
         dependencies = bootstrap._dependencies(Settings(), clock)
     assert "CALENDAR ENDING" in caplog.text and "2026-12-31" in caplog.text
     assert dependencies["calendars"].coverage.report(date(2026, 12, 4))["days_left"] == 27
+
+
+def test_the_ending_warning_says_which_file_from_which_notice_and_when_it_becomes_an_error():
+    """The operator reads what to add, where it comes from, how to check it, and what happens when: without
+    the statutory fallback `gridcase policy check` fails from the first day the files do not cover."""
+    coverage = Coverage("CN", "shared/holidays/CN", (2025, 2026), statutory_fallback=False)
+    message = coverage.report(date(2026, 12, 5))["message"]
+    for words in ("end on 2026-12-31, in 26 days", "add shared/holidays/CN/2027.toml",
+                  "国务院办公厅关于2027年部分节假日安排的通知", "`gridcase policy check --until 2027-12-31`",
+                  "runs past 2026-12-31 is flagged calendar_gap",
+                  "from 2027-01-01 every one is, and `gridcase policy check` fails (an error)"):
+        assert words in message, message
+    opted_in = Coverage("CN", "shared/holidays/CN", (2025, 2026), statutory_fallback=True)
+    message = opted_in.report(date(2026, 12, 5))["message"]
+    assert "is provisional; from 2027-01-01 every one is" in message and "never an error" in message, message
 
 
 # -- overrides for the whole city, inherited down the area tree ----------------------------------------
