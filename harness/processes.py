@@ -116,9 +116,14 @@ class Processes:
 
     def announced(self, name: str, pattern: str, timeout: float = 60.0) -> re.Match:
         """Wait until the process ``name`` prints a line matching ``pattern`` (a server that bound port 0
-        saying where it listens); returns the match."""
+        saying where it listens); returns the match. Only whole lines are searched: the log read while the
+        process writes it may end in half a line (``http://127.0.0.1:4`` of ``…:41234``)."""
         regex = re.compile(pattern)
-        return wait_for(lambda: regex.search(self.output(name)), timeout, 0.05, f"{name} to print {pattern!r}",
+
+        def whole_lines() -> str:
+            text = self.output(name)
+            return text[:text.rfind("\n") + 1]
+        return wait_for(lambda: regex.search(whole_lines()), timeout, 0.05, f"{name} to print {pattern!r}",
                         watch=self, names=(name,))
 
     def check(self, *names: str, waiting_for: str = "") -> None:
