@@ -122,6 +122,30 @@ def seed(database: Path, template_id: str, subcenter: str, grids: list, n: int, 
         engine.dispose()
 
 
+def crowd(base: str, data: Path, n: int, *, tag: str, days: tuple[float, float] = (7, 30), overdue_share: float = 0.0,
+          rng: random.Random | None = None) -> dict:
+    """The city's busiest sub-center crowded with ``n`` open cases: on the embedded system served at ``base``
+    (its data directory ``data``), a grid worker files one case over HTTP in the sub-center's first grid,
+    and ``seed`` copies it ``n`` times (``days``, ``overdue_share``, ``rng`` as there). ``tag`` names the
+    tokens' users and the template's words. Returns {"admin", "grids" (``city``'s), "subcenter", "grid",
+    "point" (a shapely Point inside the grid, degrees WGS84), "worker", "watcher" (a token of the
+    sub-center), "template" (the filed case), "names" (area id → name)}."""
+    admin = token(data, "admin", user=f"{tag}-admin")
+    grids = city(base, admin)
+    subcenter = max(grids, key=lambda s: len(grids[s]))
+    grid, _, polygon = grids[subcenter][0]
+    point = polygon.representative_point()
+    worker = token(data, "grid_worker", area=grid, user=f"{tag}-worker")
+    template = report(base, worker, point.x, point.y, f"the template of {tag}")
+    watcher = token(data, "subcenter", area=subcenter, user=f"{tag}-watcher")
+    _wait_case(base, template["id"], watcher)
+    names = _area_names(base, admin)
+    seed(data / "escalation.db", template["id"], subcenter, grids[subcenter], n, names=names, days=days,
+         overdue_share=overdue_share, rng=rng)
+    return {"admin": admin, "grids": grids, "subcenter": subcenter, "grid": grid, "point": point, "worker": worker,
+            "watcher": watcher, "template": template, "names": names}
+
+
 def _area_names(base: str, admin: str) -> dict:
     names = {}
     for level in ("grid", "station", "subcenter"):

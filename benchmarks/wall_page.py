@@ -18,8 +18,7 @@ import time
 from pathlib import Path
 
 from benchmarks._support import Scope
-from benchmarks.board import CHROMIUM, VIEWPORT, _area_names, _wait_case, city, report, seed
-from harness.processes import token
+from benchmarks.board import CHROMIUM, VIEWPORT, crowd
 
 LONG_TASKS = """
 window.gcLong = [];
@@ -73,17 +72,7 @@ def main() -> None:
         scope.processes.gridcase("up", ["up", "--port", "0", "--data-dir", str(data)])
         base = scope.processes.announced("up", r"gridcase is up at (http://\S+)", timeout=120).group(1)
         scope.processes.wait_ready("up", f"{base}/readyz", timeout=120)
-        admin = token(data, "admin", user="bench-admin")
-        grids = city(base, admin)
-        busiest = max(grids, key=lambda s: len(grids[s]))
-        grid, _, polygon = grids[busiest][0]
-        point = polygon.representative_point()
-        worker = token(data, "grid_worker", area=grid, user="bench-template")
-        template = report(base, worker, point.x, point.y, "wall benchmark: the template case")
-        watcher = token(data, "subcenter", area=busiest, user="bench-watcher")
-        _wait_case(base, template["id"], watcher)
-        seed(data / "escalation.db", template["id"], busiest, grids[busiest], args.cases,
-             names=_area_names(base, admin), overdue_share=0.08)
+        watcher = crowd(base, data, args.cases, tag="bench", overdue_share=0.08)["watcher"]
         total = args.cases + 1
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)

@@ -12,9 +12,9 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from benchmarks.board import _area_names, city, report, seed
+from benchmarks.board import crowd
 from tests.browser.conftest import PHONE, SCREENSHOTS, WALL, axe_violations, open_page
-from tests.support.system import auth, embedded_system, token, wait_for_case
+from tests.support.system import auth, embedded_system
 
 SEEDED = 3_000
 
@@ -23,18 +23,8 @@ SEEDED = 3_000
 def crowded(tmp_path_factory):
     data = tmp_path_factory.mktemp("crowded")
     with embedded_system(data) as base:
-        admin = token(data, "admin", user="crowd-admin")
-        grids = city(base, admin)
-        subcenter = max(grids, key=lambda s: len(grids[s]))
-        grid, _, polygon = grids[subcenter][0]
-        point = polygon.representative_point()
-        worker = token(data, "grid_worker", area=grid, user="crowd-worker")
-        template = report(base, worker, point.x, point.y, "the template of the crowd")
-        watcher = token(data, "subcenter", area=subcenter, user="crowd-watcher")
-        wait_for_case(base, template["id"], watcher, timeout=30)
-        seed(data / "escalation.db", template["id"], subcenter, grids[subcenter], SEEDED,
-             names=_area_names(base, admin), days=(0.2, 20), overdue_share=0.08, rng=random.Random(3))
-        yield {"url": base, "watcher": watcher, "total": SEEDED + 1}
+        crowded = crowd(base, data, SEEDED, tag="crowd", days=(0.2, 20), overdue_share=0.08, rng=random.Random(3))
+        yield {"url": base, "watcher": crowded["watcher"], "total": SEEDED + 1}
 
 
 class Here:

@@ -12,9 +12,9 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from benchmarks.board import _area_names, city, report, seed
+from benchmarks.board import crowd, report
 from tests.browser.conftest import WALL
-from tests.support.system import auth, embedded_system, token, wait_for_case
+from tests.support.system import auth, embedded_system, wait_for_case
 
 #: More than two pages of the case list's largest page (500): a wall that paged through it would ask thrice.
 SEEDED = 1_200
@@ -25,18 +25,9 @@ OPEN = "open,acknowledged,dispatched,verifying,rework,suspended"
 def crowded(tmp_path_factory):
     data = tmp_path_factory.mktemp("crowded-wall")
     with embedded_system(data) as base:
-        admin = token(data, "admin", user="wall-crowd-admin")
-        grids = city(base, admin)
-        subcenter = max(grids, key=lambda s: len(grids[s]))
-        grid, _, polygon = grids[subcenter][0]
-        point = polygon.representative_point()
-        worker = token(data, "grid_worker", area=grid, user="wall-crowd-worker")
-        template = report(base, worker, point.x, point.y, "the template of the wall's crowd")
-        watcher = token(data, "subcenter", area=subcenter, user="wall-crowd-watcher")
-        wait_for_case(base, template["id"], watcher, timeout=30)
-        seed(data / "escalation.db", template["id"], subcenter, grids[subcenter], SEEDED,
-             names=_area_names(base, admin), days=(0.2, 20), overdue_share=0.08, rng=random.Random(5))
-        yield {"url": base, "watcher": watcher, "worker": worker, "point": point}
+        crowded = crowd(base, data, SEEDED, tag="wall-crowd", days=(0.2, 20), overdue_share=0.08,
+                        rng=random.Random(5))
+        yield {"url": base, **crowded}
 
 
 def expected_figures(crowded) -> tuple[int, int]:
