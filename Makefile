@@ -27,6 +27,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BYTECODE := $(VENV)/.bytecode
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 PIP_QUIET ?= -q
 INSTALLER ?= uv
@@ -73,17 +74,33 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	fi; \
 	[[ -n "$$installed" ]] && touch $@ && echo "setup: done with $$installed in $$((SECONDS - start)) s"
 
+# Bytecode of every installed package, written once for the tests and benchmarks: where Python may not
+# write it at import (PYTHONDONTWRITEBYTECODE=1, as on this project's CI machine), each of the hundreds of
+# processes the tests start compiles every module it imports again (about a quarter of a production e2e
+# module's time; benchmarks/RESULTS.md). `make run` does not wait for it, so a first start stays short.
+# A file a package ships that does not compile (an example, another Python's) is left as it is.
+$(BYTECODE): $(STAMP)
+	@echo "setup: writing the installed packages' bytecode for the tests"
+	@$(BIN)/python -m compileall -q -j 0 "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null || true
+	@touch $@
+
+# gridcase's own modules, before each test run (only those changed since are compiled again)
+OWN_BYTECODE = $(BIN)/python -m compileall -q -j 0 services shared gridcase harness benchmarks >/dev/null || true
+
 run: setup
 	@echo "run: starting gridcase up"
 	$(BIN)/gridcase up $(if $(GRIDCASE_PORT),--port $(GRIDCASE_PORT)) $(ARGS)
 
-test: setup
+test: setup $(BYTECODE)
+	@$(OWN_BYTECODE)
 	$(WITH_SERVERS) $(BIN)/pytest -q $(PYTEST_ARGS) $(TESTS)
 
-test-cluster: setup
+test-cluster: setup $(BYTECODE)
+	@$(OWN_BYTECODE)
 	GRIDCASE_TEST_CLUSTER=1 $(BIN)/pytest -q $(PYTEST_ARGS) tests/cluster
 
-bench: setup
+bench: setup $(BYTECODE)
+	@$(OWN_BYTECODE)
 	$(WITH_SERVERS) $(BIN)/python -m benchmarks $(ARGS)
 
 lint: setup
