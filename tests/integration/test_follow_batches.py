@@ -6,7 +6,6 @@ verification. Each message's effect is its own, never its batch's. On SQLite and
 from __future__ import annotations
 
 import itertools
-import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -15,17 +14,15 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.servers import create_database, drop_database
-from services.intake import bootstrap, handlers
+from services.intake import handlers
 from services.intake.domain.reports import AlreadyVerified, NewReport
 from services.intake.store import report_departments, reports
 from shared.auth import Identity
 from shared.clock import FakeClock
-from shared.config import Settings
 from shared.messages import events
 from shared.owners import AreaRef, Owners
 from shared.vocabulary import Level
-from tests.support.system import required_server
+from tests.support.intake import intake_service
 
 NOW = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)
 HQ = AreaRef("HQ", "指挥部")
@@ -41,18 +38,8 @@ FOLLOWED = ("status", "level", "owner_area_id", "owner_area_name", "deadline_at"
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def intake(request, tmp_path):
-    database = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/intake.db"
-    else:
-        admin, database = required_server("GRIDCASE_TEST_POSTGRES_URL"), f"gridcase_batches_{uuid.uuid4().hex[:10]}"
-        url = create_database(admin, database)
-    service = bootstrap.build(Settings(database_urls={"intake": url}, secret="x" * 40, data_dir=tmp_path,
-                                       duplicate_radius_m=50), FakeClock(NOW), web=False)
-    yield service
-    service.engine.dispose()
-    if database:
-        drop_database(admin, database)
+    with intake_service(request.param, tmp_path, FakeClock(NOW), "batches") as service:
+        yield service
 
 
 _reports = itertools.count()

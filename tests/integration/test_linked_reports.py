@@ -4,22 +4,19 @@ proposed severity and the report's channel are stored; the on-site check is the 
 (the station for a grid worker's own fix), never the one who made the fix; photos carry their kind."""
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 import pytest
 
-from harness.servers import create_database, drop_database
-from services.intake import bootstrap, handlers
+from services.intake import handlers
 from services.intake.domain.reports import NewReport, NotItsGridWorker, UnknownSeverity
 from shared.auth import Identity
 from shared.clock import FakeClock
-from shared.config import Settings
 from shared.messages import events
 from shared.owners import AreaRef, OwnerRef, Owners
 from shared.vocabulary import Level
 from shared.words import Message, note_text
-from tests.support.system import required_server
+from tests.support.intake import intake_service
 
 OWNERS = Owners(grid=AreaRef("G1", "网格 1"), station=AreaRef("S1", "工作站 1"), subcenter=AreaRef("C1", "分中心 1"),
                 hq=AreaRef("HQ", "指挥部"))
@@ -30,19 +27,9 @@ HERE = (102.2, 27.9)
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def intake(request, tmp_path):
-    database = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/intake.db"
-    else:
-        admin, database = required_server("GRIDCASE_TEST_POSTGRES_URL"), f"gridcase_linked_{uuid.uuid4().hex[:10]}"
-        url = create_database(admin, database)
-    service = bootstrap.build(Settings(database_urls={"intake": url}, secret="x" * 40, data_dir=tmp_path,
-                                       duplicate_radius_m=50), FakeClock(datetime(2026, 1, 5, 1, 0, tzinfo=UTC)),
-                              web=False)
-    yield service
-    service.engine.dispose()
-    if database:
-        drop_database(admin, database)
+    clock = FakeClock(datetime(2026, 1, 5, 1, 0, tzinfo=UTC))
+    with intake_service(request.param, tmp_path, clock, "linked") as service:
+        yield service
 
 
 def report(service, key: str, description: str = "lamp out", at=HERE, **fields):
