@@ -50,8 +50,10 @@ def event(case_id: str, revision: int) -> CaseChanged:
 
 
 def publish(url: str, messages: list[CaseChanged]) -> None:
-    """As escalation's relay does: the envelope's JSON, routed by its type, with its id."""
-    with Connection(url) as connection:
+    """As escalation's relay does: the envelope's JSON, routed by its type, with its id, each publish
+    confirmed by the broker (without confirms, a message in flight when the connection closes may never
+    reach the quorum queue, and the test would wait for it forever)."""
+    with Connection(url, transport_options={"confirm_publish": True}) as connection:
         producer = Producer(connection.default_channel, exchange=bus.EXCHANGE)
         for message in messages:
             envelope = make_message(message, occurred_at=NOW, producer="escalation")
