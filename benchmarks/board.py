@@ -122,6 +122,17 @@ def seed(database: Path, template_id: str, subcenter: str, grids: list, n: int, 
         engine.dispose()
 
 
+def embedded(scope: Scope) -> tuple[str, Path]:
+    """``gridcase up`` on a port of its own with a data directory in ``scope``, once it answers ``/readyz``:
+    (its base URL, its data directory)."""
+    data = scope.tmp / "data"
+    data.mkdir()
+    scope.processes.gridcase("up", ["up", "--port", "0", "--data-dir", str(data)])
+    base = scope.processes.announced("up", r"gridcase is up at (http://\S+)", timeout=120).group(1)
+    scope.processes.wait_ready("up", f"{base}/readyz", timeout=120)
+    return base, data
+
+
 def crowd(base: str, data: Path, n: int, *, tag: str, days: tuple[float, float] = (7, 30), overdue_share: float = 0.0,
           rng: random.Random | None = None) -> dict:
     """The city's busiest sub-center crowded with ``n`` open cases: on the embedded system served at ``base``
@@ -248,11 +259,7 @@ def run(quick: bool = False) -> list[Figure]:
     reports, rate = (40, 5.0) if quick else (200, 5.0)
     label = f"{big // 1000}k"
     with Scope("board") as scope:
-        data = scope.tmp / "data"
-        data.mkdir()
-        scope.processes.gridcase("up", ["up", "--port", "0", "--data-dir", str(data)])
-        base = scope.processes.announced("up", r"gridcase is up at (http://\S+)", timeout=120).group(1)
-        scope.processes.wait_ready("up", f"{base}/readyz", timeout=120)
+        base, data = embedded(scope)
         admin = token(data, "admin", user="bench-admin")
         grids = city(base, admin)
         names = _area_names(base, admin)

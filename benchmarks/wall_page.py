@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from benchmarks._support import Scope
-from benchmarks.board import CHROMIUM, VIEWPORT, crowd
+from benchmarks.board import CHROMIUM, VIEWPORT, crowd, embedded
 
 LONG_TASKS = """
 window.gcLong = [];
@@ -67,11 +67,7 @@ def main() -> None:
     args = parser.parse_args()
     wall_js = args.wall_js.read_text(encoding="utf-8") if args.wall_js else None
     with Scope("wall_page") as scope:
-        data = scope.tmp / "data"
-        data.mkdir()
-        scope.processes.gridcase("up", ["up", "--port", "0", "--data-dir", str(data)])
-        base = scope.processes.announced("up", r"gridcase is up at (http://\S+)", timeout=120).group(1)
-        scope.processes.wait_ready("up", f"{base}/readyz", timeout=120)
+        base, data = embedded(scope)
         watcher = crowd(base, data, args.cases, tag="bench", overdue_share=0.08)["watcher"]
         total = args.cases + 1
         with sync_playwright() as p:
